@@ -1,0 +1,59 @@
+//! Removal of staging files when the process is interrupted.
+//!
+//! Every staging directory or temp file that a writer creates is registered here. A
+//! SIGINT, SIGTERM or SIGHUP removes them all before the process exits, so an interrupted
+//! conversion leaves the destination absent or exactly as it was. After SIGKILL nothing
+//! can run; staging names start with `.<destination name>.dockhand-tmp-` so they are easy
+//! to recognise and delete.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+static STAGING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// The marker in every staging name.
+pub const STAGING_MARKER: &str = ".dockhand-tmp-";
+
+/// Remember `path` as staging to remove on a signal.
+pub fn register(path: &Path) {
+    lock().push(path.to_path_buf());
+}
+
+/// Forget `path` (it was committed or already removed). Runs `commit` while holding the
+/// registry lock so a signal cannot remove a path half-way through a rename.
+pub fn unregister_with<T>(path: &Path, commit: impl FnOnce() -> T) -> T {
+    let mut staging = lock();
+    let result = commit();
+    staging.retain(|p| p != path);
+    result
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    STAGING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Install the signal handlers (call once, from the binary).
+pub fn install_signal_handlers() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("dockhand-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                // Hold the lock until exit: no commit can start after this point.
+                let staging = lock();
+                for path in staging.iter() {
+                    let _ = if path.is_dir() {
+                        std::fs::remove_dir_all(path)
+                    } else {
+                        std::fs::remove_file(path)
+                    };
+                }
+                eprintln!("error: interrupted by signal {signal}; nothing was written");
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! Content digests (`sha256:<hex>`), validated before they are ever used as file names,
+//! and readers/writers that hash what passes through them.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::error::Error;
+
+/// A validated `sha256` content digest.
+///
+/// Only sha256 is accepted: it is what every producer writes, and an unchecked algorithm
+/// or encoded part would let a descriptor name a path outside the blob store
+/// (`sha256:../../etc/passwd`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest {
+    hex: String,
+}
+
+impl Digest {
+    /// Parse `sha256:<64 lowercase hex>`.
+    pub fn parse(s: &str) -> Result<Digest, String> {
+        let Some((algorithm, encoded)) = s.split_once(':') else {
+            return Err(format!("invalid digest {s:?}: no algorithm"));
+        };
+        if algorithm != "sha256" {
+            let grammatical = !algorithm.is_empty()
+                && algorithm
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b));
+            return Err(if grammatical {
+                format!("unsupported digest algorithm {algorithm:?}")
+            } else {
+                format!("invalid digest {:?}", truncate(s))
+            });
+        }
+        Digest::from_hex(encoded).ok_or_else(|| format!("invalid digest {:?}", truncate(s)))
+    }
+
+    /// Accept a bare 64-character lowercase hex string as a sha256 digest.
+    pub fn from_hex(hex: &str) -> Option<Digest> {
+        let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        valid.then(|| Digest {
+            hex: hex.to_string(),
+        })
+    }
+
+    /// The sha256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest::from_hasher(Sha256::new_with_prefix(bytes))
+    }
+
+    fn from_hasher(hasher: Sha256) -> Digest {
+        Digest {
+            hex: hex::encode(hasher.finalize()),
+        }
+    }
+
+    /// The encoded part (64 hex characters), safe to use as a file name.
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+
+    /// The first 12 hex characters, as Docker shows short IDs.
+    pub fn short(&self) -> &str {
+        &self.hex[..12]
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex)
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex)
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+        let s = String::deserialize(d)?;
+        Digest::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An incremental sha256 that also counts bytes.
+#[derive(Clone, Default)]
+pub struct Hasher {
+    inner: Sha256,
+    len: u64,
+}
+
+impl Hasher {
+    /// A fresh hasher.
+    pub fn new() -> Hasher {
+        Hasher::default()
+    }
+
+    /// Feed bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.inner.update(bytes);
+        self.len += bytes.len() as u64;
+    }
+
+    /// Bytes fed so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when nothing has been fed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The digest and length of everything fed.
+    pub fn finish(self) -> (Digest, u64) {
+        (Digest::from_hasher(self.inner), self.len)
+    }
+}
+
+/// A `Write` sink that only hashes.
+#[derive(Default)]
+pub struct HashSink {
+    /// The running hash.
+    pub hasher: Hasher,
+}
+
+impl Write for HashSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.hasher.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A reader that checks, at end of data, that what it passed on has the expected length
+/// and digest. A mismatch is reported as an error from `read`, so no consumer can see a
+/// clean end of a corrupt blob.
+pub struct VerifyingReader<R> {
+    inner: R,
+    hasher: Hasher,
+    expected: Digest,
+    expected_size: Option<u64>,
+    file: String,
+    done: bool,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    /// Wrap `inner`, which must yield exactly the blob `expected` (of `expected_size` bytes
+    /// when known). `file` names the blob in errors.
+    pub fn new(inner: R, expected: Digest, expected_size: Option<u64>, file: String) -> Self {
+        VerifyingReader {
+            inner,
+            hasher: Hasher::new(),
+            expected,
+            expected_size,
+            file,
+            done: false,
+        }
+    }
+
+    fn check(&mut self) -> Result<(), Error> {
+        let (actual, len) = std::mem::take(&mut self.hasher).finish();
+        if let Some(expected) = self.expected_size {
+            if expected != len {
+                return Err(Error::SizeMismatch {
+                    file: self.file.clone(),
+                    expected,
+                    actual: len,
+                });
+            }
+        }
+        if actual != self.expected {
+            return Err(Error::DigestMismatch {
+                file: self.file.clone(),
+                expected: self.expected.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            self.done = true;
+            self.check().map_err(Error::into_io)?;
+            return Ok(0);
+        }
+        self.hasher.update(&buf[..n]);
+        if let Some(expected) = self.expected_size {
+            if self.hasher.len() > expected {
+                self.done = true;
+                return Err(Error::SizeMismatch {
+                    file: self.file.clone(),
+                    expected,
+                    actual: self.hasher.len(),
+                }
+                .into_io());
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Read all of `reader`, at most `limit` bytes; more is an error naming `file`.
+pub fn read_limited(reader: impl Read, limit: u64, file: &str) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io(format!("reading {file}"), e))?;
+    if out.len() as u64 > limit {
+        return Err(Error::malformed(
+            file,
+            format!("larger than the {limit}-byte limit for metadata"),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects_digests() {
+        let empty = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(Digest::parse(empty).unwrap(), Digest::of(b""));
+        assert!(Digest::parse("sha256:../../etc/passwd").is_err());
+        assert!(Digest::parse(&empty.to_uppercase()).is_err());
+        assert!(
+            Digest::parse("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+                .is_err()
+        );
+        let err = Digest::parse("sha512:abcd").unwrap_err();
+        assert!(err.contains("unsupported digest algorithm"), "{err}");
+    }
+
+    #[test]
+    fn verifying_reader_catches_both_kinds_of_lie() {
+        let data = b"hello";
+        let good = Digest::of(data);
+        let mut out = Vec::new();
+        VerifyingReader::new(&data[..], good.clone(), Some(5), "x".into())
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+        let err = VerifyingReader::new(&data[..], good.clone(), Some(6), "x".into())
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(matches!(Error::io("x", err), Error::SizeMismatch { .. }));
+        let err = VerifyingReader::new(&data[..], Digest::of(b"other"), None, "x".into())
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(matches!(Error::io("x", err), Error::DigestMismatch { .. }));
+    }
+}

@@ -1,0 +1,163 @@
+//! The library's error type: one variant per kind of failure a user must be told about.
+
+use std::io;
+
+use crate::digest::Digest;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading, verifying or writing an image.
+///
+/// Every message names the file (inside the archive or on disk) and the problem, so that
+/// the command-line tool can print it on one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O error, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being read or written.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The input is malformed: bad JSON, a field of the wrong shape, an unsafe path.
+    #[error("{file}: {problem}")]
+    Malformed {
+        /// The file (path inside the archive or layout) at fault.
+        file: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A file the image needs is absent.
+    #[error("{file}: {what} is missing")]
+    Missing {
+        /// The path that was looked for.
+        file: String,
+        /// What it should have held (a layer, a config, a manifest blob ...).
+        what: String,
+    },
+    /// A blob's content does not hash to the digest it is stored under or referenced by.
+    #[error("{file}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The blob's path.
+        file: String,
+        /// The digest the metadata promised.
+        expected: Digest,
+        /// The digest of the bytes actually read.
+        actual: Digest,
+    },
+    /// A blob's length differs from the size its descriptor gives.
+    #[error("{file}: size mismatch: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// The blob's path.
+        file: String,
+        /// The size the metadata promised.
+        expected: u64,
+        /// The number of bytes actually read.
+        actual: u64,
+    },
+    /// A layer's uncompressed content does not match the config's `rootfs.diff_ids` entry.
+    #[error("image {image}: layer {file}: diff_id mismatch: config says {expected}, content is {actual}")]
+    DiffIdMismatch {
+        /// The image (tag or config digest).
+        image: String,
+        /// The layer's path.
+        file: String,
+        /// The diff_id listed in the config.
+        expected: Digest,
+        /// The sha256 of the uncompressed bytes.
+        actual: Digest,
+    },
+    /// The archive ends before an entry's data does.
+    #[error("{file}: truncated archive: {detail}")]
+    Truncated {
+        /// The archive.
+        file: String,
+        /// Which entry was cut short.
+        detail: String,
+    },
+    /// The input is readable but holds no image in any format dockhand knows.
+    #[error("{file}: not an image: {reason}")]
+    NotAnImage {
+        /// The input.
+        file: String,
+        /// Why it is not recognised, with the likely cause.
+        reason: String,
+    },
+    /// The requested images cannot be selected (no match, or an ambiguous choice).
+    #[error("{0}")]
+    Selection(String),
+    /// The request is valid but dockhand cannot carry it out.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The destination exists and must not be overwritten.
+    #[error("{0}: destination exists and is not empty (use --force to replace it)")]
+    DestinationExists(String),
+    /// The operation was interrupted by a signal.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// A [`Error::Malformed`] for `file`.
+    pub fn malformed(file: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::Malformed {
+            file: file.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Wrap an I/O error with context. If the I/O error carries one of ours (a verifying
+    /// reader reports mismatches through `io::Error`), that error is returned unchanged.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        match into_inner(source) {
+            Ok(ours) => ours,
+            Err(source) => {
+                if source.kind() == io::ErrorKind::UnexpectedEof {
+                    return Error::Truncated {
+                        file: context.into(),
+                        detail: "unexpected end of data".into(),
+                    };
+                }
+                Error::Io {
+                    context: context.into(),
+                    source,
+                }
+            }
+        }
+    }
+
+    /// Turn this error into an `io::Error` so it can travel through `Read`/`Write` impls.
+    pub fn into_io(self) -> io::Error {
+        io::Error::other(self)
+    }
+
+    /// True when the root cause is a closed pipe on the output side.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Recover an [`Error`] that was smuggled through an `io::Error`.
+fn into_inner(e: io::Error) -> Result<Error, io::Error> {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        let inner = e.into_inner().expect("checked above");
+        return Ok(*inner.downcast::<Error>().expect("checked above"));
+    }
+    Err(e)
+}
+
+/// Extension to attach context to `io::Result`s.
+pub(crate) trait IoContext<T> {
+    /// Map the error with [`Error::io`].
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| Error::io(context(), e))
+    }
+}

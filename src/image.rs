@@ -1,0 +1,325 @@
+//! The in-memory model every reader produces and every writer consumes.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::media::Compression;
+use crate::reference::Reference;
+use crate::tree::FileRef;
+
+/// Largest JSON document (manifest.json, index.json, a manifest or a config) read into
+/// memory. containers/image uses 1 MiB for manifest.json and 4 MiB for configs; this is
+/// generous for both while keeping a hostile input from exhausting memory.
+pub const MAX_JSON_SIZE: u64 = 16 << 20;
+
+/// Deepest JSON nesting accepted in any metadata document.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The formats dockhand reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A `docker save` tar (classic, Docker >= 25 hybrid, containerd, skopeo, ggcr).
+    DockerArchive,
+    /// A docker-save tree unpacked in a directory.
+    DockerDir,
+    /// An OCI image layout directory.
+    Oci,
+    /// An OCI image layout in a tar.
+    OciArchive,
+    /// The containers/image `dir:` layout.
+    Dir,
+}
+
+impl Format {
+    /// The name used on the command line and in `inspect` output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::DockerArchive => "docker-archive",
+            Format::DockerDir => "docker-dir",
+            Format::Oci => "oci",
+            Format::OciArchive => "oci-archive",
+            Format::Dir => "dir",
+        }
+    }
+
+    /// Parse a format or transport name.
+    pub fn parse(s: &str) -> Option<Format> {
+        Some(match s {
+            "docker-archive" => Format::DockerArchive,
+            "docker-dir" => Format::DockerDir,
+            "oci" => Format::Oci,
+            "oci-archive" => Format::OciArchive,
+            "dir" => Format::Dir,
+            _ => return None,
+        })
+    }
+
+    /// All formats, in the order they are documented.
+    pub const ALL: [Format; 5] = [
+        Format::DockerArchive,
+        Format::DockerDir,
+        Format::Oci,
+        Format::OciArchive,
+        Format::Dir,
+    ];
+
+    /// Whether this format is stored as a single tar (file or stream).
+    pub fn is_tar(self) -> bool {
+        matches!(self, Format::DockerArchive | Format::OciArchive)
+    }
+
+    /// Whether the format can hold several images.
+    pub fn holds_many(self) -> bool {
+        self != Format::Dir
+    }
+}
+
+/// A content descriptor: what a blob is, its digest and size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    /// The media type.
+    pub media_type: String,
+    /// The digest of the blob's bytes.
+    pub digest: Digest,
+    /// The blob's length.
+    pub size: u64,
+}
+
+/// The platform an image runs on, from its config.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Platform {
+    /// Operating system (`linux`).
+    pub os: String,
+    /// CPU architecture in Go's naming (`amd64`, `arm64`).
+    pub architecture: String,
+    /// CPU variant (`v7`), if any.
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// `os/architecture[/variant]`.
+    pub fn parse(s: &str) -> Result<Platform, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+            return Err(format!(
+                "invalid platform {s:?}: expected os/arch[/variant]"
+            ));
+        }
+        Ok(Platform {
+            os: parts[0].to_string(),
+            architecture: parts[1].to_string(),
+            variant: parts.get(2).map(|v| v.to_string()),
+        })
+    }
+
+    /// The platform of this machine, as Docker picks it by default.
+    pub fn host() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            "loongarch64" => "loong64",
+            other => other,
+        };
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
+    }
+
+    /// Does an image of platform `self` satisfy a request for `wanted`? A request
+    /// without a variant accepts any variant.
+    pub fn satisfies(&self, wanted: &Platform) -> bool {
+        self.os == wanted.os
+            && self.architecture == wanted.architecture
+            && (wanted.variant.is_none() || self.variant == wanted.variant)
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One layer of an image, as stored in the source.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    /// Digest of the bytes as stored (compressed or not).
+    pub digest: Digest,
+    /// Length of the bytes as stored.
+    pub size: u64,
+    /// The media type the source gives (or would give) this layer.
+    pub media_type: String,
+    /// The compression of the stored bytes, from their magic bytes.
+    pub compression: Compression,
+    /// sha256 of the uncompressed tar, from the config (`None` for artifacts).
+    pub diff_id: Option<Digest>,
+    /// Where the bytes are; `None` when the source lacks the blob.
+    pub file: Option<FileRef>,
+    /// The layer's path in the source, for messages.
+    pub path: String,
+}
+
+/// One image: its names, raw config bytes and layers.
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// Full, normalized references naming the image (sorted, no duplicates).
+    pub tags: Vec<Reference>,
+    /// OCI `org.opencontainers.image.ref.name` values that are not full references
+    /// (a bare tag such as `latest`); kept for OCI outputs.
+    pub ref_names: Vec<String>,
+    /// The config descriptor; its digest is the image ID.
+    pub config: Descriptor,
+    /// The config bytes, exactly as stored. Never re-serialized.
+    pub config_bytes: Arc<Vec<u8>>,
+    /// Where the config came from, for messages.
+    pub config_path: String,
+    /// The manifest the source holds for this image, if any.
+    pub manifest: Option<Descriptor>,
+    /// The platform, from the config.
+    pub platform: Platform,
+    /// Layers, base first.
+    pub layers: Vec<Layer>,
+    /// True when the config is not a container image config (an OCI artifact).
+    pub artifact: bool,
+}
+
+impl Image {
+    /// A short human name for messages: the first tag, or the config digest.
+    pub fn display_name(&self) -> String {
+        match (self.tags.first(), self.ref_names.first()) {
+            (Some(t), _) => t.to_string(),
+            (None, Some(n)) => n.clone(),
+            (None, None) => self.config.digest.to_string(),
+        }
+    }
+
+    /// Add names, keeping them sorted and unique.
+    pub fn add_names(
+        &mut self,
+        tags: impl IntoIterator<Item = Reference>,
+        ref_names: impl IntoIterator<Item = String>,
+    ) {
+        self.tags.extend(tags);
+        self.tags.sort();
+        self.tags.dedup();
+        self.ref_names.extend(ref_names);
+        self.ref_names.sort();
+        self.ref_names.dedup();
+    }
+}
+
+/// The parts of an image config dockhand reads. The config itself is kept as raw bytes.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConfigView {
+    /// Operating system.
+    #[serde(default)]
+    pub os: Option<String>,
+    /// Architecture.
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// Variant.
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// Root filesystem description.
+    #[serde(default)]
+    pub rootfs: Option<RootFs>,
+}
+
+/// `rootfs` of an image config.
+#[derive(Debug, Default, Deserialize)]
+pub struct RootFs {
+    /// Must be `layers`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// Uncompressed layer digests, base first.
+    #[serde(default)]
+    pub diff_ids: Option<Vec<String>>,
+}
+
+impl ConfigView {
+    /// Parse config bytes; `file` names them in errors.
+    pub fn parse(bytes: &[u8], file: &str) -> Result<ConfigView> {
+        parse_json(bytes, file)
+    }
+
+    /// The diff_ids, validated. Errors when the config has no usable rootfs.
+    pub fn diff_ids(&self, file: &str) -> Result<Vec<Digest>> {
+        let rootfs = self
+            .rootfs
+            .as_ref()
+            .ok_or_else(|| Error::malformed(file, "image config has no rootfs"))?;
+        if rootfs.kind != "layers" {
+            return Err(Error::malformed(
+                file,
+                format!("rootfs.type is {:?}, expected \"layers\"", rootfs.kind),
+            ));
+        }
+        rootfs
+            .diff_ids
+            .iter()
+            .flatten()
+            .map(|d| {
+                Digest::parse(d)
+                    .map_err(|e| Error::malformed(file, format!("rootfs.diff_ids: {e}")))
+            })
+            .collect()
+    }
+
+    /// The platform the config declares.
+    pub fn platform(&self) -> Platform {
+        Platform {
+            os: self.os.clone().unwrap_or_default(),
+            architecture: self.architecture.clone().unwrap_or_default(),
+            variant: self.variant.clone().filter(|v| !v.is_empty()),
+        }
+    }
+}
+
+/// Parse JSON metadata, refusing documents nested deeper than [`MAX_JSON_DEPTH`].
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], file: &str) -> Result<T> {
+    check_depth(bytes, file)?;
+    serde_json::from_slice(bytes).map_err(|e| Error::malformed(file, format!("invalid JSON: {e}")))
+}
+
+fn check_depth(bytes: &[u8], file: &str) -> Result<()> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_JSON_DEPTH {
+                    return Err(Error::malformed(
+                        file,
+                        format!("JSON nested deeper than {MAX_JSON_DEPTH} levels"),
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! `inspect` (metadata only) and `verify` (every byte).
+
+use serde_json::{json, Value};
+
+use crate::blob::verify_layer;
+use crate::error::Result;
+use crate::image::Image;
+use crate::layout::Source;
+
+/// The `inspect --json` document for the images of `source`.
+pub fn inspect_json(source: &Source, images: &[Image]) -> Value {
+    let images: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(index, image)| {
+            let layers: Vec<Value> = image
+                .layers
+                .iter()
+                .map(|l| {
+                    json!({
+                        "digest": l.digest.to_string(),
+                        "diff_id": l.diff_id.as_ref().map(|d| d.to_string()),
+                        "size": l.size,
+                        "media_type": l.media_type,
+                        "compression": l.compression.name(),
+                    })
+                })
+                .collect();
+            json!({
+                "index": index,
+                "tags": image.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                "config": {
+                    "digest": image.config.digest.to_string(),
+                    "size": image.config.size,
+                    "media_type": image.config.media_type,
+                },
+                "manifest": image.manifest.as_ref().map(|m| json!({
+                    "digest": m.digest.to_string(),
+                    "media_type": m.media_type,
+                })),
+                "platform": {
+                    "os": image.platform.os,
+                    "architecture": image.platform.architecture,
+                    "variant": image.platform.variant,
+                },
+                "layers": layers,
+            })
+        })
+        .collect();
+    json!({"format": source.format.name(), "images": images})
+}
+
+/// A human-readable table of the images of `source`.
+pub fn inspect_table(source: &Source, images: &[Image]) -> String {
+    let mut out = format!("format: {}\n", source.format.name());
+    let rows: Vec<[String; 5]> = images
+        .iter()
+        .enumerate()
+        .map(|(i, im)| {
+            let mut names: Vec<String> = im.tags.iter().map(|t| t.to_string()).collect();
+            names.extend(im.ref_names.iter().map(|n| format!("(ref) {n}")));
+            if names.is_empty() {
+                names.push("<none>".into());
+            }
+            if im.artifact {
+                names.push(format!("[artifact {}]", im.config.media_type));
+            }
+            let size: u64 = im.layers.iter().map(|l| l.size).sum();
+            [
+                format!("@{i}"),
+                im.config.digest.short().to_string(),
+                im.platform.to_string(),
+                format!("{} ({})", im.layers.len(), human_size(size)),
+                names.join(", "),
+            ]
+        })
+        .collect();
+    let header = ["#", "IMAGE ID", "PLATFORM", "LAYERS", "NAMES"];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 5]| -> String {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i == 4 {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(header));
+    for row in &rows {
+        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
+    }
+    out
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// What `verify` checked.
+#[derive(Debug, Default)]
+pub struct VerifyReport {
+    /// Images checked.
+    pub images: usize,
+    /// Distinct layers read.
+    pub layers: usize,
+    /// Bytes of layer data read.
+    pub bytes: u64,
+}
+
+/// Read every layer of `images`, checking sizes, digests and diff_ids. Configs and
+/// manifests were verified when the source was read.
+pub fn verify(images: &[Image]) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let mut seen = std::collections::HashSet::new();
+    for image in images {
+        report.images += 1;
+        for layer in &image.layers {
+            if !seen.insert((layer.digest.clone(), layer.diff_id.clone())) {
+                continue;
+            }
+            verify_layer(image, layer)?;
+            report.layers += 1;
+            report.bytes += layer.size;
+        }
+    }
+    Ok(report)
+}

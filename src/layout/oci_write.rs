@@ -1,0 +1,290 @@
+//! Writing OCI image layouts (to a directory or a tar) and the `dir:` layout.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Map, Value};
+
+use super::dir_transport::DIR_VERSION;
+use super::oci::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
+use crate::blob::{open_layer, LayerForm};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::{Descriptor, Image, Layer};
+use crate::media::{self, Compression, Family};
+use crate::tree::TreeWriter;
+
+/// The `oci-layout` file dockhand writes (the same bytes as Docker >= 25).
+pub const OCI_LAYOUT_FILE: &str = "{\"imageLayoutVersion\": \"1.0.0\"}";
+
+/// Writes blobs under a prefix, once each, verifying every byte on the way.
+pub(crate) struct BlobWriter<'w> {
+    out: &'w mut dyn TreeWriter,
+    prefix: &'static str,
+    written: HashMap<Digest, u64>,
+}
+
+impl<'w> BlobWriter<'w> {
+    pub(crate) fn new(out: &'w mut dyn TreeWriter, prefix: &'static str) -> Self {
+        BlobWriter {
+            out,
+            prefix,
+            written: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn out(&mut self) -> &mut dyn TreeWriter {
+        self.out
+    }
+
+    pub(crate) fn path(&self, digest: &Digest) -> String {
+        format!("{}{}", self.prefix, digest.hex())
+    }
+
+    /// Write small bytes (a config or manifest) as a blob.
+    pub(crate) fn put_bytes(&mut self, bytes: &[u8]) -> Result<Descriptor> {
+        let digest = Digest::of(bytes);
+        if !self.written.contains_key(&digest) {
+            let path = self.path(&digest);
+            self.out.file(&path, bytes.len() as u64, &mut &bytes[..])?;
+            self.written.insert(digest.clone(), bytes.len() as u64);
+        }
+        Ok(Descriptor {
+            media_type: String::new(),
+            digest,
+            size: bytes.len() as u64,
+        })
+    }
+
+    /// Write a layer in `form`; returns the digest, size and compression written.
+    pub(crate) fn put_layer(
+        &mut self,
+        image: &Image,
+        layer: &Layer,
+        form: LayerForm,
+    ) -> Result<(Digest, u64, Compression)> {
+        let (digest, compression, known_size) = match form {
+            LayerForm::Stored => (layer.digest.clone(), layer.compression, Some(layer.size)),
+            LayerForm::Uncompressed => {
+                let diff_id = layer.diff_id.clone().ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "{}: cannot decompress a layer of an artifact",
+                        layer.path
+                    ))
+                })?;
+                let size = (layer.compression == Compression::None).then_some(layer.size);
+                (diff_id, Compression::None, size)
+            }
+        };
+        if let Some(size) = self.written.get(&digest) {
+            return Ok((digest, *size, compression));
+        }
+        let path = self.path(&digest);
+        let mut reader = open_layer(image, layer, form)?;
+        let size = match known_size {
+            Some(size) => {
+                self.out.file(&path, size, &mut reader)?;
+                size
+            }
+            None => self.out.file_unsized(&path, &mut reader)?,
+        };
+        self.written.insert(digest.clone(), size);
+        Ok((digest, size, compression))
+    }
+}
+
+/// How layers are written to an OCI output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OciLayers {
+    /// Byte for byte when OCI has a media type for their compression.
+    Keep,
+    /// Always uncompressed (the Docker >= 25 hybrid).
+    Uncompressed,
+}
+
+/// The written form of one image: its manifest and, for docker's manifest.json, the
+/// paths of its config and layers.
+pub(crate) struct WrittenImage {
+    pub manifest: Descriptor,
+    pub manifest_bytes: Vec<u8>,
+    pub config_path: String,
+    pub layer_paths: Vec<String>,
+}
+
+/// Write the config and layer blobs of `image` and build its OCI manifest (which the
+/// caller stores where its layout wants it).
+pub(crate) fn put_oci_image(
+    blobs: &mut BlobWriter,
+    image: &Image,
+    layers_mode: OciLayers,
+) -> Result<WrittenImage> {
+    let mut layer_descs = Vec::with_capacity(image.layers.len());
+    let mut layer_paths = Vec::with_capacity(image.layers.len());
+    for layer in &image.layers {
+        let representable = matches!(
+            layer.compression,
+            Compression::None | Compression::Gzip | Compression::Zstd
+        );
+        let form = if layers_mode == OciLayers::Uncompressed || (!representable && !image.artifact)
+        {
+            LayerForm::Uncompressed
+        } else {
+            LayerForm::Stored
+        };
+        let (digest, size, compression) = blobs.put_layer(image, layer, form)?;
+        let media_type = if image.artifact {
+            layer.media_type.clone()
+        } else {
+            compression
+                .layer_media_type(Family::Oci)
+                .expect("representable")
+                .to_string()
+        };
+        layer_paths.push(blobs.path(&digest));
+        layer_descs
+            .push(json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
+    }
+    let config = blobs.put_bytes(&image.config_bytes)?;
+    let config_type = if image.artifact {
+        image.config.media_type.as_str()
+    } else {
+        media::OCI_CONFIG
+    };
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": config_type, "digest": config.digest.to_string(), "size": config.size},
+        "layers": layer_descs,
+    });
+    let bytes = serde_json::to_vec(&manifest).expect("serializing a JSON value cannot fail");
+    Ok(WrittenImage {
+        manifest: Descriptor {
+            media_type: media::OCI_MANIFEST.to_string(),
+            digest: Digest::of(&bytes),
+            size: bytes.len() as u64,
+        },
+        manifest_bytes: bytes,
+        config_path: blobs.path(&config.digest),
+        layer_paths,
+    })
+}
+
+/// The index.json entries for written images: one per name, none-named images once.
+///
+/// `org.opencontainers.image.ref.name` holds the tag and `io.containerd.image.name`
+/// the full name (the Docker/containerd convention). When two different images would
+/// get the same tag, their ref.name holds the full name instead, so that every name
+/// still selects exactly one image in skopeo and podman.
+pub(crate) fn index_json(images: &[(&Image, &WrittenImage)]) -> Vec<u8> {
+    let mut tag_owners: HashMap<&str, HashSet<&Digest>> = HashMap::new();
+    for (image, written) in images {
+        for tag in &image.tags {
+            tag_owners
+                .entry(tag.tag())
+                .or_default()
+                .insert(&written.manifest.digest);
+        }
+        for name in &image.ref_names {
+            tag_owners
+                .entry(name.as_str())
+                .or_default()
+                .insert(&written.manifest.digest);
+        }
+    }
+    let mut entries = Vec::new();
+    for (image, written) in images {
+        let base = |annotations: Option<Map<String, Value>>| {
+            let mut entry = Map::new();
+            entry.insert("mediaType".into(), json!(written.manifest.media_type));
+            entry.insert("digest".into(), json!(written.manifest.digest.to_string()));
+            entry.insert("size".into(), json!(written.manifest.size));
+            if let Some(a) = annotations {
+                entry.insert("annotations".into(), Value::Object(a));
+            }
+            if !image.artifact
+                && !image.platform.os.is_empty()
+                && !image.platform.architecture.is_empty()
+            {
+                let mut p = Map::new();
+                p.insert("architecture".into(), json!(image.platform.architecture));
+                p.insert("os".into(), json!(image.platform.os));
+                if let Some(v) = &image.platform.variant {
+                    p.insert("variant".into(), json!(v));
+                }
+                entry.insert("platform".into(), Value::Object(p));
+            }
+            Value::Object(entry)
+        };
+        for tag in &image.tags {
+            let ambiguous = tag_owners.get(tag.tag()).is_some_and(|o| o.len() > 1);
+            let ref_name = if ambiguous {
+                tag.to_string()
+            } else {
+                tag.tag().to_string()
+            };
+            let mut a = Map::new();
+            a.insert(ANNOTATION_IMAGE_NAME.into(), json!(tag.to_string()));
+            a.insert(ANNOTATION_REF_NAME.into(), json!(ref_name));
+            entries.push(base(Some(a)));
+        }
+        for name in &image.ref_names {
+            let mut a = Map::new();
+            a.insert(ANNOTATION_REF_NAME.into(), json!(name));
+            entries.push(base(Some(a)));
+        }
+        if image.tags.is_empty() && image.ref_names.is_empty() {
+            entries.push(base(None));
+        }
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_INDEX,
+        "manifests": entries,
+    });
+    serde_json::to_vec(&index).expect("serializing a JSON value cannot fail")
+}
+
+/// Write `images` as an OCI image layout into `out` (blobs first, index.json and
+/// oci-layout last, so a streamed tar can be produced in one pass).
+pub fn write_oci(images: &[Image], out: &mut dyn TreeWriter) -> Result<()> {
+    write_oci_with(images, out, OciLayers::Keep).map(drop)
+}
+
+/// Write an OCI layout, returning what was written for each image.
+pub(crate) fn write_oci_with(
+    images: &[Image],
+    out: &mut dyn TreeWriter,
+    layers: OciLayers,
+) -> Result<Vec<WrittenImage>> {
+    out.dir("blobs")?;
+    out.dir("blobs/sha256")?;
+    let mut blobs = BlobWriter::new(out, "blobs/sha256/");
+    let mut written = Vec::with_capacity(images.len());
+    for image in images {
+        let w = put_oci_image(&mut blobs, image, layers)?;
+        blobs.put_bytes(&w.manifest_bytes)?;
+        written.push(w);
+    }
+    let pairs: Vec<(&Image, &WrittenImage)> = images.iter().zip(&written).collect();
+    let index = index_json(&pairs);
+    out.file("index.json", index.len() as u64, &mut &index[..])?;
+    out.file(
+        "oci-layout",
+        OCI_LAYOUT_FILE.len() as u64,
+        &mut OCI_LAYOUT_FILE.as_bytes(),
+    )?;
+    Ok(written)
+}
+
+/// Write one image as a containers/image `dir:` layout: blobs named by hex digest,
+/// an OCI manifest in `manifest.json`, and the `version` file.
+pub fn write_dir_transport(image: &Image, out: &mut dyn TreeWriter) -> Result<()> {
+    let mut blobs = BlobWriter::new(out, "");
+    let written = put_oci_image(&mut blobs, image, OciLayers::Keep)?;
+    let manifest = written.manifest_bytes;
+    out.file("manifest.json", manifest.len() as u64, &mut &manifest[..])?;
+    out.file(
+        "version",
+        DIR_VERSION.len() as u64,
+        &mut DIR_VERSION.as_bytes(),
+    )
+}

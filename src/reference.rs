@@ -1,0 +1,245 @@
+//! Image references: parsing, Docker's normalization (`busybox` ->
+//! `docker.io/library/busybox:latest`) and the familiar form Docker writes in RepoTags.
+
+use std::fmt;
+
+/// The registry Docker assumes when a reference names none.
+pub const DEFAULT_REGISTRY: &str = "docker.io";
+
+/// A normalized, tagged image reference: `registry/path:tag`.
+///
+/// Digest references are not names an archive can carry in RepoTags, so only tagged
+/// references are represented; a reference without a tag gets `latest`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reference {
+    registry: String,
+    path: String,
+    tag: String,
+}
+
+impl Reference {
+    /// Parse and normalize a reference such as `busybox`, `myreg:5000/x/y:1.0` or
+    /// `docker.io/library/alpine:3.19`. A digest part (`@sha256:...`) is refused.
+    pub fn parse(s: &str) -> Result<Reference, String> {
+        let bad = |why: &str| {
+            format!(
+                "invalid image reference {:?}: {why}",
+                s.chars().take(200).collect::<String>()
+            )
+        };
+        if s.is_empty() {
+            return Err(bad("empty"));
+        }
+        if s.len() > 4096 {
+            return Err(bad("too long"));
+        }
+        if s.contains('@') {
+            return Err(bad("digest references cannot name an image in an archive"));
+        }
+        let (name, tag) = match s.rfind(':') {
+            Some(i) if !s[i + 1..].contains('/') => (&s[..i], Some(&s[i + 1..])),
+            _ => (s, None),
+        };
+        let (registry, path) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains('.')
+                    || first.contains(':')
+                    || first == "localhost"
+                    || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+            {
+                (first.to_string(), rest.to_string())
+            }
+            _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
+        };
+        let registry = if registry == "index.docker.io" {
+            DEFAULT_REGISTRY.to_string()
+        } else {
+            registry
+        };
+        if !valid_registry(&registry) {
+            return Err(bad("invalid registry"));
+        }
+        if path.is_empty() || !path.split('/').all(valid_path_component) {
+            return Err(bad(
+                "repository names must be lowercase letters, digits and separators",
+            ));
+        }
+        let path = if registry == DEFAULT_REGISTRY && !path.contains('/') {
+            format!("library/{path}")
+        } else {
+            path
+        };
+        let tag = tag.unwrap_or("latest");
+        if !valid_tag(tag) {
+            return Err(bad("invalid tag"));
+        }
+        Ok(Reference {
+            registry,
+            path,
+            tag: tag.to_string(),
+        })
+    }
+
+    /// The same repository with another tag.
+    pub fn with_tag(&self, tag: &str) -> Result<Reference, String> {
+        if !valid_tag(tag) {
+            return Err(format!("invalid tag {tag:?}"));
+        }
+        Ok(Reference {
+            tag: tag.to_string(),
+            ..self.clone()
+        })
+    }
+
+    /// The tag.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// `registry/path` without the tag.
+    pub fn repository(&self) -> String {
+        format!("{}/{}", self.registry, self.path)
+    }
+
+    /// The repository in Docker's familiar form: `busybox`, `user/app`, `quay.io/x/y`.
+    pub fn familiar_repository(&self) -> String {
+        if self.registry == DEFAULT_REGISTRY {
+            self.path
+                .strip_prefix("library/")
+                .filter(|rest| !rest.contains('/'))
+                .unwrap_or(&self.path)
+                .to_string()
+        } else {
+            self.repository()
+        }
+    }
+
+    /// Docker's familiar form with tag, as `docker save` writes in RepoTags.
+    pub fn familiar(&self) -> String {
+        format!("{}:{}", self.familiar_repository(), self.tag)
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}:{}", self.registry, self.path, self.tag)
+    }
+}
+
+/// A tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn valid_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+}
+
+fn valid_path_component(c: &str) -> bool {
+    // [a-z0-9]+ separated by one of `.`, `_`, `__` or any number of `-`.
+    let b = c.as_bytes();
+    if b.is_empty() || !is_alnum_lower(b[0]) || !is_alnum_lower(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if is_alnum_lower(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !is_alnum_lower(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_alnum_lower(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+fn valid_registry(r: &str) -> bool {
+    let (host, port) = match r.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (r, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    host_ok && port_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_like_docker() {
+        let cases = [
+            (
+                "busybox",
+                "docker.io/library/busybox:latest",
+                "busybox:latest",
+            ),
+            (
+                "busybox:1.36",
+                "docker.io/library/busybox:1.36",
+                "busybox:1.36",
+            ),
+            ("user/app:v1", "docker.io/user/app:v1", "user/app:v1"),
+            (
+                "docker.io/library/alpine:3",
+                "docker.io/library/alpine:3",
+                "alpine:3",
+            ),
+            (
+                "index.docker.io/library/alpine",
+                "docker.io/library/alpine:latest",
+                "alpine:latest",
+            ),
+            ("localhost/x", "localhost/x:latest", "localhost/x:latest"),
+            (
+                "myreg:5000/x/y:1.0",
+                "myreg:5000/x/y:1.0",
+                "myreg:5000/x/y:1.0",
+            ),
+            (
+                "example.com/empty:latest",
+                "example.com/empty:latest",
+                "example.com/empty:latest",
+            ),
+        ];
+        for (input, full, familiar) in cases {
+            let r = Reference::parse(input).unwrap();
+            assert_eq!(r.to_string(), full, "{input}");
+            assert_eq!(r.familiar(), familiar, "{input}");
+            assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_references() {
+        for bad in [
+            "",
+            "Upper",
+            "a@sha256:abc",
+            "x:",
+            "x:-bad",
+            "a//b",
+            "../x",
+            "a b",
+        ] {
+            assert!(Reference::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! A directory read in place (an unpacked docker-save tree, an OCI layout, a `dir:`).
+
+use std::fs;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use super::{FileRef, FileTree, Location, Node};
+
+/// A directory on disk viewed as a tree. Symlinks inside it are followed by the shared
+/// resolver, which keeps them inside the directory.
+pub struct DirTree {
+    name: String,
+    root: PathBuf,
+}
+
+impl DirTree {
+    /// View `root` as a tree; `name` is how errors refer to it.
+    pub fn new(root: &Path, name: &str) -> DirTree {
+        DirTree {
+            name: name.to_string(),
+            root: root.to_path_buf(),
+        }
+    }
+}
+
+impl FileTree for DirTree {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn is_dir(&self) -> bool {
+        true
+    }
+    fn node(&self, path: &str) -> Option<Node> {
+        let full = if path.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(path)
+        };
+        let meta = fs::symlink_metadata(&full).ok()?;
+        let ft = meta.file_type();
+        Some(if ft.is_symlink() {
+            let target = fs::read_link(&full).ok()?;
+            Node::Symlink(target.to_string_lossy().into_owned())
+        } else if ft.is_dir() {
+            Node::Dir
+        } else if ft.is_file() {
+            Node::File(FileRef {
+                path: path.to_string(),
+                size: meta.len(),
+                location: Location::Path(full),
+            })
+        } else if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
+            Node::Other("special file")
+        } else {
+            Node::Other("special file")
+        })
+    }
+    fn top_level(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(&self.root)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}

@@ -1,0 +1,341 @@
+//! Containers: where a layout's files live. A tar file is indexed once and read by
+//! offset; a directory is read in place. Both resolve links strictly inside themselves.
+
+mod dir;
+mod dir_writer;
+mod spool;
+mod tar_index;
+mod tar_writer;
+
+pub use dir::DirTree;
+pub use dir_writer::DirWriter;
+pub use spool::{open_input, Input};
+pub use tar_index::TarIndex;
+pub use tar_writer::{TarFileWriter, TarStreamWriter};
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// How many symlink or hardlink hops a path may take before it is called a loop.
+pub const MAX_LINK_HOPS: usize = 16;
+
+/// What a path inside a tree names, before links are followed.
+#[derive(Clone, Debug)]
+pub enum Node {
+    /// A regular file.
+    File(FileRef),
+    /// A directory.
+    Dir,
+    /// A symbolic link; the target is relative to the link's directory (or to the tree
+    /// root when absolute).
+    Symlink(String),
+    /// A hard link; the target is relative to the tree root.
+    Hardlink(String),
+    /// Something dockhand does not read (device, fifo, sparse file).
+    Other(&'static str),
+}
+
+/// A regular file found in a tree: where its bytes are and how many there are.
+#[derive(Clone, Debug)]
+pub struct FileRef {
+    /// The file's normalized path inside the tree, after links were followed.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    location: Location,
+}
+
+#[derive(Clone, Debug)]
+enum Location {
+    /// Bytes at an offset of a shared tar file.
+    Region { file: Arc<File>, offset: u64 },
+    /// A file on disk.
+    Path(PathBuf),
+}
+
+impl FileRef {
+    /// A reader over the file's bytes.
+    pub fn open(&self) -> Result<Box<dyn Read + Send>> {
+        self.open_at(0)
+    }
+
+    /// A reader over the file's bytes from `start` on.
+    pub fn open_at(&self, start: u64) -> Result<Box<dyn Read + Send>> {
+        let start = start.min(self.size);
+        match &self.location {
+            Location::Region { file, offset } => Ok(Box::new(RegionReader {
+                file: Arc::clone(file),
+                pos: offset + start,
+                end: offset + self.size,
+            })),
+            Location::Path(p) => {
+                let mut f =
+                    File::open(p).map_err(|e| Error::io(format!("opening {}", self.path), e))?;
+                if start > 0 {
+                    io::Seek::seek(&mut f, io::SeekFrom::Start(start))
+                        .map_err(|e| Error::io(format!("reading {}", self.path), e))?;
+                }
+                // A directory file may change under us; never read more than was measured.
+                Ok(Box::new(f.take(self.size - start)))
+            }
+        }
+    }
+
+    /// Read the first bytes (at most `n`), e.g. to sniff compression.
+    pub fn head(&self, n: usize) -> Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(n);
+        self.open()?
+            .take(n as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(format!("reading {}", self.path), e))?;
+        Ok(buf)
+    }
+}
+
+/// A `Read` over a byte range of a file, using positioned reads so many can share one
+/// file handle.
+struct RegionReader {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for RegionReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end - self.pos;
+        if left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(left.min(usize::MAX as u64) as usize);
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than its index says",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A read-only tree of files: an indexed tar or a directory.
+pub trait FileTree: Send + Sync {
+    /// The input as the user named it, for messages.
+    fn name(&self) -> &str;
+    /// True for a directory, false for a tar archive.
+    fn is_dir(&self) -> bool;
+    /// What `path` (normalized, relative) names, without following links there.
+    fn node(&self, path: &str) -> Option<Node>;
+    /// The names directly under the root (for format detection).
+    fn top_level(&self) -> Vec<String>;
+}
+
+impl dyn FileTree + '_ {
+    /// Resolve `path` to a regular file, following symlinks (relative to the link's
+    /// directory) and hardlinks (relative to the root), never leaving the tree.
+    pub fn resolve(&self, path: &str) -> Result<FileRef> {
+        match self.lookup(path)? {
+            Some(Node::File(f)) => Ok(f),
+            Some(Node::Dir) => Err(Error::malformed(path, "is a directory, not a file")),
+            Some(Node::Other(kind)) => Err(Error::malformed(
+                path,
+                format!("is a {kind}, not a regular file"),
+            )),
+            Some(Node::Symlink(_) | Node::Hardlink(_)) => unreachable!("lookup follows links"),
+            None => Err(Error::Missing {
+                file: path.to_string(),
+                what: "file".into(),
+            }),
+        }
+    }
+
+    /// Resolve `path` if it exists; `Ok(None)` when it does not.
+    pub fn find(&self, path: &str) -> Result<Option<FileRef>> {
+        match self.lookup(path)? {
+            None => Ok(None),
+            Some(_) => self.resolve(path).map(Some),
+        }
+    }
+
+    /// Does `path` exist (as anything, after following links)?
+    pub fn exists(&self, path: &str) -> bool {
+        matches!(self.lookup(path), Ok(Some(_)))
+    }
+
+    /// Follow links component by component; `Ok(None)` if the final path does not exist.
+    fn lookup(&self, path: &str) -> Result<Option<Node>> {
+        let mut pending: VecDeque<String> = split_components(path)
+            .ok_or_else(|| Error::malformed(path, "path is absolute or leaves the archive"))?
+            .into_iter()
+            .collect();
+        let mut resolved: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(component) = pending.pop_front() {
+            match component.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    if resolved.pop().is_none() {
+                        return Err(Error::malformed(path, "a link points outside the archive"));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            resolved.push(component);
+            let current = resolved.join("/");
+            let node = self.node(&current);
+            let (target, from_root) = match node {
+                Some(Node::Symlink(t)) => {
+                    if t.starts_with('/') {
+                        return Err(Error::malformed(
+                            current,
+                            format!("symlink to absolute path {t:?} points outside the archive"),
+                        ));
+                    }
+                    (t, false)
+                }
+                Some(Node::Hardlink(t)) => (t, true),
+                Some(Node::File(_)) | Some(Node::Other(_)) if !pending.is_empty() => {
+                    return Ok(None)
+                }
+                None => return Ok(None),
+                _ => continue,
+            };
+            hops += 1;
+            if hops > MAX_LINK_HOPS {
+                return Err(Error::malformed(
+                    path,
+                    format!("more than {MAX_LINK_HOPS} link hops (a loop?)"),
+                ));
+            }
+            resolved.pop();
+            if from_root {
+                resolved.clear();
+            }
+            for c in target.split('/').rev() {
+                pending.push_front(c.to_string());
+            }
+        }
+        if resolved.is_empty() {
+            return Ok(Some(Node::Dir));
+        }
+        Ok(self.node(&resolved.join("/")))
+    }
+}
+
+/// Split a relative path into components, dropping `.` and empty ones and applying `..`.
+/// `None` when the path is absolute or climbs above the root.
+pub fn split_components(path: &str) -> Option<Vec<String>> {
+    if path.starts_with('/') {
+        return None;
+    }
+    let mut out: Vec<String> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            _ => out.push(c.to_string()),
+        }
+    }
+    Some(out)
+}
+
+/// Normalize a path named by metadata (manifest.json, index): relative, no `..` that
+/// leaves the root. The result is the canonical key used by every tree.
+pub fn normalize_path(path: &str) -> Option<String> {
+    if path.split('/').any(|c| c == "..") {
+        return None;
+    }
+    split_components(path).map(|c| c.join("/"))
+}
+
+/// Something a layout writer writes into: a tar stream, a tar file or a directory.
+///
+/// Nothing becomes visible at the destination before [`TreeWriter::commit`]; dropping a
+/// writer without committing removes everything it wrote.
+pub trait TreeWriter {
+    /// Add a directory.
+    fn dir(&mut self, path: &str) -> Result<()>;
+    /// Add a file of exactly `size` bytes read from `data`.
+    fn file(&mut self, path: &str, size: u64, data: &mut dyn Read) -> Result<()>;
+    /// Add a file whose size is not known in advance; returns the size written.
+    fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64>;
+    /// Add a symbolic link.
+    fn symlink(&mut self, path: &str, target: &str) -> Result<()>;
+    /// Make the result visible at the destination.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A reader that yields exactly `size` bytes of `inner` or fails, so a writer never
+/// emits a tar entry whose data disagrees with its header.
+pub(crate) struct ExactReader<'a> {
+    inner: &'a mut dyn Read,
+    left: u64,
+    path: &'a str,
+}
+
+impl<'a> ExactReader<'a> {
+    pub(crate) fn new(inner: &'a mut dyn Read, size: u64, path: &'a str) -> Self {
+        ExactReader {
+            inner,
+            left: size,
+            path,
+        }
+    }
+
+    /// Fail unless the inner reader is also at its end.
+    pub(crate) fn finish(self) -> Result<()> {
+        let mut probe = [0u8; 1];
+        let extra = self
+            .inner
+            .read(&mut probe)
+            .map_err(|e| Error::io(format!("reading {}", self.path), e))?;
+        if self.left != 0 || extra != 0 {
+            return Err(Error::malformed(
+                self.path,
+                "content length differs from its recorded size",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Read for ExactReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(
+                Error::malformed(self.path, "content is shorter than its recorded size").into_io(),
+            );
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_paths() {
+        assert_eq!(normalize_path("./a//b/./c").as_deref(), Some("a/b/c"));
+        assert_eq!(normalize_path("a/../b"), None);
+        assert_eq!(normalize_path("/etc/passwd"), None);
+        assert_eq!(split_components("a/../b").unwrap(), vec!["b"]);
+        assert_eq!(split_components("../b"), None);
+    }
+}

@@ -1,0 +1,261 @@
+//! Deterministic tar output: to a stream (stdout) or atomically to a file.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tar::{EntryType, Header};
+
+use super::{ExactReader, TreeWriter};
+use crate::cleanup;
+use crate::error::{Error, IoContext, Result};
+
+const BUFFER: usize = 1 << 20;
+
+/// Writes entries as a tar stream with fixed metadata (mtime 0, uid/gid 0, no user
+/// names), so the same input always gives the same bytes.
+///
+/// If it is dropped without [`TreeWriter::commit`], the stream is cut off without an
+/// end-of-archive marker, so no reader takes a failed output for a complete one.
+pub struct TarStreamWriter<W: Write> {
+    builder: Option<tar::Builder<Gate<W>>>,
+    open: Arc<AtomicBool>,
+    what: String,
+}
+
+/// Lets writes through until closed; tar::Builder writes its end marker on drop, which
+/// must not happen after a failure.
+struct Gate<W> {
+    inner: W,
+    open: Arc<AtomicBool>,
+}
+
+impl<W: Write> Write for Gate<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.open.load(Ordering::Relaxed) {
+            self.inner.write(buf)
+        } else {
+            Ok(buf.len())
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if self.open.load(Ordering::Relaxed) {
+            self.inner.flush()
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn header(kind: EntryType, size: u64, mode: u32) -> Header {
+    let mut h = Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    // new_ustar leaves user and group names empty.
+    h
+}
+
+impl<W: Write> TarStreamWriter<W> {
+    /// A tar stream over `inner`; `what` names the output in errors.
+    pub fn new(inner: W, what: &str) -> Self {
+        let open = Arc::new(AtomicBool::new(true));
+        let mut builder = tar::Builder::new(Gate {
+            inner,
+            open: Arc::clone(&open),
+        });
+        builder.mode(tar::HeaderMode::Deterministic);
+        TarStreamWriter {
+            builder: Some(builder),
+            open,
+            what: what.to_string(),
+        }
+    }
+
+    fn builder(&mut self) -> &mut tar::Builder<Gate<W>> {
+        self.builder.as_mut().expect("used after finish")
+    }
+
+    fn write_err(&self, e: io::Error) -> Error {
+        Error::io(format!("writing {}", self.what), e)
+    }
+
+    /// Write the end-of-archive marker and return the inner writer.
+    pub fn finish(mut self) -> Result<W> {
+        let builder = self.builder.take().expect("finished twice");
+        let gate = builder
+            .into_inner()
+            .map_err(|e| Error::io(format!("writing {}", self.what), e))?;
+        let mut inner = gate.inner;
+        inner.flush().ctx(|| format!("writing {}", self.what))?;
+        Ok(inner)
+    }
+}
+
+impl<W: Write> Drop for TarStreamWriter<W> {
+    fn drop(&mut self) {
+        if self.builder.is_some() {
+            self.open.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<W: Write> TreeWriter for TarStreamWriter<W> {
+    fn dir(&mut self, path: &str) -> Result<()> {
+        let mut h = header(EntryType::Directory, 0, 0o755);
+        let name = format!("{}/", path.trim_end_matches('/'));
+        self.builder()
+            .append_data(&mut h, name, io::empty())
+            .map_err(|e| self.write_err(e))
+    }
+
+    fn file(&mut self, path: &str, size: u64, data: &mut dyn Read) -> Result<()> {
+        let mut h = header(EntryType::Regular, size, 0o644);
+        let mut exact = ExactReader::new(data, size, path);
+        let res = self.builder().append_data(&mut h, path, &mut exact);
+        res.map_err(|e| self.write_err(e))?;
+        exact.finish()
+    }
+
+    fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64> {
+        // A tar header needs the size first: stage the bytes in an anonymous temp file.
+        let mut temp = tempfile::tempfile().ctx(|| "creating a temp file".into())?;
+        let size = {
+            let mut out = BufWriter::with_capacity(BUFFER, &mut temp);
+            let n =
+                io::copy(data, &mut out).map_err(|e| Error::io(format!("reading {path}"), e))?;
+            out.flush().ctx(|| "writing a temp file".into())?;
+            n
+        };
+        temp.rewind().ctx(|| "reading a temp file".into())?;
+        let mut reader = io::BufReader::with_capacity(BUFFER, temp);
+        self.file(path, size, &mut reader)?;
+        Ok(size)
+    }
+
+    fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
+        let mut h = header(EntryType::Symlink, 0, 0o777);
+        self.builder()
+            .append_link(&mut h, path, target)
+            .map_err(|e| self.write_err(e))
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.finish().map(drop)
+    }
+}
+
+/// A tar written to a sibling temp file and renamed over the destination on commit.
+pub struct TarFileWriter {
+    stream: Option<TarStreamWriter<BufWriter<File>>>,
+    temp: Option<tempfile::TempPath>,
+    dest: PathBuf,
+    replace: bool,
+}
+
+impl TarFileWriter {
+    /// Start writing `dest`. An existing file is refused unless `replace`.
+    pub fn create(dest: &Path, replace: bool) -> Result<TarFileWriter> {
+        let shown = dest.display().to_string();
+        if dest.symlink_metadata().is_ok() {
+            if !replace {
+                return Err(Error::DestinationExists(shown));
+            }
+            if dest.is_dir() {
+                return Err(Error::Unsupported(format!(
+                    "{shown}: is a directory; cannot replace it with a tar file"
+                )));
+            }
+        }
+        let (parent, name) = split_dest(dest)?;
+        let named = tempfile::Builder::new()
+            .prefix(&format!(".{name}{}", cleanup::STAGING_MARKER))
+            .tempfile_in(&parent)
+            .ctx(|| format!("creating a temp file next to {shown}"))?;
+        cleanup::register(named.path());
+        let (file, temp) = named.into_parts();
+        Ok(TarFileWriter {
+            stream: Some(TarStreamWriter::new(
+                BufWriter::with_capacity(BUFFER, file),
+                &shown,
+            )),
+            temp: Some(temp),
+            dest: dest.to_path_buf(),
+            replace,
+        })
+    }
+
+    fn stream(&mut self) -> &mut TarStreamWriter<BufWriter<File>> {
+        self.stream.as_mut().expect("used after commit")
+    }
+}
+
+impl Drop for TarFileWriter {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            cleanup::unregister_with(&temp.to_path_buf(), || drop(temp));
+        }
+    }
+}
+
+/// The parent directory (created if missing) and file name of a destination.
+pub(crate) fn split_dest(dest: &Path) -> Result<(PathBuf, String)> {
+    let shown = dest.display().to_string();
+    let name = dest
+        .file_name()
+        .ok_or_else(|| Error::Unsupported(format!("{shown}: not a usable destination name")))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::Unsupported(format!(
+            "{shown}: parent directory {} does not exist",
+            parent.display()
+        )));
+    }
+    Ok((parent, name))
+}
+
+impl TreeWriter for TarFileWriter {
+    fn dir(&mut self, path: &str) -> Result<()> {
+        self.stream().dir(path)
+    }
+    fn file(&mut self, path: &str, size: u64, data: &mut dyn Read) -> Result<()> {
+        self.stream().file(path, size, data)
+    }
+    fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64> {
+        self.stream().file_unsized(path, data)
+    }
+    fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
+        self.stream().symlink(path, target)
+    }
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let shown = self.dest.display().to_string();
+        let stream = self.stream.take().expect("committed twice");
+        let file = stream
+            .finish()?
+            .into_inner()
+            .map_err(|e| Error::io(format!("writing {shown}"), e.into_error()))?;
+        file.sync_all().ctx(|| format!("writing {shown}"))?;
+        let temp = self.temp.take().expect("committed twice");
+        let temp_path = temp.to_path_buf();
+        let dest = self.dest.clone();
+        let replace = self.replace;
+        cleanup::unregister_with(&temp_path, move || {
+            if !replace && dest.symlink_metadata().is_ok() {
+                drop(temp);
+                return Err(Error::DestinationExists(shown));
+            }
+            temp.persist(&dest)
+                .map_err(|e| Error::io(format!("renaming into {shown}"), e.error))
+        })
+    }
+}
