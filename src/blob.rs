@@ -100,6 +100,16 @@ impl Check {
             });
         }
         if actual != self.digest {
+            // An uncompressed layer's digest is its diff_id: report it as such.
+            if self.compression == Compression::None && self.diff_id.as_ref() == Some(&self.digest)
+            {
+                return Err(Error::DiffIdMismatch {
+                    image: self.image.clone(),
+                    file: self.path.clone(),
+                    expected: self.digest.clone(),
+                    actual,
+                });
+            }
             return Err(Error::DigestMismatch {
                 file: self.path.clone(),
                 expected: self.digest.clone(),

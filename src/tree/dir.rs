@@ -1,7 +1,6 @@
 //! A directory read in place (an unpacked docker-save tree, an OCI layout, a `dir:`).
 
 use std::fs;
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use super::{FileRef, FileTree, Location, Node};
@@ -49,8 +48,6 @@ impl FileTree for DirTree {
                 size: meta.len(),
                 location: Location::Path(full),
             })
-        } else if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
-            Node::Other("special file")
         } else {
             Node::Other("special file")
         })

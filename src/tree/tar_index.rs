@@ -24,7 +24,8 @@ pub struct TarIndex {
 
 impl TarIndex {
     /// Index `file`, a tar archive. `name` is how errors refer to it.
-    pub fn new(file: File, name: &str) -> Result<TarIndex> {
+    pub fn new(mut file: File, name: &str) -> Result<TarIndex> {
+        std::io::Seek::rewind(&mut file).map_err(|e| Error::io(format!("reading {name}"), e))?;
         let len = file
             .metadata()
             .map_err(|e| Error::io(format!("reading {name}"), e))?
@@ -170,5 +171,134 @@ impl TarIndex {
         // file), so a scan is acceptable.
         let prefix = format!("{path}/");
         self.entries.keys().any(|k| k.starts_with(&prefix))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use tar::{Builder, EntryType, Header};
+
+    use super::*;
+    use crate::error::Error;
+
+    fn header(kind: EntryType, size: u64) -> Header {
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(0o644);
+        h
+    }
+
+    fn file(b: &mut Builder<Vec<u8>>, path: &str, data: &[u8]) {
+        b.append_data(
+            &mut header(EntryType::Regular, data.len() as u64),
+            path,
+            data,
+        )
+        .unwrap();
+    }
+
+    fn link(b: &mut Builder<Vec<u8>>, kind: EntryType, path: &str, target: &str) {
+        b.append_link(&mut header(kind, 0), path, target).unwrap();
+    }
+
+    fn index(bytes: Vec<u8>) -> Result<TarIndex> {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&bytes).unwrap();
+        TarIndex::new(f, "test.tar")
+    }
+
+    fn read(tree: &dyn FileTree, path: &str) -> Result<Vec<u8>> {
+        let f = tree.resolve(path)?;
+        let mut out = Vec::new();
+        f.open()?.read_to_end(&mut out).unwrap();
+        Ok(out)
+    }
+
+    #[test]
+    fn reads_entries_by_offset_with_long_names_and_pax() {
+        let long = format!("{}/layer.tar", "d".repeat(150));
+        let mut b = Builder::new(Vec::new());
+        file(&mut b, "./manifest.json", b"[]");
+        // GNU long name (the builder emits ././@LongLink for names over 100 bytes).
+        file(&mut b, &long, b"long");
+        // A PAX path record overriding the header name.
+        let mut pax = Builder::new(Vec::new());
+        pax.append_pax_extensions([("path", "pax/renamed.json".as_bytes())])
+            .unwrap();
+        file(&mut pax, "short", b"pax data");
+        let mut bytes = b.into_inner().unwrap();
+        bytes.truncate(bytes.len() - 1024);
+        bytes.extend(pax.into_inner().unwrap());
+        let idx = index(bytes).unwrap();
+        let tree: &dyn FileTree = &idx;
+        assert_eq!(read(tree, "manifest.json").unwrap(), b"[]");
+        assert_eq!(read(tree, &long).unwrap(), b"long");
+        assert_eq!(read(tree, "pax/renamed.json").unwrap(), b"pax data");
+        assert!(tree.find("short").unwrap().is_none());
+        assert!(tree.exists("pax"), "implied directory");
+    }
+
+    #[test]
+    fn follows_symlink_chains_and_hardlinks_inside_the_archive() {
+        let mut b = Builder::new(Vec::new());
+        file(&mut b, "a/layer.tar", b"layer");
+        link(&mut b, EntryType::Symlink, "b/layer.tar", "../a/layer.tar");
+        link(&mut b, EntryType::Symlink, "c/layer.tar", "../b/layer.tar");
+        link(&mut b, EntryType::Link, "d/layer.tar", "a/layer.tar");
+        link(&mut b, EntryType::Symlink, "e", "a");
+        let idx = index(b.into_inner().unwrap()).unwrap();
+        let tree: &dyn FileTree = &idx;
+        for p in ["b/layer.tar", "c/layer.tar", "d/layer.tar", "e/layer.tar"] {
+            assert_eq!(read(tree, p).unwrap(), b"layer", "{p}");
+            assert_eq!(tree.resolve(p).unwrap().path, "a/layer.tar");
+        }
+    }
+
+    #[test]
+    fn refuses_links_that_escape_or_loop() {
+        let mut b = Builder::new(Vec::new());
+        link(&mut b, EntryType::Symlink, "up", "../../etc/passwd");
+        link(&mut b, EntryType::Symlink, "abs", "/etc/passwd");
+        link(&mut b, EntryType::Symlink, "loop1", "loop2");
+        link(&mut b, EntryType::Symlink, "loop2", "loop1");
+        link(&mut b, EntryType::Link, "hard", "../outside");
+        let idx = index(b.into_inner().unwrap()).unwrap();
+        let tree: &dyn FileTree = &idx;
+        for p in ["up", "abs", "loop1", "hard"] {
+            let err = tree.resolve(p).unwrap_err();
+            assert!(matches!(err, Error::Malformed { .. }), "{p}: {err}");
+        }
+        assert!(tree.resolve("../x").is_err());
+    }
+
+    #[test]
+    fn last_duplicate_wins() {
+        let mut b = Builder::new(Vec::new());
+        file(&mut b, "x", b"first");
+        file(&mut b, "./x", b"second");
+        let idx = index(b.into_inner().unwrap()).unwrap();
+        assert_eq!(idx.duplicates(), 1);
+        assert_eq!(read(&idx, "x").unwrap(), b"second");
+    }
+
+    #[test]
+    fn truncated_and_garbage_archives_are_errors_not_panics() {
+        let mut b = Builder::new(Vec::new());
+        file(&mut b, "big", &[7u8; 5000]);
+        let bytes = b.into_inner().unwrap();
+        let err = index(bytes[..3000].to_vec()).err().expect("truncated");
+        assert!(matches!(err, Error::Truncated { .. }), "{err}");
+        let err = index(vec![0x55; 2048]).err().expect("garbage");
+        assert!(err.to_string().contains("not a valid tar"), "{err}");
+        // A header claiming far more data than exists allocates nothing.
+        let mut h = header(EntryType::Regular, 1 << 40);
+        h.set_path("huge").unwrap();
+        h.set_cksum();
+        let mut bytes = h.as_bytes().to_vec();
+        bytes.extend([0u8; 1024]);
+        assert!(matches!(index(bytes), Err(Error::Truncated { .. })));
     }
 }

@@ -198,7 +198,8 @@ impl TarFileWriter {
 impl Drop for TarFileWriter {
     fn drop(&mut self) {
         if let Some(temp) = self.temp.take() {
-            cleanup::unregister_with(&temp.to_path_buf(), || drop(temp));
+            let path = temp.to_path_buf();
+            cleanup::unregister_with(&path, || drop(temp));
         }
     }
 }

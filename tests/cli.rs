@@ -1,0 +1,425 @@
+//! Command-line behaviour: exit codes, stdin/stdout pipelines, destinations, selection,
+//! naming, determinism and atomicity.
+
+mod common;
+use common::*;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Stdio;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Feed `input` on stdin and collect stdout.
+fn pipe(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = dockhand()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+fn tar_names(bytes: &[u8]) -> Vec<String> {
+    let mut archive = tar::Archive::new(bytes);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["convert"],
+        vec!["convert", "--to", "zip", "a", "b"],
+        vec!["frobnicate"],
+        vec!["inspect", "--nope", "x"],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn runtime_errors_exit_1_with_one_line() {
+    let stderr = fails(&["inspect", "/nonexistent/archive.tar"]);
+    assert!(stderr.contains("/nonexistent/archive.tar"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1);
+}
+
+#[test]
+fn stdin_pipeline_to_every_tar_format() {
+    for name in [
+        "docker-save-basic",
+        "docker-save-gzip",
+        "docker-save-xz",
+        "skopeo-oci-archive",
+        "docker-save-multi",
+    ] {
+        let f = fixture(name);
+        let input = std::fs::read(&f.input).unwrap();
+        for to in ["oci-archive", "docker-archive"] {
+            let out = pipe(&["convert", "--to", to, "-", "-"], &input);
+            assert!(
+                out.status.success(),
+                "{name} -> {to}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // Blobs first, metadata last, nothing else on stdout.
+            let names = tar_names(&out.stdout);
+            let last = names.last().unwrap().as_str();
+            match to {
+                "oci-archive" => assert_eq!(
+                    &names[names.len() - 2..],
+                    ["index.json", "oci-layout"],
+                    "{name}"
+                ),
+                _ => assert!(
+                    last == "manifest.json" || last == "repositories",
+                    "{name}: {last}"
+                ),
+            }
+            let tmp = tempdir();
+            let file = tmp.path().join("out.tar");
+            std::fs::write(&file, &out.stdout).unwrap();
+            assert_eq!(
+                identity(&inspect(s(&file))).len(),
+                identity(&f.expected).len()
+            );
+            let strip = |v: Vec<(String, Vec<String>, Vec<String>)>| {
+                v.into_iter().map(|(c, d, _)| (c, d)).collect::<Vec<_>>()
+            };
+            assert_eq!(
+                strip(identity(&inspect(s(&file)))),
+                strip(identity(&f.expected)),
+                "{name} -> {to}"
+            );
+        }
+        // And stdin into a directory output.
+        let tmp = tempdir();
+        let dir = tmp.path().join("oci");
+        let out = pipe(&["convert", "-", s(&dir)], &input);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(config_digests(&inspect(s(&dir))), f.config_digests());
+    }
+}
+
+#[test]
+fn stdin_temp_files_are_removed_on_success_and_failure() {
+    let tmp = tempdir();
+    let spool_dir = tmp.path().join("tmp");
+    std::fs::create_dir(&spool_dir).unwrap();
+    for name in ["docker-save-basic", "broken-diffid", "broken-truncated"] {
+        let input = std::fs::read(fixture(name).input).unwrap();
+        let mut child = dockhand()
+            .args(["convert", "--to", "oci-archive", "-", "-"])
+            .env("TMPDIR", &spool_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        child.wait().unwrap();
+        assert!(
+            std::fs::read_dir(&spool_dir).unwrap().next().is_none(),
+            "{name}: temp files left"
+        );
+    }
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    let input = std::fs::read(fixture("docker-save-multi").input).unwrap();
+    let mut child = dockhand()
+        .args(["convert", "--to", "oci-archive", "-", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 512];
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    feeder.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("error"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn existing_destinations_need_force_and_failures_leave_them_intact() {
+    let tmp = tempdir();
+    let good = fixture("docker-save-basic");
+    let dir = tmp.path().join("out");
+    std::fs::create_dir(&dir).unwrap();
+    // An empty directory is fine to fill.
+    ok(&["convert", good.input(), s(&dir)]);
+    let before = tree_snapshot(&dir);
+    let stderr = fails(&["convert", good.input(), s(&dir)]);
+    assert!(stderr.contains("--force"), "{stderr}");
+    // A failing conversion with --force leaves the old destination exactly as it was.
+    let broken = fixture("broken-diffid");
+    fails(&["convert", "--force", broken.input(), s(&dir)]);
+    assert_eq!(tree_snapshot(&dir), before);
+    // The same for a file destination.
+    let tar = tmp.path().join("out.tar");
+    ok(&["convert", good.input(), s(&tar)]);
+    let bytes = std::fs::read(&tar).unwrap();
+    fails(&["convert", good.input(), s(&tar)]);
+    fails(&["convert", "--force", broken.input(), s(&tar)]);
+    assert_eq!(std::fs::read(&tar).unwrap(), bytes);
+    // --force replaces.
+    ok(&[
+        "convert",
+        "--force",
+        "--image",
+        "@0",
+        fixture("docker-save-multi").input(),
+        s(&dir),
+    ]);
+    assert_ne!(tree_snapshot(&dir), before);
+    // Nothing but the two outputs in the parent: no staging left.
+    let mut names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["out", "out.tar"]);
+}
+
+#[test]
+fn every_writer_is_deterministic() {
+    let f = fixture("docker-save-multi");
+    let tmp = tempdir();
+    for (to, file) in [
+        ("oci", false),
+        ("oci-archive", true),
+        ("docker-archive", true),
+        ("docker-dir", false),
+    ] {
+        let a = tmp.path().join(format!("a-{to}"));
+        let b = tmp.path().join(format!("b-{to}"));
+        ok(&["convert", "--to", to, f.input(), s(&a)]);
+        ok(&["convert", "--to", to, f.input(), s(&b)]);
+        if file {
+            assert_eq!(
+                std::fs::read(&a).unwrap(),
+                std::fs::read(&b).unwrap(),
+                "{to}"
+            );
+            let mut archive = tar::Archive::new(std::fs::File::open(&a).unwrap());
+            for e in archive.entries().unwrap() {
+                let e = e.unwrap();
+                let h = e.header();
+                assert_eq!(
+                    (h.mtime().unwrap(), h.uid().unwrap(), h.gid().unwrap()),
+                    (0, 0, 0),
+                    "{to}"
+                );
+            }
+        } else {
+            assert_eq!(tree_snapshot(&a), tree_snapshot(&b), "{to}");
+        }
+    }
+    let a = tmp.path().join("a-dir");
+    let b = tmp.path().join("b-dir");
+    ok(&["convert", "--to", "dir", "--image", "@1", f.input(), s(&a)]);
+    ok(&["convert", "--to", "dir", "--image", "@1", f.input(), s(&b)]);
+    assert_eq!(tree_snapshot(&a), tree_snapshot(&b));
+}
+
+#[test]
+fn selection_and_naming() {
+    let f = fixture("docker-save-multi");
+    let tmp = tempdir();
+    let all = identity(&f.expected);
+    // By index and by (normalized) name.
+    let by_index = tmp.path().join("one");
+    ok(&["convert", "--image", "@1", f.input(), s(&by_index)]);
+    let got = identity(&inspect(s(&by_index)));
+    assert_eq!(got.len(), 1);
+    let name = got[0].2[0].clone();
+    let by_name = tmp.path().join("two");
+    let familiar = name
+        .trim_start_matches("docker.io/")
+        .trim_start_matches("library/")
+        .to_string();
+    ok(&["convert", "--image", &familiar, f.input(), s(&by_name)]);
+    assert_eq!(identity(&inspect(s(&by_name))), got);
+    // skopeo-style source reference.
+    let by_ref = tmp.path().join("three");
+    ok(&[
+        "convert",
+        &format!("docker-archive:{}:{familiar}", f.input()),
+        s(&by_ref),
+    ]);
+    assert_eq!(identity(&inspect(s(&by_ref))), got);
+    // No match lists the candidates.
+    let stderr = fails(&[
+        "convert",
+        "--image",
+        "nosuch:tag",
+        f.input(),
+        s(&tmp.path().join("x")),
+    ]);
+    assert!(stderr.contains("@0") && stderr.contains("@2"), "{stderr}");
+    // dir holds one image: several selected is an error naming them.
+    let stderr = fails(&[
+        "convert",
+        "--to",
+        "dir",
+        f.input(),
+        s(&tmp.path().join("d")),
+    ]);
+    assert!(stderr.contains("--image"), "{stderr}");
+    // --tag names the output; a destination reference does too.
+    let tagged = tmp.path().join("tagged.tar");
+    ok(&[
+        "convert",
+        "--image",
+        "@0",
+        "--tag",
+        "example.com/renamed:v9",
+        f.input(),
+        s(&tagged),
+    ]);
+    let doc = inspect(s(&tagged));
+    assert_eq!(
+        doc["images"][0]["tags"],
+        serde_json::json!(["example.com/renamed:v9"])
+    );
+    let oci = tmp.path().join("named");
+    ok(&[
+        "convert",
+        "--image",
+        "@0",
+        f.input(),
+        &format!("oci:{}:1.0", s(&oci)),
+    ]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "1.0"
+    );
+    assert!(all.len() == 3);
+}
+
+#[test]
+fn oci_index_names_images_by_tag_and_full_name() {
+    let f = fixture("docker-save-basic");
+    let tmp = tempdir();
+    let out = tmp.path().join("oci");
+    ok(&["convert", f.input(), s(&out)]);
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let mut pairs: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let a = &m["annotations"];
+            (
+                a["io.containerd.image.name"].as_str().unwrap().to_string(),
+                a["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    pairs.sort();
+    let mut expected: Vec<(String, String)> = f.expected["images"][0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let t = t.as_str().unwrap().to_string();
+            let tag = t.rsplit(':').next().unwrap().to_string();
+            (t, tag)
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(pairs, expected);
+}
+
+#[test]
+fn inspect_reads_metadata_only_and_verify_reads_everything() {
+    // The broken-diffid fixture has a corrupt layer: inspect (headers and JSON only)
+    // does not notice; verify does.
+    let f = fixture("broken-diffid");
+    let doc = inspect(f.input());
+    assert_eq!(doc["format"], "docker-archive");
+    let stderr = fails(&["verify", f.input()]);
+    assert!(
+        stderr.contains("diff_id mismatch") && stderr.contains("layer.tar"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn inspect_table_lists_images() {
+    let f = fixture("docker-save-multi");
+    let text = String::from_utf8(ok(&["inspect", f.input()])).unwrap();
+    assert!(text.starts_with("format: docker-archive\n"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('@')).count(),
+        3,
+        "{text}"
+    );
+}
+
+#[test]
+fn hybrid_docker_archive_is_also_an_oci_layout() {
+    let f = fixture("skopeo-oci");
+    let tmp = tempdir();
+    let out = tmp.path().join("h.tar");
+    ok(&[
+        "convert",
+        "--to",
+        "docker-archive",
+        "--docker-layout",
+        "hybrid",
+        f.input(),
+        s(&out),
+    ]);
+    let names = tar_names(&std::fs::read(&out).unwrap());
+    for n in ["index.json", "oci-layout", "manifest.json"] {
+        assert!(names.iter().any(|x| x == n), "{n} missing: {names:?}");
+    }
+    assert_eq!(inspect(s(&out))["format"], "docker-archive");
+    let as_oci = String::from_utf8(ok(&[
+        "inspect",
+        "--json",
+        &format!("oci-archive:{}", s(&out)),
+    ]))
+    .unwrap();
+    let as_oci: serde_json::Value = serde_json::from_str(&as_oci).unwrap();
+    assert_eq!(as_oci["format"], "oci-archive");
+    assert_eq!(config_digests(&as_oci), f.config_digests());
+}

@@ -1,0 +1,254 @@
+//! Helpers shared by the integration tests: running the built binary, finding
+//! fixtures, and gating on the real tools (skopeo, umoci, oci-image-tool, docker).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The dockhand binary built for this test run.
+pub fn dockhand() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dockhand"))
+}
+
+/// Run dockhand with `args`; returns the output.
+pub fn run(args: &[&str]) -> Output {
+    dockhand()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running dockhand")
+}
+
+/// Run dockhand and require success, returning stdout.
+pub fn ok(args: &[&str]) -> Vec<u8> {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "dockhand {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Run dockhand and require exit code 1 with an `error:` line; returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "dockhand {args:?} should exit 1, stderr: {stderr}"
+    );
+    assert!(
+        stderr.starts_with("error: "),
+        "no error line for {args:?}: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic for {args:?}: {stderr}");
+    stderr
+}
+
+/// The fixtures directory of the repository.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A fixture: its name, its artefact (`input*`) and its expected.json.
+pub struct Fixture {
+    pub name: String,
+    pub input: PathBuf,
+    pub expected: serde_json::Value,
+}
+
+impl Fixture {
+    pub fn input(&self) -> &str {
+        self.input.to_str().expect("fixture paths are UTF-8")
+    }
+    pub fn is_broken(&self) -> bool {
+        self.expected.get("error").is_some()
+    }
+    /// Config digests the fixture's expected.json lists.
+    pub fn config_digests(&self) -> Vec<String> {
+        config_digests(&self.expected)
+    }
+}
+
+/// Every fixture, sorted by name.
+pub fn fixtures() -> Vec<Fixture> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(fixtures_dir()).expect("fixtures/ exists") {
+        let dir = entry.unwrap().path();
+        let expected = dir.join("expected.json");
+        if !expected.exists() {
+            continue;
+        }
+        let input = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("input")
+            })
+            .unwrap_or_else(|| panic!("{} has no input artefact", dir.display()));
+        out.push(Fixture {
+            name: dir.file_name().unwrap().to_string_lossy().into_owned(),
+            input,
+            expected: serde_json::from_slice(&std::fs::read(&expected).unwrap()).unwrap(),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(out.len() >= 10, "fixtures missing");
+    out
+}
+
+/// A valid fixture by name.
+pub fn fixture(name: &str) -> Fixture {
+    fixtures()
+        .into_iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no fixture {name}"))
+}
+
+/// `inspect --json` of a path.
+pub fn inspect(path: &str) -> serde_json::Value {
+    serde_json::from_slice(&ok(&["inspect", "--json", path])).expect("inspect prints JSON")
+}
+
+/// Sorted config digests of an inspect document.
+pub fn config_digests(doc: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["config"]["digest"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// (config digest, diff_ids, tags) of every image, sorted: what must survive any conversion.
+pub fn identity(doc: &serde_json::Value) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let mut v: Vec<_> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let diff_ids = i["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["diff_id"].as_str().unwrap_or("").to_string())
+                .collect();
+            let mut tags: Vec<String> = i["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect();
+            tags.sort();
+            (
+                i["config"]["digest"].as_str().unwrap().to_string(),
+                diff_ids,
+                tags,
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A fresh temp dir for one test.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("dockhand-test.")
+        .tempdir()
+        .unwrap()
+}
+
+/// Is a real tool on PATH? When it is not, print a visible SKIPPED line and return
+/// false; under DOCKHAND_REQUIRE_INTEROP=1 a missing tool fails the test instead.
+pub fn have_tool(test: &str, tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        skip_or_fail(test, &format!("{tool} is not installed"));
+    }
+    found
+}
+
+/// The docker daemon to use (DOCKER_HOST), when one answers.
+pub fn have_docker(test: &str) -> bool {
+    if !have_tool(test, "docker") {
+        return false;
+    }
+    let alive = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !alive {
+        skip_or_fail(test, "no docker daemon answers (set DOCKER_HOST)");
+    }
+    alive
+}
+
+fn skip_or_fail(test: &str, why: &str) {
+    if std::env::var("DOCKHAND_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!("{test}: {why}, and DOCKHAND_REQUIRE_INTEROP=1");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    println!("SKIPPED {test}: {why}");
+}
+
+/// Run an external command and require success; returns stdout.
+pub fn tool(cmd: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// sha256 of bytes as `sha256:<hex>`.
+pub fn sha256(bytes: &[u8]) -> String {
+    dockhand::digest::Digest::of(bytes).to_string()
+}
+
+/// Every file under `dir` (relative path -> content hash or link target), for
+/// comparing two directory outputs byte for byte.
+pub fn tree_snapshot(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.unwrap();
+        let rel = e
+            .path()
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let what = if e.path_is_symlink() {
+            format!("-> {}", std::fs::read_link(e.path()).unwrap().display())
+        } else if e.file_type().is_dir() {
+            "dir".into()
+        } else {
+            sha256(&std::fs::read(e.path()).unwrap())
+        };
+        out.push((rel, what));
+    }
+    out
+}

@@ -1,0 +1,176 @@
+//! The public corpus (real archives from other projects' test data), when
+//! DOCKHAND_CORPUS points at it: valid items convert to OCI layouts that
+//! oci-image-tool validates, keeping config digests; broken items fail cleanly.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+
+/// Items oci-image-tool (the Debian 1.0-era release) cannot validate although they are
+/// valid today, with why. Their conversion is still checked in every other way.
+const VALIDATOR_LIMITS: &[(&str, &str)] = &[
+    (
+        "container-libs/buildkit-docker.tar",
+        "0 layers; image-spec 1.0 schema required >= 1",
+    ),
+    (
+        "container-libs/buildkit-oci.tar",
+        "0 layers; image-spec 1.0 schema required >= 1",
+    ),
+    (
+        "go-containerregistry/test_index_media_type",
+        "a Helm artifact: its media types are not image types",
+    ),
+    (
+        "dive/test-oci-zstd-image.tar",
+        "+zstd layers are newer than the validator",
+    ),
+];
+
+struct Item {
+    path: PathBuf,
+    name: String,
+    valid: bool,
+}
+
+fn corpus() -> Option<(PathBuf, Vec<Item>)> {
+    let Ok(root) = std::env::var("DOCKHAND_CORPUS") else {
+        println!("SKIPPED corpus tests: DOCKHAND_CORPUS is not set");
+        eprintln!("SKIPPED corpus tests: DOCKHAND_CORPUS is not set");
+        return None;
+    };
+    let root = PathBuf::from(root);
+    let sources =
+        std::fs::read_to_string(root.join("SOURCES.md")).expect("SOURCES.md in DOCKHAND_CORPUS");
+    let mut items = Vec::new();
+    for line in sources.lines() {
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
+        if cells.len() < 9 || !cells[0].chars().all(|c| c.is_ascii_digit()) || cells[0].is_empty() {
+            continue;
+        }
+        let status = cells[cells.len() - 1].to_lowercase();
+        let valid = status.starts_with("valid");
+        if !valid && !status.starts_with("broken") {
+            continue;
+        }
+        items.push(Item {
+            path: root.join(cells[1]),
+            name: cells[1].to_string(),
+            valid,
+        });
+    }
+    assert!(
+        items.len() >= 50,
+        "SOURCES.md lists only {} items",
+        items.len()
+    );
+    Some((root, items))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn valid_corpus_items_convert_to_validated_oci_layouts() {
+    let Some((_, items)) = corpus() else { return };
+    let validate = have_tool("corpus oci-image-tool", "oci-image-tool");
+    for item in items.iter().filter(|i| i.valid) {
+        let src = s(&item.path);
+        let source = inspect(src);
+        let tmp = tempdir();
+        let out = tmp.path().join("oci");
+        ok(&["convert", "--to", "oci", src, s(&out)]);
+        let converted = inspect(s(&out));
+        assert_eq!(
+            config_digests(&converted),
+            config_digests(&source),
+            "{}: config digests changed",
+            item.name
+        );
+        assert_eq!(
+            identity(&converted),
+            identity(&source),
+            "{}: identities changed",
+            item.name
+        );
+        ok(&["verify", src]);
+        if validate && !VALIDATOR_LIMITS.iter().any(|(n, _)| *n == item.name) {
+            tool("oci-image-tool", &["validate", "--type", "image", s(&out)]);
+        }
+    }
+}
+
+#[test]
+fn valid_corpus_items_round_trip_through_docker_archive() {
+    let Some((_, items)) = corpus() else { return };
+    for item in items.iter().filter(|i| i.valid) {
+        let src = s(&item.path);
+        let source = inspect(src);
+        if source["images"].as_array().unwrap().iter().any(|i| {
+            i["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["diff_id"].is_null())
+        }) {
+            // An artifact (no diff_ids): a docker archive cannot hold it, and says so.
+            let tmp = tempdir();
+            let stderr = fails(&["convert", src, s(&tmp.path().join("x.tar"))]);
+            assert!(stderr.contains("not a container image"), "{stderr}");
+            continue;
+        }
+        let tmp = tempdir();
+        let tar = tmp.path().join("d.tar");
+        ok(&["convert", "--to", "docker-archive", src, s(&tar)]);
+        let back = inspect(s(&tar));
+        let strip = |v: Vec<(String, Vec<String>, Vec<String>)>| {
+            v.into_iter().map(|(c, d, _)| (c, d)).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            strip(identity(&back)),
+            strip(identity(&source)),
+            "{}",
+            item.name
+        );
+        // Full tags survive; bare OCI names have no repository to carry them.
+        for (a, b) in identity(&back).iter().zip(identity(&source).iter()) {
+            assert_eq!(a.2, b.2, "{}: tags", item.name);
+        }
+    }
+}
+
+#[test]
+fn broken_corpus_items_fail_cleanly() {
+    let Some((_, items)) = corpus() else { return };
+    for item in items.iter().filter(|i| !i.valid) {
+        let src = s(&item.path);
+        let tmp = tempdir();
+        let oci = tmp.path().join("out");
+        let tar = tmp.path().join("out.tar");
+        for args in [
+            vec!["convert", "--to", "oci", src, s(&oci)],
+            vec!["convert", src, s(&tar)],
+            vec!["verify", src],
+        ] {
+            let stderr = fails(&args);
+            assert_eq!(
+                stderr.trim_end().lines().count(),
+                1,
+                "{}: {stderr}",
+                item.name
+            );
+        }
+        assert!(
+            std::fs::read_dir(tmp.path()).unwrap().next().is_none(),
+            "{}: left files behind",
+            item.name
+        );
+    }
+}

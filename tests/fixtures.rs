@@ -1,0 +1,78 @@
+//! One test walks every fixture: valid ones must inspect exactly as the real tools
+//! described them (expected.json), verify, and convert to OCI keeping every identity;
+//! broken ones must fail with exit 1, the expected message, and leave nothing behind.
+
+mod common;
+use common::*;
+
+#[test]
+fn every_fixture_behaves_as_expected() {
+    let mut checked = 0;
+    for f in fixtures() {
+        if f.is_broken() {
+            check_broken(&f);
+        } else {
+            check_valid(&f);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} fixtures");
+}
+
+fn check_valid(f: &Fixture) {
+    let got = inspect(f.input());
+    assert_eq!(
+        got, f.expected,
+        "inspect --json of fixture {} differs from expected.json",
+        f.name
+    );
+    ok(&["verify", f.input()]);
+    let tmp = tempdir();
+    let out = tmp.path().join("oci");
+    let out = out.to_str().unwrap();
+    ok(&["convert", f.input(), out]);
+    let converted = inspect(out);
+    assert_eq!(converted["format"], "oci", "{}", f.name);
+    assert_eq!(
+        identity(&converted),
+        identity(&f.expected),
+        "fixture {}: OCI output lost an identity",
+        f.name
+    );
+    ok(&["verify", out]);
+}
+
+fn check_broken(f: &Fixture) {
+    let want = f.expected["error"].as_str().unwrap().to_lowercase();
+    let tmp = tempdir();
+    let dest = tmp.path().join("out");
+    let dest_tar = tmp.path().join("out.tar");
+    for args in [
+        vec!["verify", f.input()],
+        vec!["convert", f.input(), dest.to_str().unwrap()],
+        vec!["convert", f.input(), dest_tar.to_str().unwrap()],
+    ] {
+        let stderr = fails(&args);
+        assert!(
+            stderr.to_lowercase().contains(&want),
+            "fixture {}: {args:?} should mention {want:?}, got: {stderr}",
+            f.name
+        );
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "one error line expected: {stderr}"
+        );
+    }
+    assert!(
+        !dest.exists() && !dest_tar.exists(),
+        "fixture {}: a destination was left behind",
+        f.name
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "fixture {}: staging files left behind: {left:?}",
+        f.name
+    );
+}
