@@ -3,7 +3,7 @@
 //! into an anonymous temp file, which the OS removes on every exit path.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Seek};
+use std::io::{self, Read, Seek};
 use std::path::Path;
 
 use super::{DirTree, FileTree, TarIndex};
@@ -23,7 +23,11 @@ pub struct Input {
 /// Open `path` (`-` for stdin) as a tree.
 pub fn open_input(path: &str) -> Result<Input> {
     if path == "-" {
-        return spool(io::stdin(), "stdin");
+        // Read stdin as a File so the kernel can splice it into the spool file.
+        let stdin = std::os::fd::AsFd::as_fd(&io::stdin())
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("reading stdin", e))?;
+        return spool(File::from(stdin), "stdin");
     }
     let p = Path::new(path);
     let meta = fs::metadata(p).map_err(|e| Error::io(format!("opening {path}"), e))?;
@@ -72,22 +76,27 @@ fn read_head(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Decompress (if needed) and copy `reader` into an anonymous temp file, then index it.
-fn spool(reader: impl Read + Send, name: &str) -> Result<Input> {
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let head = reader
-        .fill_buf()
-        .map_err(|e| Error::io(format!("reading {name}"), e))?;
-    if head.is_empty() {
+/// Decompress (if needed) and copy `input` into an anonymous temp file, then index it.
+fn spool(mut input: File, name: &str) -> Result<Input> {
+    let mut head = [0u8; 8];
+    let n =
+        read_head(&mut input, &mut head).map_err(|e| Error::io(format!("reading {name}"), e))?;
+    if n == 0 {
         return Err(Error::NotAnImage {
             file: name.to_string(),
             reason: "the input is empty".into(),
         });
     }
-    let compression = Compression::detect(head);
+    let compression = Compression::detect(&head[..n]);
     let mut temp = tempfile::tempfile()
         .map_err(|e| Error::io("creating a temp file to spool the input", e))?;
-    {
+    if compression == Compression::None {
+        // A plain tar: let the kernel move the bytes (splice or copy_file_range).
+        io::Write::write_all(&mut temp, &head[..n])
+            .map_err(|e| Error::io("writing the spool file", e))?;
+        io::copy(&mut input, &mut temp).map_err(|e| Error::io(format!("reading {name}"), e))?;
+    } else {
+        let reader = io::Cursor::new(head[..n].to_vec()).chain(input);
         let mut decoded = compression
             .decoder(reader)
             .map_err(|e| Error::io(format!("decompressing {name}"), e))?;
