@@ -44,6 +44,8 @@ pub(super) fn read(
         HashMap::new()
     };
     let mut images: Vec<Image> = Vec::new();
+    // (config, layer digests) -> position, to merge repeated entries for one image.
+    let mut seen: HashMap<(Digest, Vec<Digest>), usize> = HashMap::new();
     for (n, value) in items.iter().enumerate() {
         let at = format!("manifest.json (image {n})");
         let item: ManifestItem = serde_json::from_value(value.clone())
@@ -137,21 +139,16 @@ pub(super) fn read(
             .unwrap_or_default();
         image.add_names(tags.into_iter().chain(extra_tags), extra_names);
         // Merge repeated entries for the same image (same config and layers).
-        match images.iter_mut().find(|o| same_image(o, &image)) {
-            Some(existing) => existing.add_names(image.tags, image.ref_names),
-            None => images.push(image),
+        let key = (image.config.digest.clone(), image.layers.iter().map(|l| l.digest.clone()).collect());
+        match seen.get(&key) {
+            Some(&i) => images[i].add_names(image.tags, image.ref_names),
+            None => {
+                seen.insert(key, images.len());
+                images.push(image);
+            }
         }
     }
     Ok(images)
-}
-
-fn same_image(a: &Image, b: &Image) -> bool {
-    a.config.digest == b.config.digest
-        && a.layers.len() == b.layers.len()
-        && a.layers
-            .iter()
-            .zip(&b.layers)
-            .all(|(x, y)| x.digest == y.digest)
 }
 
 /// The digest of a layer as stored. Content-addressed names (`blobs/sha256/<hex>`,

@@ -157,6 +157,7 @@ pub(super) fn read(
         warnings,
         images: Vec::new(),
         artifacts: Vec::new(),
+        positions: HashMap::new(),
     };
     for desc in &index {
         let names = names_of(desc, walker.warnings);
@@ -217,6 +218,8 @@ struct Walker<'a, 'w> {
     warnings: &'w mut Vec<String>,
     images: Vec<Image>,
     artifacts: Vec<Image>,
+    /// Manifest digest -> (is artifact, position), to merge names of repeated entries.
+    positions: HashMap<Digest, (bool, usize)>,
 }
 
 enum Doc {
@@ -364,17 +367,15 @@ impl Walker<'_, '_> {
     }
 
     fn add(&mut self, image: Image, names: &Names) {
-        let list = if image.artifact {
-            &mut self.artifacts
-        } else {
-            &mut self.images
-        };
-        let same = list.iter_mut().find(|i| i.manifest == image.manifest);
-        match same {
-            Some(existing) => existing.add_names(names.tags.clone(), names.ref_names.clone()),
-            None => {
+        let key = image.manifest.as_ref().expect("OCI images have manifests").digest.clone();
+        let artifact = image.artifact;
+        let list = if artifact { &mut self.artifacts } else { &mut self.images };
+        match self.positions.get(&key) {
+            Some(&(a, i)) if a == artifact => list[i].add_names(names.tags.clone(), names.ref_names.clone()),
+            _ => {
                 let mut image = image;
                 image.add_names(names.tags.clone(), names.ref_names.clone());
+                self.positions.insert(key, (artifact, list.len()));
                 list.push(image);
             }
         }
@@ -514,6 +515,7 @@ pub(super) fn describe_for_docker(
         warnings: &mut warnings,
         images: Vec::new(),
         artifacts: Vec::new(),
+        positions: HashMap::new(),
     };
     for desc in &index {
         let names = names_of(desc, walker.warnings);

@@ -1,7 +1,7 @@
 //! A random-access index over a tar file: one pass over the headers that seeks over
 //! entry data, then reads by offset.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::sync::Arc;
 
@@ -18,6 +18,8 @@ pub const MAX_ENTRIES: usize = 1_000_000;
 pub struct TarIndex {
     name: String,
     entries: HashMap<String, Node>,
+    /// Directories implied by the paths of entries (tars often omit directory entries).
+    implied_dirs: HashSet<String>,
     top: BTreeSet<String>,
     duplicates: usize,
 }
@@ -34,6 +36,7 @@ impl TarIndex {
         let mut archive = tar::Archive::new(&*file);
         archive.set_ignore_zeros(false);
         let mut entries = HashMap::new();
+        let mut implied_dirs = HashSet::new();
         let mut top = BTreeSet::new();
         let mut duplicates = 0;
         let bad = |e: std::io::Error| -> Error {
@@ -109,6 +112,12 @@ impl TarIndex {
             }
             let path = components.join("/");
             top.insert(components[0].clone());
+            // Longest prefix first: once one is known, its own parents are too.
+            for end in (1..components.len()).rev() {
+                if !implied_dirs.insert(components[..end].join("/")) {
+                    break;
+                }
+            }
             let node = match node {
                 Node::File(mut f) => {
                     f.path = path.clone();
@@ -124,6 +133,7 @@ impl TarIndex {
         Ok(TarIndex {
             name: name.to_string(),
             entries,
+            implied_dirs,
             top,
             duplicates,
         })
@@ -156,21 +166,12 @@ impl FileTree for TarIndex {
         match self.entries.get(path) {
             Some(node) => Some(node.clone()),
             // Directories are often implied by their children rather than listed.
-            None if self.has_children(path) => Some(Node::Dir),
+            None if self.implied_dirs.contains(path) => Some(Node::Dir),
             None => None,
         }
     }
     fn top_level(&self) -> Vec<String> {
         self.top.iter().cloned().collect()
-    }
-}
-
-impl TarIndex {
-    fn has_children(&self, path: &str) -> bool {
-        // Only asked for paths that are not entries; such lookups are rare (a missing
-        // file), so a scan is acceptable.
-        let prefix = format!("{path}/");
-        self.entries.keys().any(|k| k.starts_with(&prefix))
     }
 }
 
