@@ -36,8 +36,11 @@ struct Item {
 
 fn corpus() -> Option<(PathBuf, Vec<Item>)> {
     let Ok(root) = std::env::var("DOCKHAND_CORPUS") else {
-        println!("SKIPPED corpus tests: DOCKHAND_CORPUS is not set");
-        eprintln!("SKIPPED corpus tests: DOCKHAND_CORPUS is not set");
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED corpus tests: DOCKHAND_CORPUS is not set"
+        );
         return None;
     };
     let root = PathBuf::from(root);

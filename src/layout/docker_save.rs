@@ -139,7 +139,10 @@ pub(super) fn read(
             .unwrap_or_default();
         image.add_names(tags.into_iter().chain(extra_tags), extra_names);
         // Merge repeated entries for the same image (same config and layers).
-        let key = (image.config.digest.clone(), image.layers.iter().map(|l| l.digest.clone()).collect());
+        let key = (
+            image.config.digest.clone(),
+            image.layers.iter().map(|l| l.digest.clone()).collect(),
+        );
         match seen.get(&key) {
             Some(&i) => images[i].add_names(image.tags, image.ref_names),
             None => {

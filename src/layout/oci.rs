@@ -367,11 +367,22 @@ impl Walker<'_, '_> {
     }
 
     fn add(&mut self, image: Image, names: &Names) {
-        let key = image.manifest.as_ref().expect("OCI images have manifests").digest.clone();
+        let key = image
+            .manifest
+            .as_ref()
+            .expect("OCI images have manifests")
+            .digest
+            .clone();
         let artifact = image.artifact;
-        let list = if artifact { &mut self.artifacts } else { &mut self.images };
+        let list = if artifact {
+            &mut self.artifacts
+        } else {
+            &mut self.images
+        };
         match self.positions.get(&key) {
-            Some(&(a, i)) if a == artifact => list[i].add_names(names.tags.clone(), names.ref_names.clone()),
+            Some(&(a, i)) if a == artifact => {
+                list[i].add_names(names.tags.clone(), names.ref_names.clone())
+            }
             _ => {
                 let mut image = image;
                 image.add_names(names.tags.clone(), names.ref_names.clone());

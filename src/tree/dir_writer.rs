@@ -155,15 +155,16 @@ impl TreeWriter for DirWriter {
     }
 }
 
-/// fsync every file and directory under `root`, so a crash after the rename cannot
-/// leave a destination with empty files.
+/// Flush everything written under `root` to disk before it is renamed into place, so a
+/// crash after the rename cannot leave a destination with empty files. One syncfs(2)
+/// covers every file of the staging tree at once (an fsync per blob costs a disk
+/// round trip each).
 fn sync_tree(root: &Path) -> io::Result<()> {
-    for entry in walkdir::WalkDir::new(root).contents_first(true) {
-        let entry = entry.map_err(io::Error::other)?;
-        if entry.path_is_symlink() {
-            continue;
-        }
-        File::open(entry.path())?.sync_all()?;
+    use std::os::fd::AsRawFd;
+    let dir = File::open(root)?;
+    // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

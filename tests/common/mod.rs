@@ -2,6 +2,8 @@
 //! fixtures, and gating on the real tools (skopeo, umoci, oci-image-tool, docker).
 #![allow(dead_code)]
 
+pub mod build;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -205,8 +207,9 @@ fn skip_or_fail(test: &str, why: &str) {
     if std::env::var("DOCKHAND_REQUIRE_INTEROP").as_deref() == Ok("1") {
         panic!("{test}: {why}, and DOCKHAND_REQUIRE_INTEROP=1");
     }
-    eprintln!("SKIPPED {test}: {why}");
-    println!("SKIPPED {test}: {why}");
+    // Written to the real stderr, past the test harness's capture, so it always shows.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
 }
 
 /// Run an external command and require success; returns stdout.
