@@ -130,8 +130,18 @@ impl TreeWriter for DirWriter {
                     fs::rename(&staging, &dest).ctx(|| format!("renaming into {shown}"))
                 }
                 Some(meta) if replace => {
-                    // Move the old destination aside, move the new one in, then delete
-                    // the old: at every instant the destination is whole.
+                    // Swap the new tree and the old destination in one step, so the
+                    // destination is whole at every instant (even under SIGKILL), then
+                    // delete the old tree from the staging name.
+                    if exchange(&staging, &dest).is_ok() {
+                        let _ = if meta.is_dir() {
+                            fs::remove_dir_all(&staging)
+                        } else {
+                            fs::remove_file(&staging)
+                        };
+                        return Ok(());
+                    }
+                    // Filesystems without RENAME_EXCHANGE: move aside, move in, delete.
                     let aside = staging.with_extension("old");
                     fs::rename(&dest, &aside).ctx(|| format!("moving aside {shown}"))?;
                     if let Err(e) = fs::rename(&staging, &dest) {
@@ -152,6 +162,29 @@ impl TreeWriter for DirWriter {
             let _ = fs::remove_dir_all(&staging);
         }
         result
+    }
+}
+
+/// Atomically exchange two paths (renameat2 with RENAME_EXCHANGE).
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let a = CString::new(a.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let b = CString::new(b.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

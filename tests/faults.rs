@@ -1,0 +1,245 @@
+//! Faults: interrupted conversions (SIGINT, SIGTERM, SIGKILL at several points), a full
+//! disk, a failing output and a reader that fails midway. The destination must end up
+//! absent or exactly as it was; temp files must be gone (after SIGKILL, only clearly
+//! named staging may remain).
+
+mod common;
+use common::build::*;
+use common::*;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const STAGING_MARKER: &str = dockhand::cleanup::STAGING_MARKER;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A docker-save archive of about `mib` MiB of incompressible layer data.
+fn large_archive(dir: &Path, mib: usize) -> String {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut layers = Vec::new();
+    for i in 0..4 {
+        let mut data = vec![0u8; mib << 18];
+        for chunk in data.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+        }
+        let mut tar = Vec::new();
+        let mut b = tar::Builder::new(&mut tar);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, format!("blob{i}"), &data[..])
+            .unwrap();
+        b.finish().unwrap();
+        drop(b);
+        layers.push(tar);
+    }
+    put(
+        dir,
+        "large.tar",
+        &Save::with_layers(layers, "2024-01-01T00:00:00Z").tar(),
+    )
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+#[test]
+fn interrupted_conversions_leave_the_destination_absent_or_intact() {
+    let tmp = tempdir();
+    let input = large_archive(tmp.path(), 256);
+    let small = fixture("docker-save-basic");
+    let mut outcomes = Vec::new();
+    for (sig, graceful) in [
+        (libc::SIGINT, true),
+        (libc::SIGTERM, true),
+        (libc::SIGKILL, false),
+    ] {
+        for delay_ms in [5u64, 60, 250, 700] {
+            for (to, name) in [("oci", "out"), ("docker-archive", "out.tar")] {
+                let work = tmp.path().join(format!("w{sig}-{delay_ms}-{to}"));
+                std::fs::create_dir(&work).unwrap();
+                let dest = work.join(name);
+                // Half the runs replace an existing destination with --force.
+                let existing = delay_ms % 2 == 0;
+                if existing {
+                    ok(&["convert", "--to", to, small.input(), s(&dest)]);
+                }
+                let before = if existing {
+                    Some(snapshot(&dest))
+                } else {
+                    None
+                };
+                let mut args = vec!["convert", "--to", to, &input, s(&dest)];
+                if existing {
+                    args.insert(1, "--force");
+                }
+                let mut child = dockhand()
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(delay_ms));
+                signal(&child, sig);
+                let status = child.wait().unwrap();
+                let finished = status.success();
+                outcomes.push(finished);
+                match (&before, finished) {
+                    // The conversion won the race: the new output is complete.
+                    (_, true) => {
+                        assert_eq!(inspect(s(&dest))["images"].as_array().unwrap().len(), 1)
+                    }
+                    (Some(b), false) => assert_eq!(
+                        &snapshot(&dest),
+                        b,
+                        "{sig} after {delay_ms} ms: destination changed"
+                    ),
+                    (None, false) => assert!(
+                        !dest.exists(),
+                        "{sig} after {delay_ms} ms: partial destination"
+                    ),
+                }
+                let left: Vec<String> = entries(&work).into_iter().filter(|n| n != name).collect();
+                if graceful {
+                    assert!(
+                        left.is_empty(),
+                        "signal {sig} after {delay_ms} ms left {left:?}"
+                    );
+                    if !finished {
+                        assert_eq!(
+                            status.code(),
+                            Some(128 + sig),
+                            "exit code after signal {sig}"
+                        );
+                    }
+                } else {
+                    let prefix = format!(".{name}{STAGING_MARKER}");
+                    assert!(
+                        left.iter().all(|n| n.starts_with(&prefix)),
+                        "SIGKILL left unexpected files {left:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        outcomes.iter().filter(|f| !**f).count() >= 12,
+        "too few runs were actually interrupted: {outcomes:?}"
+    );
+}
+
+/// What a destination holds: every path with its content hash.
+fn snapshot(path: &Path) -> Vec<(String, String)> {
+    if path.is_file() {
+        return vec![(String::new(), sha256(&std::fs::read(path).unwrap()))];
+    }
+    tree_snapshot(path)
+}
+
+#[test]
+fn a_full_disk_fails_cleanly() {
+    let tmp = tempdir();
+    let input = large_archive(tmp.path(), 8);
+    let mnt = tmp.path().join("small-disk");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs", s(&mnt)])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        if std::env::var("DOCKHAND_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!("cannot mount a small tmpfs (needs root) and DOCKHAND_REQUIRE_INTEROP=1");
+        }
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED a_full_disk_fails_cleanly: cannot mount a tmpfs (needs root)"
+        );
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&mnt);
+    for (to, name) in [
+        ("oci", "out"),
+        ("docker-archive", "out.tar"),
+        ("docker-dir", "tree"),
+    ] {
+        let stderr = fails(&["convert", "--to", to, &input, s(&mnt.join(name))]);
+        assert!(stderr.contains("No space left on device"), "{stderr}");
+        assert!(entries(&mnt).is_empty(), "{to}: left {:?}", entries(&mnt));
+    }
+}
+
+#[test]
+fn a_failing_output_is_an_error() {
+    let f = fixture("docker-save-basic");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = dockhand()
+        .args(["convert", f.input(), "-"])
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No space left on device"));
+}
+
+#[test]
+fn a_reader_that_fails_midway_leaves_nothing() {
+    // A compressed stream cut short, on stdin.
+    let f = fixture("docker-save-gzip");
+    let bytes = std::fs::read(&f.input).unwrap();
+    let tmp = tempdir();
+    let dest = tmp.path().join("out");
+    let mut child = dockhand()
+        .args(["convert", "-", s(&dest)])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&bytes[..bytes.len() / 2])
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("truncated") || stderr.contains("ends early"),
+        "{stderr}"
+    );
+    assert!(entries(tmp.path()).is_empty());
+}
