@@ -111,40 +111,66 @@ fn valid_corpus_items_convert_to_validated_oci_layouts() {
 }
 
 #[test]
-fn valid_corpus_items_round_trip_through_docker_archive() {
+fn valid_corpus_items_convert_in_every_direction() {
     let Some((_, items)) = corpus() else { return };
+    let strip = |v: Vec<(String, Vec<String>, Vec<String>)>| {
+        v.into_iter().map(|(c, d, _)| (c, d)).collect::<Vec<_>>()
+    };
     for item in items.iter().filter(|i| i.valid) {
         let src = s(&item.path);
         let source = inspect(src);
-        if source["images"].as_array().unwrap().iter().any(|i| {
+        let artifact = source["images"].as_array().unwrap().iter().any(|i| {
             i["layers"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .any(|l| l["diff_id"].is_null())
-        }) {
-            // An artifact (no diff_ids): a docker archive cannot hold it, and says so.
-            let tmp = tempdir();
-            let stderr = fails(&["convert", src, s(&tmp.path().join("x.tar"))]);
-            assert!(stderr.contains("not a container image"), "{stderr}");
-            continue;
-        }
+        });
         let tmp = tempdir();
-        let tar = tmp.path().join("d.tar");
-        ok(&["convert", "--to", "docker-archive", src, s(&tar)]);
-        let back = inspect(s(&tar));
-        let strip = |v: Vec<(String, Vec<String>, Vec<String>)>| {
-            v.into_iter().map(|(c, d, _)| (c, d)).collect::<Vec<_>>()
-        };
-        assert_eq!(
-            strip(identity(&back)),
-            strip(identity(&source)),
-            "{}",
-            item.name
-        );
-        // Full tags survive; bare OCI names have no repository to carry them.
-        for (a, b) in identity(&back).iter().zip(identity(&source).iter()) {
-            assert_eq!(a.2, b.2, "{}: tags", item.name);
+        for (to, name) in [
+            ("oci-archive", "o.tar"),
+            ("docker-archive", "d.tar"),
+            ("docker-dir", "dd"),
+            ("dir", "dir"),
+        ] {
+            let out = tmp.path().join(name);
+            let mut args = vec!["convert", "--to", to, src, s(&out)];
+            if to == "dir" {
+                args.insert(3, "--image");
+                args.insert(4, "@0");
+            }
+            if artifact && to.starts_with("docker") {
+                // An artifact (no diff_ids): a docker archive cannot hold it, and says so.
+                let stderr = fails(&args);
+                assert!(stderr.contains("not a container image"), "{stderr}");
+                continue;
+            }
+            ok(&args);
+            let back = inspect(s(&out));
+            let mut want = identity(&source);
+            if to == "dir" {
+                let first = &source["images"][0]["config"]["digest"];
+                want.retain(|(c, _, _)| c == first);
+                assert_eq!(strip(identity(&back)), strip(want), "{} -> {to}", item.name);
+                continue;
+            }
+            assert_eq!(
+                strip(identity(&back)),
+                strip(want.clone()),
+                "{} -> {to}",
+                item.name
+            );
+            // Full tags survive everywhere (bare OCI names have no repository to carry).
+            let tags = |v: Vec<(String, Vec<String>, Vec<String>)>| {
+                v.into_iter().map(|(_, _, t)| t).collect::<Vec<_>>()
+            };
+            assert_eq!(
+                tags(identity(&back)),
+                tags(want),
+                "{} -> {to}: tags",
+                item.name
+            );
+            ok(&["verify", s(&out)]);
         }
     }
 }

@@ -8,43 +8,11 @@ use common::*;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-/// Peak RSS allowed for any run on a hostile input.
-const RSS_LIMIT_KB: u64 = 100 * 1024;
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Run dockhand under /usr/bin/time (when present) to learn its peak RSS.
-fn run_measured(args: &[&str], cwd: &Path) -> (std::process::Output, Option<u64>) {
-    let time = Path::new("/usr/bin/time");
-    let rss_file = cwd.join("..").join(format!("rss.{}", std::process::id()));
-    let mut cmd = if time.exists() {
-        let mut c = Command::new(time);
-        c.arg("-f")
-            .arg("%M")
-            .arg("-o")
-            .arg(&rss_file)
-            .arg(env!("CARGO_BIN_EXE_dockhand"));
-        c
-    } else {
-        dockhand()
-    };
-    let out = cmd
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let rss = std::fs::read_to_string(&rss_file)
-        .ok()
-        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
-    let _ = std::fs::remove_file(&rss_file);
-    (out, rss)
 }
 
 /// `input` must be refused by convert (to a dir and to a tar) and verify, with a
