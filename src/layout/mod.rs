@@ -1,5 +1,5 @@
 //! Layouts: which files and JSON documents make up each format. Readers turn a
-//! [`FileTree`] into a [`Source`]; writers turn images into files of a [`TreeWriter`].
+//! [`FileTree`] into a [`Source`]; writers turn images into files of a [`crate::tree::TreeWriter`].
 
 mod dir_transport;
 mod docker_save;

@@ -10,7 +10,7 @@ mod tar_writer;
 pub use dir::DirTree;
 pub use dir_writer::DirWriter;
 pub use spool::{open_input, Input};
-pub use tar_index::TarIndex;
+pub use tar_index::{TarIndex, MAX_ENTRIES};
 pub use tar_writer::{TarFileWriter, TarStreamWriter};
 
 use std::collections::VecDeque;
