@@ -2,12 +2,15 @@
 //! uncompressed digest against the config's diff_id, all checked in the same pass.
 
 use std::io::{self, Read, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use crate::digest::{Digest, HashSink, Hasher};
 use crate::error::{Error, Result};
 use crate::image::{Image, Layer};
 use crate::media::{Compression, DecodingWriter};
+use crate::tree::FileRef;
 
 /// Which bytes of a layer to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,10 +41,7 @@ pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<Box<d
         let same_hash =
             layer.compression == Compression::None && layer.diff_id.as_ref() == Some(&layer.digest);
         let diff = match (&layer.diff_id, same_hash) {
-            (Some(_), false) => Some(
-                DecodingWriter::new(layer.compression, HashSink::default())
-                    .map_err(|e| Error::io(format!("reading {}", layer.path), e))?,
-            ),
+            (Some(_), false) => Some(DiffWorker::spawn(layer.compression)),
             _ => None,
         };
         return Ok(Box::new(StoredReader {
@@ -52,23 +52,7 @@ pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<Box<d
             done: false,
         }));
     }
-    let stored = Arc::new(Mutex::new(Hasher::new()));
-    let tap = Tap {
-        inner: file.open()?,
-        hasher: Arc::clone(&stored),
-    };
-    let decoder = layer
-        .compression
-        .decoder(tap)
-        .map_err(|e| Error::io(format!("reading {}", layer.path), e))?;
-    Ok(Box::new(UncompressedReader {
-        decoder,
-        stored,
-        file: file.clone(),
-        diff: Hasher::new(),
-        check,
-        done: false,
-    }))
+    Ok(Box::new(UncompressedReader::start(file.clone(), &check)?))
 }
 
 /// Read a whole layer, verifying it, without keeping the bytes.
@@ -80,6 +64,7 @@ pub fn verify_layer(image: &Image, layer: &Layer) -> Result<()> {
 }
 
 /// What a layer must turn out to be.
+#[derive(Clone)]
 struct Check {
     image: String,
     path: String,
@@ -132,23 +117,99 @@ impl Check {
     }
 
     fn corrupt(&self, e: io::Error) -> io::Error {
-        if e.get_ref().is_some_and(|i| i.is::<Error>()) {
-            return e;
+        (self.corrupt_fn())(e)
+    }
+
+    /// Turns a decoder's error into one naming the layer (for use on another thread).
+    fn corrupt_fn(&self) -> impl Fn(io::Error) -> io::Error + Send + 'static {
+        let (path, compression) = (self.path.clone(), self.compression);
+        move |e: io::Error| {
+            if e.get_ref().is_some_and(|i| i.is::<Error>()) {
+                return e;
+            }
+            Error::malformed(
+                path.clone(),
+                format!("layer is not valid {} data: {e}", compression.name()),
+            )
+            .into_io()
         }
-        Error::malformed(
-            self.path.clone(),
-            format!("layer is not valid {} data: {e}", self.compression.name()),
-        )
-        .into_io()
     }
 }
 
-/// Passes the stored bytes through; hashes them, and feeds them to a decompressor whose
-/// output is hashed for the diff_id.
+/// How much data moves between a layer's threads at a time, and how many such chunks
+/// may wait: memory per layer stays under a few MiB whatever its size.
+const CHUNK: usize = 256 * 1024;
+const QUEUE_DEPTH: usize = 4;
+
+/// Computes a diff_id on another thread from copies of the stored bytes, so
+/// decompression overlaps with the consumer's hashing and writing.
+struct DiffWorker {
+    tx: Option<SyncSender<Vec<u8>>>,
+    handle: Option<JoinHandle<io::Result<Digest>>>,
+    pending: Vec<u8>,
+}
+
+impl DiffWorker {
+    fn spawn(compression: Compression) -> DiffWorker {
+        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE_DEPTH);
+        let handle = std::thread::spawn(move || -> io::Result<Digest> {
+            let mut sink = DecodingWriter::new(compression, HashSink::default())?;
+            for chunk in rx {
+                sink.write_all(&chunk)?;
+            }
+            Ok(sink.finish()?.hasher.finish().0)
+        });
+        DiffWorker {
+            tx: Some(tx),
+            handle: Some(handle),
+            pending: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+        let tx = self.tx.as_ref().expect("fed after finish");
+        if tx.send(chunk).is_err() {
+            // The worker stopped early: it failed; its error says why.
+            return Err(self
+                .join()
+                .err()
+                .unwrap_or_else(|| io::Error::other("decompression stopped early")));
+        }
+        Ok(())
+    }
+
+    fn join(&mut self) -> io::Result<Digest> {
+        self.tx.take();
+        match self.handle.take().expect("joined twice").join() {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::other("decompression thread panicked")),
+        }
+    }
+
+    fn finish(mut self) -> io::Result<Digest> {
+        self.flush()?;
+        self.join()
+    }
+}
+
+/// Passes the stored bytes through and hashes them; a [`DiffWorker`] decompresses a
+/// copy for the diff_id.
 struct StoredReader {
     inner: Box<dyn Read + Send>,
     stored: Hasher,
-    diff: Option<DecodingWriter<HashSink>>,
+    diff: Option<DiffWorker>,
     check: Check,
     done: bool,
 }
@@ -157,13 +218,9 @@ impl StoredReader {
     fn finish(&mut self) -> Result<()> {
         self.check.stored(std::mem::take(&mut self.stored))?;
         let uncompressed = match self.diff.take() {
-            Some(diff) => {
-                diff.finish()
-                    .map_err(|e| Error::io("", self.check.corrupt(e)))?
-                    .hasher
-                    .finish()
-                    .0
-            }
+            Some(diff) => diff
+                .finish()
+                .map_err(|e| Error::io("", self.check.corrupt(e)))?,
             None => self.check.digest.clone(),
         };
         self.check.uncompressed(uncompressed)
@@ -192,8 +249,7 @@ impl Read for StoredReader {
             .into_io());
         }
         if let Some(diff) = &mut self.diff {
-            diff.write_all(&buf[..n])
-                .map_err(|e| self.check.corrupt(e))?;
+            diff.feed(&buf[..n]).map_err(|e| self.check.corrupt(e))?;
         }
         Ok(n)
     }
@@ -216,32 +272,98 @@ impl Read for Tap {
     }
 }
 
-/// Yields the uncompressed bytes; at the end, hashes any stored bytes the decoder left
-/// unread and checks both digests.
+/// Yields the uncompressed bytes, which a worker thread decompresses (hashing the
+/// stored bytes as it reads them) while this side hashes them for the diff_id.
 struct UncompressedReader {
-    decoder: Box<dyn Read + Send>,
-    stored: Arc<Mutex<Hasher>>,
-    file: crate::tree::FileRef,
+    rx: Receiver<io::Result<Vec<u8>>>,
+    handle: Option<JoinHandle<Result<Hasher>>>,
+    current: Vec<u8>,
+    pos: usize,
     diff: Hasher,
     check: Check,
     done: bool,
 }
 
 impl UncompressedReader {
-    fn finish(&mut self) -> Result<()> {
-        let mut stored =
-            std::mem::take(&mut *self.stored.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut rest = self.file.open_at(stored.len())?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = rest
-                .read(&mut buf)
-                .map_err(|e| Error::io(format!("reading {}", self.check.path), e))?;
-            if n == 0 {
-                break;
+    fn start(file: FileRef, check: &Check) -> Result<UncompressedReader> {
+        let stored = Arc::new(Mutex::new(Hasher::new()));
+        let tap = Tap {
+            inner: file.open()?,
+            hasher: Arc::clone(&stored),
+        };
+        let mut decoder = check
+            .compression
+            .decoder(tap)
+            .map_err(|e| Error::io(format!("reading {}", check.path), e))?;
+        let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(QUEUE_DEPTH);
+        let (path, declared) = (check.path.clone(), check.size);
+        let corrupt = check.corrupt_fn();
+        let handle = std::thread::spawn(move || -> Result<Hasher> {
+            loop {
+                let mut chunk = vec![0u8; CHUNK];
+                let mut filled = 0;
+                while filled < CHUNK {
+                    match decoder.read(&mut chunk[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            // A short or corrupt stored blob is better reported by its size.
+                            let err = if file.size != declared {
+                                Error::SizeMismatch {
+                                    file: path.clone(),
+                                    expected: declared,
+                                    actual: file.size,
+                                }
+                                .into_io()
+                            } else {
+                                corrupt(e)
+                            };
+                            let _ = tx.send(Err(err));
+                            return Ok(Hasher::new());
+                        }
+                    }
+                }
+                if filled == 0 {
+                    break;
+                }
+                chunk.truncate(filled);
+                if tx.send(Ok(chunk)).is_err() {
+                    return Ok(Hasher::new()); // the reader went away
+                }
             }
-            stored.update(&buf[..n]);
-        }
+            drop(decoder);
+            // Hash whatever the decoder left unread (trailing bytes after the stream).
+            let mut stored = std::mem::take(&mut *stored.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut rest = file.open_at(stored.len())?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = rest
+                    .read(&mut buf)
+                    .map_err(|e| Error::io(format!("reading {path}"), e))?;
+                if n == 0 {
+                    break;
+                }
+                stored.update(&buf[..n]);
+            }
+            Ok(stored)
+        });
+        Ok(UncompressedReader {
+            rx,
+            handle: Some(handle),
+            current: Vec::new(),
+            pos: 0,
+            diff: Hasher::new(),
+            check: check.clone(),
+            done: false,
+        })
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let stored = match self.handle.take().expect("finished twice").join() {
+            Ok(result) => result?,
+            Err(_) => return Err(Error::Unsupported("decompression thread panicked".into())),
+        };
         self.check.stored(stored)?;
         self.check
             .uncompressed(std::mem::take(&mut self.diff).finish().0)
@@ -253,28 +375,132 @@ impl Read for UncompressedReader {
         if self.done || buf.is_empty() {
             return Ok(0);
         }
-        let n = match self.decoder.read(buf) {
-            Ok(n) => n,
-            Err(e) => {
-                self.done = true;
-                // A short or corrupt stored blob is better reported by its digest.
-                if self.file.size != self.check.size {
-                    return Err(Error::SizeMismatch {
-                        file: self.check.path.clone(),
-                        expected: self.check.size,
-                        actual: self.file.size,
-                    }
-                    .into_io());
+        if self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.pos = 0;
                 }
-                return Err(self.check.corrupt(e));
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    self.finish().map_err(Error::into_io)?;
+                    return Ok(0);
+                }
             }
-        };
-        if n == 0 {
-            self.done = true;
-            self.finish().map_err(Error::into_io)?;
-            return Ok(0);
         }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
         self.diff.update(&buf[..n]);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::image::{Descriptor, Platform};
+    use crate::tree::{DirTree, FileTree};
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    /// An image with one layer stored as `stored`, claiming `uncompressed` as content.
+    fn image_with(dir: &std::path::Path, stored: &[u8], uncompressed: &[u8]) -> Image {
+        std::fs::write(dir.join("layer"), stored).unwrap();
+        let tree = DirTree::new(dir, "test");
+        let file = (&tree as &dyn FileTree).resolve("layer").unwrap();
+        let layer = Layer {
+            digest: Digest::of(stored),
+            size: stored.len() as u64,
+            media_type: String::new(),
+            compression: Compression::detect(stored),
+            diff_id: Some(Digest::of(uncompressed)),
+            file: Some(file),
+            path: "layer".into(),
+        };
+        Image {
+            tags: vec![],
+            ref_names: vec![],
+            config: Descriptor {
+                media_type: String::new(),
+                digest: Digest::of(b"{}"),
+                size: 2,
+            },
+            config_bytes: Arc::new(b"{}".to_vec()),
+            config_path: "config".into(),
+            manifest: None,
+            platform: Platform::default(),
+            layers: vec![layer],
+            artifact: false,
+        }
+    }
+
+    fn read_all(image: &Image, form: LayerForm) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        open_layer(image, &image.layers[0], form)?
+            .read_to_end(&mut out)
+            .map_err(|e| Error::io("layer", e))?;
+        Ok(out)
+    }
+
+    #[test]
+    fn both_forms_verify_compressed_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let image = image_with(dir.path(), &gzip(&content), &content);
+        assert_eq!(read_all(&image, LayerForm::Uncompressed).unwrap(), content);
+        assert_eq!(read_all(&image, LayerForm::Stored).unwrap(), gzip(&content));
+        // The config's diff_id disagrees with the content: both forms fail.
+        let mut wrong = image.clone();
+        wrong.layers[0].diff_id = Some(Digest::of(b"something else"));
+        for form in [LayerForm::Stored, LayerForm::Uncompressed] {
+            assert!(
+                matches!(read_all(&wrong, form), Err(Error::DiffIdMismatch { .. })),
+                "{form:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_and_truncated_compression_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = vec![7u8; 1_000_000];
+        let mut bad = gzip(&content);
+        let n = bad.len();
+        bad[n / 2] ^= 0xff;
+        let image = image_with(dir.path(), &bad, &content);
+        for form in [LayerForm::Stored, LayerForm::Uncompressed] {
+            let err = read_all(&image, form).unwrap_err();
+            assert!(err.to_string().contains("layer"), "{form:?}: {err}");
+        }
+        let cut = gzip(&content)[..n / 2].to_vec();
+        let image = image_with(dir.path(), &cut, &content);
+        for form in [LayerForm::Stored, LayerForm::Uncompressed] {
+            assert!(read_all(&image, form).is_err(), "{form:?}");
+        }
+    }
+
+    #[test]
+    fn a_reader_dropped_early_does_not_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = vec![1u8; 8_000_000];
+        let image = image_with(dir.path(), &gzip(&content), &content);
+        for form in [LayerForm::Stored, LayerForm::Uncompressed] {
+            let mut r = open_layer(&image, &image.layers[0], form).unwrap();
+            let mut buf = [0u8; 1000];
+            r.read_exact(&mut buf).unwrap();
+            drop(r);
+        }
     }
 }

@@ -423,3 +423,23 @@ fn hybrid_docker_archive_is_also_an_oci_layout() {
     assert_eq!(as_oci["format"], "oci-archive");
     assert_eq!(config_digests(&as_oci), f.config_digests());
 }
+
+#[test]
+fn file_and_stdout_outputs_are_identical() {
+    // Layers decompressed into a tar file are written with a patched header; on stdout
+    // they are staged first. Both must give the same bytes.
+    for name in ["skopeo-oci", "skopeo-oci-zstd", "umoci-layout"] {
+        let f = fixture(name);
+        let tmp = tempdir();
+        for to in ["docker-archive", "oci-archive"] {
+            let file = tmp.path().join(format!("{to}.tar"));
+            ok(&["convert", "--to", to, f.input(), s(&file)]);
+            let out = dockhand()
+                .args(["convert", "--to", to, f.input(), "-"])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            assert_eq!(std::fs::read(&file).unwrap(), out.stdout, "{name} -> {to}");
+        }
+    }
+}

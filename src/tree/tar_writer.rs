@@ -233,7 +233,30 @@ impl TreeWriter for TarFileWriter {
         self.stream().file(path, size, data)
     }
     fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64> {
-        self.stream().file_unsized(path, data)
+        if path.len() > 100 {
+            return self.stream().file_unsized(path, data);
+        }
+        // A file can be patched: write a placeholder header, stream the data, then go
+        // back and write the real header. This saves staging the bytes in a temp file.
+        let shown = self.dest.display().to_string();
+        let werr = |e: io::Error| Error::io(format!("writing {shown}"), e);
+        let gate = self.stream().builder().get_mut();
+        let start = gate.inner.stream_position().map_err(werr)?;
+        gate.inner.write_all(&[0u8; 512]).map_err(werr)?;
+        let size =
+            io::copy(data, &mut gate.inner).map_err(|e| Error::io(format!("reading {path}"), e))?;
+        let padding = (512 - size % 512) % 512;
+        gate.inner
+            .write_all(&[0u8; 512][..padding as usize])
+            .map_err(werr)?;
+        let end = gate.inner.stream_position().map_err(werr)?;
+        let mut h = header(EntryType::Regular, size, 0o644);
+        h.set_path(path).map_err(werr)?;
+        h.set_cksum();
+        gate.inner.seek(io::SeekFrom::Start(start)).map_err(werr)?;
+        gate.inner.write_all(h.as_bytes()).map_err(werr)?;
+        gate.inner.seek(io::SeekFrom::Start(end)).map_err(werr)?;
+        Ok(size)
     }
     fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
         self.stream().symlink(path, target)
