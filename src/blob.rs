@@ -440,6 +440,7 @@ mod tests {
             config_bytes: Arc::new(b"{}".to_vec()),
             config_path: "config".into(),
             manifest: None,
+            manifest_bytes: None,
             platform: Platform::default(),
             layers: vec![layer],
             artifact: false,

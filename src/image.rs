@@ -186,6 +186,9 @@ pub struct Image {
     pub config_path: String,
     /// The manifest the source holds for this image, if any.
     pub manifest: Option<Descriptor>,
+    /// That manifest's bytes, when the source has them: an OCI output reuses them (and
+    /// so keeps the manifest digest) when every layer is written as stored.
+    pub manifest_bytes: Option<Arc<Vec<u8>>>,
     /// The platform, from the config.
     pub platform: Platform,
     /// Layers, base first.

@@ -76,7 +76,11 @@ pub(super) fn read(
         size: manifest_bytes.len() as u64,
     };
     Ok(vec![image_from_manifest(
-        &store, &manifest, descriptor, warnings,
+        &store,
+        &manifest,
+        manifest_bytes,
+        descriptor,
+        warnings,
     )?])
 }
 
@@ -114,7 +118,7 @@ fn read_list(
             size: bytes.len() as u64,
         };
         return Ok(vec![image_from_manifest(
-            store, &manifest, descriptor, warnings,
+            store, &manifest, &bytes, descriptor, warnings,
         )?]);
     }
     Err(Error::Selection(format!(

@@ -130,6 +130,7 @@ pub(super) fn read(
             config_bytes: Arc::new(config_bytes),
             config_path: config_file.path.clone(),
             manifest: info.map(|i| i.manifest.clone()),
+            manifest_bytes: info.and_then(|i| i.manifest_bytes.clone()),
             platform: view.platform(),
             layers,
             artifact: false,

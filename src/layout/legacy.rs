@@ -244,6 +244,7 @@ fn synthesize(chain: Vec<V1Layer>, family: Family) -> Result<Image> {
         config_bytes: Arc::new(bytes),
         config_path: format!("{}/json (synthesized config)", top.id),
         manifest: None,
+        manifest_bytes: None,
         platform: view.platform(),
         layers,
         artifact: false,

@@ -224,7 +224,7 @@ struct Walker<'a, 'w> {
 
 enum Doc {
     Index(Vec<RawDescriptor>),
-    Manifest(RawManifest),
+    Manifest(RawManifest, Vec<u8>),
 }
 
 impl Walker<'_, '_> {
@@ -275,7 +275,7 @@ impl Walker<'_, '_> {
         }
         let manifest: RawManifest =
             serde_json::from_value(value).map_err(|e| Error::malformed(&path, e.to_string()))?;
-        Ok((Doc::Manifest(manifest), descriptor))
+        Ok((Doc::Manifest(manifest, bytes), descriptor))
     }
 
     fn walk(
@@ -294,9 +294,14 @@ impl Walker<'_, '_> {
         }
         let (doc, descriptor) = self.fetch(desc, named_in)?;
         match doc {
-            Doc::Manifest(manifest) => {
-                let image =
-                    image_from_manifest(self.store, &manifest, descriptor, &mut *self.warnings)?;
+            Doc::Manifest(manifest, bytes) => {
+                let image = image_from_manifest(
+                    self.store,
+                    &manifest,
+                    &bytes,
+                    descriptor,
+                    &mut *self.warnings,
+                )?;
                 self.add(image, names);
             }
             Doc::Index(children) => {
@@ -354,9 +359,9 @@ impl Walker<'_, '_> {
             if self.store.find_blob(&digest)?.is_none() {
                 continue;
             }
-            if let Ok((Doc::Manifest(m), d)) = self.fetch(child, label) {
+            if let Ok((Doc::Manifest(m, bytes), d)) = self.fetch(child, label) {
                 let mut quiet = Vec::new();
-                if let Ok(image) = image_from_manifest(self.store, &m, d, &mut quiet) {
+                if let Ok(image) = image_from_manifest(self.store, &m, &bytes, d, &mut quiet) {
                     if !image.artifact && image.platform.satisfies(&self.wanted) {
                         return Ok(Some(child));
                     }
@@ -397,6 +402,7 @@ impl Walker<'_, '_> {
 pub(super) fn image_from_manifest(
     store: &dyn BlobStore,
     manifest: &RawManifest,
+    manifest_bytes: &[u8],
     descriptor: Descriptor,
     warnings: &mut Vec<String>,
 ) -> Result<Image> {
@@ -488,6 +494,7 @@ pub(super) fn image_from_manifest(
         config_bytes: Arc::new(config_bytes),
         config_path,
         manifest: Some(descriptor),
+        manifest_bytes: Some(Arc::new(manifest_bytes.to_vec())),
         platform,
         layers,
         artifact: view.is_none(),
@@ -508,6 +515,7 @@ fn compression_from_media_type(media_type: &str) -> Compression {
 /// keyed by config digest.
 pub(super) struct DockerSideInfo {
     pub manifest: Descriptor,
+    pub manifest_bytes: Option<Arc<Vec<u8>>>,
     pub config_media_type: String,
     pub tags: Vec<Reference>,
     pub ref_names: Vec<String>,
@@ -541,6 +549,7 @@ pub(super) fn describe_for_docker(
         out.entry(image.config.digest.clone())
             .or_insert(DockerSideInfo {
                 manifest,
+                manifest_bytes: image.manifest_bytes,
                 config_media_type: image.config.media_type,
                 tags: image.tags,
                 ref_names: image

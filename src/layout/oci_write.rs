@@ -119,6 +119,7 @@ pub(crate) fn put_oci_image(
 ) -> Result<WrittenImage> {
     let mut layer_descs = Vec::with_capacity(image.layers.len());
     let mut layer_paths = Vec::with_capacity(image.layers.len());
+    let mut all_as_stored = true;
     for layer in &image.layers {
         let representable = matches!(
             layer.compression,
@@ -139,6 +140,7 @@ pub(crate) fn put_oci_image(
                 .expect("representable")
                 .to_string()
         };
+        all_as_stored &= form == LayerForm::Stored && media_type == layer.media_type;
         layer_paths.push(blobs.path(&digest));
         layer_descs
             .push(json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
@@ -149,6 +151,22 @@ pub(crate) fn put_oci_image(
     } else {
         media::OCI_CONFIG
     };
+    // When the source's own OCI manifest describes exactly what was written, keep its
+    // bytes: the manifest digest (what signatures point at) survives the conversion.
+    if let (Some(source), Some(bytes)) = (&image.manifest, &image.manifest_bytes) {
+        if all_as_stored
+            && source.media_type == media::OCI_MANIFEST
+            && image.config.media_type == config_type
+            && describes(bytes, &config.digest, &layer_descs)
+        {
+            return Ok(WrittenImage {
+                manifest: source.clone(),
+                manifest_bytes: bytes.to_vec(),
+                config_path: blobs.path(&config.digest),
+                layer_paths,
+            });
+        }
+    }
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_MANIFEST,
@@ -166,6 +184,21 @@ pub(crate) fn put_oci_image(
         config_path: blobs.path(&config.digest),
         layer_paths,
     })
+}
+
+/// Does manifest `bytes` name exactly this config and these layers, in this order? (A
+/// Docker 25.0.0 save can carry an OCI manifest whose layer order disagrees with its
+/// manifest.json, which is the one followed.)
+fn describes(bytes: &[u8], config: &Digest, layers: &[Value]) -> bool {
+    let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
+        return false;
+    };
+    let same =
+        |a: &Value, b: &Value| a.get("digest") == b.get("digest") && a.get("size") == b.get("size");
+    doc["config"]["digest"].as_str() == Some(config.to_string().as_str())
+        && doc["layers"].as_array().is_some_and(|l| {
+            l.len() == layers.len() && l.iter().zip(layers).all(|(a, b)| same(a, b))
+        })
 }
 
 /// The index.json entries for written images: one per name, none-named images once.
