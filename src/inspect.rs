@@ -127,20 +127,47 @@ pub struct VerifyReport {
 }
 
 /// Read every layer of `images`, checking sizes, digests and diff_ids. Configs and
-/// manifests were verified when the source was read.
+/// manifests were verified when the source was read. Layers are checked on as many
+/// threads as the machine has cores; the first failing layer (in image order) is
+/// reported.
 pub fn verify(images: &[Image]) -> Result<VerifyReport> {
-    let mut report = VerifyReport::default();
     let mut seen = std::collections::HashSet::new();
+    let mut work = Vec::new();
     for image in images {
-        report.images += 1;
         for layer in &image.layers {
-            if !seen.insert((layer.digest.clone(), layer.diff_id.clone())) {
-                continue;
+            if seen.insert((layer.digest.clone(), layer.diff_id.clone())) {
+                work.push((image, layer));
             }
-            verify_layer(image, layer)?;
-            report.layers += 1;
-            report.bytes += layer.size;
         }
     }
-    Ok(report)
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<()>>>> =
+        work.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(work.len())
+        .max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((image, layer)) = work.get(i) else {
+                    break;
+                };
+                let result = verify_layer(image, layer);
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+            });
+        }
+    });
+    for result in results {
+        result
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .expect("every layer was checked")?;
+    }
+    Ok(VerifyReport {
+        images: images.len(),
+        layers: work.len(),
+        bytes: work.iter().map(|(_, l)| l.size).sum(),
+    })
 }

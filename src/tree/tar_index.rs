@@ -275,6 +275,38 @@ mod tests {
         assert!(tree.resolve("../x").is_err());
     }
 
+    /// A tar whose only entry claims `size` bytes, in a sparse file of that length, with
+    /// the size given by a PAX record (Go, Docker) or in base-256 (GNU tar).
+    fn huge_entry(size: u64, pax: bool) -> TarIndex {
+        let mut bytes = Vec::new();
+        if pax {
+            let mut b = Builder::new(Vec::new());
+            b.append_pax_extensions([("size", size.to_string().as_bytes())])
+                .unwrap();
+            bytes = b.into_inner().unwrap();
+            bytes.truncate(bytes.len() - 1024);
+        }
+        let mut h = header(EntryType::Regular, if pax { 0 } else { size });
+        h.set_path("huge/layer.tar").unwrap();
+        h.set_cksum();
+        bytes.extend_from_slice(h.as_bytes());
+        let data_start = bytes.len() as u64;
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&bytes).unwrap();
+        f.set_len(data_start + size + 1024).unwrap();
+        TarIndex::new(f, "huge.tar").unwrap()
+    }
+
+    #[test]
+    fn sizes_over_8_gib_in_pax_and_base_256() {
+        let size = (9u64 << 30) + 5;
+        for pax in [true, false] {
+            let idx = huge_entry(size, pax);
+            let f = (&idx as &dyn FileTree).resolve("huge/layer.tar").unwrap();
+            assert_eq!(f.size, size, "pax={pax}");
+        }
+    }
+
     #[test]
     fn last_duplicate_wins() {
         let mut b = Builder::new(Vec::new());

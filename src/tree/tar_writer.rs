@@ -283,3 +283,18 @@ impl TreeWriter for TarFileWriter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_carry_sizes_over_8_gib() {
+        // The octal field holds at most 8 GiB - 1; larger sizes must still round-trip.
+        let size = (9u64 << 30) + 7;
+        let mut h = header(EntryType::Regular, size, 0o644);
+        h.set_path("blobs/sha256/x").unwrap();
+        h.set_cksum();
+        assert_eq!(h.entry_size().unwrap(), size);
+    }
+}
