@@ -1,6 +1,8 @@
 //! Writing OCI image layouts (to a directory or a tar) and the `dir:` layout.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use serde_json::{json, Map, Value};
 
@@ -53,6 +55,66 @@ impl<'w> BlobWriter<'w> {
             digest,
             size: bytes.len() as u64,
         })
+    }
+
+    /// Write the layers of `image` that are not yet written, several at a time when the
+    /// output allows it (a directory). [`BlobWriter::put_layer`] then finds them done.
+    pub(crate) fn prefetch_layers(&mut self, image: &Image, forms: &[LayerForm]) -> Result<()> {
+        let Some(parallel) = self.out.parallel() else {
+            return Ok(());
+        };
+        let mut jobs: Vec<(&Layer, LayerForm, Digest)> = Vec::new();
+        for (layer, &form) in image.layers.iter().zip(forms) {
+            let target = match form {
+                LayerForm::Stored => layer.digest.clone(),
+                LayerForm::Uncompressed => match &layer.diff_id {
+                    Some(d) => d.clone(),
+                    None => return Ok(()),
+                },
+            };
+            if !self.written.contains_key(&target) && !jobs.iter().any(|(_, _, d)| *d == target) {
+                jobs.push((layer, form, target));
+            }
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(jobs.len());
+        if threads < 2 {
+            return Ok(());
+        }
+        let prefix = self.prefix;
+        let next = AtomicUsize::new(0);
+        let results: Vec<Mutex<Option<Result<u64>>>> =
+            jobs.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((layer, form, target)) = jobs.get(i) else {
+                        break;
+                    };
+                    let result = open_layer(image, layer, *form).and_then(|mut reader| {
+                        parallel.file_shared(&format!("{prefix}{}", target.hex()), &mut reader)
+                    });
+                    let failed = result.is_err();
+                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                    if failed {
+                        // Stop handing out work; the error is reported below.
+                        next.store(usize::MAX / 2, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        for ((_, _, target), result) in jobs.iter().zip(results) {
+            match result.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Some(Ok(size)) => {
+                    self.written.insert(target.clone(), size);
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     /// Write a layer in `form`; returns the digest, size and compression written.
@@ -120,17 +182,23 @@ pub(crate) fn put_oci_image(
     let mut layer_descs = Vec::with_capacity(image.layers.len());
     let mut layer_paths = Vec::with_capacity(image.layers.len());
     let mut all_as_stored = true;
-    for layer in &image.layers {
-        let representable = matches!(
-            layer.compression,
-            Compression::None | Compression::Gzip | Compression::Zstd
-        );
-        let form = if layers_mode == OciLayers::Uncompressed || (!representable && !image.artifact)
-        {
-            LayerForm::Uncompressed
-        } else {
-            LayerForm::Stored
-        };
+    let forms: Vec<LayerForm> = image
+        .layers
+        .iter()
+        .map(|layer| {
+            let representable = matches!(
+                layer.compression,
+                Compression::None | Compression::Gzip | Compression::Zstd
+            );
+            if layers_mode == OciLayers::Uncompressed || (!representable && !image.artifact) {
+                LayerForm::Uncompressed
+            } else {
+                LayerForm::Stored
+            }
+        })
+        .collect();
+    blobs.prefetch_layers(image, &forms)?;
+    for (layer, &form) in image.layers.iter().zip(&forms) {
         let (digest, size, compression) = blobs.put_layer(image, layer, form)?;
         let media_type = if image.artifact {
             layer.media_type.clone()

@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::tar_writer::split_dest;
-use super::{normalize_path, ExactReader, TreeWriter};
+use super::{normalize_path, ExactReader, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::error::{Error, IoContext, Result};
 
@@ -82,6 +82,17 @@ impl Drop for DirWriter {
     }
 }
 
+impl ParallelFiles for DirWriter {
+    fn file_shared(&self, rel: &str, data: &mut dyn Read) -> Result<u64> {
+        let (path, file) = self.create_file(rel)?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let n = io::copy(data, &mut out)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        out.flush().ctx(|| format!("writing {}", path.display()))?;
+        Ok(n)
+    }
+}
+
 impl TreeWriter for DirWriter {
     fn dir(&mut self, rel: &str) -> Result<()> {
         let path = self.path(rel)?;
@@ -95,12 +106,11 @@ impl TreeWriter for DirWriter {
     }
 
     fn file_unsized(&mut self, rel: &str, data: &mut dyn Read) -> Result<u64> {
-        let (path, file) = self.create_file(rel)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
-        let n = io::copy(data, &mut out)
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        out.flush().ctx(|| format!("writing {}", path.display()))?;
-        Ok(n)
+        self.file_shared(rel, data)
+    }
+
+    fn parallel(&self) -> Option<&dyn ParallelFiles> {
+        Some(self)
     }
 
     fn symlink(&mut self, rel: &str, target: &str) -> Result<()> {

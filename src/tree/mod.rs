@@ -273,6 +273,17 @@ pub trait TreeWriter {
     fn symlink(&mut self, path: &str, target: &str) -> Result<()>;
     /// Make the result visible at the destination.
     fn commit(self: Box<Self>) -> Result<()>;
+    /// A handle for writing independent files from several threads at once, when the
+    /// container allows it (a directory does; a tar stream must stay in order).
+    fn parallel(&self) -> Option<&dyn ParallelFiles> {
+        None
+    }
+}
+
+/// Writing whole files from several threads at once.
+pub trait ParallelFiles: Sync {
+    /// Like [`TreeWriter::file_unsized`], callable concurrently for different paths.
+    fn file_shared(&self, path: &str, data: &mut dyn Read) -> Result<u64>;
 }
 
 /// A reader that yields exactly `size` bytes of `inner` or fails, so a writer never
