@@ -23,6 +23,11 @@ pub struct Input {
 /// Open `path` (`-` for stdin) as a tree.
 pub fn open_input(path: &str) -> Result<Input> {
     if path == "-" {
+        if io::IsTerminal::is_terminal(&io::stdin()) {
+            return Err(Error::Unsupported(
+                "refusing to read an archive from a terminal; pipe one into stdin".into(),
+            ));
+        }
         // Read stdin as a File so the kernel can splice it into the spool file.
         let stdin = std::os::fd::AsFd::as_fd(&io::stdin())
             .try_clone_to_owned()

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// Upper bound on indexed entries, so a hostile archive cannot grow the index without
 /// limit (a real image archive has a few entries per layer).
-pub const MAX_ENTRIES: usize = 1_000_000;
+pub const MAX_ENTRIES: usize = 250_000;
 
 /// An indexed tar archive.
 pub struct TarIndex {
