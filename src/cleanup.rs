@@ -7,9 +7,16 @@
 //! to recognise and delete.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 static STAGING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// True once a signal asked the process to stop: writers create nothing more.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// The marker in every staging name.
 pub const STAGING_MARKER: &str = ".dockhand-tmp-";
@@ -42,14 +49,22 @@ pub fn install_signal_handlers() -> std::io::Result<()> {
         .name("dockhand-signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
+                // Writers on other threads check this before creating anything; one
+                // may be mid-creation, hence a second pass after it has had time.
+                INTERRUPTED.store(true, Ordering::SeqCst);
                 // Hold the lock until exit: no commit can start after this point.
                 let staging = lock();
-                for path in staging.iter() {
-                    let _ = if path.is_dir() {
-                        std::fs::remove_dir_all(path)
-                    } else {
-                        std::fs::remove_file(path)
-                    };
+                for pass in 0..3 {
+                    if pass > 0 {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    for path in staging.iter() {
+                        let _ = if path.is_dir() {
+                            std::fs::remove_dir_all(path)
+                        } else {
+                            std::fs::remove_file(path)
+                        };
+                    }
                 }
                 eprintln!("error: interrupted by signal {signal}; nothing was written");
                 std::process::exit(128 + signal);

@@ -149,81 +149,6 @@ impl Write for HashSink {
     }
 }
 
-/// A reader that checks, at end of data, that what it passed on has the expected length
-/// and digest. A mismatch is reported as an error from `read`, so no consumer can see a
-/// clean end of a corrupt blob.
-pub struct VerifyingReader<R> {
-    inner: R,
-    hasher: Hasher,
-    expected: Digest,
-    expected_size: Option<u64>,
-    file: String,
-    done: bool,
-}
-
-impl<R: Read> VerifyingReader<R> {
-    /// Wrap `inner`, which must yield exactly the blob `expected` (of `expected_size` bytes
-    /// when known). `file` names the blob in errors.
-    pub fn new(inner: R, expected: Digest, expected_size: Option<u64>, file: String) -> Self {
-        VerifyingReader {
-            inner,
-            hasher: Hasher::new(),
-            expected,
-            expected_size,
-            file,
-            done: false,
-        }
-    }
-
-    fn check(&mut self) -> Result<(), Error> {
-        let (actual, len) = std::mem::take(&mut self.hasher).finish();
-        if let Some(expected) = self.expected_size {
-            if expected != len {
-                return Err(Error::SizeMismatch {
-                    file: self.file.clone(),
-                    expected,
-                    actual: len,
-                });
-            }
-        }
-        if actual != self.expected {
-            return Err(Error::DigestMismatch {
-                file: self.file.clone(),
-                expected: self.expected.clone(),
-                actual,
-            });
-        }
-        Ok(())
-    }
-}
-
-impl<R: Read> Read for VerifyingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.done || buf.is_empty() {
-            return Ok(0);
-        }
-        let n = self.inner.read(buf)?;
-        if n == 0 {
-            self.done = true;
-            self.check().map_err(Error::into_io)?;
-            return Ok(0);
-        }
-        self.hasher.update(&buf[..n]);
-        if let Some(expected) = self.expected_size {
-            if self.hasher.len() > expected {
-                self.done = true;
-                return Err(Error::SizeMismatch {
-                    file: self.file.clone(),
-                    expected,
-                    actual: self.hasher.len(),
-                }
-                .into_io());
-            }
-        }
-        Ok(n)
-    }
-}
-
 /// Read all of `reader`, at most `limit` bytes; more is an error naming `file`.
 pub fn read_limited(reader: impl Read, limit: u64, file: &str) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
@@ -256,24 +181,5 @@ mod tests {
         );
         let err = Digest::parse("sha512:abcd").unwrap_err();
         assert!(err.contains("unsupported digest algorithm"), "{err}");
-    }
-
-    #[test]
-    fn verifying_reader_catches_both_kinds_of_lie() {
-        let data = b"hello";
-        let good = Digest::of(data);
-        let mut out = Vec::new();
-        VerifyingReader::new(&data[..], good.clone(), Some(5), "x".into())
-            .read_to_end(&mut out)
-            .unwrap();
-        assert_eq!(out, data);
-        let err = VerifyingReader::new(&data[..], good.clone(), Some(6), "x".into())
-            .read_to_end(&mut Vec::new())
-            .unwrap_err();
-        assert!(matches!(Error::io("x", err), Error::SizeMismatch { .. }));
-        let err = VerifyingReader::new(&data[..], Digest::of(b"other"), None, "x".into())
-            .read_to_end(&mut Vec::new())
-            .unwrap_err();
-        assert!(matches!(Error::io("x", err), Error::DigestMismatch { .. }));
     }
 }

@@ -57,15 +57,6 @@ impl Format {
         })
     }
 
-    /// All formats, in the order they are documented.
-    pub const ALL: [Format; 5] = [
-        Format::DockerArchive,
-        Format::DockerDir,
-        Format::Oci,
-        Format::OciArchive,
-        Format::Dir,
-    ];
-
     /// Whether this format is stored as a single tar (file or stream).
     pub fn is_tar(self) -> bool {
         matches!(self, Format::DockerArchive | Format::OciArchive)

@@ -1,6 +1,6 @@
 //! Media types and compression, detected from magic bytes and never from labels.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -14,8 +14,6 @@ pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// OCI zstd layer.
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-/// The `oci-layout` marker file's type.
-pub const OCI_LAYOUT_HEADER: &str = "application/vnd.oci.layout.header.v1+json";
 /// Docker schema2 manifest.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list.
@@ -30,17 +28,10 @@ pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.ta
 pub const DOCKER_LAYER_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
 /// Docker schema1 manifest.
 pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
-/// Docker signed schema1 manifest.
-pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
 /// Is this the media type of an image index or manifest list?
 pub fn is_index(media_type: &str) -> bool {
     media_type == OCI_INDEX || media_type == DOCKER_MANIFEST_LIST
-}
-
-/// Is this the media type of a single-image manifest?
-pub fn is_manifest(media_type: &str) -> bool {
-    media_type == OCI_MANIFEST || media_type == DOCKER_MANIFEST
 }
 
 /// Is this config media type one of a container image (rather than an artifact)?
@@ -211,12 +202,6 @@ impl<W: Write> Write for DecodingWriter<W> {
             DecodingWriter::Bzip2(d) => d.flush(),
         }
     }
-}
-
-/// Peek at the first bytes of a buffered reader without consuming them.
-pub fn sniff<R: BufRead>(reader: &mut R) -> io::Result<Compression> {
-    let head = reader.fill_buf()?;
-    Ok(Compression::detect(head))
 }
 
 #[cfg(test)]

@@ -80,17 +80,6 @@ impl Reference {
         })
     }
 
-    /// The same repository with another tag.
-    pub fn with_tag(&self, tag: &str) -> Result<Reference, String> {
-        if !valid_tag(tag) {
-            return Err(format!("invalid tag {tag:?}"));
-        }
-        Ok(Reference {
-            tag: tag.to_string(),
-            ..self.clone()
-        })
-    }
-
     /// The tag.
     pub fn tag(&self) -> &str {
         &self.tag

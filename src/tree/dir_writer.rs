@@ -46,6 +46,9 @@ impl DirWriter {
     }
 
     fn path(&self, rel: &str) -> Result<PathBuf> {
+        if cleanup::interrupted() {
+            return Err(Error::Interrupted);
+        }
         let clean = normalize_path(rel)
             .filter(|p| !p.is_empty())
             .ok_or_else(|| {

@@ -14,10 +14,6 @@ use crate::media::Compression;
 pub struct Input {
     /// The files of the input.
     pub tree: Box<dyn FileTree>,
-    /// Whether the input was a tar that had to be copied (stdin, pipe, compressed).
-    pub spooled: bool,
-    /// The whole-archive compression that was removed, if any.
-    pub compression: Compression,
 }
 
 /// Open `path` (`-` for stdin) as a tree.
@@ -39,8 +35,6 @@ pub fn open_input(path: &str) -> Result<Input> {
     if meta.is_dir() {
         return Ok(Input {
             tree: Box::new(DirTree::new(p, path)),
-            spooled: false,
-            compression: Compression::None,
         });
     }
     let mut file = File::open(p).map_err(|e| Error::io(format!("opening {path}"), e))?;
@@ -61,8 +55,6 @@ pub fn open_input(path: &str) -> Result<Input> {
             .map_err(|e| Error::io(format!("reading {path}"), e))?;
         return Ok(Input {
             tree: Box::new(TarIndex::new(file, path)?),
-            spooled: false,
-            compression,
         });
     }
     file.rewind()
@@ -135,7 +127,5 @@ fn spool(mut input: File, name: &str) -> Result<Input> {
         .map_err(|e| Error::io("reading the spool file", e))?;
     Ok(Input {
         tree: Box::new(TarIndex::new(temp, name)?),
-        spooled: true,
-        compression,
     })
 }
