@@ -92,7 +92,12 @@ impl Reference {
 
     /// The repository in Docker's familiar form: `busybox`, `user/app`, `quay.io/x/y`.
     pub fn familiar_repository(&self) -> String {
-        if self.registry == DEFAULT_REGISTRY {
+        // `docker.io/a.b/c` shortened to `a.b/c` would read back as registry `a.b`:
+        // keep the registry whenever the first path component looks like one.
+        let first = self.path.split('/').next().unwrap_or("");
+        let ambiguous =
+            self.path.contains('/') && (first.contains(['.', ':']) || first == "localhost");
+        if self.registry == DEFAULT_REGISTRY && !ambiguous {
             self.path
                 .strip_prefix("library/")
                 .filter(|rest| !rest.contains('/'))
@@ -206,6 +211,16 @@ mod tests {
                 "example.com/empty:latest",
                 "example.com/empty:latest",
                 "example.com/empty:latest",
+            ),
+            (
+                "docker.io/a.b/c:1",
+                "docker.io/a.b/c:1",
+                "docker.io/a.b/c:1",
+            ),
+            (
+                "docker.io/localhost/c",
+                "docker.io/localhost/c:latest",
+                "docker.io/localhost/c:latest",
             ),
         ];
         for (input, full, familiar) in cases {
