@@ -485,3 +485,32 @@ fn oci_to_oci_keeps_manifest_digests_unless_the_manifest_lies() {
         "application/vnd.oci.image.layer.v1.tar"
     );
 }
+
+#[test]
+fn names_survive_docker_archive_round_trips() {
+    // Found by fuzzing: docker.io/a.b/c in Docker's familiar form (a.b/c) reads back
+    // as an image of registry a.b.
+    let f = fixture("docker-save-basic");
+    let tmp = tempdir();
+    for name in [
+        "docker.io/a.b/c:1",
+        "docker.io/localhost/x:2",
+        "localhost/x:3",
+        "quay.io/a/b:4",
+        "busybox:5",
+        "user/app:6",
+    ] {
+        let out = tmp
+            .path()
+            .join(format!("{}.tar", name.replace(['/', ':'], "_")));
+        ok(&["convert", "--tag", name, f.input(), s(&out)]);
+        let want = dockhand::reference::Reference::parse(name)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            inspect(s(&out))["images"][0]["tags"],
+            serde_json::json!([want]),
+            "{name}"
+        );
+    }
+}
