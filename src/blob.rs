@@ -204,6 +204,16 @@ impl DiffWorker {
     }
 }
 
+impl Drop for DiffWorker {
+    fn drop(&mut self) {
+        // Never leave the thread running: closing the channel ends its loop.
+        self.tx.take();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
 /// Passes the stored bytes through and hashes them; a [`DiffWorker`] decompresses a
 /// copy for the diff_id.
 struct StoredReader {
@@ -367,6 +377,18 @@ impl UncompressedReader {
         self.check.stored(stored)?;
         self.check
             .uncompressed(std::mem::take(&mut self.diff).finish().0)
+    }
+}
+
+impl Drop for UncompressedReader {
+    fn drop(&mut self) {
+        // A reader dropped early: disconnect so the worker's next send fails, then wait
+        // for it, so no thread outlives its layer.
+        let (_, empty) = sync_channel(0);
+        drop(std::mem::replace(&mut self.rx, empty));
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }
 
