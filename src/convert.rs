@@ -1,6 +1,6 @@
 //! The conversion pipeline: open a source, select images, name them, write a sink.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -302,9 +302,13 @@ fn rename(image: &mut Image, names: &[String], to: Format) -> Result<()> {
 
 fn open_sink(path: &str, to: Format, force: bool) -> Result<Box<dyn TreeWriter>> {
     if path == "-" {
-        let stdout = io::stdout().lock();
+        // Write to the descriptor directly: std's stdout is line-buffered, which would
+        // scan every byte of the archive for newlines.
+        let fd = std::os::fd::AsFd::as_fd(&io::stdout())
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("opening stdout", e))?;
         return Ok(Box::new(TarStreamWriter::new(
-            io::BufWriter::with_capacity(1 << 20, StdoutWriter(stdout)),
+            io::BufWriter::with_capacity(1 << 20, std::fs::File::from(fd)),
             "stdout",
         )));
     }
@@ -313,18 +317,6 @@ fn open_sink(path: &str, to: Format, force: bool) -> Result<Box<dyn TreeWriter>>
         Ok(Box::new(TarFileWriter::create(dest, force)?))
     } else {
         Ok(Box::new(DirWriter::create(dest, force)?))
-    }
-}
-
-/// stdout as a `Send`-free writer (the lock is held for the whole conversion).
-struct StdoutWriter(io::StdoutLock<'static>);
-
-impl Write for StdoutWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
     }
 }
 
