@@ -5,7 +5,8 @@
 #
 # Builds a docker-save archive of SIZE_MIB from /usr files, then times (best of 3,
 # wall clock, peak RSS from /usr/bin/time):
-#   - the floors: cat (read), sha256sum (the hash every verified copy must pay), cp;
+#   - the floors: cat (read), sha256sum (coreutils, no SHA-NI), cp, and a pipe into a
+#     file (what spooling stdin costs before any conversion work);
 #   - docker-archive -> OCI dir, layers kept (dockhand; skopeo with
 #     --dest-oci-accept-uncompressed-layers, the same work);
 #   - docker-archive -> docker-archive;
@@ -43,6 +44,7 @@ echo "|---|---|---|---|"
 measure "floor: cat archive > /dev/null" cat "$work/in.tar"
 measure "floor: sha256sum archive" sha256sum "$work/in.tar"
 measure "floor: cp archive" cp "$work/in.tar" "$work/out.tar"
+measure "floor: cat archive | cat > file (a pipe spooled)" sh -c "cat '$work/in.tar' | cat > '$work/out.tar'"
 measure "dockhand inspect (index only)" "$bin" inspect "$work/in.tar"
 measure "dockhand docker-archive -> oci" "$bin" convert -q "$work/in.tar" "$work/out"
 measure "skopeo docker-archive -> oci (uncompressed)" skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:"$work/in.tar" oci:"$work/out:latest"

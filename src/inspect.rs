@@ -148,15 +148,21 @@ pub fn verify(images: &[Image]) -> Result<VerifyReport> {
         .min(work.len())
         .max(1);
     std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((image, layer)) = work.get(i) else {
-                    break;
-                };
-                let result = verify_layer(image, layer);
-                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-            });
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((image, layer)) = work.get(i) else {
+                        break;
+                    };
+                    let result = verify_layer(image, layer);
+                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                })
+            })
+            .collect();
+        // Join each thread (not only its closure) so none is still exiting when this returns.
+        for worker in workers {
+            let _ = worker.join();
         }
     });
     for result in results {

@@ -87,22 +87,28 @@ impl<'w> BlobWriter<'w> {
         let results: Vec<Mutex<Option<Result<u64>>>> =
             jobs.iter().map(|_| Mutex::new(None)).collect();
         std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((layer, form, target)) = jobs.get(i) else {
-                        break;
-                    };
-                    let result = open_layer(image, layer, *form).and_then(|mut reader| {
-                        parallel.file_shared(&format!("{prefix}{}", target.hex()), &mut reader)
-                    });
-                    let failed = result.is_err();
-                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-                    if failed {
-                        // Stop handing out work; the error is reported below.
-                        next.store(usize::MAX / 2, Ordering::Relaxed);
-                    }
-                });
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((layer, form, target)) = jobs.get(i) else {
+                            break;
+                        };
+                        let result = open_layer(image, layer, *form).and_then(|mut reader| {
+                            parallel.file_shared(&format!("{prefix}{}", target.hex()), &mut reader)
+                        });
+                        let failed = result.is_err();
+                        *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                        if failed {
+                            // Stop handing out work; the error is reported below.
+                            next.store(usize::MAX / 2, Ordering::Relaxed);
+                        }
+                    })
+                })
+                .collect();
+            // Join each thread (not only its closure) so none is still exiting when this returns.
+            for worker in workers {
+                let _ = worker.join();
             }
         });
         for ((_, _, target), result) in jobs.iter().zip(results) {
