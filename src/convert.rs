@@ -198,6 +198,15 @@ pub fn default_format(path: &str) -> Format {
 }
 
 /// Convert `src` to `dst` (both as given on the command line).
+///
+/// ```no_run
+/// use dockhand::{convert, ConvertOptions};
+///
+/// // `docker save` output to an OCI layout directory, verifying every blob.
+/// let report = convert("image.tar", "oci:layout", &ConvertOptions::default())?;
+/// println!("{} image(s)", report.images.len());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn convert(src: &str, dst: &str, options: &ConvertOptions) -> Result<ConvertReport> {
     let src = Location::parse(src);
     let dst = Location::parse(dst);

@@ -20,6 +20,14 @@ pub struct Digest {
 
 impl Digest {
     /// Parse `sha256:<64 lowercase hex>`.
+    ///
+    /// ```
+    /// use dockhand::digest::Digest;
+    ///
+    /// let empty = Digest::of(b"");
+    /// assert_eq!(Digest::parse(&empty.to_string()).unwrap(), empty);
+    /// assert!(Digest::parse("sha256:../../etc/passwd").is_err());
+    /// ```
     pub fn parse(s: &str) -> Result<Digest, String> {
         let Some((algorithm, encoded)) = s.split_once(':') else {
             return Err(format!("invalid digest {s:?}: no algorithm"));

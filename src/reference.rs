@@ -20,6 +20,15 @@ pub struct Reference {
 impl Reference {
     /// Parse and normalize a reference such as `busybox`, `myreg:5000/x/y:1.0` or
     /// `docker.io/library/alpine:3.19`. A digest part (`@sha256:...`) is refused.
+    ///
+    /// ```
+    /// use dockhand::reference::Reference;
+    ///
+    /// let r = Reference::parse("busybox").unwrap();
+    /// assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
+    /// assert_eq!(r.familiar(), "busybox:latest");
+    /// assert!(Reference::parse("busybox@sha256:0123").is_err());
+    /// ```
     pub fn parse(s: &str) -> Result<Reference, String> {
         let bad = |why: &str| {
             format!(
