@@ -526,20 +526,6 @@ fn oci_image_tool_validates_oci_outputs() {
     assert!(validated >= 30, "only {validated} layouts validated");
 }
 
-/// Run a command and require success; returns stdout.
-fn run_cmd(mut cmd: Command) -> Vec<u8> {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// skopeo with its scratch space (it unpacks archives there) inside the test's temp dir.
 fn skopeo(tmp: &Path, args: &[&str]) -> Vec<u8> {
     let scratch = tmp.join("skopeo-tmp");

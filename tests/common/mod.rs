@@ -214,13 +214,19 @@ fn skip_or_fail(test: &str, why: &str) {
 
 /// Run an external command and require success; returns stdout.
 pub fn tool(cmd: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(cmd)
-        .args(args)
+    let mut command = Command::new(cmd);
+    command.args(args);
+    run_cmd(command)
+}
+
+/// Run a prepared command and require success; returns stdout.
+pub fn run_cmd(mut cmd: Command) -> Vec<u8> {
+    let out = cmd
         .output()
-        .unwrap_or_else(|e| panic!("running {cmd}: {e}"));
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         out.status.success(),
-        "{cmd} {args:?} failed: {}{}",
+        "{cmd:?} failed: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
