@@ -140,6 +140,28 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// Name the input in errors about its content (a path inside an archive alone does not
+/// say which archive), unless the message names it already.
+fn in_source(err: dockhand::Error, src: &str) -> anyhow::Error {
+    use dockhand::Error as E;
+    let about_input = matches!(
+        err,
+        E::Malformed { .. }
+            | E::Missing { .. }
+            | E::DigestMismatch { .. }
+            | E::SizeMismatch { .. }
+            | E::DiffIdMismatch { .. }
+            | E::Truncated { .. }
+            | E::NotAnImage { .. }
+    );
+    let shown = Location::parse(src).path;
+    if about_input && !err.to_string().contains(&shown) {
+        anyhow::Error::new(err).context(shown)
+    } else {
+        err.into()
+    }
+}
+
 fn platform(arg: Option<String>) -> anyhow::Result<Option<Platform>> {
     arg.map(|p| Platform::parse(&p).map_err(anyhow::Error::msg))
         .transpose()
@@ -171,7 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     DockerLayoutArg::Hybrid => DockerLayout::Hybrid,
                 },
             };
-            let report = dockhand::convert(&src, &dst, &options)?;
+            let report = dockhand::convert(&src, &dst, &options).map_err(|e| in_source(e, &src))?;
             if !quiet {
                 for w in &report.warnings {
                     eprintln!("warning: {w}");
@@ -215,7 +237,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             src,
         } => {
             let (source, selected) = open_selected(&src, &images, platform(p)?)?;
-            let report = verify(&selected)?;
+            let report = verify(&selected).map_err(|e| in_source(e, &src))?;
             for w in &source.warnings {
                 eprintln!("warning: {w}");
             }
@@ -234,7 +256,7 @@ fn open_selected(
     platform: Option<Platform>,
 ) -> anyhow::Result<(dockhand::layout::Source, Vec<dockhand::Image>)> {
     let location = Location::parse(src);
-    let source = dockhand::open_source(&location, None, platform)?;
+    let source = dockhand::open_source(&location, None, platform).map_err(|e| in_source(e, src))?;
     let mut selectors = Vec::new();
     if let Some(r) = &location.reference {
         selectors.push(Selector::parse(r)?);
