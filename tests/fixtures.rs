@@ -63,6 +63,10 @@ fn check_broken(f: &Fixture) {
             1,
             "one error line expected: {stderr}"
         );
+        assert!(
+            stderr.contains(f.input()),
+            "the error should name the input: {stderr}"
+        );
     }
     assert!(
         !dest.exists() && !dest_tar.exists(),
