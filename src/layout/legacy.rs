@@ -4,7 +4,7 @@
 //! uncompressed layers, so these readers do read layer data.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io;
+use std::io::{self, Read};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::dir_transport::DirStore;
 use super::oci::BlobStore;
 use super::{read_json_file, sniff};
-use crate::digest::{Digest, HashSink};
+use crate::digest::{Digest, HashSink, Hasher};
 use crate::error::{Error, Result};
 use crate::image::{parse_json, ConfigView, Descriptor, Image, Layer};
 use crate::media::{self, Compression, Family};
@@ -41,22 +41,39 @@ pub(super) fn has_v1_layers(tree: &dyn FileTree) -> bool {
         .any(|d| tree.exists(&format!("{d}/json")) && tree.exists(&format!("{d}/layer.tar")))
 }
 
-/// sha256 of the uncompressed content of `file`.
-fn diff_id_of(file: &FileRef, compression: Compression) -> Result<Digest> {
-    let mut decoder = compression
-        .decoder(file.open()?)
-        .map_err(|e| Error::io(format!("reading {}", file.path), e))?;
-    let mut sink = HashSink::default();
-    io::copy(&mut decoder, &mut sink).map_err(|e| {
-        match Error::io(format!("reading {}", file.path), e) {
-            Error::Io { source, .. } => Error::malformed(
-                &file.path,
-                format!("layer is not valid {} data: {source}", compression.name()),
-            ),
-            other => other,
+/// The digests of `file` as stored and uncompressed, from one read.
+fn digests_of(file: &FileRef, compression: Compression) -> Result<(Digest, Digest)> {
+    /// Hashes the stored bytes as the decoder pulls them.
+    struct Tap<R> {
+        inner: R,
+        hasher: Hasher,
+    }
+    impl<R: Read> Read for Tap<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            Ok(n)
         }
-    })?;
-    Ok(sink.hasher.finish().0)
+    }
+    let corrupt = |e: io::Error| match Error::io(format!("reading {}", file.path), e) {
+        Error::Io { source, .. } => Error::malformed(
+            &file.path,
+            format!("layer is not valid {} data: {source}", compression.name()),
+        ),
+        other => other,
+    };
+    let mut tap = Tap {
+        inner: file.open()?,
+        hasher: Hasher::new(),
+    };
+    let mut sink = HashSink::default();
+    {
+        let mut decoder = compression.decoder(&mut tap).map_err(corrupt)?;
+        io::copy(&mut decoder, &mut sink).map_err(corrupt)?;
+    }
+    // Bytes after the compressed stream still belong to the stored blob.
+    io::copy(&mut tap, &mut io::sink()).map_err(corrupt)?;
+    Ok((tap.hasher.finish().0, sink.hasher.finish().0))
 }
 
 struct V1Layer {
@@ -204,12 +221,7 @@ fn synthesize(chain: Vec<V1Layer>, family: Family) -> Result<Image> {
         }
         history.push(Value::Object(entry));
         let compression = sniff(&v1.file)?;
-        let diff_id = diff_id_of(&v1.file, compression)?;
-        let digest = if compression == Compression::None {
-            diff_id.clone()
-        } else {
-            super::hash_file(&v1.file)?
-        };
+        let (digest, diff_id) = digests_of(&v1.file, compression)?;
         diff_ids.push(Value::String(diff_id.to_string()));
         layers.push(Layer {
             digest,
