@@ -535,6 +535,11 @@ fn skopeo(tmp: &Path, args: &[&str]) -> Vec<u8> {
     run_cmd(cmd)
 }
 
+/// `skopeo copy` from one location to another (which reads and digest-checks every blob).
+fn skopeo_copy(tmp: &Path, from: &str, to: &str) {
+    skopeo(tmp, &["--insecure-policy", "copy", "-q", from, to]);
+}
+
 /// sha256 of the config skopeo reads at `location`.
 fn skopeo_config(tmp: &Path, location: &str) -> String {
     sha256(&skopeo(tmp, &["inspect", "--config", "--raw", location]))
@@ -604,16 +609,7 @@ fn skopeo_reads_oci_and_dir_outputs() {
             let copy = tmp
                 .path()
                 .join(format!("{}-{}.skopeo-copy", f.name, writer.file_name()));
-            skopeo(
-                tmp.path(),
-                &[
-                    "--insecure-policy",
-                    "copy",
-                    "-q",
-                    &location,
-                    &format!("dir:{}", s(&copy)),
-                ],
-            );
+            skopeo_copy(tmp.path(), &location, &format!("dir:{}", s(&copy)));
             copies += 1;
         }
         let what = format!("{} -> Dir", f.name);
@@ -625,16 +621,7 @@ fn skopeo_reads_oci_and_dir_outputs() {
             "{what}: skopeo inspect --config --raw {location}"
         );
         let copy = tmp.path().join(format!("{}-dir.skopeo-copy", f.name));
-        skopeo(
-            tmp.path(),
-            &[
-                "--insecure-policy",
-                "copy",
-                "-q",
-                &location,
-                &format!("oci:{}:x", s(&copy)),
-            ],
-        );
+        skopeo_copy(tmp.path(), &location, &format!("oci:{}:x", s(&copy)));
         copies += 1;
     }
     assert!(copies >= 30, "only {copies} skopeo copies");
@@ -1027,10 +1014,7 @@ fn docker_loads_conversions_of_skopeo_oci() {
         ),
     ];
     for (n, (location, options, tag)) in cases.into_iter().enumerate() {
-        skopeo(
-            tmp.path(),
-            &["--insecure-policy", "copy", "-q", &source, &location],
-        );
+        skopeo_copy(tmp.path(), &source, &location);
         let config = skopeo_config(tmp.path(), &location);
         let out = tmp.path().join(format!("docker-{n}.tar"));
         let mut args = vec!["convert", "-q", "--to", "docker-archive"];

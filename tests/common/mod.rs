@@ -120,11 +120,20 @@ pub fn inspect(path: &str) -> serde_json::Value {
 
 /// Sorted config digests of an inspect document.
 pub fn config_digests(doc: &serde_json::Value) -> Vec<String> {
+    digests_of(doc, "config")
+}
+
+/// Sorted manifest digests of an inspect document.
+pub fn manifest_digests(doc: &serde_json::Value) -> Vec<String> {
+    digests_of(doc, "manifest")
+}
+
+fn digests_of(doc: &serde_json::Value, what: &str) -> Vec<String> {
     let mut v: Vec<String> = doc["images"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| i["config"]["digest"].as_str().unwrap().to_string())
+        .map(|i| i[what]["digest"].as_str().unwrap().to_string())
         .collect();
     v.sort();
     v.dedup();
