@@ -14,14 +14,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An operating-system I/O error, with what was being done.
-    #[error("{context}: {source}")]
+    /// An operating-system I/O error, with what was being done. The cause is part of
+    /// the message and not a separate `source()`, so a chain printer names it once.
+    #[error("{context}: {cause}")]
     Io {
         /// What was being read or written.
         context: String,
         /// The underlying error.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// The input is malformed: bad JSON, a field of the wrong shape, an unsafe path.
     #[error("{file}: {problem}")]
@@ -93,6 +93,10 @@ pub enum Error {
     /// The request is valid but dockhand cannot carry it out.
     #[error("{0}")]
     Unsupported(String),
+    /// The command line is wrong whatever the input holds: an invalid option value,
+    /// options that contradict each other, an unknown transport. The binary exits 2.
+    #[error("{0}")]
+    Usage(String),
     /// The destination exists and must not be overwritten.
     #[error("{0}: destination exists and is not empty (use --force to replace it)")]
     DestinationExists(String),
@@ -124,7 +128,7 @@ impl Error {
                 }
                 Error::Io {
                     context: context.into(),
-                    source,
+                    cause: source,
                 }
             }
         }
@@ -137,7 +141,12 @@ impl Error {
 
     /// True when the root cause is a closed pipe on the output side.
     pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe)
+        matches!(self, Error::Io { cause, .. } if cause.kind() == io::ErrorKind::BrokenPipe)
+    }
+
+    /// True for a mistake on the command line (exit code 2), not in the input.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::Usage(_))
     }
 }
 

@@ -164,7 +164,8 @@ pub struct Layer {
 /// One image: its names, raw config bytes and layers.
 #[derive(Clone, Debug)]
 pub struct Image {
-    /// Full, normalized references naming the image (sorted, no duplicates).
+    /// Full, normalized references naming the image, in the order the source lists
+    /// them, without duplicates.
     pub tags: Vec<Reference>,
     /// OCI `org.opencontainers.image.ref.name` values that are not full references
     /// (a bare tag such as `latest`); kept for OCI outputs.
@@ -198,18 +199,23 @@ impl Image {
         }
     }
 
-    /// Add names, keeping them sorted and unique.
+    /// Add names after the ones already there, in the order given, skipping names the
+    /// image has already: the source's order is kept for messages and outputs.
     pub fn add_names(
         &mut self,
         tags: impl IntoIterator<Item = Reference>,
         ref_names: impl IntoIterator<Item = String>,
     ) {
-        self.tags.extend(tags);
-        self.tags.sort();
-        self.tags.dedup();
-        self.ref_names.extend(ref_names);
-        self.ref_names.sort();
-        self.ref_names.dedup();
+        for tag in tags {
+            if !self.tags.contains(&tag) {
+                self.tags.push(tag);
+            }
+        }
+        for name in ref_names {
+            if !self.ref_names.contains(&name) {
+                self.ref_names.push(name);
+            }
+        }
     }
 }
 

@@ -28,7 +28,8 @@ pub fn inspect_json(source: &Source, images: &[Image]) -> Value {
                 .collect();
             json!({
                 "index": index,
-                "tags": image.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                // Sorted, so the document does not depend on how the source ordered them.
+                "tags": sorted_tags(image),
                 "config": {
                     "digest": image.config.digest.to_string(),
                     "size": image.config.size,
@@ -48,6 +49,12 @@ pub fn inspect_json(source: &Source, images: &[Image]) -> Value {
         })
         .collect();
     json!({"format": source.format.name(), "images": images})
+}
+
+fn sorted_tags(image: &Image) -> Vec<String> {
+    let mut tags: Vec<String> = image.tags.iter().map(|t| t.to_string()).collect();
+    tags.sort();
+    tags
 }
 
 /// A human-readable table of the images of `source`.

@@ -71,6 +71,7 @@ pub mod inspect;
 pub mod layout;
 pub mod media;
 pub mod reference;
+pub mod text;
 pub mod tree;
 
 pub use convert::{convert, open_source, ConvertOptions, ConvertReport, Location, Selector};

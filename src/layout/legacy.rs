@@ -56,9 +56,9 @@ fn digests_of(file: &FileRef, compression: Compression) -> Result<(Digest, Diges
         }
     }
     let corrupt = |e: io::Error| match Error::io(format!("reading {}", file.path), e) {
-        Error::Io { source, .. } => Error::malformed(
+        Error::Io { cause, .. } => Error::malformed(
             &file.path,
-            format!("layer is not valid {} data: {source}", compression.name()),
+            format!("layer is not valid {} data: {cause}", compression.name()),
         ),
         other => other,
     };

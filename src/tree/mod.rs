@@ -125,6 +125,19 @@ impl Read for RegionReader {
     }
 }
 
+/// Two entries of one archive under the same name. Tar readers take the last (as
+/// dockhand does); some tools (skopeo) take the first, so a difference is worth a
+/// warning.
+#[derive(Clone, Debug)]
+pub struct Duplicate {
+    /// The first entry of that name, which the last one shadows.
+    pub first: FileRef,
+    /// The first entry's position among the archive's entries, counting from 1.
+    pub first_entry: u64,
+    /// The position of the last entry of that name, the one dockhand reads.
+    pub last_entry: u64,
+}
+
 /// A read-only tree of files: an indexed tar or a directory.
 pub trait FileTree: Send + Sync {
     /// The input as the user named it, for messages.
@@ -135,6 +148,11 @@ pub trait FileTree: Send + Sync {
     fn node(&self, path: &str) -> Option<Node>;
     /// The names directly under the root (for format detection).
     fn top_level(&self) -> Vec<String>;
+    /// When `path` (normalized) names a regular file that appears more than once in the
+    /// archive, the first of those entries. Directories never have duplicates.
+    fn duplicate(&self, _path: &str) -> Option<Duplicate> {
+        None
+    }
 }
 
 impl dyn FileTree + '_ {
