@@ -6,6 +6,7 @@
 //! can run; staging names start with `.<destination name>.dockhand-tmp-` so they are easy
 //! to recognise and delete.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -66,7 +67,12 @@ pub fn install_signal_handlers() -> std::io::Result<()> {
                         };
                     }
                 }
-                eprintln!("error: interrupted by signal {signal}; nothing was written");
+                // eprintln! would panic on a closed stderr and leave the process
+                // running with its staging gone: ignore the write's result instead.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "error: interrupted by signal {signal}; nothing was written"
+                );
                 std::process::exit(128 + signal);
             }
         })?;

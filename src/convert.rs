@@ -3,13 +3,18 @@
 use std::io::{self, IsTerminal};
 use std::path::Path;
 
+use crate::destination::{self, Output, Plan};
+use crate::digest::read_limited;
 use crate::error::{Error, Result};
-use crate::image::{Format, Image, Platform};
+use crate::image::{Format, Image, Platform, MAX_JSON_SIZE};
 use crate::layout::{
-    write_dir_transport, write_docker, write_oci, DockerLayout, ReadOptions, Source,
+    merge_index, write_dir_transport, write_docker, write_oci, DockerLayout, ReadOptions, Source,
 };
 use crate::reference::{valid_tag, Reference};
-use crate::tree::{open_input, DirWriter, TarFileWriter, TarStreamWriter, TreeWriter};
+use crate::text::shown;
+use crate::tree::{
+    open_input, AppendWriter, DirWriter, TarFileWriter, TarStreamWriter, TreeWriter,
+};
 
 /// A source or destination as given on the command line: a path, `-`, or
 /// `TRANSPORT:PATH[:REF]` in skopeo's syntax.
@@ -23,9 +28,25 @@ pub struct Location {
     pub reference: Option<String>,
 }
 
+/// Transports of skopeo and containers/image that dockhand does not speak (yet).
+const FOREIGN_TRANSPORTS: &[(&str, &str)] = &[
+    ("docker", "a registry"),
+    ("docker-daemon", "a Docker daemon's image store"),
+    ("containers-storage", "podman's and buildah's image store"),
+    ("ostree", "an ostree repository"),
+    ("sif", "a Singularity image"),
+    ("tarball", "a tarball of a root filesystem"),
+];
+
+/// The transports dockhand reads and writes, for messages.
+pub const TRANSPORTS: &str = "docker-archive, docker-dir, oci, oci-archive and dir";
+
 impl Location {
-    /// Parse `s`. A prefix that is not a known transport is part of the path.
-    pub fn parse(s: &str) -> Location {
+    /// Parse `s`. A prefix that is not one of dockhand's transports is part of the
+    /// path when that path exists; otherwise it is an unknown transport (a usage
+    /// error), so that `docker://busybox` or `containers-storage:x` is never taken for
+    /// a file name.
+    pub fn parse(s: &str) -> Result<Location> {
         if let Some((prefix, rest)) = s.split_once(':') {
             if let Some(format) = Format::parse(prefix) {
                 let (path, reference) = match rest.split_once(':') {
@@ -33,18 +54,38 @@ impl Location {
                     Some((p, _)) => (p.to_string(), None),
                     None => (rest.to_string(), None),
                 };
-                return Location {
+                if path.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "{}: the {prefix} transport needs a path",
+                        shown(s)
+                    )));
+                }
+                return Ok(Location {
                     transport: Some(format),
                     path,
                     reference,
+                });
+            }
+            let transport_like = !prefix.is_empty()
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if transport_like && Path::new(s).symlink_metadata().is_err() {
+                let hint = match FOREIGN_TRANSPORTS.iter().find(|(name, _)| *name == prefix) {
+                    Some((_, what)) => format!(" ({what})"),
+                    None => format!(" (for a file whose name has a colon, write ./{})", shown(s)),
                 };
+                return Err(Error::Usage(format!(
+                    "{}: dockhand does not support the transport {prefix:?}; it reads and writes {TRANSPORTS}{hint}",
+                    shown(s)
+                )));
             }
         }
-        Location {
+        Ok(Location {
             transport: None,
             path: s.to_string(),
             reference: None,
-        }
+        })
     }
 }
 
@@ -63,17 +104,19 @@ pub enum Selector {
 }
 
 impl Selector {
-    /// Parse `@N` or an image reference.
+    /// Parse `@N` or an image reference; anything else is a usage error.
     pub fn parse(s: &str) -> Result<Selector> {
         if let Some(n) = s.strip_prefix('@') {
-            return n
-                .parse()
-                .map(Selector::Index)
-                .map_err(|_| Error::Selection(format!("invalid image index {s:?}: expected @N")));
+            return n.parse().map(Selector::Index).map_err(|_| {
+                Error::Usage(format!("invalid image index {}: expected @N", shown(s)))
+            });
         }
         let reference = Reference::parse(s).ok();
         if reference.is_none() && !valid_tag(s) {
-            return Err(Error::Selection(format!("invalid image reference {s:?}")));
+            return Err(Error::Usage(format!(
+                "invalid image reference {}: expected a name such as busybox:1.36, a tag, or @N",
+                shown(s)
+            )));
         }
         Ok(Selector::Name {
             raw: s.to_string(),
@@ -93,32 +136,35 @@ impl Selector {
     }
 }
 
-/// Pick images by selectors; all images when there are none.
-pub fn select(images: &[Image], selectors: &[Selector]) -> Result<Vec<Image>> {
+/// The positions in `images` (the numbers `inspect` shows as `@N`) of the images the
+/// selectors pick, in selector order without repeats; all images when there are none.
+pub fn select(images: &[Image], selectors: &[Selector]) -> Result<Vec<usize>> {
     if selectors.is_empty() {
-        return Ok(images.to_vec());
+        return Ok((0..images.len()).collect());
     }
-    let mut out: Vec<Image> = Vec::new();
+    let mut out: Vec<usize> = Vec::new();
     for selector in selectors {
-        let hits: Vec<&Image> = images
+        let hits: Vec<usize> = images
             .iter()
             .enumerate()
             .filter(|(i, im)| selector.matches(*i, im))
-            .map(|(_, im)| im)
+            .map(|(i, _)| i)
             .collect();
         if hits.is_empty() {
+            let all: Vec<usize> = (0..images.len()).collect();
             return Err(Error::Selection(format!(
                 "no image matches {}; the source holds: {}",
                 describe_selector(selector),
-                candidates(images)
+                candidates(images, &all)
             )));
         }
         for hit in hits {
-            if !out
-                .iter()
-                .any(|o| o.config.digest == hit.config.digest && o.manifest == hit.manifest)
-            {
-                out.push(hit.clone());
+            let same = |&o: &usize| {
+                images[o].config.digest == images[hit].config.digest
+                    && images[o].manifest == images[hit].manifest
+            };
+            if !out.iter().any(same) {
+                out.push(hit);
             }
         }
     }
@@ -128,18 +174,24 @@ pub fn select(images: &[Image], selectors: &[Selector]) -> Result<Vec<Image>> {
 fn describe_selector(s: &Selector) -> String {
     match s {
         Selector::Index(n) => format!("@{n}"),
-        Selector::Name { raw, .. } => format!("{raw:?}"),
+        Selector::Name { raw, .. } => format!("\"{}\"", shown(raw)),
     }
 }
 
-/// A one-line list of images for error messages.
-pub fn candidates(images: &[Image]) -> String {
-    images
+/// A one-line list of the images at `indices` of `images`, numbered as `inspect`
+/// numbers them, for messages.
+pub fn candidates(images: &[Image], indices: &[usize]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = indices
         .iter()
-        .enumerate()
-        .map(|(i, im)| format!("@{i} {}", im.display_name()))
+        .take(SHOWN)
+        .map(|&i| format!("@{i} {}", images[i].display_name()))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if indices.len() > SHOWN {
+        text.push_str(&format!(" and {} more", indices.len() - SHOWN));
+    }
+    text
 }
 
 /// Options of [`convert`].
@@ -153,12 +205,14 @@ pub struct ConvertOptions {
     pub images: Vec<String>,
     /// Names for the output image (`--tag`); requires a single selected image.
     pub tags: Vec<String>,
-    /// Replace an existing destination.
+    /// Replace an existing destination that dockhand could have written (see
+    /// [`crate::destination`]).
     pub force: bool,
     /// Platform to pick from multi-platform indexes.
     pub platform: Option<Platform>,
-    /// Shape of docker-archive and docker-dir outputs.
-    pub docker_layout: DockerLayout,
+    /// Shape of docker-archive and docker-dir outputs (default: legacy); an error for
+    /// other outputs.
+    pub docker_layout: Option<DockerLayout>,
 }
 
 /// What a conversion did.
@@ -168,8 +222,12 @@ pub struct ConvertReport {
     pub from: Option<Format>,
     /// The format written.
     pub to: Option<Format>,
-    /// The images written.
+    /// The images written, with the names they were written under.
     pub images: Vec<Image>,
+    /// For each written image, its position in the source (what `inspect` numbers).
+    pub source_indices: Vec<usize>,
+    /// How the destination was written (`None` for stdout).
+    pub plan: Option<Plan>,
     /// Things the user should know.
     pub warnings: Vec<String>,
 }
@@ -197,6 +255,29 @@ pub fn default_format(path: &str) -> Format {
     }
 }
 
+/// The selectors of a source reference (`TRANSPORT:PATH:REF`) and `--image` values.
+pub fn selectors(location: &Location, images: &[String]) -> Result<Vec<Selector>> {
+    location
+        .reference
+        .iter()
+        .chain(images)
+        .map(|s| Selector::parse(s))
+        .collect()
+}
+
+/// `--from`/`--to` and a transport prefix that name different formats.
+fn check_agreement(option: Option<Format>, location: &Location, what: &str) -> Result<()> {
+    match (option, location.transport) {
+        (Some(a), Some(b)) if a != b => Err(Error::Usage(format!(
+            "--{what} {} contradicts the transport {}: of {}",
+            a.name(),
+            b.name(),
+            shown(&location.path)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Convert `src` to `dst` (both as given on the command line).
 ///
 /// ```no_run
@@ -208,61 +289,103 @@ pub fn default_format(path: &str) -> Format {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn convert(src: &str, dst: &str, options: &ConvertOptions) -> Result<ConvertReport> {
-    let src = Location::parse(src);
-    let dst = Location::parse(dst);
+    let src = Location::parse(src)?;
+    let dst = Location::parse(dst)?;
+    check_agreement(options.from, &src, "from")?;
+    check_agreement(options.to, &dst, "to")?;
     let to = options
         .to
         .or(dst.transport)
         .unwrap_or_else(|| default_format(&dst.path));
     if dst.path == "-" && !to.is_tar() {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::Usage(format!(
             "{} is a directory format; it cannot be written to stdout",
             to.name()
         )));
     }
+    let docker_layout = match (options.docker_layout, to) {
+        (Some(layout), Format::DockerArchive | Format::DockerDir) => layout,
+        (Some(_), _) => {
+            return Err(Error::Usage(format!(
+                "--docker-layout applies to docker-archive and docker-dir outputs, not {}",
+                to.name()
+            )))
+        }
+        (None, _) => DockerLayout::default(),
+    };
+    let selectors = selectors(&src, &options.images)?;
+    let mut names: Vec<String> = options.tags.clone();
+    names.extend(dst.reference.clone());
+    let names = parse_names(&names, to)?;
     if dst.path == "-" && io::stdout().is_terminal() {
         return Err(Error::Unsupported(
             "refusing to write an archive to a terminal; redirect stdout".into(),
         ));
     }
-    if dst.path != "-" && !options.force {
-        refuse_existing(Path::new(&dst.path))?;
+    let plan = if dst.path == "-" {
+        None
+    } else {
+        let output = if to.is_tar() {
+            Output::File
+        } else {
+            Output::Directory {
+                oci: to == Format::Oci,
+            }
+        };
+        let source = (src.path != "-").then(|| Path::new(&src.path));
+        Some(destination::plan(
+            Path::new(&dst.path),
+            output,
+            options.force,
+            source,
+        )?)
+    };
+    if plan == Some(Plan::AddToOciLayout) {
+        check_addable(Path::new(&dst.path))?;
     }
     let source = open_source(&src, options.from, options.platform.clone())?;
-    let mut selectors = Vec::new();
-    if let Some(r) = &src.reference {
-        selectors.push(Selector::parse(r)?);
-    }
-    for s in &options.images {
-        selectors.push(Selector::parse(s)?);
-    }
-    let mut images = select(&source.images, &selectors)?;
-    if !to.holds_many() && images.len() != 1 {
+    let picked = select(&source.images, &selectors)?;
+    if !to.holds_many() && picked.len() != 1 {
         return Err(Error::Selection(format!(
             "{} holds one image but {} are selected; choose one with --image: {}",
             to.name(),
-            images.len(),
-            candidates(&images)
+            picked.len(),
+            candidates(&source.images, &picked)
         )));
     }
-    let mut names: Vec<String> = options.tags.clone();
-    names.extend(dst.reference.clone());
-    if !names.is_empty() {
-        if images.len() != 1 {
+    if let Some((tags, ref_names)) = names {
+        if picked.len() != 1 {
             return Err(Error::Selection(format!(
                 "--tag (or a destination reference) names one image but {} are selected: {}",
-                images.len(),
-                candidates(&images)
+                picked.len(),
+                candidates(&source.images, &picked)
             )));
         }
-        rename(&mut images[0], &names, to)?;
+        let image = &source.images[picked[0]];
+        let mut renamed = image.clone();
+        renamed.tags = tags;
+        renamed.ref_names = ref_names;
+        return finish(source, picked, vec![renamed], &dst, to, plan, docker_layout);
     }
+    let images = picked.iter().map(|&i| source.images[i].clone()).collect();
+    finish(source, picked, images, &dst, to, plan, docker_layout)
+}
+
+fn finish(
+    source: Source,
+    picked: Vec<usize>,
+    images: Vec<Image>,
+    dst: &Location,
+    to: Format,
+    plan: Option<Plan>,
+    docker_layout: DockerLayout,
+) -> Result<ConvertReport> {
     let mut warnings = source.warnings.clone();
-    let mut writer = open_sink(&dst.path, to, options.force)?;
+    let mut writer = open_sink(&dst.path, to, plan)?;
     match to {
         Format::Oci | Format::OciArchive => write_oci(&images, &mut *writer)?,
         Format::DockerArchive | Format::DockerDir => {
-            warnings.extend(write_docker(&images, &mut *writer, options.docker_layout)?);
+            warnings.extend(write_docker(&images, &mut *writer, docker_layout)?);
         }
         Format::Dir => write_dir_transport(&images[0], &mut *writer)?,
     }
@@ -271,46 +394,71 @@ pub fn convert(src: &str, dst: &str, options: &ConvertOptions) -> Result<Convert
         from: Some(source.format),
         to: Some(to),
         images,
+        source_indices: picked,
+        plan,
         warnings,
     })
 }
 
-fn refuse_existing(dest: &Path) -> Result<()> {
-    let Ok(meta) = dest.symlink_metadata() else {
-        return Ok(());
-    };
-    let empty_dir = meta.is_dir()
-        && std::fs::read_dir(dest)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-    if empty_dir {
-        return Ok(());
+/// Names for the single output image: full references become tags; for OCI outputs a
+/// bare name (`1.0`) becomes the ref name, as with skopeo's `oci:DIR:1.0`. `None`
+/// when no name is given (the images keep their own).
+fn parse_names(names: &[String], to: Format) -> Result<Option<(Vec<Reference>, Vec<String>)>> {
+    if names.is_empty() {
+        return Ok(None);
     }
-    Err(Error::DestinationExists(dest.display().to_string()))
-}
-
-/// Replace an image's names with `names`: full references become tags; for OCI
-/// outputs a bare name (`1.0`) becomes the ref name, as with skopeo's `oci:DIR:1.0`.
-fn rename(image: &mut Image, names: &[String], to: Format) -> Result<()> {
-    image.tags.clear();
-    image.ref_names.clear();
+    let mut tags = Vec::new();
+    let mut ref_names = Vec::new();
     for name in names {
         let bare = !name.contains(['/', ':', '@']);
         if bare && matches!(to, Format::Oci | Format::OciArchive) {
             if !valid_tag(name) {
-                return Err(Error::Selection(format!("invalid name {name:?}")));
+                return Err(Error::Usage(format!(
+                    "invalid name {}: a tag is letters, digits, '_', '.' and '-'",
+                    shown(name)
+                )));
             }
-            image.add_names([], [name.clone()]);
+            if !ref_names.contains(name) {
+                ref_names.push(name.clone());
+            }
         } else {
-            let r = Reference::parse(name).map_err(Error::Selection)?;
-            image.add_names([r], []);
+            let r = Reference::parse(name).map_err(|e| Error::Usage(shown(&e)))?;
+            if !tags.contains(&r) {
+                tags.push(r);
+            }
         }
     }
+    Ok(Some((tags, ref_names)))
+}
+
+/// Fail before any blob is written when the OCI layout to add to cannot be added to.
+fn check_addable(dest: &Path) -> Result<()> {
+    let shown_dest = shown(&dest.to_string_lossy());
+    let refuse = |reason: String| Error::DestinationRefused {
+        path: shown_dest.clone(),
+        reason,
+    };
+    let marker = dest.join("oci-layout");
+    if let Ok(bytes) = std::fs::read(&marker) {
+        let version = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["imageLayoutVersion"].as_str().map(String::from));
+        if !version.as_deref().is_some_and(|v| v.starts_with("1.")) {
+            return Err(refuse(
+                "its oci-layout file does not say imageLayoutVersion 1.x, so it is not added to (use --force to replace it)".into(),
+            ));
+        }
+    }
+    let index = match std::fs::File::open(dest.join("index.json")) {
+        Ok(f) => Some(read_limited(f, MAX_JSON_SIZE, "index.json")?),
+        Err(_) => None,
+    };
+    merge_index(index.as_deref(), br#"{"manifests":[]}"#).map_err(|e| refuse(e.to_string()))?;
     Ok(())
 }
 
-fn open_sink(path: &str, to: Format, force: bool) -> Result<Box<dyn TreeWriter>> {
-    if path == "-" {
+fn open_sink(path: &str, to: Format, plan: Option<Plan>) -> Result<Box<dyn TreeWriter>> {
+    let Some(plan) = plan else {
         // Write to the descriptor directly: std's stdout is line-buffered, which would
         // scan every byte of the archive for newlines.
         let fd = std::os::fd::AsFd::as_fd(&io::stdout())
@@ -320,13 +468,18 @@ fn open_sink(path: &str, to: Format, force: bool) -> Result<Box<dyn TreeWriter>>
             io::BufWriter::with_capacity(1 << 20, std::fs::File::from(fd)),
             "stdout",
         )));
-    }
+    };
     let dest = Path::new(path);
-    if to.is_tar() {
-        Ok(Box::new(TarFileWriter::create(dest, force)?))
-    } else {
-        Ok(Box::new(DirWriter::create(dest, force)?))
-    }
+    Ok(match plan {
+        Plan::AddToOciLayout => Box::new(AppendWriter::open(
+            dest,
+            "index.json",
+            &["oci-layout"],
+            merge_index,
+        )?),
+        plan if to.is_tar() => Box::new(TarFileWriter::create(dest, plan == Plan::Replace)?),
+        plan => Box::new(DirWriter::create(dest, plan)?),
+    })
 }
 
 #[cfg(test)]
@@ -335,18 +488,36 @@ mod tests {
 
     #[test]
     fn parses_locations_like_skopeo() {
-        let l = Location::parse("docker-archive:x.tar:busybox:latest");
+        let l = Location::parse("docker-archive:x.tar:busybox:latest").unwrap();
         assert_eq!(l.transport, Some(Format::DockerArchive));
         assert_eq!(l.path, "x.tar");
         assert_eq!(l.reference.as_deref(), Some("busybox:latest"));
-        let l = Location::parse("oci:dir");
+        let l = Location::parse("oci:dir").unwrap();
         assert_eq!(
             (l.transport, l.path.as_str(), l.reference),
             (Some(Format::Oci), "dir", None)
         );
-        let l = Location::parse("some:path");
-        assert_eq!((l.transport, l.path.as_str()), (None, "some:path"));
-        assert_eq!(Location::parse("-").path, "-");
+        let l = Location::parse("./some:path").unwrap();
+        assert_eq!((l.transport, l.path.as_str()), (None, "./some:path"));
+        assert_eq!(Location::parse("-").unwrap().path, "-");
+    }
+
+    #[test]
+    fn unknown_transports_are_usage_errors() {
+        for s in [
+            "docker://busybox",
+            "docker-daemon:busybox:latest",
+            "foo:bar",
+            "oci:",
+        ] {
+            let err = Location::parse(s).unwrap_err();
+            assert!(err.is_usage(), "{s}: {err}");
+        }
+        let err = Location::parse("docker://busybox").unwrap_err().to_string();
+        assert!(
+            err.contains("registry") && err.contains("oci-archive"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -97,9 +97,17 @@ pub enum Error {
     /// options that contradict each other, an unknown transport. The binary exits 2.
     #[error("{0}")]
     Usage(String),
-    /// The destination exists and must not be overwritten.
-    #[error("{0}: destination exists and is not empty (use --force to replace it)")]
+    /// The destination appeared while dockhand was writing, and is not replaced.
+    #[error("{0}: destination exists (use --force to replace it)")]
     DestinationExists(String),
+    /// The destination is not something dockhand may write (see [`crate::destination`]).
+    #[error("refusing to write {path}: {reason}")]
+    DestinationRefused {
+        /// The destination as given.
+        path: String,
+        /// What is there and why it is kept.
+        reason: String,
+    },
     /// The operation was interrupted by a signal.
     #[error("interrupted")]
     Interrupted,

@@ -6,13 +6,15 @@ use crate::blob::verify_layer;
 use crate::error::Result;
 use crate::image::Image;
 use crate::layout::Source;
+use crate::text::shown;
 
-/// The `inspect --json` document for the images of `source`.
-pub fn inspect_json(source: &Source, images: &[Image]) -> Value {
-    let images: Vec<Value> = images
+/// The `inspect --json` document for the images of `source` at `selected` (positions
+/// in `source.images`, which are the `index` each image is shown with).
+pub fn inspect_json(source: &Source, selected: &[usize]) -> Value {
+    let images: Vec<Value> = selected
         .iter()
-        .enumerate()
-        .map(|(index, image)| {
+        .map(|&index| {
+            let image = &source.images[index];
             let layers: Vec<Value> = image
                 .layers
                 .iter()
@@ -57,28 +59,40 @@ fn sorted_tags(image: &Image) -> Vec<String> {
     tags
 }
 
-/// A human-readable table of the images of `source`.
-pub fn inspect_table(source: &Source, images: &[Image]) -> String {
+/// The names of an image for one line of text: tags in the source's order, then OCI
+/// ref names, escaped.
+pub fn names_line(image: &Image) -> String {
+    let mut names: Vec<String> = image.tags.iter().map(|t| t.to_string()).collect();
+    names.extend(
+        image
+            .ref_names
+            .iter()
+            .map(|n| format!("(ref) {}", shown(n))),
+    );
+    if names.is_empty() {
+        names.push("<none>".into());
+    }
+    if image.artifact {
+        names.push(format!("[artifact {}]", shown(&image.config.media_type)));
+    }
+    names.join(", ")
+}
+
+/// A human-readable table of the images of `source` at `selected`, numbered by their
+/// position in the source.
+pub fn inspect_table(source: &Source, selected: &[usize]) -> String {
     let mut out = format!("format: {}\n", source.format.name());
-    let rows: Vec<[String; 5]> = images
+    let rows: Vec<[String; 5]> = selected
         .iter()
-        .enumerate()
-        .map(|(i, im)| {
-            let mut names: Vec<String> = im.tags.iter().map(|t| t.to_string()).collect();
-            names.extend(im.ref_names.iter().map(|n| format!("(ref) {n}")));
-            if names.is_empty() {
-                names.push("<none>".into());
-            }
-            if im.artifact {
-                names.push(format!("[artifact {}]", im.config.media_type));
-            }
+        .map(|&i| {
+            let im = &source.images[i];
             let size: u64 = im.layers.iter().map(|l| l.size).sum();
             [
                 format!("@{i}"),
                 im.config.digest.short().to_string(),
                 im.platform.to_string(),
                 format!("{} ({})", im.layers.len(), human_size(size)),
-                names.join(", "),
+                names_line(im),
             ]
         })
         .collect();

@@ -64,6 +64,7 @@
 pub mod blob;
 pub mod cleanup;
 pub mod convert;
+pub mod destination;
 pub mod digest;
 pub mod error;
 pub mod image;

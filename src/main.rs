@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use dockhand::convert::{candidates, select, Location, Selector};
-use dockhand::inspect::{inspect_json, inspect_table, verify};
+use dockhand::convert::{select, selectors, Location};
+use dockhand::destination::Plan;
+use dockhand::inspect::{inspect_json, inspect_table, names_line, verify};
 use dockhand::layout::DockerLayout;
+use dockhand::text::{escape_json_text, one_line};
 use dockhand::{ConvertOptions, Format, Platform};
 
 /// Move container images between docker-save archives, OCI layouts and dir: layouts.
@@ -40,12 +42,14 @@ enum Command {
         #[arg(long = "tag", value_name = "REF")]
         tags: Vec<String>,
         /// Pick this platform from multi-platform indexes (default: linux/<host arch>).
-        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-        platform: Option<String>,
-        /// Shape of docker-archive and docker-dir outputs.
-        #[arg(long, value_enum, default_value_t = DockerLayoutArg::Legacy)]
-        docker_layout: DockerLayoutArg,
-        /// Replace DST if it exists.
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
+        platform: Option<Platform>,
+        /// Shape of docker-archive and docker-dir outputs [default: legacy].
+        #[arg(long, value_enum)]
+        docker_layout: Option<DockerLayoutArg>,
+        /// Replace DST when it is something dockhand could have written: an earlier
+        /// output, a regular file, an image layout and nothing else. Anything else is
+        /// never replaced.
         #[arg(long)]
         force: bool,
         /// Print nothing but errors.
@@ -65,8 +69,8 @@ enum Command {
         #[arg(long = "image", value_name = "REF|@N")]
         images: Vec<String>,
         /// Pick this platform from multi-platform indexes.
-        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-        platform: Option<String>,
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
+        platform: Option<Platform>,
         /// The input.
         src: String,
     },
@@ -76,8 +80,8 @@ enum Command {
         #[arg(long = "image", value_name = "REF|@N")]
         images: Vec<String>,
         /// Pick this platform from multi-platform indexes.
-        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-        platform: Option<String>,
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
+        platform: Option<Platform>,
         /// The input.
         src: String,
     },
@@ -113,20 +117,56 @@ enum DockerLayoutArg {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // First of all, so that no signal finds the default action in place.
     if let Err(e) = dockhand::cleanup::install_signal_handlers() {
-        eprintln!("warning: cannot install signal handlers: {e}");
+        say(&format!("warning: cannot install signal handlers: {e}"));
     }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return command_line_error(e),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
-            ExitCode::from(1)
+            say(&format!("error: {err:#}"));
+            let usage = err.chain().any(|c| {
+                c.downcast_ref::<dockhand::Error>()
+                    .is_some_and(|e| e.is_usage())
+            });
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// Print one line on stderr, escaped so that nothing from an input can add a line or
+/// drive the terminal. A closed stderr is not an error worth dying for.
+fn say(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{}", one_line(line));
+}
+
+/// clap's errors span several lines; dockhand's are one line, exit code 2. Help and
+/// version go to stdout as clap prints them.
+fn command_line_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let rendered = e.render().to_string();
+    let words: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect();
+    let message = words.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    say(&format!("error: {message} (see dockhand --help)"));
+    ExitCode::from(2)
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -154,7 +194,7 @@ fn in_source(err: dockhand::Error, src: &str) -> anyhow::Error {
             | E::Truncated { .. }
             | E::NotAnImage { .. }
     );
-    let shown = Location::parse(src).path;
+    let shown = Location::parse(src).map_or_else(|_| src.to_string(), |l| l.path);
     if about_input && !err.to_string().contains(&shown) {
         anyhow::Error::new(err).context(shown)
     } else {
@@ -162,9 +202,8 @@ fn in_source(err: dockhand::Error, src: &str) -> anyhow::Error {
     }
 }
 
-fn platform(arg: Option<String>) -> anyhow::Result<Option<Platform>> {
-    arg.map(|p| Platform::parse(&p).map_err(anyhow::Error::msg))
-        .transpose()
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    Platform::parse(s)
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -174,7 +213,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             to,
             images,
             tags,
-            platform: p,
+            platform,
             docker_layout,
             force,
             quiet,
@@ -187,43 +226,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 images,
                 tags,
                 force,
-                platform: platform(p)?,
-                docker_layout: match docker_layout {
+                platform,
+                docker_layout: docker_layout.map(|l| match l {
                     DockerLayoutArg::Legacy => DockerLayout::Legacy,
                     DockerLayoutArg::Hybrid => DockerLayout::Hybrid,
-                },
+                }),
             };
             let report = dockhand::convert(&src, &dst, &options).map_err(|e| in_source(e, &src))?;
             if !quiet {
                 for w in &report.warnings {
-                    eprintln!("warning: {w}");
+                    say(&format!("warning: {w}"));
                 }
-                eprintln!(
-                    "converted {} image(s) from {} to {}: {}",
+                let how = match report.plan {
+                    Some(Plan::AddToOciLayout) => " (added to the existing layout)",
+                    Some(Plan::Replace) => " (replaced the destination)",
+                    _ => "",
+                };
+                say(&format!(
+                    "converted {} image(s) from {} to {}{how}:",
                     report.images.len(),
                     report.from.map_or("?", Format::name),
                     report.to.map_or("?", Format::name),
-                    candidates(&report.images)
-                );
+                ));
+                for (image, index) in report.images.iter().zip(&report.source_indices) {
+                    say(&format!(
+                        "  @{index} {} {}",
+                        image.config.digest.short(),
+                        names_line(image)
+                    ));
+                }
             }
             Ok(())
         }
         Command::Inspect {
             json,
             images,
-            platform: p,
+            platform,
             src,
         } => {
-            let (source, selected) = open_selected(&src, &images, platform(p)?)?;
+            let (source, selected) = open_selected(&src, &images, platform)?;
             let text = if json {
                 let mut s = serde_json::to_string_pretty(&inspect_json(&source, &selected))?;
                 s.push('\n');
-                s
+                escape_json_text(&s)
             } else {
                 inspect_table(&source, &selected)
             };
             for w in &source.warnings {
-                eprintln!("warning: {w}");
+                say(&format!("warning: {w}"));
             }
             let mut out = io::stdout().lock();
             out.write_all(text.as_bytes())
@@ -233,18 +283,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Verify {
             images,
-            platform: p,
+            platform,
             src,
         } => {
-            let (source, selected) = open_selected(&src, &images, platform(p)?)?;
-            let report = verify(&selected).map_err(|e| in_source(e, &src))?;
+            let (source, selected) = open_selected(&src, &images, platform)?;
+            let chosen: Vec<dockhand::Image> =
+                selected.iter().map(|&i| source.images[i].clone()).collect();
+            let report = verify(&chosen).map_err(|e| in_source(e, &src))?;
             for w in &source.warnings {
-                eprintln!("warning: {w}");
+                say(&format!("warning: {w}"));
             }
-            eprintln!(
+            say(&format!(
                 "verified {} image(s), {} layer(s), {} bytes: all digests and diff_ids match",
                 report.images, report.layers, report.bytes
-            );
+            ));
             Ok(())
         }
     }
@@ -254,16 +306,10 @@ fn open_selected(
     src: &str,
     images: &[String],
     platform: Option<Platform>,
-) -> anyhow::Result<(dockhand::layout::Source, Vec<dockhand::Image>)> {
-    let location = Location::parse(src);
+) -> anyhow::Result<(dockhand::layout::Source, Vec<usize>)> {
+    let location = Location::parse(src)?;
+    let selectors = selectors(&location, images)?;
     let source = dockhand::open_source(&location, None, platform).map_err(|e| in_source(e, src))?;
-    let mut selectors = Vec::new();
-    if let Some(r) = &location.reference {
-        selectors.push(Selector::parse(r)?);
-    }
-    for s in images {
-        selectors.push(Selector::parse(s)?);
-    }
     let selected = select(&source.images, &selectors)?;
     Ok((source, selected))
 }

@@ -177,10 +177,11 @@ fn existing_destinations_need_force_and_failures_leave_them_intact() {
     let good = fixture("docker-save-basic");
     let dir = tmp.path().join("out");
     std::fs::create_dir(&dir).unwrap();
-    // An empty directory is fine to fill.
-    ok(&["convert", good.input(), s(&dir)]);
+    // An empty directory is fine to fill. (An OCI layout is added to instead, see
+    // tests/destinations.rs: a docker-dir output needs --force.)
+    ok(&["convert", "--to", "docker-dir", good.input(), s(&dir)]);
     let before = tree_snapshot(&dir);
-    let stderr = fails(&["convert", good.input(), s(&dir)]);
+    let stderr = fails(&["convert", "--to", "docker-dir", good.input(), s(&dir)]);
     assert!(stderr.contains("--force"), "{stderr}");
     // A failing conversion with --force leaves the old destination exactly as it was.
     let broken = fixture("broken-diffid");

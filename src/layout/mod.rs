@@ -9,6 +9,7 @@ mod oci;
 mod oci_write;
 
 pub use docker_write::{write_docker, DockerLayout};
+pub(crate) use oci_write::merge_index;
 pub use oci_write::{write_dir_transport, write_oci};
 
 use crate::digest::{read_limited, Digest};

@@ -47,8 +47,15 @@ impl<'w> BlobWriter<'w> {
         let digest = Digest::of(bytes);
         if !self.written.contains_key(&digest) {
             let path = self.path(&digest);
-            self.out.file(&path, bytes.len() as u64, &mut &bytes[..])?;
-            self.written.insert(digest.clone(), bytes.len() as u64);
+            let size = bytes.len() as u64;
+            if self
+                .out
+                .existing_blob(&path, &digest, Some(size))?
+                .is_none()
+            {
+                self.out.file(&path, size, &mut &bytes[..])?;
+            }
+            self.written.insert(digest.clone(), size);
         }
         Ok(Descriptor {
             media_type: String::new(),
@@ -72,9 +79,14 @@ impl<'w> BlobWriter<'w> {
                     None => return Ok(()),
                 },
             };
-            if !self.written.contains_key(&target) && !jobs.iter().any(|(_, _, d)| *d == target) {
-                jobs.push((layer, form, target));
+            if self.written.contains_key(&target) || jobs.iter().any(|(_, _, d)| *d == target) {
+                continue;
             }
+            if let Some(size) = self.existing(layer, form, &target)? {
+                self.written.insert(target, size);
+                continue;
+            }
+            jobs.push((layer, form, target));
         }
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -123,6 +135,18 @@ impl<'w> BlobWriter<'w> {
         Ok(())
     }
 
+    /// The size of the blob `target` (layer in `form`) when the destination holds it
+    /// already, verified.
+    fn existing(&self, layer: &Layer, form: LayerForm, target: &Digest) -> Result<Option<u64>> {
+        let size = match form {
+            LayerForm::Stored => Some(layer.size),
+            LayerForm::Uncompressed => {
+                (layer.compression == Compression::None).then_some(layer.size)
+            }
+        };
+        self.out.existing_blob(&self.path(target), target, size)
+    }
+
     /// Write a layer in `form`; returns the digest, size and compression written.
     pub(crate) fn put_layer(
         &mut self,
@@ -145,6 +169,10 @@ impl<'w> BlobWriter<'w> {
         };
         if let Some(size) = self.written.get(&digest) {
             return Ok((digest, *size, compression));
+        }
+        if let Some(size) = self.existing(layer, form, &digest)? {
+            self.written.insert(digest.clone(), size);
+            return Ok((digest, size, compression));
         }
         let path = self.path(&digest);
         let mut reader = open_layer(image, layer, form)?;
@@ -348,6 +376,89 @@ pub(crate) fn index_json(images: &[(&Image, &WrittenImage)]) -> Vec<u8> {
         "manifests": entries,
     });
     serde_json::to_vec(&index).expect("serializing a JSON value cannot fail")
+}
+
+/// Merge the index of an existing layout with `new` (written by [`index_json`]), as
+/// skopeo's `oci:DIR:REF` does: every name the new entries carry moves to them (an
+/// older entry loses that `org.opencontainers.image.ref.name` or
+/// `io.containerd.image.name`), an older entry left without a name for a manifest that
+/// is written again is dropped, and everything else, foreign fields included, is kept
+/// as it is, before the new entries.
+pub(crate) fn merge_index(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>> {
+    let Some(existing) = existing else {
+        return Ok(new.to_vec());
+    };
+    let unreadable = |why: String| {
+        Error::malformed(
+            "index.json",
+            format!("the existing layout's index cannot be added to: {why} (use --force to replace the layout)"),
+        )
+    };
+    let mut index: Value =
+        crate::image::parse_json(existing, "index.json").map_err(|e| unreadable(e.to_string()))?;
+    let new_index: Value = serde_json::from_slice(new).expect("dockhand wrote it");
+    let new_entries = new_index["manifests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let Some(object) = index.as_object_mut() else {
+        return Err(unreadable("it is not a JSON object".into()));
+    };
+    let old_entries = match object.remove("manifests") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(entries)) => entries,
+        Some(_) => return Err(unreadable("\"manifests\" is not a list".into())),
+    };
+    let annotation = |entry: &Value, key: &str| -> Option<String> {
+        entry
+            .get("annotations")?
+            .get(key)?
+            .as_str()
+            .map(String::from)
+    };
+    let mut claimed: HashSet<String> = HashSet::new();
+    let mut new_digests: HashSet<String> = HashSet::new();
+    for entry in &new_entries {
+        claimed.extend(annotation(entry, ANNOTATION_REF_NAME));
+        claimed.extend(annotation(entry, ANNOTATION_IMAGE_NAME));
+        if let Some(d) = entry.get("digest").and_then(Value::as_str) {
+            new_digests.insert(d.to_string());
+        }
+    }
+    let mut kept = Vec::with_capacity(old_entries.len() + new_entries.len());
+    for mut entry in old_entries {
+        let mut has_names = false;
+        if let Some(annotations) = entry.get_mut("annotations").and_then(Value::as_object_mut) {
+            for key in [ANNOTATION_REF_NAME, ANNOTATION_IMAGE_NAME] {
+                let Some(name) = annotations.get(key).and_then(Value::as_str) else {
+                    continue;
+                };
+                if claimed.contains(name) {
+                    annotations.remove(key);
+                } else {
+                    has_names = true;
+                }
+            }
+            if annotations.is_empty() {
+                entry
+                    .as_object_mut()
+                    .expect("has annotations")
+                    .remove("annotations");
+            }
+        }
+        // An unnamed entry for a manifest written again is replaced by the new entry.
+        let digest = entry.get("digest").and_then(Value::as_str).unwrap_or("");
+        if !has_names && new_digests.contains(digest) {
+            continue;
+        }
+        kept.push(entry);
+    }
+    kept.extend(new_entries);
+    object.insert("manifests".into(), Value::Array(kept));
+    if !object.contains_key("schemaVersion") {
+        object.insert("schemaVersion".into(), json!(2));
+    }
+    Ok(serde_json::to_vec(&index).expect("serializing a JSON value cannot fail"))
 }
 
 /// Write `images` as an OCI image layout into `out` (blobs first, index.json and

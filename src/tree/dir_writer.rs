@@ -4,36 +4,33 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::PermissionsExt;
+
 use super::tar_writer::split_dest;
 use super::{normalize_path, ExactReader, ParallelFiles, TreeWriter};
 use crate::cleanup;
+use crate::destination::{classify_dir, Contents, Plan};
 use crate::error::{Error, IoContext, Result};
 
 /// Writes a directory tree atomically: everything goes into `.<name>.dockhand-tmp-*`
-/// next to the destination, which is renamed over it on commit.
+/// next to the destination, which is renamed into place on commit as the [`Plan`]
+/// says (see [`crate::destination`] for which plans a destination allows).
 pub struct DirWriter {
     staging: Option<PathBuf>,
     dest: PathBuf,
-    replace: bool,
+    plan: Plan,
 }
 
 impl DirWriter {
-    /// Start writing `dest`. An existing non-empty directory (or any file) is refused
-    /// unless `replace`.
-    pub fn create(dest: &Path, replace: bool) -> Result<DirWriter> {
+    /// Start writing `dest`, to be committed following `plan` (`Create`, `FillEmpty` or
+    /// `Replace`).
+    pub fn create(dest: &Path, plan: Plan) -> Result<DirWriter> {
         let shown = dest.display().to_string();
-        if let Ok(meta) = dest.symlink_metadata() {
-            let empty_dir = meta.is_dir()
-                && fs::read_dir(dest)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false);
-            if !empty_dir && !replace {
-                return Err(Error::DestinationExists(shown));
-            }
-        }
         let (parent, name) = split_dest(dest)?;
+        // Mode 0777 before the umask, as mkdir(1) gives: not tempfile's 0700.
         let staging = tempfile::Builder::new()
             .prefix(&format!(".{name}{}", cleanup::STAGING_MARKER))
+            .permissions(fs::Permissions::from_mode(0o777))
             .tempdir_in(&parent)
             .ctx(|| format!("creating a staging directory next to {shown}"))?
             .keep();
@@ -41,7 +38,7 @@ impl DirWriter {
         Ok(DirWriter {
             staging: Some(staging),
             dest: dest.to_path_buf(),
-            replace,
+            plan,
         })
     }
 
@@ -130,45 +127,27 @@ impl TreeWriter for DirWriter {
         let shown = self.dest.display().to_string();
         sync_tree(&staging).ctx(|| format!("flushing {shown}"))?;
         let dest = self.dest.clone();
-        let replace = self.replace;
+        let plan = self.plan;
         let result = cleanup::unregister_with(&staging, || -> Result<()> {
-            let existing = dest.symlink_metadata().ok();
-            let is_empty_dir = existing.as_ref().is_some_and(|m| m.is_dir())
-                && fs::read_dir(&dest)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(false);
-            match existing {
-                None => fs::rename(&staging, &dest).ctx(|| format!("renaming into {shown}")),
-                Some(_) if is_empty_dir => {
-                    fs::rename(&staging, &dest).ctx(|| format!("renaming into {shown}"))
-                }
-                Some(meta) if replace => {
-                    // Swap the new tree and the old destination in one step, so the
-                    // destination is whole at every instant (even under SIGKILL), then
-                    // delete the old tree from the staging name.
-                    if exchange(&staging, &dest).is_ok() {
-                        let _ = if meta.is_dir() {
-                            fs::remove_dir_all(&staging)
-                        } else {
-                            fs::remove_file(&staging)
-                        };
-                        return Ok(());
-                    }
-                    // Filesystems without RENAME_EXCHANGE: move aside, move in, delete.
-                    let aside = staging.with_extension("old");
-                    fs::rename(&dest, &aside).ctx(|| format!("moving aside {shown}"))?;
-                    if let Err(e) = fs::rename(&staging, &dest) {
-                        let _ = fs::rename(&aside, &dest);
-                        return Err(Error::io(format!("renaming into {shown}"), e));
-                    }
-                    let _ = if meta.is_dir() {
-                        fs::remove_dir_all(&aside)
-                    } else {
-                        fs::remove_file(&aside)
-                    };
-                    Ok(())
-                }
-                Some(_) => Err(Error::DestinationExists(shown.clone())),
+            let appeared = |e: &io::Error| {
+                matches!(
+                    e.raw_os_error(),
+                    Some(libc::EEXIST | libc::ENOTEMPTY | libc::ENOTDIR | libc::EISDIR)
+                )
+            };
+            match plan {
+                // Never over something that appeared since the destination was checked.
+                Plan::Create => match rename_noreplace(&staging, &dest) {
+                    Err(e) if appeared(&e) => Err(Error::DestinationExists(shown.clone())),
+                    other => other.ctx(|| format!("renaming into {shown}")),
+                },
+                // rename(2) replaces an empty directory and nothing else.
+                Plan::FillEmpty => match fs::rename(&staging, &dest) {
+                    Err(e) if appeared(&e) => Err(Error::DestinationExists(shown.clone())),
+                    other => other.ctx(|| format!("renaming into {shown}")),
+                },
+                Plan::Replace => replace_dir(&staging, &dest, &shown),
+                Plan::AddToOciLayout => unreachable!("layouts are added to in place"),
             }
         });
         if result.is_err() {
@@ -178,8 +157,54 @@ impl TreeWriter for DirWriter {
     }
 }
 
+/// Swap the staging tree and the old destination in one step, so the destination is
+/// whole at every instant (even under SIGKILL), then delete the old tree from the
+/// staging name. The destination is checked again first: it must still be a
+/// directory that dockhand may replace.
+fn replace_dir(staging: &Path, dest: &Path, shown: &str) -> Result<()> {
+    let still_ours = fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir())
+        && matches!(classify_dir(dest), Contents::Empty | Contents::Layout(_));
+    if !still_ours {
+        return Err(Error::DestinationRefused {
+            path: shown.to_string(),
+            reason: "it changed while dockhand was writing and is no longer a directory dockhand may replace".into(),
+        });
+    }
+    if exchange(staging, dest).is_ok() {
+        let _ = fs::remove_dir_all(staging);
+        return Ok(());
+    }
+    // Filesystems without RENAME_EXCHANGE: move aside, move in, delete.
+    let aside = staging.with_extension("old");
+    fs::rename(dest, &aside).ctx(|| format!("moving aside {shown}"))?;
+    if let Err(e) = fs::rename(staging, dest) {
+        let _ = fs::rename(&aside, dest);
+        return Err(Error::io(format!("renaming into {shown}"), e));
+    }
+    let _ = fs::remove_dir_all(&aside);
+    Ok(())
+}
+
 /// Atomically exchange two paths (renameat2 with RENAME_EXCHANGE).
 fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    renameat2(a, b, libc::RENAME_EXCHANGE)
+}
+
+/// Rename `from` to `to` unless `to` exists (renameat2 with RENAME_NOREPLACE). Where
+/// the filesystem lacks the flag, a plain rename still refuses a non-empty directory.
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    match renameat2(from, to, libc::RENAME_NOREPLACE) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+            if to.symlink_metadata().is_ok() {
+                return Err(io::Error::from_raw_os_error(libc::EEXIST));
+            }
+            fs::rename(from, to)
+        }
+        other => other,
+    }
+}
+
+fn renameat2(a: &Path, b: &Path, flags: libc::c_uint) -> io::Result<()> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     let a = CString::new(a.as_os_str().as_bytes()).map_err(io::Error::other)?;
@@ -191,7 +216,7 @@ fn exchange(a: &Path, b: &Path) -> io::Result<()> {
             a.as_ptr(),
             libc::AT_FDCWD,
             b.as_ptr(),
-            libc::RENAME_EXCHANGE,
+            flags,
         )
     };
     if rc == 0 {

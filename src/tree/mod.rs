@@ -1,12 +1,14 @@
 //! Containers: where a layout's files live. A tar file is indexed once and read by
 //! offset; a directory is read in place. Both resolve links strictly inside themselves.
 
+mod append_writer;
 mod dir;
 mod dir_writer;
 mod spool;
 mod tar_index;
 mod tar_writer;
 
+pub use append_writer::AppendWriter;
 pub use dir::DirTree;
 pub use dir_writer::DirWriter;
 pub use spool::{open_input, Input};
@@ -20,6 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 /// How many symlink or hardlink hops a path may take before it is called a loop.
@@ -291,6 +294,17 @@ pub trait TreeWriter {
     fn symlink(&mut self, path: &str, target: &str) -> Result<()>;
     /// Make the result visible at the destination.
     fn commit(self: Box<Self>) -> Result<()>;
+    /// The size of the blob at `path` when the destination already holds it with
+    /// exactly this digest (and size, when known), so it need not be written again.
+    /// Only a writer that adds to an existing layout has any.
+    fn existing_blob(
+        &self,
+        _path: &str,
+        _digest: &Digest,
+        _size: Option<u64>,
+    ) -> Result<Option<u64>> {
+        Ok(None)
+    }
     /// A handle for writing independent files from several threads at once, when the
     /// container allows it (a directory does; a tar stream must stay in order).
     fn parallel(&self) -> Option<&dyn ParallelFiles> {

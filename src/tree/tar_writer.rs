@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -159,22 +160,16 @@ pub struct TarFileWriter {
 }
 
 impl TarFileWriter {
-    /// Start writing `dest`. An existing file is refused unless `replace`.
+    /// Start writing `dest`. With `replace`, a regular file or symlink there is replaced
+    /// on commit (see [`crate::destination`]); without it, commit fails if anything is
+    /// there by then.
     pub fn create(dest: &Path, replace: bool) -> Result<TarFileWriter> {
         let shown = dest.display().to_string();
-        if dest.symlink_metadata().is_ok() {
-            if !replace {
-                return Err(Error::DestinationExists(shown));
-            }
-            if dest.is_dir() {
-                return Err(Error::Unsupported(format!(
-                    "{shown}: is a directory; cannot replace it with a tar file"
-                )));
-            }
-        }
         let (parent, name) = split_dest(dest)?;
+        // Mode 0666 before the umask, as cp(1) and skopeo give: not tempfile's 0600.
         let named = tempfile::Builder::new()
             .prefix(&format!(".{name}{}", cleanup::STAGING_MARKER))
+            .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(&parent)
             .ctx(|| format!("creating a temp file next to {shown}"))?;
         cleanup::register(named.path());
@@ -274,9 +269,27 @@ impl TreeWriter for TarFileWriter {
         let dest = self.dest.clone();
         let replace = self.replace;
         cleanup::unregister_with(&temp_path, move || {
-            if !replace && dest.symlink_metadata().is_ok() {
+            if !replace {
+                // rename without replace: a file that appeared since the destination
+                // was checked is kept, and of two runs only one can succeed.
+                return temp.persist_noclobber(&dest).map_err(|e| {
+                    if e.error.kind() == io::ErrorKind::AlreadyExists {
+                        Error::DestinationExists(shown.clone())
+                    } else {
+                        Error::io(format!("renaming into {shown}"), e.error)
+                    }
+                });
+            }
+            let replaceable = match dest.symlink_metadata() {
+                Err(_) => true,
+                Ok(m) => m.file_type().is_file() || m.file_type().is_symlink(),
+            };
+            if !replaceable {
                 drop(temp);
-                return Err(Error::DestinationExists(shown));
+                return Err(Error::DestinationRefused {
+                    path: shown,
+                    reason: "it changed while dockhand was writing and is no longer a file dockhand may replace".into(),
+                });
             }
             temp.persist(&dest)
                 .map_err(|e| Error::io(format!("renaming into {shown}"), e.error))
