@@ -243,3 +243,92 @@ fn a_reader_that_fails_midway_leaves_nothing() {
     );
     assert!(entries(tmp.path()).is_empty());
 }
+
+/// Wait until a staging entry for `name` appears in `dir` (the destination was checked
+/// and writing has begun), or fail after 30 s.
+fn wait_for_staging(dir: &Path, name: &str) {
+    let prefix = format!(".{name}{STAGING_MARKER}");
+    for _ in 0..3000 {
+        if entries(dir).iter().any(|n| n.starts_with(&prefix)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no staging for {name} appeared in {}", dir.display());
+}
+
+#[test]
+fn a_destination_that_appears_while_writing_is_not_overwritten() {
+    let tmp = tempdir();
+    let input = large_archive(tmp.path(), 128);
+    for (to, name) in [("docker-archive", "out.tar"), ("oci", "out")] {
+        let work = tmp.path().join(format!("w-{to}"));
+        std::fs::create_dir(&work).unwrap();
+        let dest = work.join(name);
+        let child = dockhand()
+            .args(["convert", "--to", to, &input, s(&dest)])
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_staging(&work, name);
+        // Someone else writes the destination after dockhand checked it.
+        if to == "oci" {
+            std::fs::create_dir(&dest).unwrap();
+            std::fs::write(dest.join("precious"), b"mine\n").unwrap();
+        } else {
+            std::fs::write(&dest, b"mine\n").unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{to}: {stderr}");
+        assert!(stderr.contains("exists"), "{to}: {stderr}");
+        let kept = if to == "oci" {
+            dest.join("precious")
+        } else {
+            dest.clone()
+        };
+        assert_eq!(std::fs::read(kept).unwrap(), b"mine\n", "{to}");
+        assert_eq!(entries(&work), [name], "{to}: staging left");
+    }
+}
+
+#[test]
+fn a_signal_cleans_up_even_when_stderr_is_closed() {
+    let tmp = tempdir();
+    let input = large_archive(tmp.path(), 256);
+    for (to, name) in [("docker-archive", "out.tar"), ("oci", "out")] {
+        let work = tmp.path().join(format!("w-{to}"));
+        std::fs::create_dir(&work).unwrap();
+        let mut child = dockhand()
+            .args(["convert", "--to", to, &input, s(&work.join(name))])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Nobody reads stderr any more: writing to it fails with EPIPE.
+        drop(child.stderr.take());
+        wait_for_staging(&work, name);
+        signal(&child, libc::SIGTERM);
+        // A panicking handler thread used to leave the process running: wait at most
+        // 30 s for it to end.
+        let mut status = None;
+        for _ in 0..3000 {
+            if let Some(s) = child.try_wait().unwrap() {
+                status = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let Some(status) = status else {
+            let _ = child.kill();
+            panic!("{to}: still running 30 s after SIGTERM");
+        };
+        // It may have finished first; if not, it exited as the signal asked.
+        if !status.success() {
+            assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{to}");
+            assert!(entries(&work).is_empty(), "{to}: left {:?}", entries(&work));
+        }
+    }
+}

@@ -526,15 +526,6 @@ fn oci_image_tool_validates_oci_outputs() {
     assert!(validated >= 30, "only {validated} layouts validated");
 }
 
-/// skopeo with its scratch space (it unpacks archives there) inside the test's temp dir.
-fn skopeo(tmp: &Path, args: &[&str]) -> Vec<u8> {
-    let scratch = tmp.join("skopeo-tmp");
-    fs::create_dir_all(&scratch).unwrap();
-    let mut cmd = Command::new("skopeo");
-    cmd.env("TMPDIR", &scratch).args(args);
-    run_cmd(cmd)
-}
-
 /// `skopeo copy` from one location to another (which reads and digest-checks every blob).
 fn skopeo_copy(tmp: &Path, from: &str, to: &str) {
     skopeo(tmp, &["--insecure-policy", "copy", "-q", from, to]);

@@ -242,6 +242,15 @@ pub fn run_cmd(mut cmd: Command) -> Vec<u8> {
     out.stdout
 }
 
+/// skopeo with its scratch space (it unpacks archives there) inside the test's temp dir.
+pub fn skopeo(tmp: &Path, args: &[&str]) -> Vec<u8> {
+    let scratch = tmp.join("skopeo-tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let mut cmd = Command::new("skopeo");
+    cmd.env("TMPDIR", &scratch).args(args);
+    run_cmd(cmd)
+}
+
 /// sha256 of bytes as `sha256:<hex>`.
 pub fn sha256(bytes: &[u8]) -> String {
     dockhand::digest::Digest::of(bytes).to_string()

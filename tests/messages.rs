@@ -1,0 +1,230 @@
+//! Messages: one escaped line per error, text from an input never reaching the terminal
+//! raw, causes named once, usage mistakes exiting 2, `@N` numbering that means the
+//! same everywhere, and a summary that lists every tag.
+
+mod common;
+use common::build::*;
+use common::*;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::json;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Run and return (exit code, stderr).
+fn outcome(args: &[&str]) -> (Option<i32>, String) {
+    let out = run(args);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Nothing a terminal would act on: no control character but the final newline.
+fn assert_inert(stderr: &str) {
+    let body = stderr.strip_suffix('\n').unwrap_or(stderr);
+    assert!(
+        !body.chars().any(|c| c.is_control() && c != '\n'),
+        "raw control characters in: {body:?}"
+    );
+    assert!(!body.contains('\u{202e}'), "raw bidi override in {body:?}");
+}
+
+#[test]
+fn input_text_is_escaped_and_errors_are_one_line() {
+    let tmp = tempdir();
+    // A config path forging a second line and recolouring the terminal.
+    let mut save = Save::new(1);
+    save.manifest[0]["Config"] = json!("x\n\u{1b}[31merror: all good\u{202e}.json");
+    let input = put(tmp.path(), "evil.tar", &save.tar());
+    for args in [
+        vec!["inspect", input.as_str()],
+        vec!["verify", input.as_str()],
+        vec!["convert", input.as_str(), "-"],
+    ] {
+        let (code, stderr) = outcome(&args);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr:?}");
+        assert_inert(&stderr);
+        assert!(stderr.contains("\\x1b[31m"), "{stderr}");
+    }
+    // A tag with control characters is dropped with an escaped warning.
+    let mut save = Save::new(1);
+    save.manifest[0]["RepoTags"] = json!(["ok/name:1", "bad\u{1b}]0;title\u{7}:2"]);
+    let input = put(tmp.path(), "tags.tar", &save.tar());
+    let out = run(&["inspect", &input]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_inert(&stderr);
+    assert!(stderr.contains("warning:"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_inert(&stdout);
+}
+
+#[test]
+fn an_io_error_names_its_cause_once() {
+    let (code, stderr) = outcome(&["inspect", "/nonexistent/dir/image.tar"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("/nonexistent/dir/image.tar"), "{stderr}");
+}
+
+#[test]
+fn usage_mistakes_exit_2_with_one_line() {
+    let tmp = tempdir();
+    let basic = fixture("docker-save-basic");
+    let out_path = tmp.path().join("out");
+    let out = s(&out_path);
+    let prefixed = format!("docker-archive:{}", basic.input());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["convert", "--image", "@x", basic.input(), out], "@x"),
+        (
+            vec!["convert", "--image", "Bad Name!", basic.input(), out],
+            "Bad Name!",
+        ),
+        (
+            vec!["convert", "--platform", "linux", basic.input(), out],
+            "platform",
+        ),
+        (
+            vec!["inspect", "--platform", "a/b/c/d", basic.input()],
+            "platform",
+        ),
+        (
+            vec!["convert", "--tag", "Upper:1", basic.input(), out],
+            "Upper",
+        ),
+        (
+            vec![
+                "convert",
+                "--to",
+                "oci",
+                "--tag",
+                "bad tag",
+                basic.input(),
+                out,
+            ],
+            "bad tag",
+        ),
+        (
+            vec!["convert", "--from", "oci", &prefixed, out],
+            "contradicts",
+        ),
+        (
+            vec![
+                "convert",
+                "--to",
+                "oci",
+                basic.input(),
+                "docker-archive:x.tar",
+            ],
+            "contradicts",
+        ),
+        (vec!["convert", "--to", "oci", basic.input(), "-"], "stdout"),
+        (
+            vec![
+                "convert",
+                "--docker-layout",
+                "hybrid",
+                "--to",
+                "oci",
+                basic.input(),
+                out,
+            ],
+            "--docker-layout",
+        ),
+        (vec!["convert", "docker://busybox:latest", out], "registry"),
+        (
+            vec!["convert", "docker-daemon:busybox:latest", out],
+            "docker-daemon",
+        ),
+        (
+            vec!["convert", basic.input(), "containers-storage:busybox"],
+            "containers-storage",
+        ),
+        (vec!["inspect", "foo:bar"], "foo"),
+        (vec!["convert"], "required"),
+        (vec!["convert", "--nope", "a", "b"], "--nope"),
+    ];
+    for (args, needle) in cases {
+        let (code, stderr) = outcome(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {needle:?} not in {stderr}"
+        );
+    }
+    // An unknown transport says which ones dockhand has.
+    let (_, stderr) = outcome(&["inspect", "docker://busybox"]);
+    for t in ["docker-archive", "docker-dir", "oci", "oci-archive", "dir"] {
+        assert!(stderr.contains(t), "{stderr}");
+    }
+    assert!(!tmp.path().join("out").exists());
+    // A file whose name only looks like a transport is read as a file.
+    let odd = tmp.path().join("foo:bar");
+    std::fs::copy(basic.input(), &odd).unwrap();
+    let out = dockhand()
+        .args(["inspect", "foo:bar"])
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn at_n_means_the_same_image_everywhere() {
+    let multi = fixture("docker-save-multi");
+    let all = inspect(multi.input());
+    for n in 0..3 {
+        let at = format!("@{n}");
+        let one: serde_json::Value =
+            serde_json::from_slice(&ok(&["inspect", "--json", "--image", &at, multi.input()]))
+                .unwrap();
+        assert_eq!(one["images"][0]["index"], n, "{at}");
+        assert_eq!(one["images"][0], all["images"][n], "{at}");
+        let table = String::from_utf8(ok(&["inspect", "--image", &at, multi.input()])).unwrap();
+        assert!(table.lines().any(|l| l.starts_with(&at)), "{table}");
+        let tmp = tempdir();
+        let out = run(&[
+            "convert",
+            "--image",
+            &at,
+            multi.input(),
+            s(&tmp.path().join("o")),
+        ]);
+        let summary = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{summary}");
+        assert!(summary.contains(&format!("  {at} ")), "{summary}");
+    }
+}
+
+#[test]
+fn the_summary_lists_every_tag_in_the_source_order() {
+    let tmp = tempdir();
+    let mut save = Save::new(1);
+    save.manifest[0]["RepoTags"] = json!(["zeta/app:2", "alpha/app:1", "example.com/m/app:3"]);
+    let input = put(tmp.path(), "tags.tar", &save.tar());
+    let out = run(&["convert", &input, s(&tmp.path().join("o"))]);
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{summary}");
+    let line = summary.lines().find(|l| l.contains("@0")).unwrap();
+    let zeta = line.find("docker.io/zeta/app:2").expect(line);
+    let alpha = line.find("docker.io/alpha/app:1").expect(line);
+    let example = line.find("example.com/m/app:3").expect(line);
+    assert!(zeta < alpha && alpha < example, "{line}");
+}
