@@ -90,7 +90,7 @@ pub fn inspect_table(source: &Source, selected: &[usize]) -> String {
             [
                 format!("@{i}"),
                 im.config.digest.short().to_string(),
-                im.platform.to_string(),
+                shown(&im.platform.to_string()),
                 format!("{} ({})", im.layers.len(), human_size(size)),
                 names_line(im),
             ]
