@@ -164,8 +164,9 @@ impl Compression {
 pub const XZ_MEMORY_LIMIT: u64 = 128 << 20;
 
 /// The largest zstd window accepted, as a power of two: 2^27 bytes = 128 MiB, libzstd's
-/// own default limit, which every zstd level up to 19 and `--long` stay within. A
-/// frame asking for more (up to 2 GiB or beyond) is refused before any allocation.
+/// own default limit, which every compression level (up to `--ultra -22`) and `--long`
+/// without a larger explicit window stay within. A frame asking for more (up to 2 GiB
+/// or beyond) is refused before any allocation.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 
 fn is_xz_memory_error(e: &io::Error) -> bool {
