@@ -1,7 +1,7 @@
 //! Reading layers with verification as they stream: the stored digest and size, and the
 //! uncompressed digest against the config's diff_id, all checked in the same pass.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -9,7 +9,8 @@ use std::thread::JoinHandle;
 use crate::digest::{Digest, HashSink, Hasher};
 use crate::error::{Error, Result};
 use crate::image::{Image, Layer};
-use crate::media::{Compression, DecodingWriter};
+use crate::media::Compression;
+use crate::text::shown;
 use crate::tree::FileRef;
 
 /// Which bytes of a layer to read.
@@ -127,6 +128,11 @@ impl Check {
             if e.get_ref().is_some_and(|i| i.is::<Error>()) {
                 return e;
             }
+            if e.kind() == io::ErrorKind::OutOfMemory {
+                // Over a decoder's memory cap: the data may be fine, dockhand refuses it.
+                return Error::Unsupported(format!("{}: layer refused: {e}", shown(&path)))
+                    .into_io();
+            }
             Error::malformed(
                 path.clone(),
                 format!("layer is not valid {} data: {e}", compression.name()),
@@ -153,11 +159,21 @@ impl DiffWorker {
     fn spawn(compression: Compression) -> DiffWorker {
         let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE_DEPTH);
         let handle = std::thread::spawn(move || -> io::Result<Digest> {
-            let mut sink = DecodingWriter::new(compression, HashSink::default())?;
-            for chunk in rx {
-                sink.write_all(&chunk)?;
+            let mut chunks = ChunkReader {
+                rx,
+                current: Vec::new(),
+                pos: 0,
+            };
+            let mut sink = HashSink::default();
+            {
+                // The one place decoders (and their memory caps) are built.
+                let mut decoder = compression.decoder(&mut chunks)?;
+                io::copy(&mut decoder, &mut sink)?;
             }
-            Ok(sink.finish()?.hasher.finish().0)
+            // Bytes after the compressed stream still belong to the stored blob (and
+            // the feeding side must not block on a full queue): take them unread.
+            for _ in chunks.rx.iter() {}
+            Ok(sink.hasher.finish().0)
         });
         DiffWorker {
             tx: Some(tx),
@@ -201,6 +217,32 @@ impl DiffWorker {
     fn finish(mut self) -> io::Result<Digest> {
         self.flush()?;
         self.join()
+    }
+}
+
+/// The stored bytes a [`DiffWorker`] receives, as a `Read` for a decoder; it ends when
+/// the feeding side closes the channel.
+struct ChunkReader {
+    rx: Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -524,6 +566,23 @@ mod tests {
             let mut buf = [0u8; 1000];
             r.read_exact(&mut buf).unwrap();
             drop(r);
+        }
+    }
+
+    #[test]
+    fn a_layer_over_a_decoder_memory_cap_is_refused_in_both_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = b"tar bytes".to_vec();
+        // A zstd frame of one raw block whose header asks for a 2 GiB window.
+        let mut stored = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3];
+        stored.extend_from_slice(&(((content.len() as u32) << 3) | 1).to_le_bytes()[..3]);
+        stored.extend_from_slice(&content);
+        let image = image_with(dir.path(), &stored, &content);
+        for form in [LayerForm::Stored, LayerForm::Uncompressed] {
+            let err = read_all(&image, form).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, Error::Unsupported(_)), "{form:?}: {msg}");
+            assert!(msg.contains("layer") && msg.contains("memory"), "{msg}");
         }
     }
 }

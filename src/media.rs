@@ -1,6 +1,6 @@
 //! Media types and compression, detected from magic bytes and never from labels.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -109,6 +109,12 @@ impl Compression {
 
     /// A reader that decompresses `inner`. Decoders read through a `BufReader` over the
     /// bounded input, so they can never read past the blob.
+    ///
+    /// Every decoder's memory is bounded whatever the stream asks for: gzip by its
+    /// format (a 32 KiB window), bzip2 by its format (blocks of at most 900 kB, about
+    /// 4 MiB of decoder state), xz by [`XZ_MEMORY_LIMIT`] and zstd by
+    /// [`ZSTD_WINDOW_LOG_MAX`]. A stream over a limit fails with an error of kind
+    /// [`io::ErrorKind::OutOfMemory`] whose message names the limit.
     pub fn decoder<'a, R: Read + Send + 'a>(
         self,
         inner: R,
@@ -119,12 +125,32 @@ impl Compression {
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(
                 BufReader::with_capacity(BUF, inner),
             )),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(
-                BufReader::with_capacity(BUF, inner),
-            )?),
-            Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(
-                BufReader::with_capacity(BUF, inner),
-            )),
+            Compression::Zstd => {
+                let mut d =
+                    zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(BUF, inner))?;
+                // libzstd's default today, set explicitly so a library update cannot raise it.
+                d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+                Box::new(MemoryCapped {
+                    inner: d,
+                    over: is_zstd_memory_error,
+                    message: zstd_memory_message,
+                })
+            }
+            Compression::Xz => {
+                let stream = liblzma::stream::Stream::new_stream_decoder(
+                    XZ_MEMORY_LIMIT,
+                    liblzma::stream::CONCATENATED,
+                )
+                .map_err(io::Error::from)?;
+                Box::new(MemoryCapped {
+                    inner: liblzma::bufread::XzDecoder::new_stream(
+                        BufReader::with_capacity(BUF, inner),
+                        stream,
+                    ),
+                    over: is_xz_memory_error,
+                    message: xz_memory_message,
+                })
+            }
             Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(
                 BufReader::with_capacity(BUF, inner),
             )),
@@ -132,75 +158,60 @@ impl Compression {
     }
 }
 
-/// A `Write` that decompresses what it is given into `inner`, so a stream can be hashed
-/// in both its stored and its uncompressed form in one pass.
-pub enum DecodingWriter<W: Write> {
-    /// Uncompressed: bytes pass straight through.
-    Plain(W),
-    /// gzip.
-    Gzip(Box<flate2::write::MultiGzDecoder<W>>),
-    /// zstd.
-    Zstd(Box<zstd::stream::write::Decoder<'static, W>>),
-    /// xz.
-    Xz(Box<liblzma::write::XzDecoder<W>>),
-    /// bzip2.
-    Bzip2(Box<bzip2::write::BzDecoder<W>>),
+/// The most memory an xz stream may make its decoder use (liblzma's memory limit):
+/// 128 MiB, twice what `xz -9` needs (a 64 MiB dictionary), so any stream written with
+/// the standard presets decodes, and a header asking for a 1.5 GiB dictionary does not.
+pub const XZ_MEMORY_LIMIT: u64 = 128 << 20;
+
+/// The largest zstd window accepted, as a power of two: 2^27 bytes = 128 MiB, libzstd's
+/// own default limit, which every compression level (up to `--ultra -22`) and `--long`
+/// without a larger explicit window stay within. A frame asking for more (up to 2 GiB
+/// or beyond) is refused before any allocation.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 27;
+
+fn is_xz_memory_error(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|i| i.downcast_ref::<liblzma::stream::Error>())
+        .is_some_and(|e| matches!(e, liblzma::stream::Error::MemLimit))
 }
 
-impl<W: Write> DecodingWriter<W> {
-    /// A decoding writer for `compression` over `inner`.
-    pub fn new(compression: Compression, inner: W) -> io::Result<Self> {
-        Ok(match compression {
-            Compression::None => DecodingWriter::Plain(inner),
-            Compression::Gzip => {
-                DecodingWriter::Gzip(Box::new(flate2::write::MultiGzDecoder::new(inner)))
-            }
-            Compression::Zstd => {
-                DecodingWriter::Zstd(Box::new(zstd::stream::write::Decoder::new(inner)?))
-            }
-            Compression::Xz => DecodingWriter::Xz(Box::new(
-                liblzma::write::XzDecoder::new_multi_decoder(inner),
-            )),
-            Compression::Bzip2 => {
-                DecodingWriter::Bzip2(Box::new(bzip2::write::BzDecoder::new(inner)))
+fn xz_memory_message() -> String {
+    format!(
+        "the xz stream needs more than {} MiB of memory to decode, dockhand's limit",
+        XZ_MEMORY_LIMIT >> 20
+    )
+}
+
+fn is_zstd_memory_error(e: &io::Error) -> bool {
+    // zstd reports errors by name only; this is ZSTD_error_frameParameter_windowTooLarge.
+    e.get_ref().is_some() && e.to_string().contains("requires too much memory")
+}
+
+fn zstd_memory_message() -> String {
+    format!(
+        "the zstd stream asks for a window of more than {} MiB, too much memory to decode \
+         (dockhand's limit)",
+        (1u64 << ZSTD_WINDOW_LOG_MAX) >> 20
+    )
+}
+
+/// A decoder whose "over the memory limit" error is reworded to name the limit, with
+/// the kind [`io::ErrorKind::OutOfMemory`] so callers can tell it from corrupt data.
+struct MemoryCapped<D> {
+    inner: D,
+    over: fn(&io::Error) -> bool,
+    message: fn() -> String,
+}
+
+impl<D: Read> Read for MemoryCapped<D> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            if (self.over)(&e) {
+                io::Error::new(io::ErrorKind::OutOfMemory, (self.message)())
+            } else {
+                e
             }
         })
-    }
-
-    /// Flush the decoder and hand back the inner writer. Fails if the compressed stream
-    /// was incomplete.
-    pub fn finish(self) -> io::Result<W> {
-        match self {
-            DecodingWriter::Plain(w) => Ok(w),
-            DecodingWriter::Gzip(d) => d.finish(),
-            DecodingWriter::Zstd(mut d) => {
-                d.flush()?;
-                Ok(d.into_inner())
-            }
-            DecodingWriter::Xz(d) => d.finish(),
-            DecodingWriter::Bzip2(mut d) => d.finish(),
-        }
-    }
-}
-
-impl<W: Write> Write for DecodingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            DecodingWriter::Plain(w) => w.write(buf),
-            DecodingWriter::Gzip(d) => d.write(buf),
-            DecodingWriter::Zstd(d) => d.write(buf),
-            DecodingWriter::Xz(d) => d.write(buf),
-            DecodingWriter::Bzip2(d) => d.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            DecodingWriter::Plain(w) => w.flush(),
-            DecodingWriter::Gzip(d) => d.flush(),
-            DecodingWriter::Zstd(d) => d.flush(),
-            DecodingWriter::Xz(d) => d.flush(),
-            DecodingWriter::Bzip2(d) => d.flush(),
-        }
     }
 }
 
@@ -228,13 +239,112 @@ mod tests {
         assert_eq!(Compression::detect(b""), Compression::None);
     }
 
+    fn decode(compression: Compression, bytes: &[u8]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        compression.decoder(bytes)?.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// A zstd frame of raw blocks holding `data`, with a window descriptor byte
+    /// `window` (exponent << 3 | mantissa; the window is 2^(10 + exponent) bytes).
+    fn zstd_frame(window: u8, data: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, window];
+        let size = data.len() as u32;
+        f.extend_from_slice(&((size << 3) | 1).to_le_bytes()[..3]); // last, raw
+        f.extend_from_slice(data);
+        f
+    }
+
     #[test]
-    fn decoding_writer_round_trips_gzip() {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        enc.write_all(b"layer bytes").unwrap();
-        let gz = enc.finish().unwrap();
-        let mut w = DecodingWriter::new(Compression::detect(&gz), Vec::new()).unwrap();
-        w.write_all(&gz).unwrap();
-        assert_eq!(w.finish().unwrap(), b"layer bytes");
+    fn zstd_windows_over_the_cap_are_refused_as_memory() {
+        let ok = zstd_frame(10 << 3, b"hello"); // 1 MiB
+        assert_eq!(decode(Compression::Zstd, &ok).unwrap(), b"hello");
+        let at_cap = zstd_frame(((ZSTD_WINDOW_LOG_MAX - 10) as u8) << 3, b"hello");
+        assert_eq!(decode(Compression::Zstd, &at_cap).unwrap(), b"hello");
+        let huge = zstd_frame(21 << 3, b"hello"); // 2 GiB
+        let err = decode(Compression::Zstd, &huge).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::OutOfMemory, "{err}");
+        assert!(err.to_string().contains("memory"), "{err}");
+        assert!(err.to_string().contains("128 MiB"), "{err}");
+    }
+
+    /// `data` as xz whose LZMA2 dictionary-size property is set to `dict` (the byte
+    /// encoding: 40 is 4 GiB - 1, 37 is 1.5 GiB), with the block header's CRC32 fixed.
+    fn xz_with_dictionary(data: &[u8], dict: u8) -> Vec<u8> {
+        let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 0);
+        std::io::Write::write_all(&mut enc, data).unwrap();
+        let mut xz = enc.finish().unwrap();
+        let block = 12; // after the stream header
+        let header_len = (xz[block] as usize + 1) * 4;
+        let flags = xz[block + 1];
+        let mut at = block + 2;
+        for present in [flags & 0x40 != 0, flags & 0x80 != 0] {
+            if present {
+                while xz[at] & 0x80 != 0 {
+                    at += 1;
+                }
+                at += 1;
+            }
+        }
+        assert_eq!(&xz[at..at + 2], [0x21, 0x01], "one LZMA2 filter");
+        xz[at + 2] = dict;
+        let crc_at = block + header_len - 4;
+        let mut crc = flate2::Crc::new();
+        crc.update(&xz[block..crc_at]);
+        xz[crc_at..crc_at + 4].copy_from_slice(&crc.sum().to_le_bytes());
+        xz
+    }
+
+    #[test]
+    fn xz_dictionaries_over_the_cap_are_refused_as_memory() {
+        let data = b"a layer".repeat(100);
+        // 64 MiB, what xz -9 uses: decodes.
+        assert_eq!(
+            decode(Compression::Xz, &xz_with_dictionary(&data, 28)).unwrap(),
+            data
+        );
+        let err = decode(Compression::Xz, &xz_with_dictionary(&data, 37)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::OutOfMemory, "{err}");
+        assert!(err.to_string().contains("128 MiB of memory"), "{err}");
+        // Corrupt data is not reported as a memory problem.
+        let mut bad = xz_with_dictionary(&data, 20);
+        let n = bad.len();
+        bad[n / 2] ^= 0x55;
+        let err = decode(Compression::Xz, &bad).unwrap_err();
+        assert_ne!(err.kind(), io::ErrorKind::OutOfMemory, "{err}");
+    }
+
+    #[test]
+    fn every_decoder_round_trips_concatenated_streams() {
+        let data = b"layer bytes ".repeat(1000);
+        let gz = |d: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut e, d).unwrap();
+            e.finish().unwrap()
+        };
+        let xz = |d: &[u8]| {
+            let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+            std::io::Write::write_all(&mut e, d).unwrap();
+            e.finish().unwrap()
+        };
+        let bz = |d: &[u8]| {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+            std::io::Write::write_all(&mut e, d).unwrap();
+            e.finish().unwrap()
+        };
+        let zst = |d: &[u8]| zstd::encode_all(d, 3).unwrap();
+        type Encode<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
+        let encoders: [(Compression, Encode); 4] = [
+            (Compression::Gzip, &gz),
+            (Compression::Xz, &xz),
+            (Compression::Bzip2, &bz),
+            (Compression::Zstd, &zst),
+        ];
+        for (c, encode) in encoders {
+            let mut two = encode(&data[..5000]);
+            two.extend(encode(&data[5000..]));
+            assert_eq!(Compression::detect(&two), c);
+            assert_eq!(decode(c, &two).unwrap(), data, "{c:?}");
+        }
     }
 }

@@ -373,7 +373,7 @@ fn many_images_and_many_entries_stay_fast_and_small() {
 fn bad_input_catalogue() {
     let tmp = tempdir();
     let d = tmp.path();
-    reject(&put(d, "random.bin", &[0x5a; 4096]), "not a valid tar");
+    reject(&put(d, "random.bin", &[0x5a; 4096]), "not a tar archive");
     reject(&put(d, "empty.tar", b""), "empty");
     let rootfs = vec![
         Entry::Dir("bin/".into()),

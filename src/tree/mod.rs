@@ -11,8 +11,10 @@ mod tar_writer;
 pub use append_writer::AppendWriter;
 pub use dir::DirTree;
 pub use dir_writer::DirWriter;
-pub use spool::{open_input, Input};
-pub use tar_index::{TarIndex, MAX_ENTRIES};
+pub use spool::{open_input, Input, MAX_TRAILING_BYTES};
+pub use tar_index::{
+    TarIndex, MAX_ENTRIES, MAX_EXTENSION_SIZE, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
+};
 pub use tar_writer::{TarFileWriter, TarStreamWriter};
 
 use std::collections::VecDeque;
@@ -24,6 +26,7 @@ use std::sync::Arc;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::text::shown;
 
 /// How many symlink or hardlink hops a path may take before it is called a loop.
 pub const MAX_LINK_HOPS: usize = 16;
@@ -152,7 +155,8 @@ pub trait FileTree: Send + Sync {
     /// The names directly under the root (for format detection).
     fn top_level(&self) -> Vec<String>;
     /// When `path` (normalized) names a regular file that appears more than once in the
-    /// archive, the first of those entries. Directories never have duplicates.
+    /// archive, the first of those entries that is a regular file. Directories never
+    /// have duplicates, and neither does a name whose last entry is not a regular file.
     fn duplicate(&self, _path: &str) -> Option<Duplicate> {
         None
     }
@@ -164,14 +168,14 @@ impl dyn FileTree + '_ {
     pub fn resolve(&self, path: &str) -> Result<FileRef> {
         match self.lookup(path)? {
             Some(Node::File(f)) => Ok(f),
-            Some(Node::Dir) => Err(Error::malformed(path, "is a directory, not a file")),
+            Some(Node::Dir) => Err(Error::malformed(shown(path), "is a directory, not a file")),
             Some(Node::Other(kind)) => Err(Error::malformed(
-                path,
+                shown(path),
                 format!("is a {kind}, not a regular file"),
             )),
             Some(Node::Symlink(_) | Node::Hardlink(_)) => unreachable!("lookup follows links"),
             None => Err(Error::Missing {
-                file: path.to_string(),
+                file: shown(path),
                 what: "file".into(),
             }),
         }
@@ -191,33 +195,48 @@ impl dyn FileTree + '_ {
     }
 
     /// Follow links component by component; `Ok(None)` if the final path does not exist.
+    ///
+    /// The resolved prefix is kept as one string that components are appended to and
+    /// cut from, so a lookup costs time linear in the path's length per component
+    /// rather than rebuilding the prefix each time.
     fn lookup(&self, path: &str) -> Result<Option<Node>> {
         let mut pending: VecDeque<String> = split_components(path)
-            .ok_or_else(|| Error::malformed(path, "path is absolute or leaves the archive"))?
+            .ok_or_else(|| Error::malformed(shown(path), "path is absolute or leaves the archive"))?
             .into_iter()
             .collect();
-        let mut resolved: Vec<String> = Vec::new();
+        // The resolved prefix, and where each of its components starts.
+        let mut current = String::new();
+        let mut starts: Vec<usize> = Vec::new();
         let mut hops = 0;
         while let Some(component) = pending.pop_front() {
             match component.as_str() {
                 "" | "." => continue,
                 ".." => {
-                    if resolved.pop().is_none() {
-                        return Err(Error::malformed(path, "a link points outside the archive"));
-                    }
+                    let Some(start) = starts.pop() else {
+                        return Err(Error::malformed(
+                            shown(path),
+                            "a link points outside the archive",
+                        ));
+                    };
+                    current.truncate(start.saturating_sub(1));
                     continue;
                 }
                 _ => {}
             }
-            resolved.push(component);
-            let current = resolved.join("/");
-            let node = self.node(&current);
-            let (target, from_root) = match node {
+            if !current.is_empty() {
+                current.push('/');
+            }
+            starts.push(current.len());
+            current.push_str(&component);
+            let (target, from_root) = match self.node(&current) {
                 Some(Node::Symlink(t)) => {
                     if t.starts_with('/') {
                         return Err(Error::malformed(
-                            current,
-                            format!("symlink to absolute path {t:?} points outside the archive"),
+                            shown(&current),
+                            format!(
+                                "symlink to absolute path {} points outside the archive",
+                                shown(&t)
+                            ),
                         ));
                     }
                     (t, false)
@@ -232,22 +251,25 @@ impl dyn FileTree + '_ {
             hops += 1;
             if hops > MAX_LINK_HOPS {
                 return Err(Error::malformed(
-                    path,
+                    shown(path),
                     format!("more than {MAX_LINK_HOPS} link hops (a loop?)"),
                 ));
             }
-            resolved.pop();
+            // The link itself is replaced by its target's components.
+            let start = starts.pop().unwrap_or(0);
+            current.truncate(start.saturating_sub(1));
             if from_root {
-                resolved.clear();
+                current.clear();
+                starts.clear();
             }
             for c in target.split('/').rev() {
                 pending.push_front(c.to_string());
             }
         }
-        if resolved.is_empty() {
+        if current.is_empty() {
             return Ok(Some(Node::Dir));
         }
-        Ok(self.node(&resolved.join("/")))
+        Ok(self.node(&current))
     }
 }
 

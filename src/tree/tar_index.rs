@@ -1,142 +1,405 @@
-//! A random-access index over a tar file: one pass over the headers that seeks over
-//! entry data, then reads by offset.
+//! A random-access index over a tar archive, built by dockhand's own header walker in
+//! one pass: over a seekable file (seeking over entry data), or over a stream copied
+//! into a spool file as it is walked (`spool.rs`). Every size a header claims is
+//! checked against a cap or against the data left before anything is read or
+//! allocated for it, and memory grows linearly with the names the archive holds.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{btree_map, BTreeMap, BTreeSet};
 use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use tar::EntryType;
+use tar::{EntryType, Header};
 
-use super::{split_components, FileRef, FileTree, Location, Node};
+use super::{Duplicate, FileRef, FileTree, Location, Node};
 use crate::error::{Error, Result};
+use crate::media::Compression;
+use crate::text::shown;
 
-/// Upper bound on indexed entries, so a hostile archive cannot grow the index without
-/// limit (a real image archive has a few entries per layer).
+/// Upper bound on the entries of one archive, so a hostile archive cannot grow the
+/// index without limit (a real image archive has a few entries per layer).
 pub const MAX_ENTRIES: usize = 250_000;
+
+/// The largest data of one tar extension entry (GNU long name `L`, long link name `K`,
+/// PAX `x` and global `g` headers), 1 MiB as in Go's `archive/tar`. These are read into
+/// memory, so a larger claim is refused before anything is read.
+pub const MAX_EXTENSION_SIZE: u64 = 1 << 20;
+
+/// The longest entry name or link target accepted, in bytes (Linux's `PATH_MAX`).
+pub const MAX_PATH_BYTES: usize = 4096;
+
+/// The most components an entry name may have. Lookups walk names component by
+/// component, so this bounds the work of one lookup.
+pub const MAX_PATH_DEPTH: usize = 128;
+
+/// The most bytes of entry names and link targets one index holds (32 MiB), which
+/// bounds its memory whatever the entry count.
+pub const MAX_NAME_BYTES: usize = 32 << 20;
+
+/// The size of a tar header and the unit entry data is padded to.
+pub(crate) const BLOCK: usize = 512;
+
+/// Where the header walker reads an archive from, and what passing over entry data
+/// means: seeking in a file that is indexed in place, or copying into a spool file.
+pub(crate) trait Source {
+    /// Fill `buf` from the archive; fewer bytes than its length only at the end of data.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Move past `n` bytes of entry data, keeping them in the index's file when `keep`.
+    /// Returns where the kept bytes start in that file and how many bytes were passed:
+    /// fewer than `n` when the data ends first.
+    fn data(&mut self, n: u64, keep: bool) -> io::Result<(u64, u64)>;
+    /// The end-of-archive marker was read (or the data ended): stop reading.
+    fn end(&mut self) -> io::Result<()>;
+    /// An I/O error of this source, as an error naming the input.
+    fn fail(&self, e: io::Error) -> Error;
+}
+
+/// A tar file indexed in place: headers are read with positioned reads and entry data
+/// is seeked over, so only headers are ever read.
+struct FileSource<'a> {
+    file: &'a File,
+    pos: u64,
+    len: u64,
+    name: &'a str,
+}
+
+impl Source for FileSource<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            match self.file.read_at(&mut buf[n..], self.pos) {
+                Ok(0) => break,
+                Ok(k) => {
+                    n += k;
+                    self.pos += k as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    fn data(&mut self, n: u64, _keep: bool) -> io::Result<(u64, u64)> {
+        let at = self.pos;
+        let passed = n.min(self.len.saturating_sub(self.pos));
+        self.pos += passed;
+        Ok((at, passed))
+    }
+
+    fn end(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn fail(&self, e: io::Error) -> Error {
+        Error::io(format!("reading {}", self.name), e)
+    }
+}
 
 /// An indexed tar archive.
 pub struct TarIndex {
     name: String,
-    entries: HashMap<String, Node>,
-    /// Directories implied by the paths of entries (tars often omit directory entries).
-    implied_dirs: HashSet<String>,
+    /// Every kept entry by normalized path. Sorted, so that "is this an implied
+    /// directory" (tars often omit directory entries) is one range query for
+    /// `path + "/"` instead of a set of every prefix of every path.
+    entries: BTreeMap<String, Slot>,
     top: BTreeSet<String>,
     duplicates: usize,
+    /// Entries seen (extension headers excluded), including skipped ones.
+    count: usize,
+    /// Bytes of names and link targets held, against [`MAX_NAME_BYTES`].
+    name_bytes: usize,
+}
+
+/// One name of the index: the last entry of that name, and the first regular file of
+/// that name when a later entry shadows it.
+struct Slot {
+    /// A file's `FileRef::path` is left empty here and filled from the key on lookup.
+    node: Node,
+    /// 1-based position of the entry among the archive's entries.
+    entry: u64,
+    first: Option<Box<(FileRef, u64)>>,
+}
+
+/// Extension headers seen since the last entry, applying to the next one.
+#[derive(Default)]
+struct Pending {
+    long_name: Option<Vec<u8>>,
+    long_link: Option<Vec<u8>>,
+    pax_path: Option<Vec<u8>>,
+    pax_link: Option<Vec<u8>>,
+    pax_size: Option<u64>,
+    pax_sparse: bool,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.long_name.is_none()
+            && self.long_link.is_none()
+            && self.pax_path.is_none()
+            && self.pax_link.is_none()
+            && self.pax_size.is_none()
+            && !self.pax_sparse
+    }
 }
 
 impl TarIndex {
     /// Index `file`, a tar archive. `name` is how errors refer to it.
-    pub fn new(mut file: File, name: &str) -> Result<TarIndex> {
-        std::io::Seek::rewind(&mut file).map_err(|e| Error::io(format!("reading {name}"), e))?;
+    pub fn new(file: File, name: &str) -> Result<TarIndex> {
         let len = file
             .metadata()
             .map_err(|e| Error::io(format!("reading {name}"), e))?
             .len();
         let file = Arc::new(file);
-        let mut archive = tar::Archive::new(&*file);
-        archive.set_ignore_zeros(false);
-        let mut entries = HashMap::new();
-        let mut implied_dirs = HashSet::new();
-        let mut top = BTreeSet::new();
-        let mut duplicates = 0;
-        let bad = |e: std::io::Error| -> Error {
-            let msg = e.to_string();
-            if msg.contains("failed to read entire block")
-                || e.kind() == std::io::ErrorKind::UnexpectedEof
-            {
-                Error::Truncated {
+        let mut source = FileSource {
+            file: &file,
+            pos: 0,
+            len,
+            name,
+        };
+        TarIndex::walk(&mut source, Arc::clone(&file), name)
+    }
+
+    /// Walk the headers of the archive `src` reads, whose kept entry data ends up in
+    /// `file`. Stops at the end-of-archive marker.
+    pub(crate) fn walk<S: Source>(src: &mut S, file: Arc<File>, name: &str) -> Result<TarIndex> {
+        let mut index = TarIndex {
+            name: name.to_string(),
+            entries: BTreeMap::new(),
+            top: BTreeSet::new(),
+            duplicates: 0,
+            count: 0,
+            name_bytes: 0,
+        };
+        let mut pending = Pending::default();
+        let mut block = [0u8; BLOCK];
+        // Where `block` starts in the archive, for messages.
+        let mut offset: u64 = 0;
+        loop {
+            let n = src.read(&mut block).map_err(|e| src.fail(e))?;
+            if n == 0 && pending.is_empty() {
+                // The data ends where a header would start: as good as an end marker.
+                break;
+            }
+            if n < BLOCK {
+                if offset == 0 && !block[..n].windows(5).any(|w| w == b"ustar") {
+                    return Err(not_a_tar(name, &block[..n]));
+                }
+                return Err(Error::Truncated {
                     file: name.to_string(),
                     detail: "the archive ends inside a header".into(),
-                }
-            } else {
-                Error::malformed(name, format!("not a valid tar archive: {msg}"))
+                });
             }
-        };
-        let iter = archive.entries_with_seek().map_err(bad)?;
-        for entry in iter {
-            let entry = entry.map_err(bad)?;
-            if entries.len() >= MAX_ENTRIES {
+            if block.iter().all(|&b| b == 0) {
+                // The end marker is two zero blocks. A lone zero block followed by
+                // anything else ends the archive too, as in GNU tar; nothing after the
+                // marker is read.
+                let mut second = [0u8; BLOCK];
+                src.read(&mut second).map_err(|e| src.fail(e))?;
+                break;
+            }
+            if !checksum_ok(&block) {
+                if offset == 0 && &block[257..262] != b"ustar" {
+                    return Err(not_a_tar(name, &block));
+                }
                 return Err(Error::malformed(
                     name,
-                    format!("more than {MAX_ENTRIES} entries"),
+                    format!("corrupt tar header at byte {offset} (bad checksum)"),
                 ));
             }
-            let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let size = entry.size();
-            let offset = entry.raw_file_position();
-            let kind = entry.header().entry_type();
-            if matches!(kind, EntryType::Regular | EntryType::Continuous)
-                && offset.checked_add(size).is_none_or(|end| end > len)
-            {
+            let header = Header::from_byte_slice(&block);
+            let kind = header.entry_type();
+            // Never use the tar crate's message here: it quotes the entry name.
+            let size = header.entry_size().map_err(|_| {
+                Error::malformed(
+                    name,
+                    format!("tar header at byte {offset} has an invalid size field"),
+                )
+            })?;
+            let extension = match kind {
+                EntryType::GNULongName => Some("GNU long name"),
+                EntryType::GNULongLink => Some("GNU long link name"),
+                EntryType::XHeader => Some("PAX extended header"),
+                EntryType::XGlobalHeader => Some("PAX global header"),
+                _ => None,
+            };
+            if let Some(what) = extension {
+                let data = read_extension(src, name, what, size, offset)?;
+                match kind {
+                    EntryType::GNULongName => pending.long_name = Some(until_nul(data)),
+                    EntryType::GNULongLink => pending.long_link = Some(until_nul(data)),
+                    EntryType::XHeader => parse_pax(&data, &mut pending).map_err(|()| {
+                        Error::malformed(
+                            name,
+                            format!("malformed PAX record in the {what} at byte {offset}"),
+                        )
+                    })?,
+                    // Global records (git archive's commit id) change nothing dockhand reads.
+                    _ => {}
+                }
+                offset += BLOCK as u64 + padded(size);
+                continue;
+            }
+
+            index.count += 1;
+            if index.count > MAX_ENTRIES {
+                return Err(Error::malformed(
+                    name,
+                    format!("more than {MAX_ENTRIES} entries, the limit for one archive"),
+                ));
+            }
+            let pending_now = std::mem::take(&mut pending);
+            let raw_path = pending_now
+                .long_name
+                .or(pending_now.pax_path)
+                .unwrap_or_else(|| header.path_bytes().into_owned());
+            let raw_link = pending_now
+                .long_link
+                .or(pending_now.pax_link)
+                .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
+            let size = pending_now.pax_size.unwrap_or(size);
+            let sparse = pending_now.pax_sparse || kind == EntryType::GNUSparse;
+            // The old regular type with a trailing slash is a directory (pre-POSIX tars).
+            let old_dir = block[156] == 0 && raw_path.ends_with(b"/");
+            let extended_sparse =
+                kind == EntryType::GNUSparse && header.as_gnu().is_some_and(|g| g.is_extended());
+            offset += BLOCK as u64;
+
+            let path = String::from_utf8_lossy(&raw_path).into_owned();
+            check_name(name, "entry name", &path, raw_path.len())?;
+            let link = match raw_link {
+                Some(raw) => {
+                    let link = String::from_utf8_lossy(&raw).into_owned();
+                    if raw.len() > MAX_PATH_BYTES {
+                        return Err(Error::malformed(
+                            name,
+                            format!(
+                                "entry {}: its link target is {} bytes long, over the limit of {MAX_PATH_BYTES} bytes",
+                                shown(&path),
+                                raw.len()
+                            ),
+                        ));
+                    }
+                    link
+                }
+                None => String::new(),
+            };
+
+            if extended_sparse {
+                // Old GNU sparse files continue their map in extra header blocks, each
+                // saying whether another follows (byte 504).
+                loop {
+                    let n = src.read(&mut block).map_err(|e| src.fail(e))?;
+                    if n < BLOCK {
+                        return Err(Error::Truncated {
+                            file: name.to_string(),
+                            detail: "the archive ends inside a sparse file's header".into(),
+                        });
+                    }
+                    offset += BLOCK as u64;
+                    if block[504] == 0 {
+                        break;
+                    }
+                }
+            }
+
+            let is_file =
+                matches!(kind, EntryType::Regular | EntryType::Continuous) && !sparse && !old_dir;
+            let normalized = normalize(&path);
+            let (at, passed) = src
+                .data(size, is_file && normalized.is_some())
+                .map_err(|e| src.fail(e))?;
+            if passed < size {
                 return Err(Error::Truncated {
                     file: name.to_string(),
                     detail: format!(
-                        "entry {raw_path} claims {size} bytes but the archive ends first"
+                        "entry {} claims {size} bytes but the archive ends first",
+                        shown(&path)
                     ),
                 });
             }
-            let node = match kind {
-                EntryType::Regular | EntryType::Continuous => Node::File(FileRef {
+            // Padding may be cut short at the very end: the next read sees the end.
+            src.data(padded(size) - size, false)
+                .map_err(|e| src.fail(e))?;
+            offset += padded(size);
+
+            // Entries whose names leave the root can never be referenced: skip them.
+            let Some(path) = normalized else {
+                continue;
+            };
+            let node = if is_file {
+                Node::File(FileRef {
                     path: String::new(),
                     size,
                     location: Location::Region {
                         file: Arc::clone(&file),
-                        offset,
+                        offset: at,
                     },
-                }),
-                EntryType::Directory => Node::Dir,
-                EntryType::Symlink | EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .unwrap_or_default();
-                    if kind == EntryType::Symlink {
-                        Node::Symlink(target)
-                    } else {
-                        Node::Hardlink(target)
-                    }
+                })
+            } else {
+                match kind {
+                    _ if sparse => Node::Other("sparse file"),
+                    _ if old_dir => Node::Dir,
+                    EntryType::Directory => Node::Dir,
+                    EntryType::Symlink => Node::Symlink(link),
+                    EntryType::Link => Node::Hardlink(link),
+                    _ => Node::Other("special file"),
                 }
-                EntryType::XGlobalHeader
-                | EntryType::XHeader
-                | EntryType::GNULongName
-                | EntryType::GNULongLink => continue,
-                EntryType::GNUSparse => Node::Other("sparse file"),
-                _ => Node::Other("special file"),
             };
-            // Entries whose names leave the root can never be referenced: skip them.
-            let Some(components) = split_components(&raw_path) else {
-                continue;
-            };
-            if components.is_empty() {
-                continue;
+            index.insert(path, node)?;
+        }
+        src.end().map_err(|e| src.fail(e))?;
+        if index.count == 0 {
+            return Err(Error::NotAnImage {
+                file: name.to_string(),
+                reason: "the archive has no entries".into(),
+            });
+        }
+        Ok(index)
+    }
+
+    fn insert(&mut self, path: String, node: Node) -> Result<()> {
+        let link_len = match &node {
+            Node::Symlink(t) | Node::Hardlink(t) => t.len(),
+            _ => 0,
+        };
+        self.name_bytes += path.len() + link_len;
+        if self.name_bytes > MAX_NAME_BYTES {
+            return Err(Error::malformed(
+                &self.name,
+                format!(
+                    "the entry names add up to more than {} MiB, the limit for one archive",
+                    MAX_NAME_BYTES >> 20
+                ),
+            ));
+        }
+        let top = path.split('/').next().unwrap_or_default();
+        if !self.top.contains(top) {
+            self.top.insert(top.to_string());
+        }
+        let entry = self.count as u64;
+        match self.entries.entry(path) {
+            btree_map::Entry::Vacant(v) => {
+                v.insert(Slot {
+                    node,
+                    entry,
+                    first: None,
+                });
             }
-            let path = components.join("/");
-            top.insert(components[0].clone());
-            // Longest prefix first: once one is known, its own parents are too.
-            for end in (1..components.len()).rev() {
-                if !implied_dirs.insert(components[..end].join("/")) {
-                    break;
-                }
-            }
-            let node = match node {
-                Node::File(mut f) => {
-                    f.path = path.clone();
-                    Node::File(f)
-                }
-                other => other,
-            };
-            // Tar semantics: the last of duplicate names wins.
-            if entries.insert(path, node).is_some() {
-                duplicates += 1;
+            btree_map::Entry::Occupied(mut o) => {
+                // Tar semantics: the last of duplicate names wins. The first regular
+                // file of the name is kept for [`FileTree::duplicate`]; one per entry.
+                self.duplicates += 1;
+                let old = o.get_mut();
+                let first = old.first.take().or_else(|| match &old.node {
+                    Node::File(f) => Some(Box::new((f.clone(), old.entry))),
+                    _ => None,
+                });
+                *old = Slot { node, entry, first };
             }
         }
-        Ok(TarIndex {
-            name: name.to_string(),
-            entries,
-            implied_dirs,
-            top,
-            duplicates,
-        })
+        Ok(())
     }
 
     /// Number of indexed entries.
@@ -155,6 +418,211 @@ impl TarIndex {
     }
 }
 
+/// `size` rounded up to whole blocks, without overflow for any `u64`.
+fn padded(size: u64) -> u64 {
+    size + (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
+}
+
+/// Read the data of an extension entry, refusing it before reading when it claims more
+/// than [`MAX_EXTENSION_SIZE`].
+fn read_extension<S: Source>(
+    src: &mut S,
+    name: &str,
+    what: &str,
+    size: u64,
+    offset: u64,
+) -> Result<Vec<u8>> {
+    if size > MAX_EXTENSION_SIZE {
+        return Err(Error::malformed(
+            name,
+            format!(
+                "the {what} at byte {offset} claims {size} bytes, over the limit of {} MiB for a tar extension header",
+                MAX_EXTENSION_SIZE >> 20
+            ),
+        ));
+    }
+    let mut data = vec![0u8; size as usize];
+    let got = src.read(&mut data).map_err(|e| src.fail(e))?;
+    if got < data.len() {
+        return Err(Error::Truncated {
+            file: name.to_string(),
+            detail: format!("the archive ends inside a {what}"),
+        });
+    }
+    src.data(padded(size) - size, false)
+        .map_err(|e| src.fail(e))?;
+    Ok(data)
+}
+
+/// A GNU long name is NUL-terminated inside its data.
+fn until_nul(mut data: Vec<u8>) -> Vec<u8> {
+    if let Some(end) = data.iter().position(|&b| b == 0) {
+        data.truncate(end);
+    }
+    data
+}
+
+/// Apply the records of a PAX extended header (`"<len> <key>=<value>\n"`, where `len`
+/// counts the whole record, so values may hold newlines) to `pending`.
+fn parse_pax(mut data: &[u8], pending: &mut Pending) -> std::result::Result<(), ()> {
+    // Some writers pad the data with NULs.
+    while !data.is_empty() && data[0] != 0 {
+        let space = data.iter().position(|&b| b == b' ').ok_or(())?;
+        let len: usize = std::str::from_utf8(&data[..space])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(())?;
+        if len <= space + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return Err(());
+        }
+        let record = &data[space + 1..len - 1];
+        let eq = record.iter().position(|&b| b == b'=').ok_or(())?;
+        let (key, value) = (&record[..eq], &record[eq + 1..]);
+        match key {
+            b"path" => pending.pax_path = Some(value.to_vec()),
+            b"linkpath" => pending.pax_link = Some(value.to_vec()),
+            b"size" => {
+                let size = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or(())?;
+                pending.pax_size = Some(size);
+            }
+            // GNU sparse formats 0.1 and 1.0 keep the real name here; the data is a
+            // sparse map, not the file's bytes.
+            b"GNU.sparse.name" => {
+                pending.pax_path = Some(value.to_vec());
+                pending.pax_sparse = true;
+            }
+            k if k.starts_with(b"GNU.sparse.") => pending.pax_sparse = true,
+            _ => {}
+        }
+        data = &data[len..];
+    }
+    Ok(())
+}
+
+/// Does the header's checksum field match its bytes (summed as unsigned, or as signed
+/// bytes like some old tars did)?
+fn checksum_ok(block: &[u8; BLOCK]) -> bool {
+    let field = &block[148..156];
+    let text = field
+        .iter()
+        .map(|&b| b as char)
+        .collect::<String>()
+        .trim_matches(|c| c == '\0' || c == ' ')
+        .to_string();
+    let Ok(want) = u64::from_str_radix(&text, 8) else {
+        return false;
+    };
+    let (mut unsigned, mut signed) = (0u64, 0i64);
+    for (i, &b) in block.iter().enumerate() {
+        let b = if (148..156).contains(&i) { b' ' } else { b };
+        unsigned += u64::from(b);
+        signed += i64::from(b as i8);
+    }
+    want == unsigned || want as i64 == signed
+}
+
+/// Refuse a name over [`MAX_PATH_BYTES`] or [`MAX_PATH_DEPTH`].
+fn check_name(archive: &str, what: &str, path: &str, raw_len: usize) -> Result<()> {
+    if raw_len > MAX_PATH_BYTES {
+        return Err(Error::malformed(
+            archive,
+            format!(
+                "{what} {} is {raw_len} bytes long, over the limit of {MAX_PATH_BYTES} bytes",
+                shown(path)
+            ),
+        ));
+    }
+    let depth = path
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .count();
+    if depth > MAX_PATH_DEPTH {
+        return Err(Error::malformed(
+            archive,
+            format!(
+                "{what} {} has {depth} components, over the limit of {MAX_PATH_DEPTH}",
+                shown(path)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The index key of an entry name: relative, no `.` or empty components, `..`
+/// applied. `None` for names that are absolute, climb above the root, or are empty.
+fn normalize(path: &str) -> Option<String> {
+    if path.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            _ => parts.push(c),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// The error for input whose first block is no tar header, saying what it looks like
+/// when that is cheap to tell, and never quoting its bytes.
+fn not_a_tar(name: &str, head: &[u8]) -> Error {
+    let problem = match sniff(head) {
+        Some(what) => format!("not a tar archive (it looks like {what})"),
+        None => "not a tar archive".to_string(),
+    };
+    Error::malformed(name, problem)
+}
+
+/// What the first bytes of a file say it is, by magic numbers and a text check.
+fn sniff(head: &[u8]) -> Option<&'static str> {
+    const MAGIC: &[(&[u8], &str)] = &[
+        (b"PK\x03\x04", "a zip archive"),
+        (b"PK\x05\x06", "an empty zip archive"),
+        (b"7z\xbc\xaf\x27\x1c", "a 7z archive"),
+        (b"Rar!\x1a\x07", "a rar archive"),
+        (b"\x7fELF", "an ELF executable"),
+        (b"MZ", "a Windows executable"),
+        (b"\x04\x22\x4d\x18", "lz4-compressed data"),
+        (b"%PDF-", "a PDF document"),
+        (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+        (b"SQLite format 3\0", "an SQLite database"),
+    ];
+    if let Some((_, what)) = MAGIC.iter().find(|(m, _)| head.starts_with(m)) {
+        return Some(what);
+    }
+    match Compression::detect(head) {
+        Compression::Gzip => return Some("gzip-compressed data"),
+        Compression::Zstd => return Some("zstd-compressed data"),
+        Compression::Xz => return Some("xz-compressed data"),
+        Compression::Bzip2 => return Some("bzip2-compressed data"),
+        Compression::None => {}
+    }
+    // Text: valid UTF-8 (a character may be cut at the end) without control bytes.
+    let valid = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return None,
+    };
+    if valid.is_empty() || valid.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        return None;
+    }
+    let start = valid.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    Some(if start.starts_with('{') || start.starts_with('[') {
+        "a JSON document"
+    } else {
+        "plain text"
+    })
+}
+
 impl FileTree for TarIndex {
     fn name(&self) -> &str {
         &self.name
@@ -163,18 +631,47 @@ impl FileTree for TarIndex {
         false
     }
     fn node(&self, path: &str) -> Option<Node> {
-        match self.entries.get(path) {
-            Some(node) => Some(node.clone()),
-            // Directories are often implied by their children rather than listed.
-            None if self.implied_dirs.contains(path) => Some(Node::Dir),
-            None => None,
+        if let Some(slot) = self.entries.get(path) {
+            return Some(match &slot.node {
+                Node::File(f) => Node::File(FileRef {
+                    path: path.to_string(),
+                    ..f.clone()
+                }),
+                other => other.clone(),
+            });
         }
+        // Directories are often implied by their children rather than listed: is
+        // there a key under `path/`? Keys with that prefix sort together, from the
+        // prefix on, so the first key at or after it decides.
+        let prefix = format!("{path}/");
+        self.entries
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&prefix))
+            .then_some(Node::Dir)
     }
     fn top_level(&self) -> Vec<String> {
         self.top.iter().cloned().collect()
     }
+    fn duplicate(&self, path: &str) -> Option<Duplicate> {
+        let slot = self.entries.get(path)?;
+        if !matches!(slot.node, Node::File(_)) {
+            return None;
+        }
+        let (first, first_entry) = slot.first.as_deref()?;
+        Some(Duplicate {
+            first: FileRef {
+                path: path.to_string(),
+                ..first.clone()
+            },
+            first_entry: *first_entry,
+            last_entry: slot.entry,
+        })
+    }
 }
-
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
@@ -325,7 +822,7 @@ mod tests {
         let err = index(bytes[..3000].to_vec()).err().expect("truncated");
         assert!(matches!(err, Error::Truncated { .. }), "{err}");
         let err = index(vec![0x55; 2048]).err().expect("garbage");
-        assert!(err.to_string().contains("not a valid tar"), "{err}");
+        assert!(err.to_string().contains("not a tar archive"), "{err}");
         // A header claiming far more data than exists allocates nothing.
         let mut h = header(EntryType::Regular, 1 << 40);
         h.set_path("huge").unwrap();
@@ -333,5 +830,294 @@ mod tests {
         let mut bytes = h.as_bytes().to_vec();
         bytes.extend([0u8; 1024]);
         assert!(matches!(index(bytes), Err(Error::Truncated { .. })));
+    }
+
+    /// One raw entry: a header of `kind` named `name` (verbatim, up to 100 bytes)
+    /// claiming `size`, followed by `data` padded to whole blocks.
+    fn raw(kind: EntryType, name: &str, size: u64, data: &[u8]) -> Vec<u8> {
+        let mut h = header(kind, size);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(data);
+        out.resize(padded(out.len() as u64) as usize, 0);
+        out
+    }
+
+    /// A PAX extended header holding `records` (key, value), then nothing else.
+    fn pax(records: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut data = Vec::new();
+        for (k, v) in records {
+            let body = k.len() + v.len() + 3; // ' ', '=', '\n'
+            let mut len = body + 1;
+            while (len.to_string().len() + body) != len {
+                len = len.to_string().len() + body;
+            }
+            data.extend(format!("{len} {k}=").as_bytes());
+            data.extend_from_slice(v);
+            data.push(b'\n');
+        }
+        raw(EntryType::XHeader, "pax", data.len() as u64, &data)
+    }
+
+    fn end(mut bytes: Vec<u8>) -> Vec<u8> {
+        bytes.extend([0u8; 1024]);
+        bytes
+    }
+
+    fn message(r: Result<TarIndex>) -> String {
+        r.err().expect("should fail").to_string()
+    }
+
+    #[test]
+    fn extension_headers_over_the_cap_are_refused_before_reading() {
+        let big = vec![b'a'; 2 << 20];
+        let err = message(index(end(pax(&[("path", &big)]))));
+        assert!(
+            err.contains("PAX extended header") && err.contains("limit of 1 MiB"),
+            "{err}"
+        );
+        let err = message(index(end(raw(
+            EntryType::GNULongName,
+            "././@LongLink",
+            big.len() as u64,
+            &big,
+        ))));
+        assert!(
+            err.contains("GNU long name") && err.contains("limit"),
+            "{err}"
+        );
+        // An 8 GiB claim in a sparse file: refused by the cap, not read, not truncated.
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&raw(EntryType::GNULongLink, "././@LongLink", 8 << 30, b""))
+            .unwrap();
+        f.set_len((8 << 30) + 4096).unwrap();
+        let err = message(TarIndex::new(f, "huge.tar"));
+        assert!(
+            err.contains("GNU long link name") && err.contains("limit"),
+            "{err}"
+        );
+        // Exactly at the cap is fine.
+        let name = format!("{}/x", "n".repeat(4000));
+        let mut ok = pax(&[
+            ("path", name.as_bytes()),
+            ("comment", &vec![b'c'; (1 << 20) - 4100]),
+        ]);
+        ok.extend(raw(EntryType::Regular, "short", 1, b"1"));
+        assert!(index(end(ok)).unwrap().node(&name).is_some());
+    }
+
+    #[test]
+    fn names_over_the_length_and_depth_caps_are_refused() {
+        let long = "a".repeat(MAX_PATH_BYTES + 1);
+        let mut bytes = pax(&[("path", long.as_bytes())]);
+        bytes.extend(raw(EntryType::Regular, "x", 0, b""));
+        let err = message(index(end(bytes)));
+        assert!(
+            err.contains("4097 bytes long") && err.contains("limit of 4096"),
+            "{err}"
+        );
+        assert!(err.len() < 400, "the name is cut in the message: {err}");
+        let deep = vec!["d"; MAX_PATH_DEPTH + 1].join("/");
+        let mut bytes = pax(&[("path", deep.as_bytes())]);
+        bytes.extend(raw(EntryType::Regular, "x", 0, b""));
+        let err = message(index(end(bytes)));
+        assert!(
+            err.contains("129 components") && err.contains("limit of 128"),
+            "{err}"
+        );
+        let mut bytes = pax(&[("linkpath", long.as_bytes())]);
+        bytes.extend(raw(EntryType::Symlink, "l", 0, b""));
+        let err = message(index(end(bytes)));
+        assert!(
+            err.contains("link target") && err.contains("limit"),
+            "{err}"
+        );
+        // At the caps: fine.
+        let deep = vec!["d"; MAX_PATH_DEPTH].join("/");
+        let mut bytes = pax(&[("path", deep.as_bytes())]);
+        bytes.extend(raw(EntryType::Regular, "x", 2, b"ok"));
+        let idx = index(end(bytes)).unwrap();
+        assert_eq!(read(&idx, &deep).unwrap(), b"ok");
+        assert!(matches!(idx.node("d/d/d"), Some(Node::Dir)));
+    }
+
+    #[test]
+    fn the_names_of_one_index_are_capped_in_total() {
+        // Symlinks with 4000-byte targets: 32 MiB of names in about 9000 entries.
+        let target = "t".repeat(4000);
+        let entry = {
+            let mut e = pax(&[("linkpath", target.as_bytes())]);
+            e.extend(raw(EntryType::Symlink, "PLACEHOLDER", 0, b""));
+            e
+        };
+        let mut bytes = Vec::new();
+        for i in 0..(MAX_NAME_BYTES / 4000 + 10) {
+            let mut e = entry.clone();
+            let at = e.len() - BLOCK;
+            let name = format!("l{i:010}");
+            e[at..at + 11].copy_from_slice(name.as_bytes());
+            let mut h = Header::from_byte_slice(&e[at..]).clone();
+            h.set_cksum();
+            e[at..].copy_from_slice(h.as_bytes());
+            bytes.extend(e);
+        }
+        let err = message(index(end(bytes)));
+        assert!(err.contains("32 MiB") && err.contains("limit"), "{err}");
+    }
+
+    #[test]
+    fn duplicates_keep_the_first_regular_file_and_the_entry_numbers() {
+        let mut bytes = raw(EntryType::Regular, "x", 5, b"first");
+        bytes.extend(raw(EntryType::Directory, "d/", 0, b""));
+        bytes.extend(raw(EntryType::Regular, "./x", 6, b"second"));
+        bytes.extend(raw(EntryType::Regular, "x", 5, b"third"));
+        bytes.extend(raw(EntryType::Symlink, "s", 0, b""));
+        bytes.extend(raw(EntryType::Regular, "s", 4, b"file"));
+        bytes.extend(raw(EntryType::Regular, "y", 4, b"once"));
+        bytes.extend(raw(EntryType::Regular, "z", 4, b"file"));
+        bytes.extend(raw(EntryType::Directory, "z", 0, b""));
+        let idx = index(end(bytes)).unwrap();
+        let tree: &dyn FileTree = &idx;
+        let dup = tree.duplicate("x").expect("x appears three times");
+        assert_eq!((dup.first_entry, dup.last_entry), (1, 4));
+        assert_eq!(dup.first.path, "x");
+        let mut first = Vec::new();
+        dup.first.open().unwrap().read_to_end(&mut first).unwrap();
+        assert_eq!(first, b"first");
+        assert_eq!(read(tree, "x").unwrap(), b"third");
+        // The earlier entry of `s` is no regular file; `y` is unique; `z` ends a dir.
+        assert!(tree.duplicate("s").is_none());
+        assert!(tree.duplicate("y").is_none());
+        assert!(tree.duplicate("z").is_none());
+        assert!(tree.duplicate("missing").is_none());
+        assert_eq!(idx.duplicates(), 4);
+    }
+
+    #[test]
+    fn implied_directories_come_from_a_range_query() {
+        let mut bytes = raw(EntryType::Regular, "a-b/c", 0, b"");
+        bytes.extend(raw(EntryType::Regular, "a/b/c", 0, b""));
+        bytes.extend(raw(EntryType::Regular, "a0", 0, b""));
+        let idx = index(end(bytes)).unwrap();
+        let tree: &dyn FileTree = &idx;
+        for dir in ["a", "a/b", "a-b"] {
+            assert!(matches!(tree.node(dir), Some(Node::Dir)), "{dir}");
+        }
+        for none in ["a-", "a/", "a/b/c/d", "b", "a/c"] {
+            assert!(tree.node(none).is_none(), "{none}");
+        }
+        assert!(matches!(tree.node("a0"), Some(Node::File(_))));
+        assert_eq!(tree.top_level(), ["a", "a-b", "a0"]);
+    }
+
+    #[test]
+    fn the_end_marker_ends_the_walk() {
+        // Garbage after the marker is never read.
+        let mut bytes = end(raw(EntryType::Regular, "x", 1, b"1"));
+        bytes.extend(vec![0x5a; 5000]);
+        assert_eq!(read(&index(bytes).unwrap(), "x").unwrap(), b"1");
+        // A lone zero block then the end of the data, or then anything.
+        for tail in [&b""[..], &[0x42; 512][..]] {
+            let mut bytes = raw(EntryType::Regular, "x", 1, b"1");
+            bytes.extend([0u8; 512]);
+            bytes.extend(tail);
+            bytes.extend(raw(EntryType::Regular, "later", 0, b""));
+            let idx = index(bytes).unwrap();
+            assert!(idx.node("later").is_none());
+            assert_eq!(idx.len(), 1);
+        }
+        // No marker at all: the data just ends after an entry.
+        let idx = index(raw(EntryType::Regular, "x", 1, b"1")).unwrap();
+        assert_eq!(idx.len(), 1);
+        // No entries: not an image.
+        for bytes in [vec![0u8; 1024], vec![0u8; 10240], vec![0u8; 512]] {
+            let err = index(bytes).err().unwrap();
+            assert!(matches!(err, Error::NotAnImage { .. }), "{err}");
+            assert!(err.to_string().contains("no entries"), "{err}");
+        }
+    }
+
+    #[test]
+    fn garbage_says_what_it_looks_like_without_echoing_it() {
+        let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+        elf.resize(4096, 0);
+        let mut zip = b"PK\x03\x04secret-name.txt".to_vec();
+        zip.resize(700, 0);
+        let cases: [(Vec<u8>, &str); 6] = [
+            (elf, "an ELF executable"),
+            (zip, "a zip archive"),
+            (b"{\"secret\": [1, 2]}\n".to_vec(), "a JSON document"),
+            (b"secret text\nmore\n".repeat(100), "plain text"),
+            (vec![0xff, 0x00, 0x13, 0x9c], "not a tar archive"),
+            (b"\x1b[2Jsecret\x07".to_vec(), "not a tar archive"),
+        ];
+        for (bytes, what) in cases {
+            let err = message(index(bytes));
+            assert!(
+                err.contains("not a tar archive") && err.contains(what),
+                "{err}"
+            );
+            assert!(!err.contains("secret") && !err.contains('\x1b'), "{err}");
+        }
+        // A later header with a bad checksum is a corrupt archive.
+        let mut bytes = raw(EntryType::Regular, "x", 1, b"1");
+        let mut second = raw(EntryType::Regular, "y", 1, b"2");
+        second[0] = b'z';
+        bytes.extend(second);
+        let err = message(index(end(bytes)));
+        assert!(
+            err.contains("bad checksum") && err.contains("byte 1024"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pax_records_may_hold_newlines_and_sparse_files_are_not_read() {
+        let mut bytes = pax(&[("path", b"odd\nname"), ("mtime", b"1.5")]);
+        bytes.extend(raw(EntryType::Regular, "x", 3, b"odd"));
+        // An old GNU sparse file with one extension block of its map.
+        let mut h = header(EntryType::GNUSparse, 512);
+        h.as_old_mut().name[..6].copy_from_slice(b"sparse");
+        h.as_gnu_mut().unwrap().set_is_extended(true);
+        h.set_cksum();
+        bytes.extend_from_slice(h.as_bytes());
+        bytes.extend([0u8; 512]); // the map's extension block, the last one
+        bytes.extend([7u8; 512]); // the stored data
+                                  // A PAX (1.0) sparse file.
+        bytes.extend(pax(&[
+            ("GNU.sparse.major", b"1"),
+            ("GNU.sparse.name", b"real"),
+        ]));
+        bytes.extend(raw(EntryType::Regular, "GNUSparseFile.0/real", 1, b"m"));
+        bytes.extend(raw(EntryType::Regular, "after", 5, b"after"));
+        let idx = index(end(bytes)).unwrap();
+        let tree: &dyn FileTree = &idx;
+        assert_eq!(read(tree, "odd\nname").unwrap(), b"odd");
+        assert!(matches!(
+            tree.node("sparse"),
+            Some(Node::Other("sparse file"))
+        ));
+        assert!(matches!(
+            tree.node("real"),
+            Some(Node::Other("sparse file"))
+        ));
+        assert_eq!(read(tree, "after").unwrap(), b"after");
+        // A record whose length is wrong is malformed.
+        let mut bad = raw(EntryType::XHeader, "pax", 12, b"99 path=x\n\0\0");
+        bad.extend(raw(EntryType::Regular, "x", 0, b""));
+        let err = message(index(end(bad)));
+        assert!(err.contains("malformed PAX record"), "{err}");
+    }
+
+    #[test]
+    fn names_that_leave_the_root_are_skipped() {
+        let mut bytes = raw(EntryType::Regular, "../evil", 1, b"e");
+        bytes.extend(raw(EntryType::Regular, "/abs", 1, b"a"));
+        bytes.extend(raw(EntryType::Regular, "./", 0, b""));
+        bytes.extend(raw(EntryType::Regular, "ok", 1, b"k"));
+        let idx = index(end(bytes)).unwrap();
+        assert_eq!(idx.len(), 1);
+        assert_eq!((&idx as &dyn FileTree).top_level(), ["ok"]);
     }
 }

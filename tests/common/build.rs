@@ -132,3 +132,115 @@ pub fn put(dir: &Path, name: &str, bytes: &[u8]) -> String {
     std::fs::write(&p, bytes).unwrap();
     p.to_str().unwrap().to_string()
 }
+
+/// One raw tar entry of type flag `kind` named `name` (verbatim, at most 100 bytes)
+/// whose header claims `size` bytes, followed by `data` padded to whole blocks.
+pub fn raw_entry(kind: u8, name: &str, size: u64, data: &[u8]) -> Vec<u8> {
+    let mut h = raw_header(name, tar::EntryType::new(kind), 0, "");
+    h.set_size(size);
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+/// A PAX extended header (type `x`) holding `records`, applying to the next entry.
+pub fn pax_header(records: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for (key, value) in records {
+        // The length counts itself: grow it until it does.
+        let body = key.len() + value.len() + 3;
+        let mut len = body + 1;
+        while len.to_string().len() + body != len {
+            len = len.to_string().len() + body;
+        }
+        data.extend(format!("{len} {key}=").as_bytes());
+        data.extend_from_slice(value);
+        data.push(b'\n');
+    }
+    raw_entry(b'x', "pax_header", data.len() as u64, &data)
+}
+
+/// A GNU long name entry (type `L`) naming the next entry `name`.
+pub fn gnu_long_name(name: &[u8]) -> Vec<u8> {
+    let mut data = name.to_vec();
+    data.push(0);
+    raw_entry(b'L', "././@LongLink", data.len() as u64, &data)
+}
+
+/// `entries` as a tar without its end marker, to append raw entries to.
+pub fn tar_without_end(entries: &[Entry]) -> Vec<u8> {
+    let mut t = tar_of(entries);
+    t.truncate(t.len() - 1024);
+    t
+}
+
+/// `data` compressed as xz, with the dictionary size of its LZMA2 filter patched to
+/// the encoded byte `dict` ((2 | dict & 1) << (dict / 2 + 11) bytes: 28 is 64 MiB, 37
+/// is 1.5 GiB) and the block header's CRC32 fixed, so only the memory it asks of a
+/// decoder changes.
+pub fn xz_with_dictionary(data: &[u8], dict: u8) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 0);
+    enc.write_all(data).unwrap();
+    let mut xz = enc.finish().unwrap();
+    let block = 12; // the stream header's size
+    let header_len = (xz[block] as usize + 1) * 4;
+    let flags = xz[block + 1];
+    assert_eq!(flags & 0x03, 0, "one filter");
+    let mut at = block + 2;
+    // Skip the optional compressed and uncompressed sizes (variable-length integers).
+    for present in [flags & 0x40 != 0, flags & 0x80 != 0] {
+        if present {
+            while xz[at] & 0x80 != 0 {
+                at += 1;
+            }
+            at += 1;
+        }
+    }
+    assert_eq!(
+        &xz[at..at + 2],
+        [0x21, 0x01],
+        "LZMA2 with one property byte"
+    );
+    xz[at + 2] = dict;
+    let crc_at = block + header_len - 4;
+    let mut crc = flate2::Crc::new();
+    crc.update(&xz[block..crc_at]);
+    xz[crc_at..crc_at + 4].copy_from_slice(&crc.sum().to_le_bytes());
+    xz
+}
+
+/// A zstd frame of raw (stored) blocks holding `data`, whose header asks for a window
+/// of 2^`window_log` bytes (10..=41).
+pub fn zstd_with_window(window_log: u32, data: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, ((window_log - 10) << 3) as u8];
+    let max = 128 << 10; // a block never exceeds 128 KiB
+    let chunks: Vec<&[u8]> = if data.is_empty() {
+        vec![&[]]
+    } else {
+        data.chunks(max).collect()
+    };
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = u32::from(i + 1 == chunks.len());
+        let header = ((chunk.len() as u32) << 3) | last;
+        frame.extend_from_slice(&header.to_le_bytes()[..3]);
+        frame.extend_from_slice(chunk);
+    }
+    frame
+}
+
+/// A one-image archive whose single layer is stored as `stored` (compressed) and is
+/// `uncompressed` once decompressed.
+pub fn save_with_stored_layer(stored: Vec<u8>, uncompressed: &[u8]) -> Save {
+    let mut save = Save::with_layers(vec![stored], "2024-01-01T00:00:00Z");
+    // with_layers hashed the stored bytes: the config lists the uncompressed digest.
+    save.config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [super::sha256(uncompressed)]},
+    }))
+    .unwrap();
+    save.manifest[0]["Config"] = json!(save.config_name());
+    save
+}
