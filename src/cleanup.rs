@@ -9,7 +9,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
+use std::time::Duration;
 
 static STAGING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -24,7 +25,28 @@ pub const STAGING_MARKER: &str = ".dockhand-tmp-";
 
 /// Remember `path` as staging to remove on a signal.
 pub fn register(path: &Path) {
-    lock().push(path.to_path_buf());
+    loop {
+        match STAGING.try_lock() {
+            Ok(mut staging) => return staging.push(path.to_path_buf()),
+            Err(TryLockError::Poisoned(p)) => return p.into_inner().push(path.to_path_buf()),
+            Err(TryLockError::WouldBlock) if interrupted() => {
+                // The signal handler holds the lock until the process exits and took
+                // its list before `path` existed: blocking here would leave it behind.
+                remove(path);
+                return;
+            }
+            // Someone else is registering or committing: wait for them.
+            Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+fn remove(path: &Path) {
+    let _ = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
 }
 
 /// Forget `path` (it was committed or already removed). Runs `commit` while holding the
@@ -57,14 +79,10 @@ pub fn install_signal_handlers() -> std::io::Result<()> {
                 let staging = lock();
                 for pass in 0..3 {
                     if pass > 0 {
-                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        std::thread::sleep(Duration::from_millis(20));
                     }
                     for path in staging.iter() {
-                        let _ = if path.is_dir() {
-                            std::fs::remove_dir_all(path)
-                        } else {
-                            std::fs::remove_file(path)
-                        };
+                        remove(path);
                     }
                 }
                 // eprintln! would panic on a closed stderr and leave the process

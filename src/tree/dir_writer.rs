@@ -25,6 +25,9 @@ impl DirWriter {
     /// Start writing `dest`, to be committed following `plan` (`Create`, `FillEmpty` or
     /// `Replace`).
     pub fn create(dest: &Path, plan: Plan) -> Result<DirWriter> {
+        if cleanup::interrupted() {
+            return Err(Error::Interrupted);
+        }
         let shown = dest.display().to_string();
         let (parent, name) = split_dest(dest)?;
         // Mode 0777 before the umask, as mkdir(1) gives: not tempfile's 0700.

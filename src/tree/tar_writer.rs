@@ -164,6 +164,9 @@ impl TarFileWriter {
     /// on commit (see [`crate::destination`]); without it, commit fails if anything is
     /// there by then.
     pub fn create(dest: &Path, replace: bool) -> Result<TarFileWriter> {
+        if cleanup::interrupted() {
+            return Err(Error::Interrupted);
+        }
         let shown = dest.display().to_string();
         let (parent, name) = split_dest(dest)?;
         // Mode 0666 before the umask, as cp(1) and skopeo give: not tempfile's 0600.
