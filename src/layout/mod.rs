@@ -30,9 +30,10 @@ use crate::tree::{normalize_path, FileRef, FileTree};
 pub const MAX_METADATA_TOTAL: u64 = 128 << 20;
 
 /// Most layers all the images of one input may list together (each distinct image
-/// counted once). Every layer is a few hundred bytes in memory, so this bounds what an
-/// archive that shares a long chain among many images can make dockhand hold.
-pub const MAX_LAYERS_TOTAL: usize = 250_000;
+/// counted once). A layer takes about half a KiB in memory, so this bounds what an
+/// archive that shares a long chain among many images can make dockhand hold (~50 MiB);
+/// real archives list a few thousand.
+pub const MAX_LAYERS_TOTAL: usize = 100_000;
 
 /// Most warnings kept for one input; identical ones are shown once.
 pub const MAX_WARNINGS: usize = 100;
