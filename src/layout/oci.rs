@@ -475,7 +475,7 @@ impl<'a, 'w> Walker<'a, 'w> {
                     self.hold(built.image.platform.clone());
                     return Ok(None);
                 }
-                self.add(&built, names)?;
+                self.add(&built, names);
                 Ok(Some(digest))
             }
             Doc::Index(children) => {
@@ -574,7 +574,7 @@ impl<'a, 'w> Walker<'a, 'w> {
         }
     }
 
-    fn add(&mut self, built: &Built, names: &Names) -> Result<()> {
+    fn add(&mut self, built: &Built, names: &Names) {
         let image = &built.image;
         let key = image
             .manifest
@@ -584,9 +584,8 @@ impl<'a, 'w> Walker<'a, 'w> {
             .clone();
         if self.positions.contains_key(&key) {
             self.add_names(&key, names);
-            return Ok(());
+            return;
         }
-        self.meta.count_layers(image.layers.len())?;
         self.warnings.extend(built.warnings.iter().cloned());
         let (list, name_list) = if image.artifact {
             (&mut self.artifacts, &mut self.artifact_names)
@@ -598,7 +597,6 @@ impl<'a, 'w> Walker<'a, 'w> {
         let mut n = NameList::default();
         n.add(names.tags.iter().cloned(), names.ref_names.iter().cloned());
         name_list.push(n);
-        Ok(())
     }
 }
 
@@ -655,6 +653,9 @@ pub(super) fn image_from_manifest(
         }
         None => vec![None; raw_layers.len()],
     };
+    // Counted when built, kept or not: images looked at only for their platform take
+    // memory too.
+    meta.count_layers(raw_layers.len())?;
     let mut layers = Vec::with_capacity(raw_layers.len());
     for (raw, diff_id) in raw_layers.iter().zip(diff_ids) {
         let digest = raw.digest(&at)?;
