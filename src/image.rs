@@ -1,5 +1,6 @@
 //! The in-memory model every reader produces and every writer consumes.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -80,7 +81,7 @@ pub struct Descriptor {
 }
 
 /// The platform an image runs on, from its config.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Platform {
     /// Operating system (`linux`).
     pub os: String,
@@ -206,13 +207,16 @@ impl Image {
         tags: impl IntoIterator<Item = Reference>,
         ref_names: impl IntoIterator<Item = String>,
     ) {
+        // Sets of what is there, so adding n names costs O(n), not O(n * names held).
+        let mut have: HashSet<Reference> = self.tags.iter().cloned().collect();
         for tag in tags {
-            if !self.tags.contains(&tag) {
+            if have.insert(tag.clone()) {
                 self.tags.push(tag);
             }
         }
+        let mut have: HashSet<String> = self.ref_names.iter().cloned().collect();
         for name in ref_names {
-            if !self.ref_names.contains(&name) {
+            if have.insert(name.clone()) {
                 self.ref_names.push(name);
             }
         }
@@ -289,7 +293,12 @@ impl ConfigView {
 /// Parse JSON metadata, refusing documents nested deeper than [`MAX_JSON_DEPTH`].
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], file: &str) -> Result<T> {
     check_depth(bytes, file)?;
-    serde_json::from_slice(bytes).map_err(|e| Error::malformed(file, format!("invalid JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::malformed(
+            file,
+            format!("invalid JSON: {}", crate::text::shown(&e.to_string())),
+        )
+    })
 }
 
 fn check_depth(bytes: &[u8], file: &str) -> Result<()> {

@@ -30,20 +30,31 @@ impl Reference {
     /// assert!(Reference::parse("busybox@sha256:0123").is_err());
     /// ```
     pub fn parse(s: &str) -> Result<Reference, String> {
-        let bad = |why: &str| {
+        Reference::parse_why(s).map_err(|why| {
             format!(
                 "invalid image reference {:?}: {why}",
                 s.chars().take(200).collect::<String>()
             )
-        };
+        })
+    }
+
+    /// Like [`Reference::parse`], but the error is only the reason, without the text:
+    /// a caller that shows the text escapes it itself.
+    ///
+    /// ```
+    /// use dockhand::reference::Reference;
+    ///
+    /// assert_eq!(Reference::parse_why("a b").unwrap_err(), "repository names must be lowercase letters, digits and separators");
+    /// ```
+    pub fn parse_why(s: &str) -> Result<Reference, &'static str> {
         if s.is_empty() {
-            return Err(bad("empty"));
+            return Err("empty");
         }
         if s.len() > 4096 {
-            return Err(bad("too long"));
+            return Err("too long");
         }
         if s.contains('@') {
-            return Err(bad("digest references cannot name an image in an archive"));
+            return Err("digest references cannot name an image in an archive");
         }
         let (name, tag) = match s.rfind(':') {
             Some(i) if !s[i + 1..].contains('/') => (&s[..i], Some(&s[i + 1..])),
@@ -66,12 +77,10 @@ impl Reference {
             registry
         };
         if !valid_registry(&registry) {
-            return Err(bad("invalid registry"));
+            return Err("invalid registry");
         }
         if path.is_empty() || !path.split('/').all(valid_path_component) {
-            return Err(bad(
-                "repository names must be lowercase letters, digits and separators",
-            ));
+            return Err("repository names must be lowercase letters, digits and separators");
         }
         let path = if registry == DEFAULT_REGISTRY && !path.contains('/') {
             format!("library/{path}")
@@ -80,7 +89,7 @@ impl Reference {
         };
         let tag = tag.unwrap_or("latest");
         if !valid_tag(tag) {
-            return Err(bad("invalid tag"));
+            return Err("invalid tag");
         }
         Ok(Reference {
             registry,
@@ -137,6 +146,53 @@ pub fn valid_tag(tag: &str) -> bool {
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
         && b.iter()
             .all(|&c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+}
+
+/// An OCI `org.opencontainers.image.ref.name` value, by the image-spec grammar:
+/// `ref := component ("/" component)*`, `component := alphanum (separator alphanum)*`,
+/// `alphanum := [A-Za-z0-9]+`, `separator := [-._:@+] | "--"`.
+///
+/// A value outside it is not a name any conforming tool writes, so readers drop it
+/// rather than copy it into an output.
+///
+/// ```
+/// use dockhand::reference::valid_ref_name;
+///
+/// assert!(valid_ref_name("latest"));
+/// assert!(valid_ref_name("docker.io/library/alpine:3.19"));
+/// assert!(valid_ref_name("v1--rc+build@x"));
+/// assert!(!valid_ref_name("a//b"));
+/// assert!(!valid_ref_name("../etc"));
+/// assert!(!valid_ref_name("x\ny"));
+/// ```
+pub fn valid_ref_name(name: &str) -> bool {
+    !name.is_empty() && name.split('/').all(valid_ref_component)
+}
+
+fn valid_ref_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        let ok = match &b[start..i] {
+            [one] => b"-._:@+".contains(one),
+            sep => sep == b"--",
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
 }
 
 fn valid_path_component(c: &str) -> bool {
@@ -237,6 +293,42 @@ mod tests {
             assert_eq!(r.to_string(), full, "{input}");
             assert_eq!(r.familiar(), familiar, "{input}");
             assert_eq!(Reference::parse(&r.to_string()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn ref_names_follow_the_image_spec_grammar() {
+        for good in [
+            "latest",
+            "1.0",
+            "v1-rc_2",
+            "A.b:c@d+e",
+            "x--y",
+            "example.com/a/b:1",
+            "sha256:abc",
+        ] {
+            assert!(valid_ref_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "/",
+            "a/",
+            "/a",
+            "a//b",
+            "-a",
+            "a-",
+            "a---b",
+            "a..b",
+            "a.-b",
+            "a b",
+            "a\nb",
+            "..",
+            "a/../b",
+            "é",
+            "a__b",
+            "x\u{202e}",
+        ] {
+            assert!(!valid_ref_name(bad), "{bad:?}");
         }
     }
 

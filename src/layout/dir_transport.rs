@@ -1,12 +1,17 @@
 //! Reading the containers/image `dir:` layout: `manifest.json` (schema2, OCI, schema1 or
 //! a list), blobs named by bare hex digest (`<hex>.tar` in version 1.0), `version`.
 
+use serde::Deserialize;
+
+use std::sync::Arc;
+
 use super::oci::{image_from_manifest, BlobStore, RawDescriptor, RawManifest};
-use super::{legacy, read_json_file, read_verified, ReadOptions};
+use super::{keep_platform, legacy, no_platform, Meta, ReadOptions};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{parse_json, Descriptor, Image};
 use crate::media;
+use crate::text::shown;
 use crate::tree::{FileRef, FileTree};
 
 /// The `version` file content dockhand writes.
@@ -31,38 +36,38 @@ impl BlobStore for DirStore<'_> {
 }
 
 pub(super) fn read(
-    tree: &dyn FileTree,
-    manifest_bytes: &[u8],
+    meta: &Meta,
+    manifest_bytes: &Arc<Vec<u8>>,
     options: &ReadOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Image>> {
-    if let Some(version) = tree.find("version")? {
-        let text = read_json_file(&version)?;
-        if !text.starts_with(b"Directory Transport Version: 1.") {
+    let tree = meta.tree;
+    if let Some(version) = meta.read_top("version")? {
+        if !version
+            .bytes
+            .starts_with(b"Directory Transport Version: 1.")
+        {
             return Err(Error::Unsupported(format!(
-                "version: unsupported dir layout version {:?}",
-                String::from_utf8_lossy(&text).trim()
+                "version: unsupported dir layout version \"{}\"",
+                shown(String::from_utf8_lossy(&version.bytes).trim())
             )));
         }
     }
     let store = DirStore(tree);
     let value: serde_json::Value = parse_json(manifest_bytes, "manifest.json")?;
     if value.get("schemaVersion").and_then(|v| v.as_i64()) == Some(1) {
-        return Ok(vec![legacy::read_schema1(
-            &store,
-            manifest_bytes,
-            warnings,
-        )?]);
+        let image = legacy::read_schema1(meta, &store, manifest_bytes, warnings)?;
+        return keep_platform(tree, vec![image], options);
     }
     let declared = value
         .get("mediaType")
         .and_then(|m| m.as_str())
         .map(String::from);
     if value.get("manifests").is_some() {
-        return read_list(&store, &value, options, warnings);
+        return read_list(meta, &store, &value, options, warnings);
     }
-    let manifest: RawManifest = serde_json::from_value(value)
-        .map_err(|e| Error::malformed("manifest.json", e.to_string()))?;
+    let manifest = RawManifest::deserialize(&value)
+        .map_err(|e| Error::malformed("manifest.json", shown(&e.to_string())))?;
     let media_type = declared.unwrap_or_else(|| {
         match manifest.config.media_type.as_deref() {
             Some(media::DOCKER_CONFIG) => media::DOCKER_MANIFEST,
@@ -75,53 +80,71 @@ pub(super) fn read(
         digest: Digest::of(manifest_bytes),
         size: manifest_bytes.len() as u64,
     };
-    Ok(vec![image_from_manifest(
+    let image = image_from_manifest(
+        meta,
         &store,
         &manifest,
         manifest_bytes,
         descriptor,
         warnings,
-    )?])
+    )?;
+    keep_platform(tree, vec![image], options)
 }
 
 /// A list copied with `--all`: per-instance manifests are `<hex>.manifest.json`.
 fn read_list(
+    meta: &Meta,
     store: &DirStore,
     value: &serde_json::Value,
     options: &ReadOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Image>> {
-    let children: Vec<RawDescriptor> = serde_json::from_value(value["manifests"].clone())
-        .map_err(|e| Error::malformed("manifest.json", e.to_string()))?;
+    let children = Vec::<RawDescriptor>::deserialize(&value["manifests"])
+        .map_err(|e| Error::malformed("manifest.json", shown(&e.to_string())))?;
     let wanted = options.wanted_platform();
+    let mut held = Vec::new();
+    let mut absent = None;
     for child in &children {
-        let fits = child
-            .platform
-            .as_ref()
-            .is_some_and(|p| p.os == wanted.os && p.architecture == wanted.architecture);
-        if !fits {
+        let Some(platform) = child.platform.as_ref().map(|p| p.platform()) else {
+            continue;
+        };
+        if !platform.satisfies(&wanted) {
+            held.push(platform);
             continue;
         }
         let digest = child.digest("manifest.json")?;
         let path = format!("{}.manifest.json", digest.hex());
         let Some(file) = store.0.find(&path)? else {
+            absent.get_or_insert((path, platform));
             continue;
         };
-        let bytes = read_verified(&file, &digest, Some(child.size("manifest.json")?))?;
-        let manifest: RawManifest = parse_json(&bytes, &path)?;
+        let read = meta.read_verified(&file, &digest, Some(child.size("manifest.json")?))?;
+        let manifest: RawManifest = parse_json(&read.bytes, &path)?;
         let descriptor = Descriptor {
             media_type: child
                 .media_type
                 .clone()
                 .unwrap_or_else(|| media::OCI_MANIFEST.to_string()),
             digest,
-            size: bytes.len() as u64,
+            size: read.bytes.len() as u64,
         };
         return Ok(vec![image_from_manifest(
-            store, &manifest, &bytes, descriptor, warnings,
+            meta,
+            store,
+            &manifest,
+            &read.bytes,
+            descriptor,
+            warnings,
         )?]);
     }
-    Err(Error::Selection(format!(
-        "manifest.json: the list holds no image for {wanted}"
-    )))
+    if let Some((path, platform)) = absent {
+        return Err(Error::Missing {
+            file: path,
+            what: format!(
+                "the {} manifest the list in manifest.json names",
+                shown(&platform.to_string())
+            ),
+        });
+    }
+    Err(no_platform(store.0, options, &held))
 }

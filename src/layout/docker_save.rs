@@ -4,17 +4,17 @@
 //! (`sha256:<hex>` config, `.tar.gz` layers). manifest.json is the authoritative list.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{hash_file, oci, read_json_file, safe_path, sniff, ReadOptions};
+use super::{oci, safe_path, Meta, NameList, ReadOptions};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{ConfigView, Descriptor, Image, Layer};
+use crate::image::{Descriptor, Image, Layer};
 use crate::media::{self, Family};
 use crate::reference::Reference;
-use crate::tree::FileTree;
+use crate::text::shown;
+use crate::tree::FileRef;
 
 #[derive(Deserialize)]
 struct ManifestItem {
@@ -27,16 +27,17 @@ struct ManifestItem {
 }
 
 pub(super) fn read(
-    tree: &dyn FileTree,
+    meta: &Meta,
     list: &serde_json::Value,
     options: &ReadOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Image>> {
+    let tree = meta.tree;
     let items = list.as_array().expect("detect checked the shape");
     // A Docker >= 25 or containerd save also holds an OCI index: use it for manifest
     // descriptors, media types and names, never for the image list.
     let oci_info = if tree.exists("index.json") {
-        oci::describe_for_docker(tree, options).unwrap_or_else(|e| {
+        oci::describe_for_docker(meta, options).unwrap_or_else(|e| {
             warnings.push(format!("ignoring index.json: {e}"));
             HashMap::new()
         })
@@ -44,21 +45,22 @@ pub(super) fn read(
         HashMap::new()
     };
     let mut images: Vec<Image> = Vec::new();
+    let mut names: Vec<NameList> = Vec::new();
     // (config, layer digests) -> position, to merge repeated entries for one image.
     let mut seen: HashMap<(Digest, Vec<Digest>), usize> = HashMap::new();
     for (n, value) in items.iter().enumerate() {
         let at = format!("manifest.json (image {n})");
-        let item: ManifestItem = serde_json::from_value(value.clone())
-            .map_err(|e| Error::malformed(&at, format!("invalid entry: {e}")))?;
+        let item = ManifestItem::deserialize(value).map_err(|e| {
+            Error::malformed(&at, format!("invalid entry: {}", shown(&e.to_string())))
+        })?;
         let config_path = safe_path(&item.config, &at)?;
         let config_file = tree.find(&config_path)?.ok_or_else(|| Error::Missing {
-            file: config_path.clone(),
+            file: shown(&config_path),
             what: format!("the config of image {n} listed in manifest.json"),
         })?;
-        let config_bytes = read_json_file(&config_file)?;
-        let config_digest = Digest::of(&config_bytes);
-        let view = ConfigView::parse(&config_bytes, &config_path)?;
-        let diff_ids = view.diff_ids(&config_path)?;
+        let config = meta.read(&config_file)?;
+        let facts = meta.config(&config, &shown(&config_path))?;
+        let diff_ids = facts.diff_ids()?;
         let layer_paths = item.layers.unwrap_or_default();
         if layer_paths.len() != diff_ids.len() {
             return Err(Error::malformed(
@@ -66,100 +68,118 @@ pub(super) fn read(
                 format!(
                     "lists {} layers but config {} has {} diff_ids",
                     layer_paths.len(),
-                    config_path,
+                    shown(&config_path),
                     diff_ids.len()
                 ),
             ));
         }
         let mut tags = Vec::new();
         for tag in item.repo_tags.iter().flatten() {
-            match Reference::parse(tag) {
+            match Reference::parse_why(tag) {
                 Ok(r) => tags.push(r),
-                Err(e) => warnings.push(format!("{at}: ignoring RepoTag: {e}")),
+                Err(why) => {
+                    warnings.push(format!("{at}: ignoring RepoTag \"{}\": {why}", shown(tag)))
+                }
             }
         }
-        let info = oci_info.get(&config_digest);
+        let info = oci_info.get(&config.digest);
+        let (extra_tags, extra_names) = info
+            .map(|i| (i.tags.clone(), i.ref_names.clone()))
+            .unwrap_or_default();
+        // Find every layer and its stored digest first (each computed once per file):
+        // an entry repeating an image already read only adds its names.
+        let mut found: Vec<(FileRef, media::Compression, Digest)> =
+            Vec::with_capacity(layer_paths.len());
+        let mut seen_paths: HashMap<String, &Digest> = HashMap::new();
+        for (i, (path, diff_id)) in layer_paths.iter().zip(diff_ids.iter()).enumerate() {
+            let path = safe_path(path, &at)?;
+            let file = tree.find(&path)?.ok_or_else(|| Error::Missing {
+                file: shown(&path),
+                what: format!("layer {i} of image {n} listed in manifest.json"),
+            })?;
+            // The same file cannot be two different layers (podman#8132).
+            if let Some(other) = seen_paths.insert(file.path.clone(), diff_id) {
+                if other != diff_id {
+                    return Err(Error::malformed(
+                        &at,
+                        format!(
+                            "layer file {} is used for two different diff_ids",
+                            shown(&path)
+                        ),
+                    ));
+                }
+            }
+            let compression = meta.sniff(&file)?;
+            let digest = stored_digest(meta, &file, compression, diff_id)?;
+            found.push((file, compression, digest));
+        }
+        let key = (
+            config.digest.clone(),
+            found.iter().map(|(_, _, d)| d.clone()).collect(),
+        );
+        if let Some(&i) = seen.get(&key) {
+            names[i].add(tags.into_iter().chain(extra_tags), extra_names);
+            continue;
+        }
+        meta.count_layers(found.len())?;
         let family = match info {
             Some(i) if i.manifest.media_type == media::DOCKER_MANIFEST => Family::Docker,
             Some(_) => Family::Oci,
             None => Family::Docker,
         };
-        let mut layers = Vec::with_capacity(layer_paths.len());
-        let mut seen_paths: HashMap<String, Digest> = HashMap::new();
-        for (i, (path, diff_id)) in layer_paths.iter().zip(&diff_ids).enumerate() {
-            let path = safe_path(path, &at)?;
-            let file = tree.find(&path)?.ok_or_else(|| Error::Missing {
-                file: path.clone(),
-                what: format!("layer {i} of image {n} listed in manifest.json"),
-            })?;
-            // The same file cannot be two different layers (podman#8132).
-            if let Some(other) = seen_paths.insert(file.path.clone(), diff_id.clone()) {
-                if other != *diff_id {
-                    return Err(Error::malformed(
-                        &at,
-                        format!("layer file {path} is used for two different diff_ids"),
-                    ));
-                }
-            }
-            let compression = sniff(&file)?;
-            let digest = stored_digest(&file, compression, diff_id)?;
-            let media_type = compression
-                .layer_media_type(family)
-                .unwrap_or(media::DOCKER_LAYER_TAR)
-                .to_string();
-            layers.push(Layer {
+        let layers = found
+            .into_iter()
+            .zip(diff_ids.iter())
+            .map(|((file, compression, digest), diff_id)| Layer {
                 digest,
                 size: file.size,
-                media_type,
+                media_type: compression
+                    .layer_media_type(family)
+                    .unwrap_or(media::DOCKER_LAYER_TAR)
+                    .to_string(),
                 compression,
                 diff_id: Some(diff_id.clone()),
                 path: file.path.clone(),
                 file: Some(file),
-            });
-        }
-        let mut image = Image {
+            })
+            .collect();
+        let image = Image {
             tags: Vec::new(),
             ref_names: Vec::new(),
             config: Descriptor {
                 media_type: info.map_or(media::DOCKER_CONFIG.to_string(), |i| {
                     i.config_media_type.clone()
                 }),
-                digest: config_digest.clone(),
-                size: config_bytes.len() as u64,
+                digest: config.digest.clone(),
+                size: config.bytes.len() as u64,
             },
-            config_bytes: Arc::new(config_bytes),
+            config_bytes: config.bytes.clone(),
             config_path: config_file.path.clone(),
             manifest: info.map(|i| i.manifest.clone()),
             manifest_bytes: info.and_then(|i| i.manifest_bytes.clone()),
-            platform: view.platform(),
+            platform: facts.platform.clone(),
             layers,
             artifact: false,
         };
-        let (extra_tags, extra_names) = info
-            .map(|i| (i.tags.clone(), i.ref_names.clone()))
-            .unwrap_or_default();
-        image.add_names(tags.into_iter().chain(extra_tags), extra_names);
-        // Merge repeated entries for the same image (same config and layers).
-        let key = (
-            image.config.digest.clone(),
-            image.layers.iter().map(|l| l.digest.clone()).collect(),
-        );
-        match seen.get(&key) {
-            Some(&i) => images[i].add_names(image.tags, image.ref_names),
-            None => {
-                seen.insert(key, images.len());
-                images.push(image);
-            }
-        }
+        let mut list = NameList::default();
+        list.add(tags.into_iter().chain(extra_tags), extra_names);
+        seen.insert(key, images.len());
+        images.push(image);
+        names.push(list);
+    }
+    for (image, list) in images.iter_mut().zip(names) {
+        list.apply(image);
     }
     Ok(images)
 }
 
 /// The digest of a layer as stored. Content-addressed names (`blobs/sha256/<hex>`,
 /// `<hex>.tar.gz`) and uncompressed layers (digest = diff_id) say it without reading
-/// the layer; both claims are verified when the layer is read. Otherwise hash it.
+/// the layer; both claims are verified when the layer is read. Otherwise hash it, once
+/// per file however many images share it.
 fn stored_digest(
-    file: &crate::tree::FileRef,
+    meta: &Meta,
+    file: &FileRef,
     compression: media::Compression,
     diff_id: &Digest,
 ) -> Result<Digest> {
@@ -178,5 +198,5 @@ fn stored_digest(
             return Ok(d);
         }
     }
-    hash_file(file)
+    meta.hash_file(file)
 }

@@ -11,12 +11,13 @@ use serde_json::{Map, Value};
 
 use super::dir_transport::DirStore;
 use super::oci::BlobStore;
-use super::{read_json_file, sniff};
+use super::{replay, Memo, Meta, NameList};
 use crate::digest::{Digest, HashSink, Hasher};
 use crate::error::{Error, Result};
 use crate::image::{parse_json, ConfigView, Descriptor, Image, Layer};
 use crate::media::{self, Compression, Family};
 use crate::reference::Reference;
+use crate::text::shown;
 use crate::tree::{FileRef, FileTree};
 
 /// Longest chain of v1 parents followed.
@@ -78,42 +79,80 @@ fn digests_of(file: &FileRef, compression: Compression) -> Result<(Digest, Diges
 
 struct V1Layer {
     id: String,
-    json: Map<String, Value>,
+    json: Arc<Map<String, Value>>,
     file: FileRef,
+}
+
+/// The `<id>/json` documents of a pre-1.10 archive, each parsed once however many
+/// chains pass through it.
+struct V1Jsons<'m, 't> {
+    meta: &'m Meta<'t>,
+    parsed: HashMap<String, Memo<Arc<Map<String, Value>>>>,
+}
+
+impl V1Jsons<'_, '_> {
+    /// `<id>/json`, or `None` when the archive has no such file.
+    fn get(&mut self, id: &str) -> Result<Option<Arc<Map<String, Value>>>> {
+        let path = format!("{id}/json");
+        if let Some(memo) = self.parsed.get(&path) {
+            return replay(memo).map(Some);
+        }
+        let Some(file) = self.meta.tree.find(&path)? else {
+            return Ok(None);
+        };
+        let memo = self
+            .meta
+            .read(&file)
+            .and_then(|f| parse_json(&f.bytes, &shown(&path)))
+            .map(Arc::new)
+            .map_err(Arc::new);
+        self.parsed.insert(path, memo.clone());
+        replay(&memo).map(Some)
+    }
 }
 
 /// Read a pre-1.10 archive: every chain named in `repositories` (or every chain end
 /// when there is no such file) becomes an image with a synthesized config.
-pub(super) fn read_pre_1_10(tree: &dyn FileTree, warnings: &mut Vec<String>) -> Result<Vec<Image>> {
+pub(super) fn read_pre_1_10(meta: &Meta, warnings: &mut Vec<String>) -> Result<Vec<Image>> {
+    let tree = meta.tree;
     let repositories: BTreeMap<String, BTreeMap<String, String>> =
-        match tree.find("repositories")? {
-            Some(f) => parse_json(&read_json_file(&f)?, "repositories")?,
+        match meta.read_top("repositories")? {
+            Some(f) => parse_json(&f.bytes, "repositories")?,
             None => BTreeMap::new(),
         };
-    let mut tops: Vec<(String, Vec<Reference>)> = Vec::new();
+    // Top layer id -> position, so many tags naming one image merge in linear time.
+    let mut positions: HashMap<&str, usize> = HashMap::new();
+    let mut tops: Vec<(String, NameList)> = Vec::new();
     for (repo, tags) in &repositories {
         for (tag, id) in tags {
             let name = format!("{repo}:{tag}");
-            let reference = match Reference::parse(&name) {
+            let reference = match Reference::parse_why(&name) {
                 Ok(r) => Some(r),
-                Err(e) => {
-                    warnings.push(format!("repositories: ignoring {e}"));
+                Err(why) => {
+                    warnings.push(format!(
+                        "repositories: ignoring \"{}\": {why}",
+                        shown(&name)
+                    ));
                     None
                 }
             };
-            match tops.iter_mut().find(|(t, _)| t == id) {
-                Some((_, refs)) => refs.extend(reference),
-                None => tops.push((id.clone(), reference.into_iter().collect())),
-            }
+            let i = *positions.entry(id.as_str()).or_insert_with(|| {
+                tops.push((id.clone(), NameList::default()));
+                tops.len() - 1
+            });
+            tops[i].1.add(reference, []);
         }
     }
+    let mut jsons = V1Jsons {
+        meta,
+        parsed: HashMap::new(),
+    };
     if tops.is_empty() {
         // No names: every layer that is nobody's parent is an image.
         let mut ids = Vec::new();
         let mut parents = HashSet::new();
         for d in tree.top_level() {
-            if let Some(f) = tree.find(&format!("{d}/json"))? {
-                let json: Map<String, Value> = parse_json(&read_json_file(&f)?, &f.path)?;
+            if let Some(json) = jsons.get(&d)? {
                 if let Some(p) = json.get("parent").and_then(Value::as_str) {
                     parents.insert(p.to_string());
                 }
@@ -123,44 +162,40 @@ pub(super) fn read_pre_1_10(tree: &dyn FileTree, warnings: &mut Vec<String>) -> 
         tops = ids
             .into_iter()
             .filter(|i| !parents.contains(i))
-            .map(|i| (i, Vec::new()))
+            .map(|i| (i, NameList::default()))
             .collect();
     }
     let mut images = Vec::new();
-    for (top, tags) in tops {
-        let chain = load_chain(tree, &top)?;
-        let mut image = synthesize(chain, Family::Docker)?;
-        image.add_names(tags, Vec::new());
+    for (top, names) in tops {
+        let chain = load_chain(&mut jsons, &top)?;
+        let mut image = synthesize(meta, chain, Family::Docker)?;
+        names.apply(&mut image);
         images.push(image);
     }
     Ok(images)
 }
 
-fn load_chain(tree: &dyn FileTree, top: &str) -> Result<Vec<V1Layer>> {
+fn load_chain(jsons: &mut V1Jsons, top: &str) -> Result<Vec<V1Layer>> {
+    let tree = jsons.meta.tree;
     let mut chain = Vec::new();
     let mut next = Some(top.to_string());
     while let Some(id) = next {
         if chain.len() >= MAX_CHAIN {
             return Err(Error::malformed(
-                format!("{top}/json"),
+                format!("{}/json", shown(top)),
                 "parent chain too long (a loop?)",
             ));
         }
         if Digest::from_hex(&id).is_none() {
             return Err(Error::malformed(
                 "repositories",
-                format!(
-                    "invalid layer id {:?}",
-                    id.chars().take(80).collect::<String>()
-                ),
+                format!("invalid layer id \"{}\"", shown(&id)),
             ));
         }
-        let json_path = format!("{id}/json");
-        let json_file = tree.find(&json_path)?.ok_or_else(|| Error::Missing {
-            file: json_path.clone(),
+        let json = jsons.get(&id)?.ok_or_else(|| Error::Missing {
+            file: format!("{id}/json"),
             what: "legacy image JSON".into(),
         })?;
-        let json: Map<String, Value> = parse_json(&read_json_file(&json_file)?, &json_path)?;
         let layer_path = format!("{id}/layer.tar");
         let file = tree.resolve(&layer_path).map_err(|_| Error::Missing {
             file: layer_path.clone(),
@@ -177,10 +212,12 @@ fn load_chain(tree: &dyn FileTree, top: &str) -> Result<Vec<V1Layer>> {
     Ok(chain)
 }
 
-/// Build an image (config included) from a base-first chain of v1 layers.
-fn synthesize(chain: Vec<V1Layer>, family: Family) -> Result<Image> {
+/// Build an image (config included) from a base-first chain of v1 layers. Layers are
+/// hashed at most once per file for the whole input; the built config counts against
+/// the input's metadata budget, as a config read from it would.
+fn synthesize(meta: &Meta, chain: Vec<V1Layer>, family: Family) -> Result<Image> {
     let top = chain.last().expect("chains are never empty");
-    let mut config = top.json.clone();
+    let mut config = (*top.json).clone();
     for field in V1_ONLY_FIELDS {
         config.remove(*field);
     }
@@ -220,8 +257,9 @@ fn synthesize(chain: Vec<V1Layer>, family: Family) -> Result<Image> {
             continue;
         }
         history.push(Value::Object(entry));
-        let compression = sniff(&v1.file)?;
-        let (digest, diff_id) = digests_of(&v1.file, compression)?;
+        let compression = meta.sniff(&v1.file)?;
+        let (digest, diff_id) =
+            meta.layer_digests(&v1.file, || digests_of(&v1.file, compression))?;
         diff_ids.push(Value::String(diff_id.to_string()));
         layers.push(Layer {
             digest,
@@ -243,6 +281,9 @@ fn synthesize(chain: Vec<V1Layer>, family: Family) -> Result<Image> {
     config.insert("history".into(), Value::Array(history));
     let bytes =
         serde_json::to_vec(&Value::Object(config)).expect("serializing a JSON value cannot fail");
+    let config_path = format!("{}/json (synthesized config)", shown(&top.id));
+    meta.charge(bytes.len() as u64, &config_path)?;
+    meta.count_layers(layers.len())?;
     let view = ConfigView::parse(&bytes, "synthesized config")?;
     let digest = Digest::of(&bytes);
     Ok(Image {
@@ -254,7 +295,7 @@ fn synthesize(chain: Vec<V1Layer>, family: Family) -> Result<Image> {
             size: bytes.len() as u64,
         },
         config_bytes: Arc::new(bytes),
-        config_path: format!("{}/json (synthesized config)", top.id),
+        config_path,
         manifest: None,
         manifest_bytes: None,
         platform: view.platform(),
@@ -266,6 +307,7 @@ fn synthesize(chain: Vec<V1Layer>, family: Family) -> Result<Image> {
 /// Read a Docker schema1 manifest held in a `dir:` layout, converting it as
 /// containers/image does: a config from the `v1Compatibility` history.
 pub(super) fn read_schema1(
+    meta: &Meta,
     store: &DirStore,
     manifest_bytes: &[u8],
     warnings: &mut Vec<String>,
@@ -313,10 +355,7 @@ pub(super) fn read_schema1(
         if Digest::from_hex(&id).is_none() {
             return Err(Error::malformed(
                 "manifest.json",
-                format!(
-                    "invalid v1 id {:?}",
-                    id.chars().take(80).collect::<String>()
-                ),
+                format!("invalid v1 id \"{}\"", shown(&id)),
             ));
         }
         if chain.last().is_some_and(|l| l.id == id) {
@@ -334,9 +373,13 @@ pub(super) fn read_schema1(
             file: store.blob_path(&digest),
             what: format!("layer {digest}"),
         })?;
-        chain.push(V1Layer { id, json, file });
+        chain.push(V1Layer {
+            id,
+            json: Arc::new(json),
+            file,
+        });
     }
-    let mut image = synthesize(chain, Family::Docker)?;
+    let mut image = synthesize(meta, chain, Family::Docker)?;
     // The stored blobs are content addressed: keep their digests and verify them.
     for layer in &mut image.layers {
         if let Some(hex) = layer.path.strip_suffix(".tar").or(Some(&layer.path)) {
@@ -351,9 +394,13 @@ pub(super) fn read_schema1(
         size: manifest_bytes.len() as u64,
     });
     if let (Some(name), Some(tag)) = (manifest.name, manifest.tag) {
-        match Reference::parse(&format!("{name}:{tag}")) {
+        let full = format!("{name}:{tag}");
+        match Reference::parse_why(&full) {
             Ok(r) => image.add_names([r], []),
-            Err(e) => warnings.push(format!("manifest.json: ignoring schema1 name: {e}")),
+            Err(why) => warnings.push(format!(
+                "manifest.json: ignoring schema1 name \"{}\": {why}",
+                shown(&full)
+            )),
         }
     }
     Ok(image)

@@ -1,17 +1,20 @@
 //! Reading OCI image layouts (directory or tar): `index.json`, nested indexes and Docker
 //! manifest lists, platform selection, attestation skipping, names from annotations.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{read_json_file, read_verified, sniff, ReadOptions};
+use super::{
+    copy_error, no_platform, platform_list, replay, Memo, Meta, MetaFile, NameList, ReadOptions,
+};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{parse_json, ConfigView, Descriptor, Image, Layer, Platform};
+use crate::image::{parse_json, Descriptor, Image, Layer, Platform};
 use crate::media::{self, Compression};
-use crate::reference::{valid_tag, Reference};
+use crate::reference::{valid_ref_name, valid_tag, Reference};
+use crate::text::shown;
 use crate::tree::{FileRef, FileTree};
 
 /// Annotation holding the full image name (containerd, Docker >= 25).
@@ -47,7 +50,7 @@ pub(super) struct RawPlatform {
 }
 
 impl RawPlatform {
-    fn platform(&self) -> Platform {
+    pub(super) fn platform(&self) -> Platform {
         Platform {
             os: self.os.clone(),
             architecture: self.architecture.clone(),
@@ -120,22 +123,36 @@ struct Names {
 fn names_of(desc: &RawDescriptor, warnings: &mut Vec<String>) -> Names {
     let mut names = Names::default();
     if let Some(full) = desc.annotation(ANNOTATION_IMAGE_NAME) {
-        match Reference::parse(full) {
+        match Reference::parse_why(full) {
             Ok(r) => {
                 names.tags.push(r);
                 return names;
             }
-            Err(e) => warnings.push(format!("index.json: ignoring {ANNOTATION_IMAGE_NAME}: {e}")),
+            Err(why) => warnings.push(format!(
+                "index.json: ignoring {ANNOTATION_IMAGE_NAME} \"{}\": {why}",
+                shown(full)
+            )),
         }
     }
     if let Some(name) = desc.annotation(ANNOTATION_REF_NAME) {
+        if name.is_empty() {
+            return names;
+        }
+        if !valid_ref_name(name) {
+            // Never kept: an output would copy it into its own index.
+            warnings.push(format!(
+                "index.json: ignoring {ANNOTATION_REF_NAME} \"{}\": not a valid reference name",
+                shown(name)
+            ));
+            return names;
+        }
         let looks_full = name.contains('/') || name.contains(':') || name.contains('@');
         if looks_full {
             match Reference::parse(name) {
                 Ok(r) => names.tags.push(r),
                 Err(_) => names.ref_names.push(name.to_string()),
             }
-        } else if !name.is_empty() {
+        } else {
             names.ref_names.push(name.to_string());
         }
     }
@@ -144,36 +161,35 @@ fn names_of(desc: &RawDescriptor, warnings: &mut Vec<String>) -> Names {
 
 /// Read every image an OCI layout lists.
 pub(super) fn read(
-    tree: &dyn FileTree,
+    meta: &Meta,
     options: &ReadOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Image>> {
-    check_layout_marker(tree, warnings)?;
-    let index = read_index(tree)?;
+    let tree = meta.tree;
+    check_layout_marker(meta)?;
+    let index = read_index(meta)?;
     let store = Layout(tree);
-    let mut walker = Walker {
-        store: &store,
-        wanted: options.wanted_platform(),
-        warnings,
-        images: Vec::new(),
-        artifacts: Vec::new(),
-        positions: HashMap::new(),
-    };
-    for desc in &index {
+    let mut walker = Walker::new(meta, &store, options, true, warnings);
+    for desc in index.iter() {
         let names = names_of(desc, walker.warnings);
         walker.walk(desc, &names, 0, true, "index.json")?;
     }
-    let Walker {
-        images, artifacts, ..
-    } = walker;
+    let skipped = walker.skipped;
+    let held = std::mem::take(&mut walker.held);
+    let (images, artifacts) = walker.finish();
+    if images.is_empty() && skipped {
+        return Err(no_platform(tree, options, &held));
+    }
     // A layout of artifacts only (a Helm chart, an SBOM) is carried as it is; in a
     // layout that holds images, artifacts beside them are left out.
     Ok(if images.is_empty() { artifacts } else { images })
 }
 
-fn check_layout_marker(tree: &dyn FileTree, warnings: &mut Vec<String>) -> Result<()> {
-    let Some(file) = tree.find("oci-layout")? else {
-        warnings.push("oci-layout file is missing; reading index.json anyway".into());
+fn check_layout_marker(meta: &Meta) -> Result<()> {
+    let Some(file) = meta.read_top("oci-layout")? else {
+        meta.warnings
+            .borrow_mut()
+            .push("oci-layout file is missing; reading index.json anyway".into());
         return Ok(());
     };
     #[derive(Deserialize)]
@@ -181,23 +197,22 @@ fn check_layout_marker(tree: &dyn FileTree, warnings: &mut Vec<String>) -> Resul
     struct Marker {
         image_layout_version: String,
     }
-    let marker: Marker = parse_json(&read_json_file(&file)?, "oci-layout")?;
+    let marker: Marker = parse_json(&file.bytes, "oci-layout")?;
     if !marker.image_layout_version.starts_with("1.") {
         return Err(Error::Unsupported(format!(
-            "oci-layout: unsupported imageLayoutVersion {:?}",
-            marker.image_layout_version
+            "oci-layout: unsupported imageLayoutVersion \"{}\"",
+            shown(&marker.image_layout_version)
         )));
     }
     Ok(())
 }
 
-fn read_index(tree: &dyn FileTree) -> Result<Vec<RawDescriptor>> {
-    let file = tree.find("index.json")?.ok_or_else(|| Error::Missing {
+fn read_index(meta: &Meta) -> Result<Vec<RawDescriptor>> {
+    let file = meta.read_top("index.json")?.ok_or_else(|| Error::Missing {
         file: "index.json".into(),
         what: "the OCI image index".into(),
     })?;
-    let bytes = read_json_file(&file)?;
-    let value: serde_json::Value = parse_json(&bytes, "index.json")?;
+    let value: serde_json::Value = parse_json(&file.bytes, "index.json")?;
     let Some(obj) = value.as_object() else {
         return Err(Error::malformed("index.json", "is not a JSON object"));
     };
@@ -207,48 +222,173 @@ fn read_index(tree: &dyn FileTree) -> Result<Vec<RawDescriptor>> {
             "has no \"manifests\" list: not an OCI image index",
         ));
     }
-    let index: RawIndex =
-        serde_json::from_value(value).map_err(|e| Error::malformed("index.json", e.to_string()))?;
+    let index = RawIndex::deserialize(&value)
+        .map_err(|e| Error::malformed("index.json", shown(&e.to_string())))?;
     Ok(index.manifests.unwrap_or_default())
 }
 
+/// A manifest or index blob, read, verified and parsed once per digest in both the
+/// forms a descriptor may ask for.
+struct Parsed {
+    file: Arc<MetaFile>,
+    /// The document's own `mediaType`.
+    media_type: Option<String>,
+    /// It has `manifests` and no `config`.
+    looks_index: bool,
+    index: Memo<Arc<Vec<RawDescriptor>>>,
+    /// `None` when there is no `config`: not a manifest.
+    manifest: Option<Memo<Arc<RawManifest>>>,
+}
+
+fn parse_doc(file: Arc<MetaFile>, path: &str) -> Result<Parsed> {
+    let value: serde_json::Value = parse_json(&file.bytes, path)?;
+    let bad = |e: serde_json::Error| Arc::new(Error::malformed(path, shown(&e.to_string())));
+    let index = RawIndex::deserialize(&value)
+        .map(|i| Arc::new(i.manifests.unwrap_or_default()))
+        .map_err(bad);
+    let manifest = value
+        .get("config")
+        .map(|_| RawManifest::deserialize(&value).map(Arc::new).map_err(bad));
+    Ok(Parsed {
+        media_type: value
+            .get("mediaType")
+            .and_then(|m| m.as_str())
+            .map(String::from),
+        looks_index: value.get("manifests").is_some() && value.get("config").is_none(),
+        index,
+        manifest,
+        file,
+    })
+}
+
+/// An image built from a manifest, with the warnings building it gave (shown when the
+/// image is kept, once).
+struct Built {
+    image: Image,
+    warnings: Vec<String>,
+}
+
+/// Walks index.json and the indexes it names. Every document is fetched and parsed
+/// once, every manifest becomes an image once, and every nested index is resolved once:
+/// an index listing one child 20,000 times, or nested indexes repeating each other,
+/// cost what their bytes do.
 struct Walker<'a, 'w> {
+    meta: &'a Meta<'a>,
     store: &'a dyn BlobStore,
     wanted: Platform,
+    /// Filter images listed directly by index.json by platform (an explicit request).
+    filter_top: bool,
     warnings: &'w mut Vec<String>,
     images: Vec<Image>,
     artifacts: Vec<Image>,
+    image_names: Vec<NameList>,
+    artifact_names: Vec<NameList>,
     /// Manifest digest -> (is artifact, position), to merge names of repeated entries.
     positions: HashMap<Digest, (bool, usize)>,
+    docs: HashMap<Digest, Memo<Arc<Parsed>>>,
+    built: HashMap<Digest, Memo<Arc<Built>>>,
+    /// Index digest -> the manifest its walk ended at (`None`: nothing picked).
+    resolved: HashMap<Digest, Memo<Option<Digest>>>,
+    /// Platforms of images seen, for an error when none is wanted.
+    held: Vec<Platform>,
+    held_seen: HashSet<Platform>,
+    /// An image was passed over for its platform.
+    skipped: bool,
 }
 
 enum Doc {
-    Index(Vec<RawDescriptor>),
-    Manifest(RawManifest, Vec<u8>),
+    Index(Arc<Vec<RawDescriptor>>),
+    Manifest(Arc<RawManifest>, Arc<MetaFile>),
 }
 
-impl Walker<'_, '_> {
-    fn fetch(&self, desc: &RawDescriptor, named_in: &str) -> Result<(Doc, Descriptor)> {
-        let digest = desc.digest(named_in)?;
-        let size = desc.size(named_in)?;
+impl<'a, 'w> Walker<'a, 'w> {
+    fn new(
+        meta: &'a Meta<'a>,
+        store: &'a dyn BlobStore,
+        options: &ReadOptions,
+        filter_top: bool,
+        warnings: &'w mut Vec<String>,
+    ) -> Self {
+        Walker {
+            meta,
+            store,
+            wanted: options.wanted_platform(),
+            filter_top: filter_top && options.platform.is_some(),
+            warnings,
+            images: Vec::new(),
+            artifacts: Vec::new(),
+            image_names: Vec::new(),
+            artifact_names: Vec::new(),
+            positions: HashMap::new(),
+            docs: HashMap::new(),
+            built: HashMap::new(),
+            resolved: HashMap::new(),
+            held: Vec::new(),
+            held_seen: HashSet::new(),
+            skipped: false,
+        }
+    }
+
+    /// The images and artifacts, with their names.
+    fn finish(self) -> (Vec<Image>, Vec<Image>) {
+        let named = |list: Vec<Image>, names: Vec<NameList>| {
+            list.into_iter()
+                .zip(names)
+                .map(|(mut image, names)| {
+                    names.apply(&mut image);
+                    image
+                })
+                .collect()
+        };
+        (
+            named(self.images, self.image_names),
+            named(self.artifacts, self.artifact_names),
+        )
+    }
+
+    fn hold(&mut self, platform: Platform) {
+        self.skipped = true;
+        if self.held_seen.insert(platform.clone()) {
+            self.held.push(platform);
+        }
+    }
+
+    fn parsed(&mut self, digest: &Digest, size: u64, named_in: &str) -> Result<Arc<Parsed>> {
+        if let Some(memo) = self.docs.get(digest) {
+            let parsed = replay(memo)?;
+            let actual = parsed.file.bytes.len() as u64;
+            if actual != size {
+                return Err(Error::SizeMismatch {
+                    file: self.store.blob_path(digest),
+                    expected: size,
+                    actual,
+                });
+            }
+            return Ok(parsed);
+        }
+        let path = self.store.blob_path(digest);
         let file = self
             .store
-            .find_blob(&digest)?
+            .find_blob(digest)?
             .ok_or_else(|| Error::Missing {
-                file: self.store.blob_path(&digest),
+                file: path.clone(),
                 what: format!("blob {digest} referenced by {named_in}"),
             })?;
-        let bytes = read_verified(&file, &digest, Some(size))?;
-        let path = self.store.blob_path(&digest);
-        let value: serde_json::Value = parse_json(&bytes, &path)?;
-        let declared = desc.media_type.clone().or_else(|| {
-            value
-                .get("mediaType")
-                .and_then(|m| m.as_str())
-                .map(String::from)
-        });
-        let is_index = declared.as_deref().is_some_and(media::is_index)
-            || (value.get("manifests").is_some() && value.get("config").is_none());
+        let read = self.meta.read_verified(&file, digest, Some(size))?;
+        let memo = parse_doc(read, &path).map(Arc::new).map_err(Arc::new);
+        self.docs.insert(digest.clone(), memo.clone());
+        replay(&memo)
+    }
+
+    fn fetch(&mut self, desc: &RawDescriptor, named_in: &str) -> Result<(Doc, Descriptor)> {
+        let digest = desc.digest(named_in)?;
+        let size = desc.size(named_in)?;
+        let parsed = self.parsed(&digest, size, named_in)?;
+        let declared = desc
+            .media_type
+            .clone()
+            .or_else(|| parsed.media_type.clone());
+        let is_index = declared.as_deref().is_some_and(media::is_index) || parsed.looks_index;
         let media_type = declared.unwrap_or_else(|| {
             if is_index {
                 media::OCI_INDEX
@@ -263,21 +403,44 @@ impl Walker<'_, '_> {
             size,
         };
         if is_index {
-            let index: RawIndex = serde_json::from_value(value)
-                .map_err(|e| Error::malformed(&path, e.to_string()))?;
-            return Ok((Doc::Index(index.manifests.unwrap_or_default()), descriptor));
+            return Ok((Doc::Index(replay(&parsed.index)?), descriptor));
         }
-        if value.get("config").is_none() {
-            return Err(Error::malformed(
-                &path,
+        match &parsed.manifest {
+            None => Err(Error::malformed(
+                self.store.blob_path(&descriptor.digest),
                 "is neither an image manifest nor an index",
-            ));
+            )),
+            Some(m) => Ok((Doc::Manifest(replay(m)?, parsed.file.clone()), descriptor)),
         }
-        let manifest: RawManifest =
-            serde_json::from_value(value).map_err(|e| Error::malformed(&path, e.to_string()))?;
-        Ok((Doc::Manifest(manifest, bytes), descriptor))
     }
 
+    /// The image of a manifest, built once per manifest digest.
+    fn build(
+        &mut self,
+        manifest: &RawManifest,
+        file: &MetaFile,
+        descriptor: Descriptor,
+    ) -> Result<Arc<Built>> {
+        if let Some(memo) = self.built.get(&descriptor.digest) {
+            return replay(memo);
+        }
+        let digest = descriptor.digest.clone();
+        let mut warnings = Vec::new();
+        let memo = image_from_manifest(
+            self.meta,
+            self.store,
+            manifest,
+            &file.bytes,
+            descriptor,
+            &mut warnings,
+        )
+        .map(|image| Arc::new(Built { image, warnings }))
+        .map_err(Arc::new);
+        self.built.insert(digest, memo.clone());
+        replay(&memo)
+    }
+
+    /// Walk one descriptor; returns the manifest digest of the image it ended at.
     fn walk(
         &mut self,
         desc: &RawDescriptor,
@@ -285,52 +448,77 @@ impl Walker<'_, '_> {
         depth: usize,
         top: bool,
         named_in: &str,
-    ) -> Result<()> {
+    ) -> Result<Option<Digest>> {
         if depth > MAX_INDEX_DEPTH {
             return Err(Error::malformed(
                 named_in,
                 format!("indexes nested deeper than {MAX_INDEX_DEPTH}"),
             ));
         }
+        let digest = desc.digest(named_in)?;
+        if let Some(memo) = self.resolved.get(&digest) {
+            let key = replay(memo)?;
+            if let Some(key) = &key {
+                self.add_names(key, names);
+            }
+            return Ok(key);
+        }
         let (doc, descriptor) = self.fetch(desc, named_in)?;
         match doc {
-            Doc::Manifest(manifest, bytes) => {
-                let image = image_from_manifest(
-                    self.store,
-                    &manifest,
-                    &bytes,
-                    descriptor,
-                    &mut *self.warnings,
-                )?;
-                self.add(image, names);
+            Doc::Manifest(manifest, file) => {
+                let built = self.build(&manifest, &file, descriptor)?;
+                if top
+                    && self.filter_top
+                    && !built.image.artifact
+                    && !built.image.platform.satisfies(&self.wanted)
+                {
+                    self.hold(built.image.platform.clone());
+                    return Ok(None);
+                }
+                self.add(&built, names);
+                Ok(Some(digest))
             }
             Doc::Index(children) => {
-                let label = format!("index {}", descriptor.digest);
-                let picked = self.pick(&children, &label)?;
-                match picked {
-                    Some(child) => {
-                        let child = child.clone();
-                        self.walk(&child, names, depth + 1, false, &label)?;
-                    }
-                    None if top => {
-                        let available: Vec<String> = children
-                            .iter()
-                            .filter(|c| !c.is_attestation())
-                            .filter_map(|c| c.platform.as_ref().map(|p| p.platform().to_string()))
-                            .collect();
-                        if !available.is_empty() {
-                            self.warnings.push(format!(
-                                "skipping {label}: no {} image (it has {})",
-                                self.wanted,
-                                available.join(", ")
-                            ));
-                        }
-                    }
-                    None => {}
-                }
+                let result = self.walk_index(&children, &descriptor, names, depth, top);
+                let memo = match &result {
+                    Ok(key) => Ok(key.clone()),
+                    Err(e) => Err(Arc::new(copy_error(e))),
+                };
+                self.resolved.insert(digest, memo);
+                result
             }
         }
-        Ok(())
+    }
+
+    fn walk_index(
+        &mut self,
+        children: &[RawDescriptor],
+        descriptor: &Descriptor,
+        names: &Names,
+        depth: usize,
+        top: bool,
+    ) -> Result<Option<Digest>> {
+        let label = format!("index {}", descriptor.digest);
+        match self.pick(children, &label)? {
+            Some(child) => self.walk(child, names, depth + 1, false, &label),
+            None => {
+                if top {
+                    let available: Vec<Platform> = children
+                        .iter()
+                        .filter(|c| !c.is_attestation())
+                        .filter_map(|c| c.platform.as_ref().map(RawPlatform::platform))
+                        .collect();
+                    if !available.is_empty() {
+                        self.warnings.push(format!(
+                            "skipping {label}: no {} image (it has {})",
+                            shown(&self.wanted.to_string()),
+                            platform_list(&available)
+                        ));
+                    }
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// The first child of an index that is an image for the wanted platform (image-spec:
@@ -347,9 +535,11 @@ impl Walker<'_, '_> {
                 return Ok(Some(child));
             }
             if let Some(p) = &child.platform {
-                if p.platform().satisfies(&self.wanted) {
+                let platform = p.platform();
+                if platform.satisfies(&self.wanted) {
                     return Ok(Some(child));
                 }
+                self.hold(platform);
                 continue;
             }
             // No platform on the descriptor: look at the image itself, if it is there.
@@ -359,11 +549,13 @@ impl Walker<'_, '_> {
             if self.store.find_blob(&digest)?.is_none() {
                 continue;
             }
-            if let Ok((Doc::Manifest(m, bytes), d)) = self.fetch(child, label) {
-                let mut quiet = Vec::new();
-                if let Ok(image) = image_from_manifest(self.store, &m, &bytes, d, &mut quiet) {
-                    if !image.artifact && image.platform.satisfies(&self.wanted) {
-                        return Ok(Some(child));
+            if let Ok((Doc::Manifest(m, file), d)) = self.fetch(child, label) {
+                if let Ok(built) = self.build(&m, &file, d) {
+                    if !built.image.artifact {
+                        if built.image.platform.satisfies(&self.wanted) {
+                            return Ok(Some(child));
+                        }
+                        self.hold(built.image.platform.clone());
                     }
                 }
             }
@@ -371,38 +563,49 @@ impl Walker<'_, '_> {
         Ok(None)
     }
 
-    fn add(&mut self, image: Image, names: &Names) {
+    fn add_names(&mut self, key: &Digest, names: &Names) {
+        if let Some(&(artifact, i)) = self.positions.get(key) {
+            let list = if artifact {
+                &mut self.artifact_names
+            } else {
+                &mut self.image_names
+            };
+            list[i].add(names.tags.iter().cloned(), names.ref_names.iter().cloned());
+        }
+    }
+
+    fn add(&mut self, built: &Built, names: &Names) {
+        let image = &built.image;
         let key = image
             .manifest
             .as_ref()
             .expect("OCI images have manifests")
             .digest
             .clone();
-        let artifact = image.artifact;
-        let list = if artifact {
-            &mut self.artifacts
-        } else {
-            &mut self.images
-        };
-        match self.positions.get(&key) {
-            Some(&(a, i)) if a == artifact => {
-                list[i].add_names(names.tags.clone(), names.ref_names.clone())
-            }
-            _ => {
-                let mut image = image;
-                image.add_names(names.tags.clone(), names.ref_names.clone());
-                self.positions.insert(key, (artifact, list.len()));
-                list.push(image);
-            }
+        if self.positions.contains_key(&key) {
+            self.add_names(&key, names);
+            return;
         }
+        self.warnings.extend(built.warnings.iter().cloned());
+        let (list, name_list) = if image.artifact {
+            (&mut self.artifacts, &mut self.artifact_names)
+        } else {
+            (&mut self.images, &mut self.image_names)
+        };
+        self.positions.insert(key, (image.artifact, list.len()));
+        list.push(image.clone());
+        let mut n = NameList::default();
+        n.add(names.tags.iter().cloned(), names.ref_names.iter().cloned());
+        name_list.push(n);
     }
 }
 
 /// Build an [`Image`] from a parsed manifest whose blobs live in `store`.
 pub(super) fn image_from_manifest(
+    meta: &Meta,
     store: &dyn BlobStore,
     manifest: &RawManifest,
-    manifest_bytes: &[u8],
+    manifest_bytes: &Arc<Vec<u8>>,
     descriptor: Descriptor,
     warnings: &mut Vec<String>,
 ) -> Result<Image> {
@@ -416,25 +619,26 @@ pub(super) fn image_from_manifest(
             file: config_path.clone(),
             what: format!("config {config_digest} of manifest {}", descriptor.digest),
         })?;
-    let config_bytes = read_verified(&config_file, &config_digest, Some(config_size))?;
+    let config = meta.read_verified(&config_file, &config_digest, Some(config_size))?;
     let config_type = manifest.config.media_type.clone().unwrap_or_default();
     // Some producers label a real image config application/octet-stream (skopeo's
     // fixtures) or leave it out: look at the content then.
-    let view: Option<ConfigView> = if media::is_image_config(&config_type) {
+    let facts = if media::is_image_config(&config_type) {
         // A config of the image type without rootfs (`{}`) describes no filesystem:
         // such a manifest is an artifact in disguise.
-        Some(ConfigView::parse(&config_bytes, &config_path)?).filter(|v| v.rootfs.is_some())
+        Some(meta.config(&config, &config_path)?).filter(|f| f.has_rootfs)
     } else if config_type.is_empty() || config_type == "application/octet-stream" {
-        ConfigView::parse(&config_bytes, &config_path)
+        meta.config(&config, &config_path)
             .ok()
-            .filter(|v| v.rootfs.is_some())
+            .filter(|f| f.has_rootfs)
     } else {
         None
     };
-    let raw_layers = manifest.layers.clone().unwrap_or_default();
-    let diff_ids = match &view {
-        Some(v) => {
-            let ids = v.diff_ids(&config_path)?;
+    let no_layers = Vec::new();
+    let raw_layers = manifest.layers.as_ref().unwrap_or(&no_layers);
+    let diff_ids: Vec<Option<Digest>> = match &facts {
+        Some(f) => {
+            let ids = f.diff_ids()?;
             if ids.len() != raw_layers.len() {
                 return Err(Error::malformed(
                     &at,
@@ -445,10 +649,13 @@ pub(super) fn image_from_manifest(
                     ),
                 ));
             }
-            ids.into_iter().map(Some).collect()
+            ids.iter().cloned().map(Some).collect()
         }
         None => vec![None; raw_layers.len()],
     };
+    // Counted when built, kept or not: images looked at only for their platform take
+    // memory too.
+    meta.count_layers(raw_layers.len())?;
     let mut layers = Vec::with_capacity(raw_layers.len());
     for (raw, diff_id) in raw_layers.iter().zip(diff_ids) {
         let digest = raw.digest(&at)?;
@@ -460,10 +667,10 @@ pub(super) fn image_from_manifest(
             .clone()
             .unwrap_or_else(|| media::OCI_LAYER_TAR.to_string());
         let compression = match &file {
-            Some(f) => sniff(f)?,
+            Some(f) => meta.sniff(f)?,
             None => compression_from_media_type(&media_type),
         };
-        if file.is_none() && view.is_some() {
+        if file.is_none() && facts.is_some() {
             warnings.push(format!(
                 "{path}: layer blob is absent (a foreign or non-distributable layer?)"
             ));
@@ -478,7 +685,10 @@ pub(super) fn image_from_manifest(
             path,
         });
     }
-    let platform = view.as_ref().map(ConfigView::platform).unwrap_or_default();
+    let platform = facts
+        .as_ref()
+        .map(|f| f.platform.clone())
+        .unwrap_or_default();
     Ok(Image {
         tags: Vec::new(),
         ref_names: Vec::new(),
@@ -491,13 +701,13 @@ pub(super) fn image_from_manifest(
             digest: config_digest,
             size: config_size,
         },
-        config_bytes: Arc::new(config_bytes),
+        config_bytes: config.bytes.clone(),
         config_path,
         manifest: Some(descriptor),
-        manifest_bytes: Some(Arc::new(manifest_bytes.to_vec())),
+        manifest_bytes: Some(manifest_bytes.clone()),
         platform,
         layers,
-        artifact: view.is_none(),
+        artifact: facts.is_none(),
     })
 }
 
@@ -522,27 +732,22 @@ pub(super) struct DockerSideInfo {
 }
 
 pub(super) fn describe_for_docker(
-    tree: &dyn FileTree,
+    meta: &Meta,
     options: &ReadOptions,
 ) -> Result<HashMap<Digest, DockerSideInfo>> {
-    let index = read_index(tree)?;
-    let store = Layout(tree);
+    let index = read_index(meta)?;
+    let store = Layout(meta.tree);
     let mut warnings = Vec::new();
-    let mut walker = Walker {
-        store: &store,
-        wanted: options.wanted_platform(),
-        warnings: &mut warnings,
-        images: Vec::new(),
-        artifacts: Vec::new(),
-        positions: HashMap::new(),
-    };
+    // manifest.json is the image list here: no entry is dropped for its platform.
+    let mut walker = Walker::new(meta, &store, options, false, &mut warnings);
     for desc in &index {
         let names = names_of(desc, walker.warnings);
         // Missing blobs and odd entries are normal here; manifest.json is authoritative.
         let _ = walker.walk(desc, &names, 0, true, "index.json");
     }
+    let (images, _) = walker.finish();
     let mut out = HashMap::new();
-    for image in walker.images {
+    for image in images {
         let Some(manifest) = image.manifest else {
             continue;
         };
