@@ -1,56 +1,161 @@
 //! `inspect` (metadata only) and `verify` (every byte).
 
-use serde_json::{json, Value};
+use std::io;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::json;
+use serde_json::ser::{Formatter, PrettyFormatter};
 
 use crate::blob::verify_layer;
 use crate::error::Result;
-use crate::image::Image;
+use crate::image::{Image, Layer};
 use crate::layout::Source;
+use crate::text::escape_json_text;
 use crate::text::shown;
 
 /// The `inspect --json` document for the images of `source` at `selected` (positions
-/// in `source.images`, which are the `index` each image is shown with).
-pub fn inspect_json(source: &Source, selected: &[usize]) -> Value {
-    let images: Vec<Value> = selected
-        .iter()
-        .map(|&index| {
-            let image = &source.images[index];
-            let layers: Vec<Value> = image
-                .layers
-                .iter()
-                .map(|l| {
-                    json!({
-                        "digest": l.digest.to_string(),
-                        "diff_id": l.diff_id.as_ref().map(|d| d.to_string()),
-                        "size": l.size,
-                        "media_type": l.media_type,
-                        "compression": l.compression.name(),
-                    })
-                })
-                .collect();
-            json!({
-                "index": index,
-                // Sorted, so the document does not depend on how the source ordered them.
-                "tags": sorted_tags(image),
-                "config": {
-                    "digest": image.config.digest.to_string(),
-                    "size": image.config.size,
-                    "media_type": image.config.media_type,
-                },
-                "manifest": image.manifest.as_ref().map(|m| json!({
+/// in `source.images`, which are the `index` each image is shown with). It serializes
+/// straight from the images, so writing it costs no memory beyond theirs.
+pub fn inspect_json<'a>(source: &'a Source, selected: &'a [usize]) -> InspectDoc<'a> {
+    InspectDoc { source, selected }
+}
+
+/// Write `doc` as indented JSON, with the characters a terminal would act on escaped
+/// (see [`crate::text::escape_json_text`]); the JSON value is unchanged.
+pub fn write_json(doc: &impl Serialize, out: impl io::Write) -> serde_json::Result<()> {
+    let mut serializer = serde_json::Serializer::with_formatter(out, TerminalSafe::default());
+    doc.serialize(&mut serializer)
+}
+
+/// See [`inspect_json`].
+pub struct InspectDoc<'a> {
+    source: &'a Source,
+    selected: &'a [usize],
+}
+
+impl Serialize for InspectDoc<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("format", self.source.format.name())?;
+        let images: Vec<ImageDoc> = self
+            .selected
+            .iter()
+            .map(|&index| ImageDoc {
+                index,
+                image: &self.source.images[index],
+            })
+            .collect();
+        map.serialize_entry("images", &images)?;
+        map.end()
+    }
+}
+
+struct ImageDoc<'a> {
+    index: usize,
+    image: &'a Image,
+}
+
+impl Serialize for ImageDoc<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let image = self.image;
+        let mut map = s.serialize_map(Some(6))?;
+        map.serialize_entry("index", &self.index)?;
+        // Sorted, so the document does not depend on how the source ordered them.
+        map.serialize_entry("tags", &sorted_tags(image))?;
+        map.serialize_entry(
+            "config",
+            &json!({
+                "digest": image.config.digest.to_string(),
+                "size": image.config.size,
+                "media_type": image.config.media_type,
+            }),
+        )?;
+        map.serialize_entry(
+            "manifest",
+            &image.manifest.as_ref().map(|m| {
+                json!({
                     "digest": m.digest.to_string(),
                     "media_type": m.media_type,
-                })),
-                "platform": {
-                    "os": image.platform.os,
-                    "architecture": image.platform.architecture,
-                    "variant": image.platform.variant,
-                },
-                "layers": layers,
-            })
-        })
-        .collect();
-    json!({"format": source.format.name(), "images": images})
+                })
+            }),
+        )?;
+        map.serialize_entry(
+            "platform",
+            &json!({
+                "os": image.platform.os,
+                "architecture": image.platform.architecture,
+                "variant": image.platform.variant,
+            }),
+        )?;
+        let layers: Vec<LayerDoc> = image.layers.iter().map(LayerDoc).collect();
+        map.serialize_entry("layers", &layers)?;
+        map.end()
+    }
+}
+
+struct LayerDoc<'a>(&'a Layer);
+
+impl Serialize for LayerDoc<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let l = self.0;
+        let mut map = s.serialize_map(Some(5))?;
+        map.serialize_entry("digest", &l.digest)?;
+        map.serialize_entry("diff_id", &l.diff_id)?;
+        map.serialize_entry("size", &l.size)?;
+        map.serialize_entry("media_type", &l.media_type)?;
+        map.serialize_entry("compression", l.compression.name())?;
+        map.end()
+    }
+}
+
+/// serde_json's pretty printer, escaping inside strings what a terminal would act on.
+#[derive(Default)]
+struct TerminalSafe(PrettyFormatter<'static>);
+
+impl Formatter for TerminalSafe {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        writer.write_all(escape_json_text(fragment).as_bytes())
+    }
+    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object_value(w)
+    }
 }
 
 fn sorted_tags(image: &Image) -> Vec<String> {

@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use dockhand::convert::{select, selectors, Location};
 use dockhand::destination::Plan;
-use dockhand::inspect::{inspect_json, inspect_table, names_line, verify};
+use dockhand::inspect::{inspect_json, inspect_table, names_line, verify, write_json};
 use dockhand::layout::DockerLayout;
-use dockhand::text::{escape_json_text, one_line};
+use dockhand::text::one_line;
 use dockhand::{ConvertOptions, Format, Platform};
 
 /// Move container images between docker-save archives, OCI layouts and dir: layouts.
@@ -265,19 +265,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             src,
         } => {
             let (source, selected) = open_selected(&src, &images, platform)?;
-            let text = if json {
-                let mut s = serde_json::to_string_pretty(&inspect_json(&source, &selected))?;
-                s.push('\n');
-                escape_json_text(&s)
-            } else {
-                inspect_table(&source, &selected)
-            };
             for w in &source.warnings {
                 say(&format!("warning: {w}"));
             }
-            let mut out = io::stdout().lock();
-            out.write_all(text.as_bytes())
+            // Buffered by hand: std's stdout handle flushes at every newline.
+            let fd = std::os::fd::AsFd::as_fd(&io::stdout())
+                .try_clone_to_owned()
                 .context("writing to stdout")?;
+            let mut out = io::BufWriter::with_capacity(1 << 16, std::fs::File::from(fd));
+            if json {
+                write_json(&inspect_json(&source, &selected), &mut out)
+                    .map_err(io::Error::from)
+                    .context("writing to stdout")?;
+                out.write_all(b"\n").context("writing to stdout")?;
+            } else {
+                out.write_all(inspect_table(&source, &selected).as_bytes())
+                    .context("writing to stdout")?;
+            }
             out.flush().context("writing to stdout")?;
             Ok(())
         }
