@@ -228,3 +228,42 @@ fn the_summary_lists_every_tag_in_the_source_order() {
     let example = line.find("example.com/m/app:3").expect(line);
     assert!(zeta < alpha && alpha < example, "{line}");
 }
+
+#[test]
+fn two_different_manifest_json_entries_are_named_in_a_warning() {
+    let tmp = tempdir();
+    let save = Save::new(1);
+    let mut entries = save.entries();
+    let mut other = save.manifest.clone();
+    other[0]["RepoTags"] = json!(["second/choice:2"]);
+    // entries: config (1), layer (2), manifest.json (3), then a second manifest.json (4).
+    entries.push(file("manifest.json", serde_json::to_vec(&other).unwrap()));
+    let input = put(tmp.path(), "twice.tar", &tar_of(&entries));
+    let out = run(&["inspect", "--json", &input]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("manifest.json appears twice (entries 3 and 4)")
+            && stderr.contains("using the last, entry 4"),
+        "{stderr}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["images"][0]["tags"],
+        json!(["docker.io/second/choice:2"])
+    );
+    // The same bytes twice are no conflict and say nothing.
+    let mut entries = save.entries();
+    entries.push(file(
+        "manifest.json",
+        serde_json::to_vec(&save.manifest).unwrap(),
+    ));
+    let input = put(tmp.path(), "same.tar", &tar_of(&entries));
+    let out = run(&["inspect", &input]);
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
