@@ -24,40 +24,102 @@
 //!
 //! # Security
 //!
-//! Inputs are untrusted: an archive can lie about sizes, paths, links and digests.
+//! Inputs are untrusted: an archive can lie about sizes, paths, links, digests and
+//! counts. Destinations are given by people and scripts, and can be anything.
+//!
+//! ## Destinations: what `--force` will and will not replace
+//!
+//! Decided by [`destination::plan`] before anything is read or written:
+//!
+//! - **Never**, with or without `--force`, whatever they hold: `/`, the current
+//!   directory and its parents, `$HOME` and its parents, the source itself, a
+//!   directory that contains the source, and any path inside a source directory.
+//! - **A directory output** fills an empty directory. With `--force` it replaces a
+//!   directory that is recognisably an image layout dockhand reads (an OCI layout, a
+//!   docker-save tree, a `dir:` layout) *and holds nothing but what such a layout
+//!   holds*; names and file types are checked, nothing is read. Any other file or
+//!   folder there (a README beside a layout, a project, a home directory) makes
+//!   dockhand refuse with one line naming it. Without `--force`, an OCI output adds
+//!   its images to an existing OCI layout (below); other layouts are refused.
+//! - **A file output** (a tar) replaces, with `--force`, a regular file or a symlink
+//!   (the link itself, never its target). A directory is never turned into a file,
+//!   nor a file into a directory; a FIFO, socket or device node is never replaced
+//!   (write to `-` and redirect instead).
+//! - **Adding to an OCI layout** (without `--force`, as skopeo's `oci:DIR:REF`):
+//!   blobs already there are reused only after their bytes hash to their name, the
+//!   others are written beside their final name and renamed in, and the merged
+//!   `index.json` is written last and renamed into place under an exclusive lock on
+//!   the layout, so a reader sees the old index or the new one and two concurrent
+//!   additions keep both. A ref name already in the index moves to the new image.
+//!   After a failure the old index is untouched; blobs already added stay (nothing
+//!   references them). Adding to the source layout itself is allowed, since it
+//!   removes nothing.
+//! - **Atomicity**: other outputs are built in `.<name>.dockhand-tmp-*` next to the
+//!   destination and flushed with one syncfs(2). A new destination is renamed in with
+//!   `renameat2(RENAME_NOREPLACE)`, so something that appears there meanwhile is kept
+//!   and of two runs writing one path only one succeeds; a replaced directory is
+//!   swapped in with `RENAME_EXCHANGE`, so the destination is whole at every instant.
+//!   On an error, SIGINT, SIGTERM or SIGHUP the staging is removed ([`cleanup`]) and
+//!   the destination is absent or exactly as it was. After SIGKILL nothing can run:
+//!   the destination is still absent or intact, and a leftover
+//!   `.<name>.dockhand-tmp-*` may be deleted. Outputs get the modes `cp` gives: 0666
+//!   for files and 0777 for directories, less the umask.
+//!
+//! ## Inputs
 //!
 //! - **Paths**: names from metadata (manifest.json, index.json, repositories) are
 //!   normalized and refused when absolute or climbing out with `..`. Digests are
 //!   validated (`sha256:` and 64 lowercase hex) before they become file names. Output
-//!   names are built only from validated digests and hex ids, and the directory writer
-//!   refuses any path that would leave its staging directory.
+//!   names are built only from validated digests and hex ids, and the writers refuse
+//!   any path that would leave the destination.
 //! - **Links**: symlinks and hardlinks inside an archive or layout are resolved by
 //!   dockhand itself, component by component, at most [`tree::MAX_LINK_HOPS`] hops, and
 //!   never outside the tree (absolute targets and `..` past the root are errors).
 //!   Nothing is ever extracted, so no link can redirect a write.
-//! - **Sizes**: a tar entry claiming more bytes than the file holds is reported as a
-//!   truncated archive without allocating anything; JSON documents over
-//!   [`image::MAX_JSON_SIZE`] or nested deeper than [`image::MAX_JSON_DEPTH`] are refused
-//!   before parsing; layers and decompression streams go through fixed-size buffers, so
-//!   a decompression bomb costs time and temp disk, not memory.
 //! - **Digests**: a blob whose bytes do not match its digest, size or diff_id fails the
 //!   read that sees its last byte, so a corrupt layer can never be written as if whole.
-//! - **Resource use**: a tar index holds at most [`tree::MAX_ENTRIES`]
-//!   entries; lookups and image merging go through hash maps, so 100,000 entries or
-//!   10,000 images cost seconds, not hours.
-//! - **Atomicity**: a directory output is built in `.<name>.dockhand-tmp-*` next to the
-//!   destination, flushed with one syncfs(2), and swapped in with
-//!   `renameat2(RENAME_EXCHANGE)`, so the destination is whole at every instant; a file
-//!   output is a sibling temp file renamed over the destination. On an error, SIGINT,
-//!   SIGTERM or SIGHUP the staging is removed ([`cleanup`]) and the destination is
-//!   absent or exactly as it was. After SIGKILL nothing can run: the destination is
-//!   still absent or intact, and a leftover `.<name>.dockhand-tmp-*` may be deleted.
-//!   Spooled input (stdin, compressed archives) lives in an anonymous `O_TMPFILE` that
-//!   the kernel frees on every exit, SIGKILL included.
+//!
+//! ## Bounded work
+//!
+//! Every limit is a constant; going over one is an error naming it. Work grows at most
+//! linearly with the input: an input of 100 KB never costs more than a few seconds.
+//!
+//! - **Tar headers** are read by dockhand's own walker. GNU long names and links and
+//!   PAX headers larger than [`tree::MAX_EXTENSION_SIZE`] (1 MiB, as Go's archive/tar)
+//!   are refused before they are read; names are at most [`tree::MAX_PATH_BYTES`]
+//!   bytes and [`tree::MAX_PATH_DEPTH`] components; one index holds at most
+//!   [`tree::MAX_ENTRIES`] entries and [`tree::MAX_NAME_BYTES`] of names, in memory
+//!   linear in those names. A header claiming more bytes than the file holds is a
+//!   truncated archive, found without allocating anything. Two zero blocks end an
+//!   archive, as tar defines it: a stream is read no further than
+//!   [`tree::MAX_TRAILING_BYTES`] past them, so `dockhand convert - out < /dev/zero`
+//!   ends at once as an empty archive.
+//! - **Metadata**: JSON documents over [`image::MAX_JSON_SIZE`] or nested deeper than
+//!   [`image::MAX_JSON_DEPTH`] are refused before parsing. Every config, manifest and
+//!   index is read, verified and parsed once per input however many times it is
+//!   referenced, layers whose digests must be computed are hashed once, and one input
+//!   may hold at most [`layout::MAX_METADATA_TOTAL`] of metadata and
+//!   [`layout::MAX_LAYERS_TOTAL`] layers.
+//! - **Decompression**: layers and whole archives stream through fixed buffers, so a
+//!   decompression bomb costs time, not memory. xz streams asking for more than
+//!   [`media::XZ_MEMORY_LIMIT`] and zstd frames with windows over
+//!   2^[`media::ZSTD_WINDOW_LOG_MAX`] bytes are refused; gzip (32 KiB window) and
+//!   bzip2 (900 kB blocks) are bounded by their formats.
+//!
+//! ## Messages
+//!
+//! Text that comes from an input (entry names, paths in manifest.json, tags, ref
+//! names, annotations) is escaped and cut to [`text::MAX_SHOWN_CHARS`] characters
+//! before it reaches a message ([`text::shown`]); the binary prints every error as
+//! exactly one escaped line. OCI ref names outside the image-spec grammar are dropped
+//! with a warning and never written. When an archive holds two different
+//! `manifest.json` (or `index.json`) entries, the last one is read, as tar readers do,
+//! and a warning names both (skopeo reads the first).
 //!
 //! What is not defended: a local attacker racing dockhand on the same directories
-//! (paths are resolved, then opened), and disk use by a decompression bomb on stdin,
-//! which is spooled in full before it is read.
+//! (paths are resolved, then opened), and disk use by a stream whose entries claim
+//! huge sizes (stdin and compressed archives are spooled to an anonymous `O_TMPFILE`,
+//! which the kernel frees on every exit, SIGKILL included).
 
 #![deny(missing_docs)]
 

@@ -194,7 +194,11 @@ fn in_source(err: dockhand::Error, src: &str) -> anyhow::Error {
             | E::Truncated { .. }
             | E::NotAnImage { .. }
     );
-    let shown = Location::parse(src).map_or_else(|_| src.to_string(), |l| l.path);
+    let shown = match Location::parse(src) {
+        Ok(l) if l.path == "-" => "stdin".to_string(),
+        Ok(l) => l.path,
+        Err(_) => src.to_string(),
+    };
     if about_input && !err.to_string().contains(&shown) {
         anyhow::Error::new(err).context(shown)
     } else {

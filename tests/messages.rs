@@ -267,3 +267,18 @@ fn two_different_manifest_json_entries_are_named_in_a_warning() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn stdin_is_named_stdin() {
+    let zeros = std::fs::File::open("/dev/zero").unwrap();
+    let tmp = tempdir();
+    let out = dockhand()
+        .args(["convert", "-", s(&tmp.path().join("out"))])
+        .stdin(zeros)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: stdin: "), "{stderr}");
+    assert!(stderr.contains("no entries"), "{stderr}");
+}
