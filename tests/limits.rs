@@ -13,76 +13,22 @@ use common::*;
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-/// CPU seconds a run may use before the kernel stops it (blow-up guard).
-const CPU_GUARD_SECS: u64 = 20;
-/// Wall time after which a run is killed (blow-up guard).
-const WALL_GUARD: Duration = Duration::from_secs(30);
+use std::process::{Output, Stdio};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Run dockhand with `args` in `cwd` under the blow-up guards, with `stdin` (or
-/// nothing) as input and `TMPDIR` set to `tmp`; returns its output and its peak RSS
-/// (when /usr/bin/time is there).
+/// Run dockhand with `args` in `cwd` under the blow-up guards ([`run_guarded`]), with
+/// `stdin` (or nothing) as input and `TMPDIR` set to `tmp`.
 fn guarded(args: &[&str], cwd: &Path, stdin: Option<Stdio>, tmp: &Path) -> (Output, Option<u64>) {
-    let rss_file = tempfile::NamedTempFile::new().unwrap();
-    let time = Path::new("/usr/bin/time");
-    let mut cmd = if time.exists() {
-        let mut c = Command::new(time);
-        c.args(["-f", "%M", "-o", s(rss_file.path())])
-            .arg(env!("CARGO_BIN_EXE_dockhand"));
-        c
-    } else {
-        dockhand()
-    };
-    let out_dir = tempdir();
-    let (out_path, err_path) = (out_dir.path().join("out"), out_dir.path().join("err"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .env("TMPDIR", tmp)
-        .stdin(stdin.unwrap_or_else(Stdio::null))
-        .stdout(File::create(&out_path).unwrap())
-        .stderr(File::create(&err_path).unwrap());
-    // SAFETY: setrlimit is async-signal-safe; the closure allocates nothing.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: CPU_GUARD_SECS,
-                rlim_max: CPU_GUARD_SECS,
-            };
-            if libc::setrlimit(libc::RLIMIT_CPU, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+    run_guarded(args, |cmd| {
+        cmd.current_dir(cwd).env("TMPDIR", tmp);
+        if let Some(stdin) = stdin {
+            cmd.stdin(stdin);
         }
-        if start.elapsed() > WALL_GUARD {
-            let _ = child.kill();
-            panic!("dockhand {args:?} still running after {WALL_GUARD:?}: a blow-up");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let output = Output {
-        status,
-        stdout: std::fs::read(&out_path).unwrap(),
-        stderr: std::fs::read(&err_path).unwrap(),
-    };
-    let rss = std::fs::read_to_string(rss_file.path())
-        .ok()
-        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
-    (output, rss)
+    })
 }
 
 /// The run failed with exit 1 and one `error:` line containing every needle, in

@@ -9,7 +9,6 @@ use common::build::*;
 use common::*;
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Output, Stdio};
 
@@ -19,50 +18,15 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// CPU seconds a guarded run may use. A blow-up guard, not a speed test: these inputs
-/// need well under a second of work when read once, and hours when work repeats per
-/// reference; the limit only stops a run that has gone quadratic.
-const CPU_GUARD_SECS: u64 = 20;
-
 /// Peak RSS allowed for a guarded run.
 const RSS_LIMIT_KB: u64 = 200 * 1024;
 
-/// Run dockhand under the CPU guard (the kernel kills it with SIGXCPU past the limit),
-/// and check its peak RSS when /usr/bin/time can tell it.
+/// Run dockhand under the blow-up guards ([`run_guarded`]; these inputs need well under
+/// a second of work when read once, and hours when work repeats per reference), and
+/// check its peak RSS when /usr/bin/time can tell it.
 fn guarded(args: &[&str]) -> Output {
-    let time = Path::new("/usr/bin/time");
-    let rss_file = tempfile::NamedTempFile::new().unwrap();
-    let mut cmd = if time.exists() {
-        let mut c = std::process::Command::new(time);
-        c.arg("-f")
-            .arg("%M")
-            .arg("-o")
-            .arg(rss_file.path())
-            .arg(env!("CARGO_BIN_EXE_dockhand"));
-        c
-    } else {
-        dockhand()
-    };
-    cmd.args(args).stdin(Stdio::null());
-    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let limit = libc::rlimit {
-                rlim_cur: CPU_GUARD_SECS,
-                rlim_max: CPU_GUARD_SECS,
-            };
-            if libc::setrlimit(libc::RLIMIT_CPU, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().expect("running dockhand");
-    let rss: Option<u64> = std::fs::read_to_string(rss_file.path())
-        .ok()
-        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
+    let (out, rss) = run_guarded(args, |_| {});
     if let Some(kb) = rss {
-        eprintln!("dockhand {:?}: peak RSS {kb} KiB", args.last());
         assert!(kb < RSS_LIMIT_KB, "{args:?}: peak RSS {kb} KiB");
     }
     out

@@ -309,3 +309,73 @@ pub fn run_measured(args: &[&str], cwd: &Path) -> (Output, Option<u64>) {
         .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
     (out, rss)
 }
+
+/// CPU seconds a guarded run may use before the kernel stops it with SIGXCPU.
+pub const CPU_GUARD_SECS: u64 = 20;
+
+/// Wall time after which a guarded run is killed.
+pub const WALL_GUARD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Run dockhand with `args` under blow-up guards, after `configure` set up the command
+/// (directory, stdin, environment); returns its output and its peak RSS in KiB (when
+/// /usr/bin/time is there). The guards are not speed targets: a correct run takes
+/// milliseconds to a second, and they only turn a regression that repeats work per
+/// reference or reads forever into a failure instead of a hung test.
+pub fn run_guarded(args: &[&str], configure: impl FnOnce(&mut Command)) -> (Output, Option<u64>) {
+    use std::os::unix::process::CommandExt;
+    let rss_file = tempfile::NamedTempFile::new().unwrap();
+    let time = Path::new("/usr/bin/time");
+    let mut cmd = if time.exists() {
+        let mut c = Command::new(time);
+        c.arg("-f")
+            .arg("%M")
+            .arg("-o")
+            .arg(rss_file.path())
+            .arg(env!("CARGO_BIN_EXE_dockhand"));
+        c
+    } else {
+        dockhand()
+    };
+    // Output goes to files, so a run that writes a lot cannot block on a full pipe.
+    let out_dir = tempdir();
+    let (out_path, err_path) = (out_dir.path().join("out"), out_dir.path().join("err"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    configure(&mut cmd);
+    // SAFETY: setrlimit is async-signal-safe; the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: CPU_GUARD_SECS,
+                rlim_max: CPU_GUARD_SECS,
+            };
+            if libc::setrlimit(libc::RLIMIT_CPU, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("running dockhand");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > WALL_GUARD {
+            let _ = child.kill();
+            panic!("dockhand {args:?} still running after {WALL_GUARD:?}: a blow-up");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let output = Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read(&err_path).unwrap(),
+    };
+    let rss = std::fs::read_to_string(rss_file.path())
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
+    (output, rss)
+}
