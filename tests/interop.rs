@@ -166,15 +166,6 @@ fn config_of(image: &Value) -> String {
     image["config"]["digest"].as_str().unwrap().to_string()
 }
 
-fn tags_of(image: &Value) -> Vec<String> {
-    image["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
-        .collect()
-}
-
 fn diff_ids_of(image: &Value) -> Vec<String> {
     image["layers"]
         .as_array()

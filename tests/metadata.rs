@@ -89,15 +89,6 @@ fn images(doc: &Value) -> &Vec<Value> {
     doc["images"].as_array().unwrap()
 }
 
-fn tags(image: &Value) -> Vec<String> {
-    image["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn manifest_json_with_20000_entries_for_one_config_reads_it_once() {
     let tmp = tempdir();
@@ -118,7 +109,7 @@ fn manifest_json_with_20000_entries_for_one_config_reads_it_once() {
     let doc = guarded_inspect(&input);
     assert_eq!(images(&doc).len(), 1, "entries for one image merge");
     assert_eq!(images(&doc)[0]["config"]["digest"], sha256(&cfg));
-    let names = tags(&images(&doc)[0]);
+    let names = tags_of(&images(&doc)[0]);
     assert_eq!(names.len(), 20_000);
     assert!(names.contains(&"docker.io/amp/one:19999".to_string()));
 }
@@ -196,7 +187,7 @@ fn index_json_with_20000_entries_for_one_manifest_reads_it_once() {
     assert_eq!(doc["format"], "oci-archive");
     assert_eq!(images(&doc).len(), 1);
     assert_eq!(images(&doc)[0]["manifest"]["digest"], desc["digest"]);
-    assert_eq!(tags(&images(&doc)[0]).len(), 20_000);
+    assert_eq!(tags_of(&images(&doc)[0]).len(), 20_000);
 }
 
 #[test]
@@ -251,7 +242,7 @@ fn nested_indexes_listing_one_child_many_times_are_resolved_once() {
     .unwrap();
     assert_eq!(images(&doc).len(), 1);
     assert_eq!(images(&doc)[0]["manifest"]["digest"], wanted["digest"]);
-    assert_eq!(tags(&images(&doc)[0]).len(), 5_000);
+    assert_eq!(tags_of(&images(&doc)[0]).len(), 5_000);
 }
 
 /// A v1 id: 64 hex characters from `n`.
@@ -338,7 +329,7 @@ fn pre_1_10_tags_sharing_one_long_chain_hash_each_layer_once() {
     .unwrap();
     for doc in [&first, &last] {
         assert_eq!(images(doc).len(), 1);
-        assert_eq!(tags(&images(doc)[0]).len(), 105, "tags of one top merge");
+        assert_eq!(tags_of(&images(doc)[0]).len(), 105, "tags of one top merge");
         assert_eq!(images(doc)[0]["layers"].as_array().unwrap().len(), 501);
     }
     assert_eq!(

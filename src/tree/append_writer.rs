@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::{normalize_path, ExactReader, ParallelFiles, TreeWriter};
+use super::{normalize_path, output_path, ExactReader, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::digest::{read_limited, Digest, HashSink};
 use crate::error::{Error, IoContext, Result};
@@ -60,15 +60,7 @@ impl AppendWriter {
     }
 
     fn path(&self, rel: &str) -> Result<PathBuf> {
-        if cleanup::interrupted() {
-            return Err(Error::Interrupted);
-        }
-        let clean = normalize_path(rel)
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| {
-                Error::malformed(rel, "refusing to write a path outside the destination")
-            })?;
-        Ok(self.root.join(clean))
+        output_path(&self.root, rel)
     }
 
     /// Write `data` to a temp file beside `rel` and rename it over `rel`.

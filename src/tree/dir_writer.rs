@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::os::unix::fs::PermissionsExt;
 
 use super::tar_writer::split_dest;
-use super::{normalize_path, ExactReader, ParallelFiles, TreeWriter};
+use super::{output_path, ExactReader, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::destination::{classify_dir, Contents, Plan};
 use crate::error::{Error, IoContext, Result};
@@ -46,19 +46,7 @@ impl DirWriter {
     }
 
     fn path(&self, rel: &str) -> Result<PathBuf> {
-        if cleanup::interrupted() {
-            return Err(Error::Interrupted);
-        }
-        let clean = normalize_path(rel)
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| {
-                Error::malformed(rel, "refusing to write a path outside the destination")
-            })?;
-        Ok(self
-            .staging
-            .as_ref()
-            .expect("used after commit")
-            .join(clean))
+        output_path(self.staging.as_ref().expect("used after commit"), rel)
     }
 
     fn create_file(&self, rel: &str) -> Result<(PathBuf, File)> {

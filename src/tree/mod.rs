@@ -292,6 +292,18 @@ pub fn split_components(path: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// `rel` joined to the output directory `root`, unless a signal asked the process to
+/// stop or `rel` is empty, absolute or climbs out of `root`.
+pub(crate) fn output_path(root: &std::path::Path, rel: &str) -> Result<PathBuf> {
+    if crate::cleanup::interrupted() {
+        return Err(Error::Interrupted);
+    }
+    let clean = normalize_path(rel)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| Error::malformed(rel, "refusing to write a path outside the destination"))?;
+    Ok(root.join(clean))
+}
+
 /// Normalize a path named by metadata (manifest.json, index): relative, no `..` that
 /// leaves the root. The result is the canonical key used by every tree.
 pub fn normalize_path(path: &str) -> Option<String> {

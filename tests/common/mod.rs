@@ -283,31 +283,22 @@ pub fn tree_snapshot(dir: &Path) -> Vec<(String, String)> {
 /// Peak RSS allowed for any run on a hostile or broken input.
 pub const RSS_LIMIT_KB: u64 = 100 * 1024;
 
-/// Run dockhand in `cwd` under /usr/bin/time (when present) to learn its peak RSS.
+/// Run dockhand in `cwd` under the blow-up guards of [`run_guarded`], to learn its
+/// peak RSS.
 pub fn run_measured(args: &[&str], cwd: &Path) -> (Output, Option<u64>) {
-    let time = Path::new("/usr/bin/time");
-    let rss_file = tempfile::NamedTempFile::new().unwrap();
-    let mut cmd = if time.exists() {
-        let mut c = Command::new(time);
-        c.arg("-f")
-            .arg("%M")
-            .arg("-o")
-            .arg(rss_file.path())
-            .arg(env!("CARGO_BIN_EXE_dockhand"));
-        c
-    } else {
-        dockhand()
-    };
-    let out = cmd
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let rss = std::fs::read_to_string(rss_file.path())
-        .ok()
-        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
-    (out, rss)
+    run_guarded(args, |cmd| {
+        cmd.current_dir(cwd);
+    })
+}
+
+/// The tags of an image of an inspect document, as listed.
+pub fn tags_of(image: &serde_json::Value) -> Vec<String> {
+    image["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
 }
 
 /// CPU seconds a guarded run may use before the kernel stops it with SIGXCPU.
