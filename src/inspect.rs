@@ -165,15 +165,24 @@ fn sorted_tags(image: &Image) -> Vec<String> {
 }
 
 /// The names of an image for one line of text: tags in the source's order, then OCI
-/// ref names, escaped.
-pub fn names_line(image: &Image) -> String {
-    let mut names: Vec<String> = image.tags.iter().map(|t| t.to_string()).collect();
-    names.extend(
-        image
-            .ref_names
-            .iter()
-            .map(|n| format!("(ref) {}", shown(n))),
-    );
+/// ref names, escaped; past `most` names, how many more there are.
+pub fn names_line(image: &Image, most: usize) -> String {
+    let mut names: Vec<String> = image
+        .tags
+        .iter()
+        .map(|t| t.to_string())
+        .chain(
+            image
+                .ref_names
+                .iter()
+                .map(|n| format!("(ref) {}", shown(n))),
+        )
+        .take(most)
+        .collect();
+    let total = image.tags.len() + image.ref_names.len();
+    if total > names.len() {
+        names.push(format!("and {} more", total - names.len()));
+    }
     if names.is_empty() {
         names.push("<none>".into());
     }
@@ -182,6 +191,9 @@ pub fn names_line(image: &Image) -> String {
     }
     names.join(", ")
 }
+
+/// How many names a row of the `inspect` table shows (`--json` lists them all).
+const TABLE_NAMES: usize = 10;
 
 /// A human-readable table of the images of `source` at `selected`, numbered by their
 /// position in the source.
@@ -197,7 +209,7 @@ pub fn inspect_table(source: &Source, selected: &[usize]) -> String {
                 im.config.digest.short().to_string(),
                 shown(&im.platform.to_string()),
                 format!("{} ({})", im.layers.len(), human_size(size)),
-                names_line(im),
+                names_line(im, TABLE_NAMES),
             ]
         })
         .collect();

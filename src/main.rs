@@ -141,6 +141,10 @@ fn main() -> ExitCode {
     }
 }
 
+/// How many names of one image the convert summary lists; past that it says how many
+/// more there are, so that a line stays readable whatever the input holds.
+const SUMMARY_NAMES: usize = 100;
+
 /// Print one line on stderr, escaped so that nothing from an input can add a line or
 /// drive the terminal. A closed stderr is not an error worth dying for.
 fn say(line: &str) {
@@ -256,7 +260,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     say(&format!(
                         "  @{index} {} {}",
                         image.config.digest.short(),
-                        names_line(image)
+                        names_line(image, SUMMARY_NAMES)
                     ));
                 }
             }
