@@ -129,10 +129,14 @@ fn interrupted_conversions_leave_the_destination_absent_or_intact() {
                         "signal {sig} after {delay_ms} ms left {left:?}"
                     );
                     if !finished {
-                        assert_eq!(
-                            status.code(),
-                            Some(128 + sig),
-                            "exit code after signal {sig}"
+                        // A signal that lands before main has installed the handlers
+                        // (a 5 ms run on a loaded machine) ends the process by its
+                        // default action; it had written nothing yet, as the checks
+                        // above prove.
+                        use std::os::unix::process::ExitStatusExt;
+                        assert!(
+                            status.code() == Some(128 + sig) || status.signal() == Some(sig),
+                            "exit status {status:?} after signal {sig}"
                         );
                     }
                 } else {
