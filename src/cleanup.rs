@@ -64,6 +64,15 @@ fn lock() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Wait for the signal handler to finish removing staging and end the process with the
+/// signal's exit code. For a caller whose work stopped with [`crate::Error::Interrupted`]:
+/// exiting on its own could cut the removal short or report the wrong status.
+pub fn await_signal_exit() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Install the signal handlers (call once, from the binary).
 pub fn install_signal_handlers() -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};

@@ -131,6 +131,16 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
+            let interrupted = err.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<dockhand::Error>(),
+                    Some(dockhand::Error::Interrupted)
+                )
+            });
+            if interrupted && dockhand::cleanup::interrupted() {
+                // The signal handler removes the staging and exits with 128 + signal.
+                dockhand::cleanup::await_signal_exit();
+            }
             say(&format!("error: {err:#}"));
             let usage = err.chain().any(|c| {
                 c.downcast_ref::<dockhand::Error>()
