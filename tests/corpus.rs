@@ -28,13 +28,7 @@ const VALIDATOR_LIMITS: &[(&str, &str)] = &[
     ),
 ];
 
-struct Item {
-    path: PathBuf,
-    name: String,
-    valid: bool,
-}
-
-fn corpus() -> Option<(PathBuf, Vec<Item>)> {
+fn corpus() -> Option<(PathBuf, Vec<CorpusItem>)> {
     let Ok(root) = std::env::var("DOCKHAND_CORPUS") else {
         use std::io::Write;
         let _ = writeln!(
@@ -44,30 +38,7 @@ fn corpus() -> Option<(PathBuf, Vec<Item>)> {
         return None;
     };
     let root = PathBuf::from(root);
-    let sources =
-        std::fs::read_to_string(root.join("SOURCES.md")).expect("SOURCES.md in DOCKHAND_CORPUS");
-    let mut items = Vec::new();
-    for line in sources.lines() {
-        let cells: Vec<&str> = line
-            .trim()
-            .trim_matches('|')
-            .split('|')
-            .map(str::trim)
-            .collect();
-        if cells.len() < 9 || !cells[0].chars().all(|c| c.is_ascii_digit()) || cells[0].is_empty() {
-            continue;
-        }
-        let status = cells[cells.len() - 1].to_lowercase();
-        let valid = status.starts_with("valid");
-        if !valid && !status.starts_with("broken") {
-            continue;
-        }
-        items.push(Item {
-            path: root.join(cells[1]),
-            name: cells[1].to_string(),
-            valid,
-        });
-    }
+    let items = corpus_items(&root);
     assert!(
         items.len() >= 50,
         "SOURCES.md lists only {} items",

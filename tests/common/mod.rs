@@ -370,3 +370,42 @@ pub fn run_guarded(args: &[&str], configure: impl FnOnce(&mut Command)) -> (Outp
         .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
     (output, rss)
 }
+
+/// An archive of the public corpus, as its SOURCES.md lists it.
+pub struct CorpusItem {
+    /// Where it is.
+    pub path: std::path::PathBuf,
+    /// Its path relative to the corpus root.
+    pub name: String,
+    /// Listed as valid (else as broken).
+    pub valid: bool,
+}
+
+/// The valid and broken items SOURCES.md of the corpus at `root` lists.
+pub fn corpus_items(root: &Path) -> Vec<CorpusItem> {
+    let sources =
+        std::fs::read_to_string(root.join("SOURCES.md")).expect("SOURCES.md in DOCKHAND_CORPUS");
+    let mut items = Vec::new();
+    for line in sources.lines() {
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
+        if cells.len() < 9 || !cells[0].chars().all(|c| c.is_ascii_digit()) || cells[0].is_empty() {
+            continue;
+        }
+        let status = cells[cells.len() - 1].to_lowercase();
+        let valid = status.starts_with("valid");
+        if !valid && !status.starts_with("broken") {
+            continue;
+        }
+        items.push(CorpusItem {
+            path: root.join(cells[1]),
+            name: cells[1].to_string(),
+            valid,
+        });
+    }
+    items
+}
