@@ -137,6 +137,21 @@ pub mod reference;
 pub mod text;
 pub mod tree;
 
+pub use cleanup::STAGING_MARKER;
 pub use convert::{convert, open_source, ConvertOptions, ConvertReport, Location, Selector};
+pub use digest::Digest;
+pub use reference::Reference;
+
+/// Every limit dockhand applies to an input (see the `# Security` section above).
+pub mod limits {
+    pub use crate::image::{MAX_JSON_DEPTH, MAX_JSON_SIZE};
+    pub use crate::layout::{MAX_LAYERS_TOTAL, MAX_METADATA_TOTAL, MAX_WARNINGS};
+    pub use crate::media::{XZ_MEMORY_LIMIT, ZSTD_WINDOW_LOG_MAX};
+    pub use crate::text::{MAX_LINE_CHARS, MAX_SHOWN_CHARS};
+    pub use crate::tree::{
+        MAX_ENTRIES, MAX_EXTENSION_SIZE, MAX_LINK_HOPS, MAX_NAME_BYTES, MAX_PATH_BYTES,
+        MAX_PATH_DEPTH, MAX_TRAILING_BYTES,
+    };
+}
 pub use error::{Error, Result};
 pub use image::{Format, Image, Platform};

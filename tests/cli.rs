@@ -495,9 +495,7 @@ fn names_survive_docker_archive_round_trips() {
             .path()
             .join(format!("{}.tar", name.replace(['/', ':'], "_")));
         ok(&["convert", "--tag", name, f.input(), s(&out)]);
-        let want = dockhand::reference::Reference::parse(name)
-            .unwrap()
-            .to_string();
+        let want = dockhand::Reference::parse(name).unwrap().to_string();
         assert_eq!(
             inspect(s(&out))["images"][0]["tags"],
             serde_json::json!([want]),

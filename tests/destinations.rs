@@ -63,7 +63,7 @@ fn no_staging_under(dir: &Path) {
         let e = e.unwrap();
         let name = e.file_name().to_string_lossy();
         assert!(
-            !name.contains(dockhand::cleanup::STAGING_MARKER),
+            !name.contains(dockhand::STAGING_MARKER),
             "staging left: {}",
             e.path().display()
         );

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const STAGING_MARKER: &str = dockhand::cleanup::STAGING_MARKER;
+const STAGING_MARKER: &str = dockhand::STAGING_MARKER;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -124,7 +124,7 @@ fn links_that_escape_or_loop_are_refused() {
         .filter(|e| !matches!(e, Entry::File(p, _) if p == "l0/layer.tar"))
         .collect();
     entries.push(file("real", save.layers[0].clone()));
-    let hops = dockhand::tree::MAX_LINK_HOPS + 1;
+    let hops = dockhand::limits::MAX_LINK_HOPS + 1;
     for i in 0..hops {
         let target = if i + 1 == hops {
             "real".to_string()

@@ -352,7 +352,7 @@ fn more_layers_than_the_cap_in_all_is_an_error() {
         &legacy_archive(500, (0, 0), 300, 1),
     );
     let stderr = guarded_fails(&["inspect", &input]);
-    let limit = dockhand::layout::MAX_LAYERS_TOTAL.to_string();
+    let limit = dockhand::limits::MAX_LAYERS_TOTAL.to_string();
     assert!(stderr.contains(&limit), "{stderr}");
 }
 
@@ -407,7 +407,7 @@ fn total_metadata_past_the_cap_is_an_error_naming_it() {
     entries.push(file("manifest.json", json_bytes(&Value::from(manifest))));
     let input = gz_archive(tmp.path(), "big-meta.tar.gz", &entries);
     let stderr = guarded_fails(&["inspect", &input]);
-    let cap = format!("{} MiB", dockhand::layout::MAX_METADATA_TOTAL >> 20);
+    let cap = format!("{} MiB", dockhand::limits::MAX_METADATA_TOTAL >> 20);
     assert!(stderr.contains(&cap), "{stderr}");
 }
 

@@ -253,7 +253,7 @@ pub fn skopeo(tmp: &Path, args: &[&str]) -> Vec<u8> {
 
 /// sha256 of bytes as `sha256:<hex>`.
 pub fn sha256(bytes: &[u8]) -> String {
-    dockhand::digest::Digest::of(bytes).to_string()
+    dockhand::Digest::of(bytes).to_string()
 }
 
 /// Every file under `dir` (relative path -> content hash or link target), for
