@@ -3,18 +3,18 @@
 use std::io::{self, IsTerminal};
 use std::path::Path;
 
-use crate::destination::{self, Output, Plan};
-use crate::digest::read_limited;
-use crate::error::{Error, Result};
-use crate::image::{Format, Image, Platform, MAX_JSON_SIZE};
-use crate::layout::{
-    merge_index, write_dir_transport, write_docker, write_oci, DockerLayout, ReadOptions, Source,
-};
-use crate::reference::{valid_tag, Reference};
-use crate::text::shown;
-use crate::tree::{
+use crate::container::{
     open_input, AppendWriter, DirWriter, TarFileWriter, TarStreamWriter, TreeWriter,
 };
+use crate::destination::{self, Output, Plan};
+use crate::error::{Error, Result};
+use crate::formats::{
+    merge_index, write_dir_transport, write_docker, write_oci, DockerLayout, ReadOptions, Source,
+};
+use crate::model::digest::read_limited;
+use crate::model::image::{Format, Image, Platform, MAX_JSON_SIZE};
+use crate::model::reference::{valid_tag, Reference};
+use crate::text::shown;
 
 /// A source or destination as given on the command line: a path, `-`, or
 /// `TRANSPORT:PATH[:REF]` in skopeo's syntax.

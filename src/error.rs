@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::digest::Digest;
+use crate::model::digest::Digest;
 
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -7,10 +7,10 @@ use serde::Serialize;
 use serde_json::json;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
-use crate::blob::verify_layer;
 use crate::error::Result;
-use crate::image::{Image, Layer};
-use crate::layout::Source;
+use crate::formats::Source;
+use crate::layer::verify_layer;
+use crate::model::image::{Image, Layer};
 use crate::text::escape_json_text;
 use crate::text::shown;
 

@@ -6,17 +6,17 @@
 //! # Design
 //!
 //! Every format is a *layout* (which files, which JSON) in a *container* (a tar file, a
-//! tar stream or a directory). Containers are in [`tree`]: a tar on disk is indexed by
+//! tar stream or a directory). Containers are in [`container`]: a tar on disk is indexed by
 //! one pass over its headers and then read by offset; stdin and compressed archives are
 //! decompressed once into an anonymous temp file and indexed the same way. Layouts are
-//! in [`layout`]: readers produce a [`layout::Source`] of [`image::Image`]s, writers
-//! put images into a [`tree::TreeWriter`]. [`convert()`] joins the two.
+//! in [`formats`]: readers produce a [`formats::Source`] of [`Image`]s, writers
+//! put images into a [`container::TreeWriter`]. [`convert()`] joins the two.
 //!
 //! # Invariants
 //!
 //! - Config bytes are copied verbatim, so the image ID (the config digest) never changes.
 //! - Every blob is verified as it streams: stored size and digest, and the uncompressed
-//!   digest against the config's `rootfs.diff_ids` ([`blob`]).
+//!   digest against the config's `rootfs.diff_ids` ([`layer`]).
 //! - Memory stays bounded whatever the layer size: data is streamed through fixed buffers.
 //! - Outputs appear atomically: a staging directory or temp file next to the destination
 //!   is renamed into place on success and removed on failure or interruption.
@@ -73,7 +73,7 @@
 //!   names are built only from validated digests and hex ids, and the writers refuse
 //!   any path that would leave the destination.
 //! - **Links**: symlinks and hardlinks inside an archive or layout are resolved by
-//!   dockhand itself, component by component, at most [`tree::MAX_LINK_HOPS`] hops, and
+//!   dockhand itself, component by component, at most [`limits::MAX_LINK_HOPS`] hops, and
 //!   never outside the tree (absolute targets and `..` past the root are errors).
 //!   Nothing is ever extracted, so no link can redirect a write.
 //! - **Digests**: a blob whose bytes do not match its digest, size or diff_id fails the
@@ -85,31 +85,31 @@
 //! linearly with the input: an input of 100 KB never costs more than a few seconds.
 //!
 //! - **Tar headers** are read by dockhand's own walker. GNU long names and links and
-//!   PAX headers larger than [`tree::MAX_EXTENSION_SIZE`] (1 MiB, as Go's archive/tar)
-//!   are refused before they are read; names are at most [`tree::MAX_PATH_BYTES`]
-//!   bytes and [`tree::MAX_PATH_DEPTH`] components; one index holds at most
-//!   [`tree::MAX_ENTRIES`] entries and [`tree::MAX_NAME_BYTES`] of names, in memory
+//!   PAX headers larger than [`limits::MAX_EXTENSION_SIZE`] (1 MiB, as Go's archive/tar)
+//!   are refused before they are read; names are at most [`limits::MAX_PATH_BYTES`]
+//!   bytes and [`limits::MAX_PATH_DEPTH`] components; one index holds at most
+//!   [`limits::MAX_ENTRIES`] entries and [`limits::MAX_NAME_BYTES`] of names, in memory
 //!   linear in those names. A header claiming more bytes than the file holds is a
 //!   truncated archive, found without allocating anything. Two zero blocks end an
 //!   archive, as tar defines it: a stream is read no further than
-//!   [`tree::MAX_TRAILING_BYTES`] past them, so `dockhand convert - out < /dev/zero`
+//!   [`limits::MAX_TRAILING_BYTES`] past them, so `dockhand convert - out < /dev/zero`
 //!   ends at once as an empty archive.
-//! - **Metadata**: JSON documents over [`image::MAX_JSON_SIZE`] or nested deeper than
-//!   [`image::MAX_JSON_DEPTH`] are refused before parsing. Every config, manifest and
+//! - **Metadata**: JSON documents over [`limits::MAX_JSON_SIZE`] or nested deeper than
+//!   [`limits::MAX_JSON_DEPTH`] are refused before parsing. Every config, manifest and
 //!   index is read, verified and parsed once per input however many times it is
 //!   referenced, layers whose digests must be computed are hashed once, and one input
-//!   may hold at most [`layout::MAX_METADATA_TOTAL`] of metadata and
-//!   [`layout::MAX_LAYERS_TOTAL`] layers.
+//!   may hold at most [`limits::MAX_METADATA_TOTAL`] of metadata and
+//!   [`limits::MAX_LAYERS_TOTAL`] layers.
 //! - **Decompression**: layers and whole archives stream through fixed buffers, so a
 //!   decompression bomb costs time, not memory. xz streams asking for more than
-//!   [`media::XZ_MEMORY_LIMIT`] and zstd frames with windows over
-//!   2^[`media::ZSTD_WINDOW_LOG_MAX`] bytes are refused; gzip (32 KiB window) and
+//!   [`limits::XZ_MEMORY_LIMIT`] and zstd frames with windows over
+//!   2^[`limits::ZSTD_WINDOW_LOG_MAX`] bytes are refused; gzip (32 KiB window) and
 //!   bzip2 (900 kB blocks) are bounded by their formats.
 //!
 //! ## Messages
 //!
 //! Text that comes from an input (entry names, paths in manifest.json, tags, ref
-//! names, annotations) is escaped and cut to [`text::MAX_SHOWN_CHARS`] characters
+//! names, annotations) is escaped and cut to [`limits::MAX_SHOWN_CHARS`] characters
 //! before it reaches a message ([`text::shown`]); the binary prints every error as
 //! exactly one escaped line. OCI ref names outside the image-spec grammar are dropped
 //! with a warning and never written. When an archive holds two different
@@ -123,35 +123,32 @@
 
 #![deny(missing_docs)]
 
-pub mod blob;
 pub mod cleanup;
+pub mod container;
 pub mod convert;
 pub mod destination;
-pub mod digest;
 pub mod error;
-pub mod image;
+pub mod formats;
 pub mod inspect;
-pub mod layout;
-pub mod media;
-pub mod reference;
+pub mod layer;
+pub mod model;
 pub mod text;
-pub mod tree;
 
 pub use cleanup::STAGING_MARKER;
 pub use convert::{convert, open_source, ConvertOptions, ConvertReport, Location, Selector};
-pub use digest::Digest;
-pub use reference::Reference;
+pub use model::digest::Digest;
+pub use model::reference::Reference;
 
 /// Every limit dockhand applies to an input (see the `# Security` section above).
 pub mod limits {
-    pub use crate::image::{MAX_JSON_DEPTH, MAX_JSON_SIZE};
-    pub use crate::layout::{MAX_LAYERS_TOTAL, MAX_METADATA_TOTAL, MAX_WARNINGS};
-    pub use crate::media::{XZ_MEMORY_LIMIT, ZSTD_WINDOW_LOG_MAX};
-    pub use crate::text::{MAX_LINE_CHARS, MAX_SHOWN_CHARS};
-    pub use crate::tree::{
+    pub use crate::container::{
         MAX_ENTRIES, MAX_EXTENSION_SIZE, MAX_LINK_HOPS, MAX_NAME_BYTES, MAX_PATH_BYTES,
         MAX_PATH_DEPTH, MAX_TRAILING_BYTES,
     };
+    pub use crate::formats::{MAX_LAYERS_TOTAL, MAX_METADATA_TOTAL, MAX_WARNINGS};
+    pub use crate::model::image::{MAX_JSON_DEPTH, MAX_JSON_SIZE};
+    pub use crate::model::media::{XZ_MEMORY_LIMIT, ZSTD_WINDOW_LOG_MAX};
+    pub use crate::text::{MAX_LINE_CHARS, MAX_SHOWN_CHARS};
 }
 pub use error::{Error, Result};
-pub use image::{Format, Image, Platform};
+pub use model::image::{Format, Image, Platform};

@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use dockhand::convert::{select, selectors, Location};
 use dockhand::destination::Plan;
+use dockhand::formats::DockerLayout;
 use dockhand::inspect::{inspect_json, inspect_table, names_line, verify, write_json};
-use dockhand::layout::DockerLayout;
 use dockhand::text::one_line;
 use dockhand::{ConvertOptions, Format, Platform};
 
@@ -328,7 +328,7 @@ fn open_selected(
     src: &str,
     images: &[String],
     platform: Option<Platform>,
-) -> anyhow::Result<(dockhand::layout::Source, Vec<usize>)> {
+) -> anyhow::Result<(dockhand::formats::Source, Vec<usize>)> {
     let location = Location::parse(src)?;
     let selectors = selectors(&location, images)?;
     let source = dockhand::open_source(&location, None, platform).map_err(|e| in_source(e, src))?;

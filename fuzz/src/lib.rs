@@ -13,12 +13,12 @@ use std::fs::File;
 use std::io::{Seek, Write};
 use std::sync::OnceLock;
 
-use dockhand::digest::Digest;
+use dockhand::model::digest::Digest;
 use dockhand::inspect::{inspect_json, inspect_table, verify, write_json};
-use dockhand::layout::{
+use dockhand::formats::{
     write_dir_transport, write_docker, write_oci, DockerLayout, ReadOptions, Source,
 };
-use dockhand::tree::{FileTree, TarIndex, TarStreamWriter};
+use dockhand::container::{FileTree, TarIndex, TarStreamWriter};
 use dockhand::Image;
 
 /// Largest file the fuzz process may write (temp files included): a decompression bomb

@@ -6,12 +6,12 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::digest::{Digest, HashSink, Hasher};
+use crate::container::FileRef;
 use crate::error::{Error, Result};
-use crate::image::{Image, Layer};
-use crate::media::Compression;
+use crate::model::digest::{Digest, HashSink, Hasher};
+use crate::model::image::{Image, Layer};
+use crate::model::media::Compression;
 use crate::text::shown;
-use crate::tree::FileRef;
 
 /// Which bytes of a layer to read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -470,8 +470,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::image::{Descriptor, Platform};
-    use crate::tree::{DirTree, FileTree};
+    use crate::container::{DirTree, FileTree};
+    use crate::model::image::{Descriptor, Platform};
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{json, Map, Value};
 
 use super::oci_write::{write_oci_with, BlobWriter, OciLayers};
-use crate::blob::{open_layer, LayerForm};
-use crate::digest::Digest;
+use crate::container::TreeWriter;
 use crate::error::{Error, Result};
-use crate::image::Image;
-use crate::tree::TreeWriter;
+use crate::layer::{open_layer, LayerForm};
+use crate::model::digest::Digest;
+use crate::model::image::Image;
 
 /// Which docker-archive shape to write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -159,7 +159,7 @@ fn write_legacy(images: &[Image], out: &mut dyn TreeWriter) -> Result<Vec<Value>
                 Some(home) => out.symlink(&path, &format!("../{home}/layer.tar"))?,
                 None => {
                     let mut reader = open_layer(image, layer, LayerForm::Uncompressed)?;
-                    if layer.compression == crate::media::Compression::None {
+                    if layer.compression == crate::model::media::Compression::None {
                         out.file(&path, layer.size, &mut reader)?;
                     } else {
                         out.file_unsized(&path, &mut reader)?;

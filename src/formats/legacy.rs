@@ -12,13 +12,13 @@ use serde_json::{Map, Value};
 use super::dir_transport::DirStore;
 use super::oci::BlobStore;
 use super::{replay, Memo, Meta, NameList};
-use crate::digest::{Digest, HashSink, Hasher};
+use crate::container::{FileRef, FileTree};
 use crate::error::{Error, Result};
-use crate::image::{parse_json, ConfigView, Descriptor, Image, Layer};
-use crate::media::{self, Compression, Family};
-use crate::reference::Reference;
+use crate::model::digest::{Digest, HashSink, Hasher};
+use crate::model::image::{parse_json, ConfigView, Descriptor, Image, Layer};
+use crate::model::media::{self, Compression, Family};
+use crate::model::reference::Reference;
 use crate::text::shown;
-use crate::tree::{FileRef, FileTree};
 
 /// Longest chain of v1 parents followed.
 const MAX_CHAIN: usize = 1000;

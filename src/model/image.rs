@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::digest::Digest;
+use crate::container::FileRef;
 use crate::error::{Error, Result};
-use crate::media::Compression;
-use crate::reference::Reference;
-use crate::tree::FileRef;
+use crate::model::digest::Digest;
+use crate::model::media::Compression;
+use crate::model::reference::Reference;
 
 /// Largest JSON document (manifest.json, index.json, a manifest or a config) read into
 /// memory. containers/image uses 1 MiB for manifest.json and 4 MiB for configs; this is

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use super::{normalize_path, output_path, ExactReader, ParallelFiles, TreeWriter};
 use crate::cleanup;
-use crate::digest::{read_limited, Digest, HashSink};
 use crate::error::{Error, IoContext, Result};
-use crate::image::MAX_JSON_SIZE;
+use crate::model::digest::{read_limited, Digest, HashSink};
+use crate::model::image::MAX_JSON_SIZE;
 
 /// Merges the index already in the layout (if any) with the one being written.
 pub type MergeIndex = fn(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>>;

@@ -8,12 +8,12 @@ use serde_json::{json, Map, Value};
 
 use super::dir_transport::DIR_VERSION;
 use super::oci::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
-use crate::blob::{open_layer, LayerForm};
-use crate::digest::Digest;
+use crate::container::TreeWriter;
 use crate::error::{Error, Result};
-use crate::image::{Descriptor, Image, Layer};
-use crate::media::{self, Compression, Family};
-use crate::tree::TreeWriter;
+use crate::layer::{open_layer, LayerForm};
+use crate::model::digest::Digest;
+use crate::model::image::{Descriptor, Image, Layer};
+use crate::model::media::{self, Compression, Family};
 
 /// The `oci-layout` file dockhand writes (the same bytes as Docker >= 25).
 pub const OCI_LAYOUT_FILE: &str = "{\"imageLayoutVersion\": \"1.0.0\"}";
@@ -394,8 +394,8 @@ pub(crate) fn merge_index(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>
             format!("the existing layout's index cannot be added to: {why} (use --force to replace the layout)"),
         )
     };
-    let mut index: Value =
-        crate::image::parse_json(existing, "index.json").map_err(|e| unreadable(e.to_string()))?;
+    let mut index: Value = crate::model::image::parse_json(existing, "index.json")
+        .map_err(|e| unreadable(e.to_string()))?;
     let new_index: Value = serde_json::from_slice(new).expect("dockhand wrote it");
     let new_entries = new_index["manifests"]
         .as_array()

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use super::oci::{image_from_manifest, BlobStore, RawDescriptor, RawManifest};
 use super::{keep_platform, legacy, no_platform, Meta, ReadOptions};
-use crate::digest::Digest;
+use crate::container::{FileRef, FileTree};
 use crate::error::{Error, Result};
-use crate::image::{parse_json, Descriptor, Image};
-use crate::media;
+use crate::model::digest::Digest;
+use crate::model::image::{parse_json, Descriptor, Image};
+use crate::model::media;
 use crate::text::shown;
-use crate::tree::{FileRef, FileTree};
 
 /// The `version` file content dockhand writes.
 pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";

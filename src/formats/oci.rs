@@ -9,13 +9,13 @@ use serde::Deserialize;
 use super::{
     copy_error, no_platform, platform_list, replay, Memo, Meta, MetaFile, NameList, ReadOptions,
 };
-use crate::digest::Digest;
+use crate::container::{FileRef, FileTree};
 use crate::error::{Error, Result};
-use crate::image::{parse_json, Descriptor, Image, Layer, Platform};
-use crate::media::{self, Compression};
-use crate::reference::{valid_ref_name, valid_tag, Reference};
+use crate::model::digest::Digest;
+use crate::model::image::{parse_json, Descriptor, Image, Layer, Platform};
+use crate::model::media::{self, Compression};
+use crate::model::reference::{valid_ref_name, valid_tag, Reference};
 use crate::text::shown;
-use crate::tree::{FileRef, FileTree};
 
 /// Annotation holding the full image name (containerd, Docker >= 25).
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";

@@ -14,7 +14,7 @@ use tar::{EntryType, Header};
 
 use super::{Duplicate, FileRef, FileTree, Location, Node};
 use crate::error::{Error, Result};
-use crate::media::Compression;
+use crate::model::media::Compression;
 use crate::text::shown;
 
 /// Upper bound on the entries of one archive, so a hostile archive cannot grow the

@@ -1,5 +1,5 @@
 //! Layouts: which files and JSON documents make up each format. Readers turn a
-//! [`FileTree`] into a [`Source`]; writers turn images into files of a [`crate::tree::TreeWriter`].
+//! [`FileTree`] into a [`Source`]; writers turn images into files of a [`crate::container::TreeWriter`].
 
 mod dir_transport;
 mod docker_save;
@@ -16,13 +16,13 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::digest::{read_limited, Digest};
+use crate::container::{normalize_path, FileRef, FileTree};
 use crate::error::{Error, Result};
-use crate::image::{parse_json, ConfigView, Format, Image, Platform, MAX_JSON_SIZE};
-use crate::media::Compression;
-use crate::reference::Reference;
+use crate::model::digest::{read_limited, Digest};
+use crate::model::image::{parse_json, ConfigView, Format, Image, Platform, MAX_JSON_SIZE};
+use crate::model::media::Compression;
+use crate::model::reference::Reference;
 use crate::text::shown;
-use crate::tree::{normalize_path, FileRef, FileTree};
 
 /// Most metadata one input may make dockhand read: manifest.json, index.json, indexes,
 /// manifests, configs, legacy JSON, and the configs built for formats without one. Each
@@ -724,7 +724,7 @@ pub(crate) fn safe_path(path: &str, named_in: &str) -> Result<String> {
 
 /// Hash a whole file (used when a layer's stored digest is not recorded anywhere).
 fn hash_file(file: &FileRef) -> Result<Digest> {
-    let mut hasher = crate::digest::HashSink::default();
+    let mut hasher = crate::model::digest::HashSink::default();
     std::io::copy(&mut file.open()?, &mut hasher)
         .map_err(|e| Error::io(format!("reading {}", shown(&file.path)), e))?;
     Ok(hasher.hasher.finish().0)
@@ -733,7 +733,7 @@ fn hash_file(file: &FileRef) -> Result<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::{DirTree, Duplicate, Node};
+    use crate::container::{DirTree, Duplicate, Node};
 
     /// A directory that claims one of its files had an earlier entry of the same name
     /// (`shadow/<name>` holds that entry's content), as a tar index would.

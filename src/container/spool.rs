@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::tar_index::Source;
 use super::{DirTree, FileTree, TarIndex};
 use crate::error::{Error, Result};
-use crate::media::Compression;
+use crate::model::media::Compression;
 
 /// How many bytes after the end-of-archive marker are read and thrown away: enough for
 /// a producer that pads its output to a record size (GNU tar: 10 KiB; `tar -b` up to

@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::{oci, safe_path, Meta, NameList, ReadOptions};
-use crate::digest::Digest;
+use crate::container::FileRef;
 use crate::error::{Error, Result};
-use crate::image::{Descriptor, Image, Layer};
-use crate::media::{self, Family};
-use crate::reference::Reference;
+use crate::model::digest::Digest;
+use crate::model::image::{Descriptor, Image, Layer};
+use crate::model::media::{self, Family};
+use crate::model::reference::Reference;
 use crate::text::shown;
-use crate::tree::FileRef;
 
 #[derive(Deserialize)]
 struct ManifestItem {

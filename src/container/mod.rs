@@ -24,8 +24,8 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::model::digest::Digest;
 use crate::text::shown;
 
 /// How many symlink or hardlink hops a path may take before it is called a loop.
