@@ -1,6 +1,7 @@
 //! The library's error type: one variant per kind of failure a user must be told about.
 
 use std::io;
+use std::sync::Arc;
 
 use crate::model::digest::Digest;
 
@@ -11,7 +12,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Every message names the file (inside the archive or on disk) and the problem, so that
 /// the command-line tool can print it on one line.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system I/O error, with what was being done. The cause is part of
@@ -20,8 +21,9 @@ pub enum Error {
     Io {
         /// What was being read or written.
         context: String,
-        /// The underlying error.
-        cause: io::Error,
+        /// The underlying error (shared, so that an error can be kept and handed out
+        /// again, as the readers do for a document referenced many times).
+        cause: Arc<io::Error>,
     },
     /// The input is malformed: bad JSON, a field of the wrong shape, an unsafe path.
     #[error("{file}: {problem}")]
@@ -136,7 +138,7 @@ impl Error {
                 }
                 Error::Io {
                     context: context.into(),
-                    cause: source,
+                    cause: Arc::new(source),
                 }
             }
         }

@@ -104,8 +104,7 @@ impl V1Jsons<'_, '_> {
             .meta
             .read(&file)
             .and_then(|f| parse_json(&f.bytes, &shown(&path)))
-            .map(Arc::new)
-            .map_err(Arc::new);
+            .map(Arc::new);
         self.parsed.insert(path, memo.clone());
         replay(&memo).map(Some)
     }

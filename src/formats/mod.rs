@@ -381,55 +381,10 @@ fn same_layout_in(format: Format, is_dir: bool) -> Option<Format> {
 
 /// A result kept for the next request of the same thing; an error is kept too, so an
 /// input that references one broken document 20,000 times pays for it once.
-type Memo<T> = std::result::Result<T, Arc<Error>>;
+type Memo<T> = Result<T>;
 
 fn replay<T: Clone>(memo: &Memo<T>) -> Result<T> {
-    memo.clone().map_err(|e| copy_error(&e))
-}
-
-/// A copy of a kept error (`Error` holds an `io::Error`, which is not `Clone`).
-fn copy_error(e: &Error) -> Error {
-    match e {
-        Error::Io { context, cause } => Error::Io {
-            context: context.clone(),
-            cause: std::io::Error::new(cause.kind(), cause.to_string()),
-        },
-        Error::Malformed { file, problem } => Error::malformed(file.clone(), problem.clone()),
-        Error::Missing { file, what } => Error::Missing {
-            file: file.clone(),
-            what: what.clone(),
-        },
-        Error::DigestMismatch {
-            file,
-            expected,
-            actual,
-        } => Error::DigestMismatch {
-            file: file.clone(),
-            expected: expected.clone(),
-            actual: actual.clone(),
-        },
-        Error::SizeMismatch {
-            file,
-            expected,
-            actual,
-        } => Error::SizeMismatch {
-            file: file.clone(),
-            expected: *expected,
-            actual: *actual,
-        },
-        Error::Truncated { file, detail } => Error::Truncated {
-            file: file.clone(),
-            detail: detail.clone(),
-        },
-        Error::NotAnImage { file, reason } => Error::NotAnImage {
-            file: file.clone(),
-            reason: reason.clone(),
-        },
-        Error::Selection(m) => Error::Selection(m.clone()),
-        Error::Unsupported(m) => Error::Unsupported(m.clone()),
-        // Readers raise no other kind; keep the message if one ever does.
-        other => Error::Unsupported(other.to_string()),
-    }
+    memo.clone()
 }
 
 /// A metadata file as read once: its bytes and their digest.
@@ -524,7 +479,7 @@ impl<'t> Meta<'t> {
         if let Some(m) = self.files.borrow().get(&file.path) {
             return replay(m);
         }
-        let memo = self.read_uncached(file).map(Arc::new).map_err(Arc::new);
+        let memo = self.read_uncached(file).map(Arc::new);
         self.files
             .borrow_mut()
             .insert(file.path.clone(), memo.clone());
@@ -614,15 +569,13 @@ impl<'t> Meta<'t> {
         if let Some(m) = self.configs.borrow().get(&file.digest) {
             return replay(m);
         }
-        let memo = ConfigView::parse(&file.bytes, named)
-            .map(|view| {
-                Arc::new(ConfigFacts {
-                    platform: view.platform(),
-                    has_rootfs: view.rootfs.is_some(),
-                    diff_ids: view.diff_ids(named).map(Arc::new).map_err(Arc::new),
-                })
+        let memo = ConfigView::parse(&file.bytes, named).map(|view| {
+            Arc::new(ConfigFacts {
+                platform: view.platform(),
+                has_rootfs: view.rootfs.is_some(),
+                diff_ids: view.diff_ids(named).map(Arc::new),
             })
-            .map_err(Arc::new);
+        });
         self.configs
             .borrow_mut()
             .insert(file.digest.clone(), memo.clone());
@@ -634,10 +587,7 @@ impl<'t> Meta<'t> {
         if let Some(m) = self.compression.borrow().get(&file.path) {
             return replay(m);
         }
-        let memo = file
-            .head(8)
-            .map(|head| Compression::detect(&head))
-            .map_err(Arc::new);
+        let memo = file.head(8).map(|head| Compression::detect(&head));
         self.compression
             .borrow_mut()
             .insert(file.path.clone(), memo.clone());
@@ -650,7 +600,7 @@ impl<'t> Meta<'t> {
         if let Some(m) = self.hashed.borrow().get(&file.path) {
             return replay(m);
         }
-        let memo = hash_file(file).map_err(Arc::new);
+        let memo = hash_file(file);
         self.hashed
             .borrow_mut()
             .insert(file.path.clone(), memo.clone());
@@ -667,7 +617,7 @@ impl<'t> Meta<'t> {
         if let Some(m) = self.hashed_both.borrow().get(&file.path) {
             return replay(m);
         }
-        let memo = compute().map_err(Arc::new);
+        let memo = compute();
         self.hashed_both
             .borrow_mut()
             .insert(file.path.clone(), memo.clone());
@@ -870,25 +820,5 @@ mod tests {
         meta.charge(MAX_METADATA_TOTAL - 1000, "b").unwrap();
         let err = meta.charge(1, "c").unwrap_err().to_string();
         assert!(err.contains("128 MiB"), "{err}");
-    }
-
-    #[test]
-    fn kept_errors_come_back_alike() {
-        let io = Error::Io {
-            context: "reading x".into(),
-            cause: std::io::Error::new(std::io::ErrorKind::InvalidData, "bad"),
-        };
-        for e in [
-            io,
-            Error::malformed("f", "p"),
-            Error::Selection("s".into()),
-            Error::SizeMismatch {
-                file: "f".into(),
-                expected: 1,
-                actual: 2,
-            },
-        ] {
-            assert_eq!(copy_error(&e).to_string(), e.to_string());
-        }
     }
 }

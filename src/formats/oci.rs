@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{
-    copy_error, no_platform, platform_list, replay, Memo, Meta, MetaFile, NameList, ReadOptions,
-};
+use super::{no_platform, platform_list, replay, Memo, Meta, MetaFile, NameList, ReadOptions};
 use crate::container::{FileRef, FileTree};
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
@@ -242,7 +240,7 @@ struct Parsed {
 
 fn parse_doc(file: Arc<MetaFile>, path: &str) -> Result<Parsed> {
     let value: serde_json::Value = parse_json(&file.bytes, path)?;
-    let bad = |e: serde_json::Error| Arc::new(Error::malformed(path, shown(&e.to_string())));
+    let bad = |e: serde_json::Error| Error::malformed(path, shown(&e.to_string()));
     let index = RawIndex::deserialize(&value)
         .map(|i| Arc::new(i.manifests.unwrap_or_default()))
         .map_err(bad);
@@ -375,7 +373,7 @@ impl<'a, 'w> Walker<'a, 'w> {
                 what: format!("blob {digest} referenced by {named_in}"),
             })?;
         let read = self.meta.read_verified(&file, digest, Some(size))?;
-        let memo = parse_doc(read, &path).map(Arc::new).map_err(Arc::new);
+        let memo = parse_doc(read, &path).map(Arc::new);
         self.docs.insert(digest.clone(), memo.clone());
         replay(&memo)
     }
@@ -434,8 +432,7 @@ impl<'a, 'w> Walker<'a, 'w> {
             descriptor,
             &mut warnings,
         )
-        .map(|image| Arc::new(Built { image, warnings }))
-        .map_err(Arc::new);
+        .map(|image| Arc::new(Built { image, warnings }));
         self.built.insert(digest, memo.clone());
         replay(&memo)
     }
@@ -482,7 +479,7 @@ impl<'a, 'w> Walker<'a, 'w> {
                 let result = self.walk_index(&children, &descriptor, names, depth, top);
                 let memo = match &result {
                     Ok(key) => Ok(key.clone()),
-                    Err(e) => Err(Arc::new(copy_error(e))),
+                    Err(e) => Err(e.clone()),
                 };
                 self.resolved.insert(digest, memo);
                 result
