@@ -64,6 +64,45 @@ pub fn verify_layer(image: &Image, layer: &Layer) -> Result<()> {
     Ok(())
 }
 
+/// The digests of a stored layer `file` as stored and uncompressed, from one read: for
+/// layers whose diff_id nothing records (pre-1.10 archives, schema1).
+pub(crate) fn stored_and_uncompressed_digests(
+    file: &FileRef,
+    compression: Compression,
+) -> Result<(Digest, Digest)> {
+    /// Hashes the stored bytes as the decoder pulls them.
+    struct Tap<R> {
+        inner: R,
+        hasher: Hasher,
+    }
+    impl<R: Read> Read for Tap<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.hasher.update(&buf[..n]);
+            Ok(n)
+        }
+    }
+    let corrupt = |e: io::Error| match Error::io(format!("reading {}", file.path), e) {
+        Error::Io { cause, .. } => Error::malformed(
+            &file.path,
+            format!("layer is not valid {} data: {cause}", compression.name()),
+        ),
+        other => other,
+    };
+    let mut tap = Tap {
+        inner: file.open()?,
+        hasher: Hasher::new(),
+    };
+    let mut sink = HashSink::default();
+    {
+        let mut decoder = compression.decoder(&mut tap).map_err(corrupt)?;
+        io::copy(&mut decoder, &mut sink).map_err(corrupt)?;
+    }
+    // Bytes after the compressed stream still belong to the stored blob.
+    io::copy(&mut tap, &mut io::sink()).map_err(corrupt)?;
+    Ok((tap.hasher.finish().0, sink.hasher.finish().0))
+}
+
 /// What a layer must turn out to be.
 #[derive(Clone)]
 struct Check {

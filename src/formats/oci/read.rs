@@ -1,104 +1,27 @@
 //! Reading OCI image layouts (directory or tar): `index.json`, nested indexes and Docker
 //! manifest lists, platform selection, attestation skipping, names from annotations.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{no_platform, platform_list, replay, Memo, Meta, MetaFile, NameList, ReadOptions};
-use crate::container::{FileRef, FileTree};
+use super::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
+use crate::container::FileTree;
 use crate::error::{Error, Result};
+use crate::formats::context::{replay, Memo, Meta, MetaFile, NameList};
+use crate::formats::manifest::{
+    image_from_manifest, BlobStore, RawDescriptor, RawIndex, RawManifest, RawPlatform,
+};
+use crate::formats::{no_platform, platform_list, ReadOptions};
 use crate::model::digest::Digest;
-use crate::model::image::{parse_json, Descriptor, Image, Layer, Platform};
-use crate::model::media::{self, Compression};
+use crate::model::image::{parse_json, Descriptor, Image, Platform};
+use crate::model::media::{self};
 use crate::model::reference::{valid_ref_name, valid_tag, Reference};
 use crate::text::shown;
 
-/// Annotation holding the full image name (containerd, Docker >= 25).
-pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
-/// Annotation holding the reference name (a tag, or a full reference for podman/skopeo).
-pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// Marks attestation manifests in BuildKit indexes.
-const ANNOTATION_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 /// How deep indexes may nest.
 const MAX_INDEX_DEPTH: usize = 8;
-
-#[derive(Deserialize, Clone, Debug)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct RawDescriptor {
-    #[serde(default)]
-    pub media_type: Option<String>,
-    pub digest: String,
-    pub size: i64,
-    #[serde(default)]
-    pub annotations: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pub platform: Option<RawPlatform>,
-}
-
-#[derive(Deserialize, Clone, Debug)]
-pub(super) struct RawPlatform {
-    #[serde(default)]
-    pub os: String,
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub variant: Option<String>,
-}
-
-impl RawPlatform {
-    pub(super) fn platform(&self) -> Platform {
-        Platform {
-            os: self.os.clone(),
-            architecture: self.architecture.clone(),
-            variant: self.variant.clone().filter(|v| !v.is_empty()),
-        }
-    }
-}
-
-impl RawDescriptor {
-    pub(super) fn digest(&self, named_in: &str) -> Result<Digest> {
-        Digest::parse(&self.digest).map_err(|e| Error::malformed(named_in, e))
-    }
-    pub(super) fn size(&self, named_in: &str) -> Result<u64> {
-        u64::try_from(self.size)
-            .map_err(|_| Error::malformed(named_in, format!("negative size {}", self.size)))
-    }
-    fn annotation(&self, key: &str) -> Option<&str> {
-        self.annotations.as_ref()?.get(key).map(String::as_str)
-    }
-    fn is_attestation(&self) -> bool {
-        self.annotation(ANNOTATION_REFERENCE_TYPE).is_some()
-            || self
-                .platform
-                .as_ref()
-                .is_some_and(|p| p.os == "unknown" && p.architecture == "unknown")
-    }
-}
-
-#[derive(Deserialize)]
-struct RawIndex {
-    #[serde(default)]
-    manifests: Option<Vec<RawDescriptor>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct RawManifest {
-    pub config: RawDescriptor,
-    #[serde(default)]
-    pub layers: Option<Vec<RawDescriptor>>,
-}
-
-/// Where blobs live: `blobs/sha256/<hex>` for OCI layouts, `<hex>` for `dir:`.
-pub(super) trait BlobStore {
-    fn tree(&self) -> &dyn FileTree;
-    fn blob_path(&self, digest: &Digest) -> String;
-    fn find_blob(&self, digest: &Digest) -> Result<Option<FileRef>> {
-        self.tree().find(&self.blob_path(digest))
-    }
-}
 
 struct Layout<'a>(&'a dyn FileTree);
 
@@ -158,7 +81,7 @@ fn names_of(desc: &RawDescriptor, warnings: &mut Vec<String>) -> Names {
 }
 
 /// Read every image an OCI layout lists.
-pub(super) fn read(
+pub(crate) fn read(
     meta: &Meta,
     options: &ReadOptions,
     warnings: &mut Vec<String>,
@@ -597,130 +520,9 @@ impl<'a, 'w> Walker<'a, 'w> {
     }
 }
 
-/// Build an [`Image`] from a parsed manifest whose blobs live in `store`.
-pub(super) fn image_from_manifest(
-    meta: &Meta,
-    store: &dyn BlobStore,
-    manifest: &RawManifest,
-    manifest_bytes: &Arc<Vec<u8>>,
-    descriptor: Descriptor,
-    warnings: &mut Vec<String>,
-) -> Result<Image> {
-    let at = store.blob_path(&descriptor.digest);
-    let config_digest = manifest.config.digest(&at)?;
-    let config_size = manifest.config.size(&at)?;
-    let config_path = store.blob_path(&config_digest);
-    let config_file = store
-        .find_blob(&config_digest)?
-        .ok_or_else(|| Error::Missing {
-            file: config_path.clone(),
-            what: format!("config {config_digest} of manifest {}", descriptor.digest),
-        })?;
-    let config = meta.read_verified(&config_file, &config_digest, Some(config_size))?;
-    let config_type = manifest.config.media_type.clone().unwrap_or_default();
-    // Some producers label a real image config application/octet-stream (skopeo's
-    // fixtures) or leave it out: look at the content then.
-    let facts = if media::is_image_config(&config_type) {
-        // A config of the image type without rootfs (`{}`) describes no filesystem:
-        // such a manifest is an artifact in disguise.
-        Some(meta.config(&config, &config_path)?).filter(|f| f.has_rootfs)
-    } else if config_type.is_empty() || config_type == "application/octet-stream" {
-        meta.config(&config, &config_path)
-            .ok()
-            .filter(|f| f.has_rootfs)
-    } else {
-        None
-    };
-    let no_layers = Vec::new();
-    let raw_layers = manifest.layers.as_ref().unwrap_or(&no_layers);
-    let diff_ids: Vec<Option<Digest>> = match &facts {
-        Some(f) => {
-            let ids = f.diff_ids()?;
-            if ids.len() != raw_layers.len() {
-                return Err(Error::malformed(
-                    &at,
-                    format!(
-                        "manifest lists {} layers but its config has {} diff_ids",
-                        raw_layers.len(),
-                        ids.len()
-                    ),
-                ));
-            }
-            ids.iter().cloned().map(Some).collect()
-        }
-        None => vec![None; raw_layers.len()],
-    };
-    // Counted when built, kept or not: images looked at only for their platform take
-    // memory too.
-    meta.count_layers(raw_layers.len())?;
-    let mut layers = Vec::with_capacity(raw_layers.len());
-    for (raw, diff_id) in raw_layers.iter().zip(diff_ids) {
-        let digest = raw.digest(&at)?;
-        let size = raw.size(&at)?;
-        let path = store.blob_path(&digest);
-        let file = store.find_blob(&digest)?;
-        let media_type = raw
-            .media_type
-            .clone()
-            .unwrap_or_else(|| media::OCI_LAYER_TAR.to_string());
-        let compression = match &file {
-            Some(f) => meta.sniff(f)?,
-            None => compression_from_media_type(&media_type),
-        };
-        if file.is_none() && facts.is_some() {
-            warnings.push(format!(
-                "{path}: layer blob is absent (a foreign or non-distributable layer?)"
-            ));
-        }
-        layers.push(Layer {
-            digest,
-            size,
-            media_type,
-            compression,
-            diff_id,
-            file,
-            path,
-        });
-    }
-    let platform = facts
-        .as_ref()
-        .map(|f| f.platform.clone())
-        .unwrap_or_default();
-    Ok(Image {
-        tags: Vec::new(),
-        ref_names: Vec::new(),
-        config: Descriptor {
-            media_type: if config_type.is_empty() {
-                media::OCI_CONFIG.to_string()
-            } else {
-                config_type
-            },
-            digest: config_digest,
-            size: config_size,
-        },
-        config_bytes: config.bytes.clone(),
-        config_path,
-        manifest: Some(descriptor),
-        manifest_bytes: Some(manifest_bytes.clone()),
-        platform,
-        layers,
-        artifact: facts.is_none(),
-    })
-}
-
-fn compression_from_media_type(media_type: &str) -> Compression {
-    if media_type.ends_with("gzip") {
-        Compression::Gzip
-    } else if media_type.ends_with("zstd") {
-        Compression::Zstd
-    } else {
-        Compression::None
-    }
-}
-
 /// What the OCI index of a Docker >= 25 or containerd save says about each image,
 /// keyed by config digest.
-pub(super) struct DockerSideInfo {
+pub(crate) struct DockerSideInfo {
     pub manifest: Descriptor,
     pub manifest_bytes: Option<Arc<Vec<u8>>>,
     pub config_media_type: String,
@@ -728,7 +530,7 @@ pub(super) struct DockerSideInfo {
     pub ref_names: Vec<String>,
 }
 
-pub(super) fn describe_for_docker(
+pub(crate) fn describe_for_docker(
     meta: &Meta,
     options: &ReadOptions,
 ) -> Result<HashMap<Digest, DockerSideInfo>> {

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Map, Value};
 
-use super::oci_write::{write_oci_with, BlobWriter, OciLayers};
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
+use crate::formats::blobs::BlobWriter;
+use crate::formats::oci::{write_oci_with, OciLayers};
 use crate::layer::{open_layer, LayerForm};
 use crate::model::digest::Digest;
 use crate::model::image::Image;

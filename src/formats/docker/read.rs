@@ -7,9 +7,10 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
-use super::{oci, safe_path, Meta, NameList, ReadOptions};
 use crate::container::FileRef;
 use crate::error::{Error, Result};
+use crate::formats::context::{safe_path, Meta, NameList};
+use crate::formats::{oci, ReadOptions};
 use crate::model::digest::Digest;
 use crate::model::image::{Descriptor, Image, Layer};
 use crate::model::media::{self, Family};
@@ -26,7 +27,7 @@ struct ManifestItem {
     layers: Option<Vec<String>>,
 }
 
-pub(super) fn read(
+pub(crate) fn read(
     meta: &Meta,
     list: &serde_json::Value,
     options: &ReadOptions,

@@ -5,19 +5,18 @@ use serde::Deserialize;
 
 use std::sync::Arc;
 
-use super::oci::{image_from_manifest, BlobStore, RawDescriptor, RawManifest};
-use super::{keep_platform, legacy, no_platform, Meta, ReadOptions};
+use super::schema1::read_schema1;
 use crate::container::{FileRef, FileTree};
 use crate::error::{Error, Result};
+use crate::formats::context::Meta;
+use crate::formats::manifest::{image_from_manifest, BlobStore, RawDescriptor, RawManifest};
+use crate::formats::{keep_platform, no_platform, ReadOptions};
 use crate::model::digest::Digest;
 use crate::model::image::{parse_json, Descriptor, Image};
 use crate::model::media;
 use crate::text::shown;
 
-/// The `version` file content dockhand writes.
-pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
-
-pub(super) struct DirStore<'a>(pub &'a dyn FileTree);
+pub(crate) struct DirStore<'a>(pub &'a dyn FileTree);
 
 impl BlobStore for DirStore<'_> {
     fn tree(&self) -> &dyn FileTree {
@@ -35,7 +34,7 @@ impl BlobStore for DirStore<'_> {
     }
 }
 
-pub(super) fn read(
+pub(crate) fn read(
     meta: &Meta,
     manifest_bytes: &Arc<Vec<u8>>,
     options: &ReadOptions,
@@ -56,7 +55,7 @@ pub(super) fn read(
     let store = DirStore(tree);
     let value: serde_json::Value = parse_json(manifest_bytes, "manifest.json")?;
     if value.get("schemaVersion").and_then(|v| v.as_i64()) == Some(1) {
-        let image = legacy::read_schema1(meta, &store, manifest_bytes, warnings)?;
+        let image = read_schema1(meta, &store, manifest_bytes, warnings)?;
         return keep_platform(tree, vec![image], options);
     }
     let declared = value

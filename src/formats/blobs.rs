@@ -1,0 +1,185 @@
+//! Writing blobs (configs, manifests, layers) under a prefix of an output, once each
+//! and verified as they stream, several layers at a time when the output allows it.
+//! Shared by every writer that stores content-addressed blobs (OCI, `dir:`, the Docker
+//! >= 25 hybrid).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::container::TreeWriter;
+use crate::error::{Error, Result};
+use crate::layer::{open_layer, LayerForm};
+use crate::model::digest::Digest;
+use crate::model::image::{Descriptor, Image, Layer};
+use crate::model::media::Compression;
+
+/// Writes blobs under a prefix, once each, verifying every byte on the way.
+pub(crate) struct BlobWriter<'w> {
+    out: &'w mut dyn TreeWriter,
+    prefix: &'static str,
+    written: HashMap<Digest, u64>,
+}
+
+impl<'w> BlobWriter<'w> {
+    pub(crate) fn new(out: &'w mut dyn TreeWriter, prefix: &'static str) -> Self {
+        BlobWriter {
+            out,
+            prefix,
+            written: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn out(&mut self) -> &mut dyn TreeWriter {
+        self.out
+    }
+
+    pub(crate) fn path(&self, digest: &Digest) -> String {
+        format!("{}{}", self.prefix, digest.hex())
+    }
+
+    /// Write small bytes (a config or manifest) as a blob.
+    pub(crate) fn put_bytes(&mut self, bytes: &[u8]) -> Result<Descriptor> {
+        let digest = Digest::of(bytes);
+        if !self.written.contains_key(&digest) {
+            let path = self.path(&digest);
+            let size = bytes.len() as u64;
+            if self
+                .out
+                .existing_blob(&path, &digest, Some(size))?
+                .is_none()
+            {
+                self.out.file(&path, size, &mut &bytes[..])?;
+            }
+            self.written.insert(digest.clone(), size);
+        }
+        Ok(Descriptor {
+            media_type: String::new(),
+            digest,
+            size: bytes.len() as u64,
+        })
+    }
+
+    /// Write the layers of `image` that are not yet written, several at a time when the
+    /// output allows it (a directory). [`BlobWriter::put_layer`] then finds them done.
+    pub(crate) fn prefetch_layers(&mut self, image: &Image, forms: &[LayerForm]) -> Result<()> {
+        let Some(parallel) = self.out.parallel() else {
+            return Ok(());
+        };
+        let mut jobs: Vec<(&Layer, LayerForm, Digest)> = Vec::new();
+        for (layer, &form) in image.layers.iter().zip(forms) {
+            let target = match form {
+                LayerForm::Stored => layer.digest.clone(),
+                LayerForm::Uncompressed => match &layer.diff_id {
+                    Some(d) => d.clone(),
+                    None => return Ok(()),
+                },
+            };
+            if self.written.contains_key(&target) || jobs.iter().any(|(_, _, d)| *d == target) {
+                continue;
+            }
+            if let Some(size) = self.existing(layer, form, &target)? {
+                self.written.insert(target, size);
+                continue;
+            }
+            jobs.push((layer, form, target));
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(jobs.len());
+        if threads < 2 {
+            return Ok(());
+        }
+        let prefix = self.prefix;
+        let next = AtomicUsize::new(0);
+        let results: Vec<Mutex<Option<Result<u64>>>> =
+            jobs.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((layer, form, target)) = jobs.get(i) else {
+                            break;
+                        };
+                        let result = open_layer(image, layer, *form).and_then(|mut reader| {
+                            parallel.file_shared(&format!("{prefix}{}", target.hex()), &mut reader)
+                        });
+                        let failed = result.is_err();
+                        *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                        if failed {
+                            // Stop handing out work; the error is reported below.
+                            next.store(usize::MAX / 2, Ordering::Relaxed);
+                        }
+                    })
+                })
+                .collect();
+            // Join each thread (not only its closure) so none is still exiting when this returns.
+            for worker in workers {
+                let _ = worker.join();
+            }
+        });
+        for ((_, _, target), result) in jobs.iter().zip(results) {
+            match result.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Some(Ok(size)) => {
+                    self.written.insert(target.clone(), size);
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The size of the blob `target` (layer in `form`) when the destination holds it
+    /// already, verified.
+    fn existing(&self, layer: &Layer, form: LayerForm, target: &Digest) -> Result<Option<u64>> {
+        let size = match form {
+            LayerForm::Stored => Some(layer.size),
+            LayerForm::Uncompressed => {
+                (layer.compression == Compression::None).then_some(layer.size)
+            }
+        };
+        self.out.existing_blob(&self.path(target), target, size)
+    }
+
+    /// Write a layer in `form`; returns the digest, size and compression written.
+    pub(crate) fn put_layer(
+        &mut self,
+        image: &Image,
+        layer: &Layer,
+        form: LayerForm,
+    ) -> Result<(Digest, u64, Compression)> {
+        let (digest, compression, known_size) = match form {
+            LayerForm::Stored => (layer.digest.clone(), layer.compression, Some(layer.size)),
+            LayerForm::Uncompressed => {
+                let diff_id = layer.diff_id.clone().ok_or_else(|| {
+                    Error::Unsupported(format!(
+                        "{}: cannot decompress a layer of an artifact",
+                        layer.path
+                    ))
+                })?;
+                let size = (layer.compression == Compression::None).then_some(layer.size);
+                (diff_id, Compression::None, size)
+            }
+        };
+        if let Some(size) = self.written.get(&digest) {
+            return Ok((digest, *size, compression));
+        }
+        if let Some(size) = self.existing(layer, form, &digest)? {
+            self.written.insert(digest.clone(), size);
+            return Ok((digest, size, compression));
+        }
+        let path = self.path(&digest);
+        let mut reader = open_layer(image, layer, form)?;
+        let size = match known_size {
+            Some(size) => {
+                self.out.file(&path, size, &mut reader)?;
+                size
+            }
+            None => self.out.file_unsized(&path, &mut reader)?,
+        };
+        self.written.insert(digest.clone(), size);
+        Ok((digest, size, compression))
+    }
+}

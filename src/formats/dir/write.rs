@@ -1,0 +1,22 @@
+//! Writing the containers/image `dir:` layout.
+
+use super::DIR_VERSION;
+use crate::container::TreeWriter;
+use crate::error::Result;
+use crate::formats::blobs::BlobWriter;
+use crate::formats::oci::{put_oci_image, OciLayers};
+use crate::model::image::Image;
+
+/// Write one image as a containers/image `dir:` layout: blobs named by hex digest,
+/// an OCI manifest in `manifest.json`, and the `version` file.
+pub fn write_dir_transport(image: &Image, out: &mut dyn TreeWriter) -> Result<()> {
+    let mut blobs = BlobWriter::new(out, "");
+    let written = put_oci_image(&mut blobs, image, OciLayers::Keep)?;
+    let manifest = written.manifest_bytes;
+    out.file("manifest.json", manifest.len() as u64, &mut &manifest[..])?;
+    out.file(
+        "version",
+        DIR_VERSION.len() as u64,
+        &mut DIR_VERSION.as_bytes(),
+    )
+}

@@ -1,0 +1,171 @@
+//! `index.json`: the entries dockhand writes for its images and their names, and the
+//! merge with the index of a layout that is added to.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Map, Value};
+
+use super::write::WrittenImage;
+use super::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
+use crate::error::{Error, Result};
+use crate::model::digest::Digest;
+use crate::model::image::Image;
+use crate::model::media;
+
+/// The index.json entries for written images: one per name, none-named images once.
+///
+/// `org.opencontainers.image.ref.name` holds the tag and `io.containerd.image.name`
+/// the full name (the Docker/containerd convention). When two different images would
+/// get the same tag, their ref.name holds the full name instead, so that every name
+/// still selects exactly one image in skopeo and podman.
+pub(crate) fn index_json(images: &[(&Image, &WrittenImage)]) -> Vec<u8> {
+    let mut tag_owners: HashMap<&str, HashSet<&Digest>> = HashMap::new();
+    for (image, written) in images {
+        for tag in &image.tags {
+            tag_owners
+                .entry(tag.tag())
+                .or_default()
+                .insert(&written.manifest.digest);
+        }
+        for name in &image.ref_names {
+            tag_owners
+                .entry(name.as_str())
+                .or_default()
+                .insert(&written.manifest.digest);
+        }
+    }
+    let mut entries = Vec::new();
+    for (image, written) in images {
+        let base = |annotations: Option<Map<String, Value>>| {
+            let mut entry = Map::new();
+            entry.insert("mediaType".into(), json!(written.manifest.media_type));
+            entry.insert("digest".into(), json!(written.manifest.digest.to_string()));
+            entry.insert("size".into(), json!(written.manifest.size));
+            if let Some(a) = annotations {
+                entry.insert("annotations".into(), Value::Object(a));
+            }
+            if !image.artifact
+                && !image.platform.os.is_empty()
+                && !image.platform.architecture.is_empty()
+            {
+                let mut p = Map::new();
+                p.insert("architecture".into(), json!(image.platform.architecture));
+                p.insert("os".into(), json!(image.platform.os));
+                if let Some(v) = &image.platform.variant {
+                    p.insert("variant".into(), json!(v));
+                }
+                entry.insert("platform".into(), Value::Object(p));
+            }
+            Value::Object(entry)
+        };
+        for tag in &image.tags {
+            let ambiguous = tag_owners.get(tag.tag()).is_some_and(|o| o.len() > 1);
+            let ref_name = if ambiguous {
+                tag.to_string()
+            } else {
+                tag.tag().to_string()
+            };
+            let mut a = Map::new();
+            a.insert(ANNOTATION_IMAGE_NAME.into(), json!(tag.to_string()));
+            a.insert(ANNOTATION_REF_NAME.into(), json!(ref_name));
+            entries.push(base(Some(a)));
+        }
+        for name in &image.ref_names {
+            let mut a = Map::new();
+            a.insert(ANNOTATION_REF_NAME.into(), json!(name));
+            entries.push(base(Some(a)));
+        }
+        if image.tags.is_empty() && image.ref_names.is_empty() {
+            entries.push(base(None));
+        }
+    }
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_INDEX,
+        "manifests": entries,
+    });
+    serde_json::to_vec(&index).expect("serializing a JSON value cannot fail")
+}
+
+/// Merge the index of an existing layout with `new` (written by [`index_json`]), as
+/// skopeo's `oci:DIR:REF` does: every name the new entries carry moves to them (an
+/// older entry loses that `org.opencontainers.image.ref.name` or
+/// `io.containerd.image.name`), an older entry left without a name for a manifest that
+/// is written again is dropped, and everything else, foreign fields included, is kept
+/// as it is, before the new entries.
+pub(crate) fn merge_index(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>> {
+    let Some(existing) = existing else {
+        return Ok(new.to_vec());
+    };
+    let unreadable = |why: String| {
+        Error::malformed(
+            "index.json",
+            format!("the existing layout's index cannot be added to: {why} (use --force to replace the layout)"),
+        )
+    };
+    let mut index: Value = crate::model::image::parse_json(existing, "index.json")
+        .map_err(|e| unreadable(e.to_string()))?;
+    let new_index: Value = serde_json::from_slice(new).expect("dockhand wrote it");
+    let new_entries = new_index["manifests"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let Some(object) = index.as_object_mut() else {
+        return Err(unreadable("it is not a JSON object".into()));
+    };
+    let old_entries = match object.remove("manifests") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(entries)) => entries,
+        Some(_) => return Err(unreadable("\"manifests\" is not a list".into())),
+    };
+    let annotation = |entry: &Value, key: &str| -> Option<String> {
+        entry
+            .get("annotations")?
+            .get(key)?
+            .as_str()
+            .map(String::from)
+    };
+    let mut claimed: HashSet<String> = HashSet::new();
+    let mut new_digests: HashSet<String> = HashSet::new();
+    for entry in &new_entries {
+        claimed.extend(annotation(entry, ANNOTATION_REF_NAME));
+        claimed.extend(annotation(entry, ANNOTATION_IMAGE_NAME));
+        if let Some(d) = entry.get("digest").and_then(Value::as_str) {
+            new_digests.insert(d.to_string());
+        }
+    }
+    let mut kept = Vec::with_capacity(old_entries.len() + new_entries.len());
+    for mut entry in old_entries {
+        let mut has_names = false;
+        if let Some(annotations) = entry.get_mut("annotations").and_then(Value::as_object_mut) {
+            for key in [ANNOTATION_REF_NAME, ANNOTATION_IMAGE_NAME] {
+                let Some(name) = annotations.get(key).and_then(Value::as_str) else {
+                    continue;
+                };
+                if claimed.contains(name) {
+                    annotations.remove(key);
+                } else {
+                    has_names = true;
+                }
+            }
+            if annotations.is_empty() {
+                entry
+                    .as_object_mut()
+                    .expect("has annotations")
+                    .remove("annotations");
+            }
+        }
+        // An unnamed entry for a manifest written again is replaced by the new entry.
+        let digest = entry.get("digest").and_then(Value::as_str).unwrap_or("");
+        if !has_names && new_digests.contains(digest) {
+            continue;
+        }
+        kept.push(entry);
+    }
+    kept.extend(new_entries);
+    object.insert("manifests".into(), Value::Array(kept));
+    if !object.contains_key("schemaVersion") {
+        object.insert("schemaVersion".into(), json!(2));
+    }
+    Ok(serde_json::to_vec(&index).expect("serializing a JSON value cannot fail"))
+}

@@ -1,0 +1,162 @@
+//! Writing OCI image layouts, to a directory or a tar.
+
+use serde_json::{json, Value};
+
+use super::index::index_json;
+use crate::container::TreeWriter;
+use crate::error::Result;
+use crate::formats::blobs::BlobWriter;
+use crate::layer::LayerForm;
+use crate::model::digest::Digest;
+use crate::model::image::{Descriptor, Image};
+use crate::model::media::{self, Compression, Family};
+
+/// The `oci-layout` file dockhand writes (the same bytes as Docker >= 25).
+pub const OCI_LAYOUT_FILE: &str = "{\"imageLayoutVersion\": \"1.0.0\"}";
+
+/// How layers are written to an OCI output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OciLayers {
+    /// Byte for byte when OCI has a media type for their compression.
+    Keep,
+    /// Always uncompressed (the Docker >= 25 hybrid).
+    Uncompressed,
+}
+
+/// The written form of one image: its manifest and, for docker's manifest.json, the
+/// paths of its config and layers.
+pub(crate) struct WrittenImage {
+    pub manifest: Descriptor,
+    pub manifest_bytes: Vec<u8>,
+    pub config_path: String,
+    pub layer_paths: Vec<String>,
+}
+
+/// Write the config and layer blobs of `image` and build its OCI manifest (which the
+/// caller stores where its layout wants it).
+pub(crate) fn put_oci_image(
+    blobs: &mut BlobWriter,
+    image: &Image,
+    layers_mode: OciLayers,
+) -> Result<WrittenImage> {
+    let mut layer_descs = Vec::with_capacity(image.layers.len());
+    let mut layer_paths = Vec::with_capacity(image.layers.len());
+    let mut all_as_stored = true;
+    let forms: Vec<LayerForm> = image
+        .layers
+        .iter()
+        .map(|layer| {
+            let representable = matches!(
+                layer.compression,
+                Compression::None | Compression::Gzip | Compression::Zstd
+            );
+            if layers_mode == OciLayers::Uncompressed || (!representable && !image.artifact) {
+                LayerForm::Uncompressed
+            } else {
+                LayerForm::Stored
+            }
+        })
+        .collect();
+    blobs.prefetch_layers(image, &forms)?;
+    for (layer, &form) in image.layers.iter().zip(&forms) {
+        let (digest, size, compression) = blobs.put_layer(image, layer, form)?;
+        let media_type = if image.artifact {
+            layer.media_type.clone()
+        } else {
+            compression
+                .layer_media_type(Family::Oci)
+                .expect("representable")
+                .to_string()
+        };
+        all_as_stored &= form == LayerForm::Stored && media_type == layer.media_type;
+        layer_paths.push(blobs.path(&digest));
+        layer_descs
+            .push(json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
+    }
+    let config = blobs.put_bytes(&image.config_bytes)?;
+    let config_type = if image.artifact {
+        image.config.media_type.as_str()
+    } else {
+        media::OCI_CONFIG
+    };
+    // When the source's own OCI manifest describes exactly what was written, keep its
+    // bytes: the manifest digest (what signatures point at) survives the conversion.
+    if let (Some(source), Some(bytes)) = (&image.manifest, &image.manifest_bytes) {
+        if all_as_stored
+            && source.media_type == media::OCI_MANIFEST
+            && image.config.media_type == config_type
+            && describes(bytes, &config.digest, &layer_descs)
+        {
+            return Ok(WrittenImage {
+                manifest: source.clone(),
+                manifest_bytes: bytes.to_vec(),
+                config_path: blobs.path(&config.digest),
+                layer_paths,
+            });
+        }
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": config_type, "digest": config.digest.to_string(), "size": config.size},
+        "layers": layer_descs,
+    });
+    let bytes = serde_json::to_vec(&manifest).expect("serializing a JSON value cannot fail");
+    Ok(WrittenImage {
+        manifest: Descriptor {
+            media_type: media::OCI_MANIFEST.to_string(),
+            digest: Digest::of(&bytes),
+            size: bytes.len() as u64,
+        },
+        manifest_bytes: bytes,
+        config_path: blobs.path(&config.digest),
+        layer_paths,
+    })
+}
+
+/// Does manifest `bytes` name exactly this config and these layers, in this order? (A
+/// Docker 25.0.0 save can carry an OCI manifest whose layer order disagrees with its
+/// manifest.json, which is the one followed.)
+fn describes(bytes: &[u8], config: &Digest, layers: &[Value]) -> bool {
+    let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
+        return false;
+    };
+    let same =
+        |a: &Value, b: &Value| a.get("digest") == b.get("digest") && a.get("size") == b.get("size");
+    doc["config"]["digest"].as_str() == Some(config.to_string().as_str())
+        && doc["layers"].as_array().is_some_and(|l| {
+            l.len() == layers.len() && l.iter().zip(layers).all(|(a, b)| same(a, b))
+        })
+}
+
+/// Write `images` as an OCI image layout into `out` (blobs first, index.json and
+/// oci-layout last, so a streamed tar can be produced in one pass).
+pub fn write_oci(images: &[Image], out: &mut dyn TreeWriter) -> Result<()> {
+    write_oci_with(images, out, OciLayers::Keep).map(drop)
+}
+
+/// Write an OCI layout, returning what was written for each image.
+pub(crate) fn write_oci_with(
+    images: &[Image],
+    out: &mut dyn TreeWriter,
+    layers: OciLayers,
+) -> Result<Vec<WrittenImage>> {
+    out.dir("blobs")?;
+    out.dir("blobs/sha256")?;
+    let mut blobs = BlobWriter::new(out, "blobs/sha256/");
+    let mut written = Vec::with_capacity(images.len());
+    for image in images {
+        let w = put_oci_image(&mut blobs, image, layers)?;
+        blobs.put_bytes(&w.manifest_bytes)?;
+        written.push(w);
+    }
+    let pairs: Vec<(&Image, &WrittenImage)> = images.iter().zip(&written).collect();
+    let index = index_json(&pairs);
+    out.file("index.json", index.len() as u64, &mut &index[..])?;
+    out.file(
+        "oci-layout",
+        OCI_LAYOUT_FILE.len() as u64,
+        &mut OCI_LAYOUT_FILE.as_bytes(),
+    )?;
+    Ok(written)
+}
