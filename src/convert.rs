@@ -3,6 +3,7 @@
 use std::io::{self, IsTerminal};
 use std::path::Path;
 
+use crate::container::read_limited;
 use crate::container::{
     open_input, AppendWriter, DirWriter, TarFileWriter, TarStreamWriter, TreeWriter,
 };
@@ -11,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::formats::{
     merge_index, write_dir_transport, write_docker, write_oci, DockerLayout, ReadOptions, Source,
 };
-use crate::model::digest::read_limited;
 use crate::model::image::{Format, Image, Platform, MAX_JSON_SIZE};
 use crate::model::reference::{valid_tag, Reference};
 use crate::text::shown;

@@ -8,10 +8,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use super::read_limited;
 use super::{normalize_path, output_path, ExactReader, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::error::{Error, IoContext, Result};
-use crate::model::digest::{read_limited, Digest, HashSink};
+use crate::model::digest::{Digest, HashSink};
 use crate::model::image::MAX_JSON_SIZE;
 
 /// Merges the index already in the layout (if any) with the one being written.

@@ -403,6 +403,22 @@ impl Read for ExactReader<'_> {
     }
 }
 
+/// Read all of `reader`, at most `limit` bytes; more is an error naming `file`.
+pub(crate) fn read_limited(reader: impl Read, limit: u64, file: &str) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io(format!("reading {file}"), e))?;
+    if out.len() as u64 > limit {
+        return Err(Error::malformed(
+            file,
+            format!("larger than the {limit}-byte limit for metadata"),
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

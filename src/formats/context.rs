@@ -6,9 +6,10 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::container::read_limited;
 use crate::container::{normalize_path, FileRef, FileTree};
 use crate::error::{Error, Result};
-use crate::model::digest::{read_limited, Digest};
+use crate::model::digest::Digest;
 use crate::model::image::{ConfigView, Image, Platform, MAX_JSON_SIZE};
 use crate::model::media::Compression;
 use crate::model::reference::Reference;

@@ -93,6 +93,37 @@ pub(crate) trait BlobStore {
     }
 }
 
+/// The blob store of an OCI layout: `blobs/sha256/<hex>`.
+pub(crate) struct OciStore<'a>(pub &'a dyn FileTree);
+
+impl BlobStore for OciStore<'_> {
+    fn tree(&self) -> &dyn FileTree {
+        self.0
+    }
+    fn blob_path(&self, digest: &Digest) -> String {
+        format!("blobs/sha256/{}", digest.hex())
+    }
+}
+
+/// The blob store of a `dir:` layout: `<hex>` at the top (`<hex>.tar` in version 1.0).
+pub(crate) struct DirStore<'a>(pub &'a dyn FileTree);
+
+impl BlobStore for DirStore<'_> {
+    fn tree(&self) -> &dyn FileTree {
+        self.0
+    }
+    fn blob_path(&self, digest: &Digest) -> String {
+        digest.hex().to_string()
+    }
+    fn find_blob(&self, digest: &Digest) -> Result<Option<FileRef>> {
+        if let Some(f) = self.0.find(digest.hex())? {
+            return Ok(Some(f));
+        }
+        // Version 1.0 of the layout named every blob `<hex>.tar`.
+        self.0.find(&format!("{}.tar", digest.hex()))
+    }
+}
+
 /// Build an [`Image`] from a parsed manifest whose blobs live in `store`.
 pub(crate) fn image_from_manifest(
     meta: &Meta,

@@ -2,11 +2,9 @@
 //! and readers/writers that hash what passes through them.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use sha2::{Digest as _, Sha256};
-
-use crate::error::Error;
 
 /// A validated `sha256` content digest.
 ///
@@ -155,22 +153,6 @@ impl Write for HashSink {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// Read all of `reader`, at most `limit` bytes; more is an error naming `file`.
-pub fn read_limited(reader: impl Read, limit: u64, file: &str) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    reader
-        .take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::io(format!("reading {file}"), e))?;
-    if out.len() as u64 > limit {
-        return Err(Error::malformed(
-            file,
-            format!("larger than the {limit}-byte limit for metadata"),
-        ));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

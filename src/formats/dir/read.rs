@@ -6,33 +6,14 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use super::schema1::read_schema1;
-use crate::container::{FileRef, FileTree};
 use crate::error::{Error, Result};
 use crate::formats::context::Meta;
-use crate::formats::manifest::{image_from_manifest, BlobStore, RawDescriptor, RawManifest};
+use crate::formats::manifest::{image_from_manifest, DirStore, RawDescriptor, RawManifest};
 use crate::formats::{keep_platform, no_platform, ReadOptions};
 use crate::model::digest::Digest;
 use crate::model::image::{parse_json, Descriptor, Image};
 use crate::model::media;
 use crate::text::shown;
-
-pub(crate) struct DirStore<'a>(pub &'a dyn FileTree);
-
-impl BlobStore for DirStore<'_> {
-    fn tree(&self) -> &dyn FileTree {
-        self.0
-    }
-    fn blob_path(&self, digest: &Digest) -> String {
-        digest.hex().to_string()
-    }
-    fn find_blob(&self, digest: &Digest) -> Result<Option<FileRef>> {
-        if let Some(f) = self.0.find(digest.hex())? {
-            return Ok(Some(f));
-        }
-        // Version 1.0 of the layout named every blob `<hex>.tar`.
-        self.0.find(&format!("{}.tar", digest.hex()))
-    }
-}
 
 pub(crate) fn read(
     meta: &Meta,

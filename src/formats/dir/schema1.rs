@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::read::DirStore;
 use crate::error::{Error, Result};
 use crate::formats::context::Meta;
-use crate::formats::manifest::BlobStore;
+use crate::formats::manifest::{BlobStore, DirStore};
 use crate::formats::v1_config::{synthesize, V1Layer};
 use crate::model::digest::Digest;
 use crate::model::image::{parse_json, Descriptor, Image};

@@ -5,11 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Map, Value};
 
-use super::write::WrittenImage;
 use super::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
-use crate::model::image::Image;
+use crate::model::image::{Descriptor, Image};
 use crate::model::media;
 
 /// The index.json entries for written images: one per name, none-named images once.
@@ -18,29 +17,29 @@ use crate::model::media;
 /// the full name (the Docker/containerd convention). When two different images would
 /// get the same tag, their ref.name holds the full name instead, so that every name
 /// still selects exactly one image in skopeo and podman.
-pub(crate) fn index_json(images: &[(&Image, &WrittenImage)]) -> Vec<u8> {
+pub(crate) fn index_json(images: &[(&Image, &Descriptor)]) -> Vec<u8> {
     let mut tag_owners: HashMap<&str, HashSet<&Digest>> = HashMap::new();
-    for (image, written) in images {
+    for (image, manifest) in images {
         for tag in &image.tags {
             tag_owners
                 .entry(tag.tag())
                 .or_default()
-                .insert(&written.manifest.digest);
+                .insert(&manifest.digest);
         }
         for name in &image.ref_names {
             tag_owners
                 .entry(name.as_str())
                 .or_default()
-                .insert(&written.manifest.digest);
+                .insert(&manifest.digest);
         }
     }
     let mut entries = Vec::new();
-    for (image, written) in images {
+    for (image, manifest) in images {
         let base = |annotations: Option<Map<String, Value>>| {
             let mut entry = Map::new();
-            entry.insert("mediaType".into(), json!(written.manifest.media_type));
-            entry.insert("digest".into(), json!(written.manifest.digest.to_string()));
-            entry.insert("size".into(), json!(written.manifest.size));
+            entry.insert("mediaType".into(), json!(manifest.media_type));
+            entry.insert("digest".into(), json!(manifest.digest.to_string()));
+            entry.insert("size".into(), json!(manifest.size));
             if let Some(a) = annotations {
                 entry.insert("annotations".into(), Value::Object(a));
             }

@@ -7,11 +7,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
-use crate::container::FileTree;
 use crate::error::{Error, Result};
 use crate::formats::context::{replay, Memo, Meta, MetaFile, NameList};
 use crate::formats::manifest::{
-    image_from_manifest, BlobStore, RawDescriptor, RawIndex, RawManifest, RawPlatform,
+    image_from_manifest, BlobStore, OciStore, RawDescriptor, RawIndex, RawManifest, RawPlatform,
 };
 use crate::formats::{no_platform, platform_list, ReadOptions};
 use crate::model::digest::Digest;
@@ -22,17 +21,6 @@ use crate::text::shown;
 
 /// How deep indexes may nest.
 const MAX_INDEX_DEPTH: usize = 8;
-
-struct Layout<'a>(&'a dyn FileTree);
-
-impl BlobStore for Layout<'_> {
-    fn tree(&self) -> &dyn FileTree {
-        self.0
-    }
-    fn blob_path(&self, digest: &Digest) -> String {
-        format!("blobs/sha256/{}", digest.hex())
-    }
-}
 
 /// Names carried by an index descriptor.
 #[derive(Default, Clone)]
@@ -89,7 +77,7 @@ pub(crate) fn read(
     let tree = meta.tree;
     check_layout_marker(meta)?;
     let index = read_index(meta)?;
-    let store = Layout(tree);
+    let store = OciStore(tree);
     let mut walker = Walker::new(meta, &store, options, true, warnings);
     for desc in index.iter() {
         let names = names_of(desc, walker.warnings);
@@ -535,7 +523,7 @@ pub(crate) fn describe_for_docker(
     options: &ReadOptions,
 ) -> Result<HashMap<Digest, DockerSideInfo>> {
     let index = read_index(meta)?;
-    let store = Layout(meta.tree);
+    let store = OciStore(meta.tree);
     let mut warnings = Vec::new();
     // manifest.json is the image list here: no entry is dropped for its platform.
     let mut walker = Walker::new(meta, &store, options, false, &mut warnings);

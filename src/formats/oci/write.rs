@@ -150,7 +150,11 @@ pub(crate) fn write_oci_with(
         blobs.put_bytes(&w.manifest_bytes)?;
         written.push(w);
     }
-    let pairs: Vec<(&Image, &WrittenImage)> = images.iter().zip(&written).collect();
+    let pairs: Vec<(&Image, &Descriptor)> = images
+        .iter()
+        .zip(&written)
+        .map(|(image, w)| (image, &w.manifest))
+        .collect();
     let index = index_json(&pairs);
     out.file("index.json", index.len() as u64, &mut &index[..])?;
     out.file(
