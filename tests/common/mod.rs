@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod interop;
+pub mod table;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
