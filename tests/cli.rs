@@ -1,16 +1,16 @@
 //! Command-line behaviour: exit codes, stdin/stdout pipelines, destinations, selection,
-//! naming, determinism and atomicity.
+//! naming, determinism and atomicity. The catalogues (usage errors, selection and
+//! naming) are tables of named rows ([`Table`]): a failure names every failing row.
 
 mod common;
+use common::table::Table;
 use common::*;
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Stdio;
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use serde_json::{json, Value};
 
 /// Feed `input` on stdin and collect stdout.
 fn pipe(args: &[&str], input: &[u8]) -> std::process::Output {
@@ -42,15 +42,24 @@ fn tar_names(bytes: &[u8]) -> Vec<String> {
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [
-        vec!["convert"],
-        vec!["convert", "--to", "zip", "a", "b"],
-        vec!["frobnicate"],
-        vec!["inspect", "--nope", "x"],
-    ] {
-        let out = run(&args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    // (row, arguments)
+    let rows = [
+        ("convert-without-operands", vec!["convert"]),
+        (
+            "unknown-output-format",
+            vec!["convert", "--to", "zip", "a", "b"],
+        ),
+        ("unknown-subcommand", vec!["frobnicate"]),
+        ("unknown-option", vec!["inspect", "--nope", "x"]),
+    ];
+    let mut table = Table::new("usage_errors_exit_2");
+    for (name, args) in rows {
+        table.row(name, || {
+            let out = run(&args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}");
+        });
     }
+    table.finish();
 }
 
 #[test]
@@ -254,81 +263,153 @@ fn every_writer_is_deterministic() {
     assert_eq!(tree_snapshot(&a), tree_snapshot(&b));
 }
 
+/// What a row of `selection_and_naming` must give.
+enum Selected {
+    /// Success; the output holds exactly these images (identity).
+    Images(Vec<(String, Vec<String>, Vec<String>)>),
+    /// Success; image @0 of the output has exactly these tags.
+    Tags(Value),
+    /// Success; the output's first index.json entry has this OCI ref name.
+    RefName(&'static str),
+    /// Exit 1 with an error line containing each of these.
+    Refused(&'static [&'static str]),
+}
+
 #[test]
 fn selection_and_naming() {
     let f = fixture("docker-save-multi");
     let tmp = tempdir();
     let all = identity(&f.expected);
-    // By index and by (normalized) name.
-    let by_index = tmp.path().join("one");
-    ok(&["convert", "--image", "@1", f.input(), s(&by_index)]);
-    let got = identity(&inspect(s(&by_index)));
-    assert_eq!(got.len(), 1);
-    let name = got[0].2[0].clone();
-    let by_name = tmp.path().join("two");
+    assert!(all.len() == 3);
+    // Image @1 of the source, selected by index, by (normalized) name or by reference.
+    let one = identity(&json!({"images": [f.expected["images"][1].clone()]}));
+    assert_eq!(one.len(), 1);
+    let name = one[0].2[0].clone();
     let familiar = name
         .trim_start_matches("docker.io/")
         .trim_start_matches("library/")
         .to_string();
-    ok(&["convert", "--image", &familiar, f.input(), s(&by_name)]);
-    assert_eq!(identity(&inspect(s(&by_name))), got);
-    // skopeo-style source reference.
-    let by_ref = tmp.path().join("three");
-    ok(&[
-        "convert",
-        &format!("docker-archive:{}:{familiar}", f.input()),
-        s(&by_ref),
-    ]);
-    assert_eq!(identity(&inspect(s(&by_ref))), got);
-    // No match lists the candidates.
-    let stderr = fails(&[
-        "convert",
-        "--image",
-        "nosuch:tag",
-        f.input(),
-        s(&tmp.path().join("x")),
-    ]);
-    assert!(stderr.contains("@0") && stderr.contains("@2"), "{stderr}");
-    // dir holds one image: several selected is an error naming them.
-    let stderr = fails(&[
-        "convert",
-        "--to",
-        "dir",
-        f.input(),
-        s(&tmp.path().join("d")),
-    ]);
-    assert!(stderr.contains("--image"), "{stderr}");
-    // --tag names the output; a destination reference does too.
-    let tagged = tmp.path().join("tagged.tar");
-    ok(&[
-        "convert",
-        "--image",
-        "@0",
-        "--tag",
-        "example.com/renamed:v9",
-        f.input(),
-        s(&tagged),
-    ]);
-    let doc = inspect(s(&tagged));
-    assert_eq!(
-        doc["images"][0]["tags"],
-        serde_json::json!(["example.com/renamed:v9"])
-    );
-    let oci = tmp.path().join("named");
-    ok(&[
-        "convert",
-        "--image",
-        "@0",
-        f.input(),
-        &format!("oci:{}:1.0", s(&oci)),
-    ]);
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
-    assert_eq!(
-        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
-        "1.0"
-    );
-    assert!(all.len() == 3);
+    let out = |name: &str| tmp.path().join(name);
+    let dest = |p: PathBuf| s(&p).to_string();
+    // (row, convert arguments, the output, what it must give)
+    let rows: Vec<(&str, Vec<String>, PathBuf, Selected)> = vec![
+        (
+            "by-index",
+            vec![
+                "--image".into(),
+                "@1".into(),
+                f.input().into(),
+                dest(out("one")),
+            ],
+            out("one"),
+            Selected::Images(one.clone()),
+        ),
+        (
+            "by-name",
+            vec![
+                "--image".into(),
+                familiar.clone(),
+                f.input().into(),
+                dest(out("two")),
+            ],
+            out("two"),
+            Selected::Images(one.clone()),
+        ),
+        (
+            "by-skopeo-style-source-reference",
+            vec![
+                format!("docker-archive:{}:{familiar}", f.input()),
+                dest(out("three")),
+            ],
+            out("three"),
+            Selected::Images(one.clone()),
+        ),
+        // No match lists the candidates.
+        (
+            "no-match-lists-the-candidates",
+            vec![
+                "--image".into(),
+                "nosuch:tag".into(),
+                f.input().into(),
+                dest(out("x")),
+            ],
+            out("x"),
+            Selected::Refused(&["@0", "@2"]),
+        ),
+        // dir holds one image: several selected is an error naming them.
+        (
+            "several-images-to-dir",
+            vec![
+                "--to".into(),
+                "dir".into(),
+                f.input().into(),
+                dest(out("d")),
+            ],
+            out("d"),
+            Selected::Refused(&["--image"]),
+        ),
+        // --tag names the output; a destination reference does too.
+        (
+            "tag-names-the-output",
+            vec![
+                "--image".into(),
+                "@0".into(),
+                "--tag".into(),
+                "example.com/renamed:v9".into(),
+                f.input().into(),
+                dest(out("tagged.tar")),
+            ],
+            out("tagged.tar"),
+            Selected::Tags(json!(["example.com/renamed:v9"])),
+        ),
+        (
+            "destination-reference-names-the-output",
+            vec![
+                "--image".into(),
+                "@0".into(),
+                f.input().into(),
+                format!("oci:{}:1.0", s(&out("named"))),
+            ],
+            out("named"),
+            Selected::RefName("1.0"),
+        ),
+    ];
+    let mut table = Table::new("selection_and_naming");
+    for (name, options, out, want) in rows {
+        table.row(name, || {
+            let mut args = vec!["convert"];
+            args.extend(options.iter().map(String::as_str));
+            match want {
+                Selected::Images(want) => {
+                    ok(&args);
+                    assert_eq!(identity(&inspect(s(&out))), want);
+                }
+                Selected::Tags(want) => {
+                    ok(&args);
+                    let doc = inspect(s(&out));
+                    assert_eq!(doc["images"][0]["tags"], want);
+                }
+                Selected::RefName(want) => {
+                    ok(&args);
+                    let index: Value =
+                        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap())
+                            .unwrap();
+                    assert_eq!(
+                        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+                        want
+                    );
+                }
+                Selected::Refused(needles) => {
+                    let stderr = fails(&args);
+                    assert!(
+                        needles.iter().all(|n| stderr.contains(n)),
+                        "{needles:?}: {stderr}"
+                    );
+                }
+            }
+        });
+    }
+    table.finish();
 }
 
 #[test]

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Items oci-image-tool (the Debian 1.0-era release) cannot validate although they are
 /// valid today, with why. Their conversion is still checked in every other way.
@@ -45,10 +45,6 @@ fn corpus() -> Option<(PathBuf, Vec<CorpusItem>)> {
         items.len()
     );
     Some((root, items))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

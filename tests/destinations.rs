@@ -10,10 +10,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// Every path under `dir` with its content, mode and kind, to prove nothing changed.
 fn full_snapshot(dir: &Path) -> Vec<(String, String, u32)> {
     let mut out = Vec::new();

@@ -14,10 +14,6 @@ use std::time::Duration;
 
 const STAGING_MARKER: &str = dockhand::STAGING_MARKER;
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// A docker-save archive of about `mib` MiB of incompressible layer data.
 fn large_archive(dir: &Path, mib: usize) -> String {
     let mut state = 0x9E37_79B9_7F4A_7C15u64;

@@ -2,18 +2,19 @@
 //! must give exit 1, one `error:` line naming the problem, no panic, no destination and
 //! no temp files left, nothing written outside the destination, and bounded memory.
 
+//!
+//! The catalogues of bad inputs are tables of named rows ([`Table`]): every row runs,
+//! and a failure names every failing row.
+
 mod common;
 use common::build::*;
+use common::table::Table;
 use common::*;
 
 use std::io::Write;
 use std::path::Path;
 
 use serde_json::json;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// `input` must be refused by convert (to a dir and to a tar) and verify, with a
 /// message containing `needle`.
@@ -61,24 +62,70 @@ fn archive(dir: &Path, name: &str, entries: &[Entry]) -> String {
     put(dir, name, &tar_of(entries))
 }
 
+/// A valid archive of `layers` layers with `edit` applied.
+fn save_with(layers: usize, edit: impl FnOnce(&mut Save)) -> Save {
+    let mut save = Save::new(layers);
+    edit(&mut save);
+    save
+}
+
 #[test]
 fn metadata_paths_that_leave_the_archive_are_refused() {
     let tmp = tempdir();
-    let mut save = Save::new(1);
-    save.manifest[0]["Config"] = json!("../../etc/passwd");
-    reject(&put(tmp.path(), "a.tar", &save.tar()), "leaves the archive");
-    let mut save = Save::new(1);
-    save.manifest[0]["Layers"][0] = json!("/etc/passwd");
-    reject(&put(tmp.path(), "b.tar", &save.tar()), "absolute");
-    let mut save = Save::new(2);
-    save.manifest[0]["Layers"][1] = json!("l0/../../l1/layer.tar");
-    reject(&put(tmp.path(), "c.tar", &save.tar()), "leaves the archive");
+    // (row, archive, what the error must say)
+    let rows = [
+        (
+            "config-path-climbs-out",
+            save_with(1, |s| s.manifest[0]["Config"] = json!("../../etc/passwd")),
+            "leaves the archive",
+        ),
+        (
+            "absolute-layer-path",
+            save_with(1, |s| s.manifest[0]["Layers"][0] = json!("/etc/passwd")),
+            "absolute",
+        ),
+        (
+            "layer-path-climbs-out-through-a-directory",
+            save_with(2, |s| {
+                s.manifest[0]["Layers"][1] = json!("l0/../../l1/layer.tar")
+            }),
+            "leaves the archive",
+        ),
+    ];
+    let mut table = Table::new("metadata_paths_that_leave_the_archive_are_refused");
+    for (name, save, needle) in rows {
+        table.row(name, || {
+            reject(
+                &put(tmp.path(), &format!("{name}.tar"), &save.tar()),
+                needle,
+            )
+        });
+    }
+    table.finish();
+}
+
+/// Symlinks `c0` -> `c1` -> ... -> `real` (a copy of the layer of `Save::new(1)`),
+/// one hop more than the limit, and the layer entry linking to `c0`.
+fn link_chain_past_the_limit() -> Vec<Entry> {
+    let mut entries = vec![file("real", Save::new(1).layers[0].clone())];
+    let hops = dockhand::limits::MAX_LINK_HOPS + 1;
+    for i in 0..hops {
+        let target = if i + 1 == hops {
+            "real".to_string()
+        } else {
+            format!("c{}", i + 1)
+        };
+        entries.push(symlink(&format!("c{i}"), &target));
+    }
+    entries.push(symlink("l0/layer.tar", "../c0"));
+    entries
 }
 
 #[test]
 fn links_that_escape_or_loop_are_refused() {
     let tmp = tempdir();
-    let cases: Vec<(&str, Vec<Entry>, &str)> = vec![
+    // (row, the entries that stand in for the layer l0/layer.tar, what the error must say)
+    let rows: Vec<(&str, Vec<Entry>, &str)> = vec![
         (
             "up",
             vec![symlink("l0/layer.tar", "../../../../etc/passwd")],
@@ -102,39 +149,25 @@ fn links_that_escape_or_loop_are_refused() {
             vec![hardlink("l0/layer.tar", "../etc/passwd")],
             "outside the archive",
         ),
+        ("chain", link_chain_past_the_limit(), "link hops"),
     ];
-    for (name, links, needle) in cases {
-        let save = Save::new(1);
-        let mut entries: Vec<Entry> = save
-            .entries()
-            .into_iter()
-            .filter(|e| !matches!(e, Entry::File(p, _) if p == "l0/layer.tar"))
-            .collect();
-        entries.extend(links);
-        reject(
-            &archive(tmp.path(), &format!("{name}.tar"), &entries),
-            needle,
-        );
+    let mut table = Table::new("links_that_escape_or_loop_are_refused");
+    for (name, links, needle) in rows {
+        table.row(name, || {
+            let save = Save::new(1);
+            let mut entries: Vec<Entry> = save
+                .entries()
+                .into_iter()
+                .filter(|e| !matches!(e, Entry::File(p, _) if p == "l0/layer.tar"))
+                .collect();
+            entries.extend(links);
+            reject(
+                &archive(tmp.path(), &format!("{name}.tar"), &entries),
+                needle,
+            );
+        });
     }
-    // A chain one hop longer than the limit.
-    let save = Save::new(1);
-    let mut entries: Vec<Entry> = save
-        .entries()
-        .into_iter()
-        .filter(|e| !matches!(e, Entry::File(p, _) if p == "l0/layer.tar"))
-        .collect();
-    entries.push(file("real", save.layers[0].clone()));
-    let hops = dockhand::limits::MAX_LINK_HOPS + 1;
-    for i in 0..hops {
-        let target = if i + 1 == hops {
-            "real".to_string()
-        } else {
-            format!("c{}", i + 1)
-        };
-        entries.push(symlink(&format!("c{i}"), &target));
-    }
-    entries.push(symlink("l0/layer.tar", "../c0"));
-    reject(&archive(tmp.path(), "chain.tar", &entries), "link hops");
+    table.finish();
 }
 
 fn oci_layout(dir: &Path, index: serde_json::Value) -> String {
@@ -147,7 +180,8 @@ fn oci_layout(dir: &Path, index: serde_json::Value) -> String {
 #[test]
 fn digests_that_are_not_digests_are_refused() {
     let tmp = tempdir();
-    for (name, digest, needle) in [
+    // (row, the manifest digest index.json gives, what the error must say)
+    let rows = [
         (
             "traversal",
             "sha256:../../../../etc/passwd",
@@ -164,13 +198,18 @@ fn digests_that_are_not_digests_are_refused() {
             &format!("sha256:{}", "A".repeat(64)),
             "invalid digest",
         ),
-    ] {
-        let layout = oci_layout(
-            &tmp.path().join(name),
-            json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 10}]}),
-        );
-        reject(&layout, needle);
+    ];
+    let mut table = Table::new("digests_that_are_not_digests_are_refused");
+    for (name, digest, needle) in rows {
+        table.row(name, || {
+            let layout = oci_layout(
+                &tmp.path().join(name),
+                json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 10}]}),
+            );
+            reject(&layout, needle);
+        });
     }
+    table.finish();
 }
 
 #[test]
@@ -179,17 +218,26 @@ fn blob_symlinks_leaving_a_layout_directory_are_refused() {
     let secret = tmp.path().join("secret");
     std::fs::write(&secret, b"{\"not\": \"yours\"}").unwrap();
     let digest = sha256(b"{\"not\": \"yours\"}");
-    let dir = tmp.path().join("layout");
-    let layout = oci_layout(
-        &dir,
-        json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 16}]}),
-    );
-    let blob = dir.join("blobs/sha256").join(&digest[7..]);
-    std::os::unix::fs::symlink(&secret, &blob).unwrap();
-    reject(&layout, "outside the archive");
-    std::fs::remove_file(&blob).unwrap();
-    std::os::unix::fs::symlink("../../../secret", &blob).unwrap();
-    reject(&layout, "outside the archive");
+    // (row, where the manifest blob's symlink points); each row is a layout beside
+    // `secret`, as tmp/<row>.
+    let rows = [
+        ("absolute-link", s(&secret).to_string()),
+        ("relative-link", "../../../secret".to_string()),
+    ];
+    let mut table = Table::new("blob_symlinks_leaving_a_layout_directory_are_refused");
+    for (name, target) in rows {
+        table.row(name, || {
+            let dir = tmp.path().join(name);
+            let layout = oci_layout(
+                &dir,
+                json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 16}]}),
+            );
+            let blob = dir.join("blobs/sha256").join(&digest[7..]);
+            std::os::unix::fs::symlink(&target, &blob).unwrap();
+            reject(&layout, "outside the archive");
+        });
+    }
+    table.finish();
 }
 
 #[test]
@@ -229,18 +277,27 @@ fn names_from_input_never_become_paths() {
 #[test]
 fn oversized_and_deeply_nested_json_is_refused_before_parsing() {
     let tmp = tempdir();
-    let save = Save::new(1);
-    let mut entries = save.entries();
-    entries.pop();
     let mut big = b"[".to_vec();
     big.resize(17 << 20, b' ');
     big.push(b']');
-    entries.push(file("manifest.json", big));
-    reject(&archive(tmp.path(), "big.tar", &entries), "limit");
-    let mut entries = save.entries();
-    entries.pop();
-    entries.push(file("manifest.json", "[".repeat(100_000).into_bytes()));
-    reject(&archive(tmp.path(), "deep.tar", &entries), "nested deeper");
+    // (row, the manifest.json of a valid archive, what the error must say)
+    let rows = [
+        ("big", big, "limit"),
+        ("deep", "[".repeat(100_000).into_bytes(), "nested deeper"),
+    ];
+    let mut table = Table::new("oversized_and_deeply_nested_json_is_refused_before_parsing");
+    for (name, manifest, needle) in rows {
+        table.row(name, || {
+            let mut entries = Save::new(1).entries();
+            entries.pop();
+            entries.push(file("manifest.json", manifest));
+            reject(
+                &archive(tmp.path(), &format!("{name}.tar"), &entries),
+                needle,
+            );
+        });
+    }
+    table.finish();
 }
 
 #[test]
@@ -372,9 +429,6 @@ fn many_images_and_many_entries_stay_fast_and_small() {
 #[test]
 fn bad_input_catalogue() {
     let tmp = tempdir();
-    let d = tmp.path();
-    reject(&put(d, "random.bin", &[0x5a; 4096]), "not a tar archive");
-    reject(&put(d, "empty.tar", b""), "empty");
     let rootfs = vec![
         Entry::Dir("bin/".into()),
         file("bin/sh", b"#!".to_vec()),
@@ -382,46 +436,101 @@ fn bad_input_catalogue() {
         file("etc/passwd", b"root".to_vec()),
         Entry::Dir("usr/".into()),
     ];
-    reject(&archive(d, "rootfs.tar", &rootfs), "root filesystem");
-    for (name, manifest, needle) in [
-        ("null", "null", "null"),
-        ("object", "{}", "empty object"),
-        ("list", "[]", "empty list"),
-        ("string", "\"x\"", "neither"),
-    ] {
-        reject(
-            &archive(
-                d,
-                &format!("{name}.tar"),
-                &[file("manifest.json", manifest.as_bytes().to_vec())],
-            ),
-            needle,
-        );
-    }
+    let manifest_only =
+        |manifest: &str| tar_of(&[file("manifest.json", manifest.as_bytes().to_vec())]);
     let save = Save::new(1);
-    let mut entries = save.entries();
-    entries[0] = file(&save.config_name(), b"not json".to_vec());
-    reject(&archive(d, "config.tar", &entries), "invalid json");
-    let mut entries = save.entries();
-    entries.remove(1);
-    reject(&archive(d, "missing.tar", &entries), "missing");
     let mut bad = save.clone_layers();
     bad[0][600] ^= 1;
-    let mut entries = save.entries();
-    entries[1] = file("l0/layer.tar", bad[0].clone());
-    reject(&archive(d, "diffid.tar", &entries), "diff_id mismatch");
-    // Cut in the middle of the layer's data.
-    let bytes = save.tar();
-    let at = bytes.windows(7).position(|w| w == b"layer 0").unwrap() + 3;
-    reject(&put(d, "cut.tar", &bytes[..at]), "truncated");
-    // Duplicate entries: the last one wins, and here it is corrupt.
-    let mut entries = save.entries();
-    entries.insert(2, file("l0/layer.tar", bad[0].clone()));
-    reject(&archive(d, "dup.tar", &entries), "diff_id mismatch");
-    // Layers listed but fewer than the config's diff_ids.
+    let with_entries = |edit: &dyn Fn(&mut Vec<Entry>)| {
+        let mut entries = save.entries();
+        edit(&mut entries);
+        tar_of(&entries)
+    };
+    let whole = save.tar();
+    let cut_at = whole.windows(7).position(|w| w == b"layer 0").unwrap() + 3;
     let mut s2 = Save::new(2);
     s2.manifest[0]["Layers"] = json!(["l0/layer.tar"]);
-    reject(&put(d, "count.tar", &s2.tar()), "diff_ids");
+    // (row, file name, bytes, what the error must say)
+    let rows: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        (
+            "random-bytes",
+            "random.bin",
+            vec![0x5a; 4096],
+            "not a tar archive",
+        ),
+        ("empty-file", "empty.tar", Vec::new(), "empty"),
+        (
+            "a-root-filesystem",
+            "rootfs.tar",
+            tar_of(&rootfs),
+            "root filesystem",
+        ),
+        ("manifest-null", "null.tar", manifest_only("null"), "null"),
+        (
+            "manifest-empty-object",
+            "object.tar",
+            manifest_only("{}"),
+            "empty object",
+        ),
+        (
+            "manifest-empty-list",
+            "list.tar",
+            manifest_only("[]"),
+            "empty list",
+        ),
+        (
+            "manifest-a-string",
+            "string.tar",
+            manifest_only("\"x\""),
+            "neither",
+        ),
+        (
+            "config-not-json",
+            "config.tar",
+            with_entries(&|e| e[0] = file(&save.config_name(), b"not json".to_vec())),
+            "invalid json",
+        ),
+        (
+            "layer-missing",
+            "missing.tar",
+            with_entries(&|e| {
+                e.remove(1);
+            }),
+            "missing",
+        ),
+        (
+            "layer-corrupt",
+            "diffid.tar",
+            with_entries(&|e| e[1] = file("l0/layer.tar", bad[0].clone())),
+            "diff_id mismatch",
+        ),
+        // Cut in the middle of the layer's data.
+        (
+            "cut-in-a-layer",
+            "cut.tar",
+            whole[..cut_at].to_vec(),
+            "truncated",
+        ),
+        // Duplicate entries: the last one wins, and here it is corrupt.
+        (
+            "duplicate-layer-last-corrupt",
+            "dup.tar",
+            with_entries(&|e| e.insert(2, file("l0/layer.tar", bad[0].clone()))),
+            "diff_id mismatch",
+        ),
+        // Layers listed but fewer than the config's diff_ids.
+        (
+            "fewer-layers-than-diff-ids",
+            "count.tar",
+            s2.tar(),
+            "diff_ids",
+        ),
+    ];
+    let mut table = Table::new("bad_input_catalogue");
+    for (name, file_name, bytes, needle) in rows {
+        table.row(name, || reject(&put(tmp.path(), file_name, &bytes), needle));
+    }
+    table.finish();
 }
 
 trait CloneLayers {
@@ -437,25 +546,32 @@ impl CloneLayers for Save {
 #[test]
 fn fuzz_regressions_fail_cleanly() {
     let dir = fixtures_dir().join("hostile");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return;
-    };
-    for e in entries {
-        let path = e.unwrap().path();
-        let out = run(&["inspect", s(&path)]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!stderr.contains("panicked"), "{}: {stderr}", path.display());
-        assert!(
-            matches!(out.status.code(), Some(0) | Some(1)),
-            "{}: {stderr}",
-            path.display()
-        );
-        let tmp = tempdir();
-        let out = run(&["convert", s(&path), s(&tmp.path().join("o"))]);
-        assert!(
-            matches!(out.status.code(), Some(0) | Some(1)),
-            "{}",
-            path.display()
-        );
+    // One row an input the fuzzers found, named by its file.
+    let mut rows: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    rows.sort();
+    let mut table = Table::new("fuzz_regressions_fail_cleanly");
+    for path in rows {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        table.row(&name, || {
+            let out = run(&["inspect", s(&path)]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.contains("panicked"), "{}: {stderr}", path.display());
+            assert!(
+                matches!(out.status.code(), Some(0) | Some(1)),
+                "{}: {stderr}",
+                path.display()
+            );
+            let tmp = tempdir();
+            let out = run(&["convert", s(&path), s(&tmp.path().join("o"))]);
+            assert!(
+                matches!(out.status.code(), Some(0) | Some(1)),
+                "{}",
+                path.display()
+            );
+        });
     }
+    table.finish();
 }

@@ -16,10 +16,6 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// Run dockhand with `args` in `cwd` under the blow-up guards ([`run_guarded`]), with
 /// `stdin` (or nothing) as input and `TMPDIR` set to `tmp`.
 fn guarded(args: &[&str], cwd: &Path, stdin: Option<Stdio>, tmp: &Path) -> (Output, Option<u64>) {

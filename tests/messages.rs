@@ -1,19 +1,16 @@
 //! Messages: one escaped line per error, text from an input never reaching the terminal
 //! raw, causes named once, usage mistakes exiting 2, `@N` numbering that means the
-//! same everywhere, and a summary that lists every tag.
+//! same everywhere, and a summary that lists every tag. The usage mistakes are a
+//! table of named rows ([`Table`]): a failure names every failing row.
 
 mod common;
 use common::build::*;
+use common::table::Table;
 use common::*;
 
-use std::path::Path;
 use std::process::Stdio;
 
 use serde_json::json;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 /// Run and return (exit code, stderr).
 fn outcome(args: &[&str]) -> (Option<i32>, String) {
@@ -84,25 +81,35 @@ fn usage_mistakes_exit_2_with_one_line() {
     let out_path = tmp.path().join("out");
     let out = s(&out_path);
     let prefixed = format!("docker-archive:{}", basic.input());
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["convert", "--image", "@x", basic.input(), out], "@x"),
+    // (row, arguments, what the error line must contain)
+    let rows: Vec<(&str, Vec<&str>, &str)> = vec![
         (
+            "image-index-not-a-number",
+            vec!["convert", "--image", "@x", basic.input(), out],
+            "@x",
+        ),
+        (
+            "image-name-not-a-reference",
             vec!["convert", "--image", "Bad Name!", basic.input(), out],
             "Bad Name!",
         ),
         (
+            "convert-platform-without-architecture",
             vec!["convert", "--platform", "linux", basic.input(), out],
             "platform",
         ),
         (
+            "inspect-platform-with-four-parts",
             vec!["inspect", "--platform", "a/b/c/d", basic.input()],
             "platform",
         ),
         (
+            "tag-with-upper-case-repository",
             vec!["convert", "--tag", "Upper:1", basic.input(), out],
             "Upper",
         ),
         (
+            "tag-with-a-space",
             vec![
                 "convert",
                 "--to",
@@ -115,10 +122,12 @@ fn usage_mistakes_exit_2_with_one_line() {
             "bad tag",
         ),
         (
+            "from-contradicts-source-transport",
             vec!["convert", "--from", "oci", &prefixed, out],
             "contradicts",
         ),
         (
+            "to-contradicts-destination-transport",
             vec![
                 "convert",
                 "--to",
@@ -128,8 +137,13 @@ fn usage_mistakes_exit_2_with_one_line() {
             ],
             "contradicts",
         ),
-        (vec!["convert", "--to", "oci", basic.input(), "-"], "stdout"),
         (
+            "directory-format-to-stdout",
+            vec!["convert", "--to", "oci", basic.input(), "-"],
+            "stdout",
+        ),
+        (
+            "docker-layout-with-an-oci-output",
             vec![
                 "convert",
                 "--docker-layout",
@@ -141,49 +155,69 @@ fn usage_mistakes_exit_2_with_one_line() {
             ],
             "--docker-layout",
         ),
-        (vec!["convert", "docker://busybox:latest", out], "registry"),
         (
+            "registry-source",
+            vec!["convert", "docker://busybox:latest", out],
+            "registry",
+        ),
+        (
+            "docker-daemon-source",
             vec!["convert", "docker-daemon:busybox:latest", out],
             "docker-daemon",
         ),
         (
+            "containers-storage-destination",
             vec!["convert", basic.input(), "containers-storage:busybox"],
             "containers-storage",
         ),
-        (vec!["inspect", "foo:bar"], "foo"),
-        (vec!["convert"], "required"),
-        (vec!["convert", "--nope", "a", "b"], "--nope"),
+        ("unknown-transport", vec!["inspect", "foo:bar"], "foo"),
+        ("convert-without-operands", vec!["convert"], "required"),
+        (
+            "unknown-option",
+            vec!["convert", "--nope", "a", "b"],
+            "--nope",
+        ),
     ];
-    for (args, needle) in cases {
-        let (code, stderr) = outcome(&args);
-        assert_eq!(code, Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: {needle:?} not in {stderr}"
-        );
+    let mut table = Table::new("usage_mistakes_exit_2_with_one_line");
+    for (name, args, needle) in rows {
+        table.row(name, || {
+            let (code, stderr) = outcome(&args);
+            assert_eq!(code, Some(2), "{args:?}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+            assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(needle),
+                "{args:?}: {needle:?} not in {stderr}"
+            );
+        });
     }
     // An unknown transport says which ones dockhand has.
-    let (_, stderr) = outcome(&["inspect", "docker://busybox"]);
-    for t in ["docker-archive", "docker-dir", "oci", "oci-archive", "dir"] {
-        assert!(stderr.contains(t), "{stderr}");
-    }
-    assert!(!tmp.path().join("out").exists());
+    table.row("unknown-transport-lists-the-transports", || {
+        let (_, stderr) = outcome(&["inspect", "docker://busybox"]);
+        for t in ["docker-archive", "docker-dir", "oci", "oci-archive", "dir"] {
+            assert!(stderr.contains(t), "{stderr}");
+        }
+    });
+    table.row("no-mistake-wrote-the-destination", || {
+        assert!(!tmp.path().join("out").exists());
+    });
     // A file whose name only looks like a transport is read as a file.
-    let odd = tmp.path().join("foo:bar");
-    std::fs::copy(basic.input(), &odd).unwrap();
-    let out = dockhand()
-        .args(["inspect", "foo:bar"])
-        .current_dir(tmp.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    table.row("file-named-like-a-transport-is-a-file", || {
+        let odd = tmp.path().join("foo:bar");
+        std::fs::copy(basic.input(), &odd).unwrap();
+        let out = dockhand()
+            .args(["inspect", "foo:bar"])
+            .current_dir(tmp.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    table.finish();
 }
 
 #[test]

@@ -14,10 +14,6 @@ use std::process::{Output, Stdio};
 
 use serde_json::{json, Value};
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// Peak RSS allowed for a guarded run.
 const RSS_LIMIT_KB: u64 = 200 * 1024;
 
@@ -83,10 +79,6 @@ fn config(diff_ids: &[String], platform: (&str, &str), pad: usize, salt: &str) -
         "comment": salt, "padding": "x".repeat(pad),
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }))
-}
-
-fn images(doc: &Value) -> &Vec<Value> {
-    doc["images"].as_array().unwrap()
 }
 
 #[test]

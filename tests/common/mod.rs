@@ -3,9 +3,16 @@
 #![allow(dead_code)]
 
 pub mod build;
+pub mod interop;
+pub mod table;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+/// A path as the `&str` the command line takes (test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
 
 /// The dockhand binary built for this test run.
 pub fn dockhand() -> Command {
@@ -116,6 +123,11 @@ pub fn fixture(name: &str) -> Fixture {
 /// `inspect --json` of a path.
 pub fn inspect(path: &str) -> serde_json::Value {
     serde_json::from_slice(&ok(&["inspect", "--json", path])).expect("inspect prints JSON")
+}
+
+/// The images of an inspect document.
+pub fn images(doc: &serde_json::Value) -> &Vec<serde_json::Value> {
+    doc["images"].as_array().expect("images is an array")
 }
 
 /// Sorted config digests of an inspect document.
