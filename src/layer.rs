@@ -6,8 +6,8 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::container::FileRef;
 use crate::error::{Error, Result};
+use crate::model::blob::Blob;
 use crate::model::digest::{Digest, HashSink, Hasher};
 use crate::model::image::{Image, Layer};
 use crate::model::media::Compression;
@@ -26,7 +26,7 @@ pub enum LayerForm {
 /// cleanly) if the stored bytes do not match the layer's digest and size, or the
 /// uncompressed bytes do not match its diff_id.
 pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<Box<dyn Read + Send>> {
-    let file = layer.file.as_ref().ok_or_else(|| Error::Missing {
+    let blob = layer.blob.as_ref().ok_or_else(|| Error::Missing {
         file: layer.path.clone(),
         what: format!("layer {} of image {}", layer.digest, image.display_name()),
     })?;
@@ -46,14 +46,17 @@ pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<Box<d
             _ => None,
         };
         return Ok(Box::new(StoredReader {
-            inner: file.open()?,
+            inner: blob.open()?,
             stored: Hasher::new(),
             diff,
             check,
             done: false,
         }));
     }
-    Ok(Box::new(UncompressedReader::start(file.clone(), &check)?))
+    Ok(Box::new(UncompressedReader::start(
+        Arc::clone(blob),
+        &check,
+    )?))
 }
 
 /// Read a whole layer, verifying it, without keeping the bytes.
@@ -67,7 +70,8 @@ pub fn verify_layer(image: &Image, layer: &Layer) -> Result<()> {
 /// The digests of a stored layer `file` as stored and uncompressed, from one read: for
 /// layers whose diff_id nothing records (pre-1.10 archives, schema1).
 pub(crate) fn stored_and_uncompressed_digests(
-    file: &FileRef,
+    blob: &dyn Blob,
+    path: &str,
     compression: Compression,
 ) -> Result<(Digest, Digest)> {
     /// Hashes the stored bytes as the decoder pulls them.
@@ -82,15 +86,15 @@ pub(crate) fn stored_and_uncompressed_digests(
             Ok(n)
         }
     }
-    let corrupt = |e: io::Error| match Error::io(format!("reading {}", file.path), e) {
+    let corrupt = |e: io::Error| match Error::io(format!("reading {path}"), e) {
         Error::Io { cause, .. } => Error::malformed(
-            &file.path,
+            path,
             format!("layer is not valid {} data: {cause}", compression.name()),
         ),
         other => other,
     };
     let mut tap = Tap {
-        inner: file.open()?,
+        inner: blob.open()?,
         hasher: Hasher::new(),
     };
     let mut sink = HashSink::default();
@@ -376,10 +380,10 @@ struct UncompressedReader {
 }
 
 impl UncompressedReader {
-    fn start(file: FileRef, check: &Check) -> Result<UncompressedReader> {
+    fn start(blob: Arc<dyn Blob>, check: &Check) -> Result<UncompressedReader> {
         let stored = Arc::new(Mutex::new(Hasher::new()));
         let tap = Tap {
-            inner: file.open()?,
+            inner: blob.open()?,
             hasher: Arc::clone(&stored),
         };
         let mut decoder = check
@@ -400,11 +404,11 @@ impl UncompressedReader {
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => {
                             // A short or corrupt stored blob is better reported by its size.
-                            let err = if file.size != declared {
+                            let err = if blob.size() != declared {
                                 Error::SizeMismatch {
                                     file: path.clone(),
                                     expected: declared,
-                                    actual: file.size,
+                                    actual: blob.size(),
                                 }
                                 .into_io()
                             } else {
@@ -426,7 +430,7 @@ impl UncompressedReader {
             drop(decoder);
             // Hash whatever the decoder left unread (trailing bytes after the stream).
             let mut stored = std::mem::take(&mut *stored.lock().unwrap_or_else(|p| p.into_inner()));
-            let mut rest = file.open_at(stored.len())?;
+            let mut rest = blob.open_at(stored.len())?;
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 let n = rest
@@ -529,7 +533,7 @@ mod tests {
             media_type: String::new(),
             compression: Compression::detect(stored),
             diff_id: Some(Digest::of(uncompressed)),
-            file: Some(file),
+            blob: Some(file.blob),
             path: "layer".into(),
         };
         Image {

@@ -3,7 +3,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{FileRef, FileTree, Location, Node};
+use std::io::{self, Read, Seek};
+use std::sync::Arc;
+
+use super::{FileRef, FileTree, Node};
+use crate::error::{Error, Result};
+use crate::model::blob::Blob;
 
 /// A directory on disk viewed as a tree. Symlinks inside it are followed by the shared
 /// resolver, which keeps them inside the directory.
@@ -46,7 +51,10 @@ impl FileTree for DirTree {
             Node::File(FileRef {
                 path: path.to_string(),
                 size: meta.len(),
-                location: Location::Path(full),
+                blob: Arc::new(DirFile {
+                    path: full,
+                    size: meta.len(),
+                }),
             })
         } else {
             Node::Other("special file")
@@ -62,5 +70,34 @@ impl FileTree for DirTree {
             .unwrap_or_default();
         names.sort();
         names
+    }
+}
+
+/// The bytes of a file of a directory.
+#[derive(Debug)]
+struct DirFile {
+    path: PathBuf,
+    /// The size measured when the tree was looked at: never read more.
+    size: u64,
+}
+
+impl Blob for DirFile {
+    fn open_at(&self, start: u64) -> Result<Box<dyn Read + Send>> {
+        let start = start.min(self.size);
+        let shown = || crate::text::shown(&self.path.to_string_lossy());
+        let mut f =
+            fs::File::open(&self.path).map_err(|e| Error::io(format!("opening {}", shown()), e))?;
+        if start > 0 {
+            f.seek(io::SeekFrom::Start(start))
+                .map_err(|e| Error::io(format!("reading {}", shown()), e))?;
+        }
+        // A directory file may change under us; never read more than was measured.
+        Ok(Box::new(f.take(self.size - start)))
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn describe(&self) -> String {
+        crate::text::shown(&self.path.to_string_lossy())
     }
 }

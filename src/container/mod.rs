@@ -18,13 +18,12 @@ pub use tar_index::{
 pub use tar_writer::{TarFileWriter, TarStreamWriter};
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::model::blob::Blob;
 use crate::model::digest::Digest;
 use crate::text::shown;
 
@@ -47,87 +46,26 @@ pub enum Node {
     Other(&'static str),
 }
 
-/// A regular file found in a tree: where its bytes are and how many there are.
+/// A regular file found in a tree: its path there, its size, and its bytes.
 #[derive(Clone, Debug)]
 pub struct FileRef {
     /// The file's normalized path inside the tree, after links were followed.
     pub path: String,
     /// Its size in bytes.
     pub size: u64,
-    location: Location,
-}
-
-#[derive(Clone, Debug)]
-enum Location {
-    /// Bytes at an offset of a shared tar file.
-    Region { file: Arc<File>, offset: u64 },
-    /// A file on disk.
-    Path(PathBuf),
+    /// Its bytes.
+    pub blob: Arc<dyn Blob>,
 }
 
 impl FileRef {
     /// A reader over the file's bytes.
     pub fn open(&self) -> Result<Box<dyn Read + Send>> {
-        self.open_at(0)
-    }
-
-    /// A reader over the file's bytes from `start` on.
-    pub fn open_at(&self, start: u64) -> Result<Box<dyn Read + Send>> {
-        let start = start.min(self.size);
-        match &self.location {
-            Location::Region { file, offset } => Ok(Box::new(RegionReader {
-                file: Arc::clone(file),
-                pos: offset + start,
-                end: offset + self.size,
-            })),
-            Location::Path(p) => {
-                let mut f =
-                    File::open(p).map_err(|e| Error::io(format!("opening {}", self.path), e))?;
-                if start > 0 {
-                    io::Seek::seek(&mut f, io::SeekFrom::Start(start))
-                        .map_err(|e| Error::io(format!("reading {}", self.path), e))?;
-                }
-                // A directory file may change under us; never read more than was measured.
-                Ok(Box::new(f.take(self.size - start)))
-            }
-        }
+        self.blob.open()
     }
 
     /// Read the first bytes (at most `n`), e.g. to sniff compression.
     pub fn head(&self, n: usize) -> Result<Vec<u8>> {
-        let mut buf = Vec::with_capacity(n);
-        self.open()?
-            .take(n as u64)
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::io(format!("reading {}", self.path), e))?;
-        Ok(buf)
-    }
-}
-
-/// A `Read` over a byte range of a file, using positioned reads so many can share one
-/// file handle.
-struct RegionReader {
-    file: Arc<File>,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for RegionReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.end - self.pos;
-        if left == 0 || buf.is_empty() {
-            return Ok(0);
-        }
-        let want = buf.len().min(left.min(usize::MAX as u64) as usize);
-        let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shorter than its index says",
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
+        self.blob.head(n)
     }
 }
 

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use tar::{EntryType, Header};
 
-use super::{Duplicate, FileRef, FileTree, Location, Node};
+use super::{Duplicate, FileRef, FileTree, Node};
 use crate::error::{Error, Result};
+use crate::model::blob::Blob;
 use crate::model::media::Compression;
 use crate::text::shown;
 
@@ -97,6 +98,65 @@ impl Source for FileSource<'_> {
     }
 }
 
+/// The bytes of one entry of an indexed tar: a byte range of the archive file, read
+/// with positioned reads so that many readers share one file handle.
+#[derive(Debug)]
+struct TarRange {
+    file: Arc<File>,
+    offset: u64,
+    size: u64,
+    /// The archive, for messages.
+    archive: Arc<str>,
+}
+
+impl Blob for TarRange {
+    fn open_at(&self, start: u64) -> Result<Box<dyn io::Read + Send>> {
+        let start = start.min(self.size);
+        Ok(Box::new(RegionReader {
+            file: Arc::clone(&self.file),
+            pos: self.offset + start,
+            end: self.offset + self.size,
+        }))
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn describe(&self) -> String {
+        format!(
+            "bytes {}..{} of {}",
+            self.offset,
+            self.offset + self.size,
+            self.archive
+        )
+    }
+}
+
+/// A `Read` over a byte range of a file.
+struct RegionReader {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+}
+
+impl io::Read for RegionReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end - self.pos;
+        if left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(left.min(usize::MAX as u64) as usize);
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than its index says",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// An indexed tar archive.
 pub struct TarIndex {
     name: String,
@@ -172,6 +232,7 @@ impl TarIndex {
             count: 0,
             name_bytes: 0,
         };
+        let archive: Arc<str> = Arc::from(name);
         let mut pending = Pending::default();
         let mut block = [0u8; BLOCK];
         // Where `block` starts in the archive, for messages.
@@ -332,10 +393,12 @@ impl TarIndex {
                 Node::File(FileRef {
                     path: String::new(),
                     size,
-                    location: Location::Region {
+                    blob: Arc::new(TarRange {
                         file: Arc::clone(&file),
                         offset: at,
-                    },
+                        size,
+                        archive: Arc::clone(&archive),
+                    }),
                 })
             } else {
                 match kind {

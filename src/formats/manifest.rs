@@ -205,7 +205,7 @@ pub(crate) fn image_from_manifest(
             media_type,
             compression,
             diff_id,
-            file,
+            blob: file.map(|f| f.blob),
             path,
         });
     }

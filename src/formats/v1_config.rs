@@ -81,7 +81,7 @@ pub(crate) fn synthesize(meta: &Meta, chain: Vec<V1Layer>, family: Family) -> Re
         history.push(Value::Object(entry));
         let compression = meta.sniff(&v1.file)?;
         let (digest, diff_id) = meta.layer_digests(&v1.file, || {
-            stored_and_uncompressed_digests(&v1.file, compression)
+            stored_and_uncompressed_digests(&*v1.file.blob, &v1.file.path, compression)
         })?;
         diff_ids.push(Value::String(diff_id.to_string()));
         layers.push(Layer {
@@ -94,7 +94,7 @@ pub(crate) fn synthesize(meta: &Meta, chain: Vec<V1Layer>, family: Family) -> Re
             compression,
             diff_id: Some(diff_id),
             path: v1.file.path.clone(),
-            file: Some(v1.file.clone()),
+            blob: Some(v1.file.blob.clone()),
         });
     }
     let mut rootfs = Map::new();

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::container::FileRef;
 use crate::error::{Error, Result};
+use crate::model::blob::Blob;
 use crate::model::digest::Digest;
 use crate::model::media::Compression;
 use crate::model::reference::Reference;
@@ -157,7 +157,7 @@ pub struct Layer {
     /// sha256 of the uncompressed tar, from the config (`None` for artifacts).
     pub diff_id: Option<Digest>,
     /// Where the bytes are; `None` when the source lacks the blob.
-    pub file: Option<FileRef>,
+    pub blob: Option<Arc<dyn Blob>>,
     /// The layer's path in the source, for messages.
     pub path: String,
 }

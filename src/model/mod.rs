@@ -1,7 +1,8 @@
 //! The in-memory model every reader produces and every writer consumes: images,
 //! layers, descriptors, platforms, digests, references and media types. It names no
-//! container and no format: a layer's bytes are behind a trait.
+//! container and no format: a layer's bytes are behind the [`blob::Blob`] trait.
 
+pub mod blob;
 pub mod digest;
 pub mod image;
 pub mod media;

@@ -141,7 +141,7 @@ pub(crate) fn read(
                 compression,
                 diff_id: Some(diff_id.clone()),
                 path: file.path.clone(),
-                file: Some(file),
+                blob: Some(file.blob),
             })
             .collect();
         let image = Image {

@@ -1,0 +1,102 @@
+//! Where a blob's bytes come from. The model holds blobs behind this trait, so an image
+//! can come from an indexed tar, a directory, memory, or (later) a registry without the
+//! model knowing which.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+/// The bytes of one blob (a config, a manifest, a layer) as a source holds them.
+///
+/// Implemented by the containers for a byte range of an indexed tar and for a file of a
+/// directory, and here for bytes in memory ([`MemoryBlob`]).
+pub trait Blob: Send + Sync + fmt::Debug {
+    /// A reader over the bytes from `start` on (`0` for all of them). It yields at most
+    /// [`Blob::size`] bytes in all.
+    fn open_at(&self, start: u64) -> Result<Box<dyn Read + Send>>;
+    /// How many bytes the blob has.
+    fn size(&self) -> u64;
+    /// Where the bytes come from, for messages.
+    fn describe(&self) -> String;
+
+    /// A reader over all the bytes.
+    fn open(&self) -> Result<Box<dyn Read + Send>> {
+        self.open_at(0)
+    }
+
+    /// The first bytes (at most `n`), e.g. to sniff a compression.
+    fn head(&self, n: usize) -> Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(n);
+        self.open()?
+            .take(n as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::io(format!("reading {}", self.describe()), e))?;
+        Ok(buf)
+    }
+}
+
+/// A blob held in memory.
+#[derive(Clone, Debug)]
+pub struct MemoryBlob {
+    bytes: Arc<Vec<u8>>,
+    label: String,
+}
+
+impl MemoryBlob {
+    /// `bytes`, called `label` in messages.
+    pub fn new(bytes: Arc<Vec<u8>>, label: impl Into<String>) -> MemoryBlob {
+        MemoryBlob {
+            bytes,
+            label: label.into(),
+        }
+    }
+}
+
+impl Blob for MemoryBlob {
+    fn open_at(&self, start: u64) -> Result<Box<dyn Read + Send>> {
+        let start = start.min(self.bytes.len() as u64);
+        let mut cursor = io::Cursor::new(Arc::clone(&self.bytes));
+        cursor.set_position(start);
+        Ok(Box::new(ArcCursor(cursor)))
+    }
+    fn size(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+}
+
+/// `io::Cursor` over shared bytes (`Arc<Vec<u8>>` is not `AsRef<[u8]>`).
+struct ArcCursor(io::Cursor<Arc<Vec<u8>>>);
+
+impl Read for ArcCursor {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let pos = self.0.position() as usize;
+        let bytes = self.0.get_ref();
+        let n = buf.len().min(bytes.len().saturating_sub(pos));
+        buf[..n].copy_from_slice(&bytes[pos..pos + n]);
+        self.0.set_position((pos + n) as u64);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_blobs_read_from_any_offset() {
+        let blob = MemoryBlob::new(Arc::new(b"hello world".to_vec()), "greeting");
+        let mut out = String::new();
+        blob.open_at(6).unwrap().read_to_string(&mut out).unwrap();
+        assert_eq!(out, "world");
+        assert_eq!(blob.head(5).unwrap(), b"hello");
+        assert_eq!(blob.size(), 11);
+        let mut rest = Vec::new();
+        blob.open_at(99).unwrap().read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty());
+    }
+}
