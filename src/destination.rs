@@ -29,10 +29,11 @@ use crate::text::shown;
 pub enum Output {
     /// A single tar file.
     File,
-    /// A directory tree; `oci` when it is an OCI image layout (which can be added to).
+    /// A directory tree; `appendable` when images can be added to an existing layout
+    /// of its kind (an OCI layout).
     Directory {
-        /// True for an OCI image layout.
-        oci: bool,
+        /// True when an existing OCI layout is added to rather than refused.
+        appendable: bool,
     },
 }
 
@@ -123,7 +124,7 @@ pub fn plan(dest: &Path, output: Output, force: bool, source: Option<&Path>) -> 
             // (skopeo copy oci:L:a oci:L:b); nothing else may touch the source.
             let adds_to_itself = source == absolute
                 && !force
-                && output == (Output::Directory { oci: true })
+                && output == (Output::Directory { appendable: true })
                 && contents == Some(Contents::Layout(LayoutKind::Oci));
             if source.starts_with(&absolute) && !adds_to_itself {
                 return Err(refuse(if source == absolute {
@@ -173,11 +174,11 @@ fn plan_for(
             "it is a symbolic link; dockhand neither follows nor replaces it with a directory (name the directory itself)"
                 .into(),
         ),
-        Output::Directory { oci } if file_type.is_dir() => {
+        Output::Directory { appendable } if file_type.is_dir() => {
             match contents.expect("classified above") {
                 Contents::Empty => Ok(Plan::FillEmpty),
                 Contents::Layout(_) if force => Ok(Plan::Replace),
-                Contents::Layout(LayoutKind::Oci) if oci => Ok(Plan::AddToOciLayout),
+                Contents::Layout(LayoutKind::Oci) if appendable => Ok(Plan::AddToOciLayout),
                 Contents::Layout(kind) => Err(format!(
                     "it holds {} (use --force to replace it)",
                     kind.describe()
@@ -519,7 +520,7 @@ mod tests {
     fn plans_follow_the_rules() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
-        let oci = Output::Directory { oci: true };
+        let oci = Output::Directory { appendable: true };
         let absent = d.join("absent");
         assert_eq!(plan(&absent, oci, false, None).unwrap(), Plan::Create);
         let file = d.join("file.txt");
@@ -538,7 +539,7 @@ mod tests {
             Plan::AddToOciLayout
         );
         assert_eq!(plan(&layout, oci, true, None).unwrap(), Plan::Replace);
-        let docker = Output::Directory { oci: false };
+        let docker = Output::Directory { appendable: false };
         assert!(plan(&layout, docker, false, None).is_err());
         assert!(plan(&layout, Output::File, true, None).is_err());
         // The directory holding the source is never a destination.

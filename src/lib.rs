@@ -131,13 +131,18 @@ pub mod error;
 pub mod formats;
 pub mod inspect;
 pub mod layer;
+pub mod location;
 pub mod model;
+pub mod select;
 pub mod text;
 
 pub use cleanup::STAGING_MARKER;
-pub use convert::{convert, open_source, ConvertOptions, ConvertReport, Location, Selector};
+pub use convert::{convert, ConvertOptions, ConvertReport};
+pub use formats::{open as open_source, Format};
+pub use location::Location;
 pub use model::digest::Digest;
 pub use model::reference::Reference;
+pub use select::Selector;
 
 /// Every limit dockhand applies to an input (see the `# Security` section above).
 pub mod limits {
@@ -151,4 +156,4 @@ pub mod limits {
     pub use crate::text::{MAX_LINE_CHARS, MAX_SHOWN_CHARS};
 }
 pub use error::{Error, Result};
-pub use model::image::{Format, Image, Platform};
+pub use model::image::{Image, Platform};

@@ -6,11 +6,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use dockhand::convert::{select, selectors, Location};
 use dockhand::destination::Plan;
 use dockhand::formats::DockerLayout;
+use dockhand::formats::{transport_names, ReadOptions};
 use dockhand::inspect::{inspect_json, inspect_table, names_line, verify, write_json};
+use dockhand::select::{select, selectors};
 use dockhand::text::one_line;
+use dockhand::Location;
 use dockhand::{ConvertOptions, Format, Platform};
 
 /// Move container images between docker-save archives, OCI layouts and dir: layouts.
@@ -30,11 +32,11 @@ enum Command {
     /// ending in .tar or `-` gets docker-archive, anything else an OCI layout directory.
     Convert {
         /// Read SRC as this format (default: detect from the content).
-        #[arg(long, value_enum)]
-        from: Option<FormatArg>,
-        /// Write DST in this format.
-        #[arg(long, value_enum)]
-        to: Option<FormatArg>,
+        #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+        from: Option<Format>,
+        /// Write DST in this format: docker-archive, docker-dir, oci, oci-archive, dir.
+        #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+        to: Option<Format>,
         /// Take only this image (REF, matched after normalization, or @N); repeatable.
         #[arg(long = "image", value_name = "REF|@N")]
         images: Vec<String>,
@@ -85,27 +87,6 @@ enum Command {
         /// The input.
         src: String,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum FormatArg {
-    DockerArchive,
-    DockerDir,
-    Oci,
-    OciArchive,
-    Dir,
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::DockerArchive => Format::DockerArchive,
-            FormatArg::DockerDir => Format::DockerDir,
-            FormatArg::Oci => Format::Oci,
-            FormatArg::OciArchive => Format::OciArchive,
-            FormatArg::Dir => Format::Dir,
-        }
-    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -224,6 +205,10 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
     Platform::parse(s)
 }
 
+fn parse_format(s: &str) -> Result<Format, String> {
+    Format::parse(s).ok_or_else(|| format!("expected one of {}", transport_names()))
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Convert {
@@ -239,8 +224,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dst,
         } => {
             let options = ConvertOptions {
-                from: from.map(Format::from),
-                to: to.map(Format::from),
+                from,
+                to,
                 images,
                 tags,
                 force,
@@ -331,7 +316,11 @@ fn open_selected(
 ) -> anyhow::Result<(dockhand::formats::Source, Vec<usize>)> {
     let location = Location::parse(src)?;
     let selectors = selectors(&location, images)?;
-    let source = dockhand::open_source(&location, None, platform).map_err(|e| in_source(e, src))?;
+    let options = ReadOptions {
+        platform,
+        format: None,
+    };
+    let source = dockhand::open_source(&location, &options).map_err(|e| in_source(e, src))?;
     let selected = select(&source.images, &selectors)?;
     Ok((source, selected))
 }

@@ -34,7 +34,9 @@ fn main() {
                     "{} image(s), {} warning(s), verify: {}",
                     source.images.len(),
                     source.warnings.len(),
-                    verified.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string())
+                    verified
+                        .map(|_| "ok".to_string())
+                        .unwrap_or_else(|e| e.to_string())
                 )
             }
             Err(e) => format!("error: {e}"),

@@ -13,12 +13,10 @@ use std::fs::File;
 use std::io::{Seek, Write};
 use std::sync::OnceLock;
 
-use dockhand::model::digest::Digest;
+use dockhand::container::{FileTree, TarIndex};
+use dockhand::formats::{write_tar, DockerLayout, Layout, ReadOptions, Source, WriteOptions};
 use dockhand::inspect::{inspect_json, inspect_table, verify, write_json};
-use dockhand::formats::{
-    write_dir_transport, write_docker, write_oci, DockerLayout, ReadOptions, Source,
-};
-use dockhand::container::{FileTree, TarIndex, TarStreamWriter};
+use dockhand::model::digest::Digest;
 use dockhand::Image;
 
 /// Largest file the fuzz process may write (temp files included): a decompression bomb
@@ -84,23 +82,25 @@ pub fn exercise(source: &Source) {
     let _ = inspect_table(source, &all);
     let verified = verify(images).is_ok();
 
-    let mut oci = TarStreamWriter::new(Vec::new(), "fuzz");
-    let oci_out = write_oci(images, &mut oci).ok().and_then(|()| oci.finish().ok());
-
-    let mut docker = TarStreamWriter::new(Vec::new(), "fuzz");
-    let docker_out = write_docker(images, &mut docker, DockerLayout::Legacy)
-        .ok()
-        .and_then(|_| docker.finish().ok());
-
-    let mut hybrid = TarStreamWriter::new(std::io::sink(), "fuzz");
-    if write_docker(images, &mut hybrid, DockerLayout::Hybrid).is_ok() {
-        let _ = hybrid.finish();
-    }
+    let legacy = WriteOptions::default();
+    let hybrid = WriteOptions {
+        docker_layout: DockerLayout::Hybrid,
+    };
+    let written = |layout, options: &WriteOptions| {
+        write_tar(images, layout, options, Vec::new())
+            .ok()
+            .map(|(bytes, _)| bytes)
+    };
+    let oci_out = written(Layout::Oci, &legacy);
+    let docker_out = written(Layout::DockerSave, &legacy);
+    let _ = written(Layout::DockerSave, &hybrid);
     if let Some(first) = images.first() {
-        let mut dir = TarStreamWriter::new(std::io::sink(), "fuzz");
-        if write_dir_transport(first, &mut dir).is_ok() {
-            let _ = dir.finish();
-        }
+        let _ = write_tar(
+            std::slice::from_ref(first),
+            Layout::Dir,
+            &legacy,
+            std::io::sink(),
+        );
     }
 
     if verified && roundtrip_mode() != RoundTrip::Off {
@@ -135,7 +135,10 @@ fn summary(images: &[Image], with_names: bool) -> Summary {
             })
             .collect(),
         tags: if with_names {
-            images.iter().flat_map(|i| i.tags.iter().map(|t| t.to_string())).collect()
+            images
+                .iter()
+                .flat_map(|i| i.tags.iter().map(|t| t.to_string()))
+                .collect()
         } else {
             BTreeSet::new()
         },
@@ -154,7 +157,10 @@ fn roundtrip(images: &[Image], bytes: &[u8], what: &str) {
     let names = roundtrip_mode() == RoundTrip::Full;
     let expected = summary(images, names);
     let actual = summary(&back.images, names);
-    assert_eq!(expected, actual, "round trip: {what} holds other images or names");
+    assert_eq!(
+        expected, actual,
+        "round trip: {what} holds other images or names"
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -213,7 +219,9 @@ impl TarOut {
     }
     fn file(&mut self, path: &str, data: &[u8]) -> &mut Self {
         let mut h = header(tar::EntryType::Regular, data.len() as u64, 0o644);
-        self.0.append_data(&mut h, path, data).expect("building a tar in memory");
+        self.0
+            .append_data(&mut h, path, data)
+            .expect("building a tar in memory");
         self
     }
     fn dir(&mut self, path: &str) -> &mut Self {
@@ -225,7 +233,9 @@ impl TarOut {
     }
     fn link(&mut self, kind: tar::EntryType, path: &str, target: &str) -> &mut Self {
         let mut h = header(kind, 0, 0o777);
-        self.0.append_link(&mut h, path, target).expect("building a tar in memory");
+        self.0
+            .append_link(&mut h, path, target)
+            .expect("building a tar in memory");
         self
     }
     /// The entries so far, without the end-of-archive marker.
@@ -326,10 +336,17 @@ fn docker_prefix() -> &'static [u8] {
             .file("layer.tar", &b.layer.bytes)
             .file("layer.tar.gz", &b.layer_gz.bytes)
             .file(&format!("blobs/sha256/{}", b.layer.hex()), &b.layer.bytes)
-            .file(&format!("blobs/sha256/{}", b.layer_gz.hex()), &b.layer_gz.bytes)
+            .file(
+                &format!("blobs/sha256/{}", b.layer_gz.hex()),
+                &b.layer_gz.bytes,
+            )
             .file(&format!("{}.tar.gz", b.layer_gz.hex()), &b.layer_gz.bytes)
             // skopeo: `<diffid>.tar` at the root, legacy dirs link to it.
-            .link(tar::EntryType::Link, &format!("{}.tar", b.layer.hex()), "layer.tar")
+            .link(
+                tar::EntryType::Link,
+                &format!("{}.tar", b.layer.hex()),
+                "layer.tar",
+            )
             .dir(&format!("{}/", b.v1id))
             .file(&format!("{}/VERSION", b.v1id), b"1.0")
             .file(
@@ -625,7 +642,9 @@ pub fn oci_seeds() -> Vec<(&'static str, Vec<u8>)> {
             entries.join(",")
         )
     };
-    let named = |desc: String, annotations: &str| with_extra(&desc, &format!(r#""annotations":{annotations}"#));
+    let named = |desc: String, annotations: &str| {
+        with_extra(&desc, &format!(r#""annotations":{annotations}"#))
+    };
     vec![
         (
             "one-tagged",
@@ -696,7 +715,11 @@ pub fn read_whole(tree: &dyn FileTree, path: &str) {
         .unwrap_or_else(|e| panic!("{path}: resolved but cannot be opened: {e}"));
     let n = std::io::copy(&mut reader, &mut std::io::sink())
         .unwrap_or_else(|e| panic!("{path} ({} bytes): reading failed: {e}", file.size));
-    assert_eq!(n, file.size, "{path}: read {n} bytes, index says {}", file.size);
+    assert_eq!(
+        n, file.size,
+        "{path}: read {n} bytes, index says {}",
+        file.size
+    );
     let head = file
         .head(8)
         .unwrap_or_else(|e| panic!("{path}: head failed: {e}"));

@@ -8,7 +8,7 @@ mod spool;
 mod tar_index;
 mod tar_writer;
 
-pub use append_writer::AppendWriter;
+pub use append_writer::{AppendWriter, MergeIndex};
 pub use dir::DirTree;
 pub use dir_writer::DirWriter;
 pub use spool::{open_input, Input, MAX_TRAILING_BYTES};

@@ -1,5 +1,10 @@
-//! Layouts: which files and JSON documents make up each format. Readers turn a
-//! [`FileTree`] into a [`Source`]; writers turn images into files of a [`crate::container::TreeWriter`].
+//! Formats: which files and JSON documents make up each layout (`docker/`, `oci/`,
+//! `dir/`), and the one table that maps transport names to them. Readers turn a
+//! [`FileTree`] into a [`Source`]; writers put images into a
+//! [`crate::container::TreeWriter`] behind an [`ImageSink`].
+//!
+//! Adding a transport is one module (its reader and writer, as a `LayoutOps`) and one
+//! line in the `TRANSPORTS` table.
 
 mod blobs;
 mod context;
@@ -10,23 +15,191 @@ mod oci;
 mod v1_config;
 
 pub use context::{MAX_LAYERS_TOTAL, MAX_METADATA_TOTAL};
-pub use dir::write_dir_transport;
-pub use docker::{write_docker, DockerLayout};
-pub(crate) use oci::merge_index;
-pub use oci::write_oci;
+pub use docker::DockerLayout;
 
-use context::{Meta, MetaFile};
+use context::Meta;
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
-use crate::container::FileTree;
+use crate::container::{
+    open_input, AppendWriter, DirWriter, FileTree, TarFileWriter, TarStreamWriter, TreeWriter,
+};
+use crate::destination::{self, Output, Plan};
 use crate::error::{Error, Result};
-use crate::model::image::{parse_json, Format, Image, Platform};
+use crate::location::Location;
+use crate::model::image::{parse_json, Image, Platform};
 use crate::text::shown;
 
 /// Most warnings kept for one input; identical ones are shown once.
 pub const MAX_WARNINGS: usize = 100;
+
+/// How a format lays images out: which files and documents it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// `docker save`: manifest.json (or, before Docker 1.10, `repositories` and v1
+    /// layer directories).
+    DockerSave,
+    /// An OCI image layout: `oci-layout`, `index.json`, `blobs/`.
+    Oci,
+    /// The containers/image `dir:` layout.
+    Dir,
+}
+
+/// What holds a layout's files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Container {
+    /// A tar file or stream.
+    Tar,
+    /// A directory.
+    Directory,
+}
+
+/// A format: a layout in a container, named as skopeo names its transports
+/// (`docker-archive`, `oci`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Format {
+    /// Which files and documents.
+    pub layout: Layout,
+    /// What holds them.
+    pub container: Container,
+}
+
+impl Format {
+    /// `docker save` output in a tar.
+    pub const DOCKER_ARCHIVE: Format = Format::new(Layout::DockerSave, Container::Tar);
+    /// A docker-save tree in a directory.
+    pub const DOCKER_DIR: Format = Format::new(Layout::DockerSave, Container::Directory);
+    /// An OCI image layout in a directory.
+    pub const OCI: Format = Format::new(Layout::Oci, Container::Directory);
+    /// An OCI image layout in a tar.
+    pub const OCI_ARCHIVE: Format = Format::new(Layout::Oci, Container::Tar);
+    /// The containers/image `dir:` layout.
+    pub const DIR: Format = Format::new(Layout::Dir, Container::Directory);
+
+    const fn new(layout: Layout, container: Container) -> Format {
+        Format { layout, container }
+    }
+
+    /// The transport name (`docker-archive`, `oci`, ...).
+    pub fn name(self) -> &'static str {
+        self.transport().map_or("?", |t| t.name)
+    }
+
+    /// The format a transport name names.
+    pub fn parse(name: &str) -> Option<Format> {
+        TRANSPORTS.iter().find(|t| t.name == name).map(|t| t.format)
+    }
+
+    /// Every format, in the table's order.
+    pub fn all() -> impl Iterator<Item = Format> {
+        TRANSPORTS.iter().map(|t| t.format)
+    }
+
+    /// Whether this format is stored as a single tar (file or stream).
+    pub fn is_tar(self) -> bool {
+        self.container == Container::Tar
+    }
+
+    /// Whether the format can hold several images.
+    pub fn holds_many(self) -> bool {
+        self.ops().holds_many
+    }
+
+    /// The format a destination gets when nothing names one: a docker-archive for
+    /// stdout and `*.tar`, an OCI layout directory otherwise.
+    pub fn for_destination(path: &str) -> Format {
+        if path == "-" || path.ends_with(".tar") {
+            Format::DOCKER_ARCHIVE
+        } else {
+            Format::OCI
+        }
+    }
+
+    fn transport(self) -> Option<&'static Transport> {
+        TRANSPORTS.iter().find(|t| t.format == self)
+    }
+
+    pub(crate) fn ops(self) -> &'static LayoutOps {
+        self.transport()
+            .map_or_else(|| layout_ops(self.layout), |t| t.ops)
+    }
+}
+
+/// One transport: its name, its format, and the layout module that reads and writes
+/// it.
+pub(crate) struct Transport {
+    /// The name on the command line (`docker-archive:x.tar`, `--to oci`).
+    pub name: &'static str,
+    /// The layout and container.
+    pub format: Format,
+    /// The format as a noun, for messages.
+    pub noun: &'static str,
+    /// What reads and writes the layout.
+    pub ops: &'static LayoutOps,
+}
+
+/// The transports dockhand speaks: a name, a layout in a container, and the module
+/// that reads and writes that layout. Detection finds a layout in a tar or a
+/// directory, and the line with that pair names the result.
+#[rustfmt::skip]
+pub(crate) static TRANSPORTS: &[Transport] = &[
+    Transport { name: "docker-archive", format: Format::DOCKER_ARCHIVE, noun: "a docker-archive", ops: &docker::OPS },
+    Transport { name: "docker-dir", format: Format::DOCKER_DIR, noun: "a docker-dir", ops: &docker::OPS },
+    Transport { name: "oci", format: Format::OCI, noun: "an oci layout", ops: &oci::OPS },
+    Transport { name: "oci-archive", format: Format::OCI_ARCHIVE, noun: "an oci-archive", ops: &oci::OPS },
+    Transport { name: "dir", format: Format::DIR, noun: "a dir layout", ops: &dir::OPS },
+];
+
+/// The names of every transport, for messages: "a, b, c and d".
+pub fn transport_names() -> String {
+    let names: Vec<&str> = TRANSPORTS.iter().map(|t| t.name).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
+}
+
+fn layout_ops(layout: Layout) -> &'static LayoutOps {
+    TRANSPORTS
+        .iter()
+        .find(|t| t.format.layout == layout)
+        .map(|t| t.ops)
+        .expect("every layout has a transport")
+}
+
+/// Reads every image of a layout from a tree, adding warnings.
+pub(crate) type ReadLayout = fn(&Meta, &ReadOptions, &mut Vec<String>) -> Result<Vec<Image>>;
+
+/// Writes images as a layout into a tree; returns warnings.
+pub(crate) type WriteLayout =
+    fn(&[Image], &mut dyn TreeWriter, &WriteOptions) -> Result<Vec<String>>;
+
+/// What a layout module provides: how to read it from a tree and write it into one.
+pub(crate) struct LayoutOps {
+    /// Whether it holds several images.
+    pub holds_many: bool,
+    /// Bare names (`1.0`, as in `oci:DIR:1.0`) are ref names here, not tags.
+    pub bare_names_are_ref_names: bool,
+    /// Read every image the tree holds.
+    pub read: ReadLayout,
+    /// Write `images` into a tree; returns warnings.
+    pub write: WriteLayout,
+    /// How an existing layout of this kind is added to, when it can be.
+    pub append: Option<AppendSpec>,
+}
+
+/// How images are added to an existing layout (the OCI layout's `oci:DIR:REF`).
+pub(crate) struct AppendSpec {
+    /// The index file, merged and renamed in last.
+    pub index: &'static str,
+    /// Files written only when absent (a layout marker).
+    pub keep_existing: &'static [&'static str],
+    /// Merge the existing index with the new one.
+    pub merge: crate::container::MergeIndex,
+    /// Check, before anything is written, that the layout at this path can be added to.
+    pub check: fn(&Path) -> Result<()>,
+}
 
 /// Options for reading a source.
 #[derive(Clone, Debug, Default)]
@@ -47,6 +220,25 @@ impl ReadOptions {
     }
 }
 
+/// Options for writing.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// The shape of docker-save outputs.
+    pub docker_layout: DockerLayout,
+}
+
+/// A source of images: what a reader found in an input.
+pub trait ImageSource {
+    /// The input as the user named it, for messages.
+    fn input(&self) -> &str;
+    /// The format it was read as.
+    fn format(&self) -> Format;
+    /// The images, in the order the source lists them (`@N` is a position here).
+    fn images(&self) -> &[Image];
+    /// Notes for the user about things skipped or tolerated.
+    fn warnings(&self) -> &[String];
+}
+
 /// An opened input: its format, its images, and the tree their blobs live in.
 pub struct Source {
     /// The detected format.
@@ -56,6 +248,21 @@ pub struct Source {
     /// Notes for the user about things skipped or tolerated.
     pub warnings: Vec<String>,
     tree: Box<dyn FileTree>,
+}
+
+impl ImageSource for Source {
+    fn input(&self) -> &str {
+        self.tree.name()
+    }
+    fn format(&self) -> Format {
+        self.format
+    }
+    fn images(&self) -> &[Image] {
+        &self.images
+    }
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
 }
 
 impl Source {
@@ -76,11 +283,17 @@ impl Source {
             tree,
         })
     }
+}
 
-    /// The tree the images' blobs are read from.
-    pub fn tree(&self) -> &dyn FileTree {
-        &*self.tree
-    }
+/// Open and read the input at `location`, in the format its transport prefix or
+/// `options.format` names, or the one detected.
+pub fn open(location: &Location, options: &ReadOptions) -> Result<Source> {
+    let input = open_input(&location.path)?;
+    let options = ReadOptions {
+        platform: options.platform.clone(),
+        format: options.format.or(location.transport),
+    };
+    Source::read(input.tree, &options)
 }
 
 fn read_with(
@@ -89,24 +302,17 @@ fn read_with(
     warnings: &mut Vec<String>,
 ) -> Result<(Format, Vec<Image>)> {
     let tree = meta.tree;
-    let is_dir = tree.is_dir();
-    let mut detected = detect(meta)?;
-    if let Some(wanted) = options.format {
-        detected = check_forced(tree, detected, wanted)?;
-    }
-    let format = natural_format(&detected, is_dir);
-    let images = match detected {
-        Detected::DockerSave(list) => {
-            let images = docker::read(meta, &list, options, warnings)?;
-            keep_platform(tree, images, options)?
-        }
-        Detected::Oci => oci::read(meta, options, warnings)?,
-        Detected::DirTransport(manifest) => dir::read(meta, &manifest.bytes, options, warnings)?,
-        Detected::Legacy => {
-            let images = docker::read_pre_1_10(meta, warnings)?;
-            keep_platform(tree, images, options)?
-        }
+    let container = if tree.is_dir() {
+        Container::Directory
+    } else {
+        Container::Tar
     };
+    let mut layout = detect(meta)?;
+    if let Some(wanted) = options.format {
+        layout = check_forced(tree, layout, wanted)?;
+    }
+    let format = Format::new(layout, container);
+    let images = (format.ops().read)(meta, options, warnings)?;
     if images.is_empty() {
         return Err(Error::NotAnImage {
             file: tree.name().to_string(),
@@ -114,6 +320,112 @@ fn read_with(
         });
     }
     Ok((format, images))
+}
+
+/// Where images are written: a layout in a container, committed atomically.
+pub trait ImageSink {
+    /// Write `images`: blobs first, each verified as it streams and hashed as it is
+    /// written, then the documents that name them. Returns warnings.
+    fn put_images(&mut self, images: &[Image]) -> Result<Vec<String>>;
+    /// Make everything written visible at the destination at once. A sink dropped
+    /// without committing leaves the destination as it was.
+    fn commit(self: Box<Self>) -> Result<()>;
+    /// How the destination is written (`None` for a stream).
+    fn plan(&self) -> Option<Plan> {
+        None
+    }
+}
+
+/// Options for creating a sink.
+#[derive(Clone, Debug, Default)]
+pub struct SinkOptions {
+    /// Replace a destination dockhand could have written (see [`crate::destination`]).
+    pub force: bool,
+    /// The source's path, which the destination must neither be nor contain.
+    pub source: Option<PathBuf>,
+    /// How to write.
+    pub write: WriteOptions,
+}
+
+/// A layout written into a tree (a tar stream or file, a staging directory, an
+/// existing layout added to).
+struct LayoutSink {
+    ops: &'static LayoutOps,
+    writer: Box<dyn TreeWriter>,
+    options: WriteOptions,
+    plan: Option<Plan>,
+}
+
+impl ImageSink for LayoutSink {
+    fn put_images(&mut self, images: &[Image]) -> Result<Vec<String>> {
+        (self.ops.write)(images, &mut *self.writer, &self.options)
+    }
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.writer.commit()
+    }
+    fn plan(&self) -> Option<Plan> {
+        self.plan
+    }
+}
+
+/// Create a sink writing `format` at `path` (`-` for stdout), after deciding what the
+/// destination allows ([`destination::plan`]).
+pub fn create_sink(
+    path: &str,
+    format: Format,
+    options: &SinkOptions,
+) -> Result<Box<dyn ImageSink>> {
+    let ops = format.ops();
+    if path == "-" {
+        if !format.is_tar() {
+            return Err(Error::Usage(format!(
+                "{} is a directory format; it cannot be written to stdout",
+                format.name()
+            )));
+        }
+        // Write to the descriptor directly: std's stdout is line-buffered, which would
+        // scan every byte of the archive for newlines.
+        let fd = std::os::fd::AsFd::as_fd(&std::io::stdout())
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("opening stdout", e))?;
+        let writer = TarStreamWriter::new(
+            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::from(fd)),
+            "stdout",
+        );
+        return Ok(Box::new(LayoutSink {
+            ops,
+            writer: Box::new(writer),
+            options: options.write.clone(),
+            plan: None,
+        }));
+    }
+    let dest = Path::new(path);
+    let output = match format.container {
+        Container::Tar => Output::File,
+        Container::Directory => Output::Directory {
+            appendable: ops.append.is_some(),
+        },
+    };
+    let plan = destination::plan(dest, output, options.force, options.source.as_deref())?;
+    let writer: Box<dyn TreeWriter> = match (plan, &ops.append, format.container) {
+        (Plan::AddToOciLayout, Some(append), _) => {
+            (append.check)(dest)?;
+            Box::new(AppendWriter::open(
+                dest,
+                append.index,
+                append.keep_existing,
+                append.merge,
+            )?)
+        }
+        (plan, _, Container::Tar) => Box::new(TarFileWriter::create(dest, plan == Plan::Replace)?),
+        (plan, _, Container::Directory) => Box::new(DirWriter::create(dest, plan)?),
+    };
+    Ok(Box::new(LayoutSink {
+        ops,
+        writer,
+        options: options.write.clone(),
+        plan: Some(plan),
+    }))
 }
 
 /// Identical warnings once, and at most [`MAX_WARNINGS`] of them: an input that repeats
@@ -204,30 +516,36 @@ pub(crate) fn platform_list(held: &[Platform]) -> String {
     list
 }
 
-enum Detected {
-    DockerSave(serde_json::Value),
-    Oci,
-    DirTransport(Arc<MetaFile>),
-    Legacy,
-}
-
-/// The format a detected layout is in its container.
-fn natural_format(detected: &Detected, is_dir: bool) -> Format {
-    match (detected, is_dir) {
-        (Detected::DockerSave(_) | Detected::Legacy, true) => Format::DockerDir,
-        (Detected::DockerSave(_) | Detected::Legacy, false) => Format::DockerArchive,
-        (Detected::Oci, true) => Format::Oci,
-        (Detected::Oci, false) => Format::OciArchive,
-        (Detected::DirTransport(_), _) => Format::Dir,
-    }
-}
-
 /// Names a root filesystem has at its top and an image archive never has.
 const ROOTFS_NAMES: &[&str] = &[
     "bin", "etc", "usr", "lib", "var", "sbin", "root", "home", "dev", "proc", "tmp", "opt",
 ];
 
-fn detect(meta: &Meta) -> Result<Detected> {
+/// Write `images` in `layout` as one tar stream into `out`: what an `*-archive`
+/// format holds (for a layout that has no tar form, the tree it would have in a
+/// directory, packed). Returns `out` and the writer's warnings.
+///
+/// ```
+/// use dockhand::formats::{write_tar, Layout, WriteOptions};
+///
+/// // No image: an empty OCI layout (oci-layout and index.json) in a tar.
+/// let (tar, _) = write_tar(&[], Layout::Oci, &WriteOptions::default(), Vec::new())?;
+/// assert!(tar.len() >= 1024);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
+pub fn write_tar<W: std::io::Write>(
+    images: &[Image],
+    layout: Layout,
+    options: &WriteOptions,
+    out: W,
+) -> Result<(W, Vec<String>)> {
+    let mut writer = TarStreamWriter::new(out, "the output");
+    let warnings = (layout_ops(layout).write)(images, &mut writer, options)?;
+    Ok((writer.finish()?, warnings))
+}
+
+/// Which layout `meta`'s tree holds.
+fn detect(meta: &Meta) -> Result<Layout> {
     let tree = meta.tree;
     let name = tree.name().to_string();
     if let Some(file) = meta.read_top("manifest.json")? {
@@ -241,14 +559,12 @@ fn detect(meta: &Meta) -> Result<Detected> {
                 "manifest.json",
                 "is an empty list: the archive holds no images",
             )),
-            serde_json::Value::Array(_) => Ok(Detected::DockerSave(value)),
-            serde_json::Value::Object(ref o) if o.contains_key("schemaVersion") => {
-                Ok(Detected::DirTransport(file))
-            }
+            serde_json::Value::Array(_) => Ok(Layout::DockerSave),
+            serde_json::Value::Object(ref o) if o.contains_key("schemaVersion") => Ok(Layout::Dir),
             serde_json::Value::Object(ref o) if o.is_empty() && !tree.exists("index.json") => Err(
                 Error::malformed("manifest.json", "is an empty object, not a list of images"),
             ),
-            _ if tree.exists("index.json") => Ok(Detected::Oci),
+            _ if tree.exists("index.json") => Ok(Layout::Oci),
             _ => Err(Error::malformed(
                 "manifest.json",
                 "is neither a docker-save image list nor an image manifest",
@@ -256,10 +572,10 @@ fn detect(meta: &Meta) -> Result<Detected> {
         };
     }
     if tree.exists("index.json") || tree.exists("oci-layout") {
-        return Ok(Detected::Oci);
+        return Ok(Layout::Oci);
     }
     if tree.exists("repositories") || docker::has_v1_layers(tree) {
-        return Ok(Detected::Legacy);
+        return Ok(Layout::DockerSave);
     }
     let top = tree.top_level();
     let reason = if top.is_empty() {
@@ -281,80 +597,55 @@ fn detect(meta: &Meta) -> Result<Detected> {
 }
 
 /// Check that a forced format (`--from`, a transport prefix) fits both the layout found
-/// and its container (a tar or a directory), and prepare to read it as that format.
-fn check_forced(tree: &dyn FileTree, detected: Detected, wanted: Format) -> Result<Detected> {
-    let is_dir = tree.is_dir();
-    // A Docker >= 25 save is an OCI layout too.
-    let hybrid = matches!(detected, Detected::DockerSave(_)) && tree.exists("index.json");
-    let layout_fits = match (&detected, wanted) {
-        (Detected::DockerSave(_) | Detected::Legacy, Format::DockerArchive | Format::DockerDir) => {
-            true
-        }
-        (Detected::Oci, Format::Oci | Format::OciArchive) => true,
-        (Detected::DirTransport(_), Format::Dir) => true,
-        (Detected::DockerSave(_), Format::Oci | Format::OciArchive) => hybrid,
-        _ => false,
+/// and its container (a tar or a directory); the layout to read it as.
+fn check_forced(tree: &dyn FileTree, detected: Layout, wanted: Format) -> Result<Layout> {
+    let container = if tree.is_dir() {
+        Container::Directory
+    } else {
+        Container::Tar
     };
-    let wanted_dir = !wanted.is_tar();
-    if layout_fits && wanted_dir == is_dir {
-        return Ok(match (detected, wanted) {
-            (Detected::DockerSave(_), Format::Oci | Format::OciArchive) => Detected::Oci,
-            (d, _) => d,
-        });
+    // A Docker >= 25 save is an OCI layout too.
+    let hybrid = detected == Layout::DockerSave && tree.exists("index.json");
+    let layout_fits = detected == wanted.layout || (hybrid && wanted.layout == Layout::Oci);
+    if layout_fits && wanted.container == container {
+        return Ok(wanted.layout);
     }
-    let natural = natural_format(&detected, is_dir);
-    let container = |dir: bool| if dir { "a directory" } else { "a tar file" };
+    let natural = Format::new(detected, container);
     let what = if hybrid {
         format!(
             "{} (also {})",
-            described(natural),
-            described(same_layout_in(Format::Oci, is_dir).unwrap_or(Format::Oci))
+            noun(natural),
+            noun(Format::new(Layout::Oci, container))
         )
     } else {
-        described(natural).to_string()
+        noun(natural).to_string()
     };
     // What would read it: the wanted layout in this container, else what was found.
     let suggestion = if layout_fits {
-        same_layout_in(wanted, is_dir)
-    } else if natural.is_tar() != is_dir {
-        Some(natural)
+        Format::new(wanted.layout, container).transport()
     } else {
-        None
+        natural.transport()
     };
     let advice = match suggestion {
-        Some(f) => format!("use --from {} or leave --from out", f.name()),
+        Some(t) => format!("use --from {} or leave --from out", t.name),
         None => "leave --from out".to_string(),
+    };
+    let container_noun = |c: Container| match c {
+        Container::Directory => "a directory",
+        Container::Tar => "a tar file",
     };
     Err(Error::Selection(format!(
         "{}: is {what} ({}), not {} ({}); {advice}",
         tree.name(),
-        container(is_dir),
+        container_noun(container),
         wanted.name(),
-        container(wanted_dir)
+        container_noun(wanted.container)
     )))
 }
 
 /// A format as a noun for messages.
-fn described(format: Format) -> &'static str {
-    match format {
-        Format::DockerArchive => "a docker-archive",
-        Format::DockerDir => "a docker-dir",
-        Format::Oci => "an oci layout",
-        Format::OciArchive => "an oci-archive",
-        Format::Dir => "a dir layout",
-    }
-}
-
-/// `format`'s layout in a directory or a tar, when it has that form.
-fn same_layout_in(format: Format, is_dir: bool) -> Option<Format> {
-    match (format, is_dir) {
-        (Format::DockerArchive | Format::DockerDir, true) => Some(Format::DockerDir),
-        (Format::DockerArchive | Format::DockerDir, false) => Some(Format::DockerArchive),
-        (Format::Oci | Format::OciArchive, true) => Some(Format::Oci),
-        (Format::Oci | Format::OciArchive, false) => Some(Format::OciArchive),
-        (Format::Dir, true) => Some(Format::Dir),
-        (Format::Dir, false) => None,
-    }
+fn noun(format: Format) -> &'static str {
+    format.transport().map_or("an image layout", |t| t.noun)
 }
 
 #[cfg(test)]

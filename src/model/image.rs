@@ -19,56 +19,6 @@ pub const MAX_JSON_SIZE: u64 = 16 << 20;
 /// Deepest JSON nesting accepted in any metadata document.
 pub const MAX_JSON_DEPTH: usize = 64;
 
-/// The formats dockhand reads and writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    /// A `docker save` tar (classic, Docker >= 25 hybrid, containerd, skopeo, ggcr).
-    DockerArchive,
-    /// A docker-save tree unpacked in a directory.
-    DockerDir,
-    /// An OCI image layout directory.
-    Oci,
-    /// An OCI image layout in a tar.
-    OciArchive,
-    /// The containers/image `dir:` layout.
-    Dir,
-}
-
-impl Format {
-    /// The name used on the command line and in `inspect` output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::DockerArchive => "docker-archive",
-            Format::DockerDir => "docker-dir",
-            Format::Oci => "oci",
-            Format::OciArchive => "oci-archive",
-            Format::Dir => "dir",
-        }
-    }
-
-    /// Parse a format or transport name.
-    pub fn parse(s: &str) -> Option<Format> {
-        Some(match s {
-            "docker-archive" => Format::DockerArchive,
-            "docker-dir" => Format::DockerDir,
-            "oci" => Format::Oci,
-            "oci-archive" => Format::OciArchive,
-            "dir" => Format::Dir,
-            _ => return None,
-        })
-    }
-
-    /// Whether this format is stored as a single tar (file or stream).
-    pub fn is_tar(self) -> bool {
-        matches!(self, Format::DockerArchive | Format::OciArchive)
-    }
-
-    /// Whether the format can hold several images.
-    pub fn holds_many(self) -> bool {
-        self != Format::Dir
-    }
-}
-
 /// A content descriptor: what a blob is, its digest and size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Descriptor {

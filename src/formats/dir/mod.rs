@@ -5,8 +5,40 @@ mod read;
 mod schema1;
 mod write;
 
-pub(crate) use read::read;
-pub use write::write_dir_transport;
+use super::context::Meta;
+use super::{LayoutOps, ReadOptions, WriteOptions};
+use crate::container::TreeWriter;
+use crate::error::{Error, Result};
+use crate::model::image::Image;
 
 /// The `version` file content dockhand writes.
 pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
+
+/// Reading and writing `dir:` layouts.
+pub(crate) const OPS: LayoutOps = LayoutOps {
+    holds_many: false,
+    bare_names_are_ref_names: false,
+    read: read_any,
+    write,
+    append: None,
+};
+
+fn read_any(meta: &Meta, options: &ReadOptions, warnings: &mut Vec<String>) -> Result<Vec<Image>> {
+    let manifest = meta
+        .read_top("manifest.json")?
+        .ok_or_else(|| Error::Missing {
+            file: "manifest.json".into(),
+            what: "the image manifest".into(),
+        })?;
+    read::read(meta, &manifest.bytes, options, warnings)
+}
+
+fn write(images: &[Image], out: &mut dyn TreeWriter, _: &WriteOptions) -> Result<Vec<String>> {
+    match images {
+        [image] => write::write_dir_transport(image, out).map(|()| Vec::new()),
+        _ => Err(Error::Selection(format!(
+            "a dir layout holds one image, not {}",
+            images.len()
+        ))),
+    }
+}

@@ -6,6 +6,41 @@ mod read;
 mod v1;
 mod write;
 
-pub(crate) use read::read;
-pub(crate) use v1::{has_v1_layers, read_pre_1_10};
-pub use write::{write_docker, DockerLayout};
+pub(crate) use v1::has_v1_layers;
+pub use write::DockerLayout;
+
+use super::context::Meta;
+use super::{keep_platform, LayoutOps, ReadOptions, WriteOptions};
+use crate::container::TreeWriter;
+use crate::error::Result;
+use crate::model::image::{parse_json, Image};
+
+/// Reading and writing docker-save archives and trees.
+pub(crate) const OPS: LayoutOps = LayoutOps {
+    holds_many: true,
+    bare_names_are_ref_names: false,
+    read: read_any,
+    write,
+    append: None,
+};
+
+/// manifest.json is the image list when there is one; otherwise the archive predates
+/// Docker 1.10.
+fn read_any(meta: &Meta, options: &ReadOptions, warnings: &mut Vec<String>) -> Result<Vec<Image>> {
+    let images = match meta.read_top("manifest.json")? {
+        Some(file) => {
+            let list: serde_json::Value = parse_json(&file.bytes, "manifest.json")?;
+            read::read(meta, &list, options, warnings)?
+        }
+        None => v1::read_pre_1_10(meta, warnings)?,
+    };
+    keep_platform(meta.tree, images, options)
+}
+
+fn write(
+    images: &[Image],
+    out: &mut dyn TreeWriter,
+    options: &WriteOptions,
+) -> Result<Vec<String>> {
+    write::write_docker(images, out, options.docker_layout)
+}

@@ -6,10 +6,15 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use super::{ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME};
+use std::path::Path;
+
+use crate::container::read_limited;
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
+use crate::model::image::MAX_JSON_SIZE;
 use crate::model::image::{Descriptor, Image};
 use crate::model::media;
+use crate::text::shown;
 
 /// The index.json entries for written images: one per name, none-named images once.
 ///
@@ -167,4 +172,30 @@ pub(crate) fn merge_index(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>
         object.insert("schemaVersion".into(), json!(2));
     }
     Ok(serde_json::to_vec(&index).expect("serializing a JSON value cannot fail"))
+}
+
+/// Fail before any blob is written when the OCI layout to add to cannot be added to.
+pub(crate) fn check_addable(dest: &Path) -> Result<()> {
+    let shown_dest = shown(&dest.to_string_lossy());
+    let refuse = |reason: String| Error::DestinationRefused {
+        path: shown_dest.clone(),
+        reason,
+    };
+    let marker = dest.join("oci-layout");
+    if let Ok(bytes) = std::fs::read(&marker) {
+        let version = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["imageLayoutVersion"].as_str().map(String::from));
+        if !version.as_deref().is_some_and(|v| v.starts_with("1.")) {
+            return Err(refuse(
+                "its oci-layout file does not say imageLayoutVersion 1.x, so it is not added to (use --force to replace it)".into(),
+            ));
+        }
+    }
+    let index = match std::fs::File::open(dest.join("index.json")) {
+        Ok(f) => Some(read_limited(f, MAX_JSON_SIZE, "index.json")?),
+        Err(_) => None,
+    };
+    merge_index(index.as_deref(), br#"{"manifests":[]}"#).map_err(|e| refuse(e.to_string()))?;
+    Ok(())
 }

@@ -5,12 +5,40 @@ mod index;
 mod read;
 mod write;
 
-pub(crate) use index::merge_index;
-pub(crate) use read::{describe_for_docker, read};
-pub use write::write_oci;
+pub(crate) use read::describe_for_docker;
 pub(crate) use write::{put_oci_image, write_oci_with, OciLayers};
+
+use std::path::Path;
+
+use super::{AppendSpec, LayoutOps, WriteOptions};
+use crate::container::TreeWriter;
+use crate::error::Result;
+use crate::model::image::Image;
 
 /// Annotation holding the full image name (containerd, Docker >= 25).
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
 /// Annotation holding the reference name (a tag, or a full reference for podman/skopeo).
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Reading and writing OCI layouts; an existing one is added to.
+pub(crate) const OPS: LayoutOps = LayoutOps {
+    holds_many: true,
+    bare_names_are_ref_names: true,
+    read: read::read,
+    write,
+    append: Some(AppendSpec {
+        index: "index.json",
+        keep_existing: &["oci-layout"],
+        merge: index::merge_index,
+        check: check_addable,
+    }),
+};
+
+fn write(images: &[Image], out: &mut dyn TreeWriter, _: &WriteOptions) -> Result<Vec<String>> {
+    write::write_oci(images, out).map(|()| Vec::new())
+}
+
+/// Fail before any blob is written when the OCI layout at `dest` cannot be added to.
+fn check_addable(dest: &Path) -> Result<()> {
+    index::check_addable(dest)
+}

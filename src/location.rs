@@ -1,0 +1,118 @@
+//! Sources and destinations as the command line gives them: a path, `-` (stdin or
+//! stdout), or `TRANSPORT:PATH[:REF]` in skopeo's syntax.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::formats::{transport_names, Format};
+use crate::text::shown;
+
+/// A source or destination as given on the command line: a path, `-`, or
+/// `TRANSPORT:PATH[:REF]` in skopeo's syntax.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The format named by a transport prefix.
+    pub transport: Option<Format>,
+    /// The path, or `-` for stdin/stdout.
+    pub path: String,
+    /// The reference after the path (`name:tag` or `@N`), if any.
+    pub reference: Option<String>,
+}
+
+/// Transports of skopeo and containers/image that dockhand does not speak (yet).
+const FOREIGN_TRANSPORTS: &[(&str, &str)] = &[
+    ("docker", "a registry"),
+    ("docker-daemon", "a Docker daemon's image store"),
+    ("containers-storage", "podman's and buildah's image store"),
+    ("ostree", "an ostree repository"),
+    ("sif", "a Singularity image"),
+    ("tarball", "a tarball of a root filesystem"),
+];
+
+impl Location {
+    /// Parse `s`. A prefix that is not one of dockhand's transports is part of the
+    /// path when that path exists; otherwise it is an unknown transport (a usage
+    /// error), so that `docker://busybox` or `containers-storage:x` is never taken for
+    /// a file name.
+    pub fn parse(s: &str) -> Result<Location> {
+        if let Some((prefix, rest)) = s.split_once(':') {
+            if let Some(format) = Format::parse(prefix) {
+                let (path, reference) = match rest.split_once(':') {
+                    Some((p, r)) if !r.is_empty() => (p.to_string(), Some(r.to_string())),
+                    Some((p, _)) => (p.to_string(), None),
+                    None => (rest.to_string(), None),
+                };
+                if path.is_empty() {
+                    return Err(Error::Usage(format!(
+                        "{}: the {prefix} transport needs a path",
+                        shown(s)
+                    )));
+                }
+                return Ok(Location {
+                    transport: Some(format),
+                    path,
+                    reference,
+                });
+            }
+            let transport_like = !prefix.is_empty()
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if transport_like && Path::new(s).symlink_metadata().is_err() {
+                let hint = match FOREIGN_TRANSPORTS.iter().find(|(name, _)| *name == prefix) {
+                    Some((_, what)) => format!(" ({what})"),
+                    None => format!(" (for a file whose name has a colon, write ./{})", shown(s)),
+                };
+                return Err(Error::Usage(format!(
+                    "{}: dockhand does not support the transport {prefix:?}; it reads and writes {}{hint}",
+                    shown(s),
+                    transport_names()
+                )));
+            }
+        }
+        Ok(Location {
+            transport: None,
+            path: s.to_string(),
+            reference: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_locations_like_skopeo() {
+        let l = Location::parse("docker-archive:x.tar:busybox:latest").unwrap();
+        assert_eq!(l.transport, Some(Format::DOCKER_ARCHIVE));
+        assert_eq!(l.path, "x.tar");
+        assert_eq!(l.reference.as_deref(), Some("busybox:latest"));
+        let l = Location::parse("oci:dir").unwrap();
+        assert_eq!(
+            (l.transport, l.path.as_str(), l.reference),
+            (Some(Format::OCI), "dir", None)
+        );
+        let l = Location::parse("./some:path").unwrap();
+        assert_eq!((l.transport, l.path.as_str()), (None, "./some:path"));
+        assert_eq!(Location::parse("-").unwrap().path, "-");
+    }
+
+    #[test]
+    fn unknown_transports_are_usage_errors() {
+        for s in [
+            "docker://busybox",
+            "docker-daemon:busybox:latest",
+            "foo:bar",
+            "oci:",
+        ] {
+            let err = Location::parse(s).unwrap_err();
+            assert!(err.is_usage(), "{s}: {err}");
+        }
+        let err = Location::parse("docker://busybox").unwrap_err().to_string();
+        assert!(
+            err.contains("registry") && err.contains("oci-archive"),
+            "{err}"
+        );
+    }
+}

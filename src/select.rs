@@ -1,0 +1,123 @@
+//! Choosing images from a source: `@N` (the number `inspect` shows) or a name matched
+//! after Docker's normalization.
+
+use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::model::image::Image;
+use crate::model::reference::{valid_tag, Reference};
+use crate::text::shown;
+
+/// Which images to take from a source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// The N-th image (0-based), as `@N`.
+    Index(usize),
+    /// The image carrying this name: a normalized reference, or an OCI ref name.
+    Name {
+        /// The text the user gave, matched against OCI ref names as is.
+        raw: String,
+        /// Its normalized form, matched against tags.
+        reference: Option<Reference>,
+    },
+}
+
+impl Selector {
+    /// Parse `@N` or an image reference; anything else is a usage error.
+    pub fn parse(s: &str) -> Result<Selector> {
+        if let Some(n) = s.strip_prefix('@') {
+            return n.parse().map(Selector::Index).map_err(|_| {
+                Error::Usage(format!("invalid image index {}: expected @N", shown(s)))
+            });
+        }
+        let reference = Reference::parse(s).ok();
+        if reference.is_none() && !valid_tag(s) {
+            return Err(Error::Usage(format!(
+                "invalid image reference {}: expected a name such as busybox:1.36, a tag, or @N",
+                shown(s)
+            )));
+        }
+        Ok(Selector::Name {
+            raw: s.to_string(),
+            reference,
+        })
+    }
+
+    fn matches(&self, index: usize, image: &Image) -> bool {
+        match self {
+            Selector::Index(n) => *n == index,
+            Selector::Name { raw, reference } => {
+                image.ref_names.iter().any(|n| n == raw)
+                    || reference.as_ref().is_some_and(|r| image.tags.contains(r))
+                    || (!raw.contains(['/', ':']) && image.tags.iter().any(|t| t.tag() == raw))
+            }
+        }
+    }
+}
+
+/// The positions in `images` (the numbers `inspect` shows as `@N`) of the images the
+/// selectors pick, in selector order without repeats; all images when there are none.
+pub fn select(images: &[Image], selectors: &[Selector]) -> Result<Vec<usize>> {
+    if selectors.is_empty() {
+        return Ok((0..images.len()).collect());
+    }
+    let mut out: Vec<usize> = Vec::new();
+    for selector in selectors {
+        let hits: Vec<usize> = images
+            .iter()
+            .enumerate()
+            .filter(|(i, im)| selector.matches(*i, im))
+            .map(|(i, _)| i)
+            .collect();
+        if hits.is_empty() {
+            let all: Vec<usize> = (0..images.len()).collect();
+            return Err(Error::Selection(format!(
+                "no image matches {}; the source holds: {}",
+                describe_selector(selector),
+                candidates(images, &all)
+            )));
+        }
+        for hit in hits {
+            let same = |&o: &usize| {
+                images[o].config.digest == images[hit].config.digest
+                    && images[o].manifest == images[hit].manifest
+            };
+            if !out.iter().any(same) {
+                out.push(hit);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn describe_selector(s: &Selector) -> String {
+    match s {
+        Selector::Index(n) => format!("@{n}"),
+        Selector::Name { raw, .. } => format!("\"{}\"", shown(raw)),
+    }
+}
+
+/// A one-line list of the images at `indices` of `images`, numbered as `inspect`
+/// numbers them, for messages.
+pub fn candidates(images: &[Image], indices: &[usize]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = indices
+        .iter()
+        .take(SHOWN)
+        .map(|&i| format!("@{i} {}", images[i].display_name()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if indices.len() > SHOWN {
+        text.push_str(&format!(" and {} more", indices.len() - SHOWN));
+    }
+    text
+}
+
+/// The selectors of a source reference (`TRANSPORT:PATH:REF`) and `--image` values.
+pub fn selectors(location: &Location, images: &[String]) -> Result<Vec<Selector>> {
+    location
+        .reference
+        .iter()
+        .chain(images)
+        .map(|s| Selector::parse(s))
+        .collect()
+}
