@@ -122,6 +122,7 @@
 //! which the kernel frees on every exit, SIGKILL included).
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod cleanup;
 pub mod container;
@@ -134,6 +135,7 @@ pub mod layer;
 pub mod location;
 pub mod model;
 pub mod select;
+mod sys;
 pub mod text;
 
 pub use cleanup::STAGING_MARKER;

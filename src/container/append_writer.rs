@@ -4,7 +4,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +13,7 @@ use crate::cleanup;
 use crate::error::{Error, IoContext, Result};
 use crate::model::digest::{Digest, HashSink};
 use crate::model::image::MAX_JSON_SIZE;
+use crate::sys;
 
 /// Merges the index already in the layout (if any) with the one being written.
 pub type MergeIndex = fn(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>>;
@@ -167,16 +167,10 @@ impl TreeWriter for AppendWriter {
             .new_index
             .as_deref()
             .ok_or_else(|| Error::Unsupported(format!("{}: no index was written", self.shown)))?;
-        let dir = File::open(&self.root).ctx(|| format!("opening {}", self.shown))?;
         // Every blob the new index names must be on disk before the index is.
-        // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
-        if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-            return Err(Error::io(
-                format!("flushing {}", self.shown),
-                io::Error::last_os_error(),
-            ));
-        }
-        let _lock = DirLock::exclusive(&dir).ctx(|| format!("locking {}", self.shown))?;
+        sys::sync_filesystem(&self.root).ctx(|| format!("flushing {}", self.shown))?;
+        let _lock =
+            sys::DirLock::exclusive(&self.root).ctx(|| format!("locking {}", self.shown))?;
         let index_path = self.root.join(self.index_name);
         let existing = match File::open(&index_path) {
             Ok(f) => Some(read_limited(f, MAX_JSON_SIZE, self.index_name)?),
@@ -199,31 +193,8 @@ impl TreeWriter for AppendWriter {
             })?;
             Ok(())
         })?;
-        dir.sync_all().ctx(|| format!("flushing {}", self.shown))
-    }
-}
-
-/// An exclusive flock(2) on a directory, released on drop.
-struct DirLock<'a>(&'a File);
-
-impl<'a> DirLock<'a> {
-    fn exclusive(dir: &'a File) -> io::Result<DirLock<'a>> {
-        loop {
-            // SAFETY: flock only reads the descriptor, which `dir` keeps open.
-            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(DirLock(dir));
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
-    }
-}
-
-impl Drop for DirLock<'_> {
-    fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        File::open(&self.root)
+            .and_then(|dir| dir.sync_all())
+            .ctx(|| format!("flushing {}", self.shown))
     }
 }

@@ -11,6 +11,7 @@ use super::{output_path, ExactReader, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::destination::{classify_dir, Contents, Plan};
 use crate::error::{Error, IoContext, Result};
+use crate::sys;
 
 /// Writes a directory tree atomically: everything goes into `.<name>.dockhand-tmp-*`
 /// next to the destination, which is renamed into place on commit as the [`Plan`]
@@ -116,19 +117,14 @@ impl TreeWriter for DirWriter {
     fn commit(mut self: Box<Self>) -> Result<()> {
         let staging = self.staging.take().expect("committed twice");
         let shown = self.dest.display().to_string();
-        sync_tree(&staging).ctx(|| format!("flushing {shown}"))?;
+        sys::sync_filesystem(&staging).ctx(|| format!("flushing {shown}"))?;
         let dest = self.dest.clone();
         let plan = self.plan;
         let result = cleanup::unregister_with(&staging, || -> Result<()> {
-            let appeared = |e: &io::Error| {
-                matches!(
-                    e.raw_os_error(),
-                    Some(libc::EEXIST | libc::ENOTEMPTY | libc::ENOTDIR | libc::EISDIR)
-                )
-            };
+            let appeared = sys::is_taken;
             match plan {
                 // Never over something that appeared since the destination was checked.
-                Plan::Create => match rename_noreplace(&staging, &dest) {
+                Plan::Create => match sys::rename_noreplace(&staging, &dest) {
                     Err(e) if appeared(&e) => Err(Error::DestinationExists(shown.clone())),
                     other => other.ctx(|| format!("renaming into {shown}")),
                 },
@@ -161,7 +157,7 @@ fn replace_dir(staging: &Path, dest: &Path, shown: &str) -> Result<()> {
             reason: "it changed while dockhand was writing and is no longer a directory dockhand may replace".into(),
         });
     }
-    if exchange(staging, dest).is_ok() {
+    if sys::rename_exchange(staging, dest).is_ok() {
         let _ = fs::remove_dir_all(staging);
         return Ok(());
     }
@@ -173,60 +169,5 @@ fn replace_dir(staging: &Path, dest: &Path, shown: &str) -> Result<()> {
         return Err(Error::io(format!("renaming into {shown}"), e));
     }
     let _ = fs::remove_dir_all(&aside);
-    Ok(())
-}
-
-/// Atomically exchange two paths (renameat2 with RENAME_EXCHANGE).
-fn exchange(a: &Path, b: &Path) -> io::Result<()> {
-    renameat2(a, b, libc::RENAME_EXCHANGE)
-}
-
-/// Rename `from` to `to` unless `to` exists (renameat2 with RENAME_NOREPLACE). Where
-/// the filesystem lacks the flag, a plain rename still refuses a non-empty directory.
-pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    match renameat2(from, to, libc::RENAME_NOREPLACE) {
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
-            if to.symlink_metadata().is_ok() {
-                return Err(io::Error::from_raw_os_error(libc::EEXIST));
-            }
-            fs::rename(from, to)
-        }
-        other => other,
-    }
-}
-
-fn renameat2(a: &Path, b: &Path, flags: libc::c_uint) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let a = CString::new(a.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let b = CString::new(b.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            flags,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Flush everything written under `root` to disk before it is renamed into place, so a
-/// crash after the rename cannot leave a destination with empty files. One syncfs(2)
-/// covers every file of the staging tree at once (an fsync per blob costs a disk
-/// round trip each).
-fn sync_tree(root: &Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let dir = File::open(root)?;
-    // SAFETY: syncfs only reads the descriptor, which `dir` keeps open for the call.
-    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
     Ok(())
 }

@@ -105,7 +105,7 @@ fn spool(mut input: File, name: &str) -> Result<Input> {
 fn spool_stream<R: Read + Send>(input: R, head: &[u8], name: &str) -> Result<TarIndex> {
     let compression = Compression::detect(head);
     let temp = Arc::new(
-        tempfile::tempfile()
+        crate::sys::anonymous_file()
             .map_err(|e| Error::io("creating a temp file to spool the input", e))?,
     );
     if compression == Compression::None {

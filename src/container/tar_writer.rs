@@ -125,7 +125,7 @@ impl<W: Write> TreeWriter for TarStreamWriter<W> {
 
     fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64> {
         // A tar header needs the size first: stage the bytes in an anonymous temp file.
-        let mut temp = tempfile::tempfile().ctx(|| "creating a temp file".into())?;
+        let mut temp = crate::sys::anonymous_file().ctx(|| "creating a temp file".into())?;
         let size = {
             let mut out = BufWriter::with_capacity(BUFFER, &mut temp);
             let n =

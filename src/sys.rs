@@ -1,0 +1,78 @@
+//! The Linux system calls dockhand relies on, in one place: atomic renames
+//! (`renameat2` with `RENAME_EXCHANGE` or `RENAME_NOREPLACE`), flushing a whole
+//! filesystem at once (`syncfs`), a directory lock (`flock`) and anonymous temp files
+//! (`O_TMPFILE`). They go through rustix's and tempfile's safe wrappers: no `unsafe`.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use rustix::fs::{flock, renameat_with, FlockOperation, RenameFlags, CWD};
+
+/// Swap two paths in one step: each ends up under the other's name.
+pub(crate) fn rename_exchange(a: &Path, b: &Path) -> io::Result<()> {
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(io::Error::from)
+}
+
+/// Rename `from` to `to` unless `to` exists. Where the filesystem lacks
+/// `RENAME_NOREPLACE`, a plain rename after a check (which still refuses a non-empty
+/// directory).
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+            if to.symlink_metadata().is_ok() {
+                return Err(io::ErrorKind::AlreadyExists.into());
+            }
+            std::fs::rename(from, to)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// True for the errors a rename gives when something is already at its target.
+pub(crate) fn is_taken(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::AlreadyExists
+            | io::ErrorKind::DirectoryNotEmpty
+            | io::ErrorKind::NotADirectory
+            | io::ErrorKind::IsADirectory
+    )
+}
+
+/// Flush every file of the filesystem holding `dir` with one syncfs(2): one disk round
+/// trip for a whole output, where an fsync per file costs one each.
+pub(crate) fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    let handle = File::open(dir)?;
+    rustix::fs::syncfs(&handle).map_err(io::Error::from)
+}
+
+/// An anonymous temp file (`O_TMPFILE` where the filesystem has it): it has no name,
+/// and the kernel frees it on every exit, SIGKILL included.
+pub(crate) fn anonymous_file() -> io::Result<File> {
+    tempfile::tempfile()
+}
+
+/// An exclusive flock(2) on a directory, released on drop.
+pub(crate) struct DirLock(File);
+
+impl DirLock {
+    /// Wait for, then hold, the exclusive lock of `dir`.
+    pub(crate) fn exclusive(dir: &Path) -> io::Result<DirLock> {
+        let handle = File::open(dir)?;
+        loop {
+            match flock(&handle, FlockOperation::LockExclusive) {
+                Ok(()) => return Ok(DirLock(handle)),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = flock(&self.0, FlockOperation::Unlock);
+    }
+}
