@@ -278,36 +278,12 @@ pub fn verify(images: &[Image]) -> Result<VerifyReport> {
             }
         }
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<()>>>> =
-        work.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(work.len())
-        .max(1);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((image, layer)) = work.get(i) else {
-                        break;
-                    };
-                    let result = verify_layer(image, layer);
-                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-                })
-            })
-            .collect();
-        // Join each thread (not only its closure) so none is still exiting when this returns.
-        for worker in workers {
-            let _ = worker.join();
-        }
+    let results = crate::pool::run_all(&work, crate::pool::cores(), |(image, layer)| {
+        verify_layer(image, layer)
     });
-    for result in results {
-        result
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .expect("every layer was checked")?;
+    // The first failure in image order (every layer before it was checked).
+    for result in results.into_iter().flatten() {
+        result?;
     }
     Ok(VerifyReport {
         images: images.len(),

@@ -134,6 +134,7 @@ pub mod inspect;
 pub mod layer;
 pub mod location;
 pub mod model;
+mod pool;
 pub mod select;
 mod sys;
 pub mod text;

@@ -4,8 +4,6 @@
 //! >= 25 hybrid).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
@@ -84,43 +82,17 @@ impl<'w> BlobWriter<'w> {
             }
             jobs.push((layer, form, target));
         }
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(jobs.len());
-        if threads < 2 {
+        if crate::pool::cores().min(jobs.len()) < 2 {
             return Ok(());
         }
         let prefix = self.prefix;
-        let next = AtomicUsize::new(0);
-        let results: Vec<Mutex<Option<Result<u64>>>> =
-            jobs.iter().map(|_| Mutex::new(None)).collect();
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some((layer, form, target)) = jobs.get(i) else {
-                            break;
-                        };
-                        let result = open_layer(image, layer, *form).and_then(|mut reader| {
-                            parallel.file_shared(&format!("{prefix}{}", target.hex()), &mut reader)
-                        });
-                        let failed = result.is_err();
-                        *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-                        if failed {
-                            // Stop handing out work; the error is reported below.
-                            next.store(usize::MAX / 2, Ordering::Relaxed);
-                        }
-                    })
-                })
-                .collect();
-            // Join each thread (not only its closure) so none is still exiting when this returns.
-            for worker in workers {
-                let _ = worker.join();
-            }
+        let results = crate::pool::run_all(&jobs, crate::pool::cores(), |(layer, form, target)| {
+            open_layer(image, layer, *form).and_then(|mut reader| {
+                parallel.file_shared(&format!("{prefix}{}", target.hex()), &mut reader)
+            })
         });
         for ((_, _, target), result) in jobs.iter().zip(results) {
-            match result.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            match result {
                 Some(Ok(size)) => {
                     self.written.insert(target.clone(), size);
                 }

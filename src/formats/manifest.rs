@@ -192,7 +192,7 @@ pub(crate) fn image_from_manifest(
             .unwrap_or_else(|| media::OCI_LAYER_TAR.to_string());
         let compression = match &file {
             Some(f) => meta.sniff(f)?,
-            None => compression_from_media_type(&media_type),
+            None => Compression::of_layer_media_type(&media_type),
         };
         if file.is_none() && facts.is_some() {
             warnings.push(format!(
@@ -233,14 +233,4 @@ pub(crate) fn image_from_manifest(
         layers,
         artifact: facts.is_none(),
     })
-}
-
-pub(crate) fn compression_from_media_type(media_type: &str) -> Compression {
-    if media_type.ends_with("gzip") {
-        Compression::Gzip
-    } else if media_type.ends_with("zstd") {
-        Compression::Zstd
-    } else {
-        Compression::None
-    }
 }

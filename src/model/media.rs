@@ -39,6 +39,16 @@ pub fn is_image_config(media_type: &str) -> bool {
     media_type == OCI_CONFIG || media_type == DOCKER_CONFIG
 }
 
+/// Layer media types, both ways: (family, compression, media type).
+const LAYER_MEDIA_TYPES: &[(Family, Compression, &str)] = &[
+    (Family::Oci, Compression::None, OCI_LAYER_TAR),
+    (Family::Oci, Compression::Gzip, OCI_LAYER_GZIP),
+    (Family::Oci, Compression::Zstd, OCI_LAYER_ZSTD),
+    (Family::Docker, Compression::None, DOCKER_LAYER_TAR),
+    (Family::Docker, Compression::Gzip, DOCKER_LAYER_GZIP),
+    (Family::Docker, Compression::Zstd, DOCKER_LAYER_ZSTD),
+];
+
 /// The family of media types an image's descriptors use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -96,14 +106,25 @@ impl Compression {
 
     /// The layer media type for this compression in `family`, if the family has one.
     pub fn layer_media_type(self, family: Family) -> Option<&'static str> {
-        match (family, self) {
-            (Family::Oci, Compression::None) => Some(OCI_LAYER_TAR),
-            (Family::Oci, Compression::Gzip) => Some(OCI_LAYER_GZIP),
-            (Family::Oci, Compression::Zstd) => Some(OCI_LAYER_ZSTD),
-            (Family::Docker, Compression::None) => Some(DOCKER_LAYER_TAR),
-            (Family::Docker, Compression::Gzip) => Some(DOCKER_LAYER_GZIP),
-            (Family::Docker, Compression::Zstd) => Some(DOCKER_LAYER_ZSTD),
-            _ => None,
+        LAYER_MEDIA_TYPES
+            .iter()
+            .find(|(f, c, _)| *f == family && *c == self)
+            .map(|(_, _, t)| *t)
+    }
+
+    /// The compression a layer media type names: one of the table's, or by its suffix
+    /// (`+gzip`, `.gzip`, `+zstd`, `.zstd`) for the foreign and non-distributable
+    /// variants. A label only: stored bytes are sniffed whenever they are there.
+    pub fn of_layer_media_type(media_type: &str) -> Compression {
+        if let Some((_, c, _)) = LAYER_MEDIA_TYPES.iter().find(|(_, _, t)| *t == media_type) {
+            return *c;
+        }
+        if media_type.ends_with("gzip") {
+            Compression::Gzip
+        } else if media_type.ends_with("zstd") {
+            Compression::Zstd
+        } else {
+            Compression::None
         }
     }
 
