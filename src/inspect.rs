@@ -273,7 +273,9 @@ pub fn verify(images: &[Image]) -> Result<VerifyReport> {
     let mut work = Vec::new();
     for image in images {
         for layer in &image.layers {
-            if seen.insert((layer.digest.clone(), layer.diff_id.clone())) {
+            // A layer whose source records no digest is known by its file.
+            let file = layer.digest.is_none().then(|| layer.path.clone());
+            if seen.insert((layer.digest.clone(), layer.diff_id.clone(), file)) {
                 work.push((image, layer));
             }
         }

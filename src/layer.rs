@@ -22,13 +22,46 @@ pub enum LayerForm {
     Uncompressed,
 }
 
+/// The digests of a layer, known once all of it has been read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digests {
+    /// Of the bytes as stored.
+    pub stored: Digest,
+    /// How many bytes were stored.
+    pub size: u64,
+    /// Of the uncompressed tar, when it was computed (always for an image's layers).
+    pub uncompressed: Option<Digest>,
+}
+
+/// A layer being read with verification. At its end it checks what the layer must be
+/// (and fails instead of ending cleanly when it is not), and [`LayerReader::digests`]
+/// then tells what it was: the stored digest of a layer whose source did not record
+/// one is known this way, without a separate read.
+pub struct LayerReader {
+    inner: Box<dyn Read + Send>,
+    found: Arc<Mutex<Option<Digests>>>,
+}
+
+impl LayerReader {
+    /// The digests of the whole layer, once it has been read to its end and verified.
+    pub fn digests(&self) -> Option<Digests> {
+        self.found.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Read for LayerReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
 /// Open `layer` of `image` for reading in `form`. The reader fails (instead of ending
-/// cleanly) if the stored bytes do not match the layer's digest and size, or the
-/// uncompressed bytes do not match its diff_id.
-pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<Box<dyn Read + Send>> {
+/// cleanly) if the stored bytes do not match the layer's digest (when the source
+/// recorded one) and size, or the uncompressed bytes do not match its diff_id.
+pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<LayerReader> {
     let blob = layer.blob.as_ref().ok_or_else(|| Error::Missing {
         file: layer.path.clone(),
-        what: format!("layer {} of image {}", layer.digest, image.display_name()),
+        what: format!("layer of image {}", image.display_name()),
     })?;
     let check = Check {
         image: image.display_name(),
@@ -38,25 +71,37 @@ pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<Box<d
         diff_id: layer.diff_id.clone(),
         compression: layer.compression,
     };
-    if form == LayerForm::Stored || layer.compression == Compression::None {
-        let same_hash =
-            layer.compression == Compression::None && layer.diff_id.as_ref() == Some(&layer.digest);
-        let diff = match (&layer.diff_id, same_hash) {
-            (Some(_), false) => Some(DiffWorker::spawn(layer.compression)),
-            _ => None,
-        };
-        return Ok(Box::new(StoredReader {
+    open_checked(Arc::clone(blob), check, form, layer.diff_id.is_some())
+}
+
+fn open_checked(
+    blob: Arc<dyn Blob>,
+    check: Check,
+    form: LayerForm,
+    want_uncompressed: bool,
+) -> Result<LayerReader> {
+    let found = Arc::new(Mutex::new(None));
+    if form == LayerForm::Stored || check.compression == Compression::None {
+        let diff = (want_uncompressed && check.compression != Compression::None)
+            .then(|| DiffWorker::spawn(check.compression));
+        let reader = StoredReader {
             inner: blob.open()?,
             stored: Hasher::new(),
             diff,
             check,
+            found: Arc::clone(&found),
             done: false,
-        }));
+        };
+        return Ok(LayerReader {
+            inner: Box::new(reader),
+            found,
+        });
     }
-    Ok(Box::new(UncompressedReader::start(
-        Arc::clone(blob),
-        &check,
-    )?))
+    let reader = UncompressedReader::start(blob, &check, Arc::clone(&found))?;
+    Ok(LayerReader {
+        inner: Box::new(reader),
+        found,
+    })
 }
 
 /// Read a whole layer, verifying it, without keeping the bytes.
@@ -67,44 +112,29 @@ pub fn verify_layer(image: &Image, layer: &Layer) -> Result<()> {
     Ok(())
 }
 
-/// The digests of a stored layer `file` as stored and uncompressed, from one read: for
-/// layers whose diff_id nothing records (pre-1.10 archives, schema1).
+/// The digests of a stored layer as stored and uncompressed, from one read: for layers
+/// whose diff_id nothing records (pre-1.10 archives, schema1). The same readers as
+/// every other layer read, with nothing to compare against.
 pub(crate) fn stored_and_uncompressed_digests(
-    blob: &dyn Blob,
+    blob: &Arc<dyn Blob>,
     path: &str,
     compression: Compression,
 ) -> Result<(Digest, Digest)> {
-    /// Hashes the stored bytes as the decoder pulls them.
-    struct Tap<R> {
-        inner: R,
-        hasher: Hasher,
-    }
-    impl<R: Read> Read for Tap<R> {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = self.inner.read(buf)?;
-            self.hasher.update(&buf[..n]);
-            Ok(n)
-        }
-    }
-    let corrupt = |e: io::Error| match Error::io(format!("reading {path}"), e) {
-        Error::Io { cause, .. } => Error::malformed(
-            path,
-            format!("layer is not valid {} data: {cause}", compression.name()),
-        ),
-        other => other,
+    let check = Check {
+        image: String::new(),
+        path: path.to_string(),
+        digest: None,
+        size: blob.size(),
+        diff_id: None,
+        compression,
     };
-    let mut tap = Tap {
-        inner: blob.open()?,
-        hasher: Hasher::new(),
-    };
-    let mut sink = HashSink::default();
-    {
-        let mut decoder = compression.decoder(&mut tap).map_err(corrupt)?;
-        io::copy(&mut decoder, &mut sink).map_err(corrupt)?;
-    }
-    // Bytes after the compressed stream still belong to the stored blob.
-    io::copy(&mut tap, &mut io::sink()).map_err(corrupt)?;
-    Ok((tap.hasher.finish().0, sink.hasher.finish().0))
+    let mut reader = open_checked(Arc::clone(blob), check, LayerForm::Stored, true)?;
+    io::copy(&mut reader, &mut io::sink()).map_err(|e| Error::io(format!("reading {path}"), e))?;
+    let digests = reader.digests().expect("read to its end");
+    let uncompressed = digests
+        .uncompressed
+        .unwrap_or_else(|| digests.stored.clone());
+    Ok((digests.stored, uncompressed))
 }
 
 /// What a layer must turn out to be.
@@ -112,14 +142,16 @@ pub(crate) fn stored_and_uncompressed_digests(
 struct Check {
     image: String,
     path: String,
-    digest: Digest,
+    /// The stored digest, when the source records one.
+    digest: Option<Digest>,
     size: u64,
     diff_id: Option<Digest>,
     compression: Compression,
 }
 
 impl Check {
-    fn stored(&self, hasher: Hasher) -> Result<()> {
+    /// Check the stored bytes' hash and length; their digest.
+    fn stored(&self, hasher: Hasher) -> Result<Digest> {
         let (actual, len) = hasher.finish();
         if len != self.size {
             return Err(Error::SizeMismatch {
@@ -128,24 +160,26 @@ impl Check {
                 actual: len,
             });
         }
-        if actual != self.digest {
-            // An uncompressed layer's digest is its diff_id: report it as such.
-            if self.compression == Compression::None && self.diff_id.as_ref() == Some(&self.digest)
-            {
-                return Err(Error::DiffIdMismatch {
-                    image: self.image.clone(),
+        match &self.digest {
+            Some(expected) if *expected != actual => {
+                // An uncompressed layer's digest is its diff_id: report it as such.
+                if self.compression == Compression::None && self.diff_id.as_ref() == Some(expected)
+                {
+                    return Err(Error::DiffIdMismatch {
+                        image: self.image.clone(),
+                        file: self.path.clone(),
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                Err(Error::DigestMismatch {
                     file: self.path.clone(),
-                    expected: self.digest.clone(),
+                    expected: expected.clone(),
                     actual,
-                });
+                })
             }
-            return Err(Error::DigestMismatch {
-                file: self.path.clone(),
-                expected: self.digest.clone(),
-                actual,
-            });
+            _ => Ok(actual),
         }
-        Ok(())
     }
 
     fn uncompressed(&self, actual: Digest) -> Result<()> {
@@ -306,19 +340,32 @@ struct StoredReader {
     stored: Hasher,
     diff: Option<DiffWorker>,
     check: Check,
+    found: Arc<Mutex<Option<Digests>>>,
     done: bool,
 }
 
 impl StoredReader {
     fn finish(&mut self) -> Result<()> {
-        self.check.stored(std::mem::take(&mut self.stored))?;
+        let size = self.stored.len();
+        let stored = self.check.stored(std::mem::take(&mut self.stored))?;
         let uncompressed = match self.diff.take() {
-            Some(diff) => diff
-                .finish()
-                .map_err(|e| Error::io("", self.check.corrupt(e)))?,
-            None => self.check.digest.clone(),
+            Some(diff) => Some(
+                diff.finish()
+                    .map_err(|e| Error::io("", self.check.corrupt(e)))?,
+            ),
+            // Uncompressed: the stored bytes are the tar.
+            None if self.check.compression == Compression::None => Some(stored.clone()),
+            None => None,
         };
-        self.check.uncompressed(uncompressed)
+        if let Some(u) = &uncompressed {
+            self.check.uncompressed(u.clone())?;
+        }
+        *self.found.lock().unwrap_or_else(|p| p.into_inner()) = Some(Digests {
+            stored,
+            size,
+            uncompressed,
+        });
+        Ok(())
     }
 }
 
@@ -376,11 +423,16 @@ struct UncompressedReader {
     pos: usize,
     diff: Hasher,
     check: Check,
+    found: Arc<Mutex<Option<Digests>>>,
     done: bool,
 }
 
 impl UncompressedReader {
-    fn start(blob: Arc<dyn Blob>, check: &Check) -> Result<UncompressedReader> {
+    fn start(
+        blob: Arc<dyn Blob>,
+        check: &Check,
+        found: Arc<Mutex<Option<Digests>>>,
+    ) -> Result<UncompressedReader> {
         let stored = Arc::new(Mutex::new(Hasher::new()));
         let tap = Tap {
             inner: blob.open()?,
@@ -450,6 +502,7 @@ impl UncompressedReader {
             pos: 0,
             diff: Hasher::new(),
             check: check.clone(),
+            found,
             done: false,
         })
     }
@@ -459,9 +512,16 @@ impl UncompressedReader {
             Ok(result) => result?,
             Err(_) => return Err(Error::Unsupported("decompression thread panicked".into())),
         };
-        self.check.stored(stored)?;
-        self.check
-            .uncompressed(std::mem::take(&mut self.diff).finish().0)
+        let size = stored.len();
+        let stored = self.check.stored(stored)?;
+        let uncompressed = std::mem::take(&mut self.diff).finish().0;
+        self.check.uncompressed(uncompressed.clone())?;
+        *self.found.lock().unwrap_or_else(|p| p.into_inner()) = Some(Digests {
+            stored,
+            size,
+            uncompressed: Some(uncompressed),
+        });
+        Ok(())
     }
 }
 
@@ -528,7 +588,7 @@ mod tests {
         let tree = DirTree::new(dir, "test");
         let file = (&tree as &dyn FileTree).resolve("layer").unwrap();
         let layer = Layer {
-            digest: Digest::of(stored),
+            digest: Some(Digest::of(stored)),
             size: stored.len() as u64,
             media_type: String::new(),
             compression: Compression::detect(stored),

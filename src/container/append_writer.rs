@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::read_limited;
-use super::{normalize_path, output_path, ExactReader, ParallelFiles, TreeWriter};
+use super::{copy_hashing, normalize_path, output_path, ExactReader, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::error::{Error, IoContext, Result};
 use crate::model::digest::{Digest, HashSink};
@@ -67,28 +67,42 @@ impl AppendWriter {
     /// Write `data` to a temp file beside `rel` and rename it over `rel`.
     fn place(&self, rel: &str, data: &mut dyn Read) -> Result<u64> {
         let path = self.path(rel)?;
-        let parent = path.parent().expect("joined to the root").to_path_buf();
-        fs::create_dir_all(&parent).ctx(|| format!("creating {}", parent.display()))?;
+        let dir = path.parent().expect("joined to the root").to_path_buf();
         let name = path
             .file_name()
             .expect("normalized paths end in a name")
             .to_string_lossy()
             .into_owned();
-        let temp = temp_file_in(&parent, &name)?;
+        self.place_in(&dir, &name, data, |_| name.clone())
+            .map(|(_, size)| size)
+    }
+
+    /// Write `data` to a temp file in `dir` (named after `hint`), hashing it, and rename
+    /// it to the name `final_name` gives for its digest.
+    fn place_in(
+        &self,
+        dir: &Path,
+        hint: &str,
+        data: &mut dyn Read,
+        final_name: impl FnOnce(&Digest) -> String,
+    ) -> Result<(Digest, u64)> {
+        fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
+        let temp = temp_file_in(dir, hint)?;
         cleanup::register(temp.path());
-        let written = (|| -> Result<u64> {
+        let written = (|| -> Result<(Digest, u64)> {
             let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
-            let n = io::copy(data, &mut out)
-                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-            out.flush().ctx(|| format!("writing {}", path.display()))?;
-            Ok(n)
+            let result = copy_hashing(data, &mut out, hint)?;
+            out.flush().ctx(|| format!("writing {}", dir.display()))?;
+            Ok(result)
         })();
         let temp_path = temp.path().to_path_buf();
         cleanup::unregister_with(&temp_path, || match written {
-            Ok(n) => temp
-                .persist(&path)
-                .map(|_| n)
-                .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error)),
+            Ok((digest, size)) => {
+                let path = dir.join(final_name(&digest));
+                temp.persist(&path)
+                    .map(|_| (digest, size))
+                    .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error))
+            }
             Err(e) => {
                 drop(temp);
                 Err(e)
@@ -134,6 +148,17 @@ impl TreeWriter for AppendWriter {
             return io::copy(data, &mut io::sink()).ctx(|| format!("reading {rel}"));
         }
         self.place(rel, data)
+    }
+
+    fn file_by_digest(&mut self, prefix: &str, data: &mut dyn Read) -> Result<(Digest, u64)> {
+        let (sub, name_prefix) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let dir = match sub {
+            "" => self.root.clone(),
+            sub => self.path(sub)?,
+        };
+        self.place_in(&dir, "blob", data, |digest| {
+            format!("{name_prefix}{}", digest.hex())
+        })
     }
 
     fn symlink(&mut self, rel: &str, _target: &str) -> Result<()> {

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::os::unix::fs::PermissionsExt;
 
 use super::tar_writer::split_dest;
-use super::{output_path, ExactReader, ParallelFiles, TreeWriter};
+use super::{copy_hashing, output_path, ExactReader, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::destination::{classify_dir, Contents, Plan};
 use crate::error::{Error, IoContext, Result};
+use crate::model::digest::Digest;
 use crate::sys;
 
 /// Writes a directory tree atomically: everything goes into `.<name>.dockhand-tmp-*`
@@ -103,6 +104,19 @@ impl TreeWriter for DirWriter {
 
     fn parallel(&self) -> Option<&dyn ParallelFiles> {
         Some(self)
+    }
+
+    fn file_by_digest(&mut self, prefix: &str, data: &mut dyn Read) -> Result<(Digest, u64)> {
+        // The staging directory is dockhand's own: write under a fixed name, then
+        // rename once the content, and so the name, is known.
+        let (incoming, file) = self.create_file(&format!("{prefix}.incoming"))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let (digest, size) = copy_hashing(data, &mut out, prefix)?;
+        out.flush()
+            .ctx(|| format!("writing {}", incoming.display()))?;
+        let path = self.path(&format!("{prefix}{}", digest.hex()))?;
+        fs::rename(&incoming, &path).ctx(|| format!("renaming into {}", path.display()))?;
+        Ok((digest, size))
     }
 
     fn symlink(&mut self, rel: &str, target: &str) -> Result<()> {

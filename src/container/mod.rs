@@ -264,6 +264,26 @@ pub trait TreeWriter {
     fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64>;
     /// Add a symbolic link.
     fn symlink(&mut self, path: &str, target: &str) -> Result<()>;
+    /// Add a file named `prefix` followed by the hex sha256 of its content, which is
+    /// known only once `data` has been read; returns that digest and the size. Writers
+    /// that can rename or patch a header do so; this default stages the bytes in an
+    /// anonymous temp file first.
+    fn file_by_digest(&mut self, prefix: &str, data: &mut dyn Read) -> Result<(Digest, u64)> {
+        use std::io::Seek;
+        let mut temp =
+            crate::sys::anonymous_file().map_err(|e| Error::io("creating a temp file", e))?;
+        let (digest, size) = {
+            let mut out = io::BufWriter::with_capacity(1 << 20, &mut temp);
+            let result = copy_hashing(data, &mut out, prefix)?;
+            io::Write::flush(&mut out).map_err(|e| Error::io("writing a temp file", e))?;
+            result
+        };
+        temp.rewind()
+            .map_err(|e| Error::io("reading a temp file", e))?;
+        let mut staged = io::BufReader::with_capacity(1 << 20, temp);
+        self.file(&format!("{prefix}{}", digest.hex()), size, &mut staged)?;
+        Ok((digest, size))
+    }
     /// Make the result visible at the destination.
     fn commit(self: Box<Self>) -> Result<()>;
     /// The size of the blob at `path` when the destination already holds it with
@@ -288,6 +308,29 @@ pub trait TreeWriter {
 pub trait ParallelFiles: Sync {
     /// Like [`TreeWriter::file_unsized`], callable concurrently for different paths.
     fn file_shared(&self, path: &str, data: &mut dyn Read) -> Result<u64>;
+}
+
+/// Copy `data` into `out`, hashing it on the way; its sha256 and length. `what` names
+/// the data in errors.
+pub(crate) fn copy_hashing(
+    data: &mut dyn Read,
+    out: &mut dyn io::Write,
+    what: &str,
+) -> Result<(Digest, u64)> {
+    let mut hasher = crate::model::digest::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match data.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(format!("reading {what}"), e)),
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::io(format!("writing {what}"), e))?;
+    }
+    Ok(hasher.finish())
 }
 
 /// A reader that yields exactly `size` bytes of `inner` or fails, so a writer never

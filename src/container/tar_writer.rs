@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use tar::{EntryType, Header};
 
-use super::{ExactReader, TreeWriter};
+use super::{copy_hashing, ExactReader, TreeWriter};
 use crate::cleanup;
 use crate::error::{Error, IoContext, Result};
+use crate::model::digest::Digest;
 
 const BUFFER: usize = 1 << 20;
 
@@ -191,6 +192,45 @@ impl TarFileWriter {
     fn stream(&mut self) -> &mut TarStreamWriter<BufWriter<File>> {
         self.stream.as_mut().expect("used after commit")
     }
+
+    /// A file can be patched: write a placeholder header, stream the data (hashing it
+    /// when `hash`), then go back and write the real header, with the name `name` gives
+    /// for the content (at most 100 bytes: the header's own name field). This saves
+    /// staging the bytes in a temp file when their size, or their digest, is not known
+    /// ahead.
+    fn patched(
+        &mut self,
+        data: &mut dyn Read,
+        what: &str,
+        hash: bool,
+        name: impl FnOnce(Option<&Digest>) -> String,
+    ) -> Result<(Option<Digest>, u64)> {
+        let shown = self.dest.display().to_string();
+        let werr = |e: io::Error| Error::io(format!("writing {shown}"), e);
+        let gate = self.stream().builder().get_mut();
+        let start = gate.inner.stream_position().map_err(werr)?;
+        gate.inner.write_all(&[0u8; 512]).map_err(werr)?;
+        let (digest, size) = if hash {
+            let (digest, size) = copy_hashing(data, &mut gate.inner, what)?;
+            (Some(digest), size)
+        } else {
+            let size = io::copy(data, &mut gate.inner)
+                .map_err(|e| Error::io(format!("reading {what}"), e))?;
+            (None, size)
+        };
+        let padding = (512 - size % 512) % 512;
+        gate.inner
+            .write_all(&[0u8; 512][..padding as usize])
+            .map_err(werr)?;
+        let end = gate.inner.stream_position().map_err(werr)?;
+        let mut h = header(EntryType::Regular, size, 0o644);
+        h.set_path(name(digest.as_ref())).map_err(werr)?;
+        h.set_cksum();
+        gate.inner.seek(io::SeekFrom::Start(start)).map_err(werr)?;
+        gate.inner.write_all(h.as_bytes()).map_err(werr)?;
+        gate.inner.seek(io::SeekFrom::Start(end)).map_err(werr)?;
+        Ok((digest, size))
+    }
 }
 
 impl Drop for TarFileWriter {
@@ -234,27 +274,17 @@ impl TreeWriter for TarFileWriter {
         if path.len() > 100 {
             return self.stream().file_unsized(path, data);
         }
-        // A file can be patched: write a placeholder header, stream the data, then go
-        // back and write the real header. This saves staging the bytes in a temp file.
-        let shown = self.dest.display().to_string();
-        let werr = |e: io::Error| Error::io(format!("writing {shown}"), e);
-        let gate = self.stream().builder().get_mut();
-        let start = gate.inner.stream_position().map_err(werr)?;
-        gate.inner.write_all(&[0u8; 512]).map_err(werr)?;
-        let size =
-            io::copy(data, &mut gate.inner).map_err(|e| Error::io(format!("reading {path}"), e))?;
-        let padding = (512 - size % 512) % 512;
-        gate.inner
-            .write_all(&[0u8; 512][..padding as usize])
-            .map_err(werr)?;
-        let end = gate.inner.stream_position().map_err(werr)?;
-        let mut h = header(EntryType::Regular, size, 0o644);
-        h.set_path(path).map_err(werr)?;
-        h.set_cksum();
-        gate.inner.seek(io::SeekFrom::Start(start)).map_err(werr)?;
-        gate.inner.write_all(h.as_bytes()).map_err(werr)?;
-        gate.inner.seek(io::SeekFrom::Start(end)).map_err(werr)?;
-        Ok(size)
+        self.patched(data, path, false, |_| path.to_string())
+            .map(|(_, size)| size)
+    }
+    fn file_by_digest(&mut self, prefix: &str, data: &mut dyn Read) -> Result<(Digest, u64)> {
+        if prefix.len() + 64 > 100 {
+            return self.stream().file_by_digest(prefix, data);
+        }
+        let (digest, size) = self.patched(data, prefix, true, |digest| {
+            format!("{prefix}{}", digest.expect("hashed").hex())
+        })?;
+        Ok((digest.expect("hashed"), size))
     }
     fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
         self.stream().symlink(path, target)

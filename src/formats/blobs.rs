@@ -17,6 +17,8 @@ pub(crate) struct BlobWriter<'w> {
     out: &'w mut dyn TreeWriter,
     prefix: &'static str,
     written: HashMap<Digest, u64>,
+    /// Layers written whose source recorded no digest, by their path in the source.
+    by_source: HashMap<String, (Digest, u64)>,
 }
 
 impl<'w> BlobWriter<'w> {
@@ -25,6 +27,7 @@ impl<'w> BlobWriter<'w> {
             out,
             prefix,
             written: HashMap::new(),
+            by_source: HashMap::new(),
         }
     }
 
@@ -66,12 +69,12 @@ impl<'w> BlobWriter<'w> {
         };
         let mut jobs: Vec<(&Layer, LayerForm, Digest)> = Vec::new();
         for (layer, &form) in image.layers.iter().zip(forms) {
-            let target = match form {
+            // A layer whose digest is computed as it is written goes in order, later.
+            let Some(target) = (match form {
                 LayerForm::Stored => layer.digest.clone(),
-                LayerForm::Uncompressed => match &layer.diff_id {
-                    Some(d) => d.clone(),
-                    None => return Ok(()),
-                },
+                LayerForm::Uncompressed => layer.diff_id.clone(),
+            }) else {
+                continue;
             };
             if self.written.contains_key(&target) || jobs.iter().any(|(_, _, d)| *d == target) {
                 continue;
@@ -132,8 +135,21 @@ impl<'w> BlobWriter<'w> {
                     ))
                 })?;
                 let size = (layer.compression == Compression::None).then_some(layer.size);
-                (diff_id, Compression::None, size)
+                (Some(diff_id), Compression::None, size)
             }
+        };
+        let Some(digest) = digest else {
+            // The source records no digest: it is computed as the layer streams, and
+            // names the blob once written.
+            if let Some((digest, size)) = self.by_source.get(&layer.path) {
+                return Ok((digest.clone(), *size, compression));
+            }
+            let mut reader = open_layer(image, layer, form)?;
+            let (digest, size) = self.out.file_by_digest(self.prefix, &mut reader)?;
+            self.written.insert(digest.clone(), size);
+            self.by_source
+                .insert(layer.path.clone(), (digest.clone(), size));
+            return Ok((digest, size, compression));
         };
         if let Some(size) = self.written.get(&digest) {
             return Ok((digest, *size, compression));

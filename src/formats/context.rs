@@ -79,7 +79,6 @@ pub(crate) struct Meta<'t> {
     files: RefCell<HashMap<String, Memo<Arc<MetaFile>>>>,
     configs: RefCell<HashMap<Digest, Memo<Arc<ConfigFacts>>>>,
     compression: RefCell<HashMap<String, Memo<Compression>>>,
-    hashed: RefCell<HashMap<String, Memo<Digest>>>,
     hashed_both: RefCell<HashMap<String, Memo<(Digest, Digest)>>>,
     /// Warnings about the container itself (duplicate entries).
     pub warnings: RefCell<Vec<String>>,
@@ -94,7 +93,6 @@ impl<'t> Meta<'t> {
             files: RefCell::default(),
             configs: RefCell::default(),
             compression: RefCell::default(),
-            hashed: RefCell::default(),
             hashed_both: RefCell::default(),
             warnings: RefCell::default(),
         }
@@ -251,19 +249,6 @@ impl<'t> Meta<'t> {
         replay(&memo)
     }
 
-    /// The sha256 of a whole file (a layer whose stored digest nothing records), hashed
-    /// at most once per file.
-    pub fn hash_file(&self, file: &FileRef) -> Result<Digest> {
-        if let Some(m) = self.hashed.borrow().get(&file.path) {
-            return replay(m);
-        }
-        let memo = hash_file(file);
-        self.hashed
-            .borrow_mut()
-            .insert(file.path.clone(), memo.clone());
-        replay(&memo)
-    }
-
     /// The stored and uncompressed digests of a layer, computed by `compute` at most
     /// once per file.
     pub fn layer_digests(
@@ -327,14 +312,6 @@ pub(crate) fn safe_path(path: &str, named_in: &str) -> Result<String> {
             ),
         )),
     }
-}
-
-/// Hash a whole file (used when a layer's stored digest is not recorded anywhere).
-pub(crate) fn hash_file(file: &FileRef) -> Result<Digest> {
-    let mut hasher = crate::model::digest::HashSink::default();
-    std::io::copy(&mut file.open()?, &mut hasher)
-        .map_err(|e| Error::io(format!("reading {}", shown(&file.path)), e))?;
-    Ok(hasher.hasher.finish().0)
 }
 
 #[cfg(test)]

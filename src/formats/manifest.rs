@@ -200,7 +200,7 @@ pub(crate) fn image_from_manifest(
             ));
         }
         layers.push(Layer {
-            digest,
+            digest: Some(digest),
             size,
             media_type,
             compression,

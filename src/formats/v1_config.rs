@@ -81,11 +81,11 @@ pub(crate) fn synthesize(meta: &Meta, chain: Vec<V1Layer>, family: Family) -> Re
         history.push(Value::Object(entry));
         let compression = meta.sniff(&v1.file)?;
         let (digest, diff_id) = meta.layer_digests(&v1.file, || {
-            stored_and_uncompressed_digests(&*v1.file.blob, &v1.file.path, compression)
+            stored_and_uncompressed_digests(&v1.file.blob, &v1.file.path, compression)
         })?;
         diff_ids.push(Value::String(diff_id.to_string()));
         layers.push(Layer {
-            digest,
+            digest: Some(digest),
             size: v1.file.size,
             media_type: compression
                 .layer_media_type(family)

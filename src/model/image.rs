@@ -96,8 +96,11 @@ impl std::fmt::Display for Platform {
 /// One layer of an image, as stored in the source.
 #[derive(Clone, Debug)]
 pub struct Layer {
-    /// Digest of the bytes as stored (compressed or not).
-    pub digest: Digest,
+    /// Digest of the bytes as stored (compressed or not); `None` when the source
+    /// records none (a compressed layer of a docker-save archive under a name that is
+    /// not its digest): it is then computed while a conversion streams the layer,
+    /// never by reading the layer for it alone.
+    pub digest: Option<Digest>,
     /// Length of the bytes as stored.
     pub size: u64,
     /// The media type the source gives (or would give) this layer.

@@ -96,7 +96,7 @@ pub(crate) fn read_schema1(
     for layer in &mut image.layers {
         if let Some(hex) = layer.path.strip_suffix(".tar").or(Some(&layer.path)) {
             if let Some(d) = Digest::from_hex(hex) {
-                layer.digest = d;
+                layer.digest = Some(d);
             }
         }
     }

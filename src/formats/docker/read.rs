@@ -48,7 +48,8 @@ pub(crate) fn read(
     let mut images: Vec<Image> = Vec::new();
     let mut names: Vec<NameList> = Vec::new();
     // (config, layer digests) -> position, to merge repeated entries for one image.
-    let mut seen: HashMap<(Digest, Vec<Digest>), usize> = HashMap::new();
+    // Layers are told apart by digest when the archive records one, else by file.
+    let mut seen: HashMap<(Digest, Vec<Result<Digest, String>>), usize> = HashMap::new();
     for (n, value) in items.iter().enumerate() {
         let at = format!("manifest.json (image {n})");
         let item = ManifestItem::deserialize(value).map_err(|e| {
@@ -89,7 +90,7 @@ pub(crate) fn read(
             .unwrap_or_default();
         // Find every layer and its stored digest first (each computed once per file):
         // an entry repeating an image already read only adds its names.
-        let mut found: Vec<(FileRef, media::Compression, Digest)> =
+        let mut found: Vec<(FileRef, media::Compression, Option<Digest>)> =
             Vec::with_capacity(layer_paths.len());
         let mut seen_paths: HashMap<String, &Digest> = HashMap::new();
         for (i, (path, diff_id)) in layer_paths.iter().zip(diff_ids.iter()).enumerate() {
@@ -111,12 +112,15 @@ pub(crate) fn read(
                 }
             }
             let compression = meta.sniff(&file)?;
-            let digest = stored_digest(meta, &file, compression, diff_id)?;
+            let digest = stored_digest(&file.path, compression, diff_id);
             found.push((file, compression, digest));
         }
         let key = (
             config.digest.clone(),
-            found.iter().map(|(_, _, d)| d.clone()).collect(),
+            found
+                .iter()
+                .map(|(f, _, d)| d.clone().ok_or_else(|| f.path.clone()))
+                .collect(),
         );
         if let Some(&i) = seen.get(&key) {
             names[i].add(tags.into_iter().chain(extra_tags), extra_names);
@@ -174,30 +178,23 @@ pub(crate) fn read(
     Ok(images)
 }
 
-/// The digest of a layer as stored. Content-addressed names (`blobs/sha256/<hex>`,
-/// `<hex>.tar.gz`) and uncompressed layers (digest = diff_id) say it without reading
-/// the layer; both claims are verified when the layer is read. Otherwise hash it, once
-/// per file however many images share it.
-fn stored_digest(
-    meta: &Meta,
-    file: &FileRef,
-    compression: media::Compression,
-    diff_id: &Digest,
-) -> Result<Digest> {
-    if let Some(hex) = file.path.strip_prefix("blobs/sha256/") {
+/// The digest of a layer as stored, when the archive says it without the layer being
+/// read: content-addressed names (`blobs/sha256/<hex>`, `<hex>.tar.gz`) and
+/// uncompressed layers (digest = diff_id); both claims are verified when the layer is
+/// read. Otherwise `None`: the digest is computed when a conversion streams the layer.
+fn stored_digest(path: &str, compression: media::Compression, diff_id: &Digest) -> Option<Digest> {
+    if let Some(hex) = path.strip_prefix("blobs/sha256/") {
         if let Some(d) = Digest::from_hex(hex) {
-            return Ok(d);
+            return Some(d);
         }
     }
     if compression == media::Compression::None {
-        return Ok(diff_id.clone());
+        return Some(diff_id.clone());
     }
-    let base = file.path.rsplit('/').next().unwrap_or("");
+    let base = path.rsplit('/').next().unwrap_or("");
     let stem = base.split('.').next().unwrap_or("");
     if base.len() > 64 {
-        if let Some(d) = Digest::from_hex(stem.trim_start_matches("sha256:")) {
-            return Ok(d);
-        }
+        return Digest::from_hex(stem.trim_start_matches("sha256:"));
     }
-    meta.hash_file(file)
+    None
 }
