@@ -26,7 +26,7 @@ pub enum Error {
         cause: Arc<io::Error>,
     },
     /// The input is malformed: bad JSON, a field of the wrong shape, an unsafe path.
-    #[error("{file}: {problem}")]
+    #[error("{}{problem}", at(.file))]
     Malformed {
         /// The file (path inside the archive or layout) at fault.
         file: String,
@@ -74,7 +74,7 @@ pub enum Error {
         actual: Digest,
     },
     /// The archive ends before an entry's data does.
-    #[error("{file}: truncated archive: {detail}")]
+    #[error("{}truncated archive: {detail}", at(.file))]
     Truncated {
         /// The archive.
         file: String,
@@ -82,7 +82,7 @@ pub enum Error {
         detail: String,
     },
     /// The input is readable but holds no image in any format dockhand knows.
-    #[error("{file}: not an image: {reason}")]
+    #[error("{}not an image: {reason}", at(.file))]
     NotAnImage {
         /// The input.
         file: String,
@@ -109,6 +109,14 @@ pub enum Error {
         path: String,
         /// What is there and why it is kept.
         reason: String,
+    },
+    /// Something wrong with one input: which input (as the user named it), and what.
+    #[error("{input}: {error}")]
+    Input {
+        /// The input: a path, or `stdin`.
+        input: String,
+        /// What is wrong with it.
+        error: Box<Error>,
     },
     /// The operation was interrupted by a signal.
     #[error("interrupted")]
@@ -149,14 +157,58 @@ impl Error {
         io::Error::other(self)
     }
 
+    /// This error as one about `input` (wrapped once; a usage error stays as it is).
+    pub fn in_input(self, input: &str) -> Error {
+        match self {
+            Error::Input { .. } | Error::Usage(_) | Error::Interrupted => self,
+            other => Error::Input {
+                input: input.to_string(),
+                error: Box::new(other),
+            },
+        }
+    }
+
+    /// What went wrong, without which input it concerns.
+    pub fn without_input(&self) -> &Error {
+        match self {
+            Error::Input { error, .. } => error.without_input(),
+            other => other,
+        }
+    }
+
+    /// The input this error concerns, when it concerns one.
+    pub fn input(&self) -> Option<&str> {
+        match self {
+            Error::Input { input, .. } => Some(input),
+            _ => None,
+        }
+    }
+
     /// True when the root cause is a closed pipe on the output side.
     pub fn is_broken_pipe(&self) -> bool {
-        matches!(self, Error::Io { cause, .. } if cause.kind() == io::ErrorKind::BrokenPipe)
+        match self {
+            Error::Io { cause, .. } => cause.kind() == io::ErrorKind::BrokenPipe,
+            Error::Input { error, .. } => error.is_broken_pipe(),
+            _ => false,
+        }
     }
 
     /// True for a mistake on the command line (exit code 2), not in the input.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::Usage(_))
+        match self {
+            Error::Usage(_) => true,
+            Error::Input { error, .. } => error.is_usage(),
+            _ => false,
+        }
+    }
+}
+
+/// `file: ` before a message about a file, nothing before one about the whole input.
+fn at(file: &str) -> String {
+    if file.is_empty() {
+        String::new()
+    } else {
+        format!("{file}: ")
     }
 }
 

@@ -40,6 +40,9 @@ pub struct Digests {
 pub struct LayerReader {
     inner: Box<dyn Read + Send>,
     found: Arc<Mutex<Option<Digests>>>,
+    /// The input the layer belongs to: every error names it.
+    input: Option<Arc<str>>,
+    path: String,
 }
 
 impl LayerReader {
@@ -51,7 +54,14 @@ impl LayerReader {
 
 impl Read for LayerReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
+        self.inner.read(buf).map_err(|e| {
+            let Some(input) = &self.input else {
+                return e;
+            };
+            Error::io(format!("reading {}", shown(&self.path)), e)
+                .in_input(input)
+                .into_io()
+        })
     }
 }
 
@@ -59,9 +69,12 @@ impl Read for LayerReader {
 /// cleanly) if the stored bytes do not match the layer's digest (when the source
 /// recorded one) and size, or the uncompressed bytes do not match its diff_id.
 pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<LayerReader> {
-    let blob = layer.blob.as_ref().ok_or_else(|| Error::Missing {
-        file: layer.path.clone(),
-        what: format!("layer of image {}", image.display_name()),
+    let in_input = |e: Error| e.in_input(&image.input);
+    let blob = layer.blob.as_ref().ok_or_else(|| {
+        in_input(Error::Missing {
+            file: shown(&layer.path),
+            what: format!("layer of image {}", image.display_name()),
+        })
     })?;
     let check = Check {
         image: image.display_name(),
@@ -71,7 +84,10 @@ pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<Layer
         diff_id: layer.diff_id.clone(),
         compression: layer.compression,
     };
-    open_checked(Arc::clone(blob), check, form, layer.diff_id.is_some())
+    let mut reader =
+        open_checked(Arc::clone(blob), check, form, layer.diff_id.is_some()).map_err(in_input)?;
+    reader.input = Some(Arc::clone(&image.input));
+    Ok(reader)
 }
 
 fn open_checked(
@@ -81,6 +97,7 @@ fn open_checked(
     want_uncompressed: bool,
 ) -> Result<LayerReader> {
     let found = Arc::new(Mutex::new(None));
+    let path = check.path.clone();
     if form == LayerForm::Stored || check.compression == Compression::None {
         let diff = (want_uncompressed && check.compression != Compression::None)
             .then(|| DiffWorker::spawn(check.compression));
@@ -95,12 +112,16 @@ fn open_checked(
         return Ok(LayerReader {
             inner: Box::new(reader),
             found,
+            input: None,
+            path,
         });
     }
     let reader = UncompressedReader::start(blob, &check, Arc::clone(&found))?;
     Ok(LayerReader {
         inner: Box::new(reader),
         found,
+        input: None,
+        path,
     })
 }
 
@@ -611,6 +632,7 @@ mod tests {
             platform: Platform::default(),
             layers: vec![layer],
             artifact: false,
+            input: Arc::from("test"),
         }
     }
 
@@ -634,7 +656,10 @@ mod tests {
         wrong.layers[0].diff_id = Some(Digest::of(b"something else"));
         for form in [LayerForm::Stored, LayerForm::Uncompressed] {
             assert!(
-                matches!(read_all(&wrong, form), Err(Error::DiffIdMismatch { .. })),
+                matches!(
+                    read_all(&wrong, form).map_err(|e| e.without_input().clone()),
+                    Err(Error::DiffIdMismatch { .. })
+                ),
                 "{form:?}"
             );
         }
@@ -684,7 +709,11 @@ mod tests {
         for form in [LayerForm::Stored, LayerForm::Uncompressed] {
             let err = read_all(&image, form).unwrap_err();
             let msg = err.to_string();
-            assert!(matches!(err, Error::Unsupported(_)), "{form:?}: {msg}");
+            assert_eq!(err.input(), Some("test"), "{msg}");
+            assert!(
+                matches!(err.without_input(), Error::Unsupported(_)),
+                "{form:?}: {msg}"
+            );
             assert!(msg.contains("layer") && msg.contains("memory"), "{msg}");
         }
     }

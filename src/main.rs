@@ -175,30 +175,23 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// Name the input in errors about its content (a path inside an archive alone does not
-/// say which archive), unless the message names it already.
-fn in_source(err: dockhand::Error, src: &str) -> anyhow::Error {
-    use dockhand::Error as E;
-    let about_input = matches!(
-        err,
-        E::Malformed { .. }
-            | E::Missing { .. }
-            | E::DigestMismatch { .. }
-            | E::SizeMismatch { .. }
-            | E::DiffIdMismatch { .. }
-            | E::Truncated { .. }
-            | E::NotAnImage { .. }
-    );
-    let shown = match Location::parse(src) {
-        Ok(l) if l.path == "-" => "stdin".to_string(),
-        Ok(l) => l.path,
-        Err(_) => src.to_string(),
-    };
-    if about_input && !err.to_string().contains(&shown) {
-        anyhow::Error::new(err).context(shown)
-    } else {
-        err.into()
+/// Archives do not go to or come from a terminal: a forgotten redirection would print
+/// binary data, or wait for typed input.
+fn check_terminals(src: Option<&str>, dst: Option<&str>) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if src == Some("-") && io::stdin().is_terminal() {
+        return Err(dockhand::Error::Usage(
+            "refusing to read an archive from a terminal; pipe one into stdin".into(),
+        )
+        .into());
     }
+    if dst == Some("-") && io::stdout().is_terminal() {
+        return Err(dockhand::Error::Usage(
+            "refusing to write an archive to a terminal; redirect stdout".into(),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {
@@ -235,7 +228,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     DockerLayoutArg::Hybrid => DockerLayout::Hybrid,
                 }),
             };
-            let report = dockhand::convert(&src, &dst, &options).map_err(|e| in_source(e, &src))?;
+            let path = |s: &str| Location::parse(s).map(|l| l.path).ok();
+            check_terminals(path(&src).as_deref(), path(&dst).as_deref())?;
+            let report = dockhand::convert(&src, &dst, &options)?;
             if !quiet {
                 for w in &report.warnings {
                     say(&format!("warning: {w}"));
@@ -296,7 +291,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (source, selected) = open_selected(&src, &images, platform)?;
             let chosen: Vec<dockhand::Image> =
                 selected.iter().map(|&i| source.images[i].clone()).collect();
-            let report = verify(&chosen).map_err(|e| in_source(e, &src))?;
+            let report = verify(&chosen)?;
             for w in &source.warnings {
                 say(&format!("warning: {w}"));
             }
@@ -320,7 +315,8 @@ fn open_selected(
         platform,
         format: None,
     };
-    let source = dockhand::open_source(&location, &options).map_err(|e| in_source(e, src))?;
+    check_terminals(Some(&location.path), None)?;
+    let source = dockhand::open_source(&location, &options)?;
     let selected = select(&source.images, &selectors)?;
     Ok((source, selected))
 }

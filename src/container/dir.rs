@@ -13,7 +13,7 @@ use crate::model::blob::Blob;
 /// A directory on disk viewed as a tree. Symlinks inside it are followed by the shared
 /// resolver, which keeps them inside the directory.
 pub struct DirTree {
-    name: String,
+    name: Arc<str>,
     root: PathBuf,
 }
 
@@ -21,7 +21,7 @@ impl DirTree {
     /// View `root` as a tree; `name` is how errors refer to it.
     pub fn new(root: &Path, name: &str) -> DirTree {
         DirTree {
-            name: name.to_string(),
+            name: Arc::from(name),
             root: root.to_path_buf(),
         }
     }

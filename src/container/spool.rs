@@ -29,46 +29,39 @@ pub struct Input {
 /// Open `path` (`-` for stdin) as a tree.
 pub fn open_input(path: &str) -> Result<Input> {
     if path == "-" {
-        if io::IsTerminal::is_terminal(&io::stdin()) {
-            return Err(Error::Unsupported(
-                "refusing to read an archive from a terminal; pipe one into stdin".into(),
-            ));
-        }
         // Read stdin as a File so the kernel can splice it into the spool file.
         let stdin = std::os::fd::AsFd::as_fd(&io::stdin())
             .try_clone_to_owned()
-            .map_err(|e| Error::io("reading stdin", e))?;
+            .map_err(|e| Error::io("cannot read", e))?;
         return spool(File::from(stdin), "stdin");
     }
     let p = Path::new(path);
-    let meta = fs::metadata(p).map_err(|e| Error::io(format!("opening {path}"), e))?;
+    let meta = fs::metadata(p).map_err(|e| Error::io("cannot open", e))?;
     if meta.is_dir() {
         return Ok(Input {
             tree: Box::new(DirTree::new(p, path)),
         });
     }
-    let mut file = File::open(p).map_err(|e| Error::io(format!("opening {path}"), e))?;
+    let mut file = File::open(p).map_err(|e| Error::io("cannot open", e))?;
     if !meta.is_file() {
         return spool(file, path);
     }
     let mut head = [0u8; 8];
-    let n = read_head(&mut file, &mut head).map_err(|e| Error::io(format!("reading {path}"), e))?;
+    let n = read_head(&mut file, &mut head).map_err(|e| Error::io("cannot read", e))?;
     if n == 0 {
         return Err(Error::NotAnImage {
-            file: path.to_string(),
+            file: String::new(),
             reason: "the file is empty".into(),
         });
     }
     let compression = Compression::detect(&head[..n]);
     if compression == Compression::None {
-        file.rewind()
-            .map_err(|e| Error::io(format!("reading {path}"), e))?;
+        file.rewind().map_err(|e| Error::io("cannot read", e))?;
         return Ok(Input {
             tree: Box::new(TarIndex::new(file, path)?),
         });
     }
-    file.rewind()
-        .map_err(|e| Error::io(format!("reading {path}"), e))?;
+    file.rewind().map_err(|e| Error::io("cannot read", e))?;
     spool(file, path)
 }
 
@@ -87,11 +80,10 @@ fn read_head(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// anonymous temp file and indexing them in the same pass.
 fn spool(mut input: File, name: &str) -> Result<Input> {
     let mut head = [0u8; 8];
-    let n =
-        read_head(&mut input, &mut head).map_err(|e| Error::io(format!("reading {name}"), e))?;
+    let n = read_head(&mut input, &mut head).map_err(|e| Error::io("cannot read", e))?;
     if n == 0 {
         return Err(Error::NotAnImage {
-            file: name.to_string(),
+            file: String::new(),
             reason: "the input is empty".into(),
         });
     }
@@ -111,19 +103,18 @@ fn spool_stream<R: Read + Send>(input: R, head: &[u8], name: &str) -> Result<Tar
     if compression == Compression::None {
         // A plain tar: when `R` is a File, entry data moves from it to the temp file in
         // the kernel (copy_file_range or splice).
-        let mut source = Spool::new(input, head, &temp, name);
+        let mut source = Spool::new(input, head, &temp);
         return TarIndex::walk(&mut source, Arc::clone(&temp), name);
     }
     let reader = io::Cursor::new(head.to_vec()).chain(input);
     let decoded = compression
         .decoder(reader)
-        .map_err(|e| Error::io(format!("decompressing {name}"), e))?;
+        .map_err(|e| Error::io(format!("decompressing ({})", compression.name()), e))?;
     let decoded = Decoded {
         inner: decoded,
-        name,
         compression,
     };
-    let mut source = Spool::new(decoded, &[], &temp, name);
+    let mut source = Spool::new(decoded, &[], &temp);
     TarIndex::walk(&mut source, Arc::clone(&temp), name).map_err(|e| match e {
         Error::NotAnImage { file, .. } if source.total == 0 => Error::NotAnImage {
             file,
@@ -144,18 +135,16 @@ struct Spool<'f, R> {
     written: u64,
     /// Bytes read from the (decompressed) input so far.
     total: u64,
-    name: &'f str,
 }
 
 impl<'f, R: Read> Spool<'f, R> {
-    fn new(input: R, head: &[u8], file: &'f File, name: &'f str) -> Self {
+    fn new(input: R, head: &[u8], file: &'f File) -> Self {
         Spool {
             head: head.to_vec(),
             input,
             out: BufWriter::with_capacity(1 << 20, file),
             written: 0,
             total: 0,
-            name,
         }
     }
 
@@ -214,14 +203,13 @@ impl<R: Read> Source for Spool<'_, R> {
     }
 
     fn fail(&self, e: io::Error) -> Error {
-        Error::io(format!("copying {} into a temp file", self.name), e)
+        Error::io("copying the input into a temp file", e)
     }
 }
 
 /// A decompressing reader whose errors name the input and the compression.
 struct Decoded<'a> {
     inner: Box<dyn Read + Send + 'a>,
-    name: &'a str,
     compression: Compression,
 }
 
@@ -231,13 +219,13 @@ impl Read for Decoded<'_> {
             if e.get_ref().is_some_and(|i| i.is::<Error>()) {
                 return e;
             }
-            let (file, kind) = (self.name.to_string(), self.compression.name());
+            let (file, kind) = (String::new(), self.compression.name());
             match e.kind() {
                 io::ErrorKind::UnexpectedEof => Error::Truncated {
                     file,
                     detail: format!("the {kind} stream ends early"),
                 },
-                io::ErrorKind::OutOfMemory => Error::Unsupported(format!("{file}: {e}")),
+                io::ErrorKind::OutOfMemory => Error::Unsupported(e.to_string()),
                 _ => Error::malformed(file, format!("not valid {kind} data: {e}")),
             }
             .into_io()

@@ -62,7 +62,6 @@ struct FileSource<'a> {
     file: &'a File,
     pos: u64,
     len: u64,
-    name: &'a str,
 }
 
 impl Source for FileSource<'_> {
@@ -94,7 +93,7 @@ impl Source for FileSource<'_> {
     }
 
     fn fail(&self, e: io::Error) -> Error {
-        Error::io(format!("reading {}", self.name), e)
+        Error::io("cannot read", e)
     }
 }
 
@@ -216,7 +215,6 @@ impl TarIndex {
             file: &file,
             pos: 0,
             len,
-            name,
         };
         TarIndex::walk(&mut source, Arc::clone(&file), name)
     }
@@ -245,10 +243,10 @@ impl TarIndex {
             }
             if n < BLOCK {
                 if offset == 0 && !block[..n].windows(5).any(|w| w == b"ustar") {
-                    return Err(not_a_tar(name, &block[..n]));
+                    return Err(not_a_tar(&block[..n]));
                 }
                 return Err(Error::Truncated {
-                    file: name.to_string(),
+                    file: String::new(),
                     detail: "the archive ends inside a header".into(),
                 });
             }
@@ -262,7 +260,7 @@ impl TarIndex {
             }
             if !checksum_ok(&block) {
                 if offset == 0 && &block[257..262] != b"ustar" {
-                    return Err(not_a_tar(name, &block));
+                    return Err(not_a_tar(&block));
                 }
                 return Err(Error::malformed(
                     name,
@@ -354,7 +352,7 @@ impl TarIndex {
                     let n = src.read(&mut block).map_err(|e| src.fail(e))?;
                     if n < BLOCK {
                         return Err(Error::Truncated {
-                            file: name.to_string(),
+                            file: String::new(),
                             detail: "the archive ends inside a sparse file's header".into(),
                         });
                     }
@@ -373,7 +371,7 @@ impl TarIndex {
                 .map_err(|e| src.fail(e))?;
             if passed < size {
                 return Err(Error::Truncated {
-                    file: name.to_string(),
+                    file: String::new(),
                     detail: format!(
                         "entry {} claims {size} bytes but the archive ends first",
                         shown(&path)
@@ -415,7 +413,7 @@ impl TarIndex {
         src.end().map_err(|e| src.fail(e))?;
         if index.count == 0 {
             return Err(Error::NotAnImage {
-                file: name.to_string(),
+                file: String::new(),
                 reason: "the archive has no entries".into(),
             });
         }
@@ -430,7 +428,7 @@ impl TarIndex {
         self.name_bytes += path.len() + link_len;
         if self.name_bytes > MAX_NAME_BYTES {
             return Err(Error::malformed(
-                &self.name,
+                "",
                 format!(
                     "the entry names add up to more than {} MiB, the limit for one archive",
                     MAX_NAME_BYTES >> 20
@@ -508,7 +506,7 @@ fn read_extension<S: Source>(
     let got = src.read(&mut data).map_err(|e| src.fail(e))?;
     if got < data.len() {
         return Err(Error::Truncated {
-            file: name.to_string(),
+            file: String::new(),
             detail: format!("the archive ends inside a {what}"),
         });
     }
@@ -635,12 +633,12 @@ fn normalize(path: &str) -> Option<String> {
 
 /// The error for input whose first block is no tar header, saying what it looks like
 /// when that is cheap to tell, and never quoting its bytes.
-fn not_a_tar(name: &str, head: &[u8]) -> Error {
+fn not_a_tar(head: &[u8]) -> Error {
     let problem = match sniff(head) {
         Some(what) => format!("not a tar archive (it looks like {what})"),
         None => "not a tar archive".to_string(),
     };
-    Error::malformed(name, problem)
+    Error::malformed("", problem)
 }
 
 /// What the first bytes of a file say it is, by magic numbers and a text check.

@@ -74,6 +74,8 @@ impl ConfigFacts {
 /// be computed by hashing) are kept per file the same way.
 pub(crate) struct Meta<'t> {
     pub tree: &'t dyn FileTree,
+    /// The input's name, shared by every image read from it.
+    pub input: Arc<str>,
     used: Cell<u64>,
     layers: Cell<usize>,
     files: RefCell<HashMap<String, Memo<Arc<MetaFile>>>>,
@@ -88,6 +90,7 @@ impl<'t> Meta<'t> {
     pub fn new(tree: &'t dyn FileTree) -> Meta<'t> {
         Meta {
             tree,
+            input: Arc::from(tree.name()),
             used: Cell::new(0),
             layers: Cell::new(0),
             files: RefCell::default(),
@@ -120,8 +123,7 @@ impl<'t> Meta<'t> {
         let total = self.layers.get().saturating_add(n);
         if total > MAX_LAYERS_TOTAL {
             return Err(Error::Unsupported(format!(
-                "{}: the images list more than {MAX_LAYERS_TOTAL} layers in all (MAX_LAYERS_TOTAL)",
-                self.tree.name()
+                "the images list more than {MAX_LAYERS_TOTAL} layers in all (MAX_LAYERS_TOTAL)"
             )));
         }
         self.layers.set(total);

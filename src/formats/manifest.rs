@@ -232,5 +232,6 @@ pub(crate) fn image_from_manifest(
         platform,
         layers,
         artifact: facts.is_none(),
+        input: std::sync::Arc::clone(&meta.input),
     })
 }

@@ -288,12 +288,17 @@ impl Source {
 /// Open and read the input at `location`, in the format its transport prefix or
 /// `options.format` names, or the one detected.
 pub fn open(location: &Location, options: &ReadOptions) -> Result<Source> {
-    let input = open_input(&location.path)?;
+    let name = if location.path == "-" {
+        "stdin"
+    } else {
+        location.path.as_str()
+    };
+    let input = open_input(&location.path).map_err(|e| e.in_input(name))?;
     let options = ReadOptions {
         platform: options.platform.clone(),
         format: options.format.or(location.transport),
     };
-    Source::read(input.tree, &options)
+    Source::read(input.tree, &options).map_err(|e| e.in_input(name))
 }
 
 fn read_with(
@@ -315,7 +320,7 @@ fn read_with(
     let images = (format.ops().read)(meta, options, warnings)?;
     if images.is_empty() {
         return Err(Error::NotAnImage {
-            file: tree.name().to_string(),
+            file: String::new(),
             reason: "it lists no images".into(),
         });
     }
@@ -452,11 +457,7 @@ fn tidy_warnings(all: Vec<String>) -> Vec<String> {
 
 /// With an explicit platform, the images that satisfy it; an error listing what the
 /// source holds when none does. With the default platform every image is kept.
-pub(crate) fn keep_platform(
-    tree: &dyn FileTree,
-    images: Vec<Image>,
-    options: &ReadOptions,
-) -> Result<Vec<Image>> {
+pub(crate) fn keep_platform(images: Vec<Image>, options: &ReadOptions) -> Result<Vec<Image>> {
     let Some(wanted) = &options.platform else {
         return Ok(images);
     };
@@ -469,24 +470,20 @@ pub(crate) fn keep_platform(
         .filter(|i| i.platform.satisfies(wanted))
         .collect();
     if kept.is_empty() {
-        return Err(no_platform(tree, options, &held));
+        return Err(no_platform(options, &held));
     }
     Ok(kept)
 }
 
 /// The error for a source that holds no image of the wanted platform.
-pub(crate) fn no_platform(tree: &dyn FileTree, options: &ReadOptions, held: &[Platform]) -> Error {
+pub(crate) fn no_platform(options: &ReadOptions, held: &[Platform]) -> Error {
     let wanted = options.wanted_platform();
     let why = if options.platform.is_some() {
         format!("no image for {}", shown(&wanted.to_string()))
     } else {
         format!("no image for this machine's platform {wanted} (choose one with --platform)")
     };
-    Error::Selection(format!(
-        "{}: {why}; the source holds {}",
-        tree.name(),
-        platform_list(held)
-    ))
+    Error::Selection(format!("{why}; the source holds {}", platform_list(held)))
 }
 
 /// Distinct platforms, escaped, in the order first seen; at most 16 named.
@@ -547,7 +544,6 @@ pub fn write_tar<W: std::io::Write>(
 /// Which layout `meta`'s tree holds.
 fn detect(meta: &Meta) -> Result<Layout> {
     let tree = meta.tree;
-    let name = tree.name().to_string();
     if let Some(file) = meta.read_top("manifest.json")? {
         let value: serde_json::Value = parse_json(&file.bytes, "manifest.json")?;
         return match value {
@@ -593,7 +589,10 @@ fn detect(meta: &Meta) -> Result<Layout> {
             top.iter().take(8).map(|n| shown(n)).collect::<Vec<_>>().join(", ")
         )
     };
-    Err(Error::NotAnImage { file: name, reason })
+    Err(Error::NotAnImage {
+        file: String::new(),
+        reason,
+    })
 }
 
 /// Check that a forced format (`--from`, a transport prefix) fits both the layout found
@@ -635,8 +634,7 @@ fn check_forced(tree: &dyn FileTree, detected: Layout, wanted: Format) -> Result
         Container::Tar => "a tar file",
     };
     Err(Error::Selection(format!(
-        "{}: is {what} ({}), not {} ({}); {advice}",
-        tree.name(),
+        "is {what} ({}), not {} ({}); {advice}",
         container_noun(container),
         wanted.name(),
         container_noun(wanted.container)

@@ -124,5 +124,6 @@ pub(crate) fn synthesize(meta: &Meta, chain: Vec<V1Layer>, family: Family) -> Re
         platform: view.platform(),
         layers,
         artifact: false,
+        input: std::sync::Arc::clone(&meta.input),
     })
 }

@@ -141,6 +141,9 @@ pub struct Image {
     pub layers: Vec<Layer>,
     /// True when the config is not a container image config (an OCI artifact).
     pub artifact: bool,
+    /// The input the image was read from, as the user named it (a path, `stdin`): an
+    /// error about its blobs concerns that input.
+    pub input: Arc<str>,
 }
 
 impl Image {

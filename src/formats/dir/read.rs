@@ -37,7 +37,7 @@ pub(crate) fn read(
     let value: serde_json::Value = parse_json(manifest_bytes, "manifest.json")?;
     if value.get("schemaVersion").and_then(|v| v.as_i64()) == Some(1) {
         let image = read_schema1(meta, &store, manifest_bytes, warnings)?;
-        return keep_platform(tree, vec![image], options);
+        return keep_platform(vec![image], options);
     }
     let declared = value
         .get("mediaType")
@@ -68,7 +68,7 @@ pub(crate) fn read(
         descriptor,
         warnings,
     )?;
-    keep_platform(tree, vec![image], options)
+    keep_platform(vec![image], options)
 }
 
 /// A list copied with `--all`: per-instance manifests are `<hex>.manifest.json`.
@@ -126,5 +126,5 @@ fn read_list(
             ),
         });
     }
-    Err(no_platform(store.0, options, &held))
+    Err(no_platform(options, &held))
 }

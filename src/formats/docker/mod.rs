@@ -34,7 +34,7 @@ fn read_any(meta: &Meta, options: &ReadOptions, warnings: &mut Vec<String>) -> R
         }
         None => v1::read_pre_1_10(meta, warnings)?,
     };
-    keep_platform(meta.tree, images, options)
+    keep_platform(images, options)
 }
 
 fn write(

@@ -165,6 +165,7 @@ pub(crate) fn read(
             platform: facts.platform.clone(),
             layers,
             artifact: false,
+            input: std::sync::Arc::clone(&meta.input),
         };
         let mut list = NameList::default();
         list.add(tags.into_iter().chain(extra_tags), extra_names);

@@ -87,7 +87,7 @@ pub(crate) fn read(
     let held = std::mem::take(&mut walker.held);
     let (images, artifacts) = walker.finish();
     if images.is_empty() && skipped {
-        return Err(no_platform(tree, options, &held));
+        return Err(no_platform(options, &held));
     }
     // A layout of artifacts only (a Helm chart, an SBOM) is carried as it is; in a
     // layout that holds images, artifacts beside them are left out.
