@@ -99,7 +99,7 @@ enum DockerLayoutArg {
 
 fn main() -> ExitCode {
     // First of all, so that no signal finds the default action in place.
-    if let Err(e) = dockhand::cleanup::install_signal_handlers() {
+    if let Err(e) = install_signal_handlers() {
         say(&format!("warning: cannot install signal handlers: {e}"));
     }
     let cli = match Cli::try_parse() {
@@ -112,15 +112,11 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            let interrupted = err.chain().any(|c| {
-                matches!(
-                    c.downcast_ref::<dockhand::Error>(),
-                    Some(dockhand::Error::Interrupted)
-                )
-            });
-            if interrupted && dockhand::cleanup::interrupted() {
-                // The signal handler removes the staging and exits with 128 + signal.
-                dockhand::cleanup::await_signal_exit();
+            if dockhand::cleanup::interrupted() {
+                // The work failed because a signal came (Error::Interrupted, or a file
+                // the handler removed): the handler removes the staging and exits with
+                // 128 + signal.
+                await_signal_exit();
             }
             say(&format!("error: {err:#}"));
             let usage = err.chain().any(|c| {
@@ -129,6 +125,36 @@ fn main() -> ExitCode {
             });
             ExitCode::from(if usage { 2 } else { 1 })
         }
+    }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: remove every staging path, say so, and exit with
+/// 128 + the signal, keeping any commit from starting meanwhile.
+fn install_signal_handlers() -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("dockhand-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let _no_commit_from_now = dockhand::cleanup::interrupt();
+                // Never eprintln!: it panics on a closed stderr, which would leave the
+                // process running.
+                let _ = writeln!(
+                    io::stderr(),
+                    "error: interrupted by signal {signal}; nothing was written"
+                );
+                std::process::exit(128 + signal);
+            }
+        })?;
+    Ok(())
+}
+
+/// Wait for the signal handler to end the process: exiting here could cut its removal
+/// of the staging short, or report the wrong status.
+fn await_signal_exit() -> ! {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
