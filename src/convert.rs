@@ -11,6 +11,7 @@ use crate::formats::{
 use crate::location::Location;
 use crate::model::image::{Image, Platform};
 use crate::model::reference::{valid_tag, Reference};
+use crate::progress::{NoProgress, Progress};
 use crate::select::{candidates, select, selectors};
 use crate::text::shown;
 
@@ -78,6 +79,16 @@ fn check_agreement(option: Option<Format>, location: &Location, what: &str) -> R
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn convert(src: &str, dst: &str, options: &ConvertOptions) -> Result<ConvertReport> {
+    convert_with_progress(src, dst, options, &NoProgress)
+}
+
+/// [`convert`], telling `progress` how the layers go.
+pub fn convert_with_progress(
+    src: &str,
+    dst: &str,
+    options: &ConvertOptions,
+    progress: &dyn Progress,
+) -> Result<ConvertReport> {
     let src = Location::parse(src)?;
     let dst = Location::parse(dst)?;
     check_agreement(options.from, &src, "from")?;
@@ -140,7 +151,7 @@ pub fn convert(src: &str, dst: &str, options: &ConvertOptions) -> Result<Convert
         images[0].ref_names = ref_names;
     }
     let mut warnings = source.warnings.clone();
-    warnings.extend(sink.put_images(&images)?);
+    warnings.extend(sink.put_images(&images, progress)?);
     let plan = sink.plan();
     sink.commit()?;
     Ok(ConvertReport {

@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::formats::Source;
 use crate::layer::verify_layer;
 use crate::model::image::{Image, Layer};
+use crate::progress::Progress;
 use crate::text::escape_json_text;
 use crate::text::shown;
 
@@ -208,7 +209,7 @@ pub fn inspect_table(source: &Source, selected: &[usize]) -> String {
                 format!("@{i}"),
                 im.config.digest.short().to_string(),
                 shown(&im.platform.to_string()),
-                format!("{} ({})", im.layers.len(), human_size(size)),
+                format!("{} ({})", im.layers.len(), crate::text::human_size(size)),
                 names_line(im, TABLE_NAMES),
             ]
         })
@@ -238,21 +239,6 @@ pub fn inspect_table(source: &Source, selected: &[usize]) -> String {
     out
 }
 
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 /// What `verify` checked.
 #[derive(Debug, Default)]
 pub struct VerifyReport {
@@ -268,7 +254,7 @@ pub struct VerifyReport {
 /// manifests were verified when the source was read. Layers are checked on as many
 /// threads as the machine has cores; the first failing layer (in image order) is
 /// reported.
-pub fn verify(images: &[Image]) -> Result<VerifyReport> {
+pub fn verify(images: &[Image], progress: &dyn Progress) -> Result<VerifyReport> {
     let mut seen = std::collections::HashSet::new();
     let mut work = Vec::new();
     for image in images {
@@ -281,7 +267,7 @@ pub fn verify(images: &[Image]) -> Result<VerifyReport> {
         }
     }
     let results = crate::pool::run_all(&work, crate::pool::cores(), |(image, layer)| {
-        verify_layer(image, layer)
+        verify_layer(image, layer, progress)
     });
     // The first failure in image order (every layer before it was checked).
     for result in results.into_iter().flatten() {

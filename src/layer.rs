@@ -11,6 +11,7 @@ use crate::model::blob::Blob;
 use crate::model::digest::{Digest, HashSink, Hasher};
 use crate::model::image::{Image, Layer};
 use crate::model::media::Compression;
+use crate::progress::{Progress, Reporting};
 use crate::text::shown;
 
 /// Which bytes of a layer to read.
@@ -126,8 +127,9 @@ fn open_checked(
 }
 
 /// Read a whole layer, verifying it, without keeping the bytes.
-pub fn verify_layer(image: &Image, layer: &Layer) -> Result<()> {
-    let mut reader = open_layer(image, layer, LayerForm::Stored)?;
+pub fn verify_layer(image: &Image, layer: &Layer, progress: &dyn Progress) -> Result<()> {
+    let reader = open_layer(image, layer, LayerForm::Stored)?;
+    let mut reader = Reporting::new(reader, progress, &layer.path, layer.size);
     io::copy(&mut reader, &mut io::sink())
         .map_err(|e| Error::io(format!("reading {}", layer.path), e))?;
     Ok(())

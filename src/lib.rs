@@ -135,12 +135,13 @@ pub mod layer;
 pub mod location;
 pub mod model;
 mod pool;
+pub mod progress;
 pub mod select;
 mod sys;
 pub mod text;
 
 pub use cleanup::STAGING_MARKER;
-pub use convert::{convert, ConvertOptions, ConvertReport};
+pub use convert::{convert, convert_with_progress, ConvertOptions, ConvertReport};
 pub use formats::{open as open_source, Format};
 pub use location::Location;
 pub use model::digest::Digest;

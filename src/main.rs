@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -10,8 +11,9 @@ use dockhand::destination::Plan;
 use dockhand::formats::DockerLayout;
 use dockhand::formats::{transport_names, ReadOptions};
 use dockhand::inspect::{inspect_json, inspect_table, names_line, verify, write_json};
+use dockhand::progress::{NoProgress, Progress};
 use dockhand::select::{select, selectors};
-use dockhand::text::one_line;
+use dockhand::text::{human_size, one_line};
 use dockhand::Location;
 use dockhand::{ConvertOptions, Format, Platform};
 
@@ -158,6 +160,32 @@ fn await_signal_exit() -> ! {
     }
 }
 
+/// Counts what a conversion wrote, for its summary.
+#[derive(Default)]
+struct Tally {
+    layers: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+impl Progress for Tally {
+    fn advanced(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    fn layer_done(&self, _path: &str) {
+        self.layers.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Tally {
+    fn summary(&self) -> String {
+        format!(
+            "{} layer(s) written, {} read",
+            self.layers.load(Ordering::Relaxed),
+            human_size(self.bytes.load(Ordering::Relaxed))
+        )
+    }
+}
+
 /// How many names of one image the convert summary lists; past that it says how many
 /// more there are, so that a line stays readable whatever the input holds.
 const SUMMARY_NAMES: usize = 100;
@@ -256,7 +284,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let path = |s: &str| Location::parse(s).map(|l| l.path).ok();
             check_terminals(path(&src).as_deref(), path(&dst).as_deref())?;
-            let report = dockhand::convert(&src, &dst, &options)?;
+            let tally = Tally::default();
+            let report = dockhand::convert_with_progress(&src, &dst, &options, &tally)?;
             if !quiet {
                 for w in &report.warnings {
                     say(&format!("warning: {w}"));
@@ -267,10 +296,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     _ => "",
                 };
                 say(&format!(
-                    "converted {} image(s) from {} to {}{how}:",
+                    "converted {} image(s) from {} to {}{how}, {}:",
                     report.images.len(),
                     report.from.map_or("?", Format::name),
                     report.to.map_or("?", Format::name),
+                    tally.summary()
                 ));
                 for (image, index) in report.images.iter().zip(&report.source_indices) {
                     say(&format!(
@@ -317,7 +347,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (source, selected) = open_selected(&src, &images, platform)?;
             let chosen: Vec<dockhand::Image> =
                 selected.iter().map(|&i| source.images[i].clone()).collect();
-            let report = verify(&chosen)?;
+            let report = verify(&chosen, &NoProgress)?;
             for w in &source.warnings {
                 say(&format!("warning: {w}"));
             }

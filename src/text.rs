@@ -76,6 +76,22 @@ pub fn escape_json_text(json: &str) -> String {
     out
 }
 
+/// A byte count for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 /// Characters that must not reach a terminal raw.
 fn needs_escape(c: char) -> bool {
     c.is_control()

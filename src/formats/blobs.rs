@@ -11,9 +11,11 @@ use crate::layer::{open_layer, LayerForm};
 use crate::model::digest::Digest;
 use crate::model::image::{Descriptor, Image, Layer};
 use crate::model::media::Compression;
+use crate::progress::{Progress, Reporting};
 
 /// Writes blobs under a prefix, once each, verifying every byte on the way.
 pub(crate) struct BlobWriter<'w> {
+    progress: &'w dyn Progress,
     out: &'w mut dyn TreeWriter,
     prefix: &'static str,
     written: HashMap<Digest, u64>,
@@ -22,17 +24,18 @@ pub(crate) struct BlobWriter<'w> {
 }
 
 impl<'w> BlobWriter<'w> {
-    pub(crate) fn new(out: &'w mut dyn TreeWriter, prefix: &'static str) -> Self {
+    pub(crate) fn new(
+        out: &'w mut dyn TreeWriter,
+        prefix: &'static str,
+        progress: &'w dyn Progress,
+    ) -> Self {
         BlobWriter {
+            progress,
             out,
             prefix,
             written: HashMap::new(),
             by_source: HashMap::new(),
         }
-    }
-
-    pub(crate) fn out(&mut self) -> &mut dyn TreeWriter {
-        self.out
     }
 
     pub(crate) fn path(&self, digest: &Digest) -> String {
@@ -88,9 +91,10 @@ impl<'w> BlobWriter<'w> {
         if crate::pool::cores().min(jobs.len()) < 2 {
             return Ok(());
         }
-        let prefix = self.prefix;
+        let (prefix, progress) = (self.prefix, self.progress);
         let results = crate::pool::run_all(&jobs, crate::pool::cores(), |(layer, form, target)| {
-            open_layer(image, layer, *form).and_then(|mut reader| {
+            open_layer(image, layer, *form).and_then(|reader| {
+                let mut reader = Reporting::new(reader, progress, &layer.path, layer.size);
                 parallel.file_shared(&format!("{prefix}{}", target.hex()), &mut reader)
             })
         });
@@ -144,7 +148,8 @@ impl<'w> BlobWriter<'w> {
             if let Some((digest, size)) = self.by_source.get(&layer.path) {
                 return Ok((digest.clone(), *size, compression));
             }
-            let mut reader = open_layer(image, layer, form)?;
+            let reader = open_layer(image, layer, form)?;
+            let mut reader = Reporting::new(reader, self.progress, &layer.path, layer.size);
             let (digest, size) = self.out.file_by_digest(self.prefix, &mut reader)?;
             self.written.insert(digest.clone(), size);
             self.by_source
@@ -159,7 +164,8 @@ impl<'w> BlobWriter<'w> {
             return Ok((digest, size, compression));
         }
         let path = self.path(&digest);
-        let mut reader = open_layer(image, layer, form)?;
+        let reader = open_layer(image, layer, form)?;
+        let mut reader = Reporting::new(reader, self.progress, &layer.path, layer.size);
         let size = match known_size {
             Some(size) => {
                 self.out.file(&path, size, &mut reader)?;

@@ -29,6 +29,7 @@ use crate::destination::{self, Output, Plan};
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::model::image::{parse_json, Image, Platform};
+use crate::progress::{NoProgress, Progress};
 use crate::text::shown;
 
 /// Most warnings kept for one input; identical ones are shown once.
@@ -173,7 +174,7 @@ pub(crate) type ReadLayout = fn(&Meta, &ReadOptions, &mut Vec<String>) -> Result
 
 /// Writes images as a layout into a tree; returns warnings.
 pub(crate) type WriteLayout =
-    fn(&[Image], &mut dyn TreeWriter, &WriteOptions) -> Result<Vec<String>>;
+    fn(&[Image], &mut dyn TreeWriter, &WriteOptions, &dyn Progress) -> Result<Vec<String>>;
 
 /// What a layout module provides: how to read it from a tree and write it into one.
 pub(crate) struct LayoutOps {
@@ -330,8 +331,9 @@ fn read_with(
 /// Where images are written: a layout in a container, committed atomically.
 pub trait ImageSink {
     /// Write `images`: blobs first, each verified as it streams and hashed as it is
-    /// written, then the documents that name them. Returns warnings.
-    fn put_images(&mut self, images: &[Image]) -> Result<Vec<String>>;
+    /// written, then the documents that name them, telling `progress` as layers go.
+    /// Returns warnings.
+    fn put_images(&mut self, images: &[Image], progress: &dyn Progress) -> Result<Vec<String>>;
     /// Make everything written visible at the destination at once. A sink dropped
     /// without committing leaves the destination as it was.
     fn commit(self: Box<Self>) -> Result<()>;
@@ -362,8 +364,8 @@ struct LayoutSink {
 }
 
 impl ImageSink for LayoutSink {
-    fn put_images(&mut self, images: &[Image]) -> Result<Vec<String>> {
-        (self.ops.write)(images, &mut *self.writer, &self.options)
+    fn put_images(&mut self, images: &[Image], progress: &dyn Progress) -> Result<Vec<String>> {
+        (self.ops.write)(images, &mut *self.writer, &self.options, progress)
     }
     fn commit(self: Box<Self>) -> Result<()> {
         self.writer.commit()
@@ -537,7 +539,7 @@ pub fn write_tar<W: std::io::Write>(
     out: W,
 ) -> Result<(W, Vec<String>)> {
     let mut writer = TarStreamWriter::new(out, "the output");
-    let warnings = (layout_ops(layout).write)(images, &mut writer, options)?;
+    let warnings = (layout_ops(layout).write)(images, &mut writer, options, &NoProgress)?;
     Ok((writer.finish()?, warnings))
 }
 

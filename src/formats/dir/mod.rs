@@ -10,6 +10,7 @@ use super::{LayoutOps, ReadOptions, WriteOptions};
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
 use crate::model::image::Image;
+use crate::progress::Progress;
 
 /// The `version` file content dockhand writes.
 pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
@@ -33,9 +34,14 @@ fn read_any(meta: &Meta, options: &ReadOptions, warnings: &mut Vec<String>) -> R
     read::read(meta, &manifest.bytes, options, warnings)
 }
 
-fn write(images: &[Image], out: &mut dyn TreeWriter, _: &WriteOptions) -> Result<Vec<String>> {
+fn write(
+    images: &[Image],
+    out: &mut dyn TreeWriter,
+    _: &WriteOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<String>> {
     match images {
-        [image] => write::write_dir_transport(image, out).map(|()| Vec::new()),
+        [image] => write::write_dir_transport(image, out, progress).map(|()| Vec::new()),
         _ => Err(Error::Selection(format!(
             "a dir layout holds one image, not {}",
             images.len()

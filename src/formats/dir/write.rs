@@ -6,11 +6,16 @@ use crate::error::Result;
 use crate::formats::blobs::BlobWriter;
 use crate::formats::oci::{put_oci_image, OciLayers};
 use crate::model::image::Image;
+use crate::progress::Progress;
 
 /// Write one image as a containers/image `dir:` layout: blobs named by hex digest,
 /// an OCI manifest in `manifest.json`, and the `version` file.
-pub fn write_dir_transport(image: &Image, out: &mut dyn TreeWriter) -> Result<()> {
-    let mut blobs = BlobWriter::new(out, "");
+pub(crate) fn write_dir_transport(
+    image: &Image,
+    out: &mut dyn TreeWriter,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut blobs = BlobWriter::new(out, "", progress);
     let written = put_oci_image(&mut blobs, image, OciLayers::Keep)?;
     let manifest = written.manifest_bytes;
     out.file("manifest.json", manifest.len() as u64, &mut &manifest[..])?;

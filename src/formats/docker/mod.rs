@@ -14,6 +14,7 @@ use super::{keep_platform, LayoutOps, ReadOptions, WriteOptions};
 use crate::container::TreeWriter;
 use crate::error::Result;
 use crate::model::image::{parse_json, Image};
+use crate::progress::Progress;
 
 /// Reading and writing docker-save archives and trees.
 pub(crate) const OPS: LayoutOps = LayoutOps {
@@ -41,6 +42,7 @@ fn write(
     images: &[Image],
     out: &mut dyn TreeWriter,
     options: &WriteOptions,
+    progress: &dyn Progress,
 ) -> Result<Vec<String>> {
-    write::write_docker(images, out, options.docker_layout)
+    write::write_docker(images, out, options.docker_layout, progress)
 }

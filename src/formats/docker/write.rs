@@ -7,11 +7,11 @@ use serde_json::{json, Map, Value};
 
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
-use crate::formats::blobs::BlobWriter;
 use crate::formats::oci::{write_oci_with, OciLayers};
 use crate::layer::{open_layer, LayerForm};
 use crate::model::digest::Digest;
 use crate::model::image::Image;
+use crate::progress::{Progress, Reporting};
 
 /// Which docker-archive shape to write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,10 +41,11 @@ const V1_TOP_FIELDS: &[&str] = &[
 
 /// Write `images` as a docker-archive tree into `out`. Layers are always written
 /// uncompressed (their diff_id is unchanged); RepoTags use Docker's familiar form.
-pub fn write_docker(
+pub(crate) fn write_docker(
     images: &[Image],
     out: &mut dyn TreeWriter,
     layout: DockerLayout,
+    progress: &dyn Progress,
 ) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     for image in images {
@@ -64,9 +65,9 @@ pub fn write_docker(
         }
     }
     let items = match layout {
-        DockerLayout::Legacy => write_legacy(images, out)?,
+        DockerLayout::Legacy => write_legacy(images, out, progress)?,
         DockerLayout::Hybrid => {
-            let written = write_oci_with(images, out, OciLayers::Uncompressed)?;
+            let written = write_oci_with(images, out, OciLayers::Uncompressed, progress)?;
             images
                 .iter()
                 .zip(written)
@@ -119,19 +120,20 @@ fn v1_ids(image: &Image) -> Vec<String> {
     ids
 }
 
-fn write_legacy(images: &[Image], out: &mut dyn TreeWriter) -> Result<Vec<Value>> {
+fn write_legacy(
+    images: &[Image],
+    out: &mut dyn TreeWriter,
+    progress: &dyn Progress,
+) -> Result<Vec<Value>> {
     let mut items = Vec::with_capacity(images.len());
     // diff_id -> the v1 directory whose layer.tar holds it.
     let mut layer_home: HashMap<Digest, String> = HashMap::new();
     let mut written_dirs: HashMap<String, ()> = HashMap::new();
-    let mut blobs = BlobWriter::new(out, "");
     for image in images {
         let config_name = format!("{}.json", image.config.digest.hex());
         if !written_dirs.contains_key(&config_name) {
             let bytes = &image.config_bytes;
-            blobs
-                .out()
-                .file(&config_name, bytes.len() as u64, &mut &bytes[..])?;
+            out.file(&config_name, bytes.len() as u64, &mut &bytes[..])?;
             written_dirs.insert(config_name.clone(), ());
         }
         let config: Map<String, Value> =
@@ -145,7 +147,6 @@ fn write_legacy(images: &[Image], out: &mut dyn TreeWriter) -> Result<Vec<Value>
                 continue;
             }
             written_dirs.insert(id.clone(), ());
-            let out = blobs.out();
             out.dir(id)?;
             out.file(&format!("{id}/VERSION"), 3, &mut &b"1.0"[..])?;
             let json = v1_json(
@@ -159,7 +160,8 @@ fn write_legacy(images: &[Image], out: &mut dyn TreeWriter) -> Result<Vec<Value>
             match layer_home.get(&diff_id) {
                 Some(home) => out.symlink(&path, &format!("../{home}/layer.tar"))?,
                 None => {
-                    let mut reader = open_layer(image, layer, LayerForm::Uncompressed)?;
+                    let reader = open_layer(image, layer, LayerForm::Uncompressed)?;
+                    let mut reader = Reporting::new(reader, progress, &layer.path, layer.size);
                     if layer.compression == crate::model::media::Compression::None {
                         out.file(&path, layer.size, &mut reader)?;
                     } else {

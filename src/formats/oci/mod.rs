@@ -14,6 +14,7 @@ use super::{AppendSpec, LayoutOps, WriteOptions};
 use crate::container::TreeWriter;
 use crate::error::Result;
 use crate::model::image::Image;
+use crate::progress::Progress;
 
 /// Annotation holding the full image name (containerd, Docker >= 25).
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
@@ -34,8 +35,13 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
     }),
 };
 
-fn write(images: &[Image], out: &mut dyn TreeWriter, _: &WriteOptions) -> Result<Vec<String>> {
-    write::write_oci(images, out).map(|()| Vec::new())
+fn write(
+    images: &[Image],
+    out: &mut dyn TreeWriter,
+    _: &WriteOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<String>> {
+    write::write_oci_with(images, out, OciLayers::Keep, progress).map(|_| Vec::new())
 }
 
 /// Fail before any blob is written when the OCI layout at `dest` cannot be added to.

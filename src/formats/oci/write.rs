@@ -10,6 +10,7 @@ use crate::layer::LayerForm;
 use crate::model::digest::Digest;
 use crate::model::image::{Descriptor, Image};
 use crate::model::media::{self, Compression, Family};
+use crate::progress::Progress;
 
 /// The `oci-layout` file dockhand writes (the same bytes as Docker >= 25).
 pub const OCI_LAYOUT_FILE: &str = "{\"imageLayoutVersion\": \"1.0.0\"}";
@@ -129,21 +130,16 @@ fn describes(bytes: &[u8], config: &Digest, layers: &[Value]) -> bool {
         })
 }
 
-/// Write `images` as an OCI image layout into `out` (blobs first, index.json and
-/// oci-layout last, so a streamed tar can be produced in one pass).
-pub fn write_oci(images: &[Image], out: &mut dyn TreeWriter) -> Result<()> {
-    write_oci_with(images, out, OciLayers::Keep).map(drop)
-}
-
 /// Write an OCI layout, returning what was written for each image.
 pub(crate) fn write_oci_with(
     images: &[Image],
     out: &mut dyn TreeWriter,
     layers: OciLayers,
+    progress: &dyn Progress,
 ) -> Result<Vec<WrittenImage>> {
     out.dir("blobs")?;
     out.dir("blobs/sha256")?;
-    let mut blobs = BlobWriter::new(out, "blobs/sha256/");
+    let mut blobs = BlobWriter::new(out, "blobs/sha256/", progress);
     let mut written = Vec::with_capacity(images.len());
     for image in images {
         let w = put_oci_image(&mut blobs, image, layers)?;

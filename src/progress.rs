@@ -1,0 +1,56 @@
+//! What a conversion reports as it goes. The library calls a [`Progress`] the caller
+//! gives; the binary implements it (it counts what was written for its summary, and
+//! will drive progress bars).
+
+use std::io::{self, Read};
+
+/// Receives the progress of writing blobs. Layers of a directory output are written
+/// on several threads at once, so calls come from several threads.
+pub trait Progress: Sync {
+    /// A layer starts: its path in the source, and its size there.
+    fn layer_started(&self, _path: &str, _size: u64) {}
+    /// `bytes` more of a layer were read from the source (and verified).
+    fn advanced(&self, _bytes: u64) {}
+    /// A layer was written whole.
+    fn layer_done(&self, _path: &str) {}
+}
+
+/// Reports nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// A reader that tells `progress` how much of a layer has been read, and when the
+/// layer ends.
+pub(crate) struct Reporting<'p, R> {
+    inner: R,
+    progress: &'p dyn Progress,
+    path: String,
+    done: bool,
+}
+
+impl<'p, R> Reporting<'p, R> {
+    pub(crate) fn new(inner: R, progress: &'p dyn Progress, path: &str, size: u64) -> Self {
+        progress.layer_started(path, size);
+        Reporting {
+            inner,
+            progress,
+            path: path.to_string(),
+            done: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Reporting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.progress.advanced(n as u64);
+        } else if !self.done && !buf.is_empty() {
+            self.done = true;
+            self.progress.layer_done(&self.path);
+        }
+        Ok(n)
+    }
+}
