@@ -26,8 +26,8 @@ pub struct ConvertOptions {
     pub images: Vec<String>,
     /// Names for the output image (`--tag`); requires a single selected image.
     pub tags: Vec<String>,
-    /// Replace an existing destination that dockhand could have written (see
-    /// [`crate::destination`]).
+    /// Replace an existing destination that dockhand could have written (the crate docs'
+    /// `# Security` section says which).
     pub force: bool,
     /// Platform to pick from multi-platform indexes.
     pub platform: Option<Platform>,

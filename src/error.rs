@@ -102,7 +102,7 @@ pub enum Error {
     /// The destination appeared while dockhand was writing, and is not replaced.
     #[error("{0}: destination exists (use --force to replace it)")]
     DestinationExists(String),
-    /// The destination is not something dockhand may write (see [`crate::destination`]).
+    /// The destination is not something dockhand may write (the crate docs' `# Security` section says what it may).
     #[error("refusing to write {path}: {reason}")]
     DestinationRefused {
         /// The destination as given.

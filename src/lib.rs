@@ -3,20 +3,48 @@
 //! BuildKit write), the same tree unpacked in a directory, an OCI image layout
 //! (directory or tar) and the containers/image `dir:` layout.
 //!
+//! # Using the library
+//!
+//! One call converts, as the command line does ([`convert`]); or, step by step: open a
+//! source ([`open_source`]), list and select its images ([`select`]), and write them to a
+//! sink ([`create_sink`]), which appears at its destination only once committed.
+//!
+//! ```no_run
+//! use dockhand::{create_sink, open_source, Format, Location, NoProgress, ReadOptions};
+//! use dockhand::{ImageSource, SinkOptions};
+//!
+//! let source = open_source(&Location::parse("image.tar")?, &ReadOptions::default())?;
+//! for (n, image) in source.images().iter().enumerate() {
+//!     println!("@{n} {} {}", image.config.digest, image.display_name());
+//! }
+//! let mut sink = create_sink("layout", Format::OCI, &SinkOptions::default())?;
+//! sink.put_images(&source.images()[..1], &NoProgress)?;
+//! sink.commit()?;
+//! # Ok::<(), dockhand::Error>(())
+//! ```
+//!
+//! Every layer read through the library is verified as it streams ([`open_layer`]);
+//! [`inspect_json`] and [`verify`] are what the `inspect` and `verify` commands print.
+//! A caller follows progress through a [`Progress`]; errors say which input they
+//! concern ([`Error::input`]).
+//!
 //! # Design
 //!
-//! Every format is a *layout* (which files, which JSON) in a *container* (a tar file, a
-//! tar stream or a directory). Containers are in [`container`]: a tar on disk is indexed by
-//! one pass over its headers and then read by offset; stdin and compressed archives are
-//! decompressed once into an anonymous temp file and indexed the same way. Layouts are
-//! in [`formats`]: readers produce a [`formats::Source`] of [`Image`]s, writers
-//! put images into a [`container::TreeWriter`]. [`convert()`] joins the two.
+//! Every format is a *layout* (which files, which JSON: docker-save, OCI, `dir:`) in a
+//! *container* (a tar file, a tar stream or a directory); one table maps each transport
+//! name to the pair and to the module that reads and writes the layout. Containers index
+//! a tar on disk by one pass over its headers and read it by offset; stdin and
+//! compressed archives are decompressed once into an anonymous temp file and indexed in
+//! the same pass. Readers produce [`Image`]s whose blobs sit behind the [`Blob`] trait;
+//! writers put images into a tree (a tar stream, a tar file, a staging directory, an
+//! existing layout added to) behind an [`ImageSink`]. The repository's ARCHITECTURE.md
+//! has the module map and how to add a transport.
 //!
 //! # Invariants
 //!
 //! - Config bytes are copied verbatim, so the image ID (the config digest) never changes.
 //! - Every blob is verified as it streams: stored size and digest, and the uncompressed
-//!   digest against the config's `rootfs.diff_ids` ([`layer`]).
+//!   digest against the config's `rootfs.diff_ids`.
 //! - Memory stays bounded whatever the layer size: data is streamed through fixed buffers.
 //! - Outputs appear atomically: a staging directory or temp file next to the destination
 //!   is renamed into place on success and removed on failure or interruption.
@@ -29,7 +57,8 @@
 //!
 //! ## Destinations: what `--force` will and will not replace
 //!
-//! Decided by [`destination::plan`] before anything is read or written:
+//! Decided before anything is read or written (what was decided is the [`Plan`] of a
+//! [`ConvertReport`]):
 //!
 //! - **Never**, with or without `--force`, whatever they hold: `/`, the current
 //!   directory and its parents, `$HOME` and its parents, the source itself, a
@@ -125,28 +154,47 @@
 #![forbid(unsafe_code)]
 
 pub mod cleanup;
-pub mod container;
-pub mod convert;
-pub mod destination;
-pub mod error;
-pub mod formats;
-pub mod inspect;
-pub mod layer;
-pub mod location;
-pub mod model;
+mod container;
+mod convert;
+mod destination;
+mod error;
+mod formats;
+mod inspect;
+mod layer;
+mod location;
+mod model;
 mod pool;
-pub mod progress;
-pub mod select;
+mod progress;
+mod select;
 mod sys;
 pub mod text;
 
-pub use cleanup::STAGING_MARKER;
+// Converting, in one call.
 pub use convert::{convert, convert_with_progress, ConvertOptions, ConvertReport};
-pub use formats::{open as open_source, Format};
+pub use destination::Plan;
+// Reading: open a source, list and select its images, read their layers verified.
+pub use formats::{open as open_source, ImageSource, ReadOptions, Source};
+pub use layer::{open_layer, Digests, LayerForm, LayerReader};
 pub use location::Location;
+pub use select::{candidates, select, selectors, Selector};
+// Writing: a sink for a format at a destination, or a tar into any `Write`.
+pub use formats::{create_sink, write_tar, DockerLayout, ImageSink, SinkOptions, WriteOptions};
+// Formats and transports.
+pub use formats::{transport_names, Container, Format, Layout};
+// Inspecting and verifying.
+pub use inspect::{
+    inspect_json, inspect_table, names_line, verify, write_json, InspectDoc, VerifyReport,
+};
+// The model.
+pub use model::blob::{Blob, MemoryBlob};
 pub use model::digest::Digest;
+pub use model::image::{Descriptor, Image, Layer, Platform};
+pub use model::media::Compression;
 pub use model::reference::Reference;
-pub use select::Selector;
+// Progress, errors, staging.
+pub use cleanup::STAGING_MARKER;
+pub use error::{Error, Result};
+pub use progress::{NoProgress, Progress};
 
 /// Every limit dockhand applies to an input (see the `# Security` section above).
 pub mod limits {
@@ -159,5 +207,11 @@ pub mod limits {
     pub use crate::model::media::{XZ_MEMORY_LIMIT, ZSTD_WINDOW_LOG_MAX};
     pub use crate::text::{MAX_LINE_CHARS, MAX_SHOWN_CHARS};
 }
-pub use error::{Error, Result};
-pub use model::image::{Image, Platform};
+
+/// Internals the fuzz targets drive directly (the tar index, the tree of an input).
+/// Not part of the API: only with the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::container::{open_input, FileTree, TarIndex};
+}

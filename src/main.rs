@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use dockhand::destination::Plan;
-use dockhand::formats::DockerLayout;
-use dockhand::formats::{transport_names, ReadOptions};
-use dockhand::inspect::{inspect_json, inspect_table, names_line, verify, write_json};
-use dockhand::progress::{NoProgress, Progress};
-use dockhand::select::{select, selectors};
 use dockhand::text::{human_size, one_line};
+use dockhand::DockerLayout;
 use dockhand::Location;
+use dockhand::Plan;
+use dockhand::{inspect_json, inspect_table, names_line, verify, write_json};
+use dockhand::{select, selectors};
+use dockhand::{transport_names, ReadOptions};
 use dockhand::{ConvertOptions, Format, Platform};
+use dockhand::{NoProgress, Progress};
 
 /// Move container images between docker-save archives, OCI layouts and dir: layouts.
 #[derive(Parser)]
@@ -364,7 +364,7 @@ fn open_selected(
     src: &str,
     images: &[String],
     platform: Option<Platform>,
-) -> anyhow::Result<(dockhand::formats::Source, Vec<usize>)> {
+) -> anyhow::Result<(dockhand::Source, Vec<usize>)> {
     let location = Location::parse(src)?;
     let selectors = selectors(&location, images)?;
     let options = ReadOptions {

@@ -29,7 +29,7 @@ fn main() {
         // Say how far each seed gets, so a seed that stopped fitting its tree shows.
         let outcome = match dockhand_fuzz::read_tar(&tar, &name) {
             Ok(source) => {
-                let verified = dockhand::inspect::verify(&source.images, &dockhand::progress::NoProgress);
+                let verified = dockhand::verify(&source.images, &dockhand::NoProgress);
                 format!(
                     "{} image(s), {} warning(s), verify: {}",
                     source.images.len(),

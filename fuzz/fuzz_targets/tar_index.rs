@@ -2,7 +2,7 @@
 //! hands back must read as exactly the number of bytes it claims.
 #![no_main]
 
-use dockhand::container::FileTree;
+use dockhand::fuzzing::FileTree;
 use libfuzzer_sys::fuzz_target;
 
 /// Names image layouts look for, plus some that go through links.

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use dockhand::formats::{ReadOptions, Source};
+use dockhand::{ReadOptions, Source};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(init: dockhand_fuzz::init(), |data: &[u8]| {
@@ -13,7 +13,7 @@ fuzz_target!(init: dockhand_fuzz::init(), |data: &[u8]| {
     file.write_all(data).expect("writing a temp file");
     file.flush().expect("writing a temp file");
     let path = file.path().to_str().expect("temp paths are UTF-8").to_string();
-    let Ok(input) = dockhand::container::open_input(&path) else {
+    let Ok(input) = dockhand::fuzzing::open_input(&path) else {
         return;
     };
     if let Ok(source) = Source::read(input.tree, &ReadOptions::default()) {

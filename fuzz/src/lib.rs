@@ -13,10 +13,10 @@ use std::fs::File;
 use std::io::{Seek, Write};
 use std::sync::OnceLock;
 
-use dockhand::container::{FileTree, TarIndex};
-use dockhand::formats::{write_tar, DockerLayout, Layout, ReadOptions, Source, WriteOptions};
-use dockhand::inspect::{inspect_json, inspect_table, verify, write_json};
-use dockhand::model::digest::Digest;
+use dockhand::fuzzing::{FileTree, TarIndex};
+use dockhand::{write_tar, DockerLayout, Layout, ReadOptions, Source, WriteOptions};
+use dockhand::{inspect_json, inspect_table, verify, write_json};
+use dockhand::Digest;
 use dockhand::Image;
 
 /// Largest file the fuzz process may write (temp files included): a decompression bomb
@@ -80,7 +80,7 @@ pub fn exercise(source: &Source) {
     let all: Vec<usize> = (0..images.len()).collect();
     let _ = write_json(&inspect_json(source, &all), std::io::sink());
     let _ = inspect_table(source, &all);
-    let verified = verify(images, &dockhand::progress::NoProgress).is_ok();
+    let verified = verify(images, &dockhand::NoProgress).is_ok();
 
     let legacy = WriteOptions::default();
     let hybrid = WriteOptions {
@@ -151,7 +151,7 @@ fn roundtrip(images: &[Image], bytes: &[u8], what: &str) {
         Ok(s) => s,
         Err(e) => panic!("round trip: dockhand cannot read its own {what}: {e}"),
     };
-    if let Err(e) = verify(&back.images, &dockhand::progress::NoProgress) {
+    if let Err(e) = verify(&back.images, &dockhand::NoProgress) {
         panic!("round trip: {what} does not verify: {e}");
     }
     let names = roundtrip_mode() == RoundTrip::Full;

@@ -11,7 +11,7 @@ mod tar_writer;
 pub use append_writer::{AppendWriter, MergeIndex};
 pub use dir::DirTree;
 pub use dir_writer::DirWriter;
-pub use spool::{open_input, Input, MAX_TRAILING_BYTES};
+pub use spool::{open_input, MAX_TRAILING_BYTES};
 pub use tar_index::{
     TarIndex, MAX_ENTRIES, MAX_EXTENSION_SIZE, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
 };

@@ -464,16 +464,19 @@ impl TarIndex {
     }
 
     /// Number of indexed entries.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// True if the archive has no entries.
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// How many entries were shadowed by a later entry of the same name.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub fn duplicates(&self) -> usize {
         self.duplicates
     }

@@ -162,7 +162,7 @@ pub struct TarFileWriter {
 
 impl TarFileWriter {
     /// Start writing `dest`. With `replace`, a regular file or symlink there is replaced
-    /// on commit (see [`crate::destination`]); without it, commit fails if anything is
+    /// on commit (the crate docs' `# Security` section says what it may); without it, commit fails if anything is
     /// there by then.
     pub fn create(dest: &Path, replace: bool) -> Result<TarFileWriter> {
         if cleanup::interrupted() {

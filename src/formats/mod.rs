@@ -346,7 +346,7 @@ pub trait ImageSink {
 /// Options for creating a sink.
 #[derive(Clone, Debug, Default)]
 pub struct SinkOptions {
-    /// Replace a destination dockhand could have written (see [`crate::destination`]).
+    /// Replace a destination dockhand could have written (the crate docs' `# Security` section says what it may).
     pub force: bool,
     /// The source's path, which the destination must neither be nor contain.
     pub source: Option<PathBuf>,
@@ -376,7 +376,7 @@ impl ImageSink for LayoutSink {
 }
 
 /// Create a sink writing `format` at `path` (`-` for stdout), after deciding what the
-/// destination allows ([`destination::plan`]).
+/// destination allows (the crate docs' `# Security` section says what).
 pub fn create_sink(
     path: &str,
     format: Format,
@@ -525,7 +525,7 @@ const ROOTFS_NAMES: &[&str] = &[
 /// directory, packed). Returns `out` and the writer's warnings.
 ///
 /// ```
-/// use dockhand::formats::{write_tar, Layout, WriteOptions};
+/// use dockhand::{write_tar, Layout, WriteOptions};
 ///
 /// // No image: an empty OCI layout (oci-layout and index.json) in a tar.
 /// let (tar, _) = write_tar(&[], Layout::Oci, &WriteOptions::default(), Vec::new())?;

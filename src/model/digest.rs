@@ -20,7 +20,7 @@ impl Digest {
     /// Parse `sha256:<64 lowercase hex>`.
     ///
     /// ```
-    /// use dockhand::digest::Digest;
+    /// use dockhand::Digest;
     ///
     /// let empty = Digest::of(b"");
     /// assert_eq!(Digest::parse(&empty.to_string()).unwrap(), empty);
@@ -125,11 +125,6 @@ impl Hasher {
     /// Bytes fed so far.
     pub fn len(&self) -> u64 {
         self.len
-    }
-
-    /// True when nothing has been fed.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The digest and length of everything fed.
