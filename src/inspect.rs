@@ -24,9 +24,10 @@ pub fn inspect_json<'a>(source: &'a Source, selected: &'a [usize]) -> InspectDoc
 
 /// Write `doc` as indented JSON, with the characters a terminal would act on escaped
 /// (see [`crate::text::escape_json_text`]); the JSON value is unchanged.
-pub fn write_json(doc: &impl Serialize, out: impl io::Write) -> serde_json::Result<()> {
+pub fn write_json(doc: &InspectDoc, out: impl io::Write) -> Result<()> {
     let mut serializer = serde_json::Serializer::with_formatter(out, TerminalSafe::default());
     doc.serialize(&mut serializer)
+        .map_err(|e| crate::error::Error::io("writing the inspect document", e.into()))
 }
 
 /// See [`inspect_json`].

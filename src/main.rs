@@ -328,9 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("writing to stdout")?;
             let mut out = io::BufWriter::with_capacity(1 << 16, std::fs::File::from(fd));
             if json {
-                write_json(&inspect_json(&source, &selected), &mut out)
-                    .map_err(io::Error::from)
-                    .context("writing to stdout")?;
+                write_json(&inspect_json(&source, &selected), &mut out)?;
                 out.write_all(b"\n").context("writing to stdout")?;
             } else {
                 out.write_all(inspect_table(&source, &selected).as_bytes())
