@@ -648,6 +648,86 @@ fn noun(format: Format) -> &'static str {
     format.transport().map_or("an image layout", |t| t.noun)
 }
 
+/// Reading the repository's fixtures through the library, for each format's tests.
+#[cfg(test)]
+pub(crate) mod fixture_check {
+    use std::path::Path;
+
+    use serde_json::Value;
+
+    use super::{ReadOptions, Source};
+    use crate::container::open_input;
+    use crate::inspect::{inspect_json, write_json};
+
+    /// Read every fixture in `names` with the library and compare what it finds (images,
+    /// tags, config digests, platforms, layers with their digests and diff_ids) with the
+    /// fixture's expected.json, which fixtures/expected.py made from the real tools'
+    /// reports. Fails once, naming every fixture that differs and how.
+    pub(crate) fn check_all(names: &[&str]) {
+        assert!(!names.is_empty());
+        let failures: Vec<String> = names
+            .iter()
+            .filter_map(|name| check(name).err().map(|e| format!("{name}: {e}")))
+            .collect();
+        assert!(
+            failures.is_empty(),
+            "{} of {} fixtures read differently:\n{}",
+            failures.len(),
+            names.len(),
+            failures.join("\n")
+        );
+    }
+
+    fn check(name: &str) -> Result<(), String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name);
+        let input = std::fs::read_dir(&dir)
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("input"))
+            })
+            .ok_or("no input")?;
+        let expected: Value = serde_json::from_slice(
+            &std::fs::read(dir.join("expected.json")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let tree = open_input(input.to_str().ok_or("path")?).map_err(|e| e.to_string())?;
+        let source = Source::read(tree.tree, &ReadOptions::default()).map_err(|e| e.to_string())?;
+        let all: Vec<usize> = (0..source.images.len()).collect();
+        let mut out = Vec::new();
+        write_json(&inspect_json(&source, &all), &mut out).map_err(|e| e.to_string())?;
+        let got: Value = serde_json::from_slice(&out).map_err(|e| e.to_string())?;
+        if got["format"] != expected["format"] {
+            return Err(format!(
+                "format {} != {}",
+                got["format"], expected["format"]
+            ));
+        }
+        let (got, want) = (&got["images"], &expected["images"]);
+        let count = |v: &Value| v.as_array().map_or(0, Vec::len);
+        if count(got) != count(want) {
+            return Err(format!("{} images, expected {}", count(got), count(want)));
+        }
+        for (n, (g, w)) in got
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(want.as_array().into_iter().flatten())
+            .enumerate()
+        {
+            for field in ["tags", "config", "manifest", "platform", "layers"] {
+                if g[field] != w[field] {
+                    return Err(format!("image {n}: {field} {} != {}", g[field], w[field]));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::context::tests::Shadowed;

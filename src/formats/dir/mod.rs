@@ -48,3 +48,12 @@ fn write(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every fixture of this layout, made by the real tools, reads as they describe it.
+    #[test]
+    fn reads_the_fixtures_as_the_real_tools_describe_them() {
+        crate::formats::fixture_check::check_all(&["skopeo-dir", "skopeo-dir-gzip"]);
+    }
+}

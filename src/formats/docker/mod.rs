@@ -46,3 +46,21 @@ fn write(
 ) -> Result<Vec<String>> {
     write::write_docker(images, out, options.docker_layout, progress)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every fixture of this layout, made by the real tools, reads as they describe it.
+    #[test]
+    fn reads_the_fixtures_as_the_real_tools_describe_them() {
+        crate::formats::fixture_check::check_all(&[
+            "docker-save-basic",
+            "docker-save-gzip",
+            "docker-save-multi",
+            "docker-save-untagged",
+            "docker-save-xz",
+            "docker-save-zstd",
+            "docker-dir-multi",
+            "skopeo-docker-archive",
+        ]);
+    }
+}

@@ -48,3 +48,19 @@ fn write(
 fn check_addable(dest: &Path) -> Result<()> {
     index::check_addable(dest)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every fixture of this layout, made by the real tools, reads as they describe it.
+    #[test]
+    fn reads_the_fixtures_as_the_real_tools_describe_them() {
+        crate::formats::fixture_check::check_all(&[
+            "skopeo-oci",
+            "skopeo-oci-archive",
+            "skopeo-oci-multi",
+            "skopeo-oci-uncompressed",
+            "skopeo-oci-zstd",
+            "umoci-layout",
+        ]);
+    }
+}
