@@ -251,6 +251,17 @@ pub struct Source {
     tree: Box<dyn FileTree>,
 }
 
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("input", &self.tree.name())
+            .field("format", &self.format)
+            .field("images", &self.images.len())
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
 impl ImageSource for Source {
     fn input(&self) -> &str {
         self.tree.name()
