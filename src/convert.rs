@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::formats::{
     self, create_sink, DockerLayout, Format, ReadOptions, SinkOptions, WriteOptions,
 };
-use crate::location::Location;
+use crate::location::{open_source, Location};
 use crate::model::image::{Image, Platform};
 use crate::model::reference::{valid_tag, Reference};
 use crate::progress::{NoProgress, Progress};
@@ -122,7 +122,7 @@ pub fn convert_with_progress(
             write: WriteOptions { docker_layout },
         },
     )?;
-    let source = formats::open(
+    let source = open_source(
         &src,
         &ReadOptions {
             platform: options.platform.clone(),

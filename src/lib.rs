@@ -173,9 +173,9 @@ pub mod text;
 pub use convert::{convert, convert_with_progress, ConvertOptions, ConvertReport};
 pub use destination::Plan;
 // Reading: open a source, list and select its images, read their layers verified.
-pub use formats::{open as open_source, ImageSource, ReadOptions, Source};
+pub use formats::{ImageSource, ReadOptions, Source};
 pub use layer::{open_layer, Digests, LayerForm, LayerReader};
-pub use location::Location;
+pub use location::{open_source, Location};
 pub use select::{candidates, select, selectors, Selector};
 // Writing: a sink for a format at a destination, or a tar into any `Write`.
 pub use formats::{create_sink, write_tar, DockerLayout, ImageSink, SinkOptions, WriteOptions};

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::formats::{transport_names, Format};
+use crate::formats::{self, transport_names, Format, ReadOptions, Source};
 use crate::text::shown;
 
 /// A source or destination as given on the command line: a path, `-`, or
@@ -76,6 +76,17 @@ impl Location {
             reference: None,
         })
     }
+}
+
+/// Open and read the source `location` names: its path, in the format its transport
+/// prefix or `options.format` names, or the one detected. Only metadata is read; layers
+/// are read, verified, when they are written or opened.
+pub fn open_source(location: &Location, options: &ReadOptions) -> Result<Source> {
+    let options = ReadOptions {
+        platform: options.platform.clone(),
+        format: options.format.or(location.transport),
+    };
+    formats::open(&location.path, &options)
 }
 
 #[cfg(test)]

@@ -27,7 +27,6 @@ use crate::container::{
 };
 use crate::destination::{self, Output, Plan};
 use crate::error::{Error, Result};
-use crate::location::Location;
 use crate::model::image::{parse_json, Image, Platform};
 use crate::progress::{NoProgress, Progress};
 use crate::text::shown;
@@ -297,20 +296,12 @@ impl Source {
     }
 }
 
-/// Open and read the input at `location`, in the format its transport prefix or
-/// `options.format` names, or the one detected.
-pub fn open(location: &Location, options: &ReadOptions) -> Result<Source> {
-    let name = if location.path == "-" {
-        "stdin"
-    } else {
-        location.path.as_str()
-    };
-    let input = open_input(&location.path).map_err(|e| e.in_input(name))?;
-    let options = ReadOptions {
-        platform: options.platform.clone(),
-        format: options.format.or(location.transport),
-    };
-    Source::read(input.tree, &options).map_err(|e| e.in_input(name))
+/// Open and read the input at `path` (`-` for stdin), in the format `options.format`
+/// names or the one detected. Every error names the input.
+pub(crate) fn open(path: &str, options: &ReadOptions) -> Result<Source> {
+    let name = if path == "-" { "stdin" } else { path };
+    let input = open_input(path).map_err(|e| e.in_input(name))?;
+    Source::read(input.tree, options).map_err(|e| e.in_input(name))
 }
 
 fn read_with(
