@@ -5,9 +5,7 @@ use std::path::PathBuf;
 
 use crate::destination::Plan;
 use crate::error::{Error, Result};
-use crate::formats::{
-    self, create_sink, DockerLayout, Format, ReadOptions, SinkOptions, WriteOptions,
-};
+use crate::formats::{create_sink, DockerLayout, Format, ReadOptions, SinkOptions, WriteOptions};
 use crate::location::{open_source, Location};
 use crate::model::image::{Image, Platform};
 use crate::model::reference::{valid_tag, Reference};
@@ -97,16 +95,6 @@ pub fn convert_with_progress(
         .to
         .or(dst.transport)
         .unwrap_or_else(|| Format::for_destination(&dst.path));
-    let docker_layout = match options.docker_layout {
-        Some(layout) if to.layout == formats::Layout::DockerSave => layout,
-        Some(_) => {
-            return Err(Error::Usage(format!(
-                "--docker-layout applies to docker-archive and docker-dir outputs, not {}",
-                to.name()
-            )))
-        }
-        None => DockerLayout::default(),
-    };
     let selectors = selectors(&src, &options.images)?;
     let mut names: Vec<String> = options.tags.clone();
     names.extend(dst.reference.clone());
@@ -119,7 +107,9 @@ pub fn convert_with_progress(
         &SinkOptions {
             force: options.force,
             source: (src.path != "-").then(|| PathBuf::from(&src.path)),
-            write: WriteOptions { docker_layout },
+            write: WriteOptions {
+                docker_layout: options.docker_layout,
+            },
         },
     )?;
     let source = open_source(

@@ -84,7 +84,7 @@ pub fn exercise(source: &Source) {
 
     let legacy = WriteOptions::default();
     let hybrid = WriteOptions {
-        docker_layout: DockerLayout::Hybrid,
+        docker_layout: Some(DockerLayout::Hybrid),
     };
     let written = |layout, options: &WriteOptions| {
         write_tar(images, layout, options, Vec::new())

@@ -181,6 +181,8 @@ pub(crate) struct LayoutOps {
     pub holds_many: bool,
     /// Bare names (`1.0`, as in `oci:DIR:1.0`) are ref names here, not tags.
     pub bare_names_are_ref_names: bool,
+    /// Its writer takes a [`DockerLayout`].
+    pub takes_docker_layout: bool,
     /// Read every image the tree holds.
     pub read: ReadLayout,
     /// Write `images` into a tree; returns warnings.
@@ -223,8 +225,8 @@ impl ReadOptions {
 /// Options for writing.
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
-    /// The shape of docker-save outputs.
-    pub docker_layout: DockerLayout,
+    /// The shape of docker-save outputs (default: legacy); a usage error for others.
+    pub docker_layout: Option<DockerLayout>,
 }
 
 /// A source of images: what a reader found in an input.
@@ -385,6 +387,12 @@ pub fn create_sink(
     options: &SinkOptions,
 ) -> Result<Box<dyn ImageSink>> {
     let ops = format.ops();
+    if options.write.docker_layout.is_some() && !ops.takes_docker_layout {
+        return Err(Error::Usage(format!(
+            "--docker-layout applies to docker-archive and docker-dir outputs, not {}",
+            format.name()
+        )));
+    }
     if path == "-" {
         if !format.is_tar() {
             return Err(Error::Usage(format!(

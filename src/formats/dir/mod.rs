@@ -18,6 +18,7 @@ pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
 /// Reading and writing `dir:` layouts.
 pub(crate) const OPS: LayoutOps = LayoutOps {
     holds_many: false,
+    takes_docker_layout: false,
     bare_names_are_ref_names: false,
     read: read_any,
     write,

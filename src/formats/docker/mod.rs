@@ -19,6 +19,7 @@ use crate::progress::Progress;
 /// Reading and writing docker-save archives and trees.
 pub(crate) const OPS: LayoutOps = LayoutOps {
     holds_many: true,
+    takes_docker_layout: true,
     bare_names_are_ref_names: false,
     read: read_any,
     write,
@@ -44,7 +45,12 @@ fn write(
     options: &WriteOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<String>> {
-    write::write_docker(images, out, options.docker_layout, progress)
+    write::write_docker(
+        images,
+        out,
+        options.docker_layout.unwrap_or_default(),
+        progress,
+    )
 }
 
 #[cfg(test)]

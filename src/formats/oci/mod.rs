@@ -24,6 +24,7 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Reading and writing OCI layouts; an existing one is added to.
 pub(crate) const OPS: LayoutOps = LayoutOps {
     holds_many: true,
+    takes_docker_layout: false,
     bare_names_are_ref_names: true,
     read: read::read,
     write,
