@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::read_limited;
-use super::{copy_hashing, normalize_path, output_path, ExactReader, ParallelFiles, TreeWriter};
+use super::{copy_hashing, normalize_path, output_path, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::error::{Error, IoContext, Result};
 use crate::model::digest::{Digest, HashSink};
@@ -129,12 +129,6 @@ impl TreeWriter for AppendWriter {
     fn dir(&mut self, rel: &str) -> Result<()> {
         let path = self.path(rel)?;
         fs::create_dir_all(&path).ctx(|| format!("creating {}", path.display()))
-    }
-
-    fn file(&mut self, rel: &str, size: u64, data: &mut dyn Read) -> Result<()> {
-        let mut exact = ExactReader::new(data, size, rel);
-        self.file_unsized(rel, &mut exact)?;
-        exact.finish()
     }
 
     fn file_unsized(&mut self, rel: &str, data: &mut dyn Read) -> Result<u64> {

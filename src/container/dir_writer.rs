@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::os::unix::fs::PermissionsExt;
 
 use super::tar_writer::split_dest;
-use super::{copy_hashing, output_path, ExactReader, ParallelFiles, TreeWriter};
+use super::{copy_hashing, output_path, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::destination::{classify_dir, Contents, Plan};
 use crate::error::{Error, IoContext, Result};
@@ -90,12 +90,6 @@ impl TreeWriter for DirWriter {
     fn dir(&mut self, rel: &str) -> Result<()> {
         let path = self.path(rel)?;
         fs::create_dir_all(&path).ctx(|| format!("creating {}", path.display()))
-    }
-
-    fn file(&mut self, rel: &str, size: u64, data: &mut dyn Read) -> Result<()> {
-        let mut exact = ExactReader::new(data, size, rel);
-        self.file_unsized(rel, &mut exact)?;
-        exact.finish()
     }
 
     fn file_unsized(&mut self, rel: &str, data: &mut dyn Read) -> Result<u64> {

@@ -258,8 +258,12 @@ pub fn normalize_path(path: &str) -> Option<String> {
 pub trait TreeWriter {
     /// Add a directory.
     fn dir(&mut self, path: &str) -> Result<()>;
-    /// Add a file of exactly `size` bytes read from `data`.
-    fn file(&mut self, path: &str, size: u64, data: &mut dyn Read) -> Result<()>;
+    /// Add a file of exactly `size` bytes read from `data` (more or fewer is an error).
+    fn file(&mut self, path: &str, size: u64, data: &mut dyn Read) -> Result<()> {
+        let mut exact = ExactReader::new(data, size, path);
+        self.file_unsized(path, &mut exact)?;
+        exact.finish()
+    }
     /// Add a file whose size is not known in advance; returns the size written.
     fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64>;
     /// Add a symbolic link.
