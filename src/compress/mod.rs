@@ -1,0 +1,312 @@
+//! Compressing layers for an output: zstd with libzstd's own workers, and gzip in
+//! independent blocks compressed on every core, as pigz does. Both give the same bytes
+//! for a given level whatever the number of threads or cores, so outputs stay
+//! deterministic.
+
+mod deflate;
+mod gzip;
+
+use std::io::{self, Read};
+use std::ops::RangeInclusive;
+
+use crate::error::{Error, Result};
+use crate::model::media::Compression;
+
+/// What an output does with its layers (`--layer-compression`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LayerCompression {
+    /// Keep each layer as stored, decompressing only what the format has no media type
+    /// for (bzip2, xz). The default for OCI and `dir:` outputs.
+    #[default]
+    Keep,
+    /// Write every layer uncompressed.
+    None,
+    /// Compress every layer with gzip; a layer already gzip-compressed is kept.
+    Gzip,
+    /// Compress every layer with zstd; a layer already zstd-compressed is kept.
+    Zstd,
+}
+
+impl LayerCompression {
+    /// Every choice, by its command-line name.
+    pub const ALL: [LayerCompression; 4] = [
+        LayerCompression::Keep,
+        LayerCompression::None,
+        LayerCompression::Gzip,
+        LayerCompression::Zstd,
+    ];
+
+    /// Its command-line name: `keep`, `none`, `gzip` or `zstd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerCompression::Keep => "keep",
+            LayerCompression::None => "none",
+            LayerCompression::Gzip => "gzip",
+            LayerCompression::Zstd => "zstd",
+        }
+    }
+
+    /// The choice named `name` (see [`LayerCompression::name`]).
+    pub fn parse(name: &str) -> Option<LayerCompression> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The compression written when this compresses.
+    pub fn target(self) -> Option<Compression> {
+        match self {
+            LayerCompression::Gzip => Some(Compression::Gzip),
+            LayerCompression::Zstd => Some(Compression::Zstd),
+            LayerCompression::Keep | LayerCompression::None => None,
+        }
+    }
+
+    /// The levels `--compression-level` accepts with this choice, and the level used
+    /// when none is given; `None` when the choice does not compress.
+    pub fn levels(self) -> Option<(RangeInclusive<i32>, i32)> {
+        match self {
+            LayerCompression::Gzip => Some((1..=9, GZIP_DEFAULT_LEVEL)),
+            LayerCompression::Zstd => Some((1..=19, ZSTD_DEFAULT_LEVEL)),
+            LayerCompression::Keep | LayerCompression::None => None,
+        }
+    }
+
+    /// The level to compress at: `requested`, or the default; a usage error when a
+    /// level is given for a choice that does not compress, or is out of its range.
+    pub fn level(self, requested: Option<i32>) -> Result<i32> {
+        match (self.levels(), requested) {
+            (None, None) => Ok(0),
+            (None, Some(_)) => Err(Error::Usage(format!(
+                "--compression-level applies to --layer-compression gzip or zstd, not {}",
+                self.name()
+            ))),
+            (Some((_, default)), None) => Ok(default),
+            (Some((range, _)), Some(level)) if range.contains(&level) => Ok(level),
+            (Some((range, _)), Some(level)) => Err(Error::Usage(format!(
+                "--compression-level {level} is out of range for {}: {} to {}",
+                self.name(),
+                range.start(),
+                range.end()
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for LayerCompression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// gzip's level when none is given (gzip's, pigz's and Go's default).
+pub const GZIP_DEFAULT_LEVEL: i32 = 6;
+/// zstd's level when none is given (the zstd tool's default).
+pub const ZSTD_DEFAULT_LEVEL: i32 = 3;
+
+/// A reader of `input` compressed with `compression` at `level`, on `threads`
+/// threads: the layer transform between a source's uncompressed layer and a sink.
+pub(crate) fn compressing_reader<'a>(
+    compression: Compression,
+    level: i32,
+    threads: usize,
+    input: Box<dyn Read + 'a>,
+) -> io::Result<Box<dyn Read + 'a>> {
+    match compression {
+        Compression::Zstd => Ok(Box::new(ZstdReader::new(input, level, threads)?)),
+        Compression::Gzip => Ok(Box::new(gzip::GzipReader::new(input, level, threads)?)),
+        other => Err(io::Error::other(format!(
+            "dockhand does not write {} layers",
+            other.name()
+        ))),
+    }
+}
+
+/// zstd with libzstd's workers. (The zstd crate's reader asks for output before
+/// giving more input, which makes libzstd wait for each job in turn: one core busy.)
+struct ZstdReader<'a> {
+    input: Box<dyn Read + 'a>,
+    encoder: zstd::stream::raw::Encoder<'static>,
+    /// Input read and not yet taken by the encoder.
+    buffer: Vec<u8>,
+    start: usize,
+    end: usize,
+    input_done: bool,
+    finished: bool,
+}
+
+impl<'a> ZstdReader<'a> {
+    fn new(input: Box<dyn Read + 'a>, level: i32, threads: usize) -> io::Result<Self> {
+        let mut encoder = zstd::stream::raw::Encoder::new(level)?;
+        // Always at least one worker: libzstd's single-threaded mode gives other
+        // bytes, and the output must not depend on the machine.
+        encoder.set_parameter(zstd::zstd_safe::CParameter::NbWorkers(threads.max(1) as u32))?;
+        Ok(ZstdReader {
+            input,
+            encoder,
+            buffer: vec![0; zstd::zstd_safe::CCtx::in_size()],
+            start: 0,
+            end: 0,
+            input_done: false,
+            finished: false,
+        })
+    }
+}
+
+impl Read for ZstdReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use zstd::stream::raw::Operation;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.finished {
+                return Ok(0);
+            }
+            if self.start == self.end && !self.input_done {
+                self.start = 0;
+                self.end = loop {
+                    match self.input.read(&mut self.buffer) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        other => break other?,
+                    }
+                };
+                self.input_done = self.end == 0;
+            }
+            if self.input_done {
+                let mut out = zstd::stream::raw::OutBuffer::around(buf);
+                let left = self.encoder.finish(&mut out, false)?;
+                self.finished = left == 0;
+                if out.pos() > 0 {
+                    return Ok(out.pos());
+                }
+                continue;
+            }
+            // Input always goes in with the request for output, so libzstd starts the
+            // next job before it waits for an earlier one.
+            let status = self
+                .encoder
+                .run_on_buffers(&self.buffer[self.start..self.end], buf)?;
+            self.start += status.bytes_read;
+            if status.bytes_written > 0 {
+                return Ok(status.bytes_written);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(len: usize) -> Vec<u8> {
+        // Compressible and not: text-like runs mixed with pseudo-random bytes.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        (0..len)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if (i / 4096) % 2 == 0 {
+                    b"layer content "[i % 14]
+                } else {
+                    state as u8
+                }
+            })
+            .collect()
+    }
+
+    fn run(compression: Compression, data: &[u8], threads: usize, level: i32) -> Vec<u8> {
+        let mut out = Vec::new();
+        compressing_reader(
+            compression,
+            level,
+            threads,
+            Box::new(io::Cursor::new(data.to_vec())),
+        )
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn gzip_and_zstd_round_trip_and_do_not_depend_on_threads() {
+        for len in [
+            0,
+            1,
+            1000,
+            gzip::BLOCK - 1,
+            gzip::BLOCK,
+            gzip::BLOCK + 1,
+            3 * gzip::BLOCK + 77,
+        ] {
+            let data = sample(len);
+            for compression in [Compression::Gzip, Compression::Zstd] {
+                let one = run(compression, &data, 1, 3);
+                for threads in [2, 3, 8] {
+                    assert_eq!(
+                        run(compression, &data, threads, 3),
+                        one,
+                        "{len} {compression:?}"
+                    );
+                }
+                let mut back = Vec::new();
+                compression
+                    .decoder(&one[..])
+                    .unwrap()
+                    .read_to_end(&mut back)
+                    .unwrap();
+                assert_eq!(back, data, "{len} {compression:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn random_blocks_are_stored_and_the_stream_still_reads_back() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect()
+        };
+        let text: Vec<u8> = b"a line of a text file in a layer\n"
+            .iter()
+            .copied()
+            .cycle()
+            .take(gzip::BLOCK)
+            .collect();
+        let mut data = random(2 * gzip::BLOCK);
+        data.extend_from_slice(&text);
+        data.extend(random(gzip::BLOCK / 2));
+        let gz = run(Compression::Gzip, &data, 2, 6);
+        // Stored random bytes cost 5 bytes per 64 KiB; the text all but vanishes.
+        let random_len = 2 * gzip::BLOCK + gzip::BLOCK / 2;
+        assert!(
+            gz.len() < random_len + random_len / 1000 + 4096,
+            "{}",
+            gz.len()
+        );
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn gzip_output_is_one_member_that_gzip_tools_read() {
+        let data = sample(5 * gzip::BLOCK);
+        let gz = run(Compression::Gzip, &data, 4, 6);
+        // A single-member decoder reads all of it: one stream, one trailer.
+        let mut back = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, data);
+        assert!(gz.len() < data.len());
+    }
+}
