@@ -1,55 +1,227 @@
 #!/usr/bin/env bash
-# Benchmark dockhand against skopeo and against the machine's physical limits.
+# Benchmark dockhand against skopeo, and both against the machine's floors, on a
+# realistic image of about 1 GiB.
 #
-#   bench/run.sh [SIZE_MIB]      (default 1024)
+#   bench/run.sh [RUNS]        (default 3; each number is the median of RUNS runs)
 #
-# Builds a docker-save archive of SIZE_MIB from /usr files, then times (best of 3,
-# wall clock, peak RSS from /usr/bin/time):
-#   - the floors: cat (read), sha256sum (coreutils, no SHA-NI), cp, and a pipe into a
-#     file (what spooling stdin costs before any conversion work);
-#   - docker-archive -> OCI dir, layers kept (dockhand; skopeo with
-#     --dest-oci-accept-uncompressed-layers, the same work);
-#   - docker-archive -> docker-archive;
-#   - OCI (gzip layers) -> docker-archive (decompression and two hashes per byte);
-#   - inspect (index only) on the archive.
-# Needs a release build (cargo build --release) and skopeo.
+# Builds the image with a private Docker daemon (vfs storage, no network, stopped on
+# exit) from files of this machine (bench/make-context.py: 8 layers, among them 200 MiB
+# of random bytes, 50,000 small files under long names, large binaries and small text
+# files), saves it with `docker save`, derives uncompressed, gzip and zstd OCI layouts
+# with skopeo, then times each conversion with dockhand and skopeo on the same inputs:
+# wall time and peak RSS (GNU time), outputs removed and flushed between runs. Prints
+# Markdown tables: the conversions, the floors, and the targets.
+#
+# Needs: a release build (built here), skopeo, docker.io (dockerd), pigz, zstd, GNU
+# time, python3; root, for dockerd. Uses about 8 GiB under ${TMPDIR:-/tmp}.
+# With DOCKHAND_BENCH_DIR set, the inputs are kept there and reused by the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-size=${1:-1024}
-bin=target/release/dockhand
-[ -x "$bin" ] || cargo build --release
-work=$(mktemp -d "${TMPDIR:-/tmp}/dockhand-bench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-python3 bench/make-image.py "$work/in.tar" "$size" 3 >&2
-skopeo copy -q --dest-compress docker-archive:"$work/in.tar" oci:"$work/gz:latest" >/dev/null
+runs=${1:-3}
+for tool in skopeo dockerd docker pigz zstd python3 tar /usr/bin/time; do
+    command -v "$tool" >/dev/null || { echo "bench/run.sh needs $tool" >&2; exit 1; }
+done
+cargo build --release --quiet
+bin=$PWD/target/release/dockhand
+if [ -n "${DOCKHAND_BENCH_DIR:-}" ]; then
+    mkdir -p "$DOCKHAND_BENCH_DIR"
+    work=$(cd "$DOCKHAND_BENCH_DIR" && pwd)
+    keep=1
+else
+    work=$(mktemp -d "${TMPDIR:-/tmp}/dockhand-bench.XXXXXX")
+    keep=0
+fi
+
+daemon_pid=""
+stop_daemon() {
+    if [ -n "$daemon_pid" ]; then
+        kill "$daemon_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+        daemon_pid=""
+    fi
+}
+finish() {
+    stop_daemon
+    if [ "$keep" = 1 ]; then rm -rf "$work"/out* "$work/docker" "$work/context"; else rm -rf "$work"; fi
+}
+trap finish EXIT
+
+# ---------------------------------------------------------------- the inputs
+if [ ! -f "$work/zstd/index.json" ]; then
+    echo "building the benchmark image..." >&2
+    rm -rf "$work/docker" "$work/context" "$work/plain" "$work/gzip" "$work/zstd"
+    dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
+        --data-root "$work/docker/root" --exec-root "$work/docker/exec" \
+        --pidfile "$work/docker/pid" -H "unix://$work/docker/sock" >"$work/docker.log" 2>&1 &
+    daemon_pid=$!
+    export DOCKER_HOST="unix://$work/docker/sock"
+    for _ in $(seq 1 120); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
+    docker version >/dev/null || { cat "$work/docker.log" >&2; exit 1; }
+    python3 bench/make-context.py "$work/context"
+    DOCKER_BUILDKIT=0 docker build -q -t bench/big:1 "$work/context" >/dev/null 2>"$work/build.err" ||
+        { cat "$work/build.err" >&2; exit 1; }
+    # A second, smaller image, for picking one image out of an archive of two.
+    printf 'FROM scratch\nCOPY share/ /app/share/\nCOPY config/ /app/\n' |
+        DOCKER_BUILDKIT=0 docker build -q -t bench/app:1 -f - "$work/context" >/dev/null 2>"$work/build.err" ||
+        { cat "$work/build.err" >&2; exit 1; }
+    docker save bench/big:1 >"$work/in.tar"
+    docker save bench/big:1 bench/app:1 >"$work/two.tar"
+    stop_daemon
+    rm -rf "$work/docker" "$work/context"
+    skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:"$work/in.tar" oci:"$work/plain:latest"
+    skopeo copy -q docker-archive:"$work/in.tar" oci:"$work/gzip:latest"
+    skopeo copy -q --dest-compress-format zstd docker-archive:"$work/in.tar" oci:"$work/zstd:latest"
+fi
 sync
 
-measure() { # name, then the command; prints best wall seconds and its peak RSS
-    local name=$1; shift
-    local best="" rss=""
-    for _ in 1 2 3; do
-        rm -rf "$work/out" "$work/out.tar"
-        /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
-        read -r secs kb <"$work/time"
-        if [ -z "$best" ] || awk "BEGIN{exit !($secs < $best)}"; then best=$secs; rss=$kb; fi
-    done
-    awk -v n="$name" -v s="$best" -v kb="$rss" -v mib="$size" \
-        'BEGIN{ printf "| %-52s | %7.2f s | %7.0f MB/s | %6.1f MB |\n", n, s, (s>0? mib*1.048576/s : 0), kb/1024 }'
+# The layer blobs of an OCI layout, for the decompression floors.
+layers() {
+    python3 - "$1" <<'EOF'
+import json, sys
+root = sys.argv[1]
+blob = lambda d: "%s/blobs/sha256/%s" % (root, d.split(":")[1])
+index = json.load(open(root + "/index.json"))
+manifest = json.load(open(blob(index["manifests"][0]["digest"])))
+print("\n".join(blob(l["digest"]) for l in manifest["layers"]))
+EOF
 }
+mapfile -t gzip_layers < <(layers "$work/gzip")
+mapfile -t zstd_layers < <(layers "$work/zstd")
 
-echo "input: $(du -m "$work/in.tar" | cut -f1) MiB docker-save archive, 3 layers; $(nproc) cores"
+# ---------------------------------------------------------------- measuring
+declare -A wall rss
+# measure KEY COMMAND...: median wall seconds of $runs runs, and the peak RSS (MiB) of
+# that run. Outputs ($work/out*) are removed and flushed before each run. A command
+# that fails is reported and recorded as "failed".
+measure() {
+    local key=$1; shift
+    local i lines=()
+    for ((i = 0; i < runs; i++)); do
+        rm -rf "$work"/out*
+        sync
+        if ! /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err"; then
+            echo "  $key failed: $(grep -v '^Command exited' "$work/err" | tail -n1)" >&2
+            wall[$key]=failed
+            rss[$key]=failed
+            return
+        fi
+        lines+=("$(cat "$work/time")")
+    done
+    local median
+    median=$(printf '%s\n' "${lines[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")
+    wall[$key]=${median% *}
+    rss[$key]=$(awk -v kb="${median#* }" 'BEGIN { printf "%.0f", kb / 1024 }')
+    echo "  $key: ${wall[$key]} s, ${rss[$key]} MiB" >&2
+}
+size_of() { du -sb "$1" | cut -f1; }
+
+echo "measuring ($runs runs each)..." >&2
+in=$work/in.tar
+measure floor-start "$bin" --version
+measure floor-cat cat "$in"
+measure floor-cp-sync sh -c "cp '$in' '$work/out.tar' && sync '$work/out.tar'"
+measure floor-tar sh -c "mkdir '$work/out' && tar -xf '$in' -C '$work/out'"
+measure floor-zstd sh -c "zstd -q -T0 -3 -c '$in' > '$work/out.zst'"
+measure floor-pigz sh -c "pigz -6 -c '$in' > '$work/out.gz'"
+measure floor-unzstd sh -c "zstd -q -d -c ${zstd_layers[*]} > /dev/null"
+measure floor-unpigz sh -c "pigz -d -c ${gzip_layers[*]} > /dev/null"
+
+measure d-oci "$bin" convert -q "$in" "$work/out"
+measure s-oci skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:"$in" oci:"$work/out:latest"
+measure d-oci-archive "$bin" convert -q --to oci-archive "$in" "$work/out.tar"
+measure s-oci-archive skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:"$in" oci-archive:"$work/out.tar:latest"
+measure d-dir "$bin" convert -q "$in" dir:"$work/out"
+measure s-dir skopeo copy -q docker-archive:"$in" dir:"$work/out"
+measure d-gzip "$bin" convert -q --layer-compression gzip "$in" "$work/out"
+d_gzip_size=$(size_of "$work/out/blobs")
+measure s-gzip skopeo copy -q docker-archive:"$in" oci:"$work/out:latest"
+s_gzip_size=$(size_of "$work/out/blobs")
+measure d-zstd "$bin" convert -q --layer-compression zstd "$in" "$work/out"
+d_zstd_size=$(size_of "$work/out/blobs")
+measure s-zstd skopeo copy -q --dest-compress-format zstd docker-archive:"$in" oci:"$work/out:latest"
+s_zstd_size=$(size_of "$work/out/blobs")
+for from in plain gzip zstd; do
+    measure "d-$from-docker" "$bin" convert -q "$work/$from" "$work/out.tar"
+    measure "s-$from-docker" skopeo copy -q oci:"$work/$from:latest" docker-archive:"$work/out.tar:bench/big:1"
+done
+measure d-stdin sh -c "cat '$in' | '$bin' convert -q - '$work/out'"
+measure d-pick "$bin" convert -q --image bench/app:1 "$work/two.tar" "$work/out"
+measure s-pick skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:"$work/two.tar:bench/app:1" oci:"$work/out:latest"
+measure d-inspect "$bin" inspect "$in"
+measure s-inspect skopeo inspect docker-archive:"$in"
+
+# ---------------------------------------------------------------- the tables
+ratio() { # a / b, or "n/a" when either failed
+    case "$1$2" in *failed*) echo n/a; return;; esac
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
+}
+mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
+row() { # label, key suffix
+    local d=d-$2 s=s-$2
+    if [ "${wall[$s]}" = failed ]; then
+        printf '| %s | %s s | fails | | %s MiB | |\n' "$1" "${wall[$d]}" "${rss[$d]}"
+        return
+    fi
+    printf '| %s | %s s | %s s | **%sx** | %s MiB | %s MiB |\n' "$1" "${wall[$d]}" "${wall[$s]}" \
+        "$(ratio "${wall[$s]}" "${wall[$d]}")" "${rss[$d]}" "${rss[$s]}"
+}
+cores=$(nproc)
+echo "Input: $(mib "$(size_of "$in")") MiB docker-save archive of 8 layers (bench/make-context.py);"
+echo "$cores cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(skopeo --version);"
+echo "median of $runs runs, page cache warm, outputs flushed to disk by dockhand (skopeo does not flush)."
 echo
-echo "| operation | wall (best of 3) | throughput | peak RSS |"
+echo "| conversion | dockhand | skopeo | faster | dockhand peak RSS | skopeo peak RSS |"
+echo "|---|---|---|---|---|---|"
+row "docker-archive → oci (layers kept)" oci
+row "docker-archive → oci-archive" oci-archive
+row "docker-archive → dir" dir
+row "docker-archive → oci, gzip" gzip
+row "docker-archive → oci, zstd" zstd
+row "oci (uncompressed) → docker-archive" plain-docker
+row "oci (gzip) → docker-archive" gzip-docker
+row "oci (zstd) → docker-archive" zstd-docker
+row "one image of a two-image archive → oci" pick
+row "inspect" inspect
+printf '| docker-archive on stdin → oci | %s s | (cannot read a pipe) | | %s MiB | |\n' \
+    "${wall[d-stdin]}" "${rss[d-stdin]}"
+echo
+echo "Layer bytes written: gzip $(mib "$d_gzip_size") MiB (skopeo $(mib "$s_gzip_size") MiB," \
+    "$(ratio "$d_gzip_size" "$s_gzip_size")x); zstd $(mib "$d_zstd_size") MiB" \
+    "(skopeo $(mib "$s_zstd_size") MiB, $(ratio "$d_zstd_size" "$s_zstd_size")x)."
+echo
+echo "| floor | wall | peak RSS |"
+echo "|---|---|---|"
+for f in "start:dockhand --version (process start)" "cat:cat archive > /dev/null" \
+    "cp-sync:cp archive, then sync the copy" "tar:tar -xf archive" \
+    "zstd:zstd -T0 -3 archive > file" "pigz:pigz -6 archive > file" \
+    "unzstd:zstd -d of the zstd layers" "unpigz:pigz -d of the gzip layers"; do
+    printf '| %s | %s s | %s MiB |\n' "${f#*:}" "${wall[floor-${f%%:*}]}" "${rss[floor-${f%%:*}]}"
+done
+echo
+# target LABEL VALUE OP GOAL: one row of the targets table.
+target() {
+    local met
+    [ "$2" = n/a ] && { printf '| %s | n/a | %s %s | not measurable |\n' "$1" "$3" "$4"; return; }
+    met=$(awk -v v="$2" -v g="$4" -v op="$3" 'BEGIN { print ((op == "<=" ? v <= g : v >= g) ? "met" : "**missed**") }')
+    printf '| %s | %s | %s %s | %s |\n' "$1" "$2" "$3" "$4" "$met"
+}
+echo "| target | measured | goal | |"
 echo "|---|---|---|---|"
-measure "floor: cat archive > /dev/null" cat "$work/in.tar"
-measure "floor: sha256sum archive" sha256sum "$work/in.tar"
-measure "floor: cp archive" cp "$work/in.tar" "$work/out.tar"
-measure "floor: cat archive | cat > file (a pipe spooled)" sh -c "cat '$work/in.tar' | cat > '$work/out.tar'"
-measure "dockhand inspect (index only)" "$bin" inspect "$work/in.tar"
-measure "dockhand docker-archive -> oci" "$bin" convert -q "$work/in.tar" "$work/out"
-measure "skopeo docker-archive -> oci (uncompressed)" skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:"$work/in.tar" oci:"$work/out:latest"
-measure "dockhand docker-archive -> docker-archive" "$bin" convert -q "$work/in.tar" "$work/out.tar"
-measure "skopeo docker-archive -> docker-archive" skopeo copy -q docker-archive:"$work/in.tar" docker-archive:"$work/out.tar:bench/image:latest"
-measure "dockhand oci (gzip) -> docker-archive" "$bin" convert -q "$work/gz" "$work/out.tar"
-measure "skopeo oci (gzip) -> docker-archive" skopeo copy -q oci:"$work/gz:latest" docker-archive:"$work/out.tar:bench/image:latest"
-measure "dockhand stdin -> oci-archive stdout" sh -c "cat '$work/in.tar' | '$bin' convert -q - - --to oci-archive > '$work/out.tar'"
+target "oci (kept) / (cp + sync)" "$(ratio "${wall[d-oci]}" "${wall[floor-cp-sync]}")" "<=" 1.1
+target "skopeo / dockhand, → oci-archive" "$(ratio "${wall[s-oci-archive]}" "${wall[d-oci-archive]}")" ">=" 4
+target "skopeo / dockhand, → dir" "$(ratio "${wall[s-dir]}" "${wall[d-dir]}")" ">=" 4
+target "skopeo / dockhand, oci → docker-archive" "$(ratio "${wall[s-plain-docker]}" "${wall[d-plain-docker]}")" ">=" 4
+target "skopeo / dockhand, → oci zstd" "$(ratio "${wall[s-zstd]}" "${wall[d-zstd]}")" ">=" 2.5
+target "dockhand → oci zstd / zstd -T0 -3" "$(ratio "${wall[d-zstd]}" "${wall[floor-zstd]}")" "<=" 1.2
+target "skopeo / dockhand, → oci gzip" "$(ratio "${wall[s-gzip]}" "${wall[d-gzip]}")" ">=" 2
+target "gzip layer bytes, dockhand / skopeo" "$(ratio "$d_gzip_size" "$s_gzip_size")" "<=" 1.05
+target "skopeo / dockhand, oci gzip → docker-archive" "$(ratio "${wall[s-gzip-docker]}" "${wall[d-gzip-docker]}")" ">=" 3
+target "skopeo / dockhand, oci zstd → docker-archive" "$(ratio "${wall[s-zstd-docker]}" "${wall[d-zstd-docker]}")" ">=" 3
+target "stdin / file, → oci" "$(ratio "${wall[d-stdin]}" "${wall[d-oci]}")" "<=" 1.3
+target "inspect / process start" "$(ratio "${wall[d-inspect]}" "${wall[floor-start]}")" "<=" 2
+max_keep=0
+for k in d-oci d-oci-archive d-dir d-plain-docker d-gzip-docker d-zstd-docker d-stdin d-pick; do
+    [ "${rss[$k]}" -gt "$max_keep" ] && max_keep=${rss[$k]}
+done
+target "peak RSS (MiB), layers kept or decompressed" "$max_keep" "<=" 32
+target "peak RSS (MiB), compressing" "$(( rss[d-gzip] > rss[d-zstd] ? rss[d-gzip] : rss[d-zstd] ))" "<=" 96

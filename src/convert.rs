@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::compress::LayerCompression;
 use crate::destination::Plan;
 use crate::error::{Error, Result};
 use crate::formats::{create_sink, DockerLayout, Format, ReadOptions, SinkOptions, WriteOptions};
@@ -32,6 +33,10 @@ pub struct ConvertOptions {
     /// Shape of docker-archive and docker-dir outputs (default: legacy); an error for
     /// other outputs.
     pub docker_layout: Option<DockerLayout>,
+    /// What OCI and `dir:` outputs do with layers (default: keep them as stored).
+    pub layer_compression: LayerCompression,
+    /// The gzip (1-9) or zstd (1-19) level (default 6 for gzip, 3 for zstd).
+    pub compression_level: Option<i32>,
 }
 
 /// What a conversion did.
@@ -109,6 +114,8 @@ pub fn convert_with_progress(
             source: (src.path != "-").then(|| PathBuf::from(&src.path)),
             write: WriteOptions {
                 docker_layout: options.docker_layout,
+                layer_compression: options.layer_compression,
+                compression_level: options.compression_level,
             },
         },
     )?;

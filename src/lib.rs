@@ -154,6 +154,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cleanup;
+mod compress;
 mod container;
 mod convert;
 mod destination;
@@ -178,6 +179,7 @@ pub use layer::{open_layer, Digests, LayerForm, LayerReader};
 pub use location::{open_source, Location};
 pub use select::{candidates, select, selectors, Selector};
 // Writing: a sink for a format at a destination, or a tar into any `Write`.
+pub use compress::{LayerCompression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 pub use formats::{create_sink, write_tar, DockerLayout, ImageSink, SinkOptions, WriteOptions};
 // Formats and transports.
 pub use formats::{transport_names, Container, Format, Layout};

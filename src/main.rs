@@ -8,13 +8,13 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use dockhand::text::{human_size, one_line};
-use dockhand::DockerLayout;
 use dockhand::Location;
 use dockhand::Plan;
 use dockhand::{inspect_json, inspect_table, names_line, verify, write_json};
 use dockhand::{select, selectors};
 use dockhand::{transport_names, ReadOptions};
 use dockhand::{ConvertOptions, Format, Platform};
+use dockhand::{DockerLayout, LayerCompression};
 use dockhand::{NoProgress, Progress};
 
 /// Move container images between docker-save archives, OCI layouts and dir: layouts.
@@ -51,6 +51,15 @@ enum Command {
         /// Shape of docker-archive and docker-dir outputs [default: legacy].
         #[arg(long, value_enum)]
         docker_layout: Option<DockerLayoutArg>,
+        /// What OCI and dir outputs do with layers: keep them as stored, none
+        /// (uncompressed), gzip or zstd (a layer already in that compression is kept).
+        /// docker-archive and docker-dir layers are always uncompressed.
+        #[arg(long, value_name = "keep|none|gzip|zstd", value_parser = parse_layer_compression)]
+        layer_compression: Option<LayerCompression>,
+        /// gzip level 1-9 [default: 6] or zstd level 1-19 [default: 3]; the output is the
+        /// same whatever the number of cores.
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        compression_level: Option<i32>,
         /// Replace DST when it is something dockhand could have written: an earlier
         /// output, a regular file, an image layout and nothing else. Anything else is
         /// never replaced.
@@ -252,6 +261,10 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
     Platform::parse(s)
 }
 
+fn parse_layer_compression(s: &str) -> Result<LayerCompression, String> {
+    LayerCompression::parse(s).ok_or_else(|| "expected keep, none, gzip or zstd".to_string())
+}
+
 fn parse_format(s: &str) -> Result<Format, String> {
     Format::parse(s).ok_or_else(|| format!("expected one of {}", transport_names()))
 }
@@ -265,6 +278,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tags,
             platform,
             docker_layout,
+            layer_compression,
+            compression_level,
             force,
             quiet,
             src,
@@ -281,6 +296,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     DockerLayoutArg::Legacy => DockerLayout::Legacy,
                     DockerLayoutArg::Hybrid => DockerLayout::Hybrid,
                 }),
+                layer_compression: layer_compression.unwrap_or_default(),
+                compression_level,
             };
             let path = |s: &str| Location::parse(s).map(|l| l.path).ok();
             check_terminals(path(&src).as_deref(), path(&dst).as_deref())?;

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use crate::compress;
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
 use crate::layer::{open_layer, LayerForm};
@@ -21,6 +22,8 @@ pub(crate) struct BlobWriter<'w> {
     written: HashMap<Digest, u64>,
     /// Layers written whose source recorded no digest, by their path in the source.
     by_source: HashMap<String, (Digest, u64)>,
+    /// Layers compressed anew, by diff_id.
+    compressed: HashMap<String, (Digest, u64)>,
 }
 
 impl<'w> BlobWriter<'w> {
@@ -35,6 +38,7 @@ impl<'w> BlobWriter<'w> {
             prefix,
             written: HashMap::new(),
             by_source: HashMap::new(),
+            compressed: HashMap::new(),
         }
     }
 
@@ -66,12 +70,21 @@ impl<'w> BlobWriter<'w> {
 
     /// Write the layers of `image` that are not yet written, several at a time when the
     /// output allows it (a directory). [`BlobWriter::put_layer`] then finds them done.
-    pub(crate) fn prefetch_layers(&mut self, image: &Image, forms: &[LayerForm]) -> Result<()> {
+    /// Layers without a form (compressed anew: their digest is known only once
+    /// written, and the compressor has every core already) are left for later.
+    pub(crate) fn prefetch_layers(
+        &mut self,
+        image: &Image,
+        forms: &[Option<LayerForm>],
+    ) -> Result<()> {
         let Some(parallel) = self.out.parallel() else {
             return Ok(());
         };
         let mut jobs: Vec<(&Layer, LayerForm, Digest)> = Vec::new();
         for (layer, &form) in image.layers.iter().zip(forms) {
+            let Some(form) = form else {
+                continue;
+            };
             // A layer whose digest is computed as it is written goes in order, later.
             let Some(target) = (match form {
                 LayerForm::Stored => layer.digest.clone(),
@@ -175,5 +188,33 @@ impl<'w> BlobWriter<'w> {
         };
         self.written.insert(digest.clone(), size);
         Ok((digest, size, compression))
+    }
+
+    /// Write a layer uncompressed, then compressed with `target` at `level`; returns
+    /// the digest, size and compression written. The same content compressed twice
+    /// gives the same bytes, so a layer shared by several images is compressed once.
+    pub(crate) fn put_compressed(
+        &mut self,
+        image: &Image,
+        layer: &Layer,
+        target: Compression,
+        level: i32,
+    ) -> Result<(Digest, u64, Compression)> {
+        let key = match &layer.diff_id {
+            Some(diff_id) => diff_id.to_string(),
+            None => format!("path:{}", layer.path),
+        };
+        if let Some((digest, size)) = self.compressed.get(&key) {
+            return Ok((digest.clone(), *size, target));
+        }
+        let reader = open_layer(image, layer, LayerForm::Uncompressed)?;
+        let reader = Reporting::new(reader, self.progress, &layer.path, layer.size);
+        let mut compressed =
+            compress::compressing_reader(target, level, crate::pool::cores(), Box::new(reader))
+                .map_err(|e| Error::io(format!("compressing {}", layer.path), e))?;
+        let (digest, size) = self.out.file_by_digest(self.prefix, &mut compressed)?;
+        self.written.insert(digest.clone(), size);
+        self.compressed.insert(key, (digest.clone(), size));
+        Ok((digest, size, target))
     }
 }

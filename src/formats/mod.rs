@@ -22,6 +22,7 @@ use context::Meta;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::compress::LayerCompression;
 use crate::container::{
     open_input, AppendWriter, DirWriter, FileTree, TarFileWriter, TarStreamWriter, TreeWriter,
 };
@@ -183,6 +184,8 @@ pub(crate) struct LayoutOps {
     pub bare_names_are_ref_names: bool,
     /// Its writer takes a [`DockerLayout`].
     pub takes_docker_layout: bool,
+    /// Its writer can compress layers (`--layer-compression gzip|zstd`).
+    pub compresses_layers: bool,
     /// Read every image the tree holds.
     pub read: ReadLayout,
     /// Write `images` into a tree; returns warnings.
@@ -227,6 +230,12 @@ impl ReadOptions {
 pub struct WriteOptions {
     /// The shape of docker-save outputs (default: legacy); a usage error for others.
     pub docker_layout: Option<DockerLayout>,
+    /// What OCI and `dir:` outputs do with layers (default: keep them as stored).
+    /// docker-save outputs always hold uncompressed layers: `gzip` or `zstd` there is
+    /// a usage error.
+    pub layer_compression: LayerCompression,
+    /// The gzip (1-9) or zstd (1-19) level; a usage error unless compressing.
+    pub compression_level: Option<i32>,
 }
 
 /// A source of images: what a reader found in an input.
@@ -393,6 +402,17 @@ pub fn create_sink(
             format.name()
         )));
     }
+    if options.write.layer_compression.target().is_some() && !ops.compresses_layers {
+        return Err(Error::Usage(format!(
+            "{} holds uncompressed layers (as docker save writes them); --layer-compression {} applies to OCI and dir outputs",
+            format.name(),
+            options.write.layer_compression
+        )));
+    }
+    options
+        .write
+        .layer_compression
+        .level(options.write.compression_level)?;
     if path == "-" {
         if !format.is_tar() {
             return Err(Error::Usage(format!(

@@ -9,6 +9,7 @@ use super::context::Meta;
 use super::{LayoutOps, ReadOptions, WriteOptions};
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
+use crate::formats::oci::OciLayers;
 use crate::model::image::Image;
 use crate::progress::Progress;
 
@@ -19,6 +20,7 @@ pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
 pub(crate) const OPS: LayoutOps = LayoutOps {
     holds_many: false,
     takes_docker_layout: false,
+    compresses_layers: true,
     bare_names_are_ref_names: false,
     read: read_any,
     write,
@@ -38,11 +40,12 @@ fn read_any(meta: &Meta, options: &ReadOptions, warnings: &mut Vec<String>) -> R
 fn write(
     images: &[Image],
     out: &mut dyn TreeWriter,
-    _: &WriteOptions,
+    options: &WriteOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<String>> {
+    let layers = OciLayers::from_options(options)?;
     match images {
-        [image] => write::write_dir_transport(image, out, progress).map(|()| Vec::new()),
+        [image] => write::write_dir_transport(image, out, layers, progress).map(|()| Vec::new()),
         _ => Err(Error::Selection(format!(
             "a dir layout holds one image, not {}",
             images.len()

@@ -13,10 +13,11 @@ use crate::progress::Progress;
 pub(crate) fn write_dir_transport(
     image: &Image,
     out: &mut dyn TreeWriter,
+    layers: OciLayers,
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut blobs = BlobWriter::new(out, "", progress);
-    let written = put_oci_image(&mut blobs, image, OciLayers::Keep)?;
+    let written = put_oci_image(&mut blobs, image, layers)?;
     let manifest = written.manifest_bytes;
     out.file("manifest.json", manifest.len() as u64, &mut &manifest[..])?;
     out.file(

@@ -20,6 +20,7 @@ use crate::progress::Progress;
 pub(crate) const OPS: LayoutOps = LayoutOps {
     holds_many: true,
     takes_docker_layout: true,
+    compresses_layers: false,
     bare_names_are_ref_names: false,
     read: read_any,
     write,

@@ -67,7 +67,7 @@ pub(crate) fn write_docker(
     let items = match layout {
         DockerLayout::Legacy => write_legacy(images, out, progress)?,
         DockerLayout::Hybrid => {
-            let written = write_oci_with(images, out, OciLayers::Uncompressed, progress)?;
+            let written = write_oci_with(images, out, OciLayers::UNCOMPRESSED, progress)?;
             images
                 .iter()
                 .zip(written)

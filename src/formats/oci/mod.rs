@@ -25,6 +25,7 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub(crate) const OPS: LayoutOps = LayoutOps {
     holds_many: true,
     takes_docker_layout: false,
+    compresses_layers: true,
     bare_names_are_ref_names: true,
     read: read::read,
     write,
@@ -39,10 +40,11 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
 fn write(
     images: &[Image],
     out: &mut dyn TreeWriter,
-    _: &WriteOptions,
+    options: &WriteOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<String>> {
-    write::write_oci_with(images, out, OciLayers::Keep, progress).map(|_| Vec::new())
+    let layers = OciLayers::from_options(options)?;
+    write::write_oci_with(images, out, layers, progress).map(|_| Vec::new())
 }
 
 /// Fail before any blob is written when the OCI layout at `dest` cannot be added to.

@@ -3,25 +3,74 @@
 use serde_json::{json, Value};
 
 use super::index::index_json;
+use crate::compress::LayerCompression;
 use crate::container::TreeWriter;
 use crate::error::Result;
 use crate::formats::blobs::BlobWriter;
+use crate::formats::WriteOptions;
 use crate::layer::LayerForm;
 use crate::model::digest::Digest;
-use crate::model::image::{Descriptor, Image};
+use crate::model::image::{Descriptor, Image, Layer};
 use crate::model::media::{self, Compression, Family};
 use crate::progress::Progress;
 
 /// The `oci-layout` file dockhand writes (the same bytes as Docker >= 25).
 pub const OCI_LAYOUT_FILE: &str = "{\"imageLayoutVersion\": \"1.0.0\"}";
 
-/// How layers are written to an OCI output.
+/// How layers are written to an OCI manifest's blobs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum OciLayers {
-    /// Byte for byte when OCI has a media type for their compression.
-    Keep,
+pub(crate) struct OciLayers {
+    compression: LayerCompression,
+    /// The level when compressing.
+    level: i32,
+}
+
+impl OciLayers {
     /// Always uncompressed (the Docker >= 25 hybrid).
-    Uncompressed,
+    pub(crate) const UNCOMPRESSED: OciLayers = OciLayers {
+        compression: LayerCompression::None,
+        level: 0,
+    };
+
+    /// What `options` ask for (already checked by `create_sink`).
+    pub(crate) fn from_options(options: &WriteOptions) -> Result<OciLayers> {
+        let compression = options.layer_compression;
+        Ok(OciLayers {
+            compression,
+            level: compression.level(options.compression_level)?,
+        })
+    }
+
+    /// How `layer` of `image` is written.
+    fn output(self, image: &Image, layer: &Layer) -> LayerOutput {
+        if image.artifact {
+            // Not a layer: its bytes and media type are the artifact's own.
+            return LayerOutput::Form(LayerForm::Stored);
+        }
+        match self.compression.target() {
+            Some(target) if layer.compression != target => LayerOutput::Compressed(target),
+            Some(_) => LayerOutput::Form(LayerForm::Stored),
+            None if self.compression == LayerCompression::None => {
+                LayerOutput::Form(LayerForm::Uncompressed)
+            }
+            None => match layer.compression {
+                Compression::None | Compression::Gzip | Compression::Zstd => {
+                    LayerOutput::Form(LayerForm::Stored)
+                }
+                // OCI has no media type for these.
+                Compression::Xz | Compression::Bzip2 => LayerOutput::Form(LayerForm::Uncompressed),
+            },
+        }
+    }
+}
+
+/// The bytes a layer blob holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LayerOutput {
+    /// As the source stores it, or uncompressed.
+    Form(LayerForm),
+    /// Uncompressed, then compressed anew.
+    Compressed(Compression),
 }
 
 /// The written form of one image: its manifest and, for docker's manifest.json, the
@@ -43,24 +92,26 @@ pub(crate) fn put_oci_image(
     let mut layer_descs = Vec::with_capacity(image.layers.len());
     let mut layer_paths = Vec::with_capacity(image.layers.len());
     let mut all_as_stored = true;
-    let forms: Vec<LayerForm> = image
+    let outputs: Vec<LayerOutput> = image
         .layers
         .iter()
-        .map(|layer| {
-            let representable = matches!(
-                layer.compression,
-                Compression::None | Compression::Gzip | Compression::Zstd
-            );
-            if layers_mode == OciLayers::Uncompressed || (!representable && !image.artifact) {
-                LayerForm::Uncompressed
-            } else {
-                LayerForm::Stored
-            }
+        .map(|layer| layers_mode.output(image, layer))
+        .collect();
+    let forms: Vec<Option<LayerForm>> = outputs
+        .iter()
+        .map(|output| match output {
+            LayerOutput::Form(form) => Some(*form),
+            LayerOutput::Compressed(_) => None,
         })
         .collect();
     blobs.prefetch_layers(image, &forms)?;
-    for (layer, &form) in image.layers.iter().zip(&forms) {
-        let (digest, size, compression) = blobs.put_layer(image, layer, form)?;
+    for (layer, &output) in image.layers.iter().zip(&outputs) {
+        let (digest, size, compression) = match output {
+            LayerOutput::Form(form) => blobs.put_layer(image, layer, form)?,
+            LayerOutput::Compressed(target) => {
+                blobs.put_compressed(image, layer, target, layers_mode.level)?
+            }
+        };
         let media_type = if image.artifact {
             layer.media_type.clone()
         } else {
@@ -69,7 +120,8 @@ pub(crate) fn put_oci_image(
                 .expect("representable")
                 .to_string()
         };
-        all_as_stored &= form == LayerForm::Stored && media_type == layer.media_type;
+        all_as_stored &=
+            output == LayerOutput::Form(LayerForm::Stored) && media_type == layer.media_type;
         layer_paths.push(blobs.path(&digest));
         layer_descs
             .push(json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
