@@ -65,7 +65,7 @@ fn docker_repo_tags(root: &Path, tar: bool) -> BTreeMap<String, Vec<String>> {
 }
 
 /// The names an output carries where the format has room for them: RepoTags in
-/// docker outputs (familiar tags; bare OCI ref names cannot be represented there, so
+/// docker outputs (full references, as skopeo and podman write them; bare OCI ref names cannot be represented there, so
 /// they must be absent), and in OCI outputs every tag (as io.containerd.image.name)
 /// and every bare ref name, each on an index entry naming the right config.
 fn check_names(out: &Path, writer: Writer, src: &Value, bare: &[(String, String)], what: &str) {
@@ -75,7 +75,7 @@ fn check_names(out: &Path, writer: Writer, src: &Value, bare: &[(String, String)
         for image in images(src) {
             want.entry(config_of(image))
                 .or_default()
-                .extend(familiar_tags(image));
+                .extend(tags_of(image));
         }
         assert_eq!(got, want, "{what}: RepoTags in manifest.json");
     } else if writer != Writer::Dir {

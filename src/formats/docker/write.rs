@@ -40,7 +40,10 @@ const V1_TOP_FIELDS: &[&str] = &[
 ];
 
 /// Write `images` as a docker-archive tree into `out`. Layers are always written
-/// uncompressed (their diff_id is unchanged); RepoTags use Docker's familiar form.
+/// uncompressed (their diff_id is unchanged). RepoTags hold full references
+/// (`docker.io/library/base:extra`), as skopeo and podman write them: docker loads them
+/// under its short names and podman keeps them (a short `base:extra` would become
+/// `localhost/base:extra` in podman). `repositories` keeps Docker's short form.
 pub(crate) fn write_docker(
     images: &[Image],
     out: &mut dyn TreeWriter,
@@ -91,7 +94,7 @@ pub(crate) fn write_docker(
 }
 
 fn manifest_item(image: &Image, config: String, layers: Vec<String>) -> Value {
-    let tags: Vec<String> = image.tags.iter().map(|t| t.familiar()).collect();
+    let tags: Vec<String> = image.tags.iter().map(|t| t.to_string()).collect();
     json!({"Config": config, "RepoTags": tags, "Layers": layers})
 }
 
@@ -142,7 +145,14 @@ fn write_legacy(
         let mut layer_paths = Vec::with_capacity(ids.len());
         for (i, (layer, id)) in image.layers.iter().zip(&ids).enumerate() {
             let path = format!("{id}/layer.tar");
-            layer_paths.push(path.clone());
+            let diff_id = layer.diff_id.clone().expect("checked: not an artifact");
+            // manifest.json names the regular file holding the layer, never the link a
+            // shared layer's other directories get: podman takes a layer's size from
+            // the entry manifest.json names, and a link's is 0.
+            layer_paths.push(match layer_home.get(&diff_id) {
+                Some(home) => format!("{home}/layer.tar"),
+                None => path.clone(),
+            });
             if written_dirs.contains_key(id) {
                 continue;
             }
@@ -156,7 +166,6 @@ fn write_legacy(
                 i + 1 == ids.len(),
             );
             out.file(&format!("{id}/json"), json.len() as u64, &mut &json[..])?;
-            let diff_id = layer.diff_id.clone().expect("checked: not an artifact");
             match layer_home.get(&diff_id) {
                 Some(home) => out.symlink(&path, &format!("../{home}/layer.tar"))?,
                 None => {
