@@ -11,7 +11,7 @@ use crate::location::{open_source, Location};
 use crate::model::image::{Image, Platform};
 use crate::model::reference::{valid_tag, Reference};
 use crate::progress::{NoProgress, Progress};
-use crate::select::{candidates, select, selectors};
+use crate::select::{candidates, select, selectors, with_selected_names};
 use crate::text::shown;
 
 /// Options of [`convert`].
@@ -135,7 +135,7 @@ pub fn convert_with_progress(
             candidates(&source.images, &picked)
         )));
     }
-    let mut images: Vec<Image> = picked.iter().map(|&i| source.images[i].clone()).collect();
+    let mut images = with_selected_names(&source.images, &picked, &selectors);
     if let Some((tags, ref_names)) = names {
         if images.len() != 1 {
             return Err(Error::Selection(format!(
@@ -146,6 +146,7 @@ pub fn convert_with_progress(
         }
         images[0].tags = tags;
         images[0].ref_names = ref_names;
+        images[0].oci_ref_names.clear();
     }
     let mut warnings = source.warnings.clone();
     warnings.extend(sink.put_images(&images, progress)?);

@@ -622,6 +622,7 @@ mod tests {
         Image {
             tags: vec![],
             ref_names: vec![],
+            oci_ref_names: Default::default(),
             config: Descriptor {
                 media_type: String::new(),
                 digest: Digest::of(b"{}"),

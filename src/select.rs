@@ -1,6 +1,8 @@
 //! Choosing images from a source: `@N` (the number `inspect` shows) or a name matched
 //! after Docker's normalization.
 
+use std::collections::HashMap;
+
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::model::image::Image;
@@ -45,12 +47,26 @@ impl Selector {
     fn matches(&self, index: usize, image: &Image) -> bool {
         match self {
             Selector::Index(n) => *n == index,
-            Selector::Name { raw, reference } => {
+            Selector::Name { raw, .. } => {
                 image.ref_names.iter().any(|n| n == raw)
-                    || reference.as_ref().is_some_and(|r| image.tags.contains(r))
-                    || (!raw.contains(['/', ':']) && image.tags.iter().any(|t| t.tag() == raw))
+                    || image.tags.iter().any(|t| self.names_tag(t))
             }
         }
+    }
+
+    /// Is `tag` a name this selector picks an image by?
+    fn names_tag(&self, tag: &Reference) -> bool {
+        match self {
+            Selector::Index(_) => false,
+            Selector::Name { raw, reference } => {
+                reference.as_ref() == Some(tag) || (!raw.contains(['/', ':']) && tag.tag() == raw)
+            }
+        }
+    }
+
+    /// Is the OCI ref name `name` one this selector picks an image by?
+    fn names_ref_name(&self, name: &str) -> bool {
+        matches!(self, Selector::Name { raw, .. } if raw == name)
     }
 }
 
@@ -87,6 +103,48 @@ pub fn select(images: &[Image], selectors: &[Selector]) -> Result<Vec<usize>> {
         }
     }
     Ok(out)
+}
+
+/// The images at `picked` (from [`select`]) with the names a conversion carries: only
+/// those each was selected by, as `docker save name:tag` writes only the name it was
+/// asked for; every name for an image picked by `@N`, or when there are no selectors.
+pub fn with_selected_names(
+    images: &[Image],
+    picked: &[usize],
+    selectors: &[Selector],
+) -> Vec<Image> {
+    // Entries repeating one image (same config and manifest) share their selectors.
+    let key = |image: &Image| {
+        (
+            image.config.digest.clone(),
+            image.manifest.as_ref().map(|m| m.digest.clone()),
+        )
+    };
+    let mut pickers: HashMap<_, Vec<&Selector>> = HashMap::new();
+    for selector in selectors {
+        for (i, image) in images.iter().enumerate() {
+            if selector.matches(i, image) {
+                let list = pickers.entry(key(image)).or_default();
+                if !list.contains(&selector) {
+                    list.push(selector);
+                }
+            }
+        }
+    }
+    picked
+        .iter()
+        .map(|&i| {
+            let mut image = images[i].clone();
+            let by = pickers.get(&key(&image)).map(Vec::as_slice).unwrap_or(&[]);
+            if !by.is_empty() && !by.iter().any(|s| matches!(s, Selector::Index(_))) {
+                image.retain_names(
+                    |tag| by.iter().any(|s| s.names_tag(tag)),
+                    |name| by.iter().any(|s| s.names_ref_name(name)),
+                );
+            }
+            image
+        })
+        .collect()
 }
 
 fn describe_selector(s: &Selector) -> String {

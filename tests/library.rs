@@ -45,6 +45,7 @@ fn image_in_memory() -> Image {
     Image {
         tags: vec![Reference::parse("example.com/in/memory:1").unwrap()],
         ref_names: vec![],
+        oci_ref_names: Default::default(),
         config: Descriptor {
             media_type: "application/vnd.oci.image.config.v1+json".into(),
             digest: Digest::of(&config),

@@ -277,6 +277,7 @@ pub(crate) struct NameList {
     ref_names: Vec<String>,
     seen_tags: HashSet<Reference>,
     seen_ref_names: HashSet<String>,
+    ref_name_texts: Vec<(Reference, String)>,
 }
 
 impl NameList {
@@ -297,8 +298,16 @@ impl NameList {
         }
     }
 
+    /// The OCI ref.name texts the source gave tags (the first one given for a tag wins).
+    pub fn add_ref_name_texts(&mut self, texts: impl IntoIterator<Item = (Reference, String)>) {
+        self.ref_name_texts.extend(texts);
+    }
+
     pub fn apply(self, image: &mut Image) {
         image.add_names(self.tags, self.ref_names);
+        for (tag, text) in self.ref_name_texts {
+            image.oci_ref_names.entry(tag).or_insert(text);
+        }
     }
 }
 

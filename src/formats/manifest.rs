@@ -216,6 +216,7 @@ pub(crate) fn image_from_manifest(
     Ok(Image {
         tags: Vec::new(),
         ref_names: Vec::new(),
+        oci_ref_names: Default::default(),
         config: Descriptor {
             media_type: if config_type.is_empty() {
                 media::OCI_CONFIG.to_string()

@@ -112,6 +112,7 @@ pub(crate) fn synthesize(meta: &Meta, chain: Vec<V1Layer>, family: Family) -> Re
     Ok(Image {
         tags: Vec::new(),
         ref_names: Vec::new(),
+        oci_ref_names: Default::default(),
         config: Descriptor {
             media_type: media::DOCKER_CONFIG.to_string(),
             digest: digest.clone(),

@@ -1,6 +1,6 @@
 //! The in-memory model every reader produces and every writer consumes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -124,6 +124,11 @@ pub struct Image {
     /// OCI `org.opencontainers.image.ref.name` values that are not full references
     /// (a bare tag such as `latest`); kept for OCI outputs.
     pub ref_names: Vec<String>,
+    /// The `org.opencontainers.image.ref.name` an OCI source gave a tag, exactly as it
+    /// was (`quay.io/test/b:2`, or the bare `2`): an OCI output writes it back unchanged,
+    /// so `oci:DIR:quay.io/test/b:2` still names the image after a conversion. Tags
+    /// without an entry (from Docker's RepoTags, or `--tag`) get the bare tag.
+    pub oci_ref_names: BTreeMap<Reference, String>,
     /// The config descriptor; its digest is the image ID.
     pub config: Descriptor,
     /// The config bytes, exactly as stored. Never re-serialized.
@@ -176,6 +181,18 @@ impl Image {
                 self.ref_names.push(name);
             }
         }
+    }
+
+    /// Keep only the names `keep_tag` and `keep_ref_name` accept (the OCI ref name
+    /// texts of the tags kept stay with them).
+    pub fn retain_names(
+        &mut self,
+        mut keep_tag: impl FnMut(&Reference) -> bool,
+        keep_ref_name: impl FnMut(&String) -> bool,
+    ) {
+        self.tags.retain(&mut keep_tag);
+        self.ref_names.retain(keep_ref_name);
+        self.oci_ref_names.retain(|tag, _| keep_tag(tag));
     }
 }
 

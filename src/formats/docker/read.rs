@@ -151,6 +151,7 @@ pub(crate) fn read(
         let image = Image {
             tags: Vec::new(),
             ref_names: Vec::new(),
+            oci_ref_names: Default::default(),
             config: Descriptor {
                 media_type: info.map_or(media::DOCKER_CONFIG.to_string(), |i| {
                     i.config_media_type.clone()

@@ -21,7 +21,8 @@ use crate::text::shown;
 /// `org.opencontainers.image.ref.name` holds the tag and `io.containerd.image.name`
 /// the full name (the Docker/containerd convention). When two different images would
 /// get the same tag, their ref.name holds the full name instead, so that every name
-/// still selects exactly one image in skopeo and podman.
+/// still selects exactly one image in skopeo and podman. A tag an OCI source gave its
+/// own ref.name keeps that text as it was (unless it is a bare tag another image has).
 pub(crate) fn index_json(images: &[(&Image, &Descriptor)]) -> Vec<u8> {
     let mut tag_owners: HashMap<&str, HashSet<&Digest>> = HashMap::new();
     for (image, manifest) in images {
@@ -64,10 +65,11 @@ pub(crate) fn index_json(images: &[(&Image, &Descriptor)]) -> Vec<u8> {
         };
         for tag in &image.tags {
             let ambiguous = tag_owners.get(tag.tag()).is_some_and(|o| o.len() > 1);
-            let ref_name = if ambiguous {
-                tag.to_string()
-            } else {
-                tag.tag().to_string()
+            let ref_name = match image.oci_ref_names.get(tag) {
+                // A bare tag two images share would select neither: the full name then.
+                Some(text) if !(ambiguous && text == tag.tag()) => text.clone(),
+                _ if ambiguous => tag.to_string(),
+                _ => tag.tag().to_string(),
             };
             let mut a = Map::new();
             a.insert(ANNOTATION_IMAGE_NAME.into(), json!(tag.to_string()));

@@ -27,13 +27,32 @@ const MAX_INDEX_DEPTH: usize = 8;
 struct Names {
     tags: Vec<Reference>,
     ref_names: Vec<String>,
+    /// The ref.name text given for a tag, kept as it was for OCI outputs.
+    ref_name_texts: Vec<(Reference, String)>,
 }
 
 fn names_of(desc: &RawDescriptor, warnings: &mut Vec<String>) -> Names {
     let mut names = Names::default();
+    let ref_name = desc
+        .annotation(ANNOTATION_REF_NAME)
+        .filter(|name| !name.is_empty());
+    let ref_name = match ref_name {
+        Some(name) if !valid_ref_name(name) => {
+            // Never kept: an output would copy it into its own index.
+            warnings.push(format!(
+                "index.json: ignoring {ANNOTATION_REF_NAME} \"{}\": not a valid reference name",
+                shown(name)
+            ));
+            None
+        }
+        other => other,
+    };
     if let Some(full) = desc.annotation(ANNOTATION_IMAGE_NAME) {
         match Reference::parse_why(full) {
             Ok(r) => {
+                if let Some(name) = ref_name {
+                    names.ref_name_texts.push((r.clone(), name.to_string()));
+                }
                 names.tags.push(r);
                 return names;
             }
@@ -43,26 +62,14 @@ fn names_of(desc: &RawDescriptor, warnings: &mut Vec<String>) -> Names {
             )),
         }
     }
-    if let Some(name) = desc.annotation(ANNOTATION_REF_NAME) {
-        if name.is_empty() {
-            return names;
-        }
-        if !valid_ref_name(name) {
-            // Never kept: an output would copy it into its own index.
-            warnings.push(format!(
-                "index.json: ignoring {ANNOTATION_REF_NAME} \"{}\": not a valid reference name",
-                shown(name)
-            ));
-            return names;
-        }
+    if let Some(name) = ref_name {
         let looks_full = name.contains('/') || name.contains(':') || name.contains('@');
-        if looks_full {
-            match Reference::parse(name) {
-                Ok(r) => names.tags.push(r),
-                Err(_) => names.ref_names.push(name.to_string()),
+        match Reference::parse(name) {
+            Ok(r) if looks_full => {
+                names.ref_name_texts.push((r.clone(), name.to_string()));
+                names.tags.push(r);
             }
-        } else {
-            names.ref_names.push(name.to_string());
+            _ => names.ref_names.push(name.to_string()),
         }
     }
     names
@@ -479,6 +486,7 @@ impl<'a, 'w> Walker<'a, 'w> {
                 &mut self.image_names
             };
             list[i].add(names.tags.iter().cloned(), names.ref_names.iter().cloned());
+            list[i].add_ref_name_texts(names.ref_name_texts.iter().cloned());
         }
     }
 
@@ -504,6 +512,7 @@ impl<'a, 'w> Walker<'a, 'w> {
         list.push(image.clone());
         let mut n = NameList::default();
         n.add(names.tags.iter().cloned(), names.ref_names.iter().cloned());
+        n.add_ref_name_texts(names.ref_name_texts.iter().cloned());
         name_list.push(n);
     }
 }
