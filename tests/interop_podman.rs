@@ -163,8 +163,11 @@ fn built() -> &'static Built {
     })
 }
 
+/// Image ID -> its names, sorted.
+type Names = BTreeMap<String, Vec<String>>;
+
 /// Image ID -> sorted tags, as `dockhand inspect` reads `path`.
-fn dockhand_images(path: &str) -> BTreeMap<String, Vec<String>> {
+fn dockhand_images(path: &str) -> Names {
     images(&inspect(path))
         .iter()
         .map(|image| {
@@ -192,7 +195,7 @@ fn dockhand_reads_every_format_podman_writes() {
     let p = |path: &Path| s(path).to_string();
 
     // (what, path, images with names as podman wrote them)
-    let mut cases: Vec<(&str, PathBuf, BTreeMap<String, Vec<String>>)> = Vec::new();
+    let mut cases: Vec<(&str, PathBuf, Names)> = Vec::new();
 
     b.store
         .podman(&["save", "-q", "-o", &p(&out("one.tar")), BASE]);
@@ -385,7 +388,7 @@ fn podman_and_buildah_take_every_format_dockhand_writes() {
         };
         let entries = oci_entries(&out, writer.is_tar());
         assert_eq!(entries.len(), 3, "{writer:?}: one entry per name");
-        for (i, entry) in entries.iter().enumerate() {
+        for entry in &entries {
             let reference = entry.ref_name.as_deref().unwrap();
             let location = format!("{transport}:{}:{reference}", rel(&out, tmp.path()));
             let got = loaded(tmp.path(), |st| {
