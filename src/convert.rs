@@ -35,7 +35,7 @@ pub struct ConvertOptions {
     pub docker_layout: Option<DockerLayout>,
     /// What OCI and `dir:` outputs do with layers (default: keep them as stored).
     pub layer_compression: LayerCompression,
-    /// The gzip (1-9) or zstd (1-19) level (default 6 for gzip, 3 for zstd).
+    /// The gzip (1-9) or zstd (1-19) level (default 1 for gzip, 3 for zstd).
     pub compression_level: Option<i32>,
 }
 

@@ -56,7 +56,7 @@ enum Command {
         /// docker-archive and docker-dir layers are always uncompressed.
         #[arg(long, value_name = "keep|none|gzip|zstd", value_parser = parse_layer_compression)]
         layer_compression: Option<LayerCompression>,
-        /// gzip level 1-9 [default: 6] or zstd level 1-19 [default: 3]; the output is the
+        /// gzip level 1-9 [default: 1] or zstd level 1-19 [default: 3]; the output is the
         /// same whatever the number of cores.
         #[arg(long, value_name = "N", allow_negative_numbers = true)]
         compression_level: Option<i32>,
