@@ -419,3 +419,87 @@ fn docker_save_pipeline_through_dockhand_loads_back() {
     assert_eq!(after["RootFS"]["Layers"], before["RootFS"]["Layers"]);
     assert_eq!(after["Config"], before["Config"]);
 }
+
+/// gzip and zstd OCI outputs read by skopeo and loaded back into docker: skopeo copies
+/// each image of a gzip layout to a docker archive; zstd layouts (which skopeo 1.9
+/// cannot write to a docker archive) go through skopeo's re-compression to gzip, and
+/// through dockhand; docker loads every result with the source's image ID and layers.
+#[test]
+fn compressed_outputs_load_into_docker_through_skopeo_and_dockhand() {
+    const TEST: &str = "compressed_outputs_load_into_docker_through_skopeo_and_dockhand";
+    if !have_tool(TEST, "skopeo") || !have_docker(TEST) {
+        return;
+    }
+    let _lock = docker_lock();
+    let tmp = tempdir();
+    let f = fixture("docker-save-multi");
+    let source = inspect(f.input());
+    for compression in ["gzip", "zstd"] {
+        let layout = tmp.path().join(compression);
+        ok(&[
+            "convert",
+            f.input(),
+            "--layer-compression",
+            compression,
+            &format!("oci:{}", s(&layout)),
+            "-q",
+        ]);
+        for (n, entry) in oci_entries(&layout, false).iter().enumerate() {
+            let reference = entry.ref_name.clone().unwrap();
+            let image_name = entry.image_name.clone().unwrap();
+            let from = format!("oci:{}:{reference}", s(&layout));
+            let what = format!("{compression} {image_name}");
+            let archive = tmp.path().join(format!("{compression}-{n}.tar"));
+            let to = format!("docker-archive:{}:{image_name}", s(&archive));
+            if compression == "gzip" {
+                skopeo_copy(tmp.path(), &from, &to);
+            } else {
+                let regz = tmp.path().join(format!("regz-{n}"));
+                let regz_location = format!("oci:{}:{reference}", s(&regz));
+                skopeo(
+                    tmp.path(),
+                    &[
+                        "--insecure-policy",
+                        "copy",
+                        "-q",
+                        "--dest-compress-format",
+                        "gzip",
+                        &from,
+                        &regz_location,
+                    ],
+                );
+                skopeo_copy(tmp.path(), &regz_location, &to);
+            }
+            let doc = inspect(s(&archive));
+            let want = images(&source)
+                .iter()
+                .find(|im| config_of(im) == entry.config)
+                .unwrap();
+            assert_eq!(diff_ids_of(&images(&doc)[0]), diff_ids_of(want), "{what}");
+            load_and_check(
+                &archive,
+                &doc,
+                &format!("skopeo copy of {what}, docker load"),
+            );
+        }
+        // dockhand back to a docker archive: every image, every name.
+        let back = tmp.path().join(format!("{compression}-dockhand.tar"));
+        ok(&[
+            "convert",
+            s(&layout),
+            &format!("docker-archive:{}", s(&back)),
+            "-q",
+        ]);
+        let doc = inspect(s(&back));
+        assert_eq!(
+            identity(&doc),
+            identity(&source),
+            "{compression} -> docker-archive"
+        );
+        load_and_check(
+            &back,
+            &doc,
+            &format!("{compression} layout -> dockhand -> docker load"),
+        );
+    }
+}

@@ -175,3 +175,87 @@ fn umoci_unpacks_oci_outputs() {
         }
     }
 }
+
+#[test]
+fn oci_image_tool_validates_gzip_outputs() {
+    const TEST: &str = "oci_image_tool_validates_gzip_outputs";
+    if !have_tool(TEST, "oci-image-tool") {
+        return;
+    }
+    let tmp = tempdir();
+    let mut validated = 0;
+    for f in valid_fixtures() {
+        let out = tmp.path().join(format!("{}-gzip", f.name));
+        ok(&[
+            "convert",
+            f.input(),
+            "--layer-compression",
+            "gzip",
+            &format!("oci:{}", s(&out)),
+            "-q",
+        ]);
+        if let Some(why) = beyond_oci_image_tool(&inspect(s(&out))) {
+            eprintln!("{}: not given to oci-image-tool ({why})", f.name);
+            continue;
+        }
+        let mut cmd = Command::new("oci-image-tool");
+        cmd.args(["validate", "--type", "image", s(&out)]);
+        run_cmd(cmd);
+        validated += 1;
+    }
+    assert!(validated >= 10, "only {validated} layouts validated");
+}
+
+/// umoci 0.4.7 (Debian) predates zstd layers and refuses them by media type.
+fn umoci_refuses_zstd(stderr: &str) -> bool {
+    stderr.contains("tar+zstd") && stderr.contains("mediatype")
+}
+
+#[test]
+fn umoci_unpacks_compressed_outputs_into_the_same_files() {
+    const TEST: &str = "umoci_unpacks_compressed_outputs_into_the_same_files";
+    if !have_tool(TEST, "umoci") {
+        return;
+    }
+    let tmp = tempdir();
+    for (name, ref_name) in [("docker-save-basic", "1.0"), ("docker-save-multi", "v2")] {
+        let f = fixture(name);
+        let mut trees = Vec::new();
+        for compression in ["none", "gzip", "zstd"] {
+            let out = tmp.path().join(format!("{name}-{compression}"));
+            ok(&[
+                "convert",
+                f.input(),
+                "--layer-compression",
+                compression,
+                &format!("oci:{}", s(&out)),
+                "-q",
+            ]);
+            let bundle = tmp.path().join(format!("{name}-{compression}.bundle"));
+            let result = Command::new("umoci")
+                .args(["unpack", "--rootless", "--image"])
+                .arg(format!("{}:{ref_name}", s(&out)))
+                .arg(&bundle)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&result.stderr);
+            if compression == "zstd" && !result.status.success() && umoci_refuses_zstd(&stderr) {
+                eprintln!("{name}: this umoci cannot unpack zstd layers (it predates them)");
+                continue;
+            }
+            assert!(
+                result.status.success(),
+                "{name} {compression}: umoci unpack: {stderr}"
+            );
+            trees.push((compression, tree_snapshot(&bundle.join("rootfs"))));
+        }
+        assert!(trees.len() >= 2, "{name}");
+        assert!(trees[0].1.len() > 3, "{name}: the rootfs has files");
+        for (compression, tree) in &trees[1..] {
+            assert_eq!(
+                tree, &trees[0].1,
+                "{name}: {compression} unpacks to other files"
+            );
+        }
+    }
+}
