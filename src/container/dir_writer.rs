@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use std::os::unix::fs::PermissionsExt;
 
+use super::output_file::WritebackFile;
 use super::tar_writer::split_dest;
 use super::{copy_hashing, output_path, ParallelFiles, TreeWriter};
 use crate::cleanup;
@@ -78,7 +79,7 @@ impl Drop for DirWriter {
 impl ParallelFiles for DirWriter {
     fn file_shared(&self, rel: &str, data: &mut dyn Read) -> Result<u64> {
         let (path, file) = self.create_file(rel)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut out = BufWriter::with_capacity(1 << 20, WritebackFile::new(file));
         let n = io::copy(data, &mut out)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
         out.flush().ctx(|| format!("writing {}", path.display()))?;
@@ -104,7 +105,7 @@ impl TreeWriter for DirWriter {
         // The staging directory is dockhand's own: write under a fixed name, then
         // rename once the content, and so the name, is known.
         let (incoming, file) = self.create_file(&format!("{prefix}.incoming"))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut out = BufWriter::with_capacity(1 << 20, WritebackFile::new(file));
         let (digest, size) = copy_hashing(data, &mut out, prefix)?;
         out.flush()
             .ctx(|| format!("writing {}", incoming.display()))?;

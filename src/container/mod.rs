@@ -4,6 +4,7 @@
 mod append_writer;
 mod dir;
 mod dir_writer;
+mod output_file;
 mod spool;
 mod tar_index;
 mod tar_writer;

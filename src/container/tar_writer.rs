@@ -1,6 +1,5 @@
 //! Deterministic tar output: to a stream (stdout) or atomically to a file.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -9,10 +8,11 @@ use std::sync::Arc;
 
 use tar::{EntryType, Header};
 
-use super::{copy_hashing, ExactReader, TreeWriter};
+use super::output_file::PipelinedFile;
+use super::{ExactReader, TreeWriter};
 use crate::cleanup;
 use crate::error::{Error, IoContext, Result};
-use crate::model::digest::Digest;
+use crate::model::digest::{Digest, Hasher};
 
 const BUFFER: usize = 1 << 20;
 
@@ -153,8 +153,9 @@ impl<W: Write> TreeWriter for TarStreamWriter<W> {
 }
 
 /// A tar written to a sibling temp file and renamed over the destination on commit.
+/// File data is read and hashed straight into the buffers of a writing thread.
 pub struct TarFileWriter {
-    stream: Option<TarStreamWriter<BufWriter<File>>>,
+    stream: Option<TarStreamWriter<PipelinedFile>>,
     temp: Option<tempfile::TempPath>,
     dest: PathBuf,
     replace: bool,
@@ -178,19 +179,31 @@ impl TarFileWriter {
             .ctx(|| format!("creating a temp file next to {shown}"))?;
         cleanup::register(named.path());
         let (file, temp) = named.into_parts();
+        let file = PipelinedFile::new(file).ctx(|| "starting a writing thread".into())?;
         Ok(TarFileWriter {
-            stream: Some(TarStreamWriter::new(
-                BufWriter::with_capacity(BUFFER, file),
-                &shown,
-            )),
+            stream: Some(TarStreamWriter::new(file, &shown)),
             temp: Some(temp),
             dest: dest.to_path_buf(),
             replace,
         })
     }
 
-    fn stream(&mut self) -> &mut TarStreamWriter<BufWriter<File>> {
+    fn stream(&mut self) -> &mut TarStreamWriter<PipelinedFile> {
         self.stream.as_mut().expect("used after commit")
+    }
+
+    /// The file under the tar stream (which buffers nothing itself).
+    fn out(&mut self) -> &mut PipelinedFile {
+        &mut self.stream().builder().get_mut().inner
+    }
+
+    /// Zeros after `size` bytes of data, up to the next 512-byte block.
+    fn pad(&mut self, size: u64) -> Result<()> {
+        let padding = (512 - size % 512) % 512;
+        let shown = self.dest.display().to_string();
+        self.out()
+            .write_all(&[0u8; 512][..padding as usize])
+            .map_err(|e| Error::io(format!("writing {shown}"), e))
     }
 
     /// A file can be patched: write a placeholder header, stream the data (hashing it
@@ -207,28 +220,18 @@ impl TarFileWriter {
     ) -> Result<(Option<Digest>, u64)> {
         let shown = self.dest.display().to_string();
         let werr = |e: io::Error| Error::io(format!("writing {shown}"), e);
-        let gate = self.stream().builder().get_mut();
-        let start = gate.inner.stream_position().map_err(werr)?;
-        gate.inner.write_all(&[0u8; 512]).map_err(werr)?;
-        let (digest, size) = if hash {
-            let (digest, size) = copy_hashing(data, &mut gate.inner, what)?;
-            (Some(digest), size)
-        } else {
-            let size = io::copy(data, &mut gate.inner)
-                .map_err(|e| Error::io(format!("reading {what}"), e))?;
-            (None, size)
-        };
-        let padding = (512 - size % 512) % 512;
-        gate.inner
-            .write_all(&[0u8; 512][..padding as usize])
-            .map_err(werr)?;
-        let end = gate.inner.stream_position().map_err(werr)?;
+        let start = self.out().position();
+        self.out().write_all(&[0u8; 512]).map_err(werr)?;
+        let mut hasher = hash.then(Hasher::new);
+        let size = self
+            .out()
+            .append_from(data, hasher.as_mut(), what, &shown)?;
+        self.pad(size)?;
+        let digest = hasher.map(|h| h.finish().0);
         let mut h = header(EntryType::Regular, size, 0o644);
         h.set_path(name(digest.as_ref())).map_err(werr)?;
         h.set_cksum();
-        gate.inner.seek(io::SeekFrom::Start(start)).map_err(werr)?;
-        gate.inner.write_all(h.as_bytes()).map_err(werr)?;
-        gate.inner.seek(io::SeekFrom::Start(end)).map_err(werr)?;
+        self.out().patch(start, h.as_bytes()).map_err(werr)?;
         Ok((digest, size))
     }
 }
@@ -268,7 +271,22 @@ impl TreeWriter for TarFileWriter {
         self.stream().dir(path)
     }
     fn file(&mut self, path: &str, size: u64, data: &mut dyn Read) -> Result<()> {
-        self.stream().file(path, size, data)
+        if path.len() > 100 {
+            // The tar crate writes the extension entries a long name needs.
+            return self.stream().file(path, size, data);
+        }
+        let shown = self.dest.display().to_string();
+        let mut h = header(EntryType::Regular, size, 0o644);
+        h.set_path(path)
+            .and_then(|()| {
+                h.set_cksum();
+                self.out().write_all(h.as_bytes())
+            })
+            .map_err(|e| Error::io(format!("writing {shown}"), e))?;
+        let mut exact = ExactReader::new(data, size, path);
+        self.out().append_from(&mut exact, None, path, &shown)?;
+        exact.finish()?;
+        self.pad(size)
     }
     fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64> {
         if path.len() > 100 {
@@ -294,8 +312,8 @@ impl TreeWriter for TarFileWriter {
         let stream = self.stream.take().expect("committed twice");
         let file = stream
             .finish()?
-            .into_inner()
-            .map_err(|e| Error::io(format!("writing {shown}"), e.into_error()))?;
+            .finish()
+            .ctx(|| format!("writing {shown}"))?;
         file.sync_all().ctx(|| format!("writing {shown}"))?;
         let temp = self.temp.take().expect("committed twice");
         let temp_path = temp.to_path_buf();
