@@ -584,3 +584,55 @@ fn names_survive_docker_archive_round_trips() {
         );
     }
 }
+
+#[test]
+fn stdin_as_a_pipe_a_file_or_a_path_gives_the_same_bytes() {
+    // A regular file on stdin is indexed in place; a pipe is spooled; both as the path.
+    for name in [
+        "docker-save-basic",
+        "docker-save-gzip",
+        "skopeo-oci-archive",
+    ] {
+        let f = fixture(name);
+        let args = ["convert", "-", "-", "--to", "oci-archive", "-q"];
+        let by_path = ok(&["convert", f.input(), "-", "--to", "oci-archive", "-q"]);
+        let piped = pipe(&args, &std::fs::read(f.input()).unwrap());
+        assert!(
+            piped.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&piped.stderr)
+        );
+        let from_file = dockhand()
+            .args(args)
+            .stdin(std::fs::File::open(f.input()).unwrap())
+            .output()
+            .unwrap();
+        assert!(from_file.status.success(), "{name}");
+        assert!(piped.stdout == by_path, "{name}: pipe differs from path");
+        assert!(
+            from_file.stdout == by_path,
+            "{name}: file on stdin differs from path"
+        );
+    }
+    // A file on stdin read from an offset (the start was consumed) is spooled from there.
+    let f = fixture("docker-save-basic");
+    let tmp = tempdir();
+    let shifted = tmp.path().join("shifted");
+    let mut bytes = vec![b'x'; 7];
+    bytes.extend(std::fs::read(f.input()).unwrap());
+    std::fs::write(&shifted, &bytes).unwrap();
+    let mut file = std::fs::File::open(&shifted).unwrap();
+    std::io::Read::read_exact(&mut file, &mut [0u8; 7]).unwrap();
+    let out = dockhand()
+        .args(["inspect", "--json", "-"])
+        .stdin(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(config_digests(&doc), f.config_digests());
+}

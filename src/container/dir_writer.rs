@@ -126,7 +126,7 @@ impl TreeWriter for DirWriter {
     fn commit(mut self: Box<Self>) -> Result<()> {
         let staging = self.staging.take().expect("committed twice");
         let shown = self.dest.display().to_string();
-        sys::sync_filesystem(&staging).ctx(|| format!("flushing {shown}"))?;
+        flush_tree(&staging).ctx(|| format!("flushing {shown}"))?;
         let dest = self.dest.clone();
         let plan = self.plan;
         let result = cleanup::unregister_with(&staging, || -> Result<()> {
@@ -151,6 +151,25 @@ impl TreeWriter for DirWriter {
         }
         result
     }
+}
+
+/// Flush every file and directory of `root` to disk: fsyncs on many threads, which the
+/// filesystem's journal serves together. (syncfs would also flush whatever else is
+/// dirty on the filesystem, such as the spool file of a piped input: a second write of
+/// the whole image that nobody needs.)
+fn flush_tree(root: &Path) -> io::Result<()> {
+    const FLUSHERS: usize = 16;
+    let mut paths = Vec::new();
+    for entry in walkdir::WalkDir::new(root) {
+        let entry = entry.map_err(io::Error::other)?;
+        if entry.file_type().is_file() || entry.file_type().is_dir() {
+            paths.push(entry.into_path());
+        }
+    }
+    for result in crate::pool::run_all(&paths, FLUSHERS, |path| File::open(path)?.sync_all()) {
+        result.unwrap_or_else(|| Err(io::Error::other("not flushed")))?;
+    }
+    Ok(())
 }
 
 /// Swap the staging tree and the old destination in one step, so the destination is

@@ -29,11 +29,18 @@ pub struct Input {
 /// Open `path` (`-` for stdin) as a tree.
 pub fn open_input(path: &str) -> Result<Input> {
     if path == "-" {
-        // Read stdin as a File so the kernel can splice it into the spool file.
+        // Read stdin as a File: a regular file (`< image.tar`) is then indexed in place
+        // like a named one, and a pipe is spliced into the spool file by the kernel.
         let stdin = std::os::fd::AsFd::as_fd(&io::stdin())
             .try_clone_to_owned()
             .map_err(|e| Error::io("cannot read", e))?;
-        return spool(File::from(stdin), "stdin");
+        let mut stdin = File::from(stdin);
+        let meta = stdin.metadata().map_err(|e| Error::io("cannot read", e))?;
+        if meta.is_file() && stdin.stream_position().ok() == Some(0) {
+            return open_file(stdin, "stdin");
+        }
+        crate::sys::widen_pipe(&stdin);
+        return spool(stdin, "stdin");
     }
     let p = Path::new(path);
     let meta = fs::metadata(p).map_err(|e| Error::io("cannot open", e))?;
@@ -42,10 +49,16 @@ pub fn open_input(path: &str) -> Result<Input> {
             tree: Box::new(DirTree::new(p, path)),
         });
     }
-    let mut file = File::open(p).map_err(|e| Error::io("cannot open", e))?;
+    let file = File::open(p).map_err(|e| Error::io("cannot open", e))?;
     if !meta.is_file() {
+        crate::sys::widen_pipe(&file);
         return spool(file, path);
     }
+    open_file(file, path)
+}
+
+/// Open a regular file: an uncompressed tar is indexed in place, anything else spooled.
+fn open_file(mut file: File, name: &str) -> Result<Input> {
     let mut head = [0u8; 8];
     let n = read_head(&mut file, &mut head).map_err(|e| Error::io("cannot read", e))?;
     if n == 0 {
@@ -55,14 +68,13 @@ pub fn open_input(path: &str) -> Result<Input> {
         });
     }
     let compression = Compression::detect(&head[..n]);
+    file.rewind().map_err(|e| Error::io("cannot read", e))?;
     if compression == Compression::None {
-        file.rewind().map_err(|e| Error::io("cannot read", e))?;
         return Ok(Input {
-            tree: Box::new(TarIndex::new(file, path)?),
+            tree: Box::new(TarIndex::new(file, name)?),
         });
     }
-    file.rewind().map_err(|e| Error::io("cannot read", e))?;
-    spool(file, path)
+    spool(file, name)
 }
 
 fn read_head(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
