@@ -124,6 +124,7 @@ pub fn convert_with_progress(
         &ReadOptions {
             platform: options.platform.clone(),
             format: options.from,
+            spool_dir: sink.spool_dir(),
         },
     )?;
     let picked = select(&source.images, &selectors)?;

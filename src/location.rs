@@ -85,6 +85,7 @@ pub fn open_source(location: &Location, options: &ReadOptions) -> Result<Source>
     let options = ReadOptions {
         platform: options.platform.clone(),
         format: options.format.or(location.transport),
+        spool_dir: options.spool_dir.clone(),
     };
     formats::open(&location.path, &options)
 }

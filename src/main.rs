@@ -384,7 +384,7 @@ fn open_selected(
     let selectors = selectors(&location, images)?;
     let options = ReadOptions {
         platform,
-        format: None,
+        ..ReadOptions::default()
     };
     check_terminals(Some(&location.path), None)?;
     let source = dockhand::open_source(&location, &options)?;

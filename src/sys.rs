@@ -61,6 +61,34 @@ pub(crate) fn anonymous_file() -> io::Result<File> {
     tempfile::tempfile()
 }
 
+/// An unnamed file in `dir` (`O_TMPFILE`, mode 0666 minus the umask, as a new file
+/// gets): it vanishes on every exit unless [`link_unnamed`] gives it a name.
+pub(crate) fn unnamed_file_in(dir: &Path) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o666),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Give the unnamed file `file` (from [`unnamed_file_in`]) the name `dest`, on the same
+/// filesystem, through its `/proc/self/fd` link (`linkat` with `AT_SYMLINK_FOLLOW`,
+/// which needs no privilege).
+pub(crate) fn link_unnamed(file: &File, dest: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    rustix::fs::linkat(
+        CWD,
+        proc_path.as_str(),
+        CWD,
+        dest,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .map_err(io::Error::from)
+}
+
 /// An exclusive flock(2) on a directory, released on drop.
 pub(crate) struct DirLock(File);
 

@@ -85,6 +85,7 @@ pub fn exercise(source: &Source) {
     let legacy = WriteOptions::default();
     let hybrid = WriteOptions {
         docker_layout: Some(DockerLayout::Hybrid),
+        ..WriteOptions::default()
     };
     let written = |layout, options: &WriteOptions| {
         write_tar(images, layout, options, Vec::new())
@@ -94,6 +95,17 @@ pub fn exercise(source: &Source) {
     let oci_out = written(Layout::Oci, &legacy);
     let docker_out = written(Layout::DockerSave, &legacy);
     let _ = written(Layout::DockerSave, &hybrid);
+    // Layers compressed anew: the compressors on whatever the reader let through.
+    let zstd = WriteOptions {
+        layer_compression: dockhand::LayerCompression::Zstd,
+        ..WriteOptions::default()
+    };
+    let gzip = WriteOptions {
+        layer_compression: dockhand::LayerCompression::Gzip,
+        ..WriteOptions::default()
+    };
+    let _ = written(Layout::Oci, &zstd);
+    let _ = written(Layout::Oci, &gzip);
     if let Some(first) = images.first() {
         let _ = write_tar(
             std::slice::from_ref(first),

@@ -85,6 +85,15 @@ impl ParallelFiles for DirWriter {
         out.flush().ctx(|| format!("writing {}", path.display()))?;
         Ok(n)
     }
+
+    fn adopt(&self, rel: &str, file: &File) -> Result<bool> {
+        let path = self.path(rel)?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
+        }
+        // Another filesystem, no /proc, an old kernel: the caller copies instead.
+        Ok(sys::link_unnamed(file, &path).is_ok())
+    }
 }
 
 impl TreeWriter for DirWriter {
@@ -99,6 +108,10 @@ impl TreeWriter for DirWriter {
 
     fn parallel(&self) -> Option<&dyn ParallelFiles> {
         Some(self)
+    }
+
+    fn staging_dir(&self) -> Option<&Path> {
+        self.staging.as_deref()
     }
 
     fn file_by_digest(&mut self, prefix: &str, data: &mut dyn Read) -> Result<(Digest, u64)> {

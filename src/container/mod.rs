@@ -12,7 +12,10 @@ mod tar_writer;
 pub use append_writer::{AppendWriter, MergeIndex};
 pub use dir::DirTree;
 pub use dir_writer::DirWriter;
-pub use spool::{open_input, MAX_TRAILING_BYTES};
+#[cfg(any(test, feature = "fuzzing"))]
+pub use spool::open_input;
+pub(crate) use spool::open_input_spooling_in;
+pub use spool::MAX_TRAILING_BYTES;
 pub use tar_index::{
     TarIndex, MAX_ENTRIES, MAX_EXTENSION_SIZE, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
 };
@@ -20,7 +23,7 @@ pub use tar_writer::{TarFileWriter, TarStreamWriter};
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -307,12 +310,23 @@ pub trait TreeWriter {
     fn parallel(&self) -> Option<&dyn ParallelFiles> {
         None
     }
+    /// The directory the output is built in, when it is one: a piped input spools its
+    /// big entries there, so that [`ParallelFiles::adopt`] can link them in.
+    fn staging_dir(&self) -> Option<&Path> {
+        None
+    }
 }
 
 /// Writing whole files from several threads at once.
 pub trait ParallelFiles: Sync {
     /// Like [`TreeWriter::file_unsized`], callable concurrently for different paths.
     fn file_shared(&self, path: &str, data: &mut dyn Read) -> Result<u64>;
+    /// Give `file`, an unnamed file spooled into [`TreeWriter::staging_dir`] whose bytes
+    /// the caller has verified, the name `path`, without copying it. `false` when it
+    /// cannot (the caller then writes the bytes).
+    fn adopt(&self, _path: &str, _file: &std::fs::File) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// Copy `data` into `out`, hashing it on the way; its sha256 and length. `what` names

@@ -13,12 +13,12 @@ use crate::error::{Error, Result};
 use crate::model::digest::Hasher;
 
 /// How much is written before the kernel is asked to start flushing it.
-const WRITEBACK_STRETCH: u64 = 16 << 20;
+pub(crate) const WRITEBACK_STRETCH: u64 = 16 << 20;
 
 /// Ask the kernel to start writing `len` bytes of `file` from `offset` to disk, without
 /// waiting (`POSIX_FADV_DONTNEED` starts writeback of dirty pages; pages still being
 /// written stay cached). Only a hint: an error changes nothing.
-fn start_writeback(file: &File, offset: u64, len: u64) {
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
     if let Some(len) = std::num::NonZeroU64::new(len) {
         let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
     }

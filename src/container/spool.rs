@@ -7,10 +7,11 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::tar_index::Source;
+use super::output_file::{start_writeback, WRITEBACK_STRETCH};
+use super::tar_index::{Kept, Source};
 use super::{DirTree, FileTree, TarIndex};
 use crate::error::{Error, Result};
 use crate::model::media::Compression;
@@ -26,8 +27,23 @@ pub struct Input {
     pub tree: Box<dyn FileTree>,
 }
 
-/// Open `path` (`-` for stdin) as a tree.
+/// Open `path` (`-` for stdin) as a tree. (Conversions use [`open_input_spooling_in`];
+/// this is for the fuzz targets and tests.)
+#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 pub fn open_input(path: &str) -> Result<Input> {
+    open_input_spooling_in(path, None)
+}
+
+/// Entries of a spooled input at least this big get a file of their own, in the
+/// output's staging directory, which a directory output links in instead of copying.
+const OWN_FILE_MIN: u64 = 1 << 20;
+/// At most this many entries get a file of their own (each holds a descriptor open).
+const OWN_FILES_MAX: usize = 256;
+
+/// [`open_input`], spooling the big entries of an input that must be spooled (a pipe, a
+/// compressed archive) into unnamed files in `spool_dir` when it is given: the output's
+/// staging directory, where a directory output links them in without a second copy.
+pub(crate) fn open_input_spooling_in(path: &str, spool_dir: Option<&Path>) -> Result<Input> {
     if path == "-" {
         // Read stdin as a File: a regular file (`< image.tar`) is then indexed in place
         // like a named one, and a pipe is spliced into the spool file by the kernel.
@@ -37,10 +53,10 @@ pub fn open_input(path: &str) -> Result<Input> {
         let mut stdin = File::from(stdin);
         let meta = stdin.metadata().map_err(|e| Error::io("cannot read", e))?;
         if meta.is_file() && stdin.stream_position().ok() == Some(0) {
-            return open_file(stdin, "stdin");
+            return open_file(stdin, "stdin", spool_dir);
         }
         crate::sys::widen_pipe(&stdin);
-        return spool(stdin, "stdin");
+        return spool(stdin, "stdin", spool_dir);
     }
     let p = Path::new(path);
     let meta = fs::metadata(p).map_err(|e| Error::io("cannot open", e))?;
@@ -52,13 +68,13 @@ pub fn open_input(path: &str) -> Result<Input> {
     let file = File::open(p).map_err(|e| Error::io("cannot open", e))?;
     if !meta.is_file() {
         crate::sys::widen_pipe(&file);
-        return spool(file, path);
+        return spool(file, path, spool_dir);
     }
-    open_file(file, path)
+    open_file(file, path, spool_dir)
 }
 
 /// Open a regular file: an uncompressed tar is indexed in place, anything else spooled.
-fn open_file(mut file: File, name: &str) -> Result<Input> {
+fn open_file(mut file: File, name: &str, spool_dir: Option<&Path>) -> Result<Input> {
     let mut head = [0u8; 8];
     let n = read_head(&mut file, &mut head).map_err(|e| Error::io("cannot read", e))?;
     if n == 0 {
@@ -74,7 +90,7 @@ fn open_file(mut file: File, name: &str) -> Result<Input> {
             tree: Box::new(TarIndex::new(file, name)?),
         });
     }
-    spool(file, name)
+    spool(file, name, spool_dir)
 }
 
 fn read_head(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -90,7 +106,7 @@ fn read_head(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Walk `input` (decompressing it if needed), copying the data of its files into an
 /// anonymous temp file and indexing them in the same pass.
-fn spool(mut input: File, name: &str) -> Result<Input> {
+fn spool(mut input: File, name: &str, spool_dir: Option<&Path>) -> Result<Input> {
     let mut head = [0u8; 8];
     let n = read_head(&mut input, &mut head).map_err(|e| Error::io("cannot read", e))?;
     if n == 0 {
@@ -100,13 +116,18 @@ fn spool(mut input: File, name: &str) -> Result<Input> {
         });
     }
     Ok(Input {
-        tree: Box::new(spool_stream(input, &head[..n], name)?),
+        tree: Box::new(spool_stream(input, &head[..n], name, spool_dir)?),
     })
 }
 
 /// Index the archive in `input`, whose first bytes `head` were already read from it
 /// (to sniff the compression).
-fn spool_stream<R: Read + Send>(input: R, head: &[u8], name: &str) -> Result<TarIndex> {
+fn spool_stream<R: Read + Send>(
+    input: R,
+    head: &[u8],
+    name: &str,
+    spool_dir: Option<&Path>,
+) -> Result<TarIndex> {
     let compression = Compression::detect(head);
     let temp = Arc::new(
         crate::sys::anonymous_file()
@@ -115,7 +136,7 @@ fn spool_stream<R: Read + Send>(input: R, head: &[u8], name: &str) -> Result<Tar
     if compression == Compression::None {
         // A plain tar: when `R` is a File, entry data moves from it to the temp file in
         // the kernel (copy_file_range or splice).
-        let mut source = Spool::new(input, head, &temp);
+        let mut source = Spool::new(input, head, &temp, spool_dir);
         return TarIndex::walk(&mut source, Arc::clone(&temp), name);
     }
     let reader = io::Cursor::new(head.to_vec()).chain(input);
@@ -126,7 +147,7 @@ fn spool_stream<R: Read + Send>(input: R, head: &[u8], name: &str) -> Result<Tar
         inner: decoded,
         compression,
     };
-    let mut source = Spool::new(decoded, &[], &temp);
+    let mut source = Spool::new(decoded, &[], &temp, spool_dir);
     TarIndex::walk(&mut source, Arc::clone(&temp), name).map_err(|e| match e {
         Error::NotAnImage { file, .. } if source.total == 0 => Error::NotAnImage {
             file,
@@ -147,16 +168,39 @@ struct Spool<'f, R> {
     written: u64,
     /// Bytes read from the (decompressed) input so far.
     total: u64,
+    /// Where big entries get unnamed files of their own; `None` once that fails.
+    own_dir: Option<PathBuf>,
+    own_files: usize,
 }
 
 impl<'f, R: Read> Spool<'f, R> {
-    fn new(input: R, head: &[u8], file: &'f File) -> Self {
+    fn new(input: R, head: &[u8], file: &'f File, own_dir: Option<&Path>) -> Self {
         Spool {
             head: head.to_vec(),
             input,
             out: BufWriter::with_capacity(1 << 20, file),
             written: 0,
             total: 0,
+            own_dir: own_dir.map(Path::to_path_buf),
+            own_files: 0,
+        }
+    }
+
+    /// An unnamed file for an entry of `n` bytes, when it gets one.
+    fn own_file(&mut self, n: u64) -> Option<File> {
+        if n < OWN_FILE_MIN || self.own_files >= OWN_FILES_MAX {
+            return None;
+        }
+        match crate::sys::unnamed_file_in(self.own_dir.as_deref()?) {
+            Ok(file) => {
+                self.own_files += 1;
+                Some(file)
+            }
+            Err(_) => {
+                // Not supported there: the shared spool file it is, from now on.
+                self.own_dir = None;
+                None
+            }
         }
     }
 
@@ -185,7 +229,25 @@ impl<R: Read> Source for Spool<'_, R> {
         Ok(n)
     }
 
-    fn data(&mut self, n: u64, keep: bool) -> io::Result<(u64, u64)> {
+    fn data(&mut self, n: u64, keep: bool) -> io::Result<(Kept, u64)> {
+        if let Some(own) = keep.then(|| self.own_file(n)).flatten() {
+            let head = self.take_head(n);
+            (&own).write_all(&head)?;
+            let mut passed = head.len() as u64;
+            // In stretches, each handed to the kernel's writeback once spooled: this file
+            // becomes the output's, whose final flush then waits for the tail only.
+            while passed < n {
+                let stretch = (n - passed).min(WRITEBACK_STRETCH);
+                let copied = io::copy(&mut (&mut self.input).take(stretch), &mut &own)?;
+                start_writeback(&own, passed, copied);
+                passed += copied;
+                if copied < stretch {
+                    break;
+                }
+            }
+            self.total += passed;
+            return Ok((Kept::Own(Arc::new(own)), passed));
+        }
         let at = self.written;
         let head = self.take_head(n);
         let mut passed = head.len() as u64;
@@ -200,7 +262,7 @@ impl<R: Read> Source for Spool<'_, R> {
             passed += io::copy(&mut rest, &mut io::sink())?;
         }
         self.total += passed;
-        Ok((at, passed))
+        Ok((Kept::At(at), passed))
     }
 
     fn end(&mut self) -> io::Result<()> {
@@ -286,7 +348,7 @@ mod tests {
         };
         let mut head = [0u8; 8];
         let n = read_head(&mut counted, &mut head).unwrap();
-        let result = spool_stream(counted, &head[..n], "stdin");
+        let result = spool_stream(counted, &head[..n], "stdin", None);
         (result, taken.load(Ordering::Relaxed))
     }
 

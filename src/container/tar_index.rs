@@ -47,13 +47,23 @@ pub(crate) trait Source {
     /// Fill `buf` from the archive; fewer bytes than its length only at the end of data.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Move past `n` bytes of entry data, keeping them in the index's file when `keep`.
-    /// Returns where the kept bytes start in that file and how many bytes were passed:
-    /// fewer than `n` when the data ends first.
-    fn data(&mut self, n: u64, keep: bool) -> io::Result<(u64, u64)>;
+    /// Returns where the kept bytes start and how many bytes were passed (fewer than
+    /// `n` when the data ends first). The bytes may be kept in a file of their own
+    /// instead, which [`Kept::Own`] hands back.
+    fn data(&mut self, n: u64, keep: bool) -> io::Result<(Kept, u64)>;
     /// The end-of-archive marker was read (or the data ended): stop reading.
     fn end(&mut self) -> io::Result<()>;
     /// An I/O error of this source, as an error naming the input.
     fn fail(&self, e: io::Error) -> Error;
+}
+
+/// Where a file entry's kept bytes are.
+pub(crate) enum Kept {
+    /// At this offset of the index's file.
+    At(u64),
+    /// The whole of a file of their own (a spooled entry big enough to be linked into an
+    /// output instead of copied).
+    Own(Arc<File>),
 }
 
 /// A tar file indexed in place: headers are read with positioned reads and entry data
@@ -81,11 +91,11 @@ impl Source for FileSource<'_> {
         Ok(n)
     }
 
-    fn data(&mut self, n: u64, _keep: bool) -> io::Result<(u64, u64)> {
+    fn data(&mut self, n: u64, _keep: bool) -> io::Result<(Kept, u64)> {
         let at = self.pos;
         let passed = n.min(self.len.saturating_sub(self.pos));
         self.pos += passed;
-        Ok((at, passed))
+        Ok((Kept::At(at), passed))
     }
 
     fn end(&mut self) -> io::Result<()> {
@@ -104,6 +114,8 @@ struct TarRange {
     file: Arc<File>,
     offset: u64,
     size: u64,
+    /// The range is the whole of `file`, a spooled file nothing else writes to.
+    whole: bool,
     /// The archive, for messages.
     archive: Arc<str>,
 }
@@ -119,6 +131,9 @@ impl Blob for TarRange {
     }
     fn size(&self) -> u64 {
         self.size
+    }
+    fn whole_file(&self) -> Option<&File> {
+        self.whole.then_some(&*self.file)
     }
     fn describe(&self) -> String {
         format!(
@@ -366,7 +381,7 @@ impl TarIndex {
             let is_file =
                 matches!(kind, EntryType::Regular | EntryType::Continuous) && !sparse && !old_dir;
             let normalized = normalize(&path);
-            let (at, passed) = src
+            let (kept, passed) = src
                 .data(size, is_file && normalized.is_some())
                 .map_err(|e| src.fail(e))?;
             if passed < size {
@@ -388,13 +403,18 @@ impl TarIndex {
                 continue;
             };
             let node = if is_file {
+                let (file, offset, whole) = match kept {
+                    Kept::At(at) => (Arc::clone(&file), at, false),
+                    Kept::Own(own) => (own, 0, true),
+                };
                 Node::File(FileRef {
                     path: String::new(),
                     size,
                     blob: Arc::new(TarRange {
-                        file: Arc::clone(&file),
-                        offset: at,
+                        file,
+                        offset,
                         size,
+                        whole,
                         archive: Arc::clone(&archive),
                     }),
                 })

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use crate::compress;
-use crate::container::TreeWriter;
+use crate::container::{ParallelFiles, TreeWriter};
 use crate::error::{Error, Result};
 use crate::layer::{open_layer, LayerForm};
 use crate::model::digest::Digest;
@@ -106,9 +106,13 @@ impl<'w> BlobWriter<'w> {
         }
         let (prefix, progress) = (self.prefix, self.progress);
         let results = crate::pool::run_all(&jobs, crate::pool::cores(), |(layer, form, target)| {
+            let path = format!("{prefix}{}", target.hex());
+            if let Some(size) = adopt_spooled(image, layer, *form, &path, parallel, progress)? {
+                return Ok(size);
+            }
             open_layer(image, layer, *form).and_then(|reader| {
                 let mut reader = Reporting::new(reader, progress, &layer.path, layer.size);
-                parallel.file_shared(&format!("{prefix}{}", target.hex()), &mut reader)
+                parallel.file_shared(&path, &mut reader)
             })
         });
         for ((_, _, target), result) in jobs.iter().zip(results) {
@@ -177,6 +181,12 @@ impl<'w> BlobWriter<'w> {
             return Ok((digest, size, compression));
         }
         let path = self.path(&digest);
+        if let Some(parallel) = self.out.parallel() {
+            if let Some(size) = adopt_spooled(image, layer, form, &path, parallel, self.progress)? {
+                self.written.insert(digest.clone(), size);
+                return Ok((digest, size, compression));
+            }
+        }
         let reader = open_layer(image, layer, form)?;
         let mut reader = Reporting::new(reader, self.progress, &layer.path, layer.size);
         let size = match known_size {
@@ -217,4 +227,34 @@ impl<'w> BlobWriter<'w> {
         self.compressed.insert(key, (digest.clone(), size));
         Ok((digest, size, target))
     }
+}
+
+/// Link the spooled file holding `layer` in at `path` instead of copying it, once every
+/// byte of it is verified: its size when done, `None` when it cannot be (not a spooled
+/// file, a form that changes the bytes, an output that cannot link it), and the caller
+/// then writes the layer.
+fn adopt_spooled(
+    image: &Image,
+    layer: &Layer,
+    form: LayerForm,
+    path: &str,
+    out: &dyn ParallelFiles,
+    progress: &dyn Progress,
+) -> Result<Option<u64>> {
+    let same_bytes = form == LayerForm::Stored || layer.compression == Compression::None;
+    let Some(file) = layer.blob.as_deref().and_then(|b| b.whole_file()) else {
+        return Ok(None);
+    };
+    if !same_bytes {
+        return Ok(None);
+    }
+    // Reading the layer checks its digest and diff_id: an error here is a layer that
+    // is not what its image says, and nothing is linked.
+    let reader = open_layer(image, layer, form)?;
+    let reader = Reporting::new(reader, progress, &layer.path, layer.size);
+    // Big reads: a small buffer would cost a system call per 8 KiB.
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    std::io::copy(&mut reader, &mut std::io::sink())
+        .map_err(|e| Error::io(format!("reading {}", layer.path), e))?;
+    Ok(out.adopt(path, file)?.then_some(layer.size))
 }

@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 
 use crate::compress::LayerCompression;
 use crate::container::{
-    open_input, AppendWriter, DirWriter, FileTree, TarFileWriter, TarStreamWriter, TreeWriter,
+    open_input_spooling_in, AppendWriter, DirWriter, FileTree, TarFileWriter, TarStreamWriter,
+    TreeWriter,
 };
 use crate::destination::{self, Output, Plan};
 use crate::error::{Error, Result};
@@ -217,6 +218,11 @@ pub struct ReadOptions {
     /// both a docker-archive and an oci-archive). It must fit the content: a tar for
     /// `*-archive`, a directory for the others.
     pub format: Option<Format>,
+    /// Where an input that must be spooled (a pipe, a compressed archive) keeps its big
+    /// entries: the output's staging directory ([`ImageSink::spool_dir`]), so that a
+    /// directory output links them in instead of writing them a second time. `None`:
+    /// an anonymous temp file.
+    pub spool_dir: Option<PathBuf>,
 }
 
 impl ReadOptions {
@@ -311,7 +317,8 @@ impl Source {
 /// names or the one detected. Every error names the input.
 pub(crate) fn open(path: &str, options: &ReadOptions) -> Result<Source> {
     let name = if path == "-" { "stdin" } else { path };
-    let input = open_input(path).map_err(|e| e.in_input(name))?;
+    let input =
+        open_input_spooling_in(path, options.spool_dir.as_deref()).map_err(|e| e.in_input(name))?;
     Source::read(input.tree, options).map_err(|e| e.in_input(name))
 }
 
@@ -354,6 +361,10 @@ pub trait ImageSink {
     fn plan(&self) -> Option<Plan> {
         None
     }
+    /// Where a piped input should spool its big entries (see [`ReadOptions::spool_dir`]).
+    fn spool_dir(&self) -> Option<PathBuf> {
+        None
+    }
 }
 
 /// Options for creating a sink.
@@ -385,6 +396,9 @@ impl ImageSink for LayoutSink {
     }
     fn plan(&self) -> Option<Plan> {
         self.plan
+    }
+    fn spool_dir(&self) -> Option<PathBuf> {
+        self.writer.staging_dir().map(Path::to_path_buf)
     }
 }
 

@@ -21,6 +21,13 @@ pub trait Blob: Send + Sync + fmt::Debug {
     /// Where the bytes come from, for messages.
     fn describe(&self) -> String;
 
+    /// The file holding exactly this blob's bytes, when it is one that nothing else
+    /// writes to (a big entry of a piped input, spooled next to the output): an output
+    /// on the same filesystem may link it in, once verified, instead of copying it.
+    fn whole_file(&self) -> Option<&std::fs::File> {
+        None
+    }
+
     /// A reader over all the bytes.
     fn open(&self) -> Result<Box<dyn Read + Send>> {
         self.open_at(0)
