@@ -9,7 +9,8 @@
 # of random bytes, 50,000 small files under long names, large binaries and small text
 # files), saves it with `docker save`, derives uncompressed, gzip and zstd OCI layouts
 # with skopeo, then times each conversion with dockhand and skopeo on the same inputs:
-# wall time and peak RSS (GNU time), outputs removed and flushed between runs. Prints
+# wall time and peak RSS (GNU time), outputs removed and flushed between runs, dockhand
+# and skopeo in turn (d s d s ...) so that the machine's drift weighs on both. Prints
 # Markdown tables: the conversions, the floors, and the targets.
 #
 # Needs: a release build (built here), skopeo, docker.io (dockerd), pigz, zstd, GNU
@@ -90,65 +91,96 @@ mapfile -t zstd_layers < <(layers "$work/zstd")
 
 # ---------------------------------------------------------------- measuring
 declare -A wall rss
-# measure KEY COMMAND...: median wall seconds of $runs runs, and the peak RSS (MiB) of
-# that run. Outputs ($work/out*) are removed and flushed before each run. A command
-# that fails is reported and recorded as "failed".
-measure() {
-    local key=$1; shift
-    local i lines=()
-    for ((i = 0; i < runs; i++)); do
-        rm -rf "$work"/out*
-        sync
-        if ! /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err"; then
-            echo "  $key failed: $(grep -v '^Command exited' "$work/err" | tail -n1)" >&2
-            wall[$key]=failed
-            rss[$key]=failed
-            return
-        fi
-        lines+=("$(cat "$work/time")")
-    done
-    local median
-    median=$(printf '%s\n' "${lines[@]}" | sort -n | sed -n "$(((runs + 1) / 2))p")
+declare -A runs_of
+# run_once KEY COMMAND: one run of the shell command, timed; its "wall rss_kb" line is
+# added to KEY's runs. Outputs ($work/out*) are removed and flushed first. A command
+# that fails marks KEY "failed".
+run_once() {
+    local key=$1 cmd=$2
+    [ "${wall[$key]:-}" = failed ] && return
+    rm -rf "$work"/out*
+    sync
+    if ! /usr/bin/time -f "%e %M" -o "$work/time" sh -c "$cmd" >/dev/null 2>"$work/err"; then
+        echo "  $key failed: $(grep -v '^Command exited' "$work/err" | tail -n1)" >&2
+        wall[$key]=failed
+        rss[$key]=failed
+        return
+    fi
+    runs_of[$key]+="$(cat "$work/time")"$'\n'
+}
+# settle KEY: the median wall seconds of KEY's runs, and the peak RSS (MiB) of that run.
+settle() {
+    local key=$1 median
+    [ "${wall[$key]:-}" = failed ] && return
+    median=$(printf '%s' "${runs_of[$key]}" | sort -n | sed -n "$(((runs + 1) / 2))p")
     wall[$key]=${median% *}
     rss[$key]=$(awk -v kb="${median#* }" 'BEGIN { printf "%.0f", kb / 1024 }')
     echo "  $key: ${wall[$key]} s, ${rss[$key]} MiB" >&2
+}
+# measure KEY COMMAND: the median of $runs runs of one shell command.
+measure() {
+    local i
+    for ((i = 0; i < runs; i++)); do run_once "$1" "$2"; done
+    settle "$1"
+}
+# pair NAME DOCKHAND_COMMAND SKOPEO_COMMAND: both, run in turn (d s d s ...), so that
+# the machine's drift (page cache, disk write-back) weighs on both alike.
+pair() {
+    local i
+    for ((i = 0; i < runs; i++)); do
+        run_once "d-$1" "$2"
+        run_once "s-$1" "$3"
+    done
+    settle "d-$1"
+    settle "s-$1"
 }
 size_of() { du -sb "$1" | cut -f1; }
 
 echo "measuring ($runs runs each)..." >&2
 in=$work/in.tar
-measure floor-start "$bin" --version
-measure floor-cat cat "$in"
-measure floor-cp-sync sh -c "cp '$in' '$work/out.tar' && sync '$work/out.tar'"
-measure floor-tar sh -c "mkdir '$work/out' && tar -xf '$in' -C '$work/out'"
-measure floor-zstd sh -c "zstd -q -T0 -3 -c '$in' > '$work/out.zst'"
-measure floor-pigz sh -c "pigz -6 -c '$in' > '$work/out.gz'"
-measure floor-unzstd sh -c "zstd -q -d -c ${zstd_layers[*]} > /dev/null"
-measure floor-unpigz sh -c "pigz -d -c ${gzip_layers[*]} > /dev/null"
+d=$bin
+measure floor-start "'$d' --version"
+measure floor-cat "cat '$in'"
+measure floor-cp-sync "cp '$in' '$work/out.tar' && sync '$work/out.tar'"
+measure floor-tar "mkdir '$work/out' && tar -xf '$in' -C '$work/out'"
+measure floor-zstd "zstd -q -T0 -3 -c '$in' > '$work/out.zst'"
+measure floor-pigz "pigz -6 -c '$in' > '$work/out.gz'"
+measure floor-unzstd "zstd -q -d -c ${zstd_layers[*]} > /dev/null"
+measure floor-unpigz "pigz -d -c ${gzip_layers[*]} > /dev/null"
 
-measure d-oci "$bin" convert -q "$in" "$work/out"
-measure s-oci skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:"$in" oci:"$work/out:latest"
-measure d-oci-archive "$bin" convert -q --to oci-archive "$in" "$work/out.tar"
-measure s-oci-archive skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:"$in" oci-archive:"$work/out.tar:latest"
-measure d-dir "$bin" convert -q "$in" dir:"$work/out"
-measure s-dir skopeo copy -q docker-archive:"$in" dir:"$work/out"
-measure d-gzip "$bin" convert -q --layer-compression gzip "$in" "$work/out"
+pair oci "'$d' convert -q '$in' '$work/out'" \
+    "skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:'$in' oci:'$work/out:latest'"
+pair oci-archive "'$d' convert -q --to oci-archive '$in' '$work/out.tar'" \
+    "skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:'$in' oci-archive:'$work/out.tar:latest'"
+pair dir "'$d' convert -q '$in' dir:'$work/out'" \
+    "skopeo copy -q docker-archive:'$in' dir:'$work/out'"
+# The compressed sizes, from one run of each.
+run_once size-d-gzip "'$d' convert -q --layer-compression gzip '$in' '$work/out'"
 d_gzip_size=$(size_of "$work/out/blobs")
-measure s-gzip skopeo copy -q docker-archive:"$in" oci:"$work/out:latest"
+run_once size-s-gzip "skopeo copy -q docker-archive:'$in' oci:'$work/out:latest'"
 s_gzip_size=$(size_of "$work/out/blobs")
-measure d-zstd "$bin" convert -q --layer-compression zstd "$in" "$work/out"
+run_once size-d-zstd "'$d' convert -q --layer-compression zstd '$in' '$work/out'"
 d_zstd_size=$(size_of "$work/out/blobs")
-measure s-zstd skopeo copy -q --dest-compress-format zstd docker-archive:"$in" oci:"$work/out:latest"
+run_once size-s-zstd "skopeo copy -q --dest-compress-format zstd docker-archive:'$in' oci:'$work/out:latest'"
 s_zstd_size=$(size_of "$work/out/blobs")
+pair gzip "'$d' convert -q --layer-compression gzip '$in' '$work/out'" \
+    "skopeo copy -q docker-archive:'$in' oci:'$work/out:latest'"
+pair zstd "'$d' convert -q --layer-compression zstd '$in' '$work/out'" \
+    "skopeo copy -q --dest-compress-format zstd docker-archive:'$in' oci:'$work/out:latest'"
 for from in plain gzip zstd; do
-    measure "d-$from-docker" "$bin" convert -q "$work/$from" "$work/out.tar"
-    measure "s-$from-docker" skopeo copy -q oci:"$work/$from:latest" docker-archive:"$work/out.tar:bench/big:1"
+    pair "$from-docker" "'$d' convert -q '$work/$from' '$work/out.tar'" \
+        "skopeo copy -q oci:'$work/$from:latest' docker-archive:'$work/out.tar:bench/big:1'"
 done
-measure d-stdin sh -c "cat '$in' | '$bin' convert -q - '$work/out'"
-measure d-pick "$bin" convert -q --image bench/app:1 "$work/two.tar" "$work/out"
-measure s-pick skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:"$work/two.tar:bench/app:1" oci:"$work/out:latest"
-measure d-inspect "$bin" inspect "$in"
-measure s-inspect skopeo inspect docker-archive:"$in"
+# skopeo cannot read a pipe: stdin is compared with dockhand's own file path.
+for ((i = 0; i < runs; i++)); do
+    run_once d-stdin "cat '$in' | '$d' convert -q - '$work/out'"
+    run_once d-file "'$d' convert -q '$in' '$work/out'"
+done
+settle d-stdin
+settle d-file
+pair pick "'$d' convert -q --image bench/app:1 '$work/two.tar' '$work/out'" \
+    "skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:'$work/two.tar:bench/app:1' oci:'$work/out:latest'"
+pair inspect "'$d' inspect '$in'" "skopeo inspect docker-archive:'$in'"
 
 # ---------------------------------------------------------------- the tables
 ratio() { # a / b, or "n/a" when either failed
@@ -182,8 +214,8 @@ row "oci (gzip) → docker-archive" gzip-docker
 row "oci (zstd) → docker-archive" zstd-docker
 row "one image of a two-image archive → oci" pick
 row "inspect" inspect
-printf '| docker-archive on stdin → oci | %s s | (cannot read a pipe) | | %s MiB | |\n' \
-    "${wall[d-stdin]}" "${rss[d-stdin]}"
+printf '| docker-archive on stdin → oci | %s s | (cannot read a pipe; from the file: %s s) | | %s MiB | |\n' \
+    "${wall[d-stdin]}" "${wall[d-file]}" "${rss[d-stdin]}"
 echo
 echo "Layer bytes written: gzip $(mib "$d_gzip_size") MiB (skopeo $(mib "$s_gzip_size") MiB," \
     "$(ratio "$d_gzip_size" "$s_gzip_size")x); zstd $(mib "$d_zstd_size") MiB" \
@@ -217,7 +249,7 @@ target "skopeo / dockhand, → oci gzip" "$(ratio "${wall[s-gzip]}" "${wall[d-gz
 target "gzip layer bytes, dockhand / skopeo" "$(ratio "$d_gzip_size" "$s_gzip_size")" "<=" 1.05
 target "skopeo / dockhand, oci gzip → docker-archive" "$(ratio "${wall[s-gzip-docker]}" "${wall[d-gzip-docker]}")" ">=" 3
 target "skopeo / dockhand, oci zstd → docker-archive" "$(ratio "${wall[s-zstd-docker]}" "${wall[d-zstd-docker]}")" ">=" 3
-target "stdin / file, → oci" "$(ratio "${wall[d-stdin]}" "${wall[d-oci]}")" "<=" 1.3
+target "stdin / file, → oci" "$(ratio "${wall[d-stdin]}" "${wall[d-file]}")" "<=" 1.3
 target "inspect / process start" "$(ratio "${wall[d-inspect]}" "${wall[floor-start]}")" "<=" 2
 max_keep=0
 for k in d-oci d-oci-archive d-dir d-plain-docker d-gzip-docker d-zstd-docker d-stdin d-pick; do
