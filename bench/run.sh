@@ -185,7 +185,7 @@ pair inspect "'$d' inspect '$in'" "skopeo inspect docker-archive:'$in'"
 # ---------------------------------------------------------------- the tables
 ratio() { # a / b, or "n/a" when either failed
     case "$1$2" in *failed*) echo n/a; return;; esac
-    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'
 }
 mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 row() { # label, key suffix
