@@ -129,7 +129,9 @@ fn open_checked(
 /// Read a whole layer, verifying it, without keeping the bytes.
 pub fn verify_layer(image: &Image, layer: &Layer, progress: &dyn Progress) -> Result<()> {
     let reader = open_layer(image, layer, LayerForm::Stored)?;
-    let mut reader = Reporting::new(reader, progress, &layer.path, layer.size);
+    let reader = Reporting::new(reader, progress, &layer.path, layer.size);
+    // Big reads: io::copy's own 8 KiB buffer would cost a system call per 8 KiB.
+    let mut reader = io::BufReader::with_capacity(1 << 20, reader);
     io::copy(&mut reader, &mut io::sink())
         .map_err(|e| Error::io(format!("reading {}", layer.path), e))?;
     Ok(())

@@ -197,20 +197,12 @@ impl TarFileWriter {
         &mut self.stream().builder().get_mut().inner
     }
 
-    /// Zeros after `size` bytes of data, up to the next 512-byte block.
-    fn pad(&mut self, size: u64) -> Result<()> {
-        let padding = (512 - size % 512) % 512;
-        let shown = self.dest.display().to_string();
-        self.out()
-            .write_all(&[0u8; 512][..padding as usize])
-            .map_err(|e| Error::io(format!("writing {shown}"), e))
-    }
-
     /// A file can be patched: write a placeholder header, stream the data (hashing it
     /// when `hash`), then go back and write the real header, with the name `name` gives
     /// for the content (at most 100 bytes: the header's own name field). This saves
     /// staging the bytes in a temp file when their size, or their digest, is not known
-    /// ahead.
+    /// ahead; a file of known size goes the same way, its data read straight into the
+    /// writing thread's buffers.
     fn patched(
         &mut self,
         data: &mut dyn Read,
@@ -226,7 +218,10 @@ impl TarFileWriter {
         let size = self
             .out()
             .append_from(data, hasher.as_mut(), what, &shown)?;
-        self.pad(size)?;
+        let padding = (512 - size % 512) % 512;
+        self.out()
+            .write_all(&[0u8; 512][..padding as usize])
+            .map_err(werr)?;
         let digest = hasher.map(|h| h.finish().0);
         let mut h = header(EntryType::Regular, size, 0o644);
         h.set_path(name(digest.as_ref())).map_err(werr)?;
@@ -275,18 +270,9 @@ impl TreeWriter for TarFileWriter {
             // The tar crate writes the extension entries a long name needs.
             return self.stream().file(path, size, data);
         }
-        let shown = self.dest.display().to_string();
-        let mut h = header(EntryType::Regular, size, 0o644);
-        h.set_path(path)
-            .and_then(|()| {
-                h.set_cksum();
-                self.out().write_all(h.as_bytes())
-            })
-            .map_err(|e| Error::io(format!("writing {shown}"), e))?;
         let mut exact = ExactReader::new(data, size, path);
-        self.out().append_from(&mut exact, None, path, &shown)?;
-        exact.finish()?;
-        self.pad(size)
+        self.patched(&mut exact, path, false, |_| path.to_string())?;
+        exact.finish()
     }
     fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64> {
         if path.len() > 100 {

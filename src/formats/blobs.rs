@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crate::compress;
 use crate::container::{ParallelFiles, TreeWriter};
 use crate::error::{Error, Result};
-use crate::layer::{open_layer, LayerForm};
+use crate::layer::{open_layer, verify_layer, LayerForm};
 use crate::model::digest::Digest;
 use crate::model::image::{Descriptor, Image, Layer};
 use crate::model::media::Compression;
@@ -250,11 +250,6 @@ fn adopt_spooled(
     }
     // Reading the layer checks its digest and diff_id: an error here is a layer that
     // is not what its image says, and nothing is linked.
-    let reader = open_layer(image, layer, form)?;
-    let reader = Reporting::new(reader, progress, &layer.path, layer.size);
-    // Big reads: a small buffer would cost a system call per 8 KiB.
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
-    std::io::copy(&mut reader, &mut std::io::sink())
-        .map_err(|e| Error::io(format!("reading {}", layer.path), e))?;
+    verify_layer(image, layer, progress)?;
     Ok(out.adopt(path, file)?.then_some(layer.size))
 }
