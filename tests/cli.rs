@@ -12,25 +12,6 @@ use std::process::Stdio;
 
 use serde_json::{json, Value};
 
-/// Feed `input` on stdin and collect stdout.
-fn pipe(args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut child = dockhand()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
-}
-
 fn tar_names(bytes: &[u8]) -> Vec<String> {
     let mut archive = tar::Archive::new(bytes);
     archive

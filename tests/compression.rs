@@ -83,38 +83,6 @@ fn every_fixture_compresses_with_its_image_id_and_diff_ids_unchanged() {
     }
 }
 
-/// A deterministic pseudo-random byte source (xorshift), for test data.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// `len` bytes of text made of a small vocabulary: compressible, but not trivially.
-    fn text(&mut self, len: usize) -> Vec<u8> {
-        const WORDS: [&str; 16] = [
-            "layer", "image", "digest", "config", "manifest", "blob", "tar", "index", "docker",
-            "oci", "podman", "zstd", "gzip", "deflate", "sha256", "\n",
-        ];
-        let mut out = Vec::with_capacity(len + 16);
-        while out.len() < len {
-            let w = WORDS[(self.next() % 16) as usize];
-            out.extend_from_slice(w.as_bytes());
-            out.push(b' ');
-        }
-        out.truncate(len);
-        out
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
-
 /// A docker-save archive with one layer of many MiB (several gzip blocks and zstd jobs,
 /// text and random parts) and a small one.
 fn big_archive(dir: &Path) -> String {

@@ -166,16 +166,12 @@ fn built() -> &'static Built {
 /// Image ID -> its names, sorted.
 type Names = BTreeMap<String, Vec<String>>;
 
-/// Image ID -> sorted tags, as `dockhand inspect` reads `path`.
-fn dockhand_images(path: &str) -> Names {
-    images(&inspect(path))
-        .iter()
-        .map(|image| {
-            let mut tags = tags_of(image);
-            tags.sort();
-            (config_of(image), tags)
-        })
-        .collect()
+/// `dockhand convert SRC --image NAME EXTRA... DST -q`.
+fn convert_image(src: &Path, name: &str, dst: &str, extra: &[&str]) {
+    let mut args = vec!["convert", s(src), "--image", name];
+    args.extend_from_slice(extra);
+    args.extend([dst, "-q"]);
+    ok(&args);
 }
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -302,7 +298,7 @@ fn dockhand_reads_every_format_podman_writes() {
 
     for (what, path, want) in &cases {
         assert_eq!(
-            &dockhand_images(s(path)),
+            &tags_by_config(s(path)),
             want,
             "{what}: image IDs and names"
         );
@@ -413,14 +409,7 @@ fn podman_and_buildah_take_every_format_dockhand_writes() {
     // One image under one name: podman load takes the OCI archive and names it so.
     for (name, id) in [(APP, &b.app), (BASE_ALIAS, &b.base)] {
         let out = tmp.path().join(format!("one-{}.tar", name.len()));
-        ok(&[
-            "convert",
-            s(&src),
-            "--image",
-            name,
-            &format!("oci-archive:{}", s(&out)),
-            "-q",
-        ]);
+        convert_image(&src, name, &format!("oci-archive:{}", s(&out)), &[]);
         let got = loaded(tmp.path(), |st| {
             st.podman(&["load", "-q", "-i", s(&out)]);
         });
@@ -434,14 +423,7 @@ fn podman_and_buildah_take_every_format_dockhand_writes() {
     // dir: holds one image, without names.
     for (name, id) in [(BASE, &b.base), (APP, &b.app)] {
         let out = tmp.path().join(format!("dir-{}", name.len()));
-        ok(&[
-            "convert",
-            s(&src),
-            "--image",
-            name,
-            &format!("dir:{}", s(&out)),
-            "-q",
-        ]);
+        convert_image(&src, name, &format!("dir:{}", s(&out)), &[]);
         let got = loaded(tmp.path(), |st| {
             st.podman(&["pull", "-q", &format!("dir:{}", rel(&out, tmp.path()))]);
         });
@@ -466,16 +448,12 @@ fn compressed_layers_dockhand_writes_pull_into_podman_with_the_same_image_id() {
     for compression in ["gzip", "zstd"] {
         for transport in ["oci", "oci-archive", "dir"] {
             let out = tmp.path().join(format!("{transport}-{compression}"));
-            ok(&[
-                "convert",
-                s(&src),
-                "--image",
+            convert_image(
+                &src,
                 APP,
-                "--layer-compression",
-                compression,
                 &format!("{transport}:{}", s(&out)),
-                "-q",
-            ]);
+                &["--layer-compression", compression],
+            );
             let location = match transport {
                 "dir" => format!("dir:{}", rel(&out, tmp.path())),
                 _ => format!("{transport}:{}:1", rel(&out, tmp.path())),
@@ -560,7 +538,7 @@ fn names_survive_podman_to_dockhand_to_podman_round_trips() {
     let two_names = tmp.path().join("two-names.tar");
     b.store
         .podman(&["save", "-q", "-m", "-o", s(&two_names), BASE, BASE_ALIAS]);
-    let oci = dockhand()
+    let mut convert = dockhand()
         .args([
             "convert",
             "-",
@@ -572,28 +550,16 @@ fn names_survive_podman_to_dockhand_to_podman_round_trips() {
             "-q",
         ])
         .stdin(fs::File::open(&two_names).unwrap())
-        .output()
+        .stdout(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(
-        oci.status.success(),
-        "{}",
-        String::from_utf8_lossy(&oci.stderr)
-    );
     let store = Store::new(tmp.path(), "pipe");
     let mut load = store.command("podman", &["load", "-q"]);
-    load.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = load.spawn().unwrap();
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(&oci.stdout).unwrap();
-    }
-    let status = child.wait_with_output().unwrap();
+    load.stdin(Stdio::from(convert.stdout.take().unwrap()));
+    run_cmd(load);
     assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
+        convert.wait().unwrap().success(),
+        "dockhand convert in the pipeline"
     );
     assert_eq!(
         store.images(),

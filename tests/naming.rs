@@ -132,18 +132,6 @@ fn manifest_json_names_a_regular_file_for_every_layer_of_every_image() {
     }
 }
 
-/// The tags each image of an output carries, by config digest.
-fn tags_by_config(path: &str) -> BTreeMap<String, Vec<String>> {
-    images(&inspect(path))
-        .iter()
-        .map(|image| {
-            let mut tags = tags_of(image);
-            tags.sort();
-            (config_of(image), tags)
-        })
-        .collect()
-}
-
 #[test]
 fn selecting_by_name_carries_only_that_name_and_by_number_every_name() {
     let tmp = tempdir();

@@ -10,43 +10,12 @@ use common::*;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Output, Stdio};
-
-/// `dockhand ARGS` with `input` written to its stdin through a pipe.
-fn piped(args: &[&str], input: Vec<u8>) -> Output {
-    let mut child = dockhand()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    out
-}
-
-/// Deterministic bytes that do not compress.
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
-}
 
 /// A docker-save archive with two layers big enough to be spooled to files of their
 /// own, and a small one.
 fn archive() -> Save {
     let layers = vec![
-        layer("random.bin", &noise(3 << 20, 7)),
+        layer("random.bin", &Noise(7).bytes(3 << 20)),
         layer("text.txt", &b"spooled once, linked in\n".repeat(200_000)),
         layer("small.txt", b"small\n"),
     ];
@@ -76,9 +45,9 @@ fn piped_inputs_give_directory_outputs_identical_to_file_inputs() {
             &format!("{transport}:{}", s(&from_file)),
             "-q",
         ]);
-        for (label, input) in [("plain", tar.clone()), ("gzip", gz.clone())] {
+        for (label, input) in [("plain", &tar), ("gzip", &gz)] {
             let out = tmp.path().join(format!("{transport}-{label}"));
-            let result = piped(
+            let result = pipe(
                 &["convert", "-", &format!("{transport}:{}", s(&out)), "-q"],
                 input,
             );
@@ -122,10 +91,7 @@ fn a_piped_layer_that_is_not_its_diff_id_fails_and_leaves_nothing() {
         let work = tmp.path().join(transport);
         fs::create_dir(&work).unwrap();
         let out = work.join("out");
-        let result = piped(
-            &["convert", "-", &format!("{transport}:{}", s(&out))],
-            tar.clone(),
-        );
+        let result = pipe(&["convert", "-", &format!("{transport}:{}", s(&out))], &tar);
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert_eq!(result.status.code(), Some(1), "{transport}: {stderr}");
         assert!(

@@ -244,3 +244,35 @@ pub fn save_with_stored_layer(stored: Vec<u8>, uncompressed: &[u8]) -> Save {
     save.manifest[0]["Config"] = json!(save.config_name());
     save
 }
+
+/// A deterministic pseudo-random byte source (xorshift), for test data.
+pub struct Noise(pub u64);
+
+impl Noise {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// `len` bytes of text made of a small vocabulary: compressible, but not trivially.
+    pub fn text(&mut self, len: usize) -> Vec<u8> {
+        const WORDS: [&str; 16] = [
+            "layer", "image", "digest", "config", "manifest", "blob", "tar", "index", "docker",
+            "oci", "podman", "zstd", "gzip", "deflate", "sha256", "\n",
+        ];
+        let mut out = Vec::with_capacity(len + 16);
+        while out.len() < len {
+            let w = WORDS[(self.next() % 16) as usize];
+            out.extend_from_slice(w.as_bytes());
+            out.push(b' ');
+        }
+        out.truncate(len);
+        out
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+}

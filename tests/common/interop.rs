@@ -125,6 +125,18 @@ pub fn diff_ids_of(image: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The tags of each image `dockhand inspect` finds in `path`, sorted, by image ID.
+pub fn tags_by_config(path: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    images(&inspect(path))
+        .iter()
+        .map(|image| {
+            let mut tags = tags_of(image);
+            tags.sort();
+            (config_of(image), tags)
+        })
+        .collect()
+}
+
 /// Docker's familiar form of a normalized reference (what RepoTags shows).
 pub fn familiar(full: &str) -> String {
     match full.strip_prefix("docker.io/") {

@@ -421,3 +421,23 @@ pub fn corpus_items(root: &Path) -> Vec<CorpusItem> {
     }
     items
 }
+
+/// `dockhand ARGS` with `input` fed to its stdin through a pipe (from a thread, so a
+/// big input cannot deadlock against stdout); its output.
+pub fn pipe(args: &[&str], input: &[u8]) -> Output {
+    let mut child = dockhand()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut stdin, &data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
