@@ -180,6 +180,16 @@ fn names(list: &[&str]) -> Vec<String> {
     v
 }
 
+/// One `podman save`: what it is, the output's name, the options, the images saved,
+/// and the images with the names podman wrote for them.
+struct PodmanSave(
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    Names,
+);
+
 #[test]
 fn dockhand_reads_every_format_podman_writes() {
     if !have_podman("dockhand_reads_every_format_podman_writes") {
@@ -190,110 +200,70 @@ fn dockhand_reads_every_format_podman_writes() {
     let out = |name: &str| tmp.path().join(name);
     let p = |path: &Path| s(path).to_string();
 
-    // (what, path, images with names as podman wrote them)
-    let mut cases: Vec<(&str, PathBuf, Names)> = Vec::new();
-
-    b.store
-        .podman(&["save", "-q", "-o", &p(&out("one.tar")), BASE]);
-    cases.push((
-        "docker-archive",
-        out("one.tar"),
-        BTreeMap::from([(b.base.clone(), names(&[BASE]))]),
-    ));
-    b.store.podman(&[
-        "save",
-        "-q",
-        "-m",
-        "-o",
-        &p(&out("multi.tar")),
-        BASE,
-        BASE_ALIAS,
-        APP,
-    ]);
-    cases.push((
-        "docker-archive -m",
-        out("multi.tar"),
-        BTreeMap::from([
-            (b.base.clone(), names(&[BASE, BASE_ALIAS])),
-            (b.app.clone(), names(&[APP])),
-        ]),
-    ));
-    b.store.podman(&[
-        "save",
-        "-q",
-        "--format",
-        "oci-archive",
-        "-o",
-        &p(&out("oci.tar")),
-        BASE_ALIAS,
-    ]);
-    cases.push((
-        "oci-archive",
-        out("oci.tar"),
-        BTreeMap::from([(b.base.clone(), names(&[BASE_ALIAS]))]),
-    ));
-    b.store.podman(&[
-        "save",
-        "-q",
-        "--format",
-        "oci-dir",
-        "-o",
-        &p(&out("oci-dir")),
-        APP,
-    ]);
-    cases.push((
-        "oci-dir",
-        out("oci-dir"),
-        BTreeMap::from([(b.app.clone(), names(&[APP]))]),
-    ));
-    b.store.podman(&[
-        "save",
-        "-q",
-        "--format",
-        "docker-dir",
-        "-o",
-        &p(&out("dir")),
-        APP,
-    ]);
-    cases.push((
-        "docker-dir (dir:)",
-        out("dir"),
-        BTreeMap::from([(b.app.clone(), vec![])]),
-    ));
-    b.store.podman(&[
-        "save",
-        "-q",
-        "--compress",
-        "--format",
-        "docker-dir",
-        "-o",
-        &p(&out("dir-gz")),
-        APP,
-    ]);
-    cases.push((
-        "docker-dir --compress",
-        out("dir-gz"),
-        BTreeMap::from([(b.app.clone(), vec![])]),
-    ));
+    let base = || (b.base.clone(), names(&[BASE]));
+    let app = || (b.app.clone(), names(&[APP]));
+    let unnamed = |id: &String| BTreeMap::from([(id.clone(), vec![])]);
+    let saves = [
+        PodmanSave(
+            "docker-archive",
+            "one.tar",
+            &[],
+            &[BASE],
+            BTreeMap::from([base()]),
+        ),
+        PodmanSave(
+            "docker-archive -m",
+            "multi.tar",
+            &["-m"],
+            &[BASE, BASE_ALIAS, APP],
+            BTreeMap::from([(b.base.clone(), names(&[BASE, BASE_ALIAS])), app()]),
+        ),
+        PodmanSave(
+            "oci-archive",
+            "oci.tar",
+            &["--format", "oci-archive"],
+            &[BASE_ALIAS],
+            BTreeMap::from([(b.base.clone(), names(&[BASE_ALIAS]))]),
+        ),
+        PodmanSave(
+            "oci-dir",
+            "oci-dir",
+            &["--format", "oci-dir"],
+            &[APP],
+            BTreeMap::from([app()]),
+        ),
+        PodmanSave(
+            "docker-dir (dir:)",
+            "dir",
+            &["--format", "docker-dir"],
+            &[APP],
+            unnamed(&b.app),
+        ),
+        PodmanSave(
+            "docker-dir --compress",
+            "dir-gz",
+            &["--compress", "--format", "docker-dir"],
+            &[APP],
+            unnamed(&b.app),
+        ),
+    ];
+    let mut cases: Vec<(String, PathBuf, Names)> = Vec::new();
+    for PodmanSave(what, name, options, saved, want) in saves {
+        let path = out(name);
+        let mut args = vec!["save", "-q"];
+        args.extend_from_slice(options);
+        let shown = p(&path);
+        args.extend(["-o", &shown]);
+        args.extend_from_slice(saved);
+        b.store.podman(&args);
+        cases.push((what.to_string(), path, want));
+    }
     for format in ["gzip", "zstd"] {
         let layout = out(&format!("oci-{format}"));
-        b.store.podman(&[
-            "push",
-            "-q",
-            "--compression-format",
-            format,
-            APP,
-            &format!("oci:{}:app", p(&layout)),
-        ]);
-        cases.push((
-            if format == "gzip" {
-                "oci gzip"
-            } else {
-                "oci zstd"
-            },
-            layout,
-            BTreeMap::from([(b.app.clone(), vec![])]),
-        ));
+        let location = format!("oci:{}:app", p(&layout));
+        b.store
+            .podman(&["push", "-q", "--compression-format", format, APP, &location]);
+        cases.push((format!("oci {format}"), layout, unnamed(&b.app)));
     }
 
     for (what, path, want) in &cases {
