@@ -604,16 +604,8 @@ fn stdin_as_a_pipe_a_file_or_a_path_gives_the_same_bytes() {
     std::fs::write(&shifted, &bytes).unwrap();
     let mut file = std::fs::File::open(&shifted).unwrap();
     std::io::Read::read_exact(&mut file, &mut [0u8; 7]).unwrap();
-    let out = dockhand()
-        .args(["inspect", "--json", "-"])
-        .stdin(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut inspect = dockhand();
+    inspect.args(["inspect", "--json", "-"]).stdin(file);
+    let doc: Value = serde_json::from_slice(&run_cmd(inspect)).unwrap();
     assert_eq!(config_digests(&doc), f.config_digests());
 }

@@ -205,17 +205,12 @@ fn usage_mistakes_exit_2_with_one_line() {
     table.row("file-named-like-a-transport-is-a-file", || {
         let odd = tmp.path().join("foo:bar");
         std::fs::copy(basic.input(), &odd).unwrap();
-        let out = dockhand()
+        let mut inspect = dockhand();
+        inspect
             .args(["inspect", "foo:bar"])
             .current_dir(tmp.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .stdin(Stdio::null());
+        run_cmd(inspect);
     });
     table.finish();
 }
