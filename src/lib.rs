@@ -166,6 +166,7 @@ mod location;
 mod model;
 mod pool;
 mod progress;
+mod registry;
 mod select;
 mod sys;
 pub mod text;

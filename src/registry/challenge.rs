@@ -1,0 +1,1 @@
+//! Parsing `WWW-Authenticate` challenges, `Link` headers and `Retry-After`.

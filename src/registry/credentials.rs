@@ -1,0 +1,1 @@
+//! Finding credentials for a registry.
