@@ -118,6 +118,19 @@ pub enum Error {
         /// What is wrong with it.
         error: Box<Error>,
     },
+    /// A registry refused a request, answered something the protocol does not allow,
+    /// or could not be reached.
+    #[error("registry {registry}: {message}")]
+    Registry {
+        /// The registry's host (and port), as the reference names it.
+        registry: String,
+        /// What went wrong; never a credential or token.
+        message: String,
+    },
+    /// Credentials could not be found or read (a bad `--creds`, an unreadable auth
+    /// file, a failing credential helper).
+    #[error("credentials: {0}")]
+    Credentials(String),
     /// The operation was interrupted by a signal.
     #[error("interrupted")]
     Interrupted,
