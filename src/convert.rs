@@ -37,6 +37,8 @@ pub struct ConvertOptions {
     pub layer_compression: LayerCompression,
     /// The gzip (1-9) or zstd (1-19) level (default 1 for gzip, 3 for zstd).
     pub compression_level: Option<i32>,
+    /// How to reach a registry source or destination (`docker://`).
+    pub registry: crate::registry::RegistryOptions,
 }
 
 /// What a conversion did.
@@ -117,6 +119,7 @@ pub fn convert_with_progress(
                 layer_compression: options.layer_compression,
                 compression_level: options.compression_level,
             },
+            registry: options.registry.clone(),
         },
     )?;
     let source = open_source(
@@ -125,6 +128,7 @@ pub fn convert_with_progress(
             platform: options.platform.clone(),
             format: options.from,
             spool_dir: sink.spool_dir(),
+            registry: options.registry.clone(),
         },
     )?;
     let picked = select(&source.images, &selectors)?;
@@ -153,6 +157,7 @@ pub fn convert_with_progress(
     warnings.extend(sink.put_images(&images, progress)?);
     let plan = sink.plan();
     sink.commit()?;
+    source.finished();
     Ok(ConvertReport {
         from: Some(source.format),
         to: Some(to),

@@ -166,7 +166,7 @@ mod location;
 mod model;
 mod pool;
 mod progress;
-mod registry;
+pub mod registry;
 mod select;
 mod sys;
 pub mod text;
@@ -182,6 +182,8 @@ pub use select::{candidates, select, selectors, with_selected_names, Selector};
 // Writing: a sink for a format at a destination, or a tar into any `Write`.
 pub use compress::{LayerCompression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 pub use formats::{create_sink, write_tar, DockerLayout, ImageSink, SinkOptions, WriteOptions};
+// Registries.
+pub use registry::{list_tags, RegistryOptions};
 // Formats and transports.
 pub use formats::{transport_names, Container, Format, Layout};
 // Inspecting and verifying.

@@ -21,7 +21,7 @@ pub struct Location {
 
 /// Transports of skopeo and containers/image that dockhand does not speak (yet).
 const FOREIGN_TRANSPORTS: &[(&str, &str)] = &[
-    ("docker", "a registry"),
+    ("docker", "a registry, written docker://HOST/REPO:TAG"),
     ("docker-daemon", "a Docker daemon's image store"),
     ("containers-storage", "podman's and buildah's image store"),
     ("ostree", "an ostree repository"),
@@ -35,6 +35,13 @@ impl Location {
     /// error), so that `docker://busybox` or `containers-storage:x` is never taken for
     /// a file name.
     pub fn parse(s: &str) -> Result<Location> {
+        if crate::registry::is_registry(s) {
+            return Ok(Location {
+                transport: Some(Format::REGISTRY),
+                path: s.to_string(),
+                reference: None,
+            });
+        }
         if let Some((prefix, rest)) = s.split_once(':') {
             if let Some(format) = Format::parse(prefix) {
                 let (path, reference) = match rest.split_once(':') {
@@ -86,6 +93,7 @@ pub fn open_source(location: &Location, options: &ReadOptions) -> Result<Source>
         platform: options.platform.clone(),
         format: options.format.or(location.transport),
         spool_dir: options.spool_dir.clone(),
+        registry: options.registry.clone(),
     };
     formats::open(&location.path, &options)
 }
@@ -113,7 +121,7 @@ mod tests {
     #[test]
     fn unknown_transports_are_usage_errors() {
         for s in [
-            "docker://busybox",
+            "docker:busybox",
             "docker-daemon:busybox:latest",
             "foo:bar",
             "oci:",
@@ -121,7 +129,7 @@ mod tests {
             let err = Location::parse(s).unwrap_err();
             assert!(err.is_usage(), "{s}: {err}");
         }
-        let err = Location::parse("docker://busybox").unwrap_err().to_string();
+        let err = Location::parse("docker:busybox").unwrap_err().to_string();
         assert!(
             err.contains("registry") && err.contains("oci-archive"),
             "{err}"

@@ -13,7 +13,7 @@ use dockhand::Plan;
 use dockhand::{inspect_json, inspect_table, names_line, verify, write_json};
 use dockhand::{select, selectors};
 use dockhand::{transport_names, ReadOptions};
-use dockhand::{ConvertOptions, Format, Platform};
+use dockhand::{ConvertOptions, Format, Platform, RegistryOptions};
 use dockhand::{DockerLayout, LayerCompression};
 use dockhand::{NoProgress, Progress};
 
@@ -68,6 +68,8 @@ enum Command {
         /// Print nothing but errors.
         #[arg(short, long)]
         quiet: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
         /// The input.
         src: String,
         /// The output.
@@ -84,6 +86,8 @@ enum Command {
         /// Pick this platform from multi-platform indexes.
         #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
         platform: Option<Platform>,
+        #[command(flatten)]
+        registry: RegistryArgs,
         /// The input.
         src: String,
     },
@@ -95,9 +99,59 @@ enum Command {
         /// Pick this platform from multi-platform indexes.
         #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
         platform: Option<Platform>,
+        #[command(flatten)]
+        registry: RegistryArgs,
         /// The input.
         src: String,
     },
+    /// List the tags of a registry repository: docker://HOST/REPO.
+    Tags {
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// The repository.
+        repository: String,
+    },
+}
+
+/// How to reach registries (`docker://` sources and destinations).
+#[derive(clap::Args, Clone, Debug)]
+struct RegistryArgs {
+    /// Registry credentials USER:PASSWORD (default: the auth files of podman, skopeo
+    /// and docker, and their credential helpers).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    creds: Option<String>,
+    /// Read credentials from this auth file only (podman's auth.json or docker's
+    /// config.json format).
+    #[arg(long, value_name = "PATH")]
+    authfile: Option<std::path::PathBuf>,
+    /// Check the registry's TLS certificate; `--tls-verify=false` also allows plain HTTP.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    tls_verify: bool,
+    /// Retry a failed request (connection error, 408, 429, 5xx) this many times, with
+    /// exponential backoff and the registry's Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    retry_times: u32,
+    /// Keep pulled blobs here until the output holds them, so that an interrupted
+    /// pull resumes [default: $XDG_CACHE_HOME/dockhand].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<std::path::PathBuf>,
+    /// Keep no blob cache.
+    #[arg(long, conflicts_with = "cache")]
+    no_cache: bool,
+}
+
+impl RegistryArgs {
+    fn options(&self) -> RegistryOptions {
+        RegistryOptions {
+            creds: self.creds.clone(),
+            authfile: self.authfile.clone(),
+            tls_verify: self.tls_verify,
+            retry_times: self.retry_times,
+            cache: self.cache.clone(),
+            no_cache: self.no_cache,
+            ..RegistryOptions::default()
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -282,6 +336,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             compression_level,
             force,
             quiet,
+            registry,
             src,
             dst,
         } => {
@@ -298,6 +353,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }),
                 layer_compression: layer_compression.unwrap_or_default(),
                 compression_level,
+                registry: registry.options(),
             };
             let path = |s: &str| Location::parse(s).map(|l| l.path).ok();
             check_terminals(path(&src).as_deref(), path(&dst).as_deref())?;
@@ -333,9 +389,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             images,
             platform,
+            registry,
             src,
         } => {
-            let (source, selected) = open_selected(&src, &images, platform)?;
+            let (source, selected) = open_selected(&src, &images, platform, &registry)?;
             for w in &source.warnings {
                 say(&format!("warning: {w}"));
             }
@@ -357,9 +414,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify {
             images,
             platform,
+            registry,
             src,
         } => {
-            let (source, selected) = open_selected(&src, &images, platform)?;
+            let (source, selected) = open_selected(&src, &images, platform, &registry)?;
             let chosen: Vec<dockhand::Image> =
                 selected.iter().map(|&i| source.images[i].clone()).collect();
             let report = verify(&chosen, &NoProgress)?;
@@ -372,6 +430,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ));
             Ok(())
         }
+        Command::Tags {
+            registry,
+            repository,
+        } => {
+            let tags = dockhand::list_tags(&repository, &registry.options())?;
+            let mut out = io::stdout().lock();
+            for tag in tags {
+                writeln!(out, "{}", one_line(&tag)).context("writing to stdout")?;
+            }
+            out.flush().context("writing to stdout")?;
+            Ok(())
+        }
     }
 }
 
@@ -379,11 +449,13 @@ fn open_selected(
     src: &str,
     images: &[String],
     platform: Option<Platform>,
+    registry: &RegistryArgs,
 ) -> anyhow::Result<(dockhand::Source, Vec<usize>)> {
     let location = Location::parse(src)?;
     let selectors = selectors(&location, images)?;
     let options = ReadOptions {
         platform,
+        registry: registry.options(),
         ..ReadOptions::default()
     };
     check_terminals(Some(&location.path), None)?;

@@ -102,6 +102,9 @@ pub trait FileTree: Send + Sync {
     fn duplicate(&self, _path: &str) -> Option<Duplicate> {
         None
     }
+    /// Every image read from the tree is written: what was kept only to resume
+    /// reading it (a registry's blob cache) can go.
+    fn finished(&self) {}
 }
 
 impl dyn FileTree + '_ {

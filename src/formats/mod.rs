@@ -6,13 +6,16 @@
 //! Adding a transport is one module (its reader and writer, as a `LayoutOps`) and one
 //! line in the `TRANSPORTS` table.
 
-mod blobs;
+pub(crate) mod blobs;
 mod context;
 mod dir;
 mod docker;
 mod manifest;
-mod oci;
+pub(crate) mod oci;
 mod v1_config;
+
+pub(crate) use dir::DIR_VERSION;
+pub(crate) use oci::OCI_LAYOUT_FILE;
 
 pub use context::{MAX_LAYERS_TOTAL, MAX_METADATA_TOTAL};
 pub use docker::DockerLayout;
@@ -55,6 +58,8 @@ pub enum Container {
     Tar,
     /// A directory.
     Directory,
+    /// A registry repository (`docker://`), read as an OCI layout.
+    Registry,
 }
 
 /// A format: a layout in a container, named as skopeo names its transports
@@ -78,6 +83,8 @@ impl Format {
     pub const OCI_ARCHIVE: Format = Format::new(Layout::Oci, Container::Tar);
     /// The containers/image `dir:` layout.
     pub const DIR: Format = Format::new(Layout::Dir, Container::Directory);
+    /// A registry (`docker://HOST/REPO:TAG`), read and written as OCI manifests.
+    pub const REGISTRY: Format = Format::new(Layout::Oci, Container::Registry);
 
     const fn new(layout: Layout, container: Container) -> Format {
         Format { layout, container }
@@ -85,6 +92,9 @@ impl Format {
 
     /// The transport name (`docker-archive`, `oci`, ...).
     pub fn name(self) -> &'static str {
+        if self.container == Container::Registry {
+            return "docker";
+        }
         self.transport().map_or("?", |t| t.name)
     }
 
@@ -210,6 +220,8 @@ pub(crate) struct AppendSpec {
 /// Options for reading a source.
 #[derive(Clone, Debug, Default)]
 pub struct ReadOptions {
+    /// How to reach a registry source.
+    pub registry: crate::registry::RegistryOptions,
     /// The platform to pick: `Some` when the user asked for one (an image of another
     /// platform is then never read, and no match is an error), `None` for the host's
     /// default, which only picks among the children of multi-platform indexes.
@@ -311,11 +323,32 @@ impl Source {
             tree,
         })
     }
+
+    /// Read a registry repository presented as a tree (an OCI layout, or a `dir:`
+    /// layout for a schema 1 manifest).
+    pub(crate) fn read_registry(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Source> {
+        let options = ReadOptions {
+            format: None,
+            ..options.clone()
+        };
+        let mut source = Source::read(tree, &options)?;
+        source.format = Format::REGISTRY;
+        Ok(source)
+    }
+
+    /// Tell the source its images are written: a registry source drops the blobs it
+    /// cached for resuming.
+    pub fn finished(&self) {
+        self.tree.finished();
+    }
 }
 
 /// Open and read the input at `path` (`-` for stdin), in the format `options.format`
 /// names or the one detected. Every error names the input.
 pub(crate) fn open(path: &str, options: &ReadOptions) -> Result<Source> {
+    if crate::registry::is_registry(path) {
+        return crate::registry::open_source(path, options);
+    }
     let name = if path == "-" { "stdin" } else { path };
     let input =
         open_input_spooling_in(path, options.spool_dir.as_deref()).map_err(|e| e.in_input(name))?;
@@ -376,6 +409,8 @@ pub struct SinkOptions {
     pub source: Option<PathBuf>,
     /// How to write.
     pub write: WriteOptions,
+    /// How to reach a registry destination.
+    pub registry: crate::registry::RegistryOptions,
 }
 
 /// A layout written into a tree (a tar stream or file, a staging directory, an
@@ -409,6 +444,9 @@ pub fn create_sink(
     format: Format,
     options: &SinkOptions,
 ) -> Result<Box<dyn ImageSink>> {
+    if format.container == Container::Registry || crate::registry::is_registry(path) {
+        return crate::registry::create_sink(path, &options.write, &options.registry);
+    }
     let ops = format.ops();
     if options.write.docker_layout.is_some() && !ops.takes_docker_layout {
         return Err(Error::Usage(format!(
@@ -453,7 +491,7 @@ pub fn create_sink(
     let dest = Path::new(path);
     let output = match format.container {
         Container::Tar => Output::File,
-        Container::Directory => Output::Directory {
+        Container::Directory | Container::Registry => Output::Directory {
             appendable: ops.append.is_some(),
         },
     };
@@ -469,7 +507,7 @@ pub fn create_sink(
             )?)
         }
         (plan, _, Container::Tar) => Box::new(TarFileWriter::create(dest, plan == Plan::Replace)?),
-        (plan, _, Container::Directory) => Box::new(DirWriter::create(dest, plan)?),
+        (plan, _, _) => Box::new(DirWriter::create(dest, plan)?),
     };
     Ok(Box::new(LayoutSink {
         ops,
@@ -678,6 +716,7 @@ fn check_forced(tree: &dyn FileTree, detected: Layout, wanted: Format) -> Result
     let container_noun = |c: Container| match c {
         Container::Directory => "a directory",
         Container::Tar => "a tar file",
+        Container::Registry => "a registry",
     };
     Err(Error::Selection(format!(
         "is {what} ({}), not {} ({}); {advice}",

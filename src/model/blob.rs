@@ -28,6 +28,12 @@ pub trait Blob: Send + Sync + fmt::Debug {
         None
     }
 
+    /// The registry and repository the blob is in, when it is in one: a push to
+    /// another repository of that registry mounts it from there instead of uploading.
+    fn registry_origin(&self) -> Option<(&str, &str)> {
+        None
+    }
+
     /// A reader over all the bytes.
     fn open(&self) -> Result<Box<dyn Read + Send>> {
         self.open_at(0)

@@ -1,4 +1,182 @@
 //! The `docker://` transport: images in a registry that speaks the distribution API.
+//! A registry is read through the same readers as an OCI layout (the repository,
+//! pinned to the manifest its reference resolves to, is presented as one: see
+//! [`tree`]), and written through the same blob writer as one ([`push`]).
 
 pub(crate) mod challenge;
+pub(crate) mod client;
 pub(crate) mod credentials;
+pub(crate) mod fetch;
+pub(crate) mod push;
+pub(crate) mod reference;
+pub(crate) mod tree;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::http::Method;
+
+use crate::error::{Error, Result};
+use crate::formats::{ImageSink, ReadOptions, Source, WriteOptions};
+use crate::text::shown;
+use client::{header, read_small, Client, Payload, Scope};
+use credentials::{CredentialOptions, Environment};
+use fetch::Repo;
+pub use reference::RegistryRef;
+
+/// The prefix of registry references on the command line.
+pub const PREFIX: &str = "docker://";
+
+/// Most pages of a tag list followed.
+const MAX_TAG_PAGES: usize = 10_000;
+
+/// How to reach registries.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    /// `--creds USER:PASSWORD`: overrides every auth file.
+    pub creds: Option<String>,
+    /// `--authfile PATH`: the only auth file read.
+    pub authfile: Option<PathBuf>,
+    /// Verify TLS certificates (`--tls-verify=false`: HTTPS without checks, or plain
+    /// HTTP when the registry speaks no TLS).
+    pub tls_verify: bool,
+    /// How many times a transient failure (a connection error, 408, 429, 5xx) is
+    /// retried, with exponential backoff.
+    pub retry_times: u32,
+    /// The first backoff delay (doubled on each retry), unless the registry sends
+    /// `Retry-After`.
+    pub retry_delay: Duration,
+    /// Where pulled blobs are kept until an output holds them, so that an interrupted
+    /// pull resumes (`None`: `$XDG_CACHE_HOME/dockhand`).
+    pub cache: Option<PathBuf>,
+    /// Use no blob cache at all.
+    pub no_cache: bool,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            creds: None,
+            authfile: None,
+            tls_verify: true,
+            retry_times: 3,
+            retry_delay: Duration::from_secs(1),
+            cache: None,
+            no_cache: false,
+        }
+    }
+}
+
+/// Is `location` a registry reference?
+pub fn is_registry(location: &str) -> bool {
+    location.starts_with(PREFIX)
+}
+
+fn connect(reference: &RegistryRef, options: &RegistryOptions) -> Result<Client> {
+    let credentials = credentials::lookup(
+        &reference.registry,
+        &CredentialOptions {
+            creds: options.creds.clone(),
+            authfile: options.authfile.clone(),
+        },
+        &Environment::from_process(),
+    )?;
+    Client::connect(
+        &reference.registry,
+        reference.api_host(),
+        credentials,
+        options,
+    )
+}
+
+fn repo(reference: &RegistryRef, options: &RegistryOptions, cache: bool) -> Result<Arc<Repo>> {
+    let client = connect(reference, options)?;
+    let cache = if cache && !options.no_cache {
+        options.cache.clone().or_else(fetch::default_cache_dir)
+    } else {
+        None
+    };
+    Ok(Arc::new(Repo {
+        client,
+        repository: reference.repository.clone(),
+        cache,
+    }))
+}
+
+/// Open `docker://...` as a source: its manifest and configs are read now, layers
+/// when they are written.
+pub(crate) fn open_source(location: &str, options: &ReadOptions) -> Result<Source> {
+    let text = location.strip_prefix(PREFIX).unwrap_or(location);
+    let reference = RegistryRef::parse(text, false)?;
+    let repo = repo(&reference, &options.registry, true)?;
+    let tree = tree::RegistryTree::open(repo, &reference)?;
+    let mut source = Source::read_registry(Box::new(tree), options)?;
+    if let Some(tagged) = reference.tagged() {
+        if let [image] = source.images.as_mut_slice() {
+            if image.tags.is_empty() {
+                image.tags.push(tagged);
+            }
+        }
+    }
+    Ok(source)
+}
+
+/// A sink pushing to `docker://...`.
+pub(crate) fn create_sink(
+    location: &str,
+    write: &WriteOptions,
+    options: &RegistryOptions,
+) -> Result<Box<dyn ImageSink>> {
+    let text = location.strip_prefix(PREFIX).unwrap_or(location);
+    let reference = RegistryRef::parse(text, true)?;
+    let repo = repo(&reference, options, false)?;
+    Ok(Box::new(push::RegistrySink::new(repo, reference, write)?))
+}
+
+/// The tags of the repository `location` names (`docker://HOST/REPO`), following
+/// `Link` pagination, in the registry's order.
+pub fn list_tags(location: &str, options: &RegistryOptions) -> Result<Vec<String>> {
+    let text = location.strip_prefix(PREFIX).ok_or_else(|| {
+        Error::Usage(format!(
+            "{}: tags lists a registry repository: docker://HOST/REPO",
+            shown(location)
+        ))
+    })?;
+    let reference = RegistryRef::parse(text, true)?;
+    let repo = repo(&reference, options, false)?;
+    let client = &repo.client;
+    let scope = Scope::pull(&repo.repository);
+    let mut url = repo.url("tags/list");
+    let mut tags = Vec::new();
+    for _ in 0..MAX_TAG_PAGES {
+        let mut response = client.send(Method::GET, &url, &scope, &[], Payload::Empty)?;
+        if !response.status().is_success() {
+            return Err(client.unexpected(
+                &format!("{}/{}: listing tags", reference.registry, repo.repository),
+                &mut response,
+            ));
+        }
+        let next = header(&response, "link").and_then(challenge::next_link);
+        let body = read_small(&mut response, client::MAX_MANIFEST_SIZE)?;
+        #[derive(serde::Deserialize)]
+        struct Page {
+            tags: Option<Vec<String>>,
+        }
+        let page: Page = serde_json::from_slice(&body)
+            .map_err(|e| client.error(format!("the tag list is not JSON: {e}")))?;
+        tags.extend(page.tags.unwrap_or_default());
+        match next {
+            None => return Ok(tags),
+            Some(next) if next.starts_with('/') => url = client.url(&next),
+            Some(next) if next.starts_with(&client.url("/")) => url = next,
+            Some(next) => {
+                return Err(client.error(format!(
+                    "the tag list's next page is on another host: {}",
+                    shown(&next)
+                )))
+            }
+        }
+    }
+    Err(client.error(format!("the tag list has more than {MAX_TAG_PAGES} pages")))
+}

@@ -6,7 +6,7 @@ mod read;
 mod write;
 
 pub(crate) use read::describe_for_docker;
-pub(crate) use write::{put_oci_image, write_oci_with, OciLayers};
+pub(crate) use write::{put_oci_image, write_oci_with, OciLayers, OCI_LAYOUT_FILE};
 
 use std::path::Path;
 

@@ -23,6 +23,9 @@ pub(crate) struct OciLayers {
     compression: LayerCompression,
     /// The level when compressing.
     level: i32,
+    /// With `keep`, compress uncompressed layers with gzip anyway (a push, as `docker
+    /// push` does).
+    gzip_uncompressed: bool,
 }
 
 impl OciLayers {
@@ -30,6 +33,7 @@ impl OciLayers {
     pub(crate) const UNCOMPRESSED: OciLayers = OciLayers {
         compression: LayerCompression::None,
         level: 0,
+        gzip_uncompressed: false,
     };
 
     /// What `options` ask for (already checked by `create_sink`).
@@ -38,7 +42,20 @@ impl OciLayers {
         Ok(OciLayers {
             compression,
             level: compression.level(options.compression_level)?,
+            gzip_uncompressed: false,
         })
+    }
+
+    /// What `options` ask for in a push: as [`OciLayers::from_options`], except that
+    /// `keep` compresses uncompressed layers with gzip, as `docker push` does (`none`
+    /// pushes them uncompressed).
+    pub(crate) fn for_push(options: &WriteOptions) -> Result<OciLayers> {
+        let mut layers = OciLayers::from_options(options)?;
+        if layers.compression == LayerCompression::Keep {
+            layers.gzip_uncompressed = true;
+            layers.level = LayerCompression::Gzip.level(options.compression_level)?;
+        }
+        Ok(layers)
     }
 
     /// How `layer` of `image` is written.
@@ -53,6 +70,10 @@ impl OciLayers {
             None if self.compression == LayerCompression::None => {
                 LayerOutput::Form(LayerForm::Uncompressed)
             }
+            None if self.gzip_uncompressed => match layer.compression {
+                Compression::Gzip | Compression::Zstd => LayerOutput::Form(LayerForm::Stored),
+                _ => LayerOutput::Compressed(Compression::Gzip),
+            },
             None => match layer.compression {
                 Compression::None | Compression::Gzip | Compression::Zstd => {
                     LayerOutput::Form(LayerForm::Stored)

@@ -1,0 +1,564 @@
+//! HTTP for the distribution API: authentication (Basic, bearer tokens from the
+//! `WWW-Authenticate` challenge, cached per scope and renewed on 401), retries with
+//! backoff, bounded reads, and errors that never show a credential.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use ureq::http::{Method, Request, Response};
+use ureq::{Agent, Body, SendBody};
+
+use super::challenge::{parse_www_authenticate, retry_after, Challenge};
+use super::credentials::Credentials;
+use super::RegistryOptions;
+use crate::error::{Error, Result};
+use crate::text::shown;
+
+/// Every manifest type dockhand reads, for `Accept`: without the OCI types
+/// distribution answers 404 for an OCI manifest, and without the Docker v2 types it
+/// converts a v2 manifest to schema 1 (another digest).
+pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
+application/vnd.oci.image.index.v1+json, \
+application/vnd.docker.distribution.manifest.v2+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.docker.distribution.manifest.v1+prettyjws, \
+application/vnd.docker.distribution.manifest.v1+json";
+
+/// Largest manifest or config read into memory (containerd's limit).
+pub(crate) const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+
+/// Longest wait between two attempts, whatever a `Retry-After` asks.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Largest token response or error body read.
+const MAX_SMALL_BODY: u64 = 1 << 20;
+
+/// Pull or push rights on a repository, as a token scope.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Scope(String);
+
+impl Scope {
+    /// Pull rights on `repository`.
+    pub(crate) fn pull(repository: &str) -> Scope {
+        Scope(format!("repository:{repository}:pull"))
+    }
+    /// Pull and push rights on `repository`.
+    pub(crate) fn push(repository: &str) -> Scope {
+        Scope(format!("repository:{repository}:pull,push"))
+    }
+    /// Pull and push rights on `repository` and pull rights on `from` (a
+    /// cross-repository mount).
+    pub(crate) fn push_mounting(repository: &str, from: &str) -> Scope {
+        Scope(format!(
+            "repository:{repository}:pull,push repository:{from}:pull"
+        ))
+    }
+}
+
+/// How to authenticate, learnt from the registry's challenges.
+#[derive(Default)]
+struct AuthState {
+    /// The registry asked for Basic credentials.
+    basic: bool,
+    /// The token endpoint and service, once a Bearer challenge named them.
+    bearer: Option<(String, Option<String>)>,
+    /// Tokens by the scopes they were asked for.
+    tokens: HashMap<String, String>,
+}
+
+/// One registry, reached over HTTP(S).
+pub(crate) struct Client {
+    agent: Agent,
+    /// The registry as references name it, for messages.
+    registry: String,
+    /// `https://host` or `http://host`.
+    base: String,
+    credentials: Option<Credentials>,
+    auth: Mutex<AuthState>,
+    retries: u32,
+    /// Base of the exponential backoff.
+    backoff: Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish()
+    }
+}
+
+/// A request body that can be sent again on a retry.
+#[derive(Clone, Copy)]
+pub(crate) enum Payload<'a> {
+    /// No body.
+    Empty,
+    /// These bytes.
+    Bytes(&'a [u8]),
+}
+
+impl Client {
+    /// A client for the registry at `api_host` (named `registry` in messages). With
+    /// `tls_verify` false, HTTPS without certificate checks is tried first and plain
+    /// HTTP when the registry does not speak TLS, as skopeo does.
+    pub(crate) fn connect(
+        registry: &str,
+        api_host: &str,
+        credentials: Option<Credentials>,
+        options: &RegistryOptions,
+    ) -> Result<Client> {
+        let tls = ureq::tls::TlsConfig::builder()
+            .disable_verification(!options.tls_verify)
+            .build();
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .tls_config(tls)
+            .user_agent(concat!("dockhand/", env!("CARGO_PKG_VERSION")))
+            .accept("")
+            .max_redirects(10)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(300)))
+            .build()
+            .into();
+        let mut client = Client {
+            agent,
+            registry: registry.to_string(),
+            base: format!("https://{api_host}"),
+            credentials,
+            auth: Mutex::new(AuthState::default()),
+            retries: options.retry_times,
+            backoff: options.retry_delay,
+        };
+        if !options.tls_verify {
+            // Plain HTTP only when HTTPS cannot be spoken at all.
+            let probe = client
+                .agent
+                .get(format!("{}/v2/", client.base))
+                .header("Connection", "close")
+                .call();
+            if probe.is_err() {
+                client.base = format!("http://{api_host}");
+            }
+        }
+        Ok(client)
+    }
+
+    /// The registry as references name it.
+    pub(crate) fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// `base` + `path`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An error about this registry.
+    pub(crate) fn error(&self, message: impl Into<String>) -> Error {
+        Error::Registry {
+            registry: shown(&self.registry),
+            message: message.into(),
+        }
+    }
+
+    /// Send a request with a repeatable body, authenticating as the registry asks and
+    /// retrying transient failures (connection errors, 408, 429, 5xx) with backoff.
+    /// Any other answer is returned as it is, for the caller to judge.
+    pub(crate) fn send(
+        &self,
+        method: Method,
+        url: &str,
+        scope: &Scope,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+    ) -> Result<Response<Body>> {
+        self.send_with(method, url, scope, headers, payload, self.retries)
+    }
+
+    /// [`Client::send`] without retries (a request whose repetition the caller
+    /// decides, such as an upload chunk), renewing a token on 401 all the same.
+    pub(crate) fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        scope: &Scope,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+    ) -> Result<Response<Body>> {
+        self.send_with(method, url, scope, headers, payload, 0)
+    }
+
+    fn send_with(
+        &self,
+        method: Method,
+        url: &str,
+        scope: &Scope,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+        retries: u32,
+    ) -> Result<Response<Body>> {
+        let mut attempt = 0;
+        let mut renewed = false;
+        loop {
+            let mut builder = Request::builder().method(method.clone()).uri(url);
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            if let Some(auth) = self.authorization(scope, url) {
+                builder = builder.header("Authorization", auth);
+            }
+            let result = match payload {
+                Payload::Empty => builder
+                    .body(SendBody::none())
+                    .map_err(|e| self.error(format!("building a request: {e}")))
+                    .map(|r| self.agent.run(r)),
+                Payload::Bytes(bytes) => builder
+                    .body(bytes)
+                    .map_err(|e| self.error(format!("building a request: {e}")))
+                    .map(|r| self.agent.run(r)),
+            }?;
+            match result {
+                Ok(response) if response.status() == 401 && !renewed => {
+                    renewed = true;
+                    self.learn(&response, scope)?;
+                }
+                Ok(response) if retryable(response.status().as_u16()) && attempt < retries => {
+                    let delay = self.delay(attempt, Some(&response));
+                    attempt += 1;
+                    std::thread::sleep(delay);
+                }
+                Ok(response) => return Ok(response),
+                Err(e) if attempt < retries && transient(&e) => {
+                    let delay = self.delay(attempt, None);
+                    attempt += 1;
+                    std::thread::sleep(delay);
+                }
+                Err(e) => return Err(self.error(format!("{method} {}: {e}", path_of(url)))),
+            }
+        }
+    }
+
+    /// Make sure a token for `scope` is held when the registry uses tokens (before a
+    /// streamed request, which cannot be repeated after a 401).
+    pub(crate) fn authenticate(&self, scope: &Scope) -> Result<()> {
+        let response = self.send(Method::GET, &self.url("/v2/"), scope, &[], Payload::Empty)?;
+        // A 401 here, after learning the challenge, means the credentials are refused;
+        // the repository's own request says so more precisely, so it is not an error yet.
+        drop(response);
+        Ok(())
+    }
+
+    /// How long to wait before attempt `attempt + 1`: the `Retry-After` the answer
+    /// asks for, else exponential backoff.
+    pub(crate) fn delay(&self, attempt: u32, response: Option<&Response<Body>>) -> Duration {
+        let asked = response
+            .and_then(|r| r.headers().get("retry-after"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after(v, SystemTime::now(), MAX_BACKOFF));
+        asked.unwrap_or_else(|| {
+            self.backoff
+                .saturating_mul(1u32 << attempt.min(16))
+                .min(MAX_BACKOFF)
+        })
+    }
+
+    /// How many times a transient failure is retried.
+    pub(crate) fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// The `Authorization` value for a request in `scope` to `url`, if any.
+    fn authorization(&self, scope: &Scope, url: &str) -> Option<String> {
+        if !url.starts_with(&self.base) {
+            // A URL the registry handed out that points elsewhere gets no credentials.
+            return None;
+        }
+        let state = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(token) = state.tokens.get(&scope.0) {
+            return Some(format!("Bearer {token}"));
+        }
+        if state.basic {
+            if let Some(Credentials::Basic { username, password }) = &self.credentials {
+                return Some(basic(username, password));
+            }
+        }
+        None
+    }
+
+    /// Learn from a 401 how to authenticate, fetching a token for `scope` when the
+    /// registry wants one.
+    fn learn(&self, response: &Response<Body>, scope: &Scope) -> Result<()> {
+        let challenges: Vec<Challenge> = response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(parse_www_authenticate)
+            .collect();
+        let bearer = challenges.iter().find_map(|c| match c {
+            Challenge::Bearer { realm, service, .. } => Some((realm.clone(), service.clone())),
+            Challenge::Basic { .. } => None,
+        });
+        if let Some((realm, service)) = bearer {
+            let token = self.fetch_token(&realm, service.as_deref(), scope)?;
+            let mut state = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+            state.bearer = Some((realm, service));
+            state.tokens.insert(scope.0.clone(), token);
+            return Ok(());
+        }
+        if challenges
+            .iter()
+            .any(|c| matches!(c, Challenge::Basic { .. }))
+        {
+            let mut state = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+            if state.basic || self.credentials.is_none() {
+                // Already sent, or nothing to send: the caller sees the 401.
+                return Ok(());
+            }
+            state.basic = true;
+        }
+        Ok(())
+    }
+
+    /// Ask the token endpoint `realm` for a token with `scope`, with the credentials
+    /// when there are any (anonymously otherwise).
+    fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &Scope) -> Result<String> {
+        if !(realm.starts_with("https://") || realm.starts_with("http://")) {
+            return Err(self.error(format!(
+                "the token endpoint {} is not an http(s) URL",
+                shown(realm)
+            )));
+        }
+        let mut query = Vec::new();
+        if let Some(service) = service {
+            query.push(format!("service={}", encode(service)));
+        }
+        for one in scope.0.split(' ').filter(|s| !s.is_empty()) {
+            query.push(format!("scope={}", encode(one)));
+        }
+        let (method, url, form) = match &self.credentials {
+            Some(Credentials::IdentityToken { token, .. }) => {
+                // OAuth2: the refresh token is exchanged for an access token.
+                let mut form = vec![
+                    "grant_type=refresh_token".to_string(),
+                    "client_id=dockhand".to_string(),
+                    format!("refresh_token={}", encode(token)),
+                ];
+                form.extend(query.iter().cloned());
+                (Method::POST, realm.to_string(), Some(form.join("&")))
+            }
+            _ => {
+                let sep = if realm.contains('?') { '&' } else { '?' };
+                let url = if query.is_empty() {
+                    realm.to_string()
+                } else {
+                    format!("{realm}{sep}{}", query.join("&"))
+                };
+                (Method::GET, url, None)
+            }
+        };
+        let mut attempt = 0;
+        loop {
+            let mut builder = Request::builder().method(method.clone()).uri(&url);
+            if let Some(Credentials::Basic { username, password }) = &self.credentials {
+                builder = builder.header("Authorization", basic(username, password));
+            }
+            let result = match &form {
+                Some(form) => builder
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(form.as_bytes())
+                    .map(|r| self.agent.run(r)),
+                None => builder.body(SendBody::none()).map(|r| self.agent.run(r)),
+            }
+            .map_err(|e| self.error(format!("building a token request: {e}")))?;
+            match result {
+                Ok(r) if retryable(r.status().as_u16()) && attempt < self.retries => {
+                    let delay = self.delay(attempt, Some(&r));
+                    attempt += 1;
+                    std::thread::sleep(delay);
+                }
+                Ok(mut r) if r.status().is_success() => {
+                    let body = read_small(&mut r, MAX_SMALL_BODY)
+                        .map_err(|e| self.error(format!("reading a token: {e}")))?;
+                    #[derive(serde::Deserialize)]
+                    struct TokenAnswer {
+                        token: Option<String>,
+                        access_token: Option<String>,
+                    }
+                    let answer: TokenAnswer = serde_json::from_slice(&body)
+                        .map_err(|_| self.error("the token endpoint answered no JSON token"))?;
+                    return answer
+                        .token
+                        .or(answer.access_token)
+                        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+                        .ok_or_else(|| self.error("the token endpoint answered no usable token"));
+                }
+                Ok(r) if r.status() == 401 || r.status() == 403 => {
+                    return Err(self.error(if self.credentials.is_some() {
+                        "the token endpoint refused the credentials"
+                    } else {
+                        "authentication required (use --creds or --authfile)"
+                    }))
+                }
+                Ok(r) => {
+                    return Err(self.error(format!(
+                        "the token endpoint answered HTTP {}",
+                        r.status().as_u16()
+                    )))
+                }
+                Err(e) if attempt < self.retries && transient(&e) => {
+                    let delay = self.delay(attempt, None);
+                    attempt += 1;
+                    std::thread::sleep(delay);
+                }
+                Err(e) => return Err(self.error(format!("asking for a token: {e}"))),
+            }
+        }
+    }
+
+    /// The error for an unexpected answer to `what`: its status and the registry's
+    /// own error codes and messages, escaped and shortened.
+    pub(crate) fn unexpected(&self, what: &str, response: &mut Response<Body>) -> Error {
+        let status = response.status().as_u16();
+        let body = read_small(response, 64 << 10).unwrap_or_default();
+        let detail = registry_errors(&body);
+        let hint = match status {
+            401 if self.credentials.is_none() => " (use --creds or --authfile)",
+            401 => " (the credentials were refused)",
+            _ => "",
+        };
+        self.error(format!("{what}: HTTP {status}{detail}{hint}"))
+    }
+}
+
+/// `, CODE: message` for each error of a distribution error body.
+fn registry_errors(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<One>,
+    }
+    #[derive(serde::Deserialize)]
+    struct One {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let Ok(errors) = serde_json::from_slice::<Errors>(body) else {
+        return String::new();
+    };
+    errors
+        .errors
+        .iter()
+        .take(3)
+        .map(|e| {
+            let text = format!(
+                "{}: {}",
+                e.code.as_deref().unwrap_or("?"),
+                e.message.as_deref().unwrap_or("")
+            );
+            format!(", {}", shown(&text.chars().take(200).collect::<String>()))
+        })
+        .collect()
+}
+
+/// Read a body of at most `limit` bytes; more is an error.
+pub(crate) fn read_small(response: &mut Response<Body>, limit: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Error::io("reading a registry's answer", e))?;
+    if out.len() as u64 > limit {
+        return Err(Error::Unsupported(format!(
+            "a registry's answer is larger than the {limit}-byte limit"
+        )));
+    }
+    Ok(out)
+}
+
+/// A header's value as text.
+pub(crate) fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Answers worth another attempt.
+pub(crate) fn retryable(status: u16) -> bool {
+    status == 408 || status == 429 || (500..=599).contains(&status)
+}
+
+/// Failures of the connection rather than of the request.
+pub(crate) fn transient(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::HostNotFound
+            | ureq::Error::Protocol(_)
+    )
+}
+
+fn basic(username: &str, password: &str) -> String {
+    let raw = format!("{username}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+/// Percent-encoding for a query value.
+pub(crate) fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The path and query of `url`, for messages (upload URLs carry state, not secrets,
+/// but a redirect target may carry a signature: it is cut at the query).
+fn path_of(url: &str) -> String {
+    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = without_scheme
+        .find('/')
+        .map_or("/", |i| &without_scheme[i..]);
+    shown(path.split('?').next().unwrap_or(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_query_values() {
+        assert_eq!(
+            encode("repository:a/b:pull,push"),
+            "repository%3Aa%2Fb%3Apull%2Cpush"
+        );
+    }
+
+    #[test]
+    fn messages_show_paths_without_queries() {
+        assert_eq!(
+            path_of("https://h:5000/v2/a/blobs/uploads/x?_state=secret"),
+            "/v2/a/blobs/uploads/x"
+        );
+    }
+
+    #[test]
+    fn reads_distribution_error_bodies() {
+        let body =
+            br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
+        assert_eq!(
+            registry_errors(body),
+            ", MANIFEST_UNKNOWN: manifest unknown"
+        );
+        assert_eq!(registry_errors(b"<html>"), "");
+    }
+}

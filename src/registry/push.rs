@@ -1,0 +1,484 @@
+//! Pushing images: blobs the registry lacks (a `HEAD` first, a cross-repository mount
+//! when the source is another repository of the same registry), small ones in one
+//! `PUT`, large ones in chunks that resume where the registry says it stopped; then
+//! each manifest, byte for byte, under its tags, once every image's blobs are in.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use ureq::http::Method;
+
+use super::client::{header, Payload, Scope};
+use super::fetch::Repo;
+use super::reference::RegistryRef;
+use crate::container::{ParallelFiles, TreeWriter};
+use crate::error::{Error, Result};
+use crate::formats::blobs::BlobWriter;
+use crate::formats::oci::{put_oci_image, OciLayers};
+use crate::formats::{ImageSink, WriteOptions};
+use crate::model::digest::Digest;
+use crate::model::image::Image;
+use crate::progress::Progress;
+use crate::text::shown;
+
+/// Blobs up to this size go in one `PUT`; larger ones in `PATCH` chunks of this size
+/// (held in memory, so that a chunk cut short is sent again from where the registry
+/// stopped).
+pub(crate) const CHUNK_SIZE: usize = 8 << 20;
+
+/// A manifest waiting to be put under its tags.
+struct Pending {
+    bytes: Vec<u8>,
+    media_type: String,
+    digest: Digest,
+    references: Vec<String>,
+}
+
+/// Where images are pushed: a repository (and a tag, or each image's own tags).
+pub(crate) struct RegistrySink {
+    uploader: Uploader,
+    target: RegistryRef,
+    layers: OciLayers,
+    pending: Vec<Pending>,
+}
+
+impl RegistrySink {
+    /// A sink pushing to `target` through `repo`.
+    pub(crate) fn new(
+        repo: Arc<Repo>,
+        target: RegistryRef,
+        options: &WriteOptions,
+    ) -> Result<RegistrySink> {
+        if options.docker_layout.is_some() {
+            return Err(Error::Usage(
+                "--docker-layout applies to docker-archive and docker-dir outputs, not docker"
+                    .into(),
+            ));
+        }
+        if target.digest.is_some() {
+            return Err(Error::Usage(format!(
+                "docker://{}: a push names a tag or only a repository, not a digest",
+                shown(&target.to_string())
+            )));
+        }
+        let layers = OciLayers::for_push(options)?;
+        let scope = Scope::push(&repo.repository);
+        repo.client.authenticate(&scope)?;
+        Ok(RegistrySink {
+            uploader: Uploader {
+                repo,
+                scope,
+                origins: HashMap::new(),
+            },
+            target,
+            layers,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The tags each image is pushed under: the destination's tag for a single image,
+    /// else each image's own tags (`latest` for a single image that has none).
+    fn references(&self, images: &[Image]) -> Result<Vec<Vec<String>>> {
+        if let Some(tag) = &self.target.tag {
+            if images.len() != 1 {
+                return Err(Error::Selection(format!(
+                    "docker://{} names one image but {} are selected; name only the repository to push each image to its own tags",
+                    shown(&self.target.to_string()),
+                    images.len()
+                )));
+            }
+            return Ok(vec![vec![tag.clone()]]);
+        }
+        let mut all = Vec::with_capacity(images.len());
+        for (i, image) in images.iter().enumerate() {
+            let mut tags: Vec<String> = Vec::new();
+            for r in &image.tags {
+                if !tags.iter().any(|t| t == r.tag()) {
+                    tags.push(r.tag().to_string());
+                }
+            }
+            if tags.is_empty() {
+                if images.len() > 1 {
+                    return Err(Error::Selection(format!(
+                        "image @{i} has no tag to push it under; pick it with --image and name a tag in the destination"
+                    )));
+                }
+                tags.push("latest".into());
+            }
+            all.push(tags);
+        }
+        for (i, tags) in all.iter().enumerate() {
+            for tag in tags {
+                if let Some(j) = all[..i].iter().position(|t| t.contains(tag)) {
+                    return Err(Error::Selection(format!(
+                        "images @{j} and @{i} would both be pushed as {}:{}; pick one with --image",
+                        shown(&self.target.repository),
+                        shown(tag)
+                    )));
+                }
+            }
+        }
+        Ok(all)
+    }
+}
+
+impl ImageSink for RegistrySink {
+    fn put_images(&mut self, images: &[Image], progress: &dyn Progress) -> Result<Vec<String>> {
+        let references = self.references(images)?;
+        for image in images {
+            for layer in &image.layers {
+                let (Some(digest), Some(blob)) = (&layer.digest, &layer.blob) else {
+                    continue;
+                };
+                if let Some((registry, repository)) = blob.registry_origin() {
+                    if registry == self.uploader.repo.client.registry()
+                        && repository != self.uploader.repo.repository
+                    {
+                        self.uploader
+                            .origins
+                            .insert(digest.clone(), repository.to_string());
+                    }
+                }
+            }
+        }
+        for (image, references) in images.iter().zip(references) {
+            let written = {
+                let mut blobs = BlobWriter::new(&mut self.uploader, "", progress);
+                put_oci_image(&mut blobs, image, self.layers)?
+            };
+            self.pending.push(Pending {
+                digest: written.manifest.digest.clone(),
+                media_type: written.manifest.media_type.clone(),
+                bytes: written.manifest_bytes,
+                references,
+            });
+        }
+        Ok(Vec::new())
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        let repo = &self.uploader.repo;
+        for pending in &self.pending {
+            for reference in &pending.references {
+                put_manifest(repo, &self.uploader.scope, reference, pending)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `PUT` a manifest's exact bytes under `reference`, and check the digest the
+/// registry computed.
+fn put_manifest(repo: &Repo, scope: &Scope, reference: &str, pending: &Pending) -> Result<()> {
+    let url = repo.url(&format!("manifests/{reference}"));
+    let mut response = repo.client.send(
+        Method::PUT,
+        &url,
+        scope,
+        &[("Content-Type", pending.media_type.as_str())],
+        Payload::Bytes(&pending.bytes),
+    )?;
+    let what = format!(
+        "{}/{}:{} (manifest {})",
+        repo.client.registry(),
+        repo.repository,
+        reference,
+        pending.digest.short()
+    );
+    if !response.status().is_success() {
+        return Err(repo.client.unexpected(&shown(&what), &mut response));
+    }
+    if let Some(stated) = header(&response, "docker-content-digest") {
+        if stated != pending.digest.to_string() {
+            return Err(repo.client.error(format!(
+                "{}: the registry stored the manifest as {}",
+                shown(&what),
+                shown(stated)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The blob store of the target repository, as the tree the shared blob writer
+/// writes into: a file named by its hex digest is a blob upload.
+struct Uploader {
+    repo: Arc<Repo>,
+    scope: Scope,
+    /// Blobs another repository of the same registry holds, to mount from there.
+    origins: HashMap<Digest, String>,
+}
+
+impl Uploader {
+    fn digest_of(&self, path: &str) -> Result<Digest> {
+        Digest::from_hex(path)
+            .ok_or_else(|| Error::Unsupported(format!("a push has no file {}", shown(path))))
+    }
+
+    /// The registry's size for `digest`, when it has the blob.
+    fn head(&self, digest: &Digest) -> Result<Option<u64>> {
+        let mut response = self.repo.client.send(
+            Method::HEAD,
+            &self.repo.url(&format!("blobs/{digest}")),
+            &self.scope,
+            &[],
+            Payload::Empty,
+        )?;
+        match response.status().as_u16() {
+            200 => Ok(header(&response, "content-length").and_then(|v| v.parse().ok())),
+            404 => Ok(None),
+            _ => Err(self
+                .repo
+                .client
+                .unexpected(&self.repo.describe(digest), &mut response)),
+        }
+    }
+
+    /// Upload `data` as blob `digest` (of `size` bytes when known); its size.
+    fn upload(&self, digest: &Digest, size: Option<u64>, data: &mut dyn Read) -> Result<u64> {
+        let what = self.repo.describe(digest);
+        let mut scope = self.scope.clone();
+        let mut start_url = self.repo.url("blobs/uploads/");
+        if let Some(from) = self.origins.get(digest) {
+            start_url = format!(
+                "{start_url}?mount={}&from={}",
+                super::client::encode(&digest.to_string()),
+                super::client::encode(from)
+            );
+            scope = Scope::push_mounting(&self.repo.repository, from);
+        }
+        let mut response = self.repo.client.send(
+            Method::POST,
+            &start_url,
+            &scope,
+            &[("Content-Length", "0")],
+            Payload::Empty,
+        )?;
+        match response.status().as_u16() {
+            201 => {
+                // Mounted: the registry had it in the other repository.
+                return match size {
+                    Some(size) => Ok(size),
+                    None => self.head(digest)?.ok_or_else(|| {
+                        self.repo
+                            .client
+                            .error(format!("{what}: mounted, then absent"))
+                    }),
+                };
+            }
+            202 => {}
+            _ => {
+                return Err(self
+                    .repo
+                    .client
+                    .unexpected(&format!("{what}: starting an upload"), &mut response))
+            }
+        }
+        let mut location = self.location(&response, &what)?;
+        let mut sent: u64 = 0;
+        let mut chunk = Vec::with_capacity(match size {
+            Some(s) if s <= CHUNK_SIZE as u64 => s as usize,
+            _ => CHUNK_SIZE,
+        });
+        loop {
+            chunk.clear();
+            (&mut *data)
+                .take(CHUNK_SIZE as u64)
+                .read_to_end(&mut chunk)
+                .map_err(|e| Error::io(format!("reading {what}"), e))?;
+            let last = chunk.len() < CHUNK_SIZE;
+            if last && sent == 0 {
+                // Small: one PUT with the whole body.
+                break;
+            }
+            if !chunk.is_empty() {
+                location = self.patch(&location, sent, &chunk, &what)?;
+                sent += chunk.len() as u64;
+                chunk.clear();
+            }
+            if last {
+                break;
+            }
+        }
+        let total = sent + chunk.len() as u64;
+        if let Some(size) = size {
+            if size != total {
+                return Err(Error::SizeMismatch {
+                    file: what,
+                    expected: size,
+                    actual: total,
+                });
+            }
+        }
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{location}{sep}digest={}",
+            super::client::encode(&digest.to_string())
+        );
+        let length = chunk.len().to_string();
+        let mut response = self.repo.client.send(
+            Method::PUT,
+            &url,
+            &self.scope,
+            &[
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Length", length.as_str()),
+            ],
+            Payload::Bytes(&chunk),
+        )?;
+        if response.status().as_u16() != 201 {
+            return Err(self
+                .repo
+                .client
+                .unexpected(&format!("{what}: finishing the upload"), &mut response));
+        }
+        Ok(total)
+    }
+
+    /// Send `chunk`, which starts at `offset` of the blob, to the upload at
+    /// `location`; returns the upload's next location. A failed `PATCH` is followed by
+    /// a `GET` of the upload's status, and the chunk is sent again from the offset the
+    /// registry reports.
+    fn patch(&self, location: &str, offset: u64, chunk: &[u8], what: &str) -> Result<String> {
+        let client = &self.repo.client;
+        let mut location = location.to_string();
+        let mut from = 0usize;
+        let mut failures = 0;
+        loop {
+            let part = &chunk[from..];
+            let start = offset + from as u64;
+            let range = format!("{start}-{}", offset + chunk.len() as u64 - 1);
+            let length = part.len().to_string();
+            let result = client.send_once(
+                Method::PATCH,
+                &location,
+                &self.scope,
+                &[
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Range", range.as_str()),
+                    ("Content-Length", length.as_str()),
+                ],
+                Payload::Bytes(part),
+            );
+            let failure = match result {
+                Ok(response) if response.status().as_u16() == 202 => {
+                    return self.location(&response, what);
+                }
+                Ok(mut response) => {
+                    let status = response.status().as_u16();
+                    if !(super::client::retryable(status) || status == 416 || status == 400) {
+                        return Err(client.unexpected(&format!("{what}: uploading"), &mut response));
+                    }
+                    client.unexpected(&format!("{what}: uploading"), &mut response)
+                }
+                Err(e) => e,
+            };
+            if failures >= client.retries() {
+                return Err(failure);
+            }
+            std::thread::sleep(client.delay(failures, None));
+            failures += 1;
+            // Where did the registry stop?
+            let (next, resume_at) = self.upload_status(&location, what)?;
+            location = next;
+            if resume_at < offset || resume_at > offset + chunk.len() as u64 {
+                return Err(client.error(format!(
+                    "{what}: the upload stopped at byte {resume_at}, outside the chunk being sent ({offset}-{})",
+                    offset + chunk.len() as u64
+                )));
+            }
+            from = (resume_at - offset) as usize;
+            if from == chunk.len() {
+                return Ok(location);
+            }
+        }
+    }
+
+    /// The upload's current location and the offset it accepts next.
+    fn upload_status(&self, location: &str, what: &str) -> Result<(String, u64)> {
+        let mut response =
+            self.repo
+                .client
+                .send(Method::GET, location, &self.scope, &[], Payload::Empty)?;
+        if response.status().as_u16() != 204 {
+            return Err(self
+                .repo
+                .client
+                .unexpected(&format!("{what}: the upload's status"), &mut response));
+        }
+        let next = match header(&response, "location") {
+            Some(_) => self.location(&response, what)?,
+            None => location.to_string(),
+        };
+        // `Range: 0-N` names the bytes received; none received is `0-0` or absent.
+        let end = header(&response, "range")
+            .and_then(|v| v.split_once('-'))
+            .and_then(|(_, end)| end.trim().parse::<u64>().ok());
+        let resume_at = match end {
+            Some(end) if end > 0 => end + 1,
+            _ => 0,
+        };
+        Ok((next, resume_at))
+    }
+
+    /// The absolute upload URL a response's `Location` gives.
+    fn location(&self, response: &ureq::http::Response<ureq::Body>, what: &str) -> Result<String> {
+        let value = header(response, "location").ok_or_else(|| {
+            self.repo
+                .client
+                .error(format!("{what}: the registry gave no upload location"))
+        })?;
+        if value.starts_with("http://") || value.starts_with("https://") {
+            Ok(value.to_string())
+        } else if value.starts_with('/') {
+            Ok(self.repo.client.url(value))
+        } else {
+            Err(self.repo.client.error(format!(
+                "{what}: an upload location that is not a URL: {}",
+                shown(value)
+            )))
+        }
+    }
+}
+
+impl TreeWriter for Uploader {
+    fn dir(&mut self, _path: &str) -> Result<()> {
+        Ok(())
+    }
+    fn file(&mut self, path: &str, size: u64, data: &mut dyn Read) -> Result<()> {
+        let digest = self.digest_of(path)?;
+        self.upload(&digest, Some(size), data).map(|_| ())
+    }
+    fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64> {
+        let digest = self.digest_of(path)?;
+        self.upload(&digest, None, data)
+    }
+    fn symlink(&mut self, path: &str, _target: &str) -> Result<()> {
+        Err(Error::Unsupported(format!(
+            "a push has no symlinks ({})",
+            shown(path)
+        )))
+    }
+    fn commit(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+    fn existing_blob(&self, path: &str, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
+        if self.digest_of(path).ok().as_ref() != Some(digest) {
+            return Ok(None);
+        }
+        Ok(self
+            .head(digest)?
+            .filter(|have| size.is_none_or(|want| want == *have)))
+    }
+    fn parallel(&self) -> Option<&dyn ParallelFiles> {
+        Some(self)
+    }
+}
+
+impl ParallelFiles for Uploader {
+    fn file_shared(&self, path: &str, data: &mut dyn Read) -> Result<u64> {
+        let digest = self.digest_of(path)?;
+        self.upload(&digest, None, data)
+    }
+}

@@ -1,0 +1,136 @@
+//! `docker://` references in skopeo's syntax, normalised as Docker does.
+
+use crate::error::{Error, Result};
+use crate::model::digest::Digest;
+use crate::model::reference::{valid_tag, Reference, DEFAULT_REGISTRY};
+use crate::text::shown;
+
+/// Where Docker Hub's API answers (`docker.io` names it in references).
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+/// An image in a registry: `registry/repository` and a tag or a digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryRef {
+    /// The registry as references name it (`docker.io`, `127.0.0.1:5000`).
+    pub registry: String,
+    /// The repository path (`library/busybox`).
+    pub repository: String,
+    /// The tag, when one was given (or defaulted to `latest` with no digest).
+    pub tag: Option<String>,
+    /// The manifest digest, when the reference pins one.
+    pub digest: Option<Digest>,
+}
+
+impl RegistryRef {
+    /// Parse what follows `docker://`: `[HOST[:PORT]/]REPO[:TAG|@sha256:...]`. No host
+    /// means `docker.io`, a one-component repository there gets `library/`, and no tag
+    /// nor digest means `latest`; `repository_only` leaves the tag out instead (a
+    /// destination that names only a repository).
+    pub fn parse(text: &str, repository_only: bool) -> Result<RegistryRef> {
+        let bad = |why: &str| Error::Usage(format!("docker://{}: {why}", shown(text)));
+        let (name, digest) = match text.split_once('@') {
+            Some((name, digest)) => (
+                name,
+                Some(Digest::parse(digest).map_err(|e| bad(&format!("invalid digest: {e}")))?),
+            ),
+            None => (text, None),
+        };
+        let last = name.rsplit('/').next().unwrap_or(name);
+        let explicit_tag = last.contains(':');
+        let parsed = Reference::parse_why(name).map_err(bad)?;
+        let full = parsed.repository();
+        let (registry, repository) = full.split_once('/').expect("a repository has a registry");
+        let tag = if explicit_tag || (digest.is_none() && !repository_only) {
+            Some(parsed.tag().to_string())
+        } else {
+            None
+        };
+        if let Some(t) = &tag {
+            if !valid_tag(t) {
+                return Err(bad("invalid tag"));
+            }
+        }
+        Ok(RegistryRef {
+            registry: registry.to_string(),
+            repository: repository.to_string(),
+            tag,
+            digest,
+        })
+    }
+
+    /// The host (and port) the API is reached at.
+    pub fn api_host(&self) -> &str {
+        if self.registry == DEFAULT_REGISTRY {
+            DOCKER_HUB_API
+        } else {
+            &self.registry
+        }
+    }
+
+    /// What to ask for in `/manifests/`: the digest when pinned, else the tag.
+    pub fn manifest_reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
+    }
+
+    /// The tagged name (`registry/repository:tag`), when a tag is given.
+    pub fn tagged(&self) -> Option<Reference> {
+        let tag = self.tag.as_deref()?;
+        Reference::parse(&format!("{}/{}:{tag}", self.registry, self.repository)).ok()
+    }
+
+    /// The same repository with another tag.
+    pub fn with_tag(&self, tag: &str) -> RegistryRef {
+        RegistryRef {
+            tag: Some(tag.to_string()),
+            digest: None,
+            ..self.clone()
+        }
+    }
+}
+
+impl std::fmt::Display for RegistryRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_as_docker_does() {
+        let r = RegistryRef::parse("busybox", false).unwrap();
+        assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
+        assert_eq!(r.api_host(), "registry-1.docker.io");
+        let r = RegistryRef::parse("127.0.0.1:5000/a/b:1.0", false).unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "a/b", Some("1.0"))
+        );
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let r = RegistryRef::parse(&format!("localhost:5000/x@{d}"), false).unwrap();
+        assert_eq!(r.tag, None);
+        assert_eq!(r.manifest_reference(), d);
+        let r = RegistryRef::parse("quay.io/x/y", true).unwrap();
+        assert_eq!(r.tag, None);
+        assert_eq!(r.manifest_reference(), "latest");
+        for bad in ["", "x/UPPER", "x:bad tag", "x@sha256:12", "a b"] {
+            assert!(
+                RegistryRef::parse(bad, false).unwrap_err().is_usage(),
+                "{bad}"
+            );
+        }
+    }
+}

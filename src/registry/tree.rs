@@ -1,0 +1,529 @@
+//! A registry repository seen as the tree of an image layout, so that the readers of
+//! the other formats read it unchanged: an OCI layout (`index.json` naming the
+//! manifest the reference resolves to, `blobs/sha256/<hex>` fetched when opened) or,
+//! for a schema 1 manifest, a `dir:` layout (which the `dir:` reader converts).
+//!
+//! Only descriptors read from manifests already fetched can be opened, with the size
+//! they give; every byte is verified by the reader or writer that streams it.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use ureq::http::Method;
+
+use super::client::{header, read_small, Payload, Scope, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE};
+use super::fetch::{Cached, Fetch, Repo};
+use super::reference::RegistryRef;
+use crate::container::{FileRef, FileTree, Node};
+use crate::error::{Error, Result};
+use crate::model::blob::{Blob, MemoryBlob};
+use crate::model::digest::Digest;
+use crate::model::media::{self, Compression};
+
+/// Most descriptors a pull may learn of (manifests, configs and layers together).
+const MAX_DESCRIPTORS: usize = 100_000;
+
+/// What a descriptor names.
+#[derive(Clone, Debug)]
+enum Kind {
+    /// A manifest or index, fetched from `/manifests/` (its bytes once fetched).
+    Manifest(Option<Arc<Vec<u8>>>),
+    /// A config: small, read into memory by the readers.
+    Config,
+    /// A layer (or another blob), of this media type.
+    Layer(String),
+}
+
+#[derive(Clone, Debug)]
+struct Known {
+    size: u64,
+    kind: Kind,
+}
+
+/// The descriptors learnt so far, shared by the tree and its manifest blobs.
+#[derive(Debug, Default)]
+struct Catalog {
+    known: HashMap<Digest, Known>,
+}
+
+impl Catalog {
+    /// Learn the descriptors a manifest or index names.
+    fn learn(&mut self, bytes: &[u8]) -> Result<()> {
+        #[derive(Deserialize)]
+        struct Desc {
+            #[serde(rename = "mediaType")]
+            media_type: Option<String>,
+            digest: String,
+            size: u64,
+        }
+        #[derive(Deserialize)]
+        struct Doc {
+            manifests: Option<Vec<Desc>>,
+            config: Option<Desc>,
+            layers: Option<Vec<Desc>>,
+        }
+        let Ok(doc) = serde_json::from_slice::<Doc>(bytes) else {
+            // The reader reports what is wrong with it, by name.
+            return Ok(());
+        };
+        let mut add = |desc: &Desc, kind: Kind| -> Result<()> {
+            let Ok(digest) = Digest::parse(&desc.digest) else {
+                return Ok(());
+            };
+            if self.known.len() >= MAX_DESCRIPTORS {
+                return Err(Error::Unsupported(format!(
+                    "the registry's manifests name more than {MAX_DESCRIPTORS} blobs"
+                )));
+            }
+            self.known.entry(digest).or_insert(Known {
+                size: desc.size,
+                kind,
+            });
+            Ok(())
+        };
+        for m in doc.manifests.iter().flatten() {
+            add(m, Kind::Manifest(None))?;
+        }
+        if let Some(c) = &doc.config {
+            add(c, Kind::Config)?;
+        }
+        for l in doc.layers.iter().flatten() {
+            let media_type = l.media_type.clone().unwrap_or_default();
+            add(l, Kind::Layer(media_type))?;
+        }
+        Ok(())
+    }
+}
+
+/// How the repository is presented.
+#[derive(Debug)]
+enum Shape {
+    /// An OCI layout: `oci-layout`, `index.json`, `blobs/sha256/<hex>`.
+    Oci { index: Arc<Vec<u8>> },
+    /// A `dir:` layout holding a schema 1 manifest: `manifest.json`, `version`, `<hex>`.
+    Dir { manifest: Arc<Vec<u8>> },
+}
+
+/// A registry repository, pinned to the manifest its reference resolves to.
+#[derive(Debug)]
+pub(crate) struct RegistryTree {
+    name: String,
+    shape: Shape,
+    repo: Arc<Repo>,
+    catalog: Arc<Mutex<Catalog>>,
+}
+
+/// A manifest fetched from a registry: its bytes (verified), digest and media type.
+pub(crate) struct Fetched {
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    pub media_type: String,
+}
+
+/// Fetch the manifest `reference` names (a tag or digest), refusing more than
+/// [`MAX_MANIFEST_SIZE`] bytes before reading them, and checking the bytes against the
+/// digest asked for or the one the registry states.
+pub(crate) fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Fetched> {
+    let url = repo.url(&format!("manifests/{reference}"));
+    let what = format!(
+        "{}/{}:{}",
+        repo.client.registry(),
+        repo.repository,
+        reference
+    );
+    let mut response = repo.client.send(
+        Method::GET,
+        &url,
+        &Scope::pull(&repo.repository),
+        &[("Accept", MANIFEST_ACCEPT)],
+        Payload::Empty,
+    )?;
+    match response.status().as_u16() {
+        200 => {}
+        404 => {
+            return Err(repo
+                .client
+                .error(format!("{}: manifest unknown", crate::text::shown(&what))))
+        }
+        _ => return Err(repo.client.unexpected(&what, &mut response)),
+    }
+    if let Some(length) = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok()) {
+        if length > MAX_MANIFEST_SIZE {
+            return Err(repo.client.error(format!(
+                "{}: the manifest is {length} bytes, over the {MAX_MANIFEST_SIZE}-byte limit",
+                crate::text::shown(&what)
+            )));
+        }
+    }
+    let stated = header(&response, "docker-content-digest").and_then(|v| Digest::parse(v).ok());
+    let content_type = header(&response, "content-type")
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+        .unwrap_or_default();
+    let bytes = read_small(&mut response, MAX_MANIFEST_SIZE).map_err(|e| match e {
+        Error::Unsupported(_) => repo.client.error(format!(
+            "{}: the manifest is over the {MAX_MANIFEST_SIZE}-byte limit",
+            crate::text::shown(&what)
+        )),
+        other => other,
+    })?;
+    let actual = Digest::of(&bytes);
+    let expected = Digest::parse(reference).ok().or(stated);
+    if let Some(expected) = expected {
+        if actual != expected && !is_schema1(&content_type, &bytes) {
+            return Err(Error::DigestMismatch {
+                file: crate::text::shown(&what),
+                expected,
+                actual,
+            });
+        }
+    }
+    let media_type = if content_type.is_empty() || content_type == "application/json" {
+        body_media_type(&bytes)
+    } else {
+        content_type
+    };
+    Ok(Fetched {
+        bytes,
+        digest: actual,
+        media_type,
+    })
+}
+
+/// The `mediaType` a manifest names itself, or schema 1 for `schemaVersion: 1`.
+fn body_media_type(bytes: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        #[serde(rename = "schemaVersion")]
+        schema_version: Option<u64>,
+        manifests: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<Head>(bytes) {
+        Ok(Head {
+            media_type: Some(t),
+            ..
+        }) => t,
+        Ok(Head {
+            schema_version: Some(1),
+            ..
+        }) => media::DOCKER_SCHEMA1.to_string(),
+        Ok(Head {
+            manifests: Some(_), ..
+        }) => media::OCI_INDEX.to_string(),
+        _ => media::OCI_MANIFEST.to_string(),
+    }
+}
+
+/// Schema 1 manifests are signed: their digest covers the payload without the
+/// signatures, so the registry's stated digest is not the bytes' own.
+fn is_schema1(content_type: &str, bytes: &[u8]) -> bool {
+    content_type.starts_with("application/vnd.docker.distribution.manifest.v1")
+        || body_media_type(bytes) == media::DOCKER_SCHEMA1
+}
+
+impl RegistryTree {
+    /// Resolve `reference` in `repo` and present what it names.
+    pub(crate) fn open(repo: Arc<Repo>, reference: &RegistryRef) -> Result<RegistryTree> {
+        let name = format!("docker://{reference}");
+        let top = fetch_manifest(&repo, &reference.manifest_reference())?;
+        let mut catalog = Catalog::default();
+        let shape = if top
+            .media_type
+            .starts_with("application/vnd.docker.distribution.manifest.v1")
+        {
+            schema1_sizes(&repo, &top.bytes, &mut catalog)?;
+            Shape::Dir {
+                manifest: Arc::new(top.bytes),
+            }
+        } else {
+            catalog.learn(&top.bytes)?;
+            let index = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": media::OCI_INDEX,
+                "manifests": [{
+                    "mediaType": top.media_type,
+                    "digest": top.digest.to_string(),
+                    "size": top.bytes.len(),
+                }],
+            });
+            let size = top.bytes.len() as u64;
+            catalog.known.insert(
+                top.digest.clone(),
+                Known {
+                    size,
+                    kind: Kind::Manifest(Some(Arc::new(top.bytes))),
+                },
+            );
+            Shape::Oci {
+                index: Arc::new(serde_json::to_vec(&index).expect("a JSON value serializes")),
+            }
+        };
+        Ok(RegistryTree {
+            name,
+            shape,
+            repo,
+            catalog: Arc::new(Mutex::new(catalog)),
+        })
+    }
+
+    /// Forget the cached copies of every blob this tree fetched (an output now holds
+    /// them).
+    pub(crate) fn release_cache(&self) {
+        let catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
+        for digest in catalog.known.keys() {
+            self.repo.uncache(digest);
+        }
+    }
+
+    fn blob_node(&self, hex: &str, path: &str) -> Option<Node> {
+        let digest = Digest::from_hex(hex)?;
+        let known = self
+            .catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .known
+            .get(&digest)
+            .cloned()?;
+        let blob: Arc<dyn Blob> = match known.kind {
+            Kind::Manifest(Some(bytes)) => Arc::new(MemoryBlob::new(bytes, path)),
+            Kind::Manifest(None) => Arc::new(ManifestBlob {
+                repo: Arc::clone(&self.repo),
+                catalog: Arc::clone(&self.catalog),
+                digest,
+                size: known.size,
+                bytes: Mutex::new(None),
+            }),
+            Kind::Config => Arc::new(RegistryBlob {
+                repo: Arc::clone(&self.repo),
+                digest,
+                size: known.size,
+                layer_type: None,
+            }),
+            Kind::Layer(media_type) => Arc::new(RegistryBlob {
+                repo: Arc::clone(&self.repo),
+                digest,
+                size: known.size,
+                layer_type: Some(media_type),
+            }),
+        };
+        Some(Node::File(FileRef {
+            path: path.to_string(),
+            size: known.size,
+            blob,
+        }))
+    }
+}
+
+/// Learn the sizes of a schema 1 manifest's blobs (it gives none) with `HEAD`s.
+fn schema1_sizes(repo: &Repo, bytes: &[u8], catalog: &mut Catalog) -> Result<()> {
+    #[derive(Deserialize)]
+    struct FsLayer {
+        #[serde(rename = "blobSum")]
+        blob_sum: String,
+    }
+    #[derive(Deserialize)]
+    struct Schema1 {
+        #[serde(rename = "fsLayers")]
+        fs_layers: Vec<FsLayer>,
+    }
+    let Ok(doc) = serde_json::from_slice::<Schema1>(bytes) else {
+        return Ok(());
+    };
+    if doc.fs_layers.len() > 1000 {
+        return Err(repo
+            .client
+            .error("a schema 1 manifest with more than 1000 layers"));
+    }
+    for layer in &doc.fs_layers {
+        let Ok(digest) = Digest::parse(&layer.blob_sum) else {
+            continue;
+        };
+        if catalog.known.contains_key(&digest) {
+            continue;
+        }
+        let mut response = repo.client.send(
+            Method::HEAD,
+            &repo.url(&format!("blobs/{digest}")),
+            &Scope::pull(&repo.repository),
+            &[],
+            Payload::Empty,
+        )?;
+        if response.status() == 404 {
+            continue;
+        }
+        if !response.status().is_success() {
+            return Err(repo
+                .client
+                .unexpected(&repo.describe(&digest), &mut response));
+        }
+        let size = header(&response, "content-length")
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| {
+                repo.client
+                    .error(format!("{}: no Content-Length", repo.describe(&digest)))
+            })?;
+        catalog.known.insert(
+            digest,
+            Known {
+                size,
+                kind: Kind::Layer(media::DOCKER_LAYER_GZIP.to_string()),
+            },
+        );
+    }
+    Ok(())
+}
+
+impl FileTree for RegistryTree {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn is_dir(&self) -> bool {
+        true
+    }
+    fn node(&self, path: &str) -> Option<Node> {
+        let memory = |bytes: &Arc<Vec<u8>>| {
+            Some(Node::File(FileRef {
+                path: path.to_string(),
+                size: bytes.len() as u64,
+                blob: Arc::new(MemoryBlob::new(Arc::clone(bytes), path)),
+            }))
+        };
+        match &self.shape {
+            Shape::Oci { index } => match path {
+                "index.json" => memory(index),
+                "oci-layout" => memory(&Arc::new(
+                    crate::formats::OCI_LAYOUT_FILE.as_bytes().to_vec(),
+                )),
+                "blobs" | "blobs/sha256" => Some(Node::Dir),
+                _ => self.blob_node(path.strip_prefix("blobs/sha256/")?, path),
+            },
+            Shape::Dir { manifest } => match path {
+                "manifest.json" => memory(manifest),
+                "version" => memory(&Arc::new(crate::formats::DIR_VERSION.as_bytes().to_vec())),
+                _ => self.blob_node(path, path),
+            },
+        }
+    }
+    fn finished(&self) {
+        self.release_cache();
+    }
+    fn top_level(&self) -> Vec<String> {
+        match &self.shape {
+            Shape::Oci { .. } => vec!["blobs".into(), "index.json".into(), "oci-layout".into()],
+            Shape::Dir { .. } => vec!["manifest.json".into(), "version".into()],
+        }
+    }
+}
+
+/// A manifest named by an index, fetched when first opened; the descriptors it names
+/// become openable then.
+#[derive(Debug)]
+struct ManifestBlob {
+    repo: Arc<Repo>,
+    catalog: Arc<Mutex<Catalog>>,
+    digest: Digest,
+    size: u64,
+    bytes: Mutex<Option<Arc<Vec<u8>>>>,
+}
+
+impl ManifestBlob {
+    fn bytes(&self) -> Result<Arc<Vec<u8>>> {
+        let mut held = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(bytes) = &*held {
+            return Ok(Arc::clone(bytes));
+        }
+        if self.size > MAX_MANIFEST_SIZE {
+            return Err(self.repo.client.error(format!(
+                "{}: the manifest is {} bytes, over the {MAX_MANIFEST_SIZE}-byte limit",
+                self.describe(),
+                self.size
+            )));
+        }
+        let fetched = fetch_manifest(&self.repo, &self.digest.to_string())?;
+        let bytes = Arc::new(fetched.bytes);
+        self.catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .learn(&bytes)?;
+        *held = Some(Arc::clone(&bytes));
+        Ok(bytes)
+    }
+}
+
+impl Blob for ManifestBlob {
+    fn open_at(&self, start: u64) -> Result<Box<dyn Read + Send>> {
+        MemoryBlob::new(self.bytes()?, self.describe()).open_at(start)
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn describe(&self) -> String {
+        self.repo.describe(&self.digest)
+    }
+}
+
+/// A config or layer in a registry.
+#[derive(Debug)]
+struct RegistryBlob {
+    repo: Arc<Repo>,
+    digest: Digest,
+    size: u64,
+    /// The media type, for a layer.
+    layer_type: Option<String>,
+}
+
+impl Blob for RegistryBlob {
+    fn open_at(&self, start: u64) -> Result<Box<dyn Read + Send>> {
+        if self.layer_type.is_none() && self.size > MAX_MANIFEST_SIZE {
+            return Err(self.repo.client.error(format!(
+                "{}: the config is {} bytes, over the {MAX_MANIFEST_SIZE}-byte limit",
+                self.describe(),
+                self.size
+            )));
+        }
+        if start == 0 && self.layer_type.is_some() {
+            if let Some(cached) = Cached::open(&self.repo, &self.digest, self.size)? {
+                return Ok(Box::new(cached));
+            }
+        }
+        Ok(Box::new(Fetch::new(
+            Arc::clone(&self.repo),
+            self.digest.clone(),
+            self.size,
+            start,
+        )))
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn describe(&self) -> String {
+        self.repo.describe(&self.digest)
+    }
+    fn registry_origin(&self) -> Option<(&str, &str)> {
+        Some((self.repo.client.registry(), &self.repo.repository))
+    }
+    /// A layer's first bytes as its media type gives them, so that reading an image's
+    /// metadata fetches no layer bytes; the layer is checked when it streams (a wrong
+    /// compression then fails to decompress or to match its diff_id).
+    fn head(&self, n: usize) -> Result<Vec<u8>> {
+        let Some(media_type) = &self.layer_type else {
+            let mut out = Vec::new();
+            self.open()?
+                .take(n as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| Error::io(format!("reading {}", self.describe()), e))?;
+            return Ok(out);
+        };
+        let magic: &[u8] = match Compression::of_layer_media_type(media_type) {
+            Compression::Gzip => &[0x1f, 0x8b, 0x08],
+            Compression::Zstd => &[0x28, 0xb5, 0x2f, 0xfd],
+            Compression::Bzip2 => b"BZh",
+            Compression::Xz => &[0xfd, b'7', b'z', b'X', b'Z', 0x00],
+            Compression::None => &[],
+        };
+        Ok(magic[..magic.len().min(n)].to_vec())
+    }
+}
