@@ -706,3 +706,47 @@ impl Conn {
         (code, head, body)
     }
 }
+
+/// What distribution 2.8.2 does with an upload session whose PATCH body was cut (the
+/// proxy forwards the first bytes, the client gets no answer): the session is dead, as
+/// the offset in its `_state` no longer matches what the registry stored, and GET on it
+/// answers 404 BLOB_UPLOAD_INVALID. A client must start a new upload, not resume.
+#[test]
+fn proxy_cut_upload_kills_the_session() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let proxy = Proxy::start(&reg.addr);
+    let mut conn = Conn::open(&proxy.addr);
+    let (code, head, _) = conn.send("POST", &format!("/v2/{REPO}/blobs/uploads/"), &[], None);
+    assert_eq!(code, 202, "{head}");
+    let location = header(&head, "location").unwrap();
+    let session = location[format!("http://{}", proxy.addr).len()..].to_string();
+
+    proxy.cut_upload_after("PATCH", "/blobs/uploads/", 1000, 1);
+    let mut cut = TcpStream::connect(&proxy.addr).unwrap();
+    cut.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let req = format!(
+        "PATCH {session} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
+         Content-Range: 0-4999\r\nContent-Length: 5000\r\n\r\n",
+        proxy.addr
+    );
+    cut.write_all(req.as_bytes()).unwrap();
+    let _ = cut.write_all(&[b'a'; 5000]);
+    let mut answer = Vec::new();
+    let _ = cut.read_to_end(&mut answer);
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    let last = proxy.requests().last().unwrap().clone();
+    assert_eq!((last.0.as_str(), last.2), ("PATCH", 0));
+
+    let (code, _, body) = conn.send("GET", &session, &[], None);
+    assert_eq!(code, 404);
+    assert!(
+        String::from_utf8_lossy(&body).contains("BLOB_UPLOAD_INVALID"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // A new session takes the blob.
+    conn.upload(&format!("http://{}/", proxy.addr), &"a".repeat(5000), true);
+}
