@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod interop;
+pub mod registry;
 pub mod table;
 
 use std::path::{Path, PathBuf};
