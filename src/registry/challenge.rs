@@ -1,68 +1,764 @@
 //! Parsing `WWW-Authenticate` challenges, `Link` headers and `Retry-After`.
-//! (Placeholder until the full parser lands.)
-#![allow(dead_code)]
+//!
+//! Header values come from the network: every parser here takes any text, never
+//! panics, and gives up (dropping what it cannot read) rather than guess.
 
-/// One authentication challenge.
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// One authentication challenge a registry offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Challenge {
-    /// HTTP Basic.
+    /// HTTP Basic authentication; `realm` is empty when the server gave none.
     Basic {
-        /// The realm.
+        /// The protection space.
         realm: String,
     },
-    /// A bearer token from `realm`.
+    /// A bearer token to fetch from `realm` (the docker token protocol).
     Bearer {
-        /// The token endpoint.
+        /// The token endpoint's URL, as the server gave it.
         realm: String,
-        /// The service to name.
+        /// The `service` parameter to pass to the token endpoint.
         service: Option<String>,
-        /// The scope asked for.
+        /// The `scope` the request needs (may hold several scopes, space-separated).
         scope: Option<String>,
-        /// The error, when a token lacked a right.
+        /// Why a token was refused (`invalid_token`, `insufficient_scope`).
         error: Option<String>,
     },
 }
 
-/// Every challenge of a header value.
+/// Every challenge of a WWW-Authenticate header value (RFC 7235: several challenges
+/// may be comma-separated; auth-params are token=token or token=quoted-string with
+/// backslash escapes; scheme names are case-insensitive). Unknown schemes are skipped.
+///
+/// Parameter names are case-insensitive too; of a repeated parameter the first counts.
+/// An unquoted value may hold any character but whitespace, `,` and `"` (some servers
+/// send `realm=https://...` unquoted). A Bearer challenge without a realm is skipped:
+/// there is nowhere to fetch a token from. At a syntax error (an unterminated quoted
+/// string, a control character) the challenge being read is dropped and parsing stops.
 pub(crate) fn parse_www_authenticate(value: &str) -> Vec<Challenge> {
-    let param = |name: &str| {
-        let key = format!("{name}=\"");
-        value.find(&key).map(|i| {
-            let rest = &value[i + key.len()..];
-            rest[..rest.find('"').unwrap_or(rest.len())].to_string()
-        })
-    };
-    let lower = value.to_ascii_lowercase();
-    if lower.starts_with("bearer") {
-        vec![Challenge::Bearer {
-            realm: param("realm").unwrap_or_default(),
-            service: param("service"),
-            scope: param("scope"),
-            error: param("error"),
-        }]
-    } else if lower.starts_with("basic") {
-        vec![Challenge::Basic {
-            realm: param("realm").unwrap_or_default(),
-        }]
-    } else {
-        Vec::new()
+    let mut cursor = Cursor::new(value);
+    let mut challenges = Vec::new();
+    loop {
+        cursor.skip_list_separators();
+        if cursor.at_end() {
+            break;
+        }
+        let Some(scheme) = cursor.token() else {
+            break;
+        };
+        let Some(params) = auth_params(&mut cursor) else {
+            break;
+        };
+        challenges.extend(challenge(scheme, params));
+    }
+    challenges
+}
+
+/// The URL of the rel="next" link of a `Link` header (`<url>; rel="next"`, several
+/// links comma-separated), as given (may be relative).
+///
+/// `rel` may list several relation types (`rel="next last"`) and is compared
+/// case-insensitively. An empty target (`<>`, the same page again) is ignored.
+pub(crate) fn next_link(value: &str) -> Option<String> {
+    let mut cursor = Cursor::new(value);
+    loop {
+        cursor.skip_list_separators();
+        if !cursor.eat(b'<') {
+            return None;
+        }
+        let url = cursor.until(b'>')?;
+        cursor.pos += 1;
+        let mut rel: Option<String> = None;
+        loop {
+            cursor.skip_ows();
+            if !cursor.eat(b';') {
+                break;
+            }
+            cursor.skip_ows();
+            let name = cursor.token()?;
+            cursor.skip_ows();
+            let value = if cursor.eat(b'=') {
+                cursor.skip_ows();
+                cursor.value(b";")?
+            } else {
+                String::new()
+            };
+            if rel.is_none() && name.eq_ignore_ascii_case("rel") {
+                rel = Some(value);
+            }
+        }
+        if !(cursor.at_end() || cursor.peek() == Some(b',')) {
+            return None;
+        }
+        let is_next = rel.is_some_and(|rel| {
+            rel.split_ascii_whitespace()
+                .any(|r| r.eq_ignore_ascii_case("next"))
+        });
+        if is_next && !url.is_empty() {
+            return Some(url.to_string());
+        }
     }
 }
 
-/// The rel="next" URL of a `Link` header.
-pub(crate) fn next_link(value: &str) -> Option<String> {
-    let start = value.find('<')? + 1;
-    let end = value[start..].find('>')? + start;
-    value[end..]
-        .contains("rel=\"next\"")
-        .then(|| value[start..end].to_string())
+/// The delay a `Retry-After` header asks for: delta-seconds or an HTTP-date
+/// (IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`), relative to `now`; past dates give
+/// zero. Caps at `max`.
+///
+/// The obsolete date forms (RFC 850, asctime) and anything else give `None`. The day
+/// name is not checked against the date.
+pub(crate) fn retry_after(value: &str, now: SystemTime, max: Duration) -> Option<Duration> {
+    let value = value.trim_matches([' ', '\t']);
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // All digits: only too many of them fails to parse, and that is a long wait.
+        let seconds = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(seconds).min(max));
+    }
+    let at = imf_fixdate(value)?;
+    let now_nanos: i128 = match now.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_nanos() as i128,
+        Err(before) => -(before.duration().as_nanos() as i128),
+    };
+    let delay = (i128::from(at) * 1_000_000_000 - now_nanos).max(0);
+    let delay = Duration::from_nanos(u64::try_from(delay).unwrap_or(u64::MAX));
+    Some(delay.min(max))
 }
 
-/// The delay a `Retry-After` header asks for (delta-seconds only here).
-pub(crate) fn retry_after(
-    value: &str,
-    _now: std::time::SystemTime,
-    max: std::time::Duration,
-) -> Option<std::time::Duration> {
-    let secs: u64 = value.trim().parse().ok()?;
-    Some(std::time::Duration::from_secs(secs).min(max))
+/// Seconds since the Unix epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn imf_fixdate(text: &str) -> Option<i64> {
+    const DAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let b = text.as_bytes();
+    if b.len() != 29 {
+        return None;
+    }
+    let literal = |at: usize, lit: &[u8]| b[at..at + lit.len()].eq_ignore_ascii_case(lit);
+    let number = |at: usize, digits: usize| -> Option<i64> {
+        b[at..at + digits].iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    if !DAYS.iter().any(|day| literal(0, day))
+        || !literal(3, b", ")
+        || b[7] != b' '
+        || b[11] != b' '
+        || b[16] != b' '
+        || b[19] != b':'
+        || b[22] != b':'
+        || !literal(25, b" GMT")
+    {
+        return None;
+    }
+    let day = number(5, 2)?;
+    let month = MONTHS.iter().position(|m| literal(8, m))? as i64 + 1;
+    let year = number(12, 4)?;
+    let (hour, minute, second) = (number(17, 2)?, number(20, 2)?, number(23, 2)?);
+    if day < 1 || day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// The number of days of `month` (1-12) in the Gregorian `year`.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to the Gregorian date (proleptic, year >= 0): count whole
+/// 400-year cycles, then years from March 1 (so the leap day ends a year).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let cycle = year.div_euclid(400);
+    let year_of_cycle = year.rem_euclid(400);
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_cycle = year_of_cycle * 365 + year_of_cycle / 4 - year_of_cycle / 100 + day_of_year;
+    // 719_468 days from 0000-03-01 to 1970-01-01.
+    cycle * 146_097 + day_of_cycle - 719_468
+}
+
+/// The challenge for `scheme` and its parameters, if it is one dockhand can answer.
+fn challenge(scheme: &str, params: Vec<(String, String)>) -> Option<Challenge> {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    if scheme.eq_ignore_ascii_case("basic") {
+        Some(Challenge::Basic {
+            realm: get("realm").unwrap_or_default(),
+        })
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        let realm = get("realm").filter(|realm| !realm.is_empty())?;
+        Some(Challenge::Bearer {
+            realm,
+            service: get("service"),
+            scope: get("scope"),
+            error: get("error"),
+        })
+    } else {
+        None
+    }
+}
+
+/// The auth-params (or token68, which is dropped) after a scheme, leaving the cursor
+/// at the start of the next challenge. `None` on a syntax error.
+fn auth_params(cursor: &mut Cursor) -> Option<Vec<(String, String)>> {
+    let mut params = Vec::new();
+    if !(cursor.at_end() || matches!(cursor.peek(), Some(b' ' | b'\t' | b','))) {
+        return None;
+    }
+    cursor.skip_ows();
+    if cursor.at_end() || cursor.peek() == Some(b',') {
+        return Some(params);
+    }
+    let mut first = true;
+    loop {
+        let start = cursor.pos;
+        let name = cursor.token();
+        cursor.skip_ows();
+        let is_param =
+            name.is_some() && cursor.peek() == Some(b'=') && cursor.peek_at(1) != Some(b'=');
+        match name {
+            Some(name) if is_param => {
+                cursor.pos += 1;
+                cursor.skip_ows();
+                let value = cursor.value(b"")?;
+                params.push((name.to_ascii_lowercase(), value));
+            }
+            _ if first => {
+                // token68 (`Negotiate YII...==`): the whole item, which we do not use.
+                cursor.pos = start;
+                while !cursor.at_end() && !matches!(cursor.peek(), Some(b',' | b' ' | b'\t')) {
+                    cursor.pos += 1;
+                }
+            }
+            // A token not followed by `=`: the scheme of the next challenge.
+            _ => {
+                cursor.pos = start;
+                return Some(params);
+            }
+        }
+        first = false;
+        cursor.skip_ows();
+        if cursor.at_end() {
+            return Some(params);
+        }
+        if !cursor.eat(b',') {
+            return None;
+        }
+        cursor.skip_list_separators();
+        if cursor.at_end() {
+            return Some(params);
+        }
+    }
+}
+
+/// A position in a header value. Every delimiter is ASCII, so the positions it stops
+/// at are always character boundaries.
+struct Cursor<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(text: &'a str) -> Self {
+        Cursor { text, pos: 0 }
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.text.len()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.peek_at(0)
+    }
+
+    fn peek_at(&self, ahead: usize) -> Option<u8> {
+        self.text.as_bytes().get(self.pos + ahead).copied()
+    }
+
+    /// Consume `byte` if it is next.
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    /// Skip optional whitespace (spaces and tabs).
+    fn skip_ows(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.pos += 1;
+        }
+    }
+
+    /// Skip whitespace and commas (a list may have empty elements).
+    fn skip_list_separators(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b',')) {
+            self.pos += 1;
+        }
+    }
+
+    /// A token (RFC 9110 `1*tchar`), if one is next.
+    fn token(&mut self) -> Option<&'a str> {
+        let start = self.pos;
+        while self.peek().is_some_and(is_tchar) {
+            self.pos += 1;
+        }
+        (self.pos > start).then(|| &self.text[start..self.pos])
+    }
+
+    /// The text up to (not including) `byte`, leaving the cursor on it; `None` if it
+    /// never comes.
+    fn until(&mut self, byte: u8) -> Option<&'a str> {
+        let start = self.pos;
+        let len = self.text.as_bytes()[start.min(self.text.len())..]
+            .iter()
+            .position(|&b| b == byte)?;
+        self.pos = start + len;
+        Some(&self.text[start..self.pos])
+    }
+
+    /// A parameter value: a quoted-string (unescaped), or an unquoted run of anything
+    /// but whitespace, `,`, `"`, control characters and the bytes in `stop`.
+    fn value(&mut self, stop: &[u8]) -> Option<String> {
+        if self.eat(b'"') {
+            return self.quoted_rest();
+        }
+        let start = self.pos;
+        while self.peek().is_some_and(|b| {
+            !(b == b',' || b == b'"' || b == b' ' || b.is_ascii_control() || stop.contains(&b))
+        }) {
+            self.pos += 1;
+        }
+        (self.pos > start).then(|| self.text[start..self.pos].to_string())
+    }
+
+    /// The rest of a quoted-string whose opening quote is consumed, unescaped.
+    fn quoted_rest(&mut self) -> Option<String> {
+        let mut bytes = Vec::new();
+        loop {
+            let b = self.peek()?;
+            self.pos += 1;
+            match b {
+                b'"' => break,
+                b'\\' => {
+                    let escaped = self.peek().filter(|&e| !is_ctl(e))?;
+                    self.pos += 1;
+                    bytes.push(escaped);
+                }
+                b if is_ctl(b) => return None,
+                b => bytes.push(b),
+            }
+        }
+        // Only ASCII bytes were dropped, so this is valid UTF-8; lossy never loses.
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+/// RFC 9110 `tchar`: the characters a token is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A control character other than horizontal tab (not allowed in a quoted-string).
+fn is_ctl(b: u8) -> bool {
+    b != b'\t' && b.is_ascii_control()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bearer(realm: &str, service: Option<&str>, scope: Option<&str>) -> Challenge {
+        Challenge::Bearer {
+            realm: realm.into(),
+            service: service.map(Into::into),
+            scope: scope.map(Into::into),
+            error: None,
+        }
+    }
+
+    fn basic(realm: &str) -> Challenge {
+        Challenge::Basic {
+            realm: realm.into(),
+        }
+    }
+
+    #[test]
+    fn docker_hub_bearer() {
+        let header = r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#;
+        assert_eq!(
+            parse_www_authenticate(header),
+            [bearer(
+                "https://auth.docker.io/token",
+                Some("registry.docker.io"),
+                Some("repository:library/busybox:pull")
+            )]
+        );
+    }
+
+    #[test]
+    fn distribution_insufficient_scope() {
+        let header = r#"Bearer realm="https://registry.example/auth",service="registry.example",scope="repository:team/app:pull,push",error="insufficient_scope""#;
+        assert_eq!(
+            parse_www_authenticate(header),
+            [Challenge::Bearer {
+                realm: "https://registry.example/auth".into(),
+                service: Some("registry.example".into()),
+                scope: Some("repository:team/app:pull,push".into()),
+                error: Some("insufficient_scope".into()),
+            }]
+        );
+    }
+
+    #[test]
+    fn commas_inside_quotes_and_several_scopes() {
+        let header =
+            r#"Bearer scope="repository:a:pull,push repository:b:pull", realm="https://r/t""#;
+        assert_eq!(
+            parse_www_authenticate(header),
+            [bearer(
+                "https://r/t",
+                None,
+                Some("repository:a:pull,push repository:b:pull")
+            )]
+        );
+    }
+
+    #[test]
+    fn ghcr_and_quay_shapes() {
+        let ghcr = r#"Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:user/image:pull""#;
+        assert_eq!(
+            parse_www_authenticate(ghcr),
+            [bearer(
+                "https://ghcr.io/token",
+                Some("ghcr.io"),
+                Some("repository:user/image:pull")
+            )]
+        );
+        // Scope-less challenge on /v2/ (ghcr, quay, most registries).
+        let v2 = r#"Bearer realm="https://quay.io/v2/auth",service="quay.io""#;
+        assert_eq!(
+            parse_www_authenticate(v2),
+            [bearer("https://quay.io/v2/auth", Some("quay.io"), None)]
+        );
+    }
+
+    #[test]
+    fn basic_realm() {
+        assert_eq!(
+            parse_www_authenticate(r#"Basic realm="Registry Realm""#),
+            [basic("Registry Realm")]
+        );
+        assert_eq!(
+            parse_www_authenticate(r#"Basic realm="x", charset="UTF-8""#),
+            [basic("x")]
+        );
+        assert_eq!(parse_www_authenticate("Basic"), [basic("")]);
+    }
+
+    #[test]
+    fn case_insensitive_scheme_and_names() {
+        assert_eq!(
+            parse_www_authenticate(r#"BEARER Realm="https://a/t", SERVICE=svc"#),
+            [bearer("https://a/t", Some("svc"), None)]
+        );
+        assert_eq!(parse_www_authenticate("bAsIc REALM=r"), [basic("r")]);
+    }
+
+    #[test]
+    fn several_challenges_in_one_header() {
+        let header = r#"Negotiate, Basic realm="basic realm", Bearer realm="https://a/t",service="s",scope="repository:x:pull", Digest realm="d", nonce="n""#;
+        assert_eq!(
+            parse_www_authenticate(header),
+            [
+                basic("basic realm"),
+                bearer("https://a/t", Some("s"), Some("repository:x:pull"))
+            ]
+        );
+        // A token68 challenge first, then one with params.
+        let header = r#"Negotiate YII+/x==, Basic realm="r""#;
+        assert_eq!(parse_www_authenticate(header), [basic("r")]);
+        // Bare scheme, then Bearer.
+        assert_eq!(
+            parse_www_authenticate("Basic, Bearer realm=https://a/t"),
+            [basic(""), bearer("https://a/t", None, None)]
+        );
+    }
+
+    #[test]
+    fn whitespace_and_empty_list_elements() {
+        let header = " ,  Bearer   realm = \"https://a/t\" ,, service\t=\t\"s\" ,";
+        assert_eq!(
+            parse_www_authenticate(header),
+            [bearer("https://a/t", Some("s"), None)]
+        );
+    }
+
+    #[test]
+    fn escapes_in_quoted_strings() {
+        let header = r#"Basic realm="say \"hi\" \\ \o/""#;
+        assert_eq!(parse_www_authenticate(header), [basic(r#"say "hi" \ o/"#)]);
+        assert_eq!(
+            parse_www_authenticate("Basic realm=\"caf\u{e9} \\\u{e9}\""),
+            [basic("caf\u{e9} \u{e9}")]
+        );
+    }
+
+    #[test]
+    fn first_of_repeated_params_counts() {
+        assert_eq!(
+            parse_www_authenticate(r#"Bearer realm="https://a/1", realm="https://b/2""#),
+            [bearer("https://a/1", None, None)]
+        );
+    }
+
+    #[test]
+    fn bearer_without_realm_is_skipped() {
+        assert_eq!(
+            parse_www_authenticate(r#"Bearer service="s", Basic realm="r""#),
+            [basic("r")]
+        );
+        assert_eq!(parse_www_authenticate(r#"Bearer realm="""#), []);
+        assert_eq!(parse_www_authenticate("Bearer"), []);
+    }
+
+    #[test]
+    fn syntax_errors_drop_the_challenge_and_stop() {
+        // Unterminated quoted string: a truncated realm must not be used.
+        assert_eq!(
+            parse_www_authenticate(r#"Basic realm="a", Bearer realm="https://auth.docker.io/tok"#),
+            [basic("a")]
+        );
+        assert_eq!(
+            parse_www_authenticate("Bearer realm=\"a\nb\""),
+            [],
+            "control character in a quoted string"
+        );
+        assert_eq!(parse_www_authenticate("Bearer realm=\"x\"junk"), []);
+        assert_eq!(parse_www_authenticate("Bearer\"x\""), []);
+        assert_eq!(parse_www_authenticate(r#"Bearer realm="\"#), []);
+        assert_eq!(parse_www_authenticate(r#"Bearer realm=,service=s"#), []);
+        assert_eq!(parse_www_authenticate(""), []);
+        assert_eq!(parse_www_authenticate("   ,, "), []);
+        assert_eq!(parse_www_authenticate("=== \"\""), []);
+        assert_eq!(parse_www_authenticate("/v2/"), []);
+    }
+
+    #[test]
+    fn next_link_shapes() {
+        assert_eq!(
+            next_link(r#"</v2/_catalog?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/_catalog?last=b&n=2")
+        );
+        assert_eq!(
+            next_link("<https://r/v2/x/tags/list?n=100&last=v1>;rel=next").as_deref(),
+            Some("https://r/v2/x/tags/list?n=100&last=v1")
+        );
+        let several =
+            r#"</first?a=1,2>; rel="prev", </p?last=a,b>; title="x, y; z"; rel="last NEXT""#;
+        assert_eq!(next_link(several).as_deref(), Some("/p?last=a,b"));
+        assert_eq!(
+            next_link(r#"</a>; rel="prev", </b>; rel=next"#).as_deref(),
+            Some("/b")
+        );
+        // Only the first rel counts; a parameter without a value is allowed.
+        assert_eq!(next_link(r#"</a>; rel="prev"; rel="next""#), None);
+        assert_eq!(
+            next_link(r#"</a>; crossorigin; rel=next"#).as_deref(),
+            Some("/a")
+        );
+        assert_eq!(next_link(r#"</a>; rel="nextpage""#), None);
+        assert_eq!(next_link(r#"<>; rel="next""#), None);
+        assert_eq!(next_link(""), None);
+        assert_eq!(next_link(r#"</a; rel="next""#), None);
+        assert_eq!(next_link(r#"/a; rel="next""#), None);
+        assert_eq!(next_link(r#"</a>; rel="next"#), None);
+        assert_eq!(next_link(r#"</a> junk; rel="next""#), None);
+    }
+
+    const DATE_1994: u64 = 784_111_777; // Sun, 06 Nov 1994 08:49:37 GMT
+    const LONG: Duration = Duration::from_secs(1_000_000_000_000);
+
+    fn at(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        let now = SystemTime::now();
+        let max = Duration::from_secs(300);
+        assert_eq!(retry_after("120", now, max), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(" 0\t", now, max), Some(Duration::ZERO));
+        assert_eq!(retry_after("3600", now, max), Some(max));
+        assert_eq!(retry_after(&"9".repeat(40), now, max), Some(max));
+        for bad in ["", " ", "-1", "+5", "1.5", "1e3", "5 s", "0x10", "١٢"] {
+            assert_eq!(retry_after(bad, now, max), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_dates() {
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        assert_eq!(imf_fixdate(date), Some(DATE_1994 as i64));
+        assert_eq!(
+            retry_after(date, at(DATE_1994 - 90), LONG),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(retry_after(date, at(DATE_1994), LONG), Some(Duration::ZERO));
+        let padded = format!(" {date}\t");
+        assert_eq!(
+            retry_after(&padded, at(DATE_1994 - 1), LONG),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            retry_after(date, at(DATE_1994 + 5), LONG),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            retry_after(date, at(0), Duration::from_secs(60)),
+            Some(Duration::from_secs(60))
+        );
+        // Sub-second `now`: the remaining fraction counts.
+        let now = at(DATE_1994 - 2) + Duration::from_millis(250);
+        assert_eq!(
+            retry_after(date, now, LONG),
+            Some(Duration::from_millis(1750))
+        );
+        // `now` before the epoch.
+        let now = UNIX_EPOCH - Duration::from_secs(10);
+        assert_eq!(
+            retry_after("Thu, 01 Jan 1970 00:00:05 GMT", now, LONG),
+            Some(Duration::from_secs(15))
+        );
+        assert_eq!(
+            retry_after("Thu, 01 Jan 1970 00:00:00 GMT", UNIX_EPOCH, LONG),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn calendar_arithmetic() {
+        let cases = [
+            ("Thu, 01 Jan 1970 00:00:00 GMT", 0),
+            ("Wed, 31 Dec 1969 23:59:59 GMT", -1),
+            ("Tue, 29 Feb 2000 12:00:00 GMT", 951_825_600),
+            ("Wed, 01 Mar 2000 00:00:00 GMT", 951_868_800),
+            ("Sat, 29 Feb 2020 00:00:00 GMT", 1_582_934_400),
+            ("Sun, 31 Dec 2023 23:59:60 GMT", 1_704_067_200),
+            ("Tue, 19 Jan 2038 03:14:08 GMT", 2_147_483_648),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", 253_402_300_799),
+            ("Sat, 01 Jan 0000 00:00:00 GMT", -62_167_219_200),
+            ("sun, 06 nov 1994 08:49:37 gmt", DATE_1994 as i64),
+            // The day name is not checked against the date.
+            ("Mon, 06 Nov 1994 08:49:37 GMT", DATE_1994 as i64),
+        ];
+        for (text, seconds) in cases {
+            assert_eq!(imf_fixdate(text), Some(seconds), "{text}");
+        }
+        for bad in [
+            "Sun, 29 Feb 1900 00:00:00 GMT",
+            "Sun, 31 Apr 2020 00:00:00 GMT",
+            "Sun, 00 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Sun, 06 Nov 1994 08:60:00 GMT",
+            "Sun, 06 Nov 1994 08:49:61 GMT",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Xyz, 06 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun,06 Nov 1994 08:49:37 GMT ",
+            "Sun, 06 Nov 1994 08-49-37 GMT",
+            "Sun, 06 Nov 19x4 08:49:37 GMT",
+            "Sun, 06 Nov +994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 GM\u{e9}",
+        ] {
+            assert_eq!(imf_fixdate(bad), None, "{bad}");
+            assert_eq!(retry_after(bad, SystemTime::now(), LONG), None, "{bad}");
+        }
+    }
+
+    /// A small deterministic generator (xorshift64*), so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    fn exercise(text: &str) {
+        for challenge in parse_www_authenticate(text) {
+            if let Challenge::Bearer { realm, .. } = challenge {
+                assert!(!realm.is_empty(), "{text:?}");
+            }
+        }
+        if let Some(url) = next_link(text) {
+            assert!(!url.is_empty() && !url.contains('>'), "{text:?}");
+        }
+        let max = Duration::from_secs(60);
+        if let Some(delay) = retry_after(text, SystemTime::now(), max) {
+            assert!(delay <= max, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn no_panic_on_arbitrary_input() {
+        let samples = [
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#,
+            r#"Basic realm="a \"b\" c", Bearer realm=x,error="insufficient_scope", Negotiate YII=="#,
+            r#"</v2/_catalog?last=b&n=2>; rel="next", <x>; rel=prev"#,
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "caf\u{e9}, \u{1f600}=\"\u{1f600}\"",
+        ];
+        // Every truncation and every single-byte change of real shapes.
+        for sample in samples {
+            for end in 0..=sample.len() {
+                if let Some(prefix) = sample.get(..end) {
+                    exercise(prefix);
+                }
+                if let Some(suffix) = sample.get(end..) {
+                    exercise(suffix);
+                }
+            }
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+            for _ in 0..500 {
+                let mut bytes = sample.as_bytes().to_vec();
+                let i = rng.below(bytes.len());
+                bytes[i] = rng.next() as u8;
+                exercise(&String::from_utf8_lossy(&bytes));
+            }
+        }
+        // Random strings over an alphabet rich in delimiters, and random bytes.
+        let alphabet: Vec<char> = " \t,;=\"\\<>/:aBr1\u{e9}\u{0}\n".chars().collect();
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        for _ in 0..5000 {
+            let len = rng.below(40);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect();
+            exercise(&text);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            exercise(&String::from_utf8_lossy(&bytes));
+        }
+    }
 }

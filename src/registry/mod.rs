@@ -76,6 +76,7 @@ pub fn is_registry(location: &str) -> bool {
 fn connect(reference: &RegistryRef, options: &RegistryOptions) -> Result<Client> {
     let credentials = credentials::lookup(
         &reference.registry,
+        Some(&reference.repository),
         &CredentialOptions {
             creds: options.creds.clone(),
             authfile: options.authfile.clone(),
