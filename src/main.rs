@@ -138,6 +138,9 @@ struct RegistryArgs {
     /// Keep no blob cache.
     #[arg(long, conflicts_with = "cache")]
     no_cache: bool,
+    /// Push this many blobs at once.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: u32,
 }
 
 impl RegistryArgs {
@@ -149,6 +152,7 @@ impl RegistryArgs {
             retry_times: self.retry_times,
             cache: self.cache.clone(),
             no_cache: self.no_cache,
+            jobs: self.jobs as usize,
             ..RegistryOptions::default()
         }
     }

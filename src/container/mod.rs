@@ -330,6 +330,10 @@ pub trait ParallelFiles: Sync {
     fn adopt(&self, _path: &str, _file: &std::fs::File) -> Result<bool> {
         Ok(false)
     }
+    /// How many files to write at once.
+    fn jobs(&self) -> usize {
+        crate::pool::cores()
+    }
 }
 
 /// Copy `data` into `out`, hashing it on the way; its sha256 and length. `what` names

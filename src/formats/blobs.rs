@@ -101,11 +101,12 @@ impl<'w> BlobWriter<'w> {
             }
             jobs.push((layer, form, target));
         }
-        if crate::pool::cores().min(jobs.len()) < 2 {
+        let threads = parallel.jobs();
+        if threads.min(jobs.len()) < 2 {
             return Ok(());
         }
         let (prefix, progress) = (self.prefix, self.progress);
-        let results = crate::pool::run_all(&jobs, crate::pool::cores(), |(layer, form, target)| {
+        let results = crate::pool::run_all(&jobs, threads, |(layer, form, target)| {
             let path = format!("{prefix}{}", target.hex());
             if let Some(size) = adopt_spooled(image, layer, *form, &path, parallel, progress)? {
                 return Ok(size);

@@ -130,16 +130,8 @@ impl Client {
             retries: options.retry_times,
             backoff: options.retry_delay,
         };
-        if !options.tls_verify {
-            // Plain HTTP only when HTTPS cannot be spoken at all.
-            let probe = client
-                .agent
-                .get(format!("{}/v2/", client.base))
-                .header("Connection", "close")
-                .call();
-            if probe.is_err() {
-                client.base = format!("http://{api_host}");
-            }
+        if !options.tls_verify && speaks_plain_http(&client.agent, api_host) {
+            client.base = format!("http://{api_host}");
         }
         Ok(client)
     }
@@ -429,6 +421,32 @@ impl Client {
             _ => "",
         };
         self.error(format!("{what}: HTTP {status}{detail}{hint}"))
+    }
+}
+
+/// Does the registry at `host` answer `/v2/` over plain HTTP? (Asked without
+/// credentials. A TLS server answers a plain request with an error or not at all, and
+/// is then spoken to over HTTPS, unverified.) Asking over HTTP first, rather than
+/// HTTPS first as skopeo does, keeps a plain server from waiting for a request line in
+/// a TLS handshake.
+fn speaks_plain_http(agent: &Agent, host: &str) -> bool {
+    let probe = agent
+        .get(format!("http://{host}/v2/"))
+        .config()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .max_redirects(0)
+        .build()
+        .call();
+    match probe {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            status == 200
+                || status == 401
+                || response
+                    .headers()
+                    .contains_key("docker-distribution-api-version")
+        }
+        Err(_) => false,
     }
 }
 

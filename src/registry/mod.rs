@@ -52,6 +52,8 @@ pub struct RegistryOptions {
     pub cache: Option<PathBuf>,
     /// Use no blob cache at all.
     pub no_cache: bool,
+    /// How many blobs are pushed at once.
+    pub jobs: usize,
 }
 
 impl Default for RegistryOptions {
@@ -64,6 +66,7 @@ impl Default for RegistryOptions {
             retry_delay: Duration::from_secs(1),
             cache: None,
             no_cache: false,
+            jobs: 4,
         }
     }
 }
@@ -132,7 +135,12 @@ pub(crate) fn create_sink(
     let text = location.strip_prefix(PREFIX).unwrap_or(location);
     let reference = RegistryRef::parse(text, true)?;
     let repo = repo(&reference, options, false)?;
-    Ok(Box::new(push::RegistrySink::new(repo, reference, write)?))
+    Ok(Box::new(push::RegistrySink::new(
+        repo,
+        reference,
+        write,
+        options.jobs,
+    )?))
 }
 
 /// The tags of the repository `location` names (`docker://HOST/REPO`), following
@@ -150,7 +158,11 @@ pub fn list_tags(location: &str, options: &RegistryOptions) -> Result<Vec<String
     let scope = Scope::pull(&repo.repository);
     let mut url = repo.url("tags/list");
     let mut tags = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for _ in 0..MAX_TAG_PAGES {
+        if !seen.insert(url.clone()) {
+            return Err(client.error("the tag list's pages lead back to a page already read"));
+        }
         let mut response = client.send(Method::GET, &url, &scope, &[], Payload::Empty)?;
         if !response.status().is_success() {
             return Err(client.unexpected(

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::formats::blobs::BlobWriter;
 use crate::formats::oci::{put_oci_image, OciLayers};
 use crate::formats::{ImageSink, WriteOptions};
+use crate::model::blob::Blob;
 use crate::model::digest::Digest;
 use crate::model::image::Image;
 use crate::progress::Progress;
@@ -49,6 +50,7 @@ impl RegistrySink {
         repo: Arc<Repo>,
         target: RegistryRef,
         options: &WriteOptions,
+        jobs: usize,
     ) -> Result<RegistrySink> {
         if options.docker_layout.is_some() {
             return Err(Error::Usage(
@@ -70,6 +72,8 @@ impl RegistrySink {
                 repo,
                 scope,
                 origins: HashMap::new(),
+                sources: HashMap::new(),
+                jobs: jobs.max(1),
             },
             target,
             layers,
@@ -131,6 +135,9 @@ impl ImageSink for RegistrySink {
                 let (Some(digest), Some(blob)) = (&layer.digest, &layer.blob) else {
                     continue;
                 };
+                self.uploader
+                    .sources
+                    .insert(digest.clone(), Arc::clone(blob));
                 if let Some((registry, repository)) = blob.registry_origin() {
                     if registry == self.uploader.repo.client.registry()
                         && repository != self.uploader.repo.repository
@@ -201,6 +208,31 @@ fn put_manifest(repo: &Repo, scope: &Scope, reference: &str, pending: &Pending) 
     Ok(())
 }
 
+/// Reopens a blob's bytes from the start, for an upload the registry lost.
+type Reopen<'a> = dyn Fn() -> Result<Box<dyn Read + Send>> + 'a;
+
+/// Why an upload stopped.
+enum Failure {
+    /// The registry no longer knows the upload session: start again.
+    Lost(Error),
+    /// Anything else.
+    Fatal(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Fatal(e)
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Error {
+        match f {
+            Failure::Lost(e) | Failure::Fatal(e) => e,
+        }
+    }
+}
+
 /// The blob store of the target repository, as the tree the shared blob writer
 /// writes into: a file named by its hex digest is a blob upload.
 struct Uploader {
@@ -208,6 +240,10 @@ struct Uploader {
     scope: Scope,
     /// Blobs another repository of the same registry holds, to mount from there.
     origins: HashMap<Digest, String>,
+    /// Where each layer pushed as stored can be read again from the start.
+    sources: HashMap<Digest, Arc<dyn Blob>>,
+    /// Uploads at once.
+    jobs: usize,
 }
 
 impl Uploader {
@@ -235,9 +271,40 @@ impl Uploader {
         }
     }
 
-    /// Upload `data` as blob `digest` (of `size` bytes when known); its size.
-    fn upload(&self, digest: &Digest, size: Option<u64>, data: &mut dyn Read) -> Result<u64> {
-        let what = self.repo.describe(digest);
+    /// Upload `data` as blob `digest` (of `size` bytes when known); its size. When the
+    /// registry drops the upload session (distribution does when a chunk is cut off
+    /// mid-body), the upload starts again in a new session from `reopen`, if given.
+    fn upload(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        data: &mut dyn Read,
+        reopen: Option<&Reopen<'_>>,
+    ) -> Result<u64> {
+        let mut owned: Option<Box<dyn Read + Send>> = None;
+        let mut restarts = 0;
+        loop {
+            let reader: &mut dyn Read = match owned.as_mut() {
+                Some(r) => r.as_mut(),
+                None => &mut *data,
+            };
+            match self.upload_once(digest, size, reader) {
+                Ok(n) => return Ok(n),
+                Err(Failure::Lost(e)) => match reopen {
+                    Some(reopen) if restarts < self.repo.client.retries() => {
+                        restarts += 1;
+                        owned = Some(reopen()?);
+                    }
+                    _ => return Err(e),
+                },
+                Err(Failure::Fatal(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Start an upload session (or mount the blob): `None` when mounted, else the
+    /// session's location.
+    fn start(&self, digest: &Digest, what: &str) -> Result<Option<String>> {
         let mut scope = self.scope.clone();
         let mut start_url = self.repo.url("blobs/uploads/");
         if let Some(from) = self.origins.get(digest) {
@@ -256,26 +323,33 @@ impl Uploader {
             Payload::Empty,
         )?;
         match response.status().as_u16() {
-            201 => {
-                // Mounted: the registry had it in the other repository.
-                return match size {
-                    Some(size) => Ok(size),
-                    None => self.head(digest)?.ok_or_else(|| {
-                        self.repo
-                            .client
-                            .error(format!("{what}: mounted, then absent"))
-                    }),
-                };
-            }
-            202 => {}
-            _ => {
-                return Err(self
-                    .repo
-                    .client
-                    .unexpected(&format!("{what}: starting an upload"), &mut response))
-            }
+            201 => Ok(None),
+            202 => self.location(&response, what).map(Some),
+            _ => Err(self
+                .repo
+                .client
+                .unexpected(&format!("{what}: starting an upload"), &mut response)),
         }
-        let mut location = self.location(&response, &what)?;
+    }
+
+    fn upload_once(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        data: &mut dyn Read,
+    ) -> std::result::Result<u64, Failure> {
+        let what = self.repo.describe(digest);
+        let Some(mut location) = self.start(digest, &what)? else {
+            // Mounted: the registry had it in the other repository.
+            return match size {
+                Some(size) => Ok(size),
+                None => Ok(self.head(digest)?.ok_or_else(|| {
+                    self.repo
+                        .client
+                        .error(format!("{what}: mounted, then absent"))
+                })?),
+            };
+        };
         let mut sent: u64 = 0;
         let mut chunk = Vec::with_capacity(match size {
             Some(s) if s <= CHUNK_SIZE as u64 => s as usize,
@@ -304,43 +378,65 @@ impl Uploader {
         let total = sent + chunk.len() as u64;
         if let Some(size) = size {
             if size != total {
-                return Err(Error::SizeMismatch {
+                return Err(Failure::Fatal(Error::SizeMismatch {
                     file: what,
                     expected: size,
                     actual: total,
-                });
+                }));
             }
         }
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let url = format!(
-            "{location}{sep}digest={}",
-            super::client::encode(&digest.to_string())
-        );
-        let length = chunk.len().to_string();
-        let mut response = self.repo.client.send(
-            Method::PUT,
-            &url,
-            &self.scope,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Content-Length", length.as_str()),
-            ],
-            Payload::Bytes(&chunk),
-        )?;
-        if response.status().as_u16() != 201 {
-            return Err(self
+        let mut lost = 0;
+        loop {
+            let sep = if location.contains('?') { '&' } else { '?' };
+            let url = format!(
+                "{location}{sep}digest={}",
+                super::client::encode(&digest.to_string())
+            );
+            let length = chunk.len().to_string();
+            let mut response = self.repo.client.send(
+                Method::PUT,
+                &url,
+                &self.scope,
+                &[
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Length", length.as_str()),
+                ],
+                Payload::Bytes(&chunk),
+            )?;
+            let status = response.status().as_u16();
+            if status == 201 {
+                return Ok(total);
+            }
+            let error = self
                 .repo
                 .client
-                .unexpected(&format!("{what}: finishing the upload"), &mut response));
+                .unexpected(&format!("{what}: finishing the upload"), &mut response);
+            if status != 404 {
+                return Err(Failure::Fatal(error));
+            }
+            if sent > 0 || lost >= self.repo.client.retries() {
+                return Err(Failure::Lost(error));
+            }
+            // A small blob is all in memory: a new session takes it again.
+            lost += 1;
+            match self.start(digest, &what)? {
+                Some(next) => location = next,
+                None => return Ok(total),
+            }
         }
-        Ok(total)
     }
 
     /// Send `chunk`, which starts at `offset` of the blob, to the upload at
     /// `location`; returns the upload's next location. A failed `PATCH` is followed by
     /// a `GET` of the upload's status, and the chunk is sent again from the offset the
-    /// registry reports.
-    fn patch(&self, location: &str, offset: u64, chunk: &[u8], what: &str) -> Result<String> {
+    /// registry reports; a session the registry no longer knows is [`Failure::Lost`].
+    fn patch(
+        &self,
+        location: &str,
+        offset: u64,
+        chunk: &[u8],
+        what: &str,
+    ) -> std::result::Result<String, Failure> {
         let client = &self.repo.client;
         let mut location = location.to_string();
         let mut from = 0usize;
@@ -363,19 +459,23 @@ impl Uploader {
             );
             let failure = match result {
                 Ok(response) if response.status().as_u16() == 202 => {
-                    return self.location(&response, what);
+                    return Ok(self.location(&response, what)?);
                 }
                 Ok(mut response) => {
                     let status = response.status().as_u16();
-                    if !(super::client::retryable(status) || status == 416 || status == 400) {
-                        return Err(client.unexpected(&format!("{what}: uploading"), &mut response));
+                    let error = client.unexpected(&format!("{what}: uploading"), &mut response);
+                    if status == 404 {
+                        return Err(Failure::Lost(error));
                     }
-                    client.unexpected(&format!("{what}: uploading"), &mut response)
+                    if !(super::client::retryable(status) || status == 416) {
+                        return Err(Failure::Fatal(error));
+                    }
+                    error
                 }
                 Err(e) => e,
             };
             if failures >= client.retries() {
-                return Err(failure);
+                return Err(Failure::Fatal(failure));
             }
             std::thread::sleep(client.delay(failures, None));
             failures += 1;
@@ -383,10 +483,10 @@ impl Uploader {
             let (next, resume_at) = self.upload_status(&location, what)?;
             location = next;
             if resume_at < offset || resume_at > offset + chunk.len() as u64 {
-                return Err(client.error(format!(
+                return Err(Failure::Lost(client.error(format!(
                     "{what}: the upload stopped at byte {resume_at}, outside the chunk being sent ({offset}-{})",
                     offset + chunk.len() as u64
-                )));
+                ))));
             }
             from = (resume_at - offset) as usize;
             if from == chunk.len() {
@@ -396,16 +496,24 @@ impl Uploader {
     }
 
     /// The upload's current location and the offset it accepts next.
-    fn upload_status(&self, location: &str, what: &str) -> Result<(String, u64)> {
-        let mut response =
-            self.repo
-                .client
-                .send(Method::GET, location, &self.scope, &[], Payload::Empty)?;
-        if response.status().as_u16() != 204 {
-            return Err(self
-                .repo
-                .client
-                .unexpected(&format!("{what}: the upload's status"), &mut response));
+    fn upload_status(
+        &self,
+        location: &str,
+        what: &str,
+    ) -> std::result::Result<(String, u64), Failure> {
+        let client = &self.repo.client;
+        let mut response = client.send(Method::GET, location, &self.scope, &[], Payload::Empty)?;
+        match response.status().as_u16() {
+            204 => {}
+            status => {
+                let error =
+                    client.unexpected(&format!("{what}: the upload's status"), &mut response);
+                return Err(if status == 404 {
+                    Failure::Lost(error)
+                } else {
+                    Failure::Fatal(error)
+                });
+            }
         }
         let next = match header(&response, "location") {
             Some(_) => self.location(&response, what)?,
@@ -447,12 +555,38 @@ impl TreeWriter for Uploader {
         Ok(())
     }
     fn file(&mut self, path: &str, size: u64, data: &mut dyn Read) -> Result<()> {
-        let digest = self.digest_of(path)?;
-        self.upload(&digest, Some(size), data).map(|_| ())
+        self.file_shared_sized(path, Some(size), data).map(|_| ())
     }
     fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64> {
-        let digest = self.digest_of(path)?;
-        self.upload(&digest, None, data)
+        self.file_shared_sized(path, None, data)
+    }
+    /// A layer compressed anew: staged in a temp file, which gives its digest (to
+    /// skip it when the registry has it) and a copy to start again from.
+    fn file_by_digest(&mut self, prefix: &str, data: &mut dyn Read) -> Result<(Digest, u64)> {
+        use std::io::{Seek, Write};
+        let mut temp =
+            crate::sys::anonymous_file().map_err(|e| Error::io("creating a temp file", e))?;
+        let (digest, size) = {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut temp);
+            let result = crate::container::copy_hashing(data, &mut out, prefix)?;
+            out.flush()
+                .map_err(|e| Error::io("writing a temp file", e))?;
+            result
+        };
+        if self.head(&digest)? == Some(size) {
+            return Ok((digest, size));
+        }
+        let reopen = || -> Result<Box<dyn Read + Send>> {
+            let mut file = temp
+                .try_clone()
+                .map_err(|e| Error::io("reading a temp file", e))?;
+            file.rewind()
+                .map_err(|e| Error::io("reading a temp file", e))?;
+            Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
+        };
+        let mut first = reopen()?;
+        self.upload(&digest, Some(size), &mut first, Some(&reopen))?;
+        Ok((digest, size))
     }
     fn symlink(&mut self, path: &str, _target: &str) -> Result<()> {
         Err(Error::Unsupported(format!(
@@ -476,9 +610,32 @@ impl TreeWriter for Uploader {
     }
 }
 
+impl Uploader {
+    fn file_shared_sized(&self, path: &str, size: Option<u64>, data: &mut dyn Read) -> Result<u64> {
+        let digest = self.digest_of(path)?;
+        let source = self.sources.get(&digest).cloned();
+        let reopen = move || -> Result<Box<dyn Read + Send>> {
+            match &source {
+                Some(blob) => blob.open(),
+                None => Err(Error::Unsupported(
+                    "no copy to start the upload again from".into(),
+                )),
+            }
+        };
+        let reopen: Option<&Reopen<'_>> = if self.sources.contains_key(&digest) {
+            Some(&reopen)
+        } else {
+            None
+        };
+        self.upload(&digest, size, data, reopen)
+    }
+}
+
 impl ParallelFiles for Uploader {
     fn file_shared(&self, path: &str, data: &mut dyn Read) -> Result<u64> {
-        let digest = self.digest_of(path)?;
-        self.upload(&digest, None, data)
+        self.file_shared_sized(path, None, data)
+    }
+    fn jobs(&self) -> usize {
+        self.jobs
     }
 }
