@@ -39,6 +39,9 @@ pub struct ConvertOptions {
     pub compression_level: Option<i32>,
     /// How to reach a registry source or destination (`docker://`).
     pub registry: crate::registry::RegistryOptions,
+    /// Keep every platform of a multi-platform index (`--all`): for OCI layouts and
+    /// registries, which hold the index whole.
+    pub all_platforms: bool,
 }
 
 /// What a conversion did.
@@ -102,6 +105,17 @@ pub fn convert_with_progress(
         .to
         .or(dst.transport)
         .unwrap_or_else(|| Format::for_destination(&dst.path));
+    if options.all_platforms && to.layout != crate::formats::Layout::Oci {
+        return Err(Error::Usage(format!(
+            "--all keeps a multi-platform index whole, which {} cannot hold (it has one platform per image); write oci, oci-archive or docker://, or pick one platform with --platform",
+            to.name()
+        )));
+    }
+    if options.all_platforms && options.platform.is_some() {
+        return Err(Error::Usage(
+            "--all takes every platform; --platform picks one: give only one of them".into(),
+        ));
+    }
     let selectors = selectors(&src, &options.images)?;
     let mut names: Vec<String> = options.tags.clone();
     names.extend(dst.reference.clone());
@@ -120,6 +134,7 @@ pub fn convert_with_progress(
                 compression_level: options.compression_level,
             },
             registry: options.registry.clone(),
+            jobs: crate::registry::is_registry(&src.path).then_some(options.registry.jobs),
         },
     )?;
     let source = open_source(
@@ -129,6 +144,7 @@ pub fn convert_with_progress(
             format: options.from,
             spool_dir: sink.spool_dir(),
             registry: options.registry.clone(),
+            all_platforms: options.all_platforms,
         },
     )?;
     let picked = select(&source.images, &selectors)?;

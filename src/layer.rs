@@ -637,6 +637,7 @@ mod tests {
             platform: Platform::default(),
             layers: vec![layer],
             artifact: false,
+            index: None,
             input: Arc::from("test"),
         }
     }

@@ -94,6 +94,7 @@ pub fn open_source(location: &Location, options: &ReadOptions) -> Result<Source>
         format: options.format.or(location.transport),
         spool_dir: options.spool_dir.clone(),
         registry: options.registry.clone(),
+        all_platforms: options.all_platforms,
     };
     formats::open(&location.path, &options)
 }

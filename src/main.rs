@@ -48,6 +48,10 @@ enum Command {
         /// Pick this platform from multi-platform indexes (default: linux/<host arch>).
         #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
         platform: Option<Platform>,
+        /// Take every platform of a multi-platform index and keep the index whole (OCI
+        /// outputs and registries).
+        #[arg(long, conflicts_with = "platform")]
+        all: bool,
         /// Shape of docker-archive and docker-dir outputs [default: legacy].
         #[arg(long, value_enum)]
         docker_layout: Option<DockerLayoutArg>,
@@ -86,6 +90,9 @@ enum Command {
         /// Pick this platform from multi-platform indexes.
         #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
         platform: Option<Platform>,
+        /// Take every platform of a multi-platform index.
+        #[arg(long, conflicts_with = "platform")]
+        all: bool,
         #[command(flatten)]
         registry: RegistryArgs,
         /// The input.
@@ -99,6 +106,9 @@ enum Command {
         /// Pick this platform from multi-platform indexes.
         #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
         platform: Option<Platform>,
+        /// Take every platform of a multi-platform index.
+        #[arg(long, conflicts_with = "platform")]
+        all: bool,
         #[command(flatten)]
         registry: RegistryArgs,
         /// The input.
@@ -138,7 +148,7 @@ struct RegistryArgs {
     /// Keep no blob cache.
     #[arg(long, conflicts_with = "cache")]
     no_cache: bool,
-    /// Push this many blobs at once.
+    /// Pull (into a directory output) or push this many blobs at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     jobs: u32,
 }
@@ -335,6 +345,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             images,
             tags,
             platform,
+            all,
             docker_layout,
             layer_compression,
             compression_level,
@@ -358,6 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 layer_compression: layer_compression.unwrap_or_default(),
                 compression_level,
                 registry: registry.options(),
+                all_platforms: all,
             };
             let path = |s: &str| Location::parse(s).map(|l| l.path).ok();
             check_terminals(path(&src).as_deref(), path(&dst).as_deref())?;
@@ -393,10 +405,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             images,
             platform,
+            all,
             registry,
             src,
         } => {
-            let (source, selected) = open_selected(&src, &images, platform, &registry)?;
+            let (source, selected) = open_selected(&src, &images, platform, all, &registry)?;
             for w in &source.warnings {
                 say(&format!("warning: {w}"));
             }
@@ -418,10 +431,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify {
             images,
             platform,
+            all,
             registry,
             src,
         } => {
-            let (source, selected) = open_selected(&src, &images, platform, &registry)?;
+            let (source, selected) = open_selected(&src, &images, platform, all, &registry)?;
             let chosen: Vec<dockhand::Image> =
                 selected.iter().map(|&i| source.images[i].clone()).collect();
             let report = verify(&chosen, &NoProgress)?;
@@ -453,6 +467,7 @@ fn open_selected(
     src: &str,
     images: &[String],
     platform: Option<Platform>,
+    all_platforms: bool,
     registry: &RegistryArgs,
 ) -> anyhow::Result<(dockhand::Source, Vec<usize>)> {
     let location = Location::parse(src)?;
@@ -460,6 +475,7 @@ fn open_selected(
     let options = ReadOptions {
         platform,
         registry: registry.options(),
+        all_platforms,
         ..ReadOptions::default()
     };
     check_terminals(Some(&location.path), None)?;

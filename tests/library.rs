@@ -58,6 +58,7 @@ fn image_in_memory() -> Image {
         platform: Platform::parse("linux/amd64").unwrap(),
         layers: vec![layer],
         artifact: false,
+        index: None,
         input: Arc::from("memory"),
     }
 }

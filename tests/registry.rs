@@ -929,3 +929,155 @@ impl Scripted {
         Scripted { addr }
     }
 }
+
+/// The corpus item holding a two-platform index (linux/amd64 and linux/arm64), when
+/// DOCKHAND_CORPUS is set (a failure under DOCKHAND_REQUIRE_INTEROP=1 when it is not).
+fn multi_platform_layout() -> Option<std::path::PathBuf> {
+    match std::env::var("DOCKHAND_CORPUS") {
+        Ok(root) => Some(Path::new(&root).join("stereoscope/multiplatform_oci_dir")),
+        Err(_) => {
+            if std::env::var("DOCKHAND_REQUIRE_INTEROP").as_deref() == Ok("1") {
+                panic!("{}: DOCKHAND_CORPUS is not set", test_name());
+            }
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED {}: DOCKHAND_CORPUS is not set",
+                test_name()
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn a_multi_platform_index_is_pulled_by_platform_or_kept_whole_with_all() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let Some(layout) = multi_platform_layout() else {
+        return;
+    };
+    if !have_skopeo() {
+        return;
+    }
+    let tmp = tempdir();
+    let t = tmp.path();
+    let source = format!("oci:{}:latest", s(&layout));
+    let index_digest = {
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let by_platform = |p: &str| {
+        image_ids(&inspect_json_with(
+            t,
+            &["--platform", p],
+            &format!("oci:{}", s(&layout)),
+        ))
+    };
+    let (amd64, arm64) = (by_platform("linux/amd64"), by_platform("linux/arm64"));
+    assert_ne!(amd64, arm64);
+    let remote = format!("docker://{}/plat/multi:1", reg.addr);
+    skopeo(
+        t,
+        &["copy", "--all", "--dest-tls-verify=false", &source, &remote],
+    );
+    // One platform: the host's by default, or the one asked for.
+    assert_eq!(
+        image_ids(&inspect_json_with(
+            t,
+            &["--platform", "linux/arm64"],
+            &remote
+        )),
+        arm64
+    );
+    assert_eq!(
+        image_ids(&inspect_json_with(
+            t,
+            &["--platform", "linux/amd64"],
+            &remote
+        )),
+        amd64
+    );
+    let arm = t.join("arm.tar");
+    dh(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--platform",
+            "linux/arm64",
+            &remote,
+            s(&arm),
+        ],
+    );
+    assert_eq!(image_ids(&inspect(s(&arm))), arm64);
+    // Every platform, the index kept whole: pulled into a layout, then pushed from it.
+    let whole = t.join("whole");
+    dh(t, &["convert", "-q", "--all", &remote, s(&whole)]);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(whole.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+    assert_eq!(index["manifests"][0]["digest"], index_digest.as_str());
+    let mut ids = image_ids(&inspect_json_with(t, &["--all"], s(&whole)));
+    ids.sort();
+    let mut want = [amd64.clone(), arm64.clone()].concat();
+    want.sort();
+    assert_eq!(ids, want);
+    ok(&["verify", s(&whole)]);
+    // The same from the layout itself, without a registry.
+    let local = t.join("local");
+    dh(t, &["convert", "-q", "--all", s(&layout), s(&local)]);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(local.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], index_digest.as_str());
+    let pushed = format!("docker://{}/plat/again:2", reg.addr);
+    dh(t, &["convert", "-q", "--all", s(&whole), &pushed]);
+    let (raw, digest) = remote_manifest(t, &pushed, None);
+    assert_eq!(digest, index_digest, "{raw}");
+    skopeo(
+        t,
+        &[
+            "copy",
+            "--all",
+            "--src-tls-verify=false",
+            &pushed,
+            &format!("oci:{}:x", s(&t.join("via-skopeo"))),
+        ],
+    );
+    // Layers recompressed: the index is rebuilt over the new manifests.
+    let zstd = format!("docker://{}/plat/zstd:3", reg.addr);
+    dh(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--all",
+            "--layer-compression",
+            "zstd",
+            &remote,
+            &zstd,
+        ],
+    );
+    let (raw, digest) = remote_manifest(t, &zstd, None);
+    assert_ne!(digest, index_digest);
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 2, "{raw}");
+    let mut ids = image_ids(&inspect_json_with(t, &["--all"], &zstd));
+    ids.sort();
+    assert_eq!(ids, want);
+    // One platform per image: a docker-archive cannot take --all.
+    let out = dh_run(
+        t,
+        &with_plain_http(&["convert", "--all", &remote, s(&t.join("x.tar"))]),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

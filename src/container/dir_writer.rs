@@ -22,6 +22,7 @@ pub struct DirWriter {
     staging: Option<PathBuf>,
     dest: PathBuf,
     plan: Plan,
+    jobs: usize,
 }
 
 impl DirWriter {
@@ -45,7 +46,15 @@ impl DirWriter {
             staging: Some(staging),
             dest: dest.to_path_buf(),
             plan,
+            jobs: crate::pool::cores(),
         })
+    }
+
+    /// Write up to `jobs` files at once (default: one per core): more when the bytes
+    /// come from a network rather than a disk.
+    pub fn with_jobs(mut self, jobs: usize) -> DirWriter {
+        self.jobs = jobs.max(1);
+        self
     }
 
     fn path(&self, rel: &str) -> Result<PathBuf> {
@@ -77,6 +86,10 @@ impl Drop for DirWriter {
 }
 
 impl ParallelFiles for DirWriter {
+    fn jobs(&self) -> usize {
+        self.jobs
+    }
+
     fn file_shared(&self, rel: &str, data: &mut dyn Read) -> Result<u64> {
         let (path, file) = self.create_file(rel)?;
         let mut out = BufWriter::with_capacity(1 << 20, WritebackFile::new(file));

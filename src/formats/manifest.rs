@@ -233,6 +233,7 @@ pub(crate) fn image_from_manifest(
         platform,
         layers,
         artifact: facts.is_none(),
+        index: None,
         input: std::sync::Arc::clone(&meta.input),
     })
 }

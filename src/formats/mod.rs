@@ -222,6 +222,9 @@ pub(crate) struct AppendSpec {
 pub struct ReadOptions {
     /// How to reach a registry source.
     pub registry: crate::registry::RegistryOptions,
+    /// Take every platform of a multi-platform index (`--all`), which an OCI or
+    /// registry output keeps whole, instead of one.
+    pub all_platforms: bool,
     /// The platform to pick: `Some` when the user asked for one (an image of another
     /// platform is then never read, and no match is an error), `None` for the host's
     /// default, which only picks among the children of multi-platform indexes.
@@ -411,6 +414,9 @@ pub struct SinkOptions {
     pub write: WriteOptions,
     /// How to reach a registry destination.
     pub registry: crate::registry::RegistryOptions,
+    /// How many layers a directory output writes at once (`None`: one per core); a
+    /// registry source asks for its `--jobs`.
+    pub jobs: Option<usize>,
 }
 
 /// A layout written into a tree (a tar stream or file, a staging directory, an
@@ -507,7 +513,13 @@ pub fn create_sink(
             )?)
         }
         (plan, _, Container::Tar) => Box::new(TarFileWriter::create(dest, plan == Plan::Replace)?),
-        (plan, _, _) => Box::new(DirWriter::create(dest, plan)?),
+        (plan, _, _) => {
+            let writer = DirWriter::create(dest, plan)?;
+            Box::new(match options.jobs {
+                Some(jobs) => writer.with_jobs(jobs),
+                None => writer,
+            })
+        }
     };
     Ok(Box::new(LayoutSink {
         ops,

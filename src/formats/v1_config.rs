@@ -125,6 +125,7 @@ pub(crate) fn synthesize(meta: &Meta, chain: Vec<V1Layer>, family: Family) -> Re
         platform: view.platform(),
         layers,
         artifact: false,
+        index: None,
         input: std::sync::Arc::clone(&meta.input),
     })
 }

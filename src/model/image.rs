@@ -146,9 +146,21 @@ pub struct Image {
     pub layers: Vec<Layer>,
     /// True when the config is not a container image config (an OCI artifact).
     pub artifact: bool,
+    /// The multi-platform index the image was read from, when every platform of it
+    /// was asked for (`--all`): an OCI layout or a registry keeps the index whole.
+    pub index: Option<Arc<IndexOf>>,
     /// The input the image was read from, as the user named it (a path, `stdin`): an
     /// error about its blobs concerns that input.
     pub input: Arc<str>,
+}
+
+/// A multi-platform index (or Docker manifest list) as the source holds it.
+#[derive(Clone, Debug)]
+pub struct IndexOf {
+    /// Its descriptor.
+    pub descriptor: Descriptor,
+    /// Its bytes, exactly as stored.
+    pub bytes: Arc<Vec<u8>>,
 }
 
 impl Image {

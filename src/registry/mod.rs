@@ -52,7 +52,7 @@ pub struct RegistryOptions {
     pub cache: Option<PathBuf>,
     /// Use no blob cache at all.
     pub no_cache: bool,
-    /// How many blobs are pushed at once.
+    /// How many blobs are pulled (into a directory output) or pushed at once.
     pub jobs: usize,
 }
 
@@ -116,11 +116,11 @@ pub(crate) fn open_source(location: &str, options: &ReadOptions) -> Result<Sourc
     let repo = repo(&reference, &options.registry, true)?;
     let tree = tree::RegistryTree::open(repo, &reference)?;
     let mut source = Source::read_registry(Box::new(tree), options)?;
+    // The images the reference resolves to (one, or every platform with --all) are
+    // named by it.
     if let Some(tagged) = reference.tagged() {
-        if let [image] = source.images.as_mut_slice() {
-            if image.tags.is_empty() {
-                image.tags.push(tagged);
-            }
+        for image in source.images.iter_mut().filter(|i| i.tags.is_empty()) {
+            image.tags.push(tagged.clone());
         }
     }
     Ok(source)

@@ -15,7 +15,7 @@ use super::reference::RegistryRef;
 use crate::container::{ParallelFiles, TreeWriter};
 use crate::error::{Error, Result};
 use crate::formats::blobs::BlobWriter;
-use crate::formats::oci::{put_oci_image, OciLayers};
+use crate::formats::oci::{list_written, put_oci_image, Listed, OciLayers};
 use crate::formats::{ImageSink, WriteOptions};
 use crate::model::blob::Blob;
 use crate::model::digest::Digest;
@@ -129,7 +129,18 @@ impl RegistrySink {
 
 impl ImageSink for RegistrySink {
     fn put_images(&mut self, images: &[Image], progress: &dyn Progress) -> Result<Vec<String>> {
-        let references = self.references(images)?;
+        // What gets tags: each image, or each index read with --all (named as its
+        // first image), checked before anything is pushed.
+        let mut seen_indexes = std::collections::HashSet::new();
+        let listed: Vec<Image> = images
+            .iter()
+            .filter(|image| match &image.index {
+                Some(index) => seen_indexes.insert(index.descriptor.digest.clone()),
+                None => true,
+            })
+            .cloned()
+            .collect();
+        let references = self.references(&listed)?;
         for image in images {
             for layer in &image.layers {
                 let (Some(digest), Some(blob)) = (&layer.digest, &layer.blob) else {
@@ -149,17 +160,42 @@ impl ImageSink for RegistrySink {
                 }
             }
         }
-        for (image, references) in images.iter().zip(references) {
-            let written = {
-                let mut blobs = BlobWriter::new(&mut self.uploader, "", progress);
-                put_oci_image(&mut blobs, image, self.layers)?
-            };
-            self.pending.push(Pending {
-                digest: written.manifest.digest.clone(),
-                media_type: written.manifest.media_type.clone(),
-                bytes: written.manifest_bytes,
-                references,
-            });
+        let mut written = Vec::with_capacity(images.len());
+        for image in images {
+            let mut blobs = BlobWriter::new(&mut self.uploader, "", progress);
+            written.push(put_oci_image(&mut blobs, image, self.layers)?);
+        }
+        for (entry, references) in list_written(images, &written).into_iter().zip(references) {
+            match entry {
+                Listed::Image(i) => self.pending.push(Pending {
+                    digest: written[i].manifest.digest.clone(),
+                    media_type: written[i].manifest.media_type.clone(),
+                    bytes: written[i].manifest_bytes.clone(),
+                    references,
+                }),
+                Listed::Index {
+                    descriptor,
+                    bytes,
+                    members,
+                } => {
+                    // The images an index lists go in first, by digest.
+                    for i in members {
+                        let w = &written[i];
+                        self.pending.push(Pending {
+                            digest: w.manifest.digest.clone(),
+                            media_type: w.manifest.media_type.clone(),
+                            bytes: w.manifest_bytes.clone(),
+                            references: vec![w.manifest.digest.to_string()],
+                        });
+                    }
+                    self.pending.push(Pending {
+                        digest: descriptor.digest,
+                        media_type: descriptor.media_type,
+                        bytes,
+                        references,
+                    });
+                }
+            }
         }
         Ok(Vec::new())
     }

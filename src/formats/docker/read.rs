@@ -166,6 +166,7 @@ pub(crate) fn read(
             platform: facts.platform.clone(),
             layers,
             artifact: false,
+            index: None,
             input: std::sync::Arc::clone(&meta.input),
         };
         let mut list = NameList::default();

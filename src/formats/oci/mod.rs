@@ -6,7 +6,9 @@ mod read;
 mod write;
 
 pub(crate) use read::describe_for_docker;
-pub(crate) use write::{put_oci_image, write_oci_with, OciLayers, OCI_LAYOUT_FILE};
+pub(crate) use write::{
+    list_written, put_oci_image, write_oci_with, Listed, OciLayers, OCI_LAYOUT_FILE,
+};
 
 use std::path::Path;
 

@@ -14,7 +14,7 @@ use crate::formats::manifest::{
 };
 use crate::formats::{no_platform, platform_list, ReadOptions};
 use crate::model::digest::Digest;
-use crate::model::image::{parse_json, Descriptor, Image, Platform};
+use crate::model::image::{parse_json, Descriptor, Image, IndexOf, Platform};
 use crate::model::media::{self};
 use crate::model::reference::{valid_ref_name, valid_tag, Reference};
 use crate::text::shown;
@@ -210,6 +210,12 @@ struct Walker<'a, 'w> {
     held_seen: HashSet<Platform>,
     /// An image was passed over for its platform.
     skipped: bool,
+    /// Every platform of an index is taken (`--all`).
+    all: bool,
+    /// The outermost index being walked with `all`, which its images record.
+    within: Option<Arc<IndexOf>>,
+    /// With `all`: index digest -> every manifest its walk took.
+    resolved_all: HashMap<Digest, Vec<Digest>>,
 }
 
 enum Doc {
@@ -229,7 +235,7 @@ impl<'a, 'w> Walker<'a, 'w> {
             meta,
             store,
             wanted: options.wanted_platform(),
-            filter_top: filter_top && options.platform.is_some(),
+            filter_top: filter_top && options.platform.is_some() && !options.all_platforms,
             warnings,
             images: Vec::new(),
             artifacts: Vec::new(),
@@ -242,6 +248,9 @@ impl<'a, 'w> Walker<'a, 'w> {
             held: Vec::new(),
             held_seen: HashSet::new(),
             skipped: false,
+            all: options.all_platforms,
+            within: None,
+            resolved_all: HashMap::new(),
         }
     }
 
@@ -371,6 +380,12 @@ impl<'a, 'w> Walker<'a, 'w> {
             ));
         }
         let digest = desc.digest(named_in)?;
+        if let Some(keys) = self.resolved_all.get(&digest).cloned() {
+            for key in &keys {
+                self.add_names(key, names);
+            }
+            return Ok(keys.first().cloned());
+        }
         if let Some(memo) = self.resolved.get(&digest) {
             let key = replay(memo)?;
             if let Some(key) = &key {
@@ -393,6 +408,7 @@ impl<'a, 'w> Walker<'a, 'w> {
                 self.add(&built, names);
                 Ok(Some(digest))
             }
+            Doc::Index(children) if self.all => self.walk_all(&children, &descriptor, names, depth),
             Doc::Index(children) => {
                 let result = self.walk_index(&children, &descriptor, names, depth, top);
                 let memo = match &result {
@@ -434,6 +450,50 @@ impl<'a, 'w> Walker<'a, 'w> {
                 Ok(None)
             }
         }
+    }
+
+    /// Every child of an index (`--all`), its images recording the outermost index.
+    fn walk_all(
+        &mut self,
+        children: &[RawDescriptor],
+        descriptor: &Descriptor,
+        names: &Names,
+        depth: usize,
+    ) -> Result<Option<Digest>> {
+        let label = format!("index {}", descriptor.digest);
+        let outermost = self.within.is_none();
+        if outermost {
+            let path = self.store.blob_path(&descriptor.digest);
+            let bytes = self
+                .docs
+                .get(&descriptor.digest)
+                .and_then(|m| m.as_ref().ok())
+                .map(|parsed| Arc::clone(&parsed.file.bytes))
+                .ok_or_else(|| Error::malformed(path, "an index read but not kept"))?;
+            self.within = Some(Arc::new(IndexOf {
+                descriptor: descriptor.clone(),
+                bytes,
+            }));
+        }
+        let mut keys = Vec::new();
+        let mut result = Ok(());
+        for child in children.iter().filter(|c| !c.is_attestation()) {
+            match self.walk(child, names, depth + 1, false, &label) {
+                Ok(Some(key)) => keys.push(key),
+                Ok(None) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if outermost {
+            self.within = None;
+        }
+        result?;
+        self.resolved_all
+            .insert(descriptor.digest.clone(), keys.clone());
+        Ok(keys.first().cloned())
     }
 
     /// The first child of an index that is an image for the wanted platform (image-spec:
@@ -509,7 +569,9 @@ impl<'a, 'w> Walker<'a, 'w> {
             (&mut self.images, &mut self.image_names)
         };
         self.positions.insert(key, (image.artifact, list.len()));
-        list.push(image.clone());
+        let mut image = image.clone();
+        image.index = self.within.clone();
+        list.push(image);
         let mut n = NameList::default();
         n.add(names.tags.iter().cloned(), names.ref_names.iter().cloned());
         n.add_ref_name_texts(names.ref_name_texts.iter().cloned());

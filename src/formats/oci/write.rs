@@ -203,6 +203,110 @@ fn describes(bytes: &[u8], config: &Digest, layers: &[Value]) -> bool {
         })
 }
 
+/// What an index (`index.json`, or a registry's tags) lists for written images.
+pub(crate) enum Listed {
+    /// One image, by its position among the images written.
+    Image(usize),
+    /// A multi-platform index read with `--all`: the source's bytes when every image
+    /// it lists was written with its own manifest, else an index rebuilt over what was
+    /// written. Named as its first image is.
+    Index {
+        descriptor: Descriptor,
+        bytes: Vec<u8>,
+        members: Vec<usize>,
+    },
+}
+
+/// Group the written images by the index they were read from with `--all`.
+pub(crate) fn list_written(images: &[Image], written: &[WrittenImage]) -> Vec<Listed> {
+    let mut listed: Vec<Listed> = Vec::new();
+    let mut groups: std::collections::HashMap<Digest, usize> = Default::default();
+    for (i, image) in images.iter().enumerate() {
+        let Some(index) = &image.index else {
+            listed.push(Listed::Image(i));
+            continue;
+        };
+        match groups.get(&index.descriptor.digest) {
+            Some(&at) => {
+                if let Listed::Index { members, .. } = &mut listed[at] {
+                    members.push(i);
+                }
+            }
+            None => {
+                groups.insert(index.descriptor.digest.clone(), listed.len());
+                listed.push(Listed::Index {
+                    descriptor: index.descriptor.clone(),
+                    bytes: Vec::new(),
+                    members: vec![i],
+                });
+            }
+        }
+    }
+    for entry in &mut listed {
+        let Listed::Index {
+            descriptor,
+            bytes,
+            members,
+        } = entry
+        else {
+            continue;
+        };
+        let source = images[members[0]].index.as_ref().expect("grouped by index");
+        let listed_digests: Option<Vec<String>> = serde_json::from_slice::<Value>(&source.bytes)
+            .ok()
+            .and_then(|v| {
+                v["manifests"].as_array().map(|m| {
+                    m.iter()
+                        .filter_map(|d| d["digest"].as_str().map(String::from))
+                        .collect()
+                })
+            });
+        let mut written_digests: Vec<String> = members
+            .iter()
+            .map(|&i| written[i].manifest.digest.to_string())
+            .collect();
+        let unchanged = members.iter().all(|&i| {
+            images[i].manifest.as_ref().map(|m| &m.digest) == Some(&written[i].manifest.digest)
+        });
+        written_digests.sort();
+        written_digests.dedup();
+        let same_set = listed_digests.is_some_and(|mut l| {
+            l.sort();
+            l.dedup();
+            l == written_digests
+        });
+        if unchanged && same_set {
+            *bytes = source.bytes.to_vec();
+            continue;
+        }
+        let manifests: Vec<Value> = members
+            .iter()
+            .map(|&i| {
+                let m = &written[i].manifest;
+                let p = &images[i].platform;
+                let mut platform = json!({"architecture": p.architecture, "os": p.os});
+                if let Some(v) = &p.variant {
+                    platform["variant"] = json!(v);
+                }
+                json!({"mediaType": m.media_type, "digest": m.digest.to_string(), "size": m.size, "platform": platform})
+            })
+            .collect();
+        let rebuilt = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_INDEX,
+            "manifests": manifests,
+        }))
+        .expect("serializing a JSON value cannot fail");
+        *descriptor = Descriptor {
+            media_type: media::OCI_INDEX.to_string(),
+            digest: Digest::of(&rebuilt),
+            size: rebuilt.len() as u64,
+        };
+        *bytes = rebuilt;
+    }
+    listed
+}
+
 /// Write an OCI layout, returning what was written for each image.
 pub(crate) fn write_oci_with(
     images: &[Image],
@@ -219,11 +323,25 @@ pub(crate) fn write_oci_with(
         blobs.put_bytes(&w.manifest_bytes)?;
         written.push(w);
     }
-    let pairs: Vec<(&Image, &Descriptor)> = images
-        .iter()
-        .zip(&written)
-        .map(|(image, w)| (image, &w.manifest))
-        .collect();
+    // An index kept whole is listed once, named as its images are, without a platform.
+    let listed = list_written(images, &written);
+    let mut named: Vec<(Image, Descriptor)> = Vec::with_capacity(listed.len());
+    for entry in &listed {
+        match entry {
+            Listed::Image(i) => named.push((images[*i].clone(), written[*i].manifest.clone())),
+            Listed::Index {
+                descriptor,
+                bytes,
+                members,
+            } => {
+                blobs.put_bytes(bytes)?;
+                let mut image = images[members[0]].clone();
+                image.platform = Default::default();
+                named.push((image, descriptor.clone()));
+            }
+        }
+    }
+    let pairs: Vec<(&Image, &Descriptor)> = named.iter().map(|(i, d)| (i, d)).collect();
     let index = index_json(&pairs);
     out.file("index.json", index.len() as u64, &mut &index[..])?;
     out.file(
