@@ -156,9 +156,14 @@ fn usage_mistakes_exit_2_with_one_line() {
             "--docker-layout",
         ),
         (
-            "registry-source",
-            vec!["convert", "docker://busybox:latest", out],
-            "registry",
+            "registry-without-slashes",
+            vec!["convert", "docker:busybox:latest", out],
+            "docker://",
+        ),
+        (
+            "registry-reference-malformed",
+            vec!["convert", "docker://busy box:latest", out],
+            "docker://busy box",
         ),
         (
             "docker-daemon-source",
@@ -193,8 +198,8 @@ fn usage_mistakes_exit_2_with_one_line() {
     }
     // An unknown transport says which ones dockhand has.
     table.row("unknown-transport-lists-the-transports", || {
-        let (_, stderr) = outcome(&["inspect", "docker://busybox"]);
-        for t in ["docker-archive", "docker-dir", "oci", "oci-archive", "dir"] {
+        let (_, stderr) = outcome(&["inspect", "foo:busybox"]);
+        for t in ["docker-archive", "docker-dir", "oci", "oci-archive", "dir", "docker://"] {
             assert!(stderr.contains(t), "{stderr}");
         }
     });
