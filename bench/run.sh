@@ -13,13 +13,17 @@
 # and skopeo in turn (d s d s ...) so that the machine's drift weighs on both. Prints
 # Markdown tables: the conversions, the floors, and the targets.
 #
-# Needs: a release build (built here), skopeo, docker.io (dockerd), pigz, zstd, GNU
-# time, python3; root, for dockerd. Uses about 8 GiB under ${TMPDIR:-/tmp}.
-# With DOCKHAND_BENCH_DIR set, the inputs are kept there and reused by the next run.
+# Then it pushes the image to a registry on 127.0.0.1 (Debian's docker-registry) and
+# pulls it back, with each tool; every push starts from an empty registry.
+#
+# Needs: a release build (built here), skopeo, docker.io (dockerd), docker-registry,
+# pigz, zstd, GNU time, python3; root, for dockerd. Uses about 12 GiB under
+# ${TMPDIR:-/tmp}. With DOCKHAND_BENCH_DIR set, the inputs are kept there and reused by
+# the next run. DOCKHAND_BENCH_ONLY=registry measures only the registry rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
-for tool in skopeo dockerd docker pigz zstd python3 tar /usr/bin/time; do
+for tool in skopeo dockerd docker docker-registry pigz zstd python3 tar /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "bench/run.sh needs $tool" >&2; exit 1; }
 done
 cargo build --release --quiet
@@ -34,6 +38,15 @@ else
 fi
 
 daemon_pid=""
+registry_pid=""
+stop_registry() {
+    if [ -n "$registry_pid" ]; then
+        kill "$registry_pid" 2>/dev/null || true
+        wait "$registry_pid" 2>/dev/null || true
+        registry_pid=""
+    fi
+    rm -rf "$work/registry"
+}
 stop_daemon() {
     if [ -n "$daemon_pid" ]; then
         kill "$daemon_pid" 2>/dev/null || true
@@ -43,6 +56,7 @@ stop_daemon() {
 }
 finish() {
     stop_daemon
+    stop_registry
     if [ "$keep" = 1 ]; then rm -rf "$work"/out* "$work/docker" "$work/context"; else rm -rf "$work"; fi
 }
 trap finish EXIT
@@ -136,9 +150,26 @@ pair() {
 }
 size_of() { du -sb "$1" | cut -f1; }
 
+# ---------------------------------------------------------------- the tables
+ratio() { # a / b, or "n/a" when either failed
+    case "$1$2" in *failed*) echo n/a; return;; esac
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'
+}
+mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
+row() { # label, key suffix
+    local d=d-$2 s=s-$2
+    if [ "${wall[$s]}" = failed ]; then
+        printf '| %s | %s s | fails | | %s MiB | |\n' "$1" "${wall[$d]}" "${rss[$d]}"
+        return
+    fi
+    printf '| %s | %s s | %s s | **%sx** | %s MiB | %s MiB |\n' "$1" "${wall[$d]}" "${wall[$s]}" \
+        "$(ratio "${wall[$s]}" "${wall[$d]}")" "${rss[$d]}" "${rss[$s]}"
+}
 echo "measuring ($runs runs each)..." >&2
 in=$work/in.tar
 d=$bin
+only=${DOCKHAND_BENCH_ONLY:-}
+if [ "$only" != registry ]; then
 measure floor-start "'$d' --version"
 measure floor-cat "cat '$in'"
 measure floor-cp-sync "cp '$in' '$work/out.tar' && sync '$work/out.tar'"
@@ -182,21 +213,6 @@ pair pick "'$d' convert -q --image bench/app:1 '$work/two.tar' '$work/out'" \
     "skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:'$work/two.tar:bench/app:1' oci:'$work/out:latest'"
 pair inspect "'$d' inspect '$in'" "skopeo inspect docker-archive:'$in'"
 
-# ---------------------------------------------------------------- the tables
-ratio() { # a / b, or "n/a" when either failed
-    case "$1$2" in *failed*) echo n/a; return;; esac
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'
-}
-mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
-row() { # label, key suffix
-    local d=d-$2 s=s-$2
-    if [ "${wall[$s]}" = failed ]; then
-        printf '| %s | %s s | fails | | %s MiB | |\n' "$1" "${wall[$d]}" "${rss[$d]}"
-        return
-    fi
-    printf '| %s | %s s | %s s | **%sx** | %s MiB | %s MiB |\n' "$1" "${wall[$d]}" "${wall[$s]}" \
-        "$(ratio "${wall[$s]}" "${wall[$d]}")" "${rss[$d]}" "${rss[$s]}"
-}
 cores=$(nproc)
 echo "Input: $(mib "$(size_of "$in")") MiB docker-save archive of 8 layers (bench/make-context.py);"
 echo "$cores cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(skopeo --version);"
@@ -257,3 +273,51 @@ for k in d-oci d-oci-archive d-dir d-plain-docker d-gzip-docker d-zstd-docker d-
 done
 target "peak RSS (MiB), layers kept or decompressed" "$max_keep" "<=" 32
 target "peak RSS (MiB), compressing" "$(( rss[d-gzip] > rss[d-zstd] ? rss[d-gzip] : rss[d-zstd] ))" "<=" 96
+echo
+fi
+
+# ---------------------------------------------------------------- a registry
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+reg=127.0.0.1:$port
+# start_registry: a registry with empty storage on $reg. Each push starts from one, so
+# that neither tool finds blobs of an earlier run (skopeo's blob-info cache would mount
+# them from another repository).
+start_registry() {
+    stop_registry
+    mkdir -p "$work/registry"
+    printf 'version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s}\nhttp: {addr: "%s", secret: bench}\n' \
+        "$work/registry/storage" "$reg" >"$work/registry/config.yml"
+    docker-registry serve "$work/registry/config.yml" >"$work/registry.log" 2>&1 &
+    registry_pid=$!
+    for _ in $(seq 1 100); do
+        python3 -c "import urllib.request; urllib.request.urlopen('http://$reg/v2/')" 2>/dev/null && return
+        sleep 0.1
+    done
+    cat "$work/registry.log" >&2
+    exit 1
+}
+for ((i = 0; i < runs; i++)); do
+    start_registry
+    run_once d-push "'$d' convert -q --tls-verify=false '$in' docker://$reg/bench/d:1"
+    start_registry
+    run_once s-push "skopeo copy -q --dest-tls-verify=false docker-archive:'$in' docker://$reg/bench/s:1"
+done
+settle d-push
+settle s-push
+# The pulls read what skopeo pushed (gzip layers), into a docker-archive and an OCI layout.
+pair pull-docker "'$d' convert -q --tls-verify=false --no-cache docker://$reg/bench/s:1 '$work/out.tar'" \
+    "skopeo copy -q --src-tls-verify=false docker://$reg/bench/s:1 docker-archive:'$work/out.tar:bench/big:1'"
+pair pull-oci "'$d' convert -q --tls-verify=false --no-cache docker://$reg/bench/s:1 '$work/out'" \
+    "skopeo copy -q --src-tls-verify=false docker://$reg/bench/s:1 oci:'$work/out:latest'"
+pair pull-inspect "'$d' inspect --tls-verify=false docker://$reg/bench/s:1" \
+    "skopeo inspect --tls-verify=false docker://$reg/bench/s:1"
+stop_registry
+echo "Registry: docker-registry $(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null) on 127.0.0.1, plain HTTP, empty before each push; median of $runs runs."
+echo "dockhand verifies every layer's diff_id as it pulls (so it decompresses gzip layers even into an OCI layout); skopeo checks the digests only."
+echo
+echo "| registry | dockhand | skopeo | faster | dockhand peak RSS | skopeo peak RSS |"
+echo "|---|---|---|---|---|---|"
+row "push docker-archive (layers gzipped)" push
+row "pull → docker-archive" pull-docker
+row "pull → oci (layers kept)" pull-oci
+row "inspect" pull-inspect

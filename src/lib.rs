@@ -166,7 +166,7 @@ mod location;
 mod model;
 mod pool;
 mod progress;
-pub mod registry;
+mod registry;
 mod select;
 mod sys;
 pub mod text;

@@ -439,6 +439,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let chosen: Vec<dockhand::Image> =
                 selected.iter().map(|&i| source.images[i].clone()).collect();
             let report = verify(&chosen, &NoProgress)?;
+            // Nothing is kept of what was verified (a registry's blobs leave the cache).
+            source.finished();
             for w in &source.warnings {
                 say(&format!("warning: {w}"));
             }

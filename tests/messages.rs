@@ -199,7 +199,14 @@ fn usage_mistakes_exit_2_with_one_line() {
     // An unknown transport says which ones dockhand has.
     table.row("unknown-transport-lists-the-transports", || {
         let (_, stderr) = outcome(&["inspect", "foo:busybox"]);
-        for t in ["docker-archive", "docker-dir", "oci", "oci-archive", "dir", "docker://"] {
+        for t in [
+            "docker-archive",
+            "docker-dir",
+            "oci",
+            "oci-archive",
+            "dir",
+            "docker://",
+        ] {
             assert!(stderr.contains(t), "{stderr}");
         }
     });

@@ -1,7 +1,7 @@
 //! The `docker://` transport: images in a registry that speaks the distribution API.
 //! A registry is read through the same readers as an OCI layout (the repository,
 //! pinned to the manifest its reference resolves to, is presented as one: see
-//! [`tree`]), and written through the same blob writer as one ([`push`]).
+//! `tree.rs`), and written through the same blob writer as one (`push.rs`).
 
 pub(crate) mod challenge;
 pub(crate) mod client;

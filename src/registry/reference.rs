@@ -81,15 +81,6 @@ impl RegistryRef {
         let tag = self.tag.as_deref()?;
         Reference::parse(&format!("{}/{}:{tag}", self.registry, self.repository)).ok()
     }
-
-    /// The same repository with another tag.
-    pub fn with_tag(&self, tag: &str) -> RegistryRef {
-        RegistryRef {
-            tag: Some(tag.to_string()),
-            digest: None,
-            ..self.clone()
-        }
-    }
 }
 
 impl std::fmt::Display for RegistryRef {
