@@ -1081,3 +1081,56 @@ fn a_multi_platform_index_is_pulled_by_platform_or_kept_whole_with_all() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn schema_1_manifests_are_pulled_and_oversized_configs_refused() {
+    let Ok(root) = std::env::var("DOCKHAND_CORPUS") else {
+        if std::env::var("DOCKHAND_REQUIRE_INTEROP").as_deref() == Ok("1") {
+            panic!("{}: DOCKHAND_CORPUS is not set", test_name());
+        }
+        return;
+    };
+    let s1 = Path::new(&root).join("skopeo/uncompressed-image-s1");
+    let manifest = std::fs::read(s1.join("manifest.json")).unwrap();
+    let layer_hex = "160d823fdc48e62f97ba62df31e55424f8f5eb6b679c865eec6e59adfe304710";
+    let layer = std::fs::read(s1.join(layer_hex)).unwrap();
+    let layer_path = format!("/v2/s1/blobs/sha256:{layer_hex}");
+    let big_config = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":{}}},"layers":[]}}"#,
+        "1".repeat(64),
+        5 << 20
+    )
+    .into_bytes();
+    let server = Scripted::start(move |path| match path {
+        "/v2/" => (200, vec![], b"{}".to_vec()),
+        "/v2/s1/manifests/nonempty" => (
+            200,
+            vec![(
+                "Content-Type",
+                "application/vnd.docker.distribution.manifest.v1+prettyjws".to_string(),
+            )],
+            manifest.clone(),
+        ),
+        p if p == layer_path => (200, vec![], layer.clone()),
+        "/v2/big/manifests/1" => (
+            200,
+            vec![(
+                "Content-Type",
+                "application/vnd.oci.image.manifest.v1+json".to_string(),
+            )],
+            big_config.clone(),
+        ),
+        _ => (404, vec![], Vec::new()),
+    });
+    let tmp = tempdir();
+    let t = tmp.path();
+    let want = image_ids(&inspect(s(&s1)));
+    let remote = format!("docker://{}/s1:nonempty", server.addr);
+    assert_eq!(image_ids(&inspect_json(t, &remote)), want);
+    let out = t.join("s1.tar");
+    dh(t, &["convert", "-q", &remote, s(&out)]);
+    assert_eq!(image_ids(&inspect(s(&out))), want);
+    ok(&["verify", s(&out)]);
+    let err = dh_fails(t, &["inspect", &format!("docker://{}/big:1", server.addr)]);
+    assert!(err.contains("config") && err.contains("limit"), "{err}");
+}

@@ -369,7 +369,8 @@ fn schema1_sizes(repo: &Repo, bytes: &[u8], catalog: &mut Catalog) -> Result<()>
             digest,
             Known {
                 size,
-                kind: Kind::Layer(media::DOCKER_LAYER_GZIP.to_string()),
+                // No media type: the compression is read off the bytes.
+                kind: Kind::Layer(String::new()),
             },
         );
     }
@@ -471,7 +472,7 @@ struct RegistryBlob {
     repo: Arc<Repo>,
     digest: Digest,
     size: u64,
-    /// The media type, for a layer.
+    /// The media type, for a layer (empty when the manifest gives none: schema 1).
     layer_type: Option<String>,
 }
 
@@ -509,7 +510,7 @@ impl Blob for RegistryBlob {
     /// metadata fetches no layer bytes; the layer is checked when it streams (a wrong
     /// compression then fails to decompress or to match its diff_id).
     fn head(&self, n: usize) -> Result<Vec<u8>> {
-        let Some(media_type) = &self.layer_type else {
+        let Some(media_type) = self.layer_type.as_ref().filter(|t| !t.is_empty()) else {
             let mut out = Vec::new();
             self.open()?
                 .take(n as u64)
