@@ -170,7 +170,22 @@ pub fn convert_with_progress(
         images[0].oci_ref_names.clear();
     }
     let mut warnings = source.warnings.clone();
-    warnings.extend(sink.put_images(&images, progress)?);
+    // A tar output writes layers one after another: a registry source fetches them
+    // ahead, --jobs at once, into its cache, which the output then reads.
+    let prefetch = crate::registry::is_registry(&src.path)
+        && to.is_tar()
+        && options.registry.jobs > 1
+        && !options.registry.no_cache;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = std::thread::scope(|scope| {
+        if prefetch {
+            scope.spawn(|| crate::registry::prefetch(&images, options.registry.jobs, &stop));
+        }
+        let written = sink.put_images(&images, progress);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        written
+    });
+    warnings.extend(written?);
     let plan = sink.plan();
     sink.commit()?;
     source.finished();

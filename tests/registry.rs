@@ -690,7 +690,9 @@ fn an_interrupted_pull_resumes_where_it_stopped() {
     // fails, no output appears, and the cache keeps what arrived.
     proxy.reset_counters();
     let cut = 5 << 20;
-    proxy.cut_after("GET", &big_path, cut, 1);
+    // Twice: the layer is fetched ahead (into the cache) and then resumed by the
+    // output's own read, each cut once.
+    proxy.cut_after("GET", &big_path, cut, 2);
     let cache_arg = s(&cache).to_string();
     let err = dh_fails(
         t,

@@ -34,6 +34,13 @@ pub trait Blob: Send + Sync + fmt::Debug {
         None
     }
 
+    /// Fetch the bytes ahead of their use into a local cache, when the blob has one
+    /// (a registry's): a later [`Blob::open`] then reads them from there. Errors are
+    /// for the caller to ignore; the later read meets them again.
+    fn prefetch(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// A reader over all the bytes.
     fn open(&self) -> Result<Box<dyn Read + Send>> {
         self.open_at(0)

@@ -189,38 +189,61 @@ pub(crate) struct Cached {
 }
 
 impl Cached {
-    /// The cached reader for `digest`, or `None` when the cache cannot be used (no
-    /// cache, or another process is filling this blob).
+    /// The cached reader for `digest`, or `None` when there is no cache. When another
+    /// reader (a prefetching thread, another process) is filling the same blob, this
+    /// waits for it, then reads what it left: the complete blob, or the part it had.
     pub(crate) fn open(repo: &Arc<Repo>, digest: &Digest, size: u64) -> Result<Option<Cached>> {
         let Some((done, partial)) = repo.cache_paths(digest) else {
             return Ok(None);
         };
         let what = repo.describe(digest);
-        if let Ok(file) = File::open(&done) {
-            return Ok(Some(Cached {
-                what,
-                digest: digest.clone(),
-                size,
-                pos: 0,
-                hasher: Hasher::new(),
-                file,
-                kept: size,
-                rest: None,
-                paths: (done, partial),
-                complete: true,
-            }));
-        }
+        let complete = |file: File| Cached {
+            what: what.clone(),
+            digest: digest.clone(),
+            size,
+            pos: 0,
+            hasher: Hasher::new(),
+            file,
+            kept: size,
+            rest: None,
+            paths: (done.clone(), partial.clone()),
+            complete: true,
+        };
         let dir = partial.parent().expect("a cache path has a directory");
         fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&partial)
-            .map_err(|e| Error::io(format!("opening {}", partial.display()), e))?;
-        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-            return Ok(None);
+        let mut file = None;
+        for _ in 0..8 {
+            if let Ok(f) = File::open(&done) {
+                return Ok(Some(complete(f)));
+            }
+            let f = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .create(true)
+                .open(&partial)
+                .map_err(|e| Error::io(format!("opening {}", partial.display()), e))?;
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+                .map_err(|e| Error::io(format!("locking {}", partial.display()), e.into()))?;
+            // Whoever held the lock may have finished (and renamed the file) or given
+            // up (and removed it) meanwhile: only a file still named `partial` is ours.
+            if File::open(&done).is_ok() {
+                continue;
+            }
+            let same = match (f.metadata(), fs::metadata(&partial)) {
+                (Ok(a), Ok(b)) => {
+                    use std::os::unix::fs::MetadataExt;
+                    a.ino() == b.ino() && a.dev() == b.dev()
+                }
+                _ => false,
+            };
+            if same {
+                file = Some(f);
+                break;
+            }
         }
+        let Some(file) = file else {
+            return Ok(None);
+        };
         let mut kept = file
             .metadata()
             .map_err(|e| Error::io(format!("reading {}", partial.display()), e))?
@@ -243,6 +266,11 @@ impl Cached {
             paths: (done, partial),
             complete: false,
         }))
+    }
+
+    /// Is the cached copy complete (and so nothing left to fetch)?
+    pub(crate) fn complete(&self) -> bool {
+        self.complete
     }
 
     fn finish(&mut self) -> Result<()> {

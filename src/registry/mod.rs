@@ -12,6 +12,7 @@ pub(crate) mod reference;
 pub(crate) mod tree;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,6 +125,27 @@ pub(crate) fn open_source(location: &str, options: &ReadOptions) -> Result<Sourc
         }
     }
     Ok(source)
+}
+
+/// Fetch the registry layers of `images` into the blob cache, `jobs` at once, until
+/// `stop` is set: an output that writes layers one after another (a tar) then finds
+/// each in the cache, or waits for the fetch under way, instead of fetching them one
+/// at a time itself. Failures are left for that output to meet.
+pub(crate) fn prefetch(images: &[crate::model::image::Image], jobs: usize, stop: &AtomicBool) {
+    let mut seen = std::collections::HashSet::new();
+    let blobs: Vec<_> = images
+        .iter()
+        .flat_map(|image| &image.layers)
+        .filter_map(|layer| layer.blob.clone())
+        .filter(|blob| blob.registry_origin().is_some() && seen.insert(blob.describe()))
+        .collect();
+    crate::pool::run_all(&blobs, jobs, |blob| {
+        if stop.load(Ordering::Relaxed) {
+            return Ok::<(), Error>(());
+        }
+        let _ = blob.prefetch();
+        Ok(())
+    });
 }
 
 /// A sink pushing to `docker://...`.

@@ -506,6 +506,18 @@ impl Blob for RegistryBlob {
     fn registry_origin(&self) -> Option<(&str, &str)> {
         Some((self.repo.client.registry(), &self.repo.repository))
     }
+    fn prefetch(&self) -> Result<()> {
+        if self.layer_type.is_none() {
+            return Ok(());
+        }
+        if let Some(mut cached) = Cached::open(&self.repo, &self.digest, self.size)? {
+            if !cached.complete() {
+                std::io::copy(&mut cached, &mut std::io::sink())
+                    .map_err(|e| Error::io(format!("fetching {}", self.describe()), e))?;
+            }
+        }
+        Ok(())
+    }
     /// A layer's first bytes as its media type gives them, so that reading an image's
     /// metadata fetches no layer bytes; the layer is checked when it streams (a wrong
     /// compression then fails to decompress or to match its diff_id).
