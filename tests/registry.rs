@@ -137,6 +137,11 @@ fn remote_manifest(tmp: &Path, reference: &str, creds: Option<&str>) -> (Value, 
     (serde_json::from_slice(&raw).unwrap(), sha256(&raw))
 }
 
+/// `skopeo copy SRC DST` into the plain-HTTP test registry.
+fn skopeo_push(tmp: &Path, src: &str, dst: &str) {
+    skopeo(tmp, &["copy", "--dest-tls-verify=false", src, dst]);
+}
+
 fn have_skopeo() -> bool {
     have_tool(&test_name(), "skopeo")
 }
@@ -157,15 +162,7 @@ fn skopeo_pushes_dockhand_pulls_into_every_format() {
     let t = tmp.path();
     let f = fixture("skopeo-docker-archive");
     let remote = format!("docker://{}/pulled/app:1", reg.addr);
-    skopeo(
-        t,
-        &[
-            "copy",
-            "--dest-tls-verify=false",
-            &format!("docker-archive:{}", f.input()),
-            &remote,
-        ],
-    );
+    skopeo_push(t, &format!("docker-archive:{}", f.input()), &remote);
     let want = f.config_digests();
     // inspect reads the manifest and config only.
     let doc = inspect_json(t, &remote);
@@ -210,15 +207,7 @@ fn a_pulled_archive_loads_into_docker_with_the_same_id() {
     let t = tmp.path();
     let f = fixture("skopeo-oci");
     let remote = format!("docker://{}/load/me:2", reg.addr);
-    skopeo(
-        t,
-        &[
-            "copy",
-            "--dest-tls-verify=false",
-            &format!("oci:{}", f.input()),
-            &remote,
-        ],
-    );
+    skopeo_push(t, &format!("oci:{}", f.input()), &remote);
     // Straight into docker load, through stdout.
     let mut pull = dh_command(t, &["convert", "--tls-verify=false", "-q", &remote, "-"]);
     pull.stdout(Stdio::piped());
