@@ -1125,3 +1125,74 @@ fn schema_1_manifests_are_pulled_and_oversized_configs_refused() {
     let err = dh_fails(t, &["inspect", &format!("docker://{}/big:1", server.addr)]);
     assert!(err.contains("config") && err.contains("limit"), "{err}");
 }
+
+#[test]
+fn a_pull_killed_half_way_fetches_only_the_rest_when_run_again() {
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let proxy = Proxy::start(&reg.addr);
+    let tmp = tempdir();
+    let t = tmp.path();
+    let archive = big_archive(t, 10 << 20, 23);
+    let remote = format!("docker://{}/killed/big:1", proxy.addr);
+    dh(t, &["convert", "-q", &archive, &remote]);
+    let doc = inspect_json(t, &remote);
+    let layers = images(&doc)[0]["layers"].as_array().unwrap().clone();
+    let total: u64 = layers.iter().map(|l| l["size"].as_u64().unwrap()).sum();
+    let biggest = layers
+        .iter()
+        .max_by_key(|l| l["size"].as_u64().unwrap())
+        .unwrap();
+    let digest = biggest["digest"].as_str().unwrap().to_string();
+    let cache = t.join("cache");
+    let partial = cache
+        .join("blobs/sha256")
+        .join(format!("{}.partial", &digest[7..]));
+    let out = t.join("out.tar");
+    // The big layer hangs after 4 MiB; once they are in the cache, the pull is killed.
+    let half = 4 << 20;
+    proxy.reset_counters();
+    proxy.stall_after("GET", &format!("/blobs/{digest}"), half, 1);
+    let mut child = dh_command(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--tls-verify=false",
+            "--cache",
+            s(&cache),
+            &remote,
+            s(&out),
+        ],
+    )
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < half {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pull never got 4 MiB in"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the pull ended early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!out.exists());
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), half);
+    // Run again: the 4 MiB kept are not fetched again.
+    proxy.reset_counters();
+    dh(
+        t,
+        &["convert", "-q", "--cache", s(&cache), &remote, s(&out)],
+    );
+    ok(&["verify", s(&out)]);
+    let fetched = proxy.blob_bytes_served();
+    assert!(
+        fetched + half <= total + 4096,
+        "{fetched} bytes fetched again of {total}"
+    );
+    assert!(!partial.exists());
+}

@@ -431,6 +431,9 @@ enum Action {
         retry_after: Option<u32>,
     },
     CutResponse(u64),
+    /// Send this many body bytes, then hold the connection open, sending nothing more
+    /// (a transfer that hangs: the test kills the client meanwhile).
+    StallAfter(u64),
     CutUpload(u64),
 }
 
@@ -514,6 +517,13 @@ impl Proxy {
     /// `Content-Length`, are the upstream's.
     pub fn cut_after(&self, method: &str, path_contains: &str, bytes: u64, times: u32) {
         self.add_rule(method, path_contains, times, Action::CutResponse(bytes));
+    }
+
+    /// The next `times` matching requests are answered with the first `bytes` of their
+    /// body, and then nothing more for up to a minute (or until the proxy is dropped),
+    /// after which the connection is closed.
+    pub fn stall_after(&self, method: &str, path_contains: &str, bytes: u64, times: u32) {
+        self.add_rule(method, path_contains, times, Action::StallAfter(bytes));
     }
 
     /// The next `times` matching requests are forwarded with only the first `bytes` of
@@ -1008,9 +1018,10 @@ fn forward(
     let is_blob =
         method == "GET" && target.contains("/blobs/") && !target.contains("/blobs/uploads");
     let cut = match action {
-        Some(Action::CutResponse(n)) => Some(n),
+        Some(Action::CutResponse(n) | Action::StallAfter(n)) => Some(n),
         _ => None,
     };
+    let stall = matches!(action, Some(Action::StallAfter(_)));
     let mut served = 0u64;
     let mut was_cut = false;
     pump_body(&mut upr, body_framing, &mut |piece| {
@@ -1027,6 +1038,13 @@ fn forward(
         }
         if cut.is_some_and(|limit| served >= limit) {
             was_cut = true;
+            if stall {
+                out.flush()?;
+                let until = std::time::Instant::now() + Duration::from_secs(60);
+                while !shared.stop.load(Ordering::SeqCst) && std::time::Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
             return Ok(false);
         }
         Ok(true)
