@@ -187,6 +187,17 @@ fn skopeo_pushes_dockhand_pulls_into_every_format() {
         assert_eq!(image_ids(&doc), want, "{to}");
         ok(&["verify", s(&dest)]);
     }
+    // Registry to registry: skopeo's Docker v2 manifest is pushed as it is (same
+    // digest), every blob mounted or uploaded.
+    let copied = format!("docker://{}/copied/app:1", reg.addr);
+    dh(t, &["convert", "-q", &remote, &copied]);
+    let (source_manifest, source_digest) = remote_manifest(t, &remote, None);
+    let (_, copied_digest) = remote_manifest(t, &copied, None);
+    assert_eq!(
+        source_manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(copied_digest, source_digest);
     // The cache kept nothing once the output held the blobs.
     let cache = t.join("xdg-cache/dockhand/blobs/sha256");
     let left: Vec<_> = std::fs::read_dir(&cache)

@@ -191,7 +191,7 @@ pub(crate) fn put_oci_image(
 /// Does manifest `bytes` name exactly this config and these layers, in this order? (A
 /// Docker 25.0.0 save can carry an OCI manifest whose layer order disagrees with its
 /// manifest.json, which is the one followed.)
-fn describes(bytes: &[u8], config: &Digest, layers: &[Value]) -> bool {
+pub(crate) fn describes(bytes: &[u8], config: &Digest, layers: &[Value]) -> bool {
     let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
         return false;
     };
