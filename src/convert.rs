@@ -176,6 +176,8 @@ pub fn convert_with_progress(
         && to.is_tar()
         && options.registry.jobs > 1
         && !options.registry.no_cache;
+    let (layers, bytes) = crate::progress::plan_of(&images);
+    progress.planned(layers, bytes);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let written = std::thread::scope(|scope| {
         if prefetch {

@@ -267,6 +267,7 @@ pub fn verify(images: &[Image], progress: &dyn Progress) -> Result<VerifyReport>
             }
         }
     }
+    progress.planned(work.len(), work.iter().map(|(_, l)| l.size).sum());
     let results = crate::pool::run_all(&work, crate::pool::cores(), |(image, layer)| {
         verify_layer(image, layer, progress)
     });

@@ -10,12 +10,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dockhand::text::{human_size, one_line};
 use dockhand::Location;
 use dockhand::Plan;
+use dockhand::Progress;
 use dockhand::{inspect_json, inspect_table, names_line, verify, write_json};
 use dockhand::{select, selectors};
 use dockhand::{transport_names, ReadOptions};
 use dockhand::{ConvertOptions, Format, Platform, RegistryOptions};
 use dockhand::{DockerLayout, LayerCompression};
-use dockhand::{NoProgress, Progress};
 
 /// Move container images between docker-save archives, OCI layouts and dir: layouts.
 #[derive(Parser)]
@@ -237,23 +237,168 @@ fn await_signal_exit() -> ! {
     }
 }
 
-/// Counts what a conversion wrote, for its summary.
-#[derive(Default)]
+/// Counts what a conversion wrote, for its summary, and drives the progress bars.
 struct Tally {
     layers: AtomicUsize,
     bytes: AtomicU64,
+    bars: Option<Bars>,
 }
 
 impl Progress for Tally {
-    fn advanced(&self, bytes: u64) {
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    fn planned(&self, layers: usize, bytes: u64) {
+        if let Some(bars) = &self.bars {
+            bars.planned(layers, bytes);
+        }
     }
-    fn layer_done(&self, _path: &str) {
+    fn layer_started(&self, path: &str, size: u64) {
+        if let Some(bars) = &self.bars {
+            bars.started(path, size);
+        }
+    }
+    fn layer_advanced(&self, path: &str, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(bars) = &self.bars {
+            bars.advanced(path, bytes);
+        }
+    }
+    fn layer_done(&self, path: &str) {
         self.layers.fetch_add(1, Ordering::Relaxed);
+        if let Some(bars) = &self.bars {
+            bars.done(path);
+        }
+    }
+}
+
+/// Progress bars on stderr: one per layer in flight (bytes, rate) and one for the
+/// whole (total, ETA).
+struct Bars {
+    multi: indicatif::MultiProgress,
+    overall: indicatif::ProgressBar,
+    layers: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+}
+
+impl Bars {
+    /// Bars when stderr is a terminal, `quiet` is off and `CI` is not set: never
+    /// anything on stdout, and nothing in a log.
+    fn for_terminal(quiet: bool) -> Option<Bars> {
+        use std::io::IsTerminal;
+        if quiet || std::env::var_os("CI").is_some() || !io::stderr().is_terminal() {
+            return None;
+        }
+        let multi =
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr());
+        let overall = multi.add(indicatif::ProgressBar::new(0));
+        overall.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        overall.set_prefix("total");
+        Some(Bars {
+            multi,
+            overall,
+            layers: Default::default(),
+        })
+    }
+
+    fn planned(&self, _layers: usize, bytes: u64) {
+        self.overall.set_length(bytes);
+        self.overall.tick();
+    }
+
+    fn started(&self, path: &str, size: u64) {
+        let bar = self
+            .multi
+            .insert_before(&self.overall, indicatif::ProgressBar::new(size));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix("layer");
+        // The layer's name in the source, escaped and shortened: a path from an archive
+        // must not drive the terminal.
+        let name = one_line(path);
+        let short: String = if name.chars().count() > 40 {
+            let tail: String = name
+                .chars()
+                .rev()
+                .take(39)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            format!("…{tail}")
+        } else {
+            name
+        };
+        bar.set_message(short);
+        bar.tick();
+        self.layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_string(), bar);
+    }
+
+    fn advanced(&self, path: &str, bytes: u64) {
+        self.overall.inc(bytes);
+        if let Some(bar) = self
+            .layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+        {
+            bar.inc(bytes);
+        }
+    }
+
+    fn done(&self, path: &str) {
+        if let Some(bar) = self
+            .layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path)
+        {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+    }
+
+    /// Take the bars off the screen (before the summary or an error is printed).
+    fn clear(&self) {
+        for (_, bar) in self
+            .layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+        {
+            bar.finish_and_clear();
+        }
+        self.overall.finish_and_clear();
+        let _ = self.multi.clear();
     }
 }
 
 impl Tally {
+    fn new(quiet: bool) -> Tally {
+        Tally {
+            layers: AtomicUsize::new(0),
+            bytes: AtomicU64::new(0),
+            bars: Bars::for_terminal(quiet),
+        }
+    }
+
+    /// Take the bars off the screen.
+    fn clear(&self) {
+        if let Some(bars) = &self.bars {
+            bars.clear();
+        }
+    }
+
     fn summary(&self) -> String {
         format!(
             "{} layer(s) written, {} read",
@@ -373,8 +518,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let path = |s: &str| Location::parse(s).map(|l| l.path).ok();
             check_terminals(path(&src).as_deref(), path(&dst).as_deref())?;
-            let tally = Tally::default();
-            let report = dockhand::convert_with_progress(&src, &dst, &options, &tally)?;
+            let tally = Tally::new(quiet);
+            let report = dockhand::convert_with_progress(&src, &dst, &options, &tally);
+            tally.clear();
+            let report = report?;
             if !quiet {
                 for w in &report.warnings {
                     say(&format!("warning: {w}"));
@@ -438,7 +585,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (source, selected) = open_selected(&src, &images, platform, all, &registry)?;
             let chosen: Vec<dockhand::Image> =
                 selected.iter().map(|&i| source.images[i].clone()).collect();
-            let report = verify(&chosen, &NoProgress)?;
+            let tally = Tally::new(false);
+            let report = verify(&chosen, &tally);
+            tally.clear();
+            let report = report?;
             // Nothing is kept of what was verified (a registry's blobs leave the cache).
             source.finished();
             for w in &source.warnings {
