@@ -178,7 +178,9 @@ pub use destination::Plan;
 pub use formats::{ImageSource, ReadOptions, Source};
 pub use layer::{open_layer, Digests, LayerForm, LayerReader};
 pub use location::{open_source, Location};
-pub use select::{candidates, select, selectors, with_selected_names, Selector};
+pub use select::{
+    candidates, select, selectors, with_selected_names, ByDigest, Selector, MIN_ID_PREFIX,
+};
 // Writing: a sink for a format at a destination, or a tar into any `Write`.
 pub use compress::{LayerCompression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 pub use formats::{create_sink, write_tar, DockerLayout, ImageSink, SinkOptions, WriteOptions};

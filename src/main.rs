@@ -39,7 +39,8 @@ enum Command {
         /// Write DST in this format: docker-archive, docker-dir, oci, oci-archive, dir.
         #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
         to: Option<Format>,
-        /// Take only this image (REF, matched after normalization, or @N); repeatable.
+        /// Take only this image (REF, matched after normalization; an image ID, 12+ hex
+        /// characters of one, a manifest digest or NAME@sha256:...; or @N); repeatable.
         #[arg(long = "image", value_name = "REF|@N")]
         images: Vec<String>,
         /// Name the (single) output image REF instead of its own names; repeatable.
@@ -84,7 +85,7 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// Show only this image (REF or @N); repeatable.
+        /// Show only this image (REF, image ID, digest or @N); repeatable.
         #[arg(long = "image", value_name = "REF|@N")]
         images: Vec<String>,
         /// Pick this platform from multi-platform indexes.
@@ -100,7 +101,7 @@ enum Command {
     },
     /// Check every digest, size and diff_id in SRC; exit 0 only if all match.
     Verify {
-        /// Check only this image (REF or @N); repeatable.
+        /// Check only this image (REF, image ID, digest or @N); repeatable.
         #[arg(long = "image", value_name = "REF|@N")]
         images: Vec<String>,
         /// Pick this platform from multi-platform indexes.
