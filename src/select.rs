@@ -72,6 +72,21 @@ impl Selector {
 
 /// The positions in `images` (the numbers `inspect` shows as `@N`) of the images the
 /// selectors pick, in selector order without repeats; all images when there are none.
+///
+/// ```
+/// use dockhand::{open_source, select, Location, ReadOptions, Selector};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// // By name (normalized as Docker does) and by @N, in the order asked.
+/// let by = [Selector::parse("dockhand-multi-base:1.0")?, Selector::parse("@0")?];
+/// assert_eq!(select(&source.images, &by)?, vec![2, 0]);
+/// assert_eq!(select(&source.images, &[])?, vec![0, 1, 2]);
+/// // No match: the error lists what the source holds.
+/// let none = select(&source.images, &[Selector::parse("nosuch")?]).unwrap_err();
+/// assert!(none.to_string().contains("@1"));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn select(images: &[Image], selectors: &[Selector]) -> Result<Vec<usize>> {
     if selectors.is_empty() {
         return Ok((0..images.len()).collect());
@@ -161,7 +176,16 @@ pub fn candidates(images: &[Image], indices: &[usize]) -> String {
     let mut text = indices
         .iter()
         .take(SHOWN)
-        .map(|&i| format!("@{i} {}", images[i].display_name()))
+        .map(|&i| {
+            let image = &images[i];
+            let name = image.display_name();
+            let id = image.config.digest.short();
+            if name == image.config.digest.to_string() {
+                format!("@{i} {id} (no name)")
+            } else {
+                format!("@{i} {id} {name}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ");
     if indices.len() > SHOWN {
