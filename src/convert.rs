@@ -78,12 +78,18 @@ fn check_agreement(option: Option<Format>, location: &Location, what: &str) -> R
 /// select images, name them, and write them to the destination, which appears only
 /// once complete.
 ///
-/// ```no_run
-/// use dockhand::{convert, ConvertOptions};
+/// ```
+/// use dockhand::{convert, ConvertOptions, Format};
 ///
 /// // `docker save` output to an OCI layout directory, verifying every blob.
-/// let report = convert("image.tar", "oci:layout", &ConvertOptions::default())?;
-/// println!("{} image(s)", report.images.len());
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let out = tempfile::tempdir().unwrap();
+/// let layout = out.path().join("layout");
+/// let dst = format!("oci:{}", layout.display());
+/// let report = convert(input, &dst, &ConvertOptions::default())?;
+/// assert_eq!(report.images.len(), 1);
+/// assert_eq!(report.to, Some(Format::OCI));
+/// assert!(layout.join("index.json").is_file());
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn convert(src: &str, dst: &str, options: &ConvertOptions) -> Result<ConvertReport> {
@@ -91,6 +97,27 @@ pub fn convert(src: &str, dst: &str, options: &ConvertOptions) -> Result<Convert
 }
 
 /// [`convert`], telling `progress` how the layers go.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use dockhand::{convert_with_progress, ConvertOptions, Progress};
+///
+/// #[derive(Default)]
+/// struct Bytes(AtomicU64);
+/// impl Progress for Bytes {
+///     fn advanced(&self, bytes: u64) {
+///         self.0.fetch_add(bytes, Ordering::Relaxed);
+///     }
+/// }
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let out = tempfile::tempdir().unwrap();
+/// let dst = out.path().join("image.tar");
+/// let bytes = Bytes::default();
+/// convert_with_progress(input, dst.to_str().unwrap(), &ConvertOptions::default(), &bytes)?;
+/// assert!(bytes.0.load(Ordering::Relaxed) > 0);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn convert_with_progress(
     src: &str,
     dst: &str,
@@ -150,19 +177,21 @@ pub fn convert_with_progress(
     let picked = select(&source.images, &selectors)?;
     if !to.holds_many() && picked.len() != 1 {
         return Err(Error::Selection(format!(
-            "{} holds one image but {} are selected; choose one with --image: {}",
+            "{} holds one image but {} are selected: {}; pick one with --image @N or --image NAME (or SRC:NAME), e.g. --image @{}",
             to.name(),
             picked.len(),
-            candidates(&source.images, &picked)
+            candidates(&source.images, &picked),
+            picked.first().copied().unwrap_or(0)
         )));
     }
     let mut images = with_selected_names(&source.images, &picked, &selectors);
     if let Some((tags, ref_names)) = names {
         if images.len() != 1 {
             return Err(Error::Selection(format!(
-                "--tag (or a destination reference) names one image but {} are selected: {}",
+                "--tag (or a destination reference) names one image but {} are selected: {}; pick one with --image @N or --image NAME, e.g. --image @{}",
                 images.len(),
-                candidates(&source.images, &picked)
+                candidates(&source.images, &picked),
+                picked.first().copied().unwrap_or(0)
             )));
         }
         images[0].tags = tags;

@@ -154,13 +154,17 @@ fn plan_for(
         return Ok(Plan::Create);
     };
     let file_type = meta.file_type();
-    let exists = || "it exists (use --force to replace it)".to_string();
     match output {
         Output::File if file_type.is_file() || file_type.is_symlink() => {
             if force {
                 Ok(Plan::Replace)
+            } else if file_type.is_symlink() {
+                Err("it exists, a symbolic link; --force would replace the link itself (never its target) once the new archive is complete".into())
             } else {
-                Err(exists())
+                Err(format!(
+                    "it exists, a file of {} bytes; --force would replace that file once the new archive is complete, or choose another name",
+                    meta.len()
+                ))
             }
         }
         Output::File if file_type.is_dir() => {
@@ -180,8 +184,13 @@ fn plan_for(
                 Contents::Layout(_) if force => Ok(Plan::Replace),
                 Contents::Layout(LayoutKind::Oci) if appendable => Ok(Plan::AddToOciLayout),
                 Contents::Layout(kind) => Err(format!(
-                    "it holds {} (use --force to replace it)",
-                    kind.describe()
+                    "it holds {}; --force would replace that whole directory once the new output is complete{}",
+                    kind.describe(),
+                    if matches!(kind, LayoutKind::Oci) {
+                        " (--to oci would add to it instead)"
+                    } else {
+                        ""
+                    }
                 )),
                 Contents::Foreign(what) => Err(format!(
                     "{what}; dockhand replaces only an empty directory or an image layout it could have written, so it is kept"

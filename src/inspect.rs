@@ -18,6 +18,20 @@ use crate::text::shown;
 /// The `inspect --json` document for the images of `source` at `selected` (positions
 /// in `source.images`, which are the `index` each image is shown with). It serializes
 /// straight from the images, so writing it costs no memory beyond theirs.
+///
+/// ```
+/// use dockhand::{inspect_json, open_source, write_json, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let mut out = Vec::new();
+/// write_json(&inspect_json(&source, &[0]), &mut out)?;
+/// let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+/// assert_eq!(doc["format"], "docker-archive");
+/// assert_eq!(doc["images"][0]["tags"][0], "docker.io/dockhand-fixture/basic:1.0");
+/// assert_eq!(doc["images"][0]["layers"].as_array().unwrap().len(), 3);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn inspect_json<'a>(source: &'a Source, selected: &'a [usize]) -> InspectDoc<'a> {
     InspectDoc { source, selected }
 }
@@ -255,6 +269,21 @@ pub struct VerifyReport {
 /// manifests were verified when the source was read. Layers are checked on as many
 /// threads as the machine has cores; the first failing layer (in image order) is
 /// reported.
+///
+/// ```
+/// use dockhand::{open_source, verify, Location, NoProgress, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let report = verify(&source.images, &NoProgress)?;
+/// assert_eq!((report.images, report.layers), (1, 3));
+///
+/// // A layer whose content does not match the config's diff_id fails.
+/// let broken = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/broken-diffid/input.tar");
+/// let source = open_source(&Location::parse(broken)?, &ReadOptions::default())?;
+/// assert!(verify(&source.images, &NoProgress).is_err());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn verify(images: &[Image], progress: &dyn Progress) -> Result<VerifyReport> {
     let mut seen = std::collections::HashSet::new();
     let mut work = Vec::new();

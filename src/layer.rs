@@ -69,6 +69,21 @@ impl Read for LayerReader {
 /// Open `layer` of `image` for reading in `form`. The reader fails (instead of ending
 /// cleanly) if the stored bytes do not match the layer's digest (when the source
 /// recorded one) and size, or the uncompressed bytes do not match its diff_id.
+///
+/// ```
+/// use std::io::Read;
+/// use dockhand::{open_layer, open_source, LayerForm, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let image = &source.images[0];
+/// let mut tar = Vec::new();
+/// open_layer(image, &image.layers[0], LayerForm::Uncompressed)?
+///     .read_to_end(&mut tar)
+///     .unwrap();
+/// assert_eq!(tar.len() % 512, 0);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<LayerReader> {
     let in_input = |e: Error| e.in_input(&image.input);
     let blob = layer.blob.as_ref().ok_or_else(|| {

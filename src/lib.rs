@@ -9,15 +9,19 @@
 //! source ([`open_source`]), list and select its images ([`select`]), and write them to a
 //! sink ([`create_sink`]), which appears at its destination only once committed.
 //!
-//! ```no_run
+//! ```
 //! use dockhand::{create_sink, open_source, Format, Location, NoProgress, ReadOptions};
 //! use dockhand::{ImageSource, SinkOptions};
 //!
-//! let source = open_source(&Location::parse("image.tar")?, &ReadOptions::default())?;
+//! # let image_tar = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let layout = tmp.path().join("layout");
+//! # let layout = layout.to_str().unwrap();
+//! let source = open_source(&Location::parse(image_tar)?, &ReadOptions::default())?;
 //! for (n, image) in source.images().iter().enumerate() {
 //!     println!("@{n} {} {}", image.config.digest, image.display_name());
 //! }
-//! let mut sink = create_sink("layout", Format::OCI, &SinkOptions::default())?;
+//! let mut sink = create_sink(layout, Format::OCI, &SinkOptions::default())?;
 //! sink.put_images(&source.images()[..1], &NoProgress)?;
 //! sink.commit()?;
 //! # Ok::<(), dockhand::Error>(())

@@ -34,6 +34,19 @@ impl Location {
     /// path when that path exists; otherwise it is an unknown transport (a usage
     /// error), so that `docker://busybox` or `containers-storage:x` is never taken for
     /// a file name.
+    ///
+    /// ```
+    /// use dockhand::{Format, Location};
+    ///
+    /// let l = Location::parse("oci-archive:image.tar:myapp:1.0")?;
+    /// assert_eq!(l.transport, Some(Format::OCI_ARCHIVE));
+    /// assert_eq!((l.path.as_str(), l.reference.as_deref()), ("image.tar", Some("myapp:1.0")));
+    ///
+    /// let l = Location::parse("image.tar")?;
+    /// assert_eq!((l.transport, l.path.as_str()), (None, "image.tar"));
+    /// assert!(Location::parse("docker-daemon:busybox:latest").unwrap_err().is_usage());
+    /// # Ok::<(), dockhand::Error>(())
+    /// ```
     pub fn parse(s: &str) -> Result<Location> {
         if crate::registry::is_registry(s) {
             return Ok(Location {
@@ -88,6 +101,17 @@ impl Location {
 /// Open and read the source `location` names: its path, in the format its transport
 /// prefix or `options.format` names, or the one detected. Only metadata is read; layers
 /// are read, verified, when they are written or opened.
+///
+/// ```
+/// use dockhand::{open_source, Format, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// assert_eq!(source.format, Format::DOCKER_ARCHIVE);
+/// assert_eq!(source.images.len(), 3);
+/// assert_eq!(source.images[2].display_name(), "docker.io/library/dockhand-multi-base:1.0");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn open_source(location: &Location, options: &ReadOptions) -> Result<Source> {
     let options = ReadOptions {
         platform: options.platform.clone(),

@@ -3,9 +3,11 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use dockhand::text::{human_size, one_line};
 use dockhand::Location;
@@ -17,12 +19,32 @@ use dockhand::{transport_names, ReadOptions};
 use dockhand::{ConvertOptions, Format, Platform, RegistryOptions};
 use dockhand::{DockerLayout, LayerCompression};
 
+mod cli;
+use cli::examples;
+use cli::verbose::{causes, Clock};
+
 /// Move container images between docker-save archives, OCI layouts and dir: layouts.
 #[derive(Parser)]
 #[command(name = "dockhand", version, about, max_term_width = 100)]
+#[command(after_help = examples::TOP)]
 struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Options every subcommand takes, before or after its name.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+struct GlobalArgs {
+    /// Print nothing but the requested output (stdout) and errors (stderr): no
+    /// warnings, no summary.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// On an error, also print its chain of causes, one per line; print how long each
+    /// phase took (stderr).
+    #[arg(short, long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -32,6 +54,7 @@ enum Command {
     /// SRC and DST are a path, `-` (stdin/stdout), or TRANSPORT:PATH[:REF] with TRANSPORT
     /// one of docker-archive, docker-dir, oci, oci-archive, dir. Without --to, a DST
     /// ending in .tar or `-` gets docker-archive, anything else an OCI layout directory.
+    #[command(after_help = examples::CONVERT)]
     Convert {
         /// Read SRC as this format (default: detect from the content).
         #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
@@ -70,9 +93,6 @@ enum Command {
         /// never replaced.
         #[arg(long)]
         force: bool,
-        /// Print nothing but errors.
-        #[arg(short, long)]
-        quiet: bool,
         #[command(flatten)]
         registry: RegistryArgs,
         /// The input.
@@ -81,6 +101,7 @@ enum Command {
         dst: String,
     },
     /// Show the images in SRC (reads only headers and metadata from a tar file).
+    #[command(after_help = examples::INSPECT)]
     Inspect {
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -100,6 +121,7 @@ enum Command {
         src: String,
     },
     /// Check every digest, size and diff_id in SRC; exit 0 only if all match.
+    #[command(after_help = examples::VERIFY)]
     Verify {
         /// Check only this image (REF, image ID, digest or @N); repeatable.
         #[arg(long = "image", value_name = "REF|@N")]
@@ -116,12 +138,22 @@ enum Command {
         src: String,
     },
     /// List the tags of a registry repository: docker://HOST/REPO.
+    #[command(after_help = examples::TAGS)]
     Tags {
         #[command(flatten)]
         registry: RegistryArgs,
         /// The repository.
         repository: String,
     },
+    /// Print a shell completion script on stdout.
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print dockhand's man page (roff) on stdout.
+    #[command(after_help = examples::MAN)]
+    Man,
 }
 
 /// How to reach registries (`docker://` sources and destinations).
@@ -186,7 +218,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return command_line_error(e),
     };
-    match run(cli) {
+    let global = cli.global;
+    let mut clock = Clock::new();
+    let result = run(cli, &mut clock);
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             if is_broken_pipe(&err) {
@@ -199,13 +234,22 @@ fn main() -> ExitCode {
                 await_signal_exit();
             }
             say(&format!("error: {err:#}"));
+            if global.verbose {
+                for (n, cause) in causes(&err).iter().enumerate() {
+                    say(&format!("  cause {}: {cause}", n + 1));
+                }
+            }
             let usage = err.chain().any(|c| {
                 c.downcast_ref::<dockhand::Error>()
                     .is_some_and(|e| e.is_usage())
             });
             ExitCode::from(if usage { 2 } else { 1 })
         }
+    };
+    if global.verbose {
+        say(&clock.line());
     }
+    code
 }
 
 /// On SIGINT, SIGTERM or SIGHUP: remove every staging path, say so, and exit with
@@ -238,10 +282,12 @@ fn await_signal_exit() -> ! {
     }
 }
 
-/// Counts what a conversion wrote, for its summary, and drives the progress bars.
+/// Counts what a conversion wrote, for its summary, when its first layer started, for
+/// its timings, and drives the progress bars.
 struct Tally {
     layers: AtomicUsize,
     bytes: AtomicU64,
+    first_layer: OnceLock<Instant>,
     bars: Option<Bars>,
 }
 
@@ -252,6 +298,7 @@ impl Progress for Tally {
         }
     }
     fn layer_started(&self, path: &str, size: u64) {
+        self.first_layer.get_or_init(Instant::now);
         if let Some(bars) = &self.bars {
             bars.started(path, size);
         }
@@ -389,6 +436,7 @@ impl Tally {
         Tally {
             layers: AtomicUsize::new(0),
             bytes: AtomicU64::new(0),
+            first_layer: OnceLock::new(),
             bars: Bars::for_terminal(quiet),
         }
     }
@@ -483,7 +531,8 @@ fn parse_format(s: &str) -> Result<Format, String> {
     Format::parse(s).ok_or_else(|| format!("expected one of {}", transport_names()))
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
+    let GlobalArgs { quiet, .. } = cli.global;
     match cli.command {
         Command::Convert {
             from,
@@ -496,7 +545,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             layer_compression,
             compression_level,
             force,
-            quiet,
             registry,
             src,
             dst,
@@ -522,6 +570,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let tally = Tally::new(quiet);
             let report = dockhand::convert_with_progress(&src, &dst, &options, &tally);
             tally.clear();
+            if let Some(&at) = tally.first_layer.get() {
+                clock.mark_at("open and read metadata", at);
+                clock.mark("write layers and commit");
+            }
             let report = report?;
             if !quiet {
                 for w in &report.warnings {
@@ -558,8 +610,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             src,
         } => {
             let (source, selected) = open_selected(&src, &images, platform, all, &registry)?;
-            for w in &source.warnings {
-                say(&format!("warning: {w}"));
+            clock.mark("open and read metadata");
+            if !quiet {
+                for w in &source.warnings {
+                    say(&format!("warning: {w}"));
+                }
             }
             // Buffered by hand: std's stdout handle flushes at every newline.
             let fd = std::os::fd::AsFd::as_fd(&io::stdout())
@@ -584,21 +639,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             src,
         } => {
             let (source, selected) = open_selected(&src, &images, platform, all, &registry)?;
+            clock.mark("open and read metadata");
             let chosen: Vec<dockhand::Image> =
                 selected.iter().map(|&i| source.images[i].clone()).collect();
-            let tally = Tally::new(false);
+            let tally = Tally::new(quiet);
             let report = verify(&chosen, &tally);
             tally.clear();
             let report = report?;
+            clock.mark("verify layers");
             // Nothing is kept of what was verified (a registry's blobs leave the cache).
             source.finished();
-            for w in &source.warnings {
-                say(&format!("warning: {w}"));
+            if !quiet {
+                for w in &source.warnings {
+                    say(&format!("warning: {w}"));
+                }
+                say(&format!(
+                    "verified {} image(s), {} layer(s), {} bytes: all digests and diff_ids match",
+                    report.images, report.layers, report.bytes
+                ));
             }
-            say(&format!(
-                "verified {} image(s), {} layer(s), {} bytes: all digests and diff_ids match",
-                report.images, report.layers, report.bytes
-            ));
             Ok(())
         }
         Command::Tags {
@@ -606,6 +665,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             repository,
         } => {
             let tags = dockhand::list_tags(&repository, &registry.options())?;
+            clock.mark("list tags");
             let mut out = io::stdout().lock();
             for tag in tags {
                 writeln!(out, "{}", one_line(&tag)).context("writing to stdout")?;
@@ -613,7 +673,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out.flush().context("writing to stdout")?;
             Ok(())
         }
+        Command::Completions { shell } => {
+            // Rendered in memory first: clap_complete panics on a failed write.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "dockhand", &mut script);
+            write_stdout(&script)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .context("rendering the man page")?;
+            write_stdout(&page)
+        }
     }
+}
+
+/// Write `bytes` to stdout (a closed stdout ends quietly, as everywhere).
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes).context("writing to stdout")?;
+    out.flush().context("writing to stdout")
 }
 
 fn open_selected(

@@ -232,6 +232,21 @@ impl Selector {
 /// A selector matching no image is an error, and so is an ID prefix that starts the
 /// IDs of more than one image (the message lists them with their `@N`). A name or an ID
 /// several entries share (one image listed under several manifests) picks them all.
+///
+/// ```
+/// use dockhand::{open_source, select, Location, ReadOptions, Selector};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// // By name (normalized as Docker does) and by @N, in the order asked.
+/// let by = [Selector::parse("dockhand-multi-base:1.0")?, Selector::parse("@0")?];
+/// assert_eq!(select(&source.images, &by)?, vec![2, 0]);
+/// assert_eq!(select(&source.images, &[])?, vec![0, 1, 2]);
+/// // No match: the error lists what the source holds.
+/// let none = select(&source.images, &[Selector::parse("nosuch")?]).unwrap_err();
+/// assert!(none.to_string().contains("@1"));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn select(images: &[Image], selectors: &[Selector]) -> Result<Vec<usize>> {
     if selectors.is_empty() {
         return Ok((0..images.len()).collect());
@@ -360,7 +375,16 @@ fn ambiguous(images: &[Image], selector: &Selector, hits: &[usize], ids: usize) 
 /// A one-line list of the images at `indices` of `images`, numbered as `inspect`
 /// numbers them, for messages.
 pub fn candidates(images: &[Image], indices: &[usize]) -> String {
-    listed(indices, |i| format!("@{i} {}", images[i].display_name()))
+    listed(indices, |i| {
+        let image = &images[i];
+        let name = image.display_name();
+        let id = image.config.digest.short();
+        if name == image.config.digest.to_string() {
+            format!("@{i} {id} (no name)")
+        } else {
+            format!("@{i} {id} {name}")
+        }
+    })
 }
 
 /// Like [`candidates`], with each image's ID (whole, or short as docker shows it) and
@@ -586,7 +610,7 @@ mod tests {
         assert_eq!(pick(&images, &["aaaa1111bbbb2"]).unwrap(), [0]);
         let err = pick(&images, &["aaaa1111bbb"]).unwrap_err().to_string();
         assert!(
-            err.starts_with("no image matches \"aaaa1111bbb\" (an image ID prefix needs at least 12 hex characters); the source holds: @0 docker.io/library/app:1, @1"),
+            err.starts_with("no image matches \"aaaa1111bbb\" (an image ID prefix needs at least 12 hex characters); the source holds: @0 aaaa1111bbbb docker.io/library/app:1, @1"),
             "{err}"
         );
         let err = pick(&images, &["cccc1111bbbb"]).unwrap_err().to_string();

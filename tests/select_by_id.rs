@@ -159,7 +159,9 @@ fn name_at_digest_takes_the_manifest_digest_or_on_a_docker_archive_the_id() {
 #[test]
 fn a_prefix_shorter_than_12_characters_is_not_an_id() {
     let multi = fixture("docker-save-multi");
-    let (id, _) = &digests("docker-save-multi")[0];
+    let all = digests("docker-save-multi");
+    let short = |i: usize| all[i].0[7..19].to_string();
+    let (id, _) = &all[0];
     let eleven = &id.strip_prefix("sha256:").unwrap()[..11];
     for args in [
         vec!["inspect", "--image", eleven, multi.input()],
@@ -170,8 +172,11 @@ fn a_prefix_shorter_than_12_characters_is_not_an_id() {
             err.trim_end(),
             format!(
                 "error: no image matches \"{eleven}\" (an image ID prefix needs at least 12 hex characters); \
-                 the source holds: @0 docker.io/dockhand-fixture/multi-app:1.0, \
-                 @1 example.com/dockhand/dup:1.0, @2 docker.io/library/dockhand-multi-base:1.0"
+                 the source holds: @0 {} docker.io/dockhand-fixture/multi-app:1.0, \
+                 @1 {} example.com/dockhand/dup:1.0, @2 {} docker.io/library/dockhand-multi-base:1.0",
+                short(0),
+                short(1),
+                short(2)
             )
         );
     }

@@ -445,6 +445,22 @@ impl ImageSink for LayoutSink {
 
 /// Create a sink writing `format` at `path` (`-` for stdout), after deciding what the
 /// destination allows (the crate docs' `# Security` section says what).
+///
+/// ```
+/// use dockhand::{create_sink, open_source, Format, Location, NoProgress, ReadOptions};
+/// use dockhand::{ImageSink, SinkOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let out = tempfile::tempdir().unwrap();
+/// let dir = out.path().join("one");
+/// let mut sink = create_sink(dir.to_str().unwrap(), Format::DIR, &SinkOptions::default())?;
+/// sink.put_images(&source.images[1..2], &NoProgress)?;
+/// assert!(!dir.exists()); // nothing appears before the commit
+/// sink.commit()?;
+/// assert!(dir.join("manifest.json").is_file());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn create_sink(
     path: &str,
     format: Format,
@@ -670,15 +686,19 @@ fn detect(meta: &Meta) -> Result<Layout> {
         return Ok(Layout::DockerSave);
     }
     let top = tree.top_level();
+    let rootfs: Vec<&str> = top
+        .iter()
+        .map(String::as_str)
+        .filter(|n| ROOTFS_NAMES.contains(n) || *n == ".dockerenv")
+        .collect();
     let reason = if top.is_empty() {
         "it has no entries".to_string()
-    } else if top
-        .iter()
-        .filter(|n| ROOTFS_NAMES.contains(&n.as_str()))
-        .count()
-        >= 2
-    {
-        "it looks like a root filesystem (a `docker export` or a single layer), not an image archive; use `docker save` to export an image".to_string()
+    } else if rootfs.len() >= 2 || rootfs.contains(&".dockerenv") {
+        // `docker export` writes the container's root filesystem, `.dockerenv` included.
+        format!(
+            "it is a container filesystem, not an image (a root filesystem with {} at its top, as `docker export` or a single layer holds): use `docker save IMAGE` to get an image archive, or `docker import` this file first",
+            rootfs.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+        )
     } else {
         format!(
             "no manifest.json, index.json, oci-layout or repositories found (top-level entries: {})",

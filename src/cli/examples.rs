@@ -1,0 +1,52 @@
+//! The examples each `--help` ends with: real command lines, runnable as they are
+//! (with the files they name).
+
+pub const TOP: &str = "\
+Examples:
+  dockhand convert image.tar layout/            docker save tar -> OCI layout
+  dockhand inspect image.tar                    list the images, @N and tags
+  dockhand verify image.tar                     check every digest and diff_id
+  dockhand completions bash > ~/.local/share/bash-completion/completions/dockhand
+
+Run `dockhand COMMAND --help` for a command's options and examples.";
+
+pub const CONVERT: &str = "\
+Examples:
+  dockhand convert image.tar layout/                        docker save -> OCI layout
+  dockhand convert --to oci-archive image.tar.gz oci.tar    to an OCI archive
+  dockhand convert oci:layout:1.0 docker-archive:img.tar:myapp:1.0
+  dockhand convert --image @1 --to dir multi.tar one-dir/   one image of several
+  dockhand convert --force --layer-compression zstd image.tar layout/
+  docker save busybox | dockhand convert -q - - --to oci-archive > busybox-oci.tar
+  dockhand convert docker://registry.example.com/team/app:1.4 app.tar";
+
+pub const INSPECT: &str = "\
+Examples:
+  dockhand inspect image.tar                    a table: @N, image ID, platform, tags
+  dockhand inspect --json image.tar | jq '.images[].tags'
+  dockhand inspect --image @0 oci:layout/
+  dockhand inspect --all docker://docker.io/library/busybox:latest";
+
+pub const VERIFY: &str = "\
+Examples:
+  dockhand verify image.tar                     every blob of every image
+  dockhand verify --image busybox:latest image.tar
+  dockhand verify -q layout/ && echo intact     exit status only";
+
+pub const TAGS: &str = "\
+Examples:
+  dockhand tags docker://registry.example.com/team/app
+  dockhand tags --tls-verify=false docker://localhost:5000/busybox";
+
+pub const COMPLETIONS: &str = "\
+Examples:
+  dockhand completions bash > ~/.local/share/bash-completion/completions/dockhand
+  dockhand completions zsh > ~/.zfunc/_dockhand     (with fpath+=(~/.zfunc))
+  dockhand completions fish > ~/.config/fish/completions/dockhand.fish
+  dockhand completions elvish >> ~/.config/elvish/rc.elv
+  dockhand completions powershell >> $PROFILE";
+
+pub const MAN: &str = "\
+Examples:
+  dockhand man | man -l -
+  dockhand man > /usr/local/share/man/man1/dockhand.1";
