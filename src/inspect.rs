@@ -9,7 +9,9 @@ use serde_json::ser::{Formatter, PrettyFormatter};
 
 use crate::error::Result;
 use crate::formats::Source;
+use crate::history::ConfigSummary;
 use crate::layer::verify_layer;
+use crate::model::digest::Digest;
 use crate::model::image::{Image, Layer};
 use crate::progress::Progress;
 use crate::text::escape_json_text;
@@ -36,12 +38,13 @@ pub fn inspect_json<'a>(source: &'a Source, selected: &'a [usize]) -> InspectDoc
     InspectDoc { source, selected }
 }
 
-/// Write `doc` as indented JSON, with the characters a terminal would act on escaped
-/// (see [`crate::text::escape_json_text`]); the JSON value is unchanged.
-pub fn write_json(doc: &InspectDoc, out: impl io::Write) -> Result<()> {
+/// Write `doc` (an [`InspectDoc`], a list of [`crate::ImageHistory`], any document) as
+/// indented JSON, with the characters a terminal would act on escaped (see
+/// [`crate::text::escape_json_text`]); the JSON value is unchanged.
+pub fn write_json<T: Serialize + ?Sized>(doc: &T, out: impl io::Write) -> Result<()> {
     let mut serializer = serde_json::Serializer::with_formatter(out, TerminalSafe::default());
     doc.serialize(&mut serializer)
-        .map_err(|e| crate::error::Error::io("writing the inspect document", e.into()))
+        .map_err(|e| crate::error::Error::io("writing the JSON document", e.into()))
 }
 
 /// See [`inspect_json`].
@@ -52,7 +55,7 @@ pub struct InspectDoc<'a> {
 
 impl Serialize for InspectDoc<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(2))?;
+        let mut map = s.serialize_map(Some(3))?;
         map.serialize_entry("format", self.source.format.name())?;
         let images: Vec<ImageDoc> = self
             .selected
@@ -63,8 +66,52 @@ impl Serialize for InspectDoc<'_> {
             })
             .collect();
         map.serialize_entry("images", &images)?;
+        map.serialize_entry("by_id", &by_id(self.source, self.selected))?;
         map.end()
     }
+}
+
+/// Every image ID of the images at `selected`, with every name that points at it
+/// (tags, full references), sorted and without duplicates, as Docker's tag store keeps
+/// them: several images of a source may share one ID.
+pub fn by_id(
+    source: &Source,
+    selected: &[usize],
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for &i in selected {
+        let image = &source.images[i];
+        let names = map.entry(image.config.digest.to_string()).or_default();
+        names.extend(image.tags.iter().map(|t| t.to_string()));
+    }
+    for names in map.values_mut() {
+        names.sort();
+        names.dedup();
+    }
+    map
+}
+
+/// The chain IDs of `image`'s layers, base first, as Docker's layer store computes
+/// them: `ChainID(0) = DiffID(0)`, `ChainID(n) = sha256(ChainID(n-1) + " " +
+/// DiffID(n))` over the full `sha256:<hex>` strings. `None` from the first layer
+/// without a diff_id on (an artifact's).
+pub fn chain_ids(image: &Image) -> Vec<Option<Digest>> {
+    let mut chain: Option<Digest> = None;
+    image
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(n, layer)| {
+            chain = match (n, &chain, &layer.diff_id) {
+                (0, _, Some(diff_id)) => Some(diff_id.clone()),
+                (_, Some(previous), Some(diff_id)) => {
+                    Some(Digest::of(format!("{previous} {diff_id}").as_bytes()))
+                }
+                _ => None,
+            };
+            chain.clone()
+        })
+        .collect()
 }
 
 struct ImageDoc<'a> {
@@ -104,13 +151,22 @@ impl Serialize for ImageDoc<'_> {
                 "variant": image.platform.variant,
             }),
         )?;
-        let layers: Vec<LayerDoc> = image.layers.iter().map(LayerDoc).collect();
+        let layers: Vec<LayerDoc> = image
+            .layers
+            .iter()
+            .zip(chain_ids(image))
+            .map(|(layer, chain_id)| LayerDoc(layer, chain_id))
+            .collect();
         map.serialize_entry("layers", &layers)?;
+        // Added after the fields above, which keep their schema.
+        let summary = ConfigSummary::of(image);
+        map.serialize_entry("created", &summary.created)?;
+        map.serialize_entry("config_summary", &summary)?;
         map.end()
     }
 }
 
-struct LayerDoc<'a>(&'a Layer);
+struct LayerDoc<'a>(&'a Layer, Option<Digest>);
 
 impl Serialize for LayerDoc<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -121,6 +177,7 @@ impl Serialize for LayerDoc<'_> {
         map.serialize_entry("size", &l.size)?;
         map.serialize_entry("media_type", &l.media_type)?;
         map.serialize_entry("compression", l.compression.name())?;
+        map.serialize_entry("chain_id", &self.1)?;
         map.end()
     }
 }

@@ -164,6 +164,7 @@ mod convert;
 mod destination;
 mod error;
 mod formats;
+mod history;
 mod inspect;
 mod layer;
 mod location;
@@ -192,9 +193,15 @@ pub use formats::{create_sink, write_tar, DockerLayout, ImageSink, SinkOptions, 
 pub use registry::{list_tags, RegistryOptions};
 // Formats and transports.
 pub use formats::{transport_names, Container, Format, Layout};
+// History and config summaries.
+pub use history::{
+    history_table, image_history, parse_rfc3339, relative_time, ConfigSummary, HistoryEntry,
+    HistoryRow, ImageHistory, CREATED_BY_WIDTH, NOP_PREFIX,
+};
 // Inspecting and verifying.
 pub use inspect::{
-    inspect_json, inspect_table, names_line, verify, write_json, InspectDoc, VerifyReport,
+    by_id, chain_ids, inspect_json, inspect_table, names_line, verify, write_json, InspectDoc,
+    VerifyReport,
 };
 // The model.
 pub use model::blob::{Blob, MemoryBlob};

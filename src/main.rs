@@ -13,6 +13,7 @@ use dockhand::text::{human_size, one_line};
 use dockhand::Location;
 use dockhand::Plan;
 use dockhand::Progress;
+use dockhand::{history_table, image_history};
 use dockhand::{inspect_json, inspect_table, names_line, verify, write_json};
 use dockhand::{select, selectors};
 use dockhand::{transport_names, ReadOptions};
@@ -107,6 +108,31 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Show only this image (REF, image ID, digest or @N); repeatable.
+        #[arg(long = "image", value_name = "REF|@N")]
+        images: Vec<String>,
+        /// Pick this platform from multi-platform indexes.
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
+        platform: Option<Platform>,
+        /// Take every platform of a multi-platform index.
+        #[arg(long, conflicts_with = "platform")]
+        all: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// The input.
+        src: String,
+    },
+    /// Show the build steps of images in SRC, newest first, as `docker history` does.
+    ///
+    /// Read from the config alone: a step that added a layer shows that layer's size
+    /// (its tar's size; a compressed layer's stored size, marked `*`), other steps 0B.
+    History {
+        /// Print JSON (every field, untruncated, absolute times) instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Do not cut the image ID and the build steps.
+        #[arg(long)]
+        no_trunc: bool,
+        /// Show only this image (REF or @N); repeatable.
         #[arg(long = "image", value_name = "REF|@N")]
         images: Vec<String>,
         /// Pick this platform from multi-platform indexes.
@@ -616,17 +642,51 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                     say(&format!("warning: {w}"));
                 }
             }
-            // Buffered by hand: std's stdout handle flushes at every newline.
-            let fd = std::os::fd::AsFd::as_fd(&io::stdout())
-                .try_clone_to_owned()
-                .context("writing to stdout")?;
-            let mut out = io::BufWriter::with_capacity(1 << 16, std::fs::File::from(fd));
+            let mut out = stdout_buffer()?;
             if json {
                 write_json(&inspect_json(&source, &selected), &mut out)?;
                 out.write_all(b"\n").context("writing to stdout")?;
             } else {
                 out.write_all(inspect_table(&source, &selected).as_bytes())
                     .context("writing to stdout")?;
+            }
+            out.flush().context("writing to stdout")?;
+            Ok(())
+        }
+        Command::History {
+            json,
+            no_trunc,
+            images,
+            platform,
+            all,
+            registry,
+            src,
+        } => {
+            let (source, selected) = open_selected(&src, &images, platform, all, &registry)?;
+            if !quiet {
+                for w in &source.warnings {
+                    say(&format!("warning: {w}"));
+                }
+            }
+            let histories = selected
+                .iter()
+                .map(|&i| image_history(&source.images[i], i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut out = stdout_buffer()?;
+            if json {
+                write_json(&serde_json::json!({ "images": histories }), &mut out)?;
+                out.write_all(b"\n").context("writing to stdout")?;
+            } else {
+                let now = std::time::SystemTime::now();
+                for (n, (history, &i)) in histories.iter().zip(&selected).enumerate() {
+                    if histories.len() > 1 {
+                        let gap = if n > 0 { "\n" } else { "" };
+                        let name = one_line(&names_line(&source.images[i], SUMMARY_NAMES));
+                        writeln!(out, "{gap}@{i} {name}").context("writing to stdout")?;
+                    }
+                    out.write_all(history_table(history, no_trunc, now).as_bytes())
+                        .context("writing to stdout")?;
+                }
             }
             out.flush().context("writing to stdout")?;
             Ok(())
@@ -694,6 +754,17 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(bytes).context("writing to stdout")?;
     out.flush().context("writing to stdout")
+}
+
+/// stdout, buffered by hand: std's stdout handle flushes at every newline.
+fn stdout_buffer() -> anyhow::Result<io::BufWriter<std::fs::File>> {
+    let fd = std::os::fd::AsFd::as_fd(&io::stdout())
+        .try_clone_to_owned()
+        .context("writing to stdout")?;
+    Ok(io::BufWriter::with_capacity(
+        1 << 16,
+        std::fs::File::from(fd),
+    ))
 }
 
 fn open_selected(

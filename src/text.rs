@@ -92,6 +92,54 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
+/// A byte count as docker's tables write it (`docker history`, `docker images`):
+/// decimal units, three significant digits, no space: `0B`, `55B`, `2.56kB`, `4.1kB`,
+/// `1.23MB`. `history` uses it so that its SIZE column reads as docker's does;
+/// [`human_size`] (binary units) is dockhand's own.
+///
+/// ```
+/// use dockhand::text::docker_size;
+///
+/// assert_eq!(docker_size(0), "0B");
+/// assert_eq!(docker_size(2560), "2.56kB");
+/// assert_eq!(docker_size(4096), "4.1kB");
+/// assert_eq!(docker_size(7_340_032), "7.34MB");
+/// ```
+pub fn docker_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    format!("{}{}", three_significant(v), UNITS[unit])
+}
+
+/// `v` as Go's `%.3g` writes it (docker formats sizes so): three significant digits,
+/// trailing zeros dropped, and `1e+03` when rounding reaches a fourth digit.
+fn three_significant(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let sci = format!("{v:.2e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if !(-4..3).contains(&exponent) {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim(mantissa.to_string()), exponent.abs());
+    }
+    let decimals = (2 - exponent).max(0) as usize;
+    trim(format!("{v:.decimals$}"))
+}
+
 /// Characters that must not reach a terminal raw.
 fn needs_escape(c: char) -> bool {
     c.is_control()
@@ -135,6 +183,17 @@ mod tests {
         assert_eq!(escape("back\\slash"), "back\\\\slash");
         assert_eq!(escape("\x7f"), "\\x7f");
         assert_eq!(escape("ünïcödé"), "ünïcödé");
+    }
+
+    #[test]
+    fn docker_sizes() {
+        assert_eq!(docker_size(55), "55B");
+        assert_eq!(docker_size(999), "999B");
+        assert_eq!(docker_size(1000), "1kB");
+        assert_eq!(docker_size(3072), "3.07kB");
+        assert_eq!(docker_size(999_700), "1e+03kB");
+        assert_eq!(docker_size(4_200_000), "4.2MB");
+        assert_eq!(docker_size(u64::MAX), "18.4EB");
     }
 
     #[test]

@@ -814,7 +814,14 @@ pub(crate) mod fixture_check {
         let all: Vec<usize> = (0..source.images.len()).collect();
         let mut out = Vec::new();
         write_json(&inspect_json(&source, &all), &mut out).map_err(|e| e.to_string())?;
-        let got: Value = serde_json::from_slice(&out).map_err(|e| e.to_string())?;
+        let mut got: Value = serde_json::from_slice(&out).map_err(|e| e.to_string())?;
+        // `chain_id` was added to the layers after expected.json was fixed; it is
+        // checked by tests/inspect_rich.rs.
+        for image in got["images"].as_array_mut().into_iter().flatten() {
+            for layer in image["layers"].as_array_mut().into_iter().flatten() {
+                layer.as_object_mut().map(|l| l.remove("chain_id"));
+            }
+        }
         if got["format"] != expected["format"] {
             return Err(format!(
                 "format {} != {}",

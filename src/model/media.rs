@@ -73,6 +73,13 @@ pub enum Compression {
     Bzip2,
 }
 
+impl serde::Serialize for Compression {
+    /// As its [`Compression::name`] (`none`, `gzip`, ...), as `inspect --json` writes it.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 impl Compression {
     /// Sniff the compression from the first bytes of a stream (6 are enough).
     pub fn detect(head: &[u8]) -> Compression {

@@ -1,0 +1,491 @@
+//! `history`: an image's build steps matched to its layers, as `docker history` shows
+//! them, read from the config alone (no layer data), and the parts of a config that
+//! `inspect` shows.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::digest::Digest;
+use crate::model::image::Image;
+use crate::model::media::Compression;
+use crate::text::shown;
+
+/// The parts of an image config that `history` and `inspect` show. Every field is
+/// optional: one that is absent, `null` or of the wrong type reads as `None`, so a
+/// hostile config shows less, never fails to show.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+pub struct ConfigSummary {
+    /// `created`, as the config writes it (RFC 3339).
+    #[serde(default, deserialize_with = "lenient", skip_serializing)]
+    pub created: Option<String>,
+    /// `config.Entrypoint`.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// `config.Cmd`.
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    /// `config.Env`.
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    /// `config.Labels`, sorted by key.
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// `config.WorkingDir`.
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    /// `config.User`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The keys of `config.ExposedPorts` (`80/tcp`), sorted.
+    #[serde(default)]
+    pub exposed_ports: Option<Vec<String>>,
+    /// `history`, oldest first; `None` when absent or not a list of objects.
+    #[serde(default, skip_serializing)]
+    pub history: Option<Vec<HistoryEntry>>,
+}
+
+/// One entry of a config's `history`.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct HistoryEntry {
+    /// `created` (RFC 3339).
+    #[serde(default, deserialize_with = "lenient")]
+    pub created: Option<String>,
+    /// `created_by`: the build step.
+    #[serde(default, deserialize_with = "lenient")]
+    pub created_by: Option<String>,
+    /// `comment`.
+    #[serde(default, deserialize_with = "lenient")]
+    pub comment: Option<String>,
+    /// `empty_layer`: the step added no layer.
+    #[serde(default, deserialize_with = "lenient")]
+    pub empty_layer: Option<bool>,
+}
+
+/// The config as serde reads it; [`ConfigSummary::parse`] flattens it.
+#[derive(Deserialize)]
+struct RawConfig {
+    #[serde(default, deserialize_with = "lenient")]
+    created: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    config: Option<RawRunConfig>,
+    #[serde(default, deserialize_with = "lenient")]
+    history: Option<Vec<HistoryEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawRunConfig {
+    #[serde(default, deserialize_with = "lenient")]
+    entrypoint: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient")]
+    cmd: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient")]
+    env: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient")]
+    labels: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "lenient")]
+    working_dir: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    user: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// A field of the wrong type reads as absent instead of failing the whole config.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(
+    d: D,
+) -> std::result::Result<Option<T>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(T::deserialize(value).ok())
+}
+
+impl ConfigSummary {
+    /// Read the summary from raw config bytes (never re-serialized). A config that is
+    /// not a JSON object, or is nested deeper than [`crate::limits::MAX_JSON_DEPTH`],
+    /// gives an empty summary.
+    pub fn parse(config_bytes: &[u8]) -> ConfigSummary {
+        let Ok(raw) = crate::model::image::parse_json::<RawConfig>(config_bytes, "config") else {
+            return ConfigSummary::default();
+        };
+        let run = raw.config;
+        let run = run.as_ref();
+        ConfigSummary {
+            created: raw.created,
+            entrypoint: run.and_then(|c| c.entrypoint.clone()),
+            cmd: run.and_then(|c| c.cmd.clone()),
+            env: run.and_then(|c| c.env.clone()),
+            labels: run.and_then(|c| c.labels.clone()),
+            working_dir: run.and_then(|c| c.working_dir.clone()),
+            user: run.and_then(|c| c.user.clone()),
+            exposed_ports: run
+                .and_then(|c| c.exposed_ports.as_ref())
+                .map(|p| p.keys().cloned().collect()),
+            history: raw.history,
+        }
+    }
+
+    /// The summary of `image`'s config.
+    pub fn of(image: &Image) -> ConfigSummary {
+        ConfigSummary::parse(&image.config_bytes)
+    }
+}
+
+/// One row of an image's history, as `docker history` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    /// The image ID on the newest row, `None` (docker's `<missing>`) on the others.
+    pub id: Option<Digest>,
+    /// When the step ran (RFC 3339, as the config writes it).
+    pub created: Option<String>,
+    /// The build step, unchanged (no prefix stripped, not truncated).
+    pub created_by: Option<String>,
+    /// Bytes the step added: 0 for an empty layer; for a layer stored uncompressed, its
+    /// size (the size of its tar, which `docker save` writes); for a compressed layer,
+    /// its stored (compressed) size, with `size_exact` false.
+    pub size: u64,
+    /// False when `size` is the compressed size of a layer (its uncompressed size is
+    /// known only by reading it, which `history` never does).
+    pub size_exact: bool,
+    /// The stored compression of the row's layer (`None` for an empty layer).
+    pub compression: Option<Compression>,
+    /// The position of the row's layer in the image (base = 0), if it has one.
+    pub layer: Option<usize>,
+    /// The step's comment.
+    pub comment: Option<String>,
+    /// The step added no layer.
+    pub empty_layer: bool,
+}
+
+/// The history of one image of a source.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageHistory {
+    /// The image's position in the source (`@N`).
+    pub index: usize,
+    /// The image ID (config digest).
+    pub id: Digest,
+    /// The image's tags, sorted.
+    pub tags: Vec<String>,
+    /// Newest first, as `docker history` lists them.
+    pub history: Vec<HistoryRow>,
+}
+
+/// The history of `image` (the image at position `index` of its source), newest first.
+///
+/// Each `history` entry of the config without `empty_layer: true` takes the next layer,
+/// base first; entries with it get size 0. A config without `history` gives one row
+/// per layer with nothing but its size, as docker shows such an image. Reads no layer
+/// data. An image whose history names more layers than it has is an error naming it.
+pub fn image_history(image: &Image, index: usize) -> Result<ImageHistory> {
+    let summary = ConfigSummary::of(image);
+    let layer_row = |i: usize, entry: Option<&HistoryEntry>| {
+        let layer = &image.layers[i];
+        let exact = layer.compression == Compression::None;
+        HistoryRow {
+            id: None,
+            created: entry.and_then(|e| e.created.clone()),
+            created_by: entry.and_then(|e| e.created_by.clone()),
+            size: layer.size,
+            size_exact: exact,
+            compression: Some(layer.compression),
+            layer: Some(i),
+            comment: entry.and_then(|e| e.comment.clone()),
+            empty_layer: false,
+        }
+    };
+    let mut rows = Vec::new();
+    match summary.history.as_deref() {
+        Some(entries) if !entries.is_empty() => {
+            let needed = entries
+                .iter()
+                .filter(|e| e.empty_layer != Some(true))
+                .count();
+            if needed > image.layers.len() {
+                return Err(Error::malformed(
+                    image.config_path.clone(),
+                    format!(
+                        "image @{index} {}: its history lists {needed} layer(s), but it has {}",
+                        shown(&image.display_name()),
+                        image.layers.len()
+                    ),
+                )
+                .in_input(&image.input));
+            }
+            let mut next = 0;
+            for entry in entries {
+                if entry.empty_layer == Some(true) {
+                    rows.push(HistoryRow {
+                        id: None,
+                        created: entry.created.clone(),
+                        created_by: entry.created_by.clone(),
+                        size: 0,
+                        size_exact: true,
+                        compression: None,
+                        layer: None,
+                        comment: entry.comment.clone(),
+                        empty_layer: true,
+                    });
+                } else {
+                    rows.push(layer_row(next, Some(entry)));
+                    next += 1;
+                }
+            }
+        }
+        _ => rows.extend((0..image.layers.len()).map(|i| layer_row(i, None))),
+    }
+    rows.reverse();
+    if let Some(top) = rows.first_mut() {
+        top.id = Some(image.config.digest.clone());
+    }
+    let mut tags: Vec<String> = image.tags.iter().map(|t| t.to_string()).collect();
+    tags.sort();
+    Ok(ImageHistory {
+        index,
+        id: image.config.digest.clone(),
+        tags,
+        history: rows,
+    })
+}
+
+/// What `docker history` strips from the front of a build step.
+pub const NOP_PREFIX: &str = "/bin/sh -c #(nop) ";
+
+/// How many characters of a build step the `history` table shows without `--no-trunc`.
+pub const CREATED_BY_WIDTH: usize = 45;
+
+/// The `history` table of one image, as `docker history` prints it: IMAGE, CREATED
+/// (relative to `now`), CREATED BY (without [`NOP_PREFIX`] and the spaces after it, tabs as spaces, cut to
+/// [`CREATED_BY_WIDTH`] characters with `…` unless `no_trunc`), SIZE (docker's units,
+/// [`crate::text::docker_size`]; a compressed layer's stored size is marked `*`),
+/// COMMENT. Every text from the config is escaped ([`crate::text::escape`]).
+pub fn history_table(history: &ImageHistory, no_trunc: bool, now: SystemTime) -> String {
+    let rows: Vec<[String; 5]> = history
+        .history
+        .iter()
+        .map(|row| {
+            let id = match &row.id {
+                Some(d) if no_trunc => d.to_string(),
+                Some(d) => d.short().to_string(),
+                None => "<missing>".into(),
+            };
+            let created = match &row.created {
+                None => "<missing>".into(),
+                Some(c) => match parse_rfc3339(c) {
+                    Some(t) => relative_time(t, now),
+                    None => shown(c),
+                },
+            };
+            let created_by = row.created_by.as_deref().unwrap_or("");
+            let created_by = created_by
+                .strip_prefix(NOP_PREFIX)
+                .map_or(created_by, str::trim_start)
+                .replace('\t', " ");
+            let created_by = if no_trunc {
+                created_by
+            } else {
+                ellipsis(&created_by, CREATED_BY_WIDTH)
+            };
+            let mut size = crate::text::docker_size(row.size);
+            if !row.size_exact {
+                size.push('*');
+            }
+            [
+                id,
+                created,
+                crate::text::escape(&created_by),
+                size,
+                crate::text::escape(row.comment.as_deref().unwrap_or("")),
+            ]
+        })
+        .collect();
+    let header = ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"];
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 5]| -> String {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            s.push_str(cell);
+            if i < 4 {
+                let pad = widths[i] - cell.chars().count() + 3;
+                s.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        s.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header);
+    for row in &rows {
+        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
+    }
+    if history.history.iter().any(|r| !r.size_exact) {
+        out.push_str(
+            "* compressed size: the layer is stored compressed, and history reads no layer data\n",
+        );
+    }
+    out
+}
+
+/// `text` cut to `width` characters, the last one `…`, as docker's tables cut.
+fn ellipsis(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time (`2024-01-02T03:04:05.6Z`,
+/// `...+02:00`); `None` when it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let s = b.get(from..from + len)?;
+        s.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| s.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+    };
+    let sep = |at: usize, c: &[u8]| b.get(at).is_some_and(|x| c.contains(x));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    if second > 60 {
+        return None;
+    }
+    let mut at = 19;
+    if b.get(at) == Some(&b'.') {
+        at += 1;
+        let digits = b[at..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        at += digits;
+    }
+    let offset = match b.get(at..)? {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), ..] if b.len() == at + 6 && b[at + 3] == b':' => {
+            let minutes = num(at + 1, 2)? * 60 + num(at + 4, 2)?;
+            if *sign == b'+' {
+                minutes * 60
+            } else {
+                -minutes * 60
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// How long before `now` the time `then` (Unix seconds) was, in docker's words:
+/// `3 days ago`, `About an hour ago`, `2 years ago`.
+pub fn relative_time(then: i64, now: SystemTime) -> String {
+    let now = match now.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(_) => 0,
+    };
+    format!("{} ago", human_duration(now.saturating_sub(then)))
+}
+
+/// A duration in docker's words (its `HumanDuration`).
+fn human_duration(seconds: i64) -> String {
+    let minutes = seconds / 60;
+    // Hours are rounded to the nearest, as docker does.
+    let hours = (seconds + 1800) / 3600;
+    match () {
+        _ if seconds < 1 => "Less than a second".into(),
+        _ if seconds == 1 => "1 second".into(),
+        _ if seconds < 60 => format!("{seconds} seconds"),
+        _ if minutes == 1 => "About a minute".into(),
+        _ if minutes < 60 => format!("{minutes} minutes"),
+        _ if hours == 1 => "About an hour".into(),
+        _ if hours < 48 => format!("{hours} hours"),
+        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
+        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
+        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
+        _ => format!("{} years", seconds / 3600 / 24 / 365),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339("2026-11-22T19:35:04.18851048Z"),
+            Some(1_795_376_104)
+        );
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00-00:30"), Some(1800));
+        for bad in [
+            "",
+            "2020",
+            "2020-13-01T00:00:00Z",
+            "2020-01-01T00:00:00",
+            "x".repeat(40).as_str(),
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_read_as_docker_writes_them() {
+        let at = |s: i64| human_duration(s);
+        assert_eq!(at(0), "Less than a second");
+        assert_eq!(at(45), "45 seconds");
+        assert_eq!(at(90), "About a minute");
+        assert_eq!(at(3 * 86_400), "3 days");
+        assert_eq!(at(20 * 86_400), "2 weeks");
+        assert_eq!(at(90 * 86_400), "3 months");
+        assert_eq!(at(800 * 86_400), "2 years");
+    }
+
+    #[test]
+    fn hostile_configs_give_an_empty_summary() {
+        for bytes in [
+            &b"[]"[..],
+            b"null",
+            b"{\"config\": 5, \"history\": {}}",
+            b"\xff",
+        ] {
+            let s = ConfigSummary::parse(bytes);
+            assert!(s.history.is_none() && s.cmd.is_none());
+        }
+        let s = ConfigSummary::parse(br#"{"config": {"Cmd": "sh", "Env": ["A=1"]}}"#);
+        assert_eq!(s.cmd, None);
+        assert_eq!(s.env, Some(vec!["A=1".to_string()]));
+    }
+
+    #[test]
+    fn long_steps_are_cut_with_an_ellipsis() {
+        assert_eq!(ellipsis("abc", 45), "abc");
+        let cut = ellipsis(&"é".repeat(50), 45);
+        assert_eq!(cut.chars().count(), 45);
+        assert!(cut.ends_with('…'));
+    }
+}
