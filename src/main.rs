@@ -125,6 +125,7 @@ enum Command {
     ///
     /// Read from the config alone: a step that added a layer shows that layer's size
     /// (its tar's size; a compressed layer's stored size, marked `*`), other steps 0B.
+    #[command(after_help = examples::HISTORY)]
     History {
         /// Print JSON (every field, untruncated, absolute times) instead of tables.
         #[arg(long)]

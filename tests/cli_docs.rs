@@ -12,7 +12,15 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
-const SUBCOMMANDS: &[&str] = &["convert", "inspect", "verify", "tags", "completions", "man"];
+const SUBCOMMANDS: &[&str] = &[
+    "convert",
+    "inspect",
+    "history",
+    "verify",
+    "tags",
+    "completions",
+    "man",
+];
 
 /// Is `tool` on PATH? A shell dockhand merely supports (zsh, fish) is not one CI
 /// installs, so a missing one prints a SKIPPED line and never fails the test.

@@ -27,6 +27,14 @@ Examples:
   dockhand inspect --image @0 oci:layout/
   dockhand inspect --all docker://docker.io/library/busybox:latest";
 
+/// `dockhand history --help`.
+pub const HISTORY: &str = "\
+Examples:
+  dockhand history image.tar                    build steps, newest first, as docker history
+  dockhand history --no-trunc --image @1 multi.tar
+  dockhand history --json oci:layout/ | jq '.images[0].history[].created_by'
+  dockhand history docker://docker.io/library/busybox:latest";
+
 pub const VERIFY: &str = "\
 Examples:
   dockhand verify image.tar                     every blob of every image
