@@ -270,43 +270,159 @@ const TABLE_NAMES: usize = 10;
 
 /// A human-readable table of the images of `source` at `selected`, numbered by their
 /// position in the source.
-pub fn inspect_table(source: &Source, selected: &[usize]) -> String {
+pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> String {
+    let now = std::time::SystemTime::now();
+    let id_of = |d: &crate::model::digest::Digest| {
+        if no_trunc {
+            d.to_string()
+        } else {
+            d.short().to_string()
+        }
+    };
+    let created_of = |im: &Image| -> (String, String) {
+        let summary = crate::history::ConfigSummary::of(im);
+        match summary.created.as_deref() {
+            Some(text) => {
+                let relative = crate::history::parse_rfc3339(text)
+                    .map(|t| crate::history::relative_time(t, now))
+                    .unwrap_or_else(|| "?".into());
+                (relative, shown(text))
+            }
+            None => ("-".into(), "-".into()),
+        }
+    };
     let mut out = format!("format: {}\n", source.format.name());
-    let rows: Vec<[String; 5]> = selected
+    let rows: Vec<[String; 7]> = selected
         .iter()
         .map(|&i| {
             let im = &source.images[i];
             let size: u64 = im.layers.iter().map(|l| l.size).sum();
             [
                 format!("@{i}"),
-                im.config.digest.short().to_string(),
+                id_of(&im.config.digest),
                 shown(&im.platform.to_string()),
-                format!("{} ({})", im.layers.len(), crate::text::human_size(size)),
+                created_of(im).0,
+                crate::text::human_size(size),
+                im.layers.len().to_string(),
                 names_line(im, TABLE_NAMES),
             ]
         })
         .collect();
-    let header = ["#", "IMAGE ID", "PLATFORM", "LAYERS", "NAMES"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: [&str; 5]| -> String {
-        let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 4 {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}  "));
+    let header = [
+        "#", "IMAGE ID", "PLATFORM", "CREATED", "SIZE", "LAYERS", "NAMES",
+    ];
+    out.push_str(&columns(
+        std::iter::once(header.map(String::from)).chain(rows),
+        "",
+    ));
+    // Which images hold each layer, to say which others share it.
+    let mut holders: std::collections::HashMap<String, Vec<usize>> = Default::default();
+    for (i, im) in source.images.iter().enumerate() {
+        for layer in &im.layers {
+            let entry = holders.entry(layer_key(layer)).or_default();
+            if entry.last() != Some(&i) {
+                entry.push(i);
             }
         }
-        s.trim_end().to_string() + "\n"
-    };
-    out.push_str(&line(header));
+    }
+    for &i in selected {
+        let im = &source.images[i];
+        let summary = crate::history::ConfigSummary::of(im);
+        let (relative, absolute) = created_of(im);
+        out.push_str(&format!("\nimage @{i} {}\n", id_of(&im.config.digest)));
+        let names: Vec<String> = sorted_tags(im)
+            .into_iter()
+            .chain(im.ref_names.iter().map(|n| format!("(ref) {}", shown(n))))
+            .collect();
+        let field = |label: &str, value: &str| format!("  {label:<12}{value}\n");
+        if names.is_empty() {
+            out.push_str(&field("names:", "<none>"));
+        }
+        for (k, name) in names.iter().enumerate() {
+            out.push_str(&field(if k == 0 { "names:" } else { "" }, name));
+        }
+        out.push_str(&field("platform:", &shown(&im.platform.to_string())));
+        if absolute != "-" {
+            out.push_str(&field("created:", &format!("{absolute} ({relative})")));
+        }
+        let json = |v: &Option<Vec<String>>| {
+            v.as_ref()
+                .map(|v| shown(&serde_json::to_string(v).unwrap_or_default()))
+        };
+        if let Some(e) = json(&summary.entrypoint) {
+            out.push_str(&field("entrypoint:", &e));
+        }
+        if let Some(c) = json(&summary.cmd) {
+            out.push_str(&field("cmd:", &c));
+        }
+        if im.layers.is_empty() {
+            continue;
+        }
+        let mut table = vec![["DIGEST", "SIZE", "COMPRESSION", "SHARED WITH"].map(String::from)];
+        for layer in &im.layers {
+            let digest = match &layer.digest {
+                Some(d) if no_trunc => d.to_string(),
+                Some(d) => d.short().to_string(),
+                None => "(not recorded)".into(),
+            };
+            let shared: Vec<String> = holders
+                .get(&layer_key(layer))
+                .into_iter()
+                .flatten()
+                .filter(|&&j| j != i)
+                .map(|j| format!("@{j}"))
+                .collect();
+            table.push([
+                digest,
+                crate::text::human_size(layer.size),
+                layer.compression.name().to_string(),
+                if shared.is_empty() {
+                    "-".into()
+                } else {
+                    shared.join(" ")
+                },
+            ]);
+        }
+        out.push_str("  layers:\n");
+        out.push_str(&columns(table, "    "));
+    }
+    out
+}
+
+/// A layer's identity across the images of one source: its digest, else its diff_id,
+/// else its path.
+fn layer_key(layer: &Layer) -> String {
+    match (&layer.digest, &layer.diff_id) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(d)) => format!("diff:{d}"),
+        (None, None) => format!("path:{}", layer.path),
+    }
+}
+
+/// Rows as left-aligned columns two spaces apart (the last column unpadded), each
+/// line starting with `indent`.
+fn columns<const N: usize>(rows: impl IntoIterator<Item = [String; N]>, indent: &str) -> String {
+    let rows: Vec<[String; N]> = rows.into_iter().collect();
+    let mut widths = [0usize; N];
     for row in &rows {
-        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = indent.to_string();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                let pad = w - cell.chars().count();
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }

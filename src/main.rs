@@ -107,6 +107,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Show whole image IDs and layer digests.
+        #[arg(long)]
+        no_trunc: bool,
         /// Show only this image (REF, image ID, digest or @N); repeatable.
         #[arg(long = "image", value_name = "REF|@N")]
         images: Vec<String>,
@@ -630,6 +633,7 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
         }
         Command::Inspect {
             json,
+            no_trunc,
             images,
             platform,
             all,
@@ -648,7 +652,7 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 write_json(&inspect_json(&source, &selected), &mut out)?;
                 out.write_all(b"\n").context("writing to stdout")?;
             } else {
-                out.write_all(inspect_table(&source, &selected).as_bytes())
+                out.write_all(inspect_table(&source, &selected, no_trunc).as_bytes())
                     .context("writing to stdout")?;
             }
             out.flush().context("writing to stdout")?;

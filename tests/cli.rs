@@ -458,6 +458,36 @@ fn inspect_table_lists_images() {
 }
 
 #[test]
+fn inspect_table_details_each_image_and_the_layers_it_shares() {
+    let f = fixture("docker-save-multi");
+    let text = String::from_utf8(ok(&["inspect", f.input()])).unwrap();
+    let header = text.lines().nth(1).unwrap();
+    for column in ["IMAGE ID", "PLATFORM", "CREATED", "SIZE", "LAYERS", "NAMES"] {
+        assert!(header.contains(column), "{text}");
+    }
+    let ids = f.config_digests();
+    // One block per image, its layers listed with their compression and sharers: the
+    // base image's two layers are in both other images.
+    let base = text.split("\nimage @2 ").nth(1).expect("a block for @2");
+    assert!(ids.iter().any(|id| base.starts_with(&id[7..19])), "{text}");
+    assert!(base.contains("created:"), "{text}");
+    let shared = base
+        .lines()
+        .filter(|l| l.contains(" none ") && l.trim_end().ends_with("@0 @1"))
+        .count();
+    assert_eq!(shared, 2, "{text}");
+    assert!(
+        text.contains("cmd:        [\"/opt/app/app.txt\"]"),
+        "{text}"
+    );
+    // Whole IDs and digests with --no-trunc.
+    let full = String::from_utf8(ok(&["inspect", "--no-trunc", f.input()])).unwrap();
+    for id in &ids {
+        assert!(full.contains(id.as_str()), "{full}");
+    }
+}
+
+#[test]
 fn hybrid_docker_archive_is_also_an_oci_layout() {
     let f = fixture("skopeo-oci");
     let tmp = tempdir();
