@@ -427,6 +427,59 @@ fn columns<const N: usize>(rows: impl IntoIterator<Item = [String; N]>, indent: 
     out
 }
 
+/// Every platform the multi-platform indexes of `source` list, present or absent, as
+/// a table (`inspect --platforms`); `--json` gives [`platforms_json`].
+pub fn platforms_table(source: &Source, no_trunc: bool) -> String {
+    let id = |d: &crate::model::digest::Digest| {
+        if no_trunc {
+            d.to_string()
+        } else {
+            d.short().to_string()
+        }
+    };
+    let mut out = format!("format: {}\n", source.format.name());
+    if source.platforms.is_empty() {
+        out.push_str("no multi-platform index\n");
+        return out;
+    }
+    let rows = source.platforms.iter().map(|p| {
+        [
+            id(&p.index),
+            shown(&p.platform.to_string()),
+            id(&p.manifest),
+            if p.present { "yes" } else { "no" }.to_string(),
+        ]
+    });
+    out.push_str(&columns(
+        std::iter::once(["INDEX", "PLATFORM", "MANIFEST", "PRESENT"].map(String::from)).chain(rows),
+        "",
+    ));
+    out
+}
+
+/// Every platform the multi-platform indexes of `source` list, as JSON:
+/// `[{"index", "platform": {"os", "architecture", "variant"}, "manifest", "present"}]`.
+pub fn platforms_json(source: &Source) -> serde_json::Value {
+    serde_json::Value::Array(
+        source
+            .platforms
+            .iter()
+            .map(|p| {
+                json!({
+                    "index": p.index.to_string(),
+                    "platform": {
+                        "os": p.platform.os,
+                        "architecture": p.platform.architecture,
+                        "variant": p.platform.variant,
+                    },
+                    "manifest": p.manifest.to_string(),
+                    "present": p.present,
+                })
+            })
+            .collect(),
+    )
+}
+
 /// What `verify` checked.
 #[derive(Debug, Default)]
 pub struct VerifyReport {

@@ -200,13 +200,13 @@ pub use history::{
 };
 // Inspecting and verifying.
 pub use inspect::{
-    by_id, chain_ids, inspect_json, inspect_table, names_line, verify, write_json, InspectDoc,
-    VerifyReport,
+    by_id, chain_ids, inspect_json, inspect_table, names_line, platforms_json, platforms_table,
+    verify, write_json, InspectDoc, VerifyReport,
 };
 // The model.
 pub use model::blob::{Blob, MemoryBlob};
 pub use model::digest::Digest;
-pub use model::image::{Descriptor, Image, Layer, Platform};
+pub use model::image::{Descriptor, Image, Layer, ListedPlatform, Platform};
 pub use model::media::Compression;
 pub use model::reference::Reference;
 // Progress, errors, staging.

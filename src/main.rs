@@ -110,6 +110,10 @@ enum Command {
         /// Show whole image IDs and layer digests.
         #[arg(long)]
         no_trunc: bool,
+        /// List every platform the source's multi-platform indexes hold, present or
+        /// absent, instead of the images.
+        #[arg(long)]
+        platforms: bool,
         /// Show only this image (REF, image ID, digest or @N); repeatable.
         #[arg(long = "image", value_name = "REF|@N")]
         images: Vec<String>,
@@ -634,12 +638,15 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
         Command::Inspect {
             json,
             no_trunc,
+            platforms,
             images,
             platform,
             all,
             registry,
             src,
         } => {
+            // Listing platforms walks every platform, so that none is an error.
+            let all = all || (platforms && platform.is_none());
             let (source, selected) = open_selected(&src, &images, platform, all, &registry)?;
             clock.mark("open and read metadata");
             if !quiet {
@@ -648,7 +655,17 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 }
             }
             let mut out = stdout_buffer()?;
-            if json {
+            if platforms {
+                let text = if json {
+                    serde_json::to_string_pretty(&dockhand::platforms_json(&source))
+                        .context("writing to stdout")?
+                        + "\n"
+                } else {
+                    dockhand::platforms_table(&source, no_trunc)
+                };
+                out.write_all(text.as_bytes())
+                    .context("writing to stdout")?;
+            } else if json {
                 write_json(&inspect_json(&source, &selected), &mut out)?;
                 out.write_all(b"\n").context("writing to stdout")?;
             } else {

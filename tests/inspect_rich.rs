@@ -98,3 +98,95 @@ fn chain_ids_match_dockers_layers() {
     assert_eq!(layer_field(image, "diff_id"), layers);
     assert_eq!(layer_field(image, "chain_id"), chain_ids(&layers));
 }
+
+/// A corpus item, when DOCKHAND_CORPUS is set (a failure under
+/// DOCKHAND_REQUIRE_INTEROP=1 when it is not).
+fn corpus_item(rel: &str) -> Option<std::path::PathBuf> {
+    match std::env::var("DOCKHAND_CORPUS") {
+        Ok(root) => Some(std::path::Path::new(&root).join(rel)),
+        Err(_) => {
+            if std::env::var("DOCKHAND_REQUIRE_INTEROP").as_deref() == Ok("1") {
+                panic!("DOCKHAND_CORPUS is not set");
+            }
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED inspect --platforms tests: DOCKHAND_CORPUS is not set"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn platforms_lists_every_platform_an_index_holds_present_or_absent() {
+    let (Some(both), Some(sparse)) = (
+        corpus_item("stereoscope/multiplatform_oci_dir"),
+        corpus_item("oras-go/hello-world.tar"),
+    ) else {
+        return;
+    };
+    let rows = |path: &std::path::Path| -> Vec<(String, bool)> {
+        let doc: serde_json::Value = serde_json::from_slice(&ok(&[
+            "inspect",
+            "--platforms",
+            "--json",
+            path.to_str().unwrap(),
+        ]))
+        .unwrap();
+        doc.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let platform = &p["platform"];
+                let mut name = format!(
+                    "{}/{}",
+                    platform["os"].as_str().unwrap(),
+                    platform["architecture"].as_str().unwrap()
+                );
+                if let Some(v) = platform["variant"].as_str() {
+                    name.push_str(&format!("/{v}"));
+                }
+                (name, p["present"].as_bool().unwrap())
+            })
+            .collect()
+    };
+    assert_eq!(
+        rows(&both),
+        [
+            ("linux/amd64".to_string(), true),
+            ("linux/arm64".to_string(), true)
+        ]
+    );
+    // A one-platform export of an 11-platform list: every platform, one present.
+    let listed = rows(&sparse);
+    assert_eq!(listed.len(), 11, "{listed:?}");
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|(_, present)| *present)
+            .collect::<Vec<_>>(),
+        [&("linux/amd64".to_string(), true)]
+    );
+    let table =
+        String::from_utf8(ok(&["inspect", "--platforms", sparse.to_str().unwrap()])).unwrap();
+    assert!(
+        table.contains("linux/arm/v7") && table.contains(" no"),
+        "{table}"
+    );
+    // --all takes the platforms present, and says which are not.
+    let tmp = tempdir();
+    let out = tmp.path().join("all");
+    let run = run(&[
+        "convert",
+        "--all",
+        "--from",
+        "oci-archive",
+        sparse.to_str().unwrap(),
+        s(&out),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("absent"), "{stderr}");
+    ok(&["verify", s(&out)]);
+}

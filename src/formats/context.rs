@@ -84,6 +84,8 @@ pub(crate) struct Meta<'t> {
     hashed_both: RefCell<HashMap<String, Memo<(Digest, Digest)>>>,
     /// Warnings about the container itself (duplicate entries).
     pub warnings: RefCell<Vec<String>>,
+    /// Every platform the indexes read list, present or not.
+    pub platforms: RefCell<Vec<crate::model::image::ListedPlatform>>,
 }
 
 impl<'t> Meta<'t> {
@@ -98,6 +100,7 @@ impl<'t> Meta<'t> {
             compression: RefCell::default(),
             hashed_both: RefCell::default(),
             warnings: RefCell::default(),
+            platforms: RefCell::default(),
         }
     }
 

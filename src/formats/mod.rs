@@ -279,6 +279,8 @@ pub struct Source {
     pub images: Vec<Image>,
     /// Notes for the user about things skipped or tolerated.
     pub warnings: Vec<String>,
+    /// Every platform the source's multi-platform indexes list, present or absent.
+    pub platforms: Vec<crate::model::image::ListedPlatform>,
     tree: Box<dyn FileTree>,
 }
 
@@ -311,18 +313,19 @@ impl ImageSource for Source {
 impl Source {
     /// Detect the layout of `tree` and read its images.
     pub fn read(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Source> {
-        let (format, images, warnings) = {
+        let (format, images, warnings, platforms) = {
             let meta = Meta::new(&*tree);
             let mut warnings = Vec::new();
             let (format, images) = read_with(&meta, options, &mut warnings)?;
             let mut all = meta.warnings.take();
             all.append(&mut warnings);
-            (format, images, tidy_warnings(all))
+            (format, images, tidy_warnings(all), meta.platforms.take())
         };
         Ok(Source {
             format,
             images,
             warnings,
+            platforms,
             tree,
         })
     }

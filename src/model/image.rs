@@ -154,6 +154,20 @@ pub struct Image {
     pub input: Arc<str>,
 }
 
+/// One platform a multi-platform index lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedPlatform {
+    /// The index listing it.
+    pub index: Digest,
+    /// The platform its descriptor gives.
+    pub platform: Platform,
+    /// The manifest for that platform.
+    pub manifest: Digest,
+    /// Whether the source holds that manifest (a sparse index, as a containerd export
+    /// of one platform writes, lists the others without them).
+    pub present: bool,
+}
+
 /// A multi-platform index (or Docker manifest list) as the source holds it.
 #[derive(Clone, Debug)]
 pub struct IndexOf {

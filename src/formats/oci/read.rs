@@ -421,6 +421,26 @@ impl<'a, 'w> Walker<'a, 'w> {
         }
     }
 
+    /// Note every platform `children` list, present or not (for `inspect --platforms`).
+    fn list_platforms(&mut self, children: &[RawDescriptor], index: &Digest) -> Result<()> {
+        let mut listed = self.meta.platforms.borrow_mut();
+        for child in children.iter().filter(|c| !c.is_attestation()) {
+            let (Some(platform), Ok(digest)) = (&child.platform, child.digest("index")) else {
+                continue;
+            };
+            let entry = crate::model::image::ListedPlatform {
+                index: index.clone(),
+                platform: platform.platform(),
+                present: self.store.find_blob(&digest)?.is_some(),
+                manifest: digest,
+            };
+            if listed.len() < 10_000 && !listed.contains(&entry) {
+                listed.push(entry);
+            }
+        }
+        Ok(())
+    }
+
     fn walk_index(
         &mut self,
         children: &[RawDescriptor],
@@ -429,6 +449,7 @@ impl<'a, 'w> Walker<'a, 'w> {
         depth: usize,
         top: bool,
     ) -> Result<Option<Digest>> {
+        self.list_platforms(children, &descriptor.digest)?;
         let label = format!("index {}", descriptor.digest);
         match self.pick(children, &label)? {
             Some(child) => self.walk(child, names, depth + 1, false, &label),
@@ -460,6 +481,7 @@ impl<'a, 'w> Walker<'a, 'w> {
         names: &Names,
         depth: usize,
     ) -> Result<Option<Digest>> {
+        self.list_platforms(children, &descriptor.digest)?;
         let label = format!("index {}", descriptor.digest);
         let outermost = self.within.is_none();
         if outermost {
@@ -478,6 +500,20 @@ impl<'a, 'w> Walker<'a, 'w> {
         let mut keys = Vec::new();
         let mut result = Ok(());
         for child in children.iter().filter(|c| !c.is_attestation()) {
+            // A sparse index (a one-platform export) lists platforms it lacks.
+            let digest = child.digest(&label)?;
+            if self.store.find_blob(&digest)?.is_none() {
+                let platform = child
+                    .platform
+                    .as_ref()
+                    .map_or_else(|| "?".to_string(), |p| p.platform().to_string());
+                self.warnings.push(format!(
+                    "{label}: the {} manifest {} is absent; taking the platforms present",
+                    shown(&platform),
+                    digest.short()
+                ));
+                continue;
+            }
             match self.walk(child, names, depth + 1, false, &label) {
                 Ok(Some(key)) => keys.push(key),
                 Ok(None) => {}
