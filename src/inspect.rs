@@ -265,6 +265,9 @@ pub fn names_line(image: &Image, most: usize) -> String {
     names.join(", ")
 }
 
+/// How many other images a layer row of the `inspect` table names as sharing it.
+const SHARED_SHOWN: usize = 8;
+
 /// How many names a row of the `inspect` table shows (`--json` lists them all).
 const TABLE_NAMES: usize = 10;
 
@@ -365,13 +368,23 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
                 Some(d) => d.short().to_string(),
                 None => "(not recorded)".into(),
             };
-            let shared: Vec<String> = holders
+            // At most a few sharers per layer, so that many images sharing a long
+            // chain cost lines, not lines times images.
+            let others: Vec<usize> = holders
                 .get(&layer_key(layer))
                 .into_iter()
                 .flatten()
-                .filter(|&&j| j != i)
+                .copied()
+                .filter(|&j| j != i)
+                .collect();
+            let mut shared: Vec<String> = others
+                .iter()
+                .take(SHARED_SHOWN)
                 .map(|j| format!("@{j}"))
                 .collect();
+            if others.len() > SHARED_SHOWN {
+                shared.push(format!("and {} more", others.len() - SHARED_SHOWN));
+            }
             table.push([
                 digest,
                 crate::text::human_size(layer.size),
