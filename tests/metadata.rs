@@ -309,7 +309,10 @@ fn pre_1_10_tags_sharing_one_long_chain_hash_each_layer_once() {
         );
     }
     // A layer all 190 images share names a few of the others, then how many more.
-    assert!(table.contains("@1 @2 @3 @4 @5 @6 @7 @8 and 181 more"), "sharers");
+    assert!(
+        table.contains("@1 @2 @3 @4 @5 @6 @7 @8 and 181 more"),
+        "sharers"
+    );
     let first: Value =
         serde_json::from_slice(&guarded_ok(&["inspect", "--json", "--image", "@0", &input]))
             .unwrap();

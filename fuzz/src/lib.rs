@@ -79,7 +79,8 @@ pub fn exercise(source: &Source) {
     let images = &source.images;
     let all: Vec<usize> = (0..images.len()).collect();
     let _ = write_json(&inspect_json(source, &all), std::io::sink());
-    let _ = inspect_table(source, &all);
+    let _ = inspect_table(source, &all, false);
+    let _ = dockhand::platforms_table(source, true);
     let verified = verify(images, &dockhand::NoProgress).is_ok();
 
     let legacy = WriteOptions::default();
