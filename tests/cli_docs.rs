@@ -22,23 +22,6 @@ const SUBCOMMANDS: &[&str] = &[
     "man",
 ];
 
-/// Is `tool` on PATH? A shell dockhand merely supports (zsh, fish) is not one CI
-/// installs, so a missing one prints a SKIPPED line and never fails the test.
-fn optional_tool(test: &str, tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "SKIPPED {test}: {tool} is not installed"
-        );
-    }
-    found
-}
-
 /// Run `tool args` with `script` on stdin; its exit status and stderr.
 fn feed(tool: &str, args: &[&str], script: &[u8]) -> (bool, String) {
     let mut child = Command::new(tool)
@@ -77,7 +60,7 @@ fn completions_for_every_shell_name_the_subcommands() {
             _ => None,
         };
         if let Some((tool, args)) = check {
-            if optional_tool("completions_for_every_shell_name_the_subcommands", tool) {
+            if have_tool("completions_for_every_shell_name_the_subcommands", tool) {
                 let (parsed, why) = feed(tool, args, &script);
                 assert!(parsed, "{tool} does not parse the script: {why}");
             }
@@ -110,7 +93,7 @@ fn man_prints_a_roff_page_that_man_renders() {
         text.contains(env!("CARGO_PKG_VERSION")),
         "no version in the man page"
     );
-    if optional_tool("man_prints_a_roff_page_that_man_renders", "man") {
+    if have_tool("man_prints_a_roff_page_that_man_renders", "man") {
         let mut child = Command::new("man")
             .args(["-l", "-"])
             .env("MANPAGER", "cat")
