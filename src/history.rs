@@ -179,6 +179,20 @@ pub struct ImageHistory {
 /// base first; entries with it get size 0. A config without `history` gives one row
 /// per layer with nothing but its size, as docker shows such an image. Reads no layer
 /// data. An image whose history names more layers than it has is an error naming it.
+///
+/// ```
+/// use dockhand::{image_history, open_source, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// assert_eq!(history.id, source.images[0].config.digest);
+/// // Seven build steps, four of them empty; the newest is the CMD.
+/// assert_eq!(history.history.len(), 7);
+/// assert_eq!(history.history.iter().filter(|row| row.layer.is_some()).count(), 3);
+/// assert!(history.history[0].created_by.as_deref().unwrap().contains("CMD"));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn image_history(image: &Image, index: usize) -> Result<ImageHistory> {
     let summary = ConfigSummary::of(image);
     let layer_row = |i: usize, entry: Option<&HistoryEntry>| {
@@ -261,6 +275,21 @@ pub const CREATED_BY_WIDTH: usize = 45;
 /// [`CREATED_BY_WIDTH`] characters with `…` unless `no_trunc`), SIZE (docker's units,
 /// [`crate::text::docker_size`]; a compressed layer's stored size is marked `*`),
 /// COMMENT. Every text from the config is escaped ([`crate::text::escape`]).
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use dockhand::{history_table, image_history, open_source, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// let now = UNIX_EPOCH + Duration::from_secs(1_795_376_104 + 3 * 86_400);
+/// let table = history_table(&history, false, now);
+/// let row = table.lines().nth(1).unwrap();
+/// assert!(row.starts_with("6f2d02a983f5   3 days ago   CMD [\"/bin/hello.sh\"]"));
+/// assert_eq!(table.lines().count(), 1 + 7);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn history_table(history: &ImageHistory, no_trunc: bool, now: SystemTime) -> String {
     let rows: Vec<[String; 5]> = history
         .history
@@ -343,6 +372,14 @@ fn ellipsis(text: &str, width: usize) -> String {
 
 /// Seconds since the Unix epoch of an RFC 3339 time (`2024-01-02T03:04:05.6Z`,
 /// `...+02:00`); `None` when it is not one.
+///
+/// ```
+/// use dockhand::parse_rfc3339;
+///
+/// assert_eq!(parse_rfc3339("1970-01-02T00:00:00Z"), Some(86_400));
+/// assert_eq!(parse_rfc3339("1970-01-01T01:00:00.5+01:00"), Some(0));
+/// assert_eq!(parse_rfc3339("yesterday"), None);
+/// ```
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
@@ -401,6 +438,15 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// How long before `now` the time `then` (Unix seconds) was, in docker's words:
 /// `3 days ago`, `About an hour ago`, `2 years ago`.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use dockhand::relative_time;
+///
+/// let now = UNIX_EPOCH + Duration::from_secs(10 * 86_400);
+/// assert_eq!(relative_time(7 * 86_400, now), "3 days ago");
+/// assert_eq!(relative_time(10 * 86_400 - 3600, now), "About an hour ago");
+/// ```
 pub fn relative_time(then: i64, now: SystemTime) -> String {
     let now = match now.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
