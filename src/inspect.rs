@@ -82,7 +82,8 @@ impl Serialize for InspectDoc<'_> {
 /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
 /// let ids = by_id(&source, &[0]);
 /// let names = &ids["sha256:6f2d02a983f5599378f56176fd32b3365f1b90831cf663fdd2ed2c0e03ee4503"];
-/// assert_eq!(names, &["docker.io/dockhand-fixture/basic:1.0", "docker.io/dockhand-fixture/basic:latest"]);
+/// assert_eq!(names[0], "docker.io/dockhand-fixture/basic:1.0");
+/// assert_eq!(names[1], "docker.io/dockhand-fixture/basic:latest");
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn by_id(
@@ -500,7 +501,8 @@ fn columns<const N: usize>(rows: impl IntoIterator<Item = [String; N]>, indent: 
 /// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
 /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
 /// // A docker-save archive holds no multi-platform index.
-/// assert_eq!(platforms_table(&source, false), "format: docker-archive\nno multi-platform index\n");
+/// let table = platforms_table(&source, false);
+/// assert_eq!(table, "format: docker-archive\nno multi-platform index\n");
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn platforms_table(source: &Source, no_trunc: bool) -> String {
