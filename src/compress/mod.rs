@@ -13,6 +13,17 @@ use crate::error::{Error, Result};
 use crate::model::media::Compression;
 
 /// What an output does with its layers (`--layer-compression`).
+///
+/// ```
+/// use dockhand::{Compression, LayerCompression, ZSTD_DEFAULT_LEVEL};
+///
+/// let zstd = LayerCompression::parse("zstd").unwrap();
+/// assert_eq!(zstd.target(), Some(Compression::Zstd));
+/// assert_eq!(zstd.level(None)?, ZSTD_DEFAULT_LEVEL);
+/// assert!(zstd.level(Some(22)).unwrap_err().is_usage());
+/// assert_eq!(LayerCompression::default().name(), "keep");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LayerCompression {
     /// Keep each layer as stored, decompressing only what the format has no media type

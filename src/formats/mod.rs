@@ -64,6 +64,16 @@ pub enum Container {
 
 /// A format: a layout in a container, named as skopeo names its transports
 /// (`docker-archive`, `oci`, ...).
+///
+/// ```
+/// use dockhand::{Container, Format, Layout};
+///
+/// let format = Format::parse("oci-archive").unwrap();
+/// assert_eq!(format, Format::OCI_ARCHIVE);
+/// assert_eq!((format.layout, format.container), (Layout::Oci, Container::Tar));
+/// assert!(format.is_tar() && format.holds_many());
+/// assert_eq!(Format::for_destination("out.tar").name(), "docker-archive");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Format {
     /// Which files and documents.
@@ -164,6 +174,13 @@ pub(crate) static TRANSPORTS: &[Transport] = &[
 ];
 
 /// The names of every transport, for messages: "a, b, c and d".
+///
+/// ```
+/// assert_eq!(
+///     dockhand::transport_names(),
+///     "docker-archive, docker-dir, oci, oci-archive and dir"
+/// );
+/// ```
 pub fn transport_names() -> String {
     let names: Vec<&str> = TRANSPORTS.iter().map(|t| t.name).collect();
     match names.split_last() {
@@ -218,6 +235,18 @@ pub(crate) struct AppendSpec {
 }
 
 /// Options for reading a source.
+///
+/// ```
+/// use dockhand::{open_source, Location, Platform, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let location = Location::parse(input)?;
+/// let on = |p: &str| ReadOptions { platform: Platform::parse(p).ok(), ..Default::default() };
+/// assert_eq!(open_source(&location, &on("linux/amd64"))?.images.len(), 1);
+/// // The fixture holds linux/amd64 only: asking for another platform is an error.
+/// assert!(open_source(&location, &on("linux/arm64")).is_err());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct ReadOptions {
     /// How to reach a registry source.
@@ -272,6 +301,17 @@ pub trait ImageSource {
 }
 
 /// An opened input: its format, its images, and the tree their blobs live in.
+///
+/// ```
+/// use dockhand::{open_source, Format, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// assert_eq!(source.format, Format::DOCKER_ARCHIVE);
+/// assert_eq!(source.images.len(), 1);
+/// assert!(source.warnings.is_empty() && source.platforms.is_empty());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub struct Source {
     /// The detected format.
     pub format: Format,
