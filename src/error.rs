@@ -12,6 +12,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// Every message names the file (inside the archive or on disk) and the problem, so that
 /// the command-line tool can print it on one line.
+///
+/// ```
+/// use dockhand::{open_source, Error, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/broken-not-image/input.tar");
+/// let err = open_source(&Location::parse(input)?, &ReadOptions::default()).unwrap_err();
+/// assert_eq!(err.input(), Some(input));
+/// assert!(matches!(err.without_input(), Error::NotAnImage { .. }));
+/// assert!(!err.is_usage());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

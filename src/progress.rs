@@ -42,6 +42,16 @@ pub(crate) fn plan_of(images: &[crate::model::image::Image]) -> (usize, u64) {
 }
 
 /// Reports nothing.
+///
+/// ```
+/// use dockhand::{open_source, verify, Location, NoProgress, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let report = verify(&source.images, &NoProgress)?;
+/// assert_eq!(report.bytes, 2560 + 3072 + 4096);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoProgress;
 

@@ -58,6 +58,18 @@ pub trait Blob: Send + Sync + fmt::Debug {
 }
 
 /// A blob held in memory.
+///
+/// ```
+/// use std::{io::Read, sync::Arc};
+/// use dockhand::{Blob, MemoryBlob};
+///
+/// let blob = MemoryBlob::new(Arc::new(b"hello".to_vec()), "a greeting");
+/// assert_eq!((blob.size(), blob.describe().contains("a greeting")), (5, true));
+/// let mut rest = String::new();
+/// blob.open_at(1)?.read_to_string(&mut rest).unwrap();
+/// assert_eq!(rest, "ello");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct MemoryBlob {
     bytes: Arc<Vec<u8>>,
