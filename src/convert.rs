@@ -64,6 +64,19 @@ pub struct ConvertOptions {
 }
 
 /// What a conversion did.
+///
+/// ```
+/// use dockhand::{convert, ConvertOptions, Format, Plan};
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dst = tmp.path().join("image.tar");
+///
+/// let report = convert(input, dst.to_str().unwrap(), &ConvertOptions::default())?;
+/// assert_eq!(report.from, Some(Format::DOCKER_ARCHIVE));
+/// assert_eq!(report.to, Some(Format::DOCKER_ARCHIVE)); // from the destination's name
+/// assert_eq!((report.source_indices, report.plan), (vec![0], Some(Plan::Create)));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct ConvertReport {
     /// The format read.

@@ -276,6 +276,19 @@ impl ReadOptions {
 }
 
 /// Options for writing.
+///
+/// ```
+/// use dockhand::{write_tar, DockerLayout, Layout, WriteOptions};
+///
+/// let has_oci_layout = |options: &WriteOptions| -> dockhand::Result<bool> {
+///     let (tar, _) = write_tar(&[], Layout::DockerSave, options, Vec::new())?;
+///     Ok(tar.windows(10).any(|name| name == b"oci-layout"))
+/// };
+/// let hybrid = WriteOptions { docker_layout: Some(DockerLayout::Hybrid), ..Default::default() };
+/// assert!(has_oci_layout(&hybrid)?);
+/// assert!(!has_oci_layout(&WriteOptions::default())?); // legacy
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     /// The shape of docker-save outputs (default: legacy); a usage error for others.
@@ -289,6 +302,18 @@ pub struct WriteOptions {
 }
 
 /// A source of images: what a reader found in an input.
+///
+/// ```
+/// use dockhand::{open_source, Format, ImageSource, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let any: &dyn ImageSource = &source;
+/// assert!(any.input().ends_with("docker-save-basic/input.tar"));
+/// assert_eq!((any.format(), any.images().len()), (Format::DOCKER_ARCHIVE, 1));
+/// assert!(any.warnings().is_empty());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub trait ImageSource {
     /// The input as the user named it, for messages.
     fn input(&self) -> &str;
@@ -447,6 +472,20 @@ pub trait ImageSink {
 }
 
 /// Options for creating a sink.
+///
+/// ```
+/// use dockhand::{convert, create_sink, ConvertOptions, Format, Plan, SinkOptions};
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dst = tmp.path().join("layout");
+/// # let dst = dst.to_str().unwrap();
+///
+/// convert(input, dst, &ConvertOptions::default())?; // an OCI layout
+/// let plan = |options| create_sink(dst, Format::OCI, &options).map(|sink| sink.plan());
+/// assert_eq!(plan(SinkOptions::default())?, Some(Plan::AddToOciLayout));
+/// assert_eq!(plan(SinkOptions { force: true, ..Default::default() })?, Some(Plan::Replace));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct SinkOptions {
     /// Replace a destination dockhand could have written (the crate docs' `# Security` section says what it may).
