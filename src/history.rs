@@ -17,6 +17,18 @@ use crate::text::shown;
 /// The parts of an image config that `history` and `inspect` show. Every field is
 /// optional: one that is absent, `null` or of the wrong type reads as `None`, so a
 /// hostile config shows less, never fails to show.
+///
+/// ```
+/// use dockhand::{open_source, ConfigSummary, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let summary = ConfigSummary::of(&source.images[0]);
+/// assert_eq!(summary.cmd, Some(vec!["/bin/hello.sh".to_string()]));
+/// assert_eq!(summary.labels.unwrap()["com.example.fixture"], "basic");
+/// assert!(ConfigSummary::parse(b"not json").cmd.is_none());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
 pub struct ConfigSummary {
     /// `created`, as the config writes it (RFC 3339).
@@ -135,6 +147,19 @@ impl ConfigSummary {
 }
 
 /// One row of an image's history, as `docker history` shows it.
+///
+/// ```
+/// use dockhand::{image_history, open_source, Compression, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// let base = history.history.last().unwrap(); // newest first
+/// assert_eq!((base.layer, base.size, base.size_exact), (Some(0), 2560, true));
+/// assert_eq!(base.compression, Some(Compression::None));
+/// assert!(history.history[0].empty_layer);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryRow {
     /// The image ID on the newest row, `None` (docker's `<missing>`) on the others.
@@ -161,6 +186,19 @@ pub struct HistoryRow {
 }
 
 /// The history of one image of a source.
+///
+/// ```
+/// use dockhand::{image_history, open_source, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// assert_eq!(history.index, 0);
+/// assert_eq!(history.tags.len(), 2);
+/// assert_eq!(history.tags[1], "docker.io/dockhand-fixture/basic:latest"); // sorted
+/// assert_eq!(history.history[0].id.as_ref(), Some(&history.id));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageHistory {
     /// The image's position in the source (`@N`).

@@ -41,6 +41,14 @@ pub fn inspect_json<'a>(source: &'a Source, selected: &'a [usize]) -> InspectDoc
 /// Write `doc` (an [`InspectDoc`], a list of [`crate::ImageHistory`], any document) as
 /// indented JSON, with the characters a terminal would act on escaped (see
 /// [`crate::text::escape_json_text`]); the JSON value is unchanged.
+///
+/// ```
+/// let mut out = Vec::new();
+/// dockhand::write_json(&serde_json::json!({ "name": "a\u{1b}[31m" }), &mut out)?;
+/// // The escape character is written as \u001b: the JSON value is the same.
+/// assert_eq!(String::from_utf8(out).unwrap(), "{\n  \"name\": \"a\\u001b[31m\"\n}");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn write_json<T: Serialize + ?Sized>(doc: &T, out: impl io::Write) -> Result<()> {
     let mut serializer = serde_json::Serializer::with_formatter(out, TerminalSafe::default());
     doc.serialize(&mut serializer)
@@ -567,6 +575,17 @@ pub fn platforms_json(source: &Source) -> serde_json::Value {
 }
 
 /// What `verify` checked.
+///
+/// ```
+/// use dockhand::{open_source, verify, Location, NoProgress, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// // Three images share their base layers: each distinct layer is read once.
+/// let report = verify(&source.images, &NoProgress)?;
+/// assert_eq!((report.images, report.layers), (3, 5));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct VerifyReport {
     /// Images checked.
