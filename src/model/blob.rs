@@ -12,6 +12,17 @@ use crate::error::{Error, Result};
 ///
 /// Implemented by the containers for a byte range of an indexed tar and for a file of a
 /// directory, and here for bytes in memory ([`MemoryBlob`]).
+///
+/// ```
+/// use dockhand::{open_source, Blob, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let blob = source.images[0].layers[0].blob.as_ref().unwrap();
+/// assert_eq!(blob.size(), 2560);
+/// assert_eq!(blob.head(4)?.len(), 4);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub trait Blob: Send + Sync + fmt::Debug {
     /// A reader over the bytes from `start` on (`0` for all of them). It yields at most
     /// [`Blob::size`] bytes in all.

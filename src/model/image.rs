@@ -20,6 +20,18 @@ pub const MAX_JSON_SIZE: u64 = 16 << 20;
 pub const MAX_JSON_DEPTH: usize = 64;
 
 /// A content descriptor: what a blob is, its digest and size.
+///
+/// ```
+/// use dockhand::{open_source, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let config = &source.images[0].config;
+/// assert_eq!(config.media_type, "application/vnd.docker.container.image.v1+json");
+/// assert_eq!(config.size, 2494);
+/// assert_eq!(config.size, source.images[0].config_bytes.len() as u64);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Descriptor {
     /// The media type.
