@@ -69,6 +69,20 @@ pub struct Digests {
 /// (and fails instead of ending cleanly when it is not), and [`LayerReader::digests`]
 /// then tells what it was: the stored digest of a layer whose source did not record
 /// one is known this way, without a separate read.
+///
+/// ```
+/// use std::io::Read;
+/// use dockhand::{open_layer, open_source, LayerForm, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let image = &source.images[0];
+/// let mut reader = open_layer(image, &image.layers[2], LayerForm::Uncompressed)?;
+/// let mut tar = Vec::new();
+/// reader.read_to_end(&mut tar).unwrap(); // ends cleanly only if the layer is whole
+/// assert_eq!(reader.digests().unwrap().uncompressed, image.layers[2].diff_id);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub struct LayerReader {
     inner: Box<dyn Read + Send>,
     found: Arc<Mutex<Option<Digests>>>,

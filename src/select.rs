@@ -14,6 +14,17 @@ use crate::text::shown;
 /// The fewest hex characters of an image ID taken as an ID: shorter hex strings (`abc123`,
 /// `2024`) are names and tags only, as the 12-character short IDs docker shows are the
 /// shortest it prints.
+///
+/// ```
+/// use dockhand::{open_source, select, Location, ReadOptions, Selector};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// assert_eq!(select(&source.images, &[Selector::parse("51914c0e66d5")?])?, vec![2]);
+/// // Eleven characters are a name (a tag), which no image carries.
+/// assert!(select(&source.images, &[Selector::parse("51914c0e66d")?]).is_err());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub const MIN_ID_PREFIX: usize = 12;
 
 /// Which images to take from a source.
@@ -44,6 +55,16 @@ pub enum Selector {
 }
 
 /// What a selector picks images by when no image carries its text as a name.
+///
+/// ```
+/// use dockhand::{ByDigest, Selector};
+///
+/// let Selector::Name { digest, .. } = Selector::parse("sha256:60aab187e084")? else { panic!() };
+/// assert_eq!(digest, Some(ByDigest::IdPrefix("60aab187e084".into())));
+/// let Selector::Name { digest, .. } = Selector::parse("app")? else { panic!() };
+/// assert_eq!(digest, None); // a name only
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ByDigest {
     /// The start of an image ID (the config digest), at least [`MIN_ID_PREFIX`] lowercase
