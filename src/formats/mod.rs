@@ -40,6 +40,13 @@ use crate::text::shown;
 pub const MAX_WARNINGS: usize = 100;
 
 /// How a format lays images out: which files and documents it has.
+///
+/// ```
+/// use dockhand::{Format, Layout};
+///
+/// assert_eq!(Format::DOCKER_ARCHIVE.layout, Layout::DockerSave);
+/// assert_eq!(Format::OCI_ARCHIVE.layout, Format::OCI.layout);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Layout {
     /// `docker save`: manifest.json (or, before Docker 1.10, `repositories` and v1
@@ -52,6 +59,14 @@ pub enum Layout {
 }
 
 /// What holds a layout's files.
+///
+/// ```
+/// use dockhand::{Container, Format};
+///
+/// assert_eq!(Format::OCI_ARCHIVE.container, Container::Tar);
+/// assert_eq!(Format::DIR.container, Container::Directory);
+/// assert_eq!(Format::REGISTRY.container, Container::Registry);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Container {
     /// A tar file or stream.
