@@ -6,6 +6,16 @@ use std::sync::Arc;
 use crate::model::digest::Digest;
 
 /// Result alias used throughout the library.
+///
+/// ```
+/// fn first_tag(input: &str) -> dockhand::Result<String> {
+///     let location = dockhand::Location::parse(input)?;
+///     let source = dockhand::open_source(&location, &Default::default())?;
+///     Ok(source.images[0].display_name())
+/// }
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// assert_eq!(first_tag(input).unwrap(), "docker.io/dockhand-fixture/basic:1.0");
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong while reading, verifying or writing an image.

@@ -61,6 +61,15 @@ pub struct ConfigSummary {
 }
 
 /// One entry of a config's `history`.
+///
+/// ```
+/// use dockhand::ConfigSummary;
+///
+/// let config = br#"{"history": [{"created_by": "COPY . /"}, {"empty_layer": true}]}"#;
+/// let history = ConfigSummary::parse(config).history.unwrap();
+/// assert_eq!(history[0].created_by.as_deref(), Some("COPY . /"));
+/// assert_eq!((history[0].empty_layer, history[1].empty_layer), (None, Some(true)));
+/// ```
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct HistoryEntry {
     /// `created` (RFC 3339).

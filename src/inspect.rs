@@ -56,6 +56,17 @@ pub fn write_json<T: Serialize + ?Sized>(doc: &T, out: impl io::Write) -> Result
 }
 
 /// See [`inspect_json`].
+///
+/// ```
+/// use dockhand::{inspect_json, open_source, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let doc = serde_json::to_value(inspect_json(&source, &[0])).unwrap();
+/// assert_eq!(doc["images"][0]["platform"]["architecture"], "amd64");
+/// assert_eq!(doc["images"][0]["config_summary"]["cmd"][0], "/bin/hello.sh");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub struct InspectDoc<'a> {
     source: &'a Source,
     selected: &'a [usize],
