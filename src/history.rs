@@ -312,9 +312,35 @@ pub fn image_history(image: &Image, index: usize) -> Result<ImageHistory> {
 }
 
 /// What `docker history` strips from the front of a build step.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use dockhand::{history_table, image_history, open_source, Location, ReadOptions, NOP_PREFIX};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// assert!(history.history[0].created_by.as_deref().unwrap().starts_with(NOP_PREFIX));
+/// assert!(!history_table(&history, false, SystemTime::now()).contains("#(nop)"));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub const NOP_PREFIX: &str = "/bin/sh -c #(nop) ";
 
 /// How many characters of a build step the `history` table shows without `--no-trunc`.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use dockhand::{history_table, image_history, open_source, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// let table = history_table(&history, false, SystemTime::now());
+/// // The LABEL step is longer than the column: cut, with an ellipsis.
+/// assert!(table.contains("LABEL org.opencontainers.image.title=dockhan…"));
+/// assert!(!history_table(&history, true, SystemTime::now()).contains('…'));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub const CREATED_BY_WIDTH: usize = 45;
 
 /// The `history` table of one image, as `docker history` prints it: IMAGE, CREATED

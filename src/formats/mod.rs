@@ -468,6 +468,23 @@ fn read_with(
 }
 
 /// Where images are written: a layout in a container, committed atomically.
+///
+/// ```
+/// use dockhand::{create_sink, open_source, Format, ImageSink, NoProgress, SinkOptions};
+/// # use dockhand::{Location, ReadOptions};
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dst = tmp.path().join("image.tar");
+///
+/// let options = SinkOptions::default();
+/// let mut sink = create_sink(dst.to_str().unwrap(), Format::OCI_ARCHIVE, &options)?;
+/// sink.put_images(&source.images, &NoProgress)?;
+/// drop(sink); // not committed: the destination stays absent, the staging is removed
+/// assert!(!dst.exists());
+/// assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub trait ImageSink {
     /// Write `images`: blobs first, each verified as it streams and hashed as it is
     /// written, then the documents that name them, telling `progress` as layers go.
