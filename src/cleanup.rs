@@ -21,6 +21,20 @@ pub fn interrupted() -> bool {
 }
 
 /// The marker in every staging name.
+///
+/// ```
+/// use dockhand::{convert, ConvertOptions, STAGING_MARKER};
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// # let tmp = tempfile::tempdir().unwrap();
+///
+/// convert(input, tmp.path().join("out.tar").to_str().unwrap(), &ConvertOptions::default())?;
+/// // Once committed, nothing named with the marker is left beside the output.
+/// let entries = std::fs::read_dir(tmp.path()).unwrap();
+/// let names: Vec<_> = entries.map(|e| e.unwrap().file_name()).collect();
+/// assert_eq!(names, ["out.tar"]);
+/// assert!(names.iter().all(|n| !n.to_string_lossy().contains(STAGING_MARKER)));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub const STAGING_MARKER: &str = ".dockhand-tmp-";
 
 /// Remember `path` as staging to remove on a signal.

@@ -15,6 +15,25 @@ use crate::select::{candidates, select, selectors, with_selected_names};
 use crate::text::shown;
 
 /// Options of [`convert`].
+///
+/// ```
+/// use dockhand::{convert, open_source, Compression, ConvertOptions, Format, LayerCompression};
+/// # use dockhand::{Location, ReadOptions};
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dst = tmp.path().join("layout");
+/// # let dst = dst.to_str().unwrap();
+///
+/// let options = ConvertOptions {
+///     to: Some(Format::OCI),
+///     layer_compression: LayerCompression::Gzip,
+///     ..Default::default()
+/// };
+/// convert(input, dst, &options)?;
+/// let out = open_source(&Location::parse(dst)?, &ReadOptions::default())?;
+/// assert!(out.images[0].layers.iter().all(|l| l.compression == Compression::Gzip));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct ConvertOptions {
     /// Read the source as this format (default: detect).
@@ -45,6 +64,19 @@ pub struct ConvertOptions {
 }
 
 /// What a conversion did.
+///
+/// ```
+/// use dockhand::{convert, ConvertOptions, Format, Plan};
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dst = tmp.path().join("image.tar");
+///
+/// let report = convert(input, dst.to_str().unwrap(), &ConvertOptions::default())?;
+/// assert_eq!(report.from, Some(Format::DOCKER_ARCHIVE));
+/// assert_eq!(report.to, Some(Format::DOCKER_ARCHIVE)); // from the destination's name
+/// assert_eq!((report.source_indices, report.plan), (vec![0], Some(Plan::Create)));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct ConvertReport {
     /// The format read.

@@ -38,6 +38,20 @@ pub enum Output {
 }
 
 /// How the destination will be written.
+///
+/// ```
+/// use dockhand::{create_sink, Format, Plan, SinkOptions};
+/// # let tmp = tempfile::tempdir().unwrap();
+///
+/// let (new, empty) = (tmp.path().join("new"), tmp.path().join("empty"));
+/// std::fs::create_dir(&empty).unwrap();
+/// let plan = |dst: &std::path::Path| {
+///     create_sink(dst.to_str().unwrap(), Format::OCI, &SinkOptions::default()).map(|s| s.plan())
+/// };
+/// assert_eq!(plan(&new)?, Some(Plan::Create));
+/// assert_eq!(plan(&empty)?, Some(Plan::FillEmpty));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Plan {
     /// Nothing is there: create it, failing if something appears meanwhile.

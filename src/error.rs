@@ -6,12 +6,33 @@ use std::sync::Arc;
 use crate::model::digest::Digest;
 
 /// Result alias used throughout the library.
+///
+/// ```
+/// fn first_tag(input: &str) -> dockhand::Result<String> {
+///     let location = dockhand::Location::parse(input)?;
+///     let source = dockhand::open_source(&location, &Default::default())?;
+///     Ok(source.images[0].display_name())
+/// }
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// assert_eq!(first_tag(input).unwrap(), "docker.io/dockhand-fixture/basic:1.0");
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong while reading, verifying or writing an image.
 ///
 /// Every message names the file (inside the archive or on disk) and the problem, so that
 /// the command-line tool can print it on one line.
+///
+/// ```
+/// use dockhand::{open_source, Error, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/broken-not-image/input.tar");
+/// let err = open_source(&Location::parse(input)?, &ReadOptions::default()).unwrap_err();
+/// assert_eq!(err.input(), Some(input));
+/// assert!(matches!(err.without_input(), Error::NotAnImage { .. }));
+/// assert!(!err.is_usage());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

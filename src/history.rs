@@ -17,6 +17,18 @@ use crate::text::shown;
 /// The parts of an image config that `history` and `inspect` show. Every field is
 /// optional: one that is absent, `null` or of the wrong type reads as `None`, so a
 /// hostile config shows less, never fails to show.
+///
+/// ```
+/// use dockhand::{open_source, ConfigSummary, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let summary = ConfigSummary::of(&source.images[0]);
+/// assert_eq!(summary.cmd, Some(vec!["/bin/hello.sh".to_string()]));
+/// assert_eq!(summary.labels.unwrap()["com.example.fixture"], "basic");
+/// assert!(ConfigSummary::parse(b"not json").cmd.is_none());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
 pub struct ConfigSummary {
     /// `created`, as the config writes it (RFC 3339).
@@ -49,6 +61,15 @@ pub struct ConfigSummary {
 }
 
 /// One entry of a config's `history`.
+///
+/// ```
+/// use dockhand::ConfigSummary;
+///
+/// let config = br#"{"history": [{"created_by": "COPY . /"}, {"empty_layer": true}]}"#;
+/// let history = ConfigSummary::parse(config).history.unwrap();
+/// assert_eq!(history[0].created_by.as_deref(), Some("COPY . /"));
+/// assert_eq!((history[0].empty_layer, history[1].empty_layer), (None, Some(true)));
+/// ```
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct HistoryEntry {
     /// `created` (RFC 3339).
@@ -135,6 +156,19 @@ impl ConfigSummary {
 }
 
 /// One row of an image's history, as `docker history` shows it.
+///
+/// ```
+/// use dockhand::{image_history, open_source, Compression, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// let base = history.history.last().unwrap(); // newest first
+/// assert_eq!((base.layer, base.size, base.size_exact), (Some(0), 2560, true));
+/// assert_eq!(base.compression, Some(Compression::None));
+/// assert!(history.history[0].empty_layer);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryRow {
     /// The image ID on the newest row, `None` (docker's `<missing>`) on the others.
@@ -161,6 +195,19 @@ pub struct HistoryRow {
 }
 
 /// The history of one image of a source.
+///
+/// ```
+/// use dockhand::{image_history, open_source, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// assert_eq!(history.index, 0);
+/// assert_eq!(history.tags.len(), 2);
+/// assert_eq!(history.tags[1], "docker.io/dockhand-fixture/basic:latest"); // sorted
+/// assert_eq!(history.history[0].id.as_ref(), Some(&history.id));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageHistory {
     /// The image's position in the source (`@N`).
@@ -179,6 +226,20 @@ pub struct ImageHistory {
 /// base first; entries with it get size 0. A config without `history` gives one row
 /// per layer with nothing but its size, as docker shows such an image. Reads no layer
 /// data. An image whose history names more layers than it has is an error naming it.
+///
+/// ```
+/// use dockhand::{image_history, open_source, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// assert_eq!(history.id, source.images[0].config.digest);
+/// // Seven build steps, four of them empty; the newest is the CMD.
+/// assert_eq!(history.history.len(), 7);
+/// assert_eq!(history.history.iter().filter(|row| row.layer.is_some()).count(), 3);
+/// assert!(history.history[0].created_by.as_deref().unwrap().contains("CMD"));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn image_history(image: &Image, index: usize) -> Result<ImageHistory> {
     let summary = ConfigSummary::of(image);
     let layer_row = |i: usize, entry: Option<&HistoryEntry>| {
@@ -251,9 +312,35 @@ pub fn image_history(image: &Image, index: usize) -> Result<ImageHistory> {
 }
 
 /// What `docker history` strips from the front of a build step.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use dockhand::{history_table, image_history, open_source, Location, ReadOptions, NOP_PREFIX};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// assert!(history.history[0].created_by.as_deref().unwrap().starts_with(NOP_PREFIX));
+/// assert!(!history_table(&history, false, SystemTime::now()).contains("#(nop)"));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub const NOP_PREFIX: &str = "/bin/sh -c #(nop) ";
 
 /// How many characters of a build step the `history` table shows without `--no-trunc`.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use dockhand::{history_table, image_history, open_source, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// let table = history_table(&history, false, SystemTime::now());
+/// // The LABEL step is longer than the column: cut, with an ellipsis.
+/// assert!(table.contains("LABEL org.opencontainers.image.title=dockhan…"));
+/// assert!(!history_table(&history, true, SystemTime::now()).contains('…'));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub const CREATED_BY_WIDTH: usize = 45;
 
 /// The `history` table of one image, as `docker history` prints it: IMAGE, CREATED
@@ -261,6 +348,21 @@ pub const CREATED_BY_WIDTH: usize = 45;
 /// [`CREATED_BY_WIDTH`] characters with `…` unless `no_trunc`), SIZE (docker's units,
 /// [`crate::text::docker_size`]; a compressed layer's stored size is marked `*`),
 /// COMMENT. Every text from the config is escaped ([`crate::text::escape`]).
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use dockhand::{history_table, image_history, open_source, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&source.images[0], 0)?;
+/// let now = UNIX_EPOCH + Duration::from_secs(1_795_376_104 + 3 * 86_400);
+/// let table = history_table(&history, false, now);
+/// let row = table.lines().nth(1).unwrap();
+/// assert!(row.starts_with("6f2d02a983f5   3 days ago   CMD [\"/bin/hello.sh\"]"));
+/// assert_eq!(table.lines().count(), 1 + 7);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn history_table(history: &ImageHistory, no_trunc: bool, now: SystemTime) -> String {
     let rows: Vec<[String; 5]> = history
         .history
@@ -343,6 +445,14 @@ fn ellipsis(text: &str, width: usize) -> String {
 
 /// Seconds since the Unix epoch of an RFC 3339 time (`2024-01-02T03:04:05.6Z`,
 /// `...+02:00`); `None` when it is not one.
+///
+/// ```
+/// use dockhand::parse_rfc3339;
+///
+/// assert_eq!(parse_rfc3339("1970-01-02T00:00:00Z"), Some(86_400));
+/// assert_eq!(parse_rfc3339("1970-01-01T01:00:00.5+01:00"), Some(0));
+/// assert_eq!(parse_rfc3339("yesterday"), None);
+/// ```
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let num = |from: usize, len: usize| -> Option<i64> {
@@ -401,6 +511,15 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// How long before `now` the time `then` (Unix seconds) was, in docker's words:
 /// `3 days ago`, `About an hour ago`, `2 years ago`.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use dockhand::relative_time;
+///
+/// let now = UNIX_EPOCH + Duration::from_secs(10 * 86_400);
+/// assert_eq!(relative_time(7 * 86_400, now), "3 days ago");
+/// assert_eq!(relative_time(10 * 86_400 - 3600, now), "About an hour ago");
+/// ```
 pub fn relative_time(then: i64, now: SystemTime) -> String {
     let now = match now.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,

@@ -41,6 +41,14 @@ pub fn inspect_json<'a>(source: &'a Source, selected: &'a [usize]) -> InspectDoc
 /// Write `doc` (an [`InspectDoc`], a list of [`crate::ImageHistory`], any document) as
 /// indented JSON, with the characters a terminal would act on escaped (see
 /// [`crate::text::escape_json_text`]); the JSON value is unchanged.
+///
+/// ```
+/// let mut out = Vec::new();
+/// dockhand::write_json(&serde_json::json!({ "name": "a\u{1b}[31m" }), &mut out)?;
+/// // The escape character is written as \u001b: the JSON value is the same.
+/// assert_eq!(String::from_utf8(out).unwrap(), "{\n  \"name\": \"a\\u001b[31m\"\n}");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn write_json<T: Serialize + ?Sized>(doc: &T, out: impl io::Write) -> Result<()> {
     let mut serializer = serde_json::Serializer::with_formatter(out, TerminalSafe::default());
     doc.serialize(&mut serializer)
@@ -48,6 +56,17 @@ pub fn write_json<T: Serialize + ?Sized>(doc: &T, out: impl io::Write) -> Result
 }
 
 /// See [`inspect_json`].
+///
+/// ```
+/// use dockhand::{inspect_json, open_source, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let doc = serde_json::to_value(inspect_json(&source, &[0])).unwrap();
+/// assert_eq!(doc["images"][0]["platform"]["architecture"], "amd64");
+/// assert_eq!(doc["images"][0]["config_summary"]["cmd"][0], "/bin/hello.sh");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub struct InspectDoc<'a> {
     source: &'a Source,
     selected: &'a [usize],
@@ -74,6 +93,18 @@ impl Serialize for InspectDoc<'_> {
 /// Every image ID of the images at `selected`, with every name that points at it
 /// (tags, full references), sorted and without duplicates, as Docker's tag store keeps
 /// them: several images of a source may share one ID.
+///
+/// ```
+/// use dockhand::{by_id, open_source, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let ids = by_id(&source, &[0]);
+/// let names = &ids["sha256:6f2d02a983f5599378f56176fd32b3365f1b90831cf663fdd2ed2c0e03ee4503"];
+/// assert_eq!(names[0], "docker.io/dockhand-fixture/basic:1.0");
+/// assert_eq!(names[1], "docker.io/dockhand-fixture/basic:latest");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn by_id(
     source: &Source,
     selected: &[usize],
@@ -95,6 +126,20 @@ pub fn by_id(
 /// them: `ChainID(0) = DiffID(0)`, `ChainID(n) = sha256(ChainID(n-1) + " " +
 /// DiffID(n))` over the full `sha256:<hex>` strings. `None` from the first layer
 /// without a diff_id on (an artifact's).
+///
+/// ```
+/// use dockhand::{chain_ids, open_source, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let image = &source.images[0];
+/// let chain = chain_ids(image);
+/// assert_eq!(chain.len(), 3);
+/// // The base layer's chain ID is its diff_id; the others hash the chain so far.
+/// assert_eq!(chain[0], image.layers[0].diff_id);
+/// assert_eq!(chain[2].as_ref().unwrap().short(), "000314485e63");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn chain_ids(image: &Image) -> Vec<Option<Digest>> {
     let mut chain: Option<Digest> = None;
     image
@@ -239,6 +284,20 @@ fn sorted_tags(image: &Image) -> Vec<String> {
 
 /// The names of an image for one line of text: tags in the source's order, then OCI
 /// ref names, escaped; past `most` names, how many more there are.
+///
+/// ```
+/// use dockhand::{names_line, open_source, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let image = &source.images[0];
+/// assert_eq!(
+///     names_line(image, 10),
+///     "docker.io/dockhand-fixture/basic:1.0, docker.io/dockhand-fixture/basic:latest"
+/// );
+/// assert_eq!(names_line(image, 1), "docker.io/dockhand-fixture/basic:1.0, and 1 more");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn names_line(image: &Image, most: usize) -> String {
     let mut names: Vec<String> = image
         .tags
@@ -273,6 +332,18 @@ const TABLE_NAMES: usize = 10;
 
 /// A human-readable table of the images of `source` at `selected`, numbered by their
 /// position in the source.
+///
+/// ```
+/// use dockhand::{inspect_table, open_source, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let table = inspect_table(&source, &[2], false);
+/// assert!(table.starts_with("format: docker-archive\n"));
+/// assert!(table.contains("image @2 51914c0e66d5"));
+/// assert!(!table.contains("@0 60aab187e084"));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> String {
     let now = std::time::SystemTime::now();
     let id_of = |d: &crate::model::digest::Digest| {
@@ -442,6 +513,17 @@ fn columns<const N: usize>(rows: impl IntoIterator<Item = [String; N]>, indent: 
 
 /// Every platform the multi-platform indexes of `source` list, present or absent, as
 /// a table (`inspect --platforms`); `--json` gives [`platforms_json`].
+///
+/// ```
+/// use dockhand::{open_source, platforms_table, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// // A docker-save archive holds no multi-platform index.
+/// let table = platforms_table(&source, false);
+/// assert_eq!(table, "format: docker-archive\nno multi-platform index\n");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn platforms_table(source: &Source, no_trunc: bool) -> String {
     let id = |d: &crate::model::digest::Digest| {
         if no_trunc {
@@ -472,6 +554,16 @@ pub fn platforms_table(source: &Source, no_trunc: bool) -> String {
 
 /// Every platform the multi-platform indexes of `source` list, as JSON:
 /// `[{"index", "platform": {"os", "architecture", "variant"}, "manifest", "present"}]`.
+///
+/// ```
+/// use dockhand::{open_source, platforms_json, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// // A docker-save archive holds no multi-platform index.
+/// assert_eq!(platforms_json(&source), serde_json::json!([]));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn platforms_json(source: &Source) -> serde_json::Value {
     serde_json::Value::Array(
         source
@@ -494,6 +586,17 @@ pub fn platforms_json(source: &Source) -> serde_json::Value {
 }
 
 /// What `verify` checked.
+///
+/// ```
+/// use dockhand::{open_source, verify, Location, NoProgress, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// // Three images share their base layers: each distinct layer is read once.
+/// let report = verify(&source.images, &NoProgress)?;
+/// assert_eq!((report.images, report.layers), (3, 5));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct VerifyReport {
     /// Images checked.

@@ -15,6 +15,21 @@ use crate::progress::{Progress, Reporting};
 use crate::text::shown;
 
 /// Which bytes of a layer to read.
+///
+/// ```
+/// use std::io::Read;
+/// use dockhand::{open_layer, open_source, LayerForm, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/skopeo-oci/input");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let (image, layer) = (&source.images[0], &source.images[0].layers[0]);
+/// let (mut stored, mut tar) = (Vec::new(), Vec::new());
+/// open_layer(image, layer, LayerForm::Stored)?.read_to_end(&mut stored).unwrap();
+/// open_layer(image, layer, LayerForm::Uncompressed)?.read_to_end(&mut tar).unwrap();
+/// assert_eq!((stored.len(), &stored[..2]), (187, &[0x1f, 0x8b][..])); // gzip
+/// assert_eq!(tar.len(), 2560);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayerForm {
     /// The bytes as stored (possibly compressed).
@@ -24,6 +39,22 @@ pub enum LayerForm {
 }
 
 /// The digests of a layer, known once all of it has been read.
+///
+/// ```
+/// use std::io::Read;
+/// use dockhand::{open_layer, open_source, LayerForm, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/skopeo-oci/input");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let layer = &source.images[0].layers[0];
+/// let mut reader = open_layer(&source.images[0], layer, LayerForm::Stored)?;
+/// assert_eq!(reader.digests(), None); // not read yet
+/// std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
+/// let digests = reader.digests().unwrap();
+/// assert_eq!((Some(digests.stored), digests.size), (layer.digest.clone(), 187));
+/// assert_eq!(digests.uncompressed, layer.diff_id);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Digests {
     /// Of the bytes as stored.
@@ -38,6 +69,20 @@ pub struct Digests {
 /// (and fails instead of ending cleanly when it is not), and [`LayerReader::digests`]
 /// then tells what it was: the stored digest of a layer whose source did not record
 /// one is known this way, without a separate read.
+///
+/// ```
+/// use std::io::Read;
+/// use dockhand::{open_layer, open_source, LayerForm, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let image = &source.images[0];
+/// let mut reader = open_layer(image, &image.layers[2], LayerForm::Uncompressed)?;
+/// let mut tar = Vec::new();
+/// reader.read_to_end(&mut tar).unwrap(); // ends cleanly only if the layer is whole
+/// assert_eq!(reader.digests().unwrap().uncompressed, image.layers[2].diff_id);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub struct LayerReader {
     inner: Box<dyn Read + Send>,
     found: Arc<Mutex<Option<Digests>>>,

@@ -9,6 +9,16 @@ use crate::text::shown;
 
 /// A source or destination as given on the command line: a path, `-`, or
 /// `TRANSPORT:PATH[:REF]` in skopeo's syntax.
+///
+/// ```
+/// use dockhand::{Format, Location};
+///
+/// let stdin = Location::parse("-")?;
+/// assert_eq!((stdin.transport, stdin.path.as_str(), stdin.reference), (None, "-", None));
+/// let dir = Location::parse("dir:/tmp/image")?;
+/// assert_eq!((dir.transport, dir.path.as_str()), (Some(Format::DIR), "/tmp/image"));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
     /// The format named by a transport prefix.

@@ -6,6 +6,24 @@ use std::io::{self, Read};
 
 /// Receives the progress of writing blobs. Layers of a directory output are written
 /// on several threads at once, so calls come from several threads.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use dockhand::{open_source, verify, Location, Progress, ReadOptions};
+///
+/// struct Done(AtomicUsize);
+/// impl Progress for Done {
+///     fn layer_done(&self, _path: &str) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let done = Done(AtomicUsize::new(0));
+/// verify(&source.images, &done)?;
+/// assert_eq!(done.0.into_inner(), 3);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub trait Progress: Sync {
     /// The work begins: about `bytes` of layers to read, in `layers` layers (what is
     /// already at the destination is skipped, so the real amount may be less).
@@ -42,6 +60,16 @@ pub(crate) fn plan_of(images: &[crate::model::image::Image]) -> (usize, u64) {
 }
 
 /// Reports nothing.
+///
+/// ```
+/// use dockhand::{open_source, verify, Location, NoProgress, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let report = verify(&source.images, &NoProgress)?;
+/// assert_eq!(report.bytes, 2560 + 3072 + 4096);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoProgress;
 

@@ -14,9 +14,29 @@ use crate::text::shown;
 /// The fewest hex characters of an image ID taken as an ID: shorter hex strings (`abc123`,
 /// `2024`) are names and tags only, as the 12-character short IDs docker shows are the
 /// shortest it prints.
+///
+/// ```
+/// use dockhand::{open_source, select, Location, ReadOptions, Selector};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// assert_eq!(select(&source.images, &[Selector::parse("51914c0e66d5")?])?, vec![2]);
+/// // Eleven characters are a name (a tag), which no image carries.
+/// assert!(select(&source.images, &[Selector::parse("51914c0e66d")?]).is_err());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub const MIN_ID_PREFIX: usize = 12;
 
 /// Which images to take from a source.
+///
+/// ```
+/// use dockhand::Selector;
+///
+/// assert_eq!(Selector::parse("@2")?, Selector::Index(2));
+/// let Selector::Name { reference, .. } = Selector::parse("busybox")? else { panic!() };
+/// assert_eq!(reference.unwrap().to_string(), "docker.io/library/busybox:latest");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Selector {
     /// The N-th image (0-based), as `@N`.
@@ -35,6 +55,16 @@ pub enum Selector {
 }
 
 /// What a selector picks images by when no image carries its text as a name.
+///
+/// ```
+/// use dockhand::{ByDigest, Selector};
+///
+/// let Selector::Name { digest, .. } = Selector::parse("sha256:60aab187e084")? else { panic!() };
+/// assert_eq!(digest, Some(ByDigest::IdPrefix("60aab187e084".into())));
+/// let Selector::Name { digest, .. } = Selector::parse("app")? else { panic!() };
+/// assert_eq!(digest, None); // a name only
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ByDigest {
     /// The start of an image ID (the config digest), at least [`MIN_ID_PREFIX`] lowercase
@@ -282,6 +312,19 @@ pub fn select(images: &[Image], selectors: &[Selector]) -> Result<Vec<usize>> {
 /// none for an image picked only by its ID or a manifest digest, as `docker save <ID>`
 /// writes no RepoTags; the tags in NAME's repository for one picked by
 /// `NAME@sha256:...`.
+///
+/// ```
+/// use dockhand::{open_source, select, with_selected_names, Location, ReadOptions, Selector};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let by = [Selector::parse("localhost:5000/dockhand/app:v2")?];
+/// let images = with_selected_names(&source.images, &select(&source.images, &by)?, &by);
+/// // @0 carries two names; only the one it was selected by goes along.
+/// assert_eq!(images[0].tags.len(), 1);
+/// assert_eq!(images[0].tags[0].to_string(), "localhost:5000/dockhand/app:v2");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn with_selected_names(
     images: &[Image],
     picked: &[usize],
@@ -374,6 +417,18 @@ fn ambiguous(images: &[Image], selector: &Selector, hits: &[usize], ids: usize) 
 
 /// A one-line list of the images at `indices` of `images`, numbered as `inspect`
 /// numbers them, for messages.
+///
+/// ```
+/// use dockhand::{candidates, open_source, Location, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// assert_eq!(
+///     candidates(&source.images, &[2]),
+///     "@2 51914c0e66d5 docker.io/library/dockhand-multi-base:1.0"
+/// );
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn candidates(images: &[Image], indices: &[usize]) -> String {
     listed(indices, |i| {
         let image = &images[i];
@@ -426,6 +481,17 @@ fn listed(indices: &[usize], item: impl Fn(usize) -> String) -> String {
 }
 
 /// The selectors of a source reference (`TRANSPORT:PATH:REF`) and `--image` values.
+///
+/// ```
+/// use dockhand::{selectors, Location, Selector};
+///
+/// let location = Location::parse("oci:layout:myapp:1.0")?;
+/// let picked = selectors(&location, &["@1".to_string()])?;
+/// assert_eq!(picked.len(), 2);
+/// assert_eq!(picked[0], Selector::parse("myapp:1.0")?);
+/// assert_eq!(picked[1], Selector::Index(1));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn selectors(location: &Location, images: &[String]) -> Result<Vec<Selector>> {
     location
         .reference

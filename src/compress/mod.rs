@@ -13,6 +13,17 @@ use crate::error::{Error, Result};
 use crate::model::media::Compression;
 
 /// What an output does with its layers (`--layer-compression`).
+///
+/// ```
+/// use dockhand::{Compression, LayerCompression, ZSTD_DEFAULT_LEVEL};
+///
+/// let zstd = LayerCompression::parse("zstd").unwrap();
+/// assert_eq!(zstd.target(), Some(Compression::Zstd));
+/// assert_eq!(zstd.level(None)?, ZSTD_DEFAULT_LEVEL);
+/// assert!(zstd.level(Some(22)).unwrap_err().is_usage());
+/// assert_eq!(LayerCompression::default().name(), "keep");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LayerCompression {
     /// Keep each layer as stored, decompressing only what the format has no media type
@@ -100,8 +111,20 @@ impl std::fmt::Display for LayerCompression {
 /// gzip's level when none is given: the fastest, as crane's default (Go's BestSpeed).
 /// libdeflate's level 1 is within about 2% of the size skopeo's default level gives,
 /// in less time; `--compression-level 6` is the gzip tool's default.
+///
+/// ```
+/// use dockhand::{LayerCompression, GZIP_DEFAULT_LEVEL};
+///
+/// assert_eq!(LayerCompression::Gzip.level(None).unwrap(), GZIP_DEFAULT_LEVEL);
+/// ```
 pub const GZIP_DEFAULT_LEVEL: i32 = 1;
 /// zstd's level when none is given (the zstd tool's default).
+///
+/// ```
+/// use dockhand::{LayerCompression, ZSTD_DEFAULT_LEVEL};
+///
+/// assert_eq!(LayerCompression::Zstd.level(None).unwrap(), ZSTD_DEFAULT_LEVEL);
+/// ```
 pub const ZSTD_DEFAULT_LEVEL: i32 = 3;
 
 /// A reader of `input` compressed with `compression` at `level`, on `threads`

@@ -40,6 +40,13 @@ use crate::text::shown;
 pub const MAX_WARNINGS: usize = 100;
 
 /// How a format lays images out: which files and documents it has.
+///
+/// ```
+/// use dockhand::{Format, Layout};
+///
+/// assert_eq!(Format::DOCKER_ARCHIVE.layout, Layout::DockerSave);
+/// assert_eq!(Format::OCI_ARCHIVE.layout, Format::OCI.layout);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Layout {
     /// `docker save`: manifest.json (or, before Docker 1.10, `repositories` and v1
@@ -52,6 +59,14 @@ pub enum Layout {
 }
 
 /// What holds a layout's files.
+///
+/// ```
+/// use dockhand::{Container, Format};
+///
+/// assert_eq!(Format::OCI_ARCHIVE.container, Container::Tar);
+/// assert_eq!(Format::DIR.container, Container::Directory);
+/// assert_eq!(Format::REGISTRY.container, Container::Registry);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Container {
     /// A tar file or stream.
@@ -64,6 +79,16 @@ pub enum Container {
 
 /// A format: a layout in a container, named as skopeo names its transports
 /// (`docker-archive`, `oci`, ...).
+///
+/// ```
+/// use dockhand::{Container, Format, Layout};
+///
+/// let format = Format::parse("oci-archive").unwrap();
+/// assert_eq!(format, Format::OCI_ARCHIVE);
+/// assert_eq!((format.layout, format.container), (Layout::Oci, Container::Tar));
+/// assert!(format.is_tar() && format.holds_many());
+/// assert_eq!(Format::for_destination("out.tar").name(), "docker-archive");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Format {
     /// Which files and documents.
@@ -164,6 +189,13 @@ pub(crate) static TRANSPORTS: &[Transport] = &[
 ];
 
 /// The names of every transport, for messages: "a, b, c and d".
+///
+/// ```
+/// assert_eq!(
+///     dockhand::transport_names(),
+///     "docker-archive, docker-dir, oci, oci-archive and dir"
+/// );
+/// ```
 pub fn transport_names() -> String {
     let names: Vec<&str> = TRANSPORTS.iter().map(|t| t.name).collect();
     match names.split_last() {
@@ -218,6 +250,18 @@ pub(crate) struct AppendSpec {
 }
 
 /// Options for reading a source.
+///
+/// ```
+/// use dockhand::{open_source, Location, Platform, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let location = Location::parse(input)?;
+/// let on = |p: &str| ReadOptions { platform: Platform::parse(p).ok(), ..Default::default() };
+/// assert_eq!(open_source(&location, &on("linux/amd64"))?.images.len(), 1);
+/// // The fixture holds linux/amd64 only: asking for another platform is an error.
+/// assert!(open_source(&location, &on("linux/arm64")).is_err());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct ReadOptions {
     /// How to reach a registry source.
@@ -247,6 +291,19 @@ impl ReadOptions {
 }
 
 /// Options for writing.
+///
+/// ```
+/// use dockhand::{write_tar, DockerLayout, Layout, WriteOptions};
+///
+/// let has_oci_layout = |options: &WriteOptions| -> dockhand::Result<bool> {
+///     let (tar, _) = write_tar(&[], Layout::DockerSave, options, Vec::new())?;
+///     Ok(tar.windows(10).any(|name| name == b"oci-layout"))
+/// };
+/// let hybrid = WriteOptions { docker_layout: Some(DockerLayout::Hybrid), ..Default::default() };
+/// assert!(has_oci_layout(&hybrid)?);
+/// assert!(!has_oci_layout(&WriteOptions::default())?); // legacy
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     /// The shape of docker-save outputs (default: legacy); a usage error for others.
@@ -260,6 +317,18 @@ pub struct WriteOptions {
 }
 
 /// A source of images: what a reader found in an input.
+///
+/// ```
+/// use dockhand::{open_source, Format, ImageSource, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let any: &dyn ImageSource = &source;
+/// assert!(any.input().ends_with("docker-save-basic/input.tar"));
+/// assert_eq!((any.format(), any.images().len()), (Format::DOCKER_ARCHIVE, 1));
+/// assert!(any.warnings().is_empty());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub trait ImageSource {
     /// The input as the user named it, for messages.
     fn input(&self) -> &str;
@@ -272,6 +341,17 @@ pub trait ImageSource {
 }
 
 /// An opened input: its format, its images, and the tree their blobs live in.
+///
+/// ```
+/// use dockhand::{open_source, Format, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// assert_eq!(source.format, Format::DOCKER_ARCHIVE);
+/// assert_eq!(source.images.len(), 1);
+/// assert!(source.warnings.is_empty() && source.platforms.is_empty());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub struct Source {
     /// The detected format.
     pub format: Format,
@@ -388,6 +468,23 @@ fn read_with(
 }
 
 /// Where images are written: a layout in a container, committed atomically.
+///
+/// ```
+/// use dockhand::{create_sink, open_source, Format, ImageSink, NoProgress, SinkOptions};
+/// # use dockhand::{Location, ReadOptions};
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dst = tmp.path().join("image.tar");
+///
+/// let options = SinkOptions::default();
+/// let mut sink = create_sink(dst.to_str().unwrap(), Format::OCI_ARCHIVE, &options)?;
+/// sink.put_images(&source.images, &NoProgress)?;
+/// drop(sink); // not committed: the destination stays absent, the staging is removed
+/// assert!(!dst.exists());
+/// assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub trait ImageSink {
     /// Write `images`: blobs first, each verified as it streams and hashed as it is
     /// written, then the documents that name them, telling `progress` as layers go.
@@ -407,6 +504,20 @@ pub trait ImageSink {
 }
 
 /// Options for creating a sink.
+///
+/// ```
+/// use dockhand::{convert, create_sink, ConvertOptions, Format, Plan, SinkOptions};
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dst = tmp.path().join("layout");
+/// # let dst = dst.to_str().unwrap();
+///
+/// convert(input, dst, &ConvertOptions::default())?; // an OCI layout
+/// let plan = |options| create_sink(dst, Format::OCI, &options).map(|sink| sink.plan());
+/// assert_eq!(plan(SinkOptions::default())?, Some(Plan::AddToOciLayout));
+/// assert_eq!(plan(SinkOptions { force: true, ..Default::default() })?, Some(Plan::Replace));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct SinkOptions {
     /// Replace a destination dockhand could have written (the crate docs' `# Security` section says what it may).

@@ -12,6 +12,17 @@ use crate::error::{Error, Result};
 ///
 /// Implemented by the containers for a byte range of an indexed tar and for a file of a
 /// directory, and here for bytes in memory ([`MemoryBlob`]).
+///
+/// ```
+/// use dockhand::{open_source, Blob, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let blob = source.images[0].layers[0].blob.as_ref().unwrap();
+/// assert_eq!(blob.size(), 2560);
+/// assert_eq!(blob.head(4)?.len(), 4);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub trait Blob: Send + Sync + fmt::Debug {
     /// A reader over the bytes from `start` on (`0` for all of them). It yields at most
     /// [`Blob::size`] bytes in all.
@@ -58,6 +69,18 @@ pub trait Blob: Send + Sync + fmt::Debug {
 }
 
 /// A blob held in memory.
+///
+/// ```
+/// use std::{io::Read, sync::Arc};
+/// use dockhand::{Blob, MemoryBlob};
+///
+/// let blob = MemoryBlob::new(Arc::new(b"hello".to_vec()), "a greeting");
+/// assert_eq!((blob.size(), blob.describe().contains("a greeting")), (5, true));
+/// let mut rest = String::new();
+/// blob.open_at(1)?.read_to_string(&mut rest).unwrap();
+/// assert_eq!(rest, "ello");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct MemoryBlob {
     bytes: Arc<Vec<u8>>,

@@ -11,6 +11,15 @@ use sha2::{Digest as _, Sha256};
 /// Only sha256 is accepted: it is what every producer writes, and an unchecked algorithm
 /// or encoded part would let a descriptor name a path outside the blob store
 /// (`sha256:../../etc/passwd`).
+///
+/// ```
+/// use dockhand::Digest;
+///
+/// let empty = Digest::of(b"");
+/// assert_eq!(empty.short(), "e3b0c44298fc");
+/// assert_eq!(empty.to_string(), format!("sha256:{}", empty.hex()));
+/// assert_eq!(Digest::from_hex(empty.hex()), Some(empty));
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
     hex: String,

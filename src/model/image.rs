@@ -20,6 +20,18 @@ pub const MAX_JSON_SIZE: u64 = 16 << 20;
 pub const MAX_JSON_DEPTH: usize = 64;
 
 /// A content descriptor: what a blob is, its digest and size.
+///
+/// ```
+/// use dockhand::{open_source, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let config = &source.images[0].config;
+/// assert_eq!(config.media_type, "application/vnd.docker.container.image.v1+json");
+/// assert_eq!(config.size, 2494);
+/// assert_eq!(config.size, source.images[0].config_bytes.len() as u64);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Descriptor {
     /// The media type.
@@ -31,6 +43,17 @@ pub struct Descriptor {
 }
 
 /// The platform an image runs on, from its config.
+///
+/// ```
+/// use dockhand::Platform;
+///
+/// let armv7 = Platform::parse("linux/arm/v7").unwrap();
+/// assert_eq!((armv7.architecture.as_str(), armv7.variant.as_deref()), ("arm", Some("v7")));
+/// assert_eq!(armv7.to_string(), "linux/arm/v7");
+/// // A request without a variant accepts any variant.
+/// assert!(armv7.satisfies(&Platform::parse("linux/arm").unwrap()));
+/// assert!(Platform::parse("linux").is_err());
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Platform {
     /// Operating system (`linux`).
@@ -94,6 +117,19 @@ impl std::fmt::Display for Platform {
 }
 
 /// One layer of an image, as stored in the source.
+///
+/// ```
+/// use dockhand::{open_source, Compression, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let base = &source.images[0].layers[0];
+/// assert_eq!((base.size, base.compression), (2560, Compression::None));
+/// // Stored uncompressed: the digest is the diff_id.
+/// assert_eq!(base.digest, base.diff_id);
+/// assert_eq!(base.digest.as_ref().unwrap().short(), "54ffbd4bc365");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Layer {
     /// Digest of the bytes as stored (compressed or not); `None` when the source
@@ -116,6 +152,19 @@ pub struct Layer {
 }
 
 /// One image: its names, raw config bytes and layers.
+///
+/// ```
+/// use dockhand::{open_source, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let image = &source.images[0];
+/// assert_eq!(image.display_name(), "docker.io/dockhand-fixture/basic:1.0");
+/// assert_eq!(image.config.digest.short(), "6f2d02a983f5");
+/// assert_eq!(image.platform.to_string(), "linux/amd64");
+/// assert_eq!((image.layers.len(), image.manifest.is_none()), (3, true));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Image {
     /// Full, normalized references naming the image, in the order the source lists

@@ -59,6 +59,15 @@ pub enum Family {
 }
 
 /// How a blob is compressed, as told by its first bytes.
+///
+/// ```
+/// use dockhand::Compression;
+///
+/// assert_eq!(Compression::detect(&[0x1f, 0x8b, 0x08, 0x00]), Compression::Gzip);
+/// assert_eq!(Compression::detect(b"BZh91AY"), Compression::Bzip2);
+/// assert_eq!(Compression::detect(b"etc/passwd"), Compression::None);
+/// assert_eq!(Compression::Zstd.name(), "zstd");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Compression {
     /// Not compressed (a plain tar for layers).

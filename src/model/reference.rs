@@ -10,6 +10,15 @@ pub const DEFAULT_REGISTRY: &str = "docker.io";
 ///
 /// Digest references are not names an archive can carry in RepoTags, so only tagged
 /// references are represented; a reference without a tag gets `latest`.
+///
+/// ```
+/// use dockhand::Reference;
+///
+/// let r = Reference::parse("myreg:5000/team/app").unwrap();
+/// assert_eq!((r.repository().as_str(), r.tag()), ("myreg:5000/team/app", "latest"));
+/// assert_eq!(r.familiar(), "myreg:5000/team/app:latest");
+/// assert_eq!(Reference::parse("library/alpine:3.19").unwrap().familiar(), "alpine:3.19");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Reference {
     registry: String,

@@ -33,6 +33,16 @@ pub const PREFIX: &str = "docker://";
 const MAX_TAG_PAGES: usize = 10_000;
 
 /// How to reach registries.
+///
+/// ```
+/// use dockhand::{ReadOptions, RegistryOptions};
+///
+/// let registry = RegistryOptions { creds: Some("user:secret".into()), ..Default::default() };
+/// assert!(registry.tls_verify);
+/// assert_eq!((registry.retry_times, registry.jobs), (3, 4));
+/// let read = ReadOptions { registry, ..Default::default() };
+/// assert_eq!(read.registry.creds.as_deref(), Some("user:secret"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct RegistryOptions {
     /// `--creds USER:PASSWORD`: overrides every auth file.
@@ -167,6 +177,15 @@ pub(crate) fn create_sink(
 
 /// The tags of the repository `location` names (`docker://HOST/REPO`), following
 /// `Link` pagination, in the registry's order.
+///
+/// ```no_run
+/// // no_run: it needs a registry on the network.
+/// use dockhand::{list_tags, RegistryOptions};
+///
+/// let tags = list_tags("docker://docker.io/library/busybox", &RegistryOptions::default())?;
+/// assert!(tags.iter().any(|t| t == "latest"));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 pub fn list_tags(location: &str, options: &RegistryOptions) -> Result<Vec<String>> {
     let text = location.strip_prefix(PREFIX).ok_or_else(|| {
         Error::Usage(format!(

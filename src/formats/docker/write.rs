@@ -14,6 +14,23 @@ use crate::model::image::Image;
 use crate::progress::{Progress, Reporting};
 
 /// Which docker-archive shape to write.
+///
+/// ```
+/// use dockhand::{convert, open_source, ConvertOptions, DockerLayout, Format};
+/// # use dockhand::{Location, ReadOptions};
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dst = tmp.path().join("hybrid.tar");
+/// # let dst = dst.to_str().unwrap();
+///
+/// let hybrid = Some(DockerLayout::Hybrid);
+/// let options = ConvertOptions { docker_layout: hybrid, ..Default::default() };
+/// convert(input, dst, &options)?;
+/// // Docker >= 25's shape: an OCI layout too, which OCI tools can read.
+/// let oci = ReadOptions { format: Some(Format::OCI_ARCHIVE), ..Default::default() };
+/// assert_eq!(open_source(&Location::parse(dst)?, &oci)?.images.len(), 1);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DockerLayout {
     /// `<config>.json`, `<v1id>/layer.tar`, manifest.json, repositories: loadable by
