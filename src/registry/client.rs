@@ -63,8 +63,6 @@ impl Scope {
 struct AuthState {
     /// The registry asked for Basic credentials.
     basic: bool,
-    /// The token endpoint and service, once a Bearer challenge named them.
-    bearer: Option<(String, Option<String>)>,
     /// Tokens by the scopes they were asked for.
     tokens: HashMap<String, String>,
 }
@@ -190,49 +188,70 @@ impl Client {
         payload: Payload<'_>,
         retries: u32,
     ) -> Result<Response<Body>> {
-        let mut attempt = 0;
         let mut renewed = false;
         loop {
-            let mut builder = Request::builder().method(method.clone()).uri(url);
-            for (name, value) in headers {
-                builder = builder.header(*name, *value);
-            }
-            if let Some(auth) = self.authorization(scope, url) {
-                builder = builder.header("Authorization", auth);
-            }
-            let result = match payload {
-                Payload::Empty => builder
-                    .body(SendBody::none())
-                    .map_err(|e| self.error(format!("building a request: {e}")))
-                    .map(|r| self.agent.run(r)),
-                Payload::Bytes(bytes) => builder
-                    .body(bytes)
-                    .map_err(|e| self.error(format!("building a request: {e}")))
-                    .map(|r| self.agent.run(r)),
-            }?;
+            let result = self.retrying(retries, || {
+                let mut builder = Request::builder().method(method.clone()).uri(url);
+                for (name, value) in headers {
+                    builder = builder.header(*name, *value);
+                }
+                if let Some(auth) = self.authorization(scope, url) {
+                    builder = builder.header("Authorization", auth);
+                }
+                self.run(builder, payload)
+            })?;
             match result {
                 Ok(response) if response.status() == 401 && !renewed => {
                     renewed = true;
                     self.learn(&response, scope)?;
                 }
-                Ok(response) if retryable(response.status().as_u16()) && attempt < retries => {
-                    let delay = self.delay(attempt, Some(&response));
-                    attempt += 1;
-                    std::thread::sleep(delay);
-                }
                 Ok(response) => return Ok(response),
-                Err(e) if attempt < retries && transient(&e) => {
-                    let delay = self.delay(attempt, None);
-                    attempt += 1;
-                    std::thread::sleep(delay);
-                }
                 Err(e) => return Err(self.error(format!("{method} {}: {e}", path_of(url)))),
             }
         }
     }
 
-    /// Make sure a token for `scope` is held when the registry uses tokens (before a
-    /// streamed request, which cannot be repeated after a 401).
+    /// Run the exchange `once` builds until its answer is not a transient failure
+    /// (a connection error, 408, 429, 5xx), retrying at most `retries` times with
+    /// backoff; the last answer, whatever it is.
+    fn retrying(
+        &self,
+        retries: u32,
+        mut once: impl FnMut() -> Result<std::result::Result<Response<Body>, ureq::Error>>,
+    ) -> Result<std::result::Result<Response<Body>, ureq::Error>> {
+        let mut attempt = 0;
+        loop {
+            let result = once()?;
+            let delay = match &result {
+                Ok(response) if retryable(response.status().as_u16()) => {
+                    self.delay(attempt, Some(response))
+                }
+                Err(e) if transient(e) => self.delay(attempt, None),
+                _ => return Ok(result),
+            };
+            if attempt >= retries {
+                return Ok(result);
+            }
+            attempt += 1;
+            std::thread::sleep(delay);
+        }
+    }
+
+    /// Send one request built by `builder` with `payload` as its body.
+    fn run(
+        &self,
+        builder: ureq::http::request::Builder,
+        payload: Payload<'_>,
+    ) -> Result<std::result::Result<Response<Body>, ureq::Error>> {
+        let request = match payload {
+            Payload::Empty => builder.body(SendBody::none()).map(|r| self.agent.run(r)),
+            Payload::Bytes(bytes) => builder.body(bytes).map(|r| self.agent.run(r)),
+        };
+        request.map_err(|e| self.error(format!("building a request: {e}")))
+    }
+
+    /// Learn how the registry authenticates and get a token for `scope` now, so that
+    /// refused credentials fail a push before anything is read or compressed.
     pub(crate) fn authenticate(&self, scope: &Scope) -> Result<()> {
         let response = self.send(Method::GET, &self.url("/v2/"), scope, &[], Payload::Empty)?;
         // A 401 here, after learning the challenge, means the credentials are refused;
@@ -295,7 +314,6 @@ impl Client {
         if let Some((realm, service)) = bearer {
             let token = self.fetch_token(&realm, service.as_deref(), scope)?;
             let mut state = self.auth.lock().unwrap_or_else(|e| e.into_inner());
-            state.bearer = Some((realm, service));
             state.tokens.insert(scope.0.clone(), token);
             return Ok(());
         }
@@ -350,62 +368,49 @@ impl Client {
                 (Method::GET, url, None)
             }
         };
-        let mut attempt = 0;
-        loop {
+        let result = self.retrying(self.retries, || {
             let mut builder = Request::builder().method(method.clone()).uri(&url);
             if let Some(Credentials::Basic { username, password }) = &self.credentials {
                 builder = builder.header("Authorization", basic(username, password));
             }
-            let result = match &form {
-                Some(form) => builder
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(form.as_bytes())
-                    .map(|r| self.agent.run(r)),
-                None => builder.body(SendBody::none()).map(|r| self.agent.run(r)),
+            let payload = match &form {
+                Some(form) => {
+                    builder = builder.header("Content-Type", "application/x-www-form-urlencoded");
+                    Payload::Bytes(form.as_bytes())
+                }
+                None => Payload::Empty,
+            };
+            self.run(builder, payload)
+        })?;
+        match result {
+            Ok(mut r) if r.status().is_success() => {
+                let body = read_small(&mut r, MAX_SMALL_BODY)
+                    .map_err(|e| self.error(format!("reading a token: {e}")))?;
+                #[derive(serde::Deserialize)]
+                struct TokenAnswer {
+                    token: Option<String>,
+                    access_token: Option<String>,
+                }
+                let answer: TokenAnswer = serde_json::from_slice(&body)
+                    .map_err(|_| self.error("the token endpoint answered no JSON token"))?;
+                answer
+                    .token
+                    .or(answer.access_token)
+                    .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+                    .ok_or_else(|| self.error("the token endpoint answered no usable token"))
             }
-            .map_err(|e| self.error(format!("building a token request: {e}")))?;
-            match result {
-                Ok(r) if retryable(r.status().as_u16()) && attempt < self.retries => {
-                    let delay = self.delay(attempt, Some(&r));
-                    attempt += 1;
-                    std::thread::sleep(delay);
-                }
-                Ok(mut r) if r.status().is_success() => {
-                    let body = read_small(&mut r, MAX_SMALL_BODY)
-                        .map_err(|e| self.error(format!("reading a token: {e}")))?;
-                    #[derive(serde::Deserialize)]
-                    struct TokenAnswer {
-                        token: Option<String>,
-                        access_token: Option<String>,
-                    }
-                    let answer: TokenAnswer = serde_json::from_slice(&body)
-                        .map_err(|_| self.error("the token endpoint answered no JSON token"))?;
-                    return answer
-                        .token
-                        .or(answer.access_token)
-                        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
-                        .ok_or_else(|| self.error("the token endpoint answered no usable token"));
-                }
-                Ok(r) if r.status() == 401 || r.status() == 403 => {
-                    return Err(self.error(if self.credentials.is_some() {
-                        "the token endpoint refused the credentials"
-                    } else {
-                        "authentication required (use --creds or --authfile)"
-                    }))
-                }
-                Ok(r) => {
-                    return Err(self.error(format!(
-                        "the token endpoint answered HTTP {}",
-                        r.status().as_u16()
-                    )))
-                }
-                Err(e) if attempt < self.retries && transient(&e) => {
-                    let delay = self.delay(attempt, None);
-                    attempt += 1;
-                    std::thread::sleep(delay);
-                }
-                Err(e) => return Err(self.error(format!("asking for a token: {e}"))),
+            Ok(r) if r.status() == 401 || r.status() == 403 => {
+                Err(self.error(if self.credentials.is_some() {
+                    "the token endpoint refused the credentials"
+                } else {
+                    "authentication required (use --creds or --authfile)"
+                }))
             }
+            Ok(r) => Err(self.error(format!(
+                "the token endpoint answered HTTP {}",
+                r.status().as_u16()
+            ))),
+            Err(e) => Err(self.error(format!("asking for a token: {e}"))),
         }
     }
 
