@@ -15,14 +15,11 @@ use super::reference::RegistryRef;
 use crate::container::{ParallelFiles, TreeWriter};
 use crate::error::{Error, Result};
 use crate::formats::blobs::BlobWriter;
-use crate::formats::oci::{
-    describes, list_written, put_oci_image, Listed, OciLayers, WrittenImage,
-};
+use crate::formats::oci::{list_written, put_oci_image, Listed, OciLayers};
 use crate::formats::{ImageSink, WriteOptions};
 use crate::model::blob::Blob;
 use crate::model::digest::Digest;
 use crate::model::image::Image;
-use crate::model::media;
 use crate::progress::Progress;
 use crate::text::shown;
 
@@ -166,9 +163,7 @@ impl ImageSink for RegistrySink {
         let mut written = Vec::with_capacity(images.len());
         for image in images {
             let mut blobs = BlobWriter::new(&mut self.uploader, "", progress);
-            let mut w = put_oci_image(&mut blobs, image, self.layers)?;
-            keep_docker_manifest(image, &mut w);
-            written.push(w);
+            written.push(put_oci_image(&mut blobs, image, self.layers)?);
         }
         for (entry, references) in list_written(images, &written).into_iter().zip(references) {
             match entry {
@@ -213,27 +208,6 @@ impl ImageSink for RegistrySink {
             }
         }
         Ok(())
-    }
-}
-
-/// A registry holds Docker v2 manifests as well as OCI ones: when the source's manifest
-/// is a Docker one that names exactly the config and layers written, its bytes are
-/// pushed (and so the manifest digest kept), as registry-to-registry copies do.
-fn keep_docker_manifest(image: &Image, written: &mut WrittenImage) {
-    let (Some(source), Some(bytes)) = (&image.manifest, &image.manifest_bytes) else {
-        return;
-    };
-    if source.media_type != media::DOCKER_MANIFEST {
-        return;
-    }
-    let Ok(ours) = serde_json::from_slice::<serde_json::Value>(&written.manifest_bytes) else {
-        return;
-    };
-    let layers = ours["layers"].as_array().cloned().unwrap_or_default();
-    let same_config = ours["config"]["digest"].as_str() == Some(&image.config.digest.to_string());
-    if same_config && describes(bytes, &image.config.digest, &layers) {
-        written.manifest = source.clone();
-        written.manifest_bytes = bytes.to_vec();
     }
 }
 

@@ -26,6 +26,9 @@ pub(crate) struct OciLayers {
     /// With `keep`, compress uncompressed layers with gzip anyway (a push, as `docker
     /// push` does).
     gzip_uncompressed: bool,
+    /// Keep a source's Docker v2 manifest too, when it describes what is written (a
+    /// registry holds them; an OCI layout lists OCI manifests).
+    keep_docker_manifests: bool,
 }
 
 impl OciLayers {
@@ -34,6 +37,7 @@ impl OciLayers {
         compression: LayerCompression::None,
         level: 0,
         gzip_uncompressed: false,
+        keep_docker_manifests: false,
     };
 
     /// What `options` ask for (already checked by `create_sink`).
@@ -43,6 +47,7 @@ impl OciLayers {
             compression,
             level: compression.level(options.compression_level)?,
             gzip_uncompressed: false,
+            keep_docker_manifests: false,
         })
     }
 
@@ -51,6 +56,7 @@ impl OciLayers {
     /// pushes them uncompressed).
     pub(crate) fn for_push(options: &WriteOptions) -> Result<OciLayers> {
         let mut layers = OciLayers::from_options(options)?;
+        layers.keep_docker_manifests = true;
         if layers.compression == LayerCompression::Keep {
             layers.gzip_uncompressed = true;
             layers.level = LayerCompression::Gzip.level(options.compression_level)?;
@@ -113,6 +119,7 @@ pub(crate) fn put_oci_image(
     let mut layer_descs = Vec::with_capacity(image.layers.len());
     let mut layer_paths = Vec::with_capacity(image.layers.len());
     let mut all_as_stored = true;
+    let mut all_stored = true;
     let outputs: Vec<LayerOutput> = image
         .layers
         .iter()
@@ -141,8 +148,8 @@ pub(crate) fn put_oci_image(
                 .expect("representable")
                 .to_string()
         };
-        all_as_stored &=
-            output == LayerOutput::Form(LayerForm::Stored) && media_type == layer.media_type;
+        all_stored &= output == LayerOutput::Form(LayerForm::Stored);
+        all_as_stored &= all_stored && media_type == layer.media_type;
         layer_paths.push(blobs.path(&digest));
         layer_descs
             .push(json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
@@ -156,11 +163,14 @@ pub(crate) fn put_oci_image(
     // When the source's own OCI manifest describes exactly what was written, keep its
     // bytes: the manifest digest (what signatures point at) survives the conversion.
     if let (Some(source), Some(bytes)) = (&image.manifest, &image.manifest_bytes) {
-        if all_as_stored
+        let oci = all_as_stored
             && source.media_type == media::OCI_MANIFEST
-            && image.config.media_type == config_type
-            && describes(bytes, &config.digest, &layer_descs)
-        {
+            && image.config.media_type == config_type;
+        // A Docker v2 manifest names Docker media types for the same bytes.
+        let docker = layers_mode.keep_docker_manifests
+            && all_stored
+            && source.media_type == media::DOCKER_MANIFEST;
+        if (oci || docker) && describes(bytes, &config.digest, &layer_descs) {
             return Ok(WrittenImage {
                 manifest: source.clone(),
                 manifest_bytes: bytes.to_vec(),
@@ -191,7 +201,7 @@ pub(crate) fn put_oci_image(
 /// Does manifest `bytes` name exactly this config and these layers, in this order? (A
 /// Docker 25.0.0 save can carry an OCI manifest whose layer order disagrees with its
 /// manifest.json, which is the one followed.)
-pub(crate) fn describes(bytes: &[u8], config: &Digest, layers: &[Value]) -> bool {
+fn describes(bytes: &[u8], config: &Digest, layers: &[Value]) -> bool {
     let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
         return false;
     };
