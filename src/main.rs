@@ -114,19 +114,8 @@ enum Command {
         /// absent, instead of the images.
         #[arg(long)]
         platforms: bool,
-        /// Show only this image (REF, image ID, digest or @N); repeatable.
-        #[arg(long = "image", value_name = "REF|@N")]
-        images: Vec<String>,
-        /// Pick this platform from multi-platform indexes.
-        #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
-        platform: Option<Platform>,
-        /// Take every platform of a multi-platform index.
-        #[arg(long, conflicts_with = "platform")]
-        all: bool,
         #[command(flatten)]
-        registry: RegistryArgs,
-        /// The input.
-        src: String,
+        source: SourceArgs,
     },
     /// Show the build steps of images in SRC, newest first, as `docker history` does.
     ///
@@ -140,36 +129,14 @@ enum Command {
         /// Do not cut the image ID and the build steps.
         #[arg(long)]
         no_trunc: bool,
-        /// Show only this image (REF or @N); repeatable.
-        #[arg(long = "image", value_name = "REF|@N")]
-        images: Vec<String>,
-        /// Pick this platform from multi-platform indexes.
-        #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
-        platform: Option<Platform>,
-        /// Take every platform of a multi-platform index.
-        #[arg(long, conflicts_with = "platform")]
-        all: bool,
         #[command(flatten)]
-        registry: RegistryArgs,
-        /// The input.
-        src: String,
+        source: SourceArgs,
     },
     /// Check every digest, size and diff_id in SRC; exit 0 only if all match.
     #[command(after_help = examples::VERIFY)]
     Verify {
-        /// Check only this image (REF, image ID, digest or @N); repeatable.
-        #[arg(long = "image", value_name = "REF|@N")]
-        images: Vec<String>,
-        /// Pick this platform from multi-platform indexes.
-        #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
-        platform: Option<Platform>,
-        /// Take every platform of a multi-platform index.
-        #[arg(long, conflicts_with = "platform")]
-        all: bool,
         #[command(flatten)]
-        registry: RegistryArgs,
-        /// The input.
-        src: String,
+        source: SourceArgs,
     },
     /// List the tags of a registry repository: docker://HOST/REPO.
     #[command(after_help = examples::TAGS)]
@@ -188,6 +155,25 @@ enum Command {
     /// Print dockhand's man page (roff) on stdout.
     #[command(after_help = examples::MAN)]
     Man,
+}
+
+/// The source of a reading subcommand (inspect, history, verify) and the images of it
+/// to take.
+#[derive(clap::Args, Clone, Debug)]
+struct SourceArgs {
+    /// Take only this image (REF, image ID, digest or @N); repeatable.
+    #[arg(long = "image", value_name = "REF|@N")]
+    images: Vec<String>,
+    /// Pick this platform from multi-platform indexes.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
+    platform: Option<Platform>,
+    /// Take every platform of a multi-platform index.
+    #[arg(long, conflicts_with = "platform")]
+    all: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// The input.
+    src: String,
 }
 
 /// How to reach registries (`docker://` sources and destinations).
@@ -639,15 +625,11 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             json,
             no_trunc,
             platforms,
-            images,
-            platform,
-            all,
-            registry,
-            src,
+            source,
         } => {
             // Listing platforms walks every platform, so that none is an error.
-            let all = all || (platforms && platform.is_none());
-            let (source, selected) = open_selected(&src, &images, platform, all, &registry)?;
+            let all = platforms && source.platform.is_none();
+            let (source, selected) = open_selected(&source, all)?;
             clock.mark("open and read metadata");
             if !quiet {
                 for w in &source.warnings {
@@ -678,13 +660,9 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
         Command::History {
             json,
             no_trunc,
-            images,
-            platform,
-            all,
-            registry,
-            src,
+            source,
         } => {
-            let (source, selected) = open_selected(&src, &images, platform, all, &registry)?;
+            let (source, selected) = open_selected(&source, false)?;
             if !quiet {
                 for w in &source.warnings {
                     say(&format!("warning: {w}"));
@@ -713,14 +691,8 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             out.flush().context("writing to stdout")?;
             Ok(())
         }
-        Command::Verify {
-            images,
-            platform,
-            all,
-            registry,
-            src,
-        } => {
-            let (source, selected) = open_selected(&src, &images, platform, all, &registry)?;
+        Command::Verify { source } => {
+            let (source, selected) = open_selected(&source, false)?;
             clock.mark("open and read metadata");
             let chosen: Vec<dockhand::Image> =
                 selected.iter().map(|&i| source.images[i].clone()).collect();
@@ -789,19 +761,18 @@ fn stdout_buffer() -> anyhow::Result<io::BufWriter<std::fs::File>> {
     ))
 }
 
+/// Open SRC and select its images as `args` ask; `all_platforms` takes every platform
+/// even without `--all`.
 fn open_selected(
-    src: &str,
-    images: &[String],
-    platform: Option<Platform>,
+    args: &SourceArgs,
     all_platforms: bool,
-    registry: &RegistryArgs,
 ) -> anyhow::Result<(dockhand::Source, Vec<usize>)> {
-    let location = Location::parse(src)?;
-    let selectors = selectors(&location, images)?;
+    let location = Location::parse(&args.src)?;
+    let selectors = selectors(&location, &args.images)?;
     let options = ReadOptions {
-        platform,
-        registry: registry.options(),
-        all_platforms,
+        platform: args.platform.clone(),
+        registry: args.registry.options(),
+        all_platforms: args.all || all_platforms,
         ..ReadOptions::default()
     };
     check_terminals(Some(&location.path), None)?;
