@@ -99,25 +99,6 @@ fn chain_ids_match_dockers_layers() {
     assert_eq!(layer_field(image, "chain_id"), chain_ids(&layers));
 }
 
-/// A corpus item, when DOCKHAND_CORPUS is set (a failure under
-/// DOCKHAND_REQUIRE_INTEROP=1 when it is not).
-fn corpus_item(rel: &str) -> Option<std::path::PathBuf> {
-    match std::env::var("DOCKHAND_CORPUS") {
-        Ok(root) => Some(std::path::Path::new(&root).join(rel)),
-        Err(_) => {
-            if std::env::var("DOCKHAND_REQUIRE_INTEROP").as_deref() == Ok("1") {
-                panic!("DOCKHAND_CORPUS is not set");
-            }
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED inspect --platforms tests: DOCKHAND_CORPUS is not set"
-            );
-            None
-        }
-    }
-}
-
 #[test]
 fn platforms_lists_every_platform_an_index_holds_present_or_absent() {
     let (Some(both), Some(sparse)) = (

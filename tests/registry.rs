@@ -13,6 +13,7 @@ use common::*;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use base64::Engine;
 use serde_json::Value;
 
 const USER: &str = "pusher";
@@ -85,6 +86,20 @@ fn big_archive(dir: &Path, size: usize, seed: u64) -> String {
     put_archive(dir, &format!("big{seed}.tar"), &save)
 }
 
+/// The stored size of all the layers of the image at `remote`, and the size and
+/// digest of the biggest.
+fn layer_sizes(tmp: &Path, remote: &str) -> (u64, u64, String) {
+    let doc = inspect_json(tmp, remote);
+    let layers = images(&doc)[0]["layers"].as_array().unwrap().clone();
+    let size = |l: &Value| l["size"].as_u64().unwrap();
+    let biggest = layers.iter().max_by_key(|l| size(l)).unwrap();
+    (
+        layers.iter().map(size).sum(),
+        size(biggest),
+        biggest["digest"].as_str().unwrap().to_string(),
+    )
+}
+
 fn put_archive(dir: &Path, name: &str, save: &Save) -> String {
     common::build::put(dir, name, &save.tar())
 }
@@ -144,10 +159,6 @@ fn skopeo_push(tmp: &Path, src: &str, dst: &str) {
 
 fn have_skopeo() -> bool {
     have_tool(&test_name(), "skopeo")
-}
-
-fn test_name() -> String {
-    std::thread::current().name().unwrap_or("test").to_string()
 }
 
 #[test]
@@ -444,7 +455,7 @@ fn basic_auth_takes_creds_and_auth_files_and_never_shows_the_password() {
     dh(t, &["convert", "-q", "--creds", &creds, &input, &remote]);
     // An auth file (podman's format) gives the same access.
     let auth = t.join("auth.json");
-    let encoded = base64_encode(creds.as_bytes());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(creds.as_bytes());
     std::fs::write(
         &auth,
         serde_json::to_vec(&serde_json::json!({"auths": {reg.addr.clone(): {"auth": encoded}}}))
@@ -472,27 +483,6 @@ fn inspect_json_with(tmp: &Path, extra: &[&str], src: &str) -> Value {
     args.extend_from_slice(extra);
     args.push(src);
     serde_json::from_slice(&dh(tmp, &args)).unwrap()
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -675,15 +665,8 @@ fn an_interrupted_pull_resumes_where_it_stopped() {
     let archive = big_archive(t, size, 11);
     let remote = format!("docker://{}/resume/big:1", proxy.addr);
     dh(t, &["convert", "-q", &archive, &remote]);
-    let doc = inspect_json(t, &remote);
-    let layers = images(&doc)[0]["layers"].as_array().unwrap().clone();
-    let total: u64 = layers.iter().map(|l| l["size"].as_u64().unwrap()).sum();
-    let biggest = layers
-        .iter()
-        .max_by_key(|l| l["size"].as_u64().unwrap())
-        .unwrap();
-    let big = biggest["size"].as_u64().unwrap();
-    let big_path = format!("/blobs/{}", biggest["digest"].as_str().unwrap());
+    let (total, big, digest) = layer_sizes(t, &remote);
+    let big_path = format!("/blobs/{digest}");
     let cache = t.join("cache");
     let out = t.join("out.tar");
     // The connection drops after 5 MiB of the big layer, and retries are off: the pull
@@ -932,32 +915,13 @@ impl Scripted {
     }
 }
 
-/// The corpus item holding a two-platform index (linux/amd64 and linux/arm64), when
-/// DOCKHAND_CORPUS is set (a failure under DOCKHAND_REQUIRE_INTEROP=1 when it is not).
-fn multi_platform_layout() -> Option<std::path::PathBuf> {
-    match std::env::var("DOCKHAND_CORPUS") {
-        Ok(root) => Some(Path::new(&root).join("stereoscope/multiplatform_oci_dir")),
-        Err(_) => {
-            if std::env::var("DOCKHAND_REQUIRE_INTEROP").as_deref() == Ok("1") {
-                panic!("{}: DOCKHAND_CORPUS is not set", test_name());
-            }
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED {}: DOCKHAND_CORPUS is not set",
-                test_name()
-            );
-            None
-        }
-    }
-}
-
 #[test]
 fn a_multi_platform_index_is_pulled_by_platform_or_kept_whole_with_all() {
     let Some(reg) = Registry::start(Auth::None) else {
         return;
     };
-    let Some(layout) = multi_platform_layout() else {
+    // Two platforms: linux/amd64 and linux/arm64.
+    let Some(layout) = corpus_item("stereoscope/multiplatform_oci_dir") else {
         return;
     };
     if !have_skopeo() {
@@ -1086,13 +1050,9 @@ fn a_multi_platform_index_is_pulled_by_platform_or_kept_whole_with_all() {
 
 #[test]
 fn schema_1_manifests_are_pulled_and_oversized_configs_refused() {
-    let Ok(root) = std::env::var("DOCKHAND_CORPUS") else {
-        if std::env::var("DOCKHAND_REQUIRE_INTEROP").as_deref() == Ok("1") {
-            panic!("{}: DOCKHAND_CORPUS is not set", test_name());
-        }
+    let Some(s1) = corpus_item("skopeo/uncompressed-image-s1") else {
         return;
     };
-    let s1 = Path::new(&root).join("skopeo/uncompressed-image-s1");
     let manifest = std::fs::read(s1.join("manifest.json")).unwrap();
     let layer_hex = "160d823fdc48e62f97ba62df31e55424f8f5eb6b679c865eec6e59adfe304710";
     let layer = std::fs::read(s1.join(layer_hex)).unwrap();
@@ -1148,14 +1108,7 @@ fn a_pull_killed_half_way_fetches_only_the_rest_when_run_again() {
     let archive = big_archive(t, 10 << 20, 23);
     let remote = format!("docker://{}/killed/big:1", proxy.addr);
     dh(t, &["convert", "-q", &archive, &remote]);
-    let doc = inspect_json(t, &remote);
-    let layers = images(&doc)[0]["layers"].as_array().unwrap().clone();
-    let total: u64 = layers.iter().map(|l| l["size"].as_u64().unwrap()).sum();
-    let biggest = layers
-        .iter()
-        .max_by_key(|l| l["size"].as_u64().unwrap())
-        .unwrap();
-    let digest = biggest["digest"].as_str().unwrap().to_string();
+    let (total, _, digest) = layer_sizes(t, &remote);
     let cache = t.join("cache");
     let partial = cache
         .join("blobs/sha256")

@@ -225,6 +225,23 @@ pub fn have_docker(test: &str) -> bool {
     alive
 }
 
+/// The name of the running test (libtest names its threads after the tests).
+pub fn test_name() -> String {
+    std::thread::current().name().unwrap_or("test").to_string()
+}
+
+/// `rel` inside the corpus DOCKHAND_CORPUS points at; when it is unset, a visible
+/// SKIPPED line and `None` (a failure under DOCKHAND_REQUIRE_INTEROP=1).
+pub fn corpus_item(rel: &str) -> Option<PathBuf> {
+    match std::env::var("DOCKHAND_CORPUS") {
+        Ok(root) => Some(Path::new(&root).join(rel)),
+        Err(_) => {
+            skip_or_fail(&test_name(), "DOCKHAND_CORPUS is not set");
+            None
+        }
+    }
+}
+
 fn skip_or_fail(test: &str, why: &str) {
     if std::env::var("DOCKHAND_REQUIRE_INTEROP").as_deref() == Ok("1") {
         panic!("{test}: {why}, and DOCKHAND_REQUIRE_INTEROP=1");

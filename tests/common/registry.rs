@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{have_tool, skip_or_fail};
+use super::{have_tool, skip_or_fail, test_name};
 
 /// How the registry authenticates clients.
 pub enum Auth {
@@ -74,14 +74,6 @@ pub struct Registry {
 struct TokenServer {
     child: Child,
     addr: String,
-}
-
-/// The name of the running test (libtest names its threads after the tests).
-fn test_name() -> String {
-    std::thread::current()
-        .name()
-        .unwrap_or("registry harness")
-        .to_string()
 }
 
 /// The Python 3 to run the token server with: Debian's python3-cryptography is
