@@ -7,13 +7,17 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
 
 use super::output_file::{start_writeback, WRITEBACK_STRETCH};
 use super::tar_index::{Kept, Source};
 use super::{DirTree, FileTree, TarIndex};
 use crate::error::{Error, Result};
+use crate::model::digest::{Digest, Hasher};
 use crate::model::media::Compression;
 
 /// How many bytes after the end-of-archive marker are read and thrown away: enough for
@@ -171,6 +175,8 @@ struct Spool<'f, R> {
     /// Where big entries get unnamed files of their own; `None` once that fails.
     own_dir: Option<PathBuf>,
     own_files: usize,
+    /// Hashes what goes into files of their own, started with the first of them.
+    hasher: Option<EntryHasher>,
 }
 
 impl<'f, R: Read> Spool<'f, R> {
@@ -183,6 +189,7 @@ impl<'f, R: Read> Spool<'f, R> {
             total: 0,
             own_dir: own_dir.map(Path::to_path_buf),
             own_files: 0,
+            hasher: None,
         }
     }
 
@@ -231,22 +238,33 @@ impl<R: Read> Source for Spool<'_, R> {
 
     fn data(&mut self, n: u64, keep: bool) -> io::Result<(Kept, u64)> {
         if let Some(own) = keep.then(|| self.own_file(n)).flatten() {
+            let own = Arc::new(own);
             let head = self.take_head(n);
-            (&own).write_all(&head)?;
+            (&*own).write_all(&head)?;
+            let hasher = self.hasher.get_or_insert_with(EntryHasher::start);
+            let digest = Arc::new(OnceLock::new());
             let mut passed = head.len() as u64;
-            // In stretches, each handed to the kernel's writeback once spooled: this file
-            // becomes the output's, whose final flush then waits for the tail only.
+            let mut hashed = 0;
+            // In stretches, each handed to the kernel's writeback once spooled (this file
+            // becomes the output's, whose final flush then waits for the tail only) and
+            // to the hasher, which reads it back while it is still in the page cache:
+            // the entry is verified as it arrives, never read again after the walk.
             while passed < n {
                 let stretch = (n - passed).min(WRITEBACK_STRETCH);
-                let copied = io::copy(&mut (&mut self.input).take(stretch), &mut &own)?;
+                let copied = io::copy(&mut (&mut self.input).take(stretch), &mut &*own)?;
                 start_writeback(&own, passed, copied);
                 passed += copied;
+                hasher.hash(&own, hashed, passed - hashed);
+                hashed = passed;
                 if copied < stretch {
                     break;
                 }
             }
+            if passed == n {
+                hasher.finish(Arc::clone(&digest));
+            }
             self.total += passed;
-            return Ok((Kept::Own(Arc::new(own)), passed));
+            return Ok((Kept::Own(own, digest), passed));
         }
         let at = self.written;
         let head = self.take_head(n);
@@ -273,11 +291,101 @@ impl<R: Read> Source for Spool<'_, R> {
             &mut (&mut self.input).take(MAX_TRAILING_BYTES),
             &mut io::sink(),
         );
+        // Every digest is known once the hasher is done (dropping it waits for that).
+        drop(self.hasher.take());
         self.out.flush()
     }
 
     fn fail(&self, e: io::Error) -> Error {
         Error::io("copying the input into a temp file", e)
+    }
+}
+
+/// What the hasher is told: a range of an entry's file to hash (the entry's bytes in
+/// order, a stretch at a time), or that the entry ended and where its digest goes.
+enum HashWork {
+    Range(Arc<File>, u64, u64),
+    End(Arc<OnceLock<(Digest, u64)>>),
+}
+
+/// Stretches queued for the hasher before the spool waits for it.
+const HASH_QUEUE: usize = 4;
+
+/// A thread hashing the entries a spool copies into files of their own, each stretch
+/// read back as soon as it is written, while the spool reads on.
+struct EntryHasher {
+    work: Option<SyncSender<HashWork>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EntryHasher {
+    fn start() -> EntryHasher {
+        let (work, todo) = mpsc::sync_channel::<HashWork>(HASH_QUEUE);
+        let thread = std::thread::spawn(move || hash_entries(todo));
+        EntryHasher {
+            work: Some(work),
+            thread: Some(thread),
+        }
+    }
+
+    /// Hash `len` bytes of `file` from `offset`. If the hasher is gone, no digest will
+    /// be known, and the entry is verified by reading it later instead.
+    fn hash(&mut self, file: &Arc<File>, offset: u64, len: u64) {
+        self.send(HashWork::Range(Arc::clone(file), offset, len));
+    }
+
+    /// The entry is complete: its digest goes to `slot`.
+    fn finish(&mut self, slot: Arc<OnceLock<(Digest, u64)>>) {
+        self.send(HashWork::End(slot));
+    }
+
+    fn send(&mut self, work: HashWork) {
+        if let Some(queue) = &self.work {
+            if queue.send(work).is_err() {
+                self.work = None;
+            }
+        }
+    }
+}
+
+impl Drop for EntryHasher {
+    /// Wait until everything handed over is hashed.
+    fn drop(&mut self) {
+        self.work = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The hasher's thread. A read error leaves the entry without a digest (it is then
+/// verified by reading it later, which reports the error).
+fn hash_entries(todo: Receiver<HashWork>) {
+    let mut hasher = Hasher::new();
+    let mut failed = false;
+    let mut buf = vec![0u8; 1 << 20];
+    for work in todo {
+        match work {
+            HashWork::Range(file, offset, len) => {
+                let mut done = 0;
+                while done < len && !failed {
+                    let want = (len - done).min(buf.len() as u64) as usize;
+                    match file.read_at(&mut buf[..want], offset + done) {
+                        Ok(0) | Err(_) => failed = true,
+                        Ok(k) => {
+                            hasher.update(&buf[..k]);
+                            done += k as u64;
+                        }
+                    }
+                }
+            }
+            HashWork::End(slot) => {
+                let finished = std::mem::take(&mut hasher).finish();
+                if !std::mem::take(&mut failed) {
+                    let _ = slot.set(finished);
+                }
+            }
+        }
     }
 }
 
@@ -422,5 +530,25 @@ mod tests {
             err.to_string().contains("entry big claims 5000 bytes"),
             "{err}"
         );
+    }
+
+    /// Big entries spooled into files of their own are hashed as they pass: the digest
+    /// is known after the walk, without reading them back, and is that of their bytes.
+    #[test]
+    fn big_entries_are_hashed_as_they_are_spooled() {
+        let big: Vec<u8> = (0..(3 * OWN_FILE_MIN as usize + 12345))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let archive = tar(&[("small", b"tiny"), ("big", &big)]);
+        let dir = tempfile::tempdir().unwrap();
+        let idx = spool_stream(io::Cursor::new(archive), &[], "stdin", Some(dir.path())).unwrap();
+        let tree: &dyn FileTree = &idx;
+        let entry = tree.resolve("big").unwrap();
+        assert!(entry.blob.whole_file().is_some());
+        assert_eq!(entry.blob.whole_file_digest(), Some(Digest::of(&big)));
+        assert_eq!(content(&idx, "big"), big);
+        // Small entries share the spool file and are verified by reading them.
+        let small = tree.resolve("small").unwrap();
+        assert!(small.blob.whole_file().is_none() && small.blob.whole_file_digest().is_none());
     }
 }

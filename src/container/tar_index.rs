@@ -8,13 +8,14 @@ use std::collections::{btree_map, BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tar::{EntryType, Header};
 
 use super::{Duplicate, FileRef, FileTree, Node};
 use crate::error::{Error, Result};
 use crate::model::blob::Blob;
+use crate::model::digest::Digest;
 use crate::model::media::Compression;
 use crate::text::shown;
 
@@ -62,8 +63,9 @@ pub(crate) enum Kept {
     /// At this offset of the index's file.
     At(u64),
     /// The whole of a file of their own (a spooled entry big enough to be linked into an
-    /// output instead of copied).
-    Own(Arc<File>),
+    /// output instead of copied), and where the spool puts their sha256 and length once
+    /// it has hashed them as they passed.
+    Own(Arc<File>, Arc<OnceLock<(Digest, u64)>>),
 }
 
 /// A tar file indexed in place: headers are read with positioned reads and entry data
@@ -114,8 +116,9 @@ struct TarRange {
     file: Arc<File>,
     offset: u64,
     size: u64,
-    /// The range is the whole of `file`, a spooled file nothing else writes to.
-    whole: bool,
+    /// The range is the whole of `file`, a spooled file nothing else writes to; with
+    /// the digest and length of what the spool wrote there, once hashed.
+    whole: Option<Arc<OnceLock<(Digest, u64)>>>,
     /// The archive, for messages.
     archive: Arc<str>,
 }
@@ -133,7 +136,11 @@ impl Blob for TarRange {
         self.size
     }
     fn whole_file(&self) -> Option<&File> {
-        self.whole.then_some(&*self.file)
+        self.whole.is_some().then_some(&*self.file)
+    }
+    fn whole_file_digest(&self) -> Option<Digest> {
+        let (digest, len) = self.whole.as_ref()?.get()?;
+        (*len == self.size).then(|| digest.clone())
     }
     fn describe(&self) -> String {
         format!(
@@ -404,8 +411,8 @@ impl TarIndex {
             };
             let node = if is_file {
                 let (file, offset, whole) = match kept {
-                    Kept::At(at) => (Arc::clone(&file), at, false),
-                    Kept::Own(own) => (own, 0, true),
+                    Kept::At(at) => (Arc::clone(&file), at, None),
+                    Kept::Own(own, digest) => (own, 0, Some(digest)),
                 };
                 Node::File(FileRef {
                     path: String::new(),

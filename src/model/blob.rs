@@ -39,6 +39,12 @@ pub trait Blob: Send + Sync + fmt::Debug {
         None
     }
 
+    /// The sha256 of [`Blob::whole_file`]'s bytes, when this process hashed them as it
+    /// wrote them there: the blob is then verified without reading it back.
+    fn whole_file_digest(&self) -> Option<crate::model::digest::Digest> {
+        None
+    }
+
     /// The registry and repository the blob is in, when it is in one: a push to
     /// another repository of that registry mounts it from there instead of uploading.
     fn registry_origin(&self) -> Option<(&str, &str)> {
