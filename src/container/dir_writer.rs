@@ -1,12 +1,12 @@
 //! A directory output, built in a sibling staging directory and renamed into place.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use std::os::unix::fs::PermissionsExt;
 
-use super::output_file::WritebackFile;
+use super::output_file::DirectFile;
 use super::tar_writer::split_dest;
 use super::{copy_hashing, output_path, ParallelFiles, TreeWriter};
 use crate::cleanup;
@@ -92,10 +92,11 @@ impl ParallelFiles for DirWriter {
 
     fn file_shared(&self, rel: &str, data: &mut dyn Read) -> Result<u64> {
         let (path, file) = self.create_file(rel)?;
-        let mut out = BufWriter::with_capacity(1 << 20, WritebackFile::new(file));
-        let n = io::copy(data, &mut out)
+        let mut out = DirectFile::new(file);
+        let n = out
+            .copy_from(data)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        out.flush().ctx(|| format!("writing {}", path.display()))?;
+        out.finish().ctx(|| format!("writing {}", path.display()))?;
         Ok(n)
     }
 
@@ -131,9 +132,9 @@ impl TreeWriter for DirWriter {
         // The staging directory is dockhand's own: write under a fixed name, then
         // rename once the content, and so the name, is known.
         let (incoming, file) = self.create_file(&format!("{prefix}.incoming"))?;
-        let mut out = BufWriter::with_capacity(1 << 20, WritebackFile::new(file));
+        let mut out = DirectFile::new(file);
         let (digest, size) = copy_hashing(data, &mut out, prefix)?;
-        out.flush()
+        out.finish()
             .ctx(|| format!("writing {}", incoming.display()))?;
         let path = self.path(&format!("{prefix}{}", digest.hex()))?;
         fs::rename(&incoming, &path).ctx(|| format!("renaming into {}", path.display()))?;
