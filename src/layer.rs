@@ -2,6 +2,7 @@
 //! uncompressed digest against the config's diff_id, all checked in the same pass.
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -499,6 +500,56 @@ impl Read for Tap {
     }
 }
 
+/// All of a blob hashed on a thread of its own. Dropped before its result is taken
+/// (a layer read stopped early), it stops the thread and waits for it, so no thread
+/// outlives its layer.
+struct StoredHasher {
+    thread: Option<JoinHandle<Result<Hasher>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl StoredHasher {
+    fn start(blob: Arc<dyn Blob>) -> StoredHasher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut reader = blob.open()?;
+            let mut hasher = Hasher::new();
+            let mut buf = vec![0u8; CHUNK];
+            while !stopped.load(Ordering::Relaxed) {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => hasher.update(&buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Error::io(format!("reading {}", blob.describe()), e)),
+                }
+            }
+            Ok(hasher)
+        });
+        StoredHasher {
+            thread: Some(thread),
+            stop,
+        }
+    }
+
+    /// The hash of the whole blob.
+    fn result(mut self) -> Result<Hasher> {
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(Error::Unsupported("hashing thread panicked".into())),
+        }
+    }
+}
+
+impl Drop for StoredHasher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Yields the uncompressed bytes, which a worker thread decompresses (hashing the
 /// stored bytes as it reads them) while this side hashes them for the diff_id.
 struct UncompressedReader {
@@ -518,15 +569,22 @@ impl UncompressedReader {
         check: &Check,
         found: Arc<Mutex<Option<Digests>>>,
     ) -> Result<UncompressedReader> {
+        // A local blob is hashed as stored by a thread of its own, reading it again
+        // (from the page cache) alongside the decompressing thread, the slowest stage,
+        // which then only inflates. A registry's is hashed as it is decompressed, so
+        // that it is fetched once.
         let stored = Arc::new(Mutex::new(Hasher::new()));
-        let tap = Tap {
-            inner: blob.open()?,
-            hasher: Arc::clone(&stored),
+        let (decoder, separate) = if blob.registry_origin().is_none() {
+            let stored_thread = StoredHasher::start(Arc::clone(&blob));
+            (check.compression.decoder(blob.open()?), Some(stored_thread))
+        } else {
+            let tap = Tap {
+                inner: blob.open()?,
+                hasher: Arc::clone(&stored),
+            };
+            (check.compression.decoder(tap), None)
         };
-        let mut decoder = check
-            .compression
-            .decoder(tap)
-            .map_err(|e| Error::io(format!("reading {}", check.path), e))?;
+        let mut decoder = decoder.map_err(|e| Error::io(format!("reading {}", check.path), e))?;
         let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(QUEUE_DEPTH);
         let (path, declared) = (check.path.clone(), check.size);
         let corrupt = check.corrupt_fn();
@@ -565,6 +623,9 @@ impl UncompressedReader {
                 }
             }
             drop(decoder);
+            if let Some(thread) = separate {
+                return thread.result();
+            }
             // Hash whatever the decoder left unread (trailing bytes after the stream).
             let mut stored = std::mem::take(&mut *stored.lock().unwrap_or_else(|p| p.into_inner()));
             let mut rest = blob.open_at(stored.len())?;
