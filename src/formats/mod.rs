@@ -423,7 +423,18 @@ impl Source {
     }
 
     /// Tell the source its images are written: a registry source drops the blobs it
-    /// cached for resuming.
+    /// cached for resuming. Other sources keep nothing; the images stay readable.
+    ///
+    /// ```
+    /// use dockhand::{open_source, verify, Location, NoProgress, ReadOptions};
+    ///
+    /// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+    /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+    /// verify(&source.images, &NoProgress)?;
+    /// source.finished(); // as `dockhand verify` does once every layer was read
+    /// verify(&source.images, &NoProgress)?;
+    /// # Ok::<(), dockhand::Error>(())
+    /// ```
     pub fn finished(&self) {
         self.tree.finished();
     }
