@@ -104,10 +104,15 @@ pub fn plan(dest: &Path, output: Output, force: bool, source: Option<&Path>) -> 
         path: shown_dest.clone(),
         reason,
     };
-    let absolute = absolute_unfollowed(dest).map_err(|e| {
-        refuse(format!(
+    let absolute = absolute_unfollowed(dest).map_err(|e| match dest.parent() {
+        Some(parent) if e.kind() == std::io::ErrorKind::NotFound => refuse(format!(
+            "its directory {} does not exist; create it first (mkdir -p), or choose another \
+             destination",
+            shown(&parent.to_string_lossy())
+        )),
+        _ => refuse(format!(
             "cannot resolve it ({e}); its parent directory must exist"
-        ))
+        )),
     })?;
     if absolute.parent().is_none() {
         return Err(refuse("it is the root directory".into()));

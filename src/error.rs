@@ -131,6 +131,34 @@ pub enum Error {
         /// What is there and why it is kept.
         reason: String,
     },
+    /// Nothing can be created where the output goes: no permission, or a read-only
+    /// file system. dockhand builds an output beside its destination (and adds to an
+    /// OCI layout inside it), so it needs to create files there.
+    ///
+    /// ```
+    /// use dockhand::Error;
+    ///
+    /// let err = Error::DestinationNotWritable {
+    ///     path: "/srv/images/app.tar".into(),
+    ///     dir: "/srv/images".into(),
+    ///     problem: "no permission to create files".into(),
+    /// };
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "cannot write /srv/images/app.tar: no permission to create files in /srv/images; \
+    ///      choose a destination in a directory you can write to"
+    /// );
+    /// ```
+    #[error("cannot write {path}: {problem} in {dir}; choose a destination in a directory you can write to")]
+    DestinationNotWritable {
+        /// The destination as given.
+        path: String,
+        /// The directory where files could not be created.
+        dir: String,
+        /// What stops it: `no permission to create files`, or `no files can be
+        /// created on the read-only file system`.
+        problem: String,
+    },
     /// Something wrong with one input: which input (as the user named it), and what.
     #[error("{input}: {error}")]
     Input {
@@ -183,6 +211,35 @@ impl Error {
                     cause: Arc::new(source),
                 }
             }
+        }
+    }
+
+    /// The error for a failure to create something of the output for the destination
+    /// `dest` in the directory `dir`: no permission or a read-only file system is
+    /// [`Error::DestinationNotWritable`], which says what to do; anything else an
+    /// [`Error::Io`] with `context`.
+    pub(crate) fn creating_output(
+        dest: &str,
+        dir: &std::path::Path,
+        context: impl FnOnce() -> String,
+        cause: io::Error,
+    ) -> Self {
+        let problem = match cause.kind() {
+            io::ErrorKind::PermissionDenied => "no permission to create files",
+            io::ErrorKind::ReadOnlyFilesystem => {
+                "no files can be created on the read-only file system"
+            }
+            _ => return Error::io(context(), cause),
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            dir
+        };
+        Error::DestinationNotWritable {
+            path: crate::text::shown(dest),
+            dir: crate::text::shown(&dir.display().to_string()),
+            problem: problem.into(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! `history`: an image's build steps matched to its layers, as `docker history` shows
-//! them, read from the config alone (no layer data), and the parts of a config that
-//! `inspect` shows.
+//! them (from the config, and each layer's uncompressed size, read from a compressed
+//! layer when the source does not give it), and the parts of a config that `inspect`
+//! shows.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
-use crate::model::image::Image;
+use crate::model::image::{Image, Layer};
 use crate::model::media::Compression;
+use crate::progress::{NoProgress, Progress};
 use crate::text::shown;
 
 /// The parts of an image config that `history` and `inspect` show. Every field is
@@ -167,6 +169,15 @@ impl ConfigSummary {
 /// assert_eq!((base.layer, base.size, base.size_exact), (Some(0), 2560, true));
 /// assert_eq!(base.compression, Some(Compression::None));
 /// assert!(history.history[0].empty_layer);
+///
+/// // The same layer stored gzip-compressed (187 bytes) in an OCI layout: the size is
+/// // still its tar's, as docker history shows it.
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/skopeo-oci/input");
+/// let oci = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let history = image_history(&oci.images[0], 0)?;
+/// let base = history.history.last().unwrap();
+/// assert_eq!((base.size, base.compression), (2560, Some(Compression::Gzip)));
+/// assert_eq!(oci.images[0].layers[0].size, 187);
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Debug, Clone, Serialize)]
@@ -177,12 +188,14 @@ pub struct HistoryRow {
     pub created: Option<String>,
     /// The build step, unchanged (no prefix stripped, not truncated).
     pub created_by: Option<String>,
-    /// Bytes the step added: 0 for an empty layer; for a layer stored uncompressed, its
-    /// size (the size of its tar, which `docker save` writes); for a compressed layer,
-    /// its stored (compressed) size, with `size_exact` false.
+    /// Bytes the step added, as `docker history` counts them: 0 for an empty layer,
+    /// else the size of the layer's uncompressed tar (what `docker save` writes). A
+    /// layer stored compressed is read to learn it (and verified on the way); only a
+    /// compressed layer whose blob the source lacks (a foreign layer) keeps its stored
+    /// size, with `size_exact` false.
     pub size: u64,
-    /// False when `size` is the compressed size of a layer (its uncompressed size is
-    /// known only by reading it, which `history` never does).
+    /// True when `size` is the uncompressed size; false only for a compressed layer
+    /// whose blob is absent from the source, whose `size` is then its stored size.
     pub size_exact: bool,
     /// The stored compression of the row's layer (`None` for an empty layer).
     pub compression: Option<Compression>,
@@ -224,8 +237,15 @@ pub struct ImageHistory {
 ///
 /// Each `history` entry of the config without `empty_layer: true` takes the next layer,
 /// base first; entries with it get size 0. A config without `history` gives one row
-/// per layer with nothing but its size, as docker shows such an image. Reads no layer
-/// data. An image whose history names more layers than it has is an error naming it.
+/// per layer with nothing but its size, as docker shows such an image. An image whose
+/// history names more layers than it has is an error naming it.
+///
+/// A layer's size is its uncompressed size: a layer stored uncompressed (every layer
+/// of a docker-save archive) has it from the source; a compressed one (gzip or zstd, in
+/// an OCI or `dir:` layout, or a registry) is read once through a fixed buffer,
+/// verified as every read is (digest, size and diff_id), counting its uncompressed
+/// bytes. [`image_histories`] does the same for several images, reading a layer they
+/// share once, and reports progress.
 ///
 /// ```
 /// use dockhand::{image_history, open_source, Location, ReadOptions};
@@ -241,16 +261,133 @@ pub struct ImageHistory {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn image_history(image: &Image, index: usize) -> Result<ImageHistory> {
+    let mut histories = image_histories(std::slice::from_ref(image), &[0], &NoProgress)?;
+    let mut history = histories.pop().expect("one image, one history");
+    history.index = index;
+    Ok(history)
+}
+
+/// The histories of the images of `images` at the positions `selected`, in that order,
+/// as [`image_history`] gives each. Every image's history is checked against its
+/// layers before any layer is read; then each compressed layer whose uncompressed size
+/// the source does not give is read once (a layer several images share, once), on as
+/// many threads as the machine has cores, its stored bytes reported to `progress`.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use dockhand::{image_histories, open_source, Location, Progress, ReadOptions};
+///
+/// struct Read(AtomicU64);
+/// impl Progress for Read {
+///     fn advanced(&self, bytes: u64) {
+///         self.0.fetch_add(bytes, Ordering::Relaxed);
+///     }
+/// }
+/// // The basic fixture's image in an OCI layout, its layers zstd-compressed.
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/skopeo-oci-zstd/input");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let read = Read(AtomicU64::new(0));
+/// let histories = image_histories(&source.images, &[0], &read)?;
+/// let sizes: Vec<u64> = histories[0].history.iter().map(|row| row.size).collect();
+/// // The tars' sizes, as the docker-save archive it came from stores them...
+/// assert_eq!(sizes, [0, 0, 0, 0, 4096, 3072, 2560]);
+/// // ...learned by reading the zstd frames, which progress counted.
+/// assert_eq!(read.0.into_inner(), 186 + 183 + 241);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
+pub fn image_histories(
+    images: &[Image],
+    selected: &[usize],
+    progress: &dyn Progress,
+) -> Result<Vec<ImageHistory>> {
+    let mut histories = Vec::with_capacity(selected.len());
+    for &index in selected {
+        let image = images.get(index).ok_or_else(|| {
+            Error::Selection(format!(
+                "no image @{index}: the source holds {} image(s)",
+                images.len()
+            ))
+        })?;
+        histories.push(stored_history(image, index)?);
+    }
+    // The compressed layers to read, once each (by digest, or by path when the source
+    // records none), in image order.
+    let mut work: Vec<(&Image, &Layer)> = Vec::new();
+    let mut keys: BTreeMap<LayerKey, usize> = BTreeMap::new();
+    for &index in selected {
+        let image = &images[index];
+        for layer in &image.layers {
+            if needs_reading(layer) {
+                keys.entry(LayerKey::of(layer)).or_insert_with(|| {
+                    work.push((image, layer));
+                    work.len() - 1
+                });
+            }
+        }
+    }
+    progress.planned(work.len(), work.iter().map(|(_, l)| l.size).sum());
+    let results = crate::pool::run_all(&work, crate::pool::cores(), |(image, layer)| {
+        let digests = crate::layer::read_layer(image, layer, progress, true)?;
+        Ok::<u64, Error>(digests.uncompressed_size.unwrap_or(digests.size))
+    });
+    // The first failure in image order (every layer before it was read).
+    let mut sizes = Vec::with_capacity(results.len());
+    for result in results.into_iter().flatten() {
+        sizes.push(result?);
+    }
+    for (history, &index) in histories.iter_mut().zip(selected) {
+        let image = &images[index];
+        for row in &mut history.history {
+            let Some(layer) = row.layer.map(|i| &image.layers[i]) else {
+                continue;
+            };
+            if let Some(&at) = needs_reading(layer)
+                .then(|| keys.get(&LayerKey::of(layer)))
+                .flatten()
+            {
+                row.size = sizes[at];
+                row.size_exact = true;
+            }
+        }
+    }
+    Ok(histories)
+}
+
+/// How a layer to read is known: by its digest, or by its path when the source
+/// records no digest; with its diff_id, which its read is checked against.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum LayerKey {
+    Digest(Digest, Option<Digest>),
+    Path(String, Option<Digest>),
+}
+
+impl LayerKey {
+    fn of(layer: &Layer) -> LayerKey {
+        match &layer.digest {
+            Some(d) => LayerKey::Digest(d.clone(), layer.diff_id.clone()),
+            None => LayerKey::Path(layer.path.clone(), layer.diff_id.clone()),
+        }
+    }
+}
+
+/// A compressed layer the source holds: its uncompressed size is known only by
+/// reading it.
+fn needs_reading(layer: &Layer) -> bool {
+    layer.compression != Compression::None && layer.blob.is_some()
+}
+
+/// The history of `image`, each layer's row with the size the source gives (exact for
+/// an uncompressed layer, the stored size of a compressed one).
+fn stored_history(image: &Image, index: usize) -> Result<ImageHistory> {
     let summary = ConfigSummary::of(image);
     let layer_row = |i: usize, entry: Option<&HistoryEntry>| {
         let layer = &image.layers[i];
-        let exact = layer.compression == Compression::None;
         HistoryRow {
             id: None,
             created: entry.and_then(|e| e.created.clone()),
             created_by: entry.and_then(|e| e.created_by.clone()),
             size: layer.size,
-            size_exact: exact,
+            size_exact: layer.compression == Compression::None,
             compression: Some(layer.compression),
             layer: Some(i),
             comment: entry.and_then(|e| e.comment.clone()),
@@ -344,10 +481,11 @@ pub const NOP_PREFIX: &str = "/bin/sh -c #(nop) ";
 pub const CREATED_BY_WIDTH: usize = 45;
 
 /// The `history` table of one image, as `docker history` prints it: IMAGE, CREATED
-/// (relative to `now`), CREATED BY (without [`NOP_PREFIX`] and the spaces after it, tabs as spaces, cut to
-/// [`CREATED_BY_WIDTH`] characters with `…` unless `no_trunc`), SIZE (docker's units,
-/// [`crate::text::docker_size`]; a compressed layer's stored size is marked `*`),
-/// COMMENT. Every text from the config is escaped ([`crate::text::escape`]).
+/// (relative to `now`), CREATED BY (without [`NOP_PREFIX`] and the spaces after it,
+/// tabs as spaces, cut to [`CREATED_BY_WIDTH`] characters with `…` unless `no_trunc`),
+/// SIZE (the layer's uncompressed size in docker's units,
+/// [`crate::text::docker_size`]), COMMENT. Every text from the config is escaped
+/// ([`crate::text::escape`]).
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -390,15 +528,11 @@ pub fn history_table(history: &ImageHistory, no_trunc: bool, now: SystemTime) ->
             } else {
                 ellipsis(&created_by, CREATED_BY_WIDTH)
             };
-            let mut size = crate::text::docker_size(row.size);
-            if !row.size_exact {
-                size.push('*');
-            }
             [
                 id,
                 created,
                 crate::text::escape(&created_by),
-                size,
+                crate::text::docker_size(row.size),
                 crate::text::escape(row.comment.as_deref().unwrap_or("")),
             ]
         })
@@ -424,11 +558,6 @@ pub fn history_table(history: &ImageHistory, no_trunc: bool, now: SystemTime) ->
     let mut out = line(header);
     for row in &rows {
         out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
-    }
-    if history.history.iter().any(|r| !r.size_exact) {
-        out.push_str(
-            "* compressed size: the layer is stored compressed, and history reads no layer data\n",
-        );
     }
     out
 }

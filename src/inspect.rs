@@ -522,6 +522,53 @@ fn columns<const N: usize>(rows: impl IntoIterator<Item = [String; N]>, indent: 
 /// // A docker-save archive holds no multi-platform index.
 /// let table = platforms_table(&source, false);
 /// assert_eq!(table, "format: docker-archive\nno multi-platform index\n");
+///
+/// // An OCI layout whose index lists three platforms, two of them present (built as
+/// // the example of `ListedPlatform` builds it).
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let blobs = dir.path().join("blobs/sha256");
+/// # std::fs::create_dir_all(&blobs).unwrap();
+/// # let blob = |media_type: &str, bytes: &[u8], extra: &str, held: bool| {
+/// #     let digest = dockhand::Digest::of(bytes);
+/// #     if held {
+/// #         std::fs::write(blobs.join(digest.hex()), bytes).unwrap();
+/// #     }
+/// #     let size = bytes.len();
+/// #     format!(r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{size}{extra}}}"#)
+/// # };
+/// # let tar = [0u8; 1024];
+/// # let layer = blob("application/vnd.oci.image.layer.v1.tar", &tar, "", true);
+/// # let diff_id = dockhand::Digest::of(&tar);
+/// # let manifest = |platform: &str, held: bool| {
+/// #     let rootfs = format!(r#""rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}"#);
+/// #     let config = format!("{{{platform},{rootfs}}}");
+/// #     let config = blob("application/vnd.oci.image.config.v1+json", config.as_bytes(), "", true);
+/// #     let manifest = format!(r#"{{"schemaVersion":2,"config":{config},"layers":[{layer}]}}"#);
+/// #     let listed = format!(r#","platform":{{{platform}}}"#);
+/// #     blob("application/vnd.oci.image.manifest.v1+json", manifest.as_bytes(), &listed, held)
+/// # };
+/// # let children = [
+/// #     manifest(r#""os":"linux","architecture":"amd64""#, true),
+/// #     manifest(r#""os":"linux","architecture":"arm64","variant":"v8""#, true),
+/// #     manifest(r#""os":"linux","architecture":"arm","variant":"v7""#, false),
+/// # ];
+/// # let index = format!(r#"{{"schemaVersion":2,"manifests":[{}]}}"#, children.join(","));
+/// # let index = blob("application/vnd.oci.image.index.v1+json", index.as_bytes(), "", true);
+/// # let top = format!(r#"{{"schemaVersion":2,"manifests":[{index}]}}"#);
+/// # std::fs::write(dir.path().join("index.json"), top).unwrap();
+/// # let version = r#"{"imageLayoutVersion":"1.0.0"}"#;
+/// # std::fs::write(dir.path().join("oci-layout"), version).unwrap();
+/// # let layout = format!("oci:{}", dir.path().display());
+/// let source = open_source(&Location::parse(&layout)?, &ReadOptions::default())?;
+/// let table = platforms_table(&source, false);
+/// let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+/// assert_eq!(rows[0], ["format:", "oci"]);
+/// assert_eq!(rows[1], ["INDEX", "PLATFORM", "MANIFEST", "PRESENT"]);
+/// let listed: Vec<(&str, &str)> = rows[2..].iter().map(|r| (r[1], r[3])).collect();
+/// let expected = [("linux/amd64", "yes"), ("linux/arm64/v8", "yes"), ("linux/arm/v7", "no")];
+/// assert_eq!(listed, expected);
+/// assert_eq!(rows[2][0].len(), 12); // short digests; whole ones with no_trunc
+/// assert!(platforms_table(&source, true).contains(&source.platforms[0].index.to_string()));
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn platforms_table(source: &Source, no_trunc: bool) -> String {
@@ -562,6 +609,53 @@ pub fn platforms_table(source: &Source, no_trunc: bool) -> String {
 /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
 /// // A docker-save archive holds no multi-platform index.
 /// assert_eq!(platforms_json(&source), serde_json::json!([]));
+///
+/// // An OCI layout whose index lists three platforms, two of them present (built as
+/// // the example of `ListedPlatform` builds it).
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let blobs = dir.path().join("blobs/sha256");
+/// # std::fs::create_dir_all(&blobs).unwrap();
+/// # let blob = |media_type: &str, bytes: &[u8], extra: &str, held: bool| {
+/// #     let digest = dockhand::Digest::of(bytes);
+/// #     if held {
+/// #         std::fs::write(blobs.join(digest.hex()), bytes).unwrap();
+/// #     }
+/// #     let size = bytes.len();
+/// #     format!(r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{size}{extra}}}"#)
+/// # };
+/// # let tar = [0u8; 1024];
+/// # let layer = blob("application/vnd.oci.image.layer.v1.tar", &tar, "", true);
+/// # let diff_id = dockhand::Digest::of(&tar);
+/// # let manifest = |platform: &str, held: bool| {
+/// #     let rootfs = format!(r#""rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}"#);
+/// #     let config = format!("{{{platform},{rootfs}}}");
+/// #     let config = blob("application/vnd.oci.image.config.v1+json", config.as_bytes(), "", true);
+/// #     let manifest = format!(r#"{{"schemaVersion":2,"config":{config},"layers":[{layer}]}}"#);
+/// #     let listed = format!(r#","platform":{{{platform}}}"#);
+/// #     blob("application/vnd.oci.image.manifest.v1+json", manifest.as_bytes(), &listed, held)
+/// # };
+/// # let children = [
+/// #     manifest(r#""os":"linux","architecture":"amd64""#, true),
+/// #     manifest(r#""os":"linux","architecture":"arm64","variant":"v8""#, true),
+/// #     manifest(r#""os":"linux","architecture":"arm","variant":"v7""#, false),
+/// # ];
+/// # let index = format!(r#"{{"schemaVersion":2,"manifests":[{}]}}"#, children.join(","));
+/// # let index = blob("application/vnd.oci.image.index.v1+json", index.as_bytes(), "", true);
+/// # let top = format!(r#"{{"schemaVersion":2,"manifests":[{index}]}}"#);
+/// # std::fs::write(dir.path().join("index.json"), top).unwrap();
+/// # let version = r#"{"imageLayoutVersion":"1.0.0"}"#;
+/// # std::fs::write(dir.path().join("oci-layout"), version).unwrap();
+/// # let layout = format!("oci:{}", dir.path().display());
+/// let source = open_source(&Location::parse(&layout)?, &ReadOptions::default())?;
+/// let json = platforms_json(&source);
+/// let armv7 = &json[2];
+/// assert_eq!(armv7["platform"], serde_json::json!({
+///     "os": "linux", "architecture": "arm", "variant": "v7"
+/// }));
+/// assert_eq!(armv7["present"], false);
+/// assert_eq!(armv7["manifest"], source.platforms[2].manifest.to_string());
+/// assert_eq!(json[0]["platform"]["variant"], serde_json::Value::Null); // amd64 has none
+/// assert!(json.as_array().unwrap().iter().all(|p| p["index"] == json[0]["index"]));
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn platforms_json(source: &Source) -> serde_json::Value {

@@ -54,6 +54,7 @@ pub enum LayerForm {
 /// let digests = reader.digests().unwrap();
 /// assert_eq!((Some(digests.stored), digests.size), (layer.digest.clone(), 187));
 /// assert_eq!(digests.uncompressed, layer.diff_id);
+/// assert_eq!(digests.uncompressed_size, Some(2560)); // the tar inside the gzip
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +65,9 @@ pub struct Digests {
     pub size: u64,
     /// Of the uncompressed tar, when it was computed (always for an image's layers).
     pub uncompressed: Option<Digest>,
+    /// How many bytes the uncompressed tar holds, when it was computed (with
+    /// `uncompressed`): the size `docker history` shows for the layer.
+    pub uncompressed_size: Option<u64>,
 }
 
 /// A layer being read with verification. At its end it checks what the layer must be
@@ -131,6 +135,18 @@ impl Read for LayerReader {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<LayerReader> {
+    open_layer_with(image, layer, form, layer.diff_id.is_some())
+}
+
+/// [`open_layer`], decompressing a compressed layer read in its stored form when
+/// `want_uncompressed` (for its uncompressed digest and size) even if the config gives
+/// no diff_id to compare them with.
+fn open_layer_with(
+    image: &Image,
+    layer: &Layer,
+    form: LayerForm,
+    want_uncompressed: bool,
+) -> Result<LayerReader> {
     let in_input = |e: Error| e.in_input(&image.input);
     let blob = layer.blob.as_ref().ok_or_else(|| {
         in_input(Error::Missing {
@@ -147,7 +163,7 @@ pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<Layer
         compression: layer.compression,
     };
     let mut reader =
-        open_checked(Arc::clone(blob), check, form, layer.diff_id.is_some()).map_err(in_input)?;
+        open_checked(Arc::clone(blob), check, form, want_uncompressed).map_err(in_input)?;
     reader.input = Some(Arc::clone(&image.input));
     Ok(reader)
 }
@@ -189,13 +205,29 @@ fn open_checked(
 
 /// Read a whole layer, verifying it, without keeping the bytes.
 pub fn verify_layer(image: &Image, layer: &Layer, progress: &dyn Progress) -> Result<()> {
-    let reader = open_layer(image, layer, LayerForm::Stored)?;
+    read_layer(image, layer, progress, layer.diff_id.is_some()).map(|_| ())
+}
+
+/// Read a whole layer as stored, verifying it as [`verify_layer`] does, without
+/// keeping the bytes; what it was. With `want_uncompressed`, a compressed layer is also
+/// decompressed (on another thread, through fixed buffers), so its uncompressed digest
+/// and size are known even when the config gives no diff_id. Progress counts stored
+/// bytes.
+pub(crate) fn read_layer(
+    image: &Image,
+    layer: &Layer,
+    progress: &dyn Progress,
+    want_uncompressed: bool,
+) -> Result<Digests> {
+    let reader = open_layer_with(image, layer, LayerForm::Stored, want_uncompressed)?;
+    let found = Arc::clone(&reader.found);
     let reader = Reporting::new(reader, progress, &layer.path, layer.size);
     // Big reads: io::copy's own 8 KiB buffer would cost a system call per 8 KiB.
     let mut reader = io::BufReader::with_capacity(1 << 20, reader);
     io::copy(&mut reader, &mut io::sink())
-        .map_err(|e| Error::io(format!("reading {}", layer.path), e))?;
-    Ok(())
+        .map_err(|e| Error::io(format!("reading {}", shown(&layer.path)), e))?;
+    let digests = found.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(digests.expect("a layer read to its end has its digests"))
 }
 
 /// The digests of a stored layer as stored and uncompressed, from one read: for layers
@@ -314,14 +346,14 @@ const QUEUE_DEPTH: usize = 4;
 /// decompression overlaps with the consumer's hashing and writing.
 struct DiffWorker {
     tx: Option<SyncSender<Vec<u8>>>,
-    handle: Option<JoinHandle<io::Result<Digest>>>,
+    handle: Option<JoinHandle<io::Result<(Digest, u64)>>>,
     pending: Vec<u8>,
 }
 
 impl DiffWorker {
     fn spawn(compression: Compression) -> DiffWorker {
         let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE_DEPTH);
-        let handle = std::thread::spawn(move || -> io::Result<Digest> {
+        let handle = std::thread::spawn(move || -> io::Result<(Digest, u64)> {
             let mut chunks = ChunkReader {
                 rx,
                 current: Vec::new(),
@@ -336,7 +368,7 @@ impl DiffWorker {
             // Bytes after the compressed stream still belong to the stored blob (and
             // the feeding side must not block on a full queue): take them unread.
             for _ in chunks.rx.iter() {}
-            Ok(sink.hasher.finish().0)
+            Ok(sink.hasher.finish())
         });
         DiffWorker {
             tx: Some(tx),
@@ -369,7 +401,7 @@ impl DiffWorker {
         Ok(())
     }
 
-    fn join(&mut self) -> io::Result<Digest> {
+    fn join(&mut self) -> io::Result<(Digest, u64)> {
         self.tx.take();
         match self.handle.take().expect("joined twice").join() {
             Ok(result) => result,
@@ -377,7 +409,8 @@ impl DiffWorker {
         }
     }
 
-    fn finish(mut self) -> io::Result<Digest> {
+    /// The uncompressed digest and length, once every stored byte was fed.
+    fn finish(mut self) -> io::Result<(Digest, u64)> {
         self.flush()?;
         self.join()
     }
@@ -440,16 +473,18 @@ impl StoredReader {
                     .map_err(|e| Error::io("", self.check.corrupt(e)))?,
             ),
             // Uncompressed: the stored bytes are the tar.
-            None if self.check.compression == Compression::None => Some(stored.clone()),
+            None if self.check.compression == Compression::None => Some((stored.clone(), size)),
             None => None,
         };
-        if let Some(u) = &uncompressed {
+        if let Some((u, _)) = &uncompressed {
             self.check.uncompressed(u.clone())?;
         }
+        let (uncompressed, uncompressed_size) = uncompressed.unzip();
         *self.found.lock().unwrap_or_else(|p| p.into_inner()) = Some(Digests {
             stored,
             size,
             uncompressed,
+            uncompressed_size,
         });
         Ok(())
     }
@@ -660,12 +695,13 @@ impl UncompressedReader {
         };
         let size = stored.len();
         let stored = self.check.stored(stored)?;
-        let uncompressed = std::mem::take(&mut self.diff).finish().0;
+        let (uncompressed, uncompressed_size) = std::mem::take(&mut self.diff).finish();
         self.check.uncompressed(uncompressed.clone())?;
         *self.found.lock().unwrap_or_else(|p| p.into_inner()) = Some(Digests {
             stored,
             size,
             uncompressed: Some(uncompressed),
+            uncompressed_size: Some(uncompressed_size),
         });
         Ok(())
     }

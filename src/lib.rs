@@ -195,8 +195,8 @@ pub use registry::{list_tags, RegistryOptions};
 pub use formats::{transport_names, Container, Format, Layout};
 // History and config summaries.
 pub use history::{
-    history_table, image_history, parse_rfc3339, relative_time, ConfigSummary, HistoryEntry,
-    HistoryRow, ImageHistory, CREATED_BY_WIDTH, NOP_PREFIX,
+    history_table, image_histories, image_history, parse_rfc3339, relative_time, ConfigSummary,
+    HistoryEntry, HistoryRow, ImageHistory, CREATED_BY_WIDTH, NOP_PREFIX,
 };
 // Inspecting and verifying.
 pub use inspect::{

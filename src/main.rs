@@ -13,7 +13,7 @@ use dockhand::text::{human_size, one_line};
 use dockhand::Location;
 use dockhand::Plan;
 use dockhand::Progress;
-use dockhand::{history_table, image_history};
+use dockhand::{history_table, image_histories};
 use dockhand::{inspect_json, inspect_table, names_line, verify, write_json};
 use dockhand::{select, selectors};
 use dockhand::{transport_names, ReadOptions};
@@ -119,8 +119,9 @@ enum Command {
     },
     /// Show the build steps of images in SRC, newest first, as `docker history` does.
     ///
-    /// Read from the config alone: a step that added a layer shows that layer's size
-    /// (its tar's size; a compressed layer's stored size, marked `*`), other steps 0B.
+    /// A step that added a layer shows that layer's uncompressed size, as docker does
+    /// (a layer stored compressed is read once, and verified, to learn it); other
+    /// steps 0B.
     #[command(after_help = examples::HISTORY)]
     History {
         /// Print JSON (every field, untruncated, absolute times) instead of tables.
@@ -663,15 +664,34 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             source,
         } => {
             let (source, selected) = open_selected(&source, false)?;
+            clock.mark("open and read metadata");
+            let tally = Tally::new(quiet);
+            let histories = image_histories(&source.images, &selected, &tally);
+            tally.clear();
+            let histories = histories?;
+            if tally.first_layer.get().is_some() {
+                clock.mark("read compressed layers");
+            }
+            // Nothing is kept of what was read (a registry's blobs leave the cache).
+            source.finished();
             if !quiet {
                 for w in &source.warnings {
                     say(&format!("warning: {w}"));
                 }
+                for history in &histories {
+                    let image = &source.images[history.index];
+                    let guessed = history.history.iter().filter(|r| !r.size_exact);
+                    for layer in guessed.filter_map(|r| r.layer).map(|i| &image.layers[i]) {
+                        say(&format!(
+                            "warning: image @{} {}: layer {} is absent from the source, \
+                             so its SIZE is its compressed size",
+                            history.index,
+                            dockhand::text::shown(&image.display_name()),
+                            dockhand::text::shown(&layer.path)
+                        ));
+                    }
+                }
             }
-            let histories = selected
-                .iter()
-                .map(|&i| image_history(&source.images[i], i))
-                .collect::<Result<Vec<_>, _>>()?;
             let mut out = stdout_buffer()?;
             if json {
                 write_json(&serde_json::json!({ "images": histories }), &mut out)?;

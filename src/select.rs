@@ -260,8 +260,9 @@ impl Selector {
 /// selectors pick, in selector order without repeats; all images when there are none.
 ///
 /// A selector matching no image is an error, and so is an ID prefix that starts the
-/// IDs of more than one image (the message lists them with their `@N`). A name or an ID
-/// several entries share (one image listed under several manifests) picks them all.
+/// IDs of more than one image (the message lists them with their `@N`, and how to see
+/// them all); either names the input. A name or an ID several entries share (one image
+/// listed under several manifests) picks them all.
 ///
 /// ```
 /// use dockhand::{open_source, select, Location, ReadOptions, Selector};
@@ -272,9 +273,11 @@ impl Selector {
 /// let by = [Selector::parse("dockhand-multi-base:1.0")?, Selector::parse("@0")?];
 /// assert_eq!(select(&source.images, &by)?, vec![2, 0]);
 /// assert_eq!(select(&source.images, &[])?, vec![0, 1, 2]);
-/// // No match: the error lists what the source holds.
+/// // No match: the error names the input, lists what it holds and how to see more.
 /// let none = select(&source.images, &[Selector::parse("nosuch")?]).unwrap_err();
+/// assert_eq!(none.input(), Some(input));
 /// assert!(none.to_string().contains("@1"));
+/// assert!(none.to_string().contains(&format!("`dockhand inspect {input}` lists")));
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn select(images: &[Image], selectors: &[Selector]) -> Result<Vec<usize>> {
@@ -283,14 +286,18 @@ pub fn select(images: &[Image], selectors: &[Selector]) -> Result<Vec<usize>> {
     }
     let mut out: Vec<usize> = Vec::new();
     for selector in selectors {
+        let in_input = |e: Error| match images.first() {
+            Some(image) => e.in_input(&image.input),
+            None => e,
+        };
         let (hits, via) = selector.hits(images);
         if hits.is_empty() {
-            return Err(no_match(images, selector));
+            return Err(in_input(no_match(images, selector)));
         }
         if via == Via::Digest {
             let ids: BTreeSet<&Digest> = hits.iter().map(|&i| &images[i].config.digest).collect();
             if ids.len() > 1 {
-                return Err(ambiguous(images, selector, &hits, ids.len()));
+                return Err(in_input(ambiguous(images, selector, &hits, ids.len())));
             }
         }
         for hit in hits {
@@ -373,15 +380,50 @@ fn describe_selector(s: &Selector) -> String {
     }
 }
 
+/// `; `dockhand inspect SRC` lists ...`: how to see every image of the input `images`
+/// come from, with its names and IDs, for a message about picking one.
+fn how_to_list(images: &[Image]) -> String {
+    let Some(image) = images.first() else {
+        return String::new();
+    };
+    let src = match &*image.input {
+        // Read once: the same input fed again.
+        "stdin" => "- (on the same input)".to_string(),
+        input => shell_word(input),
+    };
+    format!(
+        "; `dockhand inspect {}` lists every image with its names and IDs",
+        shown(&src)
+    )
+}
+
+/// `text` as one shell word: unchanged when it holds only characters no shell treats
+/// specially, else in single quotes.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 /// The error for a selector that picks nothing: what the source holds, with image IDs
-/// when an ID or digest was asked for.
+/// when an ID or digest was asked for, and how to see them all.
 fn no_match(images: &[Image], selector: &Selector) -> Error {
     let all: Vec<usize> = (0..images.len()).collect();
+    let list = how_to_list(images);
+    if images.is_empty() {
+        return Error::Selection(format!(
+            "no image matches {}: the source holds no image",
+            describe_selector(selector)
+        ));
+    }
     match selector {
         Selector::Name {
             digest: Some(_), ..
         } => Error::Selection(format!(
-            "no image has the name, ID or digest {}; the source holds: {}",
+            "no image has the name, ID or digest {}; the source holds: {}{list}",
             describe_selector(selector),
             candidates_with_ids(images, &all, false)
         )),
@@ -393,13 +435,13 @@ fn no_match(images: &[Image], selector: &Selector) -> Error {
                 String::new()
             };
             Error::Selection(format!(
-                "no image matches {}{hint}; the source holds: {}",
+                "no image matches {}{hint}; the source holds: {}{list}",
                 describe_selector(selector),
                 candidates(images, &all)
             ))
         }
         Selector::Index(_) => Error::Selection(format!(
-            "no image matches {}; the source holds: {}",
+            "no image matches {}; the source holds: {}{list}",
             describe_selector(selector),
             candidates(images, &all)
         )),
@@ -409,9 +451,10 @@ fn no_match(images: &[Image], selector: &Selector) -> Error {
 /// The error for an ID prefix (or digest) that picks more than one image ID.
 fn ambiguous(images: &[Image], selector: &Selector, hits: &[usize], ids: usize) -> Error {
     Error::Selection(format!(
-        "{} is ambiguous: it starts {ids} image IDs: {}; give more characters of the ID, or pick one by its number (--image @N)",
+        "{} is ambiguous: it starts {ids} image IDs: {}; give more characters of the ID, or pick one by its number (--image @N){}",
         describe_selector(selector),
-        candidates_with_ids(images, hits, true)
+        candidates_with_ids(images, hits, true),
+        how_to_list(images)
     ))
 }
 
@@ -634,7 +677,7 @@ mod tests {
         assert_eq!(pick(&images, &[&manifest]).unwrap(), [2]);
         // A manifest digest is taken whole only, and never bare.
         let err = pick(&images, &[&format!("{:0<64}", "eeee")]).unwrap_err();
-        assert!(matches!(err, Error::Selection(_)), "{err}");
+        assert!(matches!(err.without_input(), Error::Selection(_)), "{err}");
         assert!(pick(&images, &["sha256:eeee00000000"]).is_err());
     }
 
@@ -642,7 +685,10 @@ mod tests {
     fn an_ambiguous_prefix_lists_the_images_and_how_to_pick_one() {
         let images = sample();
         let err = pick(&images, &["aaaa1111bbbb"]).unwrap_err();
-        assert!(matches!(err, Error::Selection(_)), "{err:?}");
+        assert!(
+            matches!(err.without_input(), Error::Selection(_)),
+            "{err:?}"
+        );
         let text = err.to_string();
         assert!(!text.contains('\n'), "{text}");
         let id0 = format!("sha256:{:0<64}", "aaaa1111bbbb2222");
@@ -650,10 +696,11 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "\"aaaa1111bbbb\" is ambiguous: it starts 2 image IDs: \
+                "test: \"aaaa1111bbbb\" is ambiguous: it starts 2 image IDs: \
                  @0 {id0} (docker.io/library/app:1, docker.io/library/app:2, docker.io/library/other:1), \
                  @1 {id1} (docker.io/library/base:1); \
-                 give more characters of the ID, or pick one by its number (--image @N)"
+                 give more characters of the ID, or pick one by its number (--image @N); \
+                 `dockhand inspect test` lists every image with its names and IDs"
             )
         );
         assert!(pick(&images, &["sha256:aaaa1111bbbb"]).is_err());
@@ -676,14 +723,15 @@ mod tests {
         assert_eq!(pick(&images, &["aaaa1111bbbb2"]).unwrap(), [0]);
         let err = pick(&images, &["aaaa1111bbb"]).unwrap_err().to_string();
         assert!(
-            err.starts_with("no image matches \"aaaa1111bbb\" (an image ID prefix needs at least 12 hex characters); the source holds: @0 aaaa1111bbbb docker.io/library/app:1, @1"),
+            err.starts_with("test: no image matches \"aaaa1111bbb\" (an image ID prefix needs at least 12 hex characters); the source holds: @0 aaaa1111bbbb docker.io/library/app:1, @1"),
             "{err}"
         );
         let err = pick(&images, &["cccc1111bbbb"]).unwrap_err().to_string();
         assert_eq!(
             err,
-            "no image has the name, ID or digest \"cccc1111bbbb\"; the source holds: \
-             @0 aaaa1111bbbb (docker.io/library/app:1), @1 bbbb00000000 (docker.io/library/app:aaaa1111bbbb)"
+            "test: no image has the name, ID or digest \"cccc1111bbbb\"; the source holds: \
+             @0 aaaa1111bbbb (docker.io/library/app:1), @1 bbbb00000000 (docker.io/library/app:aaaa1111bbbb); \
+             `dockhand inspect test` lists every image with its names and IDs"
         );
     }
 
@@ -702,7 +750,10 @@ mod tests {
             format!("docker.io/other/app@{manifest}"),
         ] {
             let err = pick(&images, &[&miss]).unwrap_err();
-            assert!(matches!(err, Error::Selection(_)), "{miss}: {err}");
+            assert!(
+                matches!(err.without_input(), Error::Selection(_)),
+                "{miss}: {err}"
+            );
         }
     }
 
@@ -724,5 +775,22 @@ mod tests {
             [["app:1", "app:2"]]
         );
         assert_eq!(names(&images, &[&format!("app:2@{manifest}")]), [["app:2"]]);
+    }
+
+    #[test]
+    fn the_listing_hint_names_the_input_as_one_shell_word() {
+        assert_eq!(shell_word("dir/x-1.tar"), "dir/x-1.tar");
+        assert_eq!(shell_word("oci:lay out:1.0"), "'oci:lay out:1.0'");
+        assert_eq!(shell_word("it's $HOME"), r"'it'\''s $HOME'");
+        assert_eq!(shell_word(""), "''");
+        let mut images = vec![image("aaaa", None, &["app:1"])];
+        images[0].input = Arc::from("stdin");
+        let err = pick(&images, &["nope"]).unwrap_err().to_string();
+        assert!(
+            err.ends_with(
+                "`dockhand inspect - (on the same input)` lists every image with its names and IDs"
+            ),
+            "{err}"
+        );
     }
 }

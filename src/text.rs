@@ -34,6 +34,15 @@ pub fn shown(text: &str) -> String {
 /// control characters (`\n`, `\t`, `\x1b`, `\x7f`, C1 controls), Unicode line
 /// separators and bidirectional overrides (`\u{202e}`), and the backslash itself, so
 /// that the result reads back unambiguously.
+///
+/// ```
+/// use dockhand::text::escape;
+///
+/// assert_eq!(escape("RUN\techo\n\x1b[2J"), "RUN\\techo\\n\\x1b[2J");
+/// assert_eq!(escape("evil\u{202e}txt"), "evil\\u{202e}txt");
+/// assert_eq!(escape("a\\b"), "a\\\\b"); // the backslash too
+/// assert_eq!(escape("héllo wörld"), "héllo wörld"); // printable text is kept
+/// ```
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -45,6 +54,15 @@ pub fn escape(text: &str) -> String {
 /// Make `line` safe to print as exactly one line: characters that [`escape`] would
 /// escape are escaped (except the backslash, so text escaped once is unchanged), and
 /// the result is cut to [`MAX_LINE_CHARS`] characters.
+///
+/// ```
+/// use dockhand::text::{one_line, shown, MAX_LINE_CHARS};
+///
+/// let message = format!("error: {}: not an image", shown("evil\nname"));
+/// assert_eq!(one_line(&message), message); // escaped once, unchanged
+/// assert_eq!(one_line("a\nb"), "a\\nb");
+/// assert!(one_line(&"x".repeat(10_000)).chars().count() <= MAX_LINE_CHARS + 3);
+/// ```
 pub fn one_line(line: &str) -> String {
     let mut out = String::with_capacity(line.len().min(MAX_LINE_CHARS));
     for (count, c) in line.chars().enumerate() {
@@ -61,6 +79,16 @@ pub fn one_line(line: &str) -> String {
 /// act on (DEL, C1 controls, line separators, bidirectional overrides), as `\uXXXX`.
 /// The JSON value is unchanged; control characters below 0x20 are already escaped by
 /// every JSON serializer.
+///
+/// ```
+/// use dockhand::text::escape_json_text;
+///
+/// let json = serde_json::json!({"label": "right\u{202e}left"}).to_string();
+/// let escaped = escape_json_text(&json);
+/// assert_eq!(escaped, r#"{"label":"right\u202eleft"}"#);
+/// let back: serde_json::Value = serde_json::from_str(&escaped).unwrap();
+/// assert_eq!(back.to_string(), json); // the same value
+/// ```
 pub fn escape_json_text(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
@@ -76,7 +104,16 @@ pub fn escape_json_text(json: &str) -> String {
     out
 }
 
-/// A byte count for people: `512 B`, `1.5 KiB`, `3.2 GiB`.
+/// A byte count for people: `512 B`, `1.5 KiB`, `3.2 GiB` (binary units, as
+/// `inspect` and the `convert` summary show sizes).
+///
+/// ```
+/// use dockhand::text::human_size;
+///
+/// assert_eq!(human_size(512), "512 B");
+/// assert_eq!(human_size(2560 + 3072 + 4096), "9.5 KiB");
+/// assert_eq!(human_size(3 << 30), "3.0 GiB");
+/// ```
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;

@@ -21,16 +21,7 @@ const PASS: &str = "pa55-w0rd-secret";
 
 /// dockhand with a private HOME and cache, and no auth file from the environment.
 fn dh_command(tmp: &Path, args: &[&str]) -> Command {
-    let mut cmd = dockhand();
-    cmd.env("HOME", tmp.join("home"))
-        .env("XDG_CACHE_HOME", tmp.join("xdg-cache"))
-        .env_remove("XDG_RUNTIME_DIR")
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("DOCKER_CONFIG")
-        .args(args)
-        .stdin(Stdio::null());
-    cmd
+    isolated_dockhand(tmp, args)
 }
 
 fn dh_run(tmp: &Path, args: &[&str]) -> Output {
@@ -855,64 +846,6 @@ fn tags_follow_link_pagination_and_hostile_answers_are_bounded() {
     // but never forever: it ends with an error, not a hang.
     let out = dh_run(t, &with_plain_http(&["tags", &format!("{base}/loop")]));
     assert_eq!(out.status.code(), Some(1));
-}
-
-/// A tiny HTTP server answering each request from a script, on 127.0.0.1.
-struct Scripted {
-    addr: String,
-}
-
-impl Scripted {
-    fn start(
-        answer: impl Fn(&str) -> (u16, Vec<(&'static str, String)>, Vec<u8>) + Send + Sync + 'static,
-    ) -> Scripted {
-        use std::io::{BufRead, BufReader, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let answer = std::sync::Arc::new(answer);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let answer = std::sync::Arc::clone(&answer);
-                std::thread::spawn(move || {
-                    let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut writer = stream;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let mut parts = line.split_whitespace();
-                        let method = parts.next().unwrap_or("").to_string();
-                        let path = parts.next().unwrap_or("").to_string();
-                        loop {
-                            let mut header = String::new();
-                            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                                return;
-                            }
-                            if header == "\r\n" || header == "\n" {
-                                break;
-                            }
-                        }
-                        let (status, headers, body) = answer(&path);
-                        let mut head =
-                            format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
-                        for (k, v) in headers {
-                            head.push_str(&format!("{k}: {v}\r\n"));
-                        }
-                        head.push_str("\r\n");
-                        if writer.write_all(head.as_bytes()).is_err() {
-                            return;
-                        }
-                        if method != "HEAD" && writer.write_all(&body).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Scripted { addr }
-    }
 }
 
 #[test]

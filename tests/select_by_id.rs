@@ -105,7 +105,8 @@ fn a_manifest_digest_selects_only_whole_and_after_sha256() {
             let err = one_line_error(&["inspect", "--image", form, oci.input()]);
             assert!(
                 err.starts_with(&format!(
-                    "error: no image has the name, ID or digest \"{form}\"; the source holds: @0 "
+                    "error: {}: no image has the name, ID or digest \"{form}\"; the source holds: @0 ",
+                    oci.input()
                 )),
                 "{err}"
             );
@@ -171,12 +172,14 @@ fn a_prefix_shorter_than_12_characters_is_not_an_id() {
         assert_eq!(
             err.trim_end(),
             format!(
-                "error: no image matches \"{eleven}\" (an image ID prefix needs at least 12 hex characters); \
+                "error: {src}: no image matches \"{eleven}\" (an image ID prefix needs at least 12 hex characters); \
                  the source holds: @0 {} docker.io/dockhand-fixture/multi-app:1.0, \
-                 @1 {} example.com/dockhand/dup:1.0, @2 {} docker.io/library/dockhand-multi-base:1.0",
+                 @1 {} example.com/dockhand/dup:1.0, @2 {} docker.io/library/dockhand-multi-base:1.0; \
+                 `dockhand inspect {src}` lists every image with its names and IDs",
                 short(0),
                 short(1),
-                short(2)
+                short(2),
+                src = multi.input(),
             )
         );
     }
@@ -200,10 +203,14 @@ fn an_unknown_id_lists_the_ids_the_source_holds() {
     assert_eq!(
         err.trim_end(),
         format!(
-            "error: no image has the name, ID or digest \"0123456789ab\"; the source holds: \
+            "error: {src}: no image has the name, ID or digest \"0123456789ab\"; the source holds: \
              @0 {} (docker.io/dockhand-fixture/multi-app:1.0, localhost:5000/dockhand/app:v2), \
-             @1 {} (example.com/dockhand/dup:1.0), @2 {} (docker.io/library/dockhand-multi-base:1.0)",
-            ids[0], ids[1], ids[2]
+             @1 {} (example.com/dockhand/dup:1.0), @2 {} (docker.io/library/dockhand-multi-base:1.0); \
+             `dockhand inspect {src}` lists every image with its names and IDs",
+            ids[0],
+            ids[1],
+            ids[2],
+            src = multi.input(),
         )
     );
 }

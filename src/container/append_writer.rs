@@ -86,8 +86,19 @@ impl AppendWriter {
         data: &mut dyn Read,
         final_name: impl FnOnce(&Digest) -> String,
     ) -> Result<(Digest, u64)> {
-        fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
-        let temp = temp_file_in(dir, hint)?;
+        // A directory that cannot be made is named by the layout it would be in.
+        fs::create_dir_all(dir).map_err(|e| {
+            Error::creating_output(
+                &self.shown,
+                &self.root,
+                || format!("creating {}", dir.display()),
+                e,
+            )
+        })?;
+        let temp = temp_file_in(dir, hint).map_err(|e| {
+            let context = || format!("creating a temp file in {}", dir.display());
+            Error::creating_output(&self.shown, dir, context, e)
+        })?;
         cleanup::register(temp.path());
         let written = (|| -> Result<(Digest, u64)> {
             let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
@@ -111,12 +122,11 @@ impl AppendWriter {
     }
 }
 
-fn temp_file_in(dir: &Path, name: &str) -> Result<tempfile::NamedTempFile> {
+fn temp_file_in(dir: &Path, name: &str) -> std::io::Result<tempfile::NamedTempFile> {
     tempfile::Builder::new()
         .prefix(&format!(".{name}{}", cleanup::STAGING_MARKER))
         .permissions(fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
-        .ctx(|| format!("creating a temp file in {}", dir.display()))
 }
 
 impl ParallelFiles for AppendWriter {
@@ -128,7 +138,14 @@ impl ParallelFiles for AppendWriter {
 impl TreeWriter for AppendWriter {
     fn dir(&mut self, rel: &str) -> Result<()> {
         let path = self.path(rel)?;
-        fs::create_dir_all(&path).ctx(|| format!("creating {}", path.display()))
+        fs::create_dir_all(&path).map_err(|e| {
+            Error::creating_output(
+                &self.shown,
+                &self.root,
+                || format!("creating {}", path.display()),
+                e,
+            )
+        })
     }
 
     fn file_unsized(&mut self, rel: &str, data: &mut dyn Read) -> Result<u64> {
@@ -197,7 +214,10 @@ impl TreeWriter for AppendWriter {
             Err(e) => return Err(Error::io(format!("reading {}", index_path.display()), e)),
         };
         let merged = (self.merge)(existing.as_deref(), new_index)?;
-        let temp = temp_file_in(&self.root, self.index_name)?;
+        let temp = temp_file_in(&self.root, self.index_name).map_err(|e| {
+            let context = || format!("creating a temp file in {}", self.shown);
+            Error::creating_output(&self.shown, &self.root, context, e)
+        })?;
         cleanup::register(temp.path());
         let written = (|| -> io::Result<()> {
             let mut f = temp.as_file();

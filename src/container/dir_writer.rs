@@ -39,7 +39,10 @@ impl DirWriter {
             .prefix(&format!(".{name}{}", cleanup::STAGING_MARKER))
             .permissions(fs::Permissions::from_mode(0o777))
             .tempdir_in(&parent)
-            .ctx(|| format!("creating a staging directory next to {shown}"))?
+            .map_err(|e| {
+                let context = || format!("creating a staging directory next to {shown}");
+                Error::creating_output(&shown, &parent, context, e)
+            })?
             .keep();
         cleanup::register(&staging);
         Ok(DirWriter {

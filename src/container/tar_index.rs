@@ -668,7 +668,10 @@ fn not_a_tar(head: &[u8]) -> Error {
         Some(what) => format!("not a tar archive (it looks like {what})"),
         None => "not a tar archive".to_string(),
     };
-    Error::malformed("", problem)
+    Error::malformed(
+        "",
+        format!("{problem}; {}", crate::formats::WHAT_DOCKHAND_READS),
+    )
 }
 
 /// What the first bytes of a file say it is, by magic numbers and a text check.

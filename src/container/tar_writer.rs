@@ -176,7 +176,14 @@ impl TarFileWriter {
             .prefix(&format!(".{name}{}", cleanup::STAGING_MARKER))
             .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(&parent)
-            .ctx(|| format!("creating a temp file next to {shown}"))?;
+            .map_err(|e| {
+                Error::creating_output(
+                    &shown,
+                    &parent,
+                    || format!("creating a temp file next to {shown}"),
+                    e,
+                )
+            })?;
         cleanup::register(named.path());
         let (file, temp) = named.into_parts();
         let file = PipelinedFile::new(file).ctx(|| "starting a writing thread".into())?;
@@ -254,7 +261,7 @@ pub(crate) fn split_dest(dest: &Path) -> Result<(PathBuf, String)> {
     };
     if !parent.is_dir() {
         return Err(Error::Unsupported(format!(
-            "{shown}: parent directory {} does not exist",
+            "{shown}: its directory {} does not exist; create it first",
             parent.display()
         )));
     }

@@ -423,7 +423,18 @@ impl Source {
     }
 
     /// Tell the source its images are written: a registry source drops the blobs it
-    /// cached for resuming.
+    /// cached for resuming. Other sources keep nothing; the images stay readable.
+    ///
+    /// ```
+    /// use dockhand::{open_source, verify, Location, NoProgress, ReadOptions};
+    ///
+    /// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+    /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+    /// verify(&source.images, &NoProgress)?;
+    /// source.finished(); // as `dockhand verify` does once every layer was read
+    /// verify(&source.images, &NoProgress)?;
+    /// # Ok::<(), dockhand::Error>(())
+    /// ```
     pub fn finished(&self) {
         self.tree.finished();
     }
@@ -704,12 +715,17 @@ pub(crate) fn keep_platform(images: Vec<Image>, options: &ReadOptions) -> Result
 /// The error for a source that holds no image of the wanted platform.
 pub(crate) fn no_platform(options: &ReadOptions, held: &[Platform]) -> Error {
     let wanted = options.wanted_platform();
-    let why = if options.platform.is_some() {
-        format!("no image for {}", shown(&wanted.to_string()))
-    } else {
-        format!("no image for this machine's platform {wanted} (choose one with --platform)")
-    };
-    Error::Selection(format!("{why}; the source holds {}", platform_list(held)))
+    if options.platform.is_some() {
+        return Error::Selection(format!(
+            "no image for {}; the source holds {}: pick one with --platform",
+            shown(&wanted.to_string()),
+            platform_list(held)
+        ));
+    }
+    Error::Selection(format!(
+        "no image for this machine's platform {wanted} (choose one with --platform); the source holds {}",
+        platform_list(held)
+    ))
 }
 
 /// Distinct platforms, escaped, in the order first seen; at most 16 named.
@@ -815,7 +831,7 @@ fn detect(meta: &Meta) -> Result<Layout> {
         )
     } else {
         format!(
-            "no manifest.json, index.json, oci-layout or repositories found (top-level entries: {})",
+            "no manifest.json, index.json, oci-layout or repositories found (top-level entries: {}); {WHAT_DOCKHAND_READS}",
             top.iter().take(8).map(|n| shown(n)).collect::<Vec<_>>().join(", ")
         )
     };
@@ -871,6 +887,11 @@ fn check_forced(tree: &dyn FileTree, detected: Layout, wanted: Format) -> Result
         container_noun(wanted.container)
     )))
 }
+
+/// What an input may be, for messages about one that is none of it.
+pub(crate) const WHAT_DOCKHAND_READS: &str = "dockhand reads docker save and OCI archives \
+     (tar files, also gzip, zstd, xz or bzip2-compressed), image layout directories \
+     (OCI, docker save, dir:) and docker:// registries";
 
 /// A format as a noun for messages.
 fn noun(format: Format) -> &'static str {

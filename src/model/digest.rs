@@ -54,6 +54,15 @@ impl Digest {
     }
 
     /// Accept a bare 64-character lowercase hex string as a sha256 digest.
+    ///
+    /// ```
+    /// use dockhand::Digest;
+    ///
+    /// let hex = "6f2d02a983f5".repeat(5) + "abcd";
+    /// assert_eq!(Digest::from_hex(&hex).unwrap().to_string(), format!("sha256:{hex}"));
+    /// assert!(Digest::from_hex(&hex.to_uppercase()).is_none());
+    /// assert!(Digest::from_hex("6f2d02a983f5").is_none()); // a prefix is not a digest
+    /// ```
     pub fn from_hex(hex: &str) -> Option<Digest> {
         let valid = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         valid.then(|| Digest {
@@ -62,6 +71,13 @@ impl Digest {
     }
 
     /// The sha256 of `bytes`.
+    ///
+    /// ```
+    /// use dockhand::Digest;
+    ///
+    /// let empty = Digest::of(b"");
+    /// assert_eq!(empty.short(), "e3b0c44298fc");
+    /// ```
     pub fn of(bytes: &[u8]) -> Digest {
         Digest::from_hasher(Sha256::new_with_prefix(bytes))
     }
@@ -73,11 +89,27 @@ impl Digest {
     }
 
     /// The encoded part (64 hex characters), safe to use as a file name.
+    ///
+    /// ```
+    /// use dockhand::Digest;
+    ///
+    /// let digest = Digest::of(b"{}");
+    /// assert_eq!(format!("sha256:{}", digest.hex()), digest.to_string());
+    /// assert_eq!(digest.hex().len(), 64);
+    /// ```
     pub fn hex(&self) -> &str {
         &self.hex
     }
 
-    /// The first 12 hex characters, as Docker shows short IDs.
+    /// The first 12 hex characters, as Docker shows short IDs (and `inspect` without
+    /// `--no-trunc`).
+    ///
+    /// ```
+    /// use dockhand::Digest;
+    ///
+    /// let digest = Digest::of(b"{}");
+    /// assert_eq!(digest.short(), &digest.hex()[..12]);
+    /// ```
     pub fn short(&self) -> &str {
         &self.hex[..12]
     }

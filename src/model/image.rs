@@ -65,7 +65,19 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// `os/architecture[/variant]`.
+    /// `os/architecture[/variant]`, as `--platform` takes it.
+    ///
+    /// ```
+    /// use dockhand::Platform;
+    ///
+    /// let arm64 = Platform::parse("linux/arm64")?;
+    /// assert_eq!((arm64.os.as_str(), arm64.architecture.as_str()), ("linux", "arm64"));
+    /// assert_eq!(arm64.variant, None);
+    /// for bad in ["linux", "linux/", "linux/arm/v7/x", "/amd64"] {
+    ///     assert!(Platform::parse(bad).unwrap_err().contains("os/arch[/variant]"), "{bad}");
+    /// }
+    /// # Ok::<(), String>(())
+    /// ```
     pub fn parse(s: &str) -> Result<Platform, String> {
         let parts: Vec<&str> = s.split('/').collect();
         if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
@@ -80,7 +92,18 @@ impl Platform {
         })
     }
 
-    /// The platform of this machine, as Docker picks it by default.
+    /// The platform of this machine, as Docker picks it by default: `linux` and the
+    /// CPU in Go's naming, without a variant.
+    ///
+    /// ```
+    /// use dockhand::Platform;
+    ///
+    /// let host = Platform::host();
+    /// assert_eq!((host.os.as_str(), host.variant.as_ref()), ("linux", None));
+    /// if cfg!(target_arch = "x86_64") {
+    ///     assert_eq!(host.to_string(), "linux/amd64"); // not x86_64
+    /// }
+    /// ```
     pub fn host() -> Platform {
         let architecture = match std::env::consts::ARCH {
             "x86_64" => "amd64",
@@ -99,6 +122,17 @@ impl Platform {
 
     /// Does an image of platform `self` satisfy a request for `wanted`? A request
     /// without a variant accepts any variant.
+    ///
+    /// ```
+    /// use dockhand::Platform;
+    ///
+    /// let p = |s| Platform::parse(s).unwrap();
+    /// assert!(p("linux/arm64/v8").satisfies(&p("linux/arm64")));
+    /// assert!(p("linux/arm64/v8").satisfies(&p("linux/arm64/v8")));
+    /// assert!(!p("linux/arm64").satisfies(&p("linux/arm64/v8")));
+    /// assert!(!p("linux/arm/v6").satisfies(&p("linux/arm/v7")));
+    /// assert!(!p("windows/amd64").satisfies(&p("linux/amd64")));
+    /// ```
     pub fn satisfies(&self, wanted: &Platform) -> bool {
         self.os == wanted.os
             && self.architecture == wanted.architecture
@@ -203,7 +237,86 @@ pub struct Image {
     pub input: Arc<str>,
 }
 
-/// One platform a multi-platform index lists.
+/// One platform a multi-platform index lists, as [`crate::Source::platforms`] holds them
+/// and `inspect --platforms` shows them ([`crate::platforms_table`]).
+///
+/// Below, a small multi-platform OCI layout is written by hand: one empty layer, a
+/// config and a manifest per platform, and an index listing linux/amd64,
+/// linux/arm64/v8 and linux/arm/v7, whose manifest the layout does not hold (a sparse
+/// index, as a containerd export of some platforms writes).
+///
+/// ```
+/// use dockhand::{open_source, Digest, ListedPlatform, Location, Platform, ReadOptions};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let blobs = dir.path().join("blobs/sha256");
+/// std::fs::create_dir_all(&blobs).unwrap();
+/// // The descriptor of `bytes` (with `extra` fields), storing them as a blob if `held`.
+/// let blob = |media_type: &str, bytes: &[u8], extra: &str, held: bool| {
+///     let digest = Digest::of(bytes);
+///     if held {
+///         std::fs::write(blobs.join(digest.hex()), bytes).unwrap();
+///     }
+///     let size = bytes.len();
+///     format!(r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{size}{extra}}}"#)
+/// };
+/// let tar = [0u8; 1024]; // an empty tar: two zero blocks
+/// let layer = blob("application/vnd.oci.image.layer.v1.tar", &tar, "", true);
+/// let diff_id = Digest::of(&tar);
+/// let manifest = |platform: &str, held: bool| {
+///     let rootfs = format!(r#""rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}"#);
+///     let config = format!("{{{platform},{rootfs}}}");
+///     let config = blob("application/vnd.oci.image.config.v1+json", config.as_bytes(), "", true);
+///     let manifest = format!(r#"{{"schemaVersion":2,"config":{config},"layers":[{layer}]}}"#);
+///     let listed = format!(r#","platform":{{{platform}}}"#);
+///     blob("application/vnd.oci.image.manifest.v1+json", manifest.as_bytes(), &listed, held)
+/// };
+/// let children = [
+///     manifest(r#""os":"linux","architecture":"amd64""#, true),
+///     manifest(r#""os":"linux","architecture":"arm64","variant":"v8""#, true),
+///     manifest(r#""os":"linux","architecture":"arm","variant":"v7""#, false),
+/// ];
+/// let index = format!(r#"{{"schemaVersion":2,"manifests":[{}]}}"#, children.join(","));
+/// let tag = r#","annotations":{"org.opencontainers.image.ref.name":"1.0"}"#;
+/// let index = blob("application/vnd.oci.image.index.v1+json", index.as_bytes(), tag, true);
+/// let top = format!(r#"{{"schemaVersion":2,"manifests":[{index}]}}"#);
+/// std::fs::write(dir.path().join("index.json"), top).unwrap();
+/// std::fs::write(dir.path().join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+///
+/// // Every platform the index lists, present or not, whichever platform is picked.
+/// let location = Location::parse(&format!("oci:{}", dir.path().display()))?;
+/// let options = ReadOptions {
+///     platform: Some(Platform::parse("linux/arm64").unwrap()),
+///     ..ReadOptions::default()
+/// };
+/// let source = open_source(&location, &options)?;
+/// assert_eq!(source.images.len(), 1);
+/// assert_eq!(source.images[0].platform.to_string(), "linux/arm64/v8");
+/// let listed: Vec<(String, bool)> = source
+///     .platforms
+///     .iter()
+///     .map(|p: &ListedPlatform| (p.platform.to_string(), p.present))
+///     .collect();
+/// assert_eq!(
+///     listed,
+///     [
+///         ("linux/amd64".to_string(), true),
+///         ("linux/arm64/v8".to_string(), true),
+///         ("linux/arm/v7".to_string(), false),
+///     ]
+/// );
+/// // One index lists them all; each entry names its manifest.
+/// let arm64 = &source.platforms[1];
+/// assert_eq!(arm64.index, source.platforms[2].index);
+/// assert_eq!(Some(&arm64.manifest), source.images[0].manifest.as_ref().map(|m| &m.digest));
+///
+/// // With every platform taken (`--all`), the present ones are images, the index kept.
+/// let all = ReadOptions { all_platforms: true, ..ReadOptions::default() };
+/// let source = open_source(&location, &all)?;
+/// assert_eq!(source.images.len(), 2);
+/// assert!(source.images.iter().all(|image| image.index.is_some()));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListedPlatform {
     /// The index listing it.

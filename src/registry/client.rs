@@ -206,7 +206,10 @@ impl Client {
                     self.learn(&response, scope)?;
                 }
                 Ok(response) => return Ok(response),
-                Err(e) => return Err(self.error(format!("{method} {}: {e}", path_of(url)))),
+                Err(e) => {
+                    let hint = self.connection_hint(&e);
+                    return Err(self.error(format!("{method} {}: {e}{hint}", path_of(url))));
+                }
             }
         }
     }
@@ -401,16 +404,22 @@ impl Client {
             }
             Ok(r) if r.status() == 401 || r.status() == 403 => {
                 Err(self.error(if self.credentials.is_some() {
-                    "the token endpoint refused the credentials"
+                    format!(
+                        "the token endpoint refused the credentials ({})",
+                        self.refused_hint()
+                    )
                 } else {
-                    "authentication required (use --creds or --authfile)"
+                    format!("authentication required ({})", self.login_hint())
                 }))
             }
             Ok(r) => Err(self.error(format!(
                 "the token endpoint answered HTTP {}",
                 r.status().as_u16()
             ))),
-            Err(e) => Err(self.error(format!("asking for a token: {e}"))),
+            Err(e) => {
+                let hint = self.connection_hint(&e);
+                Err(self.error(format!("asking for a token: {e}{hint}")))
+            }
         }
     }
 
@@ -421,11 +430,92 @@ impl Client {
         let body = read_small(response, 64 << 10).unwrap_or_default();
         let detail = registry_errors(&body);
         let hint = match status {
-            401 if self.credentials.is_none() => " (use --creds or --authfile)",
-            401 => " (the credentials were refused)",
-            _ => "",
+            401 if self.credentials.is_none() => format!(" ({})", self.login_hint()),
+            401 => format!(" ({})", self.refused_hint()),
+            403 => " (access denied: the account lacks the rights this needs on the repository; \
+                    a push needs write access)"
+                .to_string(),
+            _ => String::new(),
         };
         self.error(format!("{what}: HTTP {status}{detail}{hint}"))
+    }
+
+    /// The error for a 404 to a request for the manifest `reference` (a tag or digest)
+    /// of `repository`: which of the two the registry lacks, and how to see what it has.
+    pub(crate) fn manifest_unknown(
+        &self,
+        repository: &str,
+        reference: &str,
+        response: &mut Response<Body>,
+    ) -> Error {
+        let body = read_small(response, 64 << 10).unwrap_or_default();
+        let (host, repository) = (shown(&self.registry), shown(repository));
+        let at = if reference.starts_with("sha256:") {
+            '@'
+        } else {
+            ':'
+        };
+        let what = format!("{host}/{repository}{at}{}", shown(reference));
+        if registry_errors(&body).contains("NAME_UNKNOWN") {
+            return self.error(format!(
+                "{what}: manifest unknown: the registry has no repository {repository} \
+                 (check the name)"
+            ));
+        }
+        let missing = if reference.starts_with("sha256:") {
+            format!("no manifest {}", shown(reference))
+        } else {
+            format!("no tag {}", shown(reference))
+        };
+        self.error(format!(
+            "{what}: manifest unknown: {repository} has {missing} \
+             (`dockhand tags docker://{host}/{repository}` lists its tags)"
+        ))
+    }
+
+    /// What to do when the registry wants credentials and has none.
+    fn login_hint(&self) -> String {
+        let host = shown(&self.registry);
+        format!(
+            "log in with `docker login {host}` or `podman login {host}`, \
+             or give --creds USER:PASSWORD or --authfile FILE"
+        )
+    }
+
+    /// What to do when the registry refused the credentials it was given.
+    fn refused_hint(&self) -> String {
+        format!(
+            "the credentials were refused: check them, or log in again with `docker login {}`",
+            shown(&self.registry)
+        )
+    }
+
+    /// What to check after a request failed without an answer: ` (...)`, or nothing.
+    fn connection_hint(&self, e: &ureq::Error) -> String {
+        let host = shown(&self.registry);
+        let hint = match e {
+            ureq::Error::HostNotFound => {
+                format!("the host name of {host} does not resolve: check it")
+            }
+            ureq::Error::ConnectionFailed => format!("is a registry listening at {host}?"),
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+                format!("is a registry listening at {host}?")
+            }
+            // std's resolver failure, which has no ErrorKind of its own.
+            ureq::Error::Io(io) if io.to_string().contains("failed to lookup address") => {
+                format!("the host name of {host} does not resolve: check it")
+            }
+            ureq::Error::Tls(_) | ureq::Error::Rustls(_) => {
+                "for a registry with a self-signed certificate, or one that speaks plain HTTP, \
+                 add --tls-verify=false"
+                    .to_string()
+            }
+            ureq::Error::Timeout(_) => {
+                "it did not answer in time; --retry-times N tries again more often".to_string()
+            }
+            _ => return String::new(),
+        };
+        format!(" ({hint})")
     }
 }
 

@@ -210,7 +210,8 @@ impl Cached {
             complete: true,
         };
         let dir = partial.parent().expect("a cache path has a directory");
-        fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| cache_error(format!("creating {}", dir.display()), e))?;
         let mut file = None;
         for _ in 0..8 {
             if let Ok(f) = File::open(&done) {
@@ -221,7 +222,7 @@ impl Cached {
                 .append(true)
                 .create(true)
                 .open(&partial)
-                .map_err(|e| Error::io(format!("opening {}", partial.display()), e))?;
+                .map_err(|e| cache_error(format!("opening {}", partial.display()), e))?;
             rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
                 .map_err(|e| Error::io(format!("locking {}", partial.display()), e.into()))?;
             // Whoever held the lock may have finished (and renamed the file) or given
@@ -348,4 +349,17 @@ pub(crate) fn default_cache_dir() -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
     Some(base.join("dockhand"))
+}
+
+/// An error creating the blob cache: when it is a permission problem or a read-only
+/// file system, say how to use another cache or none.
+fn cache_error(context: String, cause: std::io::Error) -> Error {
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+    if matches!(cause.kind(), PermissionDenied | ReadOnlyFilesystem) {
+        return Error::io(
+            format!("{context} (the blob cache: choose another with --cache DIR, or none with --no-cache)"),
+            cause,
+        );
+    }
+    Error::io(context, cause)
 }

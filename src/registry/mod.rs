@@ -206,10 +206,18 @@ pub fn list_tags(location: &str, options: &RegistryOptions) -> Result<Vec<String
         }
         let mut response = client.send(Method::GET, &url, &scope, &[], Payload::Empty)?;
         if !response.status().is_success() {
-            return Err(client.unexpected(
+            let status = response.status().as_u16();
+            let error = client.unexpected(
                 &format!("{}/{}: listing tags", reference.registry, repo.repository),
                 &mut response,
-            ));
+            );
+            return Err(match error {
+                Error::Registry { registry, message } if status == 404 => Error::Registry {
+                    registry,
+                    message: format!("{message} (no such repository: check the name)"),
+                },
+                other => other,
+            });
         }
         let next = header(&response, "link").and_then(challenge::next_link);
         let body = read_small(&mut response, client::MAX_MANIFEST_SIZE)?;

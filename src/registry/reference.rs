@@ -27,7 +27,13 @@ impl RegistryRef {
     /// nor digest means `latest`; `repository_only` leaves the tag out instead (a
     /// destination that names only a repository).
     pub fn parse(text: &str, repository_only: bool) -> Result<RegistryRef> {
-        let bad = |why: &str| Error::Usage(format!("docker://{}: {why}", shown(text)));
+        let bad = |why: &str| {
+            Error::Usage(format!(
+                "docker://{}: {why}; expected docker://[HOST[:PORT]/]REPO[:TAG|@sha256:DIGEST], \
+                 such as docker://docker.io/library/busybox:latest",
+                shown(text)
+            ))
+        };
         let (name, digest) = match text.split_once('@') {
             Some((name, digest)) => (
                 name,
@@ -35,6 +41,9 @@ impl RegistryRef {
             ),
             None => (text, None),
         };
+        if name.is_empty() {
+            return Err(bad("no repository named"));
+        }
         let last = name.rsplit('/').next().unwrap_or(name);
         let explicit_tag = last.contains(':');
         let parsed = Reference::parse_why(name).map_err(bad)?;

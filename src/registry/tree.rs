@@ -145,7 +145,7 @@ pub(crate) fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Fetched> {
         404 => {
             return Err(repo
                 .client
-                .error(format!("{}: manifest unknown", crate::text::shown(&what))))
+                .manifest_unknown(&repo.repository, reference, &mut response))
         }
         _ => return Err(repo.client.unexpected(&what, &mut response)),
     }

@@ -107,6 +107,21 @@ fn have_python_cryptography(test: &str) -> bool {
     ok
 }
 
+/// dockhand running `args` with a private HOME and cache inside `tmp`, and no auth file
+/// from the environment: no test reads the machine's credentials or writes its cache.
+pub fn isolated_dockhand(tmp: &Path, args: &[&str]) -> Command {
+    let mut cmd = super::dockhand();
+    cmd.env("HOME", tmp.join("home"))
+        .env("XDG_CACHE_HOME", tmp.join("xdg-cache"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("DOCKER_CONFIG")
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
 /// A port on 127.0.0.1 that was free a moment ago (for a server that cannot bind port
 /// 0 itself; the caller retries when it was taken in between).
 pub fn free_port() -> u16 {
@@ -1050,4 +1065,65 @@ fn forward(
     }
     out.flush()?;
     Ok(true)
+}
+
+/// A tiny HTTP server answering each request from a script, on 127.0.0.1: a registry
+/// that answers exactly what a test needs (errors, limits, lies), with no tool to
+/// install.
+pub struct Scripted {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Scripted {
+    /// Answer every request with `answer(path)`: status, headers and body.
+    pub fn start(
+        answer: impl Fn(&str) -> (u16, Vec<(&'static str, String)>, Vec<u8>) + Send + Sync + 'static,
+    ) -> Scripted {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let answer = std::sync::Arc::new(answer);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let answer = std::sync::Arc::clone(&answer);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut parts = line.split_whitespace();
+                        let method = parts.next().unwrap_or("").to_string();
+                        let path = parts.next().unwrap_or("").to_string();
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if header == "\r\n" || header == "\n" {
+                                break;
+                            }
+                        }
+                        let (status, headers, body) = answer(&path);
+                        let mut head =
+                            format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
+                        for (k, v) in headers {
+                            head.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        head.push_str("\r\n");
+                        if writer.write_all(head.as_bytes()).is_err() {
+                            return;
+                        }
+                        if method != "HEAD" && writer.write_all(&body).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Scripted { addr }
+    }
 }

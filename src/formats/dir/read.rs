@@ -28,7 +28,7 @@ pub(crate) fn read(
             .starts_with(b"Directory Transport Version: 1.")
         {
             return Err(Error::Unsupported(format!(
-                "version: unsupported dir layout version \"{}\"",
+                "version: unsupported dir layout version \"{}\"; dockhand reads \"Directory Transport Version: 1.x\"",
                 shown(String::from_utf8_lossy(&version.bytes).trim())
             )));
         }

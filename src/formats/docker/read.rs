@@ -56,9 +56,14 @@ pub(crate) fn read(
             Error::malformed(&at, format!("invalid entry: {}", shown(&e.to_string())))
         })?;
         let config_path = safe_path(&item.config, &at)?;
+        // The image as messages name it: its number, and its first tag when it has one.
+        let image = match item.repo_tags.iter().flatten().next() {
+            Some(tag) => format!("image {n} ({})", shown(tag)),
+            None => format!("image {n}"),
+        };
         let config_file = tree.find(&config_path)?.ok_or_else(|| Error::Missing {
             file: shown(&config_path),
-            what: format!("the config of image {n} listed in manifest.json"),
+            what: format!("the config of {image} listed in manifest.json"),
         })?;
         let config = meta.read(&config_file)?;
         let facts = meta.config(&config, &shown(&config_path))?;
@@ -97,7 +102,7 @@ pub(crate) fn read(
             let path = safe_path(path, &at)?;
             let file = tree.find(&path)?.ok_or_else(|| Error::Missing {
                 file: shown(&path),
-                what: format!("layer {i} of image {n} listed in manifest.json"),
+                what: format!("layer {i} of {image} listed in manifest.json"),
             })?;
             // The same file cannot be two different layers (podman#8132).
             if let Some(other) = seen_paths.insert(file.path.clone(), diff_id) {

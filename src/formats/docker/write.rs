@@ -71,7 +71,7 @@ pub(crate) fn write_docker(
     for image in images {
         if image.artifact {
             return Err(Error::Unsupported(format!(
-                "{} is not a container image (config type {}); a docker archive cannot hold it",
+                "{} is not a container image (config type {}); a docker archive cannot hold it: write oci or oci-archive instead",
                 image.display_name(),
                 image.config.media_type
             )));

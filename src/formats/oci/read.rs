@@ -116,7 +116,7 @@ fn check_layout_marker(meta: &Meta) -> Result<()> {
     let marker: Marker = parse_json(&file.bytes, "oci-layout")?;
     if !marker.image_layout_version.starts_with("1.") {
         return Err(Error::Unsupported(format!(
-            "oci-layout: unsupported imageLayoutVersion \"{}\"",
+            "oci-layout: unsupported imageLayoutVersion \"{}\"; dockhand reads OCI layouts of version 1.x",
             shown(&marker.image_layout_version)
         )));
     }
