@@ -242,7 +242,8 @@ pub fn corpus_item(rel: &str) -> Option<PathBuf> {
     }
 }
 
-fn skip_or_fail(test: &str, why: &str) {
+/// Print a visible SKIPPED line, or fail under DOCKHAND_REQUIRE_INTEROP=1 (as CI runs).
+pub fn skip_or_fail(test: &str, why: &str) {
     if std::env::var("DOCKHAND_REQUIRE_INTEROP").as_deref() == Ok("1") {
         panic!("{test}: {why}, and DOCKHAND_REQUIRE_INTEROP=1");
     }
