@@ -604,12 +604,14 @@ impl UncompressedReader {
         check: &Check,
         found: Arc<Mutex<Option<Digests>>>,
     ) -> Result<UncompressedReader> {
-        // A local blob is hashed as stored by a thread of its own, reading it again
-        // (from the page cache) alongside the decompressing thread, the slowest stage,
-        // which then only inflates. A registry's is hashed as it is decompressed, so
-        // that it is fetched once.
+        // A local gzip blob is hashed as stored by a thread of its own, reading it
+        // again (from the page cache) alongside the decompressing thread, the slowest
+        // stage, which then only inflates. A registry's is hashed as it is
+        // decompressed, so that it is fetched once; so is any other compression, whose
+        // decoder is fast enough that a thread more gains nothing.
         let stored = Arc::new(Mutex::new(Hasher::new()));
-        let (decoder, separate) = if blob.registry_origin().is_none() {
+        let inflating = check.compression == Compression::Gzip;
+        let (decoder, separate) = if inflating && blob.registry_origin().is_none() {
             let stored_thread = StoredHasher::start(Arc::clone(&blob));
             (check.compression.decoder(blob.open()?), Some(stored_thread))
         } else {

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 
 use std::os::unix::fs::PermissionsExt;
 
-use super::output_file::DirectFile;
+use super::output_file::PipelinedFile;
 use super::tar_writer::split_dest;
-use super::{copy_hashing, output_path, ParallelFiles, TreeWriter};
+use super::{output_path, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::destination::{classify_dir, Contents, Plan};
 use crate::error::{Error, IoContext, Result};
 use crate::model::digest::Digest;
+use crate::model::digest::Hasher;
 use crate::sys;
 
 /// Writes a directory tree atomically: everything goes into `.<name>.dockhand-tmp-*`
@@ -95,11 +96,12 @@ impl ParallelFiles for DirWriter {
 
     fn file_shared(&self, rel: &str, data: &mut dyn Read) -> Result<u64> {
         let (path, file) = self.create_file(rel)?;
-        let mut out = DirectFile::new(file);
-        let n = out
-            .copy_from(data)
-            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-        out.finish().ctx(|| format!("writing {}", path.display()))?;
+        // Written by a thread of its own, so that reading and verifying the next bytes
+        // overlap with writing these.
+        let shown = path.display().to_string();
+        let mut out = PipelinedFile::new(file).ctx(|| "starting a writing thread".into())?;
+        let n = out.append_from(data, None, &shown, &shown)?;
+        out.finish().ctx(|| format!("writing {shown}"))?;
         Ok(n)
     }
 
@@ -135,10 +137,12 @@ impl TreeWriter for DirWriter {
         // The staging directory is dockhand's own: write under a fixed name, then
         // rename once the content, and so the name, is known.
         let (incoming, file) = self.create_file(&format!("{prefix}.incoming"))?;
-        let mut out = DirectFile::new(file);
-        let (digest, size) = copy_hashing(data, &mut out, prefix)?;
-        out.finish()
-            .ctx(|| format!("writing {}", incoming.display()))?;
+        let shown = incoming.display().to_string();
+        let mut out = PipelinedFile::new(file).ctx(|| "starting a writing thread".into())?;
+        let mut hasher = Hasher::new();
+        out.append_from(data, Some(&mut hasher), prefix, &shown)?;
+        out.finish().ctx(|| format!("writing {shown}"))?;
+        let (digest, size) = hasher.finish();
         let path = self.path(&format!("{prefix}{}", digest.hex()))?;
         fs::rename(&incoming, &path).ctx(|| format!("renaming into {}", path.display()))?;
         Ok((digest, size))
