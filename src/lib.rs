@@ -215,6 +215,26 @@ pub use error::{Error, Result};
 pub use progress::{NoProgress, Progress};
 
 /// Every limit dockhand applies to an input (see the `# Security` section above).
+///
+/// Each is a constant a caller can show or check against; every one of them is what an
+/// input is refused for (exit code 1), never a panic or unbounded work:
+///
+/// ```
+/// use dockhand::limits::*;
+///
+/// // Tar entries: how many, their paths and names, extension headers, links, and what
+/// // is read past the end-of-archive marker of a piped input.
+/// assert_eq!((MAX_ENTRIES, MAX_PATH_BYTES, MAX_PATH_DEPTH), (250_000, 4096, 128));
+/// assert_eq!((MAX_NAME_BYTES, MAX_EXTENSION_SIZE), (32 << 20, 1 << 20));
+/// assert_eq!((MAX_LINK_HOPS, MAX_TRAILING_BYTES), (16, 1 << 20));
+/// // Metadata: each JSON document, all of them, their nesting, layers, warnings.
+/// assert_eq!((MAX_JSON_SIZE, MAX_METADATA_TOTAL), (16 << 20, 128 << 20));
+/// assert_eq!((MAX_JSON_DEPTH, MAX_LAYERS_TOTAL, MAX_WARNINGS), (64, 100_000, 100));
+/// // Decompression memory: 128 MiB for xz and for a zstd window.
+/// assert_eq!((XZ_MEMORY_LIMIT, 1u64 << ZSTD_WINDOW_LOG_MAX), (128 << 20, 128 << 20));
+/// // Archive text shown in one message, and one message line.
+/// assert_eq!((MAX_SHOWN_CHARS, MAX_LINE_CHARS), (200, 4000));
+/// ```
 pub mod limits {
     pub use crate::container::{
         MAX_ENTRIES, MAX_EXTENSION_SIZE, MAX_LINK_HOPS, MAX_NAME_BYTES, MAX_PATH_BYTES,
