@@ -162,8 +162,12 @@ row() { # label, key suffix
         printf '| %s | %s s | fails | | %s MiB | |\n' "$1" "${wall[$d]}" "${rss[$d]}"
         return
     fi
-    printf '| %s | %s s | %s s | **%sx** | %s MiB | %s MiB |\n' "$1" "${wall[$d]}" "${wall[$s]}" \
-        "$(ratio "${wall[$s]}" "${wall[$d]}")" "${rss[$d]}" "${rss[$s]}"
+    local faster
+    faster=$(ratio "${wall[$s]}" "${wall[$d]}")
+    # A row whose dockhand time is below GNU time's 10 ms clock has no ratio.
+    if [ "$faster" = n/a ]; then faster="(below the 10 ms clock)"; else faster="**${faster}x**"; fi
+    printf '| %s | %s s | %s s | %s | %s MiB | %s MiB |\n' "$1" "${wall[$d]}" "${wall[$s]}" \
+        "$faster" "${rss[$d]}" "${rss[$s]}"
 }
 echo "measuring ($runs runs each)..." >&2
 in=$work/in.tar

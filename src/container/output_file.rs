@@ -1,7 +1,7 @@
-//! Writing big output files fast: the kernel starts flushing each stretch as soon as it
-//! is written (so the final fsync waits for the tail only, as `cp` then `sync` cannot
-//! do), and a tar output is written on a thread of its own while the caller reads and
-//! hashes the next bytes.
+//! Writing big output files fast: around the page cache where the filesystem allows
+//! (else with each stretch handed to the kernel's writeback as soon as it is written,
+//! so the final fsync waits for the tail only, as `cp` then `sync` cannot do), and on
+//! a thread of the file's own while the caller reads and hashes the next bytes.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
