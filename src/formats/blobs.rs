@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crate::compress;
 use crate::container::{ParallelFiles, TreeWriter};
 use crate::error::{Error, Result};
-use crate::layer::{open_layer, verify_layer, LayerForm};
+use crate::layer::{open_layer, open_layer_in_turn, verify_layer, LayerForm};
 use crate::model::digest::Digest;
 use crate::model::image::{Descriptor, Image, Layer};
 use crate::model::media::Compression;
@@ -166,7 +166,7 @@ impl<'w> BlobWriter<'w> {
             if let Some((digest, size)) = self.by_source.get(&layer.path) {
                 return Ok((digest.clone(), *size, compression));
             }
-            let reader = open_layer(image, layer, form)?;
+            let reader = open_layer_in_turn(image, layer, form)?;
             let mut reader = Reporting::new(reader, self.progress, &layer.path, layer.size);
             let (digest, size) = self.out.file_by_digest(self.prefix, &mut reader)?;
             self.written.insert(digest.clone(), size);
@@ -188,7 +188,7 @@ impl<'w> BlobWriter<'w> {
                 return Ok((digest, size, compression));
             }
         }
-        let reader = open_layer(image, layer, form)?;
+        let reader = open_layer_in_turn(image, layer, form)?;
         let mut reader = Reporting::new(reader, self.progress, &layer.path, layer.size);
         let size = match known_size {
             Some(size) => {

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
 use crate::formats::oci::{write_oci_with, OciLayers};
-use crate::layer::{open_layer, LayerForm};
+use crate::layer::{open_layer_in_turn, LayerForm};
 use crate::model::digest::Digest;
 use crate::model::image::Image;
 use crate::progress::{Progress, Reporting};
@@ -186,7 +186,7 @@ fn write_legacy(
             match layer_home.get(&diff_id) {
                 Some(home) => out.symlink(&path, &format!("../{home}/layer.tar"))?,
                 None => {
-                    let reader = open_layer(image, layer, LayerForm::Uncompressed)?;
+                    let reader = open_layer_in_turn(image, layer, LayerForm::Uncompressed)?;
                     let mut reader = Reporting::new(reader, progress, &layer.path, layer.size);
                     if layer.compression == crate::model::media::Compression::None {
                         out.file(&path, layer.size, &mut reader)?;
