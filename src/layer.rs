@@ -141,7 +141,11 @@ pub fn open_layer(image: &Image, layer: &Layer, form: LayerForm) -> Result<Layer
 /// [`open_layer`] for a caller that reads one layer at a time (into a tar): a big
 /// uncompressed blob is then read ahead by a thread of its own, on the core the caller
 /// leaves idle. (Callers reading several layers at once keep every core busy already.)
-pub(crate) fn open_layer_in_turn(image: &Image, layer: &Layer, form: LayerForm) -> Result<LayerReader> {
+pub(crate) fn open_layer_in_turn(
+    image: &Image,
+    layer: &Layer,
+    form: LayerForm,
+) -> Result<LayerReader> {
     open_layer_with(image, layer, form, layer.diff_id.is_some(), true)
 }
 
@@ -170,9 +174,8 @@ fn open_layer_with(
         diff_id: layer.diff_id.clone(),
         compression: layer.compression,
     };
-    let mut reader =
-        open_checked(Arc::clone(blob), check, form, want_uncompressed, read_ahead)
-            .map_err(in_input)?;
+    let mut reader = open_checked(Arc::clone(blob), check, form, want_uncompressed, read_ahead)
+        .map_err(in_input)?;
     reader.input = Some(Arc::clone(&image.input));
     Ok(reader)
 }

@@ -104,6 +104,28 @@ impl DirectFile {
         Ok(())
     }
 
+    /// Append `bytes`: straight to the disk, without a copy, when nothing is gathered
+    /// and they are whole aligned blocks in aligned memory; else as [`Write`] does.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let aligned = bytes.as_ptr().align_offset(DIRECT_ALIGN) == 0
+            && bytes.len() % DIRECT_ALIGN == 0
+            && self.offset % DIRECT_ALIGN as u64 == 0;
+        if !(self.direct && self.filled == 0 && aligned) {
+            return self.write_all(bytes);
+        }
+        match write_all_at(&self.file, bytes, self.offset) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                self.direct = false;
+                set_direct(&self.file, false)?;
+                self.file.write_all_at(bytes, self.offset)?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
     /// Overwrite `bytes` at `offset`, which must already have been appended.
     pub(crate) fn patch(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let end = offset + bytes.len() as u64;
@@ -212,6 +234,18 @@ enum Work {
     Patch(u64, Vec<u8>),
 }
 
+/// The page-aligned [`CHUNK`] bytes of a buffer of `CHUNK + DIRECT_ALIGN`: what the
+/// writing thread can hand to the disk as they are.
+fn aligned(buf: &[u8]) -> &[u8] {
+    let start = buf.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+    &buf[start..start + CHUNK]
+}
+
+fn aligned_mut(buf: &mut [u8]) -> &mut [u8] {
+    let start = buf.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+    &mut buf[start..start + CHUNK]
+}
+
 /// A file written sequentially by a thread of its own: the caller fills buffers (reading
 /// and hashing straight into them), the thread writes them, so reading, hashing and
 /// writing overlap. Bytes already written can be patched (a tar header whose size or
@@ -237,7 +271,7 @@ impl PipelinedFile {
                 for item in work {
                     match item {
                         Work::Append(buf, len) => {
-                            out.write_all(&buf[..len])?;
+                            out.append(&aligned(&buf)[..len])?;
                             // The caller may be gone: then the buffer is simply freed.
                             let _ = give_back.send(buf);
                         }
@@ -250,7 +284,7 @@ impl PipelinedFile {
             to_writer: Some(to_writer),
             returned,
             writer: Some(writer),
-            buf: vec![0; CHUNK],
+            buf: vec![0; CHUNK + DIRECT_ALIGN],
             filled: 0,
             sent: 0,
         })
@@ -280,7 +314,10 @@ impl PipelinedFile {
         if self.filled == 0 {
             return Ok(());
         }
-        let next = self.returned.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+        let next = self
+            .returned
+            .try_recv()
+            .unwrap_or_else(|_| vec![0; CHUNK + DIRECT_ALIGN]);
         let full = std::mem::replace(&mut self.buf, next);
         let len = std::mem::take(&mut self.filled);
         self.sent += len as u64;
@@ -303,14 +340,14 @@ impl PipelinedFile {
                 self.send_buffer()
                     .map_err(|e| Error::io(format!("writing {output}"), e))?;
             }
-            let n = match data.read(&mut self.buf[self.filled..]) {
+            let n = match data.read(&mut aligned_mut(&mut self.buf)[self.filled..]) {
                 Ok(0) => return Ok(total),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io(format!("reading {what}"), e)),
             };
             if let Some(h) = hasher.as_deref_mut() {
-                h.update(&self.buf[self.filled..self.filled + n]);
+                h.update(&aligned(&self.buf)[self.filled..self.filled + n]);
             }
             self.filled += n;
             total += n as u64;
@@ -325,13 +362,13 @@ impl PipelinedFile {
         );
         if offset >= self.sent {
             let at = (offset - self.sent) as usize;
-            self.buf[at..at + bytes.len()].copy_from_slice(bytes);
+            aligned_mut(&mut self.buf)[at..at + bytes.len()].copy_from_slice(bytes);
             return Ok(());
         }
         // Whatever part is still in the buffer goes there, the rest to the thread.
         let split = ((self.sent - offset) as usize).min(bytes.len());
         let (on_disk, in_buffer) = bytes.split_at(split);
-        self.buf[..in_buffer.len()].copy_from_slice(in_buffer);
+        aligned_mut(&mut self.buf)[..in_buffer.len()].copy_from_slice(in_buffer);
         self.send(Work::Patch(offset, on_disk.to_vec()))
     }
 
@@ -353,7 +390,7 @@ impl Write for PipelinedFile {
             self.send_buffer()?;
         }
         let n = buf.len().min(CHUNK - self.filled);
-        self.buf[self.filled..self.filled + n].copy_from_slice(&buf[..n]);
+        aligned_mut(&mut self.buf)[self.filled..self.filled + n].copy_from_slice(&buf[..n]);
         self.filled += n;
         Ok(n)
     }
