@@ -78,17 +78,7 @@ impl DirectFile {
         let (start, offset) = (self.start, self.offset);
         let bytes = &self.raw[start..start + len];
         if self.direct {
-            match write_all_at(&self.file, bytes, offset) {
-                Ok(()) => {}
-                // Refused after all (a filesystem that accepts the flag, not the I/O):
-                // cached writes from now on, this chunk included.
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                    self.direct = false;
-                    set_direct(&self.file, false)?;
-                    self.file.write_all_at(bytes, offset)?;
-                }
-                Err(e) => return Err(e),
-            }
+            write_direct(&self.file, &mut self.direct, bytes, offset)?;
         } else {
             self.file.write_all_at(bytes, offset)?;
             let end = offset + len as u64;
@@ -113,15 +103,7 @@ impl DirectFile {
         if !(self.direct && self.filled == 0 && aligned) {
             return self.write_all(bytes);
         }
-        match write_all_at(&self.file, bytes, self.offset) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                self.direct = false;
-                set_direct(&self.file, false)?;
-                self.file.write_all_at(bytes, self.offset)?;
-            }
-            Err(e) => return Err(e),
-        }
+        write_direct(&self.file, &mut self.direct, bytes, self.offset)?;
         self.offset += bytes.len() as u64;
         Ok(())
     }
@@ -202,6 +184,20 @@ fn set_direct(file: &File, on: bool) -> io::Result<()> {
         flags - OFlags::DIRECT
     };
     Ok(rustix::fs::fcntl_setfl(file, flags)?)
+}
+
+/// Write aligned `bytes` at `offset` around the page cache. A filesystem that accepts
+/// the flag but refuses the I/O (`EINVAL`) gets cached writes from then on, these bytes
+/// included, and `direct` is cleared.
+fn write_direct(file: &File, direct: &mut bool, bytes: &[u8], offset: u64) -> io::Result<()> {
+    match write_all_at(file, bytes, offset) {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+            *direct = false;
+            set_direct(file, false)?;
+            file.write_all_at(bytes, offset)
+        }
+        other => other,
+    }
 }
 
 /// `write_all_at` for direct I/O: a short write leaves an unaligned rest, which the
