@@ -480,6 +480,27 @@ mod tests {
         }
     }
 
+    /// A direct write the filesystem refuses (here: from memory that is not aligned,
+    /// which a block device's filesystem refuses with EINVAL) is written through the
+    /// cache instead, and direct I/O is off from then on.
+    #[test]
+    fn a_refused_direct_write_goes_through_the_cache() {
+        let mut file = tempfile::tempfile().unwrap();
+        let mut direct = set_direct(&file, true).is_ok();
+        let raw = vec![7u8; 3 * DIRECT_ALIGN];
+        let start = raw.as_ptr().align_offset(DIRECT_ALIGN) + 1;
+        let misaligned = &raw[start..start + DIRECT_ALIGN];
+        write_direct(&file, &mut direct, misaligned, 0).unwrap();
+        let mut got = Vec::new();
+        file.read_to_end(&mut got).unwrap();
+        assert_eq!(got, misaligned);
+        if !direct {
+            // Refused and fallen back: the flag is off, so cached writes work.
+            let flags = rustix::fs::fcntl_getfl(&file).unwrap();
+            assert!(!flags.contains(rustix::fs::OFlags::DIRECT));
+        }
+    }
+
     #[test]
     fn a_write_error_reaches_the_caller() {
         // A file opened read-only refuses writes: the thread's error comes back.
