@@ -166,14 +166,7 @@ fn open_layer_with(
             what: format!("layer of image {}", image.display_name()),
         })
     })?;
-    let check = Check {
-        image: image.display_name(),
-        path: layer.path.clone(),
-        digest: layer.digest.clone(),
-        size: layer.size,
-        diff_id: layer.diff_id.clone(),
-        compression: layer.compression,
-    };
+    let check = Check::of(image, layer);
     let mut reader = open_checked(Arc::clone(blob), check, form, want_uncompressed, read_ahead)
         .map_err(in_input)?;
     reader.input = Some(Arc::clone(&image.input));
@@ -240,6 +233,12 @@ pub(crate) fn read_layer(
     progress: &dyn Progress,
     want_uncompressed: bool,
 ) -> Result<Digests> {
+    if let Some(digests) = checked_as_spooled(image, layer) {
+        progress.layer_started(&layer.path, layer.size);
+        progress.layer_advanced(&layer.path, layer.size);
+        progress.layer_done(&layer.path);
+        return Ok(digests);
+    }
     let reader = open_layer_with(image, layer, LayerForm::Stored, want_uncompressed, false)?;
     let found = Arc::clone(&reader.found);
     let reader = Reporting::new(reader, progress, &layer.path, layer.size);
@@ -249,6 +248,27 @@ pub(crate) fn read_layer(
         .map_err(|e| Error::io(format!("reading {}", shown(&layer.path)), e))?;
     let digests = found.lock().unwrap_or_else(|p| p.into_inner()).clone();
     Ok(digests.expect("a layer read to its end has its digests"))
+}
+
+/// The digests of an uncompressed layer whose bytes this process hashed as it spooled
+/// them (a big entry of a piped input), when they pass the checks a read makes: the
+/// layer is then verified without reading it again. `None` otherwise, a failed check
+/// included: reading the layer then gives the error, as for any other layer.
+fn checked_as_spooled(image: &Image, layer: &Layer) -> Option<Digests> {
+    let blob = layer.blob.as_deref()?;
+    if layer.compression != Compression::None {
+        return None;
+    }
+    let hashed = blob.whole_file_digest()?;
+    let check = Check::of(image, layer);
+    let stored = check.stored_digest(hashed, blob.size()).ok()?;
+    check.uncompressed(stored.clone()).ok()?;
+    Some(Digests {
+        stored: stored.clone(),
+        size: blob.size(),
+        uncompressed: Some(stored),
+        uncompressed_size: Some(blob.size()),
+    })
 }
 
 /// The digests of a stored layer as stored and uncompressed, from one read: for layers
@@ -289,9 +309,26 @@ struct Check {
 }
 
 impl Check {
+    /// What `layer` of `image` must turn out to be.
+    fn of(image: &Image, layer: &Layer) -> Check {
+        Check {
+            image: image.display_name(),
+            path: layer.path.clone(),
+            digest: layer.digest.clone(),
+            size: layer.size,
+            diff_id: layer.diff_id.clone(),
+            compression: layer.compression,
+        }
+    }
+
     /// Check the stored bytes' hash and length; their digest.
     fn stored(&self, hasher: Hasher) -> Result<Digest> {
         let (actual, len) = hasher.finish();
+        self.stored_digest(actual, len)
+    }
+
+    /// Check the stored bytes' digest and length; the digest.
+    fn stored_digest(&self, actual: Digest, len: u64) -> Result<Digest> {
         if len != self.size {
             return Err(Error::SizeMismatch {
                 file: self.path.clone(),

@@ -230,22 +230,6 @@ impl<'w> BlobWriter<'w> {
     }
 }
 
-/// Was `layer` (uncompressed, so its stored bytes are its diff_id's) hashed as it was
-/// spooled, to the digest and diff_id its image records? Anything else, a mismatch
-/// included, is verified by reading it, which also gives the error.
-fn hashed_as_spooled(layer: &Layer) -> bool {
-    let Some(hashed) = layer.blob.as_deref().and_then(|b| b.whole_file_digest()) else {
-        return false;
-    };
-    let recorded = [&layer.digest, &layer.diff_id];
-    layer.compression == Compression::None
-        && layer.blob.as_deref().map(|b| b.size()) == Some(layer.size)
-        && recorded.iter().any(|d| d.is_some())
-        && recorded
-            .iter()
-            .all(|d| d.as_ref().is_none_or(|d| *d == hashed))
-}
-
 /// Link the spooled file holding `layer` in at `path` instead of copying it, once every
 /// byte of it is verified: its size when done, `None` when it cannot be (not a spooled
 /// file, a form that changes the bytes, an output that cannot link it), and the caller
@@ -265,14 +249,9 @@ fn adopt_spooled(
     if !same_bytes {
         return Ok(None);
     }
-    if hashed_as_spooled(layer) {
-        progress.layer_started(&layer.path, layer.size);
-        progress.layer_advanced(&layer.path, layer.size);
-        progress.layer_done(&layer.path);
-    } else {
-        // Reading the layer checks its digest and diff_id: an error here is a layer
-        // that is not what its image says, and nothing is linked.
-        verify_layer(image, layer, progress)?;
-    }
+    // Verifying the layer checks its digest and diff_id (against what the spool
+    // hashed, or by reading it): an error here is a layer that is not what its image
+    // says, and nothing is linked.
+    verify_layer(image, layer, progress)?;
     Ok(out.adopt(path, file)?.then_some(layer.size))
 }
