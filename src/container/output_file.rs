@@ -39,11 +39,10 @@ const DIRECT_CHUNK: usize = 2 << 20;
 /// usual. A filesystem that refuses direct I/O (tmpfs on older kernels) gets the
 /// cached writes, each [`WRITEBACK_STRETCH`] handed to the kernel's writeback as soon
 /// as it is complete, so the final flush waits for the tail only.
-pub(crate) struct DirectFile {
+struct DirectFile {
     file: File,
-    /// The chunk being gathered: `raw[start..start + DIRECT_CHUNK]`, aligned.
+    /// The chunk being gathered: the aligned [`DIRECT_CHUNK`] bytes of it.
     raw: Vec<u8>,
-    start: usize,
     filled: usize,
     /// The file offset of the chunk's first byte: everything before it is written.
     offset: u64,
@@ -53,14 +52,11 @@ pub(crate) struct DirectFile {
 }
 
 impl DirectFile {
-    pub(crate) fn new(file: File) -> DirectFile {
-        let raw = vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN];
-        let start = raw.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+    fn new(file: File) -> DirectFile {
         let direct = set_direct(&file, true).is_ok();
         DirectFile {
             file,
-            raw,
-            start,
+            raw: vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN],
             filled: 0,
             offset: 0,
             direct,
@@ -69,14 +65,14 @@ impl DirectFile {
     }
 
     fn chunk(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + DIRECT_CHUNK]
+        aligned_mut(&mut self.raw, DIRECT_CHUNK)
     }
 
     /// Write the chunk's first `len` bytes (all of it, or its aligned part at the end)
     /// and keep the rest for later.
     fn write_chunk(&mut self, len: usize) -> io::Result<()> {
-        let (start, offset) = (self.start, self.offset);
-        let bytes = &self.raw[start..start + len];
+        let offset = self.offset;
+        let bytes = &aligned(&self.raw, DIRECT_CHUNK)[..len];
         if self.direct {
             write_direct(&self.file, &mut self.direct, bytes, offset)?;
         } else {
@@ -87,8 +83,8 @@ impl DirectFile {
                 self.flushed = end;
             }
         }
-        self.raw
-            .copy_within(start + len..start + self.filled, start);
+        let filled = self.filled;
+        self.chunk().copy_within(len..filled, 0);
         self.filled -= len;
         self.offset += len as u64;
         Ok(())
@@ -109,7 +105,7 @@ impl DirectFile {
     }
 
     /// Overwrite `bytes` at `offset`, which must already have been appended.
-    pub(crate) fn patch(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+    fn patch(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
         let end = offset + bytes.len() as u64;
         assert!(
             end <= self.offset + self.filled as u64,
@@ -136,7 +132,7 @@ impl DirectFile {
 
     /// Write what is left and return the file (to be flushed to disk with the rest of
     /// the output).
-    pub(crate) fn finish(mut self) -> io::Result<File> {
+    fn finish(mut self) -> io::Result<File> {
         self.write_rest()?;
         Ok(self.file)
     }
@@ -230,16 +226,16 @@ enum Work {
     Patch(u64, Vec<u8>),
 }
 
-/// The page-aligned [`CHUNK`] bytes of a buffer of `CHUNK + DIRECT_ALIGN`: what the
-/// writing thread can hand to the disk as they are.
-fn aligned(buf: &[u8]) -> &[u8] {
+/// The page-aligned `len` bytes of a buffer of `len + DIRECT_ALIGN`: what can go to
+/// the disk as it is.
+fn aligned(buf: &[u8], len: usize) -> &[u8] {
     let start = buf.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
-    &buf[start..start + CHUNK]
+    &buf[start..start + len]
 }
 
-fn aligned_mut(buf: &mut [u8]) -> &mut [u8] {
+fn aligned_mut(buf: &mut [u8], len: usize) -> &mut [u8] {
     let start = buf.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
-    &mut buf[start..start + CHUNK]
+    &mut buf[start..start + len]
 }
 
 /// A file written sequentially by a thread of its own: the caller fills buffers (reading
@@ -267,7 +263,7 @@ impl PipelinedFile {
                 for item in work {
                     match item {
                         Work::Append(buf, len) => {
-                            out.append(&aligned(&buf)[..len])?;
+                            out.append(&aligned(&buf, CHUNK)[..len])?;
                             // The caller may be gone: then the buffer is simply freed.
                             let _ = give_back.send(buf);
                         }
@@ -336,14 +332,14 @@ impl PipelinedFile {
                 self.send_buffer()
                     .map_err(|e| Error::io(format!("writing {output}"), e))?;
             }
-            let n = match data.read(&mut aligned_mut(&mut self.buf)[self.filled..]) {
+            let n = match data.read(&mut aligned_mut(&mut self.buf, CHUNK)[self.filled..]) {
                 Ok(0) => return Ok(total),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io(format!("reading {what}"), e)),
             };
             if let Some(h) = hasher.as_deref_mut() {
-                h.update(&aligned(&self.buf)[self.filled..self.filled + n]);
+                h.update(&aligned(&self.buf, CHUNK)[self.filled..self.filled + n]);
             }
             self.filled += n;
             total += n as u64;
@@ -358,13 +354,13 @@ impl PipelinedFile {
         );
         if offset >= self.sent {
             let at = (offset - self.sent) as usize;
-            aligned_mut(&mut self.buf)[at..at + bytes.len()].copy_from_slice(bytes);
+            aligned_mut(&mut self.buf, CHUNK)[at..at + bytes.len()].copy_from_slice(bytes);
             return Ok(());
         }
         // Whatever part is still in the buffer goes there, the rest to the thread.
         let split = ((self.sent - offset) as usize).min(bytes.len());
         let (on_disk, in_buffer) = bytes.split_at(split);
-        aligned_mut(&mut self.buf)[..in_buffer.len()].copy_from_slice(in_buffer);
+        aligned_mut(&mut self.buf, CHUNK)[..in_buffer.len()].copy_from_slice(in_buffer);
         self.send(Work::Patch(offset, on_disk.to_vec()))
     }
 
@@ -386,7 +382,7 @@ impl Write for PipelinedFile {
             self.send_buffer()?;
         }
         let n = buf.len().min(CHUNK - self.filled);
-        aligned_mut(&mut self.buf)[self.filled..self.filled + n].copy_from_slice(&buf[..n]);
+        aligned_mut(&mut self.buf, CHUNK)[self.filled..self.filled + n].copy_from_slice(&buf[..n]);
         self.filled += n;
         Ok(n)
     }
