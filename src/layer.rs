@@ -7,6 +7,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use crate::container::read_full;
 use crate::error::{Error, Result};
 use crate::model::blob::Blob;
 use crate::model::digest::{Digest, HashSink, Hasher};
@@ -611,32 +612,9 @@ impl ReadAhead {
                         Err(_) => return, // the reader is gone
                     },
                 };
-                let mut n = 0;
-                let result = loop {
-                    match inner.read(&mut buf[n..]) {
-                        Ok(0) => break Ok(()),
-                        Ok(k) => {
-                            n += k;
-                            if n == buf.len() {
-                                break Ok(());
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => break Err(e),
-                    }
-                };
-                let end = n == 0 || result.is_err();
-                let message = match result {
-                    Ok(()) => Ok((buf, n)),
-                    Err(e) if n == 0 => Err(e),
-                    // The bytes before an error first; the error comes next.
-                    Err(e) => {
-                        if send.send(Ok((buf, n))).is_err() {
-                            return;
-                        }
-                        Err(e)
-                    }
-                };
+                // An error ends the stream: the verifying reader reports it.
+                let message = read_full(&mut inner, &mut buf).map(|n| (buf, n));
+                let end = !matches!(message, Ok((_, n)) if n > 0);
                 if send.send(message).is_err() || end {
                     return;
                 }

@@ -336,6 +336,20 @@ pub trait ParallelFiles: Sync {
     }
 }
 
+/// Read from `input` until `buf` is full or the input ends; how many bytes were read.
+pub(crate) fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// Copy `data` into `out`, hashing it on the way; its sha256 and length. `what` names
 /// the data in errors.
 pub(crate) fn copy_hashing(

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 
 use super::output_file::{start_writeback, WRITEBACK_STRETCH};
 use super::tar_index::{Kept, Source};
-use super::{DirTree, FileTree, TarIndex};
+use super::{read_full, DirTree, FileTree, TarIndex};
 use crate::error::{Error, Result};
 use crate::model::digest::{Digest, Hasher};
 use crate::model::media::Compression;
@@ -80,7 +80,7 @@ pub(crate) fn open_input_spooling_in(path: &str, spool_dir: Option<&Path>) -> Re
 /// Open a regular file: an uncompressed tar is indexed in place, anything else spooled.
 fn open_file(mut file: File, name: &str, spool_dir: Option<&Path>) -> Result<Input> {
     let mut head = [0u8; 8];
-    let n = read_head(&mut file, &mut head).map_err(|e| Error::io("cannot read", e))?;
+    let n = read_full(&mut file, &mut head).map_err(|e| Error::io("cannot read", e))?;
     if n == 0 {
         return Err(Error::NotAnImage {
             file: String::new(),
@@ -97,22 +97,11 @@ fn open_file(mut file: File, name: &str, spool_dir: Option<&Path>) -> Result<Inp
     spool(file, name, spool_dir)
 }
 
-fn read_head(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
 /// Walk `input` (decompressing it if needed), copying the data of its files into an
 /// anonymous temp file and indexing them in the same pass.
 fn spool(mut input: File, name: &str, spool_dir: Option<&Path>) -> Result<Input> {
     let mut head = [0u8; 8];
-    let n = read_head(&mut input, &mut head).map_err(|e| Error::io("cannot read", e))?;
+    let n = read_full(&mut input, &mut head).map_err(|e| Error::io("cannot read", e))?;
     if n == 0 {
         return Err(Error::NotAnImage {
             file: String::new(),
@@ -223,15 +212,7 @@ impl<R: Read> Source for Spool<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let head = self.take_head(buf.len() as u64);
         buf[..head.len()].copy_from_slice(&head);
-        let mut n = head.len();
-        while n < buf.len() {
-            match self.input.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let n = head.len() + read_full(&mut self.input, &mut buf[head.len()..])?;
         self.total += n as u64;
         Ok(n)
     }
@@ -455,7 +436,7 @@ mod tests {
             taken: Arc::clone(&taken),
         };
         let mut head = [0u8; 8];
-        let n = read_head(&mut counted, &mut head).unwrap();
+        let n = read_full(&mut counted, &mut head).unwrap();
         let result = spool_stream(counted, &head[..n], "stdin", None);
         (result, taken.load(Ordering::Relaxed))
     }
