@@ -584,15 +584,12 @@ fn pushes_skip_blobs_the_registry_has_and_mount_from_other_repositories() {
     let second = format!("docker://{}/mount/to:1", proxy.addr);
     dh(t, &["convert", "-q", &first, &second]);
     let requests = proxy.requests();
-    let mounts: Vec<_> = requests
-        .iter()
-        .filter(|(m, path, status)| m == "POST" && path.contains("mount=") && *status == 201)
-        .collect();
+    let mounts = proxy.count("POST", "mount=", Some(201));
     let layers = images(&inspect(f.input()))[0]["layers"]
         .as_array()
         .unwrap()
         .len();
-    assert_eq!(mounts.len(), layers, "{requests:?}");
+    assert_eq!(mounts, layers, "{requests:?}");
     assert!(
         !requests.iter().any(|(m, _, _)| m == "PATCH"),
         "{requests:?}"
@@ -696,11 +693,7 @@ fn an_interrupted_pull_resumes_where_it_stopped() {
         second_run + cut <= total + 4096,
         "second run fetched {second_run} of {total} bytes after {first_run} in the first"
     );
-    let ranged = proxy
-        .requests()
-        .iter()
-        .filter(|(m, p, s)| m == "GET" && p.contains("/blobs/") && *s == 206)
-        .count();
+    let ranged = proxy.count("GET", "/blobs/", Some(206));
     assert_eq!(ranged, 1, "{:?}", proxy.requests());
     // Within one run, a cut is resumed with a Range request, not started again.
     std::fs::remove_file(&out).unwrap();
@@ -730,14 +723,8 @@ fn an_interrupted_push_resumes_or_starts_the_session_again() {
     proxy.inject("PATCH", "/blobs/uploads/", 503, 1, None);
     dh(t, &["convert", "-q", &archive, &remote]);
     let requests = proxy.requests();
-    let posts = requests
-        .iter()
-        .filter(|(m, p, _)| m == "POST" && p.contains("/blobs/uploads"))
-        .count();
-    let status_gets = requests
-        .iter()
-        .filter(|(m, p, s)| m == "GET" && p.contains("/blobs/uploads/") && *s == 204)
-        .count();
+    let posts = proxy.count("POST", "/blobs/uploads", None);
+    let status_gets = proxy.count("GET", "/blobs/uploads/", Some(204));
     assert_eq!(status_gets, 1, "{requests:?}");
     // One session per blob pushed (two layers and the config).
     assert_eq!(posts, 3, "{requests:?}");
@@ -749,11 +736,7 @@ fn an_interrupted_push_resumes_or_starts_the_session_again() {
     proxy.reset_counters();
     proxy.cut_upload_after("PATCH", "/blobs/uploads/", 1 << 20, 1);
     dh(t, &["convert", "-q", &archive, &remote2]);
-    let posts = proxy
-        .requests()
-        .iter()
-        .filter(|(m, p, _)| m == "POST" && p.contains("/blobs/uploads"))
-        .count();
+    let posts = proxy.count("POST", "/blobs/uploads", None);
     assert_eq!(posts, 4, "{:?}", proxy.requests());
     dh(t, &["verify", &remote2]);
     assert_eq!(image_ids(&inspect_json(t, &remote2)), image_ids(&doc));

@@ -496,6 +496,18 @@ impl Proxy {
         self.shared.state.lock().unwrap().requests.clone()
     }
 
+    /// How many requests so far had `method`, a path (with its query) containing
+    /// `path_contains` and, when given, the answer `status`.
+    pub fn count(&self, method: &str, path_contains: &str, status: Option<u16>) -> usize {
+        let requests = &self.shared.state.lock().unwrap().requests;
+        requests
+            .iter()
+            .filter(|(m, p, s)| {
+                m == method && p.contains(path_contains) && status.is_none_or(|want| *s == want)
+            })
+            .count()
+    }
+
     /// The next `times` requests whose method equals `method` and whose path contains
     /// `path_contains` are answered with `status` (a registry-style JSON error body,
     /// and `Retry-After: N` if given) without forwarding; a request body is read and
