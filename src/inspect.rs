@@ -14,8 +14,8 @@ use crate::layer::verify_layer;
 use crate::model::digest::Digest;
 use crate::model::image::{Image, Layer};
 use crate::progress::Progress;
-use crate::text::escape_json_text;
 use crate::text::shown;
+use crate::text::{columns, escape_json_text};
 
 /// The `inspect --json` document for the images of `source` at `selected` (positions
 /// in `source.images`, which are the `index` each image is shown with). It serializes
@@ -388,6 +388,7 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
     out.push_str(&columns(
         std::iter::once(header.map(String::from)).chain(rows),
         "",
+        2,
     ));
     // Which images hold each layer, to say which others share it.
     let mut holders: std::collections::HashMap<String, Vec<usize>> = Default::default();
@@ -468,7 +469,7 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
             ]);
         }
         out.push_str("  layers:\n");
-        out.push_str(&columns(table, "    "));
+        out.push_str(&columns(table, "    ", 2));
     }
     out
 }
@@ -481,34 +482,6 @@ fn layer_key(layer: &Layer) -> String {
         (None, Some(d)) => format!("diff:{d}"),
         (None, None) => format!("path:{}", layer.path),
     }
-}
-
-/// Rows as left-aligned columns two spaces apart (the last column unpadded), each
-/// line starting with `indent`.
-fn columns<const N: usize>(rows: impl IntoIterator<Item = [String; N]>, indent: &str) -> String {
-    let rows: Vec<[String; N]> = rows.into_iter().collect();
-    let mut widths = [0usize; N];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = indent.to_string();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
-            } else {
-                let pad = w - cell.chars().count();
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 /// Every platform the multi-platform indexes of `source` list, present or absent, as
@@ -595,6 +568,7 @@ pub fn platforms_table(source: &Source, no_trunc: bool) -> String {
     out.push_str(&columns(
         std::iter::once(["INDEX", "PLATFORM", "MANIFEST", "PRESENT"].map(String::from)).chain(rows),
         "",
+        2,
     ));
     out
 }
