@@ -353,8 +353,12 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
             d.short().to_string()
         }
     };
-    let created_of = |im: &Image| -> (String, String) {
-        let summary = crate::history::ConfigSummary::of(im);
+    // Each image's config parsed once, for the table and for its details below.
+    let summaries: Vec<ConfigSummary> = selected
+        .iter()
+        .map(|&i| ConfigSummary::of(&source.images[i]))
+        .collect();
+    let created_of = |summary: &ConfigSummary| -> (String, String) {
         match summary.created.as_deref() {
             Some(text) => {
                 let relative = crate::history::parse_rfc3339(text)
@@ -368,14 +372,15 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
     let mut out = format!("format: {}\n", source.format.name());
     let rows: Vec<[String; 7]> = selected
         .iter()
-        .map(|&i| {
+        .zip(&summaries)
+        .map(|(&i, summary)| {
             let im = &source.images[i];
             let size: u64 = im.layers.iter().map(|l| l.size).sum();
             [
                 format!("@{i}"),
                 id_of(&im.config.digest),
                 shown(&im.platform.to_string()),
-                created_of(im).0,
+                created_of(summary).0,
                 crate::text::human_size(size),
                 im.layers.len().to_string(),
                 names_line(im, TABLE_NAMES),
@@ -400,10 +405,9 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
             }
         }
     }
-    for &i in selected {
+    for (&i, summary) in selected.iter().zip(&summaries) {
         let im = &source.images[i];
-        let summary = crate::history::ConfigSummary::of(im);
-        let (relative, absolute) = created_of(im);
+        let (relative, absolute) = created_of(summary);
         out.push_str(&format!("\nimage @{i} {}\n", id_of(&im.config.digest)));
         let names: Vec<String> = sorted_tags(im)
             .into_iter()
