@@ -504,8 +504,7 @@ pub const CREATED_BY_WIDTH: usize = 45;
 pub fn history_table(history: &ImageHistory, no_trunc: bool, now: SystemTime) -> String {
     let rows = history.history.iter().map(|row| {
         let id = match &row.id {
-            Some(d) if no_trunc => d.to_string(),
-            Some(d) => d.short().to_string(),
+            Some(d) => d.whole_or_short(no_trunc),
             None => "<missing>".into(),
         };
         let created = match &row.created {

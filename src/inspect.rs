@@ -346,13 +346,6 @@ const TABLE_NAMES: usize = 10;
 /// ```
 pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> String {
     let now = std::time::SystemTime::now();
-    let id_of = |d: &crate::model::digest::Digest| {
-        if no_trunc {
-            d.to_string()
-        } else {
-            d.short().to_string()
-        }
-    };
     // Each image's config parsed once, for the table and for its details below.
     let summaries: Vec<ConfigSummary> = selected
         .iter()
@@ -378,7 +371,7 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
             let size: u64 = im.layers.iter().map(|l| l.size).sum();
             [
                 format!("@{i}"),
-                id_of(&im.config.digest),
+                im.config.digest.whole_or_short(no_trunc),
                 shown(&im.platform.to_string()),
                 created_of(summary).0,
                 crate::text::human_size(size),
@@ -408,7 +401,10 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
     for (&i, summary) in selected.iter().zip(&summaries) {
         let im = &source.images[i];
         let (relative, absolute) = created_of(summary);
-        out.push_str(&format!("\nimage @{i} {}\n", id_of(&im.config.digest)));
+        out.push_str(&format!(
+            "\nimage @{i} {}\n",
+            im.config.digest.whole_or_short(no_trunc)
+        ));
         let names: Vec<String> = sorted_tags(im)
             .into_iter()
             .chain(im.ref_names.iter().map(|n| format!("(ref) {}", shown(n))))
@@ -440,8 +436,7 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
         let mut table = vec![["DIGEST", "SIZE", "COMPRESSION", "SHARED WITH"].map(String::from)];
         for layer in &im.layers {
             let digest = match &layer.digest {
-                Some(d) if no_trunc => d.to_string(),
-                Some(d) => d.short().to_string(),
+                Some(d) => d.whole_or_short(no_trunc),
                 None => "(not recorded)".into(),
             };
             // At most a few sharers per layer, so that many images sharing a long
@@ -549,13 +544,6 @@ fn layer_key(layer: &Layer) -> String {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn platforms_table(source: &Source, no_trunc: bool) -> String {
-    let id = |d: &crate::model::digest::Digest| {
-        if no_trunc {
-            d.to_string()
-        } else {
-            d.short().to_string()
-        }
-    };
     let mut out = format!("format: {}\n", source.format.name());
     if source.platforms.is_empty() {
         out.push_str("no multi-platform index\n");
@@ -563,9 +551,9 @@ pub fn platforms_table(source: &Source, no_trunc: bool) -> String {
     }
     let rows = source.platforms.iter().map(|p| {
         [
-            id(&p.index),
+            p.index.whole_or_short(no_trunc),
             shown(&p.platform.to_string()),
-            id(&p.manifest),
+            p.manifest.whole_or_short(no_trunc),
             if p.present { "yes" } else { "no" }.to_string(),
         ]
     });

@@ -490,11 +490,7 @@ pub fn candidates(images: &[Image], indices: &[usize]) -> String {
 fn candidates_with_ids(images: &[Image], indices: &[usize], whole: bool) -> String {
     listed(indices, |i| {
         let image = &images[i];
-        let id = if whole {
-            image.config.digest.to_string()
-        } else {
-            image.config.digest.short().to_string()
-        };
+        let id = image.config.digest.whole_or_short(whole);
         let names: Vec<String> = image
             .tags
             .iter()
