@@ -502,64 +502,38 @@ pub const CREATED_BY_WIDTH: usize = 45;
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn history_table(history: &ImageHistory, no_trunc: bool, now: SystemTime) -> String {
-    let rows: Vec<[String; 5]> = history
-        .history
-        .iter()
-        .map(|row| {
-            let id = match &row.id {
-                Some(d) if no_trunc => d.to_string(),
-                Some(d) => d.short().to_string(),
-                None => "<missing>".into(),
-            };
-            let created = match &row.created {
-                None => "<missing>".into(),
-                Some(c) => match parse_rfc3339(c) {
-                    Some(t) => relative_time(t, now),
-                    None => shown(c),
-                },
-            };
-            let created_by = row.created_by.as_deref().unwrap_or("");
-            let created_by = created_by
-                .strip_prefix(NOP_PREFIX)
-                .map_or(created_by, str::trim_start)
-                .replace('\t', " ");
-            let created_by = if no_trunc {
-                created_by
-            } else {
-                ellipsis(&created_by, CREATED_BY_WIDTH)
-            };
-            [
-                id,
-                created,
-                crate::text::escape(&created_by),
-                crate::text::docker_size(row.size),
-                crate::text::escape(row.comment.as_deref().unwrap_or("")),
-            ]
-        })
-        .collect();
-    let header = ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"];
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: [&str; 5]| -> String {
-        let mut s = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            s.push_str(cell);
-            if i < 4 {
-                let pad = widths[i] - cell.chars().count() + 3;
-                s.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        s.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header);
-    for row in &rows {
-        out.push_str(&line([&row[0], &row[1], &row[2], &row[3], &row[4]]));
-    }
-    out
+    let rows = history.history.iter().map(|row| {
+        let id = match &row.id {
+            Some(d) => d.whole_or_short(no_trunc),
+            None => "<missing>".into(),
+        };
+        let created = match &row.created {
+            None => "<missing>".into(),
+            Some(c) => match parse_rfc3339(c) {
+                Some(t) => relative_time(t, now),
+                None => shown(c),
+            },
+        };
+        let created_by = row.created_by.as_deref().unwrap_or("");
+        let created_by = created_by
+            .strip_prefix(NOP_PREFIX)
+            .map_or(created_by, str::trim_start)
+            .replace('\t', " ");
+        let created_by = if no_trunc {
+            created_by
+        } else {
+            ellipsis(&created_by, CREATED_BY_WIDTH)
+        };
+        [
+            id,
+            created,
+            crate::text::escape(&created_by),
+            crate::text::docker_size(row.size),
+            crate::text::escape(row.comment.as_deref().unwrap_or("")),
+        ]
+    });
+    let header = ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].map(String::from);
+    crate::text::columns(std::iter::once(header).chain(rows), "", 3)
 }
 
 /// `text` cut to `width` characters, the last one `…`, as docker's tables cut.

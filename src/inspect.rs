@@ -14,8 +14,8 @@ use crate::layer::verify_layer;
 use crate::model::digest::Digest;
 use crate::model::image::{Image, Layer};
 use crate::progress::Progress;
-use crate::text::escape_json_text;
 use crate::text::shown;
+use crate::text::{columns, escape_json_text};
 
 /// The `inspect --json` document for the images of `source` at `selected` (positions
 /// in `source.images`, which are the `index` each image is shown with). It serializes
@@ -346,15 +346,12 @@ const TABLE_NAMES: usize = 10;
 /// ```
 pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> String {
     let now = std::time::SystemTime::now();
-    let id_of = |d: &crate::model::digest::Digest| {
-        if no_trunc {
-            d.to_string()
-        } else {
-            d.short().to_string()
-        }
-    };
-    let created_of = |im: &Image| -> (String, String) {
-        let summary = crate::history::ConfigSummary::of(im);
+    // Each image's config parsed once, for the table and for its details below.
+    let summaries: Vec<ConfigSummary> = selected
+        .iter()
+        .map(|&i| ConfigSummary::of(&source.images[i]))
+        .collect();
+    let created_of = |summary: &ConfigSummary| -> (String, String) {
         match summary.created.as_deref() {
             Some(text) => {
                 let relative = crate::history::parse_rfc3339(text)
@@ -368,14 +365,15 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
     let mut out = format!("format: {}\n", source.format.name());
     let rows: Vec<[String; 7]> = selected
         .iter()
-        .map(|&i| {
+        .zip(&summaries)
+        .map(|(&i, summary)| {
             let im = &source.images[i];
             let size: u64 = im.layers.iter().map(|l| l.size).sum();
             [
                 format!("@{i}"),
-                id_of(&im.config.digest),
+                im.config.digest.whole_or_short(no_trunc),
                 shown(&im.platform.to_string()),
-                created_of(im).0,
+                created_of(summary).0,
                 crate::text::human_size(size),
                 im.layers.len().to_string(),
                 names_line(im, TABLE_NAMES),
@@ -388,6 +386,7 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
     out.push_str(&columns(
         std::iter::once(header.map(String::from)).chain(rows),
         "",
+        2,
     ));
     // Which images hold each layer, to say which others share it.
     let mut holders: std::collections::HashMap<String, Vec<usize>> = Default::default();
@@ -399,11 +398,13 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
             }
         }
     }
-    for &i in selected {
+    for (&i, summary) in selected.iter().zip(&summaries) {
         let im = &source.images[i];
-        let summary = crate::history::ConfigSummary::of(im);
-        let (relative, absolute) = created_of(im);
-        out.push_str(&format!("\nimage @{i} {}\n", id_of(&im.config.digest)));
+        let (relative, absolute) = created_of(summary);
+        out.push_str(&format!(
+            "\nimage @{i} {}\n",
+            im.config.digest.whole_or_short(no_trunc)
+        ));
         let names: Vec<String> = sorted_tags(im)
             .into_iter()
             .chain(im.ref_names.iter().map(|n| format!("(ref) {}", shown(n))))
@@ -435,8 +436,7 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
         let mut table = vec![["DIGEST", "SIZE", "COMPRESSION", "SHARED WITH"].map(String::from)];
         for layer in &im.layers {
             let digest = match &layer.digest {
-                Some(d) if no_trunc => d.to_string(),
-                Some(d) => d.short().to_string(),
+                Some(d) => d.whole_or_short(no_trunc),
                 None => "(not recorded)".into(),
             };
             // At most a few sharers per layer, so that many images sharing a long
@@ -468,7 +468,7 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
             ]);
         }
         out.push_str("  layers:\n");
-        out.push_str(&columns(table, "    "));
+        out.push_str(&columns(table, "    ", 2));
     }
     out
 }
@@ -481,34 +481,6 @@ fn layer_key(layer: &Layer) -> String {
         (None, Some(d)) => format!("diff:{d}"),
         (None, None) => format!("path:{}", layer.path),
     }
-}
-
-/// Rows as left-aligned columns two spaces apart (the last column unpadded), each
-/// line starting with `indent`.
-fn columns<const N: usize>(rows: impl IntoIterator<Item = [String; N]>, indent: &str) -> String {
-    let rows: Vec<[String; N]> = rows.into_iter().collect();
-    let mut widths = [0usize; N];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = indent.to_string();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
-            } else {
-                let pad = w - cell.chars().count();
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 /// Every platform the multi-platform indexes of `source` list, present or absent, as
@@ -572,13 +544,6 @@ fn columns<const N: usize>(rows: impl IntoIterator<Item = [String; N]>, indent: 
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn platforms_table(source: &Source, no_trunc: bool) -> String {
-    let id = |d: &crate::model::digest::Digest| {
-        if no_trunc {
-            d.to_string()
-        } else {
-            d.short().to_string()
-        }
-    };
     let mut out = format!("format: {}\n", source.format.name());
     if source.platforms.is_empty() {
         out.push_str("no multi-platform index\n");
@@ -586,15 +551,16 @@ pub fn platforms_table(source: &Source, no_trunc: bool) -> String {
     }
     let rows = source.platforms.iter().map(|p| {
         [
-            id(&p.index),
+            p.index.whole_or_short(no_trunc),
             shown(&p.platform.to_string()),
-            id(&p.manifest),
+            p.manifest.whole_or_short(no_trunc),
             if p.present { "yes" } else { "no" }.to_string(),
         ]
     });
     out.push_str(&columns(
         std::iter::once(["INDEX", "PLATFORM", "MANIFEST", "PRESENT"].map(String::from)).chain(rows),
         "",
+        2,
     ));
     out
 }

@@ -109,14 +109,13 @@ impl ByDigest {
                 digest,
             }));
         }
-        let is_hex = |t: &str| t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         Ok(match s.strip_prefix("sha256:") {
             Some(hex) if hex.len() == 64 => Digest::from_hex(hex).map(ByDigest::Digest),
-            Some(hex) if hex.len() >= MIN_ID_PREFIX && hex.len() < 64 && is_hex(hex) => {
+            Some(hex) if hex.len() >= MIN_ID_PREFIX && hex.len() < 64 && is_lower_hex(hex) => {
                 Some(ByDigest::IdPrefix(hex.to_string()))
             }
             Some(_) => None,
-            None if s.len() >= MIN_ID_PREFIX && s.len() <= 64 && is_hex(s) => {
+            None if s.len() >= MIN_ID_PREFIX && s.len() <= 64 && is_lower_hex(s) => {
                 Some(ByDigest::IdPrefix(s.to_string()))
             }
             None => None,
@@ -145,6 +144,11 @@ impl ByDigest {
             _ => false,
         }
     }
+}
+
+/// Is `text` all lowercase hex digits, as image IDs are written?
+fn is_lower_hex(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// How a selector picked its images.
@@ -427,12 +431,12 @@ fn no_match(images: &[Image], selector: &Selector) -> Error {
             describe_selector(selector),
             candidates_with_ids(images, &all, false)
         )),
-        Selector::Name { raw, .. } => {
-            let hex = raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-            let hint = if hex && raw.len() >= 4 {
-                format!(" (an image ID prefix needs at least {MIN_ID_PREFIX} hex characters)")
-            } else {
-                String::new()
+        _ => {
+            let hint = match selector {
+                Selector::Name { raw, .. } if raw.len() >= 4 && is_lower_hex(raw) => {
+                    format!(" (an image ID prefix needs at least {MIN_ID_PREFIX} hex characters)")
+                }
+                _ => String::new(),
             };
             Error::Selection(format!(
                 "no image matches {}{hint}; the source holds: {}{list}",
@@ -440,11 +444,6 @@ fn no_match(images: &[Image], selector: &Selector) -> Error {
                 candidates(images, &all)
             ))
         }
-        Selector::Index(_) => Error::Selection(format!(
-            "no image matches {}; the source holds: {}{list}",
-            describe_selector(selector),
-            candidates(images, &all)
-        )),
     }
 }
 
@@ -490,11 +489,7 @@ pub fn candidates(images: &[Image], indices: &[usize]) -> String {
 fn candidates_with_ids(images: &[Image], indices: &[usize], whole: bool) -> String {
     listed(indices, |i| {
         let image = &images[i];
-        let id = if whole {
-            image.config.digest.to_string()
-        } else {
-            image.config.digest.short().to_string()
-        };
+        let id = image.config.digest.whole_or_short(whole);
         let names: Vec<String> = image
             .tags
             .iter()

@@ -177,6 +177,36 @@ fn three_significant(v: f64) -> String {
     trim(format!("{v:.decimals$}"))
 }
 
+/// Rows as left-aligned columns `gap` spaces apart (the last column unpadded, trailing
+/// spaces trimmed), each line starting with `indent`: the tables of `inspect` and
+/// `history`.
+pub(crate) fn columns<const N: usize>(
+    rows: impl IntoIterator<Item = [String; N]>,
+    indent: &str,
+    gap: usize,
+) -> String {
+    let rows: Vec<[String; N]> = rows.into_iter().collect();
+    let mut widths = [0usize; N];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = indent.to_string();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            line.push_str(cell);
+            if i + 1 < N {
+                line.push_str(&" ".repeat(w - cell.chars().count() + gap));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// Characters that must not reach a terminal raw.
 fn needs_escape(c: char) -> bool {
     c.is_control()

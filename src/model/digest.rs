@@ -113,6 +113,16 @@ impl Digest {
     pub fn short(&self) -> &str {
         &self.hex[..12]
     }
+
+    /// The digest whole (`sha256:<hex>`) when `whole`, else [`Digest::short`]: how the
+    /// tables show IDs and digests, whole with `--no-trunc`.
+    pub(crate) fn whole_or_short(&self, whole: bool) -> String {
+        if whole {
+            self.to_string()
+        } else {
+            self.short().to_string()
+        }
+    }
 }
 
 fn truncate(s: &str) -> String {

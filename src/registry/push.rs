@@ -83,7 +83,7 @@ impl RegistrySink {
 
     /// The tags each image is pushed under: the destination's tag for a single image,
     /// else each image's own tags (`latest` for a single image that has none).
-    fn references(&self, images: &[Image]) -> Result<Vec<Vec<String>>> {
+    fn references(&self, images: &[&Image]) -> Result<Vec<Vec<String>>> {
         if let Some(tag) = &self.target.tag {
             if images.len() != 1 {
                 return Err(Error::Selection(format!(
@@ -132,13 +132,12 @@ impl ImageSink for RegistrySink {
         // What gets tags: each image, or each index read with --all (named as its
         // first image), checked before anything is pushed.
         let mut seen_indexes = std::collections::HashSet::new();
-        let listed: Vec<Image> = images
+        let listed: Vec<&Image> = images
             .iter()
             .filter(|image| match &image.index {
                 Some(index) => seen_indexes.insert(index.descriptor.digest.clone()),
                 None => true,
             })
-            .cloned()
             .collect();
         let references = self.references(&listed)?;
         for image in images {
