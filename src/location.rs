@@ -59,6 +59,10 @@ impl Location {
     /// ```
     pub fn parse(s: &str) -> Result<Location> {
         if crate::registry::is_registry(s) {
+            // Checked whole now (a port out of range, credentials inside it), so that
+            // nothing is created or read for a reference that cannot be used.
+            let text = s.strip_prefix(crate::registry::PREFIX).unwrap_or(s);
+            crate::registry::RegistryRef::parse(text, true)?;
             return Ok(Location {
                 transport: Some(Format::REGISTRY),
                 path: s.to_string(),

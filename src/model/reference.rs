@@ -85,8 +85,8 @@ impl Reference {
         } else {
             registry
         };
-        if !valid_registry(&registry) {
-            return Err("invalid registry");
+        if let Some(problem) = registry_problem(&registry) {
+            return Err(problem);
         }
         if path.is_empty() || !path.split('/').all(valid_path_component) {
             return Err("repository names must be lowercase letters, digits and separators");
@@ -223,18 +223,52 @@ fn is_alnum_lower(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
-fn valid_registry(r: &str) -> bool {
-    let (host, port) = match r.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (r, None),
+/// What is wrong with `registry` as the `HOST[:PORT]` of a reference, if anything: a
+/// host of DNS labels (letters, digits, inner hyphens), an IPv4 address or a bracketed
+/// IPv6 address, and a port from 1 to 65535. A port out of range is refused here so
+/// that it can never fall back to a default port, and with it the credentials meant
+/// for this registry to whatever listens there.
+pub(crate) fn registry_problem(registry: &str) -> Option<&'static str> {
+    let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
+        let Some((inner, after)) = rest.split_once(']') else {
+            return Some("an IPv6 address must be closed with ]");
+        };
+        if inner.parse::<std::net::Ipv6Addr>().is_err() {
+            return Some("invalid IPv6 address");
+        }
+        match after {
+            "" => ("", None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => ("", Some(port)),
+                None => return Some("invalid registry host"),
+            },
+        }
+    } else {
+        match registry.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (registry, None),
+        }
     };
-    let host_ok = !host.is_empty()
-        && host
-            .split('.')
-            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
-    let port_ok =
-        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
-    host_ok && port_ok
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !registry.starts_with('[') && (host.is_empty() || !host.split('.').all(label)) {
+        return Some("invalid registry host");
+    }
+    if let Some(port) = port {
+        let number =
+            (!port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| port.parse::<u32>().ok())
+                .flatten();
+        if !number.is_some_and(|n| (1..=65535).contains(&n)) {
+            return Some("the port must be a number from 1 to 65535");
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -34,6 +34,16 @@ impl RegistryRef {
                 shown(text)
             ))
         };
+        if let Some(host) = userinfo_host(text) {
+            // Shown without what precedes the `@`: it may be a password.
+            return Err(Error::Usage(format!(
+                "docker://***@{}: credentials do not belong in a reference (they would be \
+                 shown in logs and process lists); give them with --creds USER:PASSWORD or \
+                 --authfile FILE, or log in with `docker login {}`",
+                shown(host),
+                shown(host.split('/').next().unwrap_or(host))
+            )));
+        }
         let (name, digest) = match text.split_once('@') {
             Some((name, digest)) => (
                 name,
@@ -92,6 +102,21 @@ impl RegistryRef {
     }
 }
 
+/// When `text` starts with `USER[:PASSWORD]@`, what follows the `@`. A digest's `@`
+/// comes after the repository (which has a `/` or names no host) and is followed by
+/// a digest algorithm, so `repo@sha256:...` is not taken for credentials.
+fn userinfo_host(text: &str) -> Option<&str> {
+    let at = text.find('@')?;
+    let first_slash = text.find('/');
+    let after = &text[at + 1..];
+    let before_path = first_slash.is_none_or(|slash| at < slash);
+    let looks_like_digest = first_slash.is_none()
+        && ["sha256:", "sha384:", "sha512:"]
+            .iter()
+            .any(|a| after.starts_with(a));
+    (before_path && !looks_like_digest).then_some(after)
+}
+
 impl std::fmt::Display for RegistryRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.registry, self.repository)?;
@@ -110,6 +135,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ports_and_hosts_are_validated_whole() {
+        let r = RegistryRef::parse("127.0.0.1:65535/a", false).unwrap();
+        assert_eq!(r.registry, "127.0.0.1:65535");
+        let r = RegistryRef::parse("[::1]:5000/a/b:1", false).unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("[::1]:5000", "a/b")
+        );
+        let err = RegistryRef::parse("127.0.0.1:99999/a", false).unwrap_err();
+        assert!(
+            err.is_usage() && err.to_string().contains("1 to 65535"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn credentials_in_a_reference_are_refused_without_showing_them() {
+        for text in [
+            "user:hunter2@127.0.0.1:5000/a/b:1",
+            "user:hunter2@registry.example/a",
+            "user:hunter2@localhost",
+            "hunter2@host.example/a@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            "user:hunter2@host:5000",
+        ] {
+            let err = RegistryRef::parse(text, false).unwrap_err();
+            let message = err.to_string();
+            assert!(err.is_usage(), "{text}: {message}");
+            assert!(!message.contains("hunter2"), "{text}: {message}");
+            assert!(message.contains("--creds"), "{text}: {message}");
+        }
+        // A digest's `@` is not taken for credentials.
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert!(RegistryRef::parse(&format!("busybox@{digest}"), false).is_ok());
+        assert!(RegistryRef::parse(&format!("h:5000/a/b@{digest}"), false).is_ok());
+    }
+
+    #[test]
     fn normalises_as_docker_does() {
         let r = RegistryRef::parse("busybox", false).unwrap();
         assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
@@ -126,7 +188,21 @@ mod tests {
         let r = RegistryRef::parse("quay.io/x/y", true).unwrap();
         assert_eq!(r.tag, None);
         assert_eq!(r.manifest_reference(), "latest");
-        for bad in ["", "x/UPPER", "x:bad tag", "x@sha256:12", "a b"] {
+        for bad in [
+            "",
+            "x/UPPER",
+            "x:bad tag",
+            "x@sha256:12",
+            "a b",
+            "127.0.0.1:99999/x",
+            "127.0.0.1:0/x",
+            "127.0.0.1:/x",
+            "host:65536/x",
+            "-host.example/x",
+            "host-.example:5000/x",
+            "[::1/x",
+            "[nothex]:5000/x",
+        ] {
             assert!(
                 RegistryRef::parse(bad, false).unwrap_err().is_usage(),
                 "{bad}"
