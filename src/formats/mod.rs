@@ -9,6 +9,7 @@
 pub(crate) mod blobs;
 mod context;
 mod dir;
+pub(crate) use dir::schema1_payload;
 mod docker;
 mod manifest;
 pub(crate) mod oci;

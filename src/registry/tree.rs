@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use ureq::http::Method;
 
-use super::client::{header, read_small, Payload, Scope, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE};
+use super::client::{header, Payload, Scope, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE};
 use super::fetch::{Cached, Fetch, Repo};
 use super::reference::RegistryRef;
 use crate::container::{FileRef, FileTree, Node};
@@ -157,21 +157,48 @@ pub(crate) fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Fetched> {
             )));
         }
     }
-    let stated = header(&response, "docker-content-digest").and_then(|v| Digest::parse(v).ok());
+    let stated = header(&response, "docker-content-digest").map(str::to_string);
     let content_type = header(&response, "content-type")
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
         .unwrap_or_default();
-    let bytes = read_small(&mut response, MAX_MANIFEST_SIZE).map_err(|e| match e {
-        Error::Unsupported(_) => repo.client.error(format!(
-            "{}: the manifest is over the {MAX_MANIFEST_SIZE}-byte limit",
-            crate::text::shown(&what)
-        )),
-        other => other,
-    })?;
-    let actual = Digest::of(&bytes);
-    let expected = Digest::parse(reference).ok().or(stated);
-    if let Some(expected) = expected {
-        if actual != expected && !is_schema1(&content_type, &bytes) {
+    let bytes = repo
+        .client
+        .read_small(&mut response, MAX_MANIFEST_SIZE)
+        .map_err(|e| match e {
+            Error::Unsupported(_) => repo.client.error(format!(
+                "{}: the manifest is over the {MAX_MANIFEST_SIZE}-byte limit",
+                crate::text::shown(&what)
+            )),
+            other => other,
+        })?;
+    // What the digest covers: the bytes, or a signed schema 1 manifest's payload.
+    let actual = if is_schema1(&content_type, &bytes) {
+        let payload = crate::formats::schema1_payload(&bytes).map_err(|why| {
+            repo.client.error(format!(
+                "{}: a schema 1 manifest whose signatures cannot be read: {why}",
+                crate::text::shown(&what)
+            ))
+        })?;
+        Digest::of(&payload)
+    } else {
+        Digest::of(&bytes)
+    };
+    // A pinned reference means these bytes, whatever their type; the registry's own
+    // statement of the digest must agree too.
+    let pinned = Digest::parse(reference).ok();
+    let stated = match stated.as_deref() {
+        Some(text) if text.starts_with("sha256:") => Some(Digest::parse(text).map_err(|_| {
+            repo.client.error(format!(
+                "{}: the registry states an invalid digest {}",
+                crate::text::shown(&what),
+                crate::text::shown(text)
+            ))
+        })?),
+        // Another algorithm cannot be compared; the pin (or nothing) decides.
+        _ => None,
+    };
+    for expected in [pinned, stated].into_iter().flatten() {
+        if actual != expected {
             return Err(Error::DigestMismatch {
                 file: crate::text::shown(&what),
                 expected,
@@ -217,8 +244,8 @@ fn body_media_type(bytes: &[u8]) -> String {
     }
 }
 
-/// Schema 1 manifests are signed: their digest covers the payload without the
-/// signatures, so the registry's stated digest is not the bytes' own.
+/// Schema 1 manifests may be signed: their digest covers the payload without the
+/// signatures (see `schema1_payload`), not the bytes as served.
 fn is_schema1(content_type: &str, bytes: &[u8]) -> bool {
     content_type.starts_with("application/vnd.docker.distribution.manifest.v1")
         || body_media_type(bytes) == media::DOCKER_SCHEMA1

@@ -1,6 +1,7 @@
 //! Reading a Docker schema1 manifest held in a `dir:` layout, as containers/image
 //! converts it: a config built from the `v1Compatibility` history.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,6 +16,67 @@ use crate::model::image::{parse_json, Descriptor, Image};
 use crate::model::media::{self, Family};
 use crate::model::reference::Reference;
 use crate::text::shown;
+
+/// The bytes a schema 1 manifest's digest covers: for a signed manifest (one with a
+/// `signatures` member), the JWS payload as distribution and containers/image compute
+/// it: the first `formatLength` bytes followed by the decoded `formatTail`, which
+/// every signature's protected header must give alike; for an unsigned one, the
+/// bytes themselves. Whatever reads the manifest reads these bytes, so that what is
+/// used is what the digest vouches for.
+pub(crate) fn schema1_payload(bytes: &[u8]) -> std::result::Result<Cow<'_, [u8]>, String> {
+    use base64::Engine;
+    #[derive(serde::Deserialize)]
+    struct Signed {
+        signatures: Option<Vec<Signature>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Signature {
+        protected: String,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Protected {
+        format_length: serde_json::Number,
+        format_tail: String,
+    }
+    let base64url = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let signed: Signed =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a JSON object: {e}"))?;
+    let Some(signatures) = signed.signatures else {
+        return Ok(Cow::Borrowed(bytes));
+    };
+    let mut format: Option<(usize, Vec<u8>)> = None;
+    for signature in &signatures {
+        let protected = base64url
+            .decode(&signature.protected)
+            .map_err(|_| "a signature's protected header is not base64url".to_string())?;
+        let protected: Protected = serde_json::from_slice(&protected).map_err(|_| {
+            "a signature's protected header has no formatLength and formatTail".to_string()
+        })?;
+        let length = protected
+            .format_length
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n <= bytes.len())
+            .ok_or("a signature's formatLength is not a length within the manifest")?;
+        let tail = base64url
+            .decode(&protected.format_tail)
+            .map_err(|_| "a signature's formatTail is not base64url".to_string())?;
+        match &format {
+            None => format = Some((length, tail)),
+            Some(agreed) if *agreed == (length, tail) => {}
+            Some(_) => return Err("the signatures give different payloads".into()),
+        }
+    }
+    let (length, tail) = format.ok_or("a signed manifest without signatures")?;
+    let mut payload = bytes[..length].to_vec();
+    payload.extend_from_slice(&tail);
+    Ok(Cow::Owned(payload))
+}
 
 /// Read a Docker schema1 manifest held in a `dir:` layout, converting it as
 /// containers/image does: a config from the `v1Compatibility` history.
@@ -44,7 +106,9 @@ pub(crate) fn read_schema1(
         fs_layers: Vec<FsLayer>,
         history: Vec<HistoryEntry>,
     }
-    let manifest: Schema1 = parse_json(manifest_bytes, "manifest.json")?;
+    let payload = schema1_payload(manifest_bytes)
+        .map_err(|why| Error::malformed("manifest.json", format!("schema 1 signatures: {why}")))?;
+    let manifest: Schema1 = parse_json(&payload, "manifest.json")?;
     if manifest.fs_layers.len() != manifest.history.len() || manifest.fs_layers.is_empty() {
         return Err(Error::malformed(
             "manifest.json",
@@ -102,7 +166,7 @@ pub(crate) fn read_schema1(
     }
     image.manifest = Some(Descriptor {
         media_type: media::DOCKER_SCHEMA1.to_string(),
-        digest: Digest::of(manifest_bytes),
+        digest: Digest::of(&payload),
         size: manifest_bytes.len() as u64,
     });
     if let (Some(name), Some(tag)) = (manifest.name, manifest.tag) {
