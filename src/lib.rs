@@ -190,7 +190,7 @@ pub use select::{
 pub use compress::{LayerCompression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 pub use formats::{create_sink, write_tar, DockerLayout, ImageSink, SinkOptions, WriteOptions};
 // Registries.
-pub use registry::{list_tags, RegistryOptions};
+pub use registry::{for_each_tag, list_tags, RegistryOptions, MAX_LISTED_TAGS};
 // Formats and transports.
 pub use formats::{transport_names, Container, Format, Layout};
 // History and config summaries.

@@ -205,6 +205,11 @@ struct RegistryArgs {
     /// Pull (into a directory output) or push this many blobs at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
     jobs: u32,
+    /// Fail (and retry) a request whose answer makes no progress for this many
+    /// seconds, or whose body arrives slower than 1 KiB/s over that long; 0 waits
+    /// forever.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    read_timeout: u64,
 }
 
 impl RegistryArgs {
@@ -217,6 +222,7 @@ impl RegistryArgs {
             cache: self.cache.clone(),
             no_cache: self.no_cache,
             jobs: self.jobs as usize,
+            read_timeout: std::time::Duration::from_secs(self.read_timeout),
             ..RegistryOptions::default()
         }
     }
@@ -738,12 +744,14 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             registry,
             repository,
         } => {
-            let tags = dockhand::list_tags(&repository, &registry.options())?;
-            clock.mark("list tags");
+            // Printed as each page arrives: a repository with millions of tags costs
+            // one page of memory.
             let mut out = io::stdout().lock();
-            for tag in tags {
-                writeln!(out, "{}", one_line(&tag)).context("writing to stdout")?;
-            }
+            dockhand::for_each_tag(&repository, &registry.options(), &mut |tag| {
+                writeln!(out, "{}", one_line(tag))
+                    .map_err(|e| dockhand::Error::io("writing to stdout", e))
+            })?;
+            clock.mark("list tags");
             out.flush().context("writing to stdout")?;
             Ok(())
         }

@@ -3,9 +3,9 @@
 //! backoff, bounded reads, and errors that never show a credential.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{self, Read};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use ureq::http::{Method, Request, Response};
@@ -13,6 +13,7 @@ use ureq::{Agent, Body, SendBody};
 
 use super::challenge::{parse_www_authenticate, retry_after, Challenge};
 use super::credentials::Credentials;
+use super::origin::{Origin, Scheme, Url};
 use super::RegistryOptions;
 use crate::error::{Error, Result};
 use crate::text::shown;
@@ -35,6 +36,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Largest token response or error body read.
 const MAX_SMALL_BODY: u64 = 1 << 20;
+
+/// Most redirects followed for one request.
+const MAX_REDIRECTS: u32 = 10;
 
 /// Pull or push rights on a repository, as a token scope.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -72,13 +76,20 @@ pub(crate) struct Client {
     agent: Agent,
     /// The registry as references name it, for messages.
     registry: String,
-    /// `https://host` or `http://host`.
+    /// Where the registry's API answers: the one origin credentials and tokens go to
+    /// (besides the token realm the registry's own challenge names).
+    origin: Origin,
+    /// `origin` as the start of a URL: `https://host[:port]`.
     base: String,
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
     retries: u32,
     /// Base of the exponential backoff.
     backoff: Duration,
+    /// The stretch over which a body must keep up `min_rate` (zero: no floor).
+    rate_window: Duration,
+    /// The floor of a body's rate, in bytes a second.
+    min_rate: u64,
 }
 
 impl std::fmt::Debug for Client {
@@ -109,27 +120,43 @@ impl Client {
         let tls = ureq::tls::TlsConfig::builder()
             .disable_verification(!options.tls_verify)
             .build();
+        // A read or write that makes no progress for `read_timeout` fails the attempt
+        // (the body rate floor is Fetch's); redirects are followed by `send`, which
+        // decides per hop whether credentials go along.
+        let idle = Some(options.read_timeout).filter(|t| !t.is_zero());
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
             .tls_config(tls)
             .user_agent(concat!("dockhand/", env!("CARGO_PKG_VERSION")))
             .accept("")
-            .max_redirects(10)
+            .max_redirects(0)
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(300)))
+            .timeout_per_read(idle)
+            .timeout_per_write(idle)
             .build()
             .into();
+        let origin_over = |scheme: &str| {
+            Url::parse(&format!("{scheme}://{api_host}/"))
+                .map(|url| url.origin)
+                .map_err(|why| Error::Usage(format!("docker://{}: {why}", shown(registry))))
+        };
+        let origin = origin_over("https")?;
         let mut client = Client {
             agent,
             registry: registry.to_string(),
-            base: format!("https://{api_host}"),
+            base: origin.to_string(),
+            origin,
             credentials,
             auth: Mutex::new(AuthState::default()),
             retries: options.retry_times,
             backoff: options.retry_delay,
+            rate_window: options.read_timeout,
+            min_rate: options.min_rate,
         };
         if !options.tls_verify && speaks_plain_http(&client.agent, api_host) {
-            client.base = format!("http://{api_host}");
+            client.origin = origin_over("http")?;
+            client.base = client.origin.to_string();
         }
         Ok(client)
     }
@@ -142,6 +169,31 @@ impl Client {
     /// `base` + `path`.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The URL `link` (from an answer to `current`) names, when it is on the
+    /// registry's own origin; `what` names it in the error otherwise.
+    pub(crate) fn same_origin_link(&self, current: &str, link: &str, what: &str) -> Result<String> {
+        let next = self.join(current, link, what)?;
+        if next.origin != self.origin {
+            return Err(self.error(format!(
+                "{what} is on another host: {}",
+                shown(&next.origin.to_string())
+            )));
+        }
+        Ok(next.to_string())
+    }
+
+    /// The URL `reference` (from an answer to `current`) names, wherever it is;
+    /// refused when it carries userinfo, a bad port or an odd host.
+    pub(crate) fn join(&self, current: &str, reference: &str, what: &str) -> Result<Url> {
+        let base = Url::parse(current).map_err(|why| self.error(format!("{what}: {why}")))?;
+        base.join(reference).map_err(|why| {
+            self.error(format!(
+                "{what} cannot be used: {why} ({})",
+                shown(&cut_query(reference))
+            ))
+        })
     }
 
     /// An error about this registry.
@@ -188,29 +240,91 @@ impl Client {
         payload: Payload<'_>,
         retries: u32,
     ) -> Result<Response<Body>> {
+        let mut target = Url::parse(url)
+            .map_err(|why| self.error(format!("{method} {}: {why}", shown(&cut_query(url)))))?;
         let mut renewed = false;
+        let mut redirects = 0;
         loop {
+            // Credentials and tokens go to the registry's own origin only: a redirect
+            // target or an upload location elsewhere gets the request without them.
+            let own = target.origin == self.origin;
+            let target_text = target.to_string();
             let result = self.retrying(retries, || {
-                let mut builder = Request::builder().method(method.clone()).uri(url);
+                let mut builder = Request::builder()
+                    .method(method.clone())
+                    .uri(target_text.as_str());
                 for (name, value) in headers {
                     builder = builder.header(*name, *value);
                 }
-                if let Some(auth) = self.authorization(scope, url) {
-                    builder = builder.header("Authorization", auth);
+                if own {
+                    if let Some(auth) = self.authorization(scope) {
+                        builder = builder.header("Authorization", auth);
+                    }
                 }
                 self.run(builder, payload)
             })?;
-            match result {
-                Ok(response) if response.status() == 401 && !renewed => {
-                    renewed = true;
-                    self.learn(&response, scope)?;
-                }
-                Ok(response) => return Ok(response),
+            let response = match result {
+                Ok(response) => response,
                 Err(e) => {
                     let hint = self.connection_hint(&e);
-                    return Err(self.error(format!("{method} {}: {e}{hint}", path_of(url))));
+                    let elsewhere = self.elsewhere(&target);
+                    return Err(self.error(format!(
+                        "{method} {}{elsewhere}: {e}{hint}",
+                        shown(target.path_only())
+                    )));
                 }
+            };
+            let status = response.status().as_u16();
+            if response.status().is_redirection()
+                && status != 304
+                && (method == Method::GET || method == Method::HEAD)
+            {
+                let Some(location) = header(&response, "location") else {
+                    return Ok(response);
+                };
+                if redirects >= MAX_REDIRECTS {
+                    return Err(self.error(format!(
+                        "{method} {}: more than {MAX_REDIRECTS} redirects",
+                        shown(target.path_only())
+                    )));
+                }
+                target = target.join(location).map_err(|why| {
+                    self.error(format!(
+                        "{method} {}: the registry redirected to a URL it cannot use: {why} ({})",
+                        shown(target.path_only()),
+                        shown(&cut_query(location))
+                    ))
+                })?;
+                redirects += 1;
+                continue;
             }
+            if status == 401 && !own {
+                // Never a reason to send credentials anywhere: only the registry's own
+                // challenge is followed.
+                return Err(self.error(format!(
+                    "{method} {}: {} answered 401 asking for credentials; the registry sent \
+                     the request there, and dockhand sends credentials only to {} and the \
+                     token service its own challenge names",
+                    shown(target.path_only()),
+                    shown(&target.origin.host_port()),
+                    shown(&self.registry)
+                )));
+            }
+            if status == 401 && !renewed {
+                renewed = true;
+                self.learn(&response, scope)?;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+
+    /// ` (at HOST)` when `target` is not the registry's own origin, for messages.
+    fn elsewhere(&self, target: &Url) -> String {
+        if target.origin == self.origin {
+            String::new()
+        } else {
+            format!(" (at {})", shown(&target.origin.host_port()))
         }
     }
 
@@ -277,17 +391,44 @@ impl Client {
         })
     }
 
+    /// A rate floor for a body, starting now.
+    pub(crate) fn pace(&self) -> Pace {
+        let bytes = self
+            .min_rate
+            .saturating_mul(self.rate_window.as_secs().max(1));
+        Pace {
+            rule: (!self.rate_window.is_zero() && self.min_rate > 0)
+                .then_some((self.rate_window, bytes)),
+            since: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    /// Read a body of at most `limit` bytes, at the rate floor; more is an error.
+    pub(crate) fn read_small(&self, response: &mut Response<Body>, limit: u64) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut body = Paced {
+            inner: response.body_mut().as_reader().take(limit + 1),
+            pace: self.pace(),
+        };
+        body.read_to_end(&mut out)
+            .map_err(|e| Error::io("reading a registry's answer", e))?;
+        if out.len() as u64 > limit {
+            return Err(Error::Unsupported(format!(
+                "a registry's answer is larger than the {limit}-byte limit"
+            )));
+        }
+        Ok(out)
+    }
+
     /// How many times a transient failure is retried.
     pub(crate) fn retries(&self) -> u32 {
         self.retries
     }
 
-    /// The `Authorization` value for a request in `scope` to `url`, if any.
-    fn authorization(&self, scope: &Scope, url: &str) -> Option<String> {
-        if !url.starts_with(&self.base) {
-            // A URL the registry handed out that points elsewhere gets no credentials.
-            return None;
-        }
+    /// The `Authorization` value for a request in `scope` to the registry's own
+    /// origin, if any.
+    fn authorization(&self, scope: &Scope) -> Option<String> {
         let state = self.auth.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(token) = state.tokens.get(&scope.0) {
             return Some(format!("Bearer {token}"));
@@ -335,14 +476,28 @@ impl Client {
     }
 
     /// Ask the token endpoint `realm` for a token with `scope`, with the credentials
-    /// when there are any (anonymously otherwise).
+    /// when there are any (anonymously otherwise). `realm` comes from a challenge the
+    /// registry's own origin sent (Docker Hub names a token service on another host);
+    /// no redirect of the token request is followed, so the credentials go there only.
     fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &Scope) -> Result<String> {
-        if !(realm.starts_with("https://") || realm.starts_with("http://")) {
+        let realm_url = Url::parse(realm).map_err(|why| {
+            self.error(format!(
+                "the registry's token endpoint {} cannot be used: {why}",
+                shown(&cut_query(realm))
+            ))
+        })?;
+        if self.credentials.is_some()
+            && self.origin.scheme == Scheme::Https
+            && realm_url.origin.scheme == Scheme::Http
+        {
             return Err(self.error(format!(
-                "the token endpoint {} is not an http(s) URL",
-                shown(realm)
+                "the registry, reached over HTTPS, names a token endpoint over plain HTTP \
+                 ({}); dockhand does not send credentials there in clear text",
+                shown(&realm_url.origin.to_string())
             )));
         }
+        let realm = realm_url.to_string();
+        let realm = realm.as_str();
         let mut query = Vec::new();
         if let Some(service) = service {
             query.push(format!("service={}", encode(service)));
@@ -387,7 +542,8 @@ impl Client {
         })?;
         match result {
             Ok(mut r) if r.status().is_success() => {
-                let body = read_small(&mut r, MAX_SMALL_BODY)
+                let body = self
+                    .read_small(&mut r, MAX_SMALL_BODY)
                     .map_err(|e| self.error(format!("reading a token: {e}")))?;
                 #[derive(serde::Deserialize)]
                 struct TokenAnswer {
@@ -427,7 +583,7 @@ impl Client {
     /// own error codes and messages, escaped and shortened.
     pub(crate) fn unexpected(&self, what: &str, response: &mut Response<Body>) -> Error {
         let status = response.status().as_u16();
-        let body = read_small(response, 64 << 10).unwrap_or_default();
+        let body = self.read_small(response, 64 << 10).unwrap_or_default();
         let detail = registry_errors(&body);
         let hint = match status {
             401 if self.credentials.is_none() => format!(" ({})", self.login_hint()),
@@ -448,7 +604,7 @@ impl Client {
         reference: &str,
         response: &mut Response<Body>,
     ) -> Error {
-        let body = read_small(response, 64 << 10).unwrap_or_default();
+        let body = self.read_small(response, 64 << 10).unwrap_or_default();
         let (host, repository) = (shown(&self.registry), shown(repository));
         let at = if reference.starts_with("sha256:") {
             '@'
@@ -574,21 +730,57 @@ fn registry_errors(body: &[u8]) -> String {
         .collect()
 }
 
-/// Read a body of at most `limit` bytes; more is an error.
-pub(crate) fn read_small(response: &mut Response<Body>, limit: u64) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    response
-        .body_mut()
-        .as_reader()
-        .take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::io("reading a registry's answer", e))?;
-    if out.len() as u64 > limit {
-        return Err(Error::Unsupported(format!(
-            "a registry's answer is larger than the {limit}-byte limit"
-        )));
+/// A body's rate floor: at least `floor` bytes in every stretch of `window`.
+pub(crate) struct Pace {
+    rule: Option<(Duration, u64)>,
+    since: Instant,
+    bytes: u64,
+}
+
+impl Pace {
+    /// Start counting now (a new attempt).
+    pub(crate) fn restart(&mut self) {
+        self.since = Instant::now();
+        self.bytes = 0;
     }
-    Ok(out)
+
+    /// Count `n` more bytes; an error when the stretch that just ended fell short.
+    pub(crate) fn advance(&mut self, n: usize) -> Option<io::Error> {
+        let (window, floor) = self.rule?;
+        self.bytes += n as u64;
+        let elapsed = self.since.elapsed();
+        if elapsed < window {
+            return None;
+        }
+        if self.bytes < floor {
+            return Some(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the answer arrived at {} bytes in {} s, under the floor of {floor} bytes",
+                    self.bytes,
+                    elapsed.as_secs()
+                ),
+            ));
+        }
+        self.restart();
+        None
+    }
+}
+
+/// A reader failing once its bytes come slower than the pace allows.
+struct Paced<R> {
+    inner: R,
+    pace: Pace,
+}
+
+impl<R: Read> Read for Paced<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.pace.advance(n) {
+            Some(slow) => Err(slow),
+            None => Ok(n),
+        }
+    }
 }
 
 /// A header's value as text.
@@ -634,14 +826,10 @@ pub(crate) fn encode(value: &str) -> String {
     out
 }
 
-/// The path and query of `url`, for messages (upload URLs carry state, not secrets,
-/// but a redirect target may carry a signature: it is cut at the query).
-fn path_of(url: &str) -> String {
-    let without_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = without_scheme
-        .find('/')
-        .map_or("/", |i| &without_scheme[i..]);
-    shown(path.split('?').next().unwrap_or(path))
+/// `url` without its query, for messages: an upload URL's query carries state, and a
+/// redirect target's may carry a signature.
+fn cut_query(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or(url).to_string()
 }
 
 #[cfg(test)]
@@ -657,10 +845,10 @@ mod tests {
     }
 
     #[test]
-    fn messages_show_paths_without_queries() {
+    fn messages_show_urls_without_queries() {
         assert_eq!(
-            path_of("https://h:5000/v2/a/blobs/uploads/x?_state=secret"),
-            "/v2/a/blobs/uploads/x"
+            cut_query("https://h:5000/v2/a/blobs/uploads/x?_state=secret"),
+            "https://h:5000/v2/a/blobs/uploads/x"
         );
     }
 

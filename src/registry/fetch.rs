@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ureq::http::Method;
 
-use super::client::{header, Client, Payload, Scope};
+use super::client::{header, Client, Pace, Payload, Scope};
 use crate::error::{Error, Result};
 use crate::model::digest::{Digest, Hasher};
 
@@ -58,7 +58,9 @@ impl Repo {
 }
 
 /// A reader over a blob's bytes from `start`, resuming with `Range` requests when the
-/// connection fails, at most the client's retry count in a row.
+/// connection fails or the body stalls or crawls, at most the client's retry count
+/// for the whole blob (however many bytes each attempt got: a registry that sends a
+/// byte per attempt cannot keep a pull going forever).
 pub(crate) struct Fetch {
     repo: Arc<Repo>,
     digest: Digest,
@@ -66,10 +68,13 @@ pub(crate) struct Fetch {
     pos: u64,
     body: Option<ureq::BodyReader<'static>>,
     failures: u32,
+    /// The rate floor of the current attempt.
+    pace: Pace,
 }
 
 impl Fetch {
     pub(crate) fn new(repo: Arc<Repo>, digest: Digest, size: u64, start: u64) -> Fetch {
+        let repo_pace = repo.client.pace();
         Fetch {
             repo,
             digest,
@@ -77,6 +82,7 @@ impl Fetch {
             pos: start.min(size),
             body: None,
             failures: 0,
+            pace: repo_pace,
         }
     }
 
@@ -124,6 +130,7 @@ impl Fetch {
                 .map_err(|e| Error::io(format!("reading {}", self.what()), e))?;
         }
         self.body = Some(body);
+        self.pace.restart();
         Ok(())
     }
 
@@ -150,21 +157,37 @@ impl Read for Fetch {
             let body = self.body.as_mut().expect("opened above");
             let failure = match body.read(&mut buf[..want]) {
                 Ok(0) => io::Error::new(io::ErrorKind::UnexpectedEof, "the body ended early"),
-                Ok(n) => {
-                    self.pos += n as u64;
-                    self.failures = 0;
-                    return Ok(n);
-                }
+                Ok(n) => match self.pace.advance(n) {
+                    // The bytes are good; the next read starts a new attempt.
+                    Some(slow) => {
+                        self.pos += n as u64;
+                        self.give_up_or_wait(slow)?;
+                        return Ok(n);
+                    }
+                    None => {
+                        self.pos += n as u64;
+                        return Ok(n);
+                    }
+                },
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => e,
             };
-            self.body = None;
-            if self.failures >= self.repo.client.retries() {
-                return Err(Error::io(format!("reading {}", self.what()), failure).into_io());
-            }
-            std::thread::sleep(self.repo.client.delay(self.failures, None));
-            self.failures += 1;
+            self.give_up_or_wait(failure)?;
         }
+    }
+}
+
+impl Fetch {
+    /// After a failed attempt: drop the body, then fail with `failure` when the retry
+    /// budget is spent, else wait the backoff before the next attempt.
+    fn give_up_or_wait(&mut self, failure: io::Error) -> io::Result<()> {
+        self.body = None;
+        if self.failures >= self.repo.client.retries() {
+            return Err(Error::io(format!("reading {}", self.what()), failure).into_io());
+        }
+        std::thread::sleep(self.repo.client.delay(self.failures, None));
+        self.failures += 1;
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod challenge;
 pub(crate) mod client;
 pub(crate) mod credentials;
 pub(crate) mod fetch;
+pub(crate) mod origin;
 pub(crate) mod push;
 pub(crate) mod reference;
 pub(crate) mod tree;
@@ -21,7 +22,7 @@ use ureq::http::Method;
 use crate::error::{Error, Result};
 use crate::formats::{ImageSink, ReadOptions, Source, WriteOptions};
 use crate::text::shown;
-use client::{header, read_small, Client, Payload, Scope};
+use client::{header, Client, Payload, Scope};
 use credentials::{CredentialOptions, Environment};
 use fetch::Repo;
 pub use reference::RegistryRef;
@@ -65,6 +66,13 @@ pub struct RegistryOptions {
     pub no_cache: bool,
     /// How many blobs are pulled (into a directory output) or pushed at once.
     pub jobs: usize,
+    /// A read or write that makes no progress for this long fails its attempt, which
+    /// is then retried (zero: wait forever).
+    pub read_timeout: Duration,
+    /// A blob body slower than this many bytes a second, over a stretch of
+    /// `read_timeout`, fails its attempt too (zero: no floor), so that a registry
+    /// dripping a byte at a time cannot hold a pull forever.
+    pub min_rate: u64,
 }
 
 impl Default for RegistryOptions {
@@ -78,6 +86,8 @@ impl Default for RegistryOptions {
             cache: None,
             no_cache: false,
             jobs: 4,
+            read_timeout: Duration::from_secs(60),
+            min_rate: 1024,
         }
     }
 }
@@ -128,11 +138,13 @@ pub(crate) fn open_source(location: &str, options: &ReadOptions) -> Result<Sourc
     let tree = tree::RegistryTree::open(repo, &reference)?;
     let mut source = Source::read_registry(Box::new(tree), options)?;
     // The images the reference resolves to (one, or every platform with --all) are
-    // named by it.
-    if let Some(tagged) = reference.tagged() {
-        for image in source.images.iter_mut().filter(|i| i.tags.is_empty()) {
-            image.tags.push(tagged.clone());
-        }
+    // named by it and by nothing the registry says: a schema 1 manifest's `name` and
+    // `tag`, or annotations, would otherwise rename the output (and `docker load`
+    // would tag what it names). A pull by digest has no tag.
+    for image in &mut source.images {
+        image.tags = reference.tagged().into_iter().collect();
+        image.ref_names.clear();
+        image.oci_ref_names.clear();
     }
     Ok(source)
 }
@@ -176,7 +188,8 @@ pub(crate) fn create_sink(
 }
 
 /// The tags of the repository `location` names (`docker://HOST/REPO`), following
-/// `Link` pagination, in the registry's order.
+/// `Link` pagination, in the registry's order; at most [`MAX_LISTED_TAGS`] (use
+/// [`for_each_tag`] to take them as they arrive, in bounded memory).
 ///
 /// ```no_run
 /// // no_run: it needs a registry on the network.
@@ -187,6 +200,43 @@ pub(crate) fn create_sink(
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn list_tags(location: &str, options: &RegistryOptions) -> Result<Vec<String>> {
+    let mut tags = Vec::new();
+    for_each_tag(location, options, &mut |tag| {
+        if tags.len() >= MAX_LISTED_TAGS {
+            return Err(Error::Unsupported(format!(
+                "{}: the repository lists more than {MAX_LISTED_TAGS} tags",
+                shown(location)
+            )));
+        }
+        tags.push(tag.to_string());
+        Ok(())
+    })?;
+    Ok(tags)
+}
+
+/// Most tags [`list_tags`] collects.
+pub const MAX_LISTED_TAGS: usize = 1_000_000;
+
+/// Hand each tag of the repository `location` names (`docker://HOST/REPO`) to
+/// `on_tag` as its page arrives, following `Link` pagination on the registry's own
+/// origin; returns how many there were. One page (at most 4 MiB) is held at a time.
+///
+/// ```no_run
+/// // no_run: it needs a registry on the network.
+/// use dockhand::{for_each_tag, RegistryOptions};
+///
+/// let count = for_each_tag("docker://docker.io/library/busybox", &RegistryOptions::default(), &mut |tag| {
+///     println!("{tag}");
+///     Ok(())
+/// })?;
+/// assert!(count > 0);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
+pub fn for_each_tag(
+    location: &str,
+    options: &RegistryOptions,
+    on_tag: &mut dyn FnMut(&str) -> Result<()>,
+) -> Result<usize> {
     let text = location.strip_prefix(PREFIX).ok_or_else(|| {
         Error::Usage(format!(
             "{}: tags lists a registry repository: docker://HOST/REPO",
@@ -198,10 +248,11 @@ pub fn list_tags(location: &str, options: &RegistryOptions) -> Result<Vec<String
     let client = &repo.client;
     let scope = Scope::pull(&repo.repository);
     let mut url = repo.url("tags/list");
-    let mut tags = Vec::new();
+    let mut count = 0;
+    // Pages read, by the digest of their URL (a bounded record of a bounded number).
     let mut seen = std::collections::HashSet::new();
     for _ in 0..MAX_TAG_PAGES {
-        if !seen.insert(url.clone()) {
+        if !seen.insert(crate::model::digest::Digest::of(url.as_bytes())) {
             return Err(client.error("the tag list's pages lead back to a page already read"));
         }
         let mut response = client.send(Method::GET, &url, &scope, &[], Payload::Empty)?;
@@ -220,25 +271,22 @@ pub fn list_tags(location: &str, options: &RegistryOptions) -> Result<Vec<String
             });
         }
         let next = header(&response, "link").and_then(challenge::next_link);
-        let body = read_small(&mut response, client::MAX_MANIFEST_SIZE)?;
+        let body = client.read_small(&mut response, client::MAX_MANIFEST_SIZE)?;
         #[derive(serde::Deserialize)]
         struct Page {
             tags: Option<Vec<String>>,
         }
         let page: Page = serde_json::from_slice(&body)
             .map_err(|e| client.error(format!("the tag list is not JSON: {e}")))?;
-        tags.extend(page.tags.unwrap_or_default());
-        match next {
-            None => return Ok(tags),
-            Some(next) if next.starts_with('/') => url = client.url(&next),
-            Some(next) if next.starts_with(&client.url("/")) => url = next,
-            Some(next) => {
-                return Err(client.error(format!(
-                    "the tag list's next page is on another host: {}",
-                    shown(&next)
-                )))
-            }
+        drop(body);
+        for tag in page.tags.unwrap_or_default() {
+            on_tag(&tag)?;
+            count += 1;
         }
+        let Some(next) = next else {
+            return Ok(count);
+        };
+        url = client.same_origin_link(&url, &next, "the tag list's next page")?;
     }
     Err(client.error(format!("the tag list has more than {MAX_TAG_PAGES} pages")))
 }

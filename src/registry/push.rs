@@ -359,7 +359,7 @@ impl Uploader {
         )?;
         match response.status().as_u16() {
             201 => Ok(None),
-            202 => self.location(&response, what).map(Some),
+            202 => self.location(&start_url, &response, what).map(Some),
             _ => Err(self
                 .repo
                 .client
@@ -494,7 +494,7 @@ impl Uploader {
             );
             let failure = match result {
                 Ok(response) if response.status().as_u16() == 202 => {
-                    return Ok(self.location(&response, what)?);
+                    return Ok(self.location(&location, &response, what)?);
                 }
                 Ok(mut response) => {
                     let status = response.status().as_u16();
@@ -551,7 +551,7 @@ impl Uploader {
             }
         }
         let next = match header(&response, "location") {
-            Some(_) => self.location(&response, what)?,
+            Some(_) => self.location(location, &response, what)?,
             None => location.to_string(),
         };
         // `Range: 0-N` names the bytes received; none received is `0-0` or absent.
@@ -565,23 +565,25 @@ impl Uploader {
         Ok((next, resume_at))
     }
 
-    /// The absolute upload URL a response's `Location` gives.
-    fn location(&self, response: &ureq::http::Response<ureq::Body>, what: &str) -> Result<String> {
+    /// The absolute upload URL a response's `Location` gives (relative to `from`, the
+    /// URL that answered). It may be on another host (a storage service): `send`
+    /// sends no credentials there.
+    fn location(
+        &self,
+        from: &str,
+        response: &ureq::http::Response<ureq::Body>,
+        what: &str,
+    ) -> Result<String> {
         let value = header(response, "location").ok_or_else(|| {
             self.repo
                 .client
                 .error(format!("{what}: the registry gave no upload location"))
         })?;
-        if value.starts_with("http://") || value.starts_with("https://") {
-            Ok(value.to_string())
-        } else if value.starts_with('/') {
-            Ok(self.repo.client.url(value))
-        } else {
-            Err(self.repo.client.error(format!(
-                "{what}: an upload location that is not a URL: {}",
-                shown(value)
-            )))
-        }
+        let url = self
+            .repo
+            .client
+            .join(from, value, &format!("{what}: the upload location"))?;
+        Ok(url.to_string())
     }
 }
 
