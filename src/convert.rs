@@ -251,7 +251,7 @@ pub fn convert_with_progress(
     warnings.extend(written?);
     let plan = sink.plan();
     sink.commit()?;
-    source.finished();
+    warnings.extend(source.finished());
     Ok(ConvertReport {
         from: Some(source.format),
         to: Some(to),

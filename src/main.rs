@@ -679,9 +679,9 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 clock.mark("read compressed layers");
             }
             // Nothing is kept of what was read (a registry's blobs leave the cache).
-            source.finished();
+            let late = source.finished();
             if !quiet {
-                for w in &source.warnings {
+                for w in source.warnings.iter().chain(&late) {
                     say(&format!("warning: {w}"));
                 }
                 for history in &histories {
@@ -728,9 +728,9 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             let report = report?;
             clock.mark("verify layers");
             // Nothing is kept of what was verified (a registry's blobs leave the cache).
-            source.finished();
+            let late = source.finished();
             if !quiet {
-                for w in &source.warnings {
+                for w in source.warnings.iter().chain(&late) {
                     say(&format!("warning: {w}"));
                 }
                 say(&format!(

@@ -103,8 +103,11 @@ pub trait FileTree: Send + Sync {
         None
     }
     /// Every image read from the tree is written: what was kept only to resume
-    /// reading it (a registry's blob cache) can go.
-    fn finished(&self) {}
+    /// reading it (a registry's blob cache) can go. Returns what reading the blobs had
+    /// to tell the user (a cache entry discarded and fetched again).
+    fn finished(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl dyn FileTree + '_ {

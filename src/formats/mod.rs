@@ -425,6 +425,8 @@ impl Source {
 
     /// Tell the source its images are written: a registry source drops the blobs it
     /// cached for resuming. Other sources keep nothing; the images stay readable.
+    /// Returns warnings about reading the blobs (a registry's cache entry that did not
+    /// verify, discarded and fetched again), beyond [`Source::warnings`].
     ///
     /// ```
     /// use dockhand::{open_source, verify, Location, NoProgress, ReadOptions};
@@ -432,12 +434,14 @@ impl Source {
     /// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
     /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
     /// verify(&source.images, &NoProgress)?;
-    /// source.finished(); // as `dockhand verify` does once every layer was read
+    /// let warnings = source.finished(); // as `dockhand verify` does once every layer was read
+    /// assert!(warnings.is_empty());
     /// verify(&source.images, &NoProgress)?;
     /// # Ok::<(), dockhand::Error>(())
     /// ```
-    pub fn finished(&self) {
-        self.tree.finished();
+    #[must_use = "the warnings are for the user"]
+    pub fn finished(&self) -> Vec<String> {
+        self.tree.finished()
     }
 }
 

@@ -1,17 +1,16 @@
-//! Reading blobs from a registry: a `Range` request resumes a body cut short, and the
-//! blob cache keeps what an interrupted pull verified, so that the next run fetches
-//! only the rest.
+//! Reading blobs from a registry: a `Range` request resumes a body cut short (the
+//! blob cache, `cache.rs`, keeps what an interrupted pull got for the next run).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ureq::http::Method;
 
+use super::cache::BlobCache;
 use super::client::{header, Client, Pace, Payload, Scope};
 use crate::error::{Error, Result};
-use crate::model::digest::{Digest, Hasher};
+use crate::model::digest::Digest;
 
 /// One repository of a registry, and where its blobs are cached.
 #[derive(Debug)]
@@ -20,8 +19,8 @@ pub(crate) struct Repo {
     pub client: Client,
     /// The repository path.
     pub repository: String,
-    /// The blob cache (`blobs/sha256/<hex>` and `.partial` files), if any.
-    pub cache: Option<PathBuf>,
+    /// The blob cache, if any.
+    pub cache: Option<BlobCache>,
 }
 
 impl Repo {
@@ -38,22 +37,6 @@ impl Repo {
             self.repository,
             digest.short()
         )
-    }
-
-    fn cache_paths(&self, digest: &Digest) -> Option<(PathBuf, PathBuf)> {
-        let dir = self.cache.as_ref()?.join("blobs").join("sha256");
-        Some((
-            dir.join(digest.hex()),
-            dir.join(format!("{}.partial", digest.hex())),
-        ))
-    }
-
-    /// Drop `digest` from the cache (once an output holds it).
-    pub(crate) fn uncache(&self, digest: &Digest) {
-        if let Some((done, partial)) = self.cache_paths(digest) {
-            let _ = fs::remove_file(done);
-            let _ = fs::remove_file(partial);
-        }
     }
 }
 
@@ -191,178 +174,6 @@ impl Fetch {
     }
 }
 
-/// A blob's bytes through the cache: the verified copy when there is one, else the
-/// bytes a previous run kept followed by the rest from the registry, written to the
-/// cache as they pass. At the end the whole is checked against the digest: a match
-/// makes the cached copy complete, a mismatch removes it.
-pub(crate) struct Cached {
-    what: String,
-    digest: Digest,
-    size: u64,
-    pos: u64,
-    hasher: Hasher,
-    /// The cache file read from (complete or partial) and, for a partial one, its
-    /// length when opened.
-    file: File,
-    kept: u64,
-    /// Where new bytes come from and go to, for a partial file.
-    rest: Option<Fetch>,
-    paths: (PathBuf, PathBuf),
-    complete: bool,
-}
-
-impl Cached {
-    /// The cached reader for `digest`, or `None` when there is no cache. When another
-    /// reader (a prefetching thread, another process) is filling the same blob, this
-    /// waits for it, then reads what it left: the complete blob, or the part it had.
-    pub(crate) fn open(repo: &Arc<Repo>, digest: &Digest, size: u64) -> Result<Option<Cached>> {
-        let Some((done, partial)) = repo.cache_paths(digest) else {
-            return Ok(None);
-        };
-        let what = repo.describe(digest);
-        let complete = |file: File| Cached {
-            what: what.clone(),
-            digest: digest.clone(),
-            size,
-            pos: 0,
-            hasher: Hasher::new(),
-            file,
-            kept: size,
-            rest: None,
-            paths: (done.clone(), partial.clone()),
-            complete: true,
-        };
-        let dir = partial.parent().expect("a cache path has a directory");
-        fs::create_dir_all(dir)
-            .map_err(|e| cache_error(format!("creating {}", dir.display()), e))?;
-        let mut file = None;
-        for _ in 0..8 {
-            if let Ok(f) = File::open(&done) {
-                return Ok(Some(complete(f)));
-            }
-            let f = OpenOptions::new()
-                .read(true)
-                .append(true)
-                .create(true)
-                .open(&partial)
-                .map_err(|e| cache_error(format!("opening {}", partial.display()), e))?;
-            rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-                .map_err(|e| Error::io(format!("locking {}", partial.display()), e.into()))?;
-            // Whoever held the lock may have finished (and renamed the file) or given
-            // up (and removed it) meanwhile: only a file still named `partial` is ours.
-            if File::open(&done).is_ok() {
-                continue;
-            }
-            let same = match (f.metadata(), fs::metadata(&partial)) {
-                (Ok(a), Ok(b)) => {
-                    use std::os::unix::fs::MetadataExt;
-                    a.ino() == b.ino() && a.dev() == b.dev()
-                }
-                _ => false,
-            };
-            if same {
-                file = Some(f);
-                break;
-            }
-        }
-        let Some(file) = file else {
-            return Ok(None);
-        };
-        let mut kept = file
-            .metadata()
-            .map_err(|e| Error::io(format!("reading {}", partial.display()), e))?
-            .len();
-        if kept > size {
-            file.set_len(0)
-                .map_err(|e| Error::io(format!("truncating {}", partial.display()), e))?;
-            kept = 0;
-        }
-        let rest = Fetch::new(Arc::clone(repo), digest.clone(), size, kept);
-        Ok(Some(Cached {
-            what,
-            digest: digest.clone(),
-            size,
-            pos: 0,
-            hasher: Hasher::new(),
-            file,
-            kept,
-            rest: Some(rest),
-            paths: (done, partial),
-            complete: false,
-        }))
-    }
-
-    /// Is the cached copy complete (and so nothing left to fetch)?
-    pub(crate) fn complete(&self) -> bool {
-        self.complete
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        let (actual, _) = std::mem::take(&mut self.hasher).finish();
-        let (done, partial) = &self.paths;
-        if actual != self.digest {
-            let _ = fs::remove_file(if self.complete { done } else { partial });
-            return Err(Error::DigestMismatch {
-                file: self.what.clone(),
-                expected: self.digest.clone(),
-                actual,
-            });
-        }
-        if !self.complete {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io(format!("writing {}", partial.display()), e))?;
-            fs::rename(partial, done)
-                .map_err(|e| Error::io(format!("renaming {}", partial.display()), e))?;
-            self.complete = true;
-        }
-        Ok(())
-    }
-}
-
-impl Read for Cached {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos >= self.size || buf.is_empty() {
-            return Ok(0);
-        }
-        let want = buf
-            .len()
-            .min((self.size - self.pos).min(usize::MAX as u64) as usize);
-        let n = if self.pos < self.kept {
-            let want = want.min((self.kept - self.pos) as usize);
-            self.file.seek(SeekFrom::Start(self.pos))?;
-            let n = self.file.read(&mut buf[..want])?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{} is shorter than its size in the cache", self.what),
-                ));
-            }
-            n
-        } else {
-            let rest = self.rest.as_mut().ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{} is shorter than its size in the cache", self.what),
-                )
-            })?;
-            let n = rest.read(&mut buf[..want])?;
-            if n == 0 {
-                return Ok(0);
-            }
-            self.file.write_all(&buf[..n])?;
-            self.kept += n as u64;
-            n
-        };
-        self.hasher.update(&buf[..n]);
-        self.pos += n as u64;
-        if self.pos == self.size {
-            self.finish().map_err(Error::into_io)?;
-        }
-        Ok(n)
-    }
-}
-
 /// The blob cache directory by default: `$XDG_CACHE_HOME/dockhand`, else
 /// `~/.cache/dockhand`.
 pub(crate) fn default_cache_dir() -> Option<PathBuf> {
@@ -372,17 +183,4 @@ pub(crate) fn default_cache_dir() -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
     Some(base.join("dockhand"))
-}
-
-/// An error creating the blob cache: when it is a permission problem or a read-only
-/// file system, say how to use another cache or none.
-fn cache_error(context: String, cause: std::io::Error) -> Error {
-    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
-    if matches!(cause.kind(), PermissionDenied | ReadOnlyFilesystem) {
-        return Error::io(
-            format!("{context} (the blob cache: choose another with --cache DIR, or none with --no-cache)"),
-            cause,
-        );
-    }
-    Error::io(context, cause)
 }

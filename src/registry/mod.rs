@@ -3,6 +3,7 @@
 //! pinned to the manifest its reference resolves to, is presented as one: see
 //! `tree.rs`), and written through the same blob writer as one (`push.rs`).
 
+pub(crate) mod cache;
 pub(crate) mod challenge;
 pub(crate) mod client;
 pub(crate) mod credentials;
@@ -118,7 +119,11 @@ fn connect(reference: &RegistryRef, options: &RegistryOptions) -> Result<Client>
 fn repo(reference: &RegistryRef, options: &RegistryOptions, cache: bool) -> Result<Arc<Repo>> {
     let client = connect(reference, options)?;
     let cache = if cache && !options.no_cache {
-        options.cache.clone().or_else(fetch::default_cache_dir)
+        options
+            .cache
+            .clone()
+            .or_else(fetch::default_cache_dir)
+            .map(cache::BlobCache::new)
     } else {
         None
     };

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use ureq::http::Method;
 
+use super::cache::Cached;
 use super::client::{header, Payload, Scope, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE};
-use super::fetch::{Cached, Fetch, Repo};
+use super::fetch::{Fetch, Repo};
 use super::reference::RegistryRef;
 use crate::container::{FileRef, FileTree, Node};
 use crate::error::{Error, Result};
@@ -297,12 +298,14 @@ impl RegistryTree {
     }
 
     /// Forget the cached copies of every blob this tree fetched (an output now holds
-    /// them).
-    pub(crate) fn release_cache(&self) {
+    /// them); what the cache has to tell the user.
+    pub(crate) fn release_cache(&self) -> Vec<String> {
+        let Some(cache) = &self.repo.cache else {
+            return Vec::new();
+        };
         let catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
-        for digest in catalog.known.keys() {
-            self.repo.uncache(digest);
-        }
+        cache.release(catalog.known.keys());
+        cache.take_warnings()
     }
 
     fn blob_node(&self, hex: &str, path: &str) -> Option<Node> {
@@ -435,8 +438,8 @@ impl FileTree for RegistryTree {
             },
         }
     }
-    fn finished(&self) {
-        self.release_cache();
+    fn finished(&self) -> Vec<String> {
+        self.release_cache()
     }
     fn top_level(&self) -> Vec<String> {
         match &self.shape {

@@ -1,0 +1,530 @@
+//! The blob cache: what a pull verified, kept until an output holds it, so that an
+//! interrupted pull fetches only the rest. It may be shared by several runs at once
+//! and must not be turned against its user, so:
+//!
+//! - `blobs/sha256/` is opened once, each component without following symlinks, and
+//!   must belong to the user (it is made 0700; files are made 0600).
+//! - Every entry is opened relative to that directory with `O_NOFOLLOW | O_NONBLOCK`
+//!   and used only when it is a regular file: a symlink, directory or FIFO there is
+//!   ignored with a warning, and nothing blocks on it.
+//! - `<hex>.partial` is filled by one run at a time, under an exclusive `flock`; a
+//!   verified blob is renamed to `<hex>` atomically. Readers of `<hex>` hold a shared
+//!   lock, and an entry is removed only by a run that can take the exclusive lock
+//!   without waiting, so no run deletes what another is filling or still needs.
+//! - A complete entry is verified before it is served, and the bytes kept by an
+//!   earlier run are verified with the rest before any is served: an entry that fails
+//!   is discarded and fetched again, with a warning, instead of failing the run.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
+
+use super::fetch::{Fetch, Repo};
+use crate::error::{Error, Result};
+use crate::model::digest::{Digest, HashSink, Hasher};
+
+/// Most verified blobs one run keeps a shared lock on (an open file each) until its
+/// output holds them.
+const MAX_PINS: usize = 256;
+
+/// How often opening one entry is tried again when other runs keep renaming it.
+const MAX_RACES: usize = 8;
+
+/// The blob cache under one root directory.
+#[derive(Debug)]
+pub(crate) struct BlobCache {
+    root: PathBuf,
+    /// `blobs/sha256`, opened on first use.
+    dir: OnceLock<std::result::Result<OwnedFd, Error>>,
+    /// What the user should hear about entries ignored or discarded.
+    warnings: Mutex<Vec<String>>,
+    /// Verified blobs this run holds a shared lock on, so that another run finishing
+    /// meanwhile does not remove them.
+    pins: Mutex<HashMap<Digest, File>>,
+}
+
+/// What is at a cache entry's name.
+enum Entry {
+    /// Nothing.
+    Absent,
+    /// A regular file, opened.
+    File(File),
+    /// Something else (a symlink, directory, FIFO...), not opened.
+    Odd(&'static str),
+}
+
+impl BlobCache {
+    /// The cache rooted at `root` (created when first used).
+    pub(crate) fn new(root: PathBuf) -> BlobCache {
+        BlobCache {
+            root,
+            dir: OnceLock::new(),
+            warnings: Mutex::new(Vec::new()),
+            pins: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn dir(&self) -> Result<BorrowedFd<'_>> {
+        match self.dir.get_or_init(|| open_blob_dir(&self.root)) {
+            Ok(fd) => Ok(fd.as_fd()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    fn path_of(&self, name: &str) -> String {
+        self.root
+            .join("blobs/sha256")
+            .join(name)
+            .display()
+            .to_string()
+    }
+
+    fn warn(&self, message: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(message);
+    }
+
+    /// The warnings gathered so far, handed out once.
+    pub(crate) fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Open the entry `name` without following a symlink or blocking on a FIFO;
+    /// `create` makes a missing one (mode 0600) and opens it for writing too.
+    fn open_entry(&self, name: &str, create: bool) -> Result<Entry> {
+        let dir = self.dir()?;
+        let mut flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        flags |= if create {
+            OFlags::RDWR | OFlags::CREATE
+        } else {
+            OFlags::RDONLY
+        };
+        let fd = match rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) if !create => return Ok(Entry::Absent),
+            Err(rustix::io::Errno::LOOP) => return Ok(Entry::Odd("a symbolic link")),
+            Err(rustix::io::Errno::ISDIR) => return Ok(Entry::Odd("a directory")),
+            Err(rustix::io::Errno::NXIO) => return Ok(Entry::Odd("a socket")),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("opening {}", self.path_of(name)),
+                    e.into(),
+                ))
+            }
+        };
+        let stat = rustix::fs::fstat(&fd)
+            .map_err(|e| Error::io(format!("reading {}", self.path_of(name)), e.into()))?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => Ok(Entry::File(File::from(fd))),
+            FileType::Directory => Ok(Entry::Odd("a directory")),
+            FileType::Fifo => Ok(Entry::Odd("a FIFO")),
+            FileType::Socket => Ok(Entry::Odd("a socket")),
+            _ => Ok(Entry::Odd("a device")),
+        }
+    }
+
+    /// Does the name `name` still refer to the file `file` has open?
+    fn still_named(&self, name: &str, file: &File) -> bool {
+        let Ok(dir) = self.dir() else { return false };
+        match (
+            rustix::fs::fstat(file),
+            rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW),
+        ) {
+            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+            _ => false,
+        }
+    }
+
+    /// Take the exclusive lock on the partial entry `file` (opened as `name`) once its
+    /// filler lets go: `false` when the name went to another file meanwhile (the
+    /// filler finished and renamed it, which keeps it locked as a verified entry, or
+    /// gave up and removed it).
+    fn lock_partial(&self, name: &str, file: &File) -> Result<bool> {
+        loop {
+            match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(self.still_named(name, file)),
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    if !self.still_named(name, file) {
+                        return Ok(false);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("locking {}", self.path_of(name)),
+                        e.into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Remove `name` if it is still `file` (held under an exclusive lock).
+    fn remove_if_still(&self, name: &str, file: &File) {
+        if self.still_named(name, file) {
+            if let Ok(dir) = self.dir() {
+                let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+            }
+        }
+    }
+
+    /// Keep a shared lock on the verified blob `file` until [`BlobCache::release`].
+    fn pin(&self, digest: &Digest, file: &File) {
+        let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        if pins.len() < MAX_PINS && !pins.contains_key(digest) {
+            // A clone shares the open file, and with it the lock.
+            if let Ok(clone) = file.try_clone() {
+                pins.insert(digest.clone(), clone);
+            }
+        }
+    }
+
+    /// The output holds `digests`: remove their entries, except those another run is
+    /// filling or reading (it removes them when it is done).
+    pub(crate) fn release<'a>(&self, digests: impl Iterator<Item = &'a Digest>) {
+        if self.dir().is_err() {
+            return;
+        }
+        let digests: Vec<&Digest> = digests.collect();
+        {
+            let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+            for digest in &digests {
+                pins.remove(*digest);
+            }
+        }
+        for digest in digests {
+            for name in [digest.hex().to_string(), partial_name(digest)] {
+                let Ok(Entry::File(file)) = self.open_entry(&name, false) else {
+                    continue;
+                };
+                if rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+                    self.remove_if_still(&name, &file);
+                }
+            }
+        }
+    }
+}
+
+fn partial_name(digest: &Digest) -> String {
+    format!("{}.partial", digest.hex())
+}
+
+/// Create (0700) and open `root/blobs/sha256`, refusing a symlink or anything but a
+/// directory of the user's own at `blobs` and `sha256`, and closing one that others
+/// can read.
+fn open_blob_dir(root: &Path) -> std::result::Result<OwnedFd, Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .map_err(|e| cache_error(format!("creating {}", root.display()), e))?;
+    let directory = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    // The root is the user's choice and may be reached through a symlink.
+    let mut fd = rustix::fs::openat(rustix::fs::CWD, root, directory, Mode::empty())
+        .map_err(|e| cache_error(format!("opening {}", root.display()), e.into()))?;
+    let mut path = root.to_path_buf();
+    for name in ["blobs", "sha256"] {
+        path.push(name);
+        match rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => {
+                return Err(cache_error(
+                    format!("creating {}", path.display()),
+                    e.into(),
+                ))
+            }
+        }
+        fd = rustix::fs::openat(&fd, name, directory | OFlags::NOFOLLOW, Mode::empty()).map_err(
+            |e| match e {
+                rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => unusable(
+                    &path,
+                    "it is not a directory (a symbolic link or a file), so it is not used",
+                ),
+                e => cache_error(format!("opening {}", path.display()), e.into()),
+            },
+        )?;
+        let stat = rustix::fs::fstat(&fd)
+            .map_err(|e| cache_error(format!("reading {}", path.display()), e.into()))?;
+        if stat.st_uid != rustix::process::geteuid().as_raw() {
+            return Err(unusable(
+                &path,
+                "it belongs to another user, who could change what it holds",
+            ));
+        }
+        if stat.st_mode & 0o077 != 0 {
+            // Layers from private registries are the user's alone.
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700))
+                .map_err(|e| cache_error(format!("restricting {}", path.display()), e.into()))?;
+        }
+    }
+    Ok(fd)
+}
+
+fn unusable(path: &Path, why: &str) -> Error {
+    Error::Unsupported(format!(
+        "the blob cache {}: {why} (choose another with --cache DIR, or none with --no-cache)",
+        crate::text::shown(&path.display().to_string())
+    ))
+}
+
+/// An error creating the blob cache: when it is a permission problem or a read-only
+/// file system, say how to use another cache or none.
+fn cache_error(context: String, cause: io::Error) -> Error {
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+    if matches!(cause.kind(), PermissionDenied | ReadOnlyFilesystem) {
+        return Error::io(
+            format!("{context} (the blob cache: choose another with --cache DIR, or none with --no-cache)"),
+            cause,
+        );
+    }
+    Error::io(context, cause)
+}
+
+/// Does `file` hold `size` bytes hashing to `digest`? (Read from the start.)
+fn holds(file: &File, digest: &Digest, size: u64) -> io::Result<bool> {
+    if file.metadata()?.len() != size {
+        return Ok(false);
+    }
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(0))?;
+    let mut sink = HashSink::default();
+    io::copy(&mut reader, &mut sink)?;
+    let (actual, len) = sink.hasher.finish();
+    reader.seek(SeekFrom::Start(0))?;
+    Ok(len == size && actual == *digest)
+}
+
+/// A blob's bytes through the cache: a verified copy, or the registry's bytes written
+/// to `<hex>.partial` as they pass and renamed to `<hex>` once they hash right.
+pub(crate) struct Cached {
+    repo: Arc<Repo>,
+    digest: Digest,
+    size: u64,
+    pos: u64,
+    file: File,
+    /// `None` for a verified copy; else the registry's bytes and their running hash.
+    filling: Option<(Fetch, Hasher)>,
+}
+
+impl Cached {
+    /// The cached reader for `digest`, or `None` when the blob cannot go through the
+    /// cache (no cache, or an odd entry in the way, with a warning). When another run
+    /// or thread is filling the same blob, this waits for it, then reads what it left.
+    pub(crate) fn open(repo: &Arc<Repo>, digest: &Digest, size: u64) -> Result<Option<Cached>> {
+        let Some(cache) = &repo.cache else {
+            return Ok(None);
+        };
+        let what = repo.describe(digest);
+        let done = digest.hex().to_string();
+        let partial = partial_name(digest);
+        let odd = |name: &str, kind: &str| {
+            cache.warn(format!(
+                "{}: ignoring the blob cache entry {}: it is {kind}, not a regular file; \
+                 fetching {what} without the cache",
+                crate::text::shown(&what),
+                crate::text::shown(&cache.path_of(name))
+            ));
+            Ok(None)
+        };
+        let reading =
+            |e: io::Error, name: &str| Error::io(format!("reading {}", cache.path_of(name)), e);
+        for _ in 0..MAX_RACES {
+            match cache.open_entry(&done, false)? {
+                Entry::Odd(kind) => return odd(&done, kind),
+                Entry::File(file) => {
+                    rustix::fs::flock(&file, FlockOperation::LockShared)
+                        .map_err(|e| reading(e.into(), &done))?;
+                    if holds(&file, digest, size).map_err(|e| reading(e, &done))? {
+                        cache.pin(digest, &file);
+                        return Ok(Some(Cached::verified(repo, digest, size, file)));
+                    }
+                    cache.warn(format!(
+                        "{}: the blob cache entry {} does not match its digest; discarded \
+                         and fetched again",
+                        crate::text::shown(&what),
+                        crate::text::shown(&cache.path_of(&done))
+                    ));
+                    drop(file);
+                    if let Entry::File(file) = cache.open_entry(&done, false)? {
+                        if rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive)
+                            .is_ok()
+                            && !holds(&file, digest, size).unwrap_or(false)
+                        {
+                            cache.remove_if_still(&done, &file);
+                        }
+                    }
+                }
+                Entry::Absent => {}
+            }
+            let mut file = match cache.open_entry(&partial, true)? {
+                Entry::File(file) => file,
+                Entry::Odd(kind) => return odd(&partial, kind),
+                Entry::Absent => continue,
+            };
+            // Whoever holds the lock may finish (and rename the file) or give up (and
+            // remove it) meanwhile: only a file still named `partial` is ours.
+            if !cache.lock_partial(&partial, &file)? {
+                continue;
+            }
+            let mut kept = file.metadata().map_err(|e| reading(e, &partial))?.len();
+            if kept > size {
+                file.set_len(0).map_err(|e| reading(e, &partial))?;
+                kept = 0;
+            }
+            if kept > 0 {
+                // What an earlier run kept is checked with the rest before any byte is
+                // served, so that a bad entry can still be fetched again.
+                if fill_rest(repo, &mut file, kept, digest, size)? {
+                    commit(cache, &partial, &done, &file)?;
+                    cache.pin(digest, &file);
+                    file.seek(SeekFrom::Start(0))
+                        .map_err(|e| reading(e, &done))?;
+                    return Ok(Some(Cached::verified(repo, digest, size, file)));
+                }
+                cache.warn(format!(
+                    "{}: the bytes an earlier pull kept in {} do not match its digest; \
+                     discarded and fetched again",
+                    crate::text::shown(&what),
+                    crate::text::shown(&cache.path_of(&partial))
+                ));
+                file.set_len(0).map_err(|e| reading(e, &partial))?;
+            }
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| reading(e, &partial))?;
+            let fetch = Fetch::new(Arc::clone(repo), digest.clone(), size, 0);
+            return Ok(Some(Cached {
+                repo: Arc::clone(repo),
+                digest: digest.clone(),
+                size,
+                pos: 0,
+                file,
+                filling: Some((fetch, Hasher::new())),
+            }));
+        }
+        cache.warn(format!(
+            "{}: other runs kept changing its blob cache entry; fetched without the cache",
+            crate::text::shown(&what)
+        ));
+        Ok(None)
+    }
+
+    fn verified(repo: &Arc<Repo>, digest: &Digest, size: u64, file: File) -> Cached {
+        Cached {
+            repo: Arc::clone(repo),
+            digest: digest.clone(),
+            size,
+            pos: 0,
+            file,
+            filling: None,
+        }
+    }
+
+    /// Is the cached copy complete (and so nothing left to fetch)?
+    pub(crate) fn complete(&self) -> bool {
+        self.filling.is_none()
+    }
+
+    /// The last byte arrived: a match makes the entry complete, a mismatch removes it.
+    fn finish(&mut self) -> Result<()> {
+        let Some((_, hasher)) = self.filling.take() else {
+            return Ok(());
+        };
+        let cache = self.repo.cache.as_ref().expect("filling needs a cache");
+        let partial = partial_name(&self.digest);
+        let (actual, _) = hasher.finish();
+        if actual != self.digest {
+            cache.remove_if_still(&partial, &self.file);
+            return Err(Error::DigestMismatch {
+                file: self.repo.describe(&self.digest),
+                expected: self.digest.clone(),
+                actual,
+            });
+        }
+        commit(cache, &partial, self.digest.hex(), &self.file)?;
+        cache.pin(&self.digest, &self.file);
+        Ok(())
+    }
+}
+
+/// Append the blob's bytes from `kept` to `file` (held under the exclusive lock), then
+/// tell whether the whole hashes to `digest`.
+fn fill_rest(
+    repo: &Arc<Repo>,
+    file: &mut File,
+    kept: u64,
+    digest: &Digest,
+    size: u64,
+) -> Result<bool> {
+    let cache_path = || {
+        repo.cache
+            .as_ref()
+            .map(|c| c.path_of(&partial_name(digest)))
+            .unwrap_or_default()
+    };
+    file.seek(SeekFrom::Start(kept))
+        .map_err(|e| Error::io(format!("writing {}", cache_path()), e))?;
+    let mut rest = Fetch::new(Arc::clone(repo), digest.clone(), size, kept);
+    io::copy(&mut rest, file)
+        .map_err(|e| Error::io(format!("fetching {}", repo.describe(digest)), e))?;
+    holds(file, digest, size).map_err(|e| Error::io(format!("reading {}", cache_path()), e))
+}
+
+/// Make the filled `partial` the verified entry `done`, and keep a shared lock on it.
+fn commit(cache: &BlobCache, partial: &str, done: &str, file: &File) -> Result<()> {
+    let dir = cache.dir()?;
+    file.sync_data()
+        .map_err(|e| Error::io(format!("writing {}", cache.path_of(partial)), e))?;
+    rustix::fs::renameat(dir, partial, dir, done)
+        .map_err(|e| Error::io(format!("renaming {}", cache.path_of(partial)), e.into()))?;
+    // Readers waiting for the entry may take it now; removers may not.
+    rustix::fs::flock(file, FlockOperation::LockShared)
+        .map_err(|e| Error::io(format!("locking {}", cache.path_of(done)), e.into()))
+}
+
+impl Read for Cached {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min((self.size - self.pos).min(usize::MAX as u64) as usize);
+        let n = match &mut self.filling {
+            None => {
+                let n = self.file.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{} is shorter than its size in the cache",
+                            self.repo.describe(&self.digest)
+                        ),
+                    ));
+                }
+                n
+            }
+            Some((fetch, hasher)) => {
+                let n = fetch.read(&mut buf[..want])?;
+                if n == 0 {
+                    return Ok(0);
+                }
+                self.file.write_all(&buf[..n])?;
+                hasher.update(&buf[..n]);
+                n
+            }
+        };
+        self.pos += n as u64;
+        if self.pos == self.size {
+            self.finish().map_err(Error::into_io)?;
+        }
+        Ok(n)
+    }
+}
