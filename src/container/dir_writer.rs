@@ -10,7 +10,7 @@ use super::output_file::PipelinedFile;
 use super::tar_writer::split_dest;
 use super::{output_path, ParallelFiles, TreeWriter};
 use crate::cleanup;
-use crate::destination::{classify_dir, Contents, Plan};
+use crate::destination::{self, classify_dir, Contents, Output, Plan};
 use crate::error::{Error, IoContext, Result};
 use crate::model::digest::Digest;
 use crate::model::digest::Hasher;
@@ -24,6 +24,7 @@ pub struct DirWriter {
     dest: PathBuf,
     plan: Plan,
     jobs: usize,
+    force: bool,
 }
 
 impl DirWriter {
@@ -51,7 +52,15 @@ impl DirWriter {
             dest: dest.to_path_buf(),
             plan,
             jobs: crate::pool::cores(),
+            force: false,
         })
+    }
+
+    /// Say whether `--force` was given, so that an error about a destination that
+    /// appeared meanwhile suggests it only when it was not (and would replace that).
+    pub fn with_force(mut self, force: bool) -> DirWriter {
+        self.force = force;
+        self
     }
 
     /// Write up to `jobs` files at once (default: one per core): more when the bytes
@@ -163,18 +172,27 @@ impl TreeWriter for DirWriter {
         flush_tree(&staging).ctx(|| format!("flushing {shown}"))?;
         let dest = self.dest.clone();
         let plan = self.plan;
+        let force = self.force;
         let result = cleanup::unregister_with(&staging, || -> Result<()> {
-            let appeared = sys::is_taken;
+            let appeared = |e: &io::Error| {
+                sys::is_taken(e).then(|| {
+                    let output = Output::Directory { appendable: false };
+                    destination::appeared(&dest, output, force, None)
+                        .expect_err("nothing is added to")
+                })
+            };
             match plan {
                 // Never over something that appeared since the destination was checked.
                 Plan::Create => match sys::rename_noreplace(&staging, &dest) {
-                    Err(e) if appeared(&e) => Err(Error::DestinationExists(shown.clone())),
-                    other => other.ctx(|| format!("renaming into {shown}")),
+                    Err(e) => Err(appeared(&e)
+                        .unwrap_or_else(|| Error::io(format!("renaming into {shown}"), e))),
+                    Ok(()) => Ok(()),
                 },
                 // rename(2) replaces an empty directory and nothing else.
                 Plan::FillEmpty => match fs::rename(&staging, &dest) {
-                    Err(e) if appeared(&e) => Err(Error::DestinationExists(shown.clone())),
-                    other => other.ctx(|| format!("renaming into {shown}")),
+                    Err(e) => Err(appeared(&e)
+                        .unwrap_or_else(|| Error::io(format!("renaming into {shown}"), e))),
+                    Ok(()) => Ok(()),
                 },
                 Plan::Replace => replace_dir(&staging, &dest, &shown),
                 Plan::AddToOciLayout => unreachable!("layouts are added to in place"),

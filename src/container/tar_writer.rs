@@ -11,6 +11,7 @@ use tar::{EntryType, Header};
 use super::output_file::PipelinedFile;
 use super::{ExactReader, TreeWriter};
 use crate::cleanup;
+use crate::destination::{self, Output, Plan};
 use crate::error::{Error, IoContext, Result};
 use crate::model::digest::{Digest, Hasher};
 
@@ -159,13 +160,15 @@ pub struct TarFileWriter {
     temp: Option<tempfile::TempPath>,
     dest: PathBuf,
     replace: bool,
+    force: bool,
 }
 
 impl TarFileWriter {
-    /// Start writing `dest`. With `replace`, a regular file or symlink there is replaced
-    /// on commit (the crate docs' `# Security` section says what it may); without it, commit fails if anything is
-    /// there by then.
-    pub fn create(dest: &Path, replace: bool) -> Result<TarFileWriter> {
+    /// Start writing `dest`. With the plan [`Plan::Replace`], a regular file or symlink
+    /// there is replaced on commit (the crate docs' `# Security` section says what it
+    /// may); otherwise commit fails if anything is there by then, with an error that
+    /// mentions `--force` only when `force` (whether it was given) is false.
+    pub fn create(dest: &Path, plan: Plan, force: bool) -> Result<TarFileWriter> {
         if cleanup::interrupted() {
             return Err(Error::Interrupted);
         }
@@ -191,7 +194,8 @@ impl TarFileWriter {
             stream: Some(TarStreamWriter::new(file, &shown)),
             temp: Some(temp),
             dest: dest.to_path_buf(),
-            replace,
+            replace: plan == Plan::Replace,
+            force,
         })
     }
 
@@ -311,14 +315,15 @@ impl TreeWriter for TarFileWriter {
         let temp = self.temp.take().expect("committed twice");
         let temp_path = temp.to_path_buf();
         let dest = self.dest.clone();
-        let replace = self.replace;
+        let (replace, force) = (self.replace, self.force);
         cleanup::unregister_with(&temp_path, move || {
             if !replace {
                 // rename without replace: a file that appeared since the destination
                 // was checked is kept, and of two runs only one can succeed.
-                return temp.persist_noclobber(&dest).map_err(|e| {
+                return temp.persist_noclobber(&dest).map(drop).map_err(|e| {
                     if e.error.kind() == io::ErrorKind::AlreadyExists {
-                        Error::DestinationExists(shown.clone())
+                        destination::appeared(&dest, Output::File, force, None)
+                            .expect_err("a file output adds to nothing")
                     } else {
                         Error::io(format!("renaming into {shown}"), e.error)
                     }

@@ -245,8 +245,9 @@ pub(crate) struct AppendSpec {
     pub keep_existing: &'static [&'static str],
     /// Merge the existing index with the new one.
     pub merge: crate::container::MergeIndex,
-    /// Check, before anything is written, that the layout at this path can be added to.
-    pub check: fn(&Path) -> Result<()>,
+    /// Why the layout at this path cannot be added to, checked before anything is
+    /// written to it.
+    pub check: crate::destination::CheckAddable,
 }
 
 /// Options for reading a source.
@@ -645,7 +646,7 @@ pub fn create_sink(
     let plan = destination::plan(dest, output, options.force, options.source.as_deref())?;
     let writer: Box<dyn TreeWriter> = match (plan, &ops.append, format.container) {
         (Plan::AddToOciLayout, Some(append), _) => {
-            (append.check)(dest)?;
+            (append.check)(dest).map_err(|reason| destination::not_addable(dest, &reason))?;
             Box::new(AppendWriter::open(
                 dest,
                 append.index,
@@ -653,9 +654,9 @@ pub fn create_sink(
                 append.merge,
             )?)
         }
-        (plan, _, Container::Tar) => Box::new(TarFileWriter::create(dest, plan == Plan::Replace)?),
+        (plan, _, Container::Tar) => Box::new(TarFileWriter::create(dest, plan, options.force)?),
         (plan, _, _) => {
-            let writer = DirWriter::create(dest, plan)?;
+            let writer = DirWriter::create(dest, plan)?.with_force(options.force);
             Box::new(match options.jobs {
                 Some(jobs) => writer.with_jobs(jobs),
                 None => writer,

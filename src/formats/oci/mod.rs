@@ -49,8 +49,8 @@ fn write(
     write::write_oci_with(images, out, layers, progress).map(|_| Vec::new())
 }
 
-/// Fail before any blob is written when the OCI layout at `dest` cannot be added to.
-fn check_addable(dest: &Path) -> Result<()> {
+/// Why the OCI layout at `dest` cannot be added to, checked before any blob is written.
+fn check_addable(dest: &Path) -> std::result::Result<(), String> {
     index::check_addable(dest)
 }
 
