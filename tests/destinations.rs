@@ -437,6 +437,64 @@ fn concurrent_additions_keep_every_image() {
     ok(&["verify", s(&layout)]);
 }
 
+#[test]
+fn concurrent_runs_creating_one_oci_layout_keep_every_image() {
+    let tmp = tempdir();
+    let multi = fixture("docker-save-multi");
+    let configs = |i: usize| multi.expected["images"][i]["config"]["digest"].clone();
+    let skopeo_here = have_tool(
+        "concurrent_runs_creating_one_oci_layout_keep_every_image",
+        "skopeo",
+    );
+    // A few rounds, so that the runs do race: into a path that is absent, and into an
+    // empty directory made beforehand.
+    for round in 0..4 {
+        let layout = tmp.path().join(format!("layout-{round}"));
+        if round % 2 == 1 {
+            std::fs::create_dir(&layout).unwrap();
+        }
+        let at = |i: usize| format!("oci:{}:n{i}", s(&layout));
+        let children: Vec<_> = (0..10)
+            .map(|i| {
+                dockhand()
+                    .args([
+                        "convert",
+                        "--image",
+                        &format!("@{}", i % 3),
+                        multi.input(),
+                        &at(i),
+                    ])
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "round {round}: {stderr}");
+        }
+        let mut names: Vec<String> = index_names(&layout)
+            .into_iter()
+            .filter_map(|(_, n)| n)
+            .collect();
+        names.sort();
+        let mut want: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
+        want.sort();
+        assert_eq!(names, want, "round {round}");
+        ok(&["verify", s(&layout)]);
+        for i in 0..10 {
+            let doc = inspect(&at(i));
+            assert_eq!(doc["images"][0]["config"]["digest"], configs(i % 3), "n{i}");
+            if skopeo_here {
+                skopeo(tmp.path(), &["inspect", "--raw", &at(i)]);
+            }
+        }
+    }
+    no_staging_under(tmp.path());
+}
+
 /// Start `dockhand convert - DEST` with `args`, let `appear` put something at `dest`
 /// once its staging exists (the destination was checked, nothing was read yet), then
 /// feed it `input`; returns the exit code and stderr.
@@ -497,8 +555,12 @@ fn a_destination_that_appears_and_cannot_be_added_to_is_kept_and_force_named_onl
     let a_docker_tree = |dest: &Path| {
         ok(&["convert", "--to", "docker-dir", basic.input(), s(dest)]);
     };
+    let a_broken_oci_layout = |dest: &Path| {
+        ok(&["convert", "--to", "oci", basic.input(), s(dest)]);
+        std::fs::write(dest.join("index.json"), b"{not json").unwrap();
+    };
     type Appear<'a> = &'a dyn Fn(&Path);
-    let cases: [(&str, &str, Appear, &str, bool); 7] = [
+    let cases: [(&str, &str, Appear, &str, bool); 8] = [
         (
             "docker-archive",
             "out.tar",
@@ -530,6 +592,13 @@ fn a_destination_that_appears_and_cannot_be_added_to_is_kept_and_force_named_onl
         ),
         ("oci", "out", &a_docker_tree, "a docker-save tree", true),
         ("oci", "out", &a_file, "a file of 7 bytes", false),
+        (
+            "oci",
+            "out",
+            &a_broken_oci_layout,
+            "an OCI image layout (",
+            true,
+        ),
     ];
     for (n, (to, name, appear, what, force_would_replace)) in cases.into_iter().enumerate() {
         for force in [false, true] {

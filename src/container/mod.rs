@@ -9,7 +9,8 @@ mod spool;
 mod tar_index;
 mod tar_writer;
 
-pub use append_writer::{AppendWriter, MergeIndex};
+pub(crate) use append_writer::AppendSpec;
+pub use append_writer::AppendWriter;
 pub use dir::DirTree;
 pub use dir_writer::DirWriter;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 
 use crate::compress::LayerCompression;
 use crate::container::{
-    open_input_spooling_in, AppendWriter, DirWriter, FileTree, TarFileWriter, TarStreamWriter,
-    TreeWriter,
+    open_input_spooling_in, AppendSpec, AppendWriter, DirWriter, FileTree, TarFileWriter,
+    TarStreamWriter, TreeWriter,
 };
 use crate::destination::{self, Output, Plan};
 use crate::error::{Error, Result};
@@ -235,19 +235,6 @@ pub(crate) struct LayoutOps {
     pub write: WriteLayout,
     /// How an existing layout of this kind is added to, when it can be.
     pub append: Option<AppendSpec>,
-}
-
-/// How images are added to an existing layout (the OCI layout's `oci:DIR:REF`).
-pub(crate) struct AppendSpec {
-    /// The index file, merged and renamed in last.
-    pub index: &'static str,
-    /// Files written only when absent (a layout marker).
-    pub keep_existing: &'static [&'static str],
-    /// Merge the existing index with the new one.
-    pub merge: crate::container::MergeIndex,
-    /// Why the layout at this path cannot be added to, checked before anything is
-    /// written to it.
-    pub check: crate::destination::CheckAddable,
 }
 
 /// Options for reading a source.
@@ -655,8 +642,11 @@ pub fn create_sink(
             )?)
         }
         (plan, _, Container::Tar) => Box::new(TarFileWriter::create(dest, plan, options.force)?),
-        (plan, _, _) => {
-            let writer = DirWriter::create(dest, plan)?.with_force(options.force);
+        (plan, append, _) => {
+            let mut writer = DirWriter::create(dest, plan)?.with_force(options.force);
+            if let Some(append) = append {
+                writer = writer.adding_to_one_that_appears(append);
+            }
             Box::new(match options.jobs {
                 Some(jobs) => writer.with_jobs(jobs),
                 None => writer,

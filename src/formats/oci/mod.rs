@@ -12,8 +12,8 @@ pub(crate) use write::{
 
 use std::path::Path;
 
-use super::{AppendSpec, LayoutOps, WriteOptions};
-use crate::container::TreeWriter;
+use super::{LayoutOps, WriteOptions};
+use crate::container::{AppendSpec, TreeWriter};
 use crate::error::Result;
 use crate::model::image::Image;
 use crate::progress::Progress;
