@@ -470,11 +470,16 @@ fn concurrent_runs_creating_one_oci_layout_keep_every_image() {
                     .unwrap()
             })
             .collect();
+        let mut added = 0;
         for child in children {
             let out = child.wait_with_output().unwrap();
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(out.status.success(), "round {round}: {stderr}");
+            added += usize::from(stderr.contains("(added to the existing layout)"));
         }
+        // One run created the layout; every other one says it added to it, whether it
+        // started after the layout existed or found it there when it committed.
+        assert_eq!(added, 9, "round {round}");
         let mut names: Vec<String> = index_names(&layout)
             .into_iter()
             .filter_map(|(_, n)| n)

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::read_limited;
-use super::{copy_hashing, normalize_path, output_path, ParallelFiles, TreeWriter};
+use super::{copy_hashing, normalize_path, output_path, Committed, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::destination::CheckAddable;
 use crate::error::{Error, IoContext, Result};
@@ -202,7 +202,7 @@ impl TreeWriter for AppendWriter {
         blob_matching(&self.path(rel)?, digest, size)
     }
 
-    fn commit(self: Box<Self>) -> Result<()> {
+    fn commit(self: Box<Self>) -> Result<Committed> {
         let new_index = self
             .new_index
             .as_deref()
@@ -215,7 +215,8 @@ impl TreeWriter for AppendWriter {
             self.index_name,
             self.merge,
             new_index,
-        )
+        )?;
+        Ok(Committed::AsPlanned)
     }
 }
 

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use super::append_writer::{add_staged_layout, AppendSpec};
 use super::output_file::PipelinedFile;
 use super::tar_writer::split_dest;
-use super::{output_path, ParallelFiles, TreeWriter};
+use super::{output_path, Committed, ParallelFiles, TreeWriter};
 use crate::cleanup;
 use crate::destination::{self, classify_dir, Contents, Output, Plan};
 use crate::error::{Error, IoContext, Result};
@@ -181,7 +181,7 @@ impl TreeWriter for DirWriter {
             .ctx(|| format!("creating symlink {}", path.display()))
     }
 
-    fn commit(mut self: Box<Self>) -> Result<()> {
+    fn commit(mut self: Box<Self>) -> Result<Committed> {
         let staging = self.staging.take().expect("committed twice");
         let shown = self.dest.display().to_string();
         flush_tree(&staging).ctx(|| format!("flushing {shown}"))?;
@@ -209,7 +209,7 @@ impl TreeWriter for DirWriter {
             |renamed| !matches!(renamed, Ok(false)),
         );
         let result = match renamed {
-            Ok(true) => return Ok(()),
+            Ok(true) => return Ok(Committed::AsPlanned),
             Ok(false) => self.meet_appeared(&staging),
             Err(e) => Err(e),
         };
@@ -225,7 +225,7 @@ impl DirWriter {
     /// The destination appeared while the output was staged in `staging`: add to it
     /// when it is a layout this output can be added to, else keep it and say what
     /// appeared.
-    fn meet_appeared(&self, staging: &Path) -> Result<()> {
+    fn meet_appeared(&self, staging: &Path) -> Result<Committed> {
         let output = Output::Directory {
             appendable: self.adds_to_appeared.is_some(),
         };
@@ -235,7 +235,8 @@ impl DirWriter {
         let spec = self
             .adds_to_appeared
             .expect("only an appendable output adds");
-        add_staged_layout(staging, &self.dest, spec)
+        add_staged_layout(staging, &self.dest, spec)?;
+        Ok(Committed::AddedToAppearedLayout)
     }
 }
 
@@ -332,8 +333,8 @@ mod tests {
         // Both were planned while nothing was there.
         let first = staged(&dest, b"first", b"one");
         let second = staged(&dest, b"second", b"two");
-        first.commit().unwrap();
-        second.commit().unwrap();
+        assert_eq!(first.commit().unwrap(), Committed::AsPlanned);
+        assert_eq!(second.commit().unwrap(), Committed::AddedToAppearedLayout);
         assert_eq!(fs::read(dest.join("index.json")).unwrap(), b"first+second");
         let mut both = [b"one", b"two"].map(|b| Digest::of(b).hex().to_string());
         both.sort();

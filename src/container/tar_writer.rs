@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tar::{EntryType, Header};
 
 use super::output_file::PipelinedFile;
-use super::{ExactReader, TreeWriter};
+use super::{Committed, ExactReader, TreeWriter};
 use crate::cleanup;
 use crate::destination::{self, Output, Plan};
 use crate::error::{Error, IoContext, Result};
@@ -148,8 +148,8 @@ impl<W: Write> TreeWriter for TarStreamWriter<W> {
             .map_err(|e| self.write_err(e))
     }
 
-    fn commit(self: Box<Self>) -> Result<()> {
-        self.finish().map(drop)
+    fn commit(self: Box<Self>) -> Result<Committed> {
+        self.finish().map(|_| Committed::AsPlanned)
     }
 }
 
@@ -304,7 +304,7 @@ impl TreeWriter for TarFileWriter {
     fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
         self.stream().symlink(path, target)
     }
-    fn commit(mut self: Box<Self>) -> Result<()> {
+    fn commit(mut self: Box<Self>) -> Result<Committed> {
         let shown = self.dest.display().to_string();
         let stream = self.stream.take().expect("committed twice");
         let file = stream
@@ -320,14 +320,17 @@ impl TreeWriter for TarFileWriter {
             if !replace {
                 // rename without replace: a file that appeared since the destination
                 // was checked is kept, and of two runs only one can succeed.
-                return temp.persist_noclobber(&dest).map(drop).map_err(|e| {
-                    if e.error.kind() == io::ErrorKind::AlreadyExists {
-                        destination::appeared(&dest, Output::File, force, None)
-                            .expect_err("a file output adds to nothing")
-                    } else {
-                        Error::io(format!("renaming into {shown}"), e.error)
-                    }
-                });
+                return temp
+                    .persist_noclobber(&dest)
+                    .map(|_| Committed::AsPlanned)
+                    .map_err(|e| {
+                        if e.error.kind() == io::ErrorKind::AlreadyExists {
+                            destination::appeared(&dest, Output::File, force, None)
+                                .expect_err("a file output adds to nothing")
+                        } else {
+                            Error::io(format!("renaming into {shown}"), e.error)
+                        }
+                    });
             }
             let replaceable = match dest.symlink_metadata() {
                 Err(_) => true,
@@ -341,6 +344,7 @@ impl TreeWriter for TarFileWriter {
                 });
             }
             temp.persist(&dest)
+                .map(|_| Committed::AsPlanned)
                 .map_err(|e| Error::io(format!("renaming into {shown}"), e.error))
         })
     }
