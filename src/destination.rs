@@ -13,6 +13,9 @@
 //!   OCI output adds its images to an existing OCI layout, as skopeo's `oci:DIR:REF`
 //!   does. Anything else there (a README beside a layout, other files or folders) is
 //!   refused, with or without `--force`.
+//! - Something that appears at the destination while a new output is written is kept
+//!   ([`appeared`]), except that a new OCI layout adds its images to an OCI layout that
+//!   appeared there (runs creating one layout at once all land).
 //! - A file output replaces (with `--force`) a regular file or a symlink (the link
 //!   itself, never what it points to). A directory, FIFO, socket or device node is
 //!   never replaced.
