@@ -66,9 +66,23 @@ fn remove(path: &Path) {
 /// Forget `path` (it was committed or already removed). Runs `commit` while holding the
 /// registry lock so a signal cannot remove a path half-way through a rename.
 pub(crate) fn unregister_with<T>(path: &Path, commit: impl FnOnce() -> T) -> T {
+    unregister_if(path, commit, |_| true)
+}
+
+/// Like [`unregister_with`], but `path` stays registered when `done` says, from what
+/// `commit` returned, that it is still staging (a rename that found its destination
+/// taken leaves it to be added from or removed): never unregistered, not even for an
+/// instant in which a signal would leave it behind.
+pub(crate) fn unregister_if<T>(
+    path: &Path,
+    commit: impl FnOnce() -> T,
+    done: impl FnOnce(&T) -> bool,
+) -> T {
     let mut staging = lock();
     let result = commit();
-    staging.retain(|p| p != path);
+    if done(&result) {
+        staging.retain(|p| p != path);
+    }
     result
 }
 

@@ -87,7 +87,9 @@ pub struct ConvertReport {
     pub images: Vec<Image>,
     /// For each written image, its position in the source (what `inspect` numbers).
     pub source_indices: Vec<usize>,
-    /// How the destination was written (`None` for stdout).
+    /// How the destination was written (`None` for stdout): as planned, or
+    /// [`Plan::AddToOciLayout`] when a new OCI layout found one that concurrent runs
+    /// had created there meanwhile, and added to it.
     pub plan: Option<Plan>,
     /// Things the user should know.
     pub warnings: Vec<String>,
@@ -249,8 +251,9 @@ pub fn convert_with_progress(
         written
     });
     warnings.extend(written?);
-    let plan = sink.plan();
-    sink.commit()?;
+    // The plan carried out: a new OCI layout that found one created meanwhile was
+    // added to it.
+    let plan = sink.commit_with_plan()?;
     warnings.extend(source.finished());
     Ok(ConvertReport {
         from: Some(source.format),

@@ -13,6 +13,9 @@
 //!   OCI output adds its images to an existing OCI layout, as skopeo's `oci:DIR:REF`
 //!   does. Anything else there (a README beside a layout, other files or folders) is
 //!   refused, with or without `--force`.
+//! - Something that appears at the destination while a new output is written is kept
+//!   ([`appeared`]), except that a new OCI layout adds its images to an OCI layout that
+//!   appeared there (runs creating one layout at once all land).
 //! - A file output replaces (with `--force`) a regular file or a symlink (the link
 //!   itself, never what it points to). A directory, FIFO, socket or device node is
 //!   never replaced.
@@ -221,6 +224,62 @@ fn plan_for(
             special_kind(meta)
         )),
     }
+}
+
+/// Why an existing OCI layout cannot be added to, or `Ok` when it can: the output's own
+/// check (an OCI layout's is `oci::check_addable`).
+pub(crate) type CheckAddable = fn(&Path) -> std::result::Result<(), String>;
+
+/// The refusal of an existing OCI layout that `check` found cannot be added to, before
+/// anything was written. Only reached without `--force` (with it the layout is
+/// replaced), so it says what `--force` would do.
+pub(crate) fn not_addable(dest: &Path, reason: &str) -> Error {
+    Error::DestinationRefused {
+        path: shown(&dest.to_string_lossy()),
+        reason: format!("{reason}; --force would replace the whole layout"),
+    }
+}
+
+/// What a new output (planned [`Plan::Create`] or [`Plan::FillEmpty`]) does when, as it
+/// is renamed in, something has appeared at `dest` since it was planned. An OCI layout,
+/// for an output that can add to one (`check_addable` given) and that `check_addable`
+/// accepts, is added to, as if this run had started after it existed:
+/// [`Plan::AddToOciLayout`]. Anything else is kept, and the error says what appeared;
+/// it mentions `--force` only when `--force` was not given and would replace that.
+pub(crate) fn appeared(
+    dest: &Path,
+    output: Output,
+    force: bool,
+    check_addable: Option<CheckAddable>,
+) -> Result<Plan> {
+    let existing = fs::symlink_metadata(dest).ok();
+    let contents = match &existing {
+        Some(meta) if meta.is_dir() => Some(classify_dir(dest)),
+        _ => None,
+    };
+    let what = match (&existing, &contents) {
+        (_, Some(Contents::Layout(LayoutKind::Oci))) => match check_addable {
+            Some(check) => match check(dest) {
+                Ok(()) => return Ok(Plan::AddToOciLayout),
+                Err(reason) => format!("an OCI image layout ({reason})"),
+            },
+            None => LayoutKind::Oci.describe().into(),
+        },
+        (_, Some(Contents::Layout(kind))) => kind.describe().into(),
+        (_, Some(Contents::Empty)) => "an empty directory".into(),
+        (_, Some(Contents::Foreign(_))) => "a directory of other files".into(),
+        (Some(meta), None) if meta.is_file() => format!("a file of {} bytes", meta.len()),
+        (Some(meta), None) if meta.file_type().is_symlink() => "a symbolic link".into(),
+        (Some(meta), None) => special_kind(meta).into(),
+        (None, _) => "something (gone again since)".into(),
+    };
+    let force_would_replace =
+        !force && plan_for(&existing, contents.as_ref(), output, true) == Ok(Plan::Replace);
+    Err(Error::DestinationAppeared {
+        path: shown(&dest.to_string_lossy()),
+        what,
+        force_would_replace,
+    })
 }
 
 fn special_kind(meta: &fs::Metadata) -> &'static str {
@@ -542,6 +601,64 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         touch(tmp.path(), HEX);
         assert!(matches!(classify_dir(tmp.path()), Contents::Foreign(_)));
+    }
+
+    #[test]
+    fn what_appeared_is_added_to_only_when_it_is_an_addable_oci_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let oci = Output::Directory { appendable: true };
+        let addable: CheckAddable = |_| Ok(());
+        let broken: CheckAddable = |_| Err("its index.json is not JSON".into());
+        let layout = d.join("layout");
+        touch(&layout, "index.json");
+        touch(&layout, "oci-layout");
+        assert_eq!(
+            appeared(&layout, oci, false, Some(addable)).unwrap(),
+            Plan::AddToOciLayout
+        );
+        // Whatever cannot be added to is kept, and --force is named only when it was
+        // not given and would replace what is there.
+        let hint = |dest: &Path, output, force, check| match appeared(dest, output, force, check) {
+            Err(Error::DestinationAppeared {
+                what,
+                force_would_replace,
+                ..
+            }) => (what, force_would_replace),
+            other => panic!("{other:?}"),
+        };
+        let (what, force_would_replace) = hint(&layout, oci, false, Some(broken));
+        assert!(what.contains("is not JSON"), "{what}");
+        assert!(force_would_replace);
+        assert!(!hint(&layout, oci, true, Some(broken)).1);
+        let docker = Output::Directory { appendable: false };
+        assert_eq!(
+            hint(&layout, docker, false, None),
+            ("an OCI image layout".into(), true)
+        );
+        let file = d.join("out.tar");
+        fs::write(&file, b"theirs").unwrap();
+        assert_eq!(
+            hint(&file, Output::File, false, None),
+            ("a file of 6 bytes".into(), true)
+        );
+        assert!(!hint(&file, Output::File, true, None).1);
+        assert!(!hint(&file, oci, false, Some(addable)).1);
+        let project = d.join("project");
+        touch(&project, "README.md");
+        assert_eq!(
+            hint(&project, oci, false, Some(addable)),
+            ("a directory of other files".into(), false)
+        );
+        let message = appeared(&file, Output::File, true, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("appeared there while dockhand was writing"),
+            "{message}"
+        );
+        assert!(message.contains("nothing was replaced"), "{message}");
+        assert!(!message.contains("--force"), "{message}");
     }
 
     #[test]

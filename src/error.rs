@@ -120,9 +120,38 @@ pub enum Error {
     /// options that contradict each other, an unknown transport. The binary exits 2.
     #[error("{0}")]
     Usage(String),
-    /// The destination appeared while dockhand was writing, and is not replaced.
-    #[error("{0}: destination exists (use --force to replace it)")]
-    DestinationExists(String),
+    /// Something appeared at the destination while dockhand was writing a new output,
+    /// and nothing was replaced. (A new OCI layout that finds an OCI layout there adds
+    /// its images to it instead, as if it had started after that layout existed.)
+    ///
+    /// ```
+    /// use dockhand::Error;
+    ///
+    /// let err = Error::DestinationAppeared {
+    ///     path: "out.tar".into(),
+    ///     what: "a file of 5 bytes".into(),
+    ///     force_would_replace: true,
+    /// };
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "out.tar: a file of 5 bytes appeared there while dockhand was writing; \
+    ///      nothing was replaced (--force would replace it)"
+    /// );
+    /// ```
+    #[error(
+        "{path}: {what} appeared there while dockhand was writing; nothing was replaced{}",
+        if *.force_would_replace { " (--force would replace it)" } else { "" }
+    )]
+    DestinationAppeared {
+        /// The destination as given.
+        path: String,
+        /// What is there now: `a file of 5 bytes`, `a docker-save tree`, `an OCI image
+        /// layout (its index.json ...)` that cannot be added to.
+        what: String,
+        /// `--force` was not given and would replace what is there; false when it was
+        /// given, or when nothing could replace it (a directory of other files, a FIFO).
+        force_would_replace: bool,
+    },
     /// The destination is not something dockhand may write (the crate docs' `# Security` section says what it may).
     #[error("refusing to write {path}: {reason}")]
     DestinationRefused {

@@ -86,11 +86,14 @@
 //!   additions keep both. A ref name already in the index moves to the new image.
 //!   After a failure the old index is untouched; blobs already added stay (nothing
 //!   references them). Adding to the source layout itself is allowed, since it
-//!   removes nothing.
+//!   removes nothing. A new OCI layout that finds one created at its destination
+//!   while it was written (runs creating one layout at once) is added to it the same
+//!   way, its staged blobs renamed in, instead of failing.
 //! - **Atomicity**: other outputs are built in `.<name>.dockhand-tmp-*` next to the
 //!   destination and flushed with one syncfs(2). A new destination is renamed in with
 //!   `renameat2(RENAME_NOREPLACE)`, so something that appears there meanwhile is kept
-//!   and of two runs writing one path only one succeeds; a replaced directory is
+//!   ([`Error::DestinationAppeared`]) and of two runs writing one path only one
+//!   succeeds (but for an OCI layout added to, above); a replaced directory is
 //!   swapped in with `RENAME_EXCHANGE`, so the destination is whole at every instant.
 //!   On an error, SIGINT, SIGTERM or SIGHUP the staging is removed ([`cleanup`]) and
 //!   the destination is absent or exactly as it was. After SIGKILL nothing can run:

@@ -438,6 +438,214 @@ fn concurrent_additions_keep_every_image() {
 }
 
 #[test]
+fn concurrent_runs_creating_one_oci_layout_keep_every_image() {
+    let tmp = tempdir();
+    let multi = fixture("docker-save-multi");
+    let configs = |i: usize| multi.expected["images"][i]["config"]["digest"].clone();
+    let skopeo_here = have_tool(
+        "concurrent_runs_creating_one_oci_layout_keep_every_image",
+        "skopeo",
+    );
+    // A few rounds, so that the runs do race: into a path that is absent, and into an
+    // empty directory made beforehand.
+    for round in 0..4 {
+        let layout = tmp.path().join(format!("layout-{round}"));
+        if round % 2 == 1 {
+            std::fs::create_dir(&layout).unwrap();
+        }
+        let at = |i: usize| format!("oci:{}:n{i}", s(&layout));
+        let children: Vec<_> = (0..10)
+            .map(|i| {
+                dockhand()
+                    .args([
+                        "convert",
+                        "--image",
+                        &format!("@{}", i % 3),
+                        multi.input(),
+                        &at(i),
+                    ])
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut added = 0;
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "round {round}: {stderr}");
+            added += usize::from(stderr.contains("(added to the existing layout)"));
+        }
+        // One run created the layout; every other one says it added to it, whether it
+        // started after the layout existed or found it there when it committed.
+        assert_eq!(added, 9, "round {round}");
+        let mut names: Vec<String> = index_names(&layout)
+            .into_iter()
+            .filter_map(|(_, n)| n)
+            .collect();
+        names.sort();
+        let mut want: Vec<String> = (0..10).map(|i| format!("n{i}")).collect();
+        want.sort();
+        assert_eq!(names, want, "round {round}");
+        ok(&["verify", s(&layout)]);
+        for i in 0..10 {
+            let doc = inspect(&at(i));
+            assert_eq!(doc["images"][0]["config"]["digest"], configs(i % 3), "n{i}");
+            if skopeo_here {
+                skopeo(tmp.path(), &["inspect", "--raw", &at(i)]);
+            }
+        }
+    }
+    no_staging_under(tmp.path());
+}
+
+/// Start `dockhand convert - DEST` with `args`, let `appear` put something at `dest`
+/// once its staging exists (the destination was checked, nothing was read yet), then
+/// feed it `input`; returns the exit code and stderr.
+fn convert_while_dest_appears(
+    args: &[&str],
+    dest: &Path,
+    input: &str,
+    appear: impl FnOnce(),
+) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut child = dockhand()
+        .arg("convert")
+        .args(args)
+        .args(["-", s(dest)])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let parent = dest.parent().unwrap();
+    let prefix = format!(
+        ".{}{}",
+        dest.file_name().unwrap().to_string_lossy(),
+        dockhand::STAGING_MARKER
+    );
+    let staging_exists = || {
+        std::fs::read_dir(parent).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+    };
+    for _ in 0..3000 {
+        if staging_exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(staging_exists(), "no staging for {}", dest.display());
+    appear();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&std::fs::read(input).unwrap()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_destination_that_appears_and_cannot_be_added_to_is_kept_and_force_named_only_when_it_helps() {
+    let tmp = tempdir();
+    let basic = fixture("docker-save-basic");
+    // Something another program writes there while dockhand is writing.
+    let a_file = |dest: &Path| std::fs::write(dest, b"theirs\n").unwrap();
+    let a_project = |dest: &Path| unrelated_tree(dest);
+    let a_docker_tree = |dest: &Path| {
+        ok(&["convert", "--to", "docker-dir", basic.input(), s(dest)]);
+    };
+    let a_broken_oci_layout = |dest: &Path| {
+        ok(&["convert", "--to", "oci", basic.input(), s(dest)]);
+        std::fs::write(dest.join("index.json"), b"{not json").unwrap();
+    };
+    type Appear<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, &str, Appear, &str, bool); 8] = [
+        (
+            "docker-archive",
+            "out.tar",
+            &a_file,
+            "a file of 7 bytes",
+            true,
+        ),
+        ("oci-archive", "out.tar", &a_file, "a file of 7 bytes", true),
+        (
+            "docker-dir",
+            "out",
+            &a_docker_tree,
+            "a docker-save tree",
+            true,
+        ),
+        (
+            "dir",
+            "out",
+            &a_project,
+            "a directory of other files",
+            false,
+        ),
+        (
+            "oci",
+            "out",
+            &a_project,
+            "a directory of other files",
+            false,
+        ),
+        ("oci", "out", &a_docker_tree, "a docker-save tree", true),
+        ("oci", "out", &a_file, "a file of 7 bytes", false),
+        (
+            "oci",
+            "out",
+            &a_broken_oci_layout,
+            "an OCI image layout (",
+            true,
+        ),
+    ];
+    for (n, (to, name, appear, what, force_would_replace)) in cases.into_iter().enumerate() {
+        for force in [false, true] {
+            let work = tmp.path().join(format!("{n}-{force}"));
+            std::fs::create_dir(&work).unwrap();
+            let dest = work.join(name);
+            let mut args = vec!["--to", to];
+            if force {
+                args.push("--force");
+            }
+            let mut before = None;
+            let (code, stderr) = convert_while_dest_appears(&args, &dest, basic.input(), || {
+                appear(&dest);
+                before = Some(full_snapshot(&dest));
+            });
+            let case = format!("{to} onto {what}, --force {force}");
+            assert_eq!(code, Some(1), "{case}: {stderr}");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{case}: {stderr}");
+            for needle in [
+                what,
+                "appeared there while dockhand was writing",
+                "nothing was replaced",
+            ] {
+                assert!(
+                    stderr.contains(needle),
+                    "{case}: {needle:?} not in {stderr}"
+                );
+            }
+            assert_eq!(
+                stderr.contains("--force"),
+                force_would_replace && !force,
+                "{case}: {stderr}"
+            );
+            // Kept byte for byte, and no staging left beside it.
+            assert_eq!(Some(full_snapshot(&dest)), before, "{case}");
+            let beside: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+            assert_eq!(beside.len(), 1, "{case}: {beside:?}");
+        }
+    }
+}
+
+#[test]
 fn concurrent_runs_to_one_path_never_both_succeed() {
     let tmp = tempdir();
     let multi = fixture("docker-save-multi");

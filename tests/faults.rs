@@ -282,7 +282,10 @@ fn a_destination_that_appears_while_writing_is_not_overwritten() {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{to}: {stderr}");
-        assert!(stderr.contains("exists"), "{to}: {stderr}");
+        assert!(
+            stderr.contains("appeared there while dockhand was writing; nothing was replaced"),
+            "{to}: {stderr}"
+        );
         let kept = if to == "oci" {
             dest.join("precious")
         } else {

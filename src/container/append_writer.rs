@@ -8,8 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::read_limited;
-use super::{copy_hashing, normalize_path, output_path, ParallelFiles, TreeWriter};
+use super::{copy_hashing, normalize_path, output_path, Committed, ParallelFiles, TreeWriter};
 use crate::cleanup;
+use crate::destination::CheckAddable;
 use crate::error::{Error, IoContext, Result};
 use crate::model::digest::{Digest, HashSink};
 use crate::model::image::MAX_JSON_SIZE;
@@ -17,6 +18,21 @@ use crate::sys;
 
 /// Merges the index already in the layout (if any) with the one being written.
 pub type MergeIndex = fn(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>>;
+
+/// How images are added to an existing layout (the OCI layout's `oci:DIR:REF`): by an
+/// [`AppendWriter`] when the layout was there from the start, by [`add_staged_layout`]
+/// when it appeared while a new one was being staged.
+pub(crate) struct AppendSpec {
+    /// The index file, merged and renamed in last.
+    pub index: &'static str,
+    /// Files written only when absent (a layout marker).
+    pub keep_existing: &'static [&'static str],
+    /// Merge the existing index with the new one.
+    pub merge: MergeIndex,
+    /// Why the layout at this path cannot be added to, checked before anything is
+    /// written to it.
+    pub check: CheckAddable,
+}
 
 /// Writes into an existing directory without removing anything from it.
 ///
@@ -183,57 +199,269 @@ impl TreeWriter for AppendWriter {
     }
 
     fn existing_blob(&self, rel: &str, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
-        let path = self.path(rel)?;
-        let Ok(meta) = fs::symlink_metadata(&path) else {
-            return Ok(None);
-        };
-        if !meta.is_file() || size.is_some_and(|s| s != meta.len()) {
-            return Ok(None);
-        }
-        // A blob already there is reused only when its bytes hash to its name.
-        let mut file = File::open(&path).ctx(|| format!("reading {}", path.display()))?;
-        let mut sink = HashSink::default();
-        io::copy(&mut file, &mut sink).ctx(|| format!("reading {}", path.display()))?;
-        let (actual, len) = sink.hasher.finish();
-        Ok((actual == *digest).then_some(len))
+        blob_matching(&self.path(rel)?, digest, size)
     }
 
-    fn commit(self: Box<Self>) -> Result<()> {
+    fn commit(self: Box<Self>) -> Result<Committed> {
         let new_index = self
             .new_index
             .as_deref()
             .ok_or_else(|| Error::Unsupported(format!("{}: no index was written", self.shown)))?;
         // Every blob the new index names must be on disk before the index is.
         sys::sync_filesystem(&self.root).ctx(|| format!("flushing {}", self.shown))?;
-        let _lock =
-            sys::DirLock::exclusive(&self.root).ctx(|| format!("locking {}", self.shown))?;
-        let index_path = self.root.join(self.index_name);
-        let existing = match File::open(&index_path) {
-            Ok(f) => Some(read_limited(f, MAX_JSON_SIZE, self.index_name)?),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io(format!("reading {}", index_path.display()), e)),
-        };
-        let merged = (self.merge)(existing.as_deref(), new_index)?;
-        let temp = temp_file_in(&self.root, self.index_name).map_err(|e| {
-            let context = || format!("creating a temp file in {}", self.shown);
-            Error::creating_output(&self.shown, &self.root, context, e)
+        merge_index_into(
+            &self.root,
+            &self.shown,
+            self.index_name,
+            self.merge,
+            new_index,
+        )?;
+        Ok(Committed::AsPlanned)
+    }
+}
+
+/// The size of the file at `path` when it is a blob whose bytes hash to `digest` (and
+/// whose size is `size`, when known): only then is a blob already in a layout reused.
+fn blob_matching(path: &Path, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return Ok(None);
+    };
+    if !meta.is_file() || size.is_some_and(|s| s != meta.len()) {
+        return Ok(None);
+    }
+    let mut file = File::open(path).ctx(|| format!("reading {}", path.display()))?;
+    let mut sink = HashSink::default();
+    io::copy(&mut file, &mut sink).ctx(|| format!("reading {}", path.display()))?;
+    let (actual, len) = sink.hasher.finish();
+    Ok((actual == *digest).then_some(len))
+}
+
+/// Merge `new_index` into the layout at `root` and rename the result over its index
+/// file: under the layout's exclusive lock, so that concurrent additions never lose
+/// each other's entries, and flushed, so that a reader sees the old index or the new
+/// one. Every blob the new index names must be on disk already.
+fn merge_index_into(
+    root: &Path,
+    shown: &str,
+    index_name: &str,
+    merge: MergeIndex,
+    new_index: &[u8],
+) -> Result<()> {
+    let _lock = sys::DirLock::exclusive(root).ctx(|| format!("locking {shown}"))?;
+    let index_path = root.join(index_name);
+    let existing = match File::open(&index_path) {
+        Ok(f) => Some(read_limited(f, MAX_JSON_SIZE, index_name)?),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(format!("reading {}", index_path.display()), e)),
+    };
+    let merged = merge(existing.as_deref(), new_index)?;
+    let temp = temp_file_in(root, index_name).map_err(|e| {
+        let context = || format!("creating a temp file in {shown}");
+        Error::creating_output(shown, root, context, e)
+    })?;
+    cleanup::register(temp.path());
+    let written = (|| -> io::Result<()> {
+        let mut f = temp.as_file();
+        f.write_all(&merged)?;
+        f.sync_all()
+    })();
+    let temp_path = temp.path().to_path_buf();
+    cleanup::unregister_with(&temp_path, || -> Result<()> {
+        written.ctx(|| format!("writing {}", index_path.display()))?;
+        temp.persist(&index_path)
+            .map_err(|e| Error::io(format!("renaming into {}", index_path.display()), e.error))?;
+        Ok(())
+    })?;
+    sync_dir(root).ctx(|| format!("flushing {shown}"))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Add the layout staged (complete and flushed) in `staging` to the layout that
+/// appeared at `dest` while it was written, as an [`AppendWriter`] would have added
+/// it had it started after that layout existed.
+///
+/// Blobs are content-addressed: each is renamed in under its name unless one is there
+/// already, which is reused when its bytes hash to that name; only a damaged one is
+/// replaced, by bytes that do. Files of `keep_existing` are moved in only when absent.
+/// Then the directories are flushed and the staged index is merged in last, under the
+/// layout's lock. What is left in `staging` (reused blobs) is the caller's to remove.
+/// After a failure the layout's index is untouched; blobs already moved in stay,
+/// unreferenced.
+pub(crate) fn add_staged_layout(staging: &Path, dest: &Path, spec: &AppendSpec) -> Result<()> {
+    let shown = crate::text::shown(&dest.to_string_lossy());
+    // Every staged file is sorted out before anything is moved, so that one this
+    // cannot add fails with the layout untouched.
+    let mut dirs = Vec::new();
+    let mut markers = Vec::new();
+    let mut blobs = Vec::new();
+    let mut new_index = None;
+    for entry in walkdir::WalkDir::new(staging).sort_by_file_name() {
+        let entry =
+            entry.map_err(|e| Error::io(format!("listing {}", staging.display()), e.into()))?;
+        let rel = entry
+            .path()
+            .strip_prefix(staging)
+            .expect("walked from the staging root")
+            .to_string_lossy()
+            .into_owned();
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            dirs.push(rel);
+        } else if kind.is_file() && rel == spec.index {
+            let file =
+                File::open(entry.path()).ctx(|| format!("reading {}", entry.path().display()))?;
+            new_index = Some(read_limited(file, MAX_JSON_SIZE, spec.index)?);
+        } else if kind.is_file() && spec.keep_existing.contains(&rel.as_str()) {
+            markers.push(rel);
+        } else if let Some(digest) = kind.is_file().then(|| blob_digest(&rel)).flatten() {
+            blobs.push((rel, digest));
+        } else {
+            return Err(Error::Unsupported(format!(
+                "{}: not a blob, so it cannot be added to the existing layout {shown}",
+                crate::text::shown(&rel)
+            )));
+        }
+    }
+    let new_index =
+        new_index.ok_or_else(|| Error::Unsupported(format!("{shown}: no index was written")))?;
+    for rel in &dirs {
+        let dir = output_path_or_root(dest, rel)?;
+        fs::create_dir_all(&dir).map_err(|e| {
+            Error::creating_output(&shown, dest, || format!("creating {}", dir.display()), e)
         })?;
-        cleanup::register(temp.path());
-        let written = (|| -> io::Result<()> {
-            let mut f = temp.as_file();
-            f.write_all(&merged)?;
-            f.sync_all()
-        })();
-        let temp_path = temp.path().to_path_buf();
-        cleanup::unregister_with(&temp_path, || -> Result<()> {
-            written.ctx(|| format!("writing {}", index_path.display()))?;
-            temp.persist(&index_path).map_err(|e| {
-                Error::io(format!("renaming into {}", index_path.display()), e.error)
-            })?;
-            Ok(())
-        })?;
-        File::open(&self.root)
-            .and_then(|dir| dir.sync_all())
-            .ctx(|| format!("flushing {}", self.shown))
+    }
+    for rel in &markers {
+        let target = output_path(dest, rel)?;
+        match sys::rename_noreplace(&staging.join(rel), &target) {
+            Err(e) if !sys::is_taken(&e) => {
+                return Err(Error::io(format!("renaming into {}", target.display()), e))
+            }
+            _ => {}
+        }
+    }
+    for (rel, digest) in &blobs {
+        add_blob(&staging.join(rel), &output_path(dest, rel)?, digest)?;
+    }
+    // The renames must be on disk before the index that names what they brought.
+    for rel in dirs.iter().rev() {
+        sync_dir(&output_path_or_root(dest, rel)?).ctx(|| format!("flushing {shown}"))?;
+    }
+    merge_index_into(dest, &shown, spec.index, spec.merge, &new_index)
+}
+
+/// `rel` under `root`, or `root` itself for the empty path.
+fn output_path_or_root(root: &Path, rel: &str) -> Result<PathBuf> {
+    if rel.is_empty() {
+        return Ok(root.to_path_buf());
+    }
+    output_path(root, rel)
+}
+
+/// The digest a blob path (`blobs/sha256/<hex>`) names.
+fn blob_digest(rel: &str) -> Option<Digest> {
+    let hex = rel.strip_prefix("blobs/sha256/")?;
+    Digest::from_hex(hex)
+}
+
+/// Rename the staged blob `staged` (same filesystem) to `target` unless a blob is
+/// there that hashes to `digest`; a damaged one is replaced.
+fn add_blob(staged: &Path, target: &Path, digest: &Digest) -> Result<()> {
+    let moving = || format!("moving a blob into {}", target.display());
+    match sys::rename_noreplace(staged, target) {
+        Ok(()) => return Ok(()),
+        Err(e) if sys::is_taken(&e) => {}
+        Err(e) => return Err(Error::io(moving(), e)),
+    }
+    if blob_matching(target, digest, None)?.is_some() {
+        return Ok(());
+    }
+    fs::rename(staged, target).ctx(moving)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Joins the two indexes' texts, so the test sees what was merged with what.
+    fn joined(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>> {
+        Ok([existing.unwrap_or(b"none"), b"+", new].concat())
+    }
+
+    fn always_addable(_: &Path) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
+    const SPEC: AppendSpec = AppendSpec {
+        index: "index.json",
+        keep_existing: &["oci-layout"],
+        merge: joined,
+        check: always_addable,
+    };
+
+    fn put(root: &Path, rel: &str, bytes: &[u8]) {
+        let path = root.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+
+    fn blob(bytes: &[u8]) -> String {
+        format!("blobs/sha256/{}", Digest::of(bytes).hex())
+    }
+
+    #[test]
+    fn a_staged_layout_is_added_to_one_that_appeared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dest, staging) = (tmp.path().join("layout"), tmp.path().join("staging"));
+        // The layout that appeared: a good blob, one whose bytes no longer hash to
+        // its name, its own marker and index.
+        put(&dest, "oci-layout", b"theirs");
+        put(&dest, "index.json", b"old");
+        put(&dest, &blob(b"shared"), b"shared");
+        put(&dest, &blob(b"fixed"), b"damaged");
+        let shared_inode = fs::metadata(dest.join(blob(b"shared"))).unwrap().ino();
+        // What this run staged.
+        put(&staging, "oci-layout", b"ours");
+        put(&staging, "index.json", b"new");
+        for bytes in [&b"shared"[..], b"fixed", b"only ours"] {
+            put(&staging, &blob(bytes), bytes);
+        }
+
+        add_staged_layout(&staging, &dest, &SPEC).unwrap();
+
+        let read = |rel: &str| fs::read(dest.join(rel)).unwrap();
+        assert_eq!(read("index.json"), b"old+new");
+        assert_eq!(read("oci-layout"), b"theirs");
+        for bytes in [&b"shared"[..], b"fixed", b"only ours"] {
+            assert_eq!(read(&blob(bytes)), bytes);
+        }
+        // A blob already there that hashes right is reused, not rewritten.
+        let inode = fs::metadata(dest.join(blob(b"shared"))).unwrap().ino();
+        assert_eq!(inode, shared_inode);
+        // What was not moved stays in the staging, for the caller to remove.
+        assert!(staging.join(blob(b"shared")).is_file());
+        assert!(!staging.join(blob(b"only ours")).exists());
+        // No temp file is left in the layout.
+        for entry in walkdir::WalkDir::new(&dest) {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.contains(cleanup::STAGING_MARKER), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_staged_file_that_is_no_blob_leaves_the_layout_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dest, staging) = (tmp.path().join("layout"), tmp.path().join("staging"));
+        put(&dest, "index.json", b"old");
+        put(&staging, "index.json", b"new");
+        put(&staging, &blob(b"a"), b"a");
+        put(&staging, "notes.txt", b"not content-addressed");
+        let err = add_staged_layout(&staging, &dest, &SPEC).unwrap_err();
+        assert!(err.to_string().contains("notes.txt"), "{err}");
+        assert_eq!(fs::read(dest.join("index.json")).unwrap(), b"old");
+        assert!(!dest.join("blobs").exists());
     }
 }

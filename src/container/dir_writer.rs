@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use std::os::unix::fs::PermissionsExt;
 
+use super::append_writer::{add_staged_layout, AppendSpec};
 use super::output_file::PipelinedFile;
 use super::tar_writer::split_dest;
-use super::{output_path, ParallelFiles, TreeWriter};
+use super::{output_path, Committed, ParallelFiles, TreeWriter};
 use crate::cleanup;
-use crate::destination::{classify_dir, Contents, Plan};
+use crate::destination::{self, classify_dir, Contents, Output, Plan};
 use crate::error::{Error, IoContext, Result};
 use crate::model::digest::Digest;
 use crate::model::digest::Hasher;
@@ -19,11 +20,17 @@ use crate::sys;
 /// Writes a directory tree atomically: everything goes into `.<name>.dockhand-tmp-*`
 /// next to the destination, which is renamed into place on commit as the [`Plan`]
 /// says (see [`crate::destination`] for which plans a destination allows).
+///
+/// A new output whose destination was taken meanwhile keeps what is there, except
+/// that a new layout which can be added to one of its kind (an OCI layout, see
+/// [`DirWriter::adding_to_one_that_appears`]) adds its images to the one that appeared.
 pub struct DirWriter {
     staging: Option<PathBuf>,
     dest: PathBuf,
     plan: Plan,
     jobs: usize,
+    force: bool,
+    adds_to_appeared: Option<&'static AppendSpec>,
 }
 
 impl DirWriter {
@@ -51,7 +58,24 @@ impl DirWriter {
             dest: dest.to_path_buf(),
             plan,
             jobs: crate::pool::cores(),
+            force: false,
+            adds_to_appeared: None,
         })
+    }
+
+    /// Say whether `--force` was given, so that an error about a destination that
+    /// appeared meanwhile suggests it only when it was not (and would replace that).
+    pub fn with_force(mut self, force: bool) -> DirWriter {
+        self.force = force;
+        self
+    }
+
+    /// When a layout that `spec` can add to appears at the destination before this new
+    /// one is renamed in (concurrent runs creating one OCI layout), add this one's
+    /// images to it, as an [`super::AppendWriter`] would have, instead of failing.
+    pub(crate) fn adding_to_one_that_appears(mut self, spec: &'static AppendSpec) -> DirWriter {
+        self.adds_to_appeared = Some(spec);
+        self
     }
 
     /// Write up to `jobs` files at once (default: one per core): more when the bytes
@@ -157,33 +181,62 @@ impl TreeWriter for DirWriter {
             .ctx(|| format!("creating symlink {}", path.display()))
     }
 
-    fn commit(mut self: Box<Self>) -> Result<()> {
+    fn commit(mut self: Box<Self>) -> Result<Committed> {
         let staging = self.staging.take().expect("committed twice");
         let shown = self.dest.display().to_string();
         flush_tree(&staging).ctx(|| format!("flushing {shown}"))?;
         let dest = self.dest.clone();
         let plan = self.plan;
-        let result = cleanup::unregister_with(&staging, || -> Result<()> {
-            let appeared = sys::is_taken;
-            match plan {
-                // Never over something that appeared since the destination was checked.
-                Plan::Create => match sys::rename_noreplace(&staging, &dest) {
-                    Err(e) if appeared(&e) => Err(Error::DestinationExists(shown.clone())),
-                    other => other.ctx(|| format!("renaming into {shown}")),
-                },
-                // rename(2) replaces an empty directory and nothing else.
-                Plan::FillEmpty => match fs::rename(&staging, &dest) {
-                    Err(e) if appeared(&e) => Err(Error::DestinationExists(shown.clone())),
-                    other => other.ctx(|| format!("renaming into {shown}")),
-                },
-                Plan::Replace => replace_dir(&staging, &dest, &shown),
-                Plan::AddToOciLayout => unreachable!("layouts are added to in place"),
-            }
-        });
-        if result.is_err() {
+        // `Ok(false)`: the destination was taken meanwhile, and the staging stays
+        // registered for whatever is done about that.
+        let renamed = cleanup::unregister_if(
+            &staging,
+            || -> Result<bool> {
+                let taken_or = |renamed: io::Result<()>| match renamed {
+                    Ok(()) => Ok(true),
+                    Err(e) if sys::is_taken(&e) => Ok(false),
+                    Err(e) => Err(Error::io(format!("renaming into {shown}"), e)),
+                };
+                match plan {
+                    // Never over something that appeared since the destination was checked.
+                    Plan::Create => taken_or(sys::rename_noreplace(&staging, &dest)),
+                    // rename(2) replaces an empty directory and nothing else.
+                    Plan::FillEmpty => taken_or(fs::rename(&staging, &dest)),
+                    Plan::Replace => replace_dir(&staging, &dest, &shown).map(|()| true),
+                    Plan::AddToOciLayout => unreachable!("layouts are added to in place"),
+                }
+            },
+            |renamed| !matches!(renamed, Ok(false)),
+        );
+        let result = match renamed {
+            Ok(true) => return Ok(Committed::AsPlanned),
+            Ok(false) => self.meet_appeared(&staging),
+            Err(e) => Err(e),
+        };
+        // Only ever our own staging: whatever was not moved out of it.
+        cleanup::unregister_with(&staging, || {
             let _ = fs::remove_dir_all(&staging);
-        }
+        });
         result
+    }
+}
+
+impl DirWriter {
+    /// The destination appeared while the output was staged in `staging`: add to it
+    /// when it is a layout this output can be added to, else keep it and say what
+    /// appeared.
+    fn meet_appeared(&self, staging: &Path) -> Result<Committed> {
+        let output = Output::Directory {
+            appendable: self.adds_to_appeared.is_some(),
+        };
+        let check = self.adds_to_appeared.map(|spec| spec.check);
+        let plan = destination::appeared(&self.dest, output, self.force, check)?;
+        debug_assert_eq!(plan, Plan::AddToOciLayout);
+        let spec = self
+            .adds_to_appeared
+            .expect("only an appendable output adds");
+        add_staged_layout(staging, &self.dest, spec)?;
+        Ok(Committed::AddedToAppearedLayout)
     }
 }
 
@@ -232,4 +285,89 @@ fn replace_dir(staging: &Path, dest: &Path, shown: &str) -> Result<()> {
     }
     let _ = fs::remove_dir_all(&aside);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joined(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>> {
+        Ok([existing.unwrap_or(b"none"), b"+", new].concat())
+    }
+
+    static SPEC: AppendSpec = AppendSpec {
+        index: "index.json",
+        keep_existing: &["oci-layout"],
+        merge: joined,
+        check: |_| Ok(()),
+    };
+
+    /// A writer for a new layout at `dest` holding `index` and one blob.
+    fn staged(dest: &Path, index: &[u8], blob: &[u8]) -> Box<DirWriter> {
+        let mut writer = DirWriter::create(dest, Plan::Create)
+            .unwrap()
+            .adding_to_one_that_appears(&SPEC);
+        writer.file("oci-layout", 2, &mut &b"{}"[..]).unwrap();
+        writer
+            .file("index.json", index.len() as u64, &mut &index[..])
+            .unwrap();
+        writer
+            .file_by_digest("blobs/sha256/", &mut &blob[..])
+            .unwrap();
+        Box::new(writer)
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_new_layout_adds_to_one_created_meanwhile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("layout");
+        // Both were planned while nothing was there.
+        let first = staged(&dest, b"first", b"one");
+        let second = staged(&dest, b"second", b"two");
+        assert_eq!(first.commit().unwrap(), Committed::AsPlanned);
+        assert_eq!(second.commit().unwrap(), Committed::AddedToAppearedLayout);
+        assert_eq!(fs::read(dest.join("index.json")).unwrap(), b"first+second");
+        let mut both = [b"one", b"two"].map(|b| Digest::of(b).hex().to_string());
+        both.sort();
+        assert_eq!(names(&dest.join("blobs/sha256")), both);
+        // Only the layout is left: the second staging was removed.
+        assert_eq!(names(tmp.path()), ["layout"]);
+    }
+
+    #[test]
+    fn a_new_output_keeps_what_appeared_when_it_cannot_add_to_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = tmp.path().join("out");
+        for force in [false, true] {
+            let mut writer = DirWriter::create(&dest, Plan::Create)
+                .unwrap()
+                .with_force(force);
+            writer.file("manifest.json", 2, &mut &b"[]"[..]).unwrap();
+            fs::create_dir(&dest).unwrap();
+            fs::write(dest.join("notes"), b"theirs").unwrap();
+            let err = Box::new(writer).commit().unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::DestinationAppeared {
+                        force_would_replace: false,
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            assert_eq!(fs::read(dest.join("notes")).unwrap(), b"theirs");
+            assert_eq!(names(tmp.path()), ["out"]);
+            fs::remove_dir_all(&dest).unwrap();
+        }
+    }
 }

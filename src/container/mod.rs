@@ -9,7 +9,8 @@ mod spool;
 mod tar_index;
 mod tar_writer;
 
-pub use append_writer::{AppendWriter, MergeIndex};
+pub(crate) use append_writer::AppendSpec;
+pub use append_writer::AppendWriter;
 pub use dir::DirTree;
 pub use dir_writer::DirWriter;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -261,6 +262,16 @@ pub fn normalize_path(path: &str) -> Option<String> {
     split_components(path).map(|c| c.join("/"))
 }
 
+/// How a [`TreeWriter::commit`] made its output visible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committed {
+    /// As the writer was created to: streamed, renamed in, or added to a layout.
+    AsPlanned,
+    /// A new layout found one of its kind at its destination, created there while it
+    /// was written, and added its images to that one.
+    AddedToAppearedLayout,
+}
+
 /// Something a layout writer writes into: a tar stream, a tar file or a directory.
 ///
 /// Nothing becomes visible at the destination before [`TreeWriter::commit`]; dropping a
@@ -298,8 +309,8 @@ pub trait TreeWriter {
         self.file(&format!("{prefix}{}", digest.hex()), size, &mut staged)?;
         Ok((digest, size))
     }
-    /// Make the result visible at the destination.
-    fn commit(self: Box<Self>) -> Result<()>;
+    /// Make the result visible at the destination; says how it got there.
+    fn commit(self: Box<Self>) -> Result<Committed>;
     /// The size of the blob at `path` when the destination already holds it with
     /// exactly this digest (and size, when known), so it need not be written again.
     /// Only a writer that adds to an existing layout has any.

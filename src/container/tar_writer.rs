@@ -9,8 +9,9 @@ use std::sync::Arc;
 use tar::{EntryType, Header};
 
 use super::output_file::PipelinedFile;
-use super::{ExactReader, TreeWriter};
+use super::{Committed, ExactReader, TreeWriter};
 use crate::cleanup;
+use crate::destination::{self, Output, Plan};
 use crate::error::{Error, IoContext, Result};
 use crate::model::digest::{Digest, Hasher};
 
@@ -147,8 +148,8 @@ impl<W: Write> TreeWriter for TarStreamWriter<W> {
             .map_err(|e| self.write_err(e))
     }
 
-    fn commit(self: Box<Self>) -> Result<()> {
-        self.finish().map(drop)
+    fn commit(self: Box<Self>) -> Result<Committed> {
+        self.finish().map(|_| Committed::AsPlanned)
     }
 }
 
@@ -159,13 +160,15 @@ pub struct TarFileWriter {
     temp: Option<tempfile::TempPath>,
     dest: PathBuf,
     replace: bool,
+    force: bool,
 }
 
 impl TarFileWriter {
-    /// Start writing `dest`. With `replace`, a regular file or symlink there is replaced
-    /// on commit (the crate docs' `# Security` section says what it may); without it, commit fails if anything is
-    /// there by then.
-    pub fn create(dest: &Path, replace: bool) -> Result<TarFileWriter> {
+    /// Start writing `dest`. With the plan [`Plan::Replace`], a regular file or symlink
+    /// there is replaced on commit (the crate docs' `# Security` section says what it
+    /// may); otherwise commit fails if anything is there by then, with an error that
+    /// mentions `--force` only when `force` (whether it was given) is false.
+    pub fn create(dest: &Path, plan: Plan, force: bool) -> Result<TarFileWriter> {
         if cleanup::interrupted() {
             return Err(Error::Interrupted);
         }
@@ -191,7 +194,8 @@ impl TarFileWriter {
             stream: Some(TarStreamWriter::new(file, &shown)),
             temp: Some(temp),
             dest: dest.to_path_buf(),
-            replace,
+            replace: plan == Plan::Replace,
+            force,
         })
     }
 
@@ -300,7 +304,7 @@ impl TreeWriter for TarFileWriter {
     fn symlink(&mut self, path: &str, target: &str) -> Result<()> {
         self.stream().symlink(path, target)
     }
-    fn commit(mut self: Box<Self>) -> Result<()> {
+    fn commit(mut self: Box<Self>) -> Result<Committed> {
         let shown = self.dest.display().to_string();
         let stream = self.stream.take().expect("committed twice");
         let file = stream
@@ -311,18 +315,22 @@ impl TreeWriter for TarFileWriter {
         let temp = self.temp.take().expect("committed twice");
         let temp_path = temp.to_path_buf();
         let dest = self.dest.clone();
-        let replace = self.replace;
+        let (replace, force) = (self.replace, self.force);
         cleanup::unregister_with(&temp_path, move || {
             if !replace {
                 // rename without replace: a file that appeared since the destination
                 // was checked is kept, and of two runs only one can succeed.
-                return temp.persist_noclobber(&dest).map_err(|e| {
-                    if e.error.kind() == io::ErrorKind::AlreadyExists {
-                        Error::DestinationExists(shown.clone())
-                    } else {
-                        Error::io(format!("renaming into {shown}"), e.error)
-                    }
-                });
+                return temp
+                    .persist_noclobber(&dest)
+                    .map(|_| Committed::AsPlanned)
+                    .map_err(|e| {
+                        if e.error.kind() == io::ErrorKind::AlreadyExists {
+                            destination::appeared(&dest, Output::File, force, None)
+                                .expect_err("a file output adds to nothing")
+                        } else {
+                            Error::io(format!("renaming into {shown}"), e.error)
+                        }
+                    });
             }
             let replaceable = match dest.symlink_metadata() {
                 Err(_) => true,
@@ -336,6 +344,7 @@ impl TreeWriter for TarFileWriter {
                 });
             }
             temp.persist(&dest)
+                .map(|_| Committed::AsPlanned)
                 .map_err(|e| Error::io(format!("renaming into {shown}"), e.error))
         })
     }

@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 
 use crate::compress::LayerCompression;
 use crate::container::{
-    open_input_spooling_in, AppendWriter, DirWriter, FileTree, TarFileWriter, TarStreamWriter,
-    TreeWriter,
+    open_input_spooling_in, AppendSpec, AppendWriter, Committed, DirWriter, FileTree,
+    TarFileWriter, TarStreamWriter, TreeWriter,
 };
 use crate::destination::{self, Output, Plan};
 use crate::error::{Error, Result};
@@ -236,18 +236,6 @@ pub(crate) struct LayoutOps {
     pub write: WriteLayout,
     /// How an existing layout of this kind is added to, when it can be.
     pub append: Option<AppendSpec>,
-}
-
-/// How images are added to an existing layout (the OCI layout's `oci:DIR:REF`).
-pub(crate) struct AppendSpec {
-    /// The index file, merged and renamed in last.
-    pub index: &'static str,
-    /// Files written only when absent (a layout marker).
-    pub keep_existing: &'static [&'static str],
-    /// Merge the existing index with the new one.
-    pub merge: crate::container::MergeIndex,
-    /// Check, before anything is written, that the layout at this path can be added to.
-    pub check: fn(&Path) -> Result<()>,
 }
 
 /// Options for reading a source.
@@ -509,9 +497,37 @@ pub trait ImageSink {
     /// Make everything written visible at the destination at once. A sink dropped
     /// without committing leaves the destination as it was.
     fn commit(self: Box<Self>) -> Result<()>;
-    /// How the destination is written (`None` for a stream).
+    /// How the destination is written (`None` for a stream), as decided before
+    /// anything was written.
     fn plan(&self) -> Option<Plan> {
         None
+    }
+    /// [`ImageSink::commit`], and how the destination was written in the end: the
+    /// [`plan`](ImageSink::plan), or [`Plan::AddToOciLayout`] when a new OCI layout
+    /// found that concurrent runs had created one at its destination meanwhile and
+    /// added its images to that.
+    ///
+    /// ```
+    /// use dockhand::{create_sink, open_source, Format, ImageSink, NoProgress, Plan};
+    /// # use dockhand::{Location, ReadOptions, SinkOptions};
+    /// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+    /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let dst = tmp.path().join("layout");
+    /// let dst = dst.to_str().unwrap();
+    ///
+    /// // Two runs plan a new layout; the second finds the first's there when it commits.
+    /// let mut first = create_sink(dst, Format::OCI, &SinkOptions::default())?;
+    /// let mut second = create_sink(dst, Format::OCI, &SinkOptions::default())?;
+    /// first.put_images(&source.images[..1], &NoProgress)?;
+    /// second.put_images(&source.images[1..2], &NoProgress)?;
+    /// assert_eq!(first.commit_with_plan()?, Some(Plan::Create));
+    /// assert_eq!(second.commit_with_plan()?, Some(Plan::AddToOciLayout));
+    /// # Ok::<(), dockhand::Error>(())
+    /// ```
+    fn commit_with_plan(self: Box<Self>) -> Result<Option<Plan>> {
+        let plan = self.plan();
+        self.commit().map(|()| plan)
     }
     /// Where a piped input should spool its big entries (see [`ReadOptions::spool_dir`]).
     fn spool_dir(&self) -> Option<PathBuf> {
@@ -563,10 +579,16 @@ impl ImageSink for LayoutSink {
         (self.ops.write)(images, &mut *self.writer, &self.options, progress)
     }
     fn commit(self: Box<Self>) -> Result<()> {
-        self.writer.commit()
+        self.commit_with_plan().map(drop)
     }
     fn plan(&self) -> Option<Plan> {
         self.plan
+    }
+    fn commit_with_plan(self: Box<Self>) -> Result<Option<Plan>> {
+        Ok(match self.writer.commit()? {
+            Committed::AsPlanned => self.plan,
+            Committed::AddedToAppearedLayout => Some(Plan::AddToOciLayout),
+        })
     }
     fn spool_dir(&self) -> Option<PathBuf> {
         self.writer.staging_dir().map(Path::to_path_buf)
@@ -650,7 +672,7 @@ pub fn create_sink(
     let plan = destination::plan(dest, output, options.force, options.source.as_deref())?;
     let writer: Box<dyn TreeWriter> = match (plan, &ops.append, format.container) {
         (Plan::AddToOciLayout, Some(append), _) => {
-            (append.check)(dest)?;
+            (append.check)(dest).map_err(|reason| destination::not_addable(dest, &reason))?;
             Box::new(AppendWriter::open(
                 dest,
                 append.index,
@@ -658,9 +680,12 @@ pub fn create_sink(
                 append.merge,
             )?)
         }
-        (plan, _, Container::Tar) => Box::new(TarFileWriter::create(dest, plan == Plan::Replace)?),
-        (plan, _, _) => {
-            let writer = DirWriter::create(dest, plan)?;
+        (plan, _, Container::Tar) => Box::new(TarFileWriter::create(dest, plan, options.force)?),
+        (plan, append, _) => {
+            let mut writer = DirWriter::create(dest, plan)?.with_force(options.force);
+            if let Some(append) = append {
+                writer = writer.adding_to_one_that_appears(append);
+            }
             Box::new(match options.jobs {
                 Some(jobs) => writer.with_jobs(jobs),
                 None => writer,

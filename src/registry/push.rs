@@ -12,7 +12,7 @@ use ureq::http::Method;
 use super::client::{header, Payload, Scope};
 use super::fetch::Repo;
 use super::reference::RegistryRef;
-use crate::container::{ParallelFiles, TreeWriter};
+use crate::container::{Committed, ParallelFiles, TreeWriter};
 use crate::error::{Error, Result};
 use crate::formats::blobs::BlobWriter;
 use crate::formats::oci::{list_written, put_oci_image, Listed, OciLayers};
@@ -631,8 +631,8 @@ impl TreeWriter for Uploader {
             shown(path)
         )))
     }
-    fn commit(self: Box<Self>) -> Result<()> {
-        Ok(())
+    fn commit(self: Box<Self>) -> Result<Committed> {
+        Ok(Committed::AsPlanned)
     }
     fn existing_blob(&self, path: &str, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
         if self.digest_of(path).ok().as_ref() != Some(digest) {

@@ -14,7 +14,6 @@ use crate::model::digest::Digest;
 use crate::model::image::MAX_JSON_SIZE;
 use crate::model::image::{Descriptor, Image};
 use crate::model::media;
-use crate::text::shown;
 
 /// The index.json entries for written images: one per name, none-named images once.
 ///
@@ -106,11 +105,17 @@ pub(crate) fn merge_index(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>
     let unreadable = |why: String| {
         Error::malformed(
             "index.json",
-            format!("the existing layout's index cannot be added to: {why} (use --force to replace the layout)"),
+            format!("the existing layout's index cannot be added to: {why}"),
         )
     };
-    let mut index: Value = crate::model::image::parse_json(existing, "index.json")
-        .map_err(|e| unreadable(e.to_string()))?;
+    let mut index: Value =
+        crate::model::image::parse_json(existing, "index.json").map_err(|e| {
+            unreadable(match e {
+                // Named once, by `unreadable`.
+                Error::Malformed { problem, .. } => problem,
+                other => other.to_string(),
+            })
+        })?;
     let new_index: Value = serde_json::from_slice(new).expect("dockhand wrote it");
     let new_entries = new_index["manifests"]
         .as_array()
@@ -176,28 +181,26 @@ pub(crate) fn merge_index(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>
     Ok(serde_json::to_vec(&index).expect("serializing a JSON value cannot fail"))
 }
 
-/// Fail before any blob is written when the OCI layout to add to cannot be added to.
-pub(crate) fn check_addable(dest: &Path) -> Result<()> {
-    let shown_dest = shown(&dest.to_string_lossy());
-    let refuse = |reason: String| Error::DestinationRefused {
-        path: shown_dest.clone(),
-        reason,
-    };
+/// Why the OCI layout at `dest` cannot be added to, checked before any blob is written
+/// to it: an `oci-layout` of another version, or an index that cannot be merged. The
+/// caller words the refusal, knowing whether `--force` was given.
+pub(crate) fn check_addable(dest: &Path) -> std::result::Result<(), String> {
     let marker = dest.join("oci-layout");
     if let Ok(bytes) = std::fs::read(&marker) {
         let version = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v["imageLayoutVersion"].as_str().map(String::from));
         if !version.as_deref().is_some_and(|v| v.starts_with("1.")) {
-            return Err(refuse(
-                "its oci-layout file does not say imageLayoutVersion 1.x, so it is not added to (use --force to replace it)".into(),
-            ));
+            return Err(
+                "its oci-layout file does not say imageLayoutVersion 1.x, so it is not added to"
+                    .into(),
+            );
         }
     }
     let index = match std::fs::File::open(dest.join("index.json")) {
-        Ok(f) => Some(read_limited(f, MAX_JSON_SIZE, "index.json")?),
+        Ok(f) => Some(read_limited(f, MAX_JSON_SIZE, "index.json").map_err(|e| e.to_string())?),
         Err(_) => None,
     };
-    merge_index(index.as_deref(), br#"{"manifests":[]}"#).map_err(|e| refuse(e.to_string()))?;
+    merge_index(index.as_deref(), br#"{"manifests":[]}"#).map_err(|e| e.to_string())?;
     Ok(())
 }

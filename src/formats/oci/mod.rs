@@ -12,8 +12,8 @@ pub(crate) use write::{
 
 use std::path::Path;
 
-use super::{AppendSpec, LayoutOps, WriteOptions};
-use crate::container::TreeWriter;
+use super::{LayoutOps, WriteOptions};
+use crate::container::{AppendSpec, TreeWriter};
 use crate::error::Result;
 use crate::model::image::Image;
 use crate::progress::Progress;
@@ -49,8 +49,8 @@ fn write(
     write::write_oci_with(images, out, layers, progress).map(|_| Vec::new())
 }
 
-/// Fail before any blob is written when the OCI layout at `dest` cannot be added to.
-fn check_addable(dest: &Path) -> Result<()> {
+/// Why the OCI layout at `dest` cannot be added to, checked before any blob is written.
+fn check_addable(dest: &Path) -> std::result::Result<(), String> {
     index::check_addable(dest)
 }
 
