@@ -9,7 +9,7 @@
 pub(crate) mod blobs;
 mod context;
 mod dir;
-pub(crate) use dir::schema1_payload;
+pub(crate) use dir::{declares_schema1, schema1_payload};
 mod docker;
 mod manifest;
 pub(crate) mod oci;

@@ -92,8 +92,11 @@ impl BlobCache {
     }
 
     /// The warnings gathered so far, handed out once.
+    /// (A blob read by a prefetching thread and by the output says it twice: once.)
     pub(crate) fn take_warnings(&self) -> Vec<String> {
-        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
+        let all = std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut seen = std::collections::HashSet::new();
+        all.into_iter().filter(|w| seen.insert(w.clone())).collect()
     }
 
     /// Open the entry `name` without following a symlink or blocking on a FIFO;

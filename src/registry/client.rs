@@ -828,8 +828,19 @@ pub(crate) fn encode(value: &str) -> String {
 
 /// `url` without its query, for messages: an upload URL's query carries state, and a
 /// redirect target's may carry a signature.
+/// Any user name or password in it is left out too.
 fn cut_query(url: &str) -> String {
-    url.split(['?', '#']).next().unwrap_or(url).to_string()
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -849,6 +860,10 @@ mod tests {
         assert_eq!(
             cut_query("https://h:5000/v2/a/blobs/uploads/x?_state=secret"),
             "https://h:5000/v2/a/blobs/uploads/x"
+        );
+        assert_eq!(
+            cut_query("http://u:secret@evil:1/x?y"),
+            "http://***@evil:1/x"
         );
     }
 

@@ -121,6 +121,8 @@ pub(crate) struct Fetched {
     pub bytes: Vec<u8>,
     pub digest: Digest,
     pub media_type: String,
+    /// Schema 1 (presented as a `dir:` layout, whose reader converts it).
+    pub schema1: bool,
 }
 
 /// Fetch the manifest `reference` names (a tag or digest), refusing more than
@@ -172,18 +174,12 @@ pub(crate) fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Fetched> {
             )),
             other => other,
         })?;
-    // What the digest covers: the bytes, or a signed schema 1 manifest's payload.
-    let actual = if is_schema1(&content_type, &bytes) {
-        let payload = crate::formats::schema1_payload(&bytes).map_err(|why| {
-            repo.client.error(format!(
-                "{}: a schema 1 manifest whose signatures cannot be read: {why}",
-                crate::text::shown(&what)
-            ))
-        })?;
-        Digest::of(&payload)
-    } else {
-        Digest::of(&bytes)
-    };
+    let (actual, schema1) = manifest_identity(&bytes).map_err(|why| {
+        repo.client.error(format!(
+            "{}: a schema 1 manifest whose signatures cannot be read: {why}",
+            crate::text::shown(&what)
+        ))
+    })?;
     // A pinned reference means these bytes, whatever their type; the registry's own
     // statement of the digest must agree too.
     let pinned = Digest::parse(reference).ok();
@@ -207,7 +203,9 @@ pub(crate) fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Fetched> {
             });
         }
     }
-    let media_type = if content_type.is_empty() || content_type == "application/json" {
+    let media_type = if schema1 {
+        media::DOCKER_SCHEMA1.to_string()
+    } else if content_type.is_empty() || content_type == "application/json" {
         body_media_type(&bytes)
     } else {
         content_type
@@ -216,6 +214,7 @@ pub(crate) fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Fetched> {
         bytes,
         digest: actual,
         media_type,
+        schema1,
     })
 }
 
@@ -245,11 +244,19 @@ fn body_media_type(bytes: &[u8]) -> String {
     }
 }
 
-/// Schema 1 manifests may be signed: their digest covers the payload without the
-/// signatures (see `schema1_payload`), not the bytes as served.
-fn is_schema1(content_type: &str, bytes: &[u8]) -> bool {
-    content_type.starts_with("application/vnd.docker.distribution.manifest.v1")
-        || body_media_type(bytes) == media::DOCKER_SCHEMA1
+/// What a manifest's digest is, and whether it is schema 1: decided by the body alone,
+/// by the same rule the `dir:` reader that reads it applies, so that what is verified
+/// is what is read (a signed schema 1 manifest by its payload, which is what the
+/// reader parses; anything else by its bytes, whatever the `Content-Type` claims).
+pub(crate) fn manifest_identity(bytes: &[u8]) -> std::result::Result<(Digest, bool), String> {
+    let schema1 = serde_json::from_slice::<serde_json::Value>(bytes)
+        .is_ok_and(|value| crate::formats::declares_schema1(&value));
+    if schema1 {
+        let payload = crate::formats::schema1_payload(bytes)?;
+        Ok((Digest::of(&payload), true))
+    } else {
+        Ok((Digest::of(bytes), false))
+    }
 }
 
 impl RegistryTree {
@@ -258,10 +265,7 @@ impl RegistryTree {
         let name = format!("docker://{reference}");
         let top = fetch_manifest(&repo, &reference.manifest_reference())?;
         let mut catalog = Catalog::default();
-        let shape = if top
-            .media_type
-            .starts_with("application/vnd.docker.distribution.manifest.v1")
-        {
+        let shape = if top.schema1 {
             schema1_sizes(&repo, &top.bytes, &mut catalog)?;
             Shape::Dir {
                 manifest: Arc::new(top.bytes),
@@ -359,7 +363,11 @@ fn schema1_sizes(repo: &Repo, bytes: &[u8], catalog: &mut Catalog) -> Result<()>
         #[serde(rename = "fsLayers")]
         fs_layers: Vec<FsLayer>,
     }
-    let Ok(doc) = serde_json::from_slice::<Schema1>(bytes) else {
+    // The payload is what the digest covers and what the reader parses.
+    let Ok(payload) = crate::formats::schema1_payload(bytes) else {
+        return Ok(());
+    };
+    let Ok(doc) = serde_json::from_slice::<Schema1>(&payload) else {
         return Ok(());
     };
     if doc.fs_layers.len() > 1000 {

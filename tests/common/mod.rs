@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod build;
+pub mod hostile;
 pub mod interop;
 pub mod registry;
 pub mod table;

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use std::sync::Arc;
 
-use super::schema1::read_schema1;
+use super::schema1::{declares_schema1, read_schema1};
 use crate::error::{Error, Result};
 use crate::formats::context::Meta;
 use crate::formats::manifest::{image_from_manifest, DirStore, RawDescriptor, RawManifest};
@@ -35,7 +35,7 @@ pub(crate) fn read(
     }
     let store = DirStore(tree);
     let value: serde_json::Value = parse_json(manifest_bytes, "manifest.json")?;
-    if value.get("schemaVersion").and_then(|v| v.as_i64()) == Some(1) {
+    if declares_schema1(&value) {
         let image = read_schema1(meta, &store, manifest_bytes, warnings)?;
         return keep_platform(vec![image], options);
     }

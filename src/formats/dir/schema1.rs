@@ -17,6 +17,12 @@ use crate::model::media::{self, Family};
 use crate::model::reference::Reference;
 use crate::text::shown;
 
+/// Does a parsed `manifest.json` declare itself schema 1 (`"schemaVersion": 1`)? The
+/// one rule, for the `dir:` reader and the registry's digest check alike.
+pub(crate) fn declares_schema1(value: &serde_json::Value) -> bool {
+    value.get("schemaVersion").and_then(|v| v.as_i64()) == Some(1)
+}
+
 /// The bytes a schema 1 manifest's digest covers: for a signed manifest (one with a
 /// `signatures` member), the JWS payload as distribution and containers/image compute
 /// it: the first `formatLength` bytes followed by the decoded `formatTail`, which
