@@ -12,7 +12,7 @@ repo=$(dirname "$fuzz_dir")
 shared_corpus=${SHARED_CORPUS:-$repo/../shared/corpus}
 max_seed=${MAX_SEED_BYTES:-131072}
 corpus=$fuzz_dir/corpus
-mkdir -p "$corpus"/{tar_index,docker_manifest,oci_index,whole_input}
+mkdir -p "$corpus"/{tar_index,docker_manifest,oci_index,whole_input,challenge,link,retry_after,manifest}
 
 # A readable name for a seed from its path: fixtures/a/b -> a-b.
 seed_name() { echo "$1" | sed -e 's|^\./||' -e 's|/|-|g'; }
@@ -76,8 +76,27 @@ fi
 cd "$fuzz_dir"
 cargo run --quiet --example write_seeds
 
+# The registry client's parsers: every manifest and index above, and the header
+# shapes registries send (Docker Hub, distribution, GHCR, Quay, ECR, Harbor).
+cp "$corpus"/docker_manifest/* "$corpus"/oci_index/* "$corpus/manifest/" 2>/dev/null || true
+seed() { printf '%s' "$2" >"$corpus/$1/$3"; }
+seed challenge 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"' hub
+seed challenge 'Bearer realm="http://127.0.0.1:5001/token",service="registry",scope="repository:a/b:pull,push",error="insufficient_scope"' distribution
+seed challenge 'Basic realm="Registry Realm", Bearer realm="https://ghcr.io/token",service="ghcr.io"' two
+seed challenge 'bearer REALM=https://quay.io/v2/auth,service=quay.io' unquoted
+seed challenge 'Bearer realm="http://u:p@evil:99999/t\"x",service=' userinfo
+seed link '</v2/a/tags/list?last=b&n=100>; rel="next"' relative
+seed link '<https://registry.example/v2/a/tags/list?last=b>; rel="next last", <x>; rel=prev' absolute
+seed link '<?last=c>; rel=next' query
+seed link '<//other:5000/v2/_catalog?last=a>; rel="next"' network
+printf '<list?n=2>; rel="next"\0http://[::1]:5000/v2/a/tags/list' >"$corpus/link/base"
+seed retry_after '00000000120' seconds
+seed retry_after '00000000Sun, 06 Nov 1994 08:49:37 GMT' date
+seed retry_after '00000000Wed, 29 Feb 2024 23:59:60 GMT' leap
+seed retry_after '0000000099999999999999999999' huge
+
 # Empty seeds make no sense for any target.
 find "$corpus" -type f -empty -delete
-for t in tar_index docker_manifest oci_index whole_input; do
+for t in tar_index docker_manifest oci_index whole_input challenge link retry_after manifest; do
     echo "$t: $(find "$corpus/$t" -type f | wc -l) seeds"
 done

@@ -115,6 +115,30 @@
 //! - **Digests**: a blob whose bytes do not match its digest, size or diff_id fails the
 //!   read that sees its last byte, so a corrupt layer can never be written as if whole.
 //!
+//! ## Registries
+//!
+//! A registry's answers are untrusted too:
+//!
+//! - **Credentials** and tokens go only to the registry's own origin (scheme, host
+//!   and port, compared after parsing, never by string prefix) and to the token
+//!   service named by that registry's own challenge. Redirects are followed hop by
+//!   hop; a redirect target or an upload location on another origin gets no
+//!   `Authorization`, and a `401` from it is an error naming that host. A URL a
+//!   registry hands back with userinfo, a port outside 1-65535 or an odd host is
+//!   refused; so is a reference with credentials or such a port in it.
+//! - **Pins**: a manifest is checked against the digest in the reference and the
+//!   registry's `Docker-Content-Digest`, whatever its type (a signed schema 1
+//!   manifest by its JWS payload, which is also what is read). Images are named by the
+//!   reference given, never by the registry.
+//! - **Waiting**: a read that makes no progress for
+//!   [`RegistryOptions::read_timeout`], or a body slower than
+//!   [`RegistryOptions::min_rate`], fails its attempt; retries count attempts per
+//!   request.
+//! - **The blob cache** may be shared by concurrent runs and is not trusted: entries
+//!   are opened without following symlinks or blocking on FIFOs, used only when they
+//!   are regular files, verified before use (a bad one is fetched again, with a
+//!   warning), and removed only when no other run is filling or reading them.
+//!
 //! ## Bounded work
 //!
 //! Every limit is a constant; going over one is an error naming it. Work grows at most
@@ -255,4 +279,5 @@ pub mod limits {
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::container::{open_input, FileTree, TarIndex};
+    pub use crate::registry::fuzzing::*;
 }

@@ -178,6 +178,18 @@ impl BlobCache {
         }
     }
 
+    /// Is `file` the verified blob this run pinned as `digest`?
+    fn pinned_same(&self, digest: &Digest, file: &File) -> bool {
+        let pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(pinned) = pins.get(digest) else {
+            return false;
+        };
+        match (rustix::fs::fstat(pinned), rustix::fs::fstat(file)) {
+            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+            _ => false,
+        }
+    }
+
     /// Keep a shared lock on the verified blob `file` until [`BlobCache::release`].
     fn pin(&self, digest: &Digest, file: &File) {
         let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
@@ -345,7 +357,12 @@ impl Cached {
                 Entry::File(file) => {
                     rustix::fs::flock(&file, FlockOperation::LockShared)
                         .map_err(|e| reading(e.into(), &done))?;
-                    if holds(&file, digest, size).map_err(|e| reading(e, &done))? {
+                    // One this run verified as it filled it (a prefetching thread) and
+                    // has held since is not read twice; every reader still checks
+                    // the bytes as they stream.
+                    if cache.pinned_same(digest, &file)
+                        || holds(&file, digest, size).map_err(|e| reading(e, &done))?
+                    {
                         cache.pin(digest, &file);
                         return Ok(Some(Cached::verified(repo, digest, size, file)));
                     }

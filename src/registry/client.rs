@@ -290,7 +290,7 @@ impl Client {
                 }
                 target = target.join(location).map_err(|why| {
                     self.error(format!(
-                        "{method} {}: the registry redirected to a URL it cannot use: {why} ({})",
+                        "{method} {}: the registry redirected to an unusable URL: {why} ({})",
                         shown(target.path_only()),
                         shown(&cut_query(location))
                     ))

@@ -295,3 +295,64 @@ pub fn for_each_tag(
     }
     Err(client.error(format!("the tag list has more than {MAX_TAG_PAGES} pages")))
 }
+
+/// The registry client's parsers of what a registry says, for the fuzz targets (with
+/// the `fuzzing` feature only): each returns plain values, so a target can check
+/// properties without the crate's private types.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use std::time::{Duration, SystemTime};
+
+    use super::origin::Url;
+
+    /// The challenges of a `WWW-Authenticate` value: `(scheme, realm)` each, and for
+    /// each realm whether it is a URL credentials could be sent to and, if so, that
+    /// URL written out again.
+    pub fn www_authenticate(value: &str) -> Vec<(&'static str, String, Option<String>)> {
+        super::challenge::parse_www_authenticate(value)
+            .into_iter()
+            .map(|c| match c {
+                super::challenge::Challenge::Bearer { realm, .. } => {
+                    let url = Url::parse(&realm).ok().map(|u| u.to_string());
+                    ("bearer", realm, url)
+                }
+                super::challenge::Challenge::Basic { realm } => ("basic", realm, None),
+            })
+            .collect()
+    }
+
+    /// The next page a `Link` value names, resolved against `base` (an absolute URL):
+    /// `None` without one, `Some(Err)` when it cannot be used.
+    pub fn next_link(value: &str, base: &str) -> Option<Result<String, &'static str>> {
+        let link = super::challenge::next_link(value)?;
+        let base = match Url::parse(base) {
+            Ok(base) => base,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(base.join(&link).map(|u| u.to_string()))
+    }
+
+    /// Parse a URL a registry hands back and write it out again.
+    pub fn url(text: &str) -> Result<String, &'static str> {
+        Url::parse(text).map(|u| u.to_string())
+    }
+
+    /// The delay a `Retry-After` value asks for at `now`, capped at `max`.
+    pub fn retry_after(value: &str, now: SystemTime, max: Duration) -> Option<Duration> {
+        super::challenge::retry_after(value, now, max)
+    }
+
+    /// A manifest's digest (of its bytes, or of a schema 1 payload) and whether it is
+    /// schema 1; then the media type it names and the descriptors a pull would learn.
+    pub fn manifest(bytes: &[u8]) -> Result<(String, bool, String, usize), String> {
+        let (digest, schema1) = super::tree::manifest_identity(bytes)?;
+        let media_type = super::tree::body_media_type(bytes);
+        let learnt = super::tree::learnt_descriptors(bytes).map_err(|e| e.to_string())?;
+        Ok((digest.to_string(), schema1, media_type, learnt))
+    }
+
+    /// The payload a schema 1 manifest's digest covers (the bytes when unsigned).
+    pub fn schema1_payload(bytes: &[u8]) -> Result<Vec<u8>, String> {
+        crate::formats::schema1_payload(bytes).map(|p| p.into_owned())
+    }
+}

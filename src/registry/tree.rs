@@ -218,8 +218,16 @@ pub(crate) fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Fetched> {
     })
 }
 
+/// How many descriptors a pull learns from a manifest or index (for the fuzz targets).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn learnt_descriptors(bytes: &[u8]) -> Result<usize> {
+    let mut catalog = Catalog::default();
+    catalog.learn(bytes)?;
+    Ok(catalog.known.len())
+}
+
 /// The `mediaType` a manifest names itself, or schema 1 for `schemaVersion: 1`.
-fn body_media_type(bytes: &[u8]) -> String {
+pub(crate) fn body_media_type(bytes: &[u8]) -> String {
     #[derive(Deserialize)]
     struct Head {
         #[serde(rename = "mediaType")]

@@ -187,3 +187,97 @@ pub(crate) fn read_schema1(
     }
     Ok(image)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// `payload` signed the way libtrust writes it: the signatures spliced in before the
+    /// closing brace, the protected headers giving how to cut them out again.
+    fn signed(payload: &str, headers: &[String]) -> Vec<u8> {
+        let cut = payload.len() - 2;
+        let signatures: Vec<String> = headers
+            .iter()
+            .map(|h| format!(r#"{{"signature":"x","protected":"{}"}}"#, b64(h.as_bytes())))
+            .collect();
+        format!(
+            "{},\n   \"signatures\": [{}]\n}}",
+            &payload[..cut],
+            signatures.join(",")
+        )
+        .into_bytes()
+    }
+
+    fn header(length: usize, tail: &[u8]) -> String {
+        format!(
+            r#"{{"formatLength":{length},"formatTail":"{}","time":"t"}}"#,
+            b64(tail)
+        )
+    }
+
+    #[test]
+    fn the_payload_is_what_libtrust_signed() {
+        let payload = "{\n   \"schemaVersion\": 1,\n   \"name\": \"a\"\n}";
+        let good = header(payload.len() - 2, b"\n}");
+        let bytes = signed(payload, &[good.clone(), good.clone()]);
+        assert_eq!(&*schema1_payload(&bytes).unwrap(), payload.as_bytes());
+        // Unsigned: the bytes themselves.
+        assert!(matches!(
+            schema1_payload(payload.as_bytes()).unwrap(),
+            Cow::Borrowed(_)
+        ));
+        // Padded base64 is read too, as libtrust's decoder does.
+        let padded = format!(
+            r#"{{"formatLength":{},"formatTail":"Cn0="}}"#,
+            payload.len() - 2
+        );
+        assert_eq!(
+            &*schema1_payload(&signed(payload, &[padded])).unwrap(),
+            payload.as_bytes()
+        );
+    }
+
+    #[test]
+    fn signatures_that_cannot_say_what_was_signed_are_refused() {
+        let payload = "{\n   \"schemaVersion\": 1\n}";
+        let cut = payload.len() - 2;
+        for (why, headers) in [
+            ("none", vec![]),
+            ("past the end", vec![header(1 << 20, b"\n}")]),
+            (
+                "negative",
+                vec![r#"{"formatLength":-1,"formatTail":"fQ"}"#.to_string()],
+            ),
+            (
+                "fractional",
+                vec![r#"{"formatLength":1.5,"formatTail":"fQ"}"#.to_string()],
+            ),
+            ("no tail", vec![format!(r#"{{"formatLength":{cut}}}"#)]),
+            (
+                "tail not base64",
+                vec![format!(r#"{{"formatLength":{cut},"formatTail":"*"}}"#)],
+            ),
+            (
+                "disagreeing",
+                vec![header(cut, b"\n}"), header(cut - 1, b"\n}")],
+            ),
+            (
+                "disagreeing tails",
+                vec![header(cut, b"\n}"), header(cut, b"}")],
+            ),
+        ] {
+            assert!(
+                schema1_payload(&signed(payload, &headers)).is_err(),
+                "{why}"
+            );
+        }
+        let not_base64 = br#"{"schemaVersion":1,"signatures":[{"protected":"***"}]}"#;
+        assert!(schema1_payload(not_base64).is_err());
+        assert!(schema1_payload(b"[1]").is_err());
+    }
+}
