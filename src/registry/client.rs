@@ -391,7 +391,7 @@ impl Client {
         })
     }
 
-    /// A rate floor for a body, starting now.
+    /// A rate floor for a body.
     pub(crate) fn pace(&self) -> Pace {
         let bytes = self
             .min_rate
@@ -399,7 +399,7 @@ impl Client {
         Pace {
             rule: (!self.rate_window.is_zero() && self.min_rate > 0)
                 .then_some((self.rate_window, bytes)),
-            since: Instant::now(),
+            waited: Duration::ZERO,
             bytes: 0,
         }
     }
@@ -730,40 +730,48 @@ fn registry_errors(body: &[u8]) -> String {
         .collect()
 }
 
-/// A body's rate floor: at least `floor` bytes in every stretch of `window`.
+/// A body's rate floor: at least `floor` bytes for every `window` spent waiting for
+/// them. Only the time inside reads counts, so a reader that stops reading for a while
+/// (a slow output, an upload between chunks) is not taken for a slow registry.
 pub(crate) struct Pace {
     rule: Option<(Duration, u64)>,
-    since: Instant,
+    waited: Duration,
     bytes: u64,
 }
 
 impl Pace {
-    /// Start counting now (a new attempt).
+    /// Count from zero again (a new attempt).
     pub(crate) fn restart(&mut self) {
-        self.since = Instant::now();
+        self.waited = Duration::ZERO;
         self.bytes = 0;
     }
 
-    /// Count `n` more bytes; an error when the stretch that just ended fell short.
-    pub(crate) fn advance(&mut self, n: usize) -> Option<io::Error> {
-        let (window, floor) = self.rule?;
+    /// `reader.read(buf)`, timed: an error when the stretch this read ends fell short
+    /// of the floor (the bytes read are then counted as `Err`'s, and lost: the caller
+    /// starts a new attempt from what it had).
+    pub(crate) fn read(&mut self, reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+        let started = Instant::now();
+        let n = reader.read(buf)?;
+        let Some((window, floor)) = self.rule else {
+            return Ok(n);
+        };
+        self.waited += started.elapsed();
         self.bytes += n as u64;
-        let elapsed = self.since.elapsed();
-        if elapsed < window {
-            return None;
+        if self.waited < window {
+            return Ok(n);
         }
         if self.bytes < floor {
-            return Some(io::Error::new(
+            return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
                     "the answer arrived at {} bytes in {} s, under the floor of {floor} bytes",
                     self.bytes,
-                    elapsed.as_secs()
+                    self.waited.as_secs()
                 ),
             ));
         }
         self.restart();
-        None
+        Ok(n)
     }
 }
 
@@ -775,11 +783,7 @@ struct Paced<R> {
 
 impl<R: Read> Read for Paced<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        match self.pace.advance(n) {
-            Some(slow) => Err(slow),
-            None => Ok(n),
-        }
+        self.pace.read(&mut self.inner, buf)
     }
 }
 

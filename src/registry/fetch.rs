@@ -138,21 +138,15 @@ impl Read for Fetch {
                 .len()
                 .min((self.size - self.pos).min(usize::MAX as u64) as usize);
             let body = self.body.as_mut().expect("opened above");
-            let failure = match body.read(&mut buf[..want]) {
+            let failure = match self.pace.read(body, &mut buf[..want]) {
                 Ok(0) => io::Error::new(io::ErrorKind::UnexpectedEof, "the body ended early"),
-                Ok(n) => match self.pace.advance(n) {
-                    // The bytes are good; the next read starts a new attempt.
-                    Some(slow) => {
-                        self.pos += n as u64;
-                        self.give_up_or_wait(slow)?;
-                        return Ok(n);
-                    }
-                    None => {
-                        self.pos += n as u64;
-                        return Ok(n);
-                    }
-                },
+                Ok(n) => {
+                    self.pos += n as u64;
+                    return Ok(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A stall (the per-read timeout), a crawl (the pace) or a cut: the
+                // next attempt asks for the rest with a Range request.
                 Err(e) => e,
             };
             self.give_up_or_wait(failure)?;
