@@ -229,8 +229,15 @@ fn pushable_registry(
     log: &Log,
     location: impl Fn(usize) -> String + Send + Sync + 'static,
 ) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    Server::serve(listener, "registry", log, taking_pushes(location))
+}
+
+/// What a registry taking a push (Basic auth) answers, its upload sessions at
+/// `location(n)`.
+fn taking_pushes(location: impl Fn(usize) -> String + Send + Sync + 'static) -> Arc<Handler> {
     let sessions = std::sync::atomic::AtomicUsize::new(0);
-    Server::start("registry", log, move |r| {
+    Arc::new(move |r: &Request| {
         if r.header("authorization") != Some(basic(USER, PASS).as_str()) {
             return Answer::new(401).header("WWW-Authenticate", "Basic realm=\"registry\"");
         }
@@ -250,6 +257,18 @@ fn pushable_registry(
     })
 }
 
+/// `server` was reached, never with an `Authorization`, and no secret went anywhere
+/// but to the `allowed` servers.
+fn reached_without_credentials(log: &Log, server: &str, allowed: &[&str]) {
+    assert!(!log.to(server).is_empty(), "{server} was never asked");
+    assert!(
+        log.authorized_to(server).is_empty(),
+        "{:#?}",
+        log.to(server)
+    );
+    no_secret_elsewhere(log, allowed);
+}
+
 #[test]
 fn a_foreign_upload_location_gets_no_credentials() {
     let tmp = tempdir();
@@ -263,13 +282,7 @@ fn a_foreign_upload_location_gets_no_credentials() {
     let text = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains(&other.addr) && text.contains("401"), "{text}");
-    assert!(!log.to("other").is_empty());
-    assert!(
-        log.authorized_to("other").is_empty(),
-        "{:#?}",
-        log.to("other")
-    );
-    no_secret_elsewhere(&log, &["registry"]);
+    reached_without_credentials(&log, "other", &["registry"]);
     // Storage that takes the uploads as they come: the push lands, and the storage
     // never saw a credential.
     let log = Log::default();
@@ -325,28 +338,11 @@ fn origins_are_compared_after_parsing_never_by_prefix() {
         }),
     );
     let other_addr = other.addr.clone();
-    let sessions = std::sync::atomic::AtomicUsize::new(0);
     let registry = Server::serve(
         registry_port,
         "registry",
         &log,
-        Arc::new(move |r: &Request| {
-            if r.header("authorization") != Some(basic(USER, PASS).as_str()) {
-                return Answer::new(401).header("WWW-Authenticate", "Basic realm=\"registry\"");
-            }
-            match (r.method.as_str(), r.path()) {
-                ("GET", "/v2/") => Answer::bytes(200, "{}"),
-                ("HEAD", _) => Answer::new(404),
-                ("POST", _) => {
-                    let n = sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    Answer::new(202).header("Location", format!("http://{other_addr}/u/{n}"))
-                }
-                ("PUT", p) if p.contains("/manifests/") => {
-                    Answer::new(201).header("Docker-Content-Digest", sha256(&r.body))
-                }
-                _ => Answer::new(404),
-            }
-        }),
+        taking_pushes(move |n| format!("http://{other_addr}/u/{n}")),
     );
     assert!(
         other.addr.starts_with(&registry.addr),
@@ -356,13 +352,7 @@ fn origins_are_compared_after_parsing_never_by_prefix() {
     );
     let out = push_fixture(t, &registry);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!log.to("other").is_empty());
-    assert!(
-        log.authorized_to("other").is_empty(),
-        "{:#?}",
-        log.to("other")
-    );
-    no_secret_elsewhere(&log, &["registry"]);
+    reached_without_credentials(&log, "other", &["registry"]);
 
     // Userinfo in an upload location is refused before anything goes there.
     let log = Log::default();
@@ -401,26 +391,11 @@ fn origins_are_compared_after_parsing_never_by_prefix() {
         _ => None,
     });
     let creds = creds();
-    let line = fails_with_one_line(
-        t,
-        &[
-            "tags",
-            "--creds",
-            &creds,
-            &format!("docker://{}/app", registry.addr),
-        ],
-    );
-    assert!(line.contains("user name or password"), "{line}");
-    let line = fails_with_one_line(
-        t,
-        &[
-            "inspect",
-            "--creds",
-            &creds,
-            &format!("docker://{}/app:1", registry.addr),
-        ],
-    );
-    assert!(line.contains("user name or password"), "{line}");
+    for (command, reference) in [("tags", "app"), ("inspect", "app:1")] {
+        let remote = format!("docker://{}/{reference}", registry.addr);
+        let line = fails_with_one_line(t, &[command, "--creds", &creds, &remote]);
+        assert!(line.contains("user name or password"), "{line}");
+    }
     assert!(log.to("other").is_empty(), "{:#?}", log.to("other"));
     no_secret_elsewhere(&log, &["registry"]);
 }
@@ -809,89 +784,70 @@ fn pull_through_cache(t: &Path, remote: &str, out: &Path) -> Output {
     dh(t, &["convert", "--cache", s(&cache_dir(t)), remote, s(out)])
 }
 
+/// [`pull_through_cache`], which must succeed; its stderr.
+fn pulls_through_cache(t: &Path, remote: &str, out: &Path) -> String {
+    let run = pull_through_cache(t, remote, out);
+    assert!(run.status.success(), "{}", stderr(&run));
+    stderr(&run)
+}
+
+/// Pull `image` into `out` (with `args` and no cache) from a registry whose layer body
+/// is always `body()`: the run, and how many times the layer was asked for.
+fn pull_with_layer_body(
+    t: &Path,
+    image: &Image,
+    args: &[&str],
+    out: &Path,
+    body: impl Fn() -> Body + Send + Sync + 'static,
+) -> (Output, usize) {
+    let log = Log::default();
+    let registry = layer_registry(&log, image, move |_| Some(body()));
+    let remote = format!("docker://{}/app:1", registry.addr);
+    let mut all = vec!["convert", "--no-cache"];
+    all.extend_from_slice(args);
+    all.extend([remote.as_str(), s(out)]);
+    let run = dh_within(t, &all, Duration::from_secs(60));
+    let asked = log
+        .to("registry")
+        .iter()
+        .filter(|r| r.method == "GET" && r.path().ends_with(&image.layer_digest))
+        .count();
+    assert_eq!(run.status.code(), Some(1), "{args:?}: {}", stderr(&run));
+    assert!(!out.exists(), "{args:?}");
+    (run, asked)
+}
+
 #[test]
 fn a_pull_that_stalls_or_drips_fails_its_attempts_and_the_budget_counts_attempts() {
     let tmp = tempdir();
     let t = tmp.path();
     let image = Image::new(256 << 10, 5);
+    let out = t.join("out.tar");
     // Headers and a few bytes, then nothing: each attempt times out.
-    let log = Log::default();
     let first = image.layer[..100].to_vec();
-    let registry = layer_registry(&log, &image, move |_| Some(Body::Stall(first.clone())));
-    let remote = format!("docker://{}/app:1", registry.addr);
-    let out = dh_within(
-        t,
-        &[
-            "convert",
-            "--no-cache",
-            "--read-timeout",
-            "1",
-            "--retry-times",
-            "1",
-            &remote,
-            s(&t.join("a.tar")),
-        ],
-        Duration::from_secs(60),
-    );
-    let text = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let args = ["--read-timeout", "1", "--retry-times", "1"];
+    let (run, asked) =
+        pull_with_layer_body(t, &image, &args, &out, move || Body::Stall(first.clone()));
+    let text = stderr(&run);
     assert!(
         text.contains("timed out") || text.contains("timeout"),
         "{text}"
     );
-    let layer_gets = |log: &Log| {
-        log.to("registry")
-            .iter()
-            .filter(|r| r.method == "GET" && r.path().ends_with(&image.layer_digest))
-            .count()
-    };
-    assert_eq!(layer_gets(&log), 2, "one attempt and one retry");
+    assert_eq!(asked, 2, "one attempt and one retry");
     // A byte every 100 ms: under the floor.
-    let log = Log::default();
     let all = image.layer.clone();
-    let registry = layer_registry(&log, &image, move |_| {
-        Some(Body::Paced(all.clone(), 1, Duration::from_millis(100)))
+    let args = ["--read-timeout", "1", "--retry-times", "2"];
+    let (run, asked) = pull_with_layer_body(t, &image, &args, &out, move || {
+        Body::Paced(all.clone(), 1, Duration::from_millis(100))
     });
-    let remote = format!("docker://{}/app:1", registry.addr);
-    let out = dh_within(
-        t,
-        &[
-            "convert",
-            "--no-cache",
-            "--read-timeout",
-            "1",
-            "--retry-times",
-            "2",
-            &remote,
-            s(&t.join("b.tar")),
-        ],
-        Duration::from_secs(60),
-    );
-    let text = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("under the floor"), "{text}");
-    assert_eq!(layer_gets(&log), 3);
+    assert!(stderr(&run).contains("under the floor"), "{}", stderr(&run));
+    assert_eq!(asked, 3, "one attempt and two retries");
     // A byte per attempt, then the connection closes: bytes do not buy retries.
-    let log = Log::default();
     let layer = image.layer.clone();
-    let registry = layer_registry(&log, &image, move |_| {
-        Some(Body::Cut(layer[..1].to_vec(), layer.len() as u64))
+    let (_, asked) = pull_with_layer_body(t, &image, &["--retry-times", "3"], &out, move || {
+        Body::Cut(layer[..1].to_vec(), layer.len() as u64)
     });
-    let remote = format!("docker://{}/app:1", registry.addr);
-    let out = dh(
-        t,
-        &[
-            "convert",
-            "--no-cache",
-            "--retry-times",
-            "3",
-            &remote,
-            s(&t.join("c.tar")),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(layer_gets(&log), 4, "one attempt and three retries");
-    assert!(!t.join("a.tar").exists() && !t.join("b.tar").exists() && !t.join("c.tar").exists());
+    assert_eq!(asked, 4, "one attempt and three retries");
 }
 
 #[test]
@@ -960,11 +916,11 @@ fn tags_are_printed_as_their_pages_arrive() {
     );
 }
 
-/// The bytes of `image`'s layer with one byte changed.
+/// The bytes of `image`'s layer with one byte of its first quarter changed.
 fn corrupted(image: &Image) -> Vec<u8> {
     let mut bytes = image.layer.clone();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
+    let early = bytes.len() / 4;
+    bytes[early] ^= 0xff;
     bytes
 }
 
@@ -979,17 +935,7 @@ fn a_bad_cache_entry_is_discarded_and_fetched_again() {
     let done = blob_path(t, &image.layer_digest, "");
     let partial = blob_path(t, &image.layer_digest, ".partial");
     // Pulled once, so that the cache directory exists.
-    succeeds(
-        t,
-        &[
-            "convert",
-            "-q",
-            "--cache",
-            s(&cache_dir(t)),
-            &remote,
-            s(&t.join("first.tar")),
-        ],
-    );
+    pulls_through_cache(t, &remote, &t.join("first.tar"));
     for (n, (what, path, bytes)) in [
         ("a corrupt entry", &done, corrupted(&image)),
         (
@@ -1004,33 +950,17 @@ fn a_bad_cache_entry_is_discarded_and_fetched_again() {
     {
         std::fs::write(path, &bytes).unwrap();
         let out = t.join(format!("{n}.tar"));
-        let run = pull_through_cache(t, &remote, &out);
-        let text = stderr(&run);
-        assert!(run.status.success(), "{what}: {text}");
+        let text = pulls_through_cache(t, &remote, &out);
+        assert!(
+            text.contains("warning:") && text.contains("discarded and fetched again"),
+            "{what}: {text}"
+        );
         ok(&["verify", s(&out)]);
         assert!(
             !done.exists() && !partial.exists(),
             "{what}: the entry outlived the pull"
         );
     }
-    // The warning names the entry.
-    std::fs::write(&done, corrupted(&image)).unwrap();
-    let run = dh(
-        t,
-        &[
-            "convert",
-            "--cache",
-            s(&cache_dir(t)),
-            &remote,
-            s(&t.join("w.tar")),
-        ],
-    );
-    let text = stderr(&run);
-    assert!(run.status.success(), "{text}");
-    assert!(
-        text.contains("warning:") && text.contains("discarded and fetched again"),
-        "{text}"
-    );
 }
 
 #[test]
@@ -1041,17 +971,7 @@ fn odd_cache_entries_are_never_followed_opened_or_waited_on() {
     let log = Log::default();
     let registry = layer_registry(&log, &image, |_| None);
     let remote = format!("docker://{}/app:1", registry.addr);
-    succeeds(
-        t,
-        &[
-            "convert",
-            "-q",
-            "--cache",
-            s(&cache_dir(t)),
-            &remote,
-            s(&t.join("first.tar")),
-        ],
-    );
+    pulls_through_cache(t, &remote, &t.join("first.tar"));
     let victim = t.join("victim");
     std::fs::write(&victim, b"precious").unwrap();
     let done = blob_path(t, &image.layer_digest, "");
@@ -1243,4 +1163,42 @@ fn pulls_sharing_a_cache_all_succeed() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "the cache kept {left:?}");
+}
+
+#[test]
+fn a_run_holding_an_entry_without_progress_is_not_waited_for_forever() {
+    use std::os::fd::AsRawFd;
+    let tmp = tempdir();
+    let t = tmp.path();
+    let image = Image::new(128 << 10, 10);
+    let log = Log::default();
+    let registry = layer_registry(&log, &image, |_| None);
+    let remote = format!("docker://{}/app:1", registry.addr);
+    pulls_through_cache(t, &remote, &t.join("first.tar"));
+    // A stopped run's lock: held, and nothing added to the entry.
+    let partial = blob_path(t, &image.layer_digest, ".partial");
+    let held = std::fs::File::create(&partial).unwrap();
+    // SAFETY: flock(2) on a file descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let out = t.join("out.tar");
+    let run = dh_within(
+        t,
+        &[
+            "convert",
+            "--read-timeout",
+            "1",
+            "--retry-times",
+            "0",
+            "--cache",
+            s(&cache_dir(t)),
+            &remote,
+            s(&out),
+        ],
+        Duration::from_secs(60),
+    );
+    let text = stderr(&run);
+    assert!(run.status.success(), "{text}");
+    assert!(text.contains("without making progress"), "{text}");
+    ok(&["verify", s(&out)]);
+    drop(held);
 }

@@ -21,6 +21,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
 
@@ -46,6 +47,16 @@ pub(crate) struct BlobCache {
     /// Verified blobs this run holds a shared lock on, so that another run finishing
     /// meanwhile does not remove them.
     pins: Mutex<HashMap<Digest, File>>,
+}
+
+/// How waiting for a partial entry ended.
+enum Locked {
+    /// The lock is ours, on the file still named as the partial entry.
+    Ours,
+    /// The name went to another file meanwhile: look again.
+    Gone,
+    /// Another run holds it and makes no progress.
+    Stuck,
 }
 
 /// What is at a cache entry's name.
@@ -146,18 +157,30 @@ impl BlobCache {
     }
 
     /// Take the exclusive lock on the partial entry `file` (opened as `name`) once its
-    /// filler lets go: `false` when the name went to another file meanwhile (the
-    /// filler finished and renamed it, which keeps it locked as a verified entry, or
-    /// gave up and removed it).
-    fn lock_partial(&self, name: &str, file: &File) -> Result<bool> {
+    /// filler lets go. [`Locked::Gone`] when the name went to another file meanwhile
+    /// (the filler finished and renamed it, which keeps it locked as a verified entry,
+    /// or gave up and removed it); [`Locked::Stuck`] when the filler holds it but has
+    /// not added a byte for `patience` (a stopped process: not waited for forever).
+    fn lock_partial(&self, name: &str, file: &File, patience: Option<Duration>) -> Result<Locked> {
+        let mut last = (
+            file.metadata().map(|m| m.len()).unwrap_or(0),
+            Instant::now(),
+        );
         loop {
             match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
-                Ok(()) => return Ok(self.still_named(name, file)),
+                Ok(()) if self.still_named(name, file) => return Ok(Locked::Ours),
+                Ok(()) => return Ok(Locked::Gone),
                 Err(rustix::io::Errno::WOULDBLOCK) => {
                     if !self.still_named(name, file) {
-                        return Ok(false);
+                        return Ok(Locked::Gone);
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                    if len != last.0 {
+                        last = (len, Instant::now());
+                    } else if patience.is_some_and(|p| last.1.elapsed() > p) {
+                        return Ok(Locked::Stuck);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => {
                     return Err(Error::io(
@@ -391,8 +414,17 @@ impl Cached {
             };
             // Whoever holds the lock may finish (and rename the file) or give up (and
             // remove it) meanwhile: only a file still named `partial` is ours.
-            if !cache.lock_partial(&partial, &file)? {
-                continue;
+            match cache.lock_partial(&partial, &file, repo.client.stall_patience())? {
+                Locked::Ours => {}
+                Locked::Gone => continue,
+                Locked::Stuck => {
+                    cache.warn(format!(
+                        "{}: another run holds its blob cache entry without making \
+                         progress; fetched without the cache",
+                        crate::text::shown(&what)
+                    ));
+                    return Ok(None);
+                }
             }
             let mut kept = file.metadata().map_err(|e| reading(e, &partial))?.len();
             if kept > size {

@@ -421,6 +421,19 @@ impl Client {
         Ok(out)
     }
 
+    /// How long to wait for another run filling a blob that makes no progress: as
+    /// long as its own attempts may take to fail (`None`: forever, as the reads do).
+    pub(crate) fn stall_patience(&self) -> Option<Duration> {
+        (!self.rate_window.is_zero()).then(|| {
+            let backoffs = (0..self.retries.min(64))
+                .map(|attempt| self.delay(attempt, None))
+                .fold(Duration::ZERO, Duration::saturating_add);
+            self.rate_window
+                .saturating_mul(self.retries.saturating_add(1))
+                .saturating_add(backoffs)
+        })
+    }
+
     /// How many times a transient failure is retried.
     pub(crate) fn retries(&self) -> u32 {
         self.retries
