@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use crate::container::read_full;
 use crate::error::{Error, Result};
 use crate::model::blob::Blob;
-use crate::model::digest::{Digest, HashSink, Hasher};
+use crate::model::digest::{Digest, Hasher};
 use crate::model::image::{Image, Layer};
 use crate::model::media::Compression;
 use crate::progress::{Progress, Reporting};
@@ -418,16 +418,15 @@ impl DiffWorker {
                 current: Vec::new(),
                 pos: 0,
             };
-            let mut sink = HashSink::default();
-            {
+            let digest = {
                 // The one place decoders (and their memory caps) are built.
                 let mut decoder = compression.decoder(&mut chunks)?;
-                io::copy(&mut decoder, &mut sink)?;
-            }
+                Digest::of_reader(&mut decoder)?
+            };
             // Bytes after the compressed stream still belong to the stored blob (and
             // the feeding side must not block on a full queue): take them unread.
             for _ in chunks.rx.iter() {}
-            Ok(sink.hasher.finish())
+            Ok(digest)
         });
         DiffWorker {
             tx: Some(tx),

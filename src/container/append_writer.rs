@@ -12,7 +12,7 @@ use super::{copy_hashing, normalize_path, output_path, Committed, ParallelFiles,
 use crate::cleanup;
 use crate::destination::CheckAddable;
 use crate::error::{Error, IoContext, Result};
-use crate::model::digest::{Digest, HashSink};
+use crate::model::digest::Digest;
 use crate::model::image::MAX_JSON_SIZE;
 use crate::sys;
 
@@ -230,9 +230,8 @@ fn blob_matching(path: &Path, digest: &Digest, size: Option<u64>) -> Result<Opti
         return Ok(None);
     }
     let mut file = File::open(path).ctx(|| format!("reading {}", path.display()))?;
-    let mut sink = HashSink::default();
-    io::copy(&mut file, &mut sink).ctx(|| format!("reading {}", path.display()))?;
-    let (actual, len) = sink.hasher.finish();
+    let (actual, len) =
+        Digest::of_reader(&mut file).ctx(|| format!("reading {}", path.display()))?;
     Ok((actual == *digest).then_some(len))
 }
 

@@ -82,6 +82,13 @@ impl Digest {
         Digest::from_hasher(Sha256::new_with_prefix(bytes))
     }
 
+    /// The digest and length of everything `reader` yields, read to its end.
+    pub(crate) fn of_reader(reader: &mut dyn io::Read) -> io::Result<(Digest, u64)> {
+        let mut sink = HashSink::default();
+        io::copy(reader, &mut sink)?;
+        Ok(sink.hasher.finish())
+    }
+
     fn from_hasher(hasher: Sha256) -> Digest {
         Digest {
             hex: hex::encode(hasher.finalize()),

@@ -229,25 +229,9 @@ fn is_alnum_lower(b: u8) -> bool {
 /// that it can never fall back to a default port, and with it the credentials meant
 /// for this registry to whatever listens there.
 pub(crate) fn registry_problem(registry: &str) -> Option<&'static str> {
-    let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
-        let Some((inner, after)) = rest.split_once(']') else {
-            return Some("an IPv6 address must be closed with ]");
-        };
-        if inner.parse::<std::net::Ipv6Addr>().is_err() {
-            return Some("invalid IPv6 address");
-        }
-        match after {
-            "" => ("", None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => ("", Some(port)),
-                None => return Some("invalid registry host"),
-            },
-        }
-    } else {
-        match registry.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (registry, None),
-        }
+    let (host, _) = match split_authority(registry) {
+        Ok(split) => split,
+        Err(problem) => return Some(problem),
     };
     let label = |l: &str| {
         !l.is_empty()
@@ -256,19 +240,45 @@ pub(crate) fn registry_problem(registry: &str) -> Option<&'static str> {
             && !l.starts_with('-')
             && !l.ends_with('-')
     };
-    if !registry.starts_with('[') && (host.is_empty() || !host.split('.').all(label)) {
+    if !host.starts_with('[') && !host.split('.').all(label) {
         return Some("invalid registry host");
     }
-    if let Some(port) = port {
-        let number =
-            (!port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| port.parse::<u32>().ok())
-                .flatten();
-        if !number.is_some_and(|n| (1..=65535).contains(&n)) {
-            return Some("the port must be a number from 1 to 65535");
-        }
-    }
     None
+}
+
+/// `host[:port]` or `[IPv6][:port]`, split: the host (an IPv6 address keeps its
+/// brackets and is checked here) and the port, which must be 1 to 65535. What a host
+/// name may hold is the caller's to judge (references and URLs differ).
+pub(crate) fn split_authority(authority: &str) -> Result<(&str, Option<u16>), &'static str> {
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority
+            .find(']')
+            .ok_or("an IPv6 address must be closed with ]")?;
+        if authority[1..end].parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("invalid IPv6 address");
+        }
+        let port = match &authority[end + 1..] {
+            "" => None,
+            after => Some(after.strip_prefix(':').ok_or("invalid host")?),
+        };
+        (&authority[..=end], port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            match p.parse::<u16>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => return Err("the port must be a number from 1 to 65535"),
+            }
+        }
+        Some(_) => return Err("the port must be a number from 1 to 65535"),
+    };
+    Ok((host, port))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
 
 use super::fetch::{Fetch, Repo};
 use crate::error::{Error, Result};
-use crate::model::digest::{Digest, HashSink, Hasher};
+use crate::model::digest::{Digest, Hasher};
 
 /// Most verified blobs one run keeps a shared lock on (an open file each) until its
 /// output holds them.
@@ -147,13 +147,10 @@ impl BlobCache {
     /// Does the name `name` still refer to the file `file` has open?
     fn still_named(&self, name: &str, file: &File) -> bool {
         let Ok(dir) = self.dir() else { return false };
-        match (
+        same_inode(
             rustix::fs::fstat(file),
             rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW),
-        ) {
-            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
-            _ => false,
-        }
+        )
     }
 
     /// Take the exclusive lock on the partial entry `file` (opened as `name`) once its
@@ -204,13 +201,8 @@ impl BlobCache {
     /// Is `file` the verified blob this run pinned as `digest`?
     fn pinned_same(&self, digest: &Digest, file: &File) -> bool {
         let pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(pinned) = pins.get(digest) else {
-            return false;
-        };
-        match (rustix::fs::fstat(pinned), rustix::fs::fstat(file)) {
-            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
-            _ => false,
-        }
+        pins.get(digest)
+            .is_some_and(|pinned| same_inode(rustix::fs::fstat(pinned), rustix::fs::fstat(file)))
     }
 
     /// Keep a shared lock on the verified blob `file` until [`BlobCache::release`].
@@ -247,6 +239,17 @@ impl BlobCache {
                 }
             }
         }
+    }
+}
+
+/// Are both stats of one file?
+fn same_inode(
+    a: rustix::io::Result<rustix::fs::Stat>,
+    b: rustix::io::Result<rustix::fs::Stat>,
+) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
     }
 }
 
@@ -333,9 +336,7 @@ fn holds(file: &File, digest: &Digest, size: u64) -> io::Result<bool> {
     }
     let mut reader = file;
     reader.seek(SeekFrom::Start(0))?;
-    let mut sink = HashSink::default();
-    io::copy(&mut reader, &mut sink)?;
-    let (actual, len) = sink.hasher.finish();
+    let (actual, len) = Digest::of_reader(&mut reader)?;
     reader.seek(SeekFrom::Start(0))?;
     Ok(len == size && actual == *digest)
 }
@@ -395,14 +396,10 @@ impl Cached {
                         crate::text::shown(&what),
                         crate::text::shown(&cache.path_of(&done))
                     ));
-                    drop(file);
-                    if let Entry::File(file) = cache.open_entry(&done, false)? {
-                        if rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive)
-                            .is_ok()
-                            && !holds(&file, digest, size).unwrap_or(false)
-                        {
-                            cache.remove_if_still(&done, &file);
-                        }
+                    // Removed only if no other run reads it and the name is still this
+                    // file (another may have put a good copy there meanwhile).
+                    if rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+                        cache.remove_if_still(&done, &file);
                     }
                 }
                 Entry::Absent => {}
@@ -434,7 +431,7 @@ impl Cached {
             if kept > 0 {
                 // What an earlier run kept is checked with the rest before any byte is
                 // served, so that a bad entry can still be fetched again.
-                if fill_rest(repo, &mut file, kept, digest, size)? {
+                if fill_rest(repo, cache, &mut file, kept, digest, size)? {
                     commit(cache, &partial, &done, &file)?;
                     cache.pin(digest, &file);
                     file.seek(SeekFrom::Start(0))
@@ -510,23 +507,19 @@ impl Cached {
 /// tell whether the whole hashes to `digest`.
 fn fill_rest(
     repo: &Arc<Repo>,
+    cache: &BlobCache,
     file: &mut File,
     kept: u64,
     digest: &Digest,
     size: u64,
 ) -> Result<bool> {
-    let cache_path = || {
-        repo.cache
-            .as_ref()
-            .map(|c| c.path_of(&partial_name(digest)))
-            .unwrap_or_default()
-    };
+    let path = cache.path_of(&partial_name(digest));
     file.seek(SeekFrom::Start(kept))
-        .map_err(|e| Error::io(format!("writing {}", cache_path()), e))?;
+        .map_err(|e| Error::io(format!("writing {path}"), e))?;
     let mut rest = Fetch::new(Arc::clone(repo), digest.clone(), size, kept);
     io::copy(&mut rest, file)
         .map_err(|e| Error::io(format!("fetching {}", repo.describe(digest)), e))?;
-    holds(file, digest, size).map_err(|e| Error::io(format!("reading {}", cache_path()), e))
+    holds(file, digest, size).map_err(|e| Error::io(format!("reading {path}"), e))
 }
 
 /// Make the filled `partial` the verified entry `done`, and keep a shared lock on it.

@@ -79,22 +79,23 @@ pub(crate) struct Client {
     /// Where the registry's API answers: the one origin credentials and tokens go to
     /// (besides the token realm the registry's own challenge names).
     origin: Origin,
-    /// `origin` as the start of a URL: `https://host[:port]`.
-    base: String,
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
     retries: u32,
     /// Base of the exponential backoff.
     backoff: Duration,
-    /// The stretch over which a body must keep up `min_rate` (zero: no floor).
-    rate_window: Duration,
+    /// How long a read may make no progress, and the stretch over which a body must
+    /// keep up `min_rate` (zero: wait forever, no floor).
+    read_timeout: Duration,
     /// The floor of a body's rate, in bytes a second.
     min_rate: u64,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).finish()
+        f.debug_struct("Client")
+            .field("origin", &self.origin.to_string())
+            .finish()
     }
 }
 
@@ -145,18 +146,16 @@ impl Client {
         let mut client = Client {
             agent,
             registry: registry.to_string(),
-            base: origin.to_string(),
             origin,
             credentials,
             auth: Mutex::new(AuthState::default()),
             retries: options.retry_times,
             backoff: options.retry_delay,
-            rate_window: options.read_timeout,
+            read_timeout: options.read_timeout,
             min_rate: options.min_rate,
         };
         if !options.tls_verify && speaks_plain_http(&client.agent, api_host) {
             client.origin = origin_over("http")?;
-            client.base = client.origin.to_string();
         }
         Ok(client)
     }
@@ -166,9 +165,9 @@ impl Client {
         &self.registry
     }
 
-    /// `base` + `path`.
+    /// The registry's origin + `path`.
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        format!("{}{path}", self.origin)
     }
 
     /// The URL `link` (from an answer to `current`) names, when it is on the
@@ -395,10 +394,10 @@ impl Client {
     pub(crate) fn pace(&self) -> Pace {
         let bytes = self
             .min_rate
-            .saturating_mul(self.rate_window.as_secs().max(1));
+            .saturating_mul(self.read_timeout.as_secs().max(1));
         Pace {
-            rule: (!self.rate_window.is_zero() && self.min_rate > 0)
-                .then_some((self.rate_window, bytes)),
+            rule: (!self.read_timeout.is_zero() && self.min_rate > 0)
+                .then_some((self.read_timeout, bytes)),
             waited: Duration::ZERO,
             bytes: 0,
         }
@@ -424,11 +423,11 @@ impl Client {
     /// How long to wait for another run filling a blob that makes no progress: as
     /// long as its own attempts may take to fail (`None`: forever, as the reads do).
     pub(crate) fn stall_patience(&self) -> Option<Duration> {
-        (!self.rate_window.is_zero()).then(|| {
+        (!self.read_timeout.is_zero()).then(|| {
             let backoffs = (0..self.retries.min(64))
                 .map(|attempt| self.delay(attempt, None))
                 .fold(Duration::ZERO, Duration::saturating_add);
-            self.rate_window
+            self.read_timeout
                 .saturating_mul(self.retries.saturating_add(1))
                 .saturating_add(backoffs)
         })

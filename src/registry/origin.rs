@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use crate::model::reference::split_authority;
+
 /// `http` or `https`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Scheme {
@@ -100,10 +102,7 @@ impl Url {
             return Err("the URL carries a user name or password");
         }
         let (host, port) = split_host_port(authority)?;
-        let port = match port {
-            None => scheme.default_port(),
-            Some(p) => parse_port(p)?,
-        };
+        let port = port.unwrap_or(scheme.default_port());
         let tail = tail.split('#').next().unwrap_or("");
         let path = if tail.starts_with('/') {
             tail.to_string()
@@ -158,48 +157,24 @@ impl fmt::Display for Url {
     }
 }
 
-/// `host[:port]` or `[v6][:port]`: the lowercased host and the port text.
-fn split_host_port(authority: &str) -> Result<(String, Option<&str>), &'static str> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let (inner, after) = rest.split_once(']').ok_or("an IPv6 host is not closed")?;
-        if inner.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err("an invalid IPv6 host");
-        }
-        let port = match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':').ok_or("an invalid host")?),
-        };
-        (format!("[{}]", inner.to_ascii_lowercase()), port)
-    } else {
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        };
-        let label_ok = |l: &str| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
-        // A trailing dot names the same host: it is dropped so both compare equal.
-        let host = host.strip_suffix('.').unwrap_or(host);
-        if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
-            return Err("an invalid host");
-        }
-        (host.to_ascii_lowercase(), port)
+/// `host[:port]` or `[v6][:port]`: the lowercased host and the port, if given.
+fn split_host_port(authority: &str) -> Result<(String, Option<u16>), &'static str> {
+    let (host, port) = split_authority(authority)?;
+    if host.starts_with('[') {
+        return Ok((host.to_ascii_lowercase(), port));
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
-    Ok((host, port))
-}
-
-fn parse_port(text: &str) -> Result<u16, &'static str> {
-    const BAD: &str = "a port outside 1-65535";
-    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(BAD);
+    // A trailing dot names the same host: it is dropped so both compare equal.
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+        return Err("an invalid host");
     }
-    match text.parse::<u32>() {
-        Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
-        _ => Err(BAD),
-    }
+    Ok((host.to_ascii_lowercase(), port))
 }
 
 #[cfg(test)]
