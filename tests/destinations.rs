@@ -392,6 +392,23 @@ fn a_failed_addition_leaves_the_old_layout_readable() {
     );
 }
 
+/// `dockhand convert --image @N` of `fixture` to `dest`, started and not waited for,
+/// its stderr piped.
+fn convert_in_background(fixture: &Fixture, n: usize, dest: &str) -> std::process::Child {
+    dockhand()
+        .args([
+            "convert",
+            "--image",
+            &format!("@{n}"),
+            fixture.input(),
+            dest,
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn concurrent_additions_keep_every_image() {
     let tmp = tempdir();
@@ -405,20 +422,7 @@ fn concurrent_additions_keep_every_image() {
         &format!("oci:{}:zero", s(&layout)),
     ]);
     let children: Vec<_> = (0..6)
-        .map(|i| {
-            dockhand()
-                .args([
-                    "convert",
-                    "--image",
-                    &format!("@{}", i % 3),
-                    multi.input(),
-                    &format!("oci:{}:n{i}", s(&layout)),
-                ])
-                .stdin(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|i| convert_in_background(&multi, i % 3, &format!("oci:{}:n{i}", s(&layout))))
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
@@ -455,20 +459,7 @@ fn concurrent_runs_creating_one_oci_layout_keep_every_image() {
         }
         let at = |i: usize| format!("oci:{}:n{i}", s(&layout));
         let children: Vec<_> = (0..10)
-            .map(|i| {
-                dockhand()
-                    .args([
-                        "convert",
-                        "--image",
-                        &format!("@{}", i % 3),
-                        multi.input(),
-                        &at(i),
-                    ])
-                    .stdin(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
+            .map(|i| convert_in_background(&multi, i % 3, &at(i)))
             .collect();
         let mut added = 0;
         for child in children {

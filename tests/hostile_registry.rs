@@ -672,8 +672,15 @@ fn payload_of(signed: &[u8]) -> Vec<u8> {
     payload
 }
 
-fn repo_tags(archive: &Path) -> Vec<String> {
-    images(&inspect(s(archive)))[0]["tags"]
+/// The RepoTags of the docker-archive that `convert -q ARGS... REMOTE` writes.
+fn tags_of_pull(t: &Path, args: &[&str], remote: &str) -> Vec<String> {
+    let out = t.join("pulled.tar");
+    let _ = std::fs::remove_file(&out);
+    let mut all = vec!["convert", "-q"];
+    all.extend_from_slice(args);
+    all.extend([remote, s(&out)]);
+    succeeds(t, &all);
+    images(&inspect(s(&out)))[0]["tags"]
         .as_array()
         .unwrap()
         .iter()
@@ -703,42 +710,20 @@ fn names_come_from_the_user_never_from_the_registry() {
         None,
         vec![(layer_digest, layer)],
     );
-    let out = t.join("tagged.tar");
-    succeeds(
-        t,
-        &[
-            "convert",
-            "-q",
-            &format!("docker://{}/myapp:v1", registry.addr),
-            s(&out),
-        ],
+    let (tagged, pinned) = (
+        format!("docker://{}/myapp:v1", registry.addr),
+        format!("docker://{}/myapp@{digest}", registry.addr),
     );
-    assert_eq!(repo_tags(&out), [format!("{}/myapp:v1", registry.addr)]);
+    assert_eq!(
+        tags_of_pull(t, &[], &tagged),
+        [format!("{}/myapp:v1", registry.addr)]
+    );
     // By digest: no tag, unless one is asked for.
-    let out = t.join("by-digest.tar");
-    succeeds(
-        t,
-        &[
-            "convert",
-            "-q",
-            &format!("docker://{}/myapp@{digest}", registry.addr),
-            s(&out),
-        ],
+    assert!(tags_of_pull(t, &[], &pinned).is_empty());
+    assert_eq!(
+        tags_of_pull(t, &["--tag", "mine/app:2"], &pinned),
+        ["docker.io/mine/app:2"]
     );
-    assert!(repo_tags(&out).is_empty(), "{:?}", repo_tags(&out));
-    let out = t.join("named.tar");
-    succeeds(
-        t,
-        &[
-            "convert",
-            "-q",
-            "--tag",
-            "mine/app:2",
-            &format!("docker://{}/myapp@{digest}", registry.addr),
-            s(&out),
-        ],
-    );
-    assert_eq!(repo_tags(&out), ["docker.io/mine/app:2"]);
     let listed = inspect_remote(t, &format!("docker://{}/myapp:v1", registry.addr));
     assert!(!listed.contains("alpine"), "{listed}");
 }
@@ -782,6 +767,17 @@ fn blob_path(t: &Path, digest: &str, suffix: &str) -> std::path::PathBuf {
 
 fn pull_through_cache(t: &Path, remote: &str, out: &Path) -> Output {
     dh(t, &["convert", "--cache", s(&cache_dir(t)), remote, s(out)])
+}
+
+/// A registry serving an image of `size` bytes of noise from `seed`, pulled once
+/// through the cache (so that the cache's directories exist): the image, the server
+/// (serving until dropped) and its reference.
+fn cached_once(t: &Path, size: usize, seed: u64) -> (Image, Server, String) {
+    let image = Image::new(size, seed);
+    let registry = layer_registry(&Log::default(), &image, |_| None);
+    let remote = format!("docker://{}/app:1", registry.addr);
+    pulls_through_cache(t, &remote, &t.join("first.tar"));
+    (image, registry, remote)
 }
 
 /// [`pull_through_cache`], which must succeed; its stderr.
@@ -928,14 +924,9 @@ fn corrupted(image: &Image) -> Vec<u8> {
 fn a_bad_cache_entry_is_discarded_and_fetched_again() {
     let tmp = tempdir();
     let t = tmp.path();
-    let image = Image::new(512 << 10, 6);
-    let log = Log::default();
-    let registry = layer_registry(&log, &image, |_| None);
-    let remote = format!("docker://{}/app:1", registry.addr);
+    let (image, _registry, remote) = cached_once(t, 512 << 10, 6);
     let done = blob_path(t, &image.layer_digest, "");
     let partial = blob_path(t, &image.layer_digest, ".partial");
-    // Pulled once, so that the cache directory exists.
-    pulls_through_cache(t, &remote, &t.join("first.tar"));
     for (n, (what, path, bytes)) in [
         ("a corrupt entry", &done, corrupted(&image)),
         (
@@ -967,11 +958,7 @@ fn a_bad_cache_entry_is_discarded_and_fetched_again() {
 fn odd_cache_entries_are_never_followed_opened_or_waited_on() {
     let tmp = tempdir();
     let t = tmp.path();
-    let image = Image::new(128 << 10, 7);
-    let log = Log::default();
-    let registry = layer_registry(&log, &image, |_| None);
-    let remote = format!("docker://{}/app:1", registry.addr);
-    pulls_through_cache(t, &remote, &t.join("first.tar"));
+    let (image, _registry, remote) = cached_once(t, 128 << 10, 7);
     let victim = t.join("victim");
     std::fs::write(&victim, b"precious").unwrap();
     let done = blob_path(t, &image.layer_digest, "");
@@ -1170,11 +1157,7 @@ fn a_run_holding_an_entry_without_progress_is_not_waited_for_forever() {
     use std::os::fd::AsRawFd;
     let tmp = tempdir();
     let t = tmp.path();
-    let image = Image::new(128 << 10, 10);
-    let log = Log::default();
-    let registry = layer_registry(&log, &image, |_| None);
-    let remote = format!("docker://{}/app:1", registry.addr);
-    pulls_through_cache(t, &remote, &t.join("first.tar"));
+    let (image, _registry, remote) = cached_once(t, 128 << 10, 10);
     // A stopped run's lock: held, and nothing added to the entry.
     let partial = blob_path(t, &image.layer_digest, ".partial");
     let held = std::fs::File::create(&partial).unwrap();
