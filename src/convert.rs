@@ -6,13 +6,15 @@ use std::path::PathBuf;
 use crate::compress::LayerCompression;
 use crate::destination::Plan;
 use crate::error::{Error, Result};
-use crate::formats::{create_sink, DockerLayout, Format, ReadOptions, SinkOptions, WriteOptions};
-use crate::location::{open_source, Location};
+use crate::location::open_source;
 use crate::model::image::{Image, Platform};
 use crate::model::reference::{valid_tag, Reference};
 use crate::progress::{NoProgress, Progress};
 use crate::select::{candidates, select, selectors, with_selected_names};
 use crate::text::shown;
+use crate::transport::{
+    DockerLayout, Format, Location, ReadOptions, RegistryOptions, SinkOptions, WriteOptions,
+};
 
 /// Options of [`convert`].
 ///
@@ -57,7 +59,7 @@ pub struct ConvertOptions {
     /// The gzip (1-9) or zstd (1-19) level (default 1 for gzip, 3 for zstd).
     pub compression_level: Option<i32>,
     /// How to reach a registry source or destination (`docker://`).
-    pub registry: crate::registry::RegistryOptions,
+    pub registry: RegistryOptions,
     /// Keep every platform of a multi-platform index (`--all`): for OCI layouts and
     /// registries, which hold the index whole.
     pub all_platforms: bool,
@@ -166,7 +168,7 @@ pub fn convert_with_progress(
         .to
         .or(dst.transport)
         .unwrap_or_else(|| Format::for_destination(&dst.path));
-    if options.all_platforms && to.layout != crate::formats::Layout::Oci {
+    if options.all_platforms && !to.transport().keeps_indexes() {
         return Err(Error::Usage(format!(
             "--all keeps a multi-platform index whole, which {} cannot hold (it has one platform per image); write oci, oci-archive or docker://, or pick one platform with --platform",
             to.name()
@@ -183,29 +185,37 @@ pub fn convert_with_progress(
     let names = parse_names(&names, to)?;
     // The destination is checked (and its staging made) before the source is read, so
     // a refused destination costs nothing.
-    let mut sink = create_sink(
-        &dst.path,
-        to,
+    let read = ReadOptions {
+        platform: options.platform.clone(),
+        format: options.from,
+        spool_dir: None,
+        registry: options.registry.clone(),
+        all_platforms: options.all_platforms,
+    };
+    let from = src.transport.or(options.from);
+    let dst = Location {
+        transport: Some(to),
+        ..dst
+    };
+    let mut sink = to.transport().create_sink(
+        &dst,
         &SinkOptions {
             force: options.force,
-            source: (src.path != "-").then(|| PathBuf::from(&src.path)),
+            source: src.local_path().map(PathBuf::from),
             write: WriteOptions {
                 docker_layout: options.docker_layout,
                 layer_compression: options.layer_compression,
                 compression_level: options.compression_level,
             },
             registry: options.registry.clone(),
-            jobs: crate::registry::is_registry(&src.path).then_some(options.registry.jobs),
+            jobs: from.and_then(|f| f.transport().parallel_reads(&read)),
         },
     )?;
     let source = open_source(
         &src,
         &ReadOptions {
-            platform: options.platform.clone(),
-            format: options.from,
             spool_dir: sink.spool_dir(),
-            registry: options.registry.clone(),
-            all_platforms: options.all_platforms,
+            ..read
         },
     )?;
     let picked = select(&source.images, &selectors)?;
@@ -233,18 +243,14 @@ pub fn convert_with_progress(
         images[0].oci_ref_names.clear();
     }
     let mut warnings = source.warnings.clone();
-    // A tar output writes layers one after another: a registry source fetches them
-    // ahead, --jobs at once, into its cache, which the output then reads.
-    let prefetch = crate::registry::is_registry(&src.path)
-        && to.is_tar()
-        && options.registry.jobs > 1
-        && !options.registry.no_cache;
     let (layers, bytes) = crate::progress::plan_of(&images);
     progress.planned(layers, bytes);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let written = std::thread::scope(|scope| {
-        if prefetch {
-            scope.spawn(|| crate::registry::prefetch(&images, options.registry.jobs, &stop));
+        // A destination that takes layers one after another lets a source that can
+        // fetch ahead (a registry) do so meanwhile.
+        if to.transport().writes_in_order() {
+            scope.spawn(|| source.read_ahead(&images, &stop));
         }
         let written = sink.put_images(&images, progress);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -276,7 +282,7 @@ fn parse_names(names: &[String], to: Format) -> Result<Option<(Vec<Reference>, V
     let mut ref_names = Vec::new();
     for name in names {
         let bare = !name.contains(['/', ':', '@']);
-        if bare && to.ops().bare_names_are_ref_names {
+        if bare && to.transport().bare_names_are_ref_names() {
             if !valid_tag(name) {
                 return Err(Error::Usage(format!(
                     "invalid name {}: a tag is letters, digits, '_', '.' and '-'",

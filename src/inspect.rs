@@ -8,7 +8,6 @@ use serde_json::json;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
 use crate::error::Result;
-use crate::formats::Source;
 use crate::history::ConfigSummary;
 use crate::layer::verify_layer;
 use crate::model::digest::Digest;
@@ -16,6 +15,7 @@ use crate::model::image::{Image, Layer};
 use crate::progress::Progress;
 use crate::text::shown;
 use crate::text::{columns, escape_json_text};
+use crate::transport::Source;
 
 /// The `inspect --json` document for the images of `source` at `selected` (positions
 /// in `source.images`, which are the `index` each image is shown with). It serializes

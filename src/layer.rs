@@ -760,7 +760,7 @@ impl UncompressedReader {
         // decoder is fast enough that a thread more gains nothing.
         let stored = Arc::new(Mutex::new(Hasher::new()));
         let inflating = check.compression == Compression::Gzip;
-        let (decoder, separate) = if inflating && blob.registry_origin().is_none() {
+        let (decoder, separate) = if inflating && blob.rereading_is_cheap() {
             let stored_thread = StoredHasher::start(Arc::clone(&blob));
             (check.compression.decoder(blob.open()?), Some(stored_thread))
         } else {

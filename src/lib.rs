@@ -202,24 +202,30 @@ mod registry;
 mod select;
 mod sys;
 pub mod text;
+mod transport;
 
 // Converting, in one call.
 pub use convert::{convert, convert_with_progress, ConvertOptions, ConvertReport};
 pub use destination::Plan;
 // Reading: open a source, list and select its images, read their layers verified.
-pub use formats::{ImageSource, ReadOptions, Source};
 pub use layer::{open_layer, Digests, LayerForm, LayerReader};
-pub use location::{open_source, Location};
+pub use location::open_source;
 pub use select::{
     candidates, select, selectors, with_selected_names, ByDigest, Selector, MIN_ID_PREFIX,
 };
+pub use transport::{ImageSource, Location, ReadOptions, Source};
 // Writing: a sink for a format at a destination, or a tar into any `Write`.
 pub use compress::{LayerCompression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
-pub use formats::{create_sink, write_tar, DockerLayout, ImageSink, SinkOptions, WriteOptions};
+pub use formats::write_tar;
+pub use location::create_sink;
+pub use transport::{DockerLayout, ImageSink, SinkOptions, WriteOptions};
 // Registries.
-pub use registry::{for_each_tag, list_tags, RegistryOptions, MAX_LISTED_TAGS};
-// Formats and transports.
-pub use formats::{transport_names, Container, Format, Layout};
+pub use registry::{for_each_tag, list_tags, MAX_LISTED_TAGS};
+pub use transport::RegistryOptions;
+// Transports and formats.
+pub use formats::Layout;
+pub use location::transport_names;
+pub use transport::{Format, Transport};
 // History and config summaries.
 pub use history::{
     history_table, image_histories, image_history, parse_rfc3339, relative_time, ConfigSummary,
@@ -279,5 +285,6 @@ pub mod limits {
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::container::{open_input, FileTree, TarIndex};
+    pub use crate::formats::read_tree;
     pub use crate::registry::fuzzing::*;
 }

@@ -4,35 +4,72 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::formats::{self, transport_names, Format, ReadOptions, Source};
+use crate::formats::LOCAL;
 use crate::text::shown;
+use crate::transport::{Format, ImageSink, Location, ReadOptions, SinkOptions, Source, Transport};
 
-/// A source or destination as given on the command line: a path, `-`, or
-/// `TRANSPORT:PATH[:REF]` in skopeo's syntax.
+/// Every transport dockhand speaks, in the order help texts list them: the local
+/// layouts, registries and the Docker daemon. Location parsing, `--from`/`--to`, help
+/// texts, completions and error lists all go through this table.
+pub(crate) static TRANSPORTS: [&dyn Transport; 6] = [
+    &LOCAL[0],
+    &LOCAL[1],
+    &LOCAL[2],
+    &LOCAL[3],
+    &LOCAL[4],
+    &crate::registry::DOCKER,
+];
+
+impl Format {
+    /// The format a transport name names.
+    pub fn parse(name: &str) -> Option<Format> {
+        TRANSPORTS
+            .iter()
+            .find(|t| t.name() == name)
+            .map(|t| Format::of(*t))
+    }
+
+    /// Every transport dockhand speaks, in the table's order.
+    pub fn all() -> impl Iterator<Item = Format> {
+        TRANSPORTS.iter().map(|t| Format::of(*t))
+    }
+}
+
+/// The names of every transport, for messages: "a, b, c and d".
 ///
 /// ```
-/// use dockhand::{Format, Location};
-///
-/// let stdin = Location::parse("-")?;
-/// assert_eq!((stdin.transport, stdin.path.as_str(), stdin.reference), (None, "-", None));
-/// let dir = Location::parse("dir:/tmp/image")?;
-/// assert_eq!((dir.transport, dir.path.as_str()), (Some(Format::DIR), "/tmp/image"));
-/// # Ok::<(), dockhand::Error>(())
+/// assert_eq!(
+///     dockhand::transport_names(),
+///     "docker-archive, docker-dir, oci, oci-archive, dir and docker"
+/// );
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Location {
-    /// The format named by a transport prefix.
-    pub transport: Option<Format>,
-    /// The path, or `-` for stdin/stdout.
-    pub path: String,
-    /// The reference after the path (`name:tag` or `@N`), if any.
-    pub reference: Option<String>,
+pub fn transport_names() -> String {
+    listed(TRANSPORTS.iter().map(|t| t.name()))
+}
+
+/// "a, b, c and d".
+fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => names.join(""),
+    }
+}
+
+/// The transports as a location starts with them (`oci`, `docker://`), for messages
+/// about a location.
+fn transport_prefixes() -> String {
+    listed(TRANSPORTS.iter().map(|t| {
+        let syntax = t.syntax();
+        let prefix = &syntax[..syntax
+            .find(|c: char| c.is_ascii_uppercase())
+            .unwrap_or(syntax.len())];
+        prefix.strip_suffix(':').unwrap_or(prefix)
+    }))
 }
 
 /// Transports of skopeo and containers/image that dockhand does not speak (yet).
 const FOREIGN_TRANSPORTS: &[(&str, &str)] = &[
-    ("docker", "a registry, written docker://HOST/REPO:TAG"),
-    ("docker-daemon", "a Docker daemon's image store"),
     ("containers-storage", "podman's and buildah's image store"),
     ("ostree", "an ostree repository"),
     ("sif", "a Singularity image"),
@@ -54,34 +91,16 @@ impl Location {
     ///
     /// let l = Location::parse("image.tar")?;
     /// assert_eq!((l.transport, l.path.as_str()), (None, "image.tar"));
-    /// assert!(Location::parse("docker-daemon:busybox:latest").unwrap_err().is_usage());
+    /// assert!(Location::parse("containers-storage:busybox").unwrap_err().is_usage());
     /// # Ok::<(), dockhand::Error>(())
     /// ```
     pub fn parse(s: &str) -> Result<Location> {
-        if crate::registry::is_registry(s) {
-            // Checked whole now (a port out of range, credentials inside it), so that
-            // nothing is created or read for a reference that cannot be used.
-            let text = s.strip_prefix(crate::registry::PREFIX).unwrap_or(s);
-            crate::registry::RegistryRef::parse(text, true)?;
-            return Ok(Location {
-                transport: Some(Format::REGISTRY),
-                path: s.to_string(),
-                reference: None,
-            });
-        }
         if let Some((prefix, rest)) = s.split_once(':') {
             if let Some(format) = Format::parse(prefix) {
-                let (path, reference) = match rest.split_once(':') {
-                    Some((p, r)) if !r.is_empty() => (p.to_string(), Some(r.to_string())),
-                    Some((p, _)) => (p.to_string(), None),
-                    None => (rest.to_string(), None),
-                };
-                if path.is_empty() {
-                    return Err(Error::Usage(format!(
-                        "{}: the {prefix} transport needs a path",
-                        shown(s)
-                    )));
-                }
+                // Checked whole now (a registry reference with a port out of range or
+                // credentials in it), so that nothing is created or read for a
+                // location that cannot be used.
+                let (path, reference) = format.transport().parse(rest)?;
                 return Ok(Location {
                     transport: Some(format),
                     path,
@@ -98,9 +117,9 @@ impl Location {
                     None => format!(" (for a file whose name has a colon, write ./{})", shown(s)),
                 };
                 return Err(Error::Usage(format!(
-                    "{}: dockhand does not support the transport {prefix:?}; it reads and writes {} and registries (docker://HOST/REPO:TAG){hint}",
+                    "{}: dockhand does not support the transport {prefix:?}; it reads and writes {}{hint}",
                     shown(s),
-                    transport_names()
+                    transport_prefixes()
                 )));
             }
         }
@@ -112,9 +131,9 @@ impl Location {
     }
 }
 
-/// Open and read the source `location` names: its path, in the format its transport
-/// prefix or `options.format` names, or the one detected. Only metadata is read; layers
-/// are read, verified, when they are written or opened.
+/// Open and read the source `location` names, through its transport, or, for a bare
+/// path, in the format `options.format` names or the one detected. Only metadata is
+/// read; layers are read, verified, when they are written or opened.
 ///
 /// ```
 /// use dockhand::{open_source, Format, Location, ReadOptions};
@@ -127,14 +146,40 @@ impl Location {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn open_source(location: &Location, options: &ReadOptions) -> Result<Source> {
-    let options = ReadOptions {
-        platform: options.platform.clone(),
-        format: options.format.or(location.transport),
-        spool_dir: options.spool_dir.clone(),
-        registry: options.registry.clone(),
-        all_platforms: options.all_platforms,
-    };
-    formats::open(&location.path, &options)
+    match location.transport.or(options.format) {
+        Some(format) => format.transport().open_source(location, options),
+        None => crate::formats::open(&location.path, options),
+    }
+}
+
+/// Create a sink writing `format` at `path` (`-` for stdout; for a registry,
+/// `HOST/REPO[:TAG]`), after deciding what the destination allows (the crate docs'
+/// `# Security` section says what). Nothing shows at the destination before
+/// [`ImageSink::commit`].
+///
+/// ```
+/// use dockhand::{create_sink, open_source, Format, Location, NoProgress, ReadOptions};
+/// use dockhand::{ImageSink, SinkOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let out = tempfile::tempdir().unwrap();
+/// let dir = out.path().join("one");
+/// let mut sink = create_sink(dir.to_str().unwrap(), Format::DIR, &SinkOptions::default())?;
+/// sink.put_images(&source.images[1..2], &NoProgress)?;
+/// assert!(!dir.exists()); // nothing appears before the commit
+/// sink.commit()?;
+/// assert!(dir.join("manifest.json").is_file());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
+pub fn create_sink(
+    path: &str,
+    format: Format,
+    options: &SinkOptions,
+) -> Result<Box<dyn ImageSink>> {
+    format
+        .transport()
+        .create_sink(&Location::new(format, path), options)
 }
 
 #[cfg(test)]
@@ -161,7 +206,7 @@ mod tests {
     fn unknown_transports_are_usage_errors() {
         for s in [
             "docker:busybox",
-            "docker-daemon:busybox:latest",
+            "containers-storage:busybox",
             "foo:bar",
             "oci:",
         ] {
@@ -169,8 +214,10 @@ mod tests {
             assert!(err.is_usage(), "{s}: {err}");
         }
         let err = Location::parse("docker:busybox").unwrap_err().to_string();
+        assert!(err.contains("docker://busybox"), "{err}");
+        let err = Location::parse("foo:bar").unwrap_err().to_string();
         assert!(
-            err.contains("registry") && err.contains("oci-archive"),
+            err.contains("docker") && err.contains("oci-archive"),
             "{err}"
         );
     }

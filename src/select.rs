@@ -5,11 +5,11 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::error::{Error, Result};
-use crate::location::Location;
 use crate::model::digest::Digest;
 use crate::model::image::Image;
 use crate::model::reference::{valid_tag, Reference};
 use crate::text::shown;
+use crate::transport::Location;
 
 /// The fewest hex characters of an image ID taken as an ID: shorter hex strings (`abc123`,
 /// `2024`) are names and tags only, as the 12-character short IDs docker shows are the

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use dockhand::{ReadOptions, Source};
+use dockhand::ReadOptions;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(init: dockhand_fuzz::init(), |data: &[u8]| {
@@ -16,7 +16,7 @@ fuzz_target!(init: dockhand_fuzz::init(), |data: &[u8]| {
     let Ok(input) = dockhand::fuzzing::open_input(&path) else {
         return;
     };
-    if let Ok(source) = Source::read(input.tree, &ReadOptions::default()) {
+    if let Ok(source) = dockhand::fuzzing::read_tree(input.tree, &ReadOptions::default()) {
         dockhand_fuzz::exercise(&source);
     }
 });

@@ -3,8 +3,10 @@
 //! [`FileTree`] into a [`Source`]; writers put images into a
 //! [`crate::container::TreeWriter`] behind an [`ImageSink`].
 //!
-//! Adding a transport is one module (its reader and writer, as a `LayoutOps`) and one
-//! line in the `TRANSPORTS` table.
+//! Each local transport (a layout in a tar or a directory) is a [`LocalTransport`]: a
+//! name, the pair, and the layout module that reads and writes it. Adding a layout is
+//! one module (its reader and writer, as a `LayoutOps`) and one line per container in
+//! [`LOCAL`].
 
 pub(crate) mod blobs;
 mod context;
@@ -19,14 +21,12 @@ pub(crate) use dir::DIR_VERSION;
 pub(crate) use oci::OCI_LAYOUT_FILE;
 
 pub use context::{MAX_LAYERS_TOTAL, MAX_METADATA_TOTAL};
-pub use docker::DockerLayout;
 
 use context::Meta;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::compress::LayerCompression;
 use crate::container::{
     open_input_spooling_in, AppendSpec, AppendWriter, Committed, DirWriter, FileTree,
     TarFileWriter, TarStreamWriter, TreeWriter,
@@ -36,19 +36,25 @@ use crate::error::{Error, Result};
 use crate::model::image::{parse_json, Image, Platform};
 use crate::progress::{NoProgress, Progress};
 use crate::text::shown;
+use crate::transport::{
+    Format, ImageSink, Location, ReadOptions, SinkOptions, Source, Transport, WriteOptions,
+};
 
 /// Most warnings kept for one input; identical ones are shown once.
 pub const MAX_WARNINGS: usize = 100;
 
-/// How a format lays images out: which files and documents it has.
+/// How a local format lays images out: which files and documents it has.
 ///
 /// ```
-/// use dockhand::{Format, Layout};
+/// use dockhand::{write_tar, Layout, WriteOptions};
 ///
-/// assert_eq!(Format::DOCKER_ARCHIVE.layout, Layout::DockerSave);
-/// assert_eq!(Format::OCI_ARCHIVE.layout, Format::OCI.layout);
+/// // The same images as a docker-save tar or as an OCI layout in a tar.
+/// let (oci, _) = write_tar(&[], Layout::Oci, &WriteOptions::default(), Vec::new())?;
+/// assert!(oci.windows(10).any(|name| name == b"oci-layout"));
+/// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Layout {
     /// `docker save`: manifest.json (or, before Docker 1.10, `repositories` and v1
     /// layer directories).
@@ -59,90 +65,26 @@ pub enum Layout {
     Dir,
 }
 
-/// What holds a layout's files.
-///
-/// ```
-/// use dockhand::{Container, Format};
-///
-/// assert_eq!(Format::OCI_ARCHIVE.container, Container::Tar);
-/// assert_eq!(Format::DIR.container, Container::Directory);
-/// assert_eq!(Format::REGISTRY.container, Container::Registry);
-/// ```
+/// What holds a local layout's files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Container {
+pub(crate) enum Container {
     /// A tar file or stream.
     Tar,
     /// A directory.
     Directory,
-    /// A registry repository (`docker://`), read as an OCI layout.
-    Registry,
-}
-
-/// A format: a layout in a container, named as skopeo names its transports
-/// (`docker-archive`, `oci`, ...).
-///
-/// ```
-/// use dockhand::{Container, Format, Layout};
-///
-/// let format = Format::parse("oci-archive").unwrap();
-/// assert_eq!(format, Format::OCI_ARCHIVE);
-/// assert_eq!((format.layout, format.container), (Layout::Oci, Container::Tar));
-/// assert!(format.is_tar() && format.holds_many());
-/// assert_eq!(Format::for_destination("out.tar").name(), "docker-archive");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Format {
-    /// Which files and documents.
-    pub layout: Layout,
-    /// What holds them.
-    pub container: Container,
 }
 
 impl Format {
     /// `docker save` output in a tar.
-    pub const DOCKER_ARCHIVE: Format = Format::new(Layout::DockerSave, Container::Tar);
+    pub const DOCKER_ARCHIVE: Format = Format::of(&LOCAL[0]);
     /// A docker-save tree in a directory.
-    pub const DOCKER_DIR: Format = Format::new(Layout::DockerSave, Container::Directory);
+    pub const DOCKER_DIR: Format = Format::of(&LOCAL[1]);
     /// An OCI image layout in a directory.
-    pub const OCI: Format = Format::new(Layout::Oci, Container::Directory);
+    pub const OCI: Format = Format::of(&LOCAL[2]);
     /// An OCI image layout in a tar.
-    pub const OCI_ARCHIVE: Format = Format::new(Layout::Oci, Container::Tar);
+    pub const OCI_ARCHIVE: Format = Format::of(&LOCAL[3]);
     /// The containers/image `dir:` layout.
-    pub const DIR: Format = Format::new(Layout::Dir, Container::Directory);
-    /// A registry (`docker://HOST/REPO:TAG`), read and written as OCI manifests.
-    pub const REGISTRY: Format = Format::new(Layout::Oci, Container::Registry);
-
-    const fn new(layout: Layout, container: Container) -> Format {
-        Format { layout, container }
-    }
-
-    /// The transport name (`docker-archive`, `oci`, ...).
-    pub fn name(self) -> &'static str {
-        if self.container == Container::Registry {
-            return "docker";
-        }
-        self.transport().map_or("?", |t| t.name)
-    }
-
-    /// The format a transport name names.
-    pub fn parse(name: &str) -> Option<Format> {
-        TRANSPORTS.iter().find(|t| t.name == name).map(|t| t.format)
-    }
-
-    /// Every format, in the table's order.
-    pub fn all() -> impl Iterator<Item = Format> {
-        TRANSPORTS.iter().map(|t| t.format)
-    }
-
-    /// Whether this format is stored as a single tar (file or stream).
-    pub fn is_tar(self) -> bool {
-        self.container == Container::Tar
-    }
-
-    /// Whether the format can hold several images.
-    pub fn holds_many(self) -> bool {
-        self.ops().holds_many
-    }
+    pub const DIR: Format = Format::of(&LOCAL[4]);
 
     /// The format a destination gets when nothing names one: a docker-archive for
     /// stdout and `*.tar`, an OCI layout directory otherwise.
@@ -153,64 +95,122 @@ impl Format {
             Format::OCI
         }
     }
-
-    fn transport(self) -> Option<&'static Transport> {
-        TRANSPORTS.iter().find(|t| t.format == self)
-    }
-
-    pub(crate) fn ops(self) -> &'static LayoutOps {
-        self.transport()
-            .map_or_else(|| layout_ops(self.layout), |t| t.ops)
-    }
 }
 
-/// One transport: its name, its format, and the layout module that reads and writes
-/// it.
-pub(crate) struct Transport {
+/// A local transport: a layout in a container, and the layout module that reads and
+/// writes it.
+pub(crate) struct LocalTransport {
     /// The name on the command line (`docker-archive:x.tar`, `--to oci`).
-    pub name: &'static str,
-    /// The layout and container.
-    pub format: Format,
+    name: &'static str,
+    /// How a location is written, for help texts.
+    syntax: &'static str,
+    layout: Layout,
+    container: Container,
     /// The format as a noun, for messages.
-    pub noun: &'static str,
+    noun: &'static str,
     /// What reads and writes the layout.
-    pub ops: &'static LayoutOps,
+    ops: &'static LayoutOps,
 }
 
-/// The transports dockhand speaks: a name, a layout in a container, and the module
-/// that reads and writes that layout. Detection finds a layout in a tar or a
-/// directory, and the line with that pair names the result.
+/// The local transports: a name, a layout in a container, and the module that reads
+/// and writes that layout. Detection finds a layout in a tar or a directory, and the
+/// line with that pair names the result.
 #[rustfmt::skip]
-pub(crate) static TRANSPORTS: &[Transport] = &[
-    Transport { name: "docker-archive", format: Format::DOCKER_ARCHIVE, noun: "a docker-archive", ops: &docker::OPS },
-    Transport { name: "docker-dir", format: Format::DOCKER_DIR, noun: "a docker-dir", ops: &docker::OPS },
-    Transport { name: "oci", format: Format::OCI, noun: "an oci layout", ops: &oci::OPS },
-    Transport { name: "oci-archive", format: Format::OCI_ARCHIVE, noun: "an oci-archive", ops: &oci::OPS },
-    Transport { name: "dir", format: Format::DIR, noun: "a dir layout", ops: &dir::OPS },
+pub(crate) static LOCAL: [LocalTransport; 5] = [
+    LocalTransport { name: "docker-archive", syntax: "docker-archive:PATH[:NAME:TAG]", layout: Layout::DockerSave, container: Container::Tar, noun: "a docker-archive", ops: &docker::OPS },
+    LocalTransport { name: "docker-dir", syntax: "docker-dir:DIR[:NAME:TAG]", layout: Layout::DockerSave, container: Container::Directory, noun: "a docker-dir", ops: &docker::OPS },
+    LocalTransport { name: "oci", syntax: "oci:DIR[:REF]", layout: Layout::Oci, container: Container::Directory, noun: "an oci layout", ops: &oci::OPS },
+    LocalTransport { name: "oci-archive", syntax: "oci-archive:PATH[:REF]", layout: Layout::Oci, container: Container::Tar, noun: "an oci-archive", ops: &oci::OPS },
+    LocalTransport { name: "dir", syntax: "dir:DIR", layout: Layout::Dir, container: Container::Directory, noun: "a dir layout", ops: &dir::OPS },
 ];
 
-/// The names of every transport, for messages: "a, b, c and d".
-///
-/// ```
-/// assert_eq!(
-///     dockhand::transport_names(),
-///     "docker-archive, docker-dir, oci, oci-archive and dir"
-/// );
-/// ```
-pub fn transport_names() -> String {
-    let names: Vec<&str> = TRANSPORTS.iter().map(|t| t.name).collect();
-    match names.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-        _ => names.join(""),
+impl LocalTransport {
+    /// The local transport of `layout` in `container`, if there is one (a `dir:`
+    /// layout has no tar form).
+    fn find(layout: Layout, container: Container) -> Option<&'static LocalTransport> {
+        LOCAL
+            .iter()
+            .find(|t| t.layout == layout && t.container == container)
+    }
+
+    /// The local transport of `layout` in `container`, or in the one it has: what a
+    /// layout found is read as.
+    fn of(layout: Layout, container: Container) -> &'static LocalTransport {
+        LocalTransport::find(layout, container)
+            .or_else(|| LOCAL.iter().find(|t| t.layout == layout))
+            .expect("every layout has a transport")
+    }
+
+    /// The local transport `format` names, if it is one.
+    fn named(format: Format) -> Option<&'static LocalTransport> {
+        LOCAL.iter().find(|t| t.name == format.name())
+    }
+
+    fn format(&'static self) -> Format {
+        Format::of(self)
+    }
+
+    /// This row of [`LOCAL`], as the `'static` value a [`Format`] holds.
+    fn row(&self) -> &'static LocalTransport {
+        LOCAL
+            .iter()
+            .find(|t| t.name == self.name)
+            .expect("a local transport is a row of LOCAL")
+    }
+}
+
+impl Transport for LocalTransport {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn noun(&self) -> &'static str {
+        self.noun
+    }
+    fn syntax(&self) -> &'static str {
+        self.syntax
+    }
+    fn holds_many(&self) -> bool {
+        self.ops.holds_many
+    }
+    fn keeps_indexes(&self) -> bool {
+        self.layout == Layout::Oci
+    }
+    fn bare_names_are_ref_names(&self) -> bool {
+        self.ops.bare_names_are_ref_names
+    }
+    fn writes_in_order(&self) -> bool {
+        self.container == Container::Tar
+    }
+    fn is_local(&self) -> bool {
+        true
+    }
+    fn open_source(&self, location: &Location, options: &ReadOptions) -> Result<Source> {
+        let options = ReadOptions {
+            format: Some(self.row().format()),
+            ..options.clone()
+        };
+        open(&location.path, &options)
+    }
+    fn create_sink(
+        &self,
+        location: &Location,
+        options: &SinkOptions,
+    ) -> Result<Box<dyn ImageSink>> {
+        create_local_sink(&location.path, self.row(), options)
     }
 }
 
 fn layout_ops(layout: Layout) -> &'static LayoutOps {
-    TRANSPORTS
-        .iter()
-        .find(|t| t.format.layout == layout)
-        .map(|t| t.ops)
-        .expect("every layout has a transport")
+    LocalTransport::of(layout, Container::Tar).ops
+}
+
+/// The container `tree` is.
+fn container_of(tree: &dyn FileTree) -> Container {
+    if tree.is_dir() {
+        Container::Directory
+    } else {
+        Container::Tar
+    }
 }
 
 /// Reads every image of a layout from a tree, adding warnings.
@@ -238,211 +238,29 @@ pub(crate) struct LayoutOps {
     pub append: Option<AppendSpec>,
 }
 
-/// Options for reading a source.
-///
-/// ```
-/// use dockhand::{open_source, Location, Platform, ReadOptions};
-///
-/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
-/// let location = Location::parse(input)?;
-/// let on = |p: &str| ReadOptions { platform: Platform::parse(p).ok(), ..Default::default() };
-/// assert_eq!(open_source(&location, &on("linux/amd64"))?.images.len(), 1);
-/// // The fixture holds linux/amd64 only: asking for another platform is an error.
-/// assert!(open_source(&location, &on("linux/arm64")).is_err());
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct ReadOptions {
-    /// How to reach a registry source.
-    pub registry: crate::registry::RegistryOptions,
-    /// Take every platform of a multi-platform index (`--all`), which an OCI or
-    /// registry output keeps whole, instead of one.
-    pub all_platforms: bool,
-    /// The platform to pick: `Some` when the user asked for one (an image of another
-    /// platform is then never read, and no match is an error), `None` for the host's
-    /// default, which only picks among the children of multi-platform indexes.
-    pub platform: Option<Platform>,
-    /// Read the input as this format instead of detecting it (a Docker >= 25 archive is
-    /// both a docker-archive and an oci-archive). It must fit the content: a tar for
-    /// `*-archive`, a directory for the others.
-    pub format: Option<Format>,
-    /// Where an input that must be spooled (a pipe, a compressed archive) keeps its big
-    /// entries: the output's staging directory ([`ImageSink::spool_dir`]), so that a
-    /// directory output links them in instead of writing them a second time. `None`:
-    /// an anonymous temp file.
-    pub spool_dir: Option<PathBuf>,
-}
-
-impl ReadOptions {
-    fn wanted_platform(&self) -> Platform {
-        self.platform.clone().unwrap_or_else(Platform::host)
-    }
-}
-
-/// Options for writing.
-///
-/// ```
-/// use dockhand::{write_tar, DockerLayout, Layout, WriteOptions};
-///
-/// let has_oci_layout = |options: &WriteOptions| -> dockhand::Result<bool> {
-///     let (tar, _) = write_tar(&[], Layout::DockerSave, options, Vec::new())?;
-///     Ok(tar.windows(10).any(|name| name == b"oci-layout"))
-/// };
-/// let hybrid = WriteOptions { docker_layout: Some(DockerLayout::Hybrid), ..Default::default() };
-/// assert!(has_oci_layout(&hybrid)?);
-/// assert!(!has_oci_layout(&WriteOptions::default())?); // legacy
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct WriteOptions {
-    /// The shape of docker-save outputs (default: legacy); a usage error for others.
-    pub docker_layout: Option<DockerLayout>,
-    /// What OCI and `dir:` outputs do with layers (default: keep them as stored).
-    /// docker-save outputs always hold uncompressed layers: `gzip` or `zstd` there is
-    /// a usage error.
-    pub layer_compression: LayerCompression,
-    /// The gzip (1-9) or zstd (1-19) level; a usage error unless compressing.
-    pub compression_level: Option<i32>,
-}
-
-/// A source of images: what a reader found in an input.
-///
-/// ```
-/// use dockhand::{open_source, Format, ImageSource, Location, ReadOptions};
-///
-/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
-/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-/// let any: &dyn ImageSource = &source;
-/// assert!(any.input().ends_with("docker-save-basic/input.tar"));
-/// assert_eq!((any.format(), any.images().len()), (Format::DOCKER_ARCHIVE, 1));
-/// assert!(any.warnings().is_empty());
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-pub trait ImageSource {
-    /// The input as the user named it, for messages.
-    fn input(&self) -> &str;
-    /// The format it was read as.
-    fn format(&self) -> Format;
-    /// The images, in the order the source lists them (`@N` is a position here).
-    fn images(&self) -> &[Image];
-    /// Notes for the user about things skipped or tolerated.
-    fn warnings(&self) -> &[String];
-}
-
-/// An opened input: its format, its images, and the tree their blobs live in.
-///
-/// ```
-/// use dockhand::{open_source, Format, Location, ReadOptions};
-///
-/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
-/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-/// assert_eq!(source.format, Format::DOCKER_ARCHIVE);
-/// assert_eq!(source.images.len(), 1);
-/// assert!(source.warnings.is_empty() && source.platforms.is_empty());
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-pub struct Source {
-    /// The detected format.
-    pub format: Format,
-    /// The images, in the order the source lists them.
-    pub images: Vec<Image>,
-    /// Notes for the user about things skipped or tolerated.
-    pub warnings: Vec<String>,
-    /// Every platform the source's multi-platform indexes list, present or absent.
-    pub platforms: Vec<crate::model::image::ListedPlatform>,
-    tree: Box<dyn FileTree>,
-}
-
-impl std::fmt::Debug for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Source")
-            .field("input", &self.tree.name())
-            .field("format", &self.format)
-            .field("images", &self.images.len())
-            .field("warnings", &self.warnings)
-            .finish()
-    }
-}
-
-impl ImageSource for Source {
-    fn input(&self) -> &str {
-        self.tree.name()
-    }
-    fn format(&self) -> Format {
-        self.format
-    }
-    fn images(&self) -> &[Image] {
-        &self.images
-    }
-    fn warnings(&self) -> &[String] {
-        &self.warnings
-    }
-}
-
-impl Source {
-    /// Detect the layout of `tree` and read its images.
-    pub fn read(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Source> {
-        let (format, images, warnings, platforms) = {
-            let meta = Meta::new(&*tree);
-            let mut warnings = Vec::new();
-            let (format, images) = read_with(&meta, options, &mut warnings)?;
-            let mut all = meta.warnings.take();
-            all.append(&mut warnings);
-            (format, images, tidy_warnings(all), meta.platforms.take())
-        };
-        Ok(Source {
-            format,
-            images,
-            warnings,
-            platforms,
-            tree,
-        })
-    }
-
-    /// Read a registry repository presented as a tree (an OCI layout, or a `dir:`
-    /// layout for a schema 1 manifest).
-    pub(crate) fn read_registry(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Source> {
-        let options = ReadOptions {
-            format: None,
-            ..options.clone()
-        };
-        let mut source = Source::read(tree, &options)?;
-        source.format = Format::REGISTRY;
-        Ok(source)
-    }
-
-    /// Tell the source its images are written: a registry source drops the blobs it
-    /// cached for resuming. Other sources keep nothing; the images stay readable.
-    /// Returns warnings about reading the blobs (a registry's cache entry that did not
-    /// verify, discarded and fetched again), beyond [`Source::warnings`].
-    ///
-    /// ```
-    /// use dockhand::{open_source, verify, Location, NoProgress, ReadOptions};
-    ///
-    /// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
-    /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-    /// verify(&source.images, &NoProgress)?;
-    /// let warnings = source.finished(); // as `dockhand verify` does once every layer was read
-    /// assert!(warnings.is_empty());
-    /// verify(&source.images, &NoProgress)?;
-    /// # Ok::<(), dockhand::Error>(())
-    /// ```
-    #[must_use = "the warnings are for the user"]
-    pub fn finished(&self) -> Vec<String> {
-        self.tree.finished()
-    }
+/// Detect the layout of `tree` and read its images.
+pub fn read_tree(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Source> {
+    let (format, images, warnings, platforms) = {
+        let meta = Meta::new(&*tree);
+        let mut warnings = Vec::new();
+        let (format, images) = read_with(&meta, options, &mut warnings)?;
+        let mut all = meta.warnings.take();
+        all.append(&mut warnings);
+        (format, images, tidy_warnings(all), meta.platforms.take())
+    };
+    let mut source = Source::new(format, "", images).in_tree(tree);
+    source.warnings = warnings;
+    source.platforms = platforms;
+    Ok(source)
 }
 
 /// Open and read the input at `path` (`-` for stdin), in the format `options.format`
 /// names or the one detected. Every error names the input.
 pub(crate) fn open(path: &str, options: &ReadOptions) -> Result<Source> {
-    if crate::registry::is_registry(path) {
-        return crate::registry::open_source(path, options);
-    }
     let name = if path == "-" { "stdin" } else { path };
     let input =
         open_input_spooling_in(path, options.spool_dir.as_deref()).map_err(|e| e.in_input(name))?;
-    Source::read(input.tree, options).map_err(|e| e.in_input(name))
+    read_tree(input.tree, options).map_err(|e| e.in_input(name))
 }
 
 fn read_with(
@@ -451,17 +269,13 @@ fn read_with(
     warnings: &mut Vec<String>,
 ) -> Result<(Format, Vec<Image>)> {
     let tree = meta.tree;
-    let container = if tree.is_dir() {
-        Container::Directory
-    } else {
-        Container::Tar
-    };
     let mut layout = detect(meta)?;
-    if let Some(wanted) = options.format {
+    if let Some(wanted) = options.format.and_then(LocalTransport::named) {
         layout = check_forced(tree, layout, wanted)?;
     }
-    let format = Format::new(layout, container);
-    let images = (format.ops().read)(meta, options, warnings)?;
+    let local = LocalTransport::of(layout, container_of(tree));
+    let images = (local.ops.read)(meta, options, warnings)?;
+    let format = local.format();
     if images.is_empty() {
         return Err(Error::NotAnImage {
             file: String::new(),
@@ -469,100 +283,6 @@ fn read_with(
         });
     }
     Ok((format, images))
-}
-
-/// Where images are written: a layout in a container, committed atomically.
-///
-/// ```
-/// use dockhand::{create_sink, open_source, Format, ImageSink, NoProgress, SinkOptions};
-/// # use dockhand::{Location, ReadOptions};
-/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
-/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-/// # let tmp = tempfile::tempdir().unwrap();
-/// # let dst = tmp.path().join("image.tar");
-///
-/// let options = SinkOptions::default();
-/// let mut sink = create_sink(dst.to_str().unwrap(), Format::OCI_ARCHIVE, &options)?;
-/// sink.put_images(&source.images, &NoProgress)?;
-/// drop(sink); // not committed: the destination stays absent, the staging is removed
-/// assert!(!dst.exists());
-/// assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-pub trait ImageSink {
-    /// Write `images`: blobs first, each verified as it streams and hashed as it is
-    /// written, then the documents that name them, telling `progress` as layers go.
-    /// Returns warnings.
-    fn put_images(&mut self, images: &[Image], progress: &dyn Progress) -> Result<Vec<String>>;
-    /// Make everything written visible at the destination at once. A sink dropped
-    /// without committing leaves the destination as it was.
-    fn commit(self: Box<Self>) -> Result<()>;
-    /// How the destination is written (`None` for a stream), as decided before
-    /// anything was written.
-    fn plan(&self) -> Option<Plan> {
-        None
-    }
-    /// [`ImageSink::commit`], and how the destination was written in the end: the
-    /// [`plan`](ImageSink::plan), or [`Plan::AddToOciLayout`] when a new OCI layout
-    /// found that concurrent runs had created one at its destination meanwhile and
-    /// added its images to that.
-    ///
-    /// ```
-    /// use dockhand::{create_sink, open_source, Format, ImageSink, NoProgress, Plan};
-    /// # use dockhand::{Location, ReadOptions, SinkOptions};
-    /// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
-    /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-    /// # let tmp = tempfile::tempdir().unwrap();
-    /// let dst = tmp.path().join("layout");
-    /// let dst = dst.to_str().unwrap();
-    ///
-    /// // Two runs plan a new layout; the second finds the first's there when it commits.
-    /// let mut first = create_sink(dst, Format::OCI, &SinkOptions::default())?;
-    /// let mut second = create_sink(dst, Format::OCI, &SinkOptions::default())?;
-    /// first.put_images(&source.images[..1], &NoProgress)?;
-    /// second.put_images(&source.images[1..2], &NoProgress)?;
-    /// assert_eq!(first.commit_with_plan()?, Some(Plan::Create));
-    /// assert_eq!(second.commit_with_plan()?, Some(Plan::AddToOciLayout));
-    /// # Ok::<(), dockhand::Error>(())
-    /// ```
-    fn commit_with_plan(self: Box<Self>) -> Result<Option<Plan>> {
-        let plan = self.plan();
-        self.commit().map(|()| plan)
-    }
-    /// Where a piped input should spool its big entries (see [`ReadOptions::spool_dir`]).
-    fn spool_dir(&self) -> Option<PathBuf> {
-        None
-    }
-}
-
-/// Options for creating a sink.
-///
-/// ```
-/// use dockhand::{convert, create_sink, ConvertOptions, Format, Plan, SinkOptions};
-/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
-/// # let tmp = tempfile::tempdir().unwrap();
-/// # let dst = tmp.path().join("layout");
-/// # let dst = dst.to_str().unwrap();
-///
-/// convert(input, dst, &ConvertOptions::default())?; // an OCI layout
-/// let plan = |options| create_sink(dst, Format::OCI, &options).map(|sink| sink.plan());
-/// assert_eq!(plan(SinkOptions::default())?, Some(Plan::AddToOciLayout));
-/// assert_eq!(plan(SinkOptions { force: true, ..Default::default() })?, Some(Plan::Replace));
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct SinkOptions {
-    /// Replace a destination dockhand could have written (the crate docs' `# Security` section says what it may).
-    pub force: bool,
-    /// The source's path, which the destination must neither be nor contain.
-    pub source: Option<PathBuf>,
-    /// How to write.
-    pub write: WriteOptions,
-    /// How to reach a registry destination.
-    pub registry: crate::registry::RegistryOptions,
-    /// How many layers a directory output writes at once (`None`: one per core); a
-    /// registry source asks for its `--jobs`.
-    pub jobs: Option<usize>,
 }
 
 /// A layout written into a tree (a tar stream or file, a staging directory, an
@@ -595,33 +315,16 @@ impl ImageSink for LayoutSink {
     }
 }
 
-/// Create a sink writing `format` at `path` (`-` for stdout), after deciding what the
-/// destination allows (the crate docs' `# Security` section says what).
-///
-/// ```
-/// use dockhand::{create_sink, open_source, Format, Location, NoProgress, ReadOptions};
-/// use dockhand::{ImageSink, SinkOptions};
-///
-/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
-/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-/// let out = tempfile::tempdir().unwrap();
-/// let dir = out.path().join("one");
-/// let mut sink = create_sink(dir.to_str().unwrap(), Format::DIR, &SinkOptions::default())?;
-/// sink.put_images(&source.images[1..2], &NoProgress)?;
-/// assert!(!dir.exists()); // nothing appears before the commit
-/// sink.commit()?;
-/// assert!(dir.join("manifest.json").is_file());
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-pub fn create_sink(
+/// Create a sink writing the local transport `local` at `path` (`-` for stdout),
+/// after deciding what the destination allows (the crate docs' `# Security` section
+/// says what).
+fn create_local_sink(
     path: &str,
-    format: Format,
+    local: &'static LocalTransport,
     options: &SinkOptions,
 ) -> Result<Box<dyn ImageSink>> {
-    if format.container == Container::Registry || crate::registry::is_registry(path) {
-        return crate::registry::create_sink(path, &options.write, &options.registry);
-    }
-    let ops = format.ops();
+    let format = local.format();
+    let ops = local.ops;
     if options.write.docker_layout.is_some() && !ops.takes_docker_layout {
         return Err(Error::Usage(format!(
             "--docker-layout applies to docker-archive and docker-dir outputs, not {}",
@@ -663,14 +366,14 @@ pub fn create_sink(
         }));
     }
     let dest = Path::new(path);
-    let output = match format.container {
+    let output = match local.container {
         Container::Tar => Output::File,
-        Container::Directory | Container::Registry => Output::Directory {
+        Container::Directory => Output::Directory {
             appendable: ops.append.is_some(),
         },
     };
     let plan = destination::plan(dest, output, options.force, options.source.as_deref())?;
-    let writer: Box<dyn TreeWriter> = match (plan, &ops.append, format.container) {
+    let writer: Box<dyn TreeWriter> = match (plan, &ops.append, local.container) {
         (Plan::AddToOciLayout, Some(append), _) => {
             (append.check)(dest).map_err(|reason| destination::not_addable(dest, &reason))?;
             Box::new(AppendWriter::open(
@@ -873,33 +576,30 @@ fn detect(meta: &Meta) -> Result<Layout> {
 
 /// Check that a forced format (`--from`, a transport prefix) fits both the layout found
 /// and its container (a tar or a directory); the layout to read it as.
-fn check_forced(tree: &dyn FileTree, detected: Layout, wanted: Format) -> Result<Layout> {
-    let container = if tree.is_dir() {
-        Container::Directory
-    } else {
-        Container::Tar
-    };
+fn check_forced(
+    tree: &dyn FileTree,
+    detected: Layout,
+    wanted: &'static LocalTransport,
+) -> Result<Layout> {
+    let container = container_of(tree);
     // A Docker >= 25 save is an OCI layout too.
     let hybrid = detected == Layout::DockerSave && tree.exists("index.json");
     let layout_fits = detected == wanted.layout || (hybrid && wanted.layout == Layout::Oci);
     if layout_fits && wanted.container == container {
         return Ok(wanted.layout);
     }
-    let natural = Format::new(detected, container);
+    let noun =
+        |layout| LocalTransport::find(layout, container).map_or("an image layout", |t| t.noun);
     let what = if hybrid {
-        format!(
-            "{} (also {})",
-            noun(natural),
-            noun(Format::new(Layout::Oci, container))
-        )
+        format!("{} (also {})", noun(detected), noun(Layout::Oci))
     } else {
-        noun(natural).to_string()
+        noun(detected).to_string()
     };
     // What would read it: the wanted layout in this container, else what was found.
     let suggestion = if layout_fits {
-        Format::new(wanted.layout, container).transport()
+        LocalTransport::find(wanted.layout, container)
     } else {
-        natural.transport()
+        LocalTransport::find(detected, container)
     };
     let advice = match suggestion {
         Some(t) => format!("use --from {} or leave --from out", t.name),
@@ -908,12 +608,11 @@ fn check_forced(tree: &dyn FileTree, detected: Layout, wanted: Format) -> Result
     let container_noun = |c: Container| match c {
         Container::Directory => "a directory",
         Container::Tar => "a tar file",
-        Container::Registry => "a registry",
     };
     Err(Error::Selection(format!(
         "is {what} ({}), not {} ({}); {advice}",
         container_noun(container),
-        wanted.name(),
+        wanted.name,
         container_noun(wanted.container)
     )))
 }
@@ -923,11 +622,6 @@ pub(crate) const WHAT_DOCKHAND_READS: &str = "dockhand reads docker save and OCI
      (tar files, also gzip, zstd, xz or bzip2-compressed), image layout directories \
      (OCI, docker save, dir:) and docker:// registries";
 
-/// A format as a noun for messages.
-fn noun(format: Format) -> &'static str {
-    format.transport().map_or("an image layout", |t| t.noun)
-}
-
 /// Reading the repository's fixtures through the library, for each format's tests.
 #[cfg(test)]
 pub(crate) mod fixture_check {
@@ -935,7 +629,7 @@ pub(crate) mod fixture_check {
 
     use serde_json::Value;
 
-    use super::{ReadOptions, Source};
+    use super::{read_tree, ReadOptions};
     use crate::container::open_input;
     use crate::inspect::{inspect_json, write_json};
 
@@ -975,7 +669,7 @@ pub(crate) mod fixture_check {
         )
         .map_err(|e| e.to_string())?;
         let tree = open_input(input.to_str().ok_or("path")?).map_err(|e| e.to_string())?;
-        let source = Source::read(tree.tree, &ReadOptions::default()).map_err(|e| e.to_string())?;
+        let source = read_tree(tree.tree, &ReadOptions::default()).map_err(|e| e.to_string())?;
         let all: Vec<usize> = (0..source.images.len()).collect();
         let mut out = Vec::new();
         write_json(&inspect_json(&source, &all), &mut out).map_err(|e| e.to_string())?;
@@ -1053,7 +747,7 @@ mod tests {
     #[test]
     fn a_shadowed_manifest_json_with_other_content_is_named_in_a_warning() {
         let (_dir, tree) = save_with_shadow("last:1", "first:1");
-        let source = Source::read(Box::new(tree), &ReadOptions::default()).unwrap();
+        let source = read_tree(Box::new(tree), &ReadOptions::default()).unwrap();
         assert_eq!(
             source.warnings,
             ["manifest.json appears twice (entries 3 and 9) with different content; using the last, entry 9 (skopeo would use the first)"]
@@ -1068,7 +762,7 @@ mod tests {
     #[test]
     fn a_shadowed_manifest_json_with_the_same_content_is_no_news() {
         let (_dir, tree) = save_with_shadow("same:1", "same:1");
-        let source = Source::read(Box::new(tree), &ReadOptions::default()).unwrap();
+        let source = read_tree(Box::new(tree), &ReadOptions::default()).unwrap();
         assert!(source.warnings.is_empty(), "{:?}", source.warnings);
     }
 }

@@ -1,6 +1,6 @@
 //! Where a blob's bytes come from. The model holds blobs behind this trait, so an image
-//! can come from an indexed tar, a directory, memory, or (later) a registry without the
-//! model knowing which.
+//! can come from an indexed tar, a directory, memory or a registry without the model
+//! knowing which.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 /// The bytes of one blob (a config, a manifest, a layer) as a source holds them.
 ///
 /// Implemented by the containers for a byte range of an indexed tar and for a file of a
-/// directory, and here for bytes in memory ([`MemoryBlob`]).
+/// directory, by transports for what they fetch, and here for bytes in memory
+/// ([`MemoryBlob`]). A transport recognises its own blobs (to mount one, or fetch
+/// ahead) by their type, through [`std::any::Any`].
 ///
 /// ```
 /// use dockhand::{open_source, Blob, Location, ReadOptions};
@@ -23,7 +25,7 @@ use crate::error::{Error, Result};
 /// assert_eq!(blob.head(4)?.len(), 4);
 /// # Ok::<(), dockhand::Error>(())
 /// ```
-pub trait Blob: Send + Sync + fmt::Debug {
+pub trait Blob: std::any::Any + Send + Sync + fmt::Debug {
     /// A reader over the bytes from `start` on (`0` for all of them). It yields at most
     /// [`Blob::size`] bytes in all.
     fn open_at(&self, start: u64) -> Result<Box<dyn Read + Send>>;
@@ -45,17 +47,11 @@ pub trait Blob: Send + Sync + fmt::Debug {
         None
     }
 
-    /// The registry and repository the blob is in, when it is in one: a push to
-    /// another repository of that registry mounts it from there instead of uploading.
-    fn registry_origin(&self) -> Option<(&str, &str)> {
-        None
-    }
-
-    /// Fetch the bytes ahead of their use into a local cache, when the blob has one
-    /// (a registry's): a later [`Blob::open`] then reads them from there. Errors are
-    /// for the caller to ignore; the later read meets them again.
-    fn prefetch(&self) -> Result<()> {
-        Ok(())
+    /// Whether reading the bytes a second time costs little (a local file, from the
+    /// page cache), so that a reader may read them twice at once rather than carry
+    /// them between threads; not for bytes fetched over a network.
+    fn rereading_is_cheap(&self) -> bool {
+        true
     }
 
     /// A reader over all the bytes.

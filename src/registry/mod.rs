@@ -13,16 +13,17 @@ pub(crate) mod push;
 pub(crate) mod reference;
 pub(crate) mod tree;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use ureq::http::Method;
 
 use crate::error::{Error, Result};
-use crate::formats::{ImageSink, ReadOptions, Source, WriteOptions};
+use crate::model::blob::Blob;
+use crate::model::image::Image;
 use crate::text::shown;
+pub use crate::transport::RegistryOptions;
+use crate::transport::{ImageSink, Location, ReadOptions, SinkOptions, Source, Transport};
 use client::{header, Client, Payload, Scope};
 use credentials::{CredentialOptions, Environment};
 use fetch::Repo;
@@ -34,68 +35,61 @@ pub const PREFIX: &str = "docker://";
 /// Most pages of a tag list followed.
 const MAX_TAG_PAGES: usize = 10_000;
 
-/// How to reach registries.
-///
-/// ```
-/// use dockhand::{ReadOptions, RegistryOptions};
-///
-/// let registry = RegistryOptions { creds: Some("user:secret".into()), ..Default::default() };
-/// assert!(registry.tls_verify);
-/// assert_eq!((registry.retry_times, registry.jobs), (3, 4));
-/// let read = ReadOptions { registry, ..Default::default() };
-/// assert_eq!(read.registry.creds.as_deref(), Some("user:secret"));
-/// ```
-#[derive(Clone, Debug)]
-pub struct RegistryOptions {
-    /// `--creds USER:PASSWORD`: overrides every auth file.
-    pub creds: Option<String>,
-    /// `--authfile PATH`: the only auth file read.
-    pub authfile: Option<PathBuf>,
-    /// Verify TLS certificates (`--tls-verify=false`: HTTPS without checks, or plain
-    /// HTTP when the registry speaks no TLS).
-    pub tls_verify: bool,
-    /// How many times a transient failure (a connection error, 408, 429, 5xx) is
-    /// retried, with exponential backoff.
-    pub retry_times: u32,
-    /// The first backoff delay (doubled on each retry), unless the registry sends
-    /// `Retry-After`.
-    pub retry_delay: Duration,
-    /// Where pulled blobs are kept until an output holds them, so that an interrupted
-    /// pull resumes (`None`: `$XDG_CACHE_HOME/dockhand`).
-    pub cache: Option<PathBuf>,
-    /// Use no blob cache at all.
-    pub no_cache: bool,
-    /// How many blobs are pulled (into a directory output) or pushed at once.
-    pub jobs: usize,
-    /// A read or write that makes no progress for this long fails its attempt, which
-    /// is then retried (zero: wait forever).
-    pub read_timeout: Duration,
-    /// A blob body slower than this many bytes a second, over a stretch of
-    /// `read_timeout`, fails its attempt too (zero: no floor), so that a registry
-    /// dripping a byte at a time cannot hold a pull forever.
-    pub min_rate: u64,
-}
+/// The `docker://` transport: a repository in a registry.
+pub(crate) struct RegistryTransport;
 
-impl Default for RegistryOptions {
-    fn default() -> Self {
-        RegistryOptions {
-            creds: None,
-            authfile: None,
-            tls_verify: true,
-            retry_times: 3,
-            retry_delay: Duration::from_secs(1),
-            cache: None,
-            no_cache: false,
-            jobs: 4,
-            read_timeout: Duration::from_secs(60),
-            min_rate: 1024,
-        }
+/// The row of the transport table.
+pub(crate) static DOCKER: RegistryTransport = RegistryTransport;
+
+impl Transport for RegistryTransport {
+    fn name(&self) -> &'static str {
+        "docker"
     }
-}
-
-/// Is `location` a registry reference?
-pub fn is_registry(location: &str) -> bool {
-    location.starts_with(PREFIX)
+    fn noun(&self) -> &'static str {
+        "a registry"
+    }
+    fn syntax(&self) -> &'static str {
+        "docker://HOST/REPO[:TAG|@DIGEST]"
+    }
+    /// `//HOST/REPO...` after `docker:`, checked whole (a port out of range,
+    /// credentials inside it).
+    fn parse(&self, rest: &str) -> Result<(String, Option<String>)> {
+        let Some(text) = rest.strip_prefix("//") else {
+            return Err(Error::Usage(format!(
+                "docker:{}: a registry reference is written {PREFIX}HOST/REPO:TAG, e.g. {PREFIX}{}",
+                shown(rest),
+                shown(rest)
+            )));
+        };
+        RegistryRef::parse(text, true)?;
+        Ok((text.to_string(), None))
+    }
+    fn holds_many(&self) -> bool {
+        true
+    }
+    fn keeps_indexes(&self) -> bool {
+        true
+    }
+    fn parallel_reads(&self, options: &ReadOptions) -> Option<usize> {
+        Some(options.registry.jobs)
+    }
+    fn open_source(&self, location: &Location, options: &ReadOptions) -> Result<Source> {
+        open_source(&location.path, options)
+    }
+    fn create_sink(
+        &self,
+        location: &Location,
+        options: &SinkOptions,
+    ) -> Result<Box<dyn ImageSink>> {
+        let reference = RegistryRef::parse(&location.path, true)?;
+        let repo = repo(&reference, &options.registry, false)?;
+        Ok(Box::new(push::RegistrySink::new(
+            repo,
+            reference,
+            &options.write,
+            options.registry.jobs,
+        )?))
+    }
 }
 
 fn connect(reference: &RegistryRef, options: &RegistryOptions) -> Result<Client> {
@@ -134,14 +128,18 @@ fn repo(reference: &RegistryRef, options: &RegistryOptions, cache: bool) -> Resu
     }))
 }
 
-/// Open `docker://...` as a source: its manifest and configs are read now, layers
-/// when they are written.
-pub(crate) fn open_source(location: &str, options: &ReadOptions) -> Result<Source> {
-    let text = location.strip_prefix(PREFIX).unwrap_or(location);
+/// Open `HOST/REPO[:TAG|@DIGEST]` as a source: its manifest and configs are read now,
+/// layers when they are written.
+fn open_source(text: &str, options: &ReadOptions) -> Result<Source> {
     let reference = RegistryRef::parse(text, false)?;
     let repo = repo(&reference, &options.registry, true)?;
     let tree = tree::RegistryTree::open(repo, &reference)?;
-    let mut source = Source::read_registry(Box::new(tree), options)?;
+    let read = ReadOptions {
+        format: None,
+        ..options.clone()
+    };
+    let mut source = crate::formats::read_tree(Box::new(tree), &read)?;
+    source.format = crate::transport::Format::of(&DOCKER);
     // The images the reference resolves to (one, or every platform with --all) are
     // named by it and by nothing the registry says: a schema 1 manifest's `name` and
     // `tag`, or annotations, would otherwise rename the output (and `docker load`
@@ -151,20 +149,27 @@ pub(crate) fn open_source(location: &str, options: &ReadOptions) -> Result<Sourc
         image.ref_names.clear();
         image.oci_ref_names.clear();
     }
-    Ok(source)
+    // A tar output writes layers one after another: they are fetched ahead, `jobs`
+    // at once, into the cache, which the output then reads.
+    let (jobs, cached) = (options.registry.jobs, !options.registry.no_cache);
+    Ok(source.reading_ahead(Box::new(move |images, stop| {
+        if jobs > 1 && cached {
+            prefetch(images, jobs, stop);
+        }
+    })))
 }
 
 /// Fetch the registry layers of `images` into the blob cache, `jobs` at once, until
 /// `stop` is set: an output that writes layers one after another (a tar) then finds
 /// each in the cache, or waits for the fetch under way, instead of fetching them one
 /// at a time itself. Failures are left for that output to meet.
-pub(crate) fn prefetch(images: &[crate::model::image::Image], jobs: usize, stop: &AtomicBool) {
+fn prefetch(images: &[Image], jobs: usize, stop: &AtomicBool) {
     let mut seen = std::collections::HashSet::new();
-    let blobs: Vec<_> = images
+    let blobs: Vec<&tree::RegistryBlob> = images
         .iter()
         .flat_map(|image| &image.layers)
-        .filter_map(|layer| layer.blob.clone())
-        .filter(|blob| blob.registry_origin().is_some() && seen.insert(blob.describe()))
+        .filter_map(|layer| tree::RegistryBlob::of(layer.blob.as_deref()?))
+        .filter(|blob| seen.insert(blob.describe()))
         .collect();
     crate::pool::run_all(&blobs, jobs, |blob| {
         if stop.load(Ordering::Relaxed) {
@@ -173,23 +178,6 @@ pub(crate) fn prefetch(images: &[crate::model::image::Image], jobs: usize, stop:
         let _ = blob.prefetch();
         Ok(())
     });
-}
-
-/// A sink pushing to `docker://...`.
-pub(crate) fn create_sink(
-    location: &str,
-    write: &WriteOptions,
-    options: &RegistryOptions,
-) -> Result<Box<dyn ImageSink>> {
-    let text = location.strip_prefix(PREFIX).unwrap_or(location);
-    let reference = RegistryRef::parse(text, true)?;
-    let repo = repo(&reference, options, false)?;
-    Ok(Box::new(push::RegistrySink::new(
-        repo,
-        reference,
-        write,
-        options.jobs,
-    )?))
 }
 
 /// The tags of the repository `location` names (`docker://HOST/REPO`), following

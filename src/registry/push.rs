@@ -16,12 +16,12 @@ use crate::container::{Committed, ParallelFiles, TreeWriter};
 use crate::error::{Error, Result};
 use crate::formats::blobs::BlobWriter;
 use crate::formats::oci::{list_written, put_oci_image, Listed, OciLayers};
-use crate::formats::{ImageSink, WriteOptions};
 use crate::model::blob::Blob;
 use crate::model::digest::Digest;
 use crate::model::image::Image;
 use crate::progress::Progress;
 use crate::text::shown;
+use crate::transport::{ImageSink, WriteOptions};
 
 /// Blobs up to this size go in one `PUT`; larger ones in `PATCH` chunks of this size
 /// (held in memory, so that a chunk cut short is sent again from where the registry
@@ -148,7 +148,9 @@ impl ImageSink for RegistrySink {
                 self.uploader
                     .sources
                     .insert(digest.clone(), Arc::clone(blob));
-                if let Some((registry, repository)) = blob.registry_origin() {
+                if let Some((registry, repository)) =
+                    super::tree::RegistryBlob::of(blob.as_ref()).map(|b| b.origin())
+                {
                     if registry == self.uploader.repo.client.registry()
                         && repository != self.uploader.repo.repository
                     {

@@ -514,12 +514,41 @@ impl Blob for ManifestBlob {
 
 /// A config or layer in a registry.
 #[derive(Debug)]
-struct RegistryBlob {
+pub(crate) struct RegistryBlob {
     repo: Arc<Repo>,
     digest: Digest,
     size: u64,
     /// The media type, for a layer (empty when the manifest gives none: schema 1).
     layer_type: Option<String>,
+}
+
+impl RegistryBlob {
+    /// The blob of a registry's behind `blob`, when it is one.
+    pub(crate) fn of(blob: &dyn Blob) -> Option<&RegistryBlob> {
+        (blob as &dyn std::any::Any).downcast_ref()
+    }
+
+    /// The registry and repository it is in: a push to another repository of that
+    /// registry mounts it from there instead of uploading it.
+    pub(crate) fn origin(&self) -> (&str, &str) {
+        (self.repo.client.registry(), &self.repo.repository)
+    }
+
+    /// Fetch a layer's bytes ahead of their use into the cache, which a later
+    /// [`Blob::open`] then reads. Errors are for the caller to ignore; the later read
+    /// meets them again.
+    pub(crate) fn prefetch(&self) -> Result<()> {
+        if self.layer_type.is_none() {
+            return Ok(());
+        }
+        if let Some(mut cached) = Cached::open(&self.repo, &self.digest, self.size)? {
+            if !cached.complete() {
+                std::io::copy(&mut cached, &mut std::io::sink())
+                    .map_err(|e| Error::io(format!("fetching {}", self.describe()), e))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Blob for RegistryBlob {
@@ -549,20 +578,8 @@ impl Blob for RegistryBlob {
     fn describe(&self) -> String {
         self.repo.describe(&self.digest)
     }
-    fn registry_origin(&self) -> Option<(&str, &str)> {
-        Some((self.repo.client.registry(), &self.repo.repository))
-    }
-    fn prefetch(&self) -> Result<()> {
-        if self.layer_type.is_none() {
-            return Ok(());
-        }
-        if let Some(mut cached) = Cached::open(&self.repo, &self.digest, self.size)? {
-            if !cached.complete() {
-                std::io::copy(&mut cached, &mut std::io::sink())
-                    .map_err(|e| Error::io(format!("fetching {}", self.describe()), e))?;
-            }
-        }
-        Ok(())
+    fn rereading_is_cheap(&self) -> bool {
+        false
     }
     /// A layer's first bytes as its media type gives them, so that reading an image's
     /// metadata fetches no layer bytes; the layer is checked when it streams (a wrong

@@ -7,7 +7,6 @@ mod v1;
 mod write;
 
 pub(crate) use v1::has_v1_layers;
-pub use write::DockerLayout;
 
 use super::context::Meta;
 use super::{keep_platform, LayoutOps, ReadOptions, WriteOptions};

@@ -12,35 +12,7 @@ use crate::layer::{open_layer_in_turn, LayerForm};
 use crate::model::digest::Digest;
 use crate::model::image::Image;
 use crate::progress::{Progress, Reporting};
-
-/// Which docker-archive shape to write.
-///
-/// ```
-/// use dockhand::{convert, open_source, ConvertOptions, DockerLayout, Format};
-/// # use dockhand::{Location, ReadOptions};
-/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
-/// # let tmp = tempfile::tempdir().unwrap();
-/// # let dst = tmp.path().join("hybrid.tar");
-/// # let dst = dst.to_str().unwrap();
-///
-/// let hybrid = Some(DockerLayout::Hybrid);
-/// let options = ConvertOptions { docker_layout: hybrid, ..Default::default() };
-/// convert(input, dst, &options)?;
-/// // Docker >= 25's shape: an OCI layout too, which OCI tools can read.
-/// let oci = ReadOptions { format: Some(Format::OCI_ARCHIVE), ..Default::default() };
-/// assert_eq!(open_source(&Location::parse(dst)?, &oci)?.images.len(), 1);
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DockerLayout {
-    /// `<config>.json`, `<v1id>/layer.tar`, manifest.json, repositories: loadable by
-    /// every Docker since 1.10 and read by every scanner.
-    #[default]
-    Legacy,
-    /// The Docker >= 25 shape: an OCI layout with manifest.json, read by docker load and
-    /// by OCI tools alike.
-    Hybrid,
-}
+use crate::transport::DockerLayout;
 
 /// Fields of the config copied into the top layer's legacy `json`, as Docker does.
 const V1_TOP_FIELDS: &[&str] = &[
