@@ -1,9 +1,11 @@
-//! Writing blobs (configs, manifests, layers) under a prefix of an output, once each
-//! and verified as they stream, several layers at a time when the output allows it.
-//! Shared by every writer that stores content-addressed blobs (OCI, `dir:`, the Docker
-//! >= 25 hybrid).
+//! Writing blobs (configs, manifests, layers) into a [`BlobStore`], once each and
+//! verified as they stream, several layers at a time when the store allows it. Shared
+//! by every writer that stores content-addressed blobs: the OCI, `dir:` and Docker >=
+//! 25 hybrid layouts (files under a prefix of a tree, [`TreeBlobs`]) and a registry
+//! (uploads).
 
 use std::collections::HashMap;
+use std::io::Read;
 
 use crate::compress;
 use crate::container::{ParallelFiles, TreeWriter};
@@ -14,11 +16,109 @@ use crate::model::image::{Descriptor, Image, Layer};
 use crate::model::media::Compression;
 use crate::progress::{Progress, Reporting};
 
-/// Writes blobs under a prefix, once each, verifying every byte on the way.
+/// Where blobs go, by digest: files of a layout, or uploads to a registry.
+pub(crate) trait BlobStore {
+    /// The size of the blob `digest` when the store holds it already with exactly
+    /// these bytes (and `size`, when known), so that it need not be put again.
+    fn existing(&self, digest: &Digest, size: Option<u64>) -> Result<Option<u64>>;
+    /// Put the blob `digest` from `data`, which the caller verifies as it streams
+    /// (`size` when known); returns its size.
+    fn put(&mut self, digest: &Digest, size: Option<u64>, data: &mut dyn Read) -> Result<u64>;
+    /// Put a blob whose digest is known only once all of `data` is read (a layer
+    /// compressed anew, or one whose source records no digest); returns that digest
+    /// and the size.
+    fn put_hashing(&mut self, data: &mut dyn Read) -> Result<(Digest, u64)>;
+    /// A handle for putting blobs from several threads at once, when the store can.
+    fn parallel(&self) -> Option<SharedStore<'_>>;
+}
+
+/// A blob store that takes blobs from several threads at once.
+pub(crate) trait ParallelBlobs: Sync {
+    /// Like [`BlobStore::put`] with no size, callable concurrently for different blobs.
+    fn put_shared(&self, digest: &Digest, data: &mut dyn Read) -> Result<u64>;
+    /// How many blobs to put at once.
+    fn jobs(&self) -> usize;
+}
+
+/// The concurrent side of a [`BlobStore`]: files of a tree, or a store's own.
+#[derive(Clone, Copy)]
+pub(crate) enum SharedStore<'a> {
+    /// Files named `prefix` + hex digest in a tree that writes several at once.
+    Files {
+        files: &'a dyn ParallelFiles,
+        prefix: &'static str,
+    },
+    /// A store that takes blobs concurrently itself.
+    Blobs(&'a dyn ParallelBlobs),
+}
+
+impl SharedStore<'_> {
+    fn put(&self, digest: &Digest, data: &mut dyn Read) -> Result<u64> {
+        match self {
+            SharedStore::Files { files, prefix } => {
+                files.file_shared(&format!("{prefix}{}", digest.hex()), data)
+            }
+            SharedStore::Blobs(blobs) => blobs.put_shared(digest, data),
+        }
+    }
+
+    /// Give `file` (verified) the blob's name without copying it, where the store can.
+    fn adopt(&self, digest: &Digest, file: &std::fs::File) -> Result<bool> {
+        match self {
+            SharedStore::Files { files, prefix } => {
+                files.adopt(&format!("{prefix}{}", digest.hex()), file)
+            }
+            SharedStore::Blobs(_) => Ok(false),
+        }
+    }
+
+    fn jobs(&self) -> usize {
+        match self {
+            SharedStore::Files { files, .. } => files.jobs(),
+            SharedStore::Blobs(blobs) => blobs.jobs(),
+        }
+    }
+}
+
+/// Blobs as files of a tree named `prefix` + hex digest (`blobs/sha256/` in an OCI
+/// layout, none in a `dir:` layout).
+pub(crate) struct TreeBlobs<'w> {
+    pub tree: &'w mut dyn TreeWriter,
+    pub prefix: &'static str,
+}
+
+impl TreeBlobs<'_> {
+    fn path(&self, digest: &Digest) -> String {
+        format!("{}{}", self.prefix, digest.hex())
+    }
+}
+
+impl BlobStore for TreeBlobs<'_> {
+    fn existing(&self, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
+        self.tree.existing_blob(&self.path(digest), digest, size)
+    }
+    fn put(&mut self, digest: &Digest, size: Option<u64>, data: &mut dyn Read) -> Result<u64> {
+        let path = self.path(digest);
+        match size {
+            Some(size) => self.tree.file(&path, size, data).map(|()| size),
+            None => self.tree.file_unsized(&path, data),
+        }
+    }
+    fn put_hashing(&mut self, data: &mut dyn Read) -> Result<(Digest, u64)> {
+        self.tree.file_by_digest(self.prefix, data)
+    }
+    fn parallel(&self) -> Option<SharedStore<'_>> {
+        let prefix = self.prefix;
+        self.tree
+            .parallel()
+            .map(|files| SharedStore::Files { files, prefix })
+    }
+}
+
+/// Writes blobs into a store, once each, verifying every byte on the way.
 pub(crate) struct BlobWriter<'w> {
     progress: &'w dyn Progress,
-    out: &'w mut dyn TreeWriter,
-    prefix: &'static str,
+    out: &'w mut dyn BlobStore,
     written: HashMap<Digest, u64>,
     /// Layers written whose source recorded no digest, by their path in the source.
     by_source: HashMap<String, (Digest, u64)>,
@@ -27,37 +127,23 @@ pub(crate) struct BlobWriter<'w> {
 }
 
 impl<'w> BlobWriter<'w> {
-    pub(crate) fn new(
-        out: &'w mut dyn TreeWriter,
-        prefix: &'static str,
-        progress: &'w dyn Progress,
-    ) -> Self {
+    pub(crate) fn new(out: &'w mut dyn BlobStore, progress: &'w dyn Progress) -> Self {
         BlobWriter {
             progress,
             out,
-            prefix,
             written: HashMap::new(),
             by_source: HashMap::new(),
             compressed: HashMap::new(),
         }
     }
 
-    pub(crate) fn path(&self, digest: &Digest) -> String {
-        format!("{}{}", self.prefix, digest.hex())
-    }
-
     /// Write small bytes (a config or manifest) as a blob.
     pub(crate) fn put_bytes(&mut self, bytes: &[u8]) -> Result<Descriptor> {
         let digest = Digest::of(bytes);
         if !self.written.contains_key(&digest) {
-            let path = self.path(&digest);
             let size = bytes.len() as u64;
-            if self
-                .out
-                .existing_blob(&path, &digest, Some(size))?
-                .is_none()
-            {
-                self.out.file(&path, size, &mut &bytes[..])?;
+            if self.out.existing(&digest, Some(size))?.is_none() {
+                self.out.put(&digest, Some(size), &mut &bytes[..])?;
             }
             self.written.insert(digest.clone(), size);
         }
@@ -105,15 +191,14 @@ impl<'w> BlobWriter<'w> {
         if threads.min(jobs.len()) < 2 {
             return Ok(());
         }
-        let (prefix, progress) = (self.prefix, self.progress);
+        let progress = self.progress;
         let results = crate::pool::run_all(&jobs, threads, |(layer, form, target)| {
-            let path = format!("{prefix}{}", target.hex());
-            if let Some(size) = adopt_spooled(image, layer, *form, &path, parallel, progress)? {
+            if let Some(size) = adopt_spooled(image, layer, *form, target, parallel, progress)? {
                 return Ok(size);
             }
             open_layer(image, layer, *form).and_then(|reader| {
                 let mut reader = Reporting::new(reader, progress, &layer.path, layer.size);
-                parallel.file_shared(&path, &mut reader)
+                parallel.put(target, &mut reader)
             })
         });
         for ((_, _, target), result) in jobs.iter().zip(results) {
@@ -137,7 +222,7 @@ impl<'w> BlobWriter<'w> {
                 (layer.compression == Compression::None).then_some(layer.size)
             }
         };
-        self.out.existing_blob(&self.path(target), target, size)
+        self.out.existing(target, size)
     }
 
     /// Write a layer in `form`; returns the digest, size and compression written.
@@ -168,7 +253,7 @@ impl<'w> BlobWriter<'w> {
             }
             let reader = open_layer_in_turn(image, layer, form)?;
             let mut reader = Reporting::new(reader, self.progress, &layer.path, layer.size);
-            let (digest, size) = self.out.file_by_digest(self.prefix, &mut reader)?;
+            let (digest, size) = self.out.put_hashing(&mut reader)?;
             self.written.insert(digest.clone(), size);
             self.by_source
                 .insert(layer.path.clone(), (digest.clone(), size));
@@ -181,22 +266,16 @@ impl<'w> BlobWriter<'w> {
             self.written.insert(digest.clone(), size);
             return Ok((digest, size, compression));
         }
-        let path = self.path(&digest);
         if let Some(parallel) = self.out.parallel() {
-            if let Some(size) = adopt_spooled(image, layer, form, &path, parallel, self.progress)? {
+            if let Some(size) = adopt_spooled(image, layer, form, &digest, parallel, self.progress)?
+            {
                 self.written.insert(digest.clone(), size);
                 return Ok((digest, size, compression));
             }
         }
         let reader = open_layer_in_turn(image, layer, form)?;
         let mut reader = Reporting::new(reader, self.progress, &layer.path, layer.size);
-        let size = match known_size {
-            Some(size) => {
-                self.out.file(&path, size, &mut reader)?;
-                size
-            }
-            None => self.out.file_unsized(&path, &mut reader)?,
-        };
+        let size = self.out.put(&digest, known_size, &mut reader)?;
         self.written.insert(digest.clone(), size);
         Ok((digest, size, compression))
     }
@@ -223,14 +302,14 @@ impl<'w> BlobWriter<'w> {
         let mut compressed =
             compress::compressing_reader(target, level, crate::pool::cores(), Box::new(reader))
                 .map_err(|e| Error::io(format!("compressing {}", layer.path), e))?;
-        let (digest, size) = self.out.file_by_digest(self.prefix, &mut compressed)?;
+        let (digest, size) = self.out.put_hashing(&mut compressed)?;
         self.written.insert(digest.clone(), size);
         self.compressed.insert(key, (digest.clone(), size));
         Ok((digest, size, target))
     }
 }
 
-/// Link the spooled file holding `layer` in at `path` instead of copying it, once every
+/// Link the spooled file holding `layer` in as the blob `digest` instead of copying it, once every
 /// byte of it is verified: its size when done, `None` when it cannot be (not a spooled
 /// file, a form that changes the bytes, an output that cannot link it), and the caller
 /// then writes the layer.
@@ -238,8 +317,8 @@ fn adopt_spooled(
     image: &Image,
     layer: &Layer,
     form: LayerForm,
-    path: &str,
-    out: &dyn ParallelFiles,
+    digest: &Digest,
+    out: SharedStore<'_>,
     progress: &dyn Progress,
 ) -> Result<Option<u64>> {
     let same_bytes = form == LayerForm::Stored || layer.compression == Compression::None;
@@ -253,5 +332,5 @@ fn adopt_spooled(
     // hashed, or by reading it): an error here is a layer that is not what its image
     // says, and nothing is linked.
     verify_layer(image, layer, progress)?;
-    Ok(out.adopt(path, file)?.then_some(layer.size))
+    Ok(out.adopt(digest, file)?.then_some(layer.size))
 }

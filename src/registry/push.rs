@@ -12,9 +12,8 @@ use ureq::http::Method;
 use super::client::{header, Payload, Scope};
 use super::fetch::Repo;
 use super::reference::RegistryRef;
-use crate::container::{Committed, ParallelFiles, TreeWriter};
 use crate::error::{Error, Result};
-use crate::formats::blobs::BlobWriter;
+use crate::formats::blobs::{BlobStore, BlobWriter, ParallelBlobs, SharedStore};
 use crate::formats::oci::{list_written, put_oci_image, Listed, OciLayers};
 use crate::model::blob::Blob;
 use crate::model::digest::Digest;
@@ -163,7 +162,7 @@ impl ImageSink for RegistrySink {
         }
         let mut written = Vec::with_capacity(images.len());
         for image in images {
-            let mut blobs = BlobWriter::new(&mut self.uploader, "", progress);
+            let mut blobs = BlobWriter::new(&mut self.uploader, progress);
             written.push(put_oci_image(&mut blobs, image, self.layers)?);
         }
         for (entry, references) in list_written(images, &written).into_iter().zip(references) {
@@ -284,11 +283,6 @@ struct Uploader {
 }
 
 impl Uploader {
-    fn digest_of(&self, path: &str) -> Result<Digest> {
-        Digest::from_hex(path)
-            .ok_or_else(|| Error::Unsupported(format!("a push has no file {}", shown(path))))
-    }
-
     /// The registry's size for `digest`, when it has the blob.
     fn head(&self, digest: &Digest) -> Result<Option<u64>> {
         let mut response = self.repo.client.send(
@@ -589,25 +583,24 @@ impl Uploader {
     }
 }
 
-impl TreeWriter for Uploader {
-    fn dir(&mut self, _path: &str) -> Result<()> {
-        Ok(())
+impl BlobStore for Uploader {
+    fn existing(&self, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
+        Ok(self
+            .head(digest)?
+            .filter(|have| size.is_none_or(|want| want == *have)))
     }
-    fn file(&mut self, path: &str, size: u64, data: &mut dyn Read) -> Result<()> {
-        self.file_shared_sized(path, Some(size), data).map(|_| ())
-    }
-    fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64> {
-        self.file_shared_sized(path, None, data)
+    fn put(&mut self, digest: &Digest, size: Option<u64>, data: &mut dyn Read) -> Result<u64> {
+        self.put_from_source(digest, size, data)
     }
     /// A layer compressed anew: staged in a temp file, which gives its digest (to
     /// skip it when the registry has it) and a copy to start again from.
-    fn file_by_digest(&mut self, prefix: &str, data: &mut dyn Read) -> Result<(Digest, u64)> {
+    fn put_hashing(&mut self, data: &mut dyn Read) -> Result<(Digest, u64)> {
         use std::io::{Seek, Write};
         let mut temp =
             crate::sys::anonymous_file().map_err(|e| Error::io("creating a temp file", e))?;
         let (digest, size) = {
             let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut temp);
-            let result = crate::container::copy_hashing(data, &mut out, prefix)?;
+            let result = crate::container::copy_hashing(data, &mut out, "a layer")?;
             out.flush()
                 .map_err(|e| Error::io("writing a temp file", e))?;
             result
@@ -627,32 +620,20 @@ impl TreeWriter for Uploader {
         self.upload(&digest, Some(size), &mut first, Some(&reopen))?;
         Ok((digest, size))
     }
-    fn symlink(&mut self, path: &str, _target: &str) -> Result<()> {
-        Err(Error::Unsupported(format!(
-            "a push has no symlinks ({})",
-            shown(path)
-        )))
-    }
-    fn commit(self: Box<Self>) -> Result<Committed> {
-        Ok(Committed::AsPlanned)
-    }
-    fn existing_blob(&self, path: &str, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
-        if self.digest_of(path).ok().as_ref() != Some(digest) {
-            return Ok(None);
-        }
-        Ok(self
-            .head(digest)?
-            .filter(|have| size.is_none_or(|want| want == *have)))
-    }
-    fn parallel(&self) -> Option<&dyn ParallelFiles> {
-        Some(self)
+    fn parallel(&self) -> Option<SharedStore<'_>> {
+        Some(SharedStore::Blobs(self))
     }
 }
 
 impl Uploader {
-    fn file_shared_sized(&self, path: &str, size: Option<u64>, data: &mut dyn Read) -> Result<u64> {
-        let digest = self.digest_of(path)?;
-        let source = self.sources.get(&digest).cloned();
+    /// Upload `data` as `digest`; a lost session starts again from the source's blob.
+    fn put_from_source(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        data: &mut dyn Read,
+    ) -> Result<u64> {
+        let source = self.sources.get(digest).cloned();
         let reopen = move || -> Result<Box<dyn Read + Send>> {
             match &source {
                 Some(blob) => blob.open(),
@@ -661,18 +642,18 @@ impl Uploader {
                 )),
             }
         };
-        let reopen: Option<&Reopen<'_>> = if self.sources.contains_key(&digest) {
+        let reopen: Option<&Reopen<'_>> = if self.sources.contains_key(digest) {
             Some(&reopen)
         } else {
             None
         };
-        self.upload(&digest, size, data, reopen)
+        self.upload(digest, size, data, reopen)
     }
 }
 
-impl ParallelFiles for Uploader {
-    fn file_shared(&self, path: &str, data: &mut dyn Read) -> Result<u64> {
-        self.file_shared_sized(path, None, data)
+impl ParallelBlobs for Uploader {
+    fn put_shared(&self, digest: &Digest, data: &mut dyn Read) -> Result<u64> {
+        self.put_from_source(digest, None, data)
     }
     fn jobs(&self) -> usize {
         self.jobs

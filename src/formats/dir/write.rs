@@ -3,7 +3,7 @@
 use super::DIR_VERSION;
 use crate::container::TreeWriter;
 use crate::error::Result;
-use crate::formats::blobs::BlobWriter;
+use crate::formats::blobs::{BlobWriter, TreeBlobs};
 use crate::formats::oci::{put_oci_image, OciLayers};
 use crate::model::image::Image;
 use crate::progress::Progress;
@@ -16,8 +16,12 @@ pub(crate) fn write_dir_transport(
     layers: OciLayers,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut blobs = BlobWriter::new(out, "", progress);
-    let written = put_oci_image(&mut blobs, image, layers)?;
+    let mut store = TreeBlobs {
+        tree: out,
+        prefix: "",
+    };
+    let written = put_oci_image(&mut BlobWriter::new(&mut store, progress), image, layers)?;
+    let out = store.tree;
     let manifest = written.manifest_bytes;
     out.file("manifest.json", manifest.len() as u64, &mut &manifest[..])?;
     out.file(

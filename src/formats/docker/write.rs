@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
-use crate::formats::oci::{write_oci_with, OciLayers};
+use crate::formats::oci::{blob_path, write_oci_with, OciLayers};
 use crate::layer::{open_layer_in_turn, LayerForm};
 use crate::model::digest::Digest;
 use crate::model::image::Image;
@@ -63,7 +63,10 @@ pub(crate) fn write_docker(
             images
                 .iter()
                 .zip(written)
-                .map(|(image, w)| manifest_item(image, w.config_path, w.layer_paths))
+                .map(|(image, w)| {
+                    let layers = w.layers.iter().map(blob_path).collect();
+                    manifest_item(image, blob_path(&w.config), layers)
+                })
                 .collect()
         }
     };

@@ -7,7 +7,7 @@ mod write;
 
 pub(crate) use read::describe_for_docker;
 pub(crate) use write::{
-    list_written, put_oci_image, write_oci_with, Listed, OciLayers, OCI_LAYOUT_FILE,
+    blob_path, list_written, put_oci_image, write_oci_with, Listed, OciLayers, OCI_LAYOUT_FILE,
 };
 
 use std::path::Path;

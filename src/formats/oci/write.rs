@@ -6,7 +6,7 @@ use super::index::index_json;
 use crate::compress::LayerCompression;
 use crate::container::TreeWriter;
 use crate::error::Result;
-use crate::formats::blobs::BlobWriter;
+use crate::formats::blobs::{BlobWriter, TreeBlobs};
 use crate::formats::WriteOptions;
 use crate::layer::LayerForm;
 use crate::model::digest::Digest;
@@ -101,12 +101,12 @@ enum LayerOutput {
 }
 
 /// The written form of one image: its manifest and, for docker's manifest.json, the
-/// paths of its config and layers.
+/// digests of its config and layers as written.
 pub(crate) struct WrittenImage {
     pub manifest: Descriptor,
     pub manifest_bytes: Vec<u8>,
-    pub config_path: String,
-    pub layer_paths: Vec<String>,
+    pub config: Digest,
+    pub layers: Vec<Digest>,
 }
 
 /// Write the config and layer blobs of `image` and build its OCI manifest (which the
@@ -117,7 +117,7 @@ pub(crate) fn put_oci_image(
     layers_mode: OciLayers,
 ) -> Result<WrittenImage> {
     let mut layer_descs = Vec::with_capacity(image.layers.len());
-    let mut layer_paths = Vec::with_capacity(image.layers.len());
+    let mut layer_digests = Vec::with_capacity(image.layers.len());
     let mut all_as_stored = true;
     let mut all_stored = true;
     let outputs: Vec<LayerOutput> = image
@@ -150,9 +150,9 @@ pub(crate) fn put_oci_image(
         };
         all_stored &= output == LayerOutput::Form(LayerForm::Stored);
         all_as_stored &= all_stored && media_type == layer.media_type;
-        layer_paths.push(blobs.path(&digest));
         layer_descs
             .push(json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
+        layer_digests.push(digest);
     }
     let config = blobs.put_bytes(&image.config_bytes)?;
     let config_type = if image.artifact {
@@ -174,8 +174,8 @@ pub(crate) fn put_oci_image(
             return Ok(WrittenImage {
                 manifest: source.clone(),
                 manifest_bytes: bytes.to_vec(),
-                config_path: blobs.path(&config.digest),
-                layer_paths,
+                config: config.digest,
+                layers: layer_digests,
             });
         }
     }
@@ -193,8 +193,8 @@ pub(crate) fn put_oci_image(
             size: bytes.len() as u64,
         },
         manifest_bytes: bytes,
-        config_path: blobs.path(&config.digest),
-        layer_paths,
+        config: config.digest,
+        layers: layer_digests,
     })
 }
 
@@ -317,6 +317,14 @@ pub(crate) fn list_written(images: &[Image], written: &[WrittenImage]) -> Vec<Li
     listed
 }
 
+/// Where an OCI layout keeps its blobs.
+pub(crate) const BLOBS_PREFIX: &str = "blobs/sha256/";
+
+/// The path of the blob `digest` in an OCI layout.
+pub(crate) fn blob_path(digest: &Digest) -> String {
+    format!("{BLOBS_PREFIX}{}", digest.hex())
+}
+
 /// Write an OCI layout, returning what was written for each image.
 pub(crate) fn write_oci_with(
     images: &[Image],
@@ -326,7 +334,11 @@ pub(crate) fn write_oci_with(
 ) -> Result<Vec<WrittenImage>> {
     out.dir("blobs")?;
     out.dir("blobs/sha256")?;
-    let mut blobs = BlobWriter::new(out, "blobs/sha256/", progress);
+    let mut store = TreeBlobs {
+        tree: out,
+        prefix: BLOBS_PREFIX,
+    };
+    let mut blobs = BlobWriter::new(&mut store, progress);
     let mut written = Vec::with_capacity(images.len());
     for image in images {
         let w = put_oci_image(&mut blobs, image, layers)?;
@@ -351,6 +363,8 @@ pub(crate) fn write_oci_with(
             }
         }
     }
+    drop(blobs);
+    let out = store.tree;
     let pairs: Vec<(&Image, &Descriptor)> = named.iter().map(|(i, d)| (i, d)).collect();
     let index = index_json(&pairs);
     out.file("index.json", index.len() as u64, &mut &index[..])?;
