@@ -475,7 +475,7 @@ impl Uploader {
         let client = &self.repo.client;
         let mut location = location.to_string();
         let mut from = 0usize;
-        let mut failures = 0;
+        let mut attempts = client.retry_policy().attempts();
         loop {
             let part = &chunk[from..];
             let start = offset + from as u64;
@@ -502,18 +502,16 @@ impl Uploader {
                     if status == 404 {
                         return Err(Failure::Lost(error));
                     }
-                    if !(super::client::retryable(status) || status == 416) {
+                    if !(super::retry::retryable(status) || status == 416) {
                         return Err(Failure::Fatal(error));
                     }
                     error
                 }
                 Err(e) => e,
             };
-            if failures >= client.retries() {
+            if !attempts.wait_for_another(None) {
                 return Err(Failure::Fatal(failure));
             }
-            std::thread::sleep(client.delay(failures, None));
-            failures += 1;
             // Where did the registry stop?
             let (next, resume_at) = self.upload_status(&location, what)?;
             location = next;
