@@ -149,9 +149,10 @@ impl dyn FileTree + '_ {
     /// cut from, so a lookup costs time linear in the path's length per component
     /// rather than rebuilding the prefix each time.
     fn lookup(&self, path: &str) -> Result<Option<Node>> {
-        let mut pending: VecDeque<String> = split_components(path)
+        let mut pending: VecDeque<String> = normalize_path(path, Parents::Applied)
             .ok_or_else(|| Error::malformed(shown(path), "path is absolute or leaves the archive"))?
-            .into_iter()
+            .split('/')
+            .map(str::to_string)
             .collect();
         // The resolved prefix, and where each of its components starts.
         let mut current = String::new();
@@ -222,23 +223,34 @@ impl dyn FileTree + '_ {
     }
 }
 
-/// Split a relative path into components, dropping `.` and empty ones and applying `..`.
-/// `None` when the path is absolute or climbs above the root.
-pub fn split_components(path: &str) -> Option<Vec<String>> {
+/// What a `..` component of a path does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parents {
+    /// It removes the component before it (a tar entry's name, a lookup).
+    Applied,
+    /// It makes the path unusable (a path named by metadata or written out).
+    Refused,
+}
+
+/// The canonical key of a relative path, used by every tree: no empty or `.`
+/// components, `..` applied or refused as `parents` says; empty for the root itself.
+/// `None` when the path is absolute, climbs above the root, or has a refused `..`.
+pub fn normalize_path(path: &str, parents: Parents) -> Option<String> {
     if path.starts_with('/') {
         return None;
     }
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<&str> = Vec::new();
     for c in path.split('/') {
         match c {
             "" | "." => {}
+            ".." if parents == Parents::Refused => return None,
             ".." => {
                 out.pop()?;
             }
-            _ => out.push(c.to_string()),
+            _ => out.push(c),
         }
     }
-    Some(out)
+    Some(out.join("/"))
 }
 
 /// `rel` joined to the output directory `root`, unless a signal asked the process to
@@ -247,19 +259,10 @@ pub(crate) fn output_path(root: &std::path::Path, rel: &str) -> Result<PathBuf> 
     if crate::cleanup::interrupted() {
         return Err(Error::Interrupted);
     }
-    let clean = normalize_path(rel)
+    let clean = normalize_path(rel, Parents::Refused)
         .filter(|p| !p.is_empty())
         .ok_or_else(|| Error::malformed(rel, "refusing to write a path outside the destination"))?;
     Ok(root.join(clean))
-}
-
-/// Normalize a path named by metadata (manifest.json, index): relative, no `..` that
-/// leaves the root. The result is the canonical key used by every tree.
-pub fn normalize_path(path: &str) -> Option<String> {
-    if path.split('/').any(|c| c == "..") {
-        return None;
-    }
-    split_components(path).map(|c| c.join("/"))
 }
 
 /// How a [`TreeWriter::commit`] made its output visible.
@@ -460,10 +463,22 @@ mod tests {
 
     #[test]
     fn normalizes_paths() {
-        assert_eq!(normalize_path("./a//b/./c").as_deref(), Some("a/b/c"));
-        assert_eq!(normalize_path("a/../b"), None);
-        assert_eq!(normalize_path("/etc/passwd"), None);
-        assert_eq!(split_components("a/../b").unwrap(), vec!["b"]);
-        assert_eq!(split_components("../b"), None);
+        for parents in [Parents::Applied, Parents::Refused] {
+            let normal = |path| normalize_path(path, parents);
+            assert_eq!(normal("./a//b/./c").as_deref(), Some("a/b/c"));
+            assert_eq!(normal("/etc/passwd"), None);
+            assert_eq!(normal("../b"), None);
+            assert_eq!(normal("./").as_deref(), Some(""));
+        }
+        assert_eq!(normalize_path("a/../b", Parents::Refused), None);
+        assert_eq!(
+            normalize_path("a/../b", Parents::Applied).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            normalize_path("a/b/../..", Parents::Applied).as_deref(),
+            Some("")
+        );
+        assert_eq!(normalize_path("a/../../b", Parents::Applied), None);
     }
 }
