@@ -297,19 +297,13 @@ pub trait TreeWriter {
     /// that can rename or patch a header do so; this default stages the bytes in an
     /// anonymous temp file first.
     fn file_by_digest(&mut self, prefix: &str, data: &mut dyn Read) -> Result<(Digest, u64)> {
-        use std::io::Seek;
-        let mut temp =
-            crate::sys::anonymous_file().map_err(|e| Error::io("creating a temp file", e))?;
-        let (digest, size) = {
-            let mut out = io::BufWriter::with_capacity(1 << 20, &mut temp);
-            let result = copy_hashing(data, &mut out, prefix)?;
-            io::Write::flush(&mut out).map_err(|e| Error::io("writing a temp file", e))?;
-            result
-        };
-        temp.rewind()
-            .map_err(|e| Error::io("reading a temp file", e))?;
-        let mut staged = io::BufReader::with_capacity(1 << 20, temp);
-        self.file(&format!("{prefix}{}", digest.hex()), size, &mut staged)?;
+        let (staged, digest) = Staged::hashing(data, prefix)?;
+        let size = staged.size();
+        self.file(
+            &format!("{prefix}{}", digest.hex()),
+            size,
+            &mut staged.reader()?,
+        )?;
         Ok((digest, size))
     }
     /// Make the result visible at the destination; says how it got there.
@@ -389,6 +383,66 @@ pub(crate) fn copy_hashing(
     }
     Ok(hasher.finish())
 }
+
+/// Bytes whose size or digest is known only once all are read, held in an anonymous
+/// temp file (freed on every exit) to be read again from the start.
+pub(crate) struct Staged {
+    file: std::fs::File,
+    size: u64,
+}
+
+impl Staged {
+    /// Stage `data` (named `what` in errors), hashing it on the way; and its sha256.
+    pub(crate) fn hashing(data: &mut dyn Read, what: &str) -> Result<(Staged, Digest)> {
+        Staged::fill(|out| copy_hashing(data, out, what))
+    }
+
+    /// Stage `data` (named `what` in errors) without hashing it.
+    pub(crate) fn copying(data: &mut dyn Read, what: &str) -> Result<Staged> {
+        let (staged, ()) = Staged::fill(|out| {
+            io::copy(data, out)
+                .map(|size| ((), size))
+                .map_err(|e| Error::io(format!("reading {what}"), e))
+        })?;
+        Ok(staged)
+    }
+
+    /// A new temp file filled by `copy`, which returns what it learnt and the size.
+    fn fill<T>(
+        copy: impl FnOnce(&mut io::BufWriter<&mut std::fs::File>) -> Result<(T, u64)>,
+    ) -> Result<(Staged, T)> {
+        let mut file =
+            crate::sys::anonymous_file().map_err(|e| Error::io("creating a temp file", e))?;
+        let (learnt, size) = {
+            let mut out = io::BufWriter::with_capacity(STAGING_BUFFER, &mut file);
+            let result = copy(&mut out)?;
+            io::Write::flush(&mut out).map_err(|e| Error::io("writing a temp file", e))?;
+            result
+        };
+        Ok((Staged { file, size }, learnt))
+    }
+
+    /// How many bytes are staged.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// A reader over the staged bytes from the start. Readers share one file
+    /// position: only the newest one may be read.
+    pub(crate) fn reader(&self) -> Result<io::BufReader<std::fs::File>> {
+        use std::io::Seek;
+        let mut file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("reading a temp file", e))?;
+        file.rewind()
+            .map_err(|e| Error::io("reading a temp file", e))?;
+        Ok(io::BufReader::with_capacity(STAGING_BUFFER, file))
+    }
+}
+
+/// The buffer between staged bytes and their temp file, each way.
+const STAGING_BUFFER: usize = 1 << 20;
 
 /// A reader that yields exactly `size` bytes of `inner` or fails, so a writer never
 /// emits a tar entry whose data disagrees with its header.

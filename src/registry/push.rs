@@ -12,7 +12,7 @@ use ureq::http::Method;
 use super::client::{header, Payload, Scope};
 use super::fetch::Repo;
 use super::reference::RegistryRef;
-use crate::container::{Committed, ParallelFiles, TreeWriter};
+use crate::container::{Committed, ParallelFiles, Staged, TreeWriter};
 use crate::error::{Error, Result};
 use crate::formats::blobs::BlobWriter;
 use crate::formats::oci::{list_written, put_oci_image, Listed, OciLayers};
@@ -598,27 +598,12 @@ impl TreeWriter for Uploader {
     /// A layer compressed anew: staged in a temp file, which gives its digest (to
     /// skip it when the registry has it) and a copy to start again from.
     fn file_by_digest(&mut self, prefix: &str, data: &mut dyn Read) -> Result<(Digest, u64)> {
-        use std::io::{Seek, Write};
-        let mut temp =
-            crate::sys::anonymous_file().map_err(|e| Error::io("creating a temp file", e))?;
-        let (digest, size) = {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut temp);
-            let result = crate::container::copy_hashing(data, &mut out, prefix)?;
-            out.flush()
-                .map_err(|e| Error::io("writing a temp file", e))?;
-            result
-        };
+        let (staged, digest) = Staged::hashing(data, prefix)?;
+        let size = staged.size();
         if self.head(&digest)? == Some(size) {
             return Ok((digest, size));
         }
-        let reopen = || -> Result<Box<dyn Read + Send>> {
-            let mut file = temp
-                .try_clone()
-                .map_err(|e| Error::io("reading a temp file", e))?;
-            file.rewind()
-                .map_err(|e| Error::io("reading a temp file", e))?;
-            Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
-        };
+        let reopen = || -> Result<Box<dyn Read + Send>> { Ok(Box::new(staged.reader()?)) };
         let mut first = reopen()?;
         self.upload(&digest, Some(size), &mut first, Some(&reopen))?;
         Ok((digest, size))
