@@ -652,7 +652,7 @@ fn not_a_tar(head: &[u8]) -> Error {
     };
     Error::malformed(
         "",
-        format!("{problem}; {}", crate::formats::WHAT_DOCKHAND_READS),
+        format!("{problem}; {}", crate::error::WHAT_DOCKHAND_READS),
     )
 }
 
