@@ -18,6 +18,11 @@ use crate::model::digest::Digest;
 /// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What an input may be, for messages about one that is none of it.
+pub(crate) const WHAT_DOCKHAND_READS: &str = "dockhand reads docker save and OCI archives \
+     (tar files, also gzip, zstd, xz or bzip2-compressed), image layout directories \
+     (OCI, docker save, dir:) and docker:// registries";
+
 /// Everything that can go wrong while reading, verifying or writing an image.
 ///
 /// Every message names the file (inside the archive or on disk) and the problem, so that

@@ -436,13 +436,8 @@ mod tests {
     use std::io::Read;
 
     fn samples() -> Vec<Vec<u8>> {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut random = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        };
+        let mut noise = crate::compress::tests::Noise(0x9e37_79b9_7f4a_7c15);
+        let mut random = || noise.byte();
         let text: Vec<u8> = (0..300_000u32)
             .flat_map(|i| format!("line {} of a layer {}\n", i % 977, i % 13).into_bytes())
             .collect();

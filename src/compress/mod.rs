@@ -222,18 +222,28 @@ impl Read for ZstdReader<'_> {
 mod tests {
     use super::*;
 
+    /// Pseudo-random bytes (xorshift64), the same on every run, so failures reproduce.
+    pub(super) struct Noise(pub(super) u64);
+
+    impl Noise {
+        pub(super) fn byte(&mut self) -> u8 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 as u8
+        }
+    }
+
     fn sample(len: usize) -> Vec<u8> {
         // Compressible and not: text-like runs mixed with pseudo-random bytes.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut noise = Noise(0x2545_f491_4f6c_dd1d);
         (0..len)
             .map(|i| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
+                let random = noise.byte();
                 if (i / 4096) % 2 == 0 {
                     b"layer content "[i % 14]
                 } else {
-                    state as u8
+                    random
                 }
             })
             .collect()
@@ -287,17 +297,8 @@ mod tests {
 
     #[test]
     fn random_blocks_are_stored_and_the_stream_still_reads_back() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut random = |n: usize| -> Vec<u8> {
-            (0..n)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state as u8
-                })
-                .collect()
-        };
+        let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+        let mut random = |n: usize| -> Vec<u8> { (0..n).map(|_| noise.byte()).collect() };
         let text: Vec<u8> = b"a line of a text file in a layer\n"
             .iter()
             .copied()

@@ -8,7 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::read_limited;
-use super::{copy_hashing, normalize_path, output_path, Committed, ParallelFiles, TreeWriter};
+use super::{
+    copy_hashing, normalize_path, output_path, Committed, ParallelFiles, Parents, TreeWriter,
+};
 use crate::cleanup;
 use crate::destination::CheckAddable;
 use crate::error::{Error, IoContext, Result};
@@ -165,7 +167,7 @@ impl TreeWriter for AppendWriter {
     }
 
     fn file_unsized(&mut self, rel: &str, data: &mut dyn Read) -> Result<u64> {
-        if normalize_path(rel).as_deref() == Some(self.index_name) {
+        if normalize_path(rel, Parents::Refused).as_deref() == Some(self.index_name) {
             let bytes = read_limited(data, MAX_JSON_SIZE, rel)?;
             let n = bytes.len() as u64;
             self.new_index = Some(bytes);

@@ -149,9 +149,10 @@ impl dyn FileTree + '_ {
     /// cut from, so a lookup costs time linear in the path's length per component
     /// rather than rebuilding the prefix each time.
     fn lookup(&self, path: &str) -> Result<Option<Node>> {
-        let mut pending: VecDeque<String> = split_components(path)
+        let mut pending: VecDeque<String> = normalize_path(path, Parents::Applied)
             .ok_or_else(|| Error::malformed(shown(path), "path is absolute or leaves the archive"))?
-            .into_iter()
+            .split('/')
+            .map(str::to_string)
             .collect();
         // The resolved prefix, and where each of its components starts.
         let mut current = String::new();
@@ -222,23 +223,34 @@ impl dyn FileTree + '_ {
     }
 }
 
-/// Split a relative path into components, dropping `.` and empty ones and applying `..`.
-/// `None` when the path is absolute or climbs above the root.
-pub fn split_components(path: &str) -> Option<Vec<String>> {
+/// What a `..` component of a path does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parents {
+    /// It removes the component before it (a tar entry's name, a lookup).
+    Applied,
+    /// It makes the path unusable (a path named by metadata or written out).
+    Refused,
+}
+
+/// The canonical key of a relative path, used by every tree: no empty or `.`
+/// components, `..` applied or refused as `parents` says; empty for the root itself.
+/// `None` when the path is absolute, climbs above the root, or has a refused `..`.
+pub fn normalize_path(path: &str, parents: Parents) -> Option<String> {
     if path.starts_with('/') {
         return None;
     }
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<&str> = Vec::new();
     for c in path.split('/') {
         match c {
             "" | "." => {}
+            ".." if parents == Parents::Refused => return None,
             ".." => {
                 out.pop()?;
             }
-            _ => out.push(c.to_string()),
+            _ => out.push(c),
         }
     }
-    Some(out)
+    Some(out.join("/"))
 }
 
 /// `rel` joined to the output directory `root`, unless a signal asked the process to
@@ -247,19 +259,10 @@ pub(crate) fn output_path(root: &std::path::Path, rel: &str) -> Result<PathBuf> 
     if crate::cleanup::interrupted() {
         return Err(Error::Interrupted);
     }
-    let clean = normalize_path(rel)
+    let clean = normalize_path(rel, Parents::Refused)
         .filter(|p| !p.is_empty())
         .ok_or_else(|| Error::malformed(rel, "refusing to write a path outside the destination"))?;
     Ok(root.join(clean))
-}
-
-/// Normalize a path named by metadata (manifest.json, index): relative, no `..` that
-/// leaves the root. The result is the canonical key used by every tree.
-pub fn normalize_path(path: &str) -> Option<String> {
-    if path.split('/').any(|c| c == "..") {
-        return None;
-    }
-    split_components(path).map(|c| c.join("/"))
 }
 
 /// How a [`TreeWriter::commit`] made its output visible.
@@ -294,19 +297,13 @@ pub trait TreeWriter {
     /// that can rename or patch a header do so; this default stages the bytes in an
     /// anonymous temp file first.
     fn file_by_digest(&mut self, prefix: &str, data: &mut dyn Read) -> Result<(Digest, u64)> {
-        use std::io::Seek;
-        let mut temp =
-            crate::sys::anonymous_file().map_err(|e| Error::io("creating a temp file", e))?;
-        let (digest, size) = {
-            let mut out = io::BufWriter::with_capacity(1 << 20, &mut temp);
-            let result = copy_hashing(data, &mut out, prefix)?;
-            io::Write::flush(&mut out).map_err(|e| Error::io("writing a temp file", e))?;
-            result
-        };
-        temp.rewind()
-            .map_err(|e| Error::io("reading a temp file", e))?;
-        let mut staged = io::BufReader::with_capacity(1 << 20, temp);
-        self.file(&format!("{prefix}{}", digest.hex()), size, &mut staged)?;
+        let (staged, digest) = Staged::hashing(data, prefix)?;
+        let size = staged.size();
+        self.file(
+            &format!("{prefix}{}", digest.hex()),
+            size,
+            &mut staged.reader()?,
+        )?;
         Ok((digest, size))
     }
     /// Make the result visible at the destination; says how it got there.
@@ -387,6 +384,66 @@ pub(crate) fn copy_hashing(
     Ok(hasher.finish())
 }
 
+/// Bytes whose size or digest is known only once all are read, held in an anonymous
+/// temp file (freed on every exit) to be read again from the start.
+pub(crate) struct Staged {
+    file: std::fs::File,
+    size: u64,
+}
+
+impl Staged {
+    /// Stage `data` (named `what` in errors), hashing it on the way; and its sha256.
+    pub(crate) fn hashing(data: &mut dyn Read, what: &str) -> Result<(Staged, Digest)> {
+        Staged::fill(|out| copy_hashing(data, out, what))
+    }
+
+    /// Stage `data` (named `what` in errors) without hashing it.
+    pub(crate) fn copying(data: &mut dyn Read, what: &str) -> Result<Staged> {
+        let (staged, ()) = Staged::fill(|out| {
+            io::copy(data, out)
+                .map(|size| ((), size))
+                .map_err(|e| Error::io(format!("reading {what}"), e))
+        })?;
+        Ok(staged)
+    }
+
+    /// A new temp file filled by `copy`, which returns what it learnt and the size.
+    fn fill<T>(
+        copy: impl FnOnce(&mut io::BufWriter<&mut std::fs::File>) -> Result<(T, u64)>,
+    ) -> Result<(Staged, T)> {
+        let mut file =
+            crate::sys::anonymous_file().map_err(|e| Error::io("creating a temp file", e))?;
+        let (learnt, size) = {
+            let mut out = io::BufWriter::with_capacity(STAGING_BUFFER, &mut file);
+            let result = copy(&mut out)?;
+            io::Write::flush(&mut out).map_err(|e| Error::io("writing a temp file", e))?;
+            result
+        };
+        Ok((Staged { file, size }, learnt))
+    }
+
+    /// How many bytes are staged.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// A reader over the staged bytes from the start. Readers share one file
+    /// position: only the newest one may be read.
+    pub(crate) fn reader(&self) -> Result<io::BufReader<std::fs::File>> {
+        use std::io::Seek;
+        let mut file = self
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("reading a temp file", e))?;
+        file.rewind()
+            .map_err(|e| Error::io("reading a temp file", e))?;
+        Ok(io::BufReader::with_capacity(STAGING_BUFFER, file))
+    }
+}
+
+/// The buffer between staged bytes and their temp file, each way.
+const STAGING_BUFFER: usize = 1 << 20;
+
 /// A reader that yields exactly `size` bytes of `inner` or fails, so a writer never
 /// emits a tar entry whose data disagrees with its header.
 pub(crate) struct ExactReader<'a> {
@@ -460,10 +517,22 @@ mod tests {
 
     #[test]
     fn normalizes_paths() {
-        assert_eq!(normalize_path("./a//b/./c").as_deref(), Some("a/b/c"));
-        assert_eq!(normalize_path("a/../b"), None);
-        assert_eq!(normalize_path("/etc/passwd"), None);
-        assert_eq!(split_components("a/../b").unwrap(), vec!["b"]);
-        assert_eq!(split_components("../b"), None);
+        for parents in [Parents::Applied, Parents::Refused] {
+            let normal = |path| normalize_path(path, parents);
+            assert_eq!(normal("./a//b/./c").as_deref(), Some("a/b/c"));
+            assert_eq!(normal("/etc/passwd"), None);
+            assert_eq!(normal("../b"), None);
+            assert_eq!(normal("./").as_deref(), Some(""));
+        }
+        assert_eq!(normalize_path("a/../b", Parents::Refused), None);
+        assert_eq!(
+            normalize_path("a/../b", Parents::Applied).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            normalize_path("a/b/../..", Parents::Applied).as_deref(),
+            Some("")
+        );
+        assert_eq!(normalize_path("a/../../b", Parents::Applied), None);
     }
 }

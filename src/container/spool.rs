@@ -79,38 +79,39 @@ pub(crate) fn open_input_spooling_in(path: &str, spool_dir: Option<&Path>) -> Re
 
 /// Open a regular file: an uncompressed tar is indexed in place, anything else spooled.
 fn open_file(mut file: File, name: &str, spool_dir: Option<&Path>) -> Result<Input> {
-    let mut head = [0u8; 8];
-    let n = read_full(&mut file, &mut head).map_err(|e| Error::io("cannot read", e))?;
-    if n == 0 {
-        return Err(Error::NotAnImage {
-            file: String::new(),
-            reason: "the file is empty".into(),
-        });
-    }
-    let compression = Compression::detect(&head[..n]);
-    file.rewind().map_err(|e| Error::io("cannot read", e))?;
-    if compression == Compression::None {
+    let (head, n) = read_head(&mut file, "the file is empty")?;
+    if Compression::detect(&head[..n]) == Compression::None {
+        file.rewind().map_err(|e| Error::io("cannot read", e))?;
         return Ok(Input {
             tree: Box::new(TarIndex::new(file, name)?),
         });
     }
-    spool(file, name, spool_dir)
+    Ok(Input {
+        tree: Box::new(spool_stream(file, &head[..n], name, spool_dir)?),
+    })
 }
 
 /// Walk `input` (decompressing it if needed), copying the data of its files into an
 /// anonymous temp file and indexing them in the same pass.
 fn spool(mut input: File, name: &str, spool_dir: Option<&Path>) -> Result<Input> {
-    let mut head = [0u8; 8];
-    let n = read_full(&mut input, &mut head).map_err(|e| Error::io("cannot read", e))?;
-    if n == 0 {
-        return Err(Error::NotAnImage {
-            file: String::new(),
-            reason: "the input is empty".into(),
-        });
-    }
+    let (head, n) = read_head(&mut input, "the input is empty")?;
     Ok(Input {
         tree: Box::new(spool_stream(input, &head[..n], name, spool_dir)?),
     })
+}
+
+/// The first bytes of `input`, enough to tell its compression, and how many there
+/// are; none is no image, for the reason `when_empty`.
+fn read_head(input: &mut File, when_empty: &str) -> Result<([u8; 8], usize)> {
+    let mut head = [0u8; 8];
+    let n = read_full(input, &mut head).map_err(|e| Error::io("cannot read", e))?;
+    if n == 0 {
+        return Err(Error::NotAnImage {
+            file: String::new(),
+            reason: when_empty.into(),
+        });
+    }
+    Ok((head, n))
 }
 
 /// Index the archive in `input`, whose first bytes `head` were already read from it

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use tar::{EntryType, Header};
 
-use super::{Duplicate, FileRef, FileTree, Node};
+use super::{normalize_path, Duplicate, FileRef, FileTree, Node, Parents};
 use crate::error::{Error, Result};
 use crate::model::blob::Blob;
 use crate::model::digest::Digest;
@@ -387,7 +387,8 @@ impl TarIndex {
 
             let is_file =
                 matches!(kind, EntryType::Regular | EntryType::Continuous) && !sparse && !old_dir;
-            let normalized = normalize(&path);
+            // Names that are empty, absolute or climb above the root are never looked up.
+            let normalized = normalize_path(&path, Parents::Applied).filter(|key| !key.is_empty());
             let (kept, passed) = src
                 .data(size, is_file && normalized.is_some())
                 .map_err(|e| src.fail(e))?;
@@ -642,25 +643,6 @@ fn check_name(archive: &str, what: &str, path: &str, raw_len: usize) -> Result<(
     Ok(())
 }
 
-/// The index key of an entry name: relative, no `.` or empty components, `..`
-/// applied. `None` for names that are absolute, climb above the root, or are empty.
-fn normalize(path: &str) -> Option<String> {
-    if path.starts_with('/') {
-        return None;
-    }
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            _ => parts.push(c),
-        }
-    }
-    (!parts.is_empty()).then(|| parts.join("/"))
-}
-
 /// The error for input whose first block is no tar header, saying what it looks like
 /// when that is cheap to tell, and never quoting its bytes.
 fn not_a_tar(head: &[u8]) -> Error {
@@ -670,7 +652,7 @@ fn not_a_tar(head: &[u8]) -> Error {
     };
     Error::malformed(
         "",
-        format!("{problem}; {}", crate::formats::WHAT_DOCKHAND_READS),
+        format!("{problem}; {}", crate::error::WHAT_DOCKHAND_READS),
     )
 }
 

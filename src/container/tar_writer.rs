@@ -1,6 +1,6 @@
 //! Deterministic tar output: to a stream (stdout) or atomically to a file.
 
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,13 +9,11 @@ use std::sync::Arc;
 use tar::{EntryType, Header};
 
 use super::output_file::PipelinedFile;
-use super::{Committed, ExactReader, TreeWriter};
+use super::{Committed, ExactReader, Staged, TreeWriter};
 use crate::cleanup;
 use crate::destination::{self, Output, Plan};
 use crate::error::{Error, IoContext, Result};
 use crate::model::digest::{Digest, Hasher};
-
-const BUFFER: usize = 1 << 20;
 
 /// Writes entries as a tar stream with fixed metadata (mtime 0, uid/gid 0, no user
 /// names), so the same input always gives the same bytes.
@@ -126,19 +124,10 @@ impl<W: Write> TreeWriter for TarStreamWriter<W> {
     }
 
     fn file_unsized(&mut self, path: &str, data: &mut dyn Read) -> Result<u64> {
-        // A tar header needs the size first: stage the bytes in an anonymous temp file.
-        let mut temp = crate::sys::anonymous_file().ctx(|| "creating a temp file".into())?;
-        let size = {
-            let mut out = BufWriter::with_capacity(BUFFER, &mut temp);
-            let n =
-                io::copy(data, &mut out).map_err(|e| Error::io(format!("reading {path}"), e))?;
-            out.flush().ctx(|| "writing a temp file".into())?;
-            n
-        };
-        temp.rewind().ctx(|| "reading a temp file".into())?;
-        let mut reader = io::BufReader::with_capacity(BUFFER, temp);
-        self.file(path, size, &mut reader)?;
-        Ok(size)
+        // A tar header needs the size first: stage the bytes.
+        let staged = Staged::copying(data, path)?;
+        self.file(path, staged.size(), &mut staged.reader()?)?;
+        Ok(staged.size())
     }
 
     fn symlink(&mut self, path: &str, target: &str) -> Result<()> {

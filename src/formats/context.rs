@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::container::read_limited;
-use crate::container::{normalize_path, FileRef, FileTree};
+use crate::container::{normalize_path, FileRef, FileTree, Parents};
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
 use crate::model::image::{ConfigView, Image, Platform, MAX_JSON_SIZE};
@@ -316,7 +316,7 @@ impl NameList {
 
 /// Normalize a path named by metadata, refusing any that would leave the tree.
 pub(crate) fn safe_path(path: &str, named_in: &str) -> Result<String> {
-    match normalize_path(path) {
+    match normalize_path(path, Parents::Refused) {
         Some(p) if !p.is_empty() => Ok(p),
         _ => Err(Error::malformed(
             named_in,

@@ -32,7 +32,7 @@ use crate::container::{
     TarFileWriter, TarStreamWriter, TreeWriter,
 };
 use crate::destination::{self, Output, Plan};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WHAT_DOCKHAND_READS};
 use crate::model::image::{parse_json, Image, Platform};
 use crate::progress::{NoProgress, Progress};
 use crate::text::shown;
@@ -616,11 +616,6 @@ fn check_forced(
         container_noun(wanted.container)
     )))
 }
-
-/// What an input may be, for messages about one that is none of it.
-pub(crate) const WHAT_DOCKHAND_READS: &str = "dockhand reads docker save and OCI archives \
-     (tar files, also gzip, zstd, xz or bzip2-compressed), image layout directories \
-     (OCI, docker save, dir:) and docker:// registries";
 
 /// Reading the repository's fixtures through the library, for each format's tests.
 #[cfg(test)]

@@ -450,12 +450,8 @@ impl Cached {
                 .map_err(|e| reading(e, &partial))?;
             let fetch = Fetch::new(Arc::clone(repo), digest.clone(), size, 0);
             return Ok(Some(Cached {
-                repo: Arc::clone(repo),
-                digest: digest.clone(),
-                size,
-                pos: 0,
-                file,
                 filling: Some((fetch, Hasher::new())),
+                ..Cached::verified(repo, digest, size, file)
             }));
         }
         cache.warn(format!(

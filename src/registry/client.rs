@@ -5,15 +5,16 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use ureq::http::{Method, Request, Response};
 use ureq::{Agent, Body, SendBody};
 
-use super::challenge::{parse_www_authenticate, retry_after, Challenge};
+use super::challenge::{parse_www_authenticate, Challenge};
 use super::credentials::Credentials;
 use super::origin::{Origin, Scheme, Url};
+use super::retry::{Exchange, RetryPolicy};
 use super::RegistryOptions;
 use crate::error::{Error, Result};
 use crate::text::shown;
@@ -30,9 +31,6 @@ application/vnd.docker.distribution.manifest.v1+json";
 
 /// Largest manifest or config read into memory (containerd's limit).
 pub(crate) const MAX_MANIFEST_SIZE: u64 = 4 << 20;
-
-/// Longest wait between two attempts, whatever a `Retry-After` asks.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// Largest token response or error body read.
 const MAX_SMALL_BODY: u64 = 1 << 20;
@@ -81,9 +79,8 @@ pub(crate) struct Client {
     origin: Origin,
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
-    retries: u32,
-    /// Base of the exponential backoff.
-    backoff: Duration,
+    /// How requests are retried.
+    retry: RetryPolicy,
     /// How long a read may make no progress, and the stretch over which a body must
     /// keep up `min_rate` (zero: wait forever, no floor).
     read_timeout: Duration,
@@ -149,8 +146,7 @@ impl Client {
             origin,
             credentials,
             auth: Mutex::new(AuthState::default()),
-            retries: options.retry_times,
-            backoff: options.retry_delay,
+            retry: RetryPolicy::new(options),
             read_timeout: options.read_timeout,
             min_rate: options.min_rate,
         };
@@ -214,7 +210,7 @@ impl Client {
         headers: &[(&str, &str)],
         payload: Payload<'_>,
     ) -> Result<Response<Body>> {
-        self.send_with(method, url, scope, headers, payload, self.retries)
+        self.send_with(method, url, scope, headers, payload, self.retry)
     }
 
     /// [`Client::send`] without retries (a request whose repetition the caller
@@ -227,7 +223,14 @@ impl Client {
         headers: &[(&str, &str)],
         payload: Payload<'_>,
     ) -> Result<Response<Body>> {
-        self.send_with(method, url, scope, headers, payload, 0)
+        self.send_with(
+            method,
+            url,
+            scope,
+            headers,
+            payload,
+            self.retry.without_retries(),
+        )
     }
 
     fn send_with(
@@ -237,7 +240,7 @@ impl Client {
         scope: &Scope,
         headers: &[(&str, &str)],
         payload: Payload<'_>,
-        retries: u32,
+        retry: RetryPolicy,
     ) -> Result<Response<Body>> {
         let mut target = Url::parse(url)
             .map_err(|why| self.error(format!("{method} {}: {why}", shown(&cut_query(url)))))?;
@@ -248,7 +251,7 @@ impl Client {
             // target or an upload location elsewhere gets the request without them.
             let own = target.origin == self.origin;
             let target_text = target.to_string();
-            let result = self.retrying(retries, || {
+            let result = retry.run(|| {
                 let mut builder = Request::builder()
                     .method(method.clone())
                     .uri(target_text.as_str());
@@ -327,38 +330,8 @@ impl Client {
         }
     }
 
-    /// Run the exchange `once` builds until its answer is not a transient failure
-    /// (a connection error, 408, 429, 5xx), retrying at most `retries` times with
-    /// backoff; the last answer, whatever it is.
-    fn retrying(
-        &self,
-        retries: u32,
-        mut once: impl FnMut() -> Result<std::result::Result<Response<Body>, ureq::Error>>,
-    ) -> Result<std::result::Result<Response<Body>, ureq::Error>> {
-        let mut attempt = 0;
-        loop {
-            let result = once()?;
-            let delay = match &result {
-                Ok(response) if retryable(response.status().as_u16()) => {
-                    self.delay(attempt, Some(response))
-                }
-                Err(e) if transient(e) => self.delay(attempt, None),
-                _ => return Ok(result),
-            };
-            if attempt >= retries {
-                return Ok(result);
-            }
-            attempt += 1;
-            std::thread::sleep(delay);
-        }
-    }
-
     /// Send one request built by `builder` with `payload` as its body.
-    fn run(
-        &self,
-        builder: ureq::http::request::Builder,
-        payload: Payload<'_>,
-    ) -> Result<std::result::Result<Response<Body>, ureq::Error>> {
+    fn run(&self, builder: ureq::http::request::Builder, payload: Payload<'_>) -> Result<Exchange> {
         let request = match payload {
             Payload::Empty => builder.body(SendBody::none()).map(|r| self.agent.run(r)),
             Payload::Bytes(bytes) => builder.body(bytes).map(|r| self.agent.run(r)),
@@ -374,20 +347,6 @@ impl Client {
         // the repository's own request says so more precisely, so it is not an error yet.
         drop(response);
         Ok(())
-    }
-
-    /// How long to wait before attempt `attempt + 1`: the `Retry-After` the answer
-    /// asks for, else exponential backoff.
-    pub(crate) fn delay(&self, attempt: u32, response: Option<&Response<Body>>) -> Duration {
-        let asked = response
-            .and_then(|r| r.headers().get("retry-after"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry_after(v, SystemTime::now(), MAX_BACKOFF));
-        asked.unwrap_or_else(|| {
-            self.backoff
-                .saturating_mul(1u32 << attempt.min(16))
-                .min(MAX_BACKOFF)
-        })
     }
 
     /// A rate floor for a body.
@@ -424,18 +383,20 @@ impl Client {
     /// long as its own attempts may take to fail (`None`: forever, as the reads do).
     pub(crate) fn stall_patience(&self) -> Option<Duration> {
         (!self.read_timeout.is_zero()).then(|| {
-            let backoffs = (0..self.retries.min(64))
-                .map(|attempt| self.delay(attempt, None))
-                .fold(Duration::ZERO, Duration::saturating_add);
             self.read_timeout
-                .saturating_mul(self.retries.saturating_add(1))
-                .saturating_add(backoffs)
+                .saturating_mul(self.retry.retries().saturating_add(1))
+                .saturating_add(self.retry.total_backoff())
         })
+    }
+
+    /// How this client's requests are retried.
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
+        self.retry
     }
 
     /// How many times a transient failure is retried.
     pub(crate) fn retries(&self) -> u32 {
-        self.retries
+        self.retry.retries()
     }
 
     /// The `Authorization` value for a request in `scope` to the registry's own
@@ -538,7 +499,7 @@ impl Client {
                 (Method::GET, url, None)
             }
         };
-        let result = self.retrying(self.retries, || {
+        let result = self.retry.run(|| {
             let mut builder = Request::builder().method(method.clone()).uri(&url);
             if let Some(Credentials::Basic { username, password }) = &self.credentials {
                 builder = builder.header("Authorization", basic(username, password));
@@ -802,23 +763,6 @@ impl<R: Read> Read for Paced<R> {
 /// A header's value as text.
 pub(crate) fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Answers worth another attempt.
-pub(crate) fn retryable(status: u16) -> bool {
-    status == 408 || status == 429 || (500..=599).contains(&status)
-}
-
-/// Failures of the connection rather than of the request.
-pub(crate) fn transient(e: &ureq::Error) -> bool {
-    matches!(
-        e,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::HostNotFound
-            | ureq::Error::Protocol(_)
-    )
 }
 
 fn basic(username: &str, password: &str) -> String {

@@ -9,6 +9,7 @@ use ureq::http::Method;
 
 use super::cache::BlobCache;
 use super::client::{header, Client, Pace, Payload, Scope};
+use super::retry::Attempts;
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
 
@@ -50,7 +51,8 @@ pub(crate) struct Fetch {
     size: u64,
     pos: u64,
     body: Option<ureq::BodyReader<'static>>,
-    failures: u32,
+    /// The failed attempts so far, for the whole blob.
+    attempts: Attempts,
     /// The rate floor of the current attempt.
     pace: Pace,
 }
@@ -58,13 +60,14 @@ pub(crate) struct Fetch {
 impl Fetch {
     pub(crate) fn new(repo: Arc<Repo>, digest: Digest, size: u64, start: u64) -> Fetch {
         let repo_pace = repo.client.pace();
+        let attempts = repo.client.retry_policy().attempts();
         Fetch {
             repo,
             digest,
             size,
             pos: start.min(size),
             body: None,
-            failures: 0,
+            attempts,
             pace: repo_pace,
         }
     }
@@ -159,11 +162,9 @@ impl Fetch {
     /// budget is spent, else wait the backoff before the next attempt.
     fn give_up_or_wait(&mut self, failure: io::Error) -> io::Result<()> {
         self.body = None;
-        if self.failures >= self.repo.client.retries() {
+        if !self.attempts.wait_for_another(None) {
             return Err(Error::io(format!("reading {}", self.what()), failure).into_io());
         }
-        std::thread::sleep(self.repo.client.delay(self.failures, None));
-        self.failures += 1;
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod fetch;
 pub(crate) mod origin;
 pub(crate) mod push;
 pub(crate) mod reference;
+pub(crate) mod retry;
 pub(crate) mod tree;
 
 use std::sync::atomic::{AtomicBool, Ordering};

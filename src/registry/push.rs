@@ -12,6 +12,7 @@ use ureq::http::Method;
 use super::client::{header, Payload, Scope};
 use super::fetch::Repo;
 use super::reference::RegistryRef;
+use crate::container::Staged;
 use crate::error::{Error, Result};
 use crate::formats::blobs::{BlobStore, BlobWriter, ParallelBlobs, SharedStore};
 use crate::formats::oci::{list_written, put_oci_image, Listed, OciLayers};
@@ -471,7 +472,7 @@ impl Uploader {
         let client = &self.repo.client;
         let mut location = location.to_string();
         let mut from = 0usize;
-        let mut failures = 0;
+        let mut attempts = client.retry_policy().attempts();
         loop {
             let part = &chunk[from..];
             let start = offset + from as u64;
@@ -498,18 +499,16 @@ impl Uploader {
                     if status == 404 {
                         return Err(Failure::Lost(error));
                     }
-                    if !(super::client::retryable(status) || status == 416) {
+                    if !(super::retry::retryable(status) || status == 416) {
                         return Err(Failure::Fatal(error));
                     }
                     error
                 }
                 Err(e) => e,
             };
-            if failures >= client.retries() {
+            if !attempts.wait_for_another(None) {
                 return Err(Failure::Fatal(failure));
             }
-            std::thread::sleep(client.delay(failures, None));
-            failures += 1;
             // Where did the registry stop?
             let (next, resume_at) = self.upload_status(&location, what)?;
             location = next;
@@ -595,27 +594,12 @@ impl BlobStore for Uploader {
     /// A layer compressed anew: staged in a temp file, which gives its digest (to
     /// skip it when the registry has it) and a copy to start again from.
     fn put_hashing(&mut self, data: &mut dyn Read) -> Result<(Digest, u64)> {
-        use std::io::{Seek, Write};
-        let mut temp =
-            crate::sys::anonymous_file().map_err(|e| Error::io("creating a temp file", e))?;
-        let (digest, size) = {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut temp);
-            let result = crate::container::copy_hashing(data, &mut out, "a layer")?;
-            out.flush()
-                .map_err(|e| Error::io("writing a temp file", e))?;
-            result
-        };
+        let (staged, digest) = Staged::hashing(data, "a layer")?;
+        let size = staged.size();
         if self.head(&digest)? == Some(size) {
             return Ok((digest, size));
         }
-        let reopen = || -> Result<Box<dyn Read + Send>> {
-            let mut file = temp
-                .try_clone()
-                .map_err(|e| Error::io("reading a temp file", e))?;
-            file.rewind()
-                .map_err(|e| Error::io("reading a temp file", e))?;
-            Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, file)))
-        };
+        let reopen = || -> Result<Box<dyn Read + Send>> { Ok(Box::new(staged.reader()?)) };
         let mut first = reopen()?;
         self.upload(&digest, Some(size), &mut first, Some(&reopen))?;
         Ok((digest, size))
