@@ -98,7 +98,7 @@ impl Location {
                     None => format!(" (for a file whose name has a colon, write ./{})", shown(s)),
                 };
                 return Err(Error::Usage(format!(
-                    "{}: dockhand does not support the transport {prefix:?}; it reads and writes {} and registries (docker://HOST/REPO:TAG){hint}",
+                    "{}: dockhand does not support the transport {prefix:?}; its transports are {} (docker://HOST/REPO:TAG){hint}",
                     shown(s),
                     transport_names()
                 )));

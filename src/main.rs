@@ -51,17 +51,14 @@ struct GlobalArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Convert images from SRC to DST, verifying every blob on the way.
-    ///
-    /// SRC and DST are a path, `-` (stdin/stdout), or TRANSPORT:PATH[:REF] with TRANSPORT
-    /// one of docker-archive, docker-dir, oci, oci-archive, dir. Without --to, a DST
-    /// ending in .tar or `-` gets docker-archive, anything else an OCI layout directory.
-    #[command(after_help = examples::CONVERT)]
+    #[command(long_about = convert_long_about(), after_help = examples::CONVERT)]
     Convert {
         /// Read SRC as this format (default: detect from the content).
-        #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+        #[arg(long, value_name = "FORMAT", value_parser = format_parser())]
         from: Option<Format>,
-        /// Write DST in this format: docker-archive, docker-dir, oci, oci-archive, dir.
-        #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+        /// Write DST in this format (default: docker-archive for a DST ending in .tar or
+        /// `-`, an OCI layout directory otherwise).
+        #[arg(long, value_name = "FORMAT", value_parser = format_parser())]
         to: Option<Format>,
         /// Take only this image (REF, matched after normalization; an image ID, 12+ hex
         /// characters of one, a manifest digest or NAME@sha256:...; or @N); repeatable.
@@ -153,9 +150,36 @@ enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
-    /// Print dockhand's man page (roff) on stdout.
+    /// Print a man page (roff) on stdout: dockhand(1), or dockhand-COMMAND(1).
     #[command(after_help = examples::MAN)]
-    Man,
+    Man {
+        /// The subcommand whose page to print (default: the page of dockhand itself,
+        /// which lists them).
+        command: Option<String>,
+    },
+}
+
+/// `convert --long-help`'s description, with the transports from the one table.
+fn convert_long_about() -> String {
+    format!(
+        "Convert images from SRC to DST, verifying every blob on the way.\n\n\
+         SRC and DST are a path, `-` (stdin/stdout), or TRANSPORT:PATH[:REF] \
+         (docker://HOST/REPO[:TAG|@DIGEST] for a registry) with TRANSPORT one of {}. \
+         Without --to, a DST ending in .tar or `-` gets docker-archive, anything else an \
+         OCI layout directory.",
+        transport_names()
+    )
+}
+
+/// `--from` and `--to`: the formats of the transport table, so that help, errors and
+/// completions list the same names.
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Format::all().map(Format::name)).try_map(
+        |name: String| {
+            Format::parse(&name).ok_or_else(|| format!("expected one of {}", transport_names()))
+        },
+    )
 }
 
 /// The source of a reading subcommand (inspect, history, verify) and the images of it
@@ -502,6 +526,12 @@ fn command_line_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // `dockhand` alone: the help as `--help` lays it out (on stderr, as clap prints
+        // it), not folded into one line, and a usage error's exit code.
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
     let rendered = e.render().to_string();
     let words: Vec<&str> = rendered
         .lines()
@@ -552,10 +582,6 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
 
 fn parse_layer_compression(s: &str) -> Result<LayerCompression, String> {
     LayerCompression::parse(s).ok_or_else(|| "expected keep, none, gzip or zstd".to_string())
-}
-
-fn parse_format(s: &str) -> Result<Format, String> {
-    Format::parse(s).ok_or_else(|| format!("expected one of {}", transport_names()))
 }
 
 fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
@@ -761,14 +787,39 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "dockhand", &mut script);
             write_stdout(&script)
         }
-        Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut page)
-                .context("rendering the man page")?;
-            write_stdout(&page)
-        }
+        Command::Man { command } => write_stdout(&man_page(command.as_deref())?),
     }
+}
+
+/// The man page of dockhand (`command` None) or of one of its subcommands, named as
+/// the top page's list names it (dockhand-convert(1), ...), so that every page it
+/// refers to exists.
+fn man_page(command: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    // Built, as clap_mangen's generate_to builds it: subcommands get their global
+    // options and their names (dockhand-convert, `dockhand convert`). No `help`
+    // subcommand: it would be listed as a page that does not exist.
+    let mut top = Cli::command().disable_help_subcommand(true);
+    top.build();
+    let cmd = match command {
+        None => top,
+        Some(name) => match top.find_subcommand(name) {
+            Some(sub) => sub.clone(),
+            None => {
+                let names: Vec<&str> = top.get_subcommands().map(|c| c.get_name()).collect();
+                return Err(dockhand::Error::Usage(format!(
+                    "man: no subcommand {:?}; there are pages for {}",
+                    one_line(name),
+                    names.join(", ")
+                ))
+                .into());
+            }
+        },
+    };
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut page)
+        .context("rendering the man page")?;
+    Ok(page)
 }
 
 /// Write `bytes` to stdout (a closed stdout ends quietly, as everywhere).

@@ -44,6 +44,18 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn no_arguments_prints_the_help_and_exits_2() {
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let shown = String::from_utf8(out.stderr).unwrap();
+    // The help as --help lays it out, not folded into one `error:` line.
+    let help = String::from_utf8(ok(&["--help"])).unwrap();
+    assert_eq!(shown, help);
+    assert!(shown.lines().count() > 10, "{shown}");
+    assert!(!shown.starts_with("error:"), "{shown}");
+}
+
+#[test]
 fn runtime_errors_exit_1_with_one_line() {
     let stderr = fails(&["inspect", "/nonexistent/archive.tar"]);
     assert!(stderr.contains("/nonexistent/archive.tar"), "{stderr}");

@@ -189,16 +189,21 @@ pub(crate) static TRANSPORTS: &[Transport] = &[
     Transport { name: "dir", format: Format::DIR, noun: "a dir layout", ops: &dir::OPS },
 ];
 
-/// The names of every transport, for messages: "a, b, c and d".
+/// The names of every transport, registries' `docker` included, for help and
+/// messages: "a, b, c and d".
 ///
 /// ```
 /// assert_eq!(
 ///     dockhand::transport_names(),
-///     "docker-archive, docker-dir, oci, oci-archive and dir"
+///     "docker-archive, docker-dir, oci, oci-archive, dir and docker"
 /// );
 /// ```
 pub fn transport_names() -> String {
-    let names: Vec<&str> = TRANSPORTS.iter().map(|t| t.name).collect();
+    let names: Vec<&str> = TRANSPORTS
+        .iter()
+        .map(|t| t.name)
+        .chain([Format::REGISTRY.name()])
+        .collect();
     match names.split_last() {
         Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
         _ => names.join(""),
