@@ -763,6 +763,9 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                     "verified {} image(s), {} layer(s), {} bytes: all digests and diff_ids match",
                     report.images, report.layers, report.bytes
                 ));
+                if let Some(note) = platforms_left_out(&source, &chosen) {
+                    say(&note);
+                }
             }
             Ok(())
         }
@@ -820,6 +823,87 @@ fn man_page(command: Option<&str>) -> anyhow::Result<Vec<u8>> {
         .render(&mut page)
         .context("rendering the man page")?;
     Ok(page)
+}
+
+/// How many platforms a note lists before it counts the rest.
+const NOTE_PLATFORMS: usize = 4;
+
+/// After `verify` of images taken from multi-platform indexes: which platforms were
+/// verified, and which platforms those indexes list were not (another platform the
+/// source holds, with how to verify it; one it lacks), so that a run that checked
+/// only the host's platform says so. None when nothing was left out.
+fn platforms_left_out(source: &dockhand::Source, chosen: &[dockhand::Image]) -> Option<String> {
+    use std::collections::BTreeSet;
+    let verified: BTreeSet<_> = chosen
+        .iter()
+        .filter_map(|i| i.manifest.as_ref())
+        .map(|m| &m.digest)
+        .collect();
+    // The indexes the verified images were taken from: those listing one of them.
+    let indexes: BTreeSet<_> = source
+        .platforms
+        .iter()
+        .filter(|listed| verified.contains(&listed.manifest))
+        .map(|listed| &listed.index)
+        .collect();
+    let (mut held, mut absent) = (Vec::new(), Vec::new());
+    for listed in &source.platforms {
+        if !indexes.contains(&listed.index) || verified.contains(&listed.manifest) {
+            continue;
+        }
+        let list = if listed.present {
+            &mut held
+        } else {
+            &mut absent
+        };
+        let name = listed.platform.to_string();
+        if !list.contains(&name) {
+            list.push(name);
+        }
+    }
+    if held.is_empty() && absent.is_empty() {
+        return None;
+    }
+    let listed = |names: &[String]| match names.len() {
+        n if n > NOTE_PLATFORMS => format!(
+            "{} and {} more",
+            names[..NOTE_PLATFORMS].join(", "),
+            n - NOTE_PLATFORMS
+        ),
+        _ => names.join(", "),
+    };
+    let mut done: Vec<String> = Vec::new();
+    let from_index = |image: &&dockhand::Image| {
+        image.manifest.as_ref().is_some_and(|m| {
+            source
+                .platforms
+                .iter()
+                .any(|listed| listed.manifest == m.digest)
+        })
+    };
+    for image in chosen.iter().filter(from_index) {
+        let name = image.platform.to_string();
+        if !done.contains(&name) {
+            done.push(name);
+        }
+    }
+    let mut note = format!(
+        "note: verified the platform(s) {} of a multi-platform index",
+        listed(&done)
+    );
+    if !held.is_empty() {
+        note += &format!(
+            "; not verified: {} (verify --all checks every platform, --platform OS/ARCH[/VARIANT] one)",
+            listed(&held)
+        );
+    }
+    if !absent.is_empty() {
+        note += &format!(
+            "; listed but absent from the source, so not verified: {}",
+            listed(&absent)
+        );
+    }
+    Some(note)
 }
 
 /// Write `bytes` to stdout (a closed stdout ends quietly, as everywhere).
