@@ -374,7 +374,13 @@ struct Bars {
     multi: indicatif::MultiProgress,
     overall: indicatif::ProgressBar,
     layers: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+    /// The lines' shape for the terminal's width when the bars started.
+    layout: cli::bar_layout::Layout,
 }
+
+/// How often bars are redrawn when nothing advances, so that their rates decay
+/// instead of showing the last one for as long as a layer stalls.
+const BAR_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Bars {
     /// Bars when stderr is a terminal, `quiet` is off and `CI` is not set: never
@@ -384,21 +390,22 @@ impl Bars {
         if quiet || std::env::var_os("CI").is_some() || !io::stderr().is_terminal() {
             return None;
         }
+        let layout = cli::bar_layout::for_width(cli::bar_layout::stderr_width());
         let multi =
             indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr());
         let overall = multi.add(indicatif::ProgressBar::new(0));
         overall.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(&layout.overall)
+                .expect("a valid template")
+                .progress_chars("=> "),
         );
         overall.set_prefix("total");
+        overall.enable_steady_tick(BAR_TICK);
         Some(Bars {
             multi,
             overall,
             layers: Default::default(),
+            layout,
         })
     }
 
@@ -412,29 +419,15 @@ impl Bars {
             .multi
             .insert_before(&self.overall, indicatif::ProgressBar::new(size));
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(&self.layout.layer)
+                .expect("a valid template")
+                .progress_chars("=> "),
         );
         bar.set_prefix("layer");
-        // The layer's name in the source, escaped and shortened: a path from an archive
-        // must not drive the terminal.
-        let name = one_line(path);
-        let short: String = if name.chars().count() > 40 {
-            let tail: String = name
-                .chars()
-                .rev()
-                .take(39)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            format!("…{tail}")
-        } else {
-            name
-        };
+        // The layer's name in the source, escaped (a path from an archive must not
+        // drive the terminal) and shortened to what the line has room for.
+        let short = cli::bar_layout::shortened(&one_line(path), self.layout.name);
+        bar.enable_steady_tick(BAR_TICK);
         bar.set_message(short);
         bar.tick();
         self.layers
