@@ -117,7 +117,7 @@ impl Location {
                     None => format!(" (for a file whose name has a colon, write ./{})", shown(s)),
                 };
                 return Err(Error::Usage(format!(
-                    "{}: dockhand does not support the transport {prefix:?}; it reads and writes {}{hint}",
+                    "{}: dockhand does not support the transport {prefix:?}; its transports are {}{hint}",
                     shown(s),
                     transport_prefixes()
                 )));

@@ -51,17 +51,14 @@ struct GlobalArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Convert images from SRC to DST, verifying every blob on the way.
-    ///
-    /// SRC and DST are a path, `-` (stdin/stdout), or TRANSPORT:PATH[:REF] with TRANSPORT
-    /// one of docker-archive, docker-dir, oci, oci-archive, dir. Without --to, a DST
-    /// ending in .tar or `-` gets docker-archive, anything else an OCI layout directory.
-    #[command(after_help = examples::CONVERT)]
+    #[command(long_about = convert_long_about(), after_help = examples::CONVERT)]
     Convert {
         /// Read SRC as this format (default: detect from the content).
-        #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+        #[arg(long, value_name = "FORMAT", value_parser = format_parser())]
         from: Option<Format>,
-        /// Write DST in this format: docker-archive, docker-dir, oci, oci-archive, dir.
-        #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+        /// Write DST in this format (default: docker-archive for a DST ending in .tar or
+        /// `-`, an OCI layout directory otherwise).
+        #[arg(long, value_name = "FORMAT", value_parser = format_parser())]
         to: Option<Format>,
         /// Take only this image (REF, matched after normalization; an image ID, 12+ hex
         /// characters of one, a manifest digest or NAME@sha256:...; or @N); repeatable.
@@ -153,9 +150,38 @@ enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
-    /// Print dockhand's man page (roff) on stdout.
+    /// Print a man page (roff) on stdout: dockhand(1), or dockhand-COMMAND(1).
     #[command(after_help = examples::MAN)]
-    Man,
+    Man {
+        /// The subcommand whose page to print (default: the page of dockhand itself,
+        /// which lists them).
+        command: Option<String>,
+    },
+}
+
+/// `convert --long-help`'s description, with the transports from the one table.
+fn convert_long_about() -> String {
+    format!(
+        "Convert images from SRC to DST, verifying every blob on the way.\n\n\
+         SRC and DST are a path, `-` (stdin/stdout), or a location of a transport: {}. \
+         Without --to, a DST ending in .tar or `-` gets docker-archive, anything else an \
+         OCI layout directory.",
+        Format::all()
+            .map(|f| f.transport().syntax())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// `--from` and `--to`: the formats of the transport table, so that help, errors and
+/// completions list the same names.
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Format::all().map(Format::name)).try_map(
+        |name: String| {
+            Format::parse(&name).ok_or_else(|| format!("expected one of {}", transport_names()))
+        },
+    )
 }
 
 /// The source of a reading subcommand (inspect, history, verify) and the images of it
@@ -350,7 +376,13 @@ struct Bars {
     multi: indicatif::MultiProgress,
     overall: indicatif::ProgressBar,
     layers: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+    /// The lines' shape for the terminal's width when the bars started.
+    layout: cli::bar_layout::Layout,
 }
+
+/// How often bars are redrawn when nothing advances, so that their rates decay
+/// instead of showing the last one for as long as a layer stalls.
+const BAR_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Bars {
     /// Bars when stderr is a terminal, `quiet` is off and `CI` is not set: never
@@ -360,21 +392,22 @@ impl Bars {
         if quiet || std::env::var_os("CI").is_some() || !io::stderr().is_terminal() {
             return None;
         }
+        let layout = cli::bar_layout::for_width(cli::bar_layout::stderr_width());
         let multi =
             indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr());
         let overall = multi.add(indicatif::ProgressBar::new(0));
         overall.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(&layout.overall)
+                .expect("a valid template")
+                .progress_chars("=> "),
         );
         overall.set_prefix("total");
+        overall.enable_steady_tick(BAR_TICK);
         Some(Bars {
             multi,
             overall,
             layers: Default::default(),
+            layout,
         })
     }
 
@@ -388,29 +421,15 @@ impl Bars {
             .multi
             .insert_before(&self.overall, indicatif::ProgressBar::new(size));
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(&self.layout.layer)
+                .expect("a valid template")
+                .progress_chars("=> "),
         );
         bar.set_prefix("layer");
-        // The layer's name in the source, escaped and shortened: a path from an archive
-        // must not drive the terminal.
-        let name = one_line(path);
-        let short: String = if name.chars().count() > 40 {
-            let tail: String = name
-                .chars()
-                .rev()
-                .take(39)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            format!("…{tail}")
-        } else {
-            name
-        };
+        // The layer's name in the source, escaped (a path from an archive must not
+        // drive the terminal) and shortened to what the line has room for.
+        let short = cli::bar_layout::shortened(&one_line(path), self.layout.name);
+        bar.enable_steady_tick(BAR_TICK);
         bar.set_message(short);
         bar.tick();
         self.layers
@@ -502,6 +521,12 @@ fn command_line_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // `dockhand` alone: the help as `--help` lays it out (on stderr, as clap prints
+        // it), not folded into one line, and a usage error's exit code.
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
     let rendered = e.render().to_string();
     let words: Vec<&str> = rendered
         .lines()
@@ -552,10 +577,6 @@ fn parse_platform(s: &str) -> Result<Platform, String> {
 
 fn parse_layer_compression(s: &str) -> Result<LayerCompression, String> {
     LayerCompression::parse(s).ok_or_else(|| "expected keep, none, gzip or zstd".to_string())
-}
-
-fn parse_format(s: &str) -> Result<Format, String> {
-    Format::parse(s).ok_or_else(|| format!("expected one of {}", transport_names()))
 }
 
 fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
@@ -737,6 +758,9 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                     "verified {} image(s), {} layer(s), {} bytes: all digests and diff_ids match",
                     report.images, report.layers, report.bytes
                 ));
+                if let Some(note) = platforms_left_out(&source, &chosen) {
+                    say(&note);
+                }
             }
             Ok(())
         }
@@ -761,14 +785,120 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "dockhand", &mut script);
             write_stdout(&script)
         }
-        Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut page)
-                .context("rendering the man page")?;
-            write_stdout(&page)
+        Command::Man { command } => write_stdout(&man_page(command.as_deref())?),
+    }
+}
+
+/// The man page of dockhand (`command` None) or of one of its subcommands, named as
+/// the top page's list names it (dockhand-convert(1), ...), so that every page it
+/// refers to exists.
+fn man_page(command: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    // Built, as clap_mangen's generate_to builds it: subcommands get their global
+    // options and their names (dockhand-convert, `dockhand convert`). No `help`
+    // subcommand: it would be listed as a page that does not exist.
+    let mut top = Cli::command().disable_help_subcommand(true);
+    top.build();
+    let cmd = match command {
+        None => top,
+        Some(name) => match top.find_subcommand(name) {
+            Some(sub) => sub.clone(),
+            None => {
+                let names: Vec<&str> = top.get_subcommands().map(|c| c.get_name()).collect();
+                return Err(dockhand::Error::Usage(format!(
+                    "man: no subcommand {:?}; there are pages for {}",
+                    one_line(name),
+                    names.join(", ")
+                ))
+                .into());
+            }
+        },
+    };
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut page)
+        .context("rendering the man page")?;
+    Ok(page)
+}
+
+/// How many platforms a note lists before it counts the rest.
+const NOTE_PLATFORMS: usize = 4;
+
+/// After `verify` of images taken from multi-platform indexes: which platforms were
+/// verified, and which platforms those indexes list were not (another platform the
+/// source holds, with how to verify it; one it lacks), so that a run that checked
+/// only the host's platform says so. None when nothing was left out.
+fn platforms_left_out(source: &dockhand::Source, chosen: &[dockhand::Image]) -> Option<String> {
+    use std::collections::BTreeSet;
+    let verified: BTreeSet<_> = chosen
+        .iter()
+        .filter_map(|i| i.manifest.as_ref())
+        .map(|m| &m.digest)
+        .collect();
+    // The indexes the verified images were taken from: those listing one of them.
+    let indexes: BTreeSet<_> = source
+        .platforms
+        .iter()
+        .filter(|listed| verified.contains(&listed.manifest))
+        .map(|listed| &listed.index)
+        .collect();
+    let (mut held, mut absent) = (Vec::new(), Vec::new());
+    for listed in &source.platforms {
+        if !indexes.contains(&listed.index) || verified.contains(&listed.manifest) {
+            continue;
+        }
+        let list = if listed.present {
+            &mut held
+        } else {
+            &mut absent
+        };
+        let name = listed.platform.to_string();
+        if !list.contains(&name) {
+            list.push(name);
         }
     }
+    if held.is_empty() && absent.is_empty() {
+        return None;
+    }
+    let listed = |names: &[String]| match names.len() {
+        n if n > NOTE_PLATFORMS => format!(
+            "{} and {} more",
+            names[..NOTE_PLATFORMS].join(", "),
+            n - NOTE_PLATFORMS
+        ),
+        _ => names.join(", "),
+    };
+    let mut done: Vec<String> = Vec::new();
+    let from_index = |image: &&dockhand::Image| {
+        image.manifest.as_ref().is_some_and(|m| {
+            source
+                .platforms
+                .iter()
+                .any(|listed| listed.manifest == m.digest)
+        })
+    };
+    for image in chosen.iter().filter(from_index) {
+        let name = image.platform.to_string();
+        if !done.contains(&name) {
+            done.push(name);
+        }
+    }
+    let mut note = format!(
+        "note: verified the platform(s) {} of a multi-platform index",
+        listed(&done)
+    );
+    if !held.is_empty() {
+        note += &format!(
+            "; not verified: {} (verify --all checks every platform, --platform OS/ARCH[/VARIANT] one)",
+            listed(&held)
+        );
+    }
+    if !absent.is_empty() {
+        note += &format!(
+            "; listed but absent from the source, so not verified: {}",
+            listed(&absent)
+        );
+    }
+    Some(note)
 }
 
 /// Write `bytes` to stdout (a closed stdout ends quietly, as everywhere).

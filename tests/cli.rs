@@ -44,6 +44,79 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn no_arguments_prints_the_help_and_exits_2() {
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let shown = String::from_utf8(out.stderr).unwrap();
+    // The help as --help lays it out, not folded into one `error:` line.
+    let help = String::from_utf8(ok(&["--help"])).unwrap();
+    assert_eq!(shown, help);
+    assert!(shown.lines().count() > 10, "{shown}");
+    assert!(!shown.starts_with("error:"), "{shown}");
+}
+
+#[test]
+fn verify_of_a_multi_platform_index_says_which_platforms_it_checked() {
+    let (Some(both), Some(sparse)) = (
+        corpus_item("stereoscope/multiplatform_oci_dir"),
+        corpus_item("oras-go/hello-world.tar"),
+    ) else {
+        return;
+    };
+    let stderr = |args: &[&str]| {
+        let out = run(args);
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {text}");
+        text
+    };
+    let both = s(&both);
+    for (picked, other) in [
+        ("linux/amd64", "linux/arm64"),
+        ("linux/arm64", "linux/amd64"),
+    ] {
+        let text = stderr(&["verify", "--platform", picked, both]);
+        assert!(text.contains("verified 1 image(s)"), "{text}");
+        let note = text.lines().nth(1).unwrap_or_default();
+        assert!(
+            note.starts_with(&format!("note: verified the platform(s) {picked} ")),
+            "{text}"
+        );
+        assert!(note.contains(&format!("not verified: {other} ")), "{text}");
+        assert!(
+            note.contains("--all") && note.contains("--platform"),
+            "{text}"
+        );
+    }
+    // Without --platform, the host's platform is the one checked, and it says so.
+    let text = stderr(&["verify", both]);
+    assert!(
+        text.contains("note: verified the platform(s) linux/"),
+        "{text}"
+    );
+    // --all verifies both, and leaves nothing to say.
+    let text = stderr(&["verify", "--all", both]);
+    assert!(text.contains("verified 2 image(s)"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    // A platform the index lists but the source lacks is named as not verified, with
+    // or without --all.
+    let sparse = s(&sparse);
+    for args in [
+        ["verify", "--platform", "linux/amd64", sparse],
+        ["verify", "--all", "-v", sparse],
+    ] {
+        let text = stderr(&args);
+        assert!(
+            text.contains("listed but absent from the source, so not verified: linux/arm/v5"),
+            "{args:?}: {text}"
+        );
+        assert!(!text.contains("verify --all checks"), "{args:?}: {text}");
+    }
+    // An image from no index: no note.
+    let text = stderr(&["verify", fixture("docker-save-multi").input()]);
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
+#[test]
 fn runtime_errors_exit_1_with_one_line() {
     let stderr = fails(&["inspect", "/nonexistent/archive.tar"]);
     assert!(stderr.contains("/nonexistent/archive.tar"), "{stderr}");

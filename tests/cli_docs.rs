@@ -119,6 +119,115 @@ fn man_prints_a_roff_page_that_man_renders() {
     }
 }
 
+/// `page` as `man -l` shows it (80 columns), or None without man.
+fn render_man(test: &str, page: &[u8]) -> Option<String> {
+    if !have_tool(test, "man") {
+        return None;
+    }
+    let mut child = Command::new("man")
+        .args(["-l", "-"])
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .env("MANWIDTH", "80")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(page).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "man -l - failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn every_man_page_the_top_page_refers_to_exists_with_its_options() {
+    let test = "every_man_page_the_top_page_refers_to_exists_with_its_options";
+    let top = String::from_utf8(ok(&["man"])).unwrap();
+    // The roff escapes the dash: dockhand\-convert(1).
+    let referred: Vec<String> = top
+        .split("dockhand\\-")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("(1)").map(|(name, _)| name.to_string()))
+        // `man`'s own line names the pattern, dockhand-COMMAND(1).
+        .filter(|name| name != "COMMAND")
+        .collect();
+    let mut expected: Vec<String> = SUBCOMMANDS.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    let mut sorted = referred.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "pages the top page refers to");
+    for sub in &referred {
+        let page = ok(&["man", sub]);
+        let text = String::from_utf8(page.clone()).unwrap();
+        assert!(
+            text.contains(&format!(".TH dockhand-{sub} 1")),
+            "{sub}: {text}"
+        );
+        // Its options (the global ones too) and its examples.
+        for option in ["\\-\\-help", "\\-\\-quiet", "\\-\\-verbose"] {
+            assert!(text.contains(option), "{sub}: no {option}: {text}");
+        }
+        assert!(text.contains(&format!("dockhand {sub}")), "{sub}: {text}");
+        if let Some(shown) = render_man(test, &page) {
+            assert!(shown.contains(&format!("dockhand-{sub}")), "{shown}");
+            assert!(shown.contains("OPTIONS"), "{shown}");
+        }
+    }
+    let convert = String::from_utf8(ok(&["man", "convert"])).unwrap();
+    for option in [
+        "layer\\-compression",
+        "docker\\-layout",
+        "\\-\\-force",
+        "tls\\-verify",
+    ] {
+        assert!(
+            convert.contains(option),
+            "no {option} in dockhand-convert(1)"
+        );
+    }
+    // No page for `help`, which is no command a man reader runs.
+    assert!(!top.contains("dockhand\\-help"), "{top}");
+    let out = run(&["man", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("convert"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn help_errors_and_completions_list_every_transport() {
+    let names = dockhand::transport_names();
+    assert!(names.ends_with(" and docker"), "{names}");
+    let help = String::from_utf8(ok(&["convert", "--help"])).unwrap();
+    assert!(help.contains(&names), "convert --help: {help}");
+    assert!(
+        help.contains("docker://HOST/REPO"),
+        "convert --help: {help}"
+    );
+    let out = run(&["inspect", "docker-daemon:busybox"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&names), "{stderr}");
+    // --from and --to take the formats of the same table: help, errors, completions.
+    let formats: Vec<&str> = dockhand::Format::all()
+        .map(dockhand::Format::name)
+        .collect();
+    let out = run(&["convert", "--to", "zip", "a", "b"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for format in &formats {
+        assert!(names.contains(format), "{names}");
+        assert!(stderr.contains(format), "{stderr}");
+    }
+    let bash = String::from_utf8(ok(&["completions", "bash"])).unwrap();
+    let offered = format!("compgen -W \"{}\"", formats.join(" "));
+    assert!(bash.contains(&offered), "bash completions lack {offered}");
+}
+
 #[test]
 fn every_subcommand_help_shows_its_examples() {
     let top = String::from_utf8(ok(&["--help"])).unwrap();

@@ -399,6 +399,24 @@ fn compression_options_that_cannot_apply_are_usage_errors() {
             ],
             "docker-dir",
         ),
+        // A plain .tar is a docker-archive: the error says how to get compressed
+        // layers in a tar, or in a directory.
+        (
+            vec![
+                "--layer-compression".into(),
+                "gzip".into(),
+                s(&tmp.path().join("j.tar")).to_string(),
+            ],
+            "for gzip layers in a tar, write an oci-archive (--to oci-archive)",
+        ),
+        (
+            vec![
+                "--layer-compression".into(),
+                "zstd".into(),
+                format!("docker-dir:{}", s(&tmp.path().join("k"))),
+            ],
+            "for zstd layers in a directory, write an OCI layout (--to oci)",
+        ),
     ];
     for (args, mention) in cases {
         let mut all = vec!["convert", src.as_str()];

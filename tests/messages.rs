@@ -75,6 +75,45 @@ fn an_io_error_names_its_cause_once() {
 }
 
 #[test]
+fn an_archive_error_names_its_input_once() {
+    let tmp = tempdir();
+    // An entry name deeper than dockhand accepts (a GNU long name carries it).
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(1);
+    header.set_mode(0o644);
+    builder
+        .append_data(&mut header, "d/".repeat(200) + "x", &b"x"[..])
+        .unwrap();
+    let tar = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let gz = gz.finish().unwrap();
+    for (file, bytes) in [("deep.tar", &tar), ("deep.tar.gz", &gz)] {
+        let input = put(tmp.path(), file, bytes);
+        let (code, stderr) = outcome(&["inspect", &input]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {input}: entry name d/d/")),
+            "{stderr}"
+        );
+        assert_eq!(stderr.matches(file).count(), 1, "{stderr}");
+    }
+    // Through stdin too: named `stdin`, once.
+    let out = dockhand()
+        .args(["inspect", "-"])
+        .stdin(std::fs::File::open(tmp.path().join("deep.tar.gz")).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: stdin: entry name d/d/"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("stdin").count(), 1, "{stderr}");
+}
+
+#[test]
 fn usage_mistakes_exit_2_with_one_line() {
     let tmp = tempdir();
     let basic = fixture("docker-save-basic");

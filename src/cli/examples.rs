@@ -56,5 +56,6 @@ Examples:
 
 pub const MAN: &str = "\
 Examples:
-  dockhand man | man -l -
-  dockhand man > /usr/local/share/man/man1/dockhand.1";
+  dockhand man | man -l -                       dockhand(1), which lists the others
+  dockhand man convert | man -l -               dockhand-convert(1)
+  dockhand man convert > /usr/local/share/man/man1/dockhand-convert.1";

@@ -136,13 +136,36 @@ pub(crate) fn compressing_reader<'a>(
     input: Box<dyn Read + 'a>,
 ) -> io::Result<Box<dyn Read + 'a>> {
     match compression {
-        Compression::Zstd => Ok(Box::new(ZstdReader::new(input, level, threads)?)),
+        Compression::Zstd => {
+            let threads = threads.min(zstd_workers_within(ZSTD_MEMORY_BUDGET, level));
+            Ok(Box::new(ZstdReader::new(input, level, threads)?))
+        }
         Compression::Gzip => Ok(Box::new(gzip::GzipReader::new(input, level, threads)?)),
         other => Err(io::Error::other(format!(
             "dockhand does not write {} layers",
             other.name()
         ))),
     }
+}
+
+/// What one layer's zstd workers may hold at once. Each worker holds its match tables,
+/// its job's input and output and the window before it, which grow with the level
+/// (about 16 MiB at the default level 3, about 160 MiB at 19): without a bound, a high
+/// level multiplies that by the machine's cores. The number of workers never changes
+/// the bytes written.
+const ZSTD_MEMORY_BUDGET: u64 = 256 << 20;
+
+/// How many zstd workers at `level` fit in `budget` bytes (at least one): an upper
+/// bound of a worker's memory from libzstd's parameters for inputs of unknown size
+/// (window log 19-23, jobs of 4 windows, chain and hash tables).
+fn zstd_workers_within(budget: u64, level: i32) -> usize {
+    let per_worker: u64 = match level {
+        ..=5 => 16 << 20,
+        6..=12 => 48 << 20,
+        13..=16 => 80 << 20,
+        _ => 160 << 20,
+    };
+    (budget / per_worker).max(1) as usize
 }
 
 /// zstd with libzstd's workers. (The zstd crate's reader asks for output before
@@ -232,6 +255,18 @@ mod tests {
             self.0 ^= self.0 << 17;
             self.0 as u8
         }
+    }
+
+    #[test]
+    fn high_zstd_levels_get_fewer_workers_whatever_the_cores() {
+        assert_eq!(zstd_workers_within(ZSTD_MEMORY_BUDGET, 19), 1);
+        assert_eq!(zstd_workers_within(ZSTD_MEMORY_BUDGET, 16), 3);
+        assert_eq!(
+            zstd_workers_within(ZSTD_MEMORY_BUDGET, ZSTD_DEFAULT_LEVEL),
+            16
+        );
+        // Never none: a tiny budget still compresses.
+        assert_eq!(zstd_workers_within(1, 19), 1);
     }
 
     fn sample(len: usize) -> Vec<u8> {

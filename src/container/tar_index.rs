@@ -285,7 +285,7 @@ impl TarIndex {
                     return Err(not_a_tar(&block));
                 }
                 return Err(Error::malformed(
-                    name,
+                    "",
                     format!("corrupt tar header at byte {offset} (bad checksum)"),
                 ));
             }
@@ -294,7 +294,7 @@ impl TarIndex {
             // Never use the tar crate's message here: it quotes the entry name.
             let size = header.entry_size().map_err(|_| {
                 Error::malformed(
-                    name,
+                    "",
                     format!("tar header at byte {offset} has an invalid size field"),
                 )
             })?;
@@ -306,13 +306,13 @@ impl TarIndex {
                 _ => None,
             };
             if let Some(what) = extension {
-                let data = read_extension(src, name, what, size, offset)?;
+                let data = read_extension(src, what, size, offset)?;
                 match kind {
                     EntryType::GNULongName => pending.long_name = Some(until_nul(data)),
                     EntryType::GNULongLink => pending.long_link = Some(until_nul(data)),
                     EntryType::XHeader => parse_pax(&data, &mut pending).map_err(|()| {
                         Error::malformed(
-                            name,
+                            "",
                             format!("malformed PAX record in the {what} at byte {offset}"),
                         )
                     })?,
@@ -326,7 +326,7 @@ impl TarIndex {
             index.count += 1;
             if index.count > MAX_ENTRIES {
                 return Err(Error::malformed(
-                    name,
+                    "",
                     format!("more than {MAX_ENTRIES} entries, the limit for one archive"),
                 ));
             }
@@ -348,13 +348,13 @@ impl TarIndex {
             offset += BLOCK as u64;
 
             let path = String::from_utf8_lossy(&raw_path).into_owned();
-            check_name(name, "entry name", &path, raw_path.len())?;
+            check_name("entry name", &path, raw_path.len())?;
             let link = match raw_link {
                 Some(raw) => {
                     let link = String::from_utf8_lossy(&raw).into_owned();
                     if raw.len() > MAX_PATH_BYTES {
                         return Err(Error::malformed(
-                            name,
+                            "",
                             format!(
                                 "entry {}: its link target is {} bytes long, over the limit of {MAX_PATH_BYTES} bytes",
                                 shown(&path),
@@ -517,16 +517,10 @@ fn padded(size: u64) -> u64 {
 
 /// Read the data of an extension entry, refusing it before reading when it claims more
 /// than [`MAX_EXTENSION_SIZE`].
-fn read_extension<S: Source>(
-    src: &mut S,
-    name: &str,
-    what: &str,
-    size: u64,
-    offset: u64,
-) -> Result<Vec<u8>> {
+fn read_extension<S: Source>(src: &mut S, what: &str, size: u64, offset: u64) -> Result<Vec<u8>> {
     if size > MAX_EXTENSION_SIZE {
         return Err(Error::malformed(
-            name,
+            "",
             format!(
                 "the {what} at byte {offset} claims {size} bytes, over the limit of {} MiB for a tar extension header",
                 MAX_EXTENSION_SIZE >> 20
@@ -617,10 +611,10 @@ fn checksum_ok(block: &[u8; BLOCK]) -> bool {
 }
 
 /// Refuse a name over [`MAX_PATH_BYTES`] or [`MAX_PATH_DEPTH`].
-fn check_name(archive: &str, what: &str, path: &str, raw_len: usize) -> Result<()> {
+fn check_name(what: &str, path: &str, raw_len: usize) -> Result<()> {
     if raw_len > MAX_PATH_BYTES {
         return Err(Error::malformed(
-            archive,
+            "",
             format!(
                 "{what} {} is {raw_len} bytes long, over the limit of {MAX_PATH_BYTES} bytes",
                 shown(path)
@@ -633,7 +627,7 @@ fn check_name(archive: &str, what: &str, path: &str, raw_len: usize) -> Result<(
         .count();
     if depth > MAX_PATH_DEPTH {
         return Err(Error::malformed(
-            archive,
+            "",
             format!(
                 "{what} {} has {depth} components, over the limit of {MAX_PATH_DEPTH}",
                 shown(path)

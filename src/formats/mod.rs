@@ -332,10 +332,15 @@ fn create_local_sink(
         )));
     }
     if options.write.layer_compression.target().is_some() && !ops.compresses_layers {
+        let compression = options.write.layer_compression;
+        let (holder, instead, to) = if format.is_tar() {
+            ("a tar", "an oci-archive", "oci-archive")
+        } else {
+            ("a directory", "an OCI layout", "oci")
+        };
         return Err(Error::Usage(format!(
-            "{} holds uncompressed layers (as docker save writes them); --layer-compression {} applies to OCI and dir outputs",
+            "{} holds uncompressed layers (as docker save writes them); --layer-compression {compression} applies to OCI and dir outputs: for {compression} layers in {holder}, write {instead} (--to {to})",
             format.name(),
-            options.write.layer_compression
         )));
     }
     options
