@@ -2,9 +2,8 @@
 //! naming, determinism and atomicity. The catalogues (usage errors, selection and
 //! naming) are tables of named rows ([`Table`]): a failure names every failing row.
 
-mod common;
-use common::table::Table;
-use common::*;
+use crate::common::table::Table;
+use crate::common::*;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -168,7 +167,7 @@ fn existing_destinations_need_force_and_failures_leave_them_intact() {
     let dir = tmp.path().join("out");
     std::fs::create_dir(&dir).unwrap();
     // An empty directory is fine to fill. (An OCI layout is added to instead, see
-    // tests/destinations.rs: a docker-dir output needs --force.)
+    // tests/it/destinations.rs: a docker-dir output needs --force.)
     ok(&["convert", "--to", "docker-dir", good.input(), s(&dir)]);
     let before = tree_snapshot(&dir);
     let stderr = fails(&["convert", "--to", "docker-dir", good.input(), s(&dir)]);

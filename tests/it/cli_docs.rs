@@ -3,9 +3,8 @@
 //! every subcommand, and the errors that say what to do (a `docker export` tar, an
 //! ambiguous selection, an existing destination).
 
-mod common;
-use common::build::*;
-use common::*;
+use crate::common::build::*;
+use crate::common::*;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -3,10 +3,9 @@
 //! output independent of the number of cores, and the usage errors. (skopeo, umoci,
 //! podman and docker reading these outputs are in the interop tests.)
 
-mod common;
-use common::build::*;
-use common::interop::*;
-use common::*;
+use crate::common::build::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 use std::fs;
 use std::path::Path;

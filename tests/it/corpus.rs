@@ -2,8 +2,7 @@
 //! DOCKHAND_CORPUS points at it: valid items convert to OCI layouts that
 //! oci-image-tool validates, keeping config digests; broken items fail cleanly.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::PathBuf;
 

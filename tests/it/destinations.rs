@@ -2,39 +2,12 @@
 //! are added to, file outputs never clobber by accident, and outputs get the modes
 //! `cp` and skopeo give. Every refusal must leave what was there byte for byte.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-
-/// Every path under `dir` with its content, mode and kind, to prove nothing changed.
-fn full_snapshot(dir: &Path) -> Vec<(String, String, u32)> {
-    let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let e = e.unwrap();
-        let meta = e.path().symlink_metadata().unwrap();
-        let rel = e
-            .path()
-            .strip_prefix(dir)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let what = if meta.file_type().is_symlink() {
-            format!("-> {}", std::fs::read_link(e.path()).unwrap().display())
-        } else if meta.is_file() {
-            sha256(&std::fs::read(e.path()).unwrap())
-        } else if meta.file_type().is_fifo() {
-            "fifo".into()
-        } else {
-            "dir".into()
-        };
-        out.push((rel, what, meta.mode()));
-    }
-    out
-}
 
 /// A directory of unrelated files and folders, as a project or home directory holds.
 fn unrelated_tree(dir: &Path) {
@@ -72,7 +45,7 @@ fn force_never_replaces_unrelated_directories() {
     let basic = fixture("docker-save-basic");
     let project = tmp.path().join("project");
     unrelated_tree(&project);
-    let before = full_snapshot(&project);
+    let before = tree_snapshot_with_modes(&project);
     for to in ["oci", "docker-dir", "dir"] {
         for force in [false, true] {
             let mut args = vec!["convert", "--to", to, basic.input(), s(&project)];
@@ -85,17 +58,21 @@ fn force_never_replaces_unrelated_directories() {
                 "{stderr}"
             );
             assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-            assert_eq!(full_snapshot(&project), before, "{args:?} changed it");
+            assert_eq!(
+                tree_snapshot_with_modes(&project),
+                before,
+                "{args:?} changed it"
+            );
         }
     }
     // An image layout with one foreign file beside it is kept too.
     let layout = tmp.path().join("layout");
     ok(&["convert", basic.input(), s(&layout)]);
     std::fs::write(layout.join("README"), b"notes\n").unwrap();
-    let before = full_snapshot(&layout);
+    let before = tree_snapshot_with_modes(&layout);
     let stderr = fails(&["convert", "--force", basic.input(), s(&layout)]);
     assert!(stderr.contains("README"), "{stderr}");
-    assert_eq!(full_snapshot(&layout), before);
+    assert_eq!(tree_snapshot_with_modes(&layout), before);
     let parent: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert_eq!(parent.len(), 2, "staging left beside: {parent:?}");
 }
@@ -112,7 +89,7 @@ fn files_are_never_turned_into_directories_or_special_files_replaced() {
     // A tar output onto a directory (an earlier OCI output) is refused as well.
     let layout = tmp.path().join("layout");
     ok(&["convert", basic.input(), s(&layout)]);
-    let before = full_snapshot(&layout);
+    let before = tree_snapshot_with_modes(&layout);
     let stderr = fails(&[
         "convert",
         "--force",
@@ -122,7 +99,7 @@ fn files_are_never_turned_into_directories_or_special_files_replaced() {
         s(&layout),
     ]);
     assert!(stderr.contains("is a directory"), "{stderr}");
-    assert_eq!(full_snapshot(&layout), before);
+    assert_eq!(tree_snapshot_with_modes(&layout), before);
     // A FIFO is never replaced, by either kind of output.
     let fifo = tmp.path().join("pipe");
     mkfifo(&fifo);
@@ -156,7 +133,7 @@ fn the_source_and_directories_around_it_are_never_destinations() {
     std::fs::create_dir(&dir).unwrap();
     let src = dir.join("app.tar");
     std::fs::copy(fixture("docker-save-basic").input(), &src).unwrap();
-    let before = full_snapshot(tmp.path());
+    let before = tree_snapshot_with_modes(tmp.path());
     for (dest, to, why) in [
         (dir.clone(), "oci", "contains the source"),
         (tmp.path().to_path_buf(), "oci", "contains the source"),
@@ -177,7 +154,7 @@ fn the_source_and_directories_around_it_are_never_destinations() {
     let stderr = fails(&["convert", s(&layout), s(&layout.join("copy"))]);
     assert!(stderr.contains("inside the source"), "{stderr}");
     std::fs::remove_dir_all(&layout).unwrap();
-    assert_eq!(full_snapshot(tmp.path()), before);
+    assert_eq!(tree_snapshot_with_modes(tmp.path()), before);
 }
 
 #[test]
@@ -608,7 +585,7 @@ fn a_destination_that_appears_and_cannot_be_added_to_is_kept_and_force_named_onl
             let mut before = None;
             let (code, stderr) = convert_while_dest_appears(&args, &dest, basic.input(), || {
                 appear(&dest);
-                before = Some(full_snapshot(&dest));
+                before = Some(tree_snapshot_with_modes(&dest));
             });
             let case = format!("{to} onto {what}, --force {force}");
             assert_eq!(code, Some(1), "{case}: {stderr}");
@@ -629,7 +606,7 @@ fn a_destination_that_appears_and_cannot_be_added_to_is_kept_and_force_named_onl
                 "{case}: {stderr}"
             );
             // Kept byte for byte, and no staging left beside it.
-            assert_eq!(Some(full_snapshot(&dest)), before, "{case}");
+            assert_eq!(Some(tree_snapshot_with_modes(&dest)), before, "{case}");
             let beside: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
             assert_eq!(beside.len(), 1, "{case}: {beside:?}");
         }

@@ -3,10 +3,9 @@
 //! binary on fixtures, hand-built hostile inputs or a scripted registry, and checks the
 //! wording a user acts on.
 
-mod common;
-use common::build::put;
-use common::registry::{free_port, isolated_dockhand, Registry, Scripted};
-use common::*;
+use crate::common::build::put;
+use crate::common::registry::{free_port, isolated_dockhand, Registry, Scripted};
+use crate::common::*;
 
 use std::path::{Path, PathBuf};
 
@@ -425,7 +424,7 @@ fn an_unwritable_blob_cache_says_how_to_use_another() {
     let Some(dir) = unwritable_dir(t) else {
         return;
     };
-    let Some(reg) = Registry::start(common::registry::Auth::None) else {
+    let Some(reg) = Registry::start(crate::common::registry::Auth::None) else {
         return;
     };
     let remote = format!("docker://{}/cache/app:1", reg.addr);

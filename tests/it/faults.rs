@@ -3,9 +3,8 @@
 //! absent or exactly as it was; temp files must be gone (after SIGKILL, only clearly
 //! named staging may remain).
 
-mod common;
-use common::build::*;
-use common::*;
+use crate::common::build::*;
+use crate::common::*;
 
 use std::io::Write;
 use std::path::Path;
@@ -61,24 +60,98 @@ fn signal(child: &std::process::Child, sig: i32) {
     }
 }
 
+/// When a run gets its signal: each is a state the test observes, not a time.
+#[derive(Clone, Copy, Debug)]
+enum Point {
+    /// As soon as the process exists (perhaps before main has installed its handlers).
+    AtOnce,
+    /// Once the staging entry appears: the destination was checked, writing has begun.
+    StagingAppeared,
+    /// Once the staging holds at least this many bytes.
+    Staged(u64),
+}
+
+/// How long a run may take to reach a point before the test gives up on it.
+const POINT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The bytes in every file under `path` (a file or a directory), ignoring entries that
+/// vanish while they are counted (the writer renames as it goes).
+fn bytes_under(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|dir| dir.flatten().map(|e| bytes_under(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// Wait until the run writing `name` in `dir` reaches `point`. `Some(status)` when it
+/// exited first (the caller must not signal a reaped pid); panics after the deadline.
+fn wait_for_point(
+    child: &mut std::process::Child,
+    dir: &Path,
+    name: &str,
+    point: Point,
+) -> Option<std::process::ExitStatus> {
+    let prefix = format!(".{name}{STAGING_MARKER}");
+    let start = std::time::Instant::now();
+    loop {
+        let staging: Vec<_> = entries(dir)
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        let reached = match point {
+            Point::AtOnce => true,
+            Point::StagingAppeared => !staging.is_empty(),
+            Point::Staged(bytes) => {
+                staging
+                    .iter()
+                    .map(|n| bytes_under(&dir.join(n)))
+                    .sum::<u64>()
+                    >= bytes
+            }
+        };
+        if reached {
+            return None;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        assert!(
+            start.elapsed() < POINT_DEADLINE,
+            "{name}: {point:?} not reached within {POINT_DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
 fn interrupted_conversions_leave_the_destination_absent_or_intact() {
     let tmp = tempdir();
     let input = large_archive(tmp.path(), 256);
     let small = fixture("docker-save-basic");
+    let points = [
+        Point::AtOnce,
+        Point::StagingAppeared,
+        Point::Staged(1 << 20),
+        Point::Staged(96 << 20),
+    ];
     let mut outcomes = Vec::new();
     for (sig, graceful) in [
         (libc::SIGINT, true),
         (libc::SIGTERM, true),
         (libc::SIGKILL, false),
     ] {
-        for delay_ms in [5u64, 60, 250, 700] {
+        for (i, point) in points.into_iter().enumerate() {
             for (to, name) in [("oci", "out"), ("docker-archive", "out.tar")] {
-                let work = tmp.path().join(format!("w{sig}-{delay_ms}-{to}"));
+                let work = tmp.path().join(format!("w{sig}-{i}-{to}"));
                 std::fs::create_dir(&work).unwrap();
                 let dest = work.join(name);
                 // Half the runs replace an existing destination with --force.
-                let existing = delay_ms % 2 == 0;
+                let existing = i % 2 == 1;
                 if existing {
                     ok(&["convert", "--to", to, small.input(), s(&dest)]);
                 }
@@ -98,9 +171,13 @@ fn interrupted_conversions_leave_the_destination_absent_or_intact() {
                     .stderr(Stdio::piped())
                     .spawn()
                     .unwrap();
-                std::thread::sleep(Duration::from_millis(delay_ms));
-                signal(&child, sig);
-                let status = child.wait().unwrap();
+                let status = match wait_for_point(&mut child, &work, name, point) {
+                    Some(exited) => exited,
+                    None => {
+                        signal(&child, sig);
+                        child.wait().unwrap()
+                    }
+                };
                 let finished = status.success();
                 outcomes.push(finished);
                 match (&before, finished) {
@@ -111,42 +188,39 @@ fn interrupted_conversions_leave_the_destination_absent_or_intact() {
                     (Some(b), false) => assert_eq!(
                         &snapshot(&dest),
                         b,
-                        "{sig} after {delay_ms} ms: destination changed"
+                        "{sig} at {point:?}: destination changed"
                     ),
-                    (None, false) => assert!(
-                        !dest.exists(),
-                        "{sig} after {delay_ms} ms: partial destination"
-                    ),
+                    (None, false) => {
+                        assert!(!dest.exists(), "{sig} at {point:?}: partial destination")
+                    }
                 }
                 let left: Vec<String> = entries(&work).into_iter().filter(|n| n != name).collect();
                 if graceful {
-                    assert!(
-                        left.is_empty(),
-                        "signal {sig} after {delay_ms} ms left {left:?}"
-                    );
+                    assert!(left.is_empty(), "signal {sig} at {point:?} left {left:?}");
                     if !finished {
                         // A signal that lands before main has installed the handlers
-                        // (a 5 ms run on a loaded machine) ends the process by its
-                        // default action; it had written nothing yet, as the checks
-                        // above prove.
+                        // (`AtOnce`) ends the process by its default action; it had
+                        // written nothing yet, as the checks above prove.
                         use std::os::unix::process::ExitStatusExt;
                         assert!(
                             status.code() == Some(128 + sig) || status.signal() == Some(sig),
-                            "exit status {status:?} after signal {sig}"
+                            "exit status {status:?} after signal {sig} at {point:?}"
                         );
                     }
                 } else {
                     let prefix = format!(".{name}{STAGING_MARKER}");
                     assert!(
                         left.iter().all(|n| n.starts_with(&prefix)),
-                        "SIGKILL left unexpected files {left:?}"
+                        "SIGKILL at {point:?} left unexpected files {left:?}"
                     );
                 }
             }
         }
     }
+    // Every point but the first is reached well before the end of a 256 MiB copy: only
+    // a run that ends between the observation and the signal may finish.
     assert!(
-        outcomes.iter().filter(|f| !**f).count() >= 12,
+        outcomes.iter().filter(|f| !**f).count() >= 18,
         "too few runs were actually interrupted: {outcomes:?}"
     );
 }
@@ -244,19 +318,6 @@ fn a_reader_that_fails_midway_leaves_nothing() {
     assert!(entries(tmp.path()).is_empty());
 }
 
-/// Wait until a staging entry for `name` appears in `dir` (the destination was checked
-/// and writing has begun), or fail after 30 s.
-fn wait_for_staging(dir: &Path, name: &str) {
-    let prefix = format!(".{name}{STAGING_MARKER}");
-    for _ in 0..3000 {
-        if entries(dir).iter().any(|n| n.starts_with(&prefix)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("no staging for {name} appeared in {}", dir.display());
-}
-
 #[test]
 fn a_destination_that_appears_while_writing_is_not_overwritten() {
     let tmp = tempdir();
@@ -265,13 +326,14 @@ fn a_destination_that_appears_while_writing_is_not_overwritten() {
         let work = tmp.path().join(format!("w-{to}"));
         std::fs::create_dir(&work).unwrap();
         let dest = work.join(name);
-        let child = dockhand()
+        let mut child = dockhand()
             .args(["convert", "--to", to, &input, s(&dest)])
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        wait_for_staging(&work, name);
+        let early = wait_for_point(&mut child, &work, name, Point::StagingAppeared);
+        assert!(early.is_none(), "{to}: ended before writing: {early:?}");
         // Someone else writes the destination after dockhand checked it.
         if to == "oci" {
             std::fs::create_dir(&dest).unwrap();
@@ -312,7 +374,11 @@ fn a_signal_cleans_up_even_when_stderr_is_closed() {
             .unwrap();
         // Nobody reads stderr any more: writing to it fails with EPIPE.
         drop(child.stderr.take());
-        wait_for_staging(&work, name);
+        let early = wait_for_point(&mut child, &work, name, Point::Staged(1 << 20));
+        assert!(
+            early.is_none(),
+            "{to}: ended before writing 1 MiB: {early:?}"
+        );
         signal(&child, libc::SIGTERM);
         // A panicking handler thread used to leave the process running: wait at most
         // 30 s for it to end.

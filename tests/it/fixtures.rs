@@ -2,8 +2,7 @@
 //! described them (expected.json), verify, and convert to OCI keeping every identity;
 //! broken ones must fail with exit 1, the expected message, and leave nothing behind.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn every_fixture_behaves_as_expected() {

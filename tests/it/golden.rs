@@ -2,10 +2,9 @@
 //! corpus item, when `DOCKHAND_CORPUS` points at it) in every format must hash to the
 //! digest recorded in `tests/golden/outputs.tsv`. A restructuring must leave them all
 //! byte-identical; a deliberate change of output re-records them with
-//! `DOCKHAND_BLESS=1 cargo test --release --test golden` and says why in its commit.
+//! `DOCKHAND_BLESS=1 cargo test --release --test it golden` and says why in its commit.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -103,7 +102,7 @@ fn every_output_is_byte_identical_to_the_recorded_one() {
             .unwrap_or_default();
         all.extend(got);
         let mut text =
-            String::from("# input\toutput\tdigest of the output (see tests/golden.rs)\n");
+            String::from("# input\toutput\tdigest of the output (see tests/it/golden.rs)\n");
         for (key, value) in &all {
             text.push_str(&format!("{key}\t{value}\n"));
         }

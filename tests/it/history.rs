@@ -2,13 +2,12 @@
 //! `docker history` shows them: from configs, and the uncompressed size of each layer
 //! (read from a compressed layer, verified on the way).
 
-mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use common::build::{layer, put, save_with_stored_layer, Save};
-use common::*;
+use crate::common::build::{layer, put, save_with_stored_layer, Save};
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// A one-image docker-save archive with `layers` layers whose config has `history`.
@@ -514,6 +513,7 @@ fn history_matches_docker_history() {
     if !have_docker(TEST) {
         return;
     }
+    let _docker = docker_lock();
     for (name, reference) in [
         ("docker-save-basic", "dockhand-fixture/basic:1.0"),
         (

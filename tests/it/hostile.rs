@@ -6,10 +6,9 @@
 //! The catalogues of bad inputs are tables of named rows ([`Table`]): every row runs,
 //! and a failure names every failing row.
 
-mod common;
-use common::build::*;
-use common::table::Table;
-use common::*;
+use crate::common::build::*;
+use crate::common::table::Table;
+use crate::common::*;
 
 use std::io::Write;
 use std::path::Path;

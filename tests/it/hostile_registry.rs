@@ -1,13 +1,12 @@
 //! A hostile registry cannot steal credentials, rewrite what a pinned pull gets, rename
 //! the output, turn the shared blob cache against its user, or hold a pull forever.
-//! Every server here is scripted on 127.0.0.1 (tests/common/hostile.rs) and logs each
+//! Every server here is scripted on 127.0.0.1 (tests/it/common/hostile.rs) and logs each
 //! request with its `Authorization` header, so each test says exactly where the
 //! credentials went.
 
-mod common;
-use common::hostile::*;
-use common::registry::isolated_dockhand;
-use common::*;
+use crate::common::hostile::*;
+use crate::common::registry::isolated_dockhand;
+use crate::common::*;
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -1,8 +1,7 @@
 //! What `inspect --json` adds to its fixed schema: `created`, `config_summary`, a
 //! `chain_id` per layer and the top-level `by_id` map.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// Docker's chain IDs, computed here independently of dockhand.
@@ -80,6 +79,7 @@ fn chain_ids_match_dockers_layers() {
     if !have_docker(TEST) {
         return;
     }
+    let _docker = docker_lock();
     let f = fixture("docker-save-basic");
     tool("docker", &["load", "-q", "-i", f.input()]);
     let layers: Vec<String> = serde_json::from_slice(&tool(

@@ -4,26 +4,18 @@
 //!
 //! Every test here calls `have_docker` first and returns early with a visible SKIPPED
 //! line when no daemon answers (a failure under DOCKHAND_REQUIRE_INTEROP=1), and holds
-//! `DOCKER` for its whole run, so that one test removing an image never races another
-//! loading it. Tests that use the daemon belong in this file, where that lock is.
+//! `docker_lock()` for its whole run, so that one test removing an image never races
+//! another loading it (as every other test that uses the daemon does).
 
-mod common;
-use common::interop::*;
-use common::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
-
-static DOCKER: Mutex<()> = Mutex::new(());
-
-fn docker_lock() -> MutexGuard<'static, ()> {
-    DOCKER.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// `docker rmi -f` of these images when dropped (also when the test fails).
 struct Remove(Vec<String>);

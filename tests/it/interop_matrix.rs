@@ -3,9 +3,8 @@
 //! from its metadata without dockhand), and back through another writer (through
 //! stdin/stdout for the tar writers).
 
-mod common;
-use common::interop::*;
-use common::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -5,9 +5,8 @@
 //! Tests that need a tool call `have_tool` first and return early with a visible
 //! SKIPPED line when it is missing (a failure under DOCKHAND_REQUIRE_INTEROP=1).
 
-mod common;
-use common::interop::*;
-use common::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 use std::fs;
 use std::path::Path;

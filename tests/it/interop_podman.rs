@@ -8,9 +8,8 @@
 //! `--tmpdir`, the vfs driver): nothing global is read or written. Images are built with
 //! buildah from scratch, so no registry is needed.
 
-mod common;
-use common::interop::*;
-use common::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 use std::collections::BTreeMap;
 use std::fs;

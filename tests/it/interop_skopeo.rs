@@ -4,11 +4,10 @@
 //!
 //! Tests that need skopeo call `have_tool` first and return early with a visible
 //! SKIPPED line when it is missing (a failure under DOCKHAND_REQUIRE_INTEROP=1). The
-//! skopeo test that needs a docker daemon is in tests/interop_docker.rs.
+//! skopeo test that needs a docker daemon is in tests/it/interop_docker.rs.
 
-mod common;
-use common::interop::*;
-use common::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 use std::collections::BTreeSet;
 use std::path::Path;

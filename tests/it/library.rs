@@ -2,8 +2,7 @@
 //! seam (what a registry source will do), progress is reported, errors name their input
 //! as data, and layers read through the API are verified.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

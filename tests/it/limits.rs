@@ -7,9 +7,8 @@
 //! fail the test instead of hanging it or filling the disk), not speed targets: a
 //! correct run takes milliseconds.
 
-mod common;
-use common::build::*;
-use common::*;
+use crate::common::build::*;
+use crate::common::*;
 
 use std::fs::File;
 use std::io::{Read, Write};

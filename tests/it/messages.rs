@@ -3,10 +3,9 @@
 //! same everywhere, and a summary that lists every tag. The usage mistakes are a
 //! table of named rows ([`Table`]): a failure names every failing row.
 
-mod common;
-use common::build::*;
-use common::table::Table;
-use common::*;
+use crate::common::build::*;
+use crate::common::table::Table;
+use crate::common::*;
 
 use std::process::Stdio;
 

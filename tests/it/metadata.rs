@@ -4,9 +4,8 @@
 //! one input is capped; ref names outside the spec grammar are dropped; `--platform`
 //! and `--from` that the content contradicts are errors saying what the input holds.
 
-mod common;
-use common::build::*;
-use common::*;
+use crate::common::build::*;
+use crate::common::*;
 
 use std::io::Write;
 use std::path::Path;

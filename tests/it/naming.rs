@@ -2,9 +2,8 @@
 //! regular files, selecting by name narrowing the names, OCI ref names kept as written.
 //! (What podman, buildah and docker make of them is in the interop tests.)
 
-mod common;
-use common::interop::*;
-use common::*;
+use crate::common::interop::*;
+use crate::common::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

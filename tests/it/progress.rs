@@ -2,8 +2,7 @@
 //! pseudo-terminal by `script`), never when stderr is a pipe, with `-q`, or with `CI`
 //! set, and never on stdout.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::process::Command;
 

@@ -5,10 +5,9 @@
 //! Every dockhand run here gets its own HOME and cache directory inside the test's temp
 //! dir, so no test reads the machine's credentials or writes its cache.
 
-mod common;
-use common::build::{file, layer, tar_of, Noise, Save};
-use common::registry::*;
-use common::*;
+use crate::common::build::{file, layer, tar_of, Noise, Save};
+use crate::common::registry::*;
+use crate::common::*;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -92,7 +91,7 @@ fn layer_sizes(tmp: &Path, remote: &str) -> (u64, u64, String) {
 }
 
 fn put_archive(dir: &Path, name: &str, save: &Save) -> String {
-    common::build::put(dir, name, &save.tar())
+    crate::common::build::put(dir, name, &save.tar())
 }
 
 /// A two-image docker-archive: `two/a:1` and `two/b:2`, sharing their first layer.
@@ -124,7 +123,7 @@ fn two_image_archive(dir: &Path) -> (String, Vec<String>) {
         "manifest.json",
         serde_json::to_vec(&Value::Array(manifest)).unwrap(),
     ));
-    let path = common::build::put(dir, "two.tar", &tar_of(&entries));
+    let path = crate::common::build::put(dir, "two.tar", &tar_of(&entries));
     (path, vec![sha256(&a.config), sha256(&b.config)])
 }
 
@@ -148,22 +147,14 @@ fn skopeo_push(tmp: &Path, src: &str, dst: &str) {
     skopeo(tmp, &["copy", "--dest-tls-verify=false", src, dst]);
 }
 
-fn have_skopeo() -> bool {
-    have_tool(&test_name(), "skopeo")
-}
-
 #[test]
 fn skopeo_pushes_dockhand_pulls_into_every_format() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().needs("skopeo").start() else {
         return;
     };
-    if !have_skopeo() {
-        return;
-    }
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     let f = fixture("skopeo-docker-archive");
-    let remote = format!("docker://{}/pulled/app:1", reg.addr);
+    let remote = fx.remote("pulled/app:1");
     skopeo_push(t, &format!("docker-archive:{}", f.input()), &remote);
     let want = f.config_digests();
     // inspect reads the manifest and config only.
@@ -172,7 +163,7 @@ fn skopeo_pushes_dockhand_pulls_into_every_format() {
     assert_eq!(doc["format"], "docker", "{doc}");
     assert_eq!(
         tags_of(&images(&doc)[0]),
-        vec![format!("{}/pulled/app:1", reg.addr)]
+        vec![format!("{}/pulled/app:1", fx.registry.addr)]
     );
     let out = dh(t, &["verify", &remote]);
     assert!(out.is_empty());
@@ -191,7 +182,7 @@ fn skopeo_pushes_dockhand_pulls_into_every_format() {
     }
     // Registry to registry: skopeo's Docker v2 manifest is pushed as it is (same
     // digest), every blob mounted or uploaded.
-    let copied = format!("docker://{}/copied/app:1", reg.addr);
+    let copied = fx.remote("copied/app:1");
     dh(t, &["convert", "-q", &remote, &copied]);
     let (source_manifest, source_digest) = remote_manifest(t, &remote, None);
     let (_, copied_digest) = remote_manifest(t, &copied, None);
@@ -210,16 +201,12 @@ fn skopeo_pushes_dockhand_pulls_into_every_format() {
 
 #[test]
 fn a_pulled_archive_loads_into_docker_with_the_same_id() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().needs("skopeo").docker().start() else {
         return;
     };
-    if !have_skopeo() || !have_docker(&test_name()) {
-        return;
-    }
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     let f = fixture("skopeo-oci");
-    let remote = format!("docker://{}/load/me:2", reg.addr);
+    let remote = fx.remote("load/me:2");
     skopeo_push(t, &format!("oci:{}", f.input()), &remote);
     // Straight into docker load, through stdout.
     let mut pull = dh_command(t, &["convert", "--tls-verify=false", "-q", &remote, "-"]);
@@ -238,7 +225,7 @@ fn a_pulled_archive_loads_into_docker_with_the_same_id() {
         String::from_utf8_lossy(&load.stderr)
     );
     let loaded = String::from_utf8_lossy(&load.stdout).into_owned();
-    let name = format!("{}/load/me:2", reg.addr);
+    let name = format!("{}/load/me:2", fx.registry.addr);
     assert!(loaded.contains(&name), "{loaded}");
     let id = tool("docker", &["image", "inspect", "-f", "{{.Id}}", &name]);
     assert_eq!(String::from_utf8_lossy(&id).trim(), f.config_digests()[0]);
@@ -247,17 +234,13 @@ fn a_pulled_archive_loads_into_docker_with_the_same_id() {
 
 #[test]
 fn a_push_is_read_back_by_skopeo_and_docker_with_the_same_ids() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().needs("skopeo").start() else {
         return;
     };
-    if !have_skopeo() {
-        return;
-    }
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     let input = basic_fixture();
     let want = fixture("docker-save-basic").config_digests();
-    let remote = format!("docker://{}/pushed/basic:1.0", reg.addr);
+    let remote = fx.remote("pushed/basic:1.0");
     dh(t, &["convert", "-q", &input, &remote]);
     let (manifest, digest) = remote_manifest(t, &remote, None);
     assert_eq!(manifest["config"]["digest"], want[0].as_str());
@@ -294,7 +277,8 @@ fn a_push_is_read_back_by_skopeo_and_docker_with_the_same_ids() {
     );
     assert_eq!(image_ids(&inspect(s(&via_skopeo))), want);
     if have_docker(&test_name()) {
-        let name = format!("{}/pushed/basic:1.0", reg.addr);
+        let _docker = docker_lock();
+        let name = format!("{}/pushed/basic:1.0", fx.registry.addr);
         tool("docker", &["pull", "-q", &name]);
         let id = tool("docker", &["image", "inspect", "-f", "{{.Id}}", &name]);
         assert_eq!(String::from_utf8_lossy(&id).trim(), want[0]);
@@ -313,11 +297,10 @@ fn a_push_is_read_back_by_skopeo_and_docker_with_the_same_ids() {
 
 #[test]
 fn every_format_pushes_and_layer_compression_chooses_the_layers() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().start() else {
         return;
     };
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     for name in [
         "skopeo-oci",
         "skopeo-oci-zstd",
@@ -327,7 +310,7 @@ fn every_format_pushes_and_layer_compression_chooses_the_layers() {
         "skopeo-oci-archive",
     ] {
         let f = fixture(name);
-        let remote = format!("docker://{}/formats/{name}:1", reg.addr);
+        let remote = format!("docker://{}/formats/{name}:1", fx.registry.addr);
         dh(t, &["convert", "-q", f.input(), &remote]);
         let doc = inspect_json(t, &remote);
         assert_eq!(image_ids(&doc), f.config_digests(), "{name}");
@@ -359,7 +342,7 @@ fn every_format_pushes_and_layer_compression_chooses_the_layers() {
         }
     }
     for (choice, want) in [("zstd", "zstd"), ("none", "none"), ("gzip", "gzip")] {
-        let remote = format!("docker://{}/formats/chosen:{choice}", reg.addr);
+        let remote = format!("docker://{}/formats/chosen:{choice}", fx.registry.addr);
         dh(
             t,
             &[
@@ -385,13 +368,12 @@ fn every_format_pushes_and_layer_compression_chooses_the_layers() {
 
 #[test]
 fn stdin_goes_to_a_registry_and_a_registry_to_stdout() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().start() else {
         return;
     };
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     let input = std::fs::read(basic_fixture()).unwrap();
-    let remote = format!("docker://{}/piped/in:1", reg.addr);
+    let remote = fx.remote("piped/in:1");
     let mut cmd = dh_command(t, &["convert", "--tls-verify=false", "-q", "-", &remote]);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -409,7 +391,7 @@ fn stdin_goes_to_a_registry_and_a_registry_to_stdout() {
         String::from_utf8_lossy(&out.stderr)
     );
     let archive = dh(t, &["convert", "-q", &remote, "-"]);
-    let back = common::build::put(t, "back.tar", &archive);
+    let back = crate::common::build::put(t, "back.tar", &archive);
     assert_eq!(
         image_ids(&inspect(&back)),
         fixture("docker-save-basic").config_digests()
@@ -419,13 +401,15 @@ fn stdin_goes_to_a_registry_and_a_registry_to_stdout() {
 
 #[test]
 fn basic_auth_takes_creds_and_auth_files_and_never_shows_the_password() {
-    let Some(reg) = Registry::start(Auth::basic(USER, PASS)) else {
+    let Some(fx) = RegistryFixture::builder()
+        .auth(Auth::basic(USER, PASS))
+        .start()
+    else {
         return;
     };
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     let creds = format!("{USER}:{PASS}");
-    let remote = format!("docker://{}/private/app:1", reg.addr);
+    let remote = fx.remote("private/app:1");
     let input = basic_fixture();
     // No credentials: refused, with a hint.
     let err = dh_fails(t, &["convert", "-q", &input, &remote]);
@@ -449,8 +433,10 @@ fn basic_auth_takes_creds_and_auth_files_and_never_shows_the_password() {
     let encoded = base64::engine::general_purpose::STANDARD.encode(creds.as_bytes());
     std::fs::write(
         &auth,
-        serde_json::to_vec(&serde_json::json!({"auths": {reg.addr.clone(): {"auth": encoded}}}))
-            .unwrap(),
+        serde_json::to_vec(
+            &serde_json::json!({"auths": {fx.registry.addr.clone(): {"auth": encoded}}}),
+        )
+        .unwrap(),
     )
     .unwrap();
     let doc = inspect_json_with(t, &["--authfile", s(&auth)], &remote);
@@ -465,7 +451,7 @@ fn basic_auth_takes_creds_and_auth_files_and_never_shows_the_password() {
     let out = t.join("pulled.tar");
     dh(t, &["convert", "-q", &remote, s(&out)]);
     ok(&["verify", s(&out)]);
-    let tags = dh(t, &["tags", &format!("docker://{}/private/app", reg.addr)]);
+    let tags = dh(t, &["tags", &fx.remote("private/app")]);
     assert_eq!(String::from_utf8_lossy(&tags), "1\n");
 }
 
@@ -478,24 +464,26 @@ fn inspect_json_with(tmp: &Path, extra: &[&str], src: &str) -> Value {
 
 #[test]
 fn bearer_tokens_are_fetched_once_per_scope() {
-    let Some(reg) = Registry::start(Auth::token(USER, PASS, true)) else {
+    let Some(fx) = RegistryFixture::builder()
+        .auth(Auth::token(USER, PASS, true))
+        .start()
+    else {
         return;
     };
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     let creds = format!("{USER}:{PASS}");
-    let remote = format!("docker://{}/tokens/app:1", reg.addr);
+    let remote = fx.remote("tokens/app:1");
     let input = basic_fixture();
     // Anonymous pull rights do not allow a push.
     let err = dh_fails(t, &["convert", "-q", &input, &remote]);
     assert!(err.contains("registry"), "{err}");
     dh(t, &["convert", "-q", "--creds", &creds, &input, &remote]);
-    let before = reg.token_requests();
+    let before = fx.registry.token_requests();
     // An anonymous pull: one token for the repository's pull scope, whatever the number
     // of blobs.
     let out = t.join("anon.tar");
     dh(t, &["convert", "-q", &remote, s(&out)]);
-    let used = reg.token_requests() - before;
+    let used = fx.registry.token_requests() - before;
     assert!(
         (1..=2).contains(&used),
         "{used} token requests for one pull"
@@ -518,13 +506,12 @@ fn bearer_tokens_are_fetched_once_per_scope() {
 
 #[test]
 fn a_multi_image_archive_pushes_each_image_to_its_tag() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().start() else {
         return;
     };
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     let (archive, ids) = two_image_archive(t);
-    let repo = format!("docker://{}/many/images", reg.addr);
+    let repo = fx.remote("many/images");
     dh(t, &["convert", "-q", &archive, &repo]);
     let tags = String::from_utf8(dh(t, &["tags", &repo])).unwrap();
     let mut tags: Vec<&str> = tags.lines().collect();
@@ -546,31 +533,21 @@ fn a_multi_image_archive_pushes_each_image_to_its_tag() {
     );
     // Two images that would land on the same tag are refused before anything is pushed.
     let multi = fixture("docker-save-multi");
-    let err = dh_fails(
-        t,
-        &[
-            "convert",
-            "-q",
-            multi.input(),
-            &format!("docker://{}/clash/r", reg.addr),
-        ],
-    );
+    let err = dh_fails(t, &["convert", "-q", multi.input(), &fx.remote("clash/r")]);
     assert!(err.contains("both be pushed"), "{err}");
 }
 
 #[test]
 fn pushes_skip_blobs_the_registry_has_and_mount_from_other_repositories() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().proxy().start() else {
         return;
     };
-    let proxy = Proxy::start(&reg.addr);
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     let f = fixture("skopeo-oci");
-    let first = format!("docker://{}/mount/from:1", proxy.addr);
+    let first = fx.remote("mount/from:1");
     dh(t, &["convert", "-q", f.input(), &first]);
     // Again: every blob is there, so nothing is uploaded.
-    proxy.reset_counters();
+    fx.proxy().reset_counters();
     dh(t, &["convert", "-q", f.input(), &first]);
     let uploads = |p: &Proxy| {
         p.requests()
@@ -578,13 +555,17 @@ fn pushes_skip_blobs_the_registry_has_and_mount_from_other_repositories() {
             .filter(|(m, path, _)| (m == "POST" || m == "PATCH") && path.contains("/blobs/uploads"))
             .collect::<Vec<_>>()
     };
-    assert!(uploads(&proxy).is_empty(), "{:?}", proxy.requests());
+    assert!(
+        uploads(fx.proxy()).is_empty(),
+        "{:?}",
+        fx.proxy().requests()
+    );
     // From that repository to another of the same registry: layers are mounted.
-    proxy.reset_counters();
-    let second = format!("docker://{}/mount/to:1", proxy.addr);
+    fx.proxy().reset_counters();
+    let second = fx.remote("mount/to:1");
     dh(t, &["convert", "-q", &first, &second]);
-    let requests = proxy.requests();
-    let mounts = proxy.count("POST", "mount=", Some(201));
+    let requests = fx.proxy().requests();
+    let mounts = fx.proxy().count("POST", "mount=", Some(201));
     let layers = images(&inspect(f.input()))[0]["layers"]
         .as_array()
         .unwrap()
@@ -602,22 +583,20 @@ fn pushes_skip_blobs_the_registry_has_and_mount_from_other_repositories() {
 
 #[test]
 fn transient_failures_are_retried_and_counted() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().proxy().start() else {
         return;
     };
-    let proxy = Proxy::start(&reg.addr);
-    let tmp = tempdir();
-    let t = tmp.path();
-    let remote = format!("docker://{}/flaky/app:1", proxy.addr);
+    let t = fx.dir();
+    let remote = fx.remote("flaky/app:1");
     dh(t, &["convert", "-q", &basic_fixture(), &remote]);
-    proxy.reset_counters();
-    proxy.inject("GET", "/manifests/", 429, 2, Some(1));
-    proxy.inject("GET", "/blobs/sha256:", 500, 1, None);
-    proxy.inject("HEAD", "/blobs/", 503, 1, None);
+    fx.proxy().reset_counters();
+    fx.proxy().inject("GET", "/manifests/", 429, 2, Some(1));
+    fx.proxy().inject("GET", "/blobs/sha256:", 500, 1, None);
+    fx.proxy().inject("HEAD", "/blobs/", 503, 1, None);
     let out = t.join("out.tar");
     dh(t, &["convert", "-q", &remote, s(&out)]);
     ok(&["verify", s(&out)]);
-    let statuses: Vec<u16> = proxy.requests().iter().map(|r| r.2).collect();
+    let statuses: Vec<u16> = fx.proxy().requests().iter().map(|r| r.2).collect();
     assert_eq!(
         statuses.iter().filter(|&&s| s == 429).count(),
         2,
@@ -625,7 +604,7 @@ fn transient_failures_are_retried_and_counted() {
     );
     assert!(statuses.contains(&500), "{statuses:?}");
     // Without retries, the first 503 is the answer, named in the error.
-    proxy.inject("GET", "/manifests/", 503, 1, None);
+    fx.proxy().inject("GET", "/manifests/", 503, 1, None);
     let err = dh_fails(
         t,
         &[
@@ -643,15 +622,13 @@ fn transient_failures_are_retried_and_counted() {
 
 #[test]
 fn an_interrupted_pull_resumes_where_it_stopped() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().proxy().start() else {
         return;
     };
-    let proxy = Proxy::start(&reg.addr);
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     let size = 12 << 20;
     let archive = big_archive(t, size, 11);
-    let remote = format!("docker://{}/resume/big:1", proxy.addr);
+    let remote = fx.remote("resume/big:1");
     dh(t, &["convert", "-q", &archive, &remote]);
     let (total, big, digest) = layer_sizes(t, &remote);
     let big_path = format!("/blobs/{digest}");
@@ -659,11 +636,11 @@ fn an_interrupted_pull_resumes_where_it_stopped() {
     let out = t.join("out.tar");
     // The connection drops after 5 MiB of the big layer, and retries are off: the pull
     // fails, no output appears, and the cache keeps what arrived.
-    proxy.reset_counters();
+    fx.proxy().reset_counters();
     let cut = 5 << 20;
     // Twice: the layer is fetched ahead (into the cache) and then resumed by the
     // output's own read, each cut once.
-    proxy.cut_after("GET", &big_path, cut, 2);
+    fx.proxy().cut_after("GET", &big_path, cut, 2);
     let cache_arg = s(&cache).to_string();
     let err = dh_fails(
         t,
@@ -680,51 +657,49 @@ fn an_interrupted_pull_resumes_where_it_stopped() {
     );
     assert!(!out.exists(), "{err}");
     // The small layer may or may not have been fetched first: the cut fell on one blob.
-    let first_run = proxy.blob_bytes_served();
+    let first_run = fx.proxy().blob_bytes_served();
     // Run again: only the rest is fetched.
-    proxy.reset_counters();
+    fx.proxy().reset_counters();
     dh(
         t,
         &["convert", "-q", "--cache", &cache_arg, &remote, s(&out)],
     );
     ok(&["verify", s(&out)]);
-    let second_run = proxy.blob_bytes_served();
+    let second_run = fx.proxy().blob_bytes_served();
     assert!(
         second_run + cut <= total + 4096,
         "second run fetched {second_run} of {total} bytes after {first_run} in the first"
     );
-    let ranged = proxy.count("GET", "/blobs/", Some(206));
-    assert_eq!(ranged, 1, "{:?}", proxy.requests());
+    let ranged = fx.proxy().count("GET", "/blobs/", Some(206));
+    assert_eq!(ranged, 1, "{:?}", fx.proxy().requests());
     // Within one run, a cut is resumed with a Range request, not started again.
     std::fs::remove_file(&out).unwrap();
-    proxy.reset_counters();
-    proxy.cut_after("GET", &big_path, cut, 1);
+    fx.proxy().reset_counters();
+    fx.proxy().cut_after("GET", &big_path, cut, 1);
     dh(t, &["convert", "-q", "--no-cache", &remote, s(&out)]);
     ok(&["verify", s(&out)]);
     assert!(
-        proxy.blob_bytes_served() <= total + 4096,
+        fx.proxy().blob_bytes_served() <= total + 4096,
         "{} served for {total} ({big} in the big layer)",
-        proxy.blob_bytes_served()
+        fx.proxy().blob_bytes_served()
     );
 }
 
 #[test]
 fn an_interrupted_push_resumes_or_starts_the_session_again() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().proxy().start() else {
         return;
     };
-    let proxy = Proxy::start(&reg.addr);
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     // 20 MiB of noise: three chunks once gzipped.
     let archive = big_archive(t, 20 << 20, 5);
-    let remote = format!("docker://{}/upload/big:1", proxy.addr);
+    let remote = fx.remote("upload/big:1");
     // A failed chunk: the upload's status says where to go on, in the same session.
-    proxy.inject("PATCH", "/blobs/uploads/", 503, 1, None);
+    fx.proxy().inject("PATCH", "/blobs/uploads/", 503, 1, None);
     dh(t, &["convert", "-q", &archive, &remote]);
-    let requests = proxy.requests();
-    let posts = proxy.count("POST", "/blobs/uploads", None);
-    let status_gets = proxy.count("GET", "/blobs/uploads/", Some(204));
+    let requests = fx.proxy().requests();
+    let posts = fx.proxy().count("POST", "/blobs/uploads", None);
+    let status_gets = fx.proxy().count("GET", "/blobs/uploads/", Some(204));
     assert_eq!(status_gets, 1, "{requests:?}");
     // One session per blob pushed (two layers and the config).
     assert_eq!(posts, 3, "{requests:?}");
@@ -732,12 +707,13 @@ fn an_interrupted_push_resumes_or_starts_the_session_again() {
     dh(t, &["verify", &remote]);
     // A chunk cut off mid-body: distribution drops the session, and the blob is sent
     // again in a new one.
-    let remote2 = format!("docker://{}/upload/again:1", proxy.addr);
-    proxy.reset_counters();
-    proxy.cut_upload_after("PATCH", "/blobs/uploads/", 1 << 20, 1);
+    let remote2 = fx.remote("upload/again:1");
+    fx.proxy().reset_counters();
+    fx.proxy()
+        .cut_upload_after("PATCH", "/blobs/uploads/", 1 << 20, 1);
     dh(t, &["convert", "-q", &archive, &remote2]);
-    let posts = proxy.count("POST", "/blobs/uploads", None);
-    assert_eq!(posts, 4, "{:?}", proxy.requests());
+    let posts = fx.proxy().count("POST", "/blobs/uploads", None);
+    assert_eq!(posts, 4, "{:?}", fx.proxy().requests());
     dh(t, &["verify", &remote2]);
     assert_eq!(image_ids(&inspect_json(t, &remote2)), image_ids(&doc));
 }
@@ -833,18 +809,14 @@ fn tags_follow_link_pagination_and_hostile_answers_are_bounded() {
 
 #[test]
 fn a_multi_platform_index_is_pulled_by_platform_or_kept_whole_with_all() {
-    let Some(reg) = Registry::start(Auth::None) else {
-        return;
-    };
     // Two platforms: linux/amd64 and linux/arm64.
     let Some(layout) = corpus_item("stereoscope/multiplatform_oci_dir") else {
         return;
     };
-    if !have_skopeo() {
+    let Some(fx) = RegistryFixture::builder().needs("skopeo").start() else {
         return;
-    }
-    let tmp = tempdir();
-    let t = tmp.path();
+    };
+    let t = fx.dir();
     let source = format!("oci:{}:latest", s(&layout));
     let index_digest = {
         let index: Value =
@@ -863,7 +835,7 @@ fn a_multi_platform_index_is_pulled_by_platform_or_kept_whole_with_all() {
     };
     let (amd64, arm64) = (by_platform("linux/amd64"), by_platform("linux/arm64"));
     assert_ne!(amd64, arm64);
-    let remote = format!("docker://{}/plat/multi:1", reg.addr);
+    let remote = fx.remote("plat/multi:1");
     skopeo(
         t,
         &["copy", "--all", "--dest-tls-verify=false", &source, &remote],
@@ -917,7 +889,7 @@ fn a_multi_platform_index_is_pulled_by_platform_or_kept_whole_with_all() {
     let index: Value =
         serde_json::from_slice(&std::fs::read(local.join("index.json")).unwrap()).unwrap();
     assert_eq!(index["manifests"][0]["digest"], index_digest.as_str());
-    let pushed = format!("docker://{}/plat/again:2", reg.addr);
+    let pushed = fx.remote("plat/again:2");
     dh(t, &["convert", "-q", "--all", s(&whole), &pushed]);
     let (raw, digest) = remote_manifest(t, &pushed, None);
     assert_eq!(digest, index_digest, "{raw}");
@@ -932,7 +904,7 @@ fn a_multi_platform_index_is_pulled_by_platform_or_kept_whole_with_all() {
         ],
     );
     // Layers recompressed: the index is rebuilt over the new manifests.
-    let zstd = format!("docker://{}/plat/zstd:3", reg.addr);
+    let zstd = fx.remote("plat/zstd:3");
     dh(
         t,
         &[
@@ -1015,14 +987,12 @@ fn schema_1_manifests_are_pulled_and_oversized_configs_refused() {
 
 #[test]
 fn a_pull_killed_half_way_fetches_only_the_rest_when_run_again() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().proxy().start() else {
         return;
     };
-    let proxy = Proxy::start(&reg.addr);
-    let tmp = tempdir();
-    let t = tmp.path();
+    let t = fx.dir();
     let archive = big_archive(t, 10 << 20, 23);
-    let remote = format!("docker://{}/killed/big:1", proxy.addr);
+    let remote = fx.remote("killed/big:1");
     dh(t, &["convert", "-q", &archive, &remote]);
     let (total, _, digest) = layer_sizes(t, &remote);
     let cache = t.join("cache");
@@ -1032,8 +1002,9 @@ fn a_pull_killed_half_way_fetches_only_the_rest_when_run_again() {
     let out = t.join("out.tar");
     // The big layer hangs after 4 MiB; once they are in the cache, the pull is killed.
     let half = 4 << 20;
-    proxy.reset_counters();
-    proxy.stall_after("GET", &format!("/blobs/{digest}"), half, 1);
+    fx.proxy().reset_counters();
+    fx.proxy()
+        .stall_after("GET", &format!("/blobs/{digest}"), half, 1);
     let mut child = dh_command(
         t,
         &[
@@ -1063,13 +1034,13 @@ fn a_pull_killed_half_way_fetches_only_the_rest_when_run_again() {
     assert!(!out.exists());
     assert_eq!(std::fs::metadata(&partial).unwrap().len(), half);
     // Run again: the 4 MiB kept are not fetched again.
-    proxy.reset_counters();
+    fx.proxy().reset_counters();
     dh(
         t,
         &["convert", "-q", "--cache", s(&cache), &remote, s(&out)],
     );
     ok(&["verify", s(&out)]);
-    let fetched = proxy.blob_bytes_served();
+    let fetched = fx.proxy().blob_bytes_served();
     assert!(
         fetched + half <= total + 4096,
         "{fetched} bytes fetched again of {total}"

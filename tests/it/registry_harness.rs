@@ -1,4 +1,4 @@
-//! The registry test harness (tests/common/registry.rs) checked against the real
+//! The registry test harness (tests/it/common/registry.rs) checked against the real
 //! skopeo: a registry with each kind of auth takes a push and serves it back, refuses
 //! wrong credentials, and the proxy in front of it counts, records and injects faults.
 //!
@@ -6,9 +6,8 @@
 //! Python's cryptography or skopeo is missing (a failure under
 //! DOCKHAND_REQUIRE_INTEROP=1).
 
-mod common;
-use common::registry::*;
-use common::*;
+use crate::common::registry::*;
+use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -27,10 +26,6 @@ fn fixture_archive() -> String {
         "docker-archive:{}",
         fixture("skopeo-docker-archive").input()
     )
-}
-
-fn test_name() -> String {
-    std::thread::current().name().unwrap_or("test").to_string()
 }
 
 /// skopeo with its scratch space inside `tmp`; the raw output (success or not).
@@ -115,87 +110,85 @@ fn check_stored(reg: &Registry) {
     );
 }
 
-fn have_skopeo() -> bool {
-    have_tool(&test_name(), "skopeo")
-}
-
 #[test]
 fn no_auth_push_and_inspect() {
-    if !have_skopeo() {
-        return;
-    }
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().needs("skopeo").start() else {
         return;
     };
-    let tmp = tempdir();
-    assert_ok("push", &push(tmp.path(), &reg.addr, None));
-    check_inspect(&inspect_remote(tmp.path(), &reg.addr, None));
-    check_stored(&reg);
-    assert_eq!(reg.creds(), None);
-    assert_eq!(reg.token_requests(), 0);
+    assert_ok("push", &push(fx.dir(), &fx.registry.addr, None));
+    check_inspect(&inspect_remote(fx.dir(), &fx.registry.addr, None));
+    check_stored(&fx.registry);
+    assert_eq!(fx.registry.creds(), None);
+    assert_eq!(fx.registry.token_requests(), 0);
 }
 
 #[test]
 fn basic_auth_push_inspect_and_refusals() {
-    if !have_skopeo() {
-        return;
-    }
-    let Some(reg) = Registry::start(Auth::basic(USER, PASS)) else {
+    let Some(fx) = RegistryFixture::builder()
+        .auth(Auth::basic(USER, PASS))
+        .needs("skopeo")
+        .start()
+    else {
         return;
     };
-    let tmp = tempdir();
     let creds = format!("{USER}:{PASS}");
-    assert_eq!(reg.creds().as_deref(), Some(creds.as_str()));
-    assert_fails("push without creds", &push(tmp.path(), &reg.addr, None));
-    assert_ok("push", &push(tmp.path(), &reg.addr, Some(&creds)));
-    check_inspect(&inspect_remote(tmp.path(), &reg.addr, Some(&creds)));
-    check_stored(&reg);
+    assert_eq!(fx.registry.creds().as_deref(), Some(creds.as_str()));
+    assert_fails(
+        "push without creds",
+        &push(fx.dir(), &fx.registry.addr, None),
+    );
+    assert_ok("push", &push(fx.dir(), &fx.registry.addr, Some(&creds)));
+    check_inspect(&inspect_remote(fx.dir(), &fx.registry.addr, Some(&creds)));
+    check_stored(&fx.registry);
     let wrong = format!("{USER}:wrong");
     assert_fails(
         "inspect with a wrong password",
-        &inspect_remote(tmp.path(), &reg.addr, Some(&wrong)),
+        &inspect_remote(fx.dir(), &fx.registry.addr, Some(&wrong)),
     );
     assert_fails(
         "inspect without creds",
-        &inspect_remote(tmp.path(), &reg.addr, None),
+        &inspect_remote(fx.dir(), &fx.registry.addr, None),
     );
-    let (code, _) = http_get(&reg.addr, "/v2/").unwrap();
+    let (code, _) = http_get(&fx.registry.addr, "/v2/").unwrap();
     assert_eq!(code, 401);
 }
 
 #[test]
 fn token_auth_push_inspect_and_refusals() {
-    if !have_skopeo() {
-        return;
-    }
-    let Some(reg) = Registry::start(Auth::token(USER, PASS, false)) else {
+    let Some(fx) = RegistryFixture::builder()
+        .auth(Auth::token(USER, PASS, false))
+        .needs("skopeo")
+        .start()
+    else {
         return;
     };
-    let tmp = tempdir();
     let creds = format!("{USER}:{PASS}");
-    assert_eq!(reg.token_requests(), 0);
-    assert_ok("push", &push(tmp.path(), &reg.addr, Some(&creds)));
-    let after_push = reg.token_requests();
+    assert_eq!(fx.registry.token_requests(), 0);
+    assert_ok("push", &push(fx.dir(), &fx.registry.addr, Some(&creds)));
+    let after_push = fx.registry.token_requests();
     assert!(after_push > 0, "skopeo pushed without asking for a token");
-    check_inspect(&inspect_remote(tmp.path(), &reg.addr, Some(&creds)));
-    assert!(reg.token_requests() > after_push);
-    check_stored(&reg);
+    check_inspect(&inspect_remote(fx.dir(), &fx.registry.addr, Some(&creds)));
+    assert!(fx.registry.token_requests() > after_push);
+    check_stored(&fx.registry);
 
     let wrong = format!("{USER}:wrong");
-    let out = inspect_remote(tmp.path(), &reg.addr, Some(&wrong));
+    let out = inspect_remote(fx.dir(), &fx.registry.addr, Some(&wrong));
     assert_fails("inspect with a wrong password", &out);
-    let out = inspect_remote(tmp.path(), &reg.addr, None);
+    let out = inspect_remote(fx.dir(), &fx.registry.addr, None);
     assert_fails("anonymous inspect without anonymous pull", &out);
-    assert_fails("anonymous push", &push(tmp.path(), &reg.addr, None));
+    assert_fails("anonymous push", &push(fx.dir(), &fx.registry.addr, None));
 }
 
 /// What the token server and the registry answer, seen at the HTTP level.
 #[test]
 fn token_server_answers() {
-    let Some(reg) = Registry::start(Auth::token(USER, PASS, false)) else {
+    let Some(fx) = RegistryFixture::builder()
+        .auth(Auth::token(USER, PASS, false))
+        .start()
+    else {
         return;
     };
-    let realm = reg.token_realm().unwrap();
+    let realm = fx.registry.token_realm().unwrap();
     let token_addr = realm
         .strip_prefix("http://")
         .unwrap()
@@ -203,7 +196,7 @@ fn token_server_answers() {
         .unwrap()
         .to_string();
     // The challenge names the realm and the service.
-    let (code, head, _) = raw_request(&reg.addr, "GET", "/v2/", &[]);
+    let (code, head, _) = raw_request(&fx.registry.addr, "GET", "/v2/", &[]);
     assert_eq!(code, 401);
     assert!(
         head.contains(&format!(
@@ -227,7 +220,7 @@ fn token_server_answers() {
     let anon = token_of(&body);
     assert_eq!(claims_of(&anon)["access"], serde_json::json!([]));
     let (code, head, _) = raw_request(
-        &reg.addr,
+        &fx.registry.addr,
         "GET",
         &format!("/v2/{REPO}/tags/list"),
         &[("Authorization", &format!("Bearer {anon}"))],
@@ -260,44 +253,40 @@ fn token_server_answers() {
     );
     // The registry takes it (404: no such repository yet, but authorized).
     let (code, _, _) = raw_request(
-        &reg.addr,
+        &fx.registry.addr,
         "GET",
         &format!("/v2/{REPO}/tags/list"),
         &[("Authorization", &format!("Bearer {}", token_of(&body)))],
     );
     assert_eq!(code, 404);
-    assert_eq!(reg.token_requests(), 3);
+    assert_eq!(fx.registry.token_requests(), 3);
 }
 
 #[test]
 fn token_auth_anonymous_pull() {
-    if !have_skopeo() {
-        return;
-    }
-    let Some(reg) = Registry::start(Auth::token(USER, PASS, true)) else {
+    let Some(fx) = RegistryFixture::builder()
+        .auth(Auth::token(USER, PASS, true))
+        .needs("skopeo")
+        .start()
+    else {
         return;
     };
-    let tmp = tempdir();
     let creds = format!("{USER}:{PASS}");
-    assert_fails("anonymous push", &push(tmp.path(), &reg.addr, None));
-    assert_ok("push", &push(tmp.path(), &reg.addr, Some(&creds)));
-    check_inspect(&inspect_remote(tmp.path(), &reg.addr, None));
+    assert_fails("anonymous push", &push(fx.dir(), &fx.registry.addr, None));
+    assert_ok("push", &push(fx.dir(), &fx.registry.addr, Some(&creds)));
+    check_inspect(&inspect_remote(fx.dir(), &fx.registry.addr, None));
     let wrong = format!("{USER}:wrong");
     assert_fails(
         "inspect with a wrong password",
-        &inspect_remote(tmp.path(), &reg.addr, Some(&wrong)),
+        &inspect_remote(fx.dir(), &fx.registry.addr, Some(&wrong)),
     );
 }
 
 /// A registry with the fixture pushed and a proxy in front of it.
-fn registry_with_image(tmp: &Path) -> Option<(Registry, Proxy)> {
-    if !have_skopeo() {
-        return None;
-    }
-    let reg = Registry::start(Auth::None)?;
-    assert_ok("push", &push(tmp, &reg.addr, None));
-    let proxy = Proxy::start(&reg.addr);
-    Some((reg, proxy))
+fn registry_with_image() -> Option<RegistryFixture> {
+    let fx = RegistryFixture::builder().needs("skopeo").proxy().start()?;
+    assert_ok("push", &push(fx.dir(), &fx.registry.addr, None));
+    Some(fx)
 }
 
 /// Total size of the blobs skopeo wrote to a dir: destination.
@@ -324,16 +313,18 @@ fn pull_to_dir(tmp: &Path, addr: &str, dest: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn proxy_counts_and_records_a_pull() {
-    let tmp = tempdir();
-    let Some((_reg, proxy)) = registry_with_image(tmp.path()) else {
+    let Some(fx) = registry_with_image() else {
         return;
     };
-    let out_dir = tmp.path().join("pulled");
-    assert_ok("pull", &pull_to_dir(tmp.path(), &proxy.addr, &out_dir, &[]));
+    let out_dir = fx.dir().join("pulled");
+    assert_ok(
+        "pull",
+        &pull_to_dir(fx.dir(), &fx.proxy().addr, &out_dir, &[]),
+    );
     let bytes = dir_blob_bytes(&out_dir);
     assert!(bytes > 0);
-    assert_eq!(proxy.blob_bytes_served(), bytes);
-    let reqs = proxy.requests();
+    assert_eq!(fx.proxy().blob_bytes_served(), bytes);
+    let reqs = fx.proxy().requests();
     assert!(
         reqs.iter()
             .any(|(m, p, st)| m == "GET" && p == "/v2/" && *st == 200),
@@ -351,47 +342,46 @@ fn proxy_counts_and_records_a_pull() {
     // The config and the three layers.
     assert_eq!(blob_gets, 4, "{reqs:?}");
 
-    proxy.reset_counters();
-    assert_eq!(proxy.blob_bytes_served(), 0);
-    assert!(proxy.requests().is_empty());
-    check_inspect(&inspect_remote(tmp.path(), &proxy.addr, None));
+    fx.proxy().reset_counters();
+    assert_eq!(fx.proxy().blob_bytes_served(), 0);
+    assert!(fx.proxy().requests().is_empty());
+    check_inspect(&inspect_remote(fx.dir(), &fx.proxy().addr, None));
     assert!(
-        proxy.blob_bytes_served() > 0,
+        fx.proxy().blob_bytes_served() > 0,
         "inspect reads the config blob"
     );
 }
 
 #[test]
 fn proxy_injected_errors_reach_the_client() {
-    let tmp = tempdir();
-    let Some((_reg, proxy)) = registry_with_image(tmp.path()) else {
+    let Some(fx) = registry_with_image() else {
         return;
     };
     let manifest = format!("/v2/{REPO}/manifests/1");
-    proxy.inject("GET", "/manifests/", 503, 1, Some(1));
-    let out = inspect_remote(tmp.path(), &proxy.addr, None);
+    fx.proxy().inject("GET", "/manifests/", 503, 1, Some(1));
+    let out = inspect_remote(fx.dir(), &fx.proxy().addr, None);
     assert_fails("inspect answered 503", &out);
-    let reqs = proxy.requests();
+    let reqs = fx.proxy().requests();
     assert!(
         reqs.contains(&("GET".into(), manifest.clone(), 503)),
         "{reqs:?}"
     );
     // Used up: the next inspect goes through.
-    check_inspect(&inspect_remote(tmp.path(), &proxy.addr, None));
+    check_inspect(&inspect_remote(fx.dir(), &fx.proxy().addr, None));
 
     // On a blob: skopeo 1.9.3's --retry-times covers network errors only, so the
     // 503 ends the copy, and its message names the status.
-    proxy.reset_counters();
-    proxy.inject("GET", "/blobs/sha256:", 503, 1, Some(1));
+    fx.proxy().reset_counters();
+    fx.proxy().inject("GET", "/blobs/sha256:", 503, 1, Some(1));
     let out = pull_to_dir(
-        tmp.path(),
-        &proxy.addr,
-        &tmp.path().join("failed"),
+        fx.dir(),
+        &fx.proxy().addr,
+        &fx.dir().join("failed"),
         &["--retry-times", "3"],
     );
     assert_fails("pull answered 503", &out);
     assert!(stderr_of(&out).contains("503"), "{}", stderr_of(&out));
-    let reqs = proxy.requests();
+    let reqs = fx.proxy().requests();
     let injected = reqs
         .iter()
         .filter(|(m, p, st)| m == "GET" && p.contains("/blobs/sha256:") && *st == 503)
@@ -401,17 +391,16 @@ fn proxy_injected_errors_reach_the_client() {
 
 #[test]
 fn proxy_cut_download_fails_the_client() {
-    let tmp = tempdir();
-    let Some((_reg, proxy)) = registry_with_image(tmp.path()) else {
+    let Some(fx) = registry_with_image() else {
         return;
     };
     // One blob GET cut after 10 bytes: the pull fails, and skopeo 1.9.3's
     // --retry-times does not cover an unexpected EOF.
-    proxy.cut_after("GET", "/blobs/sha256:", 10, 1);
+    fx.proxy().cut_after("GET", "/blobs/sha256:", 10, 1);
     let out = pull_to_dir(
-        tmp.path(),
-        &proxy.addr,
-        &tmp.path().join("cut"),
+        fx.dir(),
+        &fx.proxy().addr,
+        &fx.dir().join("cut"),
         &["--retry-times", "3"],
     );
     assert_fails("pull with a cut blob", &out);
@@ -420,62 +409,64 @@ fn proxy_cut_download_fails_the_client() {
         "{}",
         stderr_of(&out)
     );
-    let reqs = proxy.requests();
+    let reqs = fx.proxy().requests();
     assert!(
         reqs.iter()
             .any(|(m, p, st)| m == "GET" && p.contains("/blobs/sha256:") && *st == 200),
         "the cut answer is recorded with the upstream's status: {reqs:?}"
     );
     // The rule is used up: the next pull gets everything.
-    proxy.reset_counters();
-    let out_dir = tmp.path().join("pulled");
-    assert_ok("pull", &pull_to_dir(tmp.path(), &proxy.addr, &out_dir, &[]));
-    assert_eq!(proxy.blob_bytes_served(), dir_blob_bytes(&out_dir));
+    fx.proxy().reset_counters();
+    let out_dir = fx.dir().join("pulled");
+    assert_ok(
+        "pull",
+        &pull_to_dir(fx.dir(), &fx.proxy().addr, &out_dir, &[]),
+    );
+    assert_eq!(fx.proxy().blob_bytes_served(), dir_blob_bytes(&out_dir));
 }
 
 /// A blob cut after N bytes delivers exactly N bytes and then the end of the stream,
 /// even though its Content-Length promised more.
 #[test]
 fn proxy_cut_after_delivers_exactly_n_bytes() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().proxy().start() else {
         return;
     };
-    let proxy = Proxy::start(&reg.addr);
-    let mut conn = Conn::open(&proxy.addr);
-    let digest = conn.upload(&format!("http://{}/", proxy.addr), &"x".repeat(5000), false);
-    proxy.cut_after("GET", &digest, 1234, 1);
-    let mut cut = Conn::open(&proxy.addr);
+    let mut conn = Conn::open(&fx.proxy().addr);
+    let digest = conn.upload(
+        &format!("http://{}/", fx.proxy().addr),
+        &"x".repeat(5000),
+        false,
+    );
+    fx.proxy().cut_after("GET", &digest, 1234, 1);
+    let mut cut = Conn::open(&fx.proxy().addr);
     let (code, head, body) = cut.send_partial("GET", &format!("/v2/{REPO}/blobs/{digest}"));
     assert_eq!(code, 200);
     assert_eq!(header(&head, "content-length").as_deref(), Some("5000"));
     assert_eq!(body.len(), 1234);
-    assert_eq!(proxy.blob_bytes_served(), 1234);
+    assert_eq!(fx.proxy().blob_bytes_served(), 1234);
 }
 
 #[test]
 fn proxy_push_through_rewrites_locations_and_cuts_uploads() {
-    if !have_skopeo() {
-        return;
-    }
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().needs("skopeo").proxy().start() else {
         return;
     };
-    let proxy = Proxy::start(&reg.addr);
-    let tmp = tempdir();
     // An interrupted upload body fails skopeo's push.
-    proxy.cut_upload_after("PATCH", "/blobs/uploads/", 100, 1);
+    fx.proxy()
+        .cut_upload_after("PATCH", "/blobs/uploads/", 100, 1);
     assert_fails(
         "push with a cut upload",
-        &push(tmp.path(), &proxy.addr, None),
+        &push(fx.dir(), &fx.proxy().addr, None),
     );
-    let reqs = proxy.requests();
+    let reqs = fx.proxy().requests();
     assert!(
         reqs.iter().any(|(m, _, st)| m == "PATCH" && *st == 0),
         "{reqs:?}"
     );
-    proxy.reset_counters();
-    assert_ok("push", &push(tmp.path(), &proxy.addr, None));
-    let reqs = proxy.requests();
+    fx.proxy().reset_counters();
+    assert_ok("push", &push(fx.dir(), &fx.proxy().addr, None));
+    let reqs = fx.proxy().requests();
     // The uploads went on through the proxy: the Location headers named it.
     for (m, st) in [("POST", 202), ("PATCH", 202), ("PUT", 201)] {
         assert!(
@@ -484,24 +475,23 @@ fn proxy_push_through_rewrites_locations_and_cuts_uploads() {
             "no {m} answered {st}: {reqs:?}"
         );
     }
-    check_inspect(&inspect_remote(tmp.path(), &reg.addr, None));
-    check_stored(&reg);
+    check_inspect(&inspect_remote(fx.dir(), &fx.registry.addr, None));
+    check_stored(&fx.registry);
 }
 
 /// The proxy at the HTTP level: keep-alive, HEAD, chunked and sized request bodies,
 /// Location rewriting, injected statuses with Retry-After.
 #[test]
 fn proxy_http_details() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().proxy().start() else {
         return;
     };
-    let proxy = Proxy::start(&reg.addr);
-    let mut conn = Conn::open(&proxy.addr);
+    let mut conn = Conn::open(&fx.proxy().addr);
     // A monolithic upload with a chunked body, then one with a Content-Length, on one
     // connection.
     for chunked in [true, false] {
         let blob = format!("blob body {chunked}").repeat(1000);
-        let digest = conn.upload(&format!("http://{}/", proxy.addr), &blob, chunked);
+        let digest = conn.upload(&format!("http://{}/", fx.proxy().addr), &blob, chunked);
         let blob_path = format!("/v2/{REPO}/blobs/{digest}");
         let (code, head, body) = conn.send("HEAD", &blob_path, &[], None);
         assert_eq!(code, 200);
@@ -514,19 +504,19 @@ fn proxy_http_details() {
         assert_eq!(code, 206);
         assert_eq!(body, &blob.as_bytes()[5..]);
     }
-    assert!(proxy.blob_bytes_served() > 0);
+    assert!(fx.proxy().blob_bytes_served() > 0);
     // An upload session's status and its cancellation: 204s without a body.
     let (code, head, _) = conn.send("POST", &format!("/v2/{REPO}/blobs/uploads/"), &[], None);
     assert_eq!(code, 202, "{head}");
     let location = header(&head, "location").unwrap();
-    let session = &location[format!("http://{}", proxy.addr).len()..];
+    let session = &location[format!("http://{}", fx.proxy().addr).len()..];
     let (code, head, body) = conn.send("GET", session, &[], None);
     assert_eq!(code, 204, "{head}");
     assert_eq!(header(&head, "range").as_deref(), Some("0-0"));
     assert!(body.is_empty());
     let (code, head, _) = conn.send("DELETE", session, &[], None);
     assert_eq!(code, 204, "{head}");
-    proxy.inject("GET", "/v2/", 429, 2, Some(7));
+    fx.proxy().inject("GET", "/v2/", 429, 2, Some(7));
     for _ in 0..2 {
         let (code, head, body) = conn.send("GET", "/v2/", &[], None);
         assert_eq!(code, 429);
@@ -535,7 +525,7 @@ fn proxy_http_details() {
     }
     let (code, _, _) = conn.send("GET", "/v2/", &[], None);
     assert_eq!(code, 200);
-    let statuses: Vec<u16> = proxy.requests().iter().map(|r| r.2).collect();
+    let statuses: Vec<u16> = fx.proxy().requests().iter().map(|r| r.2).collect();
     assert_eq!(
         statuses,
         [202, 201, 200, 206, 202, 201, 200, 206, 202, 204, 204, 429, 429, 200]
@@ -713,31 +703,31 @@ impl Conn {
 /// answers 404 BLOB_UPLOAD_INVALID. A client must start a new upload, not resume.
 #[test]
 fn proxy_cut_upload_kills_the_session() {
-    let Some(reg) = Registry::start(Auth::None) else {
+    let Some(fx) = RegistryFixture::builder().proxy().start() else {
         return;
     };
-    let proxy = Proxy::start(&reg.addr);
-    let mut conn = Conn::open(&proxy.addr);
+    let mut conn = Conn::open(&fx.proxy().addr);
     let (code, head, _) = conn.send("POST", &format!("/v2/{REPO}/blobs/uploads/"), &[], None);
     assert_eq!(code, 202, "{head}");
     let location = header(&head, "location").unwrap();
-    let session = location[format!("http://{}", proxy.addr).len()..].to_string();
+    let session = location[format!("http://{}", fx.proxy().addr).len()..].to_string();
 
-    proxy.cut_upload_after("PATCH", "/blobs/uploads/", 1000, 1);
-    let mut cut = TcpStream::connect(&proxy.addr).unwrap();
+    fx.proxy()
+        .cut_upload_after("PATCH", "/blobs/uploads/", 1000, 1);
+    let mut cut = TcpStream::connect(&fx.proxy().addr).unwrap();
     cut.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
     let req = format!(
         "PATCH {session} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\n\
          Content-Range: 0-4999\r\nContent-Length: 5000\r\n\r\n",
-        proxy.addr
+        fx.proxy().addr
     );
     cut.write_all(req.as_bytes()).unwrap();
     let _ = cut.write_all(&[b'a'; 5000]);
     let mut answer = Vec::new();
     let _ = cut.read_to_end(&mut answer);
     assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
-    let last = proxy.requests().last().unwrap().clone();
+    let last = fx.proxy().requests().last().unwrap().clone();
     assert_eq!((last.0.as_str(), last.2), ("PATCH", 0));
 
     let (code, _, body) = conn.send("GET", &session, &[], None);
@@ -748,5 +738,9 @@ fn proxy_cut_upload_kills_the_session() {
         String::from_utf8_lossy(&body)
     );
     // A new session takes the blob.
-    conn.upload(&format!("http://{}/", proxy.addr), &"a".repeat(5000), true);
+    conn.upload(
+        &format!("http://{}/", fx.proxy().addr),
+        &"a".repeat(5000),
+        true,
+    );
 }

@@ -2,8 +2,7 @@
 //! characters), by manifest digest, and by `NAME@sha256:...`, through `--image` and the
 //! `SRC:REF` form, on the real fixtures; and the names an image selected so keeps.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use serde_json::Value;
 

@@ -3,9 +3,8 @@
 //! result must be exactly what the same conversion from a file gives, and a layer that
 //! does not match its diff_id must still fail with nothing left behind.
 
-mod common;
-use common::build::*;
-use common::*;
+use crate::common::build::*;
+use crate::common::*;
 
 use std::fs;
 use std::io::Write;

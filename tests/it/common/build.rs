@@ -1,6 +1,5 @@
 //! Building archives by hand for hostile-input tests: raw tar entries (any name, any
 //! link target, any claimed size) and small but valid docker-save archives to damage.
-#![allow(dead_code)]
 
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! Helpers shared by the interop tests (tests/interop_*.rs): the writers dockhand has,
+//! Helpers shared by the interop tests (tests/it/interop_*.rs): the writers dockhand has,
 //! converting fixtures through them, and reading the OCI and docker metadata of outputs
 //! without dockhand, to check them against what the real tools expect.
 

@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: running the built binary, finding
 //! fixtures, and gating on the real tools (skopeo, umoci, oci-image-tool, docker).
-#![allow(dead_code)]
 
 pub mod build;
 pub mod hostile;
@@ -226,6 +225,13 @@ pub fn have_docker(test: &str) -> bool {
     alive
 }
 
+/// Held by every test that uses the docker daemon, for as long as it does: all tests
+/// run in one process, and one removing an image must never race another loading it.
+pub fn docker_lock() -> std::sync::MutexGuard<'static, ()> {
+    static DOCKER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DOCKER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The name of the running test (libtest names its threads after the tests).
 pub fn test_name() -> String {
     std::thread::current().name().unwrap_or("test").to_string()
@@ -291,23 +297,36 @@ pub fn sha256(bytes: &[u8]) -> String {
 /// Every file under `dir` (relative path -> content hash or link target), for
 /// comparing two directory outputs byte for byte.
 pub fn tree_snapshot(dir: &Path) -> Vec<(String, String)> {
+    tree_snapshot_with_modes(dir)
+        .into_iter()
+        .map(|(rel, what, _)| (rel, what))
+        .collect()
+}
+
+/// Every path under `dir` with what it is (a file's content hash, `-> TARGET` for a
+/// link, `dir` or `fifo`) and its mode bits, to prove nothing changed.
+pub fn tree_snapshot_with_modes(dir: &Path) -> Vec<(String, String, u32)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut out = Vec::new();
     for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
         let e = e.unwrap();
+        let meta = e.path().symlink_metadata().unwrap();
         let rel = e
             .path()
             .strip_prefix(dir)
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let what = if e.path_is_symlink() {
+        let what = if meta.file_type().is_symlink() {
             format!("-> {}", std::fs::read_link(e.path()).unwrap().display())
-        } else if e.file_type().is_dir() {
-            "dir".into()
-        } else {
+        } else if meta.is_file() {
             sha256(&std::fs::read(e.path()).unwrap())
+        } else if meta.file_type().is_fifo() {
+            "fifo".into()
+        } else {
+            "dir".into()
         };
-        out.push((rel, what));
+        out.push((rel, what, meta.mode()));
     }
     out
 }

@@ -68,7 +68,8 @@ pub struct Registry {
     token: Option<TokenServer>,
     creds: Option<(String, String)>,
     storage: PathBuf,
-    dir: tempfile::TempDir,
+    /// Holds the config, storage and logs; removed on drop.
+    _dir: tempfile::TempDir,
 }
 
 struct TokenServer {
@@ -257,7 +258,7 @@ impl Registry {
                             token,
                             creds,
                             storage,
-                            dir,
+                            _dir: dir,
                         });
                     }
                 }
@@ -285,19 +286,9 @@ impl Registry {
         &self.storage
     }
 
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
     /// `user:pass` for skopeo's `--creds`, when the registry has a user.
     pub fn creds(&self) -> Option<String> {
         self.creds.as_ref().map(|(u, p)| format!("{u}:{p}"))
-    }
-
-    /// The registry's own log (level error) so far.
-    pub fn log(&self) -> String {
-        read_log(&self.dir.path().join("registry.log"))
     }
 
     /// `http://127.0.0.1:PORT/token` of the token server, with `Auth::Token`.
@@ -370,6 +361,114 @@ impl TokenServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// What a registry test needs, set up in one place: a temp dir, a registry with the
+/// chosen auth, a [`Proxy`] in front of it when asked for, the tools the test needs
+/// (each skipped or failed like [`have_tool`]) and, for a test that uses the docker
+/// daemon, [`docker_lock`](super::docker_lock) held for as long as the fixture lives.
+///
+/// ```ignore
+/// let Some(fx) = RegistryFixture::builder().auth(Auth::basic(USER, PASS)).proxy().start()
+/// else {
+///     return;
+/// };
+/// ```
+pub struct RegistryFixture {
+    /// Dropped first: the docker lock, the proxy, then the registry, then the temp dir.
+    _docker: Option<std::sync::MutexGuard<'static, ()>>,
+    proxy: Option<Proxy>,
+    /// The registry itself (its own address, storage, log and token server).
+    pub registry: Registry,
+    tmp: tempfile::TempDir,
+}
+
+/// How to build a [`RegistryFixture`]: [`RegistryFixture::builder`], options, then
+/// [`start`](Self::start).
+pub struct RegistryFixtureBuilder {
+    auth: Auth,
+    proxy: bool,
+    tools: Vec<&'static str>,
+    docker: bool,
+}
+
+impl RegistryFixture {
+    /// A fixture with no auth, no proxy and no other tool; see the builder's options.
+    pub fn builder() -> RegistryFixtureBuilder {
+        RegistryFixtureBuilder {
+            auth: Auth::None,
+            proxy: false,
+            tools: Vec::new(),
+            docker: false,
+        }
+    }
+
+    /// The test's temp dir (dockhand's HOME and cache go inside it).
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// `127.0.0.1:PORT` clients should talk to: the proxy's when there is one.
+    pub fn addr(&self) -> &str {
+        self.proxy.as_ref().map_or(&self.registry.addr, |p| &p.addr)
+    }
+
+    /// `docker://ADDR/path` through [`addr`](Self::addr).
+    pub fn remote(&self, path: &str) -> String {
+        format!("docker://{}/{path}", self.addr())
+    }
+
+    /// The proxy; panics when the fixture was built without [`proxy`](RegistryFixtureBuilder::proxy).
+    pub fn proxy(&self) -> &Proxy {
+        self.proxy.as_ref().expect("a fixture built with .proxy()")
+    }
+}
+
+impl RegistryFixtureBuilder {
+    /// The registry authenticates clients with `auth`.
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// A fault-injecting, request-recording [`Proxy`] in front of the registry.
+    pub fn proxy(mut self) -> Self {
+        self.proxy = true;
+        self
+    }
+
+    /// The test also runs `tool` (skopeo, say).
+    pub fn needs(mut self, tool: &'static str) -> Self {
+        self.tools.push(tool);
+        self
+    }
+
+    /// The test also uses the docker daemon: it must answer, and the fixture holds the
+    /// docker lock.
+    pub fn docker(mut self) -> Self {
+        self.docker = true;
+        self
+    }
+
+    /// Start it all; `None` (after a visible SKIPPED line) when something it needs is
+    /// missing and DOCKHAND_REQUIRE_INTEROP is unset.
+    pub fn start(self) -> Option<RegistryFixture> {
+        let test = test_name();
+        if !self.tools.iter().all(|tool| have_tool(&test, tool)) {
+            return None;
+        }
+        if self.docker && !super::have_docker(&test) {
+            return None;
+        }
+        let registry = Registry::start(self.auth)?;
+        let proxy = self.proxy.then(|| Proxy::start(&registry.addr));
+        Some(RegistryFixture {
+            _docker: self.docker.then(super::docker_lock),
+            proxy,
+            registry,
+            tmp: super::tempdir(),
+        })
     }
 }
 
@@ -470,11 +569,6 @@ impl Proxy {
             }
         });
         Proxy { addr, shared }
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
     }
 
     /// Response-body bytes sent to clients for `GET .../blobs/...` (not uploads) since
