@@ -1,0 +1,224 @@
+//! The library through its public API only: an image whose blobs are not files fits the
+//! seam (what a registry source will do), progress is reported, errors name their input
+//! as data, and layers read through the API are verified.
+
+use crate::common::*;
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dockhand::{
+    convert_with_progress, create_sink, open_layer, open_source, verify, write_tar, Blob,
+    ConvertOptions, Descriptor, Digest, Format, Image, ImageSource, Layer, LayerForm, Layout,
+    Location, MemoryBlob, NoProgress, Platform, Progress, ReadOptions, Reference, SinkOptions,
+    WriteOptions,
+};
+
+/// A one-layer image held in memory: its blobs are `MemoryBlob`s, not files.
+fn image_in_memory() -> Image {
+    let mut layer_tar = Vec::new();
+    {
+        let mut b = tar::Builder::new(&mut layer_tar);
+        let mut h = tar::Header::new_ustar();
+        h.set_size(5);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "hello", &b"world"[..]).unwrap();
+        b.finish().unwrap();
+    }
+    let diff_id = Digest::of(&layer_tar);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
+    )
+    .into_bytes();
+    let layer = Layer {
+        digest: Some(diff_id.clone()),
+        size: layer_tar.len() as u64,
+        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        compression: dockhand::Compression::None,
+        diff_id: Some(diff_id),
+        blob: Some(Arc::new(MemoryBlob::new(Arc::new(layer_tar), "layer")) as Arc<dyn Blob>),
+        path: "layer".into(),
+    };
+    Image {
+        tags: vec![Reference::parse("example.com/in/memory:1").unwrap()],
+        ref_names: vec![],
+        oci_ref_names: Default::default(),
+        config: Descriptor {
+            media_type: "application/vnd.oci.image.config.v1+json".into(),
+            digest: Digest::of(&config),
+            size: config.len() as u64,
+        },
+        config_bytes: Arc::new(config),
+        config_path: "config".into(),
+        manifest: None,
+        manifest_bytes: None,
+        platform: Platform::parse("linux/amd64").unwrap(),
+        layers: vec![layer],
+        artifact: false,
+        index: None,
+        input: Arc::from("memory"),
+    }
+}
+
+#[test]
+fn an_image_whose_blobs_are_not_files_is_written_by_every_sink() {
+    let tmp = tempdir();
+    let image = image_in_memory();
+    let config = image.config.digest.to_string();
+    for (format, name) in [
+        (Format::OCI, "oci"),
+        (Format::OCI_ARCHIVE, "oci.tar"),
+        (Format::DOCKER_ARCHIVE, "docker.tar"),
+        (Format::DIR, "dir"),
+    ] {
+        let dest = tmp.path().join(name);
+        let mut sink = create_sink(s(&dest), format, &SinkOptions::default()).unwrap();
+        sink.put_images(std::slice::from_ref(&image), &NoProgress)
+            .unwrap();
+        sink.commit().unwrap();
+        let back =
+            open_source(&Location::parse(s(&dest)).unwrap(), &ReadOptions::default()).unwrap();
+        assert_eq!(back.format(), format, "{name}");
+        assert_eq!(back.images()[0].config.digest.to_string(), config, "{name}");
+        verify(back.images(), &NoProgress).unwrap();
+    }
+    // And into any Write, as a tar.
+    let (tar, _) = write_tar(
+        std::slice::from_ref(&image),
+        Layout::DockerSave,
+        &WriteOptions::default(),
+        Vec::new(),
+    )
+    .unwrap();
+    let file = tmp.path().join("written.tar");
+    std::fs::write(&file, tar).unwrap();
+    assert_eq!(config_digests(&inspect(s(&file))), [config]);
+}
+
+/// Counts what it is told.
+#[derive(Default)]
+struct Counter {
+    started: AtomicUsize,
+    done: AtomicUsize,
+    bytes: AtomicU64,
+}
+
+impl Progress for Counter {
+    fn layer_started(&self, _path: &str, _size: u64) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+    fn advanced(&self, bytes: u64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    fn layer_done(&self, _path: &str) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn progress_is_reported_for_every_layer_written() {
+    let f = fixture("docker-save-multi");
+    let tmp = tempdir();
+    let source = open_source(
+        &Location::parse(f.input()).unwrap(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    // Layers shared between images are written once.
+    let mut distinct: Vec<(String, u64)> = source
+        .images()
+        .iter()
+        .flat_map(|i| i.layers.iter())
+        .map(|l| (l.digest.as_ref().unwrap().to_string(), l.size))
+        .collect();
+    distinct.sort();
+    distinct.dedup();
+    for to in ["oci", "oci-archive"] {
+        let counter = Counter::default();
+        let dest = tmp.path().join(to);
+        let options = ConvertOptions {
+            to: Format::parse(to),
+            ..ConvertOptions::default()
+        };
+        convert_with_progress(f.input(), s(&dest), &options, &counter).unwrap();
+        assert_eq!(
+            counter.started.load(Ordering::Relaxed),
+            distinct.len(),
+            "{to}"
+        );
+        assert_eq!(counter.done.load(Ordering::Relaxed), distinct.len(), "{to}");
+        let bytes: u64 = distinct.iter().map(|(_, size)| size).sum();
+        assert_eq!(counter.bytes.load(Ordering::Relaxed), bytes, "{to}");
+    }
+}
+
+#[test]
+fn errors_say_which_input_they_concern_as_data() {
+    let tmp = tempdir();
+    let broken = fixture("broken-diffid");
+    let err = dockhand::convert(
+        broken.input(),
+        s(&tmp.path().join("out")),
+        &ConvertOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.input(), Some(broken.input()));
+    assert!(
+        matches!(err.without_input(), dockhand::Error::DiffIdMismatch { .. }),
+        "{err}"
+    );
+    // The message names the input once.
+    assert_eq!(err.to_string().matches(broken.input()).count(), 1, "{err}");
+    let missing = tmp.path().join("missing.tar");
+    let err = open_source(
+        &Location::parse(s(&missing)).unwrap(),
+        &ReadOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.input(), Some(s(&missing)));
+    // A refused destination is no input's fault.
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = dockhand::convert(
+        fixture("docker-save-basic").input(),
+        &format!("oci:{}", s(&file)),
+        &ConvertOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.input(), None, "{err}");
+}
+
+#[test]
+fn layers_read_through_the_api_are_verified_and_report_their_digests() {
+    let f = fixture("skopeo-oci");
+    let source = open_source(
+        &Location::parse(f.input()).unwrap(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let image = &source.images()[0];
+    for layer in &image.layers {
+        for form in [LayerForm::Stored, LayerForm::Uncompressed] {
+            let mut reader = open_layer(image, layer, form).unwrap();
+            assert!(reader.digests().is_none(), "known only at the end");
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).unwrap();
+            let digests = reader.digests().unwrap();
+            assert_eq!(Some(&digests.stored), layer.digest.as_ref());
+            assert_eq!(digests.uncompressed, layer.diff_id);
+            let expected = match form {
+                LayerForm::Stored => digests.stored.clone(),
+                LayerForm::Uncompressed => digests.uncompressed.clone().unwrap(),
+            };
+            assert_eq!(Digest::of(&bytes), expected);
+        }
+    }
+    // A layer whose bytes disagree with its digest fails the read that ends it.
+    let mut lying = image.clone();
+    lying.layers[0].digest = Some(Digest::of(b"something else"));
+    let mut reader = open_layer(&lying, &lying.layers[0], LayerForm::Stored).unwrap();
+    let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("digest mismatch"), "{err}");
+}

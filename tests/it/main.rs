@@ -1,0 +1,33 @@
+//! The integration tests, as one test binary: the helpers in `common` are compiled once
+//! for every module. A new test file is a module here (`mod NAME;` for `tests/it/NAME.rs`).
+
+mod common;
+
+mod cli;
+mod cli_docs;
+mod compression;
+mod corpus;
+mod destinations;
+mod errors;
+mod faults;
+mod fixtures;
+mod golden;
+mod history;
+mod hostile;
+mod hostile_registry;
+mod inspect_rich;
+mod interop_docker;
+mod interop_matrix;
+mod interop_oci_tools;
+mod interop_podman;
+mod interop_skopeo;
+mod library;
+mod limits;
+mod messages;
+mod metadata;
+mod naming;
+mod progress;
+mod registry;
+mod registry_harness;
+mod select_by_id;
+mod stdin_spool;
