@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::compress::LayerCompression;
 use crate::destination::Plan;
+use crate::error::Setting;
 use crate::error::{Error, Result};
 use crate::location::open_source;
 use crate::model::image::{Image, Platform};
@@ -170,14 +171,18 @@ pub fn convert_with_progress(
         .unwrap_or_else(|| Format::for_destination(&dst.path));
     if options.all_platforms && !to.transport().keeps_indexes() {
         return Err(Error::Usage(format!(
-            "--all keeps a multi-platform index whole, which {} cannot hold (it has one platform per image); write oci, oci-archive or docker://, or pick one platform with --platform",
-            to.name()
+            "{} keeps a multi-platform index whole, which {} cannot hold (it has one platform per image); write oci, oci-archive or docker://, or pick one platform with {}",
+            Setting::AllPlatforms,
+            to.name(),
+            Setting::Platform
         )));
     }
     if options.all_platforms && options.platform.is_some() {
-        return Err(Error::Usage(
-            "--all takes every platform; --platform picks one: give only one of them".into(),
-        ));
+        return Err(Error::Usage(format!(
+            "{} takes every platform; {} picks one: give only one of them",
+            Setting::AllPlatforms,
+            Setting::Platform
+        )));
     }
     let selectors = selectors(&src, &options.images)?;
     let mut names: Vec<String> = options.tags.clone();
@@ -221,21 +226,24 @@ pub fn convert_with_progress(
     let picked = select(&source.images, &selectors)?;
     if !to.holds_many() && picked.len() != 1 {
         return Err(Error::Selection(format!(
-            "{} holds one image but {} are selected: {}; pick one with --image @N or --image NAME (or SRC:NAME), e.g. --image @{}",
+            "{} holds one image but {} are selected: {}; pick one with {image} @N or {image} NAME (or SRC:NAME), e.g. {image} @{}",
             to.name(),
             picked.len(),
             candidates(&source.images, &picked),
-            picked.first().copied().unwrap_or(0)
+            picked.first().copied().unwrap_or(0),
+            image = Setting::Image
         )));
     }
     let mut images = with_selected_names(&source.images, &picked, &selectors);
     if let Some((tags, ref_names)) = names {
         if images.len() != 1 {
             return Err(Error::Selection(format!(
-                "--tag (or a destination reference) names one image but {} are selected: {}; pick one with --image @N or --image NAME, e.g. --image @{}",
+                "{} (or a destination reference) names one image but {} are selected: {}; pick one with {image} @N or {image} NAME, e.g. {image} @{}",
+                Setting::Tag,
                 images.len(),
                 candidates(&source.images, &picked),
-                picked.first().copied().unwrap_or(0)
+                picked.first().copied().unwrap_or(0),
+                image = Setting::Image
             )));
         }
         images[0].tags = tags;

@@ -24,6 +24,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::cleanup::STAGING_MARKER;
+use crate::error::Setting;
 use crate::error::{Error, Result};
 use crate::text::shown;
 
@@ -181,21 +182,22 @@ fn plan_for(
             if force {
                 Ok(Plan::Replace)
             } else if file_type.is_symlink() {
-                Err("it exists, a symbolic link; --force would replace the link itself (never its target) once the new archive is complete".into())
+                Err(format!("it exists, a symbolic link; {} would replace the link itself (never its target) once the new archive is complete", Setting::Force))
             } else {
                 Err(format!(
-                    "it exists, a file of {} bytes; --force would replace that file once the new archive is complete, or choose another name",
-                    meta.len()
+                    "it exists, a file of {} bytes; {} would replace that file once the new archive is complete, or choose another name",
+                    meta.len(),
+                    Setting::Force
                 ))
             }
         }
         Output::File if file_type.is_dir() => {
             Err("it is a directory, and a tar output never replaces a directory".into())
         }
-        Output::Directory { .. } if file_type.is_file() => Err(
-            "it is a file, and a directory output never replaces a file (use a .tar name or --to docker-archive/oci-archive for a file)"
-                .into(),
-        ),
+        Output::Directory { .. } if file_type.is_file() => Err(format!(
+            "it is a file, and a directory output never replaces a file (use a .tar name or {} docker-archive/oci-archive for a file)",
+            Setting::To
+        )),
         Output::Directory { .. } if file_type.is_symlink() => Err(
             "it is a symbolic link; dockhand neither follows nor replaces it with a directory (name the directory itself)"
                 .into(),
@@ -206,12 +208,13 @@ fn plan_for(
                 Contents::Layout(_) if force => Ok(Plan::Replace),
                 Contents::Layout(LayoutKind::Oci) if appendable => Ok(Plan::AddToOciLayout),
                 Contents::Layout(kind) => Err(format!(
-                    "it holds {}; --force would replace that whole directory once the new output is complete{}",
+                    "it holds {}; {} would replace that whole directory once the new output is complete{}",
                     kind.describe(),
+                    Setting::Force,
                     if matches!(kind, LayoutKind::Oci) {
-                        " (--to oci would add to it instead)"
+                        format!(" ({} oci would add to it instead)", Setting::To)
                     } else {
-                        ""
+                        String::new()
                     }
                 )),
                 Contents::Foreign(what) => Err(format!(
@@ -236,7 +239,10 @@ pub(crate) type CheckAddable = fn(&Path) -> std::result::Result<(), String>;
 pub(crate) fn not_addable(dest: &Path, reason: &str) -> Error {
     Error::DestinationRefused {
         path: shown(&dest.to_string_lossy()),
-        reason: format!("{reason}; --force would replace the whole layout"),
+        reason: format!(
+            "{reason}; {} would replace the whole layout",
+            Setting::Force
+        ),
     }
 }
 

@@ -43,7 +43,7 @@ pub(crate) const WHAT_DOCKHAND_READS: &str = "dockhand reads docker save and OCI
 pub enum Error {
     /// An operating-system I/O error, with what was being done. The cause is part of
     /// the message and not a separate `source()`, so a chain printer names it once.
-    #[error("{context}: {cause}")]
+    #[error("{}: {cause}", worded(.context))]
     Io {
         /// What was being read or written.
         context: String,
@@ -116,14 +116,24 @@ pub enum Error {
         reason: String,
     },
     /// The requested images cannot be selected (no match, or an ambiguous choice).
-    #[error("{0}")]
+    #[error("{}", worded(.0))]
     Selection(String),
+    /// A selector picked no image (or an ID prefix picked several): `message` says
+    /// which and lists what the source holds; `input` is that source as named
+    /// (`stdin` for a pipe), so that a caller can say how to list it.
+    #[error("{}", worded(.message))]
+    Unselected {
+        /// What was asked and what the source holds.
+        message: String,
+        /// The source the images come from.
+        input: String,
+    },
     /// The request is valid but dockhand cannot carry it out.
-    #[error("{0}")]
+    #[error("{}", worded(.0))]
     Unsupported(String),
     /// The command line is wrong whatever the input holds: an invalid option value,
     /// options that contradict each other, an unknown transport. The binary exits 2.
-    #[error("{0}")]
+    #[error("{}", worded(.0))]
     Usage(String),
     /// Something appeared at the destination while dockhand was writing a new output,
     /// and nothing was replaced. (A new OCI layout that finds an OCI layout there adds
@@ -145,7 +155,7 @@ pub enum Error {
     /// ```
     #[error(
         "{path}: {what} appeared there while dockhand was writing; nothing was replaced{}",
-        if *.force_would_replace { " (--force would replace it)" } else { "" }
+        if *.force_would_replace { worded(&format!(" ({} would replace it)", Setting::Force)) } else { String::new() }
     )]
     DestinationAppeared {
         /// The destination as given.
@@ -158,7 +168,7 @@ pub enum Error {
         force_would_replace: bool,
     },
     /// The destination is not something dockhand may write (the crate docs' `# Security` section says what it may).
-    #[error("refusing to write {path}: {reason}")]
+    #[error("refusing to write {path}: {}", worded(.reason))]
     DestinationRefused {
         /// The destination as given.
         path: String,
@@ -203,7 +213,7 @@ pub enum Error {
     },
     /// A registry refused a request, answered something the protocol does not allow,
     /// or could not be reached.
-    #[error("registry {registry}: {message}")]
+    #[error("registry {registry}: {}", worded(.message))]
     Registry {
         /// The registry's host (and port), as the reference names it.
         registry: String,
@@ -212,14 +222,166 @@ pub enum Error {
     },
     /// Credentials could not be found or read (a bad `--creds`, an unreadable auth
     /// file, a failing credential helper).
-    #[error("credentials: {0}")]
+    #[error("credentials: {}", worded(.0))]
     Credentials(String),
     /// The operation was interrupted by a signal.
     #[error("interrupted")]
     Interrupted,
 }
 
+/// An option of the library's that a message refers to (a field of
+/// [`crate::ConvertOptions`], [`crate::ReadOptions`] or [`crate::RegistryOptions`]).
+/// Messages name it by its option name; a caller with names of its own (the command
+/// line's flags) shows them with [`Error::naming`].
+///
+/// ```
+/// use dockhand::{convert, ConvertOptions, Setting};
+///
+/// let platform = dockhand::Platform::parse("linux/arm64").ok();
+/// let options = ConvertOptions { all_platforms: true, platform, ..Default::default() };
+/// let err = convert("in.tar", "out", &options).unwrap_err();
+/// assert!(err.to_string().contains("`all_platforms`"), "{err}");
+/// let flags = |s: Setting| if s == Setting::AllPlatforms { "--all" } else { "--platform" };
+/// assert!(err.naming(flags).contains("--all takes every platform"), "{err}");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Setting {
+    /// Replace an existing destination (`ConvertOptions::force`).
+    Force,
+    /// The images to take (`ConvertOptions::images`).
+    Image,
+    /// Names for the output image (`ConvertOptions::tags`).
+    Tag,
+    /// The platform to pick (`platform`).
+    Platform,
+    /// Every platform of an index (`all_platforms`).
+    AllPlatforms,
+    /// The format to read (`ConvertOptions::from`).
+    From,
+    /// The format to write (`ConvertOptions::to`).
+    To,
+    /// The docker-archive shape (`docker_layout`).
+    DockerLayout,
+    /// What is done with layers (`layer_compression`).
+    LayerCompression,
+    /// The compression level (`compression_level`).
+    CompressionLevel,
+    /// Registry credentials (`RegistryOptions::creds`).
+    Creds,
+    /// The auth file (`RegistryOptions::authfile`).
+    Authfile,
+    /// The blob cache (`RegistryOptions::cache`).
+    Cache,
+    /// No blob cache (`RegistryOptions::no_cache`).
+    NoCache,
+    /// Retries (`RegistryOptions::retry_times`).
+    RetryTimes,
+}
+
+/// Every setting, in the order of their marks.
+const SETTINGS: [Setting; 15] = [
+    Setting::Force,
+    Setting::Image,
+    Setting::Tag,
+    Setting::Platform,
+    Setting::AllPlatforms,
+    Setting::From,
+    Setting::To,
+    Setting::DockerLayout,
+    Setting::LayerCompression,
+    Setting::CompressionLevel,
+    Setting::Creds,
+    Setting::Authfile,
+    Setting::Cache,
+    Setting::NoCache,
+    Setting::RetryTimes,
+];
+
+impl Setting {
+    /// Its name in the library's option structs.
+    pub fn option_name(self) -> &'static str {
+        match self {
+            Setting::Force => "force",
+            Setting::Image => "images",
+            Setting::Tag => "tags",
+            Setting::Platform => "platform",
+            Setting::AllPlatforms => "all_platforms",
+            Setting::From => "from",
+            Setting::To => "to",
+            Setting::DockerLayout => "docker_layout",
+            Setting::LayerCompression => "layer_compression",
+            Setting::CompressionLevel => "compression_level",
+            Setting::Creds => "creds",
+            Setting::Authfile => "authfile",
+            Setting::Cache => "cache",
+            Setting::NoCache => "no_cache",
+            Setting::RetryTimes => "retry_times",
+        }
+    }
+}
+
+/// In a message, a mark that the message's display replaces by the setting's name:
+/// two control characters around its number, which no text from an input can carry
+/// (every such text is escaped, [`crate::text::shown`]).
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = SETTINGS.iter().position(|s| s == self).unwrap_or(0);
+        write!(f, "\u{1}{n}\u{2}")
+    }
+}
+
+thread_local! {
+    /// The names [`Error::naming`] shows settings by, while it words an error.
+    static NAMES: std::cell::Cell<Option<fn(Setting) -> &'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// `text` with every setting's mark replaced by its name: the caller's, within
+/// [`Error::naming`], else the option's name in backticks.
+fn worded(text: &str) -> String {
+    if !text.contains('\u{1}') {
+        return text.to_string();
+    }
+    let names = NAMES.with(|n| n.get());
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('\u{1}') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('\u{2}') else {
+            rest = after;
+            continue;
+        };
+        if let Some(setting) = after[..end]
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| SETTINGS.get(n))
+        {
+            match names {
+                Some(name) => out.push_str(name(*setting)),
+                None => {
+                    out.push('`');
+                    out.push_str(setting.option_name());
+                    out.push('`');
+                }
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl Error {
+    /// The message, with every option it mentions named by `name` (a command line's
+    /// flags, say) instead of its name in the library.
+    pub fn naming(&self, name: fn(Setting) -> &'static str) -> String {
+        let previous = NAMES.with(|n| n.replace(Some(name)));
+        let text = self.to_string();
+        NAMES.with(|n| n.set(previous));
+        text
+    }
+
     /// A [`Error::Malformed`] for `file`.
     pub fn malformed(file: impl Into<String>, problem: impl Into<String>) -> Self {
         Error::Malformed {
@@ -319,6 +481,17 @@ impl Error {
     }
 
     /// True for a mistake on the command line (exit code 2), not in the input.
+    /// For an [`Error::Unselected`] (within [`Error::Input`] too), the source whose
+    /// images a caller could list.
+    pub fn unselected_input(&self) -> Option<&str> {
+        match self {
+            Error::Unselected { input, .. } => Some(input),
+            Error::Input { error, .. } => error.unselected_input(),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a usage error (exit code 2 on the command line).
     pub fn is_usage(&self) -> bool {
         match self {
             Error::Usage(_) => true,

@@ -244,7 +244,7 @@ pub use model::media::Compression;
 pub use model::reference::Reference;
 // Progress, errors, staging.
 pub use cleanup::STAGING_MARKER;
-pub use error::{Error, Result};
+pub use error::{Error, Result, Setting};
 pub use progress::{NoProgress, Progress};
 
 /// Every limit dockhand applies to an input (see the `# Security` section above).

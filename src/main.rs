@@ -72,7 +72,7 @@ enum Command {
         platform: Option<Platform>,
         /// Take every platform of a multi-platform index and keep the index whole (OCI
         /// outputs and registries).
-        #[arg(long, conflicts_with = "platform")]
+        #[arg(long)]
         all: bool,
         /// Shape of docker-archive and docker-dir outputs [default: legacy].
         #[arg(long, value_enum)]
@@ -286,7 +286,7 @@ fn main() -> ExitCode {
                 // 128 + signal.
                 await_signal_exit();
             }
-            say(&format!("error: {err:#}"));
+            say(&format!("error: {}", worded(&err)));
             if global.verbose {
                 for (n, cause) in causes(&err).iter().enumerate() {
                     say(&format!("  cause {}: {cause}", n + 1));
@@ -539,6 +539,61 @@ fn command_line_error(e: clap::Error) -> ExitCode {
     let message = message.strip_prefix("error: ").unwrap_or(&message);
     say(&format!("error: {message} (see dockhand --help)"));
     ExitCode::from(2)
+}
+
+/// An error as the command line words it: the library's options named by their flags,
+/// and, for an image no selector found, how to list what the source holds.
+fn worded(err: &anyhow::Error) -> String {
+    let Some(e) = err.downcast_ref::<dockhand::Error>() else {
+        return format!("{err:#}");
+    };
+    let mut text = e.naming(flag_of);
+    if let Some(input) = e.unselected_input() {
+        let src = match input {
+            // Read once: the same input fed again.
+            "stdin" => "- (on the same input)".to_string(),
+            input => shell_word(input),
+        };
+        text.push_str(&format!(
+            "; `dockhand inspect {}` lists every image with its names and IDs",
+            dockhand::text::shown(&src)
+        ));
+    }
+    text
+}
+
+/// The flag that sets a library option.
+fn flag_of(setting: dockhand::Setting) -> &'static str {
+    use dockhand::Setting;
+    match setting {
+        Setting::Force => "--force",
+        Setting::Image => "--image",
+        Setting::Tag => "--tag",
+        Setting::Platform => "--platform",
+        Setting::AllPlatforms => "--all",
+        Setting::From => "--from",
+        Setting::To => "--to",
+        Setting::DockerLayout => "--docker-layout",
+        Setting::LayerCompression => "--layer-compression",
+        Setting::CompressionLevel => "--compression-level",
+        Setting::Creds => "--creds",
+        Setting::Authfile => "--authfile",
+        Setting::Cache => "--cache",
+        Setting::NoCache => "--no-cache",
+        Setting::RetryTimes => "--retry-times",
+        _ => "an option",
+    }
+}
+
+/// `text` as one shell word: unchanged when it holds only characters no shell treats
+/// specially, else in single quotes.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -937,4 +992,17 @@ fn open_selected(
     let source = dockhand::open_source(&location, &options)?;
     let selected = select(&source.images, &selectors)?;
     Ok((source, selected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listing_hint_names_the_input_as_one_shell_word() {
+        assert_eq!(shell_word("dir/x-1.tar"), "dir/x-1.tar");
+        assert_eq!(shell_word("oci:lay out:1.0"), "'oci:lay out:1.0'");
+        assert_eq!(shell_word("it's $HOME"), r"'it'\''s $HOME'");
+        assert_eq!(shell_word(""), "''");
+    }
 }

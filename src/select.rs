@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::error::Setting;
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
 use crate::model::image::Image;
@@ -384,31 +385,14 @@ fn describe_selector(s: &Selector) -> String {
     }
 }
 
-/// `; `dockhand inspect SRC` lists ...`: how to see every image of the input `images`
-/// come from, with its names and IDs, for a message about picking one.
-fn how_to_list(images: &[Image]) -> String {
-    let Some(image) = images.first() else {
-        return String::new();
-    };
-    let src = match &*image.input {
-        // Read once: the same input fed again.
-        "stdin" => "- (on the same input)".to_string(),
-        input => shell_word(input),
-    };
-    format!(
-        "; `dockhand inspect {}` lists every image with its names and IDs",
-        shown(&src)
-    )
-}
-
-/// `text` as one shell word: unchanged when it holds only characters no shell treats
-/// specially, else in single quotes.
-fn shell_word(text: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:@%+=,".contains(c);
-    if !text.is_empty() && text.chars().all(plain) {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
+/// A selection error for `images`, naming their source so a caller can say how to
+/// list it.
+fn unselected(images: &[Image], message: String) -> Error {
+    Error::Unselected {
+        message,
+        input: images
+            .first()
+            .map_or_else(String::new, |i| i.input.to_string()),
     }
 }
 
@@ -416,7 +400,6 @@ fn shell_word(text: &str) -> String {
 /// when an ID or digest was asked for, and how to see them all.
 fn no_match(images: &[Image], selector: &Selector) -> Error {
     let all: Vec<usize> = (0..images.len()).collect();
-    let list = how_to_list(images);
     if images.is_empty() {
         return Error::Selection(format!(
             "no image matches {}: the source holds no image",
@@ -426,11 +409,14 @@ fn no_match(images: &[Image], selector: &Selector) -> Error {
     match selector {
         Selector::Name {
             digest: Some(_), ..
-        } => Error::Selection(format!(
-            "no image has the name, ID or digest {}; the source holds: {}{list}",
-            describe_selector(selector),
-            candidates_with_ids(images, &all, false)
-        )),
+        } => unselected(
+            images,
+            format!(
+                "no image has the name, ID or digest {}; the source holds: {}",
+                describe_selector(selector),
+                candidates_with_ids(images, &all, false)
+            ),
+        ),
         _ => {
             let hint = match selector {
                 Selector::Name { raw, .. } if raw.len() >= 4 && is_lower_hex(raw) => {
@@ -438,23 +424,29 @@ fn no_match(images: &[Image], selector: &Selector) -> Error {
                 }
                 _ => String::new(),
             };
-            Error::Selection(format!(
-                "no image matches {}{hint}; the source holds: {}{list}",
-                describe_selector(selector),
-                candidates(images, &all)
-            ))
+            unselected(
+                images,
+                format!(
+                    "no image matches {}{hint}; the source holds: {}",
+                    describe_selector(selector),
+                    candidates(images, &all)
+                ),
+            )
         }
     }
 }
 
 /// The error for an ID prefix (or digest) that picks more than one image ID.
 fn ambiguous(images: &[Image], selector: &Selector, hits: &[usize], ids: usize) -> Error {
-    Error::Selection(format!(
-        "{} is ambiguous: it starts {ids} image IDs: {}; give more characters of the ID, or pick one by its number (--image @N){}",
-        describe_selector(selector),
-        candidates_with_ids(images, hits, true),
-        how_to_list(images)
-    ))
+    unselected(
+        images,
+        format!(
+            "{} is ambiguous: it starts {ids} image IDs: {}; give more characters of the ID, or pick one by its number ({} @N)",
+            describe_selector(selector),
+            candidates_with_ids(images, hits, true),
+            Setting::Image,
+        ),
+    )
 }
 
 /// A one-line list of the images at `indices` of `images`, numbered as `inspect`
@@ -681,7 +673,7 @@ mod tests {
         let images = sample();
         let err = pick(&images, &["aaaa1111bbbb"]).unwrap_err();
         assert!(
-            matches!(err.without_input(), Error::Selection(_)),
+            matches!(err.without_input(), Error::Unselected { input, .. } if input == "test"),
             "{err:?}"
         );
         let text = err.to_string();
@@ -694,8 +686,7 @@ mod tests {
                 "test: \"aaaa1111bbbb\" is ambiguous: it starts 2 image IDs: \
                  @0 {id0} (docker.io/library/app:1, docker.io/library/app:2, docker.io/library/other:1), \
                  @1 {id1} (docker.io/library/base:1); \
-                 give more characters of the ID, or pick one by its number (--image @N); \
-                 `dockhand inspect test` lists every image with its names and IDs"
+                 give more characters of the ID, or pick one by its number (`images` @N)"
             )
         );
         assert!(pick(&images, &["sha256:aaaa1111bbbb"]).is_err());
@@ -725,8 +716,7 @@ mod tests {
         assert_eq!(
             err,
             "test: no image has the name, ID or digest \"cccc1111bbbb\"; the source holds: \
-             @0 aaaa1111bbbb (docker.io/library/app:1), @1 bbbb00000000 (docker.io/library/app:aaaa1111bbbb); \
-             `dockhand inspect test` lists every image with its names and IDs"
+             @0 aaaa1111bbbb (docker.io/library/app:1), @1 bbbb00000000 (docker.io/library/app:aaaa1111bbbb)"
         );
     }
 
@@ -746,7 +736,7 @@ mod tests {
         ] {
             let err = pick(&images, &[&miss]).unwrap_err();
             assert!(
-                matches!(err.without_input(), Error::Selection(_)),
+                matches!(err.without_input(), Error::Unselected { .. }),
                 "{miss}: {err}"
             );
         }
@@ -773,19 +763,10 @@ mod tests {
     }
 
     #[test]
-    fn the_listing_hint_names_the_input_as_one_shell_word() {
-        assert_eq!(shell_word("dir/x-1.tar"), "dir/x-1.tar");
-        assert_eq!(shell_word("oci:lay out:1.0"), "'oci:lay out:1.0'");
-        assert_eq!(shell_word("it's $HOME"), r"'it'\''s $HOME'");
-        assert_eq!(shell_word(""), "''");
+    fn a_selection_from_stdin_names_stdin_as_its_input() {
         let mut images = vec![image("aaaa", None, &["app:1"])];
         images[0].input = Arc::from("stdin");
-        let err = pick(&images, &["nope"]).unwrap_err().to_string();
-        assert!(
-            err.ends_with(
-                "`dockhand inspect - (on the same input)` lists every image with its names and IDs"
-            ),
-            "{err}"
-        );
+        let err = pick(&images, &["nope"]).unwrap_err();
+        assert_eq!(err.unselected_input(), Some("stdin"));
     }
 }

@@ -9,6 +9,7 @@ mod gzip;
 use std::io::{self, Read};
 use std::ops::RangeInclusive;
 
+use crate::error::Setting;
 use crate::error::{Error, Result};
 use crate::model::media::Compression;
 
@@ -87,13 +88,16 @@ impl LayerCompression {
         match (self.levels(), requested) {
             (None, None) => Ok(0),
             (None, Some(_)) => Err(Error::Usage(format!(
-                "--compression-level applies to --layer-compression gzip or zstd, not {}",
+                "{} applies to {} gzip or zstd, not {}",
+                Setting::CompressionLevel,
+                Setting::LayerCompression,
                 self.name()
             ))),
             (Some((_, default)), None) => Ok(default),
             (Some((range, _)), Some(level)) if range.contains(&level) => Ok(level),
             (Some((range, _)), Some(level)) => Err(Error::Usage(format!(
-                "--compression-level {level} is out of range for {}: {} to {}",
+                "{} {level} is out of range for {}: {} to {}",
+                Setting::CompressionLevel,
                 self.name(),
                 range.start(),
                 range.end()

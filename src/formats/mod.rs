@@ -32,6 +32,7 @@ use crate::container::{
     TarFileWriter, TarStreamWriter, TreeWriter,
 };
 use crate::destination::{self, Output, Plan};
+use crate::error::Setting;
 use crate::error::{Error, Result, WHAT_DOCKHAND_READS};
 use crate::model::image::{parse_json, Image, Platform};
 use crate::progress::{NoProgress, Progress};
@@ -327,7 +328,8 @@ fn create_local_sink(
     let ops = local.ops;
     if options.write.docker_layout.is_some() && !ops.takes_docker_layout {
         return Err(Error::Usage(format!(
-            "--docker-layout applies to docker-archive and docker-dir outputs, not {}",
+            "{} applies to docker-archive and docker-dir outputs, not {}",
+            Setting::DockerLayout,
             format.name()
         )));
     }
@@ -339,8 +341,10 @@ fn create_local_sink(
             ("a directory", "an OCI layout", "oci")
         };
         return Err(Error::Usage(format!(
-            "{} holds uncompressed layers (as docker save writes them); --layer-compression {compression} applies to OCI and dir outputs: for {compression} layers in {holder}, write {instead} (--to {to})",
+            "{} holds uncompressed layers (as docker save writes them); {} {compression} applies to OCI and dir outputs: for {compression} layers in {holder}, write {instead} ({} {to})",
             format.name(),
+            Setting::LayerCompression,
+            Setting::To,
         )));
     }
     options
@@ -455,13 +459,15 @@ pub(crate) fn no_platform(options: &ReadOptions, held: &[Platform]) -> Error {
     let wanted = options.wanted_platform();
     if options.platform.is_some() {
         return Error::Selection(format!(
-            "no image for {}; the source holds {}: pick one with --platform",
+            "no image for {}; the source holds {}: pick one with {}",
             shown(&wanted.to_string()),
-            platform_list(held)
+            platform_list(held),
+            Setting::Platform
         ));
     }
     Error::Selection(format!(
-        "no image for this machine's platform {wanted} (choose one with --platform); the source holds {}",
+        "no image for this machine's platform {wanted} (choose one with {}); the source holds {}",
+        Setting::Platform,
         platform_list(held)
     ))
 }
@@ -607,8 +613,8 @@ fn check_forced(
         LocalTransport::find(detected, container)
     };
     let advice = match suggestion {
-        Some(t) => format!("use --from {} or leave --from out", t.name),
-        None => "leave --from out".to_string(),
+        Some(t) => format!("use {} {} or leave {0} out", Setting::From, t.name),
+        None => format!("leave {} out", Setting::From),
     };
     let container_noun = |c: Container| match c {
         Container::Directory => "a directory",

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
 
 use super::fetch::{Fetch, Repo};
+use crate::error::Setting;
 use crate::error::{Error, Result};
 use crate::model::digest::{Digest, Hasher};
 
@@ -311,8 +312,10 @@ fn open_blob_dir(root: &Path) -> std::result::Result<OwnedFd, Error> {
 
 fn unusable(path: &Path, why: &str) -> Error {
     Error::Unsupported(format!(
-        "the blob cache {}: {why} (choose another with --cache DIR, or none with --no-cache)",
-        crate::text::shown(&path.display().to_string())
+        "the blob cache {}: {why} (choose another with {} DIR, or none with {})",
+        crate::text::shown(&path.display().to_string()),
+        Setting::Cache,
+        Setting::NoCache
     ))
 }
 
@@ -322,7 +325,11 @@ fn cache_error(context: String, cause: io::Error) -> Error {
     use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
     if matches!(cause.kind(), PermissionDenied | ReadOnlyFilesystem) {
         return Error::io(
-            format!("{context} (the blob cache: choose another with --cache DIR, or none with --no-cache)"),
+            format!(
+                "{context} (the blob cache: choose another with {} DIR, or none with {})",
+                Setting::Cache,
+                Setting::NoCache
+            ),
             cause,
         );
     }

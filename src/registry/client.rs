@@ -16,6 +16,7 @@ use super::credentials::Credentials;
 use super::origin::{Origin, Scheme, Url};
 use super::retry::{Exchange, RetryPolicy};
 use super::RegistryOptions;
+use crate::error::Setting;
 use crate::error::{Error, Result};
 use crate::text::shown;
 
@@ -640,7 +641,10 @@ impl Client {
                     .to_string()
             }
             ureq::Error::Timeout(_) => {
-                "it did not answer in time; --retry-times N tries again more often".to_string()
+                format!(
+                    "it did not answer in time; {} N tries again more often",
+                    Setting::RetryTimes
+                )
             }
             _ => return String::new(),
         };

@@ -33,6 +33,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use serde_json::{Map, Value};
 
+use crate::error::Setting;
 use crate::error::{Error, Result};
 use crate::text::shown;
 
@@ -167,7 +168,8 @@ pub(crate) fn lookup(
     if let Some(authfile) = &options.authfile {
         if !authfile.exists() {
             return Err(Error::Usage(format!(
-                "--authfile {}: no such file",
+                "{} {}: no such file",
+                Setting::Authfile,
                 shown(&authfile.display().to_string())
             )));
         }
@@ -184,19 +186,22 @@ pub(crate) fn lookup(
 /// `--creds USER:PASSWORD`, split at the first colon.
 fn parse_creds(value: &str) -> Result<Credentials> {
     let Some((username, password)) = value.split_once(':') else {
-        return Err(Error::Usage(
-            "--creds: no password given (use --creds USER:PASSWORD; dockhand does not prompt)"
-                .into(),
-        ));
+        return Err(Error::Usage(format!(
+            "{}: no password given (use {0} USER:PASSWORD; dockhand does not prompt)",
+            Setting::Creds
+        )));
     };
     if username.is_empty() {
-        return Err(Error::Usage("--creds: the user name is empty".into()));
+        return Err(Error::Usage(format!(
+            "{}: the user name is empty",
+            Setting::Creds
+        )));
     }
     if password.is_empty() {
-        return Err(Error::Usage(
-            "--creds: the password is empty (use --creds USER:PASSWORD; dockhand does not prompt)"
-                .into(),
-        ));
+        return Err(Error::Usage(format!(
+            "{}: the password is empty (use {0} USER:PASSWORD; dockhand does not prompt)",
+            Setting::Creds
+        )));
     }
     Ok(Credentials::Basic {
         username: username.into(),

@@ -13,6 +13,7 @@ use super::client::{header, Payload, Scope};
 use super::fetch::Repo;
 use super::reference::RegistryRef;
 use crate::container::Staged;
+use crate::error::Setting;
 use crate::error::{Error, Result};
 use crate::formats::blobs::{BlobStore, BlobWriter, ParallelBlobs, SharedStore};
 use crate::formats::oci::{list_written, put_oci_image, Listed, OciLayers};
@@ -53,10 +54,10 @@ impl RegistrySink {
         jobs: usize,
     ) -> Result<RegistrySink> {
         if options.docker_layout.is_some() {
-            return Err(Error::Usage(
-                "--docker-layout applies to docker-archive and docker-dir outputs, not docker"
-                    .into(),
-            ));
+            return Err(Error::Usage(format!(
+                "{} applies to docker-archive and docker-dir outputs, not docker",
+                Setting::DockerLayout
+            )));
         }
         if target.digest.is_some() {
             return Err(Error::Usage(format!(
@@ -105,7 +106,8 @@ impl RegistrySink {
             if tags.is_empty() {
                 if images.len() > 1 {
                     return Err(Error::Selection(format!(
-                        "image @{i} has no tag to push it under; pick it with --image and name a tag in the destination"
+                        "image @{i} has no tag to push it under; pick it with {} and name a tag in the destination",
+                        Setting::Image
                     )));
                 }
                 tags.push("latest".into());
@@ -116,9 +118,10 @@ impl RegistrySink {
             for tag in tags {
                 if let Some(j) = all[..i].iter().position(|t| t.contains(tag)) {
                     return Err(Error::Selection(format!(
-                        "images @{j} and @{i} would both be pushed as {}:{}; pick one with --image",
+                        "images @{j} and @{i} would both be pushed as {}:{}; pick one with {}",
                         shown(&self.target.repository),
-                        shown(tag)
+                        shown(tag),
+                        Setting::Image
                     )));
                 }
             }

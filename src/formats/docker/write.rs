@@ -50,7 +50,7 @@ pub(crate) fn write_docker(
         }
         if !image.ref_names.is_empty() && image.tags.is_empty() {
             warnings.push(format!(
-                "{}: OCI name {:?} has no repository, so the docker archive leaves the image untagged (use --tag to name it)",
+                "{}: OCI name {:?} has no repository, so the docker archive leaves the image untagged (name it with a tag)",
                 image.config.digest.short(),
                 image.ref_names[0]
             ));
