@@ -60,7 +60,8 @@ pub fn fails(args: &[&str]) -> String {
 
 /// The fixtures directory of the repository.
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    // The fixtures sit at the top of the repository, beside the library they test.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
 }
 
 /// A fixture: its name, its artefact (`input*`) and its expected.json.
