@@ -98,11 +98,11 @@ pub struct ConvertReport {
     pub warnings: Vec<String>,
 }
 
-/// `--from`/`--to` and a transport prefix that name different formats.
-fn check_agreement(option: Option<Format>, location: &Location, what: &str) -> Result<()> {
+/// `from`/`to` and a transport prefix that name different formats.
+fn check_agreement(option: Option<Format>, location: &Location, what: Setting) -> Result<()> {
     match (option, location.transport) {
         (Some(a), Some(b)) if a != b => Err(Error::Usage(format!(
-            "--{what} {} contradicts the transport {}: of {}",
+            "{what} {} contradicts the transport {}: of {}",
             a.name(),
             b.name(),
             shown(&location.path)
@@ -161,10 +161,37 @@ pub fn convert_with_progress(
     options: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
-    let src = Location::parse(src)?;
-    let dst = Location::parse(dst)?;
-    check_agreement(options.from, &src, "from")?;
-    check_agreement(options.to, &dst, "to")?;
+    convert_between(
+        &Location::parse(src)?,
+        &Location::parse(dst)?,
+        options,
+        progress,
+    )
+}
+
+/// [`convert_with_progress`] between locations given as values: what converts
+/// through a transport of the caller's own ([`Location::new`] with
+/// [`Format::of`] a [`crate::Transport`]), as well as through dockhand's.
+///
+/// ```
+/// use dockhand::{convert_between, ConvertOptions, Format, Location, NoProgress};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let out = tempfile::tempdir().unwrap();
+/// let dst = Location::new(Format::OCI, out.path().join("layout").to_str().unwrap());
+/// let report = convert_between(&Location::parse(input)?, &dst, &ConvertOptions::default(), &NoProgress)?;
+/// assert_eq!(report.to, Some(Format::OCI));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
+pub fn convert_between(
+    src: &Location,
+    dst: &Location,
+    options: &ConvertOptions,
+    progress: &dyn Progress,
+) -> Result<ConvertReport> {
+    let (src, dst) = (src.clone(), dst.clone());
+    check_agreement(options.from, &src, Setting::From)?;
+    check_agreement(options.to, &dst, Setting::To)?;
     let to = options
         .to
         .or(dst.transport)

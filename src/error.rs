@@ -277,10 +277,12 @@ pub enum Setting {
     NoCache,
     /// Retries (`RegistryOptions::retry_times`).
     RetryTimes,
+    /// Certificate checks (`RegistryOptions::tls_verify`).
+    TlsVerify,
 }
 
 /// Every setting, in the order of their marks.
-const SETTINGS: [Setting; 15] = [
+const SETTINGS: [Setting; 16] = [
     Setting::Force,
     Setting::Image,
     Setting::Tag,
@@ -296,6 +298,7 @@ const SETTINGS: [Setting; 15] = [
     Setting::Cache,
     Setting::NoCache,
     Setting::RetryTimes,
+    Setting::TlsVerify,
 ];
 
 impl Setting {
@@ -317,6 +320,7 @@ impl Setting {
             Setting::Cache => "cache",
             Setting::NoCache => "no_cache",
             Setting::RetryTimes => "retry_times",
+            Setting::TlsVerify => "tls_verify",
         }
     }
 }

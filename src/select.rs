@@ -664,7 +664,10 @@ mod tests {
         assert_eq!(pick(&images, &[&manifest]).unwrap(), [2]);
         // A manifest digest is taken whole only, and never bare.
         let err = pick(&images, &[&format!("{:0<64}", "eeee")]).unwrap_err();
-        assert!(matches!(err.without_input(), Error::Selection(_)), "{err}");
+        assert!(
+            matches!(err.without_input(), Error::Unselected { .. }),
+            "{err}"
+        );
         assert!(pick(&images, &["sha256:eeee00000000"]).is_err());
     }
 

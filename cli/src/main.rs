@@ -581,6 +581,7 @@ fn flag_of(setting: dockhand::Setting) -> &'static str {
         Setting::Cache => "--cache",
         Setting::NoCache => "--no-cache",
         Setting::RetryTimes => "--retry-times",
+        Setting::TlsVerify => "--tls-verify",
         _ => "an option",
     }
 }

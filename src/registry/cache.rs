@@ -17,25 +17,21 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, FileType, FlockOperation, Mode, OFlags};
 
-use super::fetch::{Fetch, Repo};
 use crate::error::Setting;
 use crate::error::{Error, Result};
-use crate::model::digest::{Digest, Hasher};
+use crate::model::digest::Digest;
 
 /// Most verified blobs one run keeps a shared lock on (an open file each) until its
 /// output holds them.
 const MAX_PINS: usize = 256;
-
-/// How often opening one entry is tried again when other runs keep renaming it.
-const MAX_RACES: usize = 8;
 
 /// The blob cache under one root directory.
 #[derive(Debug)]
@@ -51,7 +47,7 @@ pub(crate) struct BlobCache {
 }
 
 /// How waiting for a partial entry ended.
-enum Locked {
+pub(super) enum Locked {
     /// The lock is ours, on the file still named as the partial entry.
     Ours,
     /// The name went to another file meanwhile: look again.
@@ -61,7 +57,7 @@ enum Locked {
 }
 
 /// What is at a cache entry's name.
-enum Entry {
+pub(super) enum Entry {
     /// Nothing.
     Absent,
     /// A regular file, opened.
@@ -81,14 +77,14 @@ impl BlobCache {
         }
     }
 
-    fn dir(&self) -> Result<BorrowedFd<'_>> {
+    pub(super) fn dir(&self) -> Result<BorrowedFd<'_>> {
         match self.dir.get_or_init(|| open_blob_dir(&self.root)) {
             Ok(fd) => Ok(fd.as_fd()),
             Err(e) => Err(e.clone()),
         }
     }
 
-    fn path_of(&self, name: &str) -> String {
+    pub(super) fn path_of(&self, name: &str) -> String {
         self.root
             .join("blobs/sha256")
             .join(name)
@@ -96,7 +92,7 @@ impl BlobCache {
             .to_string()
     }
 
-    fn warn(&self, message: String) {
+    pub(super) fn warn(&self, message: String) {
         self.warnings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -113,7 +109,7 @@ impl BlobCache {
 
     /// Open the entry `name` without following a symlink or blocking on a FIFO;
     /// `create` makes a missing one (mode 0600) and opens it for writing too.
-    fn open_entry(&self, name: &str, create: bool) -> Result<Entry> {
+    pub(super) fn open_entry(&self, name: &str, create: bool) -> Result<Entry> {
         let dir = self.dir()?;
         let mut flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         flags |= if create {
@@ -146,7 +142,7 @@ impl BlobCache {
     }
 
     /// Does the name `name` still refer to the file `file` has open?
-    fn still_named(&self, name: &str, file: &File) -> bool {
+    pub(super) fn still_named(&self, name: &str, file: &File) -> bool {
         let Ok(dir) = self.dir() else { return false };
         same_inode(
             rustix::fs::fstat(file),
@@ -159,7 +155,12 @@ impl BlobCache {
     /// (the filler finished and renamed it, which keeps it locked as a verified entry,
     /// or gave up and removed it); [`Locked::Stuck`] when the filler holds it but has
     /// not added a byte for `patience` (a stopped process: not waited for forever).
-    fn lock_partial(&self, name: &str, file: &File, patience: Option<Duration>) -> Result<Locked> {
+    pub(super) fn lock_partial(
+        &self,
+        name: &str,
+        file: &File,
+        patience: Option<Duration>,
+    ) -> Result<Locked> {
         let mut last = (
             file.metadata().map(|m| m.len()).unwrap_or(0),
             Instant::now(),
@@ -191,7 +192,7 @@ impl BlobCache {
     }
 
     /// Remove `name` if it is still `file` (held under an exclusive lock).
-    fn remove_if_still(&self, name: &str, file: &File) {
+    pub(super) fn remove_if_still(&self, name: &str, file: &File) {
         if self.still_named(name, file) {
             if let Ok(dir) = self.dir() {
                 let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
@@ -200,14 +201,14 @@ impl BlobCache {
     }
 
     /// Is `file` the verified blob this run pinned as `digest`?
-    fn pinned_same(&self, digest: &Digest, file: &File) -> bool {
+    pub(super) fn pinned_same(&self, digest: &Digest, file: &File) -> bool {
         let pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
         pins.get(digest)
             .is_some_and(|pinned| same_inode(rustix::fs::fstat(pinned), rustix::fs::fstat(file)))
     }
 
     /// Keep a shared lock on the verified blob `file` until [`BlobCache::release`].
-    fn pin(&self, digest: &Digest, file: &File) {
+    pub(super) fn pin(&self, digest: &Digest, file: &File) {
         let mut pins = self.pins.lock().unwrap_or_else(|e| e.into_inner());
         if pins.len() < MAX_PINS && !pins.contains_key(digest) {
             // A clone shares the open file, and with it the lock.
@@ -244,7 +245,7 @@ impl BlobCache {
 }
 
 /// Are both stats of one file?
-fn same_inode(
+pub(super) fn same_inode(
     a: rustix::io::Result<rustix::fs::Stat>,
     b: rustix::io::Result<rustix::fs::Stat>,
 ) -> bool {
@@ -254,7 +255,7 @@ fn same_inode(
     }
 }
 
-fn partial_name(digest: &Digest) -> String {
+pub(super) fn partial_name(digest: &Digest) -> String {
     format!("{}.partial", digest.hex())
 }
 
@@ -337,7 +338,7 @@ fn cache_error(context: String, cause: io::Error) -> Error {
 }
 
 /// Does `file` hold `size` bytes hashing to `digest`? (Read from the start.)
-fn holds(file: &File, digest: &Digest, size: u64) -> io::Result<bool> {
+pub(super) fn holds(file: &File, digest: &Digest, size: u64) -> io::Result<bool> {
     if file.metadata()?.len() != size {
         return Ok(false);
     }
@@ -346,233 +347,4 @@ fn holds(file: &File, digest: &Digest, size: u64) -> io::Result<bool> {
     let (actual, len) = Digest::of_reader(&mut reader)?;
     reader.seek(SeekFrom::Start(0))?;
     Ok(len == size && actual == *digest)
-}
-
-/// A blob's bytes through the cache: a verified copy, or the registry's bytes written
-/// to `<hex>.partial` as they pass and renamed to `<hex>` once they hash right.
-pub(crate) struct Cached {
-    repo: Arc<Repo>,
-    digest: Digest,
-    size: u64,
-    pos: u64,
-    file: File,
-    /// `None` for a verified copy; else the registry's bytes and their running hash.
-    filling: Option<(Fetch, Hasher)>,
-}
-
-impl Cached {
-    /// The cached reader for `digest`, or `None` when the blob cannot go through the
-    /// cache (no cache, or an odd entry in the way, with a warning). When another run
-    /// or thread is filling the same blob, this waits for it, then reads what it left.
-    pub(crate) fn open(repo: &Arc<Repo>, digest: &Digest, size: u64) -> Result<Option<Cached>> {
-        let Some(cache) = &repo.cache else {
-            return Ok(None);
-        };
-        let what = repo.describe(digest);
-        let done = digest.hex().to_string();
-        let partial = partial_name(digest);
-        let odd = |name: &str, kind: &str| {
-            cache.warn(format!(
-                "{}: ignoring the blob cache entry {}: it is {kind}, not a regular file; \
-                 fetching {what} without the cache",
-                crate::text::shown(&what),
-                crate::text::shown(&cache.path_of(name))
-            ));
-            Ok(None)
-        };
-        let reading =
-            |e: io::Error, name: &str| Error::io(format!("reading {}", cache.path_of(name)), e);
-        for _ in 0..MAX_RACES {
-            match cache.open_entry(&done, false)? {
-                Entry::Odd(kind) => return odd(&done, kind),
-                Entry::File(file) => {
-                    rustix::fs::flock(&file, FlockOperation::LockShared)
-                        .map_err(|e| reading(e.into(), &done))?;
-                    // One this run verified as it filled it (a prefetching thread) and
-                    // has held since is not read twice; every reader still checks
-                    // the bytes as they stream.
-                    if cache.pinned_same(digest, &file)
-                        || holds(&file, digest, size).map_err(|e| reading(e, &done))?
-                    {
-                        cache.pin(digest, &file);
-                        return Ok(Some(Cached::verified(repo, digest, size, file)));
-                    }
-                    cache.warn(format!(
-                        "{}: the blob cache entry {} does not match its digest; discarded \
-                         and fetched again",
-                        crate::text::shown(&what),
-                        crate::text::shown(&cache.path_of(&done))
-                    ));
-                    // Removed only if no other run reads it and the name is still this
-                    // file (another may have put a good copy there meanwhile).
-                    if rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
-                        cache.remove_if_still(&done, &file);
-                    }
-                }
-                Entry::Absent => {}
-            }
-            let mut file = match cache.open_entry(&partial, true)? {
-                Entry::File(file) => file,
-                Entry::Odd(kind) => return odd(&partial, kind),
-                Entry::Absent => continue,
-            };
-            // Whoever holds the lock may finish (and rename the file) or give up (and
-            // remove it) meanwhile: only a file still named `partial` is ours.
-            match cache.lock_partial(&partial, &file, repo.client.stall_patience())? {
-                Locked::Ours => {}
-                Locked::Gone => continue,
-                Locked::Stuck => {
-                    cache.warn(format!(
-                        "{}: another run holds its blob cache entry without making \
-                         progress; fetched without the cache",
-                        crate::text::shown(&what)
-                    ));
-                    return Ok(None);
-                }
-            }
-            let mut kept = file.metadata().map_err(|e| reading(e, &partial))?.len();
-            if kept > size {
-                file.set_len(0).map_err(|e| reading(e, &partial))?;
-                kept = 0;
-            }
-            if kept > 0 {
-                // What an earlier run kept is checked with the rest before any byte is
-                // served, so that a bad entry can still be fetched again.
-                if fill_rest(repo, cache, &mut file, kept, digest, size)? {
-                    commit(cache, &partial, &done, &file)?;
-                    cache.pin(digest, &file);
-                    file.seek(SeekFrom::Start(0))
-                        .map_err(|e| reading(e, &done))?;
-                    return Ok(Some(Cached::verified(repo, digest, size, file)));
-                }
-                cache.warn(format!(
-                    "{}: the bytes an earlier pull kept in {} do not match its digest; \
-                     discarded and fetched again",
-                    crate::text::shown(&what),
-                    crate::text::shown(&cache.path_of(&partial))
-                ));
-                file.set_len(0).map_err(|e| reading(e, &partial))?;
-            }
-            file.seek(SeekFrom::Start(0))
-                .map_err(|e| reading(e, &partial))?;
-            let fetch = Fetch::new(Arc::clone(repo), digest.clone(), size, 0);
-            return Ok(Some(Cached {
-                filling: Some((fetch, Hasher::new())),
-                ..Cached::verified(repo, digest, size, file)
-            }));
-        }
-        cache.warn(format!(
-            "{}: other runs kept changing its blob cache entry; fetched without the cache",
-            crate::text::shown(&what)
-        ));
-        Ok(None)
-    }
-
-    fn verified(repo: &Arc<Repo>, digest: &Digest, size: u64, file: File) -> Cached {
-        Cached {
-            repo: Arc::clone(repo),
-            digest: digest.clone(),
-            size,
-            pos: 0,
-            file,
-            filling: None,
-        }
-    }
-
-    /// Is the cached copy complete (and so nothing left to fetch)?
-    pub(crate) fn complete(&self) -> bool {
-        self.filling.is_none()
-    }
-
-    /// The last byte arrived: a match makes the entry complete, a mismatch removes it.
-    fn finish(&mut self) -> Result<()> {
-        let Some((_, hasher)) = self.filling.take() else {
-            return Ok(());
-        };
-        let cache = self.repo.cache.as_ref().expect("filling needs a cache");
-        let partial = partial_name(&self.digest);
-        let (actual, _) = hasher.finish();
-        if actual != self.digest {
-            cache.remove_if_still(&partial, &self.file);
-            return Err(Error::DigestMismatch {
-                file: self.repo.describe(&self.digest),
-                expected: self.digest.clone(),
-                actual,
-            });
-        }
-        commit(cache, &partial, self.digest.hex(), &self.file)?;
-        cache.pin(&self.digest, &self.file);
-        Ok(())
-    }
-}
-
-/// Append the blob's bytes from `kept` to `file` (held under the exclusive lock), then
-/// tell whether the whole hashes to `digest`.
-fn fill_rest(
-    repo: &Arc<Repo>,
-    cache: &BlobCache,
-    file: &mut File,
-    kept: u64,
-    digest: &Digest,
-    size: u64,
-) -> Result<bool> {
-    let path = cache.path_of(&partial_name(digest));
-    file.seek(SeekFrom::Start(kept))
-        .map_err(|e| Error::io(format!("writing {path}"), e))?;
-    let mut rest = Fetch::new(Arc::clone(repo), digest.clone(), size, kept);
-    io::copy(&mut rest, file)
-        .map_err(|e| Error::io(format!("fetching {}", repo.describe(digest)), e))?;
-    holds(file, digest, size).map_err(|e| Error::io(format!("reading {path}"), e))
-}
-
-/// Make the filled `partial` the verified entry `done`, and keep a shared lock on it.
-fn commit(cache: &BlobCache, partial: &str, done: &str, file: &File) -> Result<()> {
-    let dir = cache.dir()?;
-    file.sync_data()
-        .map_err(|e| Error::io(format!("writing {}", cache.path_of(partial)), e))?;
-    rustix::fs::renameat(dir, partial, dir, done)
-        .map_err(|e| Error::io(format!("renaming {}", cache.path_of(partial)), e.into()))?;
-    // Readers waiting for the entry may take it now; removers may not.
-    rustix::fs::flock(file, FlockOperation::LockShared)
-        .map_err(|e| Error::io(format!("locking {}", cache.path_of(done)), e.into()))
-}
-
-impl Read for Cached {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.pos >= self.size || buf.is_empty() {
-            return Ok(0);
-        }
-        let want = buf
-            .len()
-            .min((self.size - self.pos).min(usize::MAX as u64) as usize);
-        let n = match &mut self.filling {
-            None => {
-                let n = self.file.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!(
-                            "{} is shorter than its size in the cache",
-                            self.repo.describe(&self.digest)
-                        ),
-                    ));
-                }
-                n
-            }
-            Some((fetch, hasher)) => {
-                let n = fetch.read(&mut buf[..want])?;
-                if n == 0 {
-                    return Ok(0);
-                }
-                self.file.write_all(&buf[..n])?;
-                hasher.update(&buf[..n]);
-                n
-            }
-        };
-        self.pos += n as u64;
-        if self.pos == self.size {
-            self.finish().map_err(Error::into_io)?;
-        }
-        Ok(n)
-    }
 }

@@ -608,7 +608,9 @@ impl Client {
         let host = shown(&self.registry);
         format!(
             "log in with `docker login {host}` or `podman login {host}`, \
-             or give --creds USER:PASSWORD or --authfile FILE"
+             or give {} USER:PASSWORD or {} FILE",
+            Setting::Creds,
+            Setting::Authfile
         )
     }
 
@@ -636,9 +638,11 @@ impl Client {
                 format!("the host name of {host} does not resolve: check it")
             }
             ureq::Error::Tls(_) | ureq::Error::Rustls(_) => {
-                "for a registry with a self-signed certificate, or one that speaks plain HTTP, \
-                 add --tls-verify=false"
-                    .to_string()
+                format!(
+                    "for a registry with a self-signed certificate, or one that speaks plain HTTP, \
+                     add {}=false",
+                    Setting::TlsVerify
+                )
             }
             ureq::Error::Timeout(_) => {
                 format!(

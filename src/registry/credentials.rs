@@ -775,7 +775,7 @@ mod tests {
             let err = with(bad).unwrap_err();
             assert!(err.is_usage(), "{bad:?}: {err}");
             let text = err.to_string();
-            assert!(text.contains("--creds") && text.contains(says), "{text}");
+            assert!(text.contains("`creds`") && text.contains(says), "{text}");
             assert!(!text.contains("secret"), "{text}");
         }
     }
@@ -807,7 +807,7 @@ mod tests {
         };
         let err = lookup("r.example", None, &options, &env.env).unwrap_err();
         assert!(
-            err.is_usage() && err.to_string().contains("--authfile"),
+            err.is_usage() && err.to_string().contains("`authfile`"),
             "{err}"
         );
     }

@@ -4,6 +4,7 @@
 //! `tree.rs`), and written through the same blob writer as one (`push.rs`).
 
 pub(crate) mod cache;
+pub(crate) mod cached;
 pub(crate) mod challenge;
 pub(crate) mod client;
 pub(crate) mod credentials;

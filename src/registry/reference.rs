@@ -1,5 +1,6 @@
 //! `docker://` references in skopeo's syntax, normalised as Docker does.
 
+use crate::error::Setting;
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
 use crate::model::reference::{valid_tag, Reference, DEFAULT_REGISTRY};
@@ -38,9 +39,11 @@ impl RegistryRef {
             // Shown without what precedes the `@`: it may be a password.
             return Err(Error::Usage(format!(
                 "docker://***@{}: credentials do not belong in a reference (they would be \
-                 shown in logs and process lists); give them with --creds USER:PASSWORD or \
-                 --authfile FILE, or log in with `docker login {}`",
+                 shown in logs and process lists); give them with {} USER:PASSWORD or \
+                 {} FILE, or log in with `docker login {}`",
                 shown(host),
+                Setting::Creds,
+                Setting::Authfile,
                 shown(host.split('/').next().unwrap_or(host))
             )));
         }
@@ -163,7 +166,7 @@ mod tests {
             let message = err.to_string();
             assert!(err.is_usage(), "{text}: {message}");
             assert!(!message.contains("hunter2"), "{text}: {message}");
-            assert!(message.contains("--creds"), "{text}: {message}");
+            assert!(message.contains("`creds`"), "{text}: {message}");
         }
         // A digest's `@` is not taken for credentials.
         let digest = format!("sha256:{}", "ab".repeat(32));

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use ureq::http::Method;
 
-use super::cache::Cached;
+use super::cached::Cached;
 use super::client::{header, Payload, Scope, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE};
 use super::fetch::{Fetch, Repo};
 use super::reference::RegistryRef;

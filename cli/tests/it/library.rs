@@ -222,3 +222,141 @@ fn layers_read_through_the_api_are_verified_and_report_their_digests() {
     let err = reader.read_to_end(&mut Vec::new()).unwrap_err();
     assert!(err.to_string().contains("digest mismatch"), "{err}");
 }
+
+/// A transport of the test's own: images kept in memory under a name, their layers
+/// copied (verified) into memory blobs, so nothing of the source is kept.
+struct MemoryTransport {
+    stores: std::sync::Mutex<std::collections::HashMap<String, Vec<Image>>>,
+}
+
+static MEMORY: std::sync::LazyLock<MemoryTransport> =
+    std::sync::LazyLock::new(|| MemoryTransport {
+        stores: Default::default(),
+    });
+
+/// What `memory:NAME` is, as a format.
+fn memory() -> Format {
+    Format::of(&*MEMORY)
+}
+
+impl dockhand::Transport for MemoryTransport {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+    fn noun(&self) -> &'static str {
+        "a memory store"
+    }
+    fn syntax(&self) -> &'static str {
+        "memory:NAME"
+    }
+    fn holds_many(&self) -> bool {
+        true
+    }
+    fn open_source(
+        &self,
+        location: &Location,
+        _options: &ReadOptions,
+    ) -> dockhand::Result<dockhand::Source> {
+        let images = self.stores.lock().unwrap().get(&location.path).cloned();
+        let images = images.ok_or_else(|| {
+            dockhand::Error::Unsupported(format!("no store named {}", location.path))
+        })?;
+        Ok(dockhand::Source::new(
+            memory(),
+            location.path.clone(),
+            images,
+        ))
+    }
+    fn create_sink(
+        &self,
+        location: &Location,
+        _options: &SinkOptions,
+    ) -> dockhand::Result<Box<dyn dockhand::ImageSink>> {
+        Ok(Box::new(MemorySink {
+            name: location.path.clone(),
+            images: Vec::new(),
+        }))
+    }
+}
+
+struct MemorySink {
+    name: String,
+    images: Vec<Image>,
+}
+
+impl dockhand::ImageSink for MemorySink {
+    fn put_images(
+        &mut self,
+        images: &[Image],
+        progress: &dyn Progress,
+    ) -> dockhand::Result<Vec<String>> {
+        for image in images {
+            let mut copy = image.clone();
+            for layer in &mut copy.layers {
+                let mut bytes = Vec::new();
+                let mut reader = open_layer(image, layer, LayerForm::Stored)?;
+                reader.read_to_end(&mut bytes).unwrap();
+                progress.advanced(bytes.len() as u64);
+                let label = format!("memory:{}/{}", self.name, layer.path);
+                layer.blob = Some(Arc::new(MemoryBlob::new(Arc::new(bytes), label)));
+            }
+            copy.input = Arc::from(format!("memory:{}", self.name).as_str());
+            self.images.push(copy);
+        }
+        Ok(Vec::new())
+    }
+    fn commit(self: Box<Self>) -> dockhand::Result<()> {
+        MEMORY.stores.lock().unwrap().insert(self.name, self.images);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_transport_written_outside_the_library_converts_both_ways() {
+    let tmp = tempdir();
+    let multi = fixture("docker-save-multi");
+    let ids = config_digests(&inspect(multi.input()));
+    let into_memory = dockhand::convert_between(
+        &Location::parse(multi.input()).unwrap(),
+        &Location::new(memory(), "multi"),
+        &ConvertOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(
+        (into_memory.from, into_memory.to),
+        (Some(Format::DOCKER_ARCHIVE), Some(memory()))
+    );
+    // Nothing shows before the commit, and the store holds copies.
+    let held = MEMORY.stores.lock().unwrap()["multi"].clone();
+    assert_eq!(held.len(), ids.len());
+    assert!(held.iter().flat_map(|i| &i.layers).all(|l| l
+        .blob
+        .as_ref()
+        .unwrap()
+        .describe()
+        .starts_with("memory:multi/")));
+    // Out again, into an OCI layout the real tools read: the same image IDs.
+    let out = tmp.path().join("layout");
+    let report = dockhand::convert_between(
+        &Location::new(memory(), "multi"),
+        &Location::new(Format::OCI, s(&out)),
+        &ConvertOptions::default(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(report.from, Some(memory()));
+    assert_eq!(config_digests(&inspect(s(&out))), ids);
+    let back = open_source(&Location::parse(s(&out)).unwrap(), &ReadOptions::default()).unwrap();
+    verify(back.images(), &NoProgress).unwrap();
+    // A store that does not exist is the transport's own error, named.
+    let err = dockhand::convert_between(
+        &Location::new(memory(), "nothing"),
+        &Location::new(Format::OCI, s(&tmp.path().join("none"))),
+        &ConvertOptions::default(),
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no store named nothing"), "{err}");
+    assert!(!tmp.path().join("none").exists());
+}
