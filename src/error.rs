@@ -205,6 +205,10 @@ pub enum Error {
         /// What went wrong; never a credential or token.
         message: String,
     },
+    /// A Docker daemon (`docker-daemon:`) could not be reached, refused a request, or
+    /// reported a failure; the error says where, which image, and what it said.
+    #[error("{0}")]
+    Daemon(Box<crate::daemon::DaemonError>),
     /// Credentials could not be found or read (a bad `--creds`, an unreadable auth
     /// file, a failing credential helper).
     #[error("credentials: {0}")]

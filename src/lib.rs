@@ -188,6 +188,8 @@ pub mod cleanup;
 mod compress;
 mod container;
 mod convert;
+// docker-daemon: (hook: becomes a row of the transport table)
+mod daemon;
 mod destination;
 mod error;
 mod formats;
@@ -238,6 +240,7 @@ pub use model::media::Compression;
 pub use model::reference::Reference;
 // Progress, errors, staging.
 pub use cleanup::STAGING_MARKER;
+pub use daemon::{DaemonError, DaemonProblem};
 pub use error::{Error, Result};
 pub use progress::{NoProgress, Progress};
 

@@ -32,7 +32,6 @@ pub struct Location {
 /// Transports of skopeo and containers/image that dockhand does not speak (yet).
 const FOREIGN_TRANSPORTS: &[(&str, &str)] = &[
     ("docker", "a registry, written docker://HOST/REPO:TAG"),
-    ("docker-daemon", "a Docker daemon's image store"),
     ("containers-storage", "podman's and buildah's image store"),
     ("ostree", "an ostree repository"),
     ("sif", "a Singularity image"),
@@ -54,7 +53,7 @@ impl Location {
     ///
     /// let l = Location::parse("image.tar")?;
     /// assert_eq!((l.transport, l.path.as_str()), (None, "image.tar"));
-    /// assert!(Location::parse("docker-daemon:busybox:latest").unwrap_err().is_usage());
+    /// assert!(Location::parse("containers-storage:busybox:latest").unwrap_err().is_usage());
     /// # Ok::<(), dockhand::Error>(())
     /// ```
     pub fn parse(s: &str) -> Result<Location> {
@@ -67,6 +66,15 @@ impl Location {
                 transport: Some(Format::REGISTRY),
                 path: s.to_string(),
                 reference: None,
+            });
+        }
+        // docker-daemon: hook. A tagged name is the reference, which names the output.
+        if let Some(text) = s.strip_prefix(crate::daemon::PREFIX) {
+            let reference = crate::daemon::parse_reference(text, false)?;
+            return Ok(Location {
+                transport: Some(Format::DOCKER_DAEMON),
+                path: s.to_string(),
+                reference: reference.tagged_name(),
             });
         }
         if let Some((prefix, rest)) = s.split_once(':') {
@@ -161,7 +169,7 @@ mod tests {
     fn unknown_transports_are_usage_errors() {
         for s in [
             "docker:busybox",
-            "docker-daemon:busybox:latest",
+            "containers-storage:busybox:latest",
             "foo:bar",
             "oci:",
         ] {

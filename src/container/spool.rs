@@ -97,9 +97,20 @@ fn open_file(mut file: File, name: &str, spool_dir: Option<&Path>) -> Result<Inp
     spool(file, name, spool_dir)
 }
 
+/// An archive arriving as a stream from elsewhere than stdin (a daemon's `docker save`
+/// answer), read exactly as a piped stdin is: walked once, decompressed if needed, the
+/// data of its files spooled as [`open_input_spooling_in`] does; `name` names it.
+pub(crate) fn open_stream_spooling_in(
+    input: impl Read + Send,
+    name: &str,
+    spool_dir: Option<&Path>,
+) -> Result<Input> {
+    spool(input, name, spool_dir)
+}
+
 /// Walk `input` (decompressing it if needed), copying the data of its files into an
 /// anonymous temp file and indexing them in the same pass.
-fn spool(mut input: File, name: &str, spool_dir: Option<&Path>) -> Result<Input> {
+fn spool<R: Read + Send>(mut input: R, name: &str, spool_dir: Option<&Path>) -> Result<Input> {
     let mut head = [0u8; 8];
     let n = read_full(&mut input, &mut head).map_err(|e| Error::io("cannot read", e))?;
     if n == 0 {

@@ -76,6 +76,9 @@ pub enum Container {
     Directory,
     /// A registry repository (`docker://`), read as an OCI layout.
     Registry,
+    /// A Docker daemon's image store (`docker-daemon:`), read and written as
+    /// docker-save streams.
+    Daemon,
 }
 
 /// A format: a layout in a container, named as skopeo names its transports
@@ -111,6 +114,9 @@ impl Format {
     pub const DIR: Format = Format::new(Layout::Dir, Container::Directory);
     /// A registry (`docker://HOST/REPO:TAG`), read and written as OCI manifests.
     pub const REGISTRY: Format = Format::new(Layout::Oci, Container::Registry);
+    /// A Docker daemon (`docker-daemon:NAME:TAG`), read and written as docker-save
+    /// streams.
+    pub const DOCKER_DAEMON: Format = Format::new(Layout::DockerSave, Container::Daemon);
 
     const fn new(layout: Layout, container: Container) -> Format {
         Format { layout, container }
@@ -120,6 +126,10 @@ impl Format {
     pub fn name(self) -> &'static str {
         if self.container == Container::Registry {
             return "docker";
+        }
+        // docker-daemon: hook (a transport table row once there is one).
+        if self.container == Container::Daemon {
+            return "docker-daemon";
         }
         self.transport().map_or("?", |t| t.name)
     }
@@ -439,6 +449,10 @@ pub(crate) fn open(path: &str, options: &ReadOptions) -> Result<Source> {
     if crate::registry::is_registry(path) {
         return crate::registry::open_source(path, options);
     }
+    // docker-daemon: hook.
+    if let Some(text) = path.strip_prefix(crate::daemon::PREFIX) {
+        return crate::daemon::open_source(&crate::daemon::parse_reference(text, false)?, options);
+    }
     let name = if path == "-" { "stdin" } else { path };
     let input =
         open_input_spooling_in(path, options.spool_dir.as_deref()).map_err(|e| e.in_input(name))?;
@@ -621,6 +635,10 @@ pub fn create_sink(
     if format.container == Container::Registry || crate::registry::is_registry(path) {
         return crate::registry::create_sink(path, &options.write, &options.registry);
     }
+    // docker-daemon: hook.
+    if let Some(text) = path.strip_prefix(crate::daemon::PREFIX) {
+        return crate::daemon::create_sink(&crate::daemon::parse_reference(text, true)?, options);
+    }
     let ops = format.ops();
     if options.write.docker_layout.is_some() && !ops.takes_docker_layout {
         return Err(Error::Usage(format!(
@@ -665,7 +683,7 @@ pub fn create_sink(
     let dest = Path::new(path);
     let output = match format.container {
         Container::Tar => Output::File,
-        Container::Directory | Container::Registry => Output::Directory {
+        Container::Directory | Container::Registry | Container::Daemon => Output::Directory {
             appendable: ops.append.is_some(),
         },
     };
@@ -909,6 +927,7 @@ fn check_forced(tree: &dyn FileTree, detected: Layout, wanted: Format) -> Result
         Container::Directory => "a directory",
         Container::Tar => "a tar file",
         Container::Registry => "a registry",
+        Container::Daemon => "a Docker daemon",
     };
     Err(Error::Selection(format!(
         "is {what} ({}), not {} ({}); {advice}",
