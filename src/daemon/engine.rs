@@ -905,15 +905,15 @@ mod tests {
         let mut huge = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
         huge.extend(vec![b'a'; MAX_HEADER_BYTES]);
         huge.extend(b"\r\n\r\n");
-        let (_, status, _) = get(&huge);
-        assert!(status.unwrap_err().to_string().contains("too long"));
+        let (body, _, _) = get(&huge);
+        assert!(body.unwrap_err().to_string().contains("too long"));
         let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
         for i in 0..=MAX_HEADERS {
             many.extend(format!("X-{i}: 1\r\n").as_bytes());
         }
         many.extend(b"\r\n");
-        let (_, status, _) = get(&many);
-        assert!(status
+        let (body, _, _) = get(&many);
+        assert!(body
             .unwrap_err()
             .to_string()
             .contains("more than 100 headers"));

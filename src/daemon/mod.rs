@@ -314,7 +314,7 @@ mod tests {
             (&format!("a/b:1@{id}"), false, "both a tag and a digest"),
             ("a/b@sha256:12", false, "invalid digest"),
             ("busybox", true, "needs a tag"),
-            ("Upper/case", false, "lowercase"),
+            ("a/Upper", false, "lowercase"),
             ("sha256:", false, "shortened ID"),
         ] {
             let err = parse_reference(text, destination).unwrap_err();

@@ -26,7 +26,11 @@ pub(crate) struct DaemonSink {
 impl DaemonSink {
     /// Connect to the daemon and start a load request; the archive follows.
     pub(crate) fn start(name: String) -> Result<DaemonSink> {
-        let engine = Engine::connect()?;
+        DaemonSink::start_at(Engine::connect()?, name)
+    }
+
+    /// [`DaemonSink::start`] with the daemon `engine`.
+    fn start_at(engine: Engine, name: String) -> Result<DaemonSink> {
         let request = engine.request_with_body(
             "POST",
             "/images/load?quiet=1",
@@ -132,6 +136,97 @@ impl Drop for DaemonSink {
         if let (Some(_), Some(answer)) = (&self.archive, &self.answer) {
             // Not committed: the body ends without its terminating chunk.
             let _ = answer.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+    use crate::daemon::engine::Address;
+    use crate::formats::{open, ReadOptions};
+    use crate::progress::NoProgress;
+
+    /// A fake Engine: answers the ping, then reads the load request whole (up to the
+    /// client's close or its terminating chunk) and answers `reply`; returns the body.
+    fn fake(
+        reply: &'static [u8],
+    ) -> (tempfile::TempDir, Address, std::thread::JoinHandle<Vec<u8>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("engine.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let thread = std::thread::spawn(move || {
+            let mut body = Vec::new();
+            for _ in 0..2 {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut got = Vec::new();
+                let mut byte = [0u8; 1];
+                while !got.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    got.push(byte[0]);
+                }
+                if got.starts_with(b"GET /_ping") {
+                    conn.write_all(
+                        b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK",
+                    )
+                    .unwrap();
+                    continue;
+                }
+                body.clear();
+                while !body.ends_with(b"\r\n0\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    body.push(byte[0]);
+                }
+                let _ = conn.write_all(reply);
+            }
+            body
+        });
+        (dir, Address::Unix(path), thread)
+    }
+
+    fn images() -> Vec<Image> {
+        let input = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/docker-save-basic/input.tar"
+        );
+        open(input, &ReadOptions::default()).unwrap().images
+    }
+
+    #[test]
+    fn a_sink_dropped_before_its_commit_leaves_the_body_unended() {
+        let (_dir, address, server) = fake(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let mut sink = DaemonSink::start_at(Engine::at(address).unwrap(), "a:1".into()).unwrap();
+        sink.put_images(&images(), &NoProgress).unwrap();
+        drop(sink);
+        let body = server.join().unwrap();
+        assert!(!body.ends_with(b"0\r\n\r\n"), "no terminating chunk");
+    }
+
+    #[test]
+    fn a_commit_ends_the_body_and_returns_what_the_daemon_said() {
+        let (_dir, address, server) = fake(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"stream\":\"Loaded image: a:1\\n\"}\n{\"stream\":\"\\n\"}\n\n",
+        );
+        let mut sink = DaemonSink::start_at(Engine::at(address).unwrap(), "a:1".into()).unwrap();
+        sink.put_images(&images(), &NoProgress).unwrap();
+        assert_eq!(sink.finish().unwrap(), ["Loaded image: a:1"]);
+        assert!(server.join().unwrap().ends_with(b"\r\n0\r\n\r\n"));
+    }
+
+    #[test]
+    fn load_answers_that_are_failures() {
+        for (reply, expected) in [
+            (&b"HTTP/1.1 200 OK\r\nContent-Length: 31\r\n\r\n{\"error\":\"disk full\\u001b[0m\"}\n"[..], "failed to load a:1: disk full\\x1b[0m"),
+            (b"HTTP/1.1 500 Oops\r\nContent-Length: 21\r\n\r\n{\"message\":\"bad tar\"}", "refused a:1 (HTTP 500): bad tar"),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nnot json\n", "not JSON: not json"),
+        ] {
+            let (_dir, address, _server) = fake(reply);
+            let mut sink =
+                DaemonSink::start_at(Engine::at(address).unwrap(), "a:1".into()).unwrap();
+            sink.put_images(&images(), &NoProgress).unwrap();
+            let err = sink.finish().unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
         }
     }
 }
