@@ -555,3 +555,42 @@ fn docker_to_oci_to_podman_keeps_the_id_and_names() {
     let line = one_error_line(&out);
     assert!(line.contains("has no image not/there:1"), "{line}");
 }
+
+/// A sink dropped before its commit (an error or Ctrl-C midway) has sent the whole
+/// archive but not its end: docker must load nothing. The same writes committed load
+/// the image, so the first half cannot pass by accident; and docker handles the first
+/// request (whose connection is closed at once) before the second one's load is done.
+#[test]
+fn docker_loads_nothing_from_a_sink_that_was_not_committed() {
+    use dockhand::{create_sink, open_source, Format, Location, NoProgress, ReadOptions};
+    if !have_docker(&test_name()) {
+        return;
+    }
+    let dropped = format!("{}:dropped", unique("abort"));
+    let committed = format!("{}:committed", unique("abort"));
+    let _cleanup = DockerImages(vec![dropped.clone(), committed.clone()]);
+    let input = fixture("docker-save-basic");
+    let source = open_source(
+        &Location::parse(input.input()).unwrap(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let sink_for = |name: &str| {
+        let destination = format!("docker-daemon:{name}");
+        create_sink(&destination, Format::DOCKER_DAEMON, &Default::default()).unwrap()
+    };
+    let mut sink = sink_for(&dropped);
+    sink.put_images(&source.images, &NoProgress).unwrap();
+    drop(sink);
+    let mut sink = sink_for(&committed);
+    sink.put_images(&source.images, &NoProgress).unwrap();
+    sink.commit().unwrap();
+    assert_eq!(docker_id(&committed), input.config_digests()[0]);
+    // (Other names the daemon has for the same image ID are other tests'.)
+    assert!(docker_tags(&committed).contains(&committed));
+    let inspect = Command::new("docker")
+        .args(["image", "inspect", &dropped])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "docker loaded {dropped}");
+}

@@ -9,6 +9,7 @@ use crate::container::TarStreamWriter;
 use crate::error::{Error, Result};
 use crate::formats::{Format, ImageSink, WriteOptions};
 use crate::model::image::Image;
+use crate::model::reference::Reference;
 use crate::progress::Progress;
 
 /// Most lines of the daemon's load messages kept.
@@ -45,6 +46,26 @@ impl DaemonSink {
             archive: Some(TarStreamWriter::new(body, &what)),
             answer: Some(answer),
         })
+    }
+
+    /// The one image to load, named by the destination as skopeo names it: under
+    /// `NAME:TAG` only, unless it already carries that name (the pipeline named it so,
+    /// with any other names it was given).
+    fn named(&self, images: &[Image]) -> Result<Vec<Image>> {
+        let [image] = images else {
+            return Err(Error::Selection(format!(
+                "{}{}: a daemon destination names one image, but {} are given",
+                super::PREFIX,
+                crate::text::shown(&self.name),
+                images.len()
+            )));
+        };
+        let name = Reference::parse(&self.name).map_err(Error::Usage)?;
+        let mut image = image.clone();
+        if !image.tags.contains(&name) {
+            image.tags = vec![name];
+        }
+        Ok(vec![image])
     }
 
     /// The daemon's reason when a write to it failed because it answered and closed.
@@ -120,10 +141,14 @@ impl DaemonSink {
 
 impl ImageSink for DaemonSink {
     fn put_images(&mut self, images: &[Image], progress: &dyn Progress) -> Result<Vec<String>> {
+        let named = self.named(images)?;
         let archive = self.archive.as_mut().expect("not finished");
         let write = Format::DOCKER_ARCHIVE.ops().write;
-        write(images, archive, &WriteOptions::default(), progress)
-            .map_err(|e| self.daemon_reason(e))
+        // Flushed, so that the daemon holds everything written so far: the load then
+        // waits only for the end of the archive and of the body, which the commit sends.
+        let written = write(&named, archive, &WriteOptions::default(), progress)
+            .and_then(|warnings| archive.flush().map(|()| warnings));
+        written.map_err(|e| self.daemon_reason(e))
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
@@ -200,6 +225,11 @@ mod tests {
         sink.put_images(&images(), &NoProgress).unwrap();
         drop(sink);
         let body = server.join().unwrap();
+        assert!(
+            body.len() > 10_000,
+            "the archive was sent: {} bytes",
+            body.len()
+        );
         assert!(!body.ends_with(b"0\r\n\r\n"), "no terminating chunk");
     }
 
