@@ -14,6 +14,9 @@ use crate::progress::Progress;
 
 /// Most lines of the daemon's load messages kept.
 const MAX_RESULT_LINES: usize = 1000;
+/// Most bytes of a load answer read: a daemon that never stops talking is an error,
+/// not a hang.
+const MAX_ANSWER_BYTES: u64 = 16 << 20;
 
 /// A load request under way.
 pub(crate) struct DaemonSink {
@@ -98,12 +101,22 @@ impl DaemonSink {
             return Err(self.engine.refused(&mut answer, image));
         }
         let mut lines = Vec::new();
+        let mut answered = 0u64;
         loop {
             let line = answer.next_line().map_err(|e| {
                 self.engine
                     .error(image, DaemonProblem::Io(format!("reading its answer: {e}")))
             })?;
             let Some(line) = line else { break };
+            answered += line.len() as u64 + 1;
+            if answered > MAX_ANSWER_BYTES {
+                return Err(self.engine.error(
+                    image,
+                    DaemonProblem::Protocol(format!(
+                        "a load answer of more than {MAX_ANSWER_BYTES} bytes"
+                    )),
+                ));
+            }
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -242,6 +255,23 @@ mod tests {
         sink.put_images(&images(), &NoProgress).unwrap();
         assert_eq!(sink.finish().unwrap(), ["Loaded image: a:1"]);
         assert!(server.join().unwrap().ends_with(b"\r\n0\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_load_answer_that_never_ends_is_cut_off() {
+        let line = b"{\"stream\":\"still loading\"}\n";
+        let mut reply = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        while reply.len() as u64 <= MAX_ANSWER_BYTES + 1000 {
+            reply.extend_from_slice(line);
+        }
+        let (_dir, address, _server) = fake(Box::leak(reply.into_boxed_slice()));
+        let mut sink = DaemonSink::start_at(Engine::at(address).unwrap(), "a:1".into()).unwrap();
+        sink.put_images(&images(), &NoProgress).unwrap();
+        let err = sink.finish().unwrap_err().to_string();
+        assert!(
+            err.contains("a load answer of more than 16777216 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
