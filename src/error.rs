@@ -150,7 +150,7 @@ pub enum Error {
     /// assert_eq!(
     ///     err.to_string(),
     ///     "out.tar: a file of 5 bytes appeared there while dockhand was writing; \
-    ///      nothing was replaced (--force would replace it)"
+    ///      nothing was replaced (`force` would replace it)"
     /// );
     /// ```
     #[error(
@@ -163,7 +163,7 @@ pub enum Error {
         /// What is there now: `a file of 5 bytes`, `a docker-save tree`, `an OCI image
         /// layout (its index.json ...)` that cannot be added to.
         what: String,
-        /// `--force` was not given and would replace what is there; false when it was
+        /// `force` was not set and would replace what is there; false when it was
         /// given, or when nothing could replace it (a directory of other files, a FIFO).
         force_would_replace: bool,
     },
@@ -220,6 +220,10 @@ pub enum Error {
         /// What went wrong; never a credential or token.
         message: String,
     },
+    /// A Docker daemon (`docker-daemon:`) could not be reached, refused a request, or
+    /// reported a failure; the error says where, which image, and what it said.
+    #[error("{0}")]
+    Daemon(Box<crate::daemon::DaemonError>),
     /// Credentials could not be found or read (a bad `--creds`, an unreadable auth
     /// file, a failing credential helper).
     #[error("credentials: {}", worded(.0))]

@@ -188,6 +188,7 @@ pub mod cleanup;
 mod compress;
 mod container;
 mod convert;
+mod daemon;
 mod destination;
 mod error;
 mod formats;
@@ -244,6 +245,7 @@ pub use model::media::Compression;
 pub use model::reference::Reference;
 // Progress, errors, staging.
 pub use cleanup::STAGING_MARKER;
+pub use daemon::{DaemonError, DaemonProblem};
 pub use error::{Error, Result, Setting};
 pub use progress::{NoProgress, Progress};
 

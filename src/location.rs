@@ -11,13 +11,14 @@ use crate::transport::{Format, ImageSink, Location, ReadOptions, SinkOptions, So
 /// Every transport dockhand speaks, in the order help texts list them: the local
 /// layouts, registries and the Docker daemon. Location parsing, `--from`/`--to`, help
 /// texts, completions and error lists all go through this table.
-pub(crate) static TRANSPORTS: [&dyn Transport; 6] = [
+pub(crate) static TRANSPORTS: [&dyn Transport; 7] = [
     &LOCAL[0],
     &LOCAL[1],
     &LOCAL[2],
     &LOCAL[3],
     &LOCAL[4],
     &crate::registry::DOCKER,
+    &crate::daemon::DOCKER_DAEMON,
 ];
 
 impl Format {
@@ -40,7 +41,7 @@ impl Format {
 /// ```
 /// assert_eq!(
 ///     dockhand::transport_names(),
-///     "docker-archive, docker-dir, oci, oci-archive, dir and docker"
+///     "docker-archive, docker-dir, oci, oci-archive, dir, docker and docker-daemon"
 /// );
 /// ```
 pub fn transport_names() -> String {
@@ -177,9 +178,12 @@ pub fn create_sink(
     format: Format,
     options: &SinkOptions,
 ) -> Result<Box<dyn ImageSink>> {
-    format
-        .transport()
-        .create_sink(&Location::new(format, path), options)
+    // `path` may be written with the transport's prefix too (`docker://HOST/REPO`).
+    let location = match Location::parse(path) {
+        Ok(location) if location.transport == Some(format) => location,
+        _ => Location::new(format, path),
+    };
+    format.transport().create_sink(&location, options)
 }
 
 #[cfg(test)]

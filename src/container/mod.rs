@@ -15,8 +15,8 @@ pub use dir::DirTree;
 pub use dir_writer::DirWriter;
 #[cfg(any(test, feature = "fuzzing"))]
 pub use spool::open_input;
-pub(crate) use spool::open_input_spooling_in;
 pub use spool::MAX_TRAILING_BYTES;
+pub(crate) use spool::{open_input_spooling_in, open_stream_spooling_in};
 pub use tar_index::{
     TarIndex, MAX_ENTRIES, MAX_EXTENSION_SIZE, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
 };

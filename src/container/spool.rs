@@ -91,9 +91,20 @@ fn open_file(mut file: File, name: &str, spool_dir: Option<&Path>) -> Result<Inp
     })
 }
 
+/// An archive arriving as a stream from elsewhere than stdin (a daemon's `docker save`
+/// answer), read exactly as a piped stdin is: walked once, decompressed if needed, the
+/// data of its files spooled as [`open_input_spooling_in`] does; `name` names it.
+pub(crate) fn open_stream_spooling_in(
+    input: impl Read + Send,
+    name: &str,
+    spool_dir: Option<&Path>,
+) -> Result<Input> {
+    spool(input, name, spool_dir)
+}
+
 /// Walk `input` (decompressing it if needed), copying the data of its files into an
 /// anonymous temp file and indexing them in the same pass.
-fn spool(mut input: File, name: &str, spool_dir: Option<&Path>) -> Result<Input> {
+fn spool<R: Read + Send>(mut input: R, name: &str, spool_dir: Option<&Path>) -> Result<Input> {
     let (head, n) = read_head(&mut input, "the input is empty")?;
     Ok(Input {
         tree: Box::new(spool_stream(input, &head[..n], name, spool_dir)?),
@@ -102,7 +113,7 @@ fn spool(mut input: File, name: &str, spool_dir: Option<&Path>) -> Result<Input>
 
 /// The first bytes of `input`, enough to tell its compression, and how many there
 /// are; none is no image, for the reason `when_empty`.
-fn read_head(input: &mut File, when_empty: &str) -> Result<([u8; 8], usize)> {
+fn read_head(input: &mut impl Read, when_empty: &str) -> Result<([u8; 8], usize)> {
     let mut head = [0u8; 8];
     let n = read_full(input, &mut head).map_err(|e| Error::io("cannot read", e))?;
     if n == 0 {

@@ -86,6 +86,16 @@ impl<W: Write> TarStreamWriter<W> {
         Error::io(format!("writing {}", self.what), e)
     }
 
+    /// Push what is buffered to the inner writer and flush it, without ending the
+    /// archive: a reader on the other end (a daemon's load) gets every entry so far.
+    pub fn flush(&mut self) -> Result<()> {
+        let what = self.what.clone();
+        self.builder()
+            .get_mut()
+            .flush()
+            .ctx(|| format!("writing {what}"))
+    }
+
     /// Write the end-of-archive marker and return the inner writer.
     pub fn finish(mut self) -> Result<W> {
         let builder = self.builder.take().expect("finished twice");

@@ -527,6 +527,18 @@ pub fn write_tar<W: std::io::Write>(
     Ok((writer.finish()?, warnings))
 }
 
+/// Write `images` in `layout` into `tree` (a tar stream for a daemon's load, say);
+/// returns warnings.
+pub(crate) fn write_layout(
+    layout: Layout,
+    images: &[Image],
+    tree: &mut dyn TreeWriter,
+    options: &WriteOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<String>> {
+    (layout_ops(layout).write)(images, tree, options, progress)
+}
+
 /// Which layout `meta`'s tree holds.
 fn detect(meta: &Meta) -> Result<Layout> {
     let tree = meta.tree;

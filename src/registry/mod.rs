@@ -43,6 +43,11 @@ pub(crate) struct RegistryTransport;
 /// The row of the transport table.
 pub(crate) static DOCKER: RegistryTransport = RegistryTransport;
 
+impl crate::transport::Format {
+    /// A registry (`docker://HOST/REPO:TAG`), read and written as OCI manifests.
+    pub const REGISTRY: crate::transport::Format = crate::transport::Format::of(&DOCKER);
+}
+
 impl Transport for RegistryTransport {
     fn name(&self) -> &'static str {
         "docker"
@@ -141,7 +146,7 @@ fn open_source(text: &str, options: &ReadOptions) -> Result<Source> {
         ..options.clone()
     };
     let mut source = crate::formats::read_tree(Box::new(tree), &read)?;
-    source.format = crate::transport::Format::of(&DOCKER);
+    source.format = crate::transport::Format::REGISTRY;
     // The images the reference resolves to (one, or every platform with --all) are
     // named by it and by nothing the registry says: a schema 1 manifest's `name` and
     // `tag`, or annotations, would otherwise rename the output (and `docker load`

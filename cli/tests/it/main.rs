@@ -7,6 +7,7 @@ mod cli;
 mod cli_docs;
 mod compression;
 mod corpus;
+mod daemon;
 mod destinations;
 mod errors;
 mod faults;

@@ -204,9 +204,9 @@ fn usage_mistakes_exit_2_with_one_line() {
             "docker://busy box",
         ),
         (
-            "docker-daemon-source",
-            vec!["convert", "docker-daemon:busybox:latest", out],
-            "docker-daemon",
+            "docker-daemon-destination-without-a-tag",
+            vec!["convert", basic.input(), "docker-daemon:busybox"],
+            "docker-daemon:busybox: a destination needs a tag (NAME:TAG)",
         ),
         (
             "containers-storage-destination",

@@ -1,0 +1,401 @@
+//! `docker-daemon:` — images in a Docker daemon's store (or podman's, through its
+//! Docker-compatible service), in skopeo's syntax: `docker-daemon:NAME[:TAG]`,
+//! `docker-daemon:NAME@DIGEST` and `docker-daemon:sha256:ID` as sources,
+//! `docker-daemon:NAME:TAG` as a destination.
+//!
+//! A source is the daemon's `docker save` stream, read exactly as a piped archive is
+//! (spooled once, indexed in the same pass); a destination is a docker-archive written
+//! straight into the body of a load request, which only a committed sink ends.
+
+mod engine;
+mod sink;
+
+use std::fmt;
+
+use crate::container::open_stream_spooling_in;
+use crate::error::{Error, Result};
+use crate::model::digest::Digest;
+use crate::model::reference::Reference;
+use crate::text::shown;
+use crate::transport::{Format, ImageSink, Location, ReadOptions, SinkOptions, Source, Transport};
+
+pub(crate) use engine::STREAM_TIMEOUT;
+
+/// The transport prefix.
+pub(crate) const PREFIX: &str = "docker-daemon:";
+
+/// An image in a daemon, as `docker-daemon:REF` names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DaemonRef {
+    /// `sha256:<64 hex>`: an image ID (a source only).
+    Id(Digest),
+    /// A name: what is sent to the daemon (as written, `:latest` added to a bare
+    /// name), and the reference when it is a tag rather than a digest.
+    Named {
+        /// The name as the daemon is asked for it.
+        text: String,
+        /// The tagged reference; `None` for `NAME@DIGEST`.
+        tagged: Option<Reference>,
+    },
+}
+
+impl DaemonRef {
+    /// The name the output is written under, for a tagged reference: what
+    /// `Location::reference` carries, so that the pipeline names the image by it.
+    pub(crate) fn tagged_name(&self) -> Option<String> {
+        match self {
+            DaemonRef::Named {
+                text,
+                tagged: Some(_),
+            } => Some(text.clone()),
+            _ => None,
+        }
+    }
+
+    /// How the daemon is asked for the image.
+    fn daemon_name(&self) -> String {
+        match self {
+            DaemonRef::Id(digest) => digest.to_string(),
+            DaemonRef::Named { text, .. } => text.clone(),
+        }
+    }
+}
+
+impl fmt::Display for DaemonRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", shown(&self.daemon_name()))
+    }
+}
+
+/// Parse the text after `docker-daemon:` as skopeo does. A destination needs
+/// `NAME:TAG`: the daemon stores the image under that tag.
+pub(crate) fn parse_reference(text: &str, destination: bool) -> Result<DaemonRef> {
+    let usage = |why: &str| Error::Usage(format!("{PREFIX}{}: {why}", shown(text)));
+    if text.is_empty() {
+        return Err(usage("name an image: NAME[:TAG], NAME@DIGEST or sha256:ID"));
+    }
+    if let Some(hex) = text.strip_prefix("sha256:") {
+        let Some(id) = Digest::from_hex(hex) else {
+            return Err(usage(
+                "an image ID is sha256: and 64 lowercase hex digits (a shortened ID is ambiguous)",
+            ));
+        };
+        if destination {
+            return Err(usage(
+                "a destination is a name with a tag (NAME:TAG), not an image ID: the daemon stores the image under that tag",
+            ));
+        }
+        return Ok(DaemonRef::Id(id));
+    }
+    if Digest::from_hex(text).is_some() {
+        return Err(usage("write an image ID as sha256:ID"));
+    }
+    if let Some((name, digest)) = text.split_once('@') {
+        Digest::parse(digest).map_err(|e| usage(&e))?;
+        if name
+            .rfind(':')
+            .is_some_and(|i| !name[i + 1..].contains('/'))
+        {
+            return Err(usage(
+                "a reference with both a tag and a digest is not supported",
+            ));
+        }
+        Reference::parse_why(name).map_err(usage)?;
+        if destination {
+            return Err(usage(
+                "a destination is a name with a tag (NAME:TAG), not a digest: the daemon stores the image under that tag",
+            ));
+        }
+        return Ok(DaemonRef::Named {
+            text: text.to_string(),
+            tagged: None,
+        });
+    }
+    let reference = Reference::parse_why(text).map_err(usage)?;
+    if reference.familiar_repository() == "sha256" {
+        return Err(usage(
+            "the name sha256 is reserved for image IDs (sha256:<64 hex digits>)",
+        ));
+    }
+    let has_tag = text
+        .rfind(':')
+        .is_some_and(|i| !text[i + 1..].contains('/'));
+    if !has_tag && destination {
+        return Err(usage(
+            "a destination needs a tag (NAME:TAG): the daemon stores the image under it",
+        ));
+    }
+    let text = if has_tag {
+        text.to_string()
+    } else {
+        format!("{text}:latest")
+    };
+    Ok(DaemonRef::Named {
+        text,
+        tagged: Some(reference),
+    })
+}
+
+/// Read the image `reference` names from the daemon `DOCKER_HOST` names: its save
+/// stream, spooled and read like a piped archive. The images are named as the daemon's
+/// archive names them (an image asked for by ID usually has no name).
+fn open_source(reference: &DaemonRef, options: &ReadOptions) -> Result<Source> {
+    let input = format!("{PREFIX}{}", reference.daemon_name());
+    let engine = engine::Engine::connect()?;
+    let name = reference.daemon_name();
+    let path = format!("/images/{}/get", escape_path(&name));
+    let mut answer = engine
+        .request("GET", &path, STREAM_TIMEOUT)?
+        .finish_request()?;
+    if answer.status != 200 {
+        return Err(engine.refused(&mut answer, Some(&name)));
+    }
+    let tree = open_stream_spooling_in(answer, &input, options.spool_dir.as_deref())
+        .map_err(|e| e.in_input(&input))?;
+    let options = ReadOptions {
+        format: None,
+        ..options.clone()
+    };
+    let mut source =
+        crate::formats::read_tree(tree.tree, &options).map_err(|e| e.in_input(&input))?;
+    source.format = Format::DOCKER_DAEMON;
+    Ok(source)
+}
+
+/// The `docker-daemon:` transport: the image store of a Docker daemon, or of podman's
+/// Docker-compatible service, at `DOCKER_HOST`.
+pub(crate) struct DaemonTransport;
+
+/// The row of the transport table.
+pub(crate) static DOCKER_DAEMON: DaemonTransport = DaemonTransport;
+
+impl Format {
+    /// A Docker daemon's image store (`docker-daemon:NAME:TAG`), or podman's through
+    /// its Docker-compatible service, at `DOCKER_HOST`.
+    pub const DOCKER_DAEMON: Format = Format::of(&DOCKER_DAEMON);
+}
+
+impl Transport for DaemonTransport {
+    fn name(&self) -> &'static str {
+        "docker-daemon"
+    }
+    fn noun(&self) -> &'static str {
+        "a Docker daemon"
+    }
+    fn syntax(&self) -> &'static str {
+        "docker-daemon:NAME[:TAG]"
+    }
+    /// skopeo's `NAME[:TAG]`, `NAME@DIGEST` or `sha256:ID`, checked now. The whole is
+    /// the place, not a reference: a source is what the daemon saves under that name
+    /// (podman may call it `localhost/NAME`), and a destination names its image itself.
+    fn parse(&self, rest: &str) -> Result<(String, Option<String>)> {
+        parse_reference(rest, false)?;
+        Ok((rest.to_string(), None))
+    }
+    fn holds_many(&self) -> bool {
+        false
+    }
+    fn writes_in_order(&self) -> bool {
+        true
+    }
+    fn open_source(&self, location: &Location, options: &ReadOptions) -> Result<Source> {
+        open_source(&parse_reference(&location.path, false)?, options)
+    }
+    fn create_sink(
+        &self,
+        location: &Location,
+        options: &SinkOptions,
+    ) -> Result<Box<dyn ImageSink>> {
+        create_sink(&parse_reference(&location.path, true)?, options)
+    }
+}
+
+/// A sink loading what is written into the daemon `DOCKER_HOST` names, under
+/// `reference` (a `NAME:TAG`). Nothing is loaded unless it is committed.
+fn create_sink(reference: &DaemonRef, options: &SinkOptions) -> Result<Box<dyn ImageSink>> {
+    if options.write.docker_layout.is_some()
+        || options.write.layer_compression.target().is_some()
+        || options.write.compression_level.is_some()
+    {
+        return Err(Error::Usage(format!(
+            "{PREFIX} loads a docker-archive with uncompressed layers in the legacy layout; layout and compression options do not apply"
+        )));
+    }
+    let Some(name) = reference.tagged_name() else {
+        return Err(Error::Usage(format!(
+            "{PREFIX}{reference}: a destination is a name with a tag (NAME:TAG)"
+        )));
+    };
+    Ok(Box::new(sink::DaemonSink::start(name)?))
+}
+
+/// `name` for a URL path: the characters of references kept, anything else
+/// percent-encoded.
+fn escape_path(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What went wrong talking to a Docker daemon (or podman's Docker-compatible service),
+/// with the data to act on: where, which image, and what the daemon said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DaemonError {
+    /// The daemon's address as `DOCKER_HOST` writes it (`unix:///var/run/docker.sock`).
+    pub address: String,
+    /// The image asked for or loaded, when there is one.
+    pub image: Option<String>,
+    /// What happened.
+    pub problem: DaemonProblem,
+}
+
+/// The ways a daemon request fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DaemonProblem {
+    /// Nothing listens at the address (no socket there, or the connection is refused).
+    NotRunning,
+    /// The socket exists but this user may not connect to it.
+    PermissionDenied,
+    /// The daemon has no such image; its message.
+    NoSuchImage {
+        /// What the daemon said.
+        message: String,
+    },
+    /// The daemon answered a request with an error status.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// What the daemon said.
+        message: String,
+    },
+    /// A load was accepted (HTTP 200) but its message stream reports a failure.
+    LoadFailed {
+        /// The daemon's error message.
+        message: String,
+    },
+    /// The daemon answered something the Engine API does not allow.
+    Protocol(String),
+    /// The connection failed midway (a timeout, a reset).
+    Io(String),
+}
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let address = &self.address;
+        let image = self.image.as_deref().map(shown);
+        match &self.problem {
+            DaemonProblem::NotRunning => write!(
+                f,
+                "no Docker daemon answers at {address}: start it, or set DOCKER_HOST to the address of one that runs"
+            ),
+            DaemonProblem::PermissionDenied => write!(
+                f,
+                "permission denied connecting to the Docker daemon at {address}: run as a user allowed to use that socket (root, or a member of its group), or set DOCKER_HOST to one you may use"
+            ),
+            DaemonProblem::NoSuchImage { message } => write!(
+                f,
+                "the Docker daemon at {address} has no image {} ({})",
+                image.as_deref().unwrap_or("?"),
+                shown(message)
+            ),
+            DaemonProblem::Refused { status, message } => {
+                write!(f, "the Docker daemon at {address} refused")?;
+                if let Some(image) = &image {
+                    write!(f, " {image}")?;
+                }
+                write!(f, " (HTTP {status}): {}", shown(message))
+            }
+            DaemonProblem::LoadFailed { message } => write!(
+                f,
+                "the Docker daemon at {address} failed to load {}: {}",
+                image.as_deref().unwrap_or("the image"),
+                shown(message)
+            ),
+            DaemonProblem::Protocol(what) => write!(
+                f,
+                "the Docker daemon at {address} answered something unexpected: {}",
+                shown(what)
+            ),
+            DaemonProblem::Io(what) => {
+                write!(f, "talking to the Docker daemon at {address}: {}", shown(what))
+            }
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse_as_skopeo_reads_them() {
+        let id = format!("sha256:{}", "ab".repeat(32));
+        assert!(matches!(
+            parse_reference(&id, false).unwrap(),
+            DaemonRef::Id(_)
+        ));
+        let named = parse_reference("busybox", false).unwrap();
+        assert_eq!(named.daemon_name(), "busybox:latest");
+        assert_eq!(named.tagged_name().as_deref(), Some("busybox:latest"));
+        let tagged = parse_reference("quay.io/a/b:1.0", true).unwrap();
+        assert_eq!(tagged.daemon_name(), "quay.io/a/b:1.0");
+        let digested = parse_reference(&format!("a/b@{id}"), false).unwrap();
+        assert_eq!(digested.tagged_name(), None);
+        for (text, destination, why) in [
+            ("", false, "name an image"),
+            ("sha256:abc", false, "shortened ID"),
+            (&id, true, "not an image ID"),
+            (&"ab".repeat(32), false, "sha256:ID"),
+            (&format!("a/b@{id}"), true, "not a digest"),
+            (&format!("a/b:1@{id}"), false, "both a tag and a digest"),
+            ("a/b@sha256:12", false, "invalid digest"),
+            ("busybox", true, "needs a tag"),
+            ("a/Upper", false, "lowercase"),
+            ("sha256:", false, "shortened ID"),
+        ] {
+            let err = parse_reference(text, destination).unwrap_err();
+            assert!(err.is_usage(), "{text}: {err}");
+            assert!(err.to_string().contains(why), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn names_are_escaped_for_the_path() {
+        assert_eq!(escape_path("quay.io/a/b:1.0"), "quay.io/a/b:1.0");
+        assert_eq!(escape_path("a b?c#"), "a%20b%3Fc%23");
+    }
+
+    #[test]
+    fn errors_say_where_and_what_to_do() {
+        let error = |problem| DaemonError {
+            address: "unix:///run/x.sock".into(),
+            image: Some("a:1".into()),
+            problem,
+        };
+        let text = error(DaemonProblem::NotRunning).to_string();
+        assert!(
+            text.contains("unix:///run/x.sock") && text.contains("DOCKER_HOST"),
+            "{text}"
+        );
+        let text = error(DaemonProblem::PermissionDenied).to_string();
+        assert!(text.contains("permission denied"), "{text}");
+        let text = error(DaemonProblem::NoSuchImage {
+            message: "No such image:\na:1".into(),
+        })
+        .to_string();
+        assert_eq!(
+            text,
+            "the Docker daemon at unix:///run/x.sock has no image a:1 (No such image:\\na:1)"
+        );
+    }
+}
