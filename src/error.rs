@@ -339,9 +339,12 @@ impl std::fmt::Display for Setting {
     }
 }
 
+/// How a caller names settings (a command line: by its flags).
+type Namer = fn(Setting) -> &'static str;
+
 thread_local! {
     /// The names [`Error::naming`] shows settings by, while it words an error.
-    static NAMES: std::cell::Cell<Option<fn(Setting) -> &'static str>> = const { std::cell::Cell::new(None) };
+    static NAMES: std::cell::Cell<Option<Namer>> = const { std::cell::Cell::new(None) };
 }
 
 /// `text` with every setting's mark replaced by its name: the caller's, within
@@ -383,7 +386,7 @@ fn worded(text: &str) -> String {
 impl Error {
     /// The message, with every option it mentions named by `name` (a command line's
     /// flags, say) instead of its name in the library.
-    pub fn naming(&self, name: fn(Setting) -> &'static str) -> String {
+    pub fn naming(&self, name: Namer) -> String {
         let previous = NAMES.with(|n| n.replace(Some(name)));
         let text = self.to_string();
         NAMES.with(|n| n.set(previous));
