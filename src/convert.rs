@@ -81,6 +81,7 @@ pub struct ConvertOptions {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct ConvertReport {
     /// The format read.
     pub from: Option<Format>,

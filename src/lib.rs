@@ -228,13 +228,11 @@ pub use location::transport_names;
 pub use transport::{Format, Transport};
 // History and config summaries.
 pub use history::{
-    history_table, image_histories, image_history, parse_rfc3339, relative_time, ConfigSummary,
-    HistoryEntry, HistoryRow, ImageHistory, CREATED_BY_WIDTH, NOP_PREFIX,
+    image_histories, image_history, ConfigSummary, HistoryEntry, HistoryRow, ImageHistory,
 };
 // Inspecting and verifying.
 pub use inspect::{
-    by_id, chain_ids, inspect_json, inspect_table, names_line, platforms_json, platforms_table,
-    verify, write_json, InspectDoc, VerifyReport,
+    by_id, chain_ids, inspect_json, platforms_json, verify, write_json, InspectDoc, VerifyReport,
 };
 // The model.
 pub use model::blob::{Blob, MemoryBlob};

@@ -39,6 +39,7 @@ pub const MIN_ID_PREFIX: usize = 12;
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Selector {
     /// The N-th image (0-based), as `@N`.
     Index(usize),
@@ -67,6 +68,7 @@ pub enum Selector {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ByDigest {
     /// The start of an image ID (the config digest), at least [`MIN_ID_PREFIX`] lowercase
     /// hex characters, given bare (`60aab187e084`) or after `sha256:`; all 64 given bare

@@ -577,6 +577,7 @@ pub struct SinkOptions {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DockerLayout {
     /// `<config>.json`, `<v1id>/layer.tar`, manifest.json, repositories: loadable by
     /// every Docker since 1.10 and read by every scanner.

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use dockhand::fuzzing::{FileTree, TarIndex};
 use dockhand::{write_tar, DockerLayout, Layout, ReadOptions, Source, WriteOptions};
-use dockhand::{inspect_json, inspect_table, verify, write_json};
+use dockhand::{inspect_json, verify, write_json};
 use dockhand::Digest;
 use dockhand::Image;
 
@@ -79,8 +79,12 @@ pub fn exercise(source: &Source) {
     let images = &source.images;
     let all: Vec<usize> = (0..images.len()).collect();
     let _ = write_json(&inspect_json(source, &all), std::io::sink());
-    let _ = inspect_table(source, &all, false);
-    let _ = dockhand::platforms_table(source, true);
+    // What the CLI's text tables read (the tables themselves live in the binary).
+    let _ = dockhand::by_id(source, &all);
+    let _ = write_json(&dockhand::platforms_json(source), std::io::sink());
+    for image in images {
+        let _ = (dockhand::chain_ids(image), dockhand::ConfigSummary::of(image));
+    }
     let verified = verify(images, &dockhand::NoProgress).is_ok();
 
     let legacy = WriteOptions::default();

@@ -238,7 +238,7 @@ pub struct Image {
 }
 
 /// One platform a multi-platform index lists, as [`crate::Source::platforms`] holds them
-/// and `inspect --platforms` shows them ([`crate::platforms_table`]).
+/// and `inspect --platforms` shows them ([`crate::platforms_json`] as JSON).
 ///
 /// Below, a small multi-platform OCI layout is written by hand: one empty layer, a
 /// config and a manifest per platform, and an index listing linux/amd64,
@@ -318,6 +318,7 @@ pub struct Image {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListedPlatform {
     /// The index listing it.
     pub index: Digest,
@@ -328,6 +329,29 @@ pub struct ListedPlatform {
     /// Whether the source holds that manifest (a sparse index, as a containerd export
     /// of one platform writes, lists the others without them).
     pub present: bool,
+}
+
+impl ListedPlatform {
+    /// What a library user's transport lists in [`crate::Source::platforms`]: `platform`
+    /// as the index `index` lists it, pointing at `manifest`, which the source holds
+    /// when `present`.
+    ///
+    /// ```
+    /// use dockhand::{Digest, ListedPlatform, Platform};
+    ///
+    /// let arm = Platform::parse("linux/arm/v7").unwrap();
+    /// let listed = ListedPlatform::new(Digest::of(b"index"), arm, Digest::of(b"m"), false);
+    /// assert_eq!(listed.platform.variant.as_deref(), Some("v7"));
+    /// assert!(!listed.present);
+    /// ```
+    pub fn new(index: Digest, platform: Platform, manifest: Digest, present: bool) -> Self {
+        ListedPlatform {
+            index,
+            platform,
+            manifest,
+            present,
+        }
+    }
 }
 
 /// A multi-platform index (or Docker manifest list) as the source holds it.
