@@ -21,6 +21,9 @@ pub const MAX_JSON_DEPTH: usize = 64;
 
 /// A content descriptor: what a blob is, its digest and size.
 ///
+/// Fields may be added in later versions; a struct literal of it will then have to
+/// name them, so prefer changing a value a source read (`..other.clone()`).
+///
 /// ```
 /// use dockhand::{open_source, Location, ReadOptions};
 ///
@@ -43,6 +46,9 @@ pub struct Descriptor {
 }
 
 /// The platform an image runs on, from its config.
+///
+/// Fields may be added in later versions: build one with `..Default::default()` so
+/// that code keeps compiling.
 ///
 /// ```
 /// use dockhand::Platform;
@@ -152,6 +158,9 @@ impl std::fmt::Display for Platform {
 
 /// One layer of an image, as stored in the source.
 ///
+/// Fields may be added in later versions; a struct literal of it will then have to
+/// name them, so prefer changing a value a source read (`..other.clone()`).
+///
 /// ```
 /// use dockhand::{open_source, Compression, Location, ReadOptions};
 ///
@@ -186,6 +195,9 @@ pub struct Layer {
 }
 
 /// One image: its names, raw config bytes and layers.
+///
+/// Fields may be added in later versions; a struct literal of it will then have to
+/// name them, so prefer changing a value a source read (`..other.clone()`).
 ///
 /// ```
 /// use dockhand::{open_source, Location, ReadOptions};
@@ -355,6 +367,9 @@ impl ListedPlatform {
 }
 
 /// A multi-platform index (or Docker manifest list) as the source holds it.
+///
+/// Fields may be added in later versions; a struct literal of it will then have to
+/// name them, so prefer changing a value a source read (`..other.clone()`).
 #[derive(Clone, Debug)]
 pub struct IndexOf {
     /// Its descriptor.
