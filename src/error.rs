@@ -335,9 +335,12 @@ impl std::fmt::Display for Setting {
     }
 }
 
+/// How a caller names a setting (its flag, its field).
+type SettingName = fn(Setting) -> &'static str;
+
 thread_local! {
     /// The names [`Error::naming`] shows settings by, while it words an error.
-    static NAMES: std::cell::Cell<Option<fn(Setting) -> &'static str>> = const { std::cell::Cell::new(None) };
+    static NAMES: std::cell::Cell<Option<SettingName>> = const { std::cell::Cell::new(None) };
 }
 
 /// `text` with every setting's mark replaced by its name: the caller's, within

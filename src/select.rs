@@ -590,7 +590,10 @@ mod tests {
     #[test]
     fn candidates_name_each_image_by_position_id_and_name() {
         let listed = candidates(&sample(), &[1, 2]);
-        assert!(listed.contains("@1 aaaa1111bbbb docker.io/library/base:1"), "{listed}");
+        assert!(
+            listed.contains("@1 aaaa1111bbbb docker.io/library/base:1"),
+            "{listed}"
+        );
         assert!(listed.contains("@2 dddd00000000 (no name)"), "{listed}");
     }
 

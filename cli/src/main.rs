@@ -1,5 +1,8 @@
 //! The `dockhand` command line: argument parsing, messages and exit codes only.
 
+// The doc comments of the arguments are clap's help text (`linux/<host arch>`), not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
