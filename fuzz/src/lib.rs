@@ -54,7 +54,7 @@ pub fn index(bytes: &[u8], name: &str) -> dockhand::Result<TarIndex> {
 /// Read a tar held in memory as an image source.
 pub fn read_tar(bytes: &[u8], name: &str) -> dockhand::Result<Source> {
     let idx = index(bytes, name)?;
-    Source::read(Box::new(idx), &ReadOptions::default())
+    dockhand::fuzzing::read_tree(Box::new(idx), &ReadOptions::default())
 }
 
 /// What the round trip compares, from `DOCKHAND_FUZZ_NO_ROUNDTRIP`.
