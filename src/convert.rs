@@ -19,6 +19,9 @@ use crate::transport::{
 
 /// Options of [`convert`].
 ///
+/// Fields may be added in later versions: build one with `..Default::default()` so
+/// that code keeps compiling.
+///
 /// ```
 /// use dockhand::{convert, open_source, Compression, ConvertOptions, Format, LayerCompression};
 /// # use dockhand::{Location, ReadOptions};
@@ -81,6 +84,7 @@ pub struct ConvertOptions {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct ConvertReport {
     /// The format read.
     pub from: Option<Format>,

@@ -57,6 +57,7 @@ pub enum Output {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Plan {
     /// Nothing is there: create it, failing if something appears meanwhile.
     Create,

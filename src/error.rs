@@ -152,6 +152,8 @@ pub enum Error {
     ///     "out.tar: a file of 5 bytes appeared there while dockhand was writing; \
     ///      nothing was replaced (`force` would replace it)"
     /// );
+    /// // A command line names the option by its flag.
+    /// assert!(err.naming(|_| "--force").ends_with("(--force would replace it)"));
     /// ```
     #[error(
         "{path}: {what} appeared there while dockhand was writing; nothing was replaced{}",
@@ -491,7 +493,6 @@ impl Error {
         }
     }
 
-    /// True for a mistake on the command line (exit code 2), not in the input.
     /// For an [`Error::Unselected`] (within [`Error::Input`] too), the source whose
     /// images a caller could list.
     pub fn unselected_input(&self) -> Option<&str> {

@@ -3,11 +3,9 @@
 //! layer when the source does not give it), and the parts of a config that `inspect`
 //! shows.
 
-use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::de::{DeserializeOwned, Deserializer};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
@@ -32,6 +30,7 @@ use crate::text::shown;
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[non_exhaustive]
 pub struct ConfigSummary {
     /// `created`, as the config writes it (RFC 3339).
     #[serde(default, deserialize_with = "lenient", skip_serializing)]
@@ -73,6 +72,7 @@ pub struct ConfigSummary {
 /// assert_eq!((history[0].empty_layer, history[1].empty_layer), (None, Some(true)));
 /// ```
 #[derive(Debug, Default, Clone, Deserialize)]
+#[non_exhaustive]
 pub struct HistoryEntry {
     /// `created` (RFC 3339).
     #[serde(default, deserialize_with = "lenient")]
@@ -181,6 +181,7 @@ impl ConfigSummary {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct HistoryRow {
     /// The image ID on the newest row, `None` (docker's `<missing>`) on the others.
     pub id: Option<Digest>,
@@ -222,6 +223,7 @@ pub struct HistoryRow {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct ImageHistory {
     /// The image's position in the source (`@N`).
     pub index: usize,
@@ -448,196 +450,9 @@ fn stored_history(image: &Image, index: usize) -> Result<ImageHistory> {
     })
 }
 
-/// What `docker history` strips from the front of a build step.
-///
-/// ```
-/// use std::time::SystemTime;
-/// use dockhand::{history_table, image_history, open_source, Location, ReadOptions, NOP_PREFIX};
-///
-/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
-/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-/// let history = image_history(&source.images[0], 0)?;
-/// assert!(history.history[0].created_by.as_deref().unwrap().starts_with(NOP_PREFIX));
-/// assert!(!history_table(&history, false, SystemTime::now()).contains("#(nop)"));
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-pub const NOP_PREFIX: &str = "/bin/sh -c #(nop) ";
-
-/// How many characters of a build step the `history` table shows without `--no-trunc`.
-///
-/// ```
-/// use std::time::SystemTime;
-/// use dockhand::{history_table, image_history, open_source, Location, ReadOptions};
-///
-/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
-/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-/// let history = image_history(&source.images[0], 0)?;
-/// let table = history_table(&history, false, SystemTime::now());
-/// // The LABEL step is longer than the column: cut, with an ellipsis.
-/// assert!(table.contains("LABEL org.opencontainers.image.title=dockhan…"));
-/// assert!(!history_table(&history, true, SystemTime::now()).contains('…'));
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-pub const CREATED_BY_WIDTH: usize = 45;
-
-/// The `history` table of one image, as `docker history` prints it: IMAGE, CREATED
-/// (relative to `now`), CREATED BY (without [`NOP_PREFIX`] and the spaces after it,
-/// tabs as spaces, cut to [`CREATED_BY_WIDTH`] characters with `…` unless `no_trunc`),
-/// SIZE (the layer's uncompressed size in docker's units,
-/// [`crate::text::docker_size`]), COMMENT. Every text from the config is escaped
-/// ([`crate::text::escape`]).
-///
-/// ```
-/// use std::time::{Duration, UNIX_EPOCH};
-/// use dockhand::{history_table, image_history, open_source, Location, ReadOptions};
-///
-/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
-/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-/// let history = image_history(&source.images[0], 0)?;
-/// let now = UNIX_EPOCH + Duration::from_secs(1_795_376_104 + 3 * 86_400);
-/// let table = history_table(&history, false, now);
-/// let row = table.lines().nth(1).unwrap();
-/// assert!(row.starts_with("6f2d02a983f5   3 days ago   CMD [\"/bin/hello.sh\"]"));
-/// assert_eq!(table.lines().count(), 1 + 7);
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-pub fn history_table(history: &ImageHistory, no_trunc: bool, now: SystemTime) -> String {
-    let rows = history.history.iter().map(|row| {
-        let id = match &row.id {
-            Some(d) => d.whole_or_short(no_trunc),
-            None => "<missing>".into(),
-        };
-        let created = match &row.created {
-            None => "<missing>".into(),
-            Some(c) => match parse_rfc3339(c) {
-                Some(t) => relative_time(t, now),
-                None => shown(c),
-            },
-        };
-        let created_by = row.created_by.as_deref().unwrap_or("");
-        let created_by = created_by
-            .strip_prefix(NOP_PREFIX)
-            .map_or(created_by, str::trim_start)
-            .replace('\t', " ");
-        let created_by = if no_trunc {
-            created_by
-        } else {
-            ellipsis(&created_by, CREATED_BY_WIDTH)
-        };
-        [
-            id,
-            created,
-            crate::text::escape(&created_by),
-            crate::text::docker_size(row.size),
-            crate::text::escape(row.comment.as_deref().unwrap_or("")),
-        ]
-    });
-    let header = ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].map(String::from);
-    crate::text::columns(std::iter::once(header).chain(rows), "", 3)
-}
-
-/// `text` cut to `width` characters, the last one `…`, as docker's tables cut.
-fn ellipsis(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-/// Seconds since the Unix epoch of an RFC 3339 time (`2024-01-02T03:04:05.6Z`,
-/// `...+02:00`); `None` when it is not one.
-///
-/// ```
-/// use dockhand::parse_rfc3339;
-///
-/// assert_eq!(parse_rfc3339("1970-01-02T00:00:00Z"), Some(86_400));
-/// assert_eq!(parse_rfc3339("1970-01-01T01:00:00.5+01:00"), Some(0));
-/// assert_eq!(parse_rfc3339("yesterday"), None);
-/// ```
-pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .map(time::OffsetDateTime::unix_timestamp)
-}
-
-/// How long before `now` the time `then` (Unix seconds) was, in docker's words:
-/// `3 days ago`, `About an hour ago`, `2 years ago`.
-///
-/// ```
-/// use std::time::{Duration, UNIX_EPOCH};
-/// use dockhand::relative_time;
-///
-/// let now = UNIX_EPOCH + Duration::from_secs(10 * 86_400);
-/// assert_eq!(relative_time(7 * 86_400, now), "3 days ago");
-/// assert_eq!(relative_time(10 * 86_400 - 3600, now), "About an hour ago");
-/// ```
-pub fn relative_time(then: i64, now: SystemTime) -> String {
-    let now = match now.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(_) => 0,
-    };
-    format!("{} ago", human_duration(now.saturating_sub(then)))
-}
-
-/// A duration in docker's words (its `HumanDuration`).
-fn human_duration(seconds: i64) -> String {
-    let minutes = seconds / 60;
-    // Hours are rounded to the nearest, as docker does.
-    let hours = (seconds + 1800) / 3600;
-    match () {
-        _ if seconds < 1 => "Less than a second".into(),
-        _ if seconds == 1 => "1 second".into(),
-        _ if seconds < 60 => format!("{seconds} seconds"),
-        _ if minutes == 1 => "About a minute".into(),
-        _ if minutes < 60 => format!("{minutes} minutes"),
-        _ if hours == 1 => "About an hour".into(),
-        _ if hours < 48 => format!("{hours} hours"),
-        _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
-        _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
-        _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
-        _ => format!("{} years", seconds / 3600 / 24 / 365),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_times() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2026-11-22T19:35:04.18851048Z"),
-            Some(1_795_376_104)
-        );
-        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00-00:30"), Some(1800));
-        for bad in [
-            "",
-            "2020",
-            "2020-13-01T00:00:00Z",
-            "2020-01-01T00:00:00",
-            "2021-02-29T00:00:00Z",
-            "x".repeat(40).as_str(),
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn durations_read_as_docker_writes_them() {
-        let at = |s: i64| human_duration(s);
-        assert_eq!(at(0), "Less than a second");
-        assert_eq!(at(45), "45 seconds");
-        assert_eq!(at(90), "About a minute");
-        assert_eq!(at(3 * 86_400), "3 days");
-        assert_eq!(at(20 * 86_400), "2 weeks");
-        assert_eq!(at(90 * 86_400), "3 months");
-        assert_eq!(at(800 * 86_400), "2 years");
-    }
 
     #[test]
     fn hostile_configs_give_an_empty_summary() {
@@ -653,13 +468,5 @@ mod tests {
         let s = ConfigSummary::parse(br#"{"config": {"Cmd": "sh", "Env": ["A=1"]}}"#);
         assert_eq!(s.cmd, None);
         assert_eq!(s.env, Some(vec!["A=1".to_string()]));
-    }
-
-    #[test]
-    fn long_steps_are_cut_with_an_ellipsis() {
-        assert_eq!(ellipsis("abc", 45), "abc");
-        let cut = ellipsis(&"é".repeat(50), 45);
-        assert_eq!(cut.chars().count(), 45);
-        assert!(cut.ends_with('…'));
     }
 }

@@ -33,6 +33,7 @@ use crate::text::shown;
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LayerForm {
     /// The bytes as stored (possibly compressed).
     Stored,
@@ -59,6 +60,7 @@ pub enum LayerForm {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Digests {
     /// Of the bytes as stored.
     pub stored: Digest,

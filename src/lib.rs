@@ -211,9 +211,7 @@ pub use destination::Plan;
 // Reading: open a source, list and select its images, read their layers verified.
 pub use layer::{open_layer, Digests, LayerForm, LayerReader};
 pub use location::open_source;
-pub use select::{
-    candidates, select, selectors, with_selected_names, ByDigest, Selector, MIN_ID_PREFIX,
-};
+pub use select::{select, selectors, with_selected_names, ByDigest, Selector, MIN_ID_PREFIX};
 pub use transport::{ImageSource, Location, ReadOptions, Source};
 // Writing: a sink for a format at a destination, or a tar into any `Write`.
 pub use compress::{LayerCompression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
@@ -229,13 +227,11 @@ pub use location::transport_names;
 pub use transport::{Format, Transport};
 // History and config summaries.
 pub use history::{
-    history_table, image_histories, image_history, parse_rfc3339, relative_time, ConfigSummary,
-    HistoryEntry, HistoryRow, ImageHistory, CREATED_BY_WIDTH, NOP_PREFIX,
+    image_histories, image_history, ConfigSummary, HistoryEntry, HistoryRow, ImageHistory,
 };
 // Inspecting and verifying.
 pub use inspect::{
-    by_id, chain_ids, inspect_json, inspect_table, names_line, platforms_json, platforms_table,
-    verify, write_json, InspectDoc, VerifyReport,
+    by_id, chain_ids, inspect_json, platforms_json, verify, write_json, InspectDoc, VerifyReport,
 };
 // The model.
 pub use model::blob::{Blob, MemoryBlob};

@@ -39,6 +39,7 @@ pub const MIN_ID_PREFIX: usize = 12;
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Selector {
     /// The N-th image (0-based), as `@N`.
     Index(usize),
@@ -67,6 +68,7 @@ pub enum Selector {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ByDigest {
     /// The start of an image ID (the config digest), at least [`MIN_ID_PREFIX`] lowercase
     /// hex characters, given bare (`60aab187e084`) or after `sha256:`; all 64 given bare
@@ -450,19 +452,7 @@ fn ambiguous(images: &[Image], selector: &Selector, hits: &[usize], ids: usize) 
 
 /// A one-line list of the images at `indices` of `images`, numbered as `inspect`
 /// numbers them, for messages.
-///
-/// ```
-/// use dockhand::{candidates, open_source, Location, ReadOptions};
-///
-/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
-/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-/// assert_eq!(
-///     candidates(&source.images, &[2]),
-///     "@2 51914c0e66d5 docker.io/library/dockhand-multi-base:1.0"
-/// );
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-pub fn candidates(images: &[Image], indices: &[usize]) -> String {
+pub(crate) fn candidates(images: &[Image], indices: &[usize]) -> String {
     listed(indices, |i| {
         let image = &images[i];
         let name = image.display_name();
@@ -594,6 +584,16 @@ mod tests {
             image("aaaa1111bbbb3333", None, &["base:1"]),
             image("dddd", Some("eeee"), &[]),
         ]
+    }
+
+    #[test]
+    fn candidates_name_each_image_by_position_id_and_name() {
+        let listed = candidates(&sample(), &[1, 2]);
+        assert!(
+            listed.contains("@1 aaaa1111bbbb docker.io/library/base:1"),
+            "{listed}"
+        );
+        assert!(listed.contains("@2 dddd00000000 (no name)"), "{listed}");
     }
 
     #[test]

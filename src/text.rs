@@ -104,109 +104,6 @@ pub fn escape_json_text(json: &str) -> String {
     out
 }
 
-/// A byte count for people: `512 B`, `1.5 KiB`, `3.2 GiB` (binary units, as
-/// `inspect` and the `convert` summary show sizes).
-///
-/// ```
-/// use dockhand::text::human_size;
-///
-/// assert_eq!(human_size(512), "512 B");
-/// assert_eq!(human_size(2560 + 3072 + 4096), "9.5 KiB");
-/// assert_eq!(human_size(3 << 30), "3.0 GiB");
-/// ```
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
-/// A byte count as docker's tables write it (`docker history`, `docker images`):
-/// decimal units, three significant digits, no space: `0B`, `55B`, `2.56kB`, `4.1kB`,
-/// `1.23MB`. `history` uses it so that its SIZE column reads as docker's does;
-/// [`human_size`] (binary units) is dockhand's own.
-///
-/// ```
-/// use dockhand::text::docker_size;
-///
-/// assert_eq!(docker_size(0), "0B");
-/// assert_eq!(docker_size(2560), "2.56kB");
-/// assert_eq!(docker_size(4096), "4.1kB");
-/// assert_eq!(docker_size(7_340_032), "7.34MB");
-/// ```
-pub fn docker_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit + 1 < UNITS.len() {
-        v /= 1000.0;
-        unit += 1;
-    }
-    format!("{}{}", three_significant(v), UNITS[unit])
-}
-
-/// `v` as Go's `%.3g` writes it (docker formats sizes so): three significant digits,
-/// trailing zeros dropped, and `1e+03` when rounding reaches a fourth digit.
-fn three_significant(v: f64) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let sci = format!("{v:.2e}");
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let trim = |s: String| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s
-        }
-    };
-    if !(-4..3).contains(&exponent) {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        return format!("{}e{sign}{:02}", trim(mantissa.to_string()), exponent.abs());
-    }
-    let decimals = (2 - exponent).max(0) as usize;
-    trim(format!("{v:.decimals$}"))
-}
-
-/// Rows as left-aligned columns `gap` spaces apart (the last column unpadded, trailing
-/// spaces trimmed), each line starting with `indent`: the tables of `inspect` and
-/// `history`.
-pub(crate) fn columns<const N: usize>(
-    rows: impl IntoIterator<Item = [String; N]>,
-    indent: &str,
-    gap: usize,
-) -> String {
-    let rows: Vec<[String; N]> = rows.into_iter().collect();
-    let mut widths = [0usize; N];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let mut line = indent.to_string();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            line.push_str(cell);
-            if i + 1 < N {
-                line.push_str(&" ".repeat(w - cell.chars().count() + gap));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 /// Characters that must not reach a terminal raw.
 fn needs_escape(c: char) -> bool {
     c.is_control()
@@ -250,17 +147,6 @@ mod tests {
         assert_eq!(escape("back\\slash"), "back\\\\slash");
         assert_eq!(escape("\x7f"), "\\x7f");
         assert_eq!(escape("ünïcödé"), "ünïcödé");
-    }
-
-    #[test]
-    fn docker_sizes() {
-        assert_eq!(docker_size(55), "55B");
-        assert_eq!(docker_size(999), "999B");
-        assert_eq!(docker_size(1000), "1kB");
-        assert_eq!(docker_size(3072), "3.07kB");
-        assert_eq!(docker_size(999_700), "1e+03kB");
-        assert_eq!(docker_size(4_200_000), "4.2MB");
-        assert_eq!(docker_size(u64::MAX), "18.4EB");
     }
 
     #[test]

@@ -197,6 +197,9 @@ impl Location {
 
 /// How to reach registries.
 ///
+/// Fields may be added in later versions: build one with `..Default::default()` so
+/// that code keeps compiling.
+///
 /// ```
 /// use dockhand::{ReadOptions, RegistryOptions};
 ///
@@ -256,6 +259,9 @@ impl Default for RegistryOptions {
 
 /// Options for reading a source.
 ///
+/// Fields may be added in later versions: build one with `..Default::default()` so
+/// that code keeps compiling.
+///
 /// ```
 /// use dockhand::{open_source, Location, Platform, ReadOptions};
 ///
@@ -296,6 +302,9 @@ impl ReadOptions {
 }
 
 /// Options for writing.
+///
+/// Fields may be added in later versions: build one with `..Default::default()` so
+/// that code keeps compiling.
 ///
 /// ```
 /// use dockhand::{write_tar, DockerLayout, Layout, WriteOptions};
@@ -530,6 +539,9 @@ pub trait ImageSink {
 
 /// Options for creating a sink.
 ///
+/// Fields may be added in later versions: build one with `..Default::default()` so
+/// that code keeps compiling.
+///
 /// ```
 /// use dockhand::{convert, create_sink, ConvertOptions, Format, Plan, SinkOptions};
 /// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
@@ -577,6 +589,7 @@ pub struct SinkOptions {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DockerLayout {
     /// `<config>.json`, `<v1id>/layer.tar`, manifest.json, repositories: loadable by
     /// every Docker since 1.10 and read by every scanner.

@@ -1,5 +1,8 @@
 //! The `dockhand` command line: argument parsing, messages and exit codes only.
 
+// The doc comments of the arguments are clap's help text (`linux/<host arch>`), not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -9,12 +12,12 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
-use dockhand::text::{human_size, one_line};
+use dockhand::image_histories;
+use dockhand::text::one_line;
 use dockhand::Location;
 use dockhand::Plan;
 use dockhand::Progress;
-use dockhand::{history_table, image_histories};
-use dockhand::{inspect_json, inspect_table, names_line, verify, write_json};
+use dockhand::{inspect_json, verify, write_json};
 use dockhand::{select, selectors};
 use dockhand::{transport_names, ReadOptions};
 use dockhand::{ConvertOptions, Format, Platform, RegistryOptions};
@@ -22,6 +25,7 @@ use dockhand::{DockerLayout, LayerCompression};
 
 mod cli;
 use cli::examples;
+use cli::tables::{history_table, human_size, inspect_table, names_line, platforms_table};
 use cli::verbose::{causes, Clock};
 
 /// Move container images between docker-save archives, OCI layouts and dir: layouts.
@@ -727,7 +731,7 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                         .context("writing to stdout")?
                         + "\n"
                 } else {
-                    dockhand::platforms_table(&source, no_trunc)
+                    platforms_table(&source, no_trunc)
                 };
                 out.write_all(text.as_bytes())
                     .context("writing to stdout")?;

@@ -26,6 +26,7 @@ use crate::model::media::Compression;
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LayerCompression {
     /// Keep each layer as stored, decompressing only what the format has no media type
     /// for (bzip2, xz). The default for OCI and `dir:` outputs.

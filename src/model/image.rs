@@ -21,6 +21,9 @@ pub const MAX_JSON_DEPTH: usize = 64;
 
 /// A content descriptor: what a blob is, its digest and size.
 ///
+/// Fields may be added in later versions; a struct literal of it will then have to
+/// name them, so prefer changing a value a source read (`..other.clone()`).
+///
 /// ```
 /// use dockhand::{open_source, Location, ReadOptions};
 ///
@@ -43,6 +46,9 @@ pub struct Descriptor {
 }
 
 /// The platform an image runs on, from its config.
+///
+/// Fields may be added in later versions: build one with `..Default::default()` so
+/// that code keeps compiling.
 ///
 /// ```
 /// use dockhand::Platform;
@@ -152,6 +158,9 @@ impl std::fmt::Display for Platform {
 
 /// One layer of an image, as stored in the source.
 ///
+/// Fields may be added in later versions; a struct literal of it will then have to
+/// name them, so prefer changing a value a source read (`..other.clone()`).
+///
 /// ```
 /// use dockhand::{open_source, Compression, Location, ReadOptions};
 ///
@@ -186,6 +195,9 @@ pub struct Layer {
 }
 
 /// One image: its names, raw config bytes and layers.
+///
+/// Fields may be added in later versions; a struct literal of it will then have to
+/// name them, so prefer changing a value a source read (`..other.clone()`).
 ///
 /// ```
 /// use dockhand::{open_source, Location, ReadOptions};
@@ -238,7 +250,7 @@ pub struct Image {
 }
 
 /// One platform a multi-platform index lists, as [`crate::Source::platforms`] holds them
-/// and `inspect --platforms` shows them ([`crate::platforms_table`]).
+/// and `inspect --platforms` shows them ([`crate::platforms_json`] as JSON).
 ///
 /// Below, a small multi-platform OCI layout is written by hand: one empty layer, a
 /// config and a manifest per platform, and an index listing linux/amd64,
@@ -318,6 +330,7 @@ pub struct Image {
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListedPlatform {
     /// The index listing it.
     pub index: Digest,
@@ -330,7 +343,33 @@ pub struct ListedPlatform {
     pub present: bool,
 }
 
+impl ListedPlatform {
+    /// What a library user's transport lists in [`crate::Source::platforms`]: `platform`
+    /// as the index `index` lists it, pointing at `manifest`, which the source holds
+    /// when `present`.
+    ///
+    /// ```
+    /// use dockhand::{Digest, ListedPlatform, Platform};
+    ///
+    /// let arm = Platform::parse("linux/arm/v7").unwrap();
+    /// let listed = ListedPlatform::new(Digest::of(b"index"), arm, Digest::of(b"m"), false);
+    /// assert_eq!(listed.platform.variant.as_deref(), Some("v7"));
+    /// assert!(!listed.present);
+    /// ```
+    pub fn new(index: Digest, platform: Platform, manifest: Digest, present: bool) -> Self {
+        ListedPlatform {
+            index,
+            platform,
+            manifest,
+            present,
+        }
+    }
+}
+
 /// A multi-platform index (or Docker manifest list) as the source holds it.
+///
+/// Fields may be added in later versions; a struct literal of it will then have to
+/// name them, so prefer changing a value a source read (`..other.clone()`).
 #[derive(Clone, Debug)]
 pub struct IndexOf {
     /// Its descriptor.

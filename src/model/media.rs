@@ -69,6 +69,7 @@ pub enum Family {
 /// assert_eq!(Compression::Zstd.name(), "zstd");
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Compression {
     /// Not compressed (a plain tar for layers).
     None,

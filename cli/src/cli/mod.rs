@@ -1,6 +1,8 @@
-//! Parts of the command line kept out of main.rs: the `--help` examples and what
-//! `-v/--verbose` prints, and the shape of the progress lines.
+//! Parts of the command line kept out of main.rs: the `--help` examples, what
+//! `-v/--verbose` prints, the shape of the progress lines and the tables printed as
+//! text.
 
 pub mod bar_layout;
 pub mod examples;
+pub mod tables;
 pub mod verbose;

@@ -211,6 +211,7 @@ fn layers_read_through_the_api_are_verified_and_report_their_digests() {
             let expected = match form {
                 LayerForm::Stored => digests.stored.clone(),
                 LayerForm::Uncompressed => digests.uncompressed.clone().unwrap(),
+                other => panic!("a form this test does not read: {other:?}"),
             };
             assert_eq!(Digest::of(&bytes), expected);
         }
