@@ -376,10 +376,14 @@ pub struct Source {
     /// Every platform the source's multi-platform indexes list, present or absent.
     pub platforms: Vec<ListedPlatform>,
     input: String,
-    /// What the images' blobs are read from, when it has more to say at the end.
-    tree: Option<Box<dyn FileTree>>,
+    /// What the images' blobs are read from has to say when they are all written.
+    finished: Option<Finished>,
     read_ahead: Option<ReadAhead>,
 }
+
+/// Tells what a source's blobs are read from (a tree, a registry) that they are all
+/// written; returns its warnings.
+pub(crate) type Finished = Box<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Fetches a source's layers ahead of a destination that takes them in order.
 type ReadAhead = Box<dyn Fn(&[Image], &AtomicBool) + Send + Sync>;
@@ -420,7 +424,7 @@ impl Source {
             warnings: Vec::new(),
             platforms: Vec::new(),
             input: input.into(),
-            tree: None,
+            finished: None,
             read_ahead: None,
         }
     }
@@ -428,7 +432,13 @@ impl Source {
     /// The source whose blobs `tree` holds, which is told when they are all written.
     pub(crate) fn in_tree(mut self, tree: Box<dyn FileTree>) -> Source {
         self.input = tree.name().to_string();
-        self.tree = Some(tree);
+        self.finished = Some(Box::new(move || tree.finished()));
+        self
+    }
+
+    /// The source, with what to do when its images are all written.
+    pub(crate) fn finishing_with(mut self, finished: Finished) -> Source {
+        self.finished = Some(finished);
         self
     }
 
@@ -467,9 +477,9 @@ impl Source {
     /// ```
     #[must_use = "the warnings are for the user"]
     pub fn finished(&self) -> Vec<String> {
-        self.tree
+        self.finished
             .as_ref()
-            .map_or_else(Vec::new, |tree| tree.finished())
+            .map_or_else(Vec::new, |finished| finished())
     }
 }
 

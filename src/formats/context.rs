@@ -104,6 +104,16 @@ impl<'t> Meta<'t> {
         }
     }
 
+    /// The context of an input that has no files of its own (a registry): named
+    /// `input`, it reads every document through a blob store, and
+    /// [`Meta::read_top`] finds nothing.
+    pub fn without_files(input: &str) -> Meta<'static> {
+        Meta {
+            input: Arc::from(input),
+            ..Meta::new(&NoFiles)
+        }
+    }
+
     /// Count `bytes` more of metadata against [`MAX_METADATA_TOTAL`]; `what` names the
     /// file (or the built config) that would pass it.
     pub fn charge(&self, bytes: u64, what: &str) -> Result<()> {
@@ -269,6 +279,24 @@ impl<'t> Meta<'t> {
             .borrow_mut()
             .insert(file.path.clone(), memo.clone());
         replay(&memo)
+    }
+}
+
+/// The tree of an input without files: every document is a blob of a store's.
+struct NoFiles;
+
+impl FileTree for NoFiles {
+    fn name(&self) -> &str {
+        ""
+    }
+    fn is_dir(&self) -> bool {
+        false
+    }
+    fn node(&self, _path: &str) -> Option<crate::container::Node> {
+        None
+    }
+    fn top_level(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 

@@ -1,6 +1,6 @@
 //! The parts of OCI and Docker schema2 manifests and indexes dockhand reads, and the
 //! image a manifest describes when its blobs live in a blob store (an OCI layout's
-//! `blobs/sha256/`, a `dir:` layout's top level).
+//! `blobs/sha256/`, a `dir:` layout's top level, a registry).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -84,24 +84,26 @@ pub(crate) struct RawManifest {
     pub layers: Option<Vec<RawDescriptor>>,
 }
 
-/// Where blobs live: `blobs/sha256/<hex>` for OCI layouts, `<hex>` for `dir:`.
+/// Where the blobs below a manifest or index come from, by digest: the files of a
+/// layout (`blobs/sha256/<hex>` in an OCI layout, `<hex>` in a `dir:` one), or a
+/// registry's blobs. The readers of manifests and indexes take nothing else.
 pub(crate) trait BlobStore {
-    fn tree(&self) -> &dyn FileTree;
+    /// The name of the blob in messages and progress (its path in a layout).
     fn blob_path(&self, digest: &Digest) -> String;
-    fn find_blob(&self, digest: &Digest) -> Result<Option<FileRef>> {
-        self.tree().find(&self.blob_path(digest))
-    }
+    /// The blob, if the store has it, with the size it has (the reader compares it with
+    /// the descriptor's and verifies the bytes).
+    fn find_blob(&self, digest: &Digest) -> Result<Option<FileRef>>;
 }
 
 /// The blob store of an OCI layout: `blobs/sha256/<hex>`.
 pub(crate) struct OciStore<'a>(pub &'a dyn FileTree);
 
 impl BlobStore for OciStore<'_> {
-    fn tree(&self) -> &dyn FileTree {
-        self.0
-    }
     fn blob_path(&self, digest: &Digest) -> String {
-        format!("blobs/sha256/{}", digest.hex())
+        crate::formats::oci::blob_path(digest)
+    }
+    fn find_blob(&self, digest: &Digest) -> Result<Option<FileRef>> {
+        self.0.find(&self.blob_path(digest))
     }
 }
 
@@ -109,9 +111,6 @@ impl BlobStore for OciStore<'_> {
 pub(crate) struct DirStore<'a>(pub &'a dyn FileTree);
 
 impl BlobStore for DirStore<'_> {
-    fn tree(&self) -> &dyn FileTree {
-        self.0
-    }
     fn blob_path(&self, digest: &Digest) -> String {
         digest.hex().to_string()
     }

@@ -17,15 +17,14 @@ mod manifest;
 pub(crate) mod oci;
 mod v1_config;
 
-pub(crate) use dir::DIR_VERSION;
-pub(crate) use oci::OCI_LAYOUT_FILE;
-
 pub use context::{MAX_LAYERS_TOTAL, MAX_METADATA_TOTAL};
 
 use context::Meta;
+pub(crate) use manifest::BlobStore;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::container::{
     open_input_spooling_in, AppendSpec, AppendWriter, Committed, DirWriter, FileTree,
@@ -34,7 +33,7 @@ use crate::container::{
 use crate::destination::{self, Output, Plan};
 use crate::error::Setting;
 use crate::error::{Error, Result, WHAT_DOCKHAND_READS};
-use crate::model::image::{parse_json, Image, Platform};
+use crate::model::image::{parse_json, Descriptor, Image, ListedPlatform, Platform};
 use crate::progress::{NoProgress, Progress};
 use crate::text::shown;
 use crate::transport::{
@@ -241,18 +240,78 @@ pub(crate) struct LayoutOps {
 
 /// Detect the layout of `tree` and read its images.
 pub fn read_tree(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Source> {
-    let (format, images, warnings, platforms) = {
-        let meta = Meta::new(&*tree);
-        let mut warnings = Vec::new();
-        let (format, images) = read_with(&meta, options, &mut warnings)?;
-        let mut all = meta.warnings.take();
-        all.append(&mut warnings);
-        (format, images, tidy_warnings(all), meta.platforms.take())
-    };
-    let mut source = Source::new(format, "", images).in_tree(tree);
-    source.warnings = warnings;
-    source.platforms = platforms;
-    Ok(source)
+    let meta = Meta::new(&*tree);
+    let mut warnings = Vec::new();
+    let (format, images) = read_with(&meta, options, &mut warnings)?;
+    let read = finish(meta, images, warnings)?;
+    Ok(read.into_source(format, "").in_tree(tree))
+}
+
+/// What an input without files (a registry) reads first: the document its reference
+/// resolved to, already fetched and verified.
+pub(crate) enum Root {
+    /// A manifest or index, whose bytes the store holds under its digest.
+    Oci(Descriptor),
+    /// A Docker schema 1 manifest (its bytes), converted as the `dir:` reader does.
+    Schema1(Arc<Vec<u8>>),
+}
+
+/// Read the images below `root`, whose blobs `store` holds, as the `format` input
+/// named `input`; with the same limits, warnings and checks as a layout's.
+pub(crate) fn read_from_store(
+    format: Format,
+    input: &str,
+    root: &Root,
+    store: &dyn BlobStore,
+    options: &ReadOptions,
+) -> Result<Source> {
+    let meta = Meta::without_files(input);
+    let mut warnings = Vec::new();
+    let images = match root {
+        Root::Oci(descriptor) => {
+            oci::read_from_root(&meta, store, descriptor, input, options, &mut warnings)
+        }
+        Root::Schema1(bytes) => meta
+            // Charged as a layout's manifest.json is.
+            .charge(bytes.len() as u64, input)
+            .and_then(|()| dir::read_schema1(&meta, store, bytes, &mut warnings))
+            .and_then(|image| keep_platform(vec![image], options)),
+    }?;
+    Ok(finish(meta, images, warnings)?.into_source(format, input))
+}
+
+/// The images one input read, with what the reading had to say.
+struct Read {
+    images: Vec<Image>,
+    warnings: Vec<String>,
+    platforms: Vec<ListedPlatform>,
+}
+
+impl Read {
+    fn into_source(self, format: Format, input: &str) -> Source {
+        let mut source = Source::new(format, input, self.images);
+        source.warnings = self.warnings;
+        source.platforms = self.platforms;
+        source
+    }
+}
+
+/// The images read in `meta`, unless there are none; the reader's `warnings` after
+/// the context's, tidied.
+fn finish(meta: Meta, images: Vec<Image>, mut warnings: Vec<String>) -> Result<Read> {
+    if images.is_empty() {
+        return Err(Error::NotAnImage {
+            file: String::new(),
+            reason: "it lists no images".into(),
+        });
+    }
+    let mut all = meta.warnings.take();
+    all.append(&mut warnings);
+    Ok(Read {
+        images,
+        warnings: tidy_warnings(all),
+        platforms: meta.platforms.take(),
+    })
 }
 
 /// Open and read the input at `path` (`-` for stdin), in the format `options.format`
@@ -276,14 +335,7 @@ fn read_with(
     }
     let local = LocalTransport::of(layout, container_of(tree));
     let images = (local.ops.read)(meta, options, warnings)?;
-    let format = local.format();
-    if images.is_empty() {
-        return Err(Error::NotAnImage {
-            file: String::new(),
-            reason: "it lists no images".into(),
-        });
-    }
-    Ok((format, images))
+    Ok((local.format(), images))
 }
 
 /// A layout written into a tree (a tar stream or file, a staging directory, an
@@ -733,6 +785,7 @@ mod tests {
     use super::*;
     use crate::container::DirTree;
     use crate::model::digest::Digest;
+    use crate::transport::ImageSource;
 
     /// A one-image docker-save tree whose manifest.json tags the image `tag`, with an
     /// earlier manifest.json entry tagging it `shadow_tag`.
@@ -760,6 +813,56 @@ mod tests {
             name: "manifest.json",
         };
         (dir, tree)
+    }
+
+    /// Reading down from a root descriptor through a blob store (as a registry does,
+    /// with no index.json) gives each image its index.json entry gives in the layout.
+    #[test]
+    fn a_root_descriptor_reads_as_its_index_json_entry_does() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/skopeo-oci-multi/input");
+        let options = ReadOptions::default();
+        let layout = read_tree(Box::new(DirTree::new(&dir, "layout")), &options).unwrap();
+        let tree = DirTree::new(&dir, "layout");
+        let store = manifest::OciStore(&tree);
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let facts = |image: &Image| {
+            let layers: Vec<_> = image
+                .layers
+                .iter()
+                .map(|l| (l.digest.clone(), l.path.clone()))
+                .collect();
+            (
+                image.manifest.clone(),
+                image.config.clone(),
+                image.config_path.clone(),
+                image.platform.clone(),
+                layers,
+            )
+        };
+        let entries = index["manifests"].as_array().unwrap();
+        assert_eq!(entries.len(), 3);
+        for entry in entries {
+            let root = Root::Oci(Descriptor {
+                media_type: entry["mediaType"].as_str().unwrap().into(),
+                digest: Digest::parse(entry["digest"].as_str().unwrap()).unwrap(),
+                size: entry["size"].as_u64().unwrap(),
+            });
+            let native = read_from_store(Format::OCI, "native", &root, &store, &options).unwrap();
+            assert_eq!(native.input(), "native");
+            assert!(native.warnings.is_empty(), "{:?}", native.warnings);
+            let [image] = &native.images[..] else {
+                panic!("{} images", native.images.len());
+            };
+            assert_eq!(&*image.input, "native");
+            assert!(image.tags.is_empty() && image.ref_names.is_empty());
+            let same = layout
+                .images
+                .iter()
+                .find(|i| i.manifest == image.manifest)
+                .expect("the layout lists the entry's image");
+            assert_eq!(facts(image), facts(same));
+        }
     }
 
     #[test]

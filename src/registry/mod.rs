@@ -1,7 +1,9 @@
 //! The `docker://` transport: images in a registry that speaks the distribution API.
-//! A registry is read through the same readers as an OCI layout (the repository,
-//! pinned to the manifest its reference resolves to, is presented as one: see
-//! `tree.rs`), and written through the same blob writer as one (`push.rs`).
+//! A registry is read natively (`tree.rs`): the manifest or index its reference
+//! resolves to is fetched and verified, and the readers of manifests and indexes that
+//! an OCI layout's entries go through walk down from it, asking the registry for each
+//! blob by digest (a schema 1 manifest is converted by the `dir:` reader's code). It
+//! is written through the same blob writer as an OCI layout (`push.rs`).
 
 pub(crate) mod cache;
 pub(crate) mod cached;
@@ -140,13 +142,14 @@ fn repo(reference: &RegistryRef, options: &RegistryOptions, cache: bool) -> Resu
 fn open_source(text: &str, options: &ReadOptions) -> Result<Source> {
     let reference = RegistryRef::parse(text, false)?;
     let repo = repo(&reference, &options.registry, true)?;
-    let tree = tree::RegistryTree::open(repo, &reference)?;
-    let read = ReadOptions {
-        format: None,
-        ..options.clone()
-    };
-    let mut source = crate::formats::read_tree(Box::new(tree), &read)?;
-    source.format = crate::transport::Format::REGISTRY;
+    let (root, blobs) = tree::open(repo, &reference)?;
+    let mut source = crate::formats::read_from_store(
+        crate::transport::Format::REGISTRY,
+        &format!("{PREFIX}{reference}"),
+        &root,
+        &blobs,
+        options,
+    )?;
     // The images the reference resolves to (one, or every platform with --all) are
     // named by it and by nothing the registry says: a schema 1 manifest's `name` and
     // `tag`, or annotations, would otherwise rename the output (and `docker load`
@@ -159,11 +162,13 @@ fn open_source(text: &str, options: &ReadOptions) -> Result<Source> {
     // A tar output writes layers one after another: they are fetched ahead, `jobs`
     // at once, into the cache, which the output then reads.
     let (jobs, cached) = (options.registry.jobs, !options.registry.no_cache);
-    Ok(source.reading_ahead(Box::new(move |images, stop| {
-        if jobs > 1 && cached {
-            prefetch(images, jobs, stop);
-        }
-    })))
+    Ok(source
+        .reading_ahead(Box::new(move |images, stop| {
+            if jobs > 1 && cached {
+                prefetch(images, jobs, stop);
+            }
+        }))
+        .finishing_with(Box::new(move || blobs.release_cache())))
 }
 
 /// Fetch the registry layers of `images` into the blob cache, `jobs` at once, until

@@ -1,7 +1,8 @@
-//! A registry repository seen as the tree of an image layout, so that the readers of
-//! the other formats read it unchanged: an OCI layout (`index.json` naming the
-//! manifest the reference resolves to, `blobs/sha256/<hex>` fetched when opened) or,
-//! for a schema 1 manifest, a `dir:` layout (which the `dir:` reader converts).
+//! A registry repository read natively: the manifest its reference resolves to is
+//! fetched and verified here, and the readers walk down from it
+//! ([`crate::formats::read_from_store`]), asking [`RegistryBlobs`] for each manifest,
+//! config and layer by digest. A schema 1 manifest is converted by the same code as a
+//! `dir:` layout's, from its bytes.
 //!
 //! Only descriptors read from manifests already fetched can be opened, with the size
 //! they give; every byte is verified by the reader or writer that streams it.
@@ -17,10 +18,12 @@ use super::cached::Cached;
 use super::client::{header, Payload, Scope, MANIFEST_ACCEPT, MAX_MANIFEST_SIZE};
 use super::fetch::{Fetch, Repo};
 use super::reference::RegistryRef;
-use crate::container::{FileRef, FileTree, Node};
+use crate::container::FileRef;
 use crate::error::{Error, Result};
+use crate::formats::{BlobStore, Root};
 use crate::model::blob::{Blob, MemoryBlob};
 use crate::model::digest::Digest;
+use crate::model::image::Descriptor;
 use crate::model::media::{self, Compression};
 
 /// Most descriptors a pull may learn of (manifests, configs and layers together).
@@ -98,22 +101,16 @@ impl Catalog {
     }
 }
 
-/// How the repository is presented.
-#[derive(Debug)]
-enum Shape {
-    /// An OCI layout: `oci-layout`, `index.json`, `blobs/sha256/<hex>`.
-    Oci { index: Arc<Vec<u8>> },
-    /// A `dir:` layout holding a schema 1 manifest: `manifest.json`, `version`, `<hex>`.
-    Dir { manifest: Arc<Vec<u8>> },
-}
-
-/// A registry repository, pinned to the manifest its reference resolves to.
-#[derive(Debug)]
-pub(crate) struct RegistryTree {
-    name: String,
-    shape: Shape,
+/// The blobs of a registry repository that its manifests fetched so far name, by
+/// digest. They are named in messages and progress as a layout would hold them
+/// (`blobs/sha256/<hex>`, or `<hex>` below a schema 1 manifest, as a `dir:` layout
+/// does), so that what is said about a blob reads the same whatever its source.
+#[derive(Clone, Debug)]
+pub(crate) struct RegistryBlobs {
     repo: Arc<Repo>,
     catalog: Arc<Mutex<Catalog>>,
+    /// Below a schema 1 manifest.
+    schema1: bool,
 }
 
 /// A manifest fetched from a registry: its bytes (verified), digest and media type.
@@ -121,7 +118,7 @@ pub(crate) struct Fetched {
     pub bytes: Vec<u8>,
     pub digest: Digest,
     pub media_type: String,
-    /// Schema 1 (presented as a `dir:` layout, whose reader converts it).
+    /// Schema 1 (converted by the `dir:` reader's code).
     pub schema1: bool,
 }
 
@@ -267,50 +264,41 @@ pub(crate) fn manifest_identity(bytes: &[u8]) -> std::result::Result<(Digest, bo
     }
 }
 
-impl RegistryTree {
-    /// Resolve `reference` in `repo` and present what it names.
-    pub(crate) fn open(repo: Arc<Repo>, reference: &RegistryRef) -> Result<RegistryTree> {
-        let name = format!("docker://{reference}");
-        let top = fetch_manifest(&repo, &reference.manifest_reference())?;
-        let mut catalog = Catalog::default();
-        let shape = if top.schema1 {
-            schema1_sizes(&repo, &top.bytes, &mut catalog)?;
-            Shape::Dir {
-                manifest: Arc::new(top.bytes),
-            }
-        } else {
-            catalog.learn(&top.bytes)?;
-            let index = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": media::OCI_INDEX,
-                "manifests": [{
-                    "mediaType": top.media_type,
-                    "digest": top.digest.to_string(),
-                    "size": top.bytes.len(),
-                }],
-            });
-            let size = top.bytes.len() as u64;
-            catalog.known.insert(
-                top.digest.clone(),
-                Known {
-                    size,
-                    kind: Kind::Manifest(Some(Arc::new(top.bytes))),
-                },
-            );
-            Shape::Oci {
-                index: Arc::new(serde_json::to_vec(&index).expect("a JSON value serializes")),
-            }
+/// Resolve `reference` in `repo`: the document it names, for the readers to start
+/// from, and the store of the blobs below it.
+pub(crate) fn open(repo: Arc<Repo>, reference: &RegistryRef) -> Result<(Root, RegistryBlobs)> {
+    let top = fetch_manifest(&repo, &reference.manifest_reference())?;
+    let mut catalog = Catalog::default();
+    let root = if top.schema1 {
+        schema1_sizes(&repo, &top.bytes, &mut catalog)?;
+        Root::Schema1(Arc::new(top.bytes))
+    } else {
+        catalog.learn(&top.bytes)?;
+        let root = Descriptor {
+            media_type: top.media_type,
+            digest: top.digest.clone(),
+            size: top.bytes.len() as u64,
         };
-        Ok(RegistryTree {
-            name,
-            shape,
-            repo,
-            catalog: Arc::new(Mutex::new(catalog)),
-        })
-    }
+        catalog.known.insert(
+            top.digest,
+            Known {
+                size: root.size,
+                kind: Kind::Manifest(Some(Arc::new(top.bytes))),
+            },
+        );
+        Root::Oci(root)
+    };
+    let blobs = RegistryBlobs {
+        repo,
+        catalog: Arc::new(Mutex::new(catalog)),
+        schema1: top.schema1,
+    };
+    Ok((root, blobs))
+}
 
-    /// Forget the cached copies of every blob this tree fetched (an output now holds
-    /// them); what the cache has to tell the user.
+impl RegistryBlobs {
+    /// Forget the cached copies of every blob fetched (an output now holds them); what
+    /// the cache has to tell the user.
     pub(crate) fn release_cache(&self) -> Vec<String> {
         let Some(cache) = &self.repo.cache else {
             return Vec::new();
@@ -319,18 +307,32 @@ impl RegistryTree {
         cache.release(catalog.known.keys());
         cache.take_warnings()
     }
+}
 
-    fn blob_node(&self, hex: &str, path: &str) -> Option<Node> {
-        let digest = Digest::from_hex(hex)?;
+impl BlobStore for RegistryBlobs {
+    fn blob_path(&self, digest: &Digest) -> String {
+        if self.schema1 {
+            digest.hex().to_string()
+        } else {
+            crate::formats::oci::blob_path(digest)
+        }
+    }
+    /// A blob a manifest fetched so far names; a manifest fetched when first opened.
+    fn find_blob(&self, digest: &Digest) -> Result<Option<FileRef>> {
         let known = self
             .catalog
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .known
-            .get(&digest)
-            .cloned()?;
+            .get(digest)
+            .cloned();
+        let Some(known) = known else {
+            return Ok(None);
+        };
+        let path = self.blob_path(digest);
+        let digest = digest.clone();
         let blob: Arc<dyn Blob> = match known.kind {
-            Kind::Manifest(Some(bytes)) => Arc::new(MemoryBlob::new(bytes, path)),
+            Kind::Manifest(Some(bytes)) => Arc::new(MemoryBlob::new(bytes, &path)),
             Kind::Manifest(None) => Arc::new(ManifestBlob {
                 repo: Arc::clone(&self.repo),
                 catalog: Arc::clone(&self.catalog),
@@ -351,8 +353,8 @@ impl RegistryTree {
                 layer_type: Some(media_type),
             }),
         };
-        Some(Node::File(FileRef {
-            path: path.to_string(),
+        Ok(Some(FileRef {
+            path,
             size: known.size,
             blob,
         }))
@@ -421,48 +423,6 @@ fn schema1_sizes(repo: &Repo, bytes: &[u8], catalog: &mut Catalog) -> Result<()>
         );
     }
     Ok(())
-}
-
-impl FileTree for RegistryTree {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn is_dir(&self) -> bool {
-        true
-    }
-    fn node(&self, path: &str) -> Option<Node> {
-        let memory = |bytes: &Arc<Vec<u8>>| {
-            Some(Node::File(FileRef {
-                path: path.to_string(),
-                size: bytes.len() as u64,
-                blob: Arc::new(MemoryBlob::new(Arc::clone(bytes), path)),
-            }))
-        };
-        match &self.shape {
-            Shape::Oci { index } => match path {
-                "index.json" => memory(index),
-                "oci-layout" => memory(&Arc::new(
-                    crate::formats::OCI_LAYOUT_FILE.as_bytes().to_vec(),
-                )),
-                "blobs" | "blobs/sha256" => Some(Node::Dir),
-                _ => self.blob_node(path.strip_prefix("blobs/sha256/")?, path),
-            },
-            Shape::Dir { manifest } => match path {
-                "manifest.json" => memory(manifest),
-                "version" => memory(&Arc::new(crate::formats::DIR_VERSION.as_bytes().to_vec())),
-                _ => self.blob_node(path, path),
-            },
-        }
-    }
-    fn finished(&self) -> Vec<String> {
-        self.release_cache()
-    }
-    fn top_level(&self) -> Vec<String> {
-        match &self.shape {
-            Shape::Oci { .. } => vec!["blobs".into(), "index.json".into(), "oci-layout".into()],
-            Shape::Dir { .. } => vec!["manifest.json".into(), "version".into()],
-        }
-    }
 }
 
 /// A manifest named by an index, fetched when first opened; the descriptors it names

@@ -3,7 +3,7 @@
 
 mod read;
 mod schema1;
-pub(crate) use schema1::{declares_schema1, schema1_payload};
+pub(crate) use schema1::{declares_schema1, read_schema1, schema1_payload};
 mod write;
 
 use super::context::Meta;

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::formats::context::Meta;
-use crate::formats::manifest::{BlobStore, DirStore};
+use crate::formats::manifest::BlobStore;
 use crate::formats::v1_config::{synthesize, V1Layer};
 use crate::model::digest::Digest;
 use crate::model::image::{parse_json, Descriptor, Image};
@@ -84,11 +84,12 @@ pub(crate) fn schema1_payload(bytes: &[u8]) -> std::result::Result<Cow<'_, [u8]>
     Ok(Cow::Owned(payload))
 }
 
-/// Read a Docker schema1 manifest held in a `dir:` layout, converting it as
-/// containers/image does: a config from the `v1Compatibility` history.
+/// Read a Docker schema1 manifest whose blobs are in `store` (a `dir:` layout's, a
+/// registry's), converting it as containers/image does: a config from the
+/// `v1Compatibility` history.
 pub(crate) fn read_schema1(
     meta: &Meta,
-    store: &DirStore,
+    store: &dyn BlobStore,
     manifest_bytes: &[u8],
     warnings: &mut Vec<String>,
 ) -> Result<Image> {

@@ -5,10 +5,8 @@ mod index;
 mod read;
 mod write;
 
-pub(crate) use read::describe_for_docker;
-pub(crate) use write::{
-    blob_path, list_written, put_oci_image, write_oci_with, Listed, OciLayers, OCI_LAYOUT_FILE,
-};
+pub(crate) use read::{describe_for_docker, read_from_root};
+pub(crate) use write::{blob_path, list_written, put_oci_image, write_oci_with, Listed, OciLayers};
 
 use std::path::Path;
 

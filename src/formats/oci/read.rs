@@ -1,5 +1,8 @@
 //! Reading OCI image layouts (directory or tar): `index.json`, nested indexes and Docker
 //! manifest lists, platform selection, attestation skipping, names from annotations.
+//! Everything below an index entry is read from a [`BlobStore`] by digest, so a
+//! registry, which has no `index.json`, reads its manifests the same way
+//! ([`read_from_root`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -81,15 +84,44 @@ pub(crate) fn read(
     options: &ReadOptions,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Image>> {
-    let tree = meta.tree;
     check_layout_marker(meta)?;
     let index = read_index(meta)?;
-    let store = OciStore(tree);
+    let store = OciStore(meta.tree);
     let mut walker = Walker::new(meta, &store, options, true, warnings);
     for desc in index.iter() {
         let names = names_of(desc, walker.warnings);
         walker.walk(desc, &names, 0, true, "index.json")?;
     }
+    images_walked(walker, options)
+}
+
+/// Read the images below `root`, a manifest or index whose blobs (its own bytes
+/// included) `store` holds, as if it were the one entry of an OCI layout's
+/// `index.json`: what a registry reference resolves to. `named_in` names where the
+/// root was found.
+pub(crate) fn read_from_root(
+    meta: &Meta,
+    store: &dyn BlobStore,
+    root: &Descriptor,
+    named_in: &str,
+    options: &ReadOptions,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Image>> {
+    let desc = RawDescriptor {
+        media_type: Some(root.media_type.clone()),
+        digest: root.digest.to_string(),
+        size: i64::try_from(root.size)
+            .map_err(|_| Error::malformed(named_in, format!("size {}", root.size)))?,
+        annotations: None,
+        platform: None,
+    };
+    let mut walker = Walker::new(meta, store, options, true, warnings);
+    walker.walk(&desc, &Names::default(), 0, true, named_in)?;
+    images_walked(walker, options)
+}
+
+/// The images a walk of index entries found, or why none was wanted.
+fn images_walked(mut walker: Walker, options: &ReadOptions) -> Result<Vec<Image>> {
     let skipped = walker.skipped;
     let held = std::mem::take(&mut walker.held);
     let (images, artifacts) = walker.finish();
