@@ -1,4 +1,4 @@
-//! Writing blobs (configs, manifests, layers) into a [`BlobStore`], once each and
+//! Writing blobs (configs, manifests, layers) into a [`BlobDestination`], once each and
 //! verified as they stream, several layers at a time when the store allows it. Shared
 //! by every writer that stores content-addressed blobs: the OCI, `dir:` and Docker >=
 //! 25 hybrid layouts (files under a prefix of a tree, [`TreeBlobs`]) and a registry
@@ -17,7 +17,7 @@ use crate::model::media::Compression;
 use crate::progress::{Progress, Reporting};
 
 /// Where blobs go, by digest: files of a layout, or uploads to a registry.
-pub(crate) trait BlobStore {
+pub(crate) trait BlobDestination {
     /// The size of the blob `digest` when the store holds it already with exactly
     /// these bytes (and `size`, when known), so that it need not be put again.
     fn existing(&self, digest: &Digest, size: Option<u64>) -> Result<Option<u64>>;
@@ -34,13 +34,13 @@ pub(crate) trait BlobStore {
 
 /// A blob store that takes blobs from several threads at once.
 pub(crate) trait ParallelBlobs: Sync {
-    /// Like [`BlobStore::put`] with no size, callable concurrently for different blobs.
+    /// Like [`BlobDestination::put`] with no size, callable concurrently for different blobs.
     fn put_shared(&self, digest: &Digest, data: &mut dyn Read) -> Result<u64>;
     /// How many blobs to put at once.
     fn jobs(&self) -> usize;
 }
 
-/// The concurrent side of a [`BlobStore`]: files of a tree, or a store's own.
+/// The concurrent side of a [`BlobDestination`]: files of a tree, or a store's own.
 #[derive(Clone, Copy)]
 pub(crate) enum SharedStore<'a> {
     /// Files named `prefix` + hex digest in a tree that writes several at once.
@@ -93,7 +93,7 @@ impl TreeBlobs<'_> {
     }
 }
 
-impl BlobStore for TreeBlobs<'_> {
+impl BlobDestination for TreeBlobs<'_> {
     fn existing(&self, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
         self.tree.existing_blob(&self.path(digest), digest, size)
     }
@@ -118,7 +118,7 @@ impl BlobStore for TreeBlobs<'_> {
 /// Writes blobs into a store, once each, verifying every byte on the way.
 pub(crate) struct BlobWriter<'w> {
     progress: &'w dyn Progress,
-    out: &'w mut dyn BlobStore,
+    out: &'w mut dyn BlobDestination,
     written: HashMap<Digest, u64>,
     /// Layers written whose source recorded no digest, by their path in the source.
     by_source: HashMap<String, (Digest, u64)>,
@@ -127,7 +127,7 @@ pub(crate) struct BlobWriter<'w> {
 }
 
 impl<'w> BlobWriter<'w> {
-    pub(crate) fn new(out: &'w mut dyn BlobStore, progress: &'w dyn Progress) -> Self {
+    pub(crate) fn new(out: &'w mut dyn BlobDestination, progress: &'w dyn Progress) -> Self {
         BlobWriter {
             progress,
             out,

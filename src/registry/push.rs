@@ -15,7 +15,7 @@ use super::reference::RegistryRef;
 use crate::container::Staged;
 use crate::error::Setting;
 use crate::error::{Error, Result};
-use crate::formats::blobs::{BlobStore, BlobWriter, ParallelBlobs, SharedStore};
+use crate::formats::blobs::{BlobDestination, BlobWriter, ParallelBlobs, SharedStore};
 use crate::formats::oci::{list_written, put_oci_image, Listed, OciLayers};
 use crate::model::blob::Blob;
 use crate::model::digest::Digest;
@@ -585,7 +585,7 @@ impl Uploader {
     }
 }
 
-impl BlobStore for Uploader {
+impl BlobDestination for Uploader {
     fn existing(&self, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
         Ok(self
             .head(digest)?
