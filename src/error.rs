@@ -225,7 +225,7 @@ pub enum Error {
     /// A Docker daemon (`docker-daemon:`) could not be reached, refused a request, or
     /// reported a failure; the error says where, which image, and what it said.
     #[error("{0}")]
-    Daemon(Box<crate::daemon::DaemonError>),
+    Daemon(Box<crate::daemon::problem::DaemonError>),
     /// Credentials could not be found or read (a bad `--creds`, an unreadable auth
     /// file, a failing credential helper).
     #[error("credentials: {}", worded(.0))]

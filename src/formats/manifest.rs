@@ -84,6 +84,14 @@ pub(crate) struct RawManifest {
     pub layers: Option<Vec<RawDescriptor>>,
 }
 
+/// Where an OCI layout keeps its blobs.
+pub(crate) const BLOBS_PREFIX: &str = "blobs/sha256/";
+
+/// The path of the blob `digest` in an OCI layout.
+pub(crate) fn blob_path(digest: &Digest) -> String {
+    format!("{BLOBS_PREFIX}{}", digest.hex())
+}
+
 /// Where the blobs below a manifest or index come from, by digest: the files of a
 /// layout (`blobs/sha256/<hex>` in an OCI layout, `<hex>` in a `dir:` one), or a
 /// registry's blobs. The readers of manifests and indexes take nothing else.
@@ -100,7 +108,7 @@ pub(crate) struct OciStore<'a>(pub &'a dyn FileTree);
 
 impl BlobStore for OciStore<'_> {
     fn blob_path(&self, digest: &Digest) -> String {
-        crate::formats::oci::blob_path(digest)
+        blob_path(digest)
     }
     fn find_blob(&self, digest: &Digest) -> Result<Option<FileRef>> {
         self.0.find(&self.blob_path(digest))

@@ -20,7 +20,7 @@ mod v1_config;
 pub use context::{MAX_LAYERS_TOTAL, MAX_METADATA_TOTAL};
 
 use context::Meta;
-pub(crate) use manifest::BlobStore;
+pub(crate) use manifest::{blob_path, BlobStore};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use ureq::http::Response;
+use ureq::Body;
+
 /// One authentication challenge a registry offers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Challenge {
@@ -304,6 +307,11 @@ fn is_tchar(b: u8) -> bool {
 /// A control character other than horizontal tab (not allowed in a quoted-string).
 fn is_ctl(b: u8) -> bool {
     b != b'\t' && b.is_ascii_control()
+}
+
+/// A header's value as text.
+pub(crate) fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use base64::Engine;
 use ureq::http::{Method, Request, Response};
 use ureq::{Agent, Body, SendBody};
 
+pub(crate) use super::challenge::header;
 use super::challenge::{parse_www_authenticate, Challenge};
 use super::credentials::Credentials;
 use super::origin::{Origin, Scheme, Url};
@@ -766,11 +767,6 @@ impl<R: Read> Read for Paced<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.pace.read(&mut self.inner, buf)
     }
-}
-
-/// A header's value as text.
-pub(crate) fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
-    response.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 fn basic(username: &str, password: &str) -> String {

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use ureq::http::Response;
 use ureq::Body;
 
+use super::challenge::header;
 use super::challenge::retry_after;
-use super::client::header;
 use super::RegistryOptions;
 use crate::error::Result;
 

@@ -314,7 +314,7 @@ impl BlobStore for RegistryBlobs {
         if self.schema1 {
             digest.hex().to_string()
         } else {
-            crate::formats::oci::blob_path(digest)
+            crate::formats::blob_path(digest)
         }
     }
     /// A blob a manifest fetched so far names; a manifest fetched when first opened.

@@ -7,7 +7,8 @@ use serde_json::{json, Map, Value};
 
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
-use crate::formats::oci::{blob_path, write_oci_with, OciLayers};
+use crate::formats::manifest::blob_path;
+use crate::formats::oci::{write_oci_with, OciLayers};
 use crate::layer::{open_layer_in_turn, LayerForm};
 use crate::model::digest::Digest;
 use crate::model::image::Image;

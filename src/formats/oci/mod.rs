@@ -6,7 +6,7 @@ mod read;
 mod write;
 
 pub(crate) use read::{describe_for_docker, read_from_root};
-pub(crate) use write::{blob_path, list_written, put_oci_image, write_oci_with, Listed, OciLayers};
+pub(crate) use write::{list_written, put_oci_image, write_oci_with, Listed, OciLayers};
 
 use std::path::Path;
 

@@ -7,6 +7,7 @@ use crate::compress::LayerCompression;
 use crate::container::TreeWriter;
 use crate::error::Result;
 use crate::formats::blobs::{BlobWriter, TreeBlobs};
+use crate::formats::manifest::BLOBS_PREFIX;
 use crate::formats::WriteOptions;
 use crate::layer::LayerForm;
 use crate::model::digest::Digest;
@@ -315,14 +316,6 @@ pub(crate) fn list_written(images: &[Image], written: &[WrittenImage]) -> Vec<Li
         *bytes = rebuilt;
     }
     listed
-}
-
-/// Where an OCI layout keeps its blobs.
-pub(crate) const BLOBS_PREFIX: &str = "blobs/sha256/";
-
-/// The path of the blob `digest` in an OCI layout.
-pub(crate) fn blob_path(digest: &Digest) -> String {
-    format!("{BLOBS_PREFIX}{}", digest.hex())
 }
 
 /// Write an OCI layout, returning what was written for each image.
