@@ -210,13 +210,7 @@ fn stdin_temp_files_are_removed_on_success_and_failure() {
 #[test]
 fn closed_stdout_ends_quietly() {
     let input = std::fs::read(fixture("docker-save-multi").input).unwrap();
-    let mut child = dockhand()
-        .args(["convert", "--to", "oci-archive", "-", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(&["convert", "--to", "oci-archive", "-", "-"]);
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 512];

@@ -92,25 +92,7 @@ fn man_prints_a_roff_page_that_man_renders() {
         text.contains(env!("CARGO_PKG_VERSION")),
         "no version in the man page"
     );
-    if have_tool("man_prints_a_roff_page_that_man_renders", "man") {
-        let mut child = Command::new("man")
-            .args(["-l", "-"])
-            .env("MANPAGER", "cat")
-            .env("PAGER", "cat")
-            .env("MANWIDTH", "80")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(&page).unwrap();
-        let out = child.wait_with_output().unwrap();
-        let shown = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "man -l - failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    if let Some(shown) = render_man("man_prints_a_roff_page_that_man_renders", &page) {
         assert!(
             shown.contains("NAME") && shown.contains("dockhand"),
             "{shown}"

@@ -8,7 +8,7 @@ use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,6 +71,11 @@ fn docker_tags(reference: &str) -> Vec<String> {
     serde_json::from_slice(&out).unwrap()
 }
 
+/// Reads the daemon's image `name` into an OCI layout at `layout`.
+fn daemon_to_layout(name: &str, layout: &Path) {
+    ok(&["convert", "-q", &format!("docker-daemon:{name}"), s(layout)]);
+}
+
 /// dockhand with DOCKER_HOST set to `host`.
 fn with_host(host: &str, args: &[&str]) -> std::process::Output {
     dockhand()
@@ -105,12 +110,7 @@ fn docker_to_oci_and_back_keeps_the_id_and_names() {
 
     // Read from the daemon: the image keeps its ID and the name the daemon gives it.
     let layout = tmp.path().join("layout");
-    ok(&[
-        "convert",
-        "-q",
-        &format!("docker-daemon:{name}"),
-        s(&layout),
-    ]);
+    daemon_to_layout(&name, &layout);
     let doc = inspect(s(&layout));
     assert_eq!(config_digests(&doc), std::slice::from_ref(&id));
     assert_eq!(tags_of(&images(&doc)[0]), [format!("docker.io/{name}")]);
@@ -238,24 +238,28 @@ fn a_socket_without_permission_says_so_and_names_it() {
     );
 }
 
-/// A fake Engine on a Unix socket: answers `/_ping`, then gives the next request (one
-/// without a body) to `answer` and writes what it returns.
-struct FakeEngine {
+/// A fake Engine on a Unix socket: answers `/_ping`, and gives the one other request
+/// (its line, a reader at its body, and the connection to answer on) to `serve`,
+/// which returns what the test wants to look at afterwards.
+struct FakeEngine<T> {
     _dir: tempfile::TempDir,
     host: String,
-    thread: Option<std::thread::JoinHandle<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<(Vec<String>, T)>>,
 }
 
-impl FakeEngine {
-    fn start(answer: fn(&str) -> Vec<u8>) -> FakeEngine {
+impl<T: Default + Send + 'static> FakeEngine<T> {
+    fn start(
+        serve: impl Fn(&str, &mut BufReader<UnixStream>, &mut UnixStream) -> T + Send + 'static,
+    ) -> FakeEngine<T> {
         let dir = tempdir();
         let socket = dir.path().join("engine.sock");
         let listener = UnixListener::bind(&socket).unwrap();
         let thread = std::thread::spawn(move || {
             let mut seen = Vec::new();
+            let mut served = T::default();
             // The ping, then one request.
             for _ in 0..2 {
-                let (conn, _) = listener.accept().unwrap();
+                let (mut conn, _) = listener.accept().unwrap();
                 let mut reader = BufReader::new(conn.try_clone().unwrap());
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
@@ -266,16 +270,16 @@ impl FakeEngine {
                         break;
                     }
                 }
-                let reply = if line.starts_with("GET /_ping ") {
-                    b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK".to_vec()
+                if line.starts_with("GET /_ping ") {
+                    let _ = conn.write_all(
+                        b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK",
+                    );
                 } else {
-                    answer(&line)
-                };
-                let mut conn = conn;
-                let _ = conn.write_all(&reply);
+                    served = serve(&line, &mut reader, &mut conn);
+                }
                 seen.push(line.trim_end().to_string());
             }
-            seen
+            (seen, served)
         });
         FakeEngine {
             host: format!("unix://{}", s(&socket)),
@@ -284,7 +288,8 @@ impl FakeEngine {
         }
     }
 
-    fn requests(mut self) -> Vec<String> {
+    /// The request lines seen, in order, and what `serve` returned.
+    fn finish(mut self) -> (Vec<String>, T) {
         self.thread.take().unwrap().join().unwrap()
     }
 }
@@ -292,9 +297,18 @@ impl FakeEngine {
 #[test]
 fn an_error_inside_a_200_load_answer_is_a_failure() {
     // Docker answers so when, say, its disk fills up while it applies the layers.
-    let engine = FakeEngineAfterBody::start(
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n6a\r\n{\"errorDetail\":{\"message\":\"open /var/lib/docker/tmp/x: no space left on device\"},\"error\":\"no space left\"}\n\r\n0\r\n\r\n",
-    );
+    let engine = FakeEngine::start(|_, reader, conn| {
+        // The whole chunked body, up to its terminating chunk, before the answer.
+        let mut body = Vec::new();
+        let mut byte = [0u8; 1];
+        while !body.ends_with(b"\r\n0\r\n\r\n") && reader.read(&mut byte).unwrap_or(0) == 1 {
+            body.push(byte[0]);
+        }
+        let _ = conn.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n6a\r\n{\"errorDetail\":{\"message\":\"open /var/lib/docker/tmp/x: no space left on device\"},\"error\":\"no space left\"}\n\r\n0\r\n\r\n",
+        );
+        body
+    });
     let out = with_host(
         &engine.host,
         &[
@@ -309,74 +323,16 @@ fn an_error_inside_a_200_load_answer_is_a_failure() {
             && line.contains("no space left on device"),
         "{line}"
     );
-    let (request, body) = engine.request();
+    let (requests, body) = engine.finish();
+    let request = &requests[1];
     assert!(request.starts_with("POST /v1.41/images/load"), "{request}");
     assert!(body.ends_with(b"\r\n0\r\n\r\n"), "the body was ended");
 }
 
-/// A fake Engine that answers `/_ping`, then reads one request's chunked body up to its
-/// terminating chunk and answers `reply`.
-struct FakeEngineAfterBody {
-    _dir: tempfile::TempDir,
-    host: String,
-    thread: Option<std::thread::JoinHandle<(String, Vec<u8>)>>,
-}
-
-impl FakeEngineAfterBody {
-    fn start(reply: &'static [u8]) -> FakeEngineAfterBody {
-        let dir = tempdir();
-        let socket = dir.path().join("engine.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        let thread = std::thread::spawn(move || {
-            let mut last = (String::new(), Vec::new());
-            for _ in 0..2 {
-                let (conn, _) = listener.accept().unwrap();
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                loop {
-                    let mut header = String::new();
-                    reader.read_line(&mut header).unwrap();
-                    if header.trim().is_empty() {
-                        break;
-                    }
-                }
-                let mut conn = conn;
-                if line.starts_with("GET /_ping ") {
-                    conn.write_all(
-                        b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\n\r\nOK",
-                    )
-                    .unwrap();
-                    continue;
-                }
-                let mut body = Vec::new();
-                let mut byte = [0u8; 1];
-                while !body.ends_with(b"\r\n0\r\n\r\n") && reader.read(&mut byte).unwrap_or(0) == 1
-                {
-                    body.push(byte[0]);
-                }
-                let _ = conn.write_all(reply);
-                last = (line.trim_end().to_string(), body);
-            }
-            last
-        });
-        FakeEngineAfterBody {
-            host: format!("unix://{}", s(&socket)),
-            _dir: dir,
-            thread: Some(thread),
-        }
-    }
-
-    fn request(mut self) -> (String, Vec<u8>) {
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
 #[test]
 fn a_daemon_that_refuses_a_save_is_named_with_its_message() {
-    let engine = FakeEngine::start(|_| {
-        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 41\r\n\r\n{\"message\":\"storage is \\u001b[31mbroken\"}"
-            .to_vec()
+    let engine = FakeEngine::start(|_, _, conn| {
+        let _ = conn.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: 41\r\n\r\n{\"message\":\"storage is \\u001b[31mbroken\"}");
     });
     let tmp = tempdir();
     let out = with_host(
@@ -396,7 +352,7 @@ fn a_daemon_that_refuses_a_save_is_named_with_its_message() {
         !line.contains('\x1b'),
         "the daemon's text is escaped: {line}"
     );
-    let requests = engine.requests();
+    let (requests, ()) = engine.finish();
     assert_eq!(requests[1], "GET /v1.41/images/busybox:1/get HTTP/1.1");
 }
 
@@ -496,12 +452,7 @@ fn docker_to_oci_to_podman_keeps_the_id_and_names() {
     let id = docker_image_of_its_own(&name);
 
     let layout = tmp.path().join("layout");
-    ok(&[
-        "convert",
-        "-q",
-        &format!("docker-daemon:{name}"),
-        s(&layout),
-    ]);
+    daemon_to_layout(&name, &layout);
     let out = with_host(
         &podman.host,
         &[

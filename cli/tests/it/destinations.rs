@@ -77,46 +77,37 @@ fn force_never_replaces_unrelated_directories() {
     assert_eq!(parent.len(), 2, "staging left beside: {parent:?}");
 }
 
+/// `dockhand convert --force --to TO SRC DEST`, which must fail; its stderr.
+fn forced_convert_fails(to: &str, src: &str, dest: &str) -> String {
+    fails(&["convert", "--force", "--to", to, src, dest])
+}
+
 #[test]
 fn files_are_never_turned_into_directories_or_special_files_replaced() {
     let tmp = tempdir();
     let basic = fixture("docker-save-basic");
     let text = tmp.path().join("notes.txt");
     std::fs::write(&text, b"important\n").unwrap();
-    let stderr = fails(&["convert", "--force", "--to", "oci", basic.input(), s(&text)]);
+    let stderr = forced_convert_fails("oci", basic.input(), s(&text));
     assert!(stderr.contains("is a file"), "{stderr}");
     assert_eq!(std::fs::read(&text).unwrap(), b"important\n");
     // A tar output onto a directory (an earlier OCI output) is refused as well.
     let layout = tmp.path().join("layout");
     ok(&["convert", basic.input(), s(&layout)]);
     let before = tree_snapshot_with_modes(&layout);
-    let stderr = fails(&[
-        "convert",
-        "--force",
-        "--to",
-        "oci-archive",
-        basic.input(),
-        s(&layout),
-    ]);
+    let stderr = forced_convert_fails("oci-archive", basic.input(), s(&layout));
     assert!(stderr.contains("is a directory"), "{stderr}");
     assert_eq!(tree_snapshot_with_modes(&layout), before);
     // A FIFO is never replaced, by either kind of output.
     let fifo = tmp.path().join("pipe");
     mkfifo(&fifo);
     for to in ["oci-archive", "oci"] {
-        let stderr = fails(&["convert", "--force", "--to", to, basic.input(), s(&fifo)]);
+        let stderr = forced_convert_fails(to, basic.input(), s(&fifo));
         assert!(stderr.contains("FIFO"), "{stderr}");
         assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
     }
     // A device node neither (as root this was a way to destroy /dev/null).
-    let stderr = fails(&[
-        "convert",
-        "--force",
-        "--to",
-        "oci-archive",
-        basic.input(),
-        "/dev/null",
-    ]);
+    let stderr = forced_convert_fails("oci-archive", basic.input(), "/dev/null");
     assert!(stderr.contains("character device"), "{stderr}");
     assert!(Path::new("/dev/null")
         .symlink_metadata()

@@ -184,6 +184,22 @@ fn layer_sizes_of(history: &[u64]) -> Vec<u64> {
     history.iter().rev().copied().filter(|&s| s > 0).collect()
 }
 
+/// Converts `src` to an OCI layout at `out` with `compression` layers, `extra` flags
+/// added.
+fn convert_to_oci_with(compression: &str, extra: &[&str], src: &str, out: &Path) {
+    let mut args = vec![
+        "convert",
+        "-q",
+        "--to",
+        "oci",
+        "--layer-compression",
+        compression,
+    ];
+    args.extend_from_slice(extra);
+    args.extend([src, s(out)]);
+    ok(&args);
+}
+
 #[test]
 fn history_sizes_are_uncompressed_whatever_the_layer_compression() {
     for name in ["docker-save-basic", "docker-save-multi"] {
@@ -201,16 +217,7 @@ fn history_sizes_are_uncompressed_whatever_the_layer_compression() {
         }
         for compression in ["gzip", "zstd"] {
             let out = tmp.path().join(format!("{compression}-oci"));
-            ok(&[
-                "convert",
-                "-q",
-                "--to",
-                "oci",
-                "--layer-compression",
-                compression,
-                f.input(),
-                s(&out),
-            ]);
+            convert_to_oci_with(compression, &[], f.input(), &out);
             // The layers really are compressed, and hold the archive's tars.
             for (id, layers) in oci_tar_sizes(&out) {
                 assert!(layers.iter().all(|(_, c)| c == compression), "{layers:?}");
@@ -530,18 +537,7 @@ fn history_matches_docker_history() {
         let mut sources = vec![f.input().to_string()];
         for compression in ["gzip", "zstd"] {
             let out = tmp.path().join(compression);
-            ok(&[
-                "convert",
-                "-q",
-                "--to",
-                "oci",
-                "--layer-compression",
-                compression,
-                "--image",
-                reference,
-                f.input(),
-                s(&out),
-            ]);
+            convert_to_oci_with(compression, &["--image", reference], f.input(), &out);
             sources.push(s(&out).to_string());
         }
         for src in &sources {

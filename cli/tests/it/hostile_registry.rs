@@ -57,6 +57,11 @@ fn succeeds(tmp: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// `dockhand inspect REMOTE`, which must fail with one line; that line.
+fn inspect_fails(tmp: &Path, remote: &str) -> String {
+    fails_with_one_line(tmp, &["inspect", remote])
+}
+
 /// Exit code 1, one escaped `error:` line, no panic; returns the line.
 fn fails_with_one_line(tmp: &Path, args: &[&str]) -> String {
     let out = dh(tmp, args);
@@ -528,10 +533,7 @@ fn a_pinned_reference_means_those_bytes_for_every_manifest_type() {
     assert!(!out.exists());
     // The digest of the bytes as served is not the digest either.
     let whole = sha256(&signed);
-    fails_with_one_line(
-        t,
-        &["inspect", &format!("docker://{}/s1@{whole}", registry.addr)],
-    );
+    inspect_fails(t, &format!("docker://{}/s1@{whole}", registry.addr));
     succeeds(
         t,
         &[
@@ -551,17 +553,14 @@ fn a_pinned_reference_means_those_bytes_for_every_manifest_type() {
         Some(wrong.clone()),
         blobs.clone(),
     );
-    let line = fails_with_one_line(t, &["inspect", &format!("docker://{}/s1:1", registry.addr)]);
+    let line = inspect_fails(t, &format!("docker://{}/s1:1", registry.addr));
     assert!(line.contains("digest mismatch"), "{line}");
     // Unsigned schema 1 (the payload alone): its digest is its bytes'.
     let payload = payload_of(&signed);
     assert_eq!(sha256(&payload), payload_digest);
     let log = Log::default();
     let registry = manifest_registry(&log, payload.clone(), UNSIGNED_S1, None, blobs.clone());
-    fails_with_one_line(
-        t,
-        &["inspect", &format!("docker://{}/s1@{wrong}", registry.addr)],
-    );
+    inspect_fails(t, &format!("docker://{}/s1@{wrong}", registry.addr));
     succeeds(
         t,
         &[
@@ -579,7 +578,7 @@ fn a_pinned_reference_means_those_bytes_for_every_manifest_type() {
     );
     let log = Log::default();
     let registry = manifest_registry(&log, forged, SIGNED_S1, None, blobs.clone());
-    let line = fails_with_one_line(t, &["inspect", &format!("docker://{}/s1:1", registry.addr)]);
+    let line = inspect_fails(t, &format!("docker://{}/s1:1", registry.addr));
     assert!(line.contains("signatures"), "{line}");
     // And a Docker v2 manifest under a wrong pin.
     let image = Image::new(1024, 4);
@@ -588,13 +587,7 @@ fn a_pinned_reference_means_those_bytes_for_every_manifest_type() {
     let registry = Server::start("registry", &log, move |r| {
         served.serve("app", r).unwrap_or_else(|| Answer::new(404))
     });
-    let line = fails_with_one_line(
-        t,
-        &[
-            "inspect",
-            &format!("docker://{}/app@{wrong}", registry.addr),
-        ],
-    );
+    let line = inspect_fails(t, &format!("docker://{}/app@{wrong}", registry.addr));
     assert!(line.contains("digest mismatch"), "{line}");
     // A pinned v2 manifest with another config and layers and a schema 1 signature appended, whose
     // "payload" is the pinned manifest, served as schema 1: what is read must be what

@@ -462,16 +462,21 @@ pub fn corpus_items(root: &Path) -> Vec<CorpusItem> {
     items
 }
 
-/// `dockhand ARGS` with `input` fed to its stdin through a pipe (from a thread, so a
-/// big input cannot deadlock against stdout); its output.
-pub fn pipe(args: &[&str], input: &[u8]) -> Output {
-    let mut child = dockhand()
+/// `dockhand ARGS` started with its stdin, stdout and stderr all pipes.
+pub fn spawn_piped(args: &[&str]) -> std::process::Child {
+    dockhand()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// `dockhand ARGS` with `input` fed to its stdin through a pipe (from a thread, so a
+/// big input cannot deadlock against stdout); its output.
+pub fn pipe(args: &[&str], input: &[u8]) -> Output {
+    let mut child = spawn_piped(args);
     let mut stdin = child.stdin.take().unwrap();
     let data = input.to_vec();
     let feeder = std::thread::spawn(move || {
