@@ -100,6 +100,8 @@ pub struct ConvertReport {
     pub plan: Option<Plan>,
     /// Things the user should know.
     pub warnings: Vec<String>,
+    /// What the destination said it did (a daemon's `Loaded image: NAME:TAG`).
+    pub notes: Vec<String>,
 }
 
 /// `from`/`to` and a transport prefix that name different formats.
@@ -298,15 +300,16 @@ pub fn convert_between(
     warnings.extend(written?);
     // The plan carried out: a new OCI layout that found one created meanwhile was
     // added to it.
-    let plan = sink.commit_with_plan()?;
+    let committed = sink.commit_with_report()?;
     warnings.extend(source.finished());
     Ok(ConvertReport {
         from: Some(source.format),
         to: Some(to),
         images,
         source_indices: picked,
-        plan,
+        plan: committed.plan,
         warnings,
+        notes: committed.notes,
     })
 }
 

@@ -217,7 +217,7 @@ pub use transport::{ImageSource, Location, ReadOptions, Source};
 pub use compress::{LayerCompression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 pub use formats::write_tar;
 pub use location::create_sink;
-pub use transport::{DockerLayout, ImageSink, SinkOptions, WriteOptions};
+pub use transport::{CommitReport, DockerLayout, ImageSink, SinkOptions, WriteOptions};
 // Registries.
 pub use registry::{for_each_tag, list_tags, MAX_LISTED_TAGS};
 pub use transport::RegistryOptions;

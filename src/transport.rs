@@ -541,10 +541,29 @@ pub trait ImageSink {
         let plan = self.plan();
         self.commit().map(|()| plan)
     }
+    /// [`ImageSink::commit_with_plan`], and what the destination said it did, for the
+    /// user (a daemon's `Loaded image: NAME:TAG`).
+    fn commit_with_report(self: Box<Self>) -> Result<CommitReport> {
+        let plan = self.commit_with_plan()?;
+        Ok(CommitReport {
+            plan,
+            notes: Vec::new(),
+        })
+    }
     /// Where a piped input should spool its big entries (see [`ReadOptions::spool_dir`]).
     fn spool_dir(&self) -> Option<PathBuf> {
         None
     }
+}
+
+/// What a commit did: [`ImageSink::commit_with_report`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitReport {
+    /// How the destination was written (see [`ImageSink::commit_with_plan`]).
+    pub plan: Option<Plan>,
+    /// What the destination said it did, line by line.
+    pub notes: Vec<String>,
 }
 
 /// Options for creating a sink.

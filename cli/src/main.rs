@@ -687,6 +687,9 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 for w in &report.warnings {
                     say(&format!("warning: {w}"));
                 }
+                for note in &report.notes {
+                    say(note);
+                }
                 let how = match report.plan {
                     Some(Plan::AddToOciLayout) => " (added to the existing layout)",
                     Some(Plan::Replace) => " (replaced the destination)",

@@ -11,7 +11,7 @@ use crate::formats::Layout;
 use crate::model::image::Image;
 use crate::model::reference::Reference;
 use crate::progress::Progress;
-use crate::transport::{ImageSink, WriteOptions};
+use crate::transport::{CommitReport, ImageSink, WriteOptions};
 
 /// Most lines of the daemon's load messages kept.
 const MAX_RESULT_LINES: usize = 1000;
@@ -172,6 +172,14 @@ impl ImageSink for DaemonSink {
 
     fn commit(self: Box<Self>) -> Result<()> {
         self.finish().map(drop)
+    }
+
+    /// The daemon's own lines (`Loaded image: NAME:TAG`) are the report.
+    fn commit_with_report(self: Box<Self>) -> Result<CommitReport> {
+        Ok(CommitReport {
+            plan: None,
+            notes: self.finish()?,
+        })
     }
 }
 

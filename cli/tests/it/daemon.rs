@@ -128,13 +128,18 @@ fn docker_to_oci_and_back_keeps_the_id_and_names() {
         std::slice::from_ref(&id)
     );
 
-    // And back into the daemon under a new name.
-    ok(&[
+    // And back into the daemon under a new name, which says what it loaded.
+    let out = run(&[
         "convert",
-        "-q",
         &format!("oci:{}", s(&layout)),
         &format!("docker-daemon:{back}"),
     ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("Loaded image: {back}")),
+        "{stderr}"
+    );
     assert_eq!(docker_id(&back), id);
     assert!(
         docker_tags(&back).contains(&back),
