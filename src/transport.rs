@@ -449,6 +449,36 @@ impl Source {
         self
     }
 
+    /// The manifest or index with `digest` among what this source read: its exact
+    /// bytes and media type. An image's own manifest, and, for images read from a
+    /// multi-platform index, that index, so a caller can copy or check either by digest.
+    /// `None` for a digest the source did not read (a docker-save archive has no
+    /// manifests of its own).
+    ///
+    /// ```
+    /// use dockhand::{open_source, Digest, Location, ReadOptions};
+    ///
+    /// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/skopeo-oci/input");
+    /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+    /// let wanted = source.images[0].manifest.clone().unwrap();
+    /// let (bytes, media_type) = source.manifest(&wanted.digest).unwrap();
+    /// assert_eq!((Digest::of(bytes), media_type), (wanted.digest.clone(), wanted.media_type.as_str()));
+    /// assert!(source.manifest(&Digest::of(b"no such manifest")).is_none());
+    /// # Ok::<(), dockhand::Error>(())
+    /// ```
+    pub fn manifest(&self, digest: &crate::model::digest::Digest) -> Option<(&[u8], &str)> {
+        self.images.iter().find_map(|image| {
+            if let (Some(descriptor), Some(bytes)) = (&image.manifest, &image.manifest_bytes) {
+                if descriptor.digest == *digest {
+                    return Some((bytes.as_slice(), descriptor.media_type.as_str()));
+                }
+            }
+            let index = image.index.as_ref()?;
+            (index.descriptor.digest == *digest)
+                .then(|| (index.bytes.as_slice(), index.descriptor.media_type.as_str()))
+        })
+    }
+
     /// Fetch the layers of `images` ahead of their use, until `stop` is set, when the
     /// source gains by it (a registry fetches several at once into its cache, which a
     /// destination writing them one after another then reads). Errors are left for

@@ -361,3 +361,28 @@ fn a_transport_written_outside_the_library_converts_both_ways() {
     assert!(err.to_string().contains("no store named nothing"), "{err}");
     assert!(!tmp.path().join("none").exists());
 }
+
+#[test]
+fn a_source_answers_manifests_and_indexes_by_digest() {
+    let Some(layout) = corpus_item("stereoscope/multiplatform_oci_dir") else {
+        return;
+    };
+    let options = ReadOptions {
+        all_platforms: true,
+        ..Default::default()
+    };
+    let source = open_source(&Location::parse(s(&layout)).unwrap(), &options).unwrap();
+    assert!(source.images.len() > 1, "{}", source.images.len());
+    let index = source.images[0].index.clone().expect("read from an index");
+    let (bytes, media_type) = source.manifest(&index.descriptor.digest).unwrap();
+    assert_eq!(Digest::of(bytes), index.descriptor.digest);
+    assert_eq!(media_type, index.descriptor.media_type);
+    let listed = String::from_utf8_lossy(bytes);
+    for image in &source.images {
+        // Every member by its own digest, which the index lists.
+        let member = image.manifest.clone().unwrap();
+        let (bytes, _) = source.manifest(&member.digest).unwrap();
+        assert_eq!(Digest::of(bytes), member.digest);
+        assert!(listed.contains(&member.digest.to_string()), "{listed}");
+    }
+}
