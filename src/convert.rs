@@ -195,9 +195,8 @@ pub fn convert_between(
     options: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
-    let (src, dst) = (src.clone(), dst.clone());
-    check_agreement(options.from, &src, Setting::From)?;
-    check_agreement(options.to, &dst, Setting::To)?;
+    check_agreement(options.from, src, Setting::From)?;
+    check_agreement(options.to, dst, Setting::To)?;
     let to = options
         .to
         .or(dst.transport)
@@ -217,7 +216,7 @@ pub fn convert_between(
             Setting::Platform
         )));
     }
-    let selectors = selectors(&src, &options.images)?;
+    let selectors = selectors(src, &options.images)?;
     let mut names: Vec<String> = options.tags.clone();
     names.extend(dst.reference.clone());
     let names = parse_names(&names, to)?;
@@ -233,7 +232,7 @@ pub fn convert_between(
     let from = src.transport.or(options.from);
     let dst = Location {
         transport: Some(to),
-        ..dst
+        ..dst.clone()
     };
     let mut sink = to.transport().create_sink(
         &dst,
@@ -250,7 +249,7 @@ pub fn convert_between(
         },
     )?;
     let source = open_source(
-        &src,
+        src,
         &ReadOptions {
             spool_dir: sink.spool_dir(),
             ..read
