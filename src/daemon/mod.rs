@@ -42,8 +42,7 @@ pub(crate) enum DaemonRef {
 }
 
 impl DaemonRef {
-    /// The name the output is written under, for a tagged reference: what
-    /// `Location::reference` carries, so that the pipeline names the image by it.
+    /// The name a destination writes the image under, for a tagged reference.
     pub(crate) fn tagged_name(&self) -> Option<String> {
         match self {
             DaemonRef::Named {
@@ -139,8 +138,9 @@ pub(crate) fn parse_reference(text: &str, destination: bool) -> Result<DaemonRef
 }
 
 /// Read the image `reference` names from the daemon `DOCKER_HOST` names: its save
-/// stream, spooled and read like a piped archive. The images are named as the daemon's
-/// archive names them (an image asked for by ID usually has no name).
+/// stream, spooled and read like a piped archive. It must hold that one image (by ID:
+/// that ID); a tagged reference names it, whatever the archive says (by ID or digest,
+/// the archive's names are kept: usually none).
 fn open_source(reference: &DaemonRef, options: &ReadOptions) -> Result<Source> {
     let input = format!("{PREFIX}{}", reference.daemon_name());
     let engine = engine::Engine::connect()?;
@@ -161,6 +161,32 @@ fn open_source(reference: &DaemonRef, options: &ReadOptions) -> Result<Source> {
     let mut source =
         crate::formats::read_tree(tree.tree, &options).map_err(|e| e.in_input(&input))?;
     source.format = Format::DOCKER_DAEMON;
+    // The user's reference decides what was read and what it is called, not the
+    // daemon's archive: one image, the ID asked for, named by the tag asked for.
+    let unexpected = |what: String| engine.error(Some(&name), DaemonProblem::Protocol(what));
+    let [image] = source.images.as_mut_slice() else {
+        return Err(unexpected(format!(
+            "its save of one image holds {} images",
+            source.images.len()
+        )));
+    };
+    match reference {
+        DaemonRef::Id(id) if image.config.digest != *id => {
+            return Err(unexpected(format!(
+                "it saved the image {} when asked for {id}",
+                image.config.digest
+            )));
+        }
+        DaemonRef::Named {
+            tagged: Some(tagged),
+            ..
+        } => {
+            image.tags = vec![tagged.clone()];
+            image.ref_names.clear();
+            image.oci_ref_names.clear();
+        }
+        _ => {}
+    }
     Ok(source)
 }
 
