@@ -361,6 +361,44 @@ fn a_daemon_that_refuses_a_save_is_named_with_its_message() {
     assert_eq!(requests[1], "GET /v1.41/images/busybox:1/get HTTP/1.1");
 }
 
+/// A fake daemon whose save of `asked` answers with the archive `fixture` holds.
+fn saving(fixture: &str, asked: &str, expected: &str) -> String {
+    let archive = std::fs::read(crate::common::fixture(fixture).input()).unwrap();
+    let engine = FakeEngine::start(move |_, _, conn| {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+            archive.len()
+        );
+        let _ = conn.write_all(head.as_bytes());
+        let _ = conn.write_all(&archive);
+    });
+    let tmp = tempdir();
+    let out = with_host(
+        &engine.host,
+        &[
+            "convert",
+            &format!("docker-daemon:{asked}"),
+            s(&tmp.path().join("o")),
+        ],
+    );
+    let line = one_error_line(&out);
+    assert!(line.contains(expected), "{line}");
+    assert!(!tmp.path().join("o").exists());
+    line
+}
+
+#[test]
+fn a_save_must_hold_the_one_image_asked_for() {
+    // Three images for one name, and another image than the ID asked for.
+    saving(
+        "docker-save-multi",
+        "app:1",
+        "its save of one image holds 3 images",
+    );
+    let other = format!("sha256:{}", "0".repeat(64));
+    saving("docker-save-basic", &other, "when asked for sha256:0000");
+}
+
 // ------------------------------------------------------------------ podman
 
 /// podman's Docker-compatible service on a socket in `dir`, with its storage there
