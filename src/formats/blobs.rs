@@ -124,6 +124,9 @@ pub(crate) struct BlobWriter<'w> {
     by_source: HashMap<String, (Digest, u64)>,
     /// Layers compressed anew, by diff_id.
     compressed: HashMap<String, (Digest, u64)>,
+    /// Blobs the destination was asked for and does not hold, so that it is not
+    /// asked again (a registry: one `HEAD` each).
+    absent: std::collections::HashSet<Digest>,
 }
 
 impl<'w> BlobWriter<'w> {
@@ -134,6 +137,7 @@ impl<'w> BlobWriter<'w> {
             written: HashMap::new(),
             by_source: HashMap::new(),
             compressed: HashMap::new(),
+            absent: Default::default(),
         }
     }
 
@@ -185,6 +189,7 @@ impl<'w> BlobWriter<'w> {
                 self.written.insert(target, size);
                 continue;
             }
+            self.absent.insert(target.clone());
             jobs.push((layer, form, target));
         }
         let threads = parallel.jobs();
@@ -262,9 +267,11 @@ impl<'w> BlobWriter<'w> {
         if let Some(size) = self.written.get(&digest) {
             return Ok((digest, *size, compression));
         }
-        if let Some(size) = self.existing(layer, form, &digest)? {
-            self.written.insert(digest.clone(), size);
-            return Ok((digest, size, compression));
+        if !self.absent.contains(&digest) {
+            if let Some(size) = self.existing(layer, form, &digest)? {
+                self.written.insert(digest.clone(), size);
+                return Ok((digest, size, compression));
+            }
         }
         if let Some(parallel) = self.out.parallel() {
             if let Some(size) = adopt_spooled(image, layer, form, &digest, parallel, self.progress)?
