@@ -60,7 +60,7 @@ pub(crate) fn open_input_spooling_in(path: &str, spool_dir: Option<&Path>) -> Re
             return open_file(stdin, "stdin", spool_dir);
         }
         crate::sys::widen_pipe(&stdin);
-        return spool(stdin, "stdin", spool_dir);
+        return open_stream_spooling_in(stdin, "stdin", spool_dir);
     }
     let p = Path::new(path);
     let meta = fs::metadata(p).map_err(|e| Error::io("cannot open", e))?;
@@ -72,7 +72,7 @@ pub(crate) fn open_input_spooling_in(path: &str, spool_dir: Option<&Path>) -> Re
     let file = File::open(p).map_err(|e| Error::io("cannot open", e))?;
     if !meta.is_file() {
         crate::sys::widen_pipe(&file);
-        return spool(file, path, spool_dir);
+        return open_stream_spooling_in(file, path, spool_dir);
     }
     open_file(file, path, spool_dir)
 }
@@ -91,20 +91,15 @@ fn open_file(mut file: File, name: &str, spool_dir: Option<&Path>) -> Result<Inp
     })
 }
 
-/// An archive arriving as a stream from elsewhere than stdin (a daemon's `docker save`
-/// answer), read exactly as a piped stdin is: walked once, decompressed if needed, the
-/// data of its files spooled as [`open_input_spooling_in`] does; `name` names it.
-pub(crate) fn open_stream_spooling_in(
-    input: impl Read + Send,
+/// Walk `input` (decompressing it if needed), copying the data of its files into an
+/// anonymous temp file and indexing them in the same pass: stdin, a compressed archive,
+/// or an archive arriving as a stream from elsewhere (a daemon's `docker save`
+/// answer), all read alike; `name` names it.
+pub(crate) fn open_stream_spooling_in<R: Read + Send>(
+    mut input: R,
     name: &str,
     spool_dir: Option<&Path>,
 ) -> Result<Input> {
-    spool(input, name, spool_dir)
-}
-
-/// Walk `input` (decompressing it if needed), copying the data of its files into an
-/// anonymous temp file and indexing them in the same pass.
-fn spool<R: Read + Send>(mut input: R, name: &str, spool_dir: Option<&Path>) -> Result<Input> {
     let (head, n) = read_head(&mut input, "the input is empty")?;
     Ok(Input {
         tree: Box::new(spool_stream(input, &head[..n], name, spool_dir)?),

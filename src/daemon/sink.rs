@@ -3,7 +3,7 @@
 //! Only a commit sends the body's terminating chunk; a sink dropped before that cuts
 //! the connection, and the daemon, finding the body incomplete, loads nothing.
 
-use super::engine::{Body, Engine, Pending, MAX_MESSAGE_BYTES, STREAM_TIMEOUT};
+use super::engine::{Body, Engine, Pending, STREAM_TIMEOUT};
 use super::DaemonProblem;
 use crate::container::TarStreamWriter;
 use crate::error::{Error, Result};
@@ -144,7 +144,8 @@ impl DaemonSink {
             if let Some(text) = message["stream"].as_str() {
                 for part in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
                     if lines.len() < MAX_RESULT_LINES {
-                        lines.push(part.chars().take(MAX_MESSAGE_BYTES as usize).collect());
+                        // A line is already bounded by the answer's own line cap.
+                        lines.push(part.to_string());
                     }
                 }
             }
