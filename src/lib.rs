@@ -40,8 +40,10 @@
 //! a tar on disk by one pass over its headers and read it by offset; stdin and
 //! compressed archives are decompressed once into an anonymous temp file and indexed in
 //! the same pass. Readers produce [`Image`]s whose blobs sit behind the [`Blob`] trait;
-//! writers put images into a tree (a tar stream, a tar file, a staging directory, an
-//! existing layout added to) behind an [`ImageSink`]. The repository's ARCHITECTURE.md
+//! every destination is an [`ImageDestination`] taking blobs, manifests and names (a
+//! layout maps them to files of a tar stream, a tar file, a staging directory or an
+//! existing layout added to; a registry to uploads), written through one pipeline,
+//! [`ImageSink`]. The repository's ARCHITECTURE.md
 //! has the module map and how to add a transport.
 //!
 //! # Invariants
@@ -201,6 +203,7 @@ mod pool;
 mod progress;
 mod registry;
 mod select;
+mod sink;
 mod sys;
 pub mod text;
 mod transport;
@@ -217,7 +220,11 @@ pub use transport::{ImageSource, Location, ReadOptions, Source};
 pub use compress::{LayerCompression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 pub use formats::write_tar;
 pub use location::create_sink;
-pub use transport::{CommitReport, DockerLayout, ImageSink, SinkOptions, WriteOptions};
+pub use sink::{
+    BlobInfo, BlobRole, CommitReport, ConcurrentBlobs, ImageDestination, ImageSink, LayerPolicy,
+    ManifestInfo,
+};
+pub use transport::{DockerLayout, SinkOptions, WriteOptions};
 // Registries.
 pub use registry::{for_each_tag, list_tags, MAX_LISTED_TAGS};
 pub use transport::RegistryOptions;

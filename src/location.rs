@@ -5,8 +5,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::formats::LOCAL;
+use crate::sink::ImageSink;
 use crate::text::shown;
-use crate::transport::{Format, ImageSink, Location, ReadOptions, SinkOptions, Source, Transport};
+use crate::transport::{Format, Location, ReadOptions, SinkOptions, Source, Transport};
 
 /// Every transport dockhand speaks, in the order help texts list them: the local
 /// layouts, registries and the Docker daemon. Location parsing, `--from`/`--to`, help
@@ -160,7 +161,7 @@ pub fn open_source(location: &Location, options: &ReadOptions) -> Result<Source>
 ///
 /// ```
 /// use dockhand::{create_sink, open_source, Format, Location, NoProgress, ReadOptions};
-/// use dockhand::{ImageSink, SinkOptions};
+/// use dockhand::SinkOptions;
 ///
 /// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
 /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
@@ -177,7 +178,7 @@ pub fn create_sink(
     path: &str,
     format: Format,
     options: &SinkOptions,
-) -> Result<Box<dyn ImageSink>> {
+) -> Result<ImageSink<'static>> {
     // `path` may be written with the transport's prefix too (`docker://HOST/REPO`).
     let location = match Location::parse(path) {
         Ok(location) if location.transport == Some(format) => location,

@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use crate::compress::LayerCompression;
 use crate::container::FileTree;
-use crate::destination::Plan;
 use crate::error::Result;
 use crate::model::image::{Image, ListedPlatform, Platform};
-use crate::progress::Progress;
+use crate::sink::{ImageSink, LayerPolicy};
 
 /// A transport: a kind of place images are held (a docker-archive, an OCI layout, a
 /// registry, a Docker daemon), named as skopeo names it, that can be read from and
@@ -86,9 +85,10 @@ pub trait Transport: Send + Sync {
     /// they are written.
     fn open_source(&self, location: &Location, options: &ReadOptions) -> Result<Source>;
     /// Create a destination at `location`, which shows nothing of what is written
-    /// before [`ImageSink::commit`].
+    /// before [`ImageSink::commit`]: an [`crate::ImageDestination`] of the transport's,
+    /// in an [`ImageSink`] with how it takes layers.
     fn create_sink(&self, location: &Location, options: &SinkOptions)
-        -> Result<Box<dyn ImageSink>>;
+        -> Result<ImageSink<'static>>;
 }
 
 /// A transport, as a value: what a location's prefix, `--from` or `--to` names.
@@ -513,89 +513,6 @@ impl Source {
     }
 }
 
-/// Where images are written: a layout in a container, committed atomically.
-///
-/// ```
-/// use dockhand::{create_sink, open_source, Format, ImageSink, NoProgress, SinkOptions};
-/// # use dockhand::{Location, ReadOptions};
-/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
-/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-/// # let tmp = tempfile::tempdir().unwrap();
-/// # let dst = tmp.path().join("image.tar");
-///
-/// let options = SinkOptions::default();
-/// let mut sink = create_sink(dst.to_str().unwrap(), Format::OCI_ARCHIVE, &options)?;
-/// sink.put_images(&source.images, &NoProgress)?;
-/// drop(sink); // not committed: the destination stays absent, the staging is removed
-/// assert!(!dst.exists());
-/// assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
-/// # Ok::<(), dockhand::Error>(())
-/// ```
-pub trait ImageSink {
-    /// Write `images`: blobs first, each verified as it streams and hashed as it is
-    /// written, then the documents that name them, telling `progress` as layers go.
-    /// Returns warnings.
-    fn put_images(&mut self, images: &[Image], progress: &dyn Progress) -> Result<Vec<String>>;
-    /// Make everything written visible at the destination at once. A sink dropped
-    /// without committing leaves the destination as it was.
-    fn commit(self: Box<Self>) -> Result<()>;
-    /// How the destination is written (`None` for a stream), as decided before
-    /// anything was written.
-    fn plan(&self) -> Option<Plan> {
-        None
-    }
-    /// [`ImageSink::commit`], and how the destination was written in the end: the
-    /// [`plan`](ImageSink::plan), or [`Plan::AddToOciLayout`] when a new OCI layout
-    /// found that concurrent runs had created one at its destination meanwhile and
-    /// added its images to that.
-    ///
-    /// ```
-    /// use dockhand::{create_sink, open_source, Format, ImageSink, NoProgress, Plan};
-    /// # use dockhand::{Location, ReadOptions, SinkOptions};
-    /// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-multi/input.tar");
-    /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
-    /// # let tmp = tempfile::tempdir().unwrap();
-    /// let dst = tmp.path().join("layout");
-    /// let dst = dst.to_str().unwrap();
-    ///
-    /// // Two runs plan a new layout; the second finds the first's there when it commits.
-    /// let mut first = create_sink(dst, Format::OCI, &SinkOptions::default())?;
-    /// let mut second = create_sink(dst, Format::OCI, &SinkOptions::default())?;
-    /// first.put_images(&source.images[..1], &NoProgress)?;
-    /// second.put_images(&source.images[1..2], &NoProgress)?;
-    /// assert_eq!(first.commit_with_plan()?, Some(Plan::Create));
-    /// assert_eq!(second.commit_with_plan()?, Some(Plan::AddToOciLayout));
-    /// # Ok::<(), dockhand::Error>(())
-    /// ```
-    fn commit_with_plan(self: Box<Self>) -> Result<Option<Plan>> {
-        let plan = self.plan();
-        self.commit().map(|()| plan)
-    }
-    /// [`ImageSink::commit_with_plan`], and what the destination said it did, for the
-    /// user (a daemon's `Loaded image: NAME:TAG`).
-    fn commit_with_report(self: Box<Self>) -> Result<CommitReport> {
-        let plan = self.commit_with_plan()?;
-        Ok(CommitReport {
-            plan,
-            notes: Vec::new(),
-        })
-    }
-    /// Where a piped input should spool its big entries (see [`ReadOptions::spool_dir`]).
-    fn spool_dir(&self) -> Option<PathBuf> {
-        None
-    }
-}
-
-/// What a commit did: [`ImageSink::commit_with_report`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CommitReport {
-    /// How the destination was written (see [`ImageSink::commit_with_plan`]).
-    pub plan: Option<Plan>,
-    /// What the destination said it did, line by line.
-    pub notes: Vec<String>,
-}
-
 /// Options for creating a sink.
 ///
 /// Fields may be added in later versions: build one with `..Default::default()` so
@@ -627,6 +544,14 @@ pub struct SinkOptions {
     /// How many layers a directory output writes at once (`None`: one per core); a
     /// registry source asks for its `--jobs`.
     pub jobs: Option<usize>,
+}
+
+impl WriteOptions {
+    /// How layers are written into a destination that stores what these options ask
+    /// for (an OCI layout, a library user's store): [`LayerPolicy::new`] of them.
+    pub fn layer_policy(&self) -> Result<LayerPolicy> {
+        LayerPolicy::new(self.layer_compression, self.compression_level)
+    }
 }
 
 /// Which docker-archive shape to write.

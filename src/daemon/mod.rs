@@ -18,8 +18,9 @@ use crate::container::open_stream_spooling_in;
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
 use crate::model::reference::Reference;
+use crate::sink::{ImageSink, LayerPolicy};
 use crate::text::shown;
-use crate::transport::{Format, ImageSink, Location, ReadOptions, SinkOptions, Source, Transport};
+use crate::transport::{Format, Location, ReadOptions, SinkOptions, Source, Transport};
 
 pub(crate) use engine::STREAM_TIMEOUT;
 
@@ -233,14 +234,14 @@ impl Transport for DaemonTransport {
         &self,
         location: &Location,
         options: &SinkOptions,
-    ) -> Result<Box<dyn ImageSink>> {
+    ) -> Result<ImageSink<'static>> {
         create_sink(&parse_reference(&location.path, true)?, options)
     }
 }
 
 /// A sink loading what is written into the daemon `DOCKER_HOST` names, under
 /// `reference` (a `NAME:TAG`). Nothing is loaded unless it is committed.
-fn create_sink(reference: &DaemonRef, options: &SinkOptions) -> Result<Box<dyn ImageSink>> {
+fn create_sink(reference: &DaemonRef, options: &SinkOptions) -> Result<ImageSink<'static>> {
     if options.write.docker_layout.is_some()
         || options.write.layer_compression.target().is_some()
         || options.write.compression_level.is_some()
@@ -254,7 +255,11 @@ fn create_sink(reference: &DaemonRef, options: &SinkOptions) -> Result<Box<dyn I
             "{PREFIX}{reference}: a destination is a name with a tag (NAME:TAG)"
         )));
     };
-    Ok(Box::new(sink::DaemonSink::start(name)?))
+    let destination = sink::DaemonDestination::start(name)?;
+    Ok(ImageSink::new(
+        Box::new(destination),
+        LayerPolicy::UNCOMPRESSED,
+    ))
 }
 
 /// `name` for a URL path: the characters of references kept, anything else

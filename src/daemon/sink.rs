@@ -5,13 +5,17 @@
 
 use super::engine::{Body, Engine, Pending, STREAM_TIMEOUT};
 use super::DaemonProblem;
+use std::io::Read;
+
 use crate::container::TarStreamWriter;
 use crate::error::{Error, Result};
-use crate::formats::Layout;
-use crate::model::image::Image;
+use crate::formats::blobs::LayoutWriter;
+use crate::formats::DockerWriter;
+use crate::model::digest::Digest;
+use crate::model::image::{Descriptor, Image};
 use crate::model::reference::Reference;
-use crate::progress::Progress;
-use crate::transport::{CommitReport, ImageSink, WriteOptions};
+use crate::sink::{BlobInfo, CommitReport, ImageDestination, ManifestInfo};
+use crate::transport::DockerLayout;
 
 /// Most lines of the daemon's load messages kept.
 const MAX_RESULT_LINES: usize = 1000;
@@ -19,23 +23,28 @@ const MAX_RESULT_LINES: usize = 1000;
 /// not a hang.
 const MAX_ANSWER_BYTES: u64 = 16 << 20;
 
-/// A load request under way.
-pub(crate) struct DaemonSink {
+/// A load request under way: a docker-archive written into its body.
+pub(crate) struct DaemonDestination {
     engine: Engine,
     /// The `NAME:TAG` loaded, for messages.
     name: String,
     archive: Option<TarStreamWriter<Body>>,
+    /// The legacy docker-archive layout, naming the image `name`, as skopeo does: under
+    /// `NAME:TAG` only, unless it already carries that name (the pipeline named it so,
+    /// with any other names it was given).
+    layout: DockerWriter,
     answer: Option<Pending>,
 }
 
-impl DaemonSink {
+impl DaemonDestination {
     /// Connect to the daemon and start a load request; the archive follows.
-    pub(crate) fn start(name: String) -> Result<DaemonSink> {
-        DaemonSink::start_at(Engine::connect()?, name)
+    pub(crate) fn start(name: String) -> Result<DaemonDestination> {
+        DaemonDestination::start_at(Engine::connect()?, name)
     }
 
-    /// [`DaemonSink::start`] with the daemon `engine`.
-    fn start_at(engine: Engine, name: String) -> Result<DaemonSink> {
+    /// [`DaemonDestination::start`] with the daemon `engine`.
+    fn start_at(engine: Engine, name: String) -> Result<DaemonDestination> {
+        let reference = Reference::parse(&name).map_err(Error::Usage)?;
         let request = engine.request_with_body(
             "POST",
             "/images/load?quiet=1",
@@ -44,32 +53,23 @@ impl DaemonSink {
         )?;
         let (body, answer) = request.split();
         let what = format!("the load request to {}", engine.address().shown());
-        Ok(DaemonSink {
+        Ok(DaemonDestination {
             engine,
             name,
             archive: Some(TarStreamWriter::new(body, &what)),
+            layout: DockerWriter::new(DockerLayout::Legacy).naming(reference),
             answer: Some(answer),
         })
     }
 
-    /// The one image to load, named by the destination as skopeo names it: under
-    /// `NAME:TAG` only, unless it already carries that name (the pipeline named it so,
-    /// with any other names it was given).
-    fn named(&self, images: &[Image]) -> Result<Vec<Image>> {
-        let [image] = images else {
-            return Err(Error::Selection(format!(
-                "{}{}: a daemon destination names one image, but {} are given",
-                super::PREFIX,
-                crate::text::shown(&self.name),
-                images.len()
-            )));
-        };
-        let name = Reference::parse(&self.name).map_err(Error::Usage)?;
-        let mut image = image.clone();
-        if !image.tags.contains(&name) {
-            image.tags = vec![name];
-        }
-        Ok(vec![image])
+    /// Do `step` with the archive and its layout; a failure to write, because the
+    /// daemon answered and closed, is the daemon's reason.
+    fn writing<T>(
+        &mut self,
+        step: impl FnOnce(&mut DockerWriter, &mut TarStreamWriter<Body>) -> Result<T>,
+    ) -> Result<T> {
+        let archive = self.archive.as_mut().expect("not finished");
+        step(&mut self.layout, archive).map_err(|e| self.daemon_reason(e))
     }
 
     /// The daemon's reason when a write to it failed because it answered and closed.
@@ -88,6 +88,7 @@ impl DaemonSink {
     /// it printed (`Loaded image: NAME:TAG`), or the failure it reported, also inside
     /// an HTTP 200 answer.
     pub(crate) fn finish(mut self) -> Result<Vec<String>> {
+        self.writing(|layout, archive| layout.finish(archive))?;
         let archive = self.archive.take().expect("finished once");
         let sent = archive.finish().and_then(|body| {
             body.finish()
@@ -154,37 +155,42 @@ impl DaemonSink {
     }
 }
 
-impl ImageSink for DaemonSink {
-    fn put_images(&mut self, images: &[Image], progress: &dyn Progress) -> Result<Vec<String>> {
-        let named = self.named(images)?;
-        let archive = self.archive.as_mut().expect("not finished");
-        // Flushed, so that the daemon holds everything written so far: the load then
-        // waits only for the end of the archive and of the body, which the commit sends.
-        let written = crate::formats::write_layout(
-            Layout::DockerSave,
-            &named,
-            archive,
-            &WriteOptions::default(),
-            progress,
-        )
-        .and_then(|warnings| archive.flush().map(|()| warnings));
-        written.map_err(|e| self.daemon_reason(e))
+impl ImageDestination for DaemonDestination {
+    fn prepare(&mut self, images: &[Image]) -> Result<Vec<String>> {
+        if images.len() != 1 {
+            return Err(Error::Selection(format!(
+                "{}{}: a daemon destination names one image, but {} are given",
+                super::PREFIX,
+                crate::text::shown(&self.name),
+                images.len()
+            )));
+        }
+        self.writing(|layout, archive| layout.prepare(archive, images))
     }
-
-    fn commit(self: Box<Self>) -> Result<()> {
-        self.finish().map(drop)
+    fn try_reusing_blob(&mut self, blob: &BlobInfo) -> Result<Option<u64>> {
+        self.writing(|layout, archive| layout.try_reusing_blob(archive, blob))
     }
-
-    /// The daemon's own lines (`Loaded image: NAME:TAG`) are the report.
-    fn commit_with_report(self: Box<Self>) -> Result<CommitReport> {
-        Ok(CommitReport {
-            plan: None,
-            notes: self.finish()?,
+    fn put_blob(&mut self, blob: &BlobInfo, data: &mut dyn Read) -> Result<(Digest, u64)> {
+        self.writing(|layout, archive| layout.put_blob(archive, blob, data))
+    }
+    fn put_manifest(&mut self, manifest: &ManifestInfo) -> Result<()> {
+        // Flushed, so that the daemon holds every layer written: the load then waits
+        // only for manifest.json and the end of the body, which the commit sends.
+        self.writing(|layout, archive| {
+            layout.put_manifest(&mut *archive, manifest)?;
+            archive.flush()
         })
+    }
+    fn put_names(&mut self, manifest: &Descriptor, image: &Image) -> Result<()> {
+        self.writing(|layout, archive| layout.put_names(archive, manifest, image))
+    }
+    fn commit(self: Box<Self>) -> Result<CommitReport> {
+        let notes = self.finish()?;
+        Ok(CommitReport { plan: None, notes })
     }
 }
 
-impl Drop for DaemonSink {
+impl Drop for DaemonDestination {
     fn drop(&mut self) {
         if let (Some(_), Some(answer)) = (&self.archive, &self.answer) {
             // Not committed: the body ends without its terminating chunk.
@@ -202,6 +208,7 @@ mod tests {
     use crate::daemon::engine::Address;
     use crate::formats::open;
     use crate::progress::NoProgress;
+    use crate::sink::{ImageSink, LayerPolicy};
     use crate::transport::ReadOptions;
 
     /// A fake Engine: answers the ping, then reads the load request whole (up to the
@@ -239,6 +246,13 @@ mod tests {
         (dir, Address::Unix(path), thread)
     }
 
+    /// A sink loading into the daemon at `address` as `a:1`.
+    fn start(address: Address) -> ImageSink<'static> {
+        let engine = Engine::at(address).unwrap();
+        let destination = DaemonDestination::start_at(engine, "a:1".into()).unwrap();
+        ImageSink::new(Box::new(destination), LayerPolicy::UNCOMPRESSED)
+    }
+
     fn images() -> Vec<Image> {
         let input = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -250,7 +264,7 @@ mod tests {
     #[test]
     fn a_sink_dropped_before_its_commit_leaves_the_body_unended() {
         let (_dir, address, server) = fake(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-        let mut sink = DaemonSink::start_at(Engine::at(address).unwrap(), "a:1".into()).unwrap();
+        let mut sink = start(address);
         sink.put_images(&images(), &NoProgress).unwrap();
         drop(sink);
         let body = server.join().unwrap();
@@ -267,9 +281,14 @@ mod tests {
         let (_dir, address, server) = fake(
             b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"stream\":\"Loaded image: a:1\\n\"}\n{\"stream\":\"\\n\"}\n\n",
         );
-        let mut sink = DaemonSink::start_at(Engine::at(address).unwrap(), "a:1".into()).unwrap();
+        let mut sink = start(address);
         sink.put_images(&images(), &NoProgress).unwrap();
-        assert_eq!(sink.finish().unwrap(), ["Loaded image: a:1"]);
+        assert_eq!(
+            sink.commit_with_report()
+                .map(|report| report.notes)
+                .unwrap(),
+            ["Loaded image: a:1"]
+        );
         assert!(server.join().unwrap().ends_with(b"\r\n0\r\n\r\n"));
     }
 
@@ -281,9 +300,13 @@ mod tests {
             reply.extend_from_slice(line);
         }
         let (_dir, address, _server) = fake(Box::leak(reply.into_boxed_slice()));
-        let mut sink = DaemonSink::start_at(Engine::at(address).unwrap(), "a:1".into()).unwrap();
+        let mut sink = start(address);
         sink.put_images(&images(), &NoProgress).unwrap();
-        let err = sink.finish().unwrap_err().to_string();
+        let err = sink
+            .commit_with_report()
+            .map(|report| report.notes)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("a load answer of more than 16777216 bytes"),
             "{err}"
@@ -298,10 +321,9 @@ mod tests {
             (b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nnot json\n", "not JSON: not json"),
         ] {
             let (_dir, address, _server) = fake(reply);
-            let mut sink =
-                DaemonSink::start_at(Engine::at(address).unwrap(), "a:1".into()).unwrap();
+            let mut sink = start(address);
             sink.put_images(&images(), &NoProgress).unwrap();
-            let err = sink.finish().unwrap_err().to_string();
+            let err = sink.commit_with_report().map(|report| report.notes).unwrap_err().to_string();
             assert!(err.contains(expected), "{err}");
         }
     }

@@ -1,7 +1,8 @@
 //! Formats: which files and JSON documents make up each layout (`docker/`, `oci/`,
 //! `dir/`), and the one table that maps transport names to them. Readers turn a
-//! [`FileTree`] into a [`Source`]; writers put images into a
-//! [`crate::container::TreeWriter`] behind an [`ImageSink`].
+//! [`FileTree`] into a [`Source`]; writers ([`blobs::LayoutWriter`]) take the blobs,
+//! manifests and names of images into a [`crate::container::TreeWriter`], as an
+//! [`crate::sink::ImageDestination`].
 //!
 //! Each local transport (a layout in a tar or a directory) is a [`LocalTransport`]: a
 //! name, the pair, and the layout module that reads and writes it. Adding a layout is
@@ -9,6 +10,7 @@
 //! [`LOCAL`].
 
 pub(crate) mod blobs;
+pub(crate) use docker::DockerWriter;
 mod context;
 mod dir;
 pub(crate) use dir::{declares_schema1, schema1_payload};
@@ -23,22 +25,24 @@ use context::Meta;
 pub(crate) use manifest::{blob_path, BlobStore};
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::container::{
-    open_input_spooling_in, AppendSpec, AppendWriter, Committed, DirWriter, FileTree,
-    TarFileWriter, TarStreamWriter, TreeWriter,
+    open_input_spooling_in, AppendSpec, AppendWriter, DirWriter, FileTree, TarFileWriter,
+    TarStreamWriter, TreeWriter,
 };
 use crate::destination::{self, Output, Plan};
 use crate::error::Setting;
 use crate::error::{Error, Result, WHAT_DOCKHAND_READS};
 use crate::model::image::{parse_json, Descriptor, Image, ListedPlatform, Platform};
-use crate::progress::{NoProgress, Progress};
+use crate::progress::NoProgress;
+use crate::sink::{ImageSink, LayerPolicy};
 use crate::text::shown;
 use crate::transport::{
-    Format, ImageSink, Location, ReadOptions, SinkOptions, Source, Transport, WriteOptions,
+    Format, Location, ReadOptions, SinkOptions, Source, Transport, WriteOptions,
 };
+use blobs::{LayoutWriter, TreeDestination};
 
 /// Most warnings kept for one input; identical ones are shown once.
 pub const MAX_WARNINGS: usize = 100;
@@ -195,7 +199,7 @@ impl Transport for LocalTransport {
         &self,
         location: &Location,
         options: &SinkOptions,
-    ) -> Result<Box<dyn ImageSink>> {
+    ) -> Result<ImageSink<'static>> {
         create_local_sink(&location.path, self.row(), options)
     }
 }
@@ -216,9 +220,9 @@ fn container_of(tree: &dyn FileTree) -> Container {
 /// Reads every image of a layout from a tree, adding warnings.
 pub(crate) type ReadLayout = fn(&Meta, &ReadOptions, &mut Vec<String>) -> Result<Vec<Image>>;
 
-/// Writes images as a layout into a tree; returns warnings.
-pub(crate) type WriteLayout =
-    fn(&[Image], &mut dyn TreeWriter, &WriteOptions, &dyn Progress) -> Result<Vec<String>>;
+/// Makes the writer of a layout, and how it writes layers, for `WriteOptions`
+/// (checked by `create_sink`).
+pub(crate) type NewWriter = fn(&WriteOptions) -> Result<(Box<dyn LayoutWriter>, LayerPolicy)>;
 
 /// What a layout module provides: how to read it from a tree and write it into one.
 pub(crate) struct LayoutOps {
@@ -232,8 +236,8 @@ pub(crate) struct LayoutOps {
     pub compresses_layers: bool,
     /// Read every image the tree holds.
     pub read: ReadLayout,
-    /// Write `images` into a tree; returns warnings.
-    pub write: WriteLayout,
+    /// The writer of the layout.
+    pub writer: NewWriter,
     /// How an existing layout of this kind is added to, when it can be.
     pub append: Option<AppendSpec>,
 }
@@ -338,36 +342,6 @@ fn read_with(
     Ok((local.format(), images))
 }
 
-/// A layout written into a tree (a tar stream or file, a staging directory, an
-/// existing layout added to).
-struct LayoutSink {
-    ops: &'static LayoutOps,
-    writer: Box<dyn TreeWriter>,
-    options: WriteOptions,
-    plan: Option<Plan>,
-}
-
-impl ImageSink for LayoutSink {
-    fn put_images(&mut self, images: &[Image], progress: &dyn Progress) -> Result<Vec<String>> {
-        (self.ops.write)(images, &mut *self.writer, &self.options, progress)
-    }
-    fn commit(self: Box<Self>) -> Result<()> {
-        self.commit_with_plan().map(drop)
-    }
-    fn plan(&self) -> Option<Plan> {
-        self.plan
-    }
-    fn commit_with_plan(self: Box<Self>) -> Result<Option<Plan>> {
-        Ok(match self.writer.commit()? {
-            Committed::AsPlanned => self.plan,
-            Committed::AddedToAppearedLayout => Some(Plan::AddToOciLayout),
-        })
-    }
-    fn spool_dir(&self) -> Option<PathBuf> {
-        self.writer.staging_dir().map(Path::to_path_buf)
-    }
-}
-
 /// Create a sink writing the local transport `local` at `path` (`-` for stdout),
 /// after deciding what the destination allows (the crate docs' `# Security` section
 /// says what).
@@ -375,7 +349,7 @@ fn create_local_sink(
     path: &str,
     local: &'static LocalTransport,
     options: &SinkOptions,
-) -> Result<Box<dyn ImageSink>> {
+) -> Result<ImageSink<'static>> {
     let format = local.format();
     let ops = local.ops;
     if options.write.docker_layout.is_some() && !ops.takes_docker_layout {
@@ -419,12 +393,7 @@ fn create_local_sink(
             std::io::BufWriter::with_capacity(1 << 20, std::fs::File::from(fd)),
             "stdout",
         );
-        return Ok(Box::new(LayoutSink {
-            ops,
-            writer: Box::new(writer),
-            options: options.write.clone(),
-            plan: None,
-        }));
+        return layout_sink(ops, Box::new(writer), &options.write, None);
     }
     let dest = Path::new(path);
     let output = match local.container {
@@ -456,12 +425,21 @@ fn create_local_sink(
             })
         }
     };
-    Ok(Box::new(LayoutSink {
-        ops,
-        writer,
-        options: options.write.clone(),
-        plan: Some(plan),
-    }))
+    layout_sink(ops, writer, &options.write, Some(plan))
+}
+
+/// The sink writing the layout of `ops` into `tree`, as `plan` decided.
+fn layout_sink<'t>(
+    ops: &LayoutOps,
+    tree: Box<dyn TreeWriter + 't>,
+    options: &WriteOptions,
+    plan: Option<Plan>,
+) -> Result<ImageSink<'t>> {
+    let (layout, layers) = (ops.writer)(options)?;
+    Ok(ImageSink::new(
+        Box::new(TreeDestination::new(tree, layout, plan)),
+        layers,
+    ))
 }
 
 /// Identical warnings once, and at most [`MAX_WARNINGS`] of them: an input that repeats
@@ -574,21 +552,12 @@ pub fn write_tar<W: std::io::Write>(
     options: &WriteOptions,
     out: W,
 ) -> Result<(W, Vec<String>)> {
-    let mut writer = TarStreamWriter::new(out, "the output");
-    let warnings = (layout_ops(layout).write)(images, &mut writer, options, &NoProgress)?;
-    Ok((writer.finish()?, warnings))
-}
-
-/// Write `images` in `layout` into `tree` (a tar stream for a daemon's load, say);
-/// returns warnings.
-pub(crate) fn write_layout(
-    layout: Layout,
-    images: &[Image],
-    tree: &mut dyn TreeWriter,
-    options: &WriteOptions,
-    progress: &dyn Progress,
-) -> Result<Vec<String>> {
-    (layout_ops(layout).write)(images, tree, options, progress)
+    let mut out = out;
+    let tree = TarStreamWriter::new(&mut out, "the output");
+    let mut sink = layout_sink(layout_ops(layout), Box::new(tree), options, None)?;
+    let warnings = sink.put_images(images, &NoProgress)?;
+    sink.commit()?;
+    Ok((out, warnings))
 }
 
 /// Which layout `meta`'s tree holds.

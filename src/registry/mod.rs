@@ -25,9 +25,10 @@ use ureq::http::Method;
 use crate::error::{Error, Result};
 use crate::model::blob::Blob;
 use crate::model::image::Image;
+use crate::sink::ImageSink;
 use crate::text::shown;
 pub use crate::transport::RegistryOptions;
-use crate::transport::{ImageSink, Location, ReadOptions, SinkOptions, Source, Transport};
+use crate::transport::{Location, ReadOptions, SinkOptions, Source, Transport};
 use client::{header, Client, Payload, Scope};
 use credentials::{CredentialOptions, Environment};
 use fetch::Repo;
@@ -89,15 +90,12 @@ impl Transport for RegistryTransport {
         &self,
         location: &Location,
         options: &SinkOptions,
-    ) -> Result<Box<dyn ImageSink>> {
+    ) -> Result<ImageSink<'static>> {
         let reference = RegistryRef::parse(&location.path, true)?;
         let repo = repo(&reference, &options.registry, false)?;
-        Ok(Box::new(push::RegistrySink::new(
-            repo,
-            reference,
-            &options.write,
-            options.registry.jobs,
-        )?))
+        let (destination, layers) =
+            push::RegistryDestination::new(repo, reference, &options.write, options.registry.jobs)?;
+        Ok(ImageSink::new(Box::new(destination), layers))
     }
 }
 

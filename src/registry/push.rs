@@ -3,9 +3,9 @@
 //! `PUT`, large ones in chunks that resume where the registry says it stopped; then
 //! each manifest, byte for byte, under its tags, once every image's blobs are in.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use ureq::http::Method;
 
@@ -15,21 +15,20 @@ use super::reference::RegistryRef;
 use crate::container::Staged;
 use crate::error::Setting;
 use crate::error::{Error, Result};
-use crate::formats::blobs::{BlobDestination, BlobWriter, ParallelBlobs, SharedStore};
-use crate::formats::oci::{list_written, put_oci_image, Listed, OciLayers};
 use crate::model::blob::Blob;
 use crate::model::digest::Digest;
-use crate::model::image::Image;
-use crate::progress::Progress;
+use crate::model::image::{Descriptor, Image};
+use crate::sink::ManifestInfo;
+use crate::sink::{BlobInfo, CommitReport, ConcurrentBlobs, ImageDestination, LayerPolicy};
 use crate::text::shown;
-use crate::transport::{ImageSink, WriteOptions};
+use crate::transport::WriteOptions;
 
 /// Blobs up to this size go in one `PUT`; larger ones in `PATCH` chunks of this size
 /// (held in memory, so that a chunk cut short is sent again from where the registry
 /// stopped).
 pub(crate) const CHUNK_SIZE: usize = 8 << 20;
 
-/// A manifest waiting to be put under its tags.
+/// A manifest waiting to be put, by digest or under its tags.
 struct Pending {
     bytes: Vec<u8>,
     media_type: String,
@@ -37,22 +36,25 @@ struct Pending {
     references: Vec<String>,
 }
 
-/// Where images are pushed: a repository (and a tag, or each image's own tags).
-pub(crate) struct RegistrySink {
+/// Where images are pushed: a repository (and a tag, or each image's own tags). Blobs
+/// go up as they are put; manifests wait for the commit, which puts each after the
+/// blobs (and, for an index, the manifests) it names.
+pub(crate) struct RegistryDestination {
     uploader: Uploader,
     target: RegistryRef,
-    layers: OciLayers,
     pending: Vec<Pending>,
+    /// The tags of each image or index listed, in the order they are named.
+    references: std::collections::VecDeque<Vec<String>>,
 }
 
-impl RegistrySink {
-    /// A sink pushing to `target` through `repo`.
+impl RegistryDestination {
+    /// A destination pushing to `target` through `repo`, and how it takes layers.
     pub(crate) fn new(
         repo: Arc<Repo>,
         target: RegistryRef,
         options: &WriteOptions,
         jobs: usize,
-    ) -> Result<RegistrySink> {
+    ) -> Result<(RegistryDestination, LayerPolicy)> {
         if options.docker_layout.is_some() {
             return Err(Error::Usage(format!(
                 "{} applies to docker-archive and docker-dir outputs, not docker",
@@ -65,21 +67,25 @@ impl RegistrySink {
                 shown(&target.to_string())
             )));
         }
-        let layers = OciLayers::for_push(options)?;
+        let layers =
+            LayerPolicy::for_registry(options.layer_compression, options.compression_level)?;
         let scope = Scope::push(&repo.repository);
         repo.client.authenticate(&scope)?;
-        Ok(RegistrySink {
+        let destination = RegistryDestination {
             uploader: Uploader {
                 repo,
                 scope,
                 origins: HashMap::new(),
                 sources: HashMap::new(),
+                held: Mutex::default(),
+                absent: Mutex::default(),
                 jobs: jobs.max(1),
             },
             target,
-            layers,
             pending: Vec::new(),
-        })
+            references: Default::default(),
+        };
+        Ok((destination, layers))
     }
 
     /// The tags each image is pushed under: the destination's tag for a single image,
@@ -130,8 +136,8 @@ impl RegistrySink {
     }
 }
 
-impl ImageSink for RegistrySink {
-    fn put_images(&mut self, images: &[Image], progress: &dyn Progress) -> Result<Vec<String>> {
+impl ImageDestination for RegistryDestination {
+    fn prepare(&mut self, images: &[Image]) -> Result<Vec<String>> {
         // What gets tags: each image, or each index read with --all (named as its
         // first image), checked before anything is pushed.
         let mut seen_indexes = std::collections::HashSet::new();
@@ -142,7 +148,7 @@ impl ImageSink for RegistrySink {
                 None => true,
             })
             .collect();
-        let references = self.references(&listed)?;
+        self.references.extend(self.references(&listed)?);
         for image in images {
             for layer in &image.layers {
                 let (Some(digest), Some(blob)) = (&layer.digest, &layer.blob) else {
@@ -164,54 +170,75 @@ impl ImageSink for RegistrySink {
                 }
             }
         }
-        let mut written = Vec::with_capacity(images.len());
-        for image in images {
-            let mut blobs = BlobWriter::new(&mut self.uploader, progress);
-            written.push(put_oci_image(&mut blobs, image, self.layers)?);
-        }
-        for (entry, references) in list_written(images, &written).into_iter().zip(references) {
-            match entry {
-                Listed::Image(i) => self.pending.push(Pending {
-                    digest: written[i].manifest.digest.clone(),
-                    media_type: written[i].manifest.media_type.clone(),
-                    bytes: written[i].manifest_bytes.clone(),
-                    references,
-                }),
-                Listed::Index {
-                    descriptor,
-                    bytes,
-                    members,
-                } => {
-                    // The images an index lists go in first, by digest.
-                    for i in members {
-                        let w = &written[i];
-                        self.pending.push(Pending {
-                            digest: w.manifest.digest.clone(),
-                            media_type: w.manifest.media_type.clone(),
-                            bytes: w.manifest_bytes.clone(),
-                            references: vec![w.manifest.digest.to_string()],
-                        });
-                    }
-                    self.pending.push(Pending {
-                        digest: descriptor.digest,
-                        media_type: descriptor.media_type,
-                        bytes,
-                        references,
-                    });
-                }
-            }
-        }
         Ok(Vec::new())
     }
 
-    fn commit(self: Box<Self>) -> Result<()> {
+    fn try_reusing_blob(&mut self, blob: &BlobInfo) -> Result<Option<u64>> {
+        match blob.digest {
+            Some(digest) => self.uploader.existing(digest, blob.size),
+            None => Ok(None),
+        }
+    }
+
+    fn put_blob(&mut self, blob: &BlobInfo, data: &mut dyn Read) -> Result<(Digest, u64)> {
+        match blob.digest {
+            Some(digest) => {
+                let size = self.uploader.put_from_source(digest, blob.size, data)?;
+                Ok((digest.clone(), size))
+            }
+            None => self.uploader.put_hashing(data),
+        }
+    }
+
+    fn concurrent(&self) -> Option<Box<dyn ConcurrentBlobs + '_>> {
+        Some(Box::new(&self.uploader))
+    }
+
+    fn put_manifest(&mut self, manifest: &ManifestInfo) -> Result<()> {
+        // An index's images go in by digest, before the index; the rest waits for
+        // its names.
+        let digest = &manifest.descriptor.digest;
+        self.pending.push(Pending {
+            bytes: manifest.bytes.to_vec(),
+            media_type: manifest.descriptor.media_type.clone(),
+            digest: digest.clone(),
+            references: if manifest.listed_by_index {
+                vec![digest.to_string()]
+            } else {
+                Vec::new()
+            },
+        });
+        Ok(())
+    }
+
+    fn put_names(&mut self, manifest: &Descriptor, _image: &Image) -> Result<()> {
+        let references = self.references.pop_front().ok_or_else(|| {
+            Error::Unsupported("more images named than prepared for the push".into())
+        })?;
+        let pending = self
+            .pending
+            .iter_mut()
+            .rev()
+            .find(|p| p.digest == manifest.digest)
+            .ok_or_else(|| {
+                Error::Unsupported(format!("{}: named before it was put", manifest.digest))
+            })?;
+        for reference in references {
+            if !pending.references.contains(&reference) {
+                pending.references.push(reference);
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<CommitReport> {
         let repo = &self.uploader.repo;
         for pending in &self.pending {
             for reference in &pending.references {
                 put_manifest(repo, &self.uploader.scope, reference, pending)?;
             }
         }
-        Ok(())
+        Ok(CommitReport::default())
     }
 }
 
@@ -273,8 +300,7 @@ impl From<Failure> for Error {
     }
 }
 
-/// The blob store of the target repository, as the tree the shared blob writer
-/// writes into: a file named by its hex digest is a blob upload.
+/// The blob store of the target repository: a blob put is an upload.
 struct Uploader {
     repo: Arc<Repo>,
     scope: Scope,
@@ -282,6 +308,10 @@ struct Uploader {
     origins: HashMap<Digest, String>,
     /// Where each layer pushed as stored can be read again from the start.
     sources: HashMap<Digest, Arc<dyn Blob>>,
+    /// Blobs the registry holds (found, or put by this push), with their sizes.
+    held: Mutex<HashMap<Digest, u64>>,
+    /// Blobs the registry was asked for and lacks, so that it is not asked again.
+    absent: Mutex<HashSet<Digest>>,
     /// Uploads at once.
     jobs: usize,
 }
@@ -585,31 +615,54 @@ impl Uploader {
     }
 }
 
-impl BlobDestination for Uploader {
+impl Uploader {
+    /// The size of blob `digest` when the registry holds it (with `size`, when known):
+    /// remembered, or asked once with a `HEAD`.
     fn existing(&self, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
-        Ok(self
-            .head(digest)?
-            .filter(|have| size.is_none_or(|want| want == *have)))
+        let held = lock(&self.held).get(digest).copied();
+        let have = match held {
+            Some(have) => Some(have),
+            None if lock(&self.absent).contains(digest) => None,
+            None => {
+                let have = self.head(digest)?;
+                match have {
+                    Some(have) => {
+                        lock(&self.held).insert(digest.clone(), have);
+                    }
+                    None => {
+                        lock(&self.absent).insert(digest.clone());
+                    }
+                }
+                have
+            }
+        };
+        Ok(have.filter(|have| size.is_none_or(|want| want == *have)))
     }
-    fn put(&mut self, digest: &Digest, size: Option<u64>, data: &mut dyn Read) -> Result<u64> {
-        self.put_from_source(digest, size, data)
-    }
+
     /// A layer compressed anew: staged in a temp file, which gives its digest (to
     /// skip it when the registry has it) and a copy to start again from.
     fn put_hashing(&mut self, data: &mut dyn Read) -> Result<(Digest, u64)> {
         let (staged, digest) = Staged::hashing(data, "a layer")?;
         let size = staged.size();
-        if self.head(&digest)? == Some(size) {
+        if self.existing(&digest, Some(size))?.is_some() {
             return Ok((digest, size));
         }
         let reopen = || -> Result<Box<dyn Read + Send>> { Ok(Box::new(staged.reader()?)) };
         let mut first = reopen()?;
         self.upload(&digest, Some(size), &mut first, Some(&reopen))?;
+        self.uploaded(&digest, size);
         Ok((digest, size))
     }
-    fn parallel(&self) -> Option<SharedStore<'_>> {
-        Some(SharedStore::Blobs(self))
+
+    /// Remember that the registry now holds `digest`.
+    fn uploaded(&self, digest: &Digest, size: u64) {
+        lock(&self.absent).remove(digest);
+        lock(&self.held).insert(digest.clone(), size);
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Uploader {
@@ -634,12 +687,14 @@ impl Uploader {
         } else {
             None
         };
-        self.upload(digest, size, data, reopen)
+        let size = self.upload(digest, size, data, reopen)?;
+        self.uploaded(digest, size);
+        Ok(size)
     }
 }
 
-impl ParallelBlobs for Uploader {
-    fn put_shared(&self, digest: &Digest, data: &mut dyn Read) -> Result<u64> {
+impl ConcurrentBlobs for &Uploader {
+    fn put_blob_shared(&self, digest: &Digest, data: &mut dyn Read) -> Result<u64> {
         self.put_from_source(digest, None, data)
     }
     fn jobs(&self) -> usize {

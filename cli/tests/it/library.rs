@@ -271,44 +271,74 @@ impl dockhand::Transport for MemoryTransport {
     fn create_sink(
         &self,
         location: &Location,
-        _options: &SinkOptions,
-    ) -> dockhand::Result<Box<dyn dockhand::ImageSink>> {
-        Ok(Box::new(MemorySink {
+        options: &SinkOptions,
+    ) -> dockhand::Result<dockhand::ImageSink<'static>> {
+        let destination = MemoryDestination {
             name: location.path.clone(),
+            blobs: Default::default(),
             images: Vec::new(),
-        }))
+            named: 0,
+        };
+        Ok(dockhand::ImageSink::new(
+            Box::new(destination),
+            options.write.layer_policy()?,
+        ))
     }
 }
 
-struct MemorySink {
+/// A destination at blob level: blobs by digest and each image's manifest as they are
+/// put; the commit stores images whose layers are those blobs.
+struct MemoryDestination {
     name: String,
+    blobs: std::collections::HashMap<Digest, Arc<Vec<u8>>>,
     images: Vec<Image>,
+    /// How many images or indexes were named.
+    named: usize,
 }
 
-impl dockhand::ImageSink for MemorySink {
-    fn put_images(
-        &mut self,
-        images: &[Image],
-        progress: &dyn Progress,
-    ) -> dockhand::Result<Vec<String>> {
-        for image in images {
-            let mut copy = image.clone();
-            for layer in &mut copy.layers {
-                let mut bytes = Vec::new();
-                let mut reader = open_layer(image, layer, LayerForm::Stored)?;
-                reader.read_to_end(&mut bytes).unwrap();
-                progress.advanced(bytes.len() as u64);
-                let label = format!("memory:{}/{}", self.name, layer.path);
-                layer.blob = Some(Arc::new(MemoryBlob::new(Arc::new(bytes), label)));
-            }
-            copy.input = Arc::from(format!("memory:{}", self.name).as_str());
-            self.images.push(copy);
-        }
-        Ok(Vec::new())
+impl dockhand::ImageDestination for MemoryDestination {
+    fn try_reusing_blob(&mut self, blob: &dockhand::BlobInfo) -> dockhand::Result<Option<u64>> {
+        let held = blob.digest.and_then(|digest| self.blobs.get(digest));
+        Ok(held.map(|bytes| bytes.len() as u64))
     }
-    fn commit(self: Box<Self>) -> dockhand::Result<()> {
-        MEMORY.stores.lock().unwrap().insert(self.name, self.images);
+    fn put_blob(
+        &mut self,
+        blob: &dockhand::BlobInfo,
+        data: &mut dyn Read,
+    ) -> dockhand::Result<(Digest, u64)> {
+        let mut bytes = Vec::new();
+        // The pipeline verifies as the blob streams: a lie fails this read.
+        data.read_to_end(&mut bytes)
+            .map_err(|e| dockhand::Error::io("reading a blob", e))?;
+        let digest = blob.digest.cloned().unwrap_or_else(|| Digest::of(&bytes));
+        let size = bytes.len() as u64;
+        self.blobs.insert(digest.clone(), Arc::new(bytes));
+        Ok((digest, size))
+    }
+    fn put_manifest(&mut self, manifest: &dockhand::ManifestInfo) -> dockhand::Result<()> {
+        let Some(image) = manifest.image else {
+            return Ok(()); // no index kept
+        };
+        let mut copy = image.clone();
+        for (layer, digest) in copy.layers.iter_mut().zip(manifest.layers) {
+            let label = format!("memory:{}/{}", self.name, layer.path);
+            layer.blob = Some(Arc::new(MemoryBlob::new(
+                Arc::clone(&self.blobs[digest]),
+                label,
+            )));
+        }
+        copy.input = Arc::from(format!("memory:{}", self.name).as_str());
+        self.images.push(copy);
         Ok(())
+    }
+    fn put_names(&mut self, _manifest: &Descriptor, _image: &Image) -> dockhand::Result<()> {
+        self.named += 1;
+        Ok(())
+    }
+    fn commit(self: Box<Self>) -> dockhand::Result<dockhand::CommitReport> {
+        assert_eq!(self.named, self.images.len(), "every image named once");
+        MEMORY.stores.lock().unwrap().insert(self.name, self.images);
+        Ok(dockhand::CommitReport::default())
     }
 }
 

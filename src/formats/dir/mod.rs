@@ -6,13 +6,12 @@ mod schema1;
 pub(crate) use schema1::{declares_schema1, read_schema1, schema1_payload};
 mod write;
 
+use super::blobs::LayoutWriter;
 use super::context::Meta;
 use super::{LayoutOps, ReadOptions, WriteOptions};
-use crate::container::TreeWriter;
 use crate::error::{Error, Result};
-use crate::formats::oci::OciLayers;
 use crate::model::image::Image;
-use crate::progress::Progress;
+use crate::sink::LayerPolicy;
 
 /// The `version` file content dockhand writes.
 pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
@@ -24,7 +23,7 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
     compresses_layers: true,
     bare_names_are_ref_names: false,
     read: read_any,
-    write,
+    writer,
     append: None,
 };
 
@@ -38,20 +37,9 @@ fn read_any(meta: &Meta, options: &ReadOptions, warnings: &mut Vec<String>) -> R
     read::read(meta, &manifest.bytes, options, warnings)
 }
 
-fn write(
-    images: &[Image],
-    out: &mut dyn TreeWriter,
-    options: &WriteOptions,
-    progress: &dyn Progress,
-) -> Result<Vec<String>> {
-    let layers = OciLayers::from_options(options)?;
-    match images {
-        [image] => write::write_dir_transport(image, out, layers, progress).map(|()| Vec::new()),
-        _ => Err(Error::Selection(format!(
-            "a dir layout holds one image, not {}",
-            images.len()
-        ))),
-    }
+fn writer(options: &WriteOptions) -> Result<(Box<dyn LayoutWriter>, LayerPolicy)> {
+    let layers = LayerPolicy::new(options.layer_compression, options.compression_level)?;
+    Ok((Box::new(write::DirWriter::new()), layers))
 }
 
 #[cfg(test)]

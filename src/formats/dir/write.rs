@@ -1,32 +1,83 @@
 //! Writing the containers/image `dir:` layout.
 
+use std::io::Read;
+
 use super::DIR_VERSION;
 use crate::container::TreeWriter;
-use crate::error::Result;
-use crate::formats::blobs::{BlobWriter, TreeBlobs};
-use crate::formats::oci::{put_oci_image, OciLayers};
-use crate::model::image::Image;
-use crate::progress::Progress;
+use crate::error::{Error, Result};
+use crate::formats::blobs::{BlobFiles, LayoutWriter};
+use crate::model::digest::Digest;
+use crate::model::image::{Descriptor, Image};
+use crate::sink::{BlobInfo, ConcurrentBlobs, ManifestInfo};
 
-/// Write one image as a containers/image `dir:` layout: blobs named by hex digest,
-/// an OCI manifest in `manifest.json`, and the `version` file.
-pub(crate) fn write_dir_transport(
-    image: &Image,
-    out: &mut dyn TreeWriter,
-    layers: OciLayers,
-    progress: &dyn Progress,
-) -> Result<()> {
-    let mut store = TreeBlobs {
-        tree: out,
-        prefix: "",
-    };
-    let written = put_oci_image(&mut BlobWriter::new(&mut store, progress), image, layers)?;
-    let out = store.tree;
-    let manifest = written.manifest_bytes;
-    out.file("manifest.json", manifest.len() as u64, &mut &manifest[..])?;
-    out.file(
-        "version",
-        DIR_VERSION.len() as u64,
-        &mut DIR_VERSION.as_bytes(),
-    )
+/// One image as a containers/image `dir:` layout: blobs named by hex digest, its
+/// manifest in `manifest.json`, and the `version` file.
+pub(crate) struct DirWriter {
+    blobs: BlobFiles,
+    manifest: Option<Vec<u8>>,
+}
+
+impl DirWriter {
+    pub(crate) fn new() -> DirWriter {
+        DirWriter {
+            blobs: BlobFiles::new(""),
+            manifest: None,
+        }
+    }
+}
+
+impl LayoutWriter for DirWriter {
+    fn prepare(&mut self, _tree: &mut dyn TreeWriter, images: &[Image]) -> Result<Vec<String>> {
+        match images {
+            [_] => Ok(Vec::new()),
+            _ => Err(Error::Selection(format!(
+                "a dir layout holds one image, not {}",
+                images.len()
+            ))),
+        }
+    }
+    fn try_reusing_blob(
+        &mut self,
+        tree: &mut dyn TreeWriter,
+        blob: &BlobInfo,
+    ) -> Result<Option<u64>> {
+        self.blobs.try_reusing(tree, blob)
+    }
+    fn put_blob(
+        &mut self,
+        tree: &mut dyn TreeWriter,
+        blob: &BlobInfo,
+        data: &mut dyn Read,
+    ) -> Result<(Digest, u64)> {
+        self.blobs.put(tree, blob, data)
+    }
+    fn concurrent<'a>(&'a self, tree: &'a dyn TreeWriter) -> Option<Box<dyn ConcurrentBlobs + 'a>> {
+        self.blobs.concurrent(tree)
+    }
+    fn put_manifest(&mut self, _tree: &mut dyn TreeWriter, manifest: &ManifestInfo) -> Result<()> {
+        // The layout holds one image, and no index.
+        if manifest.image.is_some() {
+            self.manifest = Some(manifest.bytes.to_vec());
+        }
+        Ok(())
+    }
+    fn put_names(
+        &mut self,
+        _tree: &mut dyn TreeWriter,
+        _manifest: &Descriptor,
+        _image: &Image,
+    ) -> Result<()> {
+        // A `dir:` layout has no names.
+        Ok(())
+    }
+    fn finish(&mut self, tree: &mut dyn TreeWriter) -> Result<()> {
+        if let Some(manifest) = &self.manifest {
+            tree.file("manifest.json", manifest.len() as u64, &mut &manifest[..])?;
+        }
+        tree.file(
+            "version",
+            DIR_VERSION.len() as u64,
+            &mut DIR_VERSION.as_bytes(),
+        )
+    }
 }

@@ -8,12 +8,14 @@ mod write;
 
 pub(crate) use v1::has_v1_layers;
 
+pub(crate) use write::DockerWriter;
+
+use super::blobs::LayoutWriter;
 use super::context::Meta;
 use super::{keep_platform, LayoutOps, ReadOptions, WriteOptions};
-use crate::container::TreeWriter;
 use crate::error::Result;
 use crate::model::image::{parse_json, Image};
-use crate::progress::Progress;
+use crate::sink::LayerPolicy;
 
 /// Reading and writing docker-save archives and trees.
 pub(crate) const OPS: LayoutOps = LayoutOps {
@@ -22,7 +24,7 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
     compresses_layers: false,
     bare_names_are_ref_names: false,
     read: read_any,
-    write,
+    writer,
     append: None,
 };
 
@@ -39,18 +41,12 @@ fn read_any(meta: &Meta, options: &ReadOptions, warnings: &mut Vec<String>) -> R
     keep_platform(images, options)
 }
 
-fn write(
-    images: &[Image],
-    out: &mut dyn TreeWriter,
-    options: &WriteOptions,
-    progress: &dyn Progress,
-) -> Result<Vec<String>> {
-    write::write_docker(
-        images,
-        out,
-        options.docker_layout.unwrap_or_default(),
-        progress,
-    )
+fn writer(options: &WriteOptions) -> Result<(Box<dyn LayoutWriter>, LayerPolicy)> {
+    let layout = options.docker_layout.unwrap_or_default();
+    Ok((
+        Box::new(DockerWriter::new(layout)),
+        LayerPolicy::UNCOMPRESSED,
+    ))
 }
 
 #[cfg(test)]

@@ -6,15 +6,15 @@ mod read;
 mod write;
 
 pub(crate) use read::{describe_for_docker, read_from_root};
-pub(crate) use write::{list_written, put_oci_image, write_oci_with, Listed, OciLayers};
+pub(crate) use write::OciWriter;
 
 use std::path::Path;
 
+use super::blobs::LayoutWriter;
 use super::{LayoutOps, WriteOptions};
-use crate::container::{AppendSpec, TreeWriter};
+use crate::container::AppendSpec;
 use crate::error::Result;
-use crate::model::image::Image;
-use crate::progress::Progress;
+use crate::sink::LayerPolicy;
 
 /// Annotation holding the full image name (containerd, Docker >= 25).
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
@@ -28,7 +28,7 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
     compresses_layers: true,
     bare_names_are_ref_names: true,
     read: read::read,
-    write,
+    writer,
     append: Some(AppendSpec {
         index: "index.json",
         keep_existing: &["oci-layout"],
@@ -37,14 +37,9 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
     }),
 };
 
-fn write(
-    images: &[Image],
-    out: &mut dyn TreeWriter,
-    options: &WriteOptions,
-    progress: &dyn Progress,
-) -> Result<Vec<String>> {
-    let layers = OciLayers::from_options(options)?;
-    write::write_oci_with(images, out, layers, progress).map(|_| Vec::new())
+fn writer(options: &WriteOptions) -> Result<(Box<dyn LayoutWriter>, LayerPolicy)> {
+    let layers = LayerPolicy::new(options.layer_compression, options.compression_level)?;
+    Ok((Box::new(OciWriter::new()), layers))
 }
 
 /// Why the OCI layout at `dest` cannot be added to, checked before any blob is written.

@@ -1,370 +1,82 @@
 //! Writing OCI image layouts, to a directory or a tar.
 
-use serde_json::{json, Value};
+use std::io::Read;
 
 use super::index::index_json;
-use crate::compress::LayerCompression;
 use crate::container::TreeWriter;
 use crate::error::Result;
-use crate::formats::blobs::{BlobWriter, TreeBlobs};
+use crate::formats::blobs::{BlobFiles, LayoutWriter};
 use crate::formats::manifest::BLOBS_PREFIX;
-use crate::formats::WriteOptions;
-use crate::layer::LayerForm;
 use crate::model::digest::Digest;
-use crate::model::image::{Descriptor, Image, Layer};
-use crate::model::media::{self, Compression, Family};
-use crate::progress::Progress;
+use crate::model::image::{Descriptor, Image};
+use crate::sink::{BlobInfo, ConcurrentBlobs, ManifestInfo};
 
 /// The `oci-layout` file dockhand writes (the same bytes as Docker >= 25).
 pub const OCI_LAYOUT_FILE: &str = "{\"imageLayoutVersion\": \"1.0.0\"}";
 
-/// How layers are written to an OCI manifest's blobs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct OciLayers {
-    compression: LayerCompression,
-    /// The level when compressing.
-    level: i32,
-    /// With `keep`, compress uncompressed layers with gzip anyway (a push, as `docker
-    /// push` does).
-    gzip_uncompressed: bool,
-    /// Keep a source's Docker v2 manifest too, when it describes what is written (a
-    /// registry holds them; an OCI layout lists OCI manifests).
-    keep_docker_manifests: bool,
+/// The OCI image layout: blobs under `blobs/sha256/`, and `index.json` listing each
+/// image or index put under its names, written last with `oci-layout`.
+pub(crate) struct OciWriter {
+    blobs: BlobFiles,
+    /// What index.json lists, in order: each image or index with the names it is
+    /// listed under.
+    named: Vec<(Image, Descriptor)>,
 }
 
-impl OciLayers {
-    /// Always uncompressed (the Docker >= 25 hybrid).
-    pub(crate) const UNCOMPRESSED: OciLayers = OciLayers {
-        compression: LayerCompression::None,
-        level: 0,
-        gzip_uncompressed: false,
-        keep_docker_manifests: false,
-    };
-
-    /// What `options` ask for (already checked by `create_sink`).
-    pub(crate) fn from_options(options: &WriteOptions) -> Result<OciLayers> {
-        let compression = options.layer_compression;
-        Ok(OciLayers {
-            compression,
-            level: compression.level(options.compression_level)?,
-            gzip_uncompressed: false,
-            keep_docker_manifests: false,
-        })
-    }
-
-    /// What `options` ask for in a push: as [`OciLayers::from_options`], except that
-    /// `keep` compresses uncompressed layers with gzip, as `docker push` does (`none`
-    /// pushes them uncompressed).
-    pub(crate) fn for_push(options: &WriteOptions) -> Result<OciLayers> {
-        let mut layers = OciLayers::from_options(options)?;
-        layers.keep_docker_manifests = true;
-        if layers.compression == LayerCompression::Keep {
-            layers.gzip_uncompressed = true;
-            layers.level = LayerCompression::Gzip.level(options.compression_level)?;
-        }
-        Ok(layers)
-    }
-
-    /// How `layer` of `image` is written.
-    fn output(self, image: &Image, layer: &Layer) -> LayerOutput {
-        if image.artifact {
-            // Not a layer: its bytes and media type are the artifact's own.
-            return LayerOutput::Form(LayerForm::Stored);
-        }
-        match self.compression.target() {
-            Some(target) if layer.compression != target => LayerOutput::Compressed(target),
-            Some(_) => LayerOutput::Form(LayerForm::Stored),
-            None if self.compression == LayerCompression::None => {
-                LayerOutput::Form(LayerForm::Uncompressed)
-            }
-            None if self.gzip_uncompressed => match layer.compression {
-                Compression::Gzip | Compression::Zstd => LayerOutput::Form(LayerForm::Stored),
-                _ => LayerOutput::Compressed(Compression::Gzip),
-            },
-            None => match layer.compression {
-                Compression::None | Compression::Gzip | Compression::Zstd => {
-                    LayerOutput::Form(LayerForm::Stored)
-                }
-                // OCI has no media type for these.
-                Compression::Xz | Compression::Bzip2 => LayerOutput::Form(LayerForm::Uncompressed),
-            },
+impl OciWriter {
+    pub(crate) fn new() -> OciWriter {
+        OciWriter {
+            blobs: BlobFiles::new(BLOBS_PREFIX),
+            named: Vec::new(),
         }
     }
 }
 
-/// The bytes a layer blob holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LayerOutput {
-    /// As the source stores it, or uncompressed.
-    Form(LayerForm),
-    /// Uncompressed, then compressed anew.
-    Compressed(Compression),
-}
-
-/// The written form of one image: its manifest and, for docker's manifest.json, the
-/// digests of its config and layers as written.
-pub(crate) struct WrittenImage {
-    pub manifest: Descriptor,
-    pub manifest_bytes: Vec<u8>,
-    pub config: Digest,
-    pub layers: Vec<Digest>,
-}
-
-/// Write the config and layer blobs of `image` and build its OCI manifest (which the
-/// caller stores where its layout wants it).
-pub(crate) fn put_oci_image(
-    blobs: &mut BlobWriter,
-    image: &Image,
-    layers_mode: OciLayers,
-) -> Result<WrittenImage> {
-    let mut layer_descs = Vec::with_capacity(image.layers.len());
-    let mut layer_digests = Vec::with_capacity(image.layers.len());
-    let mut all_as_stored = true;
-    let mut all_stored = true;
-    let outputs: Vec<LayerOutput> = image
-        .layers
-        .iter()
-        .map(|layer| layers_mode.output(image, layer))
-        .collect();
-    let forms: Vec<Option<LayerForm>> = outputs
-        .iter()
-        .map(|output| match output {
-            LayerOutput::Form(form) => Some(*form),
-            LayerOutput::Compressed(_) => None,
-        })
-        .collect();
-    blobs.prefetch_layers(image, &forms)?;
-    for (layer, &output) in image.layers.iter().zip(&outputs) {
-        let (digest, size, compression) = match output {
-            LayerOutput::Form(form) => blobs.put_layer(image, layer, form)?,
-            LayerOutput::Compressed(target) => {
-                blobs.put_compressed(image, layer, target, layers_mode.level)?
-            }
-        };
-        let media_type = if image.artifact {
-            layer.media_type.clone()
-        } else {
-            compression
-                .layer_media_type(Family::Oci)
-                .expect("representable")
-                .to_string()
-        };
-        all_stored &= output == LayerOutput::Form(LayerForm::Stored);
-        all_as_stored &= all_stored && media_type == layer.media_type;
-        layer_descs
-            .push(json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
-        layer_digests.push(digest);
+impl LayoutWriter for OciWriter {
+    fn prepare(&mut self, tree: &mut dyn TreeWriter, _images: &[Image]) -> Result<Vec<String>> {
+        tree.dir("blobs")?;
+        tree.dir("blobs/sha256")?;
+        Ok(Vec::new())
     }
-    let config = blobs.put_bytes(&image.config_bytes)?;
-    let config_type = if image.artifact {
-        image.config.media_type.as_str()
-    } else {
-        media::OCI_CONFIG
-    };
-    // When the source's own OCI manifest describes exactly what was written, keep its
-    // bytes: the manifest digest (what signatures point at) survives the conversion.
-    if let (Some(source), Some(bytes)) = (&image.manifest, &image.manifest_bytes) {
-        let oci = all_as_stored
-            && source.media_type == media::OCI_MANIFEST
-            && image.config.media_type == config_type;
-        // A Docker v2 manifest names Docker media types for the same bytes.
-        let docker = layers_mode.keep_docker_manifests
-            && all_stored
-            && source.media_type == media::DOCKER_MANIFEST;
-        if (oci || docker) && describes(bytes, &config.digest, &layer_descs) {
-            return Ok(WrittenImage {
-                manifest: source.clone(),
-                manifest_bytes: bytes.to_vec(),
-                config: config.digest,
-                layers: layer_digests,
-            });
-        }
+    fn try_reusing_blob(
+        &mut self,
+        tree: &mut dyn TreeWriter,
+        blob: &BlobInfo,
+    ) -> Result<Option<u64>> {
+        self.blobs.try_reusing(tree, blob)
     }
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_MANIFEST,
-        "config": {"mediaType": config_type, "digest": config.digest.to_string(), "size": config.size},
-        "layers": layer_descs,
-    });
-    let bytes = serde_json::to_vec(&manifest).expect("serializing a JSON value cannot fail");
-    Ok(WrittenImage {
-        manifest: Descriptor {
-            media_type: media::OCI_MANIFEST.to_string(),
-            digest: Digest::of(&bytes),
-            size: bytes.len() as u64,
-        },
-        manifest_bytes: bytes,
-        config: config.digest,
-        layers: layer_digests,
-    })
-}
-
-/// Does manifest `bytes` name exactly this config and these layers, in this order? (A
-/// Docker 25.0.0 save can carry an OCI manifest whose layer order disagrees with its
-/// manifest.json, which is the one followed.)
-fn describes(bytes: &[u8], config: &Digest, layers: &[Value]) -> bool {
-    let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
-        return false;
-    };
-    let same =
-        |a: &Value, b: &Value| a.get("digest") == b.get("digest") && a.get("size") == b.get("size");
-    doc["config"]["digest"].as_str() == Some(config.to_string().as_str())
-        && doc["layers"].as_array().is_some_and(|l| {
-            l.len() == layers.len() && l.iter().zip(layers).all(|(a, b)| same(a, b))
-        })
-}
-
-/// What an index (`index.json`, or a registry's tags) lists for written images.
-pub(crate) enum Listed {
-    /// One image, by its position among the images written.
-    Image(usize),
-    /// A multi-platform index read with `--all`: the source's bytes when every image
-    /// it lists was written with its own manifest, else an index rebuilt over what was
-    /// written. Named as its first image is.
-    Index {
-        descriptor: Descriptor,
-        bytes: Vec<u8>,
-        members: Vec<usize>,
-    },
-}
-
-/// Group the written images by the index they were read from with `--all`.
-pub(crate) fn list_written(images: &[Image], written: &[WrittenImage]) -> Vec<Listed> {
-    let mut listed: Vec<Listed> = Vec::new();
-    let mut groups: std::collections::HashMap<Digest, usize> = Default::default();
-    for (i, image) in images.iter().enumerate() {
-        let Some(index) = &image.index else {
-            listed.push(Listed::Image(i));
-            continue;
-        };
-        match groups.get(&index.descriptor.digest) {
-            Some(&at) => {
-                if let Listed::Index { members, .. } = &mut listed[at] {
-                    members.push(i);
-                }
-            }
-            None => {
-                groups.insert(index.descriptor.digest.clone(), listed.len());
-                listed.push(Listed::Index {
-                    descriptor: index.descriptor.clone(),
-                    bytes: Vec::new(),
-                    members: vec![i],
-                });
-            }
-        }
+    fn put_blob(
+        &mut self,
+        tree: &mut dyn TreeWriter,
+        blob: &BlobInfo,
+        data: &mut dyn Read,
+    ) -> Result<(Digest, u64)> {
+        self.blobs.put(tree, blob, data)
     }
-    for entry in &mut listed {
-        let Listed::Index {
-            descriptor,
-            bytes,
-            members,
-        } = entry
-        else {
-            continue;
-        };
-        let source = images[members[0]].index.as_ref().expect("grouped by index");
-        let listed_digests: Option<Vec<String>> = serde_json::from_slice::<Value>(&source.bytes)
-            .ok()
-            .and_then(|v| {
-                v["manifests"].as_array().map(|m| {
-                    m.iter()
-                        .filter_map(|d| d["digest"].as_str().map(String::from))
-                        .collect()
-                })
-            });
-        let mut written_digests: Vec<String> = members
-            .iter()
-            .map(|&i| written[i].manifest.digest.to_string())
-            .collect();
-        let unchanged = members.iter().all(|&i| {
-            images[i].manifest.as_ref().map(|m| &m.digest) == Some(&written[i].manifest.digest)
-        });
-        written_digests.sort();
-        written_digests.dedup();
-        let same_set = listed_digests.is_some_and(|mut l| {
-            l.sort();
-            l.dedup();
-            l == written_digests
-        });
-        if unchanged && same_set {
-            *bytes = source.bytes.to_vec();
-            continue;
-        }
-        let manifests: Vec<Value> = members
-            .iter()
-            .map(|&i| {
-                let m = &written[i].manifest;
-                let p = &images[i].platform;
-                let mut platform = json!({"architecture": p.architecture, "os": p.os});
-                if let Some(v) = &p.variant {
-                    platform["variant"] = json!(v);
-                }
-                json!({"mediaType": m.media_type, "digest": m.digest.to_string(), "size": m.size, "platform": platform})
-            })
-            .collect();
-        let rebuilt = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": media::OCI_INDEX,
-            "manifests": manifests,
-        }))
-        .expect("serializing a JSON value cannot fail");
-        *descriptor = Descriptor {
-            media_type: media::OCI_INDEX.to_string(),
-            digest: Digest::of(&rebuilt),
-            size: rebuilt.len() as u64,
-        };
-        *bytes = rebuilt;
+    fn concurrent<'a>(&'a self, tree: &'a dyn TreeWriter) -> Option<Box<dyn ConcurrentBlobs + 'a>> {
+        self.blobs.concurrent(tree)
     }
-    listed
-}
-
-/// Write an OCI layout, returning what was written for each image.
-pub(crate) fn write_oci_with(
-    images: &[Image],
-    out: &mut dyn TreeWriter,
-    layers: OciLayers,
-    progress: &dyn Progress,
-) -> Result<Vec<WrittenImage>> {
-    out.dir("blobs")?;
-    out.dir("blobs/sha256")?;
-    let mut store = TreeBlobs {
-        tree: out,
-        prefix: BLOBS_PREFIX,
-    };
-    let mut blobs = BlobWriter::new(&mut store, progress);
-    let mut written = Vec::with_capacity(images.len());
-    for image in images {
-        let w = put_oci_image(&mut blobs, image, layers)?;
-        blobs.put_bytes(&w.manifest_bytes)?;
-        written.push(w);
+    fn put_manifest(&mut self, tree: &mut dyn TreeWriter, manifest: &ManifestInfo) -> Result<()> {
+        self.blobs
+            .put_bytes(tree, &manifest.descriptor.digest, manifest.bytes)
     }
-    // An index kept whole is listed once, named as its images are, without a platform.
-    let listed = list_written(images, &written);
-    let mut named: Vec<(Image, Descriptor)> = Vec::with_capacity(listed.len());
-    for entry in &listed {
-        match entry {
-            Listed::Image(i) => named.push((images[*i].clone(), written[*i].manifest.clone())),
-            Listed::Index {
-                descriptor,
-                bytes,
-                members,
-            } => {
-                blobs.put_bytes(bytes)?;
-                let mut image = images[members[0]].clone();
-                image.platform = Default::default();
-                named.push((image, descriptor.clone()));
-            }
-        }
+    fn put_names(
+        &mut self,
+        _tree: &mut dyn TreeWriter,
+        manifest: &Descriptor,
+        image: &Image,
+    ) -> Result<()> {
+        self.named.push((image.clone(), manifest.clone()));
+        Ok(())
     }
-    drop(blobs);
-    let out = store.tree;
-    let pairs: Vec<(&Image, &Descriptor)> = named.iter().map(|(i, d)| (i, d)).collect();
-    let index = index_json(&pairs);
-    out.file("index.json", index.len() as u64, &mut &index[..])?;
-    out.file(
-        "oci-layout",
-        OCI_LAYOUT_FILE.len() as u64,
-        &mut OCI_LAYOUT_FILE.as_bytes(),
-    )?;
-    Ok(written)
+    fn finish(&mut self, tree: &mut dyn TreeWriter) -> Result<()> {
+        let pairs: Vec<(&Image, &Descriptor)> = self.named.iter().map(|(i, d)| (i, d)).collect();
+        let index = index_json(&pairs);
+        tree.file("index.json", index.len() as u64, &mut &index[..])?;
+        tree.file(
+            "oci-layout",
+            OCI_LAYOUT_FILE.len() as u64,
+            &mut OCI_LAYOUT_FILE.as_bytes(),
+        )
+    }
 }

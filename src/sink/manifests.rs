@@ -1,0 +1,338 @@
+//! Which bytes each layer of an image is written as, and the manifest that names them:
+//! the source's own manifest, byte for byte, whenever it still describes what was
+//! written (so the manifest digest that signatures name survives), else an OCI
+//! manifest built over the blobs written. Indexes read with `--all` likewise.
+
+use serde_json::{json, Value};
+
+use super::blobs::BlobWriter;
+use crate::compress::LayerCompression;
+use crate::error::Result;
+use crate::layer::LayerForm;
+use crate::model::digest::Digest;
+use crate::model::image::{Descriptor, Image, Layer};
+use crate::model::media::{self, Compression, Family};
+
+/// How an image's layers are written: kept as the source stores them, uncompressed,
+/// or compressed anew, and which source manifests are kept. A destination's transport
+/// chooses it; a library user's takes [`LayerPolicy::new`] of the user's options.
+///
+/// ```
+/// use dockhand::{LayerCompression, LayerPolicy};
+///
+/// assert_eq!(LayerPolicy::default(), LayerPolicy::new(LayerCompression::Keep, None)?);
+/// assert!(LayerPolicy::new(LayerCompression::Gzip, Some(10)).is_err()); // gzip is 1-9
+/// # Ok::<(), dockhand::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerPolicy {
+    compression: LayerCompression,
+    /// The level when compressing.
+    level: i32,
+    /// With `keep`, compress uncompressed layers with gzip anyway (a push, as `docker
+    /// push` does).
+    gzip_uncompressed: bool,
+    /// Keep a source's Docker v2 manifest too, when it describes what is written (a
+    /// registry holds them; an OCI layout lists OCI manifests).
+    keep_docker_manifests: bool,
+}
+
+impl Default for LayerPolicy {
+    /// Layers as the source stores them (xz and bzip2 ones decompressed: OCI has no
+    /// media type for them), under OCI manifests.
+    fn default() -> Self {
+        LayerPolicy {
+            compression: LayerCompression::Keep,
+            level: 0,
+            gzip_uncompressed: false,
+            keep_docker_manifests: false,
+        }
+    }
+}
+
+impl LayerPolicy {
+    /// Always uncompressed (a docker archive, the Docker >= 25 hybrid).
+    pub const UNCOMPRESSED: LayerPolicy = LayerPolicy {
+        compression: LayerCompression::None,
+        level: 0,
+        gzip_uncompressed: false,
+        keep_docker_manifests: false,
+    };
+
+    /// Layers with `compression`, at `level` (gzip 1-9, zstd 1-19; `None` for the
+    /// default). A level without compressing, or out of range, is a usage error.
+    pub fn new(compression: LayerCompression, level: Option<i32>) -> Result<LayerPolicy> {
+        Ok(LayerPolicy {
+            compression,
+            level: compression.level(level)?,
+            ..LayerPolicy::default()
+        })
+    }
+
+    /// What a push writes: as [`LayerPolicy::new`], except that `keep` compresses
+    /// uncompressed layers with gzip, as `docker push` does (`none` pushes them
+    /// uncompressed), and a source's Docker v2 manifest is kept when it describes
+    /// what is written.
+    pub fn for_registry(compression: LayerCompression, level: Option<i32>) -> Result<LayerPolicy> {
+        let mut layers = LayerPolicy::new(compression, level)?;
+        layers.keep_docker_manifests = true;
+        if layers.compression == LayerCompression::Keep {
+            layers.gzip_uncompressed = true;
+            layers.level = LayerCompression::Gzip.level(level)?;
+        }
+        Ok(layers)
+    }
+
+    /// How `layer` of `image` is written.
+    fn output(self, image: &Image, layer: &Layer) -> LayerOutput {
+        if image.artifact {
+            // Not a layer: its bytes and media type are the artifact's own.
+            return LayerOutput::Form(LayerForm::Stored);
+        }
+        match self.compression.target() {
+            Some(target) if layer.compression != target => LayerOutput::Compressed(target),
+            Some(_) => LayerOutput::Form(LayerForm::Stored),
+            None if self.compression == LayerCompression::None => {
+                LayerOutput::Form(LayerForm::Uncompressed)
+            }
+            None if self.gzip_uncompressed => match layer.compression {
+                Compression::Gzip | Compression::Zstd => LayerOutput::Form(LayerForm::Stored),
+                _ => LayerOutput::Compressed(Compression::Gzip),
+            },
+            None => match layer.compression {
+                Compression::None | Compression::Gzip | Compression::Zstd => {
+                    LayerOutput::Form(LayerForm::Stored)
+                }
+                // OCI has no media type for these.
+                Compression::Xz | Compression::Bzip2 => LayerOutput::Form(LayerForm::Uncompressed),
+            },
+        }
+    }
+}
+
+/// The bytes a layer blob holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LayerOutput {
+    /// As the source stores it, or uncompressed.
+    Form(LayerForm),
+    /// Uncompressed, then compressed anew.
+    Compressed(Compression),
+}
+
+/// The written form of one image: its manifest and, for docker's manifest.json, the
+/// digests of its config and layers as written.
+pub(crate) struct WrittenImage {
+    pub manifest: Descriptor,
+    pub manifest_bytes: Vec<u8>,
+    pub config: Digest,
+    pub layers: Vec<Digest>,
+}
+
+/// Put the layer and config blobs of `image` and build its manifest (which the caller
+/// puts next).
+pub(crate) fn put_image_blobs(
+    blobs: &mut BlobWriter,
+    image: &Image,
+    layers_mode: LayerPolicy,
+) -> Result<WrittenImage> {
+    let mut layer_descs = Vec::with_capacity(image.layers.len());
+    let mut layer_digests = Vec::with_capacity(image.layers.len());
+    let mut all_as_stored = true;
+    let mut all_stored = true;
+    let outputs: Vec<LayerOutput> = image
+        .layers
+        .iter()
+        .map(|layer| layers_mode.output(image, layer))
+        .collect();
+    let forms: Vec<Option<LayerForm>> = outputs
+        .iter()
+        .map(|output| match output {
+            LayerOutput::Form(form) => Some(*form),
+            LayerOutput::Compressed(_) => None,
+        })
+        .collect();
+    blobs.prefetch_layers(image, &forms)?;
+    for (index, &output) in outputs.iter().enumerate() {
+        let layer = &image.layers[index];
+        let (digest, size, compression) = match output {
+            LayerOutput::Form(form) => blobs.put_layer(image, index, form)?,
+            LayerOutput::Compressed(target) => {
+                blobs.put_compressed(image, index, target, layers_mode.level)?
+            }
+        };
+        let media_type = if image.artifact {
+            layer.media_type.clone()
+        } else {
+            compression
+                .layer_media_type(Family::Oci)
+                .expect("representable")
+                .to_string()
+        };
+        all_stored &= output == LayerOutput::Form(LayerForm::Stored);
+        all_as_stored &= all_stored && media_type == layer.media_type;
+        layer_descs
+            .push(json!({"mediaType": media_type, "digest": digest.to_string(), "size": size}));
+        layer_digests.push(digest);
+    }
+    let config = blobs.put_config(image)?;
+    let config_type = if image.artifact {
+        image.config.media_type.as_str()
+    } else {
+        media::OCI_CONFIG
+    };
+    // When the source's own OCI manifest describes exactly what was written, keep its
+    // bytes: the manifest digest (what signatures point at) survives the conversion.
+    if let (Some(source), Some(bytes)) = (&image.manifest, &image.manifest_bytes) {
+        let oci = all_as_stored
+            && source.media_type == media::OCI_MANIFEST
+            && image.config.media_type == config_type;
+        // A Docker v2 manifest names Docker media types for the same bytes.
+        let docker = layers_mode.keep_docker_manifests
+            && all_stored
+            && source.media_type == media::DOCKER_MANIFEST;
+        if (oci || docker) && describes(bytes, &config.digest, &layer_descs) {
+            return Ok(WrittenImage {
+                manifest: source.clone(),
+                manifest_bytes: bytes.to_vec(),
+                config: config.digest,
+                layers: layer_digests,
+            });
+        }
+    }
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": config_type, "digest": config.digest.to_string(), "size": config.size},
+        "layers": layer_descs,
+    });
+    let bytes = serde_json::to_vec(&manifest).expect("serializing a JSON value cannot fail");
+    Ok(WrittenImage {
+        manifest: Descriptor {
+            media_type: media::OCI_MANIFEST.to_string(),
+            digest: Digest::of(&bytes),
+            size: bytes.len() as u64,
+        },
+        manifest_bytes: bytes,
+        config: config.digest,
+        layers: layer_digests,
+    })
+}
+
+/// Does manifest `bytes` name exactly this config and these layers, in this order? (A
+/// Docker 25.0.0 save can carry an OCI manifest whose layer order disagrees with its
+/// manifest.json, which is the one followed.)
+fn describes(bytes: &[u8], config: &Digest, layers: &[Value]) -> bool {
+    let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
+        return false;
+    };
+    let same =
+        |a: &Value, b: &Value| a.get("digest") == b.get("digest") && a.get("size") == b.get("size");
+    doc["config"]["digest"].as_str() == Some(config.to_string().as_str())
+        && doc["layers"].as_array().is_some_and(|l| {
+            l.len() == layers.len() && l.iter().zip(layers).all(|(a, b)| same(a, b))
+        })
+}
+
+/// What an index (`index.json`, or a registry's tags) lists for written images.
+pub(crate) enum Listed {
+    /// One image, by its position among the images written.
+    Image(usize),
+    /// A multi-platform index read with `--all`: the source's bytes when every image
+    /// it lists was written with its own manifest, else an index rebuilt over what was
+    /// written. Named as its first image is.
+    Index {
+        descriptor: Descriptor,
+        bytes: Vec<u8>,
+        members: Vec<usize>,
+    },
+}
+
+/// Group the written images by the index they were read from with `--all`.
+pub(crate) fn list_written(images: &[Image], written: &[WrittenImage]) -> Vec<Listed> {
+    let mut listed: Vec<Listed> = Vec::new();
+    let mut groups: std::collections::HashMap<Digest, usize> = Default::default();
+    for (i, image) in images.iter().enumerate() {
+        let Some(index) = &image.index else {
+            listed.push(Listed::Image(i));
+            continue;
+        };
+        match groups.get(&index.descriptor.digest) {
+            Some(&at) => {
+                if let Listed::Index { members, .. } = &mut listed[at] {
+                    members.push(i);
+                }
+            }
+            None => {
+                groups.insert(index.descriptor.digest.clone(), listed.len());
+                listed.push(Listed::Index {
+                    descriptor: index.descriptor.clone(),
+                    bytes: Vec::new(),
+                    members: vec![i],
+                });
+            }
+        }
+    }
+    for entry in &mut listed {
+        let Listed::Index {
+            descriptor,
+            bytes,
+            members,
+        } = entry
+        else {
+            continue;
+        };
+        let source = images[members[0]].index.as_ref().expect("grouped by index");
+        let listed_digests: Option<Vec<String>> = serde_json::from_slice::<Value>(&source.bytes)
+            .ok()
+            .and_then(|v| {
+                v["manifests"].as_array().map(|m| {
+                    m.iter()
+                        .filter_map(|d| d["digest"].as_str().map(String::from))
+                        .collect()
+                })
+            });
+        let mut written_digests: Vec<String> = members
+            .iter()
+            .map(|&i| written[i].manifest.digest.to_string())
+            .collect();
+        let unchanged = members.iter().all(|&i| {
+            images[i].manifest.as_ref().map(|m| &m.digest) == Some(&written[i].manifest.digest)
+        });
+        written_digests.sort();
+        written_digests.dedup();
+        let same_set = listed_digests.is_some_and(|mut l| {
+            l.sort();
+            l.dedup();
+            l == written_digests
+        });
+        if unchanged && same_set {
+            *bytes = source.bytes.to_vec();
+            continue;
+        }
+        let manifests: Vec<Value> = members
+            .iter()
+            .map(|&i| {
+                let m = &written[i].manifest;
+                let p = &images[i].platform;
+                let mut platform = json!({"architecture": p.architecture, "os": p.os});
+                if let Some(v) = &p.variant {
+                    platform["variant"] = json!(v);
+                }
+                json!({"mediaType": m.media_type, "digest": m.digest.to_string(), "size": m.size, "platform": platform})
+            })
+            .collect();
+        let rebuilt = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_INDEX,
+            "manifests": manifests,
+        }))
+        .expect("serializing a JSON value cannot fail");
+        *descriptor = Descriptor {
+            media_type: media::OCI_INDEX.to_string(),
+            digest: Digest::of(&rebuilt),
+            size: rebuilt.len() as u64,
+        };
+        *bytes = rebuilt;
+    }
+    listed
+}
