@@ -223,30 +223,9 @@ pub(crate) fn learnt_descriptors(bytes: &[u8]) -> Result<usize> {
     Ok(catalog.known.len())
 }
 
-/// The `mediaType` a manifest names itself, or schema 1 for `schemaVersion: 1`.
+/// The `mediaType` a manifest names itself, or what its shape makes it.
 pub(crate) fn body_media_type(bytes: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct Head {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        #[serde(rename = "schemaVersion")]
-        schema_version: Option<u64>,
-        manifests: Option<serde_json::Value>,
-    }
-    match serde_json::from_slice::<Head>(bytes) {
-        Ok(Head {
-            media_type: Some(t),
-            ..
-        }) => t,
-        Ok(Head {
-            schema_version: Some(1),
-            ..
-        }) => media::DOCKER_SCHEMA1.to_string(),
-        Ok(Head {
-            manifests: Some(_), ..
-        }) => media::OCI_INDEX.to_string(),
-        _ => media::OCI_MANIFEST.to_string(),
-    }
+    media::manifest_media_type(bytes).0
 }
 
 /// What a manifest's digest is, and whether it is schema 1: decided by the body alone,
