@@ -11,8 +11,14 @@ use super::{LayoutOps, ReadOptions, WriteOptions};
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
 use crate::formats::oci::OciLayers;
+use crate::model::digest::Digest;
 use crate::model::image::Image;
 use crate::progress::Progress;
+
+/// Where a list copied with `--all` keeps the manifest of its instance `digest`.
+pub(crate) fn instance_manifest_path(digest: &Digest) -> String {
+    format!("{}.manifest.json", digest.hex())
+}
 
 /// The `version` file content dockhand writes.
 pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
@@ -26,6 +32,7 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
     read: read_any,
     write,
     append: None,
+    manifest_path: Some(instance_manifest_path),
 };
 
 fn read_any(meta: &Meta, options: &ReadOptions, warnings: &mut Vec<String>) -> Result<Vec<Image>> {
