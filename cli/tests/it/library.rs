@@ -476,6 +476,34 @@ fn a_layout_read_for_one_platform_answers_the_other_members_manifest() {
         assert!(source.manifest(&config).unwrap().is_none(), "{input}");
         assert!(source.manifest(&Digest::of(b"absent")).unwrap().is_none());
     }
+    // A `dir:` layout of the list (as skopeo copies one with --all) keeps each member
+    // as `<hex>.manifest.json`.
+    if have_tool(&test_name(), "skopeo") {
+        let dir = tmp.path().join("dir");
+        skopeo(
+            tmp.path(),
+            &[
+                "--insecure-policy",
+                "copy",
+                "-q",
+                "--all",
+                &format!("oci:{}:latest", s(&two.layout)),
+                &format!("dir:{}", s(&dir)),
+            ],
+        );
+        let location = Location::parse(&format!("dir:{}", s(&dir))).unwrap();
+        let source = open_source(&location, &on_amd64()).unwrap();
+        assert_eq!(
+            source.images[0].manifest.as_ref().unwrap().digest,
+            two.amd64
+        );
+        let arm64 = source
+            .manifest(&two.arm64)
+            .unwrap()
+            .expect("the arm64 member");
+        assert_eq!(Digest::of(&arm64.bytes), two.arm64);
+        assert!(source.manifest(&Digest::of(b"absent")).unwrap().is_none());
+    }
     // A member whose bytes were changed in place is refused, naming the file.
     let copy = tmp.path().join("copy");
     ok(&[
