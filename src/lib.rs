@@ -215,7 +215,7 @@ pub use destination::Plan;
 pub use layer::{open_layer, Digests, LayerForm, LayerReader};
 pub use location::open_source;
 pub use select::{select, selectors, with_selected_names, ByDigest, Selector, MIN_ID_PREFIX};
-pub use transport::{ImageSource, Location, ReadOptions, Source};
+pub use transport::{ImageSource, Location, ManifestBytes, ReadOptions, Source};
 // Writing: a sink for a format at a destination, or a tar into any `Write`.
 pub use compress::{LayerCompression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 pub use formats::write_tar;

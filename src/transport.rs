@@ -7,11 +7,14 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::compress::LayerCompression;
 use crate::container::FileTree;
 use crate::error::Result;
+use crate::model::blob::{Blob, MemoryBlob};
+use crate::model::digest::Digest;
 use crate::model::image::{Image, ListedPlatform, Platform};
 use crate::sink::{ImageSink, LayerPolicy};
 
@@ -379,6 +382,21 @@ pub struct Source {
     /// What the images' blobs are read from has to say when they are all written.
     finished: Option<Finished>,
     read_ahead: Option<ReadAhead>,
+    find_manifest: Option<FindManifest>,
+}
+
+/// A manifest or index a source answered ([`Source::manifest`]): its exact bytes and
+/// its media type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ManifestBytes {
+    /// The bytes exactly as the source holds them: they hash to the digest asked for
+    /// (a signed schema 1 manifest's payload does, as its digest is defined).
+    pub bytes: Arc<Vec<u8>>,
+    /// The media type the index listing it gave, or the document's own `mediaType`
+    /// (for a document read on demand: its `mediaType`, or what its shape makes it
+    /// when it has none, as an OCI manifest or index may).
+    pub media_type: String,
 }
 
 /// Tells what a source's blobs are read from (a tree, a registry) that they are all
@@ -387,6 +405,10 @@ pub(crate) type Finished = Box<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Fetches a source's layers ahead of a destination that takes them in order.
 type ReadAhead = Box<dyn Fn(&[Image], &AtomicBool) + Send + Sync>;
+
+/// Finds a manifest or index the source can reach but did not read (an index member
+/// of another platform), verified against its digest; `None` when it holds none.
+pub(crate) type FindManifest = Box<dyn Fn(&Digest) -> Result<Option<ManifestBytes>> + Send + Sync>;
 
 impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -426,11 +448,12 @@ impl Source {
             input: input.into(),
             finished: None,
             read_ahead: None,
+            find_manifest: None,
         }
     }
 
     /// The source whose blobs `tree` holds, which is told when they are all written.
-    pub(crate) fn in_tree(mut self, tree: Box<dyn FileTree>) -> Source {
+    pub(crate) fn in_tree(mut self, tree: Arc<dyn FileTree>) -> Source {
         self.input = tree.name().to_string();
         self.finished = Some(Box::new(move || tree.finished()));
         self
@@ -449,11 +472,29 @@ impl Source {
         self
     }
 
-    /// The manifest or index with `digest` among what this source read: its exact
-    /// bytes and media type. An image's own manifest, and, for images read from a
-    /// multi-platform index, that index, so a caller can copy or check either by digest.
-    /// `None` for a digest the source did not read (a docker-save archive has no
-    /// manifests of its own).
+    /// The source, with a way to find the manifests it can reach beyond those it read.
+    pub(crate) fn answering_manifests(mut self, find_manifest: FindManifest) -> Source {
+        self.find_manifest = Some(find_manifest);
+        self
+    }
+
+    /// The manifest or index with `digest` that this source can reach: its exact bytes
+    /// and media type, so a caller can copy or check either by digest.
+    ///
+    /// What the source read answers first: each image's own manifest and, for images
+    /// read from a multi-platform index, that index. Beyond those, a source finds on
+    /// demand what it holds or its registry serves: the member of an index for a
+    /// platform that was not selected, an index read for one platform. An OCI layout
+    /// (a directory or an archive) reads `blobs/sha256/<hex>`, a `dir:` layout a list's
+    /// `<hex>.manifest.json`; a registry asks for `/v2/REPO/manifests/<digest>`, with
+    /// the same credentials, retries and size limit as its pull. A docker-archive has
+    /// no manifests of its own, and a library user's transport answers only what it read.
+    ///
+    /// `Ok(None)` when the source holds no manifest with that digest: a config or a
+    /// layer is not one (nor, in a layout, is a blob over
+    /// [`crate::limits::MAX_JSON_SIZE`]). An error when reaching it fails (a registry's
+    /// manifest over its 4 MiB limit is refused), or when the bytes found do not hash
+    /// to `digest` ([`crate::Error::DigestMismatch`]).
     ///
     /// ```
     /// use dockhand::{open_source, Digest, Location, ReadOptions};
@@ -461,21 +502,77 @@ impl Source {
     /// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/skopeo-oci/input");
     /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
     /// let wanted = source.images[0].manifest.clone().unwrap();
-    /// let (bytes, media_type) = source.manifest(&wanted.digest).unwrap();
-    /// assert_eq!((Digest::of(bytes), media_type), (wanted.digest.clone(), wanted.media_type.as_str()));
-    /// assert!(source.manifest(&Digest::of(b"no such manifest")).is_none());
+    /// let found = source.manifest(&wanted.digest)?.unwrap();
+    /// assert_eq!(Digest::of(&found.bytes), wanted.digest);
+    /// assert_eq!(found.media_type, wanted.media_type);
+    /// assert!(source.manifest(&Digest::of(b"no such manifest"))?.is_none());
+    /// // The image's config is a blob of the layout, but not a manifest.
+    /// assert!(source.manifest(&source.images[0].config.digest)?.is_none());
     /// # Ok::<(), dockhand::Error>(())
     /// ```
-    pub fn manifest(&self, digest: &crate::model::digest::Digest) -> Option<(&[u8], &str)> {
-        self.images.iter().find_map(|image| {
+    pub fn manifest(&self, digest: &Digest) -> Result<Option<ManifestBytes>> {
+        let read = self.images.iter().find_map(|image| {
             if let (Some(descriptor), Some(bytes)) = (&image.manifest, &image.manifest_bytes) {
                 if descriptor.digest == *digest {
-                    return Some((bytes.as_slice(), descriptor.media_type.as_str()));
+                    return Some(ManifestBytes {
+                        bytes: Arc::clone(bytes),
+                        media_type: descriptor.media_type.clone(),
+                    });
                 }
             }
             let index = image.index.as_ref()?;
-            (index.descriptor.digest == *digest)
-                .then(|| (index.bytes.as_slice(), index.descriptor.media_type.as_str()))
+            (index.descriptor.digest == *digest).then(|| ManifestBytes {
+                bytes: Arc::clone(&index.bytes),
+                media_type: index.descriptor.media_type.clone(),
+            })
+        });
+        match (read, &self.find_manifest) {
+            (Some(read), _) => Ok(Some(read)),
+            (None, Some(find)) => find(digest),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The config or layer blob with `digest` among this source's images, to read
+    /// whole ([`Blob::open`]) or from an offset ([`Blob::open_at`]: a registry asks for
+    /// a `Range`, a file seeks, a tar entry starts at the offset). `None` when no image
+    /// of the source has such a config or a layer the source holds.
+    ///
+    /// The bytes come as stored and are **not** verified by this reader: a layer read
+    /// whole through [`crate::open_layer`] is (its size, digest and diff_id), and a
+    /// config's bytes were checked when the source was read. A caller reading a range
+    /// trusts the source for it, or checks the whole afterwards.
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use dockhand::{open_source, Digest, Location, ReadOptions};
+    ///
+    /// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+    /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+    /// let layer = source.images[0].layers[1].digest.clone().unwrap();
+    /// let blob = source.blob(&layer).unwrap();
+    /// let mut whole = Vec::new();
+    /// blob.open()?.read_to_end(&mut whole).unwrap();
+    /// assert_eq!(Digest::of(&whole), layer);
+    /// let mut tail = Vec::new();
+    /// blob.open_at(1000)?.read_to_end(&mut tail).unwrap();
+    /// assert_eq!(tail, whole[1000..]);
+    /// let config = source.blob(&source.images[0].config.digest).unwrap();
+    /// assert_eq!(config.size(), source.images[0].config_bytes.len() as u64);
+    /// assert!(source.blob(&Digest::of(b"no such blob")).is_none());
+    /// # Ok::<(), dockhand::Error>(())
+    /// ```
+    pub fn blob(&self, digest: &Digest) -> Option<Arc<dyn Blob>> {
+        self.images.iter().find_map(|image| {
+            if image.config.digest == *digest {
+                let config = MemoryBlob::new(Arc::clone(&image.config_bytes), &image.config_path);
+                return Some(Arc::new(config) as Arc<dyn Blob>);
+            }
+            image
+                .layers
+                .iter()
+                .filter(|layer| layer.digest.as_ref() == Some(digest))
+                .find_map(|layer| layer.blob.clone())
         })
     }
 

@@ -29,18 +29,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::container::{
-    open_input_spooling_in, AppendSpec, AppendWriter, DirWriter, FileTree, TarFileWriter,
-    TarStreamWriter, TreeWriter,
+    open_input_spooling_in, read_limited, AppendSpec, AppendWriter, DirWriter, FileTree,
+    TarFileWriter, TarStreamWriter, TreeWriter,
 };
 use crate::destination::{self, Output, Plan};
 use crate::error::Setting;
 use crate::error::{Error, Result, WHAT_DOCKHAND_READS};
-use crate::model::image::{parse_json, Descriptor, Image, ListedPlatform, Platform};
+use crate::model::digest::Digest;
+use crate::model::image::{parse_json, Descriptor, Image, ListedPlatform, Platform, MAX_JSON_SIZE};
+use crate::model::media;
 use crate::progress::NoProgress;
 use crate::sink::{ImageSink, LayerPolicy};
 use crate::text::shown;
 use crate::transport::{
-    Format, Location, ReadOptions, SinkOptions, Source, Transport, WriteOptions,
+    Format, Location, ManifestBytes, ReadOptions, SinkOptions, Source, Transport, WriteOptions,
 };
 use blobs::{LayoutWriter, TreeDestination};
 
@@ -240,15 +242,58 @@ pub(crate) struct LayoutOps {
     pub writer: NewWriter,
     /// How an existing layout of this kind is added to, when it can be.
     pub append: Option<AppendSpec>,
+    /// Where the layout keeps a manifest by digest, when it keeps them so (an OCI
+    /// layout's blobs, a `dir:` list's instances): a source answers those it did not
+    /// read from there.
+    pub manifest_path: Option<fn(&Digest) -> String>,
 }
 
 /// Detect the layout of `tree` and read its images.
 pub fn read_tree(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Source> {
+    let tree: Arc<dyn FileTree> = Arc::from(tree);
     let meta = Meta::new(&*tree);
     let mut warnings = Vec::new();
-    let (format, images) = read_with(&meta, options, &mut warnings)?;
+    let (local, images) = read_with(&meta, options, &mut warnings)?;
     let read = finish(meta, images, warnings)?;
-    Ok(read.into_source(format, "").in_tree(tree))
+    let source = read
+        .into_source(local.format(), "")
+        .in_tree(Arc::clone(&tree));
+    Ok(match local.ops.manifest_path {
+        Some(path_of) => source.answering_manifests(Box::new(move |digest| {
+            manifest_in_tree(&*tree, &path_of(digest), digest).map_err(|e| e.in_input(tree.name()))
+        })),
+        None => source,
+    })
+}
+
+/// The manifest or index `digest` that `tree` holds at `path`, verified against it;
+/// `None` when there is no such file or it is not a manifest.
+fn manifest_in_tree(
+    tree: &dyn FileTree,
+    path: &str,
+    digest: &Digest,
+) -> Result<Option<ManifestBytes>> {
+    let Some(file) = tree.find(path)? else {
+        return Ok(None);
+    };
+    // No manifest is read that big (the readers refuse one): it is a layer.
+    if file.size > MAX_JSON_SIZE {
+        return Ok(None);
+    }
+    let bytes = read_limited(file.open()?, MAX_JSON_SIZE, &shown(&file.path))?;
+    let actual = Digest::of(&bytes);
+    if actual != *digest {
+        return Err(Error::DigestMismatch {
+            file: shown(&file.path),
+            expected: digest.clone(),
+            actual,
+        });
+    }
+    let (media_type, versioned) = media::manifest_media_type(&bytes);
+    Ok(versioned.then(|| ManifestBytes {
+        bytes: Arc::new(bytes),
+        media_type,
+    }))
 }
 
 /// What an input without files (a registry) reads first: the document its reference
@@ -331,7 +376,7 @@ fn read_with(
     meta: &Meta,
     options: &ReadOptions,
     warnings: &mut Vec<String>,
-) -> Result<(Format, Vec<Image>)> {
+) -> Result<(&'static LocalTransport, Vec<Image>)> {
     let tree = meta.tree;
     let mut layout = detect(meta)?;
     if let Some(wanted) = options.format.and_then(LocalTransport::named) {
@@ -339,7 +384,7 @@ fn read_with(
     }
     let local = LocalTransport::of(layout, container_of(tree));
     let images = (local.ops.read)(meta, options, warnings)?;
-    Ok((local.format(), images))
+    Ok((local, images))
 }
 
 /// Create a sink writing the local transport `local` at `path` (`-` for stdout),

@@ -39,6 +39,41 @@ pub fn is_image_config(media_type: &str) -> bool {
     media_type == OCI_CONFIG || media_type == DOCKER_CONFIG
 }
 
+/// The media type a manifest or index names itself (`mediaType`); for one that names
+/// none, what its shape makes it: schema 1 for `schemaVersion: 1`, an OCI index when
+/// it lists `manifests`, else an OCI manifest (the OCI spec lets both omit the field).
+/// With it, whether the document has a `schemaVersion`: every manifest and index has
+/// one, a config or a layer none.
+pub(crate) fn manifest_media_type(bytes: &[u8]) -> (String, bool) {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        #[serde(rename = "schemaVersion")]
+        schema_version: Option<u64>,
+        manifests: Option<serde::de::IgnoredAny>,
+    }
+    let Ok(head) = serde_json::from_slice::<Head>(bytes) else {
+        return (OCI_MANIFEST.to_string(), false);
+    };
+    let versioned = head.schema_version.is_some();
+    let media_type = match head {
+        Head {
+            media_type: Some(t),
+            ..
+        } => t,
+        Head {
+            schema_version: Some(1),
+            ..
+        } => DOCKER_SCHEMA1.to_string(),
+        Head {
+            manifests: Some(_), ..
+        } => OCI_INDEX.to_string(),
+        _ => OCI_MANIFEST.to_string(),
+    };
+    (media_type, versioned)
+}
+
 /// Layer media types, both ways: (family, compression, media type).
 const LAYER_MEDIA_TYPES: &[(Family, Compression, &str)] = &[
     (Family::Oci, Compression::None, OCI_LAYER_TAR),

@@ -160,7 +160,9 @@ fn open_source(text: &str, options: &ReadOptions) -> Result<Source> {
     // A tar output writes layers one after another: they are fetched ahead, `jobs`
     // at once, into the cache, which the output then reads.
     let (jobs, cached) = (options.registry.jobs, !options.registry.no_cache);
+    let manifests = blobs.clone();
     Ok(source
+        .answering_manifests(Box::new(move |digest| manifests.manifest(digest)))
         .reading_ahead(Box::new(move |images, stop| {
             if jobs > 1 && cached {
                 prefetch(images, jobs, stop);

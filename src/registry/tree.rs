@@ -25,6 +25,7 @@ use crate::model::blob::{Blob, MemoryBlob};
 use crate::model::digest::Digest;
 use crate::model::image::Descriptor;
 use crate::model::media::{self, Compression};
+use crate::transport::ManifestBytes;
 
 /// Most descriptors a pull may learn of (manifests, configs and layers together).
 const MAX_DESCRIPTORS: usize = 100_000;
@@ -126,28 +127,49 @@ pub(crate) struct Fetched {
 /// [`MAX_MANIFEST_SIZE`] bytes before reading them, and checking the bytes against the
 /// digest asked for or the one the registry states.
 pub(crate) fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Fetched> {
-    let url = repo.url(&format!("manifests/{reference}"));
+    let mut response = request_manifest(repo, reference)?;
+    if response.status() == 404 {
+        return Err(repo
+            .client
+            .manifest_unknown(&repo.repository, reference, &mut response));
+    }
+    read_manifest(repo, reference, response)
+}
+
+/// [`fetch_manifest`] for a manifest the repository may not hold: `None` when the
+/// registry answers 404.
+pub(crate) fn fetch_manifest_if_held(repo: &Repo, reference: &str) -> Result<Option<Fetched>> {
+    let response = request_manifest(repo, reference)?;
+    if response.status() == 404 {
+        return Ok(None);
+    }
+    read_manifest(repo, reference, response).map(Some)
+}
+
+fn request_manifest(repo: &Repo, reference: &str) -> Result<ureq::http::Response<ureq::Body>> {
+    repo.client.send(
+        Method::GET,
+        &repo.url(&format!("manifests/{reference}")),
+        &Scope::pull(&repo.repository),
+        &[("Accept", MANIFEST_ACCEPT)],
+        Payload::Empty,
+    )
+}
+
+/// Read and verify the manifest in the answer `response` to a request for `reference`.
+fn read_manifest(
+    repo: &Repo,
+    reference: &str,
+    mut response: ureq::http::Response<ureq::Body>,
+) -> Result<Fetched> {
     let what = format!(
         "{}/{}:{}",
         repo.client.registry(),
         repo.repository,
         reference
     );
-    let mut response = repo.client.send(
-        Method::GET,
-        &url,
-        &Scope::pull(&repo.repository),
-        &[("Accept", MANIFEST_ACCEPT)],
-        Payload::Empty,
-    )?;
-    match response.status().as_u16() {
-        200 => {}
-        404 => {
-            return Err(repo
-                .client
-                .manifest_unknown(&repo.repository, reference, &mut response))
-        }
-        _ => return Err(repo.client.unexpected(&what, &mut response)),
+    if response.status() != 200 {
+        return Err(repo.client.unexpected(&what, &mut response));
     }
     if let Some(length) = header(&response, "content-length").and_then(|v| v.parse::<u64>().ok()) {
         if length > MAX_MANIFEST_SIZE {
@@ -223,30 +245,9 @@ pub(crate) fn learnt_descriptors(bytes: &[u8]) -> Result<usize> {
     Ok(catalog.known.len())
 }
 
-/// The `mediaType` a manifest names itself, or schema 1 for `schemaVersion: 1`.
+/// The `mediaType` a manifest names itself, or what its shape makes it.
 pub(crate) fn body_media_type(bytes: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct Head {
-        #[serde(rename = "mediaType")]
-        media_type: Option<String>,
-        #[serde(rename = "schemaVersion")]
-        schema_version: Option<u64>,
-        manifests: Option<serde_json::Value>,
-    }
-    match serde_json::from_slice::<Head>(bytes) {
-        Ok(Head {
-            media_type: Some(t),
-            ..
-        }) => t,
-        Ok(Head {
-            schema_version: Some(1),
-            ..
-        }) => media::DOCKER_SCHEMA1.to_string(),
-        Ok(Head {
-            manifests: Some(_), ..
-        }) => media::OCI_INDEX.to_string(),
-        _ => media::OCI_MANIFEST.to_string(),
-    }
+    media::manifest_media_type(bytes).0
 }
 
 /// What a manifest's digest is, and whether it is schema 1: decided by the body alone,
@@ -306,6 +307,37 @@ impl RegistryBlobs {
         let catalog = self.catalog.lock().unwrap_or_else(|e| e.into_inner());
         cache.release(catalog.known.keys());
         cache.take_warnings()
+    }
+}
+
+impl RegistryBlobs {
+    /// The manifest or index `digest` of the repository, verified against it: held
+    /// since the pull resolved it, or fetched now (an index member of a platform not
+    /// pulled); `None` when the registry has none by that digest, or what it has is
+    /// not a manifest.
+    pub(crate) fn manifest(&self, digest: &Digest) -> Result<Option<ManifestBytes>> {
+        let held = match self
+            .catalog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .known
+            .get(digest)
+        {
+            Some(Known {
+                kind: Kind::Manifest(Some(bytes)),
+                ..
+            }) => Some(Arc::clone(bytes)),
+            _ => None,
+        };
+        let bytes = match held {
+            Some(bytes) => bytes,
+            None => match fetch_manifest_if_held(&self.repo, &digest.to_string())? {
+                Some(fetched) => Arc::new(fetched.bytes),
+                None => return Ok(None),
+            },
+        };
+        let (media_type, versioned) = media::manifest_media_type(&bytes);
+        Ok(versioned.then_some(ManifestBytes { bytes, media_type }))
     }
 }
 

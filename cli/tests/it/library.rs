@@ -404,15 +404,355 @@ fn a_source_answers_manifests_and_indexes_by_digest() {
     let source = open_source(&Location::parse(s(&layout)).unwrap(), &options).unwrap();
     assert!(source.images.len() > 1, "{}", source.images.len());
     let index = source.images[0].index.clone().expect("read from an index");
-    let (bytes, media_type) = source.manifest(&index.descriptor.digest).unwrap();
-    assert_eq!(Digest::of(bytes), index.descriptor.digest);
-    assert_eq!(media_type, index.descriptor.media_type);
-    let listed = String::from_utf8_lossy(bytes);
+    let found = source.manifest(&index.descriptor.digest).unwrap().unwrap();
+    assert_eq!(Digest::of(&found.bytes), index.descriptor.digest);
+    assert_eq!(found.media_type, index.descriptor.media_type);
+    let listed = String::from_utf8_lossy(&found.bytes);
     for image in &source.images {
         // Every member by its own digest, which the index lists.
         let member = image.manifest.clone().unwrap();
-        let (bytes, _) = source.manifest(&member.digest).unwrap();
-        assert_eq!(Digest::of(bytes), member.digest);
+        let found = source.manifest(&member.digest).unwrap().unwrap();
+        assert_eq!(Digest::of(&found.bytes), member.digest);
         assert!(listed.contains(&member.digest.to_string()), "{listed}");
     }
+}
+
+/// The multi-platform layout of the corpus (linux/amd64 and linux/arm64 under one
+/// index), with the digests of its index and of each member's manifest.
+struct TwoPlatforms {
+    layout: std::path::PathBuf,
+    index: Digest,
+    amd64: Digest,
+    arm64: Digest,
+}
+
+fn two_platforms() -> Option<TwoPlatforms> {
+    let layout = corpus_item("stereoscope/multiplatform_oci_dir")?;
+    let top: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index = Digest::parse(top["manifests"][0]["digest"].as_str().unwrap()).unwrap();
+    let blob = |digest: &Digest| layout.join("blobs/sha256").join(digest.hex());
+    let members: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&index)).unwrap()).unwrap();
+    let member = |arch: &str| {
+        let entry = members["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == arch)
+            .unwrap_or_else(|| panic!("no {arch} member in {members}"));
+        Digest::parse(entry["digest"].as_str().unwrap()).unwrap()
+    };
+    let (amd64, arm64) = (member("amd64"), member("arm64"));
+    Some(TwoPlatforms {
+        layout,
+        index,
+        amd64,
+        arm64,
+    })
+}
+
+fn on_amd64() -> ReadOptions {
+    ReadOptions {
+        platform: Some(Platform::parse("linux/amd64").unwrap()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_layout_read_for_one_platform_answers_the_other_members_manifest() {
+    let Some(two) = two_platforms() else {
+        return;
+    };
+    let tmp = tempdir();
+    // An archive of the same layout: its blobs are tar entries, not files.
+    let archive = tmp.path().join("multi.tar");
+    ok(&[
+        "convert",
+        "-q",
+        "--all",
+        s(&two.layout),
+        &format!("oci-archive:{}", s(&archive)),
+    ]);
+    for input in [
+        format!("oci:{}", s(&two.layout)),
+        format!("oci-archive:{}", s(&archive)),
+    ] {
+        let source = open_source(&Location::parse(&input).unwrap(), &on_amd64()).unwrap();
+        assert_eq!(source.images.len(), 1, "{input}");
+        assert_eq!(
+            source.images[0].manifest.as_ref().unwrap().digest,
+            two.amd64
+        );
+        // Neither the arm64 member nor the index was kept by the selection...
+        assert!(source.images[0].index.is_none());
+        // ...yet both are answered, by digest, exactly as the layout holds them.
+        let arm64 = source
+            .manifest(&two.arm64)
+            .unwrap()
+            .expect("the arm64 member");
+        assert_eq!(Digest::of(&arm64.bytes), two.arm64, "{input}");
+        assert_eq!(
+            arm64.media_type,
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        let arm64_doc: serde_json::Value = serde_json::from_slice(&arm64.bytes).unwrap();
+        assert!(arm64_doc["layers"].is_array(), "{arm64_doc}");
+        let index = source.manifest(&two.index).unwrap().expect("the index");
+        assert_eq!(Digest::of(&index.bytes), two.index);
+        assert_eq!(index.media_type, "application/vnd.oci.image.index.v1+json");
+        // A config is a blob of the layout, not a manifest; an unknown digest is absent.
+        let config = source.images[0].config.digest.clone();
+        assert!(source.manifest(&config).unwrap().is_none(), "{input}");
+        assert!(source.manifest(&Digest::of(b"absent")).unwrap().is_none());
+    }
+    // A `dir:` layout of the list (as skopeo copies one with --all) keeps each member
+    // as `<hex>.manifest.json`.
+    if have_tool(&test_name(), "skopeo") {
+        let dir = tmp.path().join("dir");
+        skopeo(
+            tmp.path(),
+            &[
+                "--insecure-policy",
+                "copy",
+                "-q",
+                "--all",
+                &format!("oci:{}:latest", s(&two.layout)),
+                &format!("dir:{}", s(&dir)),
+            ],
+        );
+        let location = Location::parse(&format!("dir:{}", s(&dir))).unwrap();
+        let source = open_source(&location, &on_amd64()).unwrap();
+        assert_eq!(
+            source.images[0].manifest.as_ref().unwrap().digest,
+            two.amd64
+        );
+        let arm64 = source
+            .manifest(&two.arm64)
+            .unwrap()
+            .expect("the arm64 member");
+        assert_eq!(Digest::of(&arm64.bytes), two.arm64);
+        assert!(source.manifest(&Digest::of(b"absent")).unwrap().is_none());
+    }
+    // A member whose bytes were changed in place is refused, naming the file.
+    let copy = tmp.path().join("copy");
+    ok(&[
+        "convert",
+        "-q",
+        "--all",
+        s(&two.layout),
+        &format!("oci:{}", s(&copy)),
+    ]);
+    let member = copy.join("blobs/sha256").join(two.arm64.hex());
+    let mut bytes = std::fs::read(&member).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&member, bytes).unwrap();
+    let source = open_source(
+        &Location::parse(&format!("oci:{}", s(&copy))).unwrap(),
+        &on_amd64(),
+    )
+    .unwrap();
+    let err = source.manifest(&two.arm64).unwrap_err();
+    assert!(
+        matches!(err.without_input(), dockhand::Error::DigestMismatch { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(two.arm64.hex()), "{err}");
+}
+
+#[test]
+fn a_docker_archive_has_no_manifests_of_its_own() {
+    let input = fixtures_dir().join("docker-save-basic/input.tar");
+    let source = open_source(
+        &Location::parse(s(&input)).unwrap(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let image = &source.images[0];
+    assert!(image.manifest.is_none());
+    assert!(source.manifest(&image.config.digest).unwrap().is_none());
+    // Its blobs are answered all the same: the config, and each layer.
+    let config = source.blob(&image.config.digest).unwrap();
+    assert_eq!(read_all(&*config, 0), *image.config_bytes);
+}
+
+/// Every byte of `blob` from `start` on.
+fn read_all(blob: &dyn Blob, start: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    blob.open_at(start)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+/// Registry options for a plain-HTTP registry on 127.0.0.1, reading no credentials of
+/// the machine's and writing no cache.
+fn plain_registry(tmp: &std::path::Path) -> dockhand::RegistryOptions {
+    let authfile = tmp.join("auth.json");
+    std::fs::write(&authfile, r#"{"auths":{}}"#).unwrap();
+    dockhand::RegistryOptions {
+        authfile: Some(authfile),
+        tls_verify: false,
+        no_cache: true,
+        retry_times: 0,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_registry_read_for_one_platform_answers_the_other_members_manifest_and_its_blobs() {
+    let Some(two) = two_platforms() else {
+        return;
+    };
+    let Some(fx) = crate::common::registry::RegistryFixture::builder().start() else {
+        return;
+    };
+    let t = fx.dir();
+    let remote = fx.remote("plat/multi:1");
+    let pushed = crate::common::registry::isolated_dockhand(
+        t,
+        &[
+            "convert",
+            "--tls-verify=false",
+            "-q",
+            "--all",
+            s(&two.layout),
+            &remote,
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let options = ReadOptions {
+        registry: plain_registry(t),
+        ..on_amd64()
+    };
+    let source = open_source(&Location::parse(&remote).unwrap(), &options).unwrap();
+    assert_eq!(source.images.len(), 1);
+    assert_eq!(
+        source.images[0].manifest.as_ref().unwrap().digest,
+        two.amd64
+    );
+    let arm64 = source
+        .manifest(&two.arm64)
+        .unwrap()
+        .expect("the arm64 member");
+    assert_eq!(Digest::of(&arm64.bytes), two.arm64);
+    assert_eq!(
+        *arm64.bytes,
+        std::fs::read(two.layout.join("blobs/sha256").join(two.arm64.hex())).unwrap()
+    );
+    assert_eq!(
+        arm64.media_type,
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let index = source.manifest(&two.index).unwrap().expect("the index");
+    assert_eq!(Digest::of(&index.bytes), two.index);
+    assert_eq!(index.media_type, "application/vnd.oci.image.index.v1+json");
+    // The registry has no manifest by an unknown digest: absent, not an error.
+    assert!(source.manifest(&Digest::of(b"absent")).unwrap().is_none());
+
+    // A layer, whole and from an offset (a `Range` request): its bytes as pushed.
+    let layer = source.images[0]
+        .layers
+        .iter()
+        .max_by_key(|layer| layer.size)
+        .unwrap();
+    let digest = layer.digest.clone().unwrap();
+    let blob = source.blob(&digest).expect("the layer");
+    let whole = read_all(&*blob, 0);
+    assert_eq!(
+        (Digest::of(&whole), whole.len() as u64),
+        (digest.clone(), layer.size)
+    );
+    let from = layer.size / 2;
+    assert!(from > 0, "a layer of {} bytes", layer.size);
+    assert_eq!(read_all(&*blob, from), whole[from as usize..]);
+    let config = source
+        .blob(&source.images[0].config.digest)
+        .expect("the config");
+    assert_eq!(read_all(&*config, 0), *source.images[0].config_bytes);
+    // Only the selected image's blobs: the arm64 config is not among them.
+    let arm64_doc: serde_json::Value = serde_json::from_slice(&arm64.bytes).unwrap();
+    let arm64_config = Digest::parse(arm64_doc["config"]["digest"].as_str().unwrap()).unwrap();
+    assert!(source.blob(&arm64_config).is_none());
+}
+
+#[test]
+fn a_registry_answering_other_bytes_for_a_member_is_refused() {
+    use crate::common::hostile::{Answer, Log, Server};
+    let Some(two) = two_platforms() else {
+        return;
+    };
+    let tmp = tempdir();
+    // Serves the layout's index under tag 1 and every manifest and blob by digest,
+    // except that the arm64 member's digest gets the amd64 member's bytes.
+    let blobs = two.layout.join("blobs/sha256");
+    let (index, arm64, amd64) = (two.index.clone(), two.arm64.clone(), two.amd64.clone());
+    let log = Log::default();
+    let registry = Server::start("registry", &log, move |r| {
+        let path = r.path();
+        if path == "/v2/" {
+            return Answer::bytes(200, "{}");
+        }
+        let (kind, reference) = match path
+            .strip_prefix("/v2/app/")
+            .and_then(|p| p.split_once('/'))
+        {
+            Some(found) => found,
+            None => return Answer::new(404),
+        };
+        let digest = match (kind, reference) {
+            ("manifests", "1") => index.clone(),
+            (_, text) => match Digest::parse(text) {
+                Ok(digest) if digest == arm64 && kind == "manifests" => amd64.clone(),
+                Ok(digest) => digest,
+                Err(_) => return Answer::new(404),
+            },
+        };
+        match std::fs::read(blobs.join(digest.hex())) {
+            Ok(bytes) if kind == "manifests" => {
+                let media_type = if digest == index {
+                    "application/vnd.oci.image.index.v1+json"
+                } else {
+                    "application/vnd.oci.image.manifest.v1+json"
+                };
+                Answer::bytes(200, bytes).header("Content-Type", media_type)
+            }
+            Ok(bytes) => Answer::bytes(200, bytes),
+            Err(_) => Answer::new(404),
+        }
+    });
+    let options = ReadOptions {
+        registry: plain_registry(tmp.path()),
+        ..on_amd64()
+    };
+    let remote = format!("docker://{}/app:1", registry.addr);
+    let source = open_source(&Location::parse(&remote).unwrap(), &options).unwrap();
+    assert_eq!(
+        source.images[0].manifest.as_ref().unwrap().digest,
+        two.amd64
+    );
+    // The selected member is served honestly and answered...
+    assert!(source.manifest(&two.amd64).unwrap().is_some());
+    // ...the other one is not what its digest names: refused, saying so.
+    let err = source.manifest(&two.arm64).unwrap_err();
+    let (expected, actual) = match err.without_input() {
+        dockhand::Error::DigestMismatch {
+            expected, actual, ..
+        } => (expected.clone(), actual.clone()),
+        other => panic!("not a digest mismatch: {other:?}"),
+    };
+    assert_eq!((expected, actual), (two.arm64.clone(), two.amd64.clone()));
+    assert!(
+        log.to("registry")
+            .iter()
+            .any(|r| r.path() == format!("/v2/app/manifests/{}", two.arm64)),
+        "the member was asked for by digest"
+    );
 }

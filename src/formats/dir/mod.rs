@@ -10,8 +10,14 @@ use super::blobs::LayoutWriter;
 use super::context::Meta;
 use super::{LayoutOps, ReadOptions, WriteOptions};
 use crate::error::{Error, Result};
+use crate::model::digest::Digest;
 use crate::model::image::Image;
 use crate::sink::LayerPolicy;
+
+/// Where a list copied with `--all` keeps the manifest of its instance `digest`.
+pub(crate) fn instance_manifest_path(digest: &Digest) -> String {
+    format!("{}.manifest.json", digest.hex())
+}
 
 /// The `version` file content dockhand writes.
 pub const DIR_VERSION: &str = "Directory Transport Version: 1.1\n";
@@ -25,6 +31,7 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
     read: read_any,
     writer,
     append: None,
+    manifest_path: Some(instance_manifest_path),
 };
 
 fn read_any(meta: &Meta, options: &ReadOptions, warnings: &mut Vec<String>) -> Result<Vec<Image>> {

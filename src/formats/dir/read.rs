@@ -93,7 +93,7 @@ fn read_list(
             continue;
         }
         let digest = child.digest("manifest.json")?;
-        let path = format!("{}.manifest.json", digest.hex());
+        let path = super::instance_manifest_path(&digest);
         let Some(file) = store.0.find(&path)? else {
             absent.get_or_insert((path, platform));
             continue;

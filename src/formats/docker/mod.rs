@@ -26,6 +26,7 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
     read: read_any,
     writer,
     append: None,
+    manifest_path: None,
 };
 
 /// manifest.json is the image list when there is one; otherwise the archive predates

@@ -35,6 +35,7 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
         merge: index::merge_index,
         check: check_addable,
     }),
+    manifest_path: Some(crate::formats::manifest::blob_path),
 };
 
 fn writer(options: &WriteOptions) -> Result<(Box<dyn LayoutWriter>, LayerPolicy)> {
