@@ -216,7 +216,9 @@ struct SharedFiles<'a> {
 }
 
 impl ConcurrentBlobs for SharedFiles<'_> {
-    fn put_blob_shared(&self, digest: &Digest, data: &mut dyn Read) -> Result<u64> {
+    fn put_blob_shared(&self, blob: &BlobInfo, data: &mut dyn Read) -> Result<u64> {
+        let digest = blob.digest.ok_or_else(no_digest)?;
+        // The verifying reader ends the stream at the size the source states.
         let size = self.files.file_shared(&self.blobs.path(digest), data)?;
         self.blobs.hold(digest, size);
         Ok(size)
@@ -235,4 +237,10 @@ impl ConcurrentBlobs for SharedFiles<'_> {
     fn jobs(&self) -> usize {
         self.files.jobs()
     }
+}
+
+/// The error for a blob put concurrently without its digest, which the pipeline never
+/// does (a blob whose digest is computed is put in turn).
+pub(crate) fn no_digest() -> crate::error::Error {
+    crate::error::Error::Unsupported("a blob put concurrently must have its digest".into())
 }

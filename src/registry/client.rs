@@ -396,11 +396,6 @@ impl Client {
         self.retry
     }
 
-    /// How many times a transient failure is retried.
-    pub(crate) fn retries(&self) -> u32 {
-        self.retry.retries()
-    }
-
     /// The `Authorization` value for a request in `scope` to the registry's own
     /// origin, if any.
     fn authorization(&self, scope: &Scope) -> Option<String> {

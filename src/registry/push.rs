@@ -347,7 +347,8 @@ impl Uploader {
         reopen: Option<&Reopen<'_>>,
     ) -> Result<u64> {
         let mut owned: Option<Box<dyn Read + Send>> = None;
-        let mut restarts = 0;
+        // A lost session is one more attempt of the upload, under the one retry policy.
+        let mut attempts = self.repo.client.retry_policy().attempts();
         loop {
             let reader: &mut dyn Read = match owned.as_mut() {
                 Some(r) => r.as_mut(),
@@ -356,8 +357,7 @@ impl Uploader {
             match self.upload_once(digest, size, reader) {
                 Ok(n) => return Ok(n),
                 Err(Failure::Lost(e)) => match reopen {
-                    Some(reopen) if restarts < self.repo.client.retries() => {
-                        restarts += 1;
+                    Some(reopen) if attempts.wait_for_another(None) => {
                         owned = Some(reopen()?);
                     }
                     _ => return Err(e),
@@ -450,7 +450,7 @@ impl Uploader {
                 }));
             }
         }
-        let mut lost = 0;
+        let mut attempts = self.repo.client.retry_policy().attempts();
         loop {
             let sep = if location.contains('?') { '&' } else { '?' };
             let url = format!(
@@ -479,11 +479,11 @@ impl Uploader {
             if status != 404 {
                 return Err(Failure::Fatal(error));
             }
-            if sent > 0 || lost >= self.repo.client.retries() {
+            // A small blob is all in memory: a new session takes it again, as one more
+            // attempt under the retry policy.
+            if sent > 0 || !attempts.wait_for_another(None) {
                 return Err(Failure::Lost(error));
             }
-            // A small blob is all in memory: a new session takes it again.
-            lost += 1;
             match self.start(digest, &what)? {
                 Some(next) => location = next,
                 None => return Ok(total),
@@ -694,8 +694,9 @@ impl Uploader {
 }
 
 impl ConcurrentBlobs for &Uploader {
-    fn put_blob_shared(&self, digest: &Digest, data: &mut dyn Read) -> Result<u64> {
-        self.put_from_source(digest, None, data)
+    fn put_blob_shared(&self, blob: &BlobInfo, data: &mut dyn Read) -> Result<u64> {
+        let digest = blob.digest.ok_or_else(crate::formats::blobs::no_digest)?;
+        self.put_from_source(digest, blob.size, data)
     }
     fn jobs(&self) -> usize {
         self.jobs

@@ -75,7 +75,7 @@ impl<'w, 'd> BlobWriter<'w, 'd> {
         image: &Image,
         forms: &[Option<LayerForm>],
     ) -> Result<()> {
-        let mut jobs: Vec<(&Layer, LayerForm, Digest)> = Vec::new();
+        let mut jobs: Vec<(usize, LayerForm, Digest)> = Vec::new();
         {
             let Some(concurrent) = self.out.concurrent() else {
                 return Ok(());
@@ -102,7 +102,7 @@ impl<'w, 'd> BlobWriter<'w, 'd> {
             if self.out.try_reusing_blob(&info)?.is_some() {
                 continue;
             }
-            jobs.push((layer, form, target));
+            jobs.push((index, form, target));
         }
         let Some(concurrent) = self.out.concurrent() else {
             return Ok(());
@@ -113,13 +113,15 @@ impl<'w, 'd> BlobWriter<'w, 'd> {
         }
         let progress = self.progress;
         let concurrent = &*concurrent;
-        let results = crate::pool::run_all(&jobs, threads, |(layer, form, target)| {
+        let results = crate::pool::run_all(&jobs, threads, |(index, form, target)| {
+            let layer = &image.layers[*index];
             if adopt_spooled(image, layer, *form, target, concurrent, progress)? {
                 return Ok(());
             }
             open_layer(image, layer, *form).and_then(|reader| {
                 let mut reader = Reporting::new(reader, progress, &layer.path, layer.size);
-                concurrent.put_blob_shared(target, &mut reader).map(drop)
+                let info = layer_info(image, *index, *form, target);
+                concurrent.put_blob_shared(&info, &mut reader).map(drop)
             })
         });
         for result in results {

@@ -175,10 +175,10 @@ pub trait ImageDestination {
 
 /// Putting blobs from several threads at once: [`ImageDestination::concurrent`].
 pub trait ConcurrentBlobs: Sync {
-    /// Put the blob `digest` from `data`, verified by the caller as it streams;
-    /// returns its size. Called concurrently for different blobs; a later
-    /// [`ImageDestination::try_reusing_blob`] must find it.
-    fn put_blob_shared(&self, digest: &Digest, data: &mut dyn Read) -> Result<u64>;
+    /// Put the blob `blob.digest` (always given here) from `data`, verified by the
+    /// caller as it streams; returns its size. Called concurrently for different
+    /// blobs; a later [`ImageDestination::try_reusing_blob`] must find it.
+    fn put_blob_shared(&self, blob: &BlobInfo, data: &mut dyn Read) -> Result<u64>;
     /// Give `file` (a spooled input's, verified by the caller) the blob's place
     /// without copying it, where the destination can (a directory links it in);
     /// `false` when it cannot, and the caller puts the bytes. A later

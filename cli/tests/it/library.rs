@@ -417,6 +417,185 @@ fn a_source_answers_manifests_and_indexes_by_digest() {
     }
 }
 
+/// What a destination was asked, in order: the calls of the blob-level interface.
+#[derive(Default)]
+struct Calls {
+    /// `reuse DIGEST`, `blob DIGEST ROLE`, `manifest DIGEST member|top`, `names DIGEST`.
+    log: Vec<String>,
+    blobs: std::collections::HashMap<Digest, Vec<u8>>,
+    manifests: Vec<(Vec<u8>, String)>,
+}
+
+/// A destination that records every call into `calls` and holds what it is given.
+struct Recording(Arc<std::sync::Mutex<Calls>>);
+
+impl dockhand::ImageDestination for Recording {
+    fn try_reusing_blob(&mut self, blob: &dockhand::BlobInfo) -> dockhand::Result<Option<u64>> {
+        let mut calls = self.0.lock().unwrap();
+        let digest = blob.digest.expect("a layer kept as stored has its digest");
+        calls.log.push(format!("reuse {digest}"));
+        Ok(calls.blobs.get(digest).map(|b| b.len() as u64))
+    }
+    fn put_blob(
+        &mut self,
+        blob: &dockhand::BlobInfo,
+        data: &mut dyn Read,
+    ) -> dockhand::Result<(Digest, u64)> {
+        let mut bytes = Vec::new();
+        data.read_to_end(&mut bytes)
+            .map_err(|e| dockhand::Error::io("reading a blob", e))?;
+        let digest = Digest::of(&bytes);
+        assert_eq!(
+            blob.digest,
+            Some(&digest),
+            "the bytes put are the blob named"
+        );
+        let role = match blob.role {
+            dockhand::BlobRole::Config => "config".to_string(),
+            dockhand::BlobRole::Layer { index, .. } => format!("layer{index}"),
+            _ => "other".to_string(),
+        };
+        let mut calls = self.0.lock().unwrap();
+        calls.log.push(format!("blob {digest} {role}"));
+        let size = bytes.len() as u64;
+        calls.blobs.insert(digest.clone(), bytes);
+        Ok((digest, size))
+    }
+    fn put_manifest(&mut self, manifest: &dockhand::ManifestInfo) -> dockhand::Result<()> {
+        let mut calls = self.0.lock().unwrap();
+        assert_eq!(Digest::of(manifest.bytes), manifest.descriptor.digest);
+        if let Some(config) = manifest.config {
+            assert!(calls.blobs.contains_key(config), "its config was put first");
+            for layer in manifest.layers {
+                assert!(calls.blobs.contains_key(layer), "its layers were put first");
+            }
+        }
+        let kind = if manifest.listed_by_index {
+            "member"
+        } else {
+            "top"
+        };
+        calls
+            .log
+            .push(format!("manifest {} {kind}", manifest.descriptor.digest));
+        calls.manifests.push((
+            manifest.bytes.to_vec(),
+            manifest.descriptor.media_type.clone(),
+        ));
+        Ok(())
+    }
+    fn put_names(&mut self, manifest: &Descriptor, _image: &Image) -> dockhand::Result<()> {
+        let mut calls = self.0.lock().unwrap();
+        calls.log.push(format!("names {}", manifest.digest));
+        Ok(())
+    }
+    fn commit(self: Box<Self>) -> dockhand::Result<dockhand::CommitReport> {
+        self.0.lock().unwrap().log.push("commit".into());
+        Ok(dockhand::CommitReport::default())
+    }
+}
+
+/// Put `images` into a recording destination, keeping layers as stored.
+fn record(images: &[Image]) -> Calls {
+    let calls = Arc::new(std::sync::Mutex::new(Calls::default()));
+    let destination = Recording(Arc::clone(&calls));
+    let mut sink = dockhand::ImageSink::new(Box::new(destination), Default::default());
+    sink.put_images(images, &NoProgress).unwrap();
+    sink.commit().unwrap();
+    Arc::try_unwrap(calls).ok().unwrap().into_inner().unwrap()
+}
+
+#[test]
+fn a_destination_is_asked_for_each_blob_given_each_once_then_manifests_then_names() {
+    let multi = fixture("docker-save-multi");
+    let source = open_source(
+        &Location::parse(multi.input()).unwrap(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let calls = record(&source.images);
+    let count = |prefix: &str| calls.log.iter().filter(|l| l.starts_with(prefix)).count();
+    // Asked about every layer and config of every image, shared ones too...
+    let blobs_of_images: usize = source.images.iter().map(|i| i.layers.len() + 1).sum();
+    assert_eq!(count("reuse "), blobs_of_images, "{:#?}", calls.log);
+    // ...and given each distinct blob once.
+    let distinct: std::collections::HashSet<Digest> = source
+        .images
+        .iter()
+        .flat_map(|i| i.layers.iter().map(|l| l.digest.clone().unwrap()))
+        .chain(source.images.iter().map(|i| i.config.digest.clone()))
+        .collect();
+    assert_eq!(count("blob "), distinct.len(), "{:#?}", calls.log);
+    assert!(
+        distinct.len() < blobs_of_images,
+        "the fixture shares a layer"
+    );
+    // One manifest and one naming per image, all before the commit, which is last.
+    assert_eq!(count("manifest "), source.images.len());
+    assert_eq!(count("names "), source.images.len());
+    assert_eq!(calls.log.last().unwrap(), "commit");
+    // A docker-save source has no manifests: OCI ones are built over the blobs put.
+    for (bytes, media_type) in &calls.manifests {
+        assert_eq!(media_type, "application/vnd.oci.image.manifest.v1+json");
+        let doc: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        for layer in doc["layers"].as_array().unwrap() {
+            let digest = Digest::parse(layer["digest"].as_str().unwrap()).unwrap();
+            assert_eq!(
+                calls.blobs[&digest].len() as u64,
+                layer["size"].as_u64().unwrap()
+            );
+        }
+    }
+}
+
+#[test]
+fn an_index_kept_whole_is_put_after_its_members_with_its_exact_bytes() {
+    let Some(layout) = corpus_item("stereoscope/multiplatform_oci_dir") else {
+        return;
+    };
+    let options = ReadOptions {
+        all_platforms: true,
+        ..Default::default()
+    };
+    let source = open_source(&Location::parse(s(&layout)).unwrap(), &options).unwrap();
+    let index = source.images[0].index.clone().expect("read from an index");
+    let calls = record(&source.images);
+    // Each member by its own manifest bytes, as an index member; then the index, the
+    // source's bytes and media type; then its one naming.
+    let manifests: Vec<&String> = calls
+        .log
+        .iter()
+        .filter(|l| l.starts_with("manifest "))
+        .collect();
+    assert_eq!(manifests.len(), source.images.len() + 1, "{:#?}", calls.log);
+    for (image, line) in source.images.iter().zip(&manifests) {
+        let member = image.manifest.as_ref().unwrap();
+        assert_eq!(**line, format!("manifest {} member", member.digest));
+    }
+    assert_eq!(
+        *manifests.last().unwrap(),
+        &format!("manifest {} top", index.descriptor.digest)
+    );
+    let (bytes, media_type) = calls.manifests.last().unwrap();
+    assert_eq!(
+        (bytes, media_type),
+        (&*index.bytes, &index.descriptor.media_type)
+    );
+    for (image, (bytes, _)) in source.images.iter().zip(&calls.manifests) {
+        assert_eq!(
+            Some(bytes),
+            image.manifest_bytes.as_deref(),
+            "kept byte for byte"
+        );
+    }
+    let names: Vec<&String> = calls
+        .log
+        .iter()
+        .filter(|l| l.starts_with("names "))
+        .collect();
+    assert_eq!(names, [&format!("names {}", index.descriptor.digest)]);
+}
+
 /// The multi-platform layout of the corpus (linux/amd64 and linux/arm64 under one
 /// index), with the digests of its index and of each member's manifest.
 struct TwoPlatforms {
