@@ -21,25 +21,37 @@ use crate::sink::{BlobInfo, CommitReport, ConcurrentBlobs, ImageDestination, Man
 pub(crate) trait LayoutWriter {
     /// See [`ImageDestination::prepare`]; the layout may start its tree here.
     fn prepare(&mut self, tree: &mut dyn TreeWriter, images: &[Image]) -> Result<Vec<String>>;
+    /// The files it keeps blobs in by digest, when it does (an OCI layout, `dir:`,
+    /// the Docker >= 25 hybrid): the blob calls below go there unless overridden.
+    fn blob_files(&self) -> Option<&BlobFiles> {
+        None
+    }
     /// See [`ImageDestination::try_reusing_blob`].
     fn try_reusing_blob(
         &mut self,
         tree: &mut dyn TreeWriter,
         blob: &BlobInfo,
-    ) -> Result<Option<u64>>;
+    ) -> Result<Option<u64>> {
+        match self.blob_files() {
+            Some(files) => files.try_reusing(tree, blob),
+            None => Ok(None),
+        }
+    }
     /// See [`ImageDestination::put_blob`].
     fn put_blob(
         &mut self,
         tree: &mut dyn TreeWriter,
         blob: &BlobInfo,
         data: &mut dyn Read,
-    ) -> Result<(Digest, u64)>;
+    ) -> Result<(Digest, u64)> {
+        let files = self.blob_files().ok_or_else(|| {
+            crate::error::Error::Unsupported("this layout keeps no blob files".into())
+        })?;
+        files.put(tree, blob, data)
+    }
     /// See [`ImageDestination::concurrent`].
-    fn concurrent<'a>(
-        &'a self,
-        _tree: &'a dyn TreeWriter,
-    ) -> Option<Box<dyn ConcurrentBlobs + 'a>> {
-        None
+    fn concurrent<'a>(&'a self, tree: &'a dyn TreeWriter) -> Option<Box<dyn ConcurrentBlobs + 'a>> {
+        self.blob_files()?.concurrent(tree)
     }
     /// See [`ImageDestination::put_manifest`].
     fn put_manifest(&mut self, tree: &mut dyn TreeWriter, manifest: &ManifestInfo) -> Result<()>;

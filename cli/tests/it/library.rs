@@ -15,6 +15,11 @@ use dockhand::{
     WriteOptions,
 };
 
+/// The source at `input`, opened with the default options.
+fn opened(input: &str) -> dockhand::Source {
+    open_source(&Location::parse(input).unwrap(), &ReadOptions::default()).unwrap()
+}
+
 /// A one-layer image held in memory: its blobs are `MemoryBlob`s, not files.
 fn image_in_memory() -> Image {
     let mut layer_tar = Vec::new();
@@ -121,11 +126,7 @@ impl Progress for Counter {
 fn progress_is_reported_for_every_layer_written() {
     let f = fixture("docker-save-multi");
     let tmp = tempdir();
-    let source = open_source(
-        &Location::parse(f.input()).unwrap(),
-        &ReadOptions::default(),
-    )
-    .unwrap();
+    let source = opened(f.input());
     // Layers shared between images are written once.
     let mut distinct: Vec<(String, u64)> = source
         .images()
@@ -193,11 +194,7 @@ fn errors_say_which_input_they_concern_as_data() {
 #[test]
 fn layers_read_through_the_api_are_verified_and_report_their_digests() {
     let f = fixture("skopeo-oci");
-    let source = open_source(
-        &Location::parse(f.input()).unwrap(),
-        &ReadOptions::default(),
-    )
-    .unwrap();
+    let source = opened(f.input());
     let image = &source.images()[0];
     for layer in &image.layers {
         for form in [LayerForm::Stored, LayerForm::Uncompressed] {
@@ -392,16 +389,21 @@ fn a_transport_written_outside_the_library_converts_both_ways() {
     assert!(!tmp.path().join("none").exists());
 }
 
-#[test]
-fn a_source_answers_manifests_and_indexes_by_digest() {
-    let Some(layout) = corpus_item("stereoscope/multiplatform_oci_dir") else {
-        return;
-    };
+/// The corpus's multi-platform OCI layout, read with every platform (`--all`).
+fn every_platform_of_the_corpus_index() -> Option<dockhand::Source> {
+    let layout = corpus_item("stereoscope/multiplatform_oci_dir")?;
     let options = ReadOptions {
         all_platforms: true,
         ..Default::default()
     };
-    let source = open_source(&Location::parse(s(&layout)).unwrap(), &options).unwrap();
+    Some(open_source(&Location::parse(s(&layout)).unwrap(), &options).unwrap())
+}
+
+#[test]
+fn a_source_answers_manifests_and_indexes_by_digest() {
+    let Some(source) = every_platform_of_the_corpus_index() else {
+        return;
+    };
     assert!(source.images.len() > 1, "{}", source.images.len());
     let index = source.images[0].index.clone().expect("read from an index");
     let found = source.manifest(&index.descriptor.digest).unwrap().unwrap();
@@ -508,11 +510,7 @@ fn record(images: &[Image]) -> Calls {
 #[test]
 fn a_destination_is_asked_for_each_blob_given_each_once_then_manifests_then_names() {
     let multi = fixture("docker-save-multi");
-    let source = open_source(
-        &Location::parse(multi.input()).unwrap(),
-        &ReadOptions::default(),
-    )
-    .unwrap();
+    let source = opened(multi.input());
     let calls = record(&source.images);
     let count = |prefix: &str| calls.log.iter().filter(|l| l.starts_with(prefix)).count();
     // Asked about every layer and config of every image, shared ones too...
@@ -550,14 +548,9 @@ fn a_destination_is_asked_for_each_blob_given_each_once_then_manifests_then_name
 
 #[test]
 fn an_index_kept_whole_is_put_after_its_members_with_its_exact_bytes() {
-    let Some(layout) = corpus_item("stereoscope/multiplatform_oci_dir") else {
+    let Some(source) = every_platform_of_the_corpus_index() else {
         return;
     };
-    let options = ReadOptions {
-        all_platforms: true,
-        ..Default::default()
-    };
-    let source = open_source(&Location::parse(s(&layout)).unwrap(), &options).unwrap();
     let index = source.images[0].index.clone().expect("read from an index");
     let calls = record(&source.images);
     // Each member by its own manifest bytes, as an index member; then the index, the
@@ -603,6 +596,21 @@ struct TwoPlatforms {
     index: Digest,
     amd64: Digest,
     arm64: Digest,
+}
+
+impl TwoPlatforms {
+    /// What `source`, read for linux/amd64, answers for the arm64 member it did not
+    /// select: checked to be those bytes.
+    fn other_member(&self, source: &dockhand::Source) -> dockhand::ManifestBytes {
+        let selected = source.images[0].manifest.as_ref().unwrap();
+        assert_eq!(selected.digest, self.amd64, "{}", source.input());
+        let arm64 = source
+            .manifest(&self.arm64)
+            .unwrap()
+            .expect("the arm64 member");
+        assert_eq!(Digest::of(&arm64.bytes), self.arm64, "{}", source.input());
+        arm64
+    }
 }
 
 fn two_platforms() -> Option<TwoPlatforms> {
@@ -659,18 +667,10 @@ fn a_layout_read_for_one_platform_answers_the_other_members_manifest() {
     ] {
         let source = open_source(&Location::parse(&input).unwrap(), &on_amd64()).unwrap();
         assert_eq!(source.images.len(), 1, "{input}");
-        assert_eq!(
-            source.images[0].manifest.as_ref().unwrap().digest,
-            two.amd64
-        );
         // Neither the arm64 member nor the index was kept by the selection...
         assert!(source.images[0].index.is_none());
         // ...yet both are answered, by digest, exactly as the layout holds them.
-        let arm64 = source
-            .manifest(&two.arm64)
-            .unwrap()
-            .expect("the arm64 member");
-        assert_eq!(Digest::of(&arm64.bytes), two.arm64, "{input}");
+        let arm64 = two.other_member(&source);
         assert_eq!(
             arm64.media_type,
             "application/vnd.oci.image.manifest.v1+json"
@@ -702,15 +702,7 @@ fn a_layout_read_for_one_platform_answers_the_other_members_manifest() {
         );
         let location = Location::parse(&format!("dir:{}", s(&dir))).unwrap();
         let source = open_source(&location, &on_amd64()).unwrap();
-        assert_eq!(
-            source.images[0].manifest.as_ref().unwrap().digest,
-            two.amd64
-        );
-        let arm64 = source
-            .manifest(&two.arm64)
-            .unwrap()
-            .expect("the arm64 member");
-        assert_eq!(Digest::of(&arm64.bytes), two.arm64);
+        two.other_member(&source);
         assert!(source.manifest(&Digest::of(b"absent")).unwrap().is_none());
     }
     // A member whose bytes were changed in place is refused, naming the file.
@@ -813,15 +805,7 @@ fn a_registry_read_for_one_platform_answers_the_other_members_manifest_and_its_b
     };
     let source = open_source(&Location::parse(&remote).unwrap(), &options).unwrap();
     assert_eq!(source.images.len(), 1);
-    assert_eq!(
-        source.images[0].manifest.as_ref().unwrap().digest,
-        two.amd64
-    );
-    let arm64 = source
-        .manifest(&two.arm64)
-        .unwrap()
-        .expect("the arm64 member");
-    assert_eq!(Digest::of(&arm64.bytes), two.arm64);
+    let arm64 = two.other_member(&source);
     assert_eq!(
         *arm64.bytes,
         std::fs::read(two.layout.join("blobs/sha256").join(two.arm64.hex())).unwrap()

@@ -1,14 +1,12 @@
 //! Writing the containers/image `dir:` layout.
 
-use std::io::Read;
-
 use super::DIR_VERSION;
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
 use crate::formats::blobs::{BlobFiles, LayoutWriter};
-use crate::model::digest::Digest;
+
 use crate::model::image::{Descriptor, Image};
-use crate::sink::{BlobInfo, ConcurrentBlobs, ManifestInfo};
+use crate::sink::ManifestInfo;
 
 /// One image as a containers/image `dir:` layout: blobs named by hex digest, its
 /// manifest in `manifest.json`, and the `version` file.
@@ -36,23 +34,8 @@ impl LayoutWriter for DirWriter {
             ))),
         }
     }
-    fn try_reusing_blob(
-        &mut self,
-        tree: &mut dyn TreeWriter,
-        blob: &BlobInfo,
-    ) -> Result<Option<u64>> {
-        self.blobs.try_reusing(tree, blob)
-    }
-    fn put_blob(
-        &mut self,
-        tree: &mut dyn TreeWriter,
-        blob: &BlobInfo,
-        data: &mut dyn Read,
-    ) -> Result<(Digest, u64)> {
-        self.blobs.put(tree, blob, data)
-    }
-    fn concurrent<'a>(&'a self, tree: &'a dyn TreeWriter) -> Option<Box<dyn ConcurrentBlobs + 'a>> {
-        self.blobs.concurrent(tree)
+    fn blob_files(&self) -> Option<&BlobFiles> {
+        Some(&self.blobs)
     }
     fn put_manifest(&mut self, _tree: &mut dyn TreeWriter, manifest: &ManifestInfo) -> Result<()> {
         // The layout holds one image, and no index.

@@ -8,13 +8,13 @@ use serde_json::{json, Map, Value};
 
 use crate::container::TreeWriter;
 use crate::error::{Error, Result};
-use crate::formats::blobs::LayoutWriter;
+use crate::formats::blobs::{BlobFiles, LayoutWriter};
 use crate::formats::manifest::blob_path;
 use crate::formats::oci::OciWriter;
 use crate::model::digest::Digest;
 use crate::model::image::{Descriptor, Image};
 use crate::model::reference::Reference;
-use crate::sink::{BlobInfo, BlobRole, ConcurrentBlobs, ManifestInfo};
+use crate::sink::{BlobInfo, BlobRole, ManifestInfo};
 use crate::transport::DockerLayout;
 
 /// Fields of the config copied into the top layer's legacy `json`, as Docker does.
@@ -170,13 +170,17 @@ impl LayoutWriter for DockerWriter {
         Ok(warnings)
     }
 
+    fn blob_files(&self) -> Option<&BlobFiles> {
+        self.oci.as_ref()?.blob_files()
+    }
+
     fn try_reusing_blob(
         &mut self,
         tree: &mut dyn TreeWriter,
         blob: &BlobInfo,
     ) -> Result<Option<u64>> {
-        if let Some(oci) = &mut self.oci {
-            return oci.try_reusing_blob(tree, blob);
+        if let Some(files) = self.blob_files() {
+            return files.try_reusing(tree, blob);
         }
         let image = blob.image;
         match blob.role {
@@ -204,8 +208,8 @@ impl LayoutWriter for DockerWriter {
         blob: &BlobInfo,
         data: &mut dyn Read,
     ) -> Result<(Digest, u64)> {
-        if let Some(oci) = &mut self.oci {
-            return oci.put_blob(tree, blob, data);
+        if let Some(files) = self.blob_files() {
+            return files.put(tree, blob, data);
         }
         let image = blob.image;
         let index = match blob.role {
@@ -230,11 +234,6 @@ impl LayoutWriter for DockerWriter {
         };
         self.layer_home.insert(diff_id.clone(), (id, size));
         Ok((diff_id, size))
-    }
-
-    fn concurrent<'a>(&'a self, tree: &'a dyn TreeWriter) -> Option<Box<dyn ConcurrentBlobs + 'a>> {
-        // The legacy layout writes a layer where its image's chain puts it, in order.
-        self.oci.as_ref()?.concurrent(tree)
     }
 
     fn put_manifest(&mut self, tree: &mut dyn TreeWriter, manifest: &ManifestInfo) -> Result<()> {

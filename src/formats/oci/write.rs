@@ -1,15 +1,13 @@
 //! Writing OCI image layouts, to a directory or a tar.
 
-use std::io::Read;
-
 use super::index::index_json;
 use crate::container::TreeWriter;
 use crate::error::Result;
 use crate::formats::blobs::{BlobFiles, LayoutWriter};
 use crate::formats::manifest::BLOBS_PREFIX;
-use crate::model::digest::Digest;
+
 use crate::model::image::{Descriptor, Image};
-use crate::sink::{BlobInfo, ConcurrentBlobs, ManifestInfo};
+use crate::sink::ManifestInfo;
 
 /// The `oci-layout` file dockhand writes (the same bytes as Docker >= 25).
 pub const OCI_LAYOUT_FILE: &str = "{\"imageLayoutVersion\": \"1.0.0\"}";
@@ -38,23 +36,8 @@ impl LayoutWriter for OciWriter {
         tree.dir("blobs/sha256")?;
         Ok(Vec::new())
     }
-    fn try_reusing_blob(
-        &mut self,
-        tree: &mut dyn TreeWriter,
-        blob: &BlobInfo,
-    ) -> Result<Option<u64>> {
-        self.blobs.try_reusing(tree, blob)
-    }
-    fn put_blob(
-        &mut self,
-        tree: &mut dyn TreeWriter,
-        blob: &BlobInfo,
-        data: &mut dyn Read,
-    ) -> Result<(Digest, u64)> {
-        self.blobs.put(tree, blob, data)
-    }
-    fn concurrent<'a>(&'a self, tree: &'a dyn TreeWriter) -> Option<Box<dyn ConcurrentBlobs + 'a>> {
-        self.blobs.concurrent(tree)
+    fn blob_files(&self) -> Option<&BlobFiles> {
+        Some(&self.blobs)
     }
     fn put_manifest(&mut self, tree: &mut dyn TreeWriter, manifest: &ManifestInfo) -> Result<()> {
         self.blobs
