@@ -268,7 +268,13 @@ pub fn convert_between(
     }
     let mut images = with_selected_names(&source.images, &picked, &selectors);
     if let Some((tags, ref_names)) = names {
-        if images.len() != 1 {
+        // A destination name names what the destination lists: one image, or the one
+        // index kept whole with `all_platforms`, which is named as its images are.
+        let index_of = |image: &Image| image.index.as_ref().map(|i| i.descriptor.digest.clone());
+        let one_index = options.all_platforms
+            && index_of(&images[0]).is_some()
+            && images.iter().all(|i| index_of(i) == index_of(&images[0]));
+        if images.len() != 1 && !one_index {
             return Err(Error::Selection(format!(
                 "{} (or a destination reference) names one image but {} are selected: {}; pick one with {image} @N or {image} NAME, e.g. {image} @{}",
                 Setting::Tag,
@@ -278,9 +284,11 @@ pub fn convert_between(
                 image = Setting::Image
             )));
         }
-        images[0].tags = tags;
-        images[0].ref_names = ref_names;
-        images[0].oci_ref_names.clear();
+        for image in &mut images {
+            image.tags = tags.clone();
+            image.ref_names = ref_names.clone();
+            image.oci_ref_names.clear();
+        }
     }
     let mut warnings = source.warnings.clone();
     let (layers, bytes) = crate::progress::plan_of(&images);

@@ -883,6 +883,62 @@ fn a_multi_platform_index_is_pulled_by_platform_or_kept_whole_with_all() {
     want.sort();
     assert_eq!(ids, want);
     ok(&["verify", s(&whole)]);
+    // A destination reference names the index kept whole, as the README's mirror
+    // example does: in a layout, an archive (by --tag) and a registry alike.
+    let mirror = t.join("mirror");
+    dh(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--all",
+            &remote,
+            &format!("oci:{}:1", s(&mirror)),
+        ],
+    );
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(mirror.join("index.json")).unwrap()).unwrap();
+    let listed = index["manifests"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{index}");
+    assert_eq!(listed[0]["digest"], index_digest.as_str());
+    assert_eq!(
+        listed[0]["annotations"]["org.opencontainers.image.ref.name"],
+        "1"
+    );
+    let archive = t.join("mirror.tar");
+    dh(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--all",
+            "--tag",
+            "mirror/multi:2",
+            &remote,
+            &format!("oci-archive:{}", s(&archive)),
+        ],
+    );
+    let named = inspect_json_with(
+        t,
+        &["--all"],
+        &format!("oci-archive:{}:mirror/multi:2", s(&archive)),
+    );
+    let mut ids = image_ids(&named);
+    ids.sort();
+    assert_eq!(ids, want);
+    let retagged = fx.remote("plat/retagged:3");
+    dh(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--all",
+            &format!("oci:{}:1", s(&mirror)),
+            &retagged,
+        ],
+    );
+    let (raw, digest) = remote_manifest(t, &retagged, None);
+    assert_eq!(digest, index_digest, "{raw}");
     // The same from the layout itself, without a registry.
     let local = t.join("local");
     dh(t, &["convert", "-q", "--all", s(&layout), s(&local)]);
