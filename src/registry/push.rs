@@ -233,12 +233,23 @@ impl ImageDestination for RegistryDestination {
 
     fn commit(self: Box<Self>) -> Result<CommitReport> {
         let repo = &self.uploader.repo;
+        let mut report = CommitReport::default();
         for pending in &self.pending {
             for reference in &pending.references {
                 put_manifest(repo, &self.uploader.scope, reference, pending)?;
+                // Each tag, as the destination now holds it: its manifest digest.
+                if *reference != pending.digest.to_string() {
+                    report.notes.push(format!(
+                        "pushed docker://{}/{}:{}@{}",
+                        self.target.registry,
+                        shown(&self.target.repository),
+                        shown(reference),
+                        pending.digest
+                    ));
+                }
             }
         }
-        Ok(CommitReport::default())
+        Ok(report)
     }
 }
 

@@ -927,18 +927,28 @@ fn a_multi_platform_index_is_pulled_by_platform_or_kept_whole_with_all() {
     ids.sort();
     assert_eq!(ids, want);
     let retagged = fx.remote("plat/retagged:3");
-    dh(
+    let out = dh_run(
         t,
-        &[
+        &with_plain_http(&[
             "convert",
-            "-q",
             "--all",
             &format!("oci:{}:1", s(&mirror)),
             &retagged,
-        ],
+        ]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let (raw, digest) = remote_manifest(t, &retagged, None);
     assert_eq!(digest, index_digest, "{raw}");
+    // The summary names what the destination now holds: the tag and its digest.
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!("pushed {retagged}@{index_digest}\n")),
+        "{said}"
+    );
     // The same from the layout itself, without a registry.
     let local = t.join("local");
     dh(t, &["convert", "-q", "--all", s(&layout), s(&local)]);
