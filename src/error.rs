@@ -222,6 +222,23 @@ pub enum Error {
         /// What went wrong; never a credential or token.
         message: String,
     },
+    /// A registry's TLS handshake failed for a reason the user can act on.
+    #[error("registry {registry}: {}", worded(&.problem.words(.registry)))]
+    Tls {
+        /// The registry's host (and port), as the reference names it.
+        registry: String,
+        /// What failed.
+        problem: TlsProblem,
+    },
+    /// A certificate or key file (of a registry's `certs.d` folder, the cert dir, or
+    /// `SSL_CERT_FILE`) could not be read or is malformed.
+    #[error("certificate file {file}: {}", worded(.problem))]
+    Certificate {
+        /// The file (or directory), escaped.
+        file: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A Docker daemon (`docker-daemon:`) could not be reached, refused a request, or
     /// reported a failure; the error says where, which image, and what it said.
     #[error("{0}")]
@@ -233,6 +250,104 @@ pub enum Error {
     /// The operation was interrupted by a signal.
     #[error("interrupted")]
     Interrupted,
+}
+
+/// Why a TLS handshake with a registry failed, in terms a user can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsProblem {
+    /// The registry answered in plain HTTP (rustls: `InvalidContentType`).
+    PlainHttp,
+    /// Its certificate's issuer is not trusted here.
+    UnknownIssuer,
+    /// It presents a CA certificate as its own.
+    CaUsedAsLeaf,
+    /// Its certificate is for other names.
+    WrongName {
+        /// The name it was reached by.
+        expected: String,
+        /// The names its certificate lists (may be empty).
+        presented: Vec<String>,
+    },
+    /// Its certificate has expired.
+    Expired {
+        /// When it expired, as an HTTP date, when known.
+        not_after: Option<String>,
+    },
+    /// Its certificate is not valid yet.
+    NotYetValid,
+    /// It asks for a client certificate and none was given.
+    ClientCertRequired,
+    /// It refused the client certificate given.
+    ClientCertRefused {
+        /// The certificate file presented, escaped.
+        cert: String,
+    },
+    /// Another TLS failure, as rustls words it.
+    Other(String),
+}
+
+impl TlsProblem {
+    /// The words for `registry` (escaped), with settings marked.
+    fn words(&self, registry: &str) -> String {
+        let skip = format!("or add {}=false to skip the check", Setting::TlsVerify);
+        let ca_places = format!(
+            "put that CA's certificate in /etc/docker/certs.d/{registry}/ca.crt \
+             (or /etc/containers/certs.d/{registry}/ca.crt) or in a directory given as {}",
+            Setting::CertDir
+        );
+        match self {
+            TlsProblem::PlainHttp => format!(
+                "it speaks plain HTTP, not HTTPS; add {}=false to use plain HTTP",
+                Setting::TlsVerify
+            ),
+            TlsProblem::UnknownIssuer => format!(
+                "its certificate is signed by a CA this machine does not trust: {ca_places}, {skip}"
+            ),
+            TlsProblem::CaUsedAsLeaf => format!(
+                "it presents a CA certificate as its own: give the registry a certificate \
+                 issued by that CA for its name (and trust the CA: {ca_places}), {skip}"
+            ),
+            TlsProblem::WrongName {
+                expected,
+                presented,
+            } => {
+                let names = if presented.is_empty() {
+                    "no name".to_string()
+                } else {
+                    presented.join(", ")
+                };
+                format!(
+                    "its certificate is for {names}, not for {expected}: reach it by a name \
+                     its certificate lists, {skip}"
+                )
+            }
+            TlsProblem::Expired { not_after } => {
+                let when = not_after
+                    .as_ref()
+                    .map(|d| format!(" on {d}"))
+                    .unwrap_or_default();
+                format!(
+                    "its certificate expired{when}: the registry needs a renewed certificate \
+                     (or this machine's clock is wrong), {skip}"
+                )
+            }
+            TlsProblem::NotYetValid => {
+                format!("its certificate is not valid yet: check this machine's clock, {skip}")
+            }
+            TlsProblem::ClientCertRequired => format!(
+                "it asks for a client certificate: put NAME.cert and NAME.key in \
+                 /etc/docker/certs.d/{registry}/ (or /etc/containers/certs.d/{registry}/) or \
+                 in a directory given as {}",
+                Setting::CertDir
+            ),
+            TlsProblem::ClientCertRefused { cert } => format!(
+                "it refused the client certificate {cert}: the registry trusts another CA \
+                 for its clients"
+            ),
+            TlsProblem::Other(text) => format!("TLS failed: {text}; {skip}"),
+        }
+    }
 }
 
 /// An option of the library's that a message refers to (a field of
@@ -285,10 +400,12 @@ pub enum Setting {
     RetryTimes,
     /// Certificate checks (`RegistryOptions::tls_verify`).
     TlsVerify,
+    /// The directory of a registry's certificates (`RegistryOptions::cert_dir`).
+    CertDir,
 }
 
 /// Every setting, in the order of their marks.
-const SETTINGS: [Setting; 16] = [
+const SETTINGS: [Setting; 17] = [
     Setting::Force,
     Setting::Image,
     Setting::Tag,
@@ -305,6 +422,7 @@ const SETTINGS: [Setting; 16] = [
     Setting::NoCache,
     Setting::RetryTimes,
     Setting::TlsVerify,
+    Setting::CertDir,
 ];
 
 impl Setting {
@@ -327,6 +445,7 @@ impl Setting {
             Setting::NoCache => "no_cache",
             Setting::RetryTimes => "retry_times",
             Setting::TlsVerify => "tls_verify",
+            Setting::CertDir => "cert_dir",
         }
     }
 }

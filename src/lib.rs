@@ -249,7 +249,7 @@ pub use model::reference::Reference;
 // Progress, errors, staging.
 pub use cleanup::STAGING_MARKER;
 pub use daemon::{DaemonError, DaemonProblem};
-pub use error::{Error, Result, Setting};
+pub use error::{Error, Result, Setting, TlsProblem};
 pub use progress::{NoProgress, Progress};
 
 /// Every limit dockhand applies to an input (see the `# Security` section above).

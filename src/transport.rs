@@ -221,6 +221,11 @@ pub struct RegistryOptions {
     /// Verify TLS certificates (`false`: HTTPS without checks, or plain HTTP when the
     /// registry speaks no TLS).
     pub tls_verify: bool,
+    /// A directory of the registry's certificates, as skopeo's `--cert-dir`: its
+    /// `*.crt` files are CAs trusted besides the system's, and a `NAME.cert` +
+    /// `NAME.key` pair is the client certificate. Given, it replaces the registry's
+    /// folder in `/etc/docker/certs.d/` and `/etc/containers/certs.d/`.
+    pub cert_dir: Option<PathBuf>,
     /// How many times a transient failure (a connection error, 408, 429, 5xx) is
     /// retried, with exponential backoff.
     pub retry_times: u32,
@@ -249,6 +254,7 @@ impl Default for RegistryOptions {
             creds: None,
             authfile: None,
             tls_verify: true,
+            cert_dir: None,
             retry_times: 3,
             retry_delay: Duration::from_secs(1),
             cache: None,

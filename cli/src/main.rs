@@ -221,6 +221,11 @@ struct RegistryArgs {
     /// Check the registry's TLS certificate; `--tls-verify=false` also allows plain HTTP.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     tls_verify: bool,
+    /// Trust the CAs (*.crt) of this directory and present its client certificate
+    /// (NAME.cert + NAME.key), instead of /etc/docker/certs.d/HOST:PORT/ and
+    /// /etc/containers/certs.d/HOST:PORT/.
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<std::path::PathBuf>,
     /// Retry a failed request (connection error, 408, 429, 5xx) this many times, with
     /// exponential backoff and the registry's Retry-After.
     #[arg(long, value_name = "N", default_value_t = 3)]
@@ -248,6 +253,7 @@ impl RegistryArgs {
             creds: self.creds.clone(),
             authfile: self.authfile.clone(),
             tls_verify: self.tls_verify,
+            cert_dir: self.cert_dir.clone(),
             retry_times: self.retry_times,
             cache: self.cache.clone(),
             no_cache: self.no_cache,
@@ -586,6 +592,7 @@ fn flag_of(setting: dockhand::Setting) -> &'static str {
         Setting::NoCache => "--no-cache",
         Setting::RetryTimes => "--retry-times",
         Setting::TlsVerify => "--tls-verify",
+        Setting::CertDir => "--cert-dir",
         _ => "an option",
     }
 }

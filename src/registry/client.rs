@@ -88,6 +88,8 @@ pub(crate) struct Client {
     read_timeout: Duration,
     /// The floor of a body's rate, in bytes a second.
     min_rate: u64,
+    /// The client certificate file presented, escaped (for messages).
+    client_cert: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -117,9 +119,9 @@ impl Client {
         credentials: Option<Credentials>,
         options: &RegistryOptions,
     ) -> Result<Client> {
-        let tls = ureq::tls::TlsConfig::builder()
-            .disable_verification(!options.tls_verify)
-            .build();
+        // The system's roots and the registry's certs.d folder (or the cert dir).
+        let trust = super::trust::load(registry, options)?;
+        let tls = trust.tls;
         // A read or write that makes no progress for `read_timeout` fails the attempt
         // (the body rate floor is Fetch's); redirects are followed by `send`, which
         // decides per hop whether credentials go along.
@@ -151,6 +153,7 @@ impl Client {
             retry: RetryPolicy::new(options),
             read_timeout: options.read_timeout,
             min_rate: options.min_rate,
+            client_cert: trust.client_cert,
         };
         if !options.tls_verify && speaks_plain_http(&client.agent, api_host) {
             client.origin = origin_over("http")?;
@@ -270,6 +273,12 @@ impl Client {
             let response = match result {
                 Ok(response) => response,
                 Err(e) => {
+                    if let Some(problem) = super::trust::problem(&e, self.client_cert.as_deref()) {
+                        return Err(Error::Tls {
+                            registry: shown(&self.registry),
+                            problem,
+                        });
+                    }
                     let hint = self.connection_hint(&e);
                     let elsewhere = self.elsewhere(&target);
                     return Err(self.error(format!(

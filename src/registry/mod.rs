@@ -16,6 +16,7 @@ pub(crate) mod push;
 pub(crate) mod reference;
 pub(crate) mod retry;
 pub(crate) mod tree;
+pub(crate) mod trust;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

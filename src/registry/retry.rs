@@ -119,6 +119,11 @@ pub(crate) fn retryable(status: u16) -> bool {
 
 /// Failures of the connection rather than of the request.
 pub(crate) fn transient(e: &ureq::Error) -> bool {
+    // A TLS failure (a certificate refused, plain HTTP where TLS was expected) is the
+    // same on every attempt.
+    if super::trust::rustls_error(e).is_some() {
+        return false;
+    }
     matches!(
         e,
         ureq::Error::Io(_)

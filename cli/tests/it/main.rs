@@ -32,3 +32,4 @@ mod registry;
 mod registry_harness;
 mod select_by_id;
 mod stdin_spool;
+mod tls;

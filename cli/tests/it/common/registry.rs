@@ -52,6 +52,33 @@ impl Auth {
     }
 }
 
+/// The TLS files a registry serves with (`http.tls`): its certificate and key, and
+/// the CAs of the client certificates it requires (`clientcas`: mutual TLS), if any.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_cas: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// `http.tls` of the registry's config.
+    fn yaml(&self) -> String {
+        let mut yaml = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            yaml_str(super::s(&self.cert)),
+            yaml_str(super::s(&self.key))
+        );
+        if let Some(cas) = &self.client_cas {
+            yaml.push_str(&format!(
+                "    clientcas:\n      - {}\n",
+                yaml_str(super::s(cas))
+            ));
+        }
+        yaml
+    }
+}
+
 /// The `service` the registry names in its Bearer challenge and expects in `aud`.
 pub const TOKEN_SERVICE: &str = "dockhand-test-registry";
 /// The `iss` of the test tokens.
@@ -152,6 +179,11 @@ impl Registry {
     /// caller returns early); panics when required and missing, or when it does not
     /// come up (with its log).
     pub fn start(auth: Auth) -> Option<Registry> {
+        Registry::start_with(auth, None)
+    }
+
+    /// [`Registry::start`], serving HTTPS with `tls` when given.
+    pub fn start_with(auth: Auth, tls: Option<&TlsFiles>) -> Option<Registry> {
         let test = test_name();
         if !have_tool(&test, "docker-registry") {
             return None;
@@ -210,6 +242,7 @@ impl Registry {
             }
         };
 
+        let tls_yaml = tls.map(TlsFiles::yaml).unwrap_or_default();
         let config = dir.path().join("config.yml");
         let log = dir.path().join("registry.log");
         let mut last_log = String::new();
@@ -221,7 +254,7 @@ impl Registry {
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
                  http:\n  addr: {}\n  secret: dockhand-test-secret\n\
-                 {auth_yaml}",
+                 {tls_yaml}{auth_yaml}",
                 yaml_str(super::s(&storage)),
                 yaml_str(&addr),
             );
@@ -251,7 +284,8 @@ impl Registry {
                     );
                 }
                 if let Ok((code, _)) = http_get(&addr, "/v2/") {
-                    if code == 200 || code == 401 {
+                    // A TLS server answers a plain request with 400 once it serves.
+                    if code == 200 || code == 401 || (tls.is_some() && code == 400) {
                         return Some(Registry {
                             addr,
                             child,
@@ -388,6 +422,7 @@ pub struct RegistryFixture {
 /// [`start`](Self::start).
 pub struct RegistryFixtureBuilder {
     auth: Auth,
+    tls: Option<TlsFiles>,
     proxy: bool,
     tools: Vec<&'static str>,
     docker: bool,
@@ -398,6 +433,7 @@ impl RegistryFixture {
     pub fn builder() -> RegistryFixtureBuilder {
         RegistryFixtureBuilder {
             auth: Auth::None,
+            tls: None,
             proxy: false,
             tools: Vec::new(),
             docker: false,
@@ -432,6 +468,13 @@ impl RegistryFixtureBuilder {
         self
     }
 
+    /// The registry serves HTTPS with these files (the proxy, which speaks plain
+    /// HTTP to it, cannot be combined with this).
+    pub fn tls(mut self, tls: TlsFiles) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// A fault-injecting, request-recording [`Proxy`] in front of the registry.
     pub fn proxy(mut self) -> Self {
         self.proxy = true;
@@ -461,7 +504,11 @@ impl RegistryFixtureBuilder {
         if self.docker && !super::have_docker(&test) {
             return None;
         }
-        let registry = Registry::start(self.auth)?;
+        assert!(
+            !(self.proxy && self.tls.is_some()),
+            "the proxy speaks plain HTTP to the registry: not with TLS"
+        );
+        let registry = Registry::start_with(self.auth, self.tls.as_ref())?;
         let proxy = self.proxy.then(|| Proxy::start(&registry.addr));
         Some(RegistryFixture {
             _docker: self.docker.then(super::docker_lock),
