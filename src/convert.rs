@@ -62,6 +62,9 @@ pub struct ConvertOptions {
     pub layer_compression: LayerCompression,
     /// The gzip (1-9) or zstd (1-19) level (default 1 for gzip, 3 for zstd).
     pub compression_level: Option<i32>,
+    /// The manifests written where there is a choice (see
+    /// [`WriteOptions::manifest_format`]).
+    pub manifest_format: Option<crate::sink::ManifestFormat>,
     /// How to reach a registry source or destination (`docker://`).
     pub registry: RegistryOptions,
     /// Keep every platform of a multi-platform index (`--all`): for OCI layouts and
@@ -243,6 +246,7 @@ pub fn convert_between(
                 docker_layout: options.docker_layout,
                 layer_compression: options.layer_compression,
                 compression_level: options.compression_level,
+                manifest_format: options.manifest_format,
             },
             registry: options.registry.clone(),
             jobs: from.and_then(|f| f.transport().parallel_reads(&read)),

@@ -402,10 +402,12 @@ pub enum Setting {
     TlsVerify,
     /// The directory of a registry's certificates (`RegistryOptions::cert_dir`).
     CertDir,
+    /// The manifest format to write (`WriteOptions::manifest_format`).
+    ManifestFormat,
 }
 
 /// Every setting, in the order of their marks.
-const SETTINGS: [Setting; 17] = [
+const SETTINGS: [Setting; 18] = [
     Setting::Force,
     Setting::Image,
     Setting::Tag,
@@ -423,6 +425,7 @@ const SETTINGS: [Setting; 17] = [
     Setting::RetryTimes,
     Setting::TlsVerify,
     Setting::CertDir,
+    Setting::ManifestFormat,
 ];
 
 impl Setting {
@@ -446,6 +449,7 @@ impl Setting {
             Setting::RetryTimes => "retry_times",
             Setting::TlsVerify => "tls_verify",
             Setting::CertDir => "cert_dir",
+            Setting::ManifestFormat => "manifest_format",
         }
     }
 }

@@ -222,7 +222,7 @@ pub use formats::write_tar;
 pub use location::create_sink;
 pub use sink::{
     BlobInfo, BlobRole, CommitReport, ConcurrentBlobs, ImageDestination, ImageSink, LayerPolicy,
-    ManifestInfo,
+    ManifestFormat, ManifestInfo,
 };
 pub use transport::{DockerLayout, SinkOptions, WriteOptions};
 // Registries.

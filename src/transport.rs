@@ -337,6 +337,11 @@ pub struct WriteOptions {
     pub layer_compression: LayerCompression,
     /// The gzip (1-9) or zstd (1-19) level; a usage error unless compressing.
     pub compression_level: Option<i32>,
+    /// The manifests written where there is a choice (skopeo's `--format`): a registry
+    /// (default: what the source is, Docker v2 schema 2 for a docker-archive or a
+    /// Docker v2 image, OCI otherwise) and a `dir:` layout (default OCI). An OCI layout
+    /// takes `oci` only; a usage error for docker-archive and docker-dir outputs.
+    pub manifest_format: Option<crate::sink::ManifestFormat>,
 }
 
 /// A source of images: what a reader found in an input.
@@ -653,7 +658,11 @@ impl WriteOptions {
     /// How layers are written into a destination that stores what these options ask
     /// for (an OCI layout, a library user's store): [`LayerPolicy::new`] of them.
     pub fn layer_policy(&self) -> Result<LayerPolicy> {
-        LayerPolicy::new(self.layer_compression, self.compression_level)
+        let layers = LayerPolicy::new(self.layer_compression, self.compression_level)?;
+        match self.manifest_format {
+            Some(format) => layers.with_manifest_format(format),
+            None => Ok(layers),
+        }
     }
 }
 

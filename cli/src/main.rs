@@ -21,7 +21,7 @@ use dockhand::{inspect_json, verify, write_json};
 use dockhand::{select, selectors};
 use dockhand::{transport_names, ReadOptions};
 use dockhand::{ConvertOptions, Format, Platform, RegistryOptions};
-use dockhand::{DockerLayout, LayerCompression};
+use dockhand::{DockerLayout, LayerCompression, ManifestFormat};
 
 mod cli;
 use cli::examples;
@@ -90,6 +90,11 @@ enum Command {
         /// same whatever the number of cores.
         #[arg(long, value_name = "N", allow_negative_numbers = true)]
         compression_level: Option<i32>,
+        /// The manifests written, as skopeo's --format: to a registry, by default what
+        /// the source is (Docker v2 schema 2 for a docker-archive or a Docker v2 image,
+        /// as docker push writes; OCI for an OCI image); to a dir layout, OCI by default.
+        #[arg(long, value_enum, value_name = "oci|v2s2")]
+        format: Option<ManifestFormatArg>,
         /// Replace DST when it is something dockhand could have written: an earlier
         /// output, a regular file, an image layout and nothing else. Anything else is
         /// never replaced.
@@ -262,6 +267,14 @@ impl RegistryArgs {
             ..RegistryOptions::default()
         }
     }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ManifestFormatArg {
+    /// OCI image manifests and indexes.
+    Oci,
+    /// Docker v2 schema 2 manifests and manifest lists.
+    V2s2,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -593,6 +606,7 @@ fn flag_of(setting: dockhand::Setting) -> &'static str {
         Setting::RetryTimes => "--retry-times",
         Setting::TlsVerify => "--tls-verify",
         Setting::CertDir => "--cert-dir",
+        Setting::ManifestFormat => "--format",
         _ => "an option",
     }
 }
@@ -659,6 +673,7 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             docker_layout,
             layer_compression,
             compression_level,
+            format,
             force,
             registry,
             src,
@@ -677,6 +692,10 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 }),
                 layer_compression: layer_compression.unwrap_or_default(),
                 compression_level,
+                manifest_format: format.map(|f| match f {
+                    ManifestFormatArg::Oci => ManifestFormat::Oci,
+                    ManifestFormatArg::V2s2 => ManifestFormat::DockerV2,
+                }),
                 registry: registry.options(),
                 all_platforms: all,
             };

@@ -245,9 +245,10 @@ fn create_sink(reference: &DaemonRef, options: &SinkOptions) -> Result<ImageSink
     if options.write.docker_layout.is_some()
         || options.write.layer_compression.target().is_some()
         || options.write.compression_level.is_some()
+        || options.write.manifest_format.is_some()
     {
         return Err(Error::Usage(format!(
-            "{PREFIX} loads a docker-archive with uncompressed layers in the legacy layout; layout and compression options do not apply"
+            "{PREFIX} loads a docker-archive with uncompressed layers in the legacy layout; layout, compression and manifest format options do not apply"
         )));
     }
     let Some(name) = reference.tagged_name() else {

@@ -67,8 +67,11 @@ impl RegistryDestination {
                 shown(&target.to_string())
             )));
         }
-        let layers =
-            LayerPolicy::for_registry(options.layer_compression, options.compression_level)?;
+        let layers = LayerPolicy::for_registry(
+            options.layer_compression,
+            options.compression_level,
+            options.manifest_format,
+        )?;
         let scope = Scope::push(&repo.repository);
         repo.client.authenticate(&scope)?;
         let destination = RegistryDestination {

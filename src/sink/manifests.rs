@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::blobs::BlobWriter;
 use crate::compress::LayerCompression;
-use crate::error::Result;
+use crate::error::{Error, Result, Setting};
 use crate::layer::LayerForm;
 use crate::model::digest::Digest;
 use crate::model::image::{Descriptor, Image, Layer};
@@ -26,6 +26,8 @@ use crate::model::media::{self, Compression, Family};
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerPolicy {
+    /// Which manifests are built when the source's own cannot be kept.
+    manifests: Manifests,
     compression: LayerCompression,
     /// The level when compressing.
     level: i32,
@@ -37,11 +39,43 @@ pub struct LayerPolicy {
     keep_docker_manifests: bool,
 }
 
+/// A manifest format to write: [`crate::WriteOptions::manifest_format`], skopeo's
+/// `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ManifestFormat {
+    /// OCI image manifests and indexes.
+    Oci,
+    /// Docker v2 schema 2 manifests and manifest lists, as `docker push` writes them.
+    DockerV2,
+}
+
+impl ManifestFormat {
+    /// The name skopeo gives it (`oci`, `v2s2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ManifestFormat::Oci => "oci",
+            ManifestFormat::DockerV2 => "v2s2",
+        }
+    }
+}
+
+/// Which manifests a policy builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Manifests {
+    /// This format, always.
+    Always(ManifestFormat),
+    /// What the source is: Docker v2 for an image with Docker's config type (a
+    /// docker-archive, a Docker v2 manifest) when its layers can be named so, else OCI.
+    AsSource,
+}
+
 impl Default for LayerPolicy {
     /// Layers as the source stores them (xz and bzip2 ones decompressed: OCI has no
     /// media type for them), under OCI manifests.
     fn default() -> Self {
         LayerPolicy {
+            manifests: Manifests::Always(ManifestFormat::Oci),
             compression: LayerCompression::Keep,
             level: 0,
             gzip_uncompressed: false,
@@ -53,6 +87,7 @@ impl Default for LayerPolicy {
 impl LayerPolicy {
     /// Always uncompressed (a docker archive, the Docker >= 25 hybrid).
     pub const UNCOMPRESSED: LayerPolicy = LayerPolicy {
+        manifests: Manifests::Always(ManifestFormat::Oci),
         compression: LayerCompression::None,
         level: 0,
         gzip_uncompressed: false,
@@ -69,18 +104,81 @@ impl LayerPolicy {
         })
     }
 
+    /// The policy, writing manifests in `format`. Docker v2 has no media type for zstd
+    /// layers: compressing to zstd with it is a usage error.
+    pub fn with_manifest_format(mut self, format: ManifestFormat) -> Result<LayerPolicy> {
+        if format == ManifestFormat::DockerV2 && self.compression == LayerCompression::Zstd {
+            return Err(Error::Usage(format!(
+                "Docker v2 manifests ({} v2s2) cannot name zstd layers; use {} oci, or gzip layers",
+                Setting::ManifestFormat,
+                Setting::ManifestFormat
+            )));
+        }
+        self.manifests = Manifests::Always(format);
+        Ok(self)
+    }
+
     /// What a push writes: as [`LayerPolicy::new`], except that `keep` compresses
     /// uncompressed layers with gzip, as `docker push` does (`none` pushes them
-    /// uncompressed), and a source's Docker v2 manifest is kept when it describes
-    /// what is written.
-    pub fn for_registry(compression: LayerCompression, level: Option<i32>) -> Result<LayerPolicy> {
+    /// uncompressed); manifests are `format`, or by default what the source is (Docker
+    /// v2 schema 2 for a docker-archive or a Docker v2 image, as `docker push` and
+    /// skopeo push them; OCI for an OCI image), and a source's own manifest is kept when
+    /// it describes what is written.
+    pub fn for_registry(
+        compression: LayerCompression,
+        level: Option<i32>,
+        format: Option<ManifestFormat>,
+    ) -> Result<LayerPolicy> {
         let mut layers = LayerPolicy::new(compression, level)?;
+        layers = match format {
+            Some(format) => layers.with_manifest_format(format)?,
+            None => LayerPolicy {
+                manifests: Manifests::AsSource,
+                ..layers
+            },
+        };
         layers.keep_docker_manifests = true;
         if layers.compression == LayerCompression::Keep {
             layers.gzip_uncompressed = true;
             layers.level = LayerCompression::Gzip.level(level)?;
         }
         Ok(layers)
+    }
+
+    /// The manifest family `image` is written under, its layers written as `outputs`.
+    fn family(self, image: &Image, outputs: &[LayerOutput]) -> Result<Family> {
+        let zstd = image.layers.iter().zip(outputs).any(|(layer, output)| {
+            let compression = match output {
+                LayerOutput::Form(LayerForm::Stored) => layer.compression,
+                LayerOutput::Form(LayerForm::Uncompressed) => Compression::None,
+                LayerOutput::Compressed(target) => *target,
+            };
+            compression == Compression::Zstd
+        });
+        Ok(match self.manifests {
+            Manifests::Always(ManifestFormat::Oci) => Family::Oci,
+            Manifests::Always(ManifestFormat::DockerV2) => {
+                if image.artifact || zstd {
+                    return Err(Error::Unsupported(format!(
+                        "{}: {} in a Docker v2 manifest; write it with {} oci",
+                        image.display_name(),
+                        if zstd {
+                            "zstd layers cannot be named"
+                        } else {
+                            "an artifact cannot be held"
+                        },
+                        Setting::ManifestFormat
+                    )));
+                }
+                Family::Docker
+            }
+            Manifests::AsSource
+                if !image.artifact && !zstd && image.config.media_type == media::DOCKER_CONFIG =>
+            {
+                Family::Docker
+            }
+            Manifests::AsSource => Family::Oci,
+        })
     }
 
     /// How `layer` of `image` is written.
@@ -151,6 +249,7 @@ pub(crate) fn put_image_blobs(
             LayerOutput::Compressed(_) => None,
         })
         .collect();
+    let family = layers_mode.family(image, &outputs)?;
     blobs.prefetch_layers(image, &forms)?;
     for (index, &output) in outputs.iter().enumerate() {
         let layer = &image.layers[index];
@@ -164,7 +263,7 @@ pub(crate) fn put_image_blobs(
             layer.media_type.clone()
         } else {
             compression
-                .layer_media_type(Family::Oci)
+                .layer_media_type(family)
                 .expect("representable")
                 .to_string()
         };
@@ -175,19 +274,21 @@ pub(crate) fn put_image_blobs(
         layer_digests.push(digest);
     }
     let config = blobs.put_config(image)?;
-    let config_type = if image.artifact {
-        image.config.media_type.as_str()
-    } else {
-        media::OCI_CONFIG
+    let (manifest_type, config_type) = match family {
+        _ if image.artifact => (media::OCI_MANIFEST, image.config.media_type.as_str()),
+        Family::Docker => (media::DOCKER_MANIFEST, media::DOCKER_CONFIG),
+        _ => (media::OCI_MANIFEST, media::OCI_CONFIG),
     };
     // When the source's own OCI manifest describes exactly what was written, keep its
     // bytes: the manifest digest (what signatures point at) survives the conversion.
     if let (Some(source), Some(bytes)) = (&image.manifest, &image.manifest_bytes) {
         let oci = all_as_stored
+            && family == Family::Oci
             && source.media_type == media::OCI_MANIFEST
             && image.config.media_type == config_type;
         // A Docker v2 manifest names Docker media types for the same bytes.
         let docker = layers_mode.keep_docker_manifests
+            && family == Family::Docker
             && all_stored
             && source.media_type == media::DOCKER_MANIFEST;
         if (oci || docker) && describes(bytes, &config.digest, &layer_descs) {
@@ -201,14 +302,14 @@ pub(crate) fn put_image_blobs(
     }
     let manifest = json!({
         "schemaVersion": 2,
-        "mediaType": media::OCI_MANIFEST,
+        "mediaType": manifest_type,
         "config": {"mediaType": config_type, "digest": config.digest.to_string(), "size": config.size},
         "layers": layer_descs,
     });
     let bytes = serde_json::to_vec(&manifest).expect("serializing a JSON value cannot fail");
     Ok(WrittenImage {
         manifest: Descriptor {
-            media_type: media::OCI_MANIFEST.to_string(),
+            media_type: manifest_type.to_string(),
             digest: Digest::of(&bytes),
             size: bytes.len() as u64,
         },
@@ -321,14 +422,23 @@ pub(crate) fn list_written(images: &[Image], written: &[WrittenImage]) -> Vec<Li
                 json!({"mediaType": m.media_type, "digest": m.digest.to_string(), "size": m.size, "platform": platform})
             })
             .collect();
+        // Docker v2 manifests are listed by a Docker manifest list, as docker writes.
+        let list_type = if members
+            .iter()
+            .all(|&i| written[i].manifest.media_type == media::DOCKER_MANIFEST)
+        {
+            media::DOCKER_MANIFEST_LIST
+        } else {
+            media::OCI_INDEX
+        };
         let rebuilt = serde_json::to_vec(&json!({
             "schemaVersion": 2,
-            "mediaType": media::OCI_INDEX,
+            "mediaType": list_type,
             "manifests": manifests,
         }))
         .expect("serializing a JSON value cannot fail");
         *descriptor = Descriptor {
-            media_type: media::OCI_INDEX.to_string(),
+            media_type: list_type.to_string(),
             digest: Digest::of(&rebuilt),
             size: rebuilt.len() as u64,
         };

@@ -8,7 +8,7 @@
 mod blobs;
 mod manifests;
 
-pub use manifests::LayerPolicy;
+pub use manifests::{LayerPolicy, ManifestFormat};
 
 use std::io::Read;
 use std::path::PathBuf;

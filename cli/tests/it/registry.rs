@@ -244,10 +244,19 @@ fn a_push_is_read_back_by_skopeo_and_docker_with_the_same_ids() {
     dh(t, &["convert", "-q", &input, &remote]);
     let (manifest, digest) = remote_manifest(t, &remote, None);
     assert_eq!(manifest["config"]["digest"], want[0].as_str());
-    // A docker-archive's layers are pushed gzip-compressed, as docker push does.
+    // A docker-archive is pushed as what it is, Docker v2 schema 2 with gzip-compressed
+    // layers, as docker push does.
+    assert_eq!(
+        manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
+        "{manifest}"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"], "application/vnd.docker.container.image.v1+json",
+        "{manifest}"
+    );
     for l in manifest["layers"].as_array().unwrap() {
         assert_eq!(
-            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+            l["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip",
             "{manifest}"
         );
     }
@@ -293,6 +302,146 @@ fn a_push_is_read_back_by_skopeo_and_docker_with_the_same_ids() {
         );
         tool("docker", &["rmi", &name]);
     }
+}
+
+#[test]
+fn a_push_writes_the_manifests_the_source_is_or_the_format_asked() {
+    let Some(fx) = RegistryFixture::builder().start() else {
+        return;
+    };
+    let t = fx.dir();
+    let media = |remote: &str| {
+        let (manifest, _) = remote_manifest(t, remote, None);
+        let layers: Vec<String> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["mediaType"].as_str().unwrap().to_string())
+            .collect();
+        (
+            manifest["mediaType"].as_str().unwrap().to_string(),
+            manifest["config"]["mediaType"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            layers,
+        )
+    };
+    let oci = fixture("skopeo-oci");
+    // An OCI image is pushed as OCI, its manifest byte for byte.
+    let remote = fx.remote("formats/oci:1");
+    dh(t, &["convert", "-q", oci.input(), &remote]);
+    let (manifest_type, config_type, _) = media(&remote);
+    assert_eq!(manifest_type, "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(config_type, "application/vnd.oci.image.config.v1+json");
+    // --format chooses: a docker-archive as OCI, an OCI image as Docker v2.
+    let as_oci = fx.remote("formats/docker-as-oci:1");
+    dh(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--format",
+            "oci",
+            &basic_fixture(),
+            &as_oci,
+        ],
+    );
+    let (manifest_type, _, layers) = media(&as_oci);
+    assert_eq!(manifest_type, "application/vnd.oci.image.manifest.v1+json");
+    assert!(
+        layers
+            .iter()
+            .all(|l| l == "application/vnd.oci.image.layer.v1.tar+gzip"),
+        "{layers:?}"
+    );
+    let as_v2 = fx.remote("formats/oci-as-v2s2:1");
+    dh(
+        t,
+        &["convert", "-q", "--format", "v2s2", oci.input(), &as_v2],
+    );
+    let (manifest_type, config_type, layers) = media(&as_v2);
+    assert_eq!(
+        manifest_type,
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        config_type,
+        "application/vnd.docker.container.image.v1+json"
+    );
+    assert!(
+        layers
+            .iter()
+            .all(|l| l.starts_with("application/vnd.docker.image.rootfs.diff.tar")),
+        "{layers:?}"
+    );
+    // Pulled back, both are the image they were.
+    for remote in [&as_oci, &as_v2] {
+        let back = t.join("back");
+        let _ = std::fs::remove_dir_all(&back);
+        dh(t, &["convert", "-q", remote, s(&back)]);
+        ok(&["verify", s(&back)]);
+    }
+    assert_eq!(image_ids(&inspect_json(t, &as_v2)), oci.config_digests());
+    // Docker v2 has no zstd layers: said before anything is pushed.
+    let out = dh_run(
+        t,
+        &with_plain_http(&[
+            "convert",
+            "--format",
+            "v2s2",
+            "--layer-compression",
+            "zstd",
+            &basic_fixture(),
+            &fx.remote("formats/never:1"),
+        ]),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("cannot name zstd layers") && said.contains("--format oci"),
+        "{said}"
+    );
+    // A dir layout takes either, and skopeo reads the Docker v2 one as that image.
+    let dir = t.join("v2dir");
+    ok(&[
+        "convert",
+        "-q",
+        "--format",
+        "v2s2",
+        oci.input(),
+        &format!("dir:{}", s(&dir)),
+    ]);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let seen = tool(
+        "skopeo",
+        &["inspect", "--config", &format!("dir:{}", s(&dir))],
+    );
+    let config: Value = serde_json::from_slice(&seen).unwrap();
+    assert_eq!(config["rootfs"]["type"], "layers", "{config}");
+    // A layout takes no Docker v2 manifests, a docker archive no format at all.
+    let layout = t.join("layout");
+    for (dst, why) in [
+        (
+            format!("oci:{}", s(&layout)),
+            "an OCI layout lists OCI manifests",
+        ),
+        (
+            s(&t.join("out.tar")).to_string(),
+            "a docker archive holds no manifests",
+        ),
+    ] {
+        let out = run(&["convert", "--format", "v2s2", &basic_fixture(), &dst]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        assert!(said.contains(why), "{said}");
+    }
+    assert!(!layout.exists() && !t.join("out.tar").exists());
 }
 
 #[test]

@@ -45,7 +45,7 @@ fn read_any(meta: &Meta, options: &ReadOptions, warnings: &mut Vec<String>) -> R
 }
 
 fn writer(options: &WriteOptions) -> Result<(Box<dyn LayoutWriter>, LayerPolicy)> {
-    let layers = LayerPolicy::new(options.layer_compression, options.compression_level)?;
+    let layers = options.layer_policy()?;
     Ok((Box::new(write::DirWriter::new()), layers))
 }
 

@@ -13,7 +13,7 @@ pub(crate) use write::DockerWriter;
 use super::blobs::LayoutWriter;
 use super::context::Meta;
 use super::{keep_platform, LayoutOps, ReadOptions, WriteOptions};
-use crate::error::Result;
+use crate::error::{Error, Result, Setting};
 use crate::model::image::{parse_json, Image};
 use crate::sink::LayerPolicy;
 
@@ -43,6 +43,12 @@ fn read_any(meta: &Meta, options: &ReadOptions, warnings: &mut Vec<String>) -> R
 }
 
 fn writer(options: &WriteOptions) -> Result<(Box<dyn LayoutWriter>, LayerPolicy)> {
+    if options.manifest_format.is_some() {
+        return Err(Error::Usage(format!(
+            "a docker archive holds no manifests of its own (manifest.json lists configs and layers); {} applies to registries and dir outputs",
+            Setting::ManifestFormat
+        )));
+    }
     let layout = options.docker_layout.unwrap_or_default();
     Ok((
         Box::new(DockerWriter::new(layout)),

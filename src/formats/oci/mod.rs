@@ -13,8 +13,8 @@ use std::path::Path;
 use super::blobs::LayoutWriter;
 use super::{LayoutOps, WriteOptions};
 use crate::container::AppendSpec;
-use crate::error::Result;
-use crate::sink::LayerPolicy;
+use crate::error::{Error, Result, Setting};
+use crate::sink::{LayerPolicy, ManifestFormat};
 
 /// Annotation holding the full image name (containerd, Docker >= 25).
 pub const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";
@@ -39,7 +39,13 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
 };
 
 fn writer(options: &WriteOptions) -> Result<(Box<dyn LayoutWriter>, LayerPolicy)> {
-    let layers = LayerPolicy::new(options.layer_compression, options.compression_level)?;
+    if options.manifest_format == Some(ManifestFormat::DockerV2) {
+        return Err(Error::Usage(format!(
+            "an OCI layout lists OCI manifests; {} v2s2 applies to registries and dir outputs",
+            Setting::ManifestFormat
+        )));
+    }
+    let layers = options.layer_policy()?;
     Ok((Box::new(OciWriter::new()), layers))
 }
 
