@@ -39,6 +39,7 @@ fi
 
 daemon_pid=""
 registry_pid=""
+mirror_pid=""
 stop_registry() {
     if [ -n "$registry_pid" ]; then
         kill "$registry_pid" 2>/dev/null || true
@@ -46,6 +47,14 @@ stop_registry() {
         registry_pid=""
     fi
     rm -rf "$work/registry"
+}
+stop_mirror() {
+    if [ -n "$mirror_pid" ]; then
+        kill "$mirror_pid" 2>/dev/null || true
+        wait "$mirror_pid" 2>/dev/null || true
+        mirror_pid=""
+    fi
+    rm -rf "$work/mirror"
 }
 stop_daemon() {
     if [ -n "$daemon_pid" ]; then
@@ -57,6 +66,7 @@ stop_daemon() {
 finish() {
     stop_daemon
     stop_registry
+    stop_mirror
     if [ "$keep" = 1 ]; then rm -rf "$work"/out* "$work/docker" "$work/context"; else rm -rf "$work"; fi
 }
 trap finish EXIT
@@ -286,19 +296,34 @@ reg=127.0.0.1:$port
 # start_registry: a registry with empty storage on $reg. Each push starts from one, so
 # that neither tool finds blobs of an earlier run (skopeo's blob-info cache would mount
 # them from another repository).
-start_registry() {
-    stop_registry
-    mkdir -p "$work/registry"
+# serve_registry DIR ADDR: a registry with empty storage under DIR on ADDR, ready.
+serve_registry() {
+    mkdir -p "$1"
     printf 'version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s}\nhttp: {addr: "%s", secret: bench}\n' \
-        "$work/registry/storage" "$reg" >"$work/registry/config.yml"
-    docker-registry serve "$work/registry/config.yml" >"$work/registry.log" 2>&1 &
-    registry_pid=$!
+        "$1/storage" "$2" >"$1/config.yml"
+    docker-registry serve "$1/config.yml" >"$1.log" 2>&1 &
+    served_pid=$!
     for _ in $(seq 1 100); do
-        python3 -c "import urllib.request; urllib.request.urlopen('http://$reg/v2/')" 2>/dev/null && return
+        python3 -c "import urllib.request; urllib.request.urlopen('http://$2/v2/')" 2>/dev/null && return
         sleep 0.1
     done
-    cat "$work/registry.log" >&2
+    cat "$1.log" >&2
     exit 1
+}
+start_registry() {
+    stop_registry
+    serve_registry "$work/registry" "$reg"
+    registry_pid=$served_pid
+}
+# A second, empty registry for registry-to-registry copies (skopeo's blob-info cache
+# cleared too, or it would mount blobs it saw in an earlier run).
+port2=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+reg2=127.0.0.1:$port2
+start_mirror() {
+    stop_mirror
+    rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
+    serve_registry "$work/mirror" "$reg2"
+    mirror_pid=$served_pid
 }
 for ((i = 0; i < runs; i++)); do
     start_registry
@@ -315,8 +340,18 @@ pair pull-oci "'$d' convert -q --tls-verify=false --no-cache docker://$reg/bench
     "skopeo copy -q --src-tls-verify=false docker://$reg/bench/s:1 oci:'$work/out:latest'"
 pair pull-inspect "'$d' inspect --tls-verify=false docker://$reg/bench/s:1" \
     "skopeo inspect --tls-verify=false docker://$reg/bench/s:1"
+# Registry to registry: what skopeo pushed, into the empty second registry.
+for ((i = 0; i < runs; i++)); do
+    start_mirror
+    run_once d-copy "'$d' convert -q --tls-verify=false docker://$reg/bench/s:1 docker://$reg2/bench/copy:1"
+    start_mirror
+    run_once s-copy "skopeo copy -q --src-tls-verify=false --dest-tls-verify=false docker://$reg/bench/s:1 docker://$reg2/bench/copy:1"
+done
+settle d-copy
+settle s-copy
+stop_mirror
 stop_registry
-echo "Registry: docker-registry $(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null) on 127.0.0.1, plain HTTP, empty before each push; median of $runs runs."
+echo "Registry: docker-registry $(dpkg-query -W -f '${Version}' docker-registry 2>/dev/null) on 127.0.0.1, plain HTTP, empty before each push (skopeo's blob-info cache cleared before each copy); median of $runs runs."
 echo "dockhand verifies every layer's diff_id as it pulls (so it decompresses gzip layers even into an OCI layout); skopeo checks the digests only."
 echo
 echo "| registry | dockhand | skopeo | faster | dockhand peak RSS | skopeo peak RSS |"
@@ -324,4 +359,5 @@ echo "|---|---|---|---|---|---|"
 row "push docker-archive (layers gzipped)" push
 row "pull → docker-archive" pull-docker
 row "pull → oci (layers kept)" pull-oci
+row "registry → registry (another, empty)" copy
 row "inspect" pull-inspect
