@@ -170,6 +170,12 @@ impl Cached {
         }
         commit(cache, &partial, self.digest.hex(), &self.file)?;
         cache.pin(&self.digest, &self.file);
+        // A later push of it to another repository of this registry mounts it.
+        cache.remember(
+            &self.digest,
+            self.repo.client.registry(),
+            &self.repo.repository,
+        );
         Ok(())
     }
 }

@@ -15,6 +15,7 @@ pub(crate) mod origin;
 pub(crate) mod push;
 pub(crate) mod reference;
 pub(crate) mod retry;
+mod seen;
 pub(crate) mod tree;
 pub(crate) mod trust;
 
@@ -93,7 +94,8 @@ impl Transport for RegistryTransport {
         options: &SinkOptions,
     ) -> Result<ImageSink<'static>> {
         let reference = RegistryRef::parse(&location.path, true)?;
-        let repo = repo(&reference, &options.registry, false)?;
+        // With the blob cache's record of where blobs were seen, for mounts.
+        let repo = repo(&reference, &options.registry, true)?;
         let (destination, layers) =
             push::RegistryDestination::new(repo, reference, &options.write, options.registry.jobs)?;
         Ok(ImageSink::new(Box::new(destination), layers))

@@ -12,6 +12,7 @@ use ureq::http::Method;
 use super::client::{header, Payload, Scope};
 use super::fetch::Repo;
 use super::reference::RegistryRef;
+use super::seen::Seen;
 use crate::container::Staged;
 use crate::error::Setting;
 use crate::error::{Error, Result};
@@ -74,11 +75,17 @@ impl RegistryDestination {
         )?;
         let scope = Scope::push(&repo.repository);
         repo.client.authenticate(&scope)?;
+        let seen = repo
+            .cache
+            .as_ref()
+            .map(|cache| cache.seen(repo.client.registry()))
+            .unwrap_or_default();
         let destination = RegistryDestination {
             uploader: Uploader {
                 repo,
                 scope,
                 origins: HashMap::new(),
+                seen,
                 sources: HashMap::new(),
                 held: Mutex::default(),
                 absent: Mutex::default(),
@@ -320,6 +327,9 @@ struct Uploader {
     scope: Scope,
     /// Blobs another repository of the same registry holds, to mount from there.
     origins: HashMap<Digest, String>,
+    /// Where earlier runs saw blobs in this registry: other repositories to try a
+    /// mount from.
+    seen: Seen,
     /// Where each layer pushed as stored can be read again from the start.
     sources: HashMap<Digest, Arc<dyn Blob>>,
     /// Blobs the registry holds (found, or put by this push), with their sizes.
@@ -382,11 +392,32 @@ impl Uploader {
     }
 
     /// Start an upload session (or mount the blob): `None` when mounted, else the
-    /// session's location.
+    /// session's location. A blob the source read from another repository of this
+    /// registry is mounted from there; one an earlier run saw in another repository is
+    /// tried from there, and uploaded when that fails (a hint may be stale, or name a
+    /// repository these credentials cannot read).
     fn start(&self, digest: &Digest, what: &str) -> Result<Option<String>> {
+        if let Some(from) = self.origins.get(digest) {
+            return self.start_from(digest, what, Some(from));
+        }
+        if let Some(from) = self.seen.elsewhere(digest, &self.repo.repository) {
+            if let Ok(started) = self.start_from(digest, what, Some(from)) {
+                return Ok(started);
+            }
+        }
+        self.start_from(digest, what, None)
+    }
+
+    /// [`Uploader::start`], mounting from the repository `from` when given.
+    fn start_from(
+        &self,
+        digest: &Digest,
+        what: &str,
+        from: Option<&str>,
+    ) -> Result<Option<String>> {
         let mut scope = self.scope.clone();
         let mut start_url = self.repo.url("blobs/uploads/");
-        if let Some(from) = self.origins.get(digest) {
+        if let Some(from) = from {
             start_url = format!(
                 "{start_url}?mount={}&from={}",
                 super::client::encode(&digest.to_string()),
@@ -668,10 +699,14 @@ impl Uploader {
         Ok((digest, size))
     }
 
-    /// Remember that the registry now holds `digest`.
+    /// Remember that the registry now holds `digest`: for this push, and in the
+    /// cache's record for later ones.
     fn uploaded(&self, digest: &Digest, size: u64) {
         lock(&self.absent).remove(digest);
         lock(&self.held).insert(digest.clone(), size);
+        if let Some(cache) = &self.repo.cache {
+            cache.remember(digest, self.repo.client.registry(), &self.repo.repository);
+        }
     }
 }
 

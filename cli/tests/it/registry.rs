@@ -731,6 +731,59 @@ fn pushes_skip_blobs_the_registry_has_and_mount_from_other_repositories() {
 }
 
 #[test]
+fn a_blob_an_earlier_run_pushed_is_mounted_into_another_repository() {
+    let Some(fx) = RegistryFixture::builder().proxy().start() else {
+        return;
+    };
+    let t = fx.dir();
+    let f = fixture("skopeo-oci");
+    dh(t, &["convert", "-q", f.input(), &fx.remote("seen/first:1")]);
+    // The same local image to another repository: nothing in the source says where its
+    // blobs are, but the cache remembers where the first run put them.
+    fx.proxy().reset_counters();
+    dh(
+        t,
+        &["convert", "-q", f.input(), &fx.remote("seen/second:1")],
+    );
+    let requests = fx.proxy().requests();
+    let blobs = images(&inspect(f.input()))[0]["layers"]
+        .as_array()
+        .unwrap()
+        .len()
+        + 1;
+    assert_eq!(
+        fx.proxy().count("POST", "mount=", Some(201)),
+        blobs,
+        "{requests:?}"
+    );
+    let uploads = |requests: &[(String, String, u16)]| {
+        requests
+            .iter()
+            .filter(|(m, path, _)| (m == "PATCH" || m == "PUT") && path.contains("/blobs/uploads"))
+            .count()
+    };
+    assert_eq!(uploads(&requests), 0, "{requests:?}");
+    // A stale record (the first repository deleted from storage) costs a refused mount
+    // and an upload, not the push.
+    std::fs::remove_dir_all(
+        fx.registry
+            .storage_dir()
+            .join("docker/registry/v2/repositories/seen"),
+    )
+    .unwrap();
+    fx.proxy().reset_counters();
+    dh(t, &["convert", "-q", f.input(), &fx.remote("seen/third:1")]);
+    let pulled = t.join("third");
+    dh(
+        t,
+        &["convert", "-q", &fx.remote("seen/third:1"), s(&pulled)],
+    );
+    ok(&["verify", s(&pulled)]);
+    let requests = fx.proxy().requests();
+    assert!(uploads(&requests) > 0, "{requests:?}");
+}
+
+#[test]
 fn transient_failures_are_retried_and_counted() {
     let Some(fx) = RegistryFixture::builder().proxy().start() else {
         return;
