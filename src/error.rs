@@ -285,10 +285,12 @@ pub enum Setting {
     RetryTimes,
     /// Certificate checks (`RegistryOptions::tls_verify`).
     TlsVerify,
+    /// The file the written manifest's digest goes to (`ConvertOptions::digest_file`).
+    DigestFile,
 }
 
 /// Every setting, in the order of their marks.
-const SETTINGS: [Setting; 16] = [
+const SETTINGS: [Setting; 17] = [
     Setting::Force,
     Setting::Image,
     Setting::Tag,
@@ -305,6 +307,7 @@ const SETTINGS: [Setting; 16] = [
     Setting::NoCache,
     Setting::RetryTimes,
     Setting::TlsVerify,
+    Setting::DigestFile,
 ];
 
 impl Setting {
@@ -327,6 +330,7 @@ impl Setting {
             Setting::NoCache => "no_cache",
             Setting::RetryTimes => "retry_times",
             Setting::TlsVerify => "tls_verify",
+            Setting::DigestFile => "digest_file",
         }
     }
 }

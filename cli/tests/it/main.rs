@@ -30,5 +30,6 @@ mod naming;
 mod progress;
 mod registry;
 mod registry_harness;
+mod registry_to_registry;
 mod select_by_id;
 mod stdin_spool;
