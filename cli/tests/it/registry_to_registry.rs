@@ -217,6 +217,36 @@ fn each_end_gets_its_own_credentials_and_the_manifest_keeps_its_digest() {
         "{requests:?}"
     );
     assert_eq!(b.proxy().blob_bytes_served(), 0);
+
+    // Auth files per end: the plain --authfile (B's) overridden for the source by
+    // --src-authfile (A's).
+    let auth_file = |name: &str, addr: &str, who: (&str, &str)| {
+        let path = t.join(name);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(creds(who));
+        let doc = serde_json::json!({"auths": {addr: {"auth": encoded}}});
+        std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+        path
+    };
+    let (for_a, for_b) = (
+        auth_file("a.json", a.addr(), ALICE),
+        auth_file("b.json", b.addr(), BOB),
+    );
+    let third = b.remote("dst/app:3");
+    dh(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--tls-verify=false",
+            "--authfile",
+            s(&for_b),
+            "--src-authfile",
+            s(&for_a),
+            &source,
+            &third,
+        ],
+    );
+    assert_eq!(raw_manifest(t, &third, Some(&bob)).1, source_digest);
 }
 
 #[test]
