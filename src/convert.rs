@@ -1,13 +1,14 @@
 //! The conversion pipeline: select, name, write. It knows no format: the transport
 //! table ([`crate::formats`]) opens the source and creates the sink.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::compress::LayerCompression;
 use crate::destination::Plan;
 use crate::error::Setting;
 use crate::error::{Error, Result};
 use crate::location::open_source;
+use crate::model::digest::Digest;
 use crate::model::image::{Image, Platform};
 use crate::model::reference::{valid_tag, Reference};
 use crate::progress::{NoProgress, Progress};
@@ -40,6 +41,44 @@ use crate::transport::{
 /// assert!(out.images[0].layers.iter().all(|l| l.compression == Compression::Gzip));
 /// # Ok::<(), dockhand::Error>(())
 /// ```
+///
+/// The digest of what was written, in a file as skopeo's `--digestfile` writes it:
+///
+/// ```
+/// use dockhand::{convert, ConvertOptions};
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let digest_file = tmp.path().join("digest");
+/// let dst = format!("oci:{}:1.0", tmp.path().join("layout").display());
+///
+/// let options = ConvertOptions { digest_file: Some(digest_file.clone()), ..Default::default() };
+/// let report = convert(input, &dst, &options)?;
+/// let written = std::fs::read_to_string(&digest_file).unwrap();
+/// assert_eq!(written, report.manifests[0].to_string()); // sha256:..., no newline
+/// # Ok::<(), dockhand::Error>(())
+/// ```
+///
+/// Between two registries, each end is reached with its own options:
+///
+/// ```no_run
+/// // no_run: it needs two registries.
+/// use dockhand::{convert, ConvertOptions, RegistryOptions};
+///
+/// let options = ConvertOptions {
+///     source_registry: RegistryOptions { creds: Some("reader:secret".into()), ..Default::default() },
+///     dest_registry: RegistryOptions {
+///         creds: Some("writer:other".into()),
+///         tls_verify: false, // a plain-HTTP mirror
+///         ..Default::default()
+///     },
+///     ..Default::default()
+/// };
+/// let report = convert("docker://registry.example/app:1", "docker://127.0.0.1:5000/app:1", &options)?;
+/// let (reference, digest) = &report.stored[0];
+/// assert_eq!(reference, "docker://127.0.0.1:5000/app:1");
+/// assert_eq!(*digest, report.manifests[0]);
+/// # Ok::<(), dockhand::Error>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct ConvertOptions {
     /// Read the source as this format (default: detect).
@@ -65,8 +104,19 @@ pub struct ConvertOptions {
     /// The manifests written where there is a choice (see
     /// [`WriteOptions::manifest_format`]).
     pub manifest_format: Option<crate::sink::ManifestFormat>,
-    /// How to reach a registry source or destination (`docker://`).
-    pub registry: RegistryOptions,
+    /// How to reach the source when it is a registry (`docker://`): its credentials,
+    /// auth file, TLS checks, cache.
+    pub source_registry: RegistryOptions,
+    /// How to reach the destination when it is a registry; a copy between two
+    /// registries reaches each with its own options (the source's credentials are
+    /// never sent to the destination, nor the other way round).
+    pub dest_registry: RegistryOptions,
+    /// Once the destination holds everything, write there the digest of the manifest
+    /// written (of the index, when one is kept whole with `all_platforms`), as
+    /// `sha256:HEX` and no newline (as skopeo's `--digestfile`), replacing the file
+    /// atomically. It records one digest: a conversion writing several images (not
+    /// one index) is a usage error before anything is written.
+    pub digest_file: Option<PathBuf>,
     /// Keep every platform of a multi-platform index (`--all`): for OCI layouts and
     /// registries, which hold the index whole.
     pub all_platforms: bool,
@@ -105,6 +155,12 @@ pub struct ConvertReport {
     pub warnings: Vec<String>,
     /// What the destination said it did (a daemon's `Loaded image: NAME:TAG`).
     pub notes: Vec<String>,
+    /// Each reference the destination now holds with the digest of the manifest it
+    /// holds there (a registry's `docker://HOST/REPO:TAG`): [`crate::CommitReport::stored`].
+    pub stored: Vec<(String, Digest)>,
+    /// The digest of each manifest (or index kept whole) written, one per image or
+    /// index the destination lists: [`crate::CommitReport::manifests`].
+    pub manifests: Vec<Digest>,
 }
 
 /// `from`/`to` and a transport prefix that name different formats.
@@ -229,7 +285,7 @@ pub fn convert_between(
         platform: options.platform.clone(),
         format: options.from,
         spool_dir: None,
-        registry: options.registry.clone(),
+        registry: options.source_registry.clone(),
         all_platforms: options.all_platforms,
     };
     let from = src.transport.or(options.from);
@@ -248,7 +304,7 @@ pub fn convert_between(
                 compression_level: options.compression_level,
                 manifest_format: options.manifest_format,
             },
-            registry: options.registry.clone(),
+            registry: options.dest_registry.clone(),
             jobs: from.and_then(|f| f.transport().parallel_reads(&read)),
         },
     )?;
@@ -271,14 +327,26 @@ pub fn convert_between(
         )));
     }
     let mut images = with_selected_names(&source.images, &picked, &selectors);
-    if let Some((tags, ref_names)) = names {
-        // A destination name names what the destination lists: one image, or the one
-        // index kept whole with `all_platforms`, which is named as its images are.
-        let index_of = |image: &Image| image.index.as_ref().map(|i| i.descriptor.digest.clone());
-        let one_index = options.all_platforms
+    // What the destination lists: one image, or the one index kept whole with
+    // `all_platforms`, which is named as its images are.
+    let index_of = |image: &Image| image.index.as_ref().map(|i| i.descriptor.digest.clone());
+    let one_listed = images.len() == 1
+        || (options.all_platforms
             && index_of(&images[0]).is_some()
-            && images.iter().all(|i| index_of(i) == index_of(&images[0]));
-        if images.len() != 1 && !one_index {
+            && images.iter().all(|i| index_of(i) == index_of(&images[0])));
+    if options.digest_file.is_some() && !one_listed {
+        return Err(Error::Usage(format!(
+            "{} records the digest of one image (or of one index with {}) but {} images are selected: {}; pick one with {image} @N or {image} NAME, e.g. {image} @{}",
+            Setting::DigestFile,
+            Setting::AllPlatforms,
+            images.len(),
+            candidates(&source.images, &picked),
+            picked.first().copied().unwrap_or(0),
+            image = Setting::Image
+        )));
+    }
+    if let Some((tags, ref_names)) = names {
+        if !one_listed {
             return Err(Error::Selection(format!(
                 "{} (or a destination reference) names one image but {} are selected: {}; pick one with {image} @N or {image} NAME, e.g. {image} @{}",
                 Setting::Tag,
@@ -313,6 +381,9 @@ pub fn convert_between(
     // added to it.
     let committed = sink.commit_with_report()?;
     warnings.extend(source.finished());
+    if let Some(path) = &options.digest_file {
+        write_digest_file(path, &committed.manifests)?;
+    }
     Ok(ConvertReport {
         from: Some(source.format),
         to: Some(to),
@@ -321,7 +392,35 @@ pub fn convert_between(
         plan: committed.plan,
         warnings,
         notes: committed.notes,
+        stored: committed.stored,
+        manifests: committed.manifests,
     })
+}
+
+/// Write the one digest in `manifests` to `path` (`sha256:HEX`, no newline), through a
+/// temp file beside it renamed over it, so that a reader sees the old file or the new.
+fn write_digest_file(path: &Path, manifests: &[Digest]) -> Result<()> {
+    let [digest] = manifests else {
+        return Err(Error::Unsupported(format!(
+            "{}: the destination listed {} manifests, not one",
+            Setting::DigestFile,
+            manifests.len()
+        )));
+    };
+    let what = || format!("writing {}", shown(&path.to_string_lossy()));
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".digestfile-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(what(), e))?;
+    std::io::Write::write_all(&mut file, digest.to_string().as_bytes())
+        .and_then(|()| file.as_file().sync_data())
+        .map_err(|e| Error::io(what(), e))?;
+    file.persist(path).map_err(|e| Error::io(what(), e.error))?;
+    Ok(())
 }
 
 /// Names for the single output image: full references become tags; where the format

@@ -404,10 +404,12 @@ pub enum Setting {
     CertDir,
     /// The manifest format to write (`WriteOptions::manifest_format`).
     ManifestFormat,
+    /// The file the written manifest's digest goes to (`ConvertOptions::digest_file`).
+    DigestFile,
 }
 
 /// Every setting, in the order of their marks.
-const SETTINGS: [Setting; 18] = [
+const SETTINGS: [Setting; 19] = [
     Setting::Force,
     Setting::Image,
     Setting::Tag,
@@ -426,6 +428,7 @@ const SETTINGS: [Setting; 18] = [
     Setting::TlsVerify,
     Setting::CertDir,
     Setting::ManifestFormat,
+    Setting::DigestFile,
 ];
 
 impl Setting {
@@ -450,6 +453,7 @@ impl Setting {
             Setting::TlsVerify => "tls_verify",
             Setting::CertDir => "cert_dir",
             Setting::ManifestFormat => "manifest_format",
+            Setting::DigestFile => "digest_file",
         }
     }
 }

@@ -100,8 +100,14 @@ enum Command {
         /// never replaced.
         #[arg(long)]
         force: bool,
+        /// Once DST holds everything, write the manifest digest of what was written
+        /// (of the index with --all) to FILE, as skopeo does; needs a single image.
+        #[arg(long, value_name = "FILE")]
+        digestfile: Option<std::path::PathBuf>,
         #[command(flatten)]
         registry: RegistryArgs,
+        #[command(flatten)]
+        ends: Box<EndArgs>,
         /// The input.
         src: String,
         /// The output.
@@ -252,7 +258,57 @@ struct RegistryArgs {
     read_timeout: u64,
 }
 
+/// skopeo's per-end registry options: each overrides its plain form for one end of a
+/// conversion.
+#[derive(clap::Args, Clone, Debug)]
+struct EndArgs {
+    /// Credentials USER:PASSWORD for a registry SRC (overrides --creds there).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    src_creds: Option<String>,
+    /// Credentials USER:PASSWORD for a registry DST (overrides --creds there).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    dest_creds: Option<String>,
+    /// The only auth file read for a registry SRC (overrides --authfile there).
+    #[arg(long, value_name = "PATH")]
+    src_authfile: Option<std::path::PathBuf>,
+    /// The only auth file read for a registry DST (overrides --authfile there).
+    #[arg(long, value_name = "PATH")]
+    dest_authfile: Option<std::path::PathBuf>,
+    /// Check a registry SRC's TLS certificate (overrides --tls-verify there);
+    /// `--src-tls-verify=false` also allows plain HTTP.
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    src_tls_verify: Option<bool>,
+    /// Check a registry DST's TLS certificate (overrides --tls-verify there);
+    /// `--dest-tls-verify=false` also allows plain HTTP.
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    dest_tls_verify: Option<bool>,
+    /// The certificates directory for a registry SRC (overrides --cert-dir there).
+    #[arg(long, value_name = "DIR")]
+    src_cert_dir: Option<std::path::PathBuf>,
+    /// The certificates directory for a registry DST (overrides --cert-dir there).
+    #[arg(long, value_name = "DIR")]
+    dest_cert_dir: Option<std::path::PathBuf>,
+}
+
 impl RegistryArgs {
+    /// The options of one end: the plain ones, each overridden by the end's own.
+    fn end_options(
+        &self,
+        creds: &Option<String>,
+        authfile: &Option<std::path::PathBuf>,
+        tls_verify: Option<bool>,
+        cert_dir: &Option<std::path::PathBuf>,
+    ) -> RegistryOptions {
+        let plain = self.options();
+        RegistryOptions {
+            creds: creds.clone().or(plain.creds.clone()),
+            authfile: authfile.clone().or(plain.authfile.clone()),
+            tls_verify: tls_verify.unwrap_or(plain.tls_verify),
+            cert_dir: cert_dir.clone().or(plain.cert_dir.clone()),
+            ..plain
+        }
+    }
+
     fn options(&self) -> RegistryOptions {
         RegistryOptions {
             creds: self.creds.clone(),
@@ -607,6 +663,7 @@ fn flag_of(setting: dockhand::Setting) -> &'static str {
         Setting::TlsVerify => "--tls-verify",
         Setting::CertDir => "--cert-dir",
         Setting::ManifestFormat => "--format",
+        Setting::DigestFile => "--digestfile",
         _ => "an option",
     }
 }
@@ -675,7 +732,9 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             compression_level,
             format,
             force,
+            digestfile,
             registry,
+            ends,
             src,
             dst,
         } => {
@@ -696,7 +755,19 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                     ManifestFormatArg::Oci => ManifestFormat::Oci,
                     ManifestFormatArg::V2s2 => ManifestFormat::DockerV2,
                 }),
-                registry: registry.options(),
+                source_registry: registry.end_options(
+                    &ends.src_creds,
+                    &ends.src_authfile,
+                    ends.src_tls_verify,
+                    &ends.src_cert_dir,
+                ),
+                dest_registry: registry.end_options(
+                    &ends.dest_creds,
+                    &ends.dest_authfile,
+                    ends.dest_tls_verify,
+                    &ends.dest_cert_dir,
+                ),
+                digest_file: digestfile,
                 all_platforms: all,
             };
             let path = |s: &str| Location::parse(s).map(|l| l.path).ok();

@@ -186,7 +186,10 @@ impl ImageDestination for DaemonDestination {
     }
     fn commit(self: Box<Self>) -> Result<CommitReport> {
         let notes = self.finish()?;
-        Ok(CommitReport { plan: None, notes })
+        Ok(CommitReport {
+            notes,
+            ..CommitReport::default()
+        })
     }
 }
 

@@ -38,7 +38,8 @@ const MAX_PINS: usize = 256;
 pub(crate) struct BlobCache {
     root: PathBuf,
     /// `blobs/sha256`, opened on first use.
-    dir: OnceLock<std::result::Result<OwnedFd, Error>>,
+    /// The root and `blobs/sha256`, opened on first use.
+    dir: OnceLock<std::result::Result<(OwnedFd, OwnedFd), Error>>,
     /// What the user should hear about entries ignored or discarded.
     warnings: Mutex<Vec<String>>,
     /// Verified blobs this run holds a shared lock on, so that another run finishing
@@ -79,7 +80,15 @@ impl BlobCache {
 
     pub(super) fn dir(&self) -> Result<BorrowedFd<'_>> {
         match self.dir.get_or_init(|| open_blob_dir(&self.root)) {
-            Ok(fd) => Ok(fd.as_fd()),
+            Ok((_, blobs)) => Ok(blobs.as_fd()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// The cache's root directory, checked as [`BlobCache::dir`] is.
+    pub(super) fn root_dir(&self) -> Result<BorrowedFd<'_>> {
+        match self.dir.get_or_init(|| open_blob_dir(&self.root)) {
+            Ok((root, _)) => Ok(root.as_fd()),
             Err(e) => Err(e.clone()),
         }
     }
@@ -262,7 +271,7 @@ pub(super) fn partial_name(digest: &Digest) -> String {
 /// Create (0700) and open `root/blobs/sha256`, refusing a symlink or anything but a
 /// directory of the user's own at `blobs` and `sha256`, and closing one that others
 /// can read.
-fn open_blob_dir(root: &Path) -> std::result::Result<OwnedFd, Error> {
+fn open_blob_dir(root: &Path) -> std::result::Result<(OwnedFd, OwnedFd), Error> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -272,6 +281,8 @@ fn open_blob_dir(root: &Path) -> std::result::Result<OwnedFd, Error> {
     let directory = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
     // The root is the user's choice and may be reached through a symlink.
     let mut fd = rustix::fs::openat(rustix::fs::CWD, root, directory, Mode::empty())
+        .map_err(|e| cache_error(format!("opening {}", root.display()), e.into()))?;
+    let root_fd = rustix::io::dup(&fd)
         .map_err(|e| cache_error(format!("opening {}", root.display()), e.into()))?;
     let mut path = root.to_path_buf();
     for name in ["blobs", "sha256"] {
@@ -308,7 +319,7 @@ fn open_blob_dir(root: &Path) -> std::result::Result<OwnedFd, Error> {
                 .map_err(|e| cache_error(format!("restricting {}", path.display()), e.into()))?;
         }
     }
-    Ok(fd)
+    Ok((root_fd, fd))
 }
 
 fn unusable(path: &Path, why: &str) -> Error {

@@ -160,6 +160,7 @@ impl ImageDestination for RegistryDestination {
             .collect();
         self.references.extend(self.references(&listed)?);
         for image in images {
+            let mut image_origin = None;
             for layer in &image.layers {
                 let (Some(digest), Some(blob)) = (&layer.digest, &layer.blob) else {
                     continue;
@@ -176,8 +177,16 @@ impl ImageDestination for RegistryDestination {
                         self.uploader
                             .origins
                             .insert(digest.clone(), repository.to_string());
+                        image_origin = Some(repository.to_string());
                     }
                 }
+            }
+            // The config came from the repository its layers did: mounted from there
+            // too (a registry that lacks it there answers with an upload session).
+            if let Some(repository) = image_origin {
+                self.uploader
+                    .origins
+                    .insert(image.config.digest.clone(), repository);
             }
         }
         Ok(Vec::new())
@@ -255,6 +264,13 @@ impl ImageDestination for RegistryDestination {
                         shown(&self.target.repository),
                         shown(reference),
                         pending.digest
+                    ));
+                    report.stored.push((
+                        format!(
+                            "docker://{}/{}:{reference}",
+                            self.target.registry, self.target.repository
+                        ),
+                        pending.digest.clone(),
                     ));
                 }
             }

@@ -4,10 +4,11 @@
 //! uploading it again (skopeo's blob-info cache does the same). It is a hint: a mount
 //! the registry does not make is an upload.
 //!
-//! The record is `blobs/sha256/locations-v1` in the cache, opened as every cache entry
-//! is (relative to the checked directory, never through a symlink), one line
+//! The record is `locations-v1` at the cache's root, opened relative to it, never
+//! through a symlink and only when it is a regular file of the user's, one line
 //! `DIGEST REGISTRY REPOSITORY` appended per blob seen. It is read at most
-//! [`MAX_RECORD_BYTES`] at a time; a longer record starts again empty.
+//! [`MAX_RECORD_BYTES`] at a time; a longer record starts again empty. A wrong line can
+//! only make a push try a mount the registry refuses, then upload.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -17,7 +18,7 @@ use rustix::fs::{FileType, Mode, OFlags};
 use super::cache::BlobCache;
 use crate::model::digest::Digest;
 
-/// The record's name in the cache's blob directory (never a hex digest).
+/// The record's name at the cache's root.
 const RECORD: &str = "locations-v1";
 /// Most bytes of the record read; past this it is emptied and starts again.
 pub(crate) const MAX_RECORD_BYTES: u64 = 4 << 20;
@@ -53,18 +54,21 @@ fn plain(text: &str) -> bool {
 }
 
 impl BlobCache {
-    /// Open the record for appending (created 0600), when it is a regular file.
-    fn record(&self) -> Option<std::fs::File> {
-        let dir = self.dir().ok()?;
-        let flags = OFlags::WRONLY
-            | OFlags::APPEND
-            | OFlags::CREATE
-            | OFlags::NOFOLLOW
-            | OFlags::NONBLOCK
-            | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(dir, RECORD, flags, Mode::from_raw_mode(0o600)).ok()?;
+    /// Open the record, for appending (created 0600) or reading, when it is a regular
+    /// file of this user's.
+    fn record(&self, append: bool) -> Option<std::fs::File> {
+        let root = self.root_dir().ok()?;
+        let mut flags = OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        flags |= if append {
+            OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE
+        } else {
+            OFlags::RDONLY
+        };
+        let fd = rustix::fs::openat(root, RECORD, flags, Mode::from_raw_mode(0o600)).ok()?;
         let stat = rustix::fs::fstat(&fd).ok()?;
-        (FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile).then(|| fd.into())
+        let regular = FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile;
+        let ours = stat.st_uid == rustix::process::geteuid().as_raw();
+        (regular && ours).then(|| fd.into())
     }
 
     /// Remember that `repository` of `registry` holds `digest`. Failing to is not an
@@ -73,7 +77,7 @@ impl BlobCache {
         if !plain(registry) || !plain(repository) {
             return;
         }
-        let Some(mut file) = self.record() else {
+        let Some(mut file) = self.record(true) else {
             return;
         };
         if file.metadata().is_ok_and(|m| m.len() > MAX_RECORD_BYTES) {
@@ -89,7 +93,7 @@ impl BlobCache {
     /// or it cannot be read.
     pub(crate) fn seen(&self, registry: &str) -> Seen {
         let mut seen = Seen::default();
-        let Ok(super::cache::Entry::File(file)) = self.open_entry(RECORD, false) else {
+        let Some(file) = self.record(false) else {
             return seen;
         };
         let mut text = Vec::new();
@@ -133,7 +137,7 @@ mod tests {
         cache.remember(&a, "127.0.0.1:5000", "team/two");
         cache.remember(&a, "other.example", "team/three");
         cache.remember(&a, "127.0.0.1:5000", "has space");
-        let path = dir.path().join("blobs/sha256").join(RECORD);
+        let path = dir.path().join(RECORD);
         let mut file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -154,7 +158,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = BlobCache::new(dir.path().to_path_buf());
         cache.remember(&Digest::of(b"a"), "r", "one");
-        let path = dir.path().join("blobs/sha256").join(RECORD);
+        let path = dir.path().join(RECORD);
         std::fs::remove_file(&path).unwrap();
         let target = dir.path().join("elsewhere");
         std::fs::write(&target, b"").unwrap();

@@ -198,6 +198,14 @@ pub struct CommitReport {
     pub plan: Option<Plan>,
     /// What the destination said it did, line by line.
     pub notes: Vec<String>,
+    /// Each reference the destination now holds, as the destination names it (a
+    /// registry's `docker://HOST/REPO:TAG`), with the digest of the manifest (or
+    /// index) it holds there; empty for a destination that names nothing so.
+    pub stored: Vec<(String, Digest)>,
+    /// The digest of each manifest (or index kept whole) the destination lists, one per
+    /// image or index named, in order: filled by [`ImageSink::commit_with_report`] for
+    /// every destination, whatever its destination's `commit` returned.
+    pub manifests: Vec<Digest>,
 }
 
 impl CommitReport {
@@ -205,7 +213,7 @@ impl CommitReport {
     pub fn of_plan(plan: Option<Plan>) -> CommitReport {
         CommitReport {
             plan,
-            notes: Vec::new(),
+            ..CommitReport::default()
         }
     }
 }
@@ -234,6 +242,8 @@ pub struct ImageSink<'a> {
     layers: LayerPolicy,
     /// Digests computed (layers hashed or compressed) for images put earlier.
     computed: Computed,
+    /// The manifests (or indexes) named, in order: [`CommitReport::manifests`].
+    listed: Vec<Digest>,
 }
 
 impl<'a> ImageSink<'a> {
@@ -243,6 +253,7 @@ impl<'a> ImageSink<'a> {
             destination,
             layers,
             computed: Computed::default(),
+            listed: Vec::new(),
         }
     }
 
@@ -269,7 +280,10 @@ impl<'a> ImageSink<'a> {
         }
         for entry in list_written(images, &written) {
             match entry {
-                Listed::Image(i) => destination.put_names(&written[i].manifest, &images[i])?,
+                Listed::Image(i) => {
+                    destination.put_names(&written[i].manifest, &images[i])?;
+                    self.listed.push(written[i].manifest.digest.clone());
+                }
                 Listed::Index {
                     descriptor,
                     bytes,
@@ -287,6 +301,7 @@ impl<'a> ImageSink<'a> {
                     let mut named = images[members[0]].clone();
                     named.platform = Default::default();
                     destination.put_names(&descriptor, &named)?;
+                    self.listed.push(descriptor.digest.clone());
                 }
             }
         }
@@ -335,7 +350,9 @@ impl<'a> ImageSink<'a> {
     /// [`ImageSink::commit_with_plan`], and what the destination said it did, for the
     /// user (a daemon's `Loaded image: NAME:TAG`).
     pub fn commit_with_report(self) -> Result<CommitReport> {
-        self.destination.commit()
+        let mut report = self.destination.commit()?;
+        report.manifests = self.listed;
+        Ok(report)
     }
 
     /// Where a piped input should spool its big entries (see

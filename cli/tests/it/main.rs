@@ -30,6 +30,7 @@ mod naming;
 mod progress;
 mod registry;
 mod registry_harness;
+mod registry_to_registry;
 mod select_by_id;
 mod stdin_spool;
 mod tls;

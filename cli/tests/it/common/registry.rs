@@ -568,6 +568,8 @@ struct Shared {
 struct ProxyState {
     rules: Vec<Rule>,
     requests: Vec<(String, String, u16)>,
+    /// Every `Authorization` value clients sent, in order.
+    authorizations: Vec<String>,
 }
 
 struct Rule {
@@ -627,7 +629,9 @@ impl Proxy {
     /// Zero the blob byte count and forget the recorded requests.
     pub fn reset_counters(&self) {
         self.shared.blob_bytes.store(0, Ordering::SeqCst);
-        self.shared.state.lock().unwrap().requests.clear();
+        let mut state = self.shared.state.lock().unwrap();
+        state.requests.clear();
+        state.authorizations.clear();
     }
 
     /// (method, path and query, status sent) of every request, in the order their
@@ -635,6 +639,12 @@ impl Proxy {
     /// by [`cut_upload_after`](Self::cut_upload_after)).
     pub fn requests(&self) -> Vec<(String, String, u16)> {
         self.shared.state.lock().unwrap().requests.clone()
+    }
+
+    /// Every `Authorization` header value clients sent through the proxy since the
+    /// start or the last [`reset_counters`](Self::reset_counters).
+    pub fn authorizations(&self) -> Vec<String> {
+        self.shared.state.lock().unwrap().authorizations.clone()
     }
 
     /// How many requests so far had `method`, a path (with its query) containing
@@ -968,6 +978,10 @@ fn serve_client(shared: &Shared, client: TcpStream) -> io::Result<()> {
             )));
         };
         let (method, target) = (method.to_string(), target.to_string());
+        if let Some(value) = head.get("authorization") {
+            let mut state = shared.state.lock().unwrap();
+            state.authorizations.push(value.to_string());
+        }
         let framing = if head.has_token("transfer-encoding", "chunked") {
             Framing::Chunked
         } else {
