@@ -152,6 +152,12 @@ impl Registry {
     /// caller returns early); panics when required and missing, or when it does not
     /// come up (with its log).
     pub fn start(auth: Auth) -> Option<Registry> {
+        Registry::start_with(auth, true)
+    }
+
+    /// [`start`](Self::start), with deleting manifests allowed or not
+    /// (`storage.delete.enabled`).
+    pub fn start_with(auth: Auth, delete: bool) -> Option<Registry> {
         let test = test_name();
         if !have_tool(&test, "docker-registry") {
             return None;
@@ -218,7 +224,7 @@ impl Registry {
             let yaml = format!(
                 "version: 0.1\n\
                  log:\n  level: error\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {delete}\n  \
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
                  http:\n  addr: {}\n  secret: dockhand-test-secret\n\
                  {auth_yaml}",
@@ -391,6 +397,7 @@ pub struct RegistryFixtureBuilder {
     proxy: bool,
     tools: Vec<&'static str>,
     docker: bool,
+    delete: bool,
 }
 
 impl RegistryFixture {
@@ -401,6 +408,7 @@ impl RegistryFixture {
             proxy: false,
             tools: Vec::new(),
             docker: false,
+            delete: true,
         }
     }
 
@@ -451,6 +459,13 @@ impl RegistryFixtureBuilder {
         self
     }
 
+    /// The registry refuses to delete manifests (`storage.delete.enabled: false`, as
+    /// distribution's default is).
+    pub fn no_delete(mut self) -> Self {
+        self.delete = false;
+        self
+    }
+
     /// Start it all; `None` (after a visible SKIPPED line) when something it needs is
     /// missing and DOCKHAND_REQUIRE_INTEROP is unset.
     pub fn start(self) -> Option<RegistryFixture> {
@@ -461,7 +476,7 @@ impl RegistryFixtureBuilder {
         if self.docker && !super::have_docker(&test) {
             return None;
         }
-        let registry = Registry::start(self.auth)?;
+        let registry = Registry::start_with(self.auth, self.delete)?;
         let proxy = self.proxy.then(|| Proxy::start(&registry.addr));
         Some(RegistryFixture {
             _docker: self.docker.then(super::docker_lock),
