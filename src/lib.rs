@@ -226,6 +226,11 @@ pub use sink::{
 };
 pub use transport::{DockerLayout, SinkOptions, WriteOptions};
 // Registries.
+pub use registry::{
+    delete_image, for_each_repository, list_repositories, push_digest, registry_digest, tag_image,
+    tags_by_digest, CatalogOptions, TagDigests, TagGroup, TagReport, DEFAULT_MAX_TAGS,
+    MAX_LISTED_REPOSITORIES,
+};
 pub use registry::{for_each_tag, list_tags, MAX_LISTED_TAGS};
 pub use transport::RegistryOptions;
 // Transports and formats.

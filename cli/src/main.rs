@@ -154,10 +154,74 @@ enum Command {
     /// List the tags of a registry repository: docker://HOST/REPO.
     #[command(after_help = examples::TAGS)]
     Tags {
+        /// Group the tags by the manifest they name, with each image's platform(s) and
+        /// creation time (one manifest request per tag, one config per image).
+        #[arg(long)]
+        digests: bool,
+        /// With --digests: resolve at most this many tags (the output says when the
+        /// repository has more).
+        #[arg(long, value_name = "N", default_value_t = dockhand::DEFAULT_MAX_TAGS, requires = "digests")]
+        max_tags: usize,
+        /// With --digests: print JSON instead of lines.
+        #[arg(long, requires = "digests")]
+        json: bool,
         #[command(flatten)]
         registry: RegistryArgs,
         /// The repository.
         repository: String,
+    },
+    /// List the repositories of a registry (its /v2/_catalog): docker://HOST[:PORT].
+    #[command(after_help = examples::CATALOG)]
+    Catalog {
+        /// Print JSON instead of one repository per line.
+        #[arg(long)]
+        json: bool,
+        /// Ask for this many repositories per page (the registry's `n`; default: the
+        /// registry's own page size). Every page is followed either way.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        page_size: Option<u32>,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// The registry.
+        host: String,
+    },
+    /// Put a registry image's manifest under more tags of its repository.
+    ///
+    /// The same bytes, with the same media type, so the same digest; no blob moves.
+    #[command(after_help = examples::TAG)]
+    Tag {
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// The image: docker://HOST/REPO:TAG or docker://HOST/REPO@sha256:...
+        image: String,
+        /// The tags to add.
+        #[arg(required = true, value_name = "NEWTAG")]
+        new_tags: Vec<String>,
+    },
+    /// Delete a manifest from a registry, as `skopeo delete`.
+    ///
+    /// docker://HOST/REPO@sha256:..., or :TAG, resolved to its digest first; every tag
+    /// naming that manifest goes with it.
+    #[command(after_help = examples::DELETE)]
+    Delete {
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// The image.
+        image: String,
+    },
+    /// Print an image's manifest digest (a registry's without pulling).
+    ///
+    /// For docker://HOST/REPO:TAG, the digest of the manifest (or index) the tag
+    /// names, fetched and verified, no blob read. For a local source (an OCI layout,
+    /// oci-archive, dir:), the digest of the manifest it holds, which a push keeps
+    /// byte for byte when every layer is already compressed; with --all, the index's.
+    /// A source with uncompressed layers or no manifest (a docker-archive) has no
+    /// known digest until pushed, since a push gzips those layers: that is an error
+    /// saying so (the push prints the digest).
+    #[command(after_help = examples::DIGEST)]
+    Digest {
+        #[command(flatten)]
+        source: SourceArgs,
     },
     /// Print a shell completion script on stdout.
     #[command(after_help = examples::COMPLETIONS)]
@@ -925,8 +989,113 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tags {
+            digests: true,
+            max_tags,
+            json,
             registry,
             repository,
+        } => {
+            let report = dockhand::tags_by_digest(&repository, &registry.options(), max_tags)?;
+            clock.mark("resolve tags");
+            let mut out = stdout_buffer()?;
+            if json {
+                write_json(&report, &mut out)?;
+                out.write_all(b"\n").context("writing to stdout")?;
+            } else {
+                for group in &report.groups {
+                    writeln!(
+                        out,
+                        "{}  {}  {}  {}",
+                        group.digest,
+                        one_line(&group.platforms.join(",")),
+                        one_line(group.created.as_deref().unwrap_or("-")),
+                        one_line(&group.tags.join(" "))
+                    )
+                    .context("writing to stdout")?;
+                }
+            }
+            out.flush().context("writing to stdout")?;
+            if report.truncated {
+                say(&format!(
+                    "note: resolved only the first {} tag(s); the repository has more \
+                     (--max-tags N resolves more)",
+                    report.tags
+                ));
+            }
+            Ok(())
+        }
+        Command::Catalog {
+            json,
+            page_size,
+            registry,
+            host,
+        } => {
+            let options = dockhand::CatalogOptions {
+                page_size,
+                ..dockhand::CatalogOptions::new(registry.options())
+            };
+            if json {
+                let names = dockhand::list_repositories(&host, &options)?;
+                let mut out = stdout_buffer()?;
+                write_json(&serde_json::json!({ "repositories": names }), &mut out)?;
+                out.write_all(b"\n").context("writing to stdout")?;
+                out.flush().context("writing to stdout")?;
+            } else {
+                // Printed as each page arrives.
+                let mut out = io::stdout().lock();
+                dockhand::for_each_repository(&host, &options, &mut |name| {
+                    writeln!(out, "{}", one_line(name))
+                        .map_err(|e| dockhand::Error::io("writing to stdout", e))
+                })?;
+                out.flush().context("writing to stdout")?;
+            }
+            clock.mark("list repositories");
+            Ok(())
+        }
+        Command::Tag {
+            registry,
+            image,
+            new_tags,
+        } => {
+            let report = dockhand::tag_image(&image, &new_tags, &registry.options())?;
+            clock.mark("tag");
+            if !quiet {
+                for tag in &report.tags {
+                    say(&format!(
+                        "tagged docker://{}:{}@{}",
+                        one_line(&report.repository),
+                        one_line(tag),
+                        report.digest
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Command::Delete { registry, image } => {
+            let digest = dockhand::delete_image(&image, &registry.options())?;
+            clock.mark("delete");
+            if !quiet {
+                say(&format!(
+                    "deleted {}@{digest}",
+                    one_line(image.split('@').next().unwrap_or(&image))
+                ));
+            }
+            Ok(())
+        }
+        Command::Digest { source } => {
+            let digests = digests_of(&source)?;
+            clock.mark("resolve");
+            let mut text = String::new();
+            for digest in digests {
+                text += &format!("{digest}\n");
+            }
+            write_stdout(text.as_bytes())
+        }
+        Command::Tags {
+            digests: false,
+            registry,
+            repository,
+            ..
         } => {
             // Printed as each page arrives: a repository with millions of tags costs
             // one page of memory.
@@ -1059,6 +1228,41 @@ fn platforms_left_out(source: &dockhand::Source, chosen: &[dockhand::Image]) -> 
         );
     }
     Some(note)
+}
+
+/// `digest SRC`: a registry reference's manifest digest without pulling (when no
+/// image or platform is picked from it), or each selected image's digest as a push
+/// keeps it (with --all, the index's, once).
+fn digests_of(args: &SourceArgs) -> anyhow::Result<Vec<dockhand::Digest>> {
+    let location = Location::parse(&args.src)?;
+    if location.transport == Some(Format::REGISTRY)
+        && args.images.is_empty()
+        && args.platform.is_none()
+    {
+        let text = format!("docker://{}", location.path);
+        return Ok(vec![dockhand::registry_digest(
+            &text,
+            &args.registry.options(),
+        )?]);
+    }
+    let (source, selected) = open_selected(args, false)?;
+    let mut digests: Vec<dockhand::Digest> = Vec::new();
+    for &i in &selected {
+        let image = &source.images[i];
+        let digest = match (&image.index, args.all) {
+            (Some(index), true) => {
+                // The index is kept whole only when every member is.
+                dockhand::push_digest(image)?;
+                index.descriptor.digest.clone()
+            }
+            _ => dockhand::push_digest(image)?,
+        };
+        if !digests.contains(&digest) {
+            digests.push(digest);
+        }
+    }
+    let _ = source.finished();
+    Ok(digests)
 }
 
 /// Write `bytes` to stdout (a closed stdout ends quietly, as everywhere).

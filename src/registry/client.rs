@@ -53,6 +53,14 @@ impl Scope {
     pub(crate) fn push(repository: &str) -> Scope {
         Scope(format!("repository:{repository}:pull,push"))
     }
+    /// The right to delete from `repository`.
+    pub(crate) fn delete(repository: &str) -> Scope {
+        Scope(format!("repository:{repository}:delete"))
+    }
+    /// The right to list the registry's repositories (`/v2/_catalog`).
+    pub(crate) fn catalog() -> Scope {
+        Scope("registry:catalog:*".to_string())
+    }
     /// Pull and push rights on `repository` and pull rights on `from` (a
     /// cross-repository mount).
     pub(crate) fn push_mounting(repository: &str, from: &str) -> Scope {

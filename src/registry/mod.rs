@@ -9,6 +9,7 @@ pub(crate) mod cache;
 pub(crate) mod cached;
 pub(crate) mod challenge;
 pub(crate) mod client;
+pub(crate) mod commands;
 pub(crate) mod credentials;
 pub(crate) mod fetch;
 pub(crate) mod origin;
@@ -32,6 +33,11 @@ use crate::text::shown;
 pub use crate::transport::RegistryOptions;
 use crate::transport::{Location, ReadOptions, SinkOptions, Source, Transport};
 use client::{header, Client, Payload, Scope};
+pub use commands::{
+    delete_image, for_each_repository, list_repositories, push_digest, registry_digest, tag_image,
+    tags_by_digest, CatalogOptions, TagDigests, TagGroup, TagReport, DEFAULT_MAX_TAGS,
+    MAX_LISTED_REPOSITORIES,
+};
 use credentials::{CredentialOptions, Environment};
 use fetch::Repo;
 pub use reference::RegistryRef;
@@ -40,7 +46,7 @@ pub use reference::RegistryRef;
 pub const PREFIX: &str = "docker://";
 
 /// Most pages of a tag list followed.
-const MAX_TAG_PAGES: usize = 10_000;
+pub(crate) const MAX_TAG_PAGES: usize = 10_000;
 
 /// The `docker://` transport: a repository in a registry.
 pub(crate) struct RegistryTransport;
@@ -253,27 +259,78 @@ pub fn for_each_tag(
     })?;
     let reference = RegistryRef::parse(text, true)?;
     let repo = repo(&reference, options, false)?;
-    let client = &repo.client;
-    let scope = Scope::pull(&repo.repository);
-    let mut url = repo.url("tags/list");
+    let listing = Listing {
+        url: repo.url("tags/list"),
+        scope: Scope::pull(&repo.repository),
+        what: format!("{}/{}: listing tags", reference.registry, repo.repository),
+        key: ListKey::Tags,
+        max_pages: MAX_TAG_PAGES,
+        not_found: "no such repository: check the name",
+    };
+    for_each_listed(&repo.client, listing, &mut |tag| on_tag(tag).map(|()| true))
+}
+
+/// Which array of a listed page holds the entries.
+#[derive(Clone, Copy)]
+pub(crate) enum ListKey {
+    /// `tags` (`/v2/REPO/tags/list`).
+    Tags,
+    /// `repositories` (`/v2/_catalog`).
+    Repositories,
+}
+
+/// A paginated list the registry serves: where its first page is, the scope it needs,
+/// how it is named in messages, and its bounds.
+pub(crate) struct Listing {
+    /// The first page's URL.
+    pub url: String,
+    /// The token scope it needs.
+    pub scope: Scope,
+    /// The request, for messages (`HOST/REPO: listing tags`).
+    pub what: String,
+    /// Which array holds the entries.
+    pub key: ListKey,
+    /// Most pages followed.
+    pub max_pages: usize,
+    /// What a 404 means, said after the registry's own words.
+    pub not_found: &'static str,
+}
+
+/// Hand each entry of `listing` to `on_item` as its page arrives, following `Link`
+/// pagination on the registry's own origin, until the last page or until `on_item`
+/// answers `false`; returns how many entries were handed over. One page (at most
+/// 4 MiB) is held at a time, and no page is read twice.
+pub(crate) fn for_each_listed(
+    client: &Client,
+    listing: Listing,
+    on_item: &mut dyn FnMut(&str) -> Result<bool>,
+) -> Result<usize> {
+    let Listing {
+        mut url,
+        scope,
+        what,
+        key,
+        max_pages,
+        not_found,
+    } = listing;
     let mut count = 0;
     // Pages read, by the digest of their URL (a bounded record of a bounded number).
     let mut seen = std::collections::HashSet::new();
-    for _ in 0..MAX_TAG_PAGES {
+    for _ in 0..max_pages {
         if !seen.insert(crate::model::digest::Digest::of(url.as_bytes())) {
-            return Err(client.error("the tag list's pages lead back to a page already read"));
+            return Err(client.error(format!(
+                "{}: the pages lead back to a page already read",
+                shown(&what)
+            )));
         }
         let mut response = client.send(Method::GET, &url, &scope, &[], Payload::Empty)?;
         if !response.status().is_success() {
             let status = response.status().as_u16();
-            let error = client.unexpected(
-                &format!("{}/{}: listing tags", reference.registry, repo.repository),
-                &mut response,
-            );
+            let error = client.unexpected(&shown(&what), &mut response);
             return Err(match error {
                 Error::Registry { registry, message } if status == 404 => Error::Registry {
                     registry,
-                    message: format!("{message} (no such repository: check the name)"),
+                    message: format!("{message} ({not_found})"),
                 },
                 other => other,
             });
@@ -283,20 +340,30 @@ pub fn for_each_tag(
         #[derive(serde::Deserialize)]
         struct Page {
             tags: Option<Vec<String>>,
+            repositories: Option<Vec<String>>,
         }
         let page: Page = serde_json::from_slice(&body)
-            .map_err(|e| client.error(format!("the tag list is not JSON: {e}")))?;
+            .map_err(|e| client.error(format!("{}: the answer is not JSON: {e}", shown(&what))))?;
         drop(body);
-        for tag in page.tags.unwrap_or_default() {
-            on_tag(&tag)?;
+        let entries = match key {
+            ListKey::Tags => page.tags,
+            ListKey::Repositories => page.repositories,
+        };
+        for entry in entries.unwrap_or_default() {
+            if !on_item(&entry)? {
+                return Ok(count);
+            }
             count += 1;
         }
         let Some(next) = next else {
             return Ok(count);
         };
-        url = client.same_origin_link(&url, &next, "the tag list's next page")?;
+        url = client.same_origin_link(&url, &next, "the list's next page")?;
     }
-    Err(client.error(format!("the tag list has more than {MAX_TAG_PAGES} pages")))
+    Err(client.error(format!(
+        "{}: the list has more than {max_pages} pages",
+        shown(&what)
+    )))
 }
 
 /// The registry client's parsers of what a registry says, for the fuzz targets (with

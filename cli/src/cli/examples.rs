@@ -44,7 +44,30 @@ Examples:
 pub const TAGS: &str = "\
 Examples:
   dockhand tags docker://registry.example.com/team/app
-  dockhand tags --tls-verify=false docker://localhost:5000/busybox";
+  dockhand tags --tls-verify=false docker://localhost:5000/busybox
+  dockhand tags --digests docker://registry.example.com/team/app   tags by image, platforms
+  dockhand tags --digests --json docker://localhost:5000/busybox | jq '.groups[].tags'";
+
+pub const CATALOG: &str = "\
+Examples:
+  dockhand catalog docker://registry.example.com          every repository, one a line
+  dockhand catalog --json --tls-verify=false docker://localhost:5000";
+
+pub const TAG: &str = "\
+Examples:
+  dockhand tag docker://registry.example.com/team/app:1.4.2 1.4 1 latest
+  dockhand tag docker://localhost:5000/app@sha256:4c5e... stable";
+
+pub const DELETE: &str = "\
+Examples:
+  dockhand delete docker://registry.example.com/team/app@sha256:4c5e...
+  dockhand delete docker://localhost:5000/app:old     the manifest :old names, and its tags";
+
+pub const DIGEST: &str = "\
+Examples:
+  dockhand digest docker://registry.example.com/team/app:1.4      no blob is read
+  dockhand digest oci:layout:1.4                  what a push of it keeps
+  dockhand digest --all oci:layout:1.4            the multi-platform index's digest";
 
 pub const COMPLETIONS: &str = "\
 Examples:

@@ -17,6 +17,10 @@ const SUBCOMMANDS: &[&str] = &[
     "history",
     "verify",
     "tags",
+    "catalog",
+    "tag",
+    "delete",
+    "digest",
     "completions",
     "man",
 ];

@@ -29,6 +29,7 @@ mod metadata;
 mod naming;
 mod progress;
 mod registry;
+mod registry_commands;
 mod registry_harness;
 mod registry_to_registry;
 mod select_by_id;

@@ -179,11 +179,12 @@ impl Registry {
     /// caller returns early); panics when required and missing, or when it does not
     /// come up (with its log).
     pub fn start(auth: Auth) -> Option<Registry> {
-        Registry::start_with(auth, None)
+        Registry::start_with(auth, None, true)
     }
 
-    /// [`Registry::start`], serving HTTPS with `tls` when given.
-    pub fn start_with(auth: Auth, tls: Option<&TlsFiles>) -> Option<Registry> {
+    /// [`Registry::start`], serving HTTPS with `tls` when given, with deleting
+    /// manifests allowed or not (`storage.delete.enabled`).
+    pub fn start_with(auth: Auth, tls: Option<&TlsFiles>, delete: bool) -> Option<Registry> {
         let test = test_name();
         if !have_tool(&test, "docker-registry") {
             return None;
@@ -251,7 +252,7 @@ impl Registry {
             let yaml = format!(
                 "version: 0.1\n\
                  log:\n  level: error\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: {delete}\n  \
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
                  http:\n  addr: {}\n  secret: dockhand-test-secret\n\
                  {tls_yaml}{auth_yaml}",
@@ -426,6 +427,7 @@ pub struct RegistryFixtureBuilder {
     proxy: bool,
     tools: Vec<&'static str>,
     docker: bool,
+    delete: bool,
 }
 
 impl RegistryFixture {
@@ -437,6 +439,7 @@ impl RegistryFixture {
             proxy: false,
             tools: Vec::new(),
             docker: false,
+            delete: true,
         }
     }
 
@@ -494,6 +497,13 @@ impl RegistryFixtureBuilder {
         self
     }
 
+    /// The registry refuses to delete manifests (`storage.delete.enabled: false`, as
+    /// distribution's default is).
+    pub fn no_delete(mut self) -> Self {
+        self.delete = false;
+        self
+    }
+
     /// Start it all; `None` (after a visible SKIPPED line) when something it needs is
     /// missing and DOCKHAND_REQUIRE_INTEROP is unset.
     pub fn start(self) -> Option<RegistryFixture> {
@@ -508,7 +518,7 @@ impl RegistryFixtureBuilder {
             !(self.proxy && self.tls.is_some()),
             "the proxy speaks plain HTTP to the registry: not with TLS"
         );
-        let registry = Registry::start_with(self.auth, self.tls.as_ref())?;
+        let registry = Registry::start_with(self.auth, self.tls.as_ref(), self.delete)?;
         let proxy = self.proxy.then(|| Proxy::start(&registry.addr));
         Some(RegistryFixture {
             _docker: self.docker.then(super::docker_lock),
