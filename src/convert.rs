@@ -102,6 +102,9 @@ pub struct ConvertReport {
     pub warnings: Vec<String>,
     /// What the destination said it did (a daemon's `Loaded image: NAME:TAG`).
     pub notes: Vec<String>,
+    /// Details for a verbose run: what the source said about how it was read (which
+    /// mirror served a registry pull).
+    pub details: Vec<String>,
 }
 
 /// `from`/`to` and a transport prefix that name different formats.
@@ -317,6 +320,7 @@ pub fn convert_between(
         plan: committed.plan,
         warnings,
         notes: committed.notes,
+        details: source.details.clone(),
     })
 }
 
