@@ -275,12 +275,16 @@ impl Client {
             let response = match result {
                 Ok(response) => response,
                 Err(e) => {
-                    let hint = self.connection_hint(&e);
                     let elsewhere = self.elsewhere(&target);
                     let via = target_text
                         .parse()
                         .map(|uri| self.proxies.via(&uri))
                         .unwrap_or_default();
+                    let hint = if via.is_empty() {
+                        self.connection_hint(&e)
+                    } else {
+                        super::proxy::connection_hint(&e)
+                    };
                     return Err(self.error(format!(
                         "{method} {}{elsewhere}{via}: {e}{hint}",
                         shown(target.path_only())

@@ -141,6 +141,23 @@ impl Proxies {
     }
 }
 
+/// What to check when a request through a proxy failed to connect (empty for other
+/// failures).
+pub(crate) fn connection_hint(e: &ureq::Error) -> String {
+    let refused = match e {
+        ureq::Error::ConnectionFailed | ureq::Error::ConnectProxyFailed(_) => true,
+        ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+        _ => false,
+    };
+    if refused {
+        " (check the proxy: it comes from HTTPS_PROXY, HTTP_PROXY or ALL_PROXY, and \
+         NO_PROXY lists the hosts reached directly)"
+            .to_string()
+    } else {
+        String::new()
+    }
+}
+
 /// `value` of the variable `name` as a proxy: `[http://|https://][USER:PASS@]HOST[:PORT]`.
 fn parse_proxy(name: &str, value: &str) -> Result<Named> {
     let shown_proxy = redacted(value);

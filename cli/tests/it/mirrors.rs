@@ -139,7 +139,7 @@ fn a_pull_is_served_by_the_mirror_and_falls_back_to_the_registry() {
     ok(&["verify", s(&out)]);
     assert_eq!(
         config_digests(&inspect(s(&out))),
-        config_digests(&inspect(&fixture("docker-save-basic").input().to_string()))
+        config_digests(&inspect(fixture("docker-save-basic").input()))
     );
     // Without -v, nothing about mirrors is said.
     let quiet_run = succeeds(
@@ -497,6 +497,7 @@ fn proxies_from_the_environment_carry_requests_unless_no_proxy_says() {
     );
     assert!(!err.contains("s3cret"), "{err}");
     assert!(err.contains("through the proxy http://127.0.0.1:"), "{err}");
+    assert!(err.contains("check the proxy"), "{err}");
     // An unusable proxy setting is a usage error (exit code 2), named without its
     // credentials.
     let out = pull(
