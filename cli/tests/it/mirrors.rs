@@ -487,14 +487,14 @@ fn proxies_from_the_environment_carry_requests_unless_no_proxy_says() {
     );
     assert_eq!(proxy.tunnels(), before);
     // A proxy that does not answer: the error names it without its credentials.
+    // (An https:// request, which goes through HTTPS_PROXY.)
     let dead = format!("http://someone:s3cret-pw@127.0.0.1:{}", free_port());
-    let err = fails(
-        pull(
-            &[("HTTP_PROXY", dead), ("https_proxy", with_creds)],
-            "e.tar",
-        ),
-        "a dead proxy",
+    let mut cmd = dh_command(
+        t,
+        &["convert", "--retry-times", "0", &src, s(&t.join("e.tar"))],
     );
+    cmd.env("HTTPS_PROXY", dead).env("http_proxy", &with_creds);
+    let err = fails(cmd.output().unwrap(), "a dead proxy");
     assert!(!err.contains("s3cret"), "{err}");
     assert!(err.contains("through the proxy http://127.0.0.1:"), "{err}");
     assert!(err.contains("check the proxy"), "{err}");
