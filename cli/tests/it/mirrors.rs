@@ -512,3 +512,103 @@ fn proxies_from_the_environment_carry_requests_unless_no_proxy_says() {
         "{err}"
     );
 }
+
+#[test]
+fn a_mirror_gets_the_credentials_of_its_own_host_only() {
+    use base64::Engine;
+    const USER: &str = "mirror-user";
+    const PASS: &str = "mirror-pa55";
+    let Some(origin) = RegistryFixture::builder().proxy().start() else {
+        return;
+    };
+    let Some(mirror) = RegistryFixture::builder()
+        .auth(Auth::basic(USER, PASS))
+        .proxy()
+        .start()
+    else {
+        return;
+    };
+    let t = origin.dir();
+    let creds = format!("{USER}:{PASS}");
+    let basic = fixture("docker-save-basic").input().to_string();
+    let dst = format!("docker://{}/team/app:1", mirror.addr());
+    succeeds(
+        dh_command(
+            t,
+            &[
+                "convert",
+                "-q",
+                "--tls-verify=false",
+                "--creds",
+                &creds,
+                &basic,
+                &dst,
+            ],
+        )
+        .output()
+        .unwrap(),
+        "pushing to the mirror",
+    );
+    let conf = write_conf(
+        t,
+        "registries.conf",
+        &format!(
+            "[[registry]]\nlocation = \"{o}\"\ninsecure = true\n\
+             [[registry.mirror]]\nlocation = \"{m}\"\ninsecure = true\n",
+            o = origin.addr(),
+            m = mirror.addr(),
+        ),
+    );
+    let auth = base64::engine::general_purpose::STANDARD.encode(&creds);
+    let authfile = write_conf(
+        t,
+        "auth.json",
+        &format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, mirror.addr()),
+    );
+    let src = format!("docker://{}/team/app:1", origin.addr());
+    origin.proxy().reset_counters();
+    // The auth file's entry for the mirror's host serves the mirror.
+    succeeds(
+        dh_command(
+            t,
+            &[
+                "convert",
+                "-q",
+                "--registries-conf",
+                s(&conf),
+                "--authfile",
+                s(&authfile),
+                &src,
+                s(&t.join("a.tar")),
+            ],
+        )
+        .output()
+        .unwrap(),
+        "pulling from the mirror with its own credentials",
+    );
+    assert_eq!(asked(&origin), 0, "{:?}", origin.proxy().requests());
+    // --creds are for the registry named, never sent to a mirror: the mirror refuses
+    // the pull, and the origin (which lacks the image) answers.
+    mirror.proxy().reset_counters();
+    let err = fails(
+        dh_command(
+            t,
+            &[
+                "convert",
+                "--registries-conf",
+                s(&conf),
+                "--creds",
+                &creds,
+                &src,
+                s(&t.join("b.tar")),
+            ],
+        )
+        .output()
+        .unwrap(),
+        "--creds are not the mirror's",
+    );
+    assert!(err.contains("the mirrors failed too"), "{err}");
+    assert!(!err.contains(PASS), "{err}");
+    assert!(mirror.proxy().count("GET", "/manifests/1", Some(200)) == 0);
+    assert!(mirror.proxy().count("GET", "", Some(401)) > 0);
+}
