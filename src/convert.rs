@@ -161,6 +161,9 @@ pub struct ConvertReport {
     /// The digest of each manifest (or index kept whole) written, one per image or
     /// index the destination lists: [`crate::CommitReport::manifests`].
     pub manifests: Vec<Digest>,
+    /// Details for a verbose run: what the source said about how it was read (which
+    /// mirror served a registry pull).
+    pub details: Vec<String>,
 }
 
 /// `from`/`to` and a transport prefix that name different formats.
@@ -394,6 +397,7 @@ pub fn convert_between(
         notes: committed.notes,
         stored: committed.stored,
         manifests: committed.manifests,
+        details: source.details.clone(),
     })
 }
 

@@ -246,6 +246,11 @@ pub struct RegistryOptions {
     /// `read_timeout`, fails its attempt too (zero: no floor), so that a registry
     /// dripping a byte at a time cannot hold a pull forever.
     pub min_rate: u64,
+    /// The registries configuration read instead of `CONTAINERS_REGISTRIES_CONF`,
+    /// `$HOME/.config/containers/registries.conf` or `/etc/containers/registries.conf`
+    /// (its drop-in directories are read too, as podman does): mirrors, `location`,
+    /// `insecure` and `blocked` per registry, as containers-registries.conf(5) says.
+    pub registries_conf: Option<PathBuf>,
 }
 
 impl Default for RegistryOptions {
@@ -262,6 +267,7 @@ impl Default for RegistryOptions {
             jobs: 4,
             read_timeout: Duration::from_secs(60),
             min_rate: 1024,
+            registries_conf: None,
         }
     }
 }
@@ -387,6 +393,8 @@ pub struct Source {
     pub images: Vec<Image>,
     /// Notes for the user about things skipped or tolerated.
     pub warnings: Vec<String>,
+    /// Details a verbose run shows (which mirror served a registry pull).
+    pub details: Vec<String>,
     /// Every platform the source's multi-platform indexes list, present or absent.
     pub platforms: Vec<ListedPlatform>,
     input: String,
@@ -455,6 +463,7 @@ impl Source {
             format,
             images,
             warnings: Vec::new(),
+            details: Vec::new(),
             platforms: Vec::new(),
             input: input.into(),
             finished: None,

@@ -320,6 +320,11 @@ struct RegistryArgs {
     /// forever.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     read_timeout: u64,
+    /// Read this registries.conf (mirrors, location, insecure, blocked) instead of
+    /// $CONTAINERS_REGISTRIES_CONF, ~/.config/containers/registries.conf or
+    /// /etc/containers/registries.conf.
+    #[arg(long, value_name = "FILE")]
+    registries_conf: Option<std::path::PathBuf>,
 }
 
 /// skopeo's per-end registry options: each overrides its plain form for one end of a
@@ -384,6 +389,7 @@ impl RegistryArgs {
             no_cache: self.no_cache,
             jobs: self.jobs as usize,
             read_timeout: std::time::Duration::from_secs(self.read_timeout),
+            registries_conf: self.registries_conf.clone(),
             ..RegistryOptions::default()
         }
     }
@@ -782,7 +788,7 @@ fn parse_layer_compression(s: &str) -> Result<LayerCompression, String> {
 }
 
 fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
-    let GlobalArgs { quiet, .. } = cli.global;
+    let GlobalArgs { quiet, verbose } = cli.global;
     match cli.command {
         Command::Convert {
             from,
@@ -844,6 +850,11 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 clock.mark("write layers and commit");
             }
             let report = report?;
+            if verbose {
+                for detail in &report.details {
+                    say(detail);
+                }
+            }
             if !quiet {
                 for w in &report.warnings {
                     say(&format!("warning: {w}"));

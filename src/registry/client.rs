@@ -98,6 +98,8 @@ pub(crate) struct Client {
     min_rate: u64,
     /// The client certificate file presented, escaped (for messages).
     client_cert: Option<String>,
+    /// The proxies of the environment, chosen per request (`proxy.rs`).
+    proxies: super::proxy::Proxies,
 }
 
 impl std::fmt::Debug for Client {
@@ -144,8 +146,10 @@ impl Client {
             .timeout_recv_response(Some(Duration::from_secs(300)))
             .timeout_per_read(idle)
             .timeout_per_write(idle)
+            .proxy(None) // chosen per request, as `proxy.rs` decides
             .build()
             .into();
+        let proxies = super::proxy::Proxies::from_env()?;
         let origin_over = |scheme: &str| {
             Url::parse(&format!("{scheme}://{api_host}/"))
                 .map(|url| url.origin)
@@ -162,8 +166,9 @@ impl Client {
             read_timeout: options.read_timeout,
             min_rate: options.min_rate,
             client_cert: trust.client_cert,
+            proxies,
         };
-        if !options.tls_verify && speaks_plain_http(&client.agent, api_host) {
+        if !options.tls_verify && speaks_plain_http(&client.agent, &client.proxies, api_host) {
             client.origin = origin_over("http")?;
         }
         Ok(client)
@@ -287,10 +292,18 @@ impl Client {
                             problem,
                         });
                     }
-                    let hint = self.connection_hint(&e);
                     let elsewhere = self.elsewhere(&target);
+                    let via = target_text
+                        .parse()
+                        .map(|uri| self.proxies.via(&uri))
+                        .unwrap_or_default();
+                    let hint = if via.is_empty() {
+                        self.connection_hint(&e)
+                    } else {
+                        super::proxy::connection_hint(&e)
+                    };
                     return Err(self.error(format!(
-                        "{method} {}{elsewhere}: {e}{hint}",
+                        "{method} {}{elsewhere}{via}: {e}{hint}",
                         shown(target.path_only())
                     )));
                 }
@@ -352,10 +365,17 @@ impl Client {
     /// Send one request built by `builder` with `payload` as its body.
     fn run(&self, builder: ureq::http::request::Builder, payload: Payload<'_>) -> Result<Exchange> {
         let request = match payload {
-            Payload::Empty => builder.body(SendBody::none()).map(|r| self.agent.run(r)),
-            Payload::Bytes(bytes) => builder.body(bytes).map(|r| self.agent.run(r)),
+            Payload::Empty => builder.body(SendBody::none()).map(|r| self.dispatch(r)),
+            Payload::Bytes(bytes) => builder.body(bytes).map(|r| self.dispatch(r)),
         };
         request.map_err(|e| self.error(format!("building a request: {e}")))
+    }
+
+    /// Run `request` through the proxy its target's scheme and host call for.
+    fn dispatch<S: ureq::AsSendBody>(&self, request: Request<S>) -> Exchange {
+        let proxy = self.proxies.for_uri(request.uri());
+        let request = self.agent.configure_request(request).proxy(proxy).build();
+        self.agent.run(request)
     }
 
     /// Learn how the registry authenticates and get a token for `scope` now, so that
@@ -674,10 +694,13 @@ impl Client {
 /// is then spoken to over HTTPS, unverified.) Asking over HTTP first, rather than
 /// HTTPS first as skopeo does, keeps a plain server from waiting for a request line in
 /// a TLS handshake.
-fn speaks_plain_http(agent: &Agent, host: &str) -> bool {
+fn speaks_plain_http(agent: &Agent, proxies: &super::proxy::Proxies, host: &str) -> bool {
+    let url = format!("http://{host}/v2/");
+    let proxy = url.parse().ok().and_then(|uri| proxies.for_uri(&uri));
     let probe = agent
-        .get(format!("http://{host}/v2/"))
+        .get(url)
         .config()
+        .proxy(proxy)
         .timeout_global(Some(Duration::from_secs(10)))
         .max_redirects(0)
         .build()

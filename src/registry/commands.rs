@@ -194,7 +194,8 @@ pub fn tags_by_digest(
     let mut truncated = false;
     let text = location.strip_prefix(PREFIX).unwrap_or(location);
     let reference = RegistryRef::parse(text, true)?;
-    let repo = super::repo(&reference, options, false)?;
+    let endpoint = super::conf::RegistriesConf::load(options)?.direct_endpoint(&reference)?;
+    let repo = super::repo(&endpoint, options, false)?;
     let listing = Listing {
         url: repo.url("tags/list"),
         scope: Scope::pull(&repo.repository),
@@ -373,8 +374,10 @@ fn resolve(location: &str, options: &RegistryOptions, command: &str) -> Result<(
         ))
     })?;
     let reference = RegistryRef::parse(text, false)?;
+    // Tags are set and deleted at the registry itself, never at a mirror.
+    let endpoint = super::conf::RegistriesConf::load(options)?.direct_endpoint(&reference)?;
     let repo = Repo {
-        client: super::connect(&reference, options)?,
+        client: super::connect(&endpoint, options)?,
         repository: reference.repository.clone(),
         cache: None,
     };

@@ -10,9 +10,11 @@ pub(crate) mod cached;
 pub(crate) mod challenge;
 pub(crate) mod client;
 pub(crate) mod commands;
+pub(crate) mod conf;
 pub(crate) mod credentials;
 pub(crate) mod fetch;
 pub(crate) mod origin;
+pub(crate) mod proxy;
 pub(crate) mod push;
 pub(crate) mod reference;
 pub(crate) mod retry;
@@ -100,24 +102,45 @@ impl Transport for RegistryTransport {
         options: &SinkOptions,
     ) -> Result<ImageSink<'static>> {
         let reference = RegistryRef::parse(&location.path, true)?;
-        // With the blob cache's record of where blobs were seen, for mounts.
-        let repo = repo(&reference, &options.registry, true)?;
+        // A push never goes to a mirror nor to a `location`, as in containers/image;
+        // the blob cache's record of where blobs were seen gives it mounts.
+        let endpoint =
+            conf::RegistriesConf::load(&options.registry)?.direct_endpoint(&reference)?;
+        let repo = repo(&endpoint, &options.registry, true)?;
         let (destination, layers) =
             push::RegistryDestination::new(repo, reference, &options.write, options.registry.jobs)?;
         Ok(ImageSink::new(Box::new(destination), layers))
     }
 }
 
-fn connect(reference: &RegistryRef, options: &RegistryOptions) -> Result<Client> {
+/// A client for `endpoint`: the credentials of its own host (a mirror never gets
+/// `creds`, given for the registry the user named), certificate checks off when the
+/// registries configuration calls it insecure.
+fn connect(endpoint: &conf::Endpoint, options: &RegistryOptions) -> Result<Client> {
+    let reference = &endpoint.reference;
     let credentials = credentials::lookup(
         &reference.registry,
         Some(&reference.repository),
         &CredentialOptions {
-            creds: options.creds.clone(),
+            creds: if endpoint.mirror {
+                None
+            } else {
+                options.creds.clone()
+            },
             authfile: options.authfile.clone(),
         },
         &Environment::from_process(),
     )?;
+    let insecure;
+    let options = if endpoint.insecure && options.tls_verify {
+        insecure = RegistryOptions {
+            tls_verify: false,
+            ..options.clone()
+        };
+        &insecure
+    } else {
+        options
+    };
     Client::connect(
         &reference.registry,
         reference.api_host(),
@@ -126,8 +149,9 @@ fn connect(reference: &RegistryRef, options: &RegistryOptions) -> Result<Client>
     )
 }
 
-fn repo(reference: &RegistryRef, options: &RegistryOptions, cache: bool) -> Result<Arc<Repo>> {
-    let client = connect(reference, options)?;
+fn repo(endpoint: &conf::Endpoint, options: &RegistryOptions, cache: bool) -> Result<Arc<Repo>> {
+    let reference = &endpoint.reference;
+    let client = connect(endpoint, options)?;
     let cache = if cache && !options.no_cache {
         options
             .cache
@@ -148,8 +172,48 @@ fn repo(reference: &RegistryRef, options: &RegistryOptions, cache: bool) -> Resu
 /// layers when they are written.
 fn open_source(text: &str, options: &ReadOptions) -> Result<Source> {
     let reference = RegistryRef::parse(text, false)?;
-    let repo = repo(&reference, &options.registry, true)?;
-    let (root, blobs) = tree::open(repo, &reference)?;
+    let endpoints = conf::RegistriesConf::load(&options.registry)?.pull_endpoints(&reference)?;
+    // Each mirror in order, then the registry itself: the first that answers with the
+    // manifest serves the pull, as podman does.
+    let mut failed: Vec<String> = Vec::new();
+    let mut opened = None;
+    for endpoint in &endpoints {
+        let attempt = repo(endpoint, &options.registry, true)
+            .and_then(|repo| tree::open(repo, &endpoint.reference));
+        match attempt {
+            Ok(found) => {
+                opened = Some((endpoint, found));
+                break;
+            }
+            Err(e) if endpoint.mirror => {
+                failed.push(format!("{PREFIX}{}: {e}", endpoint.reference))
+            }
+            Err(e) if failed.is_empty() => return Err(e),
+            Err(Error::Registry { registry, message }) => {
+                return Err(Error::Registry {
+                    registry,
+                    message: format!("{message} (the mirrors failed too: {})", failed.join("; ")),
+                })
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let (endpoint, (root, blobs)) = opened.expect("the registry itself is the last endpoint");
+    let mut details: Vec<String> = failed
+        .iter()
+        .map(|why| format!("mirror skipped: {why}"))
+        .collect();
+    if endpoint.mirror {
+        details.push(format!(
+            "pulled {PREFIX}{reference} from the mirror {PREFIX}{}",
+            endpoint.reference
+        ));
+    } else if endpoint.reference != reference {
+        details.push(format!(
+            "pulled {PREFIX}{reference} from {PREFIX}{} (its location in the registries configuration)",
+            endpoint.reference
+        ));
+    }
     let mut source = crate::formats::read_from_store(
         crate::transport::Format::REGISTRY,
         &format!("{PREFIX}{reference}"),
@@ -166,6 +230,7 @@ fn open_source(text: &str, options: &ReadOptions) -> Result<Source> {
         image.ref_names.clear();
         image.oci_ref_names.clear();
     }
+    source.details = details;
     // A tar output writes layers one after another: they are fetched ahead, `jobs`
     // at once, into the cache, which the output then reads.
     let (jobs, cached) = (options.registry.jobs, !options.registry.no_cache);
@@ -258,7 +323,8 @@ pub fn for_each_tag(
         ))
     })?;
     let reference = RegistryRef::parse(text, true)?;
-    let repo = repo(&reference, options, false)?;
+    let endpoint = conf::RegistriesConf::load(options)?.direct_endpoint(&reference)?;
+    let repo = repo(&endpoint, options, false)?;
     let listing = Listing {
         url: repo.url("tags/list"),
         scope: Scope::pull(&repo.repository),

@@ -26,6 +26,7 @@ mod library;
 mod limits;
 mod messages;
 mod metadata;
+mod mirrors;
 mod naming;
 mod progress;
 mod registry;
