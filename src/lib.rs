@@ -227,7 +227,7 @@ pub use sink::{
 pub use transport::{DockerLayout, SinkOptions, WriteOptions};
 // Registries.
 pub use registry::{
-    delete_image, for_each_repository, list_repositories, push_digest, registry_digest, tag_image,
+    delete_image, for_each_repository, list_repositories, push_digests, registry_digest, tag_image,
     tags_by_digest, CatalogOptions, TagDigests, TagGroup, TagReport, DEFAULT_MAX_TAGS,
     MAX_LISTED_REPOSITORIES,
 };

@@ -212,12 +212,11 @@ enum Command {
     /// Print an image's manifest digest (a registry's without pulling).
     ///
     /// For docker://HOST/REPO:TAG, the digest of the manifest (or index) the tag
-    /// names, fetched and verified, no blob read. For a local source (an OCI layout,
-    /// oci-archive, dir:), the digest of the manifest it holds, which a push keeps
-    /// byte for byte when every layer is already compressed; with --all, the index's.
-    /// A source with uncompressed layers or no manifest (a docker-archive) has no
-    /// known digest until pushed, since a push gzips those layers: that is an error
-    /// saying so (the push prints the digest).
+    /// names, fetched and verified, no blob read. For a local source, the digest a
+    /// push to a registry would give it (with --all, its index's): the manifest it
+    /// holds when a push keeps it, else the one a push builds (a docker-archive's
+    /// layers are gzipped as a push gzips them, which takes that time; nothing is
+    /// written).
     #[command(after_help = examples::DIGEST)]
     Digest {
         #[command(flatten)]
@@ -1257,21 +1256,8 @@ fn digests_of(args: &SourceArgs) -> anyhow::Result<Vec<dockhand::Digest>> {
         )?]);
     }
     let (source, selected) = open_selected(args, false)?;
-    let mut digests: Vec<dockhand::Digest> = Vec::new();
-    for &i in &selected {
-        let image = &source.images[i];
-        let digest = match (&image.index, args.all) {
-            (Some(index), true) => {
-                // The index is kept whole only when every member is.
-                dockhand::push_digest(image)?;
-                index.descriptor.digest.clone()
-            }
-            _ => dockhand::push_digest(image)?,
-        };
-        if !digests.contains(&digest) {
-            digests.push(digest);
-        }
-    }
+    let images: Vec<dockhand::Image> = selected.iter().map(|&i| source.images[i].clone()).collect();
+    let digests = dockhand::push_digests(&images, &dockhand::NoProgress)?;
     let _ = source.finished();
     Ok(digests)
 }

@@ -36,7 +36,7 @@ pub use crate::transport::RegistryOptions;
 use crate::transport::{Location, ReadOptions, SinkOptions, Source, Transport};
 use client::{header, Client, Payload, Scope};
 pub use commands::{
-    delete_image, for_each_repository, list_repositories, push_digest, registry_digest, tag_image,
+    delete_image, for_each_repository, list_repositories, push_digests, registry_digest, tag_image,
     tags_by_digest, CatalogOptions, TagDigests, TagGroup, TagReport, DEFAULT_MAX_TAGS,
     MAX_LISTED_REPOSITORIES,
 };

@@ -384,7 +384,19 @@ fn digest_is_skopeos_for_a_registry_and_the_index_entry_for_a_layout() {
         ],
     );
     assert_eq!(dh(t, &["digest", &fx.remote("r:gz")]), digest);
-    // A docker-archive holds no manifest: its digest is known only after a push.
-    let err = dh_fails(t, 1, &["digest", "--image", "@0", &input]);
-    assert!(err.contains("known only after a push"), "{err}");
+    // A docker-archive holds no manifest: its digest is the one a push gives it, its
+    // layers gzipped as the push gzips them.
+    let before = dh(t, &["digest", "--image", "@0", &input]);
+    let out = dh_run(
+        t,
+        &["convert", "--image", "@0", &input, &fx.remote("r:archive")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(dh(t, &["digest", &fx.remote("r:archive")]), before);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&format!("@{}", before.trim())), "{said}");
 }
