@@ -262,6 +262,9 @@ pub enum TlsProblem {
     UnknownIssuer,
     /// It presents a CA certificate as its own.
     CaUsedAsLeaf,
+    /// Its certificate names a trusted CA as issuer but that CA did not sign it
+    /// (another CA of the same name, or one since replaced).
+    BadSignature,
     /// Its certificate is for other names.
     WrongName {
         /// The name it was reached by.
@@ -303,6 +306,11 @@ impl TlsProblem {
             ),
             TlsProblem::UnknownIssuer => format!(
                 "its certificate is signed by a CA this machine does not trust: {ca_places}, {skip}"
+            ),
+            TlsProblem::BadSignature => format!(
+                "its certificate names a CA this machine trusts as its issuer, but that CA \
+                 did not sign it (another CA with the same name, or one since replaced): \
+                 trust the CA that did: {ca_places}, {skip}"
             ),
             TlsProblem::CaUsedAsLeaf => format!(
                 "it presents a CA certificate as its own: give the registry a certificate \

@@ -278,6 +278,7 @@ pub(crate) fn problem(e: &ureq::Error, client_cert: Option<&str>) -> Option<TlsP
         rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType) => TlsProblem::PlainHttp,
         rustls::Error::InvalidCertificate(cert) => match cert {
             C::UnknownIssuer => TlsProblem::UnknownIssuer,
+            C::BadSignature => TlsProblem::BadSignature,
             C::NotValidForName => TlsProblem::WrongName {
                 expected: String::new(),
                 presented: Vec::new(),

@@ -512,3 +512,61 @@ fn bad_certificate_files_are_named() {
     let err = pull_fails(fx.dir(), &remote, &[], &[("SSL_CERT_FILE", &garbage)]);
     assert!(err.contains("SSL_CERT_FILE="), "{err}");
 }
+
+#[test]
+fn each_end_of_a_registry_copy_trusts_its_own_cert_dir() {
+    let (Some(pki_a), Some(pki_b)) = (Pki::new(), Pki::new()) else {
+        return;
+    };
+    let Some(a) = registry(pki_a.serving("server", false)) else {
+        return;
+    };
+    let Some(b) = registry(pki_b.serving("server", false)) else {
+        return;
+    };
+    let t = a.dir();
+    let certs_a = pki_a.cert_dir("certs", &[("ca.crt", "ca.crt")]);
+    let certs_b = pki_b.cert_dir("certs", &[("ca.crt", "ca.crt")]);
+    let (from, to) = (a.remote("ends/from:1"), b.remote("ends/to:1"));
+    push_and_pull(t, &from, &["--cert-dir", s(&certs_a)], &[]);
+    // One cert dir for both ends: the destination, another CA's, is not trusted.
+    let out = run(
+        t,
+        &["convert", "-q", "--cert-dir", s(&certs_a), &from, &to],
+        &[],
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    // (Both test CAs have the same name: the one trusted did not sign B's certificate.)
+    assert!(
+        said.contains(&b.registry.addr) && said.contains("but that CA did not sign it"),
+        "{said}"
+    );
+    // Each end its own: the copy works, and B holds the same manifest.
+    let copy = [
+        "convert",
+        "-q",
+        "--src-cert-dir",
+        s(&certs_a),
+        "--dest-cert-dir",
+        s(&certs_b),
+        &from,
+        &to,
+    ];
+    let out = run(t, &copy, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = |remote: &str, certs: &Path| {
+        let out = run(t, &["digest", "--cert-dir", s(certs), remote], &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(digest(&from, &certs_a), digest(&to, &certs_b));
+}
