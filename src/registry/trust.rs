@@ -1,7 +1,9 @@
 //! What a registry's TLS trusts and presents, as the platform does: the system's trust
 //! store (which `SSL_CERT_FILE` / `SSL_CERT_DIR` replace, as OpenSSL's do), plus, per
 //! registry, the CAs (`*.crt`) and the client pair (`NAME.cert` + `NAME.key`) of
-//! `/etc/containers/certs.d/HOST[:PORT]/` and `/etc/docker/certs.d/HOST[:PORT]/`, or of
+//! `$HOME/.config/containers/certs.d/HOST[:PORT]/` (where rootless podman and skopeo
+//! keep them), `/etc/containers/certs.d/HOST[:PORT]/` and
+//! `/etc/docker/certs.d/HOST[:PORT]/`, or of
 //! the cert dir alone when one is given (as skopeo's `--cert-dir`). And what a failed
 //! handshake means, in a [`TlsProblem`].
 
@@ -19,6 +21,13 @@ use crate::text::shown;
 
 /// The system folders of per-registry certificates, in the order they are read.
 pub(crate) const CERTS_D: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
+
+/// The user's folder of per-registry certificates, read first:
+/// `$HOME/.config/containers/certs.d` (containers/image's, for rootless use).
+fn user_certs_d() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    Some(Path::new(&home).join(".config/containers/certs.d"))
+}
 
 /// Largest certificate or key file read.
 const MAX_CERT_FILE: u64 = 1 << 20;
@@ -46,9 +55,10 @@ pub(crate) fn load(registry: &str, options: &RegistryOptions) -> Result<Trust> {
         // A name with a path separator cannot be a folder of certs.d (references are
         // validated before, this is only a second guard).
         None if registry.contains('/') || registry.starts_with('.') => Vec::new(),
-        None => CERTS_D
-            .iter()
-            .map(|d| Path::new(d).join(registry))
+        None => user_certs_d()
+            .into_iter()
+            .chain(CERTS_D.iter().map(PathBuf::from))
+            .map(|d| d.join(registry))
             .filter(|d| d.is_dir())
             .collect(),
     };

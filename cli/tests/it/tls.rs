@@ -570,3 +570,22 @@ fn each_end_of_a_registry_copy_trusts_its_own_cert_dir() {
     };
     assert_eq!(digest(&from, &certs_a), digest(&to, &certs_b));
 }
+
+#[test]
+fn a_private_ca_is_found_in_the_users_containers_certs_d() {
+    let Some(pki) = Pki::new() else { return };
+    let Some(fx) = registry(pki.serving("server", false)) else {
+        return;
+    };
+    let t = fx.dir();
+    // The private HOME the test's dockhand runs with.
+    let folder = t
+        .join("home/.config/containers/certs.d")
+        .join(&fx.registry.addr);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::copy(pki.path("ca.crt"), folder.join("ca.crt")).unwrap();
+    push_and_pull(t, &fx.remote("trust/home:1"), &[], &[]);
+    std::fs::remove_dir_all(&folder).unwrap();
+    let err = pull_fails(t, &fx.remote("trust/home:1"), &[], &[]);
+    assert!(err.contains("does not trust"), "{err}");
+}
