@@ -116,6 +116,10 @@ pub(crate) struct Endpoint {
     pub insecure: bool,
     /// It is a mirror (credentials: its own host's, never `--creds`).
     pub mirror: bool,
+    /// It is on another host than the registry the user named (a mirror, or a
+    /// `location` elsewhere): it gets neither the `creds` nor the `cert_dir` given for
+    /// that registry, only its own host's auth-file entry and certs.d folders.
+    pub elsewhere: bool,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +234,7 @@ impl RegistriesConf {
                 reference: reference.clone(),
                 insecure: false,
                 mirror: false,
+                elsewhere: false,
             }]);
         };
         check_blocked(entry, reference)?;
@@ -262,15 +267,18 @@ impl RegistriesConf {
                     reference: rewrite(&mirror.location)?,
                     insecure: mirror.insecure,
                     mirror: true,
+                    elsewhere: true,
                 });
             }
         }
+        let itself = if entry.location.is_empty() {
+            reference.clone()
+        } else {
+            rewrite(&entry.location)?
+        };
         out.push(Endpoint {
-            reference: if entry.location.is_empty() {
-                reference.clone()
-            } else {
-                rewrite(&entry.location)?
-            },
+            elsewhere: itself.registry != reference.registry,
+            reference: itself,
             insecure: entry.insecure,
             mirror: false,
         });
@@ -285,10 +293,18 @@ impl RegistriesConf {
         if let Some((entry, _)) = found {
             check_blocked(entry, reference)?;
         }
+        // `insecure` describes the entry's `location`: it applies here only when that
+        // is this very host (an entry for a cache elsewhere must not turn off the checks
+        // of the registry it stands in for).
+        let same_host = |e: &Entry| {
+            e.location.is_empty()
+                || e.location.split('/').next() == Some(reference.registry.as_str())
+        };
         Ok(Endpoint {
             reference: reference.clone(),
-            insecure: found.is_some_and(|(e, _)| e.insecure),
+            insecure: found.is_some_and(|(e, _)| e.insecure && same_host(e)),
             mirror: false,
+            elsewhere: false,
         })
     }
 }
@@ -613,6 +629,42 @@ location = "mirror-b.example"
         // A push goes to the name as given.
         let direct = c.direct_endpoint(&r("busybox:1")).unwrap();
         assert_eq!(full_name(&direct.reference), "docker.io/library/busybox:1");
+        // Mirrors and a location on another host get neither creds nor the cert dir.
+        let elsewhere: Vec<bool> = c
+            .pull_endpoints(&r("busybox:1"))
+            .unwrap()
+            .iter()
+            .map(|e| e.elsewhere)
+            .collect();
+        assert_eq!(elsewhere, [true, true, true]);
+        assert!(!direct.elsewhere);
+    }
+
+    #[test]
+    fn insecure_for_a_cache_elsewhere_leaves_the_named_registry_checked() {
+        let c = conf(
+            r#"
+[[registry]]
+prefix = "docker.io"
+location = "hub-cache.corp:5000"
+insecure = true
+[[registry]]
+prefix = "plain.corp:5000"
+insecure = true
+"#,
+        );
+        // A pull goes to the cache, which is insecure...
+        assert_eq!(
+            pulls(&c, "busybox:1"),
+            ["hub-cache.corp:5000/library/busybox:1 insecure"]
+        );
+        // ...but a push to the registry named keeps its certificate checks.
+        assert!(!c.direct_endpoint(&r("busybox:1")).unwrap().insecure);
+        assert!(
+            c.direct_endpoint(&r("plain.corp:5000/a:1"))
+                .unwrap()
+                .insecure
+        );
     }
 
     #[test]

@@ -122,7 +122,7 @@ fn connect(endpoint: &conf::Endpoint, options: &RegistryOptions) -> Result<Clien
         &reference.registry,
         Some(&reference.repository),
         &CredentialOptions {
-            creds: if endpoint.mirror {
+            creds: if endpoint.elsewhere {
                 None
             } else {
                 options.creds.clone()
@@ -131,16 +131,18 @@ fn connect(endpoint: &conf::Endpoint, options: &RegistryOptions) -> Result<Clien
         },
         &Environment::from_process(),
     )?;
-    let insecure;
-    let options = if endpoint.insecure && options.tls_verify {
-        insecure = RegistryOptions {
-            tls_verify: false,
-            ..options.clone()
-        };
-        &insecure
-    } else {
-        options
+    // Another host reads its own certs.d folders, never the cert dir given for the
+    // registry named (its client pair is that registry's credential).
+    let options = RegistryOptions {
+        tls_verify: options.tls_verify && !endpoint.insecure,
+        cert_dir: if endpoint.elsewhere {
+            None
+        } else {
+            options.cert_dir.clone()
+        },
+        ..options.clone()
     };
+    let options = &options;
     Client::connect(
         &reference.registry,
         reference.api_host(),

@@ -6,9 +6,10 @@
 //!
 //! `NO_PROXY` is a comma-separated list: `*` (no proxy at all), a host name (it and
 //! its subdomains; a leading `.` or `*.` changes nothing), an IP address, either with
-//! `:PORT` (only that port), or a CIDR block (`10.0.0.0/8`). Loopback addresses go
-//! through the proxy like any other unless listed, as curl does (Go never proxies
-//! them).
+//! `:PORT` (only that port), or a CIDR block (`10.0.0.0/8`). `localhost` and loopback
+//! addresses (127.0.0.0/8, ::1) are always reached directly, as Go (and so Docker,
+//! podman and skopeo) does: through a proxy they would name the proxy's own host, and a
+//! local registry's credentials would go there.
 //!
 //! A proxy is reached with `CONNECT` (ureq's only HTTP proxy mode), for a plain-HTTP
 //! registry too. Credentials in a proxy URL are sent to the proxy only, as
@@ -118,7 +119,8 @@ impl Proxies {
         }
     }
 
-    /// Whether `NO_PROXY` sends `host:port` directly.
+    /// Whether `host:port` is reached directly: a loopback host, or one `NO_PROXY`
+    /// names.
     fn bypassed(&self, host: &str, port: u16) -> bool {
         let host = host
             .trim_start_matches('[')
@@ -126,6 +128,12 @@ impl Proxies {
             .trim_end_matches('.')
             .to_ascii_lowercase();
         let ip: Option<IpAddr> = host.parse().ok();
+        if host == "localhost"
+            || host.ends_with(".localhost")
+            || ip.is_some_and(|ip| ip.is_loopback())
+        {
+            return true;
+        }
         self.no_proxy.iter().any(|entry| match entry {
             NoProxy::All => true,
             NoProxy::Host { name, port: p } => {
@@ -169,10 +177,20 @@ fn parse_proxy(name: &str, value: &str) -> Result<Named> {
     };
     let scheme = value.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
-        None | Some("http") | Some("https") => {}
-        Some(_) => return Err(bad("only http:// and https:// proxies are supported")),
+        None | Some("http") => {}
+        // The TLS session to an https:// proxy would be set up with the registry's
+        // TLS settings (its CAs, its client pair, its checks turned off when the
+        // registry's are): refused rather than trusted that way.
+        Some("https") => {
+            return Err(bad(
+                "an https:// proxy is not supported: give its http:// address (HTTPS to a registry is tunnelled through it with CONNECT, end to end)",
+            ))
+        }
+        Some(_) => return Err(bad("only http:// proxies are supported")),
     }
-    let proxy = ureq::Proxy::new(value).map_err(|e| bad(&e.to_string()))?;
+    // ureq's words could quote the value, credentials included: not shown.
+    let proxy = ureq::Proxy::new(value)
+        .map_err(|_| bad("not a proxy address ([http://][USER:PASSWORD@]HOST[:PORT])"))?;
     Ok(Named {
         proxy,
         shown: shown_proxy,
@@ -183,8 +201,10 @@ fn parse_proxy(name: &str, value: &str) -> Result<Named> {
 /// path.
 pub(crate) fn redacted(value: &str) -> String {
     let (scheme, rest) = value.split_once("://").unwrap_or(("http", value));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    // Credentials end at the last `@`, whatever they hold (`/`, `?` and `#` are common
+    // in generated passwords): everything before it is left out.
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+    let host_port = rest.split(['/', '?', '#']).next().unwrap_or("");
     let default_port = if scheme.eq_ignore_ascii_case("https") {
         443
     } else {
@@ -334,7 +354,16 @@ mod tests {
         assert!(direct("https://x.internal/"));
         assert!(direct("https://internal/"));
         assert!(direct("https://127.0.0.1:5000/"));
-        assert!(!direct("https://127.0.0.2:5000/"));
+        assert!(!direct("https://192.0.2.9:5000/"));
+        // Loopback is never proxied, listed or not.
+        let loopback = proxies(&[("HTTPS_PROXY", "http://proxy:3128")]).unwrap();
+        for url in [
+            "https://127.0.0.2:5000/",
+            "https://localhost/",
+            "https://[::1]/",
+        ] {
+            assert_eq!(via(&loopback, url), "", "{url}");
+        }
         assert!(direct("https://registry.example:5000/"));
         assert!(!direct("https://registry.example/"));
         assert!(direct("https://10.1.2.3/"));
@@ -370,6 +399,21 @@ mod tests {
             .to_string();
         assert!(!err.contains("s3cret") && !err.contains('\n'), "{err}");
         assert_eq!(redacted("proxy"), "http://proxy:80");
+        for password in ["s3/cret", "s3#cret", "s3?cret", "s3@cret"] {
+            let value = format!("http://bob:{password}@proxy.example:3128");
+            assert_eq!(redacted(&value), "http://proxy.example:3128");
+            let err = proxies(&[("HTTPS_PROXY", value.as_str())])
+                .map(drop)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(!err.contains("s3") && !err.contains("cret"), "{err}");
+        }
+        let err = proxies(&[("HTTPS_PROXY", "https://u:p@proxy.example:443")])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("https:// proxy is not supported"), "{err}");
         assert_eq!(redacted("https://u:p@[::1]/x"), "https://[::1]:443");
     }
 }

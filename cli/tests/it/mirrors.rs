@@ -354,15 +354,21 @@ fn insecure_allows_plain_http_and_blocked_refuses() {
 }
 
 /// A CONNECT proxy on 127.0.0.1: it answers each `CONNECT host:port` with 200, relays
-/// bytes both ways, and counts the tunnels and the `Proxy-Authorization` headers.
+/// bytes both ways to `upstream` (whatever host was asked for: dockhand never proxies
+/// loopback, so the tests name the registry by a name only this proxy resolves), and
+/// counts the tunnels and the `Proxy-Authorization` headers.
 struct ConnectProxy {
     addr: String,
     tunnels: Arc<AtomicUsize>,
     authorized: Arc<AtomicUsize>,
 }
 
+/// The registry's name in the proxy tests: not loopback, resolved by the proxy alone.
+const PROXIED_HOST: &str = "registry.proxied.test";
+
 impl ConnectProxy {
-    fn start() -> ConnectProxy {
+    fn start(upstream: &str) -> ConnectProxy {
+        let upstream = upstream.to_string();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let tunnels = Arc::new(AtomicUsize::new(0));
@@ -372,8 +378,9 @@ impl ConnectProxy {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
                 let (count, auth) = (count.clone(), auth.clone());
+                let upstream = upstream.clone();
                 std::thread::spawn(move || {
-                    let _ = tunnel(client, &count, &auth);
+                    let _ = tunnel(client, &upstream, &count, &auth);
                 });
             }
         });
@@ -389,7 +396,12 @@ impl ConnectProxy {
     }
 }
 
-fn tunnel(client: TcpStream, count: &AtomicUsize, auth: &AtomicUsize) -> std::io::Result<()> {
+fn tunnel(
+    client: TcpStream,
+    upstream: &str,
+    count: &AtomicUsize,
+    auth: &AtomicUsize,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -398,7 +410,10 @@ fn tunnel(client: TcpStream, count: &AtomicUsize, auth: &AtomicUsize) -> std::io
         let mut c = client;
         return c.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n");
     };
-    let target = target.to_string();
+    if !target.starts_with(PROXIED_HOST) {
+        let mut c = client;
+        return c.write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+    }
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
@@ -411,7 +426,7 @@ fn tunnel(client: TcpStream, count: &AtomicUsize, auth: &AtomicUsize) -> std::io
             auth.fetch_add(1, Ordering::SeqCst);
         }
     }
-    let upstream = TcpStream::connect(&target)?;
+    let upstream = TcpStream::connect(upstream)?;
     count.fetch_add(1, Ordering::SeqCst);
     let mut c = client.try_clone()?;
     c.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
@@ -438,12 +453,21 @@ fn proxies_from_the_environment_carry_requests_unless_no_proxy_says() {
     };
     let t = fx.dir();
     push(t, fx.addr(), "p/app:1");
-    let src = format!("docker://{}/p/app:1", fx.addr());
-    let proxy = ConnectProxy::start();
+    let port = fx.addr().rsplit_once(':').unwrap().1;
+    let src = format!("docker://{PROXIED_HOST}:{port}/p/app:1");
+    let proxy = ConnectProxy::start(fx.addr());
     let pull = |vars: &[(&str, String)], out: &str| {
         let mut cmd = dh_command(
             t,
-            &["convert", "-q", "--tls-verify=false", &src, s(&t.join(out))],
+            &[
+                "convert",
+                "-q",
+                "--tls-verify=false",
+                "--retry-times",
+                "0",
+                &src,
+                s(&t.join(out)),
+            ],
         );
         for (k, v) in vars {
             cmd.env(k, v);
@@ -467,24 +491,42 @@ fn proxies_from_the_environment_carry_requests_unless_no_proxy_says() {
     );
     assert!(proxy.tunnels() > after_upper);
     let before = proxy.tunnels();
-    // NO_PROXY (either case) sends it directly.
+    // NO_PROXY (either case) sends it directly: to a name nothing else resolves, so
+    // the pull fails, and no tunnel was opened.
     for no_proxy in ["NO_PROXY", "no_proxy"] {
-        succeeds(
-            pull(
-                &[
-                    ("HTTP_PROXY", with_creds.clone()),
-                    (no_proxy, "example.com, 127.0.0.1".to_string()),
-                ],
-                &format!("c-{no_proxy}.tar"),
-            ),
-            no_proxy,
+        let out = pull(
+            &[
+                ("HTTP_PROXY", with_creds.clone()),
+                (no_proxy, format!("example.com, {PROXIED_HOST}")),
+            ],
+            &format!("c-{no_proxy}.tar"),
         );
+        fails(out, no_proxy);
     }
-    // HTTPS_PROXY is for https:// targets only.
-    succeeds(
+    assert_eq!(proxy.tunnels(), before);
+    // HTTPS_PROXY is for https:// targets only: the HTTPS attempt (tls-verify=false
+    // tries HTTPS first) goes through it, the plain-HTTP requests do not.
+    fails(
         pull(&[("HTTPS_PROXY", with_creds.clone())], "d.tar"),
         "HTTPS_PROXY",
     );
+    let before = before + 1;
+    assert_eq!(proxy.tunnels(), before);
+    // Loopback is never proxied: the registry by its own address, directly.
+    let local = format!("docker://{}/p/app:1", fx.addr());
+    let mut cmd = dh_command(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--tls-verify=false",
+            &local,
+            s(&t.join("l.tar")),
+        ],
+    );
+    cmd.env("HTTP_PROXY", &with_creds)
+        .env("HTTPS_PROXY", &with_creds);
+    succeeds(cmd.output().unwrap(), "loopback");
     assert_eq!(proxy.tunnels(), before);
     // A proxy that does not answer: the error names it without its credentials.
     // (An https:// request, which goes through HTTPS_PROXY.)
