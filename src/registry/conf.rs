@@ -242,7 +242,7 @@ impl RegistriesConf {
         let rewrite = |location: &str| -> Result<RegistryRef> {
             let text = format!("{location}{rest}");
             let mut rewritten = RegistryRef::parse(&text, true).map_err(|e| Error::Malformed {
-                file: entry.file.display().to_string(),
+                file: shown(&entry.file.display().to_string()),
                 problem: format!(
                     "the registry with prefix {} maps {} to an unusable name: {e}",
                     shown(&entry.prefix),
@@ -365,22 +365,32 @@ fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => {
             return Err(Error::io(
-                format!("reading the directory {}", dir.display()),
+                format!(
+                    "reading the directory {}",
+                    shown(&dir.display().to_string())
+                ),
                 e,
             ))
         }
     };
     let mut files = Vec::new();
     for entry in entries {
-        let entry =
-            entry.map_err(|e| Error::io(format!("reading the directory {}", dir.display()), e))?;
+        let entry = entry.map_err(|e| {
+            Error::io(
+                format!(
+                    "reading the directory {}",
+                    shown(&dir.display().to_string())
+                ),
+                e,
+            )
+        })?;
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "conf") && path.is_file() {
             files.push(path);
             if files.len() > MAX_DROP_INS {
                 return Err(Error::Unsupported(format!(
                     "{}: more than {MAX_DROP_INS} drop-in files",
-                    dir.display()
+                    shown(&dir.display().to_string())
                 )));
             }
         }
@@ -390,7 +400,12 @@ fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn parse_file(file: &Path) -> Result<Vec<Entry>> {
-    let context = || format!("reading the registries configuration {}", file.display());
+    let context = || {
+        format!(
+            "reading the registries configuration {}",
+            shown(&file.display().to_string())
+        )
+    };
     let mut text = String::new();
     std::fs::File::open(file)
         .and_then(|f| f.take(MAX_FILE + 1).read_to_string(&mut text))
@@ -403,7 +418,7 @@ fn parse_file(file: &Path) -> Result<Vec<Entry>> {
 
 fn malformed(file: &Path, problem: String) -> Error {
     Error::Malformed {
-        file: file.display().to_string(),
+        file: shown(&file.display().to_string()),
         problem,
     }
 }

@@ -68,7 +68,10 @@ impl BlobCache {
         let stat = rustix::fs::fstat(&fd).ok()?;
         let regular = FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile;
         let ours = stat.st_uid == rustix::process::geteuid().as_raw();
-        (regular && ours).then(|| fd.into())
+        // A second name would be another file of the user's, linked here by someone
+        // who can write the cache's root: not appended to, nor emptied.
+        let alone = stat.st_nlink == 1;
+        (regular && ours && alone).then(|| fd.into())
     }
 
     /// Remember that `repository` of `registry` holds `digest`. Failing to is not an
@@ -151,6 +154,22 @@ mod tests {
             cache.seen("other.example").elsewhere(&a, "x"),
             Some("team/three")
         );
+    }
+
+    #[test]
+    fn a_hard_link_in_place_of_the_record_is_neither_read_nor_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path().to_path_buf());
+        let other = dir.path().join("someone-elses");
+        let theirs = format!("{} r elsewhere\n", Digest::of(b"a"));
+        std::fs::write(&other, &theirs).unwrap();
+        cache.remember(&Digest::of(b"b"), "r", "one");
+        let path = dir.path().join(RECORD);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::hard_link(&other, &path).unwrap();
+        cache.remember(&Digest::of(b"a"), "r", "two");
+        assert_eq!(std::fs::read_to_string(&other).unwrap(), theirs);
+        assert!(cache.seen("r").elsewhere(&Digest::of(b"a"), "x").is_none());
     }
 
     #[test]

@@ -75,6 +75,14 @@ pub(crate) fn load(registry: &str, options: &RegistryOptions) -> Result<Trust> {
     if options.tls_verify {
         let mut roots: Vec<Certificate<'static>> = system_roots()?.as_ref().clone();
         roots.extend(cas);
+        if roots.is_empty() {
+            // Every registry would then fail as an unknown issuer: say why instead.
+            return Err(Error::Unsupported(format!(
+                "the system trust store holds no CA certificates, and none was given for {}: install the ca-certificates package, name a PEM bundle in SSL_CERT_FILE, or give the registry's CA with {}",
+                shown(registry),
+                Setting::CertDir
+            )));
+        }
         builder = builder.root_certs(RootCerts::new_with_certs(&roots));
     }
     let client_cert = client.as_ref().map(|(file, _)| file.clone());

@@ -589,3 +589,26 @@ fn a_private_ca_is_found_in_the_users_containers_certs_d() {
     let err = pull_fails(t, &fx.remote("trust/home:1"), &[], &[]);
     assert!(err.contains("does not trust"), "{err}");
 }
+
+#[test]
+fn an_empty_trust_store_says_so_instead_of_blaming_the_registry() {
+    let Some(pki) = Pki::new() else { return };
+    let Some(fx) = registry(pki.serving("server", false)) else {
+        return;
+    };
+    let empty_file = pki.path("empty.pem");
+    std::fs::write(&empty_file, b"").unwrap();
+    let empty_dir = pki.path("empty-dir");
+    std::fs::create_dir_all(&empty_dir).unwrap();
+    let err = pull_fails(
+        fx.dir(),
+        &fx.remote("trust/none:1"),
+        &[],
+        &[("SSL_CERT_FILE", &empty_file), ("SSL_CERT_DIR", &empty_dir)],
+    );
+    assert!(
+        err.contains("the system trust store holds no CA certificates")
+            && err.contains("ca-certificates"),
+        "{err}"
+    );
+}
