@@ -70,10 +70,12 @@ fn registry_of(location: &str, command: &str) -> Result<String> {
     Ok(parsed.registry)
 }
 
-/// A client for the registry `host` as `reference` names it.
+/// A client for the registry `host` as `reference` names it, as registries.conf
+/// says it is reached directly (refused when blocked, unchecked TLS when insecure).
 fn connect_host(host: &str, options: &RegistryOptions) -> Result<Client> {
     // What the references of that registry resolve to (docker.io's API host).
     let reference = RegistryRef::parse(&format!("{host}/x"), true)?;
+    let endpoint = super::conf::RegistriesConf::load(options)?.direct_endpoint(&reference)?;
     let credentials = super::credentials::lookup(
         host,
         None,
@@ -83,7 +85,11 @@ fn connect_host(host: &str, options: &RegistryOptions) -> Result<Client> {
         },
         &super::credentials::Environment::from_process(),
     )?;
-    Client::connect(host, reference.api_host(), credentials, options)
+    let options = RegistryOptions {
+        tls_verify: options.tls_verify && !endpoint.insecure,
+        ..options.clone()
+    };
+    Client::connect(host, reference.api_host(), credentials, &options)
 }
 
 /// Hand each repository of the registry `location` names (`docker://HOST[:PORT]`) to
@@ -127,6 +133,17 @@ pub fn for_each_repository(
         if count >= MAX_LISTED_REPOSITORIES {
             return Err(client.error(format!(
                 "the catalog lists more than {MAX_LISTED_REPOSITORIES} repositories"
+            )));
+        }
+        // A repository name is at most 255 characters of a reference's path: anything
+        // else is refused before it is kept or shown.
+        if name.is_empty()
+            || name.len() > 255
+            || RegistryRef::parse(&format!("{host}/{name}"), true).is_err()
+        {
+            return Err(client.error(format!(
+                "the catalog names an invalid repository {}",
+                shown(name)
             )));
         }
         count += 1;
@@ -209,6 +226,12 @@ pub fn tags_by_digest(
             truncated = true;
             return Ok(false);
         }
+        // Checked before it is kept: a tag is at most 128 characters.
+        if !crate::model::reference::valid_tag(tag) {
+            return Err(repo
+                .client
+                .error(format!("the tag list names an invalid tag {}", shown(tag))));
+        }
         tags.push(tag.to_string());
         Ok(true)
     })?;
@@ -286,12 +309,13 @@ fn describe(
     };
     if let Some(members) = doc.manifests {
         group.index = true;
+        let mut seen = std::collections::HashSet::new();
         for member in &members {
             let name = member
                 .platform
                 .as_ref()
                 .map_or_else(|| "unknown".to_string(), platform);
-            if !group.platforms.contains(&name) {
+            if seen.insert(name.clone()) {
                 group.platforms.push(name);
             }
         }
