@@ -126,13 +126,14 @@ impl DockerWriter {
         index: usize,
     ) -> Result<Option<String>> {
         self.put_config(tree, image)?;
-        let (ids, config) = self.current(image);
-        let id = ids[index].clone();
-        let parent = index.checked_sub(1).map(|p| ids[p].as_str());
-        let json = v1_json(config, &id, parent, index + 1 == ids.len());
-        if !self.written.insert(id.clone()) {
+        let id = self.ids_of(image)[index].clone();
+        if self.written.contains(&id) {
             return Ok(None);
         }
+        let (ids, config) = self.current(image);
+        let parent = index.checked_sub(1).map(|p| ids[p].as_str());
+        let json = v1_json(config, &id, parent, index + 1 == ids.len());
+        self.written.insert(id.clone());
         tree.dir(&id)?;
         tree.file(&format!("{id}/VERSION"), 3, &mut &b"1.0"[..])?;
         tree.file(&format!("{id}/json"), json.len() as u64, &mut &json[..])?;
