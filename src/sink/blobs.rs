@@ -141,19 +141,16 @@ impl<'w, 'd> BlobWriter<'w, 'd> {
         form: LayerForm,
     ) -> Result<(Digest, u64, Compression)> {
         let layer = &image.layers[index];
-        let (digest, compression, known_size) = match form {
-            LayerForm::Stored => (layer.digest.clone(), layer.compression, Some(layer.size)),
-            LayerForm::Uncompressed => {
-                let diff_id = layer.diff_id.clone().ok_or_else(|| {
-                    Error::Unsupported(format!(
-                        "{}: cannot decompress a layer of an artifact",
-                        layer.path
-                    ))
-                })?;
-                let size = (layer.compression == Compression::None).then_some(layer.size);
-                (Some(diff_id), Compression::None, size)
-            }
+        let digest = match form {
+            LayerForm::Stored => layer.digest.clone(),
+            LayerForm::Uncompressed => Some(layer.diff_id.clone().ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "{}: cannot decompress a layer of an artifact",
+                    layer.path
+                ))
+            })?),
         };
+        let (compression, _) = form_of(layer, form);
         let role = BlobRole::Layer { index, compression };
         let Some(digest) = digest else {
             // The source records no digest: it is computed as the layer streams, and
@@ -180,18 +177,17 @@ impl<'w, 'd> BlobWriter<'w, 'd> {
         if let Some(size) = self.out.try_reusing_blob(&info)? {
             return Ok((digest, size, compression));
         }
-        if let Some(concurrent) = self.out.concurrent() {
-            if adopt_spooled(image, layer, form, &digest, &*concurrent, self.progress)? {
-                // The same bytes as the source's: its size.
-                return Ok((digest, layer.size, compression));
+        if adoptable(layer, form) {
+            if let Some(concurrent) = self.out.concurrent() {
+                if adopt_spooled(image, layer, form, &digest, &*concurrent, self.progress)? {
+                    // The same bytes as the source's: its size.
+                    return Ok((digest, layer.size, compression));
+                }
             }
         }
         let reader = open_layer_in_turn(image, layer, form)?;
         let mut reader = Reporting::new(reader, self.progress, &layer.path, layer.size);
-        let info = BlobInfo {
-            size: known_size,
-            ..info
-        };
+
         let (_, size) = self.out.put_blob(&info, &mut reader)?;
         Ok((digest, size, compression))
     }
@@ -262,20 +258,36 @@ fn layer_info<'a>(
     form: LayerForm,
     digest: &'a Digest,
 ) -> BlobInfo<'a> {
-    let layer = &image.layers[index];
-    let (compression, size) = match form {
-        LayerForm::Stored => (layer.compression, Some(layer.size)),
-        LayerForm::Uncompressed => (
-            Compression::None,
-            (layer.compression == Compression::None).then_some(layer.size),
-        ),
-    };
+    let (compression, size) = form_of(&image.layers[index], form);
     BlobInfo {
         digest: Some(digest),
         size,
         image,
         role: BlobRole::Layer { index, compression },
     }
+}
+
+/// The compression of `layer`'s bytes in `form`, and their size when known before
+/// they are read.
+fn form_of(layer: &Layer, form: LayerForm) -> (Compression, Option<u64>) {
+    match form {
+        LayerForm::Stored => (layer.compression, Some(layer.size)),
+        LayerForm::Uncompressed => (
+            Compression::None,
+            (layer.compression == Compression::None).then_some(layer.size),
+        ),
+    }
+}
+
+/// Whether `layer` in `form` is a spooled file's very bytes, which a destination may
+/// adopt instead of copying.
+fn adoptable(layer: &Layer, form: LayerForm) -> bool {
+    let same_bytes = form == LayerForm::Stored || layer.compression == Compression::None;
+    same_bytes
+        && layer
+            .blob
+            .as_deref()
+            .is_some_and(|b| b.whole_file().is_some())
 }
 
 /// Give the spooled file holding `layer` the place of blob `digest` instead of copying
@@ -290,13 +302,12 @@ fn adopt_spooled(
     out: &dyn ConcurrentBlobs,
     progress: &dyn Progress,
 ) -> Result<bool> {
-    let same_bytes = form == LayerForm::Stored || layer.compression == Compression::None;
+    if !adoptable(layer, form) {
+        return Ok(false);
+    }
     let Some(file) = layer.blob.as_deref().and_then(|b| b.whole_file()) else {
         return Ok(false);
     };
-    if !same_bytes {
-        return Ok(false);
-    }
     // Verifying the layer checks its digest and diff_id (against what the spool
     // hashed, or by reading it): an error here is a layer that is not what its image
     // says, and nothing is linked.
