@@ -82,6 +82,8 @@ struct AuthState {
 /// One registry, reached over HTTP(S).
 pub(crate) struct Client {
     agent: Agent,
+    /// The agent for every other origin: no client certificate.
+    agent_elsewhere: Agent,
     /// The registry as references name it, for messages.
     registry: String,
     /// Where the registry's API answers: the one origin credentials and tokens go to
@@ -131,24 +133,27 @@ impl Client {
     ) -> Result<Client> {
         // The system's roots and the registry's certs.d folder (or the cert dir).
         let trust = super::trust::load(registry, options)?;
-        let tls = trust.tls;
         // A read or write that makes no progress for `read_timeout` fails the attempt
         // (the body rate floor is Fetch's); redirects are followed by `send`, which
         // decides per hop whether credentials go along.
         let idle = Some(options.read_timeout).filter(|t| !t.is_zero());
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .tls_config(tls)
-            .user_agent(concat!("dockhand/", env!("CARGO_PKG_VERSION")))
-            .accept("")
-            .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(300)))
-            .timeout_per_read(idle)
-            .timeout_per_write(idle)
-            .proxy(None) // chosen per request, as `proxy.rs` decides
-            .build()
-            .into();
+        let agent_with = |tls: ureq::tls::TlsConfig| -> Agent {
+            Agent::config_builder()
+                .http_status_as_error(false)
+                .tls_config(tls)
+                .user_agent(concat!("dockhand/", env!("CARGO_PKG_VERSION")))
+                .accept("")
+                .max_redirects(0)
+                .timeout_connect(Some(Duration::from_secs(30)))
+                .timeout_recv_response(Some(Duration::from_secs(300)))
+                .timeout_per_read(idle)
+                .timeout_per_write(idle)
+                .proxy(None) // chosen per request, as `proxy.rs` decides
+                .build()
+                .into()
+        };
+        let agent = agent_with(trust.tls);
+        let agent_elsewhere = agent_with(trust.tls_elsewhere);
         let proxies = super::proxy::Proxies::from_env()?;
         let origin_over = |scheme: &str| {
             Url::parse(&format!("{scheme}://{api_host}/"))
@@ -158,6 +163,7 @@ impl Client {
         let origin = origin_over("https")?;
         let mut client = Client {
             agent,
+            agent_elsewhere,
             registry: registry.to_string(),
             origin,
             credentials,
@@ -371,11 +377,19 @@ impl Client {
         request.map_err(|e| self.error(format!("building a request: {e}")))
     }
 
-    /// Run `request` through the proxy its target's scheme and host call for.
+    /// Run `request` through the proxy its target's scheme and host call for; the
+    /// registry's client certificate goes to its own origin only (compared parsed, as
+    /// credentials are), as `Authorization` does.
     fn dispatch<S: ureq::AsSendBody>(&self, request: Request<S>) -> Exchange {
         let proxy = self.proxies.for_uri(request.uri());
-        let request = self.agent.configure_request(request).proxy(proxy).build();
-        self.agent.run(request)
+        let own = Url::parse(&request.uri().to_string()).is_ok_and(|u| u.origin == self.origin);
+        let agent = if own {
+            &self.agent
+        } else {
+            &self.agent_elsewhere
+        };
+        let request = agent.configure_request(request).proxy(proxy).build();
+        agent.run(request)
     }
 
     /// Learn how the registry authenticates and get a token for `scope` now, so that

@@ -34,8 +34,12 @@ const MAX_CERT_FILE: u64 = 1 << 20;
 
 /// The TLS set-up of one registry.
 pub(crate) struct Trust {
-    /// For ureq.
+    /// For ureq, for the registry's own origin: its client pair presented.
     pub(crate) tls: TlsConfig,
+    /// For any other origin (a redirect's storage, an upload location, a token
+    /// service elsewhere): the same roots, and no client certificate, which is the
+    /// registry's credential.
+    pub(crate) tls_elsewhere: TlsConfig,
     /// The client certificate file presented, escaped (for messages).
     pub(crate) client_cert: Option<String>,
 }
@@ -86,9 +90,15 @@ pub(crate) fn load(registry: &str, options: &RegistryOptions) -> Result<Trust> {
         builder = builder.root_certs(RootCerts::new_with_certs(&roots));
     }
     let client_cert = client.as_ref().map(|(file, _)| file.clone());
-    builder = builder.client_cert(client.map(|(_, cert)| cert));
+    let tls_elsewhere = builder.build();
+    let tls = TlsConfig::builder()
+        .disable_verification(tls_elsewhere.disable_verification())
+        .root_certs(tls_elsewhere.root_certs().clone())
+        .client_cert(client.map(|(_, cert)| cert))
+        .build();
     Ok(Trust {
-        tls: builder.build(),
+        tls,
+        tls_elsewhere,
         client_cert,
     })
 }
