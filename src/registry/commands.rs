@@ -213,15 +213,7 @@ pub fn tags_by_digest(
     let reference = RegistryRef::parse(text, true)?;
     let endpoint = super::conf::RegistriesConf::load(options)?.direct_endpoint(&reference)?;
     let repo = super::repo(&endpoint, options, false)?;
-    let listing = Listing {
-        url: repo.url("tags/list"),
-        scope: Scope::pull(&repo.repository),
-        what: format!("{}/{}: listing tags", reference.registry, repo.repository),
-        key: ListKey::Tags,
-        max_pages: super::MAX_TAG_PAGES,
-        not_found: "no such repository: check the name",
-    };
-    for_each_listed(&repo.client, listing, &mut |tag| {
+    for_each_listed(&repo.client, super::tag_listing(&repo), &mut |tag| {
         if tags.len() >= max_tags {
             truncated = true;
             return Ok(false);
@@ -240,11 +232,6 @@ pub fn tags_by_digest(
     // Configs by digest: two manifests may share one.
     let mut configs: HashMap<Digest, (String, Option<String>)> = HashMap::new();
     for tag in &tags {
-        if !crate::model::reference::valid_tag(tag) {
-            return Err(repo
-                .client
-                .error(format!("the tag list names an invalid tag {}", shown(tag))));
-        }
         let fetched = fetch_manifest(&repo, tag)?;
         if let Some(&n) = by_digest.get(&fetched.digest) {
             groups[n].tags.push(tag.clone());
@@ -351,12 +338,7 @@ fn describe(
 
 /// The config blob `digest` of `repo`, read whole (at most 4 MiB) and verified.
 fn fetch_config(repo: &Repo, digest: &Digest) -> Result<Vec<u8>> {
-    let what = format!(
-        "{}/{}@{}",
-        repo.client.registry(),
-        repo.repository,
-        digest.short()
-    );
+    let what = repo.describe(digest);
     let mut response = repo.client.send(
         Method::GET,
         &repo.url(&format!("blobs/{digest}")),

@@ -327,15 +327,25 @@ pub fn for_each_tag(
     let reference = RegistryRef::parse(text, true)?;
     let endpoint = conf::RegistriesConf::load(options)?.direct_endpoint(&reference)?;
     let repo = repo(&endpoint, options, false)?;
-    let listing = Listing {
+    for_each_listed(&repo.client, tag_listing(&repo), &mut |tag| {
+        on_tag(tag).map(|()| true)
+    })
+}
+
+/// The tag list of `repo`, as [`for_each_listed`] pages it.
+pub(crate) fn tag_listing(repo: &Repo) -> Listing {
+    Listing {
         url: repo.url("tags/list"),
         scope: Scope::pull(&repo.repository),
-        what: format!("{}/{}: listing tags", reference.registry, repo.repository),
+        what: format!(
+            "{}/{}: listing tags",
+            repo.client.registry(),
+            repo.repository
+        ),
         key: ListKey::Tags,
         max_pages: MAX_TAG_PAGES,
         not_found: "no such repository: check the name",
-    };
-    for_each_listed(&repo.client, listing, &mut |tag| on_tag(tag).map(|()| true))
+    }
 }
 
 /// Which array of a listed page holds the entries.
