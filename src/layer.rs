@@ -1,7 +1,7 @@
 //! Reading layers with verification as they stream: the stored digest and size, and the
 //! uncompressed digest against the config's diff_id, all checked in the same pass.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -422,7 +422,7 @@ impl DiffWorker {
             };
             let digest = {
                 // The one place decoders (and their memory caps) are built.
-                let mut decoder = compression.decoder(&mut chunks)?;
+                let mut decoder = compression.decoder_buffered(&mut chunks)?;
                 Digest::of_reader(&mut decoder)?
             };
             // Bytes after the compressed stream still belong to the stored blob (and
@@ -486,19 +486,30 @@ struct ChunkReader {
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = buf.len().min(available.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// The decoder reads the chunks in place, without another copy through a buffer.
+impl BufRead for ChunkReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.pos == self.current.len() {
             match self.rx.recv() {
                 Ok(chunk) => {
                     self.current = chunk;
                     self.pos = 0;
                 }
-                Err(_) => return Ok(0),
+                Err(_) => return Ok(&[]),
             }
         }
-        let n = buf.len().min(self.current.len() - self.pos);
-        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(&self.current[self.pos..])
+    }
+    fn consume(&mut self, amount: usize) {
+        self.pos = (self.pos + amount).min(self.current.len());
     }
 }
 

@@ -1,6 +1,6 @@
 //! Media types and compression, detected from magic bytes and never from labels.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 
 /// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -193,14 +193,23 @@ impl Compression {
         inner: R,
     ) -> io::Result<Box<dyn Read + Send + 'a>> {
         const BUF: usize = 256 * 1024;
+        match self {
+            Compression::None => Ok(Box::new(inner)),
+            _ => self.decoder_buffered(BufReader::with_capacity(BUF, inner)),
+        }
+    }
+
+    /// [`Compression::decoder`] over a reader that buffers already, so the compressed
+    /// bytes are not copied once more on their way in.
+    pub(crate) fn decoder_buffered<'a, R: BufRead + Send + 'a>(
+        self,
+        inner: R,
+    ) -> io::Result<Box<dyn Read + Send + 'a>> {
         Ok(match self {
             Compression::None => Box::new(inner),
-            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(
-                BufReader::with_capacity(BUF, inner),
-            )),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
             Compression::Zstd => {
-                let mut d =
-                    zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(BUF, inner))?;
+                let mut d = zstd::stream::read::Decoder::with_buffer(inner)?;
                 // libzstd's default today, set explicitly so a library update cannot raise it.
                 d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
                 Box::new(MemoryCapped {
@@ -216,17 +225,12 @@ impl Compression {
                 )
                 .map_err(io::Error::from)?;
                 Box::new(MemoryCapped {
-                    inner: liblzma::bufread::XzDecoder::new_stream(
-                        BufReader::with_capacity(BUF, inner),
-                        stream,
-                    ),
+                    inner: liblzma::bufread::XzDecoder::new_stream(inner, stream),
                     over: is_xz_memory_error,
                     message: xz_memory_message,
                 })
             }
-            Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(
-                BufReader::with_capacity(BUF, inner),
-            )),
+            Compression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(inner)),
         })
     }
 }
