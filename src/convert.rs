@@ -318,6 +318,9 @@ pub fn convert_between(
             ..read
         },
     )?;
+    if to.transport().skips_blobs_it_holds() {
+        source.stream_blobs();
+    }
     let picked = select(&source.images, &selectors)?;
     if !to.holds_many() && picked.len() != 1 {
         return Err(Error::Selection(format!(

@@ -74,6 +74,12 @@ pub trait Transport: Send + Sync {
     fn writes_in_order(&self) -> bool {
         false
     }
+    /// Whether a destination of it keeps each blob once it is whole and skips it on a
+    /// re-run (a registry): a source then streams blobs to it, keeping no copy for an
+    /// interrupted run to resume from.
+    fn skips_blobs_it_holds(&self) -> bool {
+        false
+    }
     /// Whether its locations are paths on this machine (which a destination must
     /// then neither be nor contain).
     fn is_local(&self) -> bool {
@@ -402,6 +408,7 @@ pub struct Source {
     finished: Option<Finished>,
     read_ahead: Option<ReadAhead>,
     find_manifest: Option<FindManifest>,
+    stream: Option<Stream>,
 }
 
 /// A manifest or index a source answered ([`Source::manifest`]): its exact bytes and
@@ -424,6 +431,9 @@ pub(crate) type Finished = Box<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Fetches a source's layers ahead of a destination that takes them in order.
 type ReadAhead = Box<dyn Fn(&[Image], &AtomicBool) + Send + Sync>;
+
+/// Tells a source to read its blobs without keeping copies to resume from.
+type Stream = Box<dyn Fn() + Send + Sync>;
 
 /// Finds a manifest or index the source can reach but did not read (an index member
 /// of another platform), verified against its digest; `None` when it holds none.
@@ -469,6 +479,7 @@ impl Source {
             finished: None,
             read_ahead: None,
             find_manifest: None,
+            stream: None,
         }
     }
 
@@ -490,6 +501,21 @@ impl Source {
     pub(crate) fn reading_ahead(mut self, read_ahead: ReadAhead) -> Source {
         self.read_ahead = Some(read_ahead);
         self
+    }
+
+    /// The source, with a way to stop keeping copies of its blobs to resume from.
+    pub(crate) fn streaming_with(mut self, stream: Stream) -> Source {
+        self.stream = Some(stream);
+        self
+    }
+
+    /// Read blobs from now on without keeping copies for an interrupted run to resume
+    /// from (a registry source's cache), for a destination that skips what it already
+    /// holds on a re-run ([`Transport::skips_blobs_it_holds`]).
+    pub fn stream_blobs(&self) {
+        if let Some(stream) = &self.stream {
+            stream();
+        }
     }
 
     /// The source, with a way to find the manifests it can reach beyond those it read.

@@ -386,6 +386,7 @@ fn resolve(location: &str, options: &RegistryOptions, command: &str) -> Result<(
         client: super::connect(&endpoint, options)?,
         repository: reference.repository.clone(),
         cache: None,
+        streaming: Default::default(),
     };
     let fetched = fetch_manifest(&repo, &reference.manifest_reference())?;
     Ok((repo, fetched))

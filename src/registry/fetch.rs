@@ -3,6 +3,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use ureq::http::Method;
@@ -22,6 +23,9 @@ pub(crate) struct Repo {
     pub repository: String,
     /// The blob cache, if any.
     pub cache: Option<BlobCache>,
+    /// Layers stream past the cache (set when the destination skips what it holds on
+    /// a re-run, as a registry does, so that a copy kept to resume from is not needed).
+    pub streaming: AtomicBool,
 }
 
 impl Repo {
@@ -55,6 +59,9 @@ pub(crate) struct Fetch {
     attempts: Attempts,
     /// The rate floor of the current attempt.
     pace: Pace,
+    /// Whether the cache is told where the blob was seen once all of it was read, so
+    /// that a later push to another repository of this registry mounts it.
+    remember: bool,
 }
 
 impl Fetch {
@@ -69,7 +76,15 @@ impl Fetch {
             body: None,
             attempts,
             pace: repo_pace,
+            remember: false,
         }
+    }
+
+    /// The fetch, telling the cache where the blob was seen once all of it was read
+    /// (the reader above checks its digest; a registry checks a mount's itself).
+    pub(crate) fn remembering(mut self) -> Fetch {
+        self.remember = true;
+        self
     }
 
     fn open(&mut self) -> Result<()> {
@@ -145,6 +160,12 @@ impl Read for Fetch {
                 Ok(0) => io::Error::new(io::ErrorKind::UnexpectedEof, "the body ended early"),
                 Ok(n) => {
                     self.pos += n as u64;
+                    if self.pos == self.size && self.remember {
+                        if let Some(cache) = &self.repo.cache {
+                            let registry = self.repo.client.registry();
+                            cache.remember(&self.digest, registry, &self.repo.repository);
+                        }
+                    }
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -93,6 +93,9 @@ impl Transport for RegistryTransport {
     fn parallel_reads(&self, options: &ReadOptions) -> Option<usize> {
         Some(options.registry.jobs)
     }
+    fn skips_blobs_it_holds(&self) -> bool {
+        true
+    }
     fn open_source(&self, location: &Location, options: &ReadOptions) -> Result<Source> {
         open_source(&location.path, options)
     }
@@ -167,6 +170,7 @@ fn repo(endpoint: &conf::Endpoint, options: &RegistryOptions, cache: bool) -> Re
         client,
         repository: reference.repository.clone(),
         cache,
+        streaming: Default::default(),
     }))
 }
 
@@ -237,8 +241,10 @@ fn open_source(text: &str, options: &ReadOptions) -> Result<Source> {
     // at once, into the cache, which the output then reads.
     let (jobs, cached) = (options.registry.jobs, !options.registry.no_cache);
     let manifests = blobs.clone();
+    let streamed = blobs.clone();
     Ok(source
         .answering_manifests(Box::new(move |digest| manifests.manifest(digest)))
+        .streaming_with(Box::new(move || streamed.stream_layers()))
         .reading_ahead(Box::new(move |images, stop| {
             if jobs > 1 && cached {
                 prefetch(images, jobs, stop);

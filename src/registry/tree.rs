@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
@@ -298,6 +299,12 @@ pub(crate) fn open(repo: Arc<Repo>, reference: &RegistryRef) -> Result<(Root, Re
 }
 
 impl RegistryBlobs {
+    /// Read layers straight from the registry from now on, past the cache: the
+    /// destination skips what it holds on a re-run, so no copy is kept to resume from.
+    pub(crate) fn stream_layers(&self) {
+        self.repo.streaming.store(true, Ordering::Relaxed);
+    }
+
     /// Forget the cached copies of every blob fetched (an output now holds them); what
     /// the cache has to tell the user.
     pub(crate) fn release_cache(&self) -> Vec<String> {
@@ -553,6 +560,10 @@ impl Blob for RegistryBlob {
             )));
         }
         if start == 0 && self.layer_type.is_some() {
+            if self.repo.streaming.load(Ordering::Relaxed) {
+                let fetch = Fetch::new(Arc::clone(&self.repo), self.digest.clone(), self.size, 0);
+                return Ok(Box::new(fetch.remembering()));
+            }
             if let Some(cached) = Cached::open(&self.repo, &self.digest, self.size)? {
                 return Ok(Box::new(cached));
             }

@@ -509,3 +509,87 @@ fn digestfile_needs_one_image_and_records_local_outputs_too() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn a_copy_streams_past_the_blob_cache_yet_remembers_where_each_layer_was() {
+    let Some(a) = RegistryFixture::builder().proxy().start() else {
+        return;
+    };
+    let Some(b) = RegistryFixture::builder().start() else {
+        return;
+    };
+    let t = a.dir();
+    let f = fixture("skopeo-oci");
+    let source = a.remote("seen/src:1");
+    dh(
+        t,
+        &["convert", "-q", "--tls-verify=false", f.input(), &source],
+    );
+    // What the push remembered is forgotten: only the copy below can tell the cache.
+    std::fs::remove_dir_all(t.join("xdg-cache")).unwrap();
+    // A directory where each layer's cache entry would be: a read through the cache
+    // meets it and says so.
+    let layers: Vec<String> = images(&inspect(f.input()))[0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_string()
+        })
+        .collect();
+    let entries = t.join("xdg-cache/dockhand/blobs/sha256");
+    for hex in &layers {
+        std::fs::create_dir_all(entries.join(hex)).unwrap();
+    }
+    let said = dh(
+        t,
+        &[
+            "convert",
+            "--tls-verify=false",
+            &source,
+            &b.remote("copy/dst:1"),
+        ],
+    );
+    // Registry to registry: the layers went straight from one to the other, no copy
+    // kept to resume from (the destination skips what it holds on a re-run).
+    assert!(!said.contains("blob cache"), "{said}");
+    assert!(t.join("xdg-cache/dockhand/locations-v1").is_file());
+    // A pull into a directory still reads through the cache.
+    let said = dh(
+        t,
+        &[
+            "convert",
+            "--tls-verify=false",
+            &source,
+            s(&t.join("pulled")),
+        ],
+    );
+    assert!(said.contains("ignoring the blob cache entry"), "{said}");
+
+    // The copy read each layer from A's repository, and said so to the cache: a push of
+    // the same image from a local file into another repository of A mounts them.
+    a.proxy().reset_counters();
+    dh(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--tls-verify=false",
+            f.input(),
+            &a.remote("seen/other:1"),
+        ],
+    );
+    let requests = a.proxy().requests();
+    assert!(
+        a.proxy().count("POST", "mount=", Some(201)) >= layers.len(),
+        "{requests:?}"
+    );
+    assert!(
+        !requests.iter().any(|(m, _, _)| m == "PATCH"),
+        "{requests:?}"
+    );
+}
