@@ -73,7 +73,7 @@ fn build_layout(dir: &Path) -> Built {
     let src = dir.with_extension("src");
     ok(&[
         "convert",
-        &fixture("docker-save-basic").input().to_string(),
+        fixture("docker-save-basic").input(),
         "--to",
         "oci",
         s(&src),
@@ -244,4 +244,33 @@ fn a_docker_archive_has_no_referrers() {
         doc["images"][0].get("referrers").is_none() || doc["images"][0]["referrers"] == json!([])
     );
     assert_eq!(doc["index_referrers"], json!([]));
+}
+
+#[test]
+fn a_referrer_that_refers_to_itself_is_refused_in_one_line() {
+    // A referrer of the image whose cosign tag (`sha256-<its own hex>.sig`) names
+    // itself: following it would never end.
+    let tmp = tempdir();
+    let dir = tmp.path().join("layout");
+    let built = build_layout(&dir);
+    let subject = json!({"mediaType": MANIFEST, "digest": built.image, "size": 1});
+    let looping = artifact(
+        &dir,
+        Some("application/example"),
+        "application/example",
+        b"x",
+        Some(&subject),
+        json!({}),
+    );
+    let mut desc = blob(&dir, MANIFEST, &looping);
+    desc["annotations"] = json!({
+        "org.opencontainers.image.ref.name": format!("{}.sig", sha256(&looping).replace(':', "-")),
+    });
+    let path = dir.join("index.json");
+    let mut top: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    top["manifests"].as_array_mut().unwrap().push(desc);
+    fs::write(&path, bytes(&top)).unwrap();
+    let err = fails(&["inspect", &format!("oci:{}:1.0", s(&dir))]);
+    assert!(err.contains("loop"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
