@@ -282,11 +282,11 @@ impl Source {
     /// docker-archive, a `dir:` layout and a library user's transport have none.
     ///
     /// Bounded: an index listing over [`MAX_REFERRERS_PER_INDEX`], over
-    /// [`MAX_REFERRERS_TOTAL`] in all, a chain deeper than [`MAX_REFERRER_DEPTH`], and a
-    /// loop (a referrer that refers, through others or itself, back to `digest` or to
-    /// one of the referrers above it) are refused with an error. A referrer listed
-    /// twice for one subject (by the API and by a tag) is listed once; one met again
-    /// elsewhere is not followed again.
+    /// [`MAX_REFERRERS_TOTAL`] in all, and a chain deeper than [`MAX_REFERRER_DEPTH`]
+    /// are refused with an error. A loop (a referrer naming, through others or itself,
+    /// `digest` or a referrer above it; a registry that answers every tag with the
+    /// image does) stops where it closes: a digest already listed is not listed or
+    /// followed again, so each manifest is asked about at most once.
     ///
     /// ```
     /// use dockhand::{open_source, Location, ReadOptions};
@@ -336,12 +336,9 @@ impl Source {
             if !here.insert(id.clone()) {
                 continue;
             }
-            if path.contains(&id) {
-                return Err(refused(format!(
-                    "{id} refers back to itself or to what it refers to (a loop)"
-                )));
-            }
-            if !seen.insert(id.clone()) {
+            // A loop (a registry answering every tag with the image itself does) is
+            // cut where it closes: what is already listed above is not listed again.
+            if path.contains(&id) || !seen.insert(id.clone()) {
                 continue;
             }
             *total += 1;
