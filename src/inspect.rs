@@ -1,5 +1,6 @@
 //! `inspect` (metadata only) and `verify` (every byte).
 
+use std::collections::BTreeMap;
 use std::io;
 
 use serde::ser::{SerializeMap, Serializer};
@@ -13,6 +14,7 @@ use crate::layer::verify_layer;
 use crate::model::digest::Digest;
 use crate::model::image::{Image, Layer};
 use crate::progress::Progress;
+use crate::referrers::Referrer;
 use crate::text::escape_json_text;
 use crate::transport::Source;
 
@@ -34,7 +36,62 @@ use crate::transport::Source;
 /// # Ok::<(), dockhand::Error>(())
 /// ```
 pub fn inspect_json<'a>(source: &'a Source, selected: &'a [usize]) -> InspectDoc<'a> {
-    InspectDoc { source, selected }
+    InspectDoc {
+        source,
+        selected,
+        referrers: None,
+    }
+}
+
+/// What refers to each image at `selected` (by its manifest digest) and, with
+/// `with_indexes`, to each index they were read from (by its digest), as
+/// [`Source::referrers`] finds them: the map [`InspectDoc::with_referrers`] shows.
+/// Images without a manifest (a docker-archive's) have no entry.
+///
+/// ```
+/// use dockhand::{image_referrers, open_source, Location, ReadOptions};
+///
+/// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/skopeo-oci/input");
+/// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+/// let found = image_referrers(&source, &[0], true)?;
+/// let manifest = &source.images[0].manifest.as_ref().unwrap().digest;
+/// assert!(found[manifest].is_empty());
+/// # Ok::<(), dockhand::Error>(())
+/// ```
+pub fn image_referrers(
+    source: &Source,
+    selected: &[usize],
+    with_indexes: bool,
+) -> Result<BTreeMap<Digest, Vec<Referrer>>> {
+    let mut found = BTreeMap::new();
+    for &i in selected {
+        let image = &source.images[i];
+        let index = image.index.as_ref().filter(|_| with_indexes);
+        let digests = index
+            .map(|index| &index.descriptor.digest)
+            .into_iter()
+            .chain(image.manifest.as_ref().map(|m| &m.digest));
+        for digest in digests {
+            if !found.contains_key(digest) {
+                found.insert(digest.clone(), source.referrers(digest)?);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A referrer as `inspect --json` shows it: `kind`, `artifact_type`, `digest`,
+/// `size`, `media_type`, `annotations` and its own `referrers`.
+pub fn referrer_json(referrer: &Referrer) -> serde_json::Value {
+    json!({
+        "kind": referrer.kind.name(),
+        "artifact_type": referrer.artifact_type,
+        "digest": referrer.descriptor.digest.to_string(),
+        "size": referrer.descriptor.size,
+        "media_type": referrer.descriptor.media_type,
+        "annotations": referrer.annotations,
+        "referrers": referrer.referrers.iter().map(referrer_json).collect::<Vec<_>>(),
+    })
 }
 
 /// Write `doc` (an [`InspectDoc`], a list of [`crate::ImageHistory`], any document) as
@@ -69,11 +126,22 @@ pub fn write_json<T: Serialize + ?Sized>(doc: &T, out: impl io::Write) -> Result
 pub struct InspectDoc<'a> {
     source: &'a Source,
     selected: &'a [usize],
+    referrers: Option<&'a BTreeMap<Digest, Vec<Referrer>>>,
+}
+
+impl<'a> InspectDoc<'a> {
+    /// The document, with what refers to its images ([`image_referrers`]): each image
+    /// gains `referrers` (those of its manifest) and the document `index_referrers`
+    /// (`digest` and `referrers` of each index in `found`).
+    pub fn with_referrers(mut self, found: &'a BTreeMap<Digest, Vec<Referrer>>) -> Self {
+        self.referrers = Some(found);
+        self
+    }
 }
 
 impl Serialize for InspectDoc<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(3))?;
+        let mut map = s.serialize_map(None)?;
         map.serialize_entry("format", self.source.format.name())?;
         let images: Vec<ImageDoc> = self
             .selected
@@ -81,10 +149,29 @@ impl Serialize for InspectDoc<'_> {
             .map(|&index| ImageDoc {
                 index,
                 image: &self.source.images[index],
+                referrers: self.referrers,
             })
             .collect();
         map.serialize_entry("images", &images)?;
         map.serialize_entry("by_id", &by_id(self.source, self.selected))?;
+        if let Some(found) = self.referrers {
+            let manifests: std::collections::HashSet<&Digest> = self
+                .selected
+                .iter()
+                .filter_map(|&i| self.source.images[i].manifest.as_ref().map(|m| &m.digest))
+                .collect();
+            let indexes: Vec<serde_json::Value> = found
+                .iter()
+                .filter(|(digest, _)| !manifests.contains(digest))
+                .map(|(digest, list)| {
+                    json!({
+                        "digest": digest.to_string(),
+                        "referrers": list.iter().map(referrer_json).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            map.serialize_entry("index_referrers", &indexes)?;
+        }
         map.end()
     }
 }
@@ -161,13 +248,24 @@ pub fn chain_ids(image: &Image) -> Vec<Option<Digest>> {
 struct ImageDoc<'a> {
     index: usize,
     image: &'a Image,
+    referrers: Option<&'a BTreeMap<Digest, Vec<Referrer>>>,
 }
 
 impl Serialize for ImageDoc<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let image = self.image;
-        let mut map = s.serialize_map(Some(6))?;
+        let mut map = s.serialize_map(None)?;
         map.serialize_entry("index", &self.index)?;
+        if let (Some(found), Some(manifest)) = (self.referrers, &image.manifest) {
+            let list = found
+                .get(&manifest.digest)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            map.serialize_entry(
+                "referrers",
+                &list.iter().map(referrer_json).collect::<Vec<_>>(),
+            )?;
+        }
         // Sorted, so the document does not depend on how the source ordered them.
         map.serialize_entry("tags", &sorted_tags(image))?;
         map.serialize_entry(

@@ -201,6 +201,7 @@ mod location;
 mod model;
 mod pool;
 mod progress;
+mod referrers;
 mod registry;
 mod select;
 mod sink;
@@ -214,6 +215,10 @@ pub use destination::Plan;
 // Reading: open a source, list and select its images, read their layers verified.
 pub use layer::{open_layer, Digests, LayerForm, LayerReader};
 pub use location::open_source;
+pub use referrers::{
+    Referrer, ReferrerKind, COSIGN_SIGNATURE_LAYER, MAX_REFERRERS_PER_INDEX, MAX_REFERRERS_TOTAL,
+    MAX_REFERRER_DEPTH,
+};
 pub use select::{select, selectors, with_selected_names, ByDigest, Selector, MIN_ID_PREFIX};
 pub use transport::{ImageSource, Location, ManifestBytes, ReadOptions, Source};
 // Writing: a sink for a format at a destination, or a tar into any `Write`.
@@ -243,7 +248,8 @@ pub use history::{
 };
 // Inspecting and verifying.
 pub use inspect::{
-    by_id, chain_ids, inspect_json, platforms_json, verify, write_json, InspectDoc, VerifyReport,
+    by_id, chain_ids, image_referrers, inspect_json, platforms_json, referrer_json, verify,
+    write_json, InspectDoc, VerifyReport,
 };
 // The model.
 pub use model::blob::{Blob, MemoryBlob};

@@ -409,6 +409,7 @@ pub struct Source {
     read_ahead: Option<ReadAhead>,
     find_manifest: Option<FindManifest>,
     stream: Option<Stream>,
+    find_referrers: Option<crate::referrers::FindReferrers>,
 }
 
 /// A manifest or index a source answered ([`Source::manifest`]): its exact bytes and
@@ -480,6 +481,7 @@ impl Source {
             read_ahead: None,
             find_manifest: None,
             stream: None,
+            find_referrers: None,
         }
     }
 
@@ -522,6 +524,24 @@ impl Source {
     pub(crate) fn answering_manifests(mut self, find_manifest: FindManifest) -> Source {
         self.find_manifest = Some(find_manifest);
         self
+    }
+
+    /// The source, with a way to find what refers directly to a manifest or index
+    /// (one level; [`Source::referrers`] walks the rest).
+    pub(crate) fn answering_referrers(
+        mut self,
+        find_referrers: crate::referrers::FindReferrers,
+    ) -> Source {
+        self.find_referrers = Some(find_referrers);
+        self
+    }
+
+    /// What the transport's hook says refers directly to `digest`, if it has one.
+    pub(crate) fn direct_referrers(
+        &self,
+        digest: &Digest,
+    ) -> Option<Result<Vec<crate::referrers::Referrer>>> {
+        self.find_referrers.as_ref().map(|find| find(digest))
     }
 
     /// The manifest or index with `digest` that this source can reach: its exact bytes

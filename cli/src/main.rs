@@ -25,7 +25,9 @@ use dockhand::{DockerLayout, LayerCompression, ManifestFormat};
 
 mod cli;
 use cli::examples;
-use cli::tables::{history_table, human_size, inspect_table, names_line, platforms_table};
+use cli::tables::{
+    history_table, human_size, inspect_table, names_line, platforms_table, referrers_table,
+};
 use cli::verbose::{causes, Clock};
 
 /// Move container images between docker-save archives, OCI layouts and dir: layouts.
@@ -891,6 +893,7 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
         } => {
             // Listing platforms walks every platform, so that none is an error.
             let all = platforms && source.platform.is_none();
+            let source_all = source.all;
             let (source, selected) = open_selected(&source, all)?;
             clock.mark("open and read metadata");
             if !quiet {
@@ -909,12 +912,19 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 };
                 out.write_all(text.as_bytes())
                     .context("writing to stdout")?;
-            } else if json {
-                write_json(&inspect_json(&source, &selected), &mut out)?;
-                out.write_all(b"\n").context("writing to stdout")?;
             } else {
-                out.write_all(inspect_table(&source, &selected, no_trunc).as_bytes())
-                    .context("writing to stdout")?;
+                // Signatures, attestations, SBOMs: manifests only, no layer is read.
+                let referrers = dockhand::image_referrers(&source, &selected, source_all)?;
+                if json {
+                    let doc = inspect_json(&source, &selected).with_referrers(&referrers);
+                    write_json(&doc, &mut out)?;
+                    out.write_all(b"\n").context("writing to stdout")?;
+                } else {
+                    let text = inspect_table(&source, &selected, no_trunc)
+                        + &referrers_table(&source, &selected, &referrers, no_trunc);
+                    out.write_all(text.as_bytes())
+                        .context("writing to stdout")?;
+                }
             }
             out.flush().context("writing to stdout")?;
             Ok(())

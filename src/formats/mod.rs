@@ -258,12 +258,95 @@ pub fn read_tree(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Sourc
     let source = read
         .into_source(local.format(), "")
         .in_tree(Arc::clone(&tree));
+    // An OCI layout (directory or archive) is the one local layout that holds referrers.
+    let source = if local.layout == Layout::Oci {
+        let tree = Arc::clone(&tree);
+        let map = std::sync::OnceLock::new();
+        source.answering_referrers(Box::new(move |digest| {
+            let map =
+                map.get_or_init(|| layout_referrers(&*tree).map_err(|e| e.in_input(tree.name())));
+            match map {
+                Ok(map) => Ok(map.get(digest).cloned().unwrap_or_default()),
+                Err(e) => Err(e.clone()),
+            }
+        }))
+    } else {
+        source
+    };
     Ok(match local.ops.manifest_path {
         Some(path_of) => source.answering_manifests(Box::new(move |digest| {
             manifest_in_tree(&*tree, &path_of(digest), digest).map_err(|e| e.in_input(tree.name()))
         })),
         None => source,
     })
+}
+
+/// Every referrer an OCI layout holds, by the digest it refers to: the manifests its
+/// `index.json` and nested indexes list whose `subject` names a digest, those whose
+/// ref name is a cosign tag (`sha256-<hex>.sig`, `.att`, `.sbom`), and the BuildKit
+/// attestation manifests of its indexes. Each manifest is read once (no layer is);
+/// at most [`MAX_LAYERS_TOTAL`] index entries are walked, nested at most
+/// [`crate::limits::MAX_JSON_DEPTH`] deep.
+fn layout_referrers(
+    tree: &dyn FileTree,
+) -> Result<std::collections::HashMap<Digest, Vec<crate::referrers::Referrer>>> {
+    use crate::referrers::{
+        buildkit_attestations, cosign_tag, index_entries, referrer_of_manifest, ReferrerKind,
+    };
+    let mut map: std::collections::HashMap<Digest, Vec<crate::referrers::Referrer>> =
+        Default::default();
+    let Some(file) = tree.find("index.json")? else {
+        return Ok(map);
+    };
+    let bytes = read_limited(file.open()?, MAX_JSON_SIZE, "index.json")?;
+    let mut queue = vec![(bytes, "index.json".to_string(), 0usize)];
+    let mut seen = HashSet::new();
+    let mut walked = 0usize;
+    while let Some((bytes, what, depth)) = queue.pop() {
+        let entries = index_entries(&bytes, &what)?;
+        for (descriptor, annotations) in entries {
+            walked += 1;
+            if walked > MAX_LAYERS_TOTAL {
+                return Err(Error::malformed(
+                    &what,
+                    format!("the indexes list more than {MAX_LAYERS_TOTAL} manifests"),
+                ));
+            }
+            if let Some(subject) = annotations
+                .get("vnd.docker.reference.digest")
+                .and_then(|d| Digest::parse(d).ok())
+            {
+                let found = buildkit_attestations(&bytes, &subject);
+                if let Some(one) = found.into_iter().find(|r| r.descriptor == descriptor) {
+                    map.entry(subject).or_default().push(one);
+                }
+            }
+            if !seen.insert(descriptor.digest.clone()) {
+                continue;
+            }
+            let path = blob_path(&descriptor.digest);
+            let Some(found) = manifest_in_tree(tree, &path, &descriptor.digest)? else {
+                continue;
+            };
+            let cosign = annotations
+                .get("org.opencontainers.image.ref.name")
+                .and_then(|name| cosign_tag(name));
+            let kind = cosign
+                .as_ref()
+                .map_or(ReferrerKind::Referrer, |(_, kind)| *kind);
+            let (referrer, subject) = referrer_of_manifest(&found.bytes, kind, &path)?;
+            if let Some((named, _)) = cosign {
+                map.entry(named).or_default().push(referrer.clone());
+            }
+            if let Some(subject) = subject {
+                map.entry(subject).or_default().push(referrer);
+            }
+            if media::is_index(&found.media_type) && depth < crate::model::image::MAX_JSON_DEPTH {
+                queue.push((found.bytes.to_vec(), path, depth + 1));
+            }
+        }
+    }
+    Ok(map)
 }
 
 /// The manifest or index `digest` that `tree` holds at `path`, verified against it;

@@ -17,6 +17,7 @@ pub(crate) mod origin;
 pub(crate) mod proxy;
 pub(crate) mod push;
 pub(crate) mod reference;
+mod referrers;
 pub(crate) mod retry;
 mod seen;
 pub(crate) mod tree;
@@ -242,8 +243,10 @@ fn open_source(text: &str, options: &ReadOptions) -> Result<Source> {
     let (jobs, cached) = (options.registry.jobs, !options.registry.no_cache);
     let manifests = blobs.clone();
     let streamed = blobs.clone();
+    let referrers = blobs.clone();
     Ok(source
         .answering_manifests(Box::new(move |digest| manifests.manifest(digest)))
+        .answering_referrers(Box::new(move |digest| referrers.referrers(digest)))
         .streaming_with(Box::new(move || streamed.stream_layers()))
         .reading_ahead(Box::new(move |images, stop| {
             if jobs > 1 && cached {

@@ -318,6 +318,12 @@ impl RegistryBlobs {
 }
 
 impl RegistryBlobs {
+    /// What refers directly to `digest` in the repository (see
+    /// [`super::referrers::direct`]).
+    pub(crate) fn referrers(&self, digest: &Digest) -> Result<Vec<crate::referrers::Referrer>> {
+        super::referrers::direct(&self.repo, digest)
+    }
+
     /// The manifest or index `digest` of the repository, verified against it: held
     /// since the pull resolved it, or fetched now (an index member of a platform not
     /// pulled); `None` when the registry has none by that digest, or what it has is

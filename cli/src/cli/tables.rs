@@ -1,11 +1,11 @@
 //! What `inspect`, `inspect --platforms` and `history` print as text, and the sizes,
 //! times and names they show: docker's tables, drawn from what the library reads.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dockhand::text::{escape, shown};
-use dockhand::{ConfigSummary, Digest, Image, ImageHistory, Layer, Source};
+use dockhand::{ConfigSummary, Digest, Image, ImageHistory, Layer, Referrer, Source};
 
 /// What `docker history` strips from the front of a build step.
 const NOP_PREFIX: &str = "/bin/sh -c #(nop) ";
@@ -225,6 +225,59 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
         }
         out.push_str("  layers:\n");
         out.push_str(&columns(table, "    ", 2));
+    }
+    out
+}
+
+/// What refers to the images at `selected` and to their indexes (`found`, from
+/// `dockhand::image_referrers`), one block per manifest or index that has any; empty
+/// when none has.
+pub fn referrers_table(
+    source: &Source,
+    selected: &[usize],
+    found: &BTreeMap<Digest, Vec<Referrer>>,
+    no_trunc: bool,
+) -> String {
+    let mut out = String::new();
+    let mut shown_for = HashSet::new();
+    for &i in selected {
+        let im = &source.images[i];
+        let index = im.index.as_ref().map(|x| (&x.descriptor.digest, "index"));
+        let manifest = im.manifest.as_ref().map(|m| (&m.digest, "manifest"));
+        for (digest, what) in index.into_iter().chain(manifest) {
+            let Some(list) = found.get(digest).filter(|l| !l.is_empty()) else {
+                continue;
+            };
+            if !shown_for.insert(digest.clone()) {
+                continue;
+            }
+            let label = if what == "index" {
+                format!(
+                    "\nreferrers of the index {}\n",
+                    whole_or_short(digest, true)
+                )
+            } else {
+                format!(
+                    "\nreferrers of image @{i} (manifest {})\n",
+                    whole_or_short(digest, true)
+                )
+            };
+            out.push_str(&label);
+            let mut table = vec![["KIND", "ARTIFACT TYPE", "DIGEST", "SIZE"].map(String::from)];
+            fn rows(list: &[Referrer], depth: usize, no_trunc: bool, table: &mut Vec<[String; 4]>) {
+                for r in list {
+                    table.push([
+                        format!("{}{}", "  ".repeat(depth), r.kind.name()),
+                        shown(r.artifact_type.as_deref().unwrap_or("-")),
+                        whole_or_short(&r.descriptor.digest, no_trunc),
+                        human_size(r.descriptor.size),
+                    ]);
+                    rows(&r.referrers, depth + 1, no_trunc, table);
+                }
+            }
+            rows(list, 0, no_trunc, &mut table);
+            out.push_str(&columns(table, "  ", 2));
+        }
     }
     out
 }

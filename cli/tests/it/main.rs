@@ -29,6 +29,7 @@ mod metadata;
 mod mirrors;
 mod naming;
 mod progress;
+mod referrers;
 mod registry;
 mod registry_commands;
 mod registry_harness;
