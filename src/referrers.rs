@@ -103,14 +103,14 @@ pub(crate) fn cosign_tag(name: &str) -> Option<(Digest, ReferrerKind)> {
 
 #[derive(Deserialize, Default)]
 struct Entry {
-    #[serde(rename = "mediaType", default)]
+    #[serde(rename = "mediaType", default, deserialize_with = "null_as_default")]
     media_type: String,
     digest: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     size: u64,
     #[serde(rename = "artifactType")]
     artifact_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     annotations: BTreeMap<String, String>,
 }
 
@@ -119,13 +119,22 @@ struct Doc {
     #[serde(rename = "artifactType")]
     artifact_type: Option<String>,
     config: Option<Entry>,
-    #[serde(default)]
+    // `null` is read as absent: writers of images (BuildKit among them) put it there.
+    #[serde(default, deserialize_with = "null_as_default")]
     layers: Vec<Entry>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     manifests: Vec<Entry>,
     subject: Option<Entry>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     annotations: BTreeMap<String, String>,
+}
+
+fn null_as_default<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 fn parse_doc(bytes: &[u8], what: &str) -> Result<Doc> {

@@ -15,7 +15,7 @@ use crate::container::FileTree;
 use crate::error::Result;
 use crate::model::blob::{Blob, MemoryBlob};
 use crate::model::digest::Digest;
-use crate::model::image::{Image, ListedPlatform, Platform};
+use crate::model::image::{Descriptor, Image, ListedPlatform, Platform};
 use crate::sink::{ImageSink, LayerPolicy};
 
 /// A transport: a kind of place images are held (a docker-archive, an OCI layout, a
@@ -410,6 +410,7 @@ pub struct Source {
     find_manifest: Option<FindManifest>,
     stream: Option<Stream>,
     find_referrers: Option<crate::referrers::FindReferrers>,
+    find_blob: Option<FindBlob>,
 }
 
 /// A manifest or index a source answered ([`Source::manifest`]): its exact bytes and
@@ -432,6 +433,10 @@ pub(crate) type Finished = Box<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Fetches a source's layers ahead of a destination that takes them in order.
 type ReadAhead = Box<dyn Fn(&[Image], &AtomicBool) + Send + Sync>;
+
+/// Finds a blob the source holds beyond its images' configs and layers (a referrer's),
+/// by the descriptor that names it; `None` when it holds none by that digest.
+pub(crate) type FindBlob = Box<dyn Fn(&Descriptor) -> Result<Option<Arc<dyn Blob>>> + Send + Sync>;
 
 /// Tells a source to read its blobs without keeping copies to resume from.
 type Stream = Box<dyn Fn() + Send + Sync>;
@@ -482,6 +487,7 @@ impl Source {
             find_manifest: None,
             stream: None,
             find_referrers: None,
+            find_blob: None,
         }
     }
 
@@ -534,6 +540,38 @@ impl Source {
     ) -> Source {
         self.find_referrers = Some(find_referrers);
         self
+    }
+
+    /// The source, with a way to find blobs beyond its images' (a referrer's).
+    pub(crate) fn answering_blobs(mut self, find_blob: FindBlob) -> Source {
+        self.find_blob = Some(find_blob);
+        self
+    }
+
+    /// The blob `descriptor` names, wherever the source holds it: an image's config or
+    /// layer ([`Source::blob`]), or a blob no image lists, such as the config or a
+    /// layer of a signature or an SBOM attached to an image (a registry fetches it by
+    /// digest; an OCI layout has it under `blobs/`). `None` when the source holds no
+    /// such blob. Reading it is not verified here: the caller checks the bytes against
+    /// the descriptor's digest and size as they stream.
+    ///
+    /// ```
+    /// use dockhand::{open_source, Location, ReadOptions};
+    ///
+    /// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/skopeo-oci/input");
+    /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+    /// let config = source.images[0].config.clone();
+    /// assert!(source.attached_blob(&config)?.is_some());
+    /// # Ok::<(), dockhand::Error>(())
+    /// ```
+    pub fn attached_blob(&self, descriptor: &Descriptor) -> Result<Option<Arc<dyn Blob>>> {
+        if let Some(blob) = self.blob(&descriptor.digest) {
+            return Ok(Some(blob));
+        }
+        match &self.find_blob {
+            Some(find) => find(descriptor),
+            None => Ok(None),
+        }
     }
 
     /// What the transport's hook says refers directly to `digest`, if it has one.

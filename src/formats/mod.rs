@@ -258,8 +258,16 @@ pub fn read_tree(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Sourc
     let source = read
         .into_source(local.format(), "")
         .in_tree(Arc::clone(&tree));
-    // An OCI layout (directory or archive) is the one local layout that holds referrers.
-    let source = if local.layout == Layout::Oci {
+    // An OCI layout (directory or archive), and the OCI part of a Docker >= 25 hybrid,
+    // are the local layouts that hold referrers.
+    let source = if local.layout == Layout::Oci || tree.exists("index.json") {
+        let blobs = Arc::clone(&tree);
+        let source = source.answering_blobs(Box::new(move |descriptor| {
+            Ok(blobs
+                .find(&blob_path(&descriptor.digest))
+                .map_err(|e| e.in_input(blobs.name()))?
+                .map(|file| file.blob))
+        }));
         let tree = Arc::clone(&tree);
         let map = std::sync::OnceLock::new();
         source.answering_referrers(Box::new(move |digest| {
@@ -334,7 +342,11 @@ fn layout_referrers(
             let kind = cosign
                 .as_ref()
                 .map_or(ReferrerKind::Referrer, |(_, kind)| *kind);
-            let (referrer, subject) = referrer_of_manifest(&found.bytes, kind, &path)?;
+            // A manifest that is not one a referrer can be (the image reader says what
+            // is wrong with it, if anything) refers to nothing.
+            let Ok((referrer, subject)) = referrer_of_manifest(&found.bytes, kind, &path) else {
+                continue;
+            };
             if let Some((named, _)) = cosign {
                 map.entry(named).or_default().push(referrer.clone());
             }

@@ -244,9 +244,13 @@ fn open_source(text: &str, options: &ReadOptions) -> Result<Source> {
     let manifests = blobs.clone();
     let streamed = blobs.clone();
     let referrers = blobs.clone();
+    let attached = blobs.clone();
     Ok(source
         .answering_manifests(Box::new(move |digest| manifests.manifest(digest)))
         .answering_referrers(Box::new(move |digest| referrers.referrers(digest)))
+        .answering_blobs(Box::new(move |descriptor| {
+            Ok(Some(attached.attached_blob(descriptor)))
+        }))
         .streaming_with(Box::new(move || streamed.stream_layers()))
         .reading_ahead(Box::new(move |images, stop| {
             if jobs > 1 && cached {

@@ -318,6 +318,17 @@ impl RegistryBlobs {
 }
 
 impl RegistryBlobs {
+    /// A blob of the repository that no manifest read so far names (a referrer's config
+    /// or layer), fetched by the digest and size `descriptor` gives when it is read.
+    pub(crate) fn attached_blob(&self, descriptor: &Descriptor) -> Arc<dyn Blob> {
+        Arc::new(RegistryBlob {
+            repo: Arc::clone(&self.repo),
+            digest: descriptor.digest.clone(),
+            size: descriptor.size,
+            layer_type: Some(descriptor.media_type.clone()),
+        })
+    }
+
     /// What refers directly to `digest` in the repository (see
     /// [`super::referrers::direct`]).
     pub(crate) fn referrers(&self, digest: &Digest) -> Result<Vec<crate::referrers::Referrer>> {

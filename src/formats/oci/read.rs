@@ -664,8 +664,14 @@ pub(crate) fn describe_for_docker(
     let index = read_index(meta)?;
     let store = OciStore(meta.tree);
     let mut warnings = Vec::new();
-    // manifest.json is the image list here: no entry is dropped for its platform.
-    let mut walker = Walker::new(meta, &store, options, false, &mut warnings);
+    // manifest.json is the image list here: no entry is dropped for its platform, and
+    // an index's manifests are each described whatever the host's platform.
+    let every_platform = ReadOptions {
+        platform: None,
+        all_platforms: true,
+        ..options.clone()
+    };
+    let mut walker = Walker::new(meta, &store, &every_platform, false, &mut warnings);
     for desc in &index {
         let names = names_of(desc, walker.warnings);
         // Missing blobs and odd entries are normal here; manifest.json is authoritative.
