@@ -120,6 +120,16 @@ pub struct ConvertOptions {
     /// Keep every platform of a multi-platform index (`--all`): for OCI layouts and
     /// registries, which hold the index whole.
     pub all_platforms: bool,
+    /// Copy what is attached to the images along with them (`--referrers`): their
+    /// signatures, attestations and SBOMs, found as [`crate::Source::attachments`]
+    /// says, each with its exact bytes; with `all_platforms`, those of the index too.
+    /// For destinations that can hold them (an OCI layout or archive, a registry, a
+    /// Docker >= 25 hybrid docker-archive); any other is a usage error. An image whose
+    /// manifest would change on the way is an error ([`Error::ReferrersCannotFollow`]).
+    pub referrers: bool,
+    /// With `referrers` (which it implies): only the referrers of these artifact types
+    /// that refer to an image directly, with what refers to them; all when empty.
+    pub referrer_types: Vec<String>,
 }
 
 /// What a conversion did.
@@ -164,6 +174,8 @@ pub struct ConvertReport {
     /// Details for a verbose run: what the source said about how it was read (which
     /// mirror served a registry pull).
     pub details: Vec<String>,
+    /// What was carried along with the images (`referrers`), in the order written.
+    pub referrers: Vec<crate::referrers::AttachedManifest>,
 }
 
 /// `from`/`to` and a transport prefix that name different formats.
@@ -278,6 +290,21 @@ pub fn convert_between(
             Setting::Platform
         )));
     }
+    let carry = options.referrers || !options.referrer_types.is_empty();
+    let write = WriteOptions {
+        docker_layout: options.docker_layout,
+        layer_compression: options.layer_compression,
+        compression_level: options.compression_level,
+        manifest_format: options.manifest_format,
+    };
+    if carry && !to.transport().holds_referrers(&write) {
+        return Err(Error::Usage(format!(
+            "{} has no place for what is attached to images (signatures, attestations, SBOMs); {} needs an OCI layout (oci, oci-archive), a registry (docker://) or a Docker >= 25 docker-archive ({} hybrid)",
+            to.name(),
+            Setting::Referrers,
+            Setting::DockerLayout
+        )));
+    }
     let selectors = selectors(src, &options.images)?;
     let mut names: Vec<String> = options.tags.clone();
     names.extend(dst.reference.clone());
@@ -301,12 +328,7 @@ pub fn convert_between(
         &SinkOptions {
             force: options.force,
             source: src.local_path().map(PathBuf::from),
-            write: WriteOptions {
-                docker_layout: options.docker_layout,
-                layer_compression: options.layer_compression,
-                compression_level: options.compression_level,
-                manifest_format: options.manifest_format,
-            },
+            write,
             registry: options.dest_registry.clone(),
             jobs: from.and_then(|f| f.transport().parallel_reads(&read)),
         },
@@ -368,6 +390,23 @@ pub fn convert_between(
             image.oci_ref_names.clear();
         }
     }
+    // What is attached to the images (and, with --all, to their indexes), found from
+    // manifests before anything is written.
+    let attached = if carry {
+        let mut subjects: Vec<Digest> = Vec::new();
+        for image in &images {
+            let index = image.index.as_ref().map(|i| &i.descriptor.digest);
+            let manifest = image.manifest.as_ref().map(|m| &m.digest);
+            for digest in index.into_iter().chain(manifest) {
+                if !subjects.contains(digest) {
+                    subjects.push(digest.clone());
+                }
+            }
+        }
+        source.attachments(&subjects, &options.referrer_types)?
+    } else {
+        Vec::new()
+    };
     let mut warnings = source.warnings.clone();
     let (layers, bytes) = crate::progress::plan_of(&images);
     progress.planned(layers, bytes);
@@ -378,7 +417,7 @@ pub fn convert_between(
         if to.transport().writes_in_order() {
             scope.spawn(|| source.read_ahead(&images, &stop));
         }
-        let written = sink.put_images(&images, progress);
+        let written = sink.put_images_with(&images, &attached, progress);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         written
     });
@@ -401,6 +440,7 @@ pub fn convert_between(
         stored: committed.stored,
         manifests: committed.manifests,
         details: source.details.clone(),
+        referrers: attached,
     })
 }
 

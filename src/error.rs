@@ -131,6 +131,16 @@ pub enum Error {
     /// The request is valid but dockhand cannot carry it out.
     #[error("{}", worded(.0))]
     Unsupported(String),
+    /// What is attached to an image (its signatures, attestations, SBOMs) names its
+    /// manifest by digest, and that manifest changes when written (layers compressed
+    /// anew, another manifest format): it cannot follow. Nothing was put.
+    #[error("{}", cannot_follow(.subject, .image.as_deref()))]
+    ReferrersCannotFollow {
+        /// The digest the referrers name.
+        subject: Digest,
+        /// The image whose manifest it is, as messages name it, when one is.
+        image: Option<String>,
+    },
     /// The command line is wrong whatever the input holds: an invalid option value,
     /// options that contradict each other, an unknown transport. The binary exits 2.
     #[error("{}", worded(.0))]
@@ -414,10 +424,14 @@ pub enum Setting {
     ManifestFormat,
     /// The file the written manifest's digest goes to (`ConvertOptions::digest_file`).
     DigestFile,
+    /// Carry what is attached to the images (`ConvertOptions::referrers`).
+    Referrers,
+    /// The artifact types of referrers carried (`ConvertOptions::referrer_types`).
+    ReferrerTypes,
 }
 
 /// Every setting, in the order of their marks.
-const SETTINGS: [Setting; 19] = [
+const SETTINGS: [Setting; 21] = [
     Setting::Force,
     Setting::Image,
     Setting::Tag,
@@ -437,6 +451,8 @@ const SETTINGS: [Setting; 19] = [
     Setting::CertDir,
     Setting::ManifestFormat,
     Setting::DigestFile,
+    Setting::Referrers,
+    Setting::ReferrerTypes,
 ];
 
 impl Setting {
@@ -462,6 +478,8 @@ impl Setting {
             Setting::CertDir => "cert_dir",
             Setting::ManifestFormat => "manifest_format",
             Setting::DigestFile => "digest_file",
+            Setting::Referrers => "referrers",
+            Setting::ReferrerTypes => "referrer_types",
         }
     }
 }
@@ -646,6 +664,17 @@ impl Error {
             _ => false,
         }
     }
+}
+
+/// The words of [`Error::ReferrersCannotFollow`].
+fn cannot_follow(subject: &Digest, image: Option<&str>) -> String {
+    let image = image.map(|i| format!("image {i}: ")).unwrap_or_default();
+    worded(&format!(
+        "{image}the manifest {subject} changes when written here (its layers or its format \
+         change), so what refers to it by digest (signatures, attestations, SBOMs) cannot \
+         follow; keep its layers and format as they are, or drop {}",
+        Setting::Referrers
+    ))
 }
 
 /// `file: ` before a message about a file, nothing before one about the whole input.

@@ -216,8 +216,8 @@ pub use destination::Plan;
 pub use layer::{open_layer, Digests, LayerForm, LayerReader};
 pub use location::open_source;
 pub use referrers::{
-    Referrer, ReferrerKind, COSIGN_SIGNATURE_LAYER, MAX_REFERRERS_PER_INDEX, MAX_REFERRERS_TOTAL,
-    MAX_REFERRER_DEPTH,
+    AttachedBy, AttachedManifest, Referrer, ReferrerKind, COSIGN_SIGNATURE_LAYER,
+    MAX_REFERRERS_PER_INDEX, MAX_REFERRERS_TOTAL, MAX_REFERRER_DEPTH,
 };
 pub use select::{select, selectors, with_selected_names, ByDigest, Selector, MIN_ID_PREFIX};
 pub use transport::{ImageSource, Location, ManifestBytes, ReadOptions, Source};
@@ -226,8 +226,8 @@ pub use compress::{LayerCompression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
 pub use formats::write_tar;
 pub use location::create_sink;
 pub use sink::{
-    BlobInfo, BlobRole, CommitReport, ConcurrentBlobs, ImageDestination, ImageSink, LayerPolicy,
-    ManifestFormat, ManifestInfo,
+    Attachment, BlobInfo, BlobRole, CommitReport, ConcurrentBlobs, ImageDestination, ImageSink,
+    LayerPolicy, ManifestFormat, ManifestInfo,
 };
 pub use transport::{DockerLayout, SinkOptions, WriteOptions};
 // Registries.

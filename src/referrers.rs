@@ -41,6 +41,9 @@ pub struct Referrer {
     pub kind: ReferrerKind,
     /// Its annotations (from the manifest, or from the index entry that listed it).
     pub annotations: BTreeMap<String, String>,
+    /// The tag it was found under, for a cosign tag (`sha256-<hex>.sig`); `None` for
+    /// one found through its `subject` or listed in an index.
+    pub tag: Option<String>,
     /// What refers to this referrer (a signature of an attestation), recursively.
     pub referrers: Vec<Referrer>,
 }
@@ -176,6 +179,7 @@ pub(crate) fn parse_referrers_index(bytes: &[u8], what: &str) -> Result<Vec<Refe
                 artifact_type: entry.artifact_type.clone(),
                 kind,
                 annotations: entry.annotations.clone(),
+                tag: None,
                 referrers: Vec::new(),
             })
         })
@@ -228,6 +232,7 @@ pub(crate) fn referrer_of_manifest(
         artifact_type,
         kind,
         annotations: doc.annotations,
+        tag: None,
         referrers: Vec::new(),
     };
     Ok((referrer, subject))
@@ -258,6 +263,7 @@ pub(crate) fn buildkit_attestations(bytes: &[u8], digest: &Digest) -> Vec<Referr
                 artifact_type: entry.artifact_type.clone(),
                 kind: ReferrerKind::BuildkitAttestation,
                 annotations: entry.annotations.clone(),
+                tag: None,
                 referrers: Vec::new(),
             })
         })
@@ -362,6 +368,213 @@ impl Source {
             found.push(referrer);
         }
         Ok(found)
+    }
+}
+
+/// How a carried manifest hangs off what it refers to, at the destination.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AttachedBy {
+    /// Its `subject` names it: a registry's referrers API or the fallback tag lists it.
+    Subject,
+    /// A cosign tag (`sha256-<hex>.sig`, `.att`, `.sbom`) names it.
+    Tag(String),
+    /// An index put after it lists it: a BuildKit attestation in an image's index, or a
+    /// member of a referrer that is an index.
+    Index,
+}
+
+/// Something attached to an image, ready to copy: a referrer's manifest (or a member of
+/// a referrer that is an index) with its exact bytes and the blobs they name.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct AttachedManifest {
+    /// Its media type, digest and size.
+    pub descriptor: Descriptor,
+    /// Its exact bytes (verified against the digest), so every signature over it and
+    /// every digest naming it stays valid.
+    pub bytes: std::sync::Arc<Vec<u8>>,
+    /// The digest of what it refers to.
+    pub subject: Digest,
+    /// How it hangs off that.
+    pub by: AttachedBy,
+    /// Its artifact type (`artifactType`, else its config's media type).
+    pub artifact_type: Option<String>,
+    /// Its annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The blobs its config and layers name, in order, with where to read each; every
+    /// read is checked against the descriptor as it streams.
+    pub blobs: Vec<(Descriptor, std::sync::Arc<dyn crate::model::blob::Blob>)>,
+}
+
+impl std::fmt::Debug for AttachedManifest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachedManifest")
+            .field("descriptor", &self.descriptor)
+            .field("subject", &self.subject)
+            .field("by", &self.by)
+            .field("artifact_type", &self.artifact_type)
+            .field("blobs", &self.blobs.len())
+            .finish()
+    }
+}
+
+/// The empty JSON config OCI artifacts use (`application/vnd.oci.empty.v1+json`): its
+/// two bytes are known, so a source that does not hold it still gives it.
+const EMPTY_CONFIG: &[u8] = b"{}";
+
+impl Source {
+    /// Everything attached to the manifests or indexes `subjects`, ready to copy, in
+    /// the order a destination takes it: what an index lists before the index,
+    /// a referrer before what refers to it. `artifact_types`, when not empty, keeps
+    /// only the referrers of those artifact types that refer to a subject directly,
+    /// with everything that refers to them (a signature of a kept SBOM comes along);
+    /// BuildKit attestations are always kept, since their image index lists them and
+    /// changes digest without them. A referrer whose manifest or blob the source does
+    /// not hold is an error naming it: a referrer is copied whole or not at all.
+    ///
+    /// ```
+    /// use dockhand::{open_source, Location, ReadOptions};
+    ///
+    /// # let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/skopeo-oci/input");
+    /// let source = open_source(&Location::parse(input)?, &ReadOptions::default())?;
+    /// let image = source.images[0].manifest.clone().unwrap();
+    /// assert!(source.attachments(&[image.digest], &[])?.is_empty());
+    /// # Ok::<(), dockhand::Error>(())
+    /// ```
+    pub fn attachments(
+        &self,
+        subjects: &[Digest],
+        artifact_types: &[String],
+    ) -> Result<Vec<AttachedManifest>> {
+        let mut out = Vec::new();
+        let mut done: HashSet<(Digest, AttachedBy)> = HashSet::new();
+        for subject in subjects {
+            let tree = self.referrers(subject)?;
+            for referrer in tree {
+                let kept = artifact_types.is_empty()
+                    || referrer.kind == ReferrerKind::BuildkitAttestation
+                    || referrer
+                        .artifact_type
+                        .as_ref()
+                        .is_some_and(|t| artifact_types.contains(t));
+                if kept {
+                    self.attach_tree(subject, &referrer, &mut out, &mut done)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `referrer` of `subject`, then what refers to it, appended to `out`.
+    fn attach_tree(
+        &self,
+        subject: &Digest,
+        referrer: &Referrer,
+        out: &mut Vec<AttachedManifest>,
+        done: &mut HashSet<(Digest, AttachedBy)>,
+    ) -> Result<()> {
+        let by = match (&referrer.tag, referrer.kind) {
+            (Some(tag), _) => AttachedBy::Tag(tag.clone()),
+            (None, ReferrerKind::BuildkitAttestation) => AttachedBy::Index,
+            (None, _) => AttachedBy::Subject,
+        };
+        let digest = &referrer.descriptor.digest;
+        if done.insert((digest.clone(), by.clone())) {
+            self.attach_manifest(subject, &referrer.descriptor, by, out, 0)?;
+            // What the manifest itself says comes first; what listed it fills gaps.
+            if let Some(last) = out.last_mut() {
+                if last.annotations.is_empty() {
+                    last.annotations = referrer.annotations.clone();
+                }
+                if last.artifact_type.is_none() {
+                    last.artifact_type = referrer.artifact_type.clone();
+                }
+            }
+        }
+        for below in &referrer.referrers {
+            self.attach_tree(digest, below, out, done)?;
+        }
+        Ok(())
+    }
+
+    /// The manifest `descriptor` names with its blobs (an index's members first, each
+    /// with theirs), appended to `out`.
+    fn attach_manifest(
+        &self,
+        subject: &Digest,
+        descriptor: &Descriptor,
+        by: AttachedBy,
+        out: &mut Vec<AttachedManifest>,
+        depth: usize,
+    ) -> Result<()> {
+        let what = format!("the referrer {} of {subject}", descriptor.digest);
+        if depth > MAX_REFERRER_DEPTH {
+            return Err(Error::malformed(
+                &what,
+                format!("indexes nest deeper than {MAX_REFERRER_DEPTH} levels"),
+            ));
+        }
+        let found = self
+            .manifest(&descriptor.digest)?
+            .ok_or_else(|| Error::Missing {
+                file: what.clone(),
+                what: "manifest".into(),
+            })?;
+        let doc = parse_doc(&found.bytes, &what)?;
+        for member in &doc.manifests {
+            let member = entry_descriptor(member, &what)?;
+            self.attach_manifest(
+                &descriptor.digest,
+                &member,
+                AttachedBy::Index,
+                out,
+                depth + 1,
+            )?;
+        }
+        let mut blobs = Vec::new();
+        for entry in doc.config.iter().chain(&doc.layers) {
+            let wanted = entry_descriptor(entry, &what)?;
+            let blob = match self.attached_blob(&wanted)? {
+                Some(blob) => blob,
+                None if wanted.digest == Digest::of(EMPTY_CONFIG) => {
+                    std::sync::Arc::new(crate::model::blob::MemoryBlob::new(
+                        std::sync::Arc::new(EMPTY_CONFIG.to_vec()),
+                        wanted.digest.to_string(),
+                    ))
+                }
+                None => {
+                    return Err(Error::Missing {
+                        file: format!("{what}: blob {}", wanted.digest),
+                        what: "blob".into(),
+                    })
+                }
+            };
+            if !blobs
+                .iter()
+                .any(|(d, _): &(Descriptor, _)| d.digest == wanted.digest)
+            {
+                blobs.push((wanted, blob));
+            }
+        }
+        let artifact_type = doc
+            .artifact_type
+            .clone()
+            .or_else(|| doc.config.as_ref().map(|c| c.media_type.clone()));
+        out.push(AttachedManifest {
+            descriptor: Descriptor {
+                media_type: found.media_type.clone(),
+                digest: descriptor.digest.clone(),
+                size: found.bytes.len() as u64,
+            },
+            bytes: found.bytes,
+            subject: subject.clone(),
+            by,
+            artifact_type,
+            annotations: doc.annotations,
+            blobs,
+        });
+        Ok(())
     }
 }
 

@@ -74,6 +74,11 @@ pub trait Transport: Send + Sync {
     fn writes_in_order(&self) -> bool {
         false
     }
+    /// Whether a destination of it, written with `options`, can hold what is attached to
+    /// images (referrers: signatures, attestations, SBOMs) next to them.
+    fn holds_referrers(&self, _options: &WriteOptions) -> bool {
+        false
+    }
     /// Whether a destination of it keeps each blob once it is whole and skips it on a
     /// re-run (a registry): a source then streams blobs to it, keeping no copy for an
     /// interrupted run to resume from.

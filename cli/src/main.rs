@@ -106,6 +106,16 @@ enum Command {
         /// (of the index with --all) to FILE, as skopeo does; needs a single image.
         #[arg(long, value_name = "FILE")]
         digestfile: Option<std::path::PathBuf>,
+        /// Copy what is attached to the images along with them: signatures,
+        /// attestations, SBOMs (OCI referrers, cosign's tags, BuildKit attestations),
+        /// byte for byte; with --all, those of the index too. DST must be oci,
+        /// oci-archive, docker:// or a docker-archive with --docker-layout hybrid.
+        #[arg(long)]
+        referrers: bool,
+        /// Copy only the referrers of this artifact type (repeatable), with what refers
+        /// to them; implies --referrers.
+        #[arg(long = "referrers-type", value_name = "TYPE")]
+        referrers_type: Vec<String>,
         #[command(flatten)]
         registry: RegistryArgs,
         #[command(flatten)]
@@ -735,6 +745,8 @@ fn flag_of(setting: dockhand::Setting) -> &'static str {
         Setting::CertDir => "--cert-dir",
         Setting::ManifestFormat => "--format",
         Setting::DigestFile => "--digestfile",
+        Setting::Referrers => "--referrers",
+        Setting::ReferrerTypes => "--referrers-type",
         _ => "an option",
     }
 }
@@ -804,6 +816,8 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             format,
             force,
             digestfile,
+            referrers,
+            referrers_type,
             registry,
             ends,
             src,
@@ -840,6 +854,8 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 ),
                 digest_file: digestfile,
                 all_platforms: all,
+                referrers,
+                referrer_types: referrers_type,
             };
             let path = |s: &str| Location::parse(s).map(|l| l.path).ok();
             check_terminals(path(&src).as_deref(), path(&dst).as_deref())?;
@@ -880,6 +896,12 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                         "  @{index} {} {}",
                         image.config.digest.short(),
                         names_line(image, SUMMARY_NAMES)
+                    ));
+                }
+                if referrers || !report.referrers.is_empty() {
+                    say(&format!(
+                        "carried {} referrer manifest(s) along",
+                        report.referrers.len()
                     ));
                 }
             }

@@ -42,9 +42,11 @@ use crate::progress::NoProgress;
 use crate::sink::{ImageSink, LayerPolicy};
 use crate::text::shown;
 use crate::transport::{
-    Format, Location, ManifestBytes, ReadOptions, SinkOptions, Source, Transport, WriteOptions,
+    DockerLayout, Format, Location, ManifestBytes, ReadOptions, SinkOptions, Source, Transport,
+    WriteOptions,
 };
 use blobs::{LayoutWriter, TreeDestination};
+pub(crate) use oci::referrer_descriptor;
 
 /// Most warnings kept for one input; identical ones are shown once.
 pub const MAX_WARNINGS: usize = 100;
@@ -181,6 +183,12 @@ impl Transport for LocalTransport {
     fn keeps_indexes(&self) -> bool {
         self.layout == Layout::Oci
     }
+    fn holds_referrers(&self, options: &WriteOptions) -> bool {
+        // The OCI layout, and the OCI part of a Docker >= 25 hybrid.
+        self.layout == Layout::Oci
+            || (self.ops.takes_docker_layout
+                && options.docker_layout.unwrap_or_default() == DockerLayout::Hybrid)
+    }
     fn bare_names_are_ref_names(&self) -> bool {
         self.ops.bare_names_are_ref_names
     }
@@ -281,7 +289,12 @@ pub fn read_tree(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Sourc
     } else {
         source
     };
-    Ok(match local.ops.manifest_path {
+    // The OCI part of a Docker >= 25 hybrid keeps manifests by digest too.
+    let manifest_path = local.ops.manifest_path.or_else(|| {
+        let hybrid = local.layout == Layout::DockerSave && tree.exists("index.json");
+        hybrid.then_some(blob_path as fn(&Digest) -> String)
+    });
+    Ok(match manifest_path {
         Some(path_of) => source.answering_manifests(Box::new(move |digest| {
             manifest_in_tree(&*tree, &path_of(digest), digest).map_err(|e| e.in_input(tree.name()))
         })),
@@ -348,7 +361,11 @@ fn layout_referrers(
                 continue;
             };
             if let Some((named, _)) = cosign {
-                map.entry(named).or_default().push(referrer.clone());
+                let mut tagged = referrer.clone();
+                tagged.tag = annotations
+                    .get("org.opencontainers.image.ref.name")
+                    .cloned();
+                map.entry(named).or_default().push(tagged);
             }
             if let Some(subject) = subject {
                 map.entry(subject).or_default().push(referrer);

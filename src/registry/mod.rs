@@ -34,7 +34,7 @@ use crate::model::image::Image;
 use crate::sink::ImageSink;
 use crate::text::shown;
 pub use crate::transport::RegistryOptions;
-use crate::transport::{Location, ReadOptions, SinkOptions, Source, Transport};
+use crate::transport::{Location, ReadOptions, SinkOptions, Source, Transport, WriteOptions};
 use client::{header, Client, Payload, Scope};
 pub use commands::{
     delete_image, for_each_repository, list_repositories, push_digests, registry_digest, tag_image,
@@ -95,6 +95,9 @@ impl Transport for RegistryTransport {
         Some(options.registry.jobs)
     }
     fn skips_blobs_it_holds(&self) -> bool {
+        true
+    }
+    fn holds_referrers(&self, _options: &WriteOptions) -> bool {
         true
     }
     fn open_source(&self, location: &Location, options: &ReadOptions) -> Result<Source> {

@@ -35,6 +35,9 @@ struct Pending {
     media_type: String,
     digest: Digest,
     references: Vec<String>,
+    /// For an OCI referrer: its subject, and the entry a referrers index lists it with
+    /// (for the fallback tag, when the registry has no referrers API).
+    referrer: Option<(Digest, serde_json::Value)>,
 }
 
 /// Where images are pushed: a repository (and a tag, or each image's own tags). Blobs
@@ -217,15 +220,28 @@ impl ImageDestination for RegistryDestination {
         // An index's images go in by digest, before the index; the rest waits for
         // its names.
         let digest = &manifest.descriptor.digest;
+        // A referrer goes in under its cosign tag, or by digest (its subject then lists
+        // it, through the referrers API or the fallback tag).
+        let (references, referrer) = match &manifest.attached {
+            Some(attached) => match attached.tag {
+                Some(tag) => (vec![tag.to_string()], None),
+                None => (
+                    vec![digest.to_string()],
+                    Some((
+                        attached.subject.clone(),
+                        crate::formats::referrer_descriptor(manifest, attached),
+                    )),
+                ),
+            },
+            None if manifest.listed_by_index => (vec![digest.to_string()], None),
+            None => (Vec::new(), None),
+        };
         self.pending.push(Pending {
             bytes: manifest.bytes.to_vec(),
             media_type: manifest.descriptor.media_type.clone(),
             digest: digest.clone(),
-            references: if manifest.listed_by_index {
-                vec![digest.to_string()]
-            } else {
-                Vec::new()
-            },
+            references,
+            referrer,
         });
         Ok(())
     }
@@ -253,9 +269,18 @@ impl ImageDestination for RegistryDestination {
     fn commit(self: Box<Self>) -> Result<CommitReport> {
         let repo = &self.uploader.repo;
         let mut report = CommitReport::default();
+        // Referrers the registry did not index itself (no `OCI-Subject` in its answer),
+        // by subject: the fallback tag lists them.
+        let mut unindexed: Vec<(Digest, Vec<serde_json::Value>)> = Vec::new();
         for pending in &self.pending {
             for reference in &pending.references {
-                put_manifest(repo, &self.uploader.scope, reference, pending)?;
+                let indexed = put_manifest(repo, &self.uploader.scope, reference, pending)?;
+                if let (Some((subject, entry)), false) = (&pending.referrer, indexed) {
+                    match unindexed.iter_mut().find(|(s, _)| s == subject) {
+                        Some((_, entries)) => entries.push(entry.clone()),
+                        None => unindexed.push((subject.clone(), vec![entry.clone()])),
+                    }
+                }
                 // Each tag, as the destination now holds it: its manifest digest.
                 if *reference != pending.digest.to_string() {
                     report.notes.push(format!(
@@ -275,13 +300,93 @@ impl ImageDestination for RegistryDestination {
                 }
             }
         }
+        for (subject, entries) in &unindexed {
+            if let Some(note) = update_fallback_tag(repo, &self.uploader.scope, subject, entries)? {
+                report.notes.push(format!(
+                    "{note} docker://{}/{}:{}",
+                    self.target.registry,
+                    shown(&self.target.repository),
+                    crate::referrers::fallback_tag(subject)
+                ));
+            }
+        }
         Ok(report)
     }
 }
 
+/// Add `entries` to the referrers index the fallback tag `sha256-<hex>` of `subject`
+/// holds (created when absent), as the distribution spec has a client do for a
+/// registry without the referrers API: what is listed there stays, in its order, and
+/// entries already listed are not added twice. Returns what was done for the user, or
+/// `None` when the tag listed them all already.
+fn update_fallback_tag(
+    repo: &Repo,
+    scope: &Scope,
+    subject: &Digest,
+    entries: &[serde_json::Value],
+) -> Result<Option<&'static str>> {
+    use serde_json::{json, Value};
+    let tag = crate::referrers::fallback_tag(subject);
+    let what = format!("{}/{}:{tag}", repo.client.registry(), repo.repository);
+    let (mut index, created) = match super::tree::fetch_manifest_if_held(repo, &tag)? {
+        Some(found) => {
+            let index: Value = crate::model::image::parse_json(&found.bytes, &shown(&what))?;
+            let is_index = index["manifests"].is_array()
+                && crate::model::media::is_index(
+                    &crate::model::media::manifest_media_type(&found.bytes).0,
+                );
+            if !is_index {
+                return Err(Error::Unsupported(format!(
+                    "{}: the referrers fallback tag holds something other than an index of referrers; not replaced",
+                    shown(&what)
+                )));
+            }
+            let listed = index["manifests"].as_array().map_or(0, Vec::len);
+            if listed + entries.len() > crate::referrers::MAX_REFERRERS_PER_INDEX {
+                return Err(Error::Unsupported(format!(
+                    "{}: the referrers fallback tag would list more than {} referrers",
+                    shown(&what),
+                    crate::referrers::MAX_REFERRERS_PER_INDEX
+                )));
+            }
+            (index, false)
+        }
+        None => (
+            json!({"schemaVersion": 2, "mediaType": crate::model::media::OCI_INDEX, "manifests": []}),
+            true,
+        ),
+    };
+    let listed = index["manifests"].as_array_mut().expect("checked above");
+    let mut added = false;
+    for entry in entries {
+        if !listed.iter().any(|e| e["digest"] == entry["digest"]) {
+            listed.push(entry.clone());
+            added = true;
+        }
+    }
+    if !added {
+        return Ok(None);
+    }
+    let bytes = serde_json::to_vec(&index).expect("serializing a JSON value cannot fail");
+    let pending = Pending {
+        digest: Digest::of(&bytes),
+        bytes,
+        media_type: crate::model::media::OCI_INDEX.to_string(),
+        references: vec![tag.clone()],
+        referrer: None,
+    };
+    put_manifest(repo, scope, &tag, &pending)?;
+    Ok(Some(if created {
+        "created the referrers fallback tag"
+    } else {
+        "added to the referrers fallback tag"
+    }))
+}
+
 /// `PUT` a manifest's exact bytes under `reference`, and check the digest the
-/// registry computed.
-fn put_manifest(repo: &Repo, scope: &Scope, reference: &str, pending: &Pending) -> Result<()> {
+/// registry computed. Returns whether the registry said it indexed the manifest's
+/// subject (an `OCI-Subject` header: it has the referrers API).
+fn put_manifest(repo: &Repo, scope: &Scope, reference: &str, pending: &Pending) -> Result<bool> {
     let url = repo.url(&format!("manifests/{reference}"));
     let mut response = repo.client.send(
         Method::PUT,
@@ -309,7 +414,7 @@ fn put_manifest(repo: &Repo, scope: &Scope, reference: &str, pending: &Pending) 
             )));
         }
     }
-    Ok(())
+    Ok(header(&response, "oci-subject").is_some())
 }
 
 /// Reopens a blob's bytes from the start, for an upload the registry lost.

@@ -36,7 +36,9 @@ pub(crate) fn direct(repo: &Repo, digest: &Digest) -> Result<Vec<Referrer>> {
     for (suffix, kind) in COSIGN_TAGS {
         let tag = format!("{}.{suffix}", fallback_tag(digest));
         if let Some(manifest) = fetch_manifest_if_held(repo, &tag)? {
-            found.push(referrer_of_manifest(&manifest.bytes, kind, &what(repo, &tag))?.0);
+            let mut referrer = referrer_of_manifest(&manifest.bytes, kind, &what(repo, &tag))?.0;
+            referrer.tag = Some(tag);
+            found.push(referrer);
         }
     }
     Ok(found)

@@ -314,3 +314,76 @@ fn adopt_spooled(
     verify_layer(image, layer, progress)?;
     out.adopt(digest, file)
 }
+
+/// Put a blob of something attached to `image` (a referrer's config or layer) unless
+/// the destination holds it, its bytes checked against `descriptor` as they stream.
+pub(crate) fn put_attached_blob(
+    out: &mut dyn ImageDestination,
+    image: &Image,
+    descriptor: &Descriptor,
+    blob: &dyn crate::model::blob::Blob,
+) -> Result<()> {
+    let info = BlobInfo {
+        digest: Some(&descriptor.digest),
+        size: Some(descriptor.size),
+        image,
+        role: BlobRole::Attached,
+    };
+    if out.try_reusing_blob(&info)?.is_some() {
+        return Ok(());
+    }
+    // Small documents (signatures, SBOMs): not counted as layers in the progress.
+    let mut reader = Checked {
+        inner: blob.open()?,
+        hasher: crate::model::digest::Hasher::new(),
+        expected: descriptor,
+        what: blob.describe(),
+        done: false,
+    };
+    out.put_blob(&info, &mut reader).map(drop)
+}
+
+/// A blob's bytes, failing instead of ending cleanly when they are more or fewer than
+/// the descriptor says, or hash to another digest.
+struct Checked<'d> {
+    inner: Box<dyn std::io::Read + Send>,
+    hasher: crate::model::digest::Hasher,
+    expected: &'d Descriptor,
+    what: String,
+    done: bool,
+}
+
+impl std::io::Read for Checked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        let len = self.hasher.len();
+        let size_error = || Error::SizeMismatch {
+            file: self.what.clone(),
+            expected: self.expected.size,
+            actual: len,
+        };
+        if len > self.expected.size {
+            return Err(size_error().into_io());
+        }
+        if n == 0 && !buf.is_empty() {
+            self.done = true;
+            if len != self.expected.size {
+                return Err(size_error().into_io());
+            }
+            let (actual, _) = std::mem::take(&mut self.hasher).finish();
+            if actual != self.expected.digest {
+                return Err(Error::DigestMismatch {
+                    file: self.what.clone(),
+                    expected: self.expected.digest.clone(),
+                    actual,
+                }
+                .into_io());
+            }
+        }
+        Ok(n)
+    }
+}

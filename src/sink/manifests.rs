@@ -348,8 +348,14 @@ pub(crate) enum Listed {
     },
 }
 
-/// Group the written images by the index they were read from with `--all`.
-pub(crate) fn list_written(images: &[Image], written: &[WrittenImage]) -> Vec<Listed> {
+/// Group the written images by the index they were read from with `--all`. `carried`
+/// holds the other manifests an index lists that were put before it (BuildKit
+/// attestations): an index whose every entry was put unchanged keeps its bytes.
+pub(crate) fn list_written(
+    images: &[Image],
+    written: &[WrittenImage],
+    carried: &std::collections::HashSet<Digest>,
+) -> Vec<Listed> {
     let mut listed: Vec<Listed> = Vec::new();
     let mut groups: std::collections::HashMap<Digest, usize> = Default::default();
     for (i, image) in images.iter().enumerate() {
@@ -404,6 +410,7 @@ pub(crate) fn list_written(images: &[Image], written: &[WrittenImage]) -> Vec<Li
         let same_set = listed_digests.is_some_and(|mut l| {
             l.sort();
             l.dedup();
+            l.retain(|d| !Digest::parse(d).is_ok_and(|d| carried.contains(&d)));
             l == written_digests
         });
         if unchanged && same_set {

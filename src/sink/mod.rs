@@ -10,6 +10,7 @@ mod manifests;
 
 pub use manifests::{LayerPolicy, ManifestFormat};
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -19,6 +20,7 @@ use crate::model::digest::Digest;
 use crate::model::image::{Descriptor, Image};
 use crate::model::media::Compression;
 use crate::progress::Progress;
+use crate::referrers::{AttachedBy, AttachedManifest};
 use blobs::{BlobWriter, Computed};
 use manifests::{list_written, put_image_blobs, Listed};
 
@@ -53,6 +55,9 @@ pub enum BlobRole {
         /// How the bytes put are compressed.
         compression: Compression,
     },
+    /// A config or layer of something attached to the image (a signature, an SBOM: a
+    /// referrer's manifest names it), put with its exact bytes.
+    Attached,
 }
 
 /// A manifest or index put into a destination, with its exact bytes.
@@ -73,6 +78,27 @@ pub struct ManifestInfo<'a> {
     /// Whether an index put after it lists it: it is then named through that index
     /// (a registry stores it by digest), not by [`ImageDestination::put_names`].
     pub listed_by_index: bool,
+    /// For a referrer carried with the images (a signature, an SBOM, an attestation):
+    /// what it is attached to and how; `None` for an image's manifest or an index.
+    pub attached: Option<Attachment<'a>>,
+}
+
+/// How a referrer put with [`ManifestInfo::attached`] hangs off what it refers to.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Attachment<'a> {
+    /// The digest of the manifest or index it refers to (put before it).
+    pub subject: &'a Digest,
+    /// The tag it is kept under, for one found through a cosign tag
+    /// (`sha256-<hex>.sig`, `.att`, `.sbom`): a destination keeps the same tag. `None`
+    /// for an OCI referrer, which names its subject in its `subject` field: a
+    /// destination lists it where referrers of that subject are found (a registry's
+    /// referrers API, or the fallback tag `sha256-<hex>`).
+    pub tag: Option<&'a str>,
+    /// Its artifact type, as a referrers index lists it.
+    pub artifact_type: Option<&'a str>,
+    /// Its annotations, as a referrers index lists them.
+    pub annotations: &'a std::collections::BTreeMap<String, String>,
 }
 
 /// Where images are written, blob by blob: the files of a layout, uploads to a
@@ -262,9 +288,30 @@ impl<'a> ImageSink<'a> {
     /// index the images were read from with `--all` is kept (its bytes when every
     /// image it lists keeps its manifest). Returns warnings.
     pub fn put_images(&mut self, images: &[Image], progress: &dyn Progress) -> Result<Vec<String>> {
+        self.put_images_with(images, &[], progress)
+    }
+
+    /// [`ImageSink::put_images`], with what is attached to them
+    /// ([`crate::Source::attachments`]): each referrer's blobs and exact manifest bytes
+    /// after what it refers to, with its [`Attachment`]; a BuildKit attestation before
+    /// the index that lists it, which then keeps its bytes. What something refers to
+    /// must be written with the digest it names: an image whose manifest changes on
+    /// the way (layers compressed anew, another manifest format) cannot take its
+    /// referrers along, and the call fails with [`Error::ReferrersCannotFollow`]
+    /// before any referrer is put.
+    ///
+    /// [`Error::ReferrersCannotFollow`]: crate::Error::ReferrersCannotFollow
+    pub fn put_images_with(
+        &mut self,
+        images: &[Image],
+        attached: &[AttachedManifest],
+        progress: &dyn Progress,
+    ) -> Result<Vec<String>> {
         let warnings = self.destination.prepare(images)?;
         let destination = &mut *self.destination;
         let mut written = Vec::with_capacity(images.len());
+        // Every manifest and index written so far, by digest: what a referrer may name.
+        let mut present: HashSet<Digest> = HashSet::new();
         for image in images {
             let mut blobs = BlobWriter::new(destination, &mut self.computed, progress);
             let image_written = put_image_blobs(&mut blobs, image, self.layers)?;
@@ -275,10 +322,56 @@ impl<'a> ImageSink<'a> {
                 config: Some(&image_written.config),
                 layers: &image_written.layers,
                 listed_by_index: image.index.is_some(),
+                attached: None,
             })?;
+            present.insert(image_written.manifest.digest.clone());
             written.push(image_written);
         }
-        for entry in list_written(images, &written) {
+        let carried_digests: HashSet<&Digest> =
+            attached.iter().map(|a| &a.descriptor.digest).collect();
+        let follows = |subject: &Digest, present: &HashSet<Digest>| -> Result<()> {
+            if present.contains(subject) || carried_digests.contains(subject) {
+                return Ok(());
+            }
+            let changed = images.iter().position(|image| {
+                image.manifest.as_ref().map(|m| &m.digest) == Some(subject)
+                    || image.index.as_ref().map(|i| &i.descriptor.digest) == Some(subject)
+            });
+            Err(crate::Error::ReferrersCannotFollow {
+                subject: subject.clone(),
+                image: changed.map(|i| images[i].display_name()),
+            })
+        };
+        // What an index lists goes in before it (BuildKit attestations, the members of
+        // a referrer that is an index).
+        let mut carried: HashSet<Digest> = HashSet::new();
+        let anchor = |subject: &Digest| -> &Image {
+            images
+                .iter()
+                .find(|image| {
+                    image.manifest.as_ref().map(|m| &m.digest) == Some(subject)
+                        || image.index.as_ref().map(|i| &i.descriptor.digest) == Some(subject)
+                })
+                .unwrap_or(&images[0])
+        };
+        for item in attached.iter().filter(|a| a.by == AttachedBy::Index) {
+            follows(&item.subject, &present)?;
+            let image = anchor(&item.subject);
+            for (descriptor, blob) in &item.blobs {
+                blobs::put_attached_blob(destination, image, descriptor, &**blob)?;
+            }
+            destination.put_manifest(&ManifestInfo {
+                bytes: &item.bytes,
+                descriptor: &item.descriptor,
+                image: None,
+                config: None,
+                layers: &[],
+                listed_by_index: true,
+                attached: None,
+            })?;
+            carried.insert(item.descriptor.digest.clone());
+        }
+        for entry in list_written(images, &written, &carried) {
             match entry {
                 Listed::Image(i) => {
                     destination.put_names(&written[i].manifest, &images[i])?;
@@ -296,14 +389,44 @@ impl<'a> ImageSink<'a> {
                         config: None,
                         layers: &[],
                         listed_by_index: false,
+                        attached: None,
                     })?;
                     // An index is named as its first image, without a platform.
                     let mut named = images[members[0]].clone();
                     named.platform = Default::default();
                     destination.put_names(&descriptor, &named)?;
+                    present.insert(descriptor.digest.clone());
                     self.listed.push(descriptor.digest.clone());
                 }
             }
+        }
+        // Every referrer's subject is checked before the first is put.
+        for item in attached.iter().filter(|a| a.by != AttachedBy::Index) {
+            follows(&item.subject, &present)?;
+        }
+        for item in attached.iter().filter(|a| a.by != AttachedBy::Index) {
+            let image = anchor(&item.subject);
+            for (descriptor, blob) in &item.blobs {
+                blobs::put_attached_blob(destination, image, descriptor, &**blob)?;
+            }
+            let tag = match &item.by {
+                AttachedBy::Tag(tag) => Some(tag.as_str()),
+                _ => None,
+            };
+            destination.put_manifest(&ManifestInfo {
+                bytes: &item.bytes,
+                descriptor: &item.descriptor,
+                image: None,
+                config: None,
+                layers: &[],
+                listed_by_index: false,
+                attached: Some(Attachment {
+                    subject: &item.subject,
+                    tag,
+                    artifact_type: item.artifact_type.as_deref(),
+                    annotations: &item.annotations,
+                }),
+            })?;
         }
         Ok(warnings)
     }

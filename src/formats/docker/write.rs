@@ -185,6 +185,7 @@ impl LayoutWriter for DockerWriter {
         }
         let image = blob.image;
         match blob.role {
+            BlobRole::Attached => Err(legacy_holds_no_referrers()),
             BlobRole::Config => self.put_config(tree, image).map(Some),
             BlobRole::Layer { index, .. } => {
                 let diff_id = image.layers[index]
@@ -219,6 +220,7 @@ impl LayoutWriter for DockerWriter {
                 return Ok((image.config.digest.clone(), size));
             }
             BlobRole::Layer { index, .. } => index,
+            BlobRole::Attached => return Err(legacy_holds_no_referrers()),
         };
         let diff_id = image.layers[index]
             .diff_id
@@ -313,6 +315,14 @@ impl LayoutWriter for DockerWriter {
         }
         Ok(())
     }
+}
+
+/// The legacy layout keeps layers by image, not blobs by digest: nothing attached to
+/// an image has a place there (convert refuses such a request before writing).
+fn legacy_holds_no_referrers() -> crate::error::Error {
+    crate::error::Error::Unsupported(
+        "the legacy docker-archive layout has no place for referrers".into(),
+    )
 }
 
 fn manifest_item(tags: &[Reference], config: String, layers: Vec<String>) -> Value {

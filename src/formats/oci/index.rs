@@ -22,7 +22,8 @@ use crate::model::media;
 /// get the same tag, their ref.name holds the full name instead, so that every name
 /// still selects exactly one image in skopeo and podman. A tag an OCI source gave its
 /// own ref.name keeps that text as it was (unless it is a bare tag another image has).
-pub(crate) fn index_json(images: &[(&Image, &Descriptor)]) -> Vec<u8> {
+/// `extra` entries (referrers' tags) come after the images'.
+pub(crate) fn index_json_with(images: &[(&Image, &Descriptor)], extra: Vec<Value>) -> Vec<u8> {
     let mut tag_owners: HashMap<&str, HashSet<&Digest>> = HashMap::new();
     for (image, manifest) in images {
         for tag in &image.tags {
@@ -84,6 +85,7 @@ pub(crate) fn index_json(images: &[(&Image, &Descriptor)]) -> Vec<u8> {
             entries.push(base(None));
         }
     }
+    entries.extend(extra);
     let index = json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_INDEX,
@@ -92,7 +94,7 @@ pub(crate) fn index_json(images: &[(&Image, &Descriptor)]) -> Vec<u8> {
     serde_json::to_vec(&index).expect("serializing a JSON value cannot fail")
 }
 
-/// Merge the index of an existing layout with `new` (written by [`index_json`]), as
+/// Merge the index of an existing layout with `new` (written by [`index_json_with`]), as
 /// skopeo's `oci:DIR:REF` does: every name the new entries carry moves to them (an
 /// older entry loses that `org.opencontainers.image.ref.name` or
 /// `io.containerd.image.name`), an older entry left without a name for a manifest that

@@ -6,7 +6,7 @@ mod read;
 mod write;
 
 pub(crate) use read::{describe_for_docker, read_from_root};
-pub(crate) use write::OciWriter;
+pub(crate) use write::{referrer_descriptor, OciWriter};
 
 use std::path::Path;
 
