@@ -18,8 +18,9 @@ use crate::model::digest::Digest;
 use crate::model::image::MAX_JSON_SIZE;
 use crate::sys;
 
-/// Merges the index already in the layout (if any) with the one being written.
-pub type MergeIndex = fn(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>>;
+/// Merges the index already in the layout at `root` (if any) with the one being
+/// written; it may add blobs to the layout (every blob the new index names is there).
+pub type MergeIndex = fn(existing: Option<&[u8]>, new: &[u8], root: &Path) -> Result<Vec<u8>>;
 
 /// How images are added to an existing layout (the OCI layout's `oci:DIR:REF`): by an
 /// [`AppendWriter`] when the layout was there from the start, by [`add_staged_layout`]
@@ -255,7 +256,7 @@ fn merge_index_into(
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io(format!("reading {}", index_path.display()), e)),
     };
-    let merged = merge(existing.as_deref(), new_index)?;
+    let merged = merge(existing.as_deref(), new_index, root)?;
     let temp = temp_file_in(root, index_name).map_err(|e| {
         let context = || format!("creating a temp file in {shown}");
         Error::creating_output(shown, root, context, e)

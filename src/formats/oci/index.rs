@@ -100,10 +100,16 @@ pub(crate) fn index_json_with(images: &[(&Image, &Descriptor)], extra: Vec<Value
 /// `io.containerd.image.name`), an older entry left without a name for a manifest that
 /// is written again is dropped, and everything else, foreign fields included, is kept
 /// as it is, before the new entries.
-pub(crate) fn merge_index(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>> {
+///
+/// A referrers fallback tag (`sha256-<hex>`) both indexes name lists what each lists
+/// (the layout's first, then the new ones not there yet): a new blob of `root`, as a
+/// registry client keeps that tag. Referrers added earlier stay reachable.
+pub(crate) fn merge_index(existing: Option<&[u8]>, new: &[u8], root: &Path) -> Result<Vec<u8>> {
     let Some(existing) = existing else {
         return Ok(new.to_vec());
     };
+    let merged_fallbacks = merge_fallback_tags(existing, new, root)?;
+    let new = merged_fallbacks.as_deref().unwrap_or(new);
     let unreadable = |why: String| {
         Error::malformed(
             "index.json",
@@ -150,12 +156,15 @@ pub(crate) fn merge_index(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>
     let mut kept = Vec::with_capacity(old_entries.len() + new_entries.len());
     for mut entry in old_entries {
         let mut has_names = false;
+        // A referrers fallback tag the new index lists again lists all this one did.
+        let mut superseded = false;
         if let Some(annotations) = entry.get_mut("annotations").and_then(Value::as_object_mut) {
             for key in [ANNOTATION_REF_NAME, ANNOTATION_IMAGE_NAME] {
                 let Some(name) = annotations.get(key).and_then(Value::as_str) else {
                     continue;
                 };
                 if claimed.contains(name) {
+                    superseded |= key == ANNOTATION_REF_NAME && is_fallback_tag(name);
                     annotations.remove(key);
                 } else {
                     has_names = true;
@@ -170,7 +179,7 @@ pub(crate) fn merge_index(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>
         }
         // An unnamed entry for a manifest written again is replaced by the new entry.
         let digest = entry.get("digest").and_then(Value::as_str).unwrap_or("");
-        if !has_names && new_digests.contains(digest) {
+        if !has_names && (superseded || new_digests.contains(digest)) {
             continue;
         }
         kept.push(entry);
@@ -203,6 +212,131 @@ pub(crate) fn check_addable(dest: &Path) -> std::result::Result<(), String> {
         Ok(f) => Some(read_limited(f, MAX_JSON_SIZE, "index.json").map_err(|e| e.to_string())?),
         Err(_) => None,
     };
-    merge_index(index.as_deref(), br#"{"manifests":[]}"#).map_err(|e| e.to_string())?;
+    merge_index(index.as_deref(), br#"{"manifests":[]}"#, dest).map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// `new`, with each referrers fallback tag that `existing` names too pointing at a new
+/// index listing both's referrers, written into `root`; `None` when there is none.
+fn merge_fallback_tags(existing: &[u8], new: &[u8], root: &Path) -> Result<Option<Vec<u8>>> {
+    let fallback_name = |entry: &Value| -> Option<String> {
+        let name = entry
+            .get("annotations")?
+            .get(ANNOTATION_REF_NAME)?
+            .as_str()?;
+        is_fallback_tag(name).then(|| name.to_string())
+    };
+    let (Ok(old_index), Ok(mut new_index)) = (
+        serde_json::from_slice::<Value>(existing),
+        serde_json::from_slice::<Value>(new),
+    ) else {
+        // What cannot be read is reported by the merge itself.
+        return Ok(None);
+    };
+    let old_tags: HashMap<String, Value> = old_index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((fallback_name(e)?, e.clone())))
+        .collect();
+    let mut changed = false;
+    let Some(entries) = new_index["manifests"].as_array_mut() else {
+        return Ok(None);
+    };
+    for entry in entries.iter_mut() {
+        let Some(name) = fallback_name(entry) else {
+            continue;
+        };
+        let Some(old) = old_tags.get(&name) else {
+            continue;
+        };
+        if old["digest"] == entry["digest"] {
+            continue;
+        }
+        let (Some(old_list), Some(new_list)) = (
+            read_layout_index(root, &old["digest"])?,
+            read_layout_index(root, &entry["digest"])?,
+        ) else {
+            continue;
+        };
+        let mut listed = old_list;
+        for referrer in new_list {
+            if !listed.iter().any(|l| l["digest"] == referrer["digest"]) {
+                listed.push(referrer);
+            }
+        }
+        if listed.len() > crate::referrers::MAX_REFERRERS_PER_INDEX {
+            return Err(Error::malformed(
+                &name,
+                format!(
+                    "the referrers fallback tag would list more than {}",
+                    crate::referrers::MAX_REFERRERS_PER_INDEX
+                ),
+            ));
+        }
+        let bytes = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_INDEX,
+            "manifests": listed,
+        }))
+        .expect("serializing a JSON value cannot fail");
+        let digest = Digest::of(&bytes);
+        write_layout_blob(root, &digest, &bytes)?;
+        entry["digest"] = json!(digest.to_string());
+        entry["size"] = json!(bytes.len());
+        changed = true;
+    }
+    Ok(changed
+        .then(|| serde_json::to_vec(&new_index).expect("serializing a JSON value cannot fail")))
+}
+
+/// The entries of the index blob `digest` names in the layout at `root`, verified;
+/// `None` when it is absent or not an index.
+fn read_layout_index(root: &Path, digest: &Value) -> Result<Option<Vec<Value>>> {
+    let Some(digest) = digest.as_str().and_then(|d| Digest::parse(d).ok()) else {
+        return Ok(None);
+    };
+    let path = root.join("blobs/sha256").join(digest.hex());
+    let Ok(file) = std::fs::File::open(&path) else {
+        return Ok(None);
+    };
+    let shown = path.display().to_string();
+    let bytes = read_limited(file, MAX_JSON_SIZE, &shown)?;
+    if Digest::of(&bytes) != digest {
+        return Ok(None);
+    }
+    let index: Value = crate::model::image::parse_json(&bytes, &shown)?;
+    Ok(index["manifests"].as_array().cloned())
+}
+
+/// Put `bytes` at `blobs/sha256/<hex>` of the layout at `root`: written beside it,
+/// flushed and renamed in (a blob's name is its content, so a rename over one already
+/// there changes nothing).
+fn write_layout_blob(root: &Path, digest: &Digest, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = root.join("blobs/sha256");
+    let path = dir.join(digest.hex());
+    let shown = || path.display().to_string();
+    let mut temp = tempfile::Builder::new()
+        .prefix(".dockhand-referrers-")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(format!("writing {}", shown()), e))?;
+    use std::os::unix::fs::PermissionsExt;
+    temp.write_all(bytes)
+        .and_then(|()| {
+            // Readable as every other blob of the layout is.
+            temp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+        })
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(|e| Error::io(format!("writing {}", shown()), e))?;
+    temp.persist(&path)
+        .map_err(|e| Error::io(format!("writing {}", shown()), e.error))?;
+    Ok(())
+}
+
+/// Whether `name` is a referrers fallback tag: `sha256-` and 64 hex digits.
+fn is_fallback_tag(name: &str) -> bool {
+    name.strip_prefix("sha256-")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
