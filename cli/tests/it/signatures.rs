@@ -545,3 +545,59 @@ fn a_registry_image_signed_under_its_cosign_tag_verifies_and_fails_once_altered(
     assert_eq!(line.lines().count(), 1, "{line}");
     assert!(line.contains("bad signature"), "{line}");
 }
+
+#[test]
+fn a_signature_of_a_multi_platform_index_covers_the_platform_manifest_it_lists() {
+    let tmp = tempdir();
+    let Some(key) = Key::new(tmp.path(), "key", "ecdsa") else {
+        return;
+    };
+    let layout = Layout::new(tmp.path());
+    // The image wrapped in an index, which index.json lists as `1.0`.
+    let mut member = layout.subject.clone();
+    member["platform"] = json!({"os": "linux", "architecture": "amd64"});
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [member],
+    }))
+    .unwrap();
+    layout.put_blob(&index);
+    let mut entry = desc("application/vnd.oci.image.index.v1+json", &index);
+    entry["annotations"] = json!({"org.opencontainers.image.ref.name": "1.0"});
+    let index_digest = sha256(&index);
+    let payload = payload(&index_digest);
+    let sig = signature(&payload, &key.sign(&payload), None);
+    for blob in &sig.blobs {
+        layout.put_blob(blob);
+    }
+    layout.put_blob(&sig.manifest);
+    let mut sig_entry = desc(MANIFEST, &sig.manifest);
+    sig_entry["annotations"] = json!({
+        "org.opencontainers.image.ref.name": format!("{}.sig", index_digest.replace(':', "-")),
+    });
+    let top = json!({"schemaVersion": 2, "manifests": [entry, sig_entry]});
+    fs::write(
+        layout.dir.join("index.json"),
+        serde_json::to_vec(&top).unwrap(),
+    )
+    .unwrap();
+    for all in [false, true] {
+        let mut args = vec!["verify", "--key"];
+        let public = key.public();
+        args.push(&public);
+        if all {
+            args.push("--all");
+        }
+        args.push(&layout.input);
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "verifies with {public} through its index {index_digest}"
+            )),
+            "{stderr}"
+        );
+    }
+}
