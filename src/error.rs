@@ -260,6 +260,10 @@ pub enum Error {
     /// The operation was interrupted by a signal.
     #[error("interrupted")]
     Interrupted,
+    /// No cosign signature attached to an image verifies with the keys given: which
+    /// image, and the most telling reason ([`crate::verify_signatures`]).
+    #[error("{0}")]
+    Unsigned(Box<crate::signatures::Unsigned>),
 }
 
 /// Why a TLS handshake with a registry failed, in terms a user can act on.

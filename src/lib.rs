@@ -204,6 +204,7 @@ mod progress;
 mod referrers;
 mod registry;
 mod select;
+mod signatures;
 mod sink;
 mod sys;
 pub mod text;
@@ -220,6 +221,11 @@ pub use referrers::{
     MAX_REFERRERS_PER_INDEX, MAX_REFERRERS_TOTAL, MAX_REFERRER_DEPTH,
 };
 pub use select::{select, selectors, with_selected_names, ByDigest, Selector, MIN_ID_PREFIX};
+pub use signatures::{
+    verify_signatures, ImageSignatures, KeyAlgorithm, PublicKey, RejectedSignature,
+    SignatureProblem, Unsigned, VerifiedSignature, COSIGN_SIGNATURE_ANNOTATION,
+    COSIGN_SIGNATURE_TYPE, MAX_KEY_FILE, MAX_SIGNATURE_LAYERS, MAX_SIGNATURE_PAYLOAD,
+};
 pub use transport::{ImageSource, Location, ManifestBytes, ReadOptions, Source};
 // Writing: a sink for a format at a destination, or a tar into any `Write`.
 pub use compress::{LayerCompression, GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};

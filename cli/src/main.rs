@@ -160,6 +160,11 @@ enum Command {
     /// Check every digest, size and diff_id in SRC; exit 0 only if all match.
     #[command(after_help = examples::VERIFY)]
     Verify {
+        /// Also require, for every image, a cosign signature attached to it (a .sig tag
+        /// or a referrer, on its manifest or an index listing it) that verifies with
+        /// this public key (PEM: ECDSA P-256, Ed25519 or RSA); repeatable: any key.
+        #[arg(long = "key", value_name = "PUBKEY.pem")]
+        keys: Vec<std::path::PathBuf>,
         #[command(flatten)]
         source: SourceArgs,
     },
@@ -1004,11 +1009,33 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             out.flush().context("writing to stdout")?;
             Ok(())
         }
-        Command::Verify { source } => {
+        Command::Verify { keys, source } => {
+            // Keys first: a bad key file fails before anything is read.
+            let keys = read_keys(&keys)?;
             let (source, selected) = open_selected(&source, false)?;
             clock.mark("open and read metadata");
             let chosen: Vec<dockhand::Image> =
                 selected.iter().map(|&i| source.images[i].clone()).collect();
+            let mut signed = Vec::new();
+            if !keys.is_empty() {
+                let checks = dockhand::verify_signatures(&source, &chosen, &keys)?;
+                clock.mark("verify signatures");
+                for (check, &i) in checks.iter().zip(&selected) {
+                    let v = check.required()?;
+                    let through = if Some(&v.subject) == check.manifest.as_ref() {
+                        String::new()
+                    } else {
+                        format!(" through its index {}", v.subject)
+                    };
+                    signed.push(format!(
+                        "image @{i} {}: signature {} (payload {}) verifies with {}{through}",
+                        one_line(&check.image),
+                        v.signature,
+                        v.layer,
+                        one_line(&v.key)
+                    ));
+                }
+            }
             let tally = Tally::new(quiet);
             let report = verify(&chosen, &tally);
             tally.clear();
@@ -1019,6 +1046,9 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             if !quiet {
                 for w in source.warnings.iter().chain(&late) {
                     say(&format!("warning: {w}"));
+                }
+                for line in &signed {
+                    say(line);
                 }
                 say(&format!(
                     "verified {} image(s), {} layer(s), {} bytes: all digests and diff_ids match",
@@ -1193,6 +1223,19 @@ fn man_page(command: Option<&str>) -> anyhow::Result<Vec<u8>> {
 
 /// How many platforms a note lists before it counts the rest.
 const NOTE_PLATFORMS: usize = 4;
+
+/// The public keys of `verify --key`, each file read whole (bounded) and parsed.
+fn read_keys(paths: &[std::path::PathBuf]) -> anyhow::Result<Vec<dockhand::PublicKey>> {
+    paths
+        .iter()
+        .map(|path| {
+            let name = path.display().to_string();
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("--key {}: cannot open", one_line(&name)))?;
+            Ok(dockhand::PublicKey::read(&name, file)?)
+        })
+        .collect()
+}
 
 /// After `verify` of images taken from multi-platform indexes: which platforms were
 /// verified, and which platforms those indexes list were not (another platform the

@@ -39,7 +39,8 @@ pub const VERIFY: &str = "\
 Examples:
   dockhand verify image.tar                     every blob of every image
   dockhand verify --image busybox:latest image.tar
-  dockhand verify -q layout/ && echo intact     exit status only";
+  dockhand verify -q layout/ && echo intact     exit status only
+  dockhand verify --key cosign.pub oci:mirror/:app   also a cosign signature per image";
 
 pub const TAGS: &str = "\
 Examples:

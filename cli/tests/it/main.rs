@@ -35,5 +35,6 @@ mod registry_commands;
 mod registry_harness;
 mod registry_to_registry;
 mod select_by_id;
+mod signatures;
 mod stdin_spool;
 mod tls;

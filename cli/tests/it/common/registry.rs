@@ -106,7 +106,7 @@ struct TokenServer {
 
 /// The Python 3 to run the token server with: Debian's python3-cryptography is
 /// installed for /usr/bin/python3, which a `python3` earlier on PATH may not see.
-fn python() -> &'static str {
+pub fn python() -> &'static str {
     if Path::new("/usr/bin/python3").exists() {
         "/usr/bin/python3"
     } else {
@@ -115,7 +115,7 @@ fn python() -> &'static str {
 }
 
 /// Can `python()` import `cryptography`? Otherwise skip or fail like `have_tool`.
-fn have_python_cryptography(test: &str) -> bool {
+pub fn have_python_cryptography(test: &str) -> bool {
     let ok = Command::new(python())
         .args(["-c", "import cryptography"])
         .stdout(Stdio::null())
