@@ -389,7 +389,7 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     /// Joins the two indexes' texts, so the test sees what was merged with what.
-    fn joined(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>> {
+    fn joined(existing: Option<&[u8]>, new: &[u8], _root: &Path) -> Result<Vec<u8>> {
         Ok([existing.unwrap_or(b"none"), b"+", new].concat())
     }
 

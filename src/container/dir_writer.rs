@@ -291,7 +291,7 @@ fn replace_dir(staging: &Path, dest: &Path, shown: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn joined(existing: Option<&[u8]>, new: &[u8]) -> Result<Vec<u8>> {
+    fn joined(existing: Option<&[u8]>, new: &[u8], _root: &Path) -> Result<Vec<u8>> {
         Ok([existing.unwrap_or(b"none"), b"+", new].concat())
     }
 
