@@ -520,6 +520,54 @@ fn lying_registries_cost_bounded_work() {
     assert_eq!(asked.len(), unique.len(), "{asked:?}");
     assert_eq!(unique.len(), 3, "{asked:?}");
 
+    // The API's answer in pages (`Link`), followed; a page leading back to itself is
+    // refused in one line.
+    let image = built.image.clone();
+    let held = Arc::clone(&store);
+    let (paged, _) = registry_on(Arc::clone(&store), &log, true, move |r| {
+        let (path, query) = (r.path(), r.target.split_once('?').map_or("", |(_, q)| q));
+        if !path.ends_with(&format!("/referrers/{image}")) {
+            return None;
+        }
+        let all = held.lock().unwrap().referrers(&image, None);
+        let entries = all["manifests"].as_array().unwrap().clone();
+        // The first page lists nothing: only a client that follows the link finds them.
+        let (page, link) = match query {
+            "page=2" => (&entries[..], None),
+            _ => (
+                &entries[..0],
+                Some(format!("<{path}?page=2>; rel=\"next\"")),
+            ),
+        };
+        let body = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": page});
+        let mut answer = Answer::bytes(200, body.to_string()).header("Content-Type", INDEX);
+        if let Some(link) = link {
+            answer = answer.header("Link", link);
+        }
+        Some(answer)
+    });
+    let paged_remote = format!("docker://{}/app/signed:1", paged.addr);
+    assert_eq!(listed(t, &paged_remote), expected(&built));
+    let image = built.image.clone();
+    let (circular, _) = registry_on(Arc::clone(&store), &log, true, move |r| {
+        let path = r.path();
+        path.ends_with(&format!("/referrers/{image}")).then(|| {
+            let body = json!({"schemaVersion": 2, "mediaType": INDEX, "manifests": []});
+            Answer::bytes(200, body.to_string())
+                .header("Content-Type", INDEX)
+                .header("Link", format!("<{path}>; rel=\"next\""))
+        })
+    });
+    let said = dh_refused(
+        t,
+        &[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{}/app/signed:1", circular.addr),
+        ],
+    );
+    assert!(said.contains("a page already read"), "{said}");
+
     // 100,000 referrers in one answer: refused in one line.
     let image = built.image.clone();
     let (flood, _) = registry(&log, true, move |r| {
