@@ -18,7 +18,8 @@ Examples:
   dockhand convert --image @1 --to dir multi.tar one-dir/   one image of several
   dockhand convert --force --layer-compression zstd image.tar layout/
   docker save busybox | dockhand convert -q - - --to oci-archive > busybox-oci.tar
-  dockhand convert docker://registry.example.com/team/app:1.4 app.tar";
+  dockhand convert docker://registry.example.com/team/app:1.4 app.tar
+  dockhand convert --all --referrers docker://registry.example.com/team/app:1.4 oci-archive:app.tar";
 
 pub const INSPECT: &str = "\
 Examples:
