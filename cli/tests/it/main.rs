@@ -30,6 +30,7 @@ mod mirrors;
 mod naming;
 mod progress;
 mod referrers;
+mod referrers_carry;
 mod registry;
 mod registry_commands;
 mod registry_harness;
