@@ -178,6 +178,35 @@ pub struct ConvertReport {
     pub referrers: Vec<crate::referrers::AttachedManifest>,
 }
 
+/// `attached` without the BuildKit attestations of images written without their index
+/// (one platform picked from it, without `--all`), and what refers to them: only that
+/// index lists an attestation, so one put without it would be reachable from nothing
+/// (and counted as carried).
+fn without_unlisted_attestations(
+    attached: Vec<crate::referrers::AttachedManifest>,
+    images: &[Image],
+) -> Vec<crate::referrers::AttachedManifest> {
+    use crate::referrers::AttachedBy;
+    let unlisted = |subject: &Digest| {
+        images.iter().any(|image| {
+            image.index.is_none() && image.manifest.as_ref().map(|m| &m.digest) == Some(subject)
+        })
+    };
+    // A referrer comes before what refers to it, so one pass drops whole subtrees.
+    let mut dropped: Vec<Digest> = Vec::new();
+    let mut kept = Vec::with_capacity(attached.len());
+    for item in attached {
+        if (item.by == AttachedBy::Index && unlisted(&item.subject))
+            || dropped.contains(&item.subject)
+        {
+            dropped.push(item.descriptor.digest.clone());
+        } else {
+            kept.push(item);
+        }
+    }
+    kept
+}
+
 /// `from`/`to` and a transport prefix that name different formats.
 fn check_agreement(option: Option<Format>, location: &Location, what: Setting) -> Result<()> {
     match (option, location.transport) {
@@ -403,7 +432,8 @@ pub fn convert_between(
                 }
             }
         }
-        source.attachments(&subjects, &options.referrer_types)?
+        let found = source.attachments(&subjects, &options.referrer_types)?;
+        without_unlisted_attestations(found, &images)
     } else {
         Vec::new()
     };

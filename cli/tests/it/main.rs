@@ -31,6 +31,7 @@ mod naming;
 mod progress;
 mod referrers;
 mod referrers_api;
+mod referrers_carry;
 mod registry;
 mod registry_commands;
 mod registry_harness;
