@@ -325,6 +325,7 @@ pub fn convert_between(
         layer_compression: options.layer_compression,
         compression_level: options.compression_level,
         manifest_format: options.manifest_format,
+        keep_manifests: carry,
     };
     if carry && !to.transport().holds_referrers(&write) {
         return Err(Error::Usage(format!(

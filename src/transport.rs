@@ -359,6 +359,11 @@ pub struct WriteOptions {
     /// Docker v2 image, OCI otherwise) and a `dir:` layout (default OCI). An OCI layout
     /// takes `oci` only; a usage error for docker-archive and docker-dir outputs.
     pub manifest_format: Option<crate::sink::ManifestFormat>,
+    /// Keep each image's manifest where the layer options allow it: with `keep`, a
+    /// push sends uncompressed layers as they are instead of gzipping them as
+    /// `docker push` does. Set by a conversion carrying referrers, which name the
+    /// image's manifest by digest.
+    pub keep_manifests: bool,
 }
 
 /// A source of images: what a reader found in an input.

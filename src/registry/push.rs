@@ -71,11 +71,14 @@ impl RegistryDestination {
                 shown(&target.to_string())
             )));
         }
-        let layers = LayerPolicy::for_registry(
+        let mut layers = LayerPolicy::for_registry(
             options.layer_compression,
             options.compression_level,
             options.manifest_format,
         )?;
+        if options.keep_manifests {
+            layers = layers.keeping_manifests();
+        }
         let scope = Scope::push(&repo.repository);
         repo.client.authenticate(&scope)?;
         let seen = repo

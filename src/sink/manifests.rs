@@ -145,6 +145,16 @@ impl LayerPolicy {
         Ok(layers)
     }
 
+    /// The policy, with `keep` keeping every layer as stored even where it would
+    /// compress an uncompressed one (a push): an image whose referrers name its
+    /// manifest keeps that manifest.
+    pub fn keeping_manifests(mut self) -> LayerPolicy {
+        if self.compression == LayerCompression::Keep {
+            self.gzip_uncompressed = false;
+        }
+        self
+    }
+
     /// The manifest family `image` is written under, its layers written as `outputs`.
     fn family(self, image: &Image, outputs: &[LayerOutput]) -> Result<Family> {
         let zstd = image.layers.iter().zip(outputs).any(|(layer, output)| {

@@ -1117,31 +1117,40 @@ fn the_air_gap_copy_through_an_oci_archive_keeps_digests_referrers_and_signature
 }
 
 #[test]
-fn a_push_that_would_compress_layers_refuses_referrers_and_tags_nothing() {
+fn a_push_with_referrers_keeps_uncompressed_layers_and_refuses_to_compress_them() {
     let Some(fx) = RegistryFixture::builder().start() else {
         return;
     };
     let tmp = fx.dir();
     let src = tmp.join("layout");
-    // Uncompressed layers: a push gzips them, which changes the image's manifest.
+    // Uncompressed layers: a plain push gzips them (as `docker push` does), which would
+    // change the image's manifest and strand its referrers.
     let built = build_layout_from("docker-save-basic", &src, None);
     let input = format!("oci:{}:1.0", s(&src));
-    let remote = fx.remote("plain/app:1.0");
+    // Compressing on request: refused in one line, nothing tagged.
+    let refused = fx.remote("gzipped/app:1.0");
     for all in [false, true] {
-        let mut args = vec!["convert", "--tls-verify=false", "--referrers"];
+        let mut args = vec![
+            "convert",
+            "--tls-verify=false",
+            "--referrers",
+            "--layer-compression",
+            "gzip",
+        ];
         if all {
             args.push("--all");
         }
-        args.extend([input.as_str(), remote.as_str()]);
+        args.extend([input.as_str(), refused.as_str()]);
         let (code, _, err) = dh(tmp, &args);
         assert_eq!(code, Some(1), "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.contains(&built.image), "{err}");
-        let (status, body) = http_get(fx.addr(), "/v2/plain/app/tags/list").unwrap();
+        let (status, body) = http_get(fx.addr(), "/v2/gzipped/app/tags/list").unwrap();
         assert_eq!(status, 404, "{body}");
     }
-    // Left uncompressed (`keep` gzips them for a push, as `docker push` does), the
-    // layers leave the manifest as it is, and its referrers follow.
+    // By default, carrying referrers keeps the layers as they are, so the manifest
+    // keeps its digest and its referrers follow.
+    let remote = fx.remote("plain/app:1.0");
     let out = dh_ok(
         tmp,
         &[
@@ -1149,8 +1158,6 @@ fn a_push_that_would_compress_layers_refuses_referrers_and_tags_nothing() {
             "--tls-verify=false",
             "--all",
             "--referrers",
-            "--layer-compression",
-            "none",
             &input,
             &remote,
         ],
@@ -1167,6 +1174,15 @@ fn a_push_that_would_compress_layers_refuses_referrers_and_tags_nothing() {
     ];
     want.sort();
     assert_eq!(tags(fx.addr(), "plain/app"), want);
+    // Without --referrers the same push gzips the layers: another manifest.
+    let plain = fx.remote("gzipped/app:1.0");
+    dh_ok(
+        tmp,
+        &["convert", "--tls-verify=false", "--all", &input, &plain],
+    );
+    let digest = |r: &str| dh_ok(tmp, &["digest", "--tls-verify=false", r]);
+    assert_eq!(digest(&remote).trim(), built.index);
+    assert_ne!(digest(&plain).trim(), built.index);
 }
 
 #[test]
