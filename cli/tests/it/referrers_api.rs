@@ -604,3 +604,157 @@ fn lying_registries_cost_bounded_work() {
     assert!(said.contains("limit"), "{said}");
     assert!(!t.join("never").exists());
 }
+
+#[test]
+fn the_air_gap_copy_works_between_a_registry_with_the_api_and_one_without() {
+    let Some(plain) = crate::common::registry::RegistryFixture::builder().start() else {
+        return;
+    };
+    let t = plain.dir();
+    let layout = t.join("layout");
+    let built = build_layout(&layout);
+    let log = Log::default();
+    let (server, _) = registry(&log, true, |_| None);
+    let with_api = format!("docker://{}/team/app:1", server.addr);
+    dh_ok(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--referrers",
+            "--tls-verify=false",
+            s(&layout),
+            &with_api,
+        ],
+    );
+
+    // With the API → a file → distribution 2.8 (the fallback tag), and back again.
+    let archive = t.join("carried.tar");
+    let carried = format!("oci-archive:{}", s(&archive));
+    dh_ok(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--referrers",
+            "--tls-verify=false",
+            &with_api,
+            &carried,
+        ],
+    );
+    let without_api = plain.remote("mirror/app:1");
+    dh_ok(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--referrers",
+            "--tls-verify=false",
+            &carried,
+            &without_api,
+        ],
+    );
+    let digest = |r: &str| dh_ok(t, &["digest", "--tls-verify=false", r]);
+    assert_eq!(digest(&without_api).trim(), built.image);
+    assert_eq!(listed(t, &without_api), expected(&built));
+
+    let (second, store) = registry(&log, true, |_| None);
+    let back = format!("docker://{}/team/back:1", second.addr);
+    let archive2 = t.join("back.tar");
+    let carried2 = format!("oci-archive:{}", s(&archive2));
+    dh_ok(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--referrers",
+            "--tls-verify=false",
+            &without_api,
+            &carried2,
+        ],
+    );
+    dh_ok(
+        t,
+        &[
+            "convert",
+            "-q",
+            "--referrers",
+            "--tls-verify=false",
+            &carried2,
+            &back,
+        ],
+    );
+    assert_eq!(digest(&back).trim(), built.image);
+    assert_eq!(listed(t, &back), expected(&built));
+    // The registry with the API indexed them: no fallback tag came along to it.
+    let tags: Vec<String> = store.lock().unwrap().tags.keys().cloned().collect();
+    assert!(!tags.iter().any(|t| t.len() == 71), "{tags:?}");
+}
+
+#[test]
+fn every_referrer_of_a_real_layout_survives_an_archive_and_a_registry() {
+    // regclient's test repository: multi-platform indexes with referrers of the index
+    // and of each platform, chains, a referrer that is an index, fallback tags.
+    let Some(repo) = corpus_item("regclient/testrepo") else {
+        return;
+    };
+    let Some(fx) = crate::common::registry::RegistryFixture::builder().start() else {
+        return;
+    };
+    let t = fx.dir();
+    let referrers_section = |source: &str| -> String {
+        let text = dh_ok(t, &["inspect", "--all", "--tls-verify=false", source]);
+        text.find("\nreferrers")
+            .map(|at| text[at..].to_string())
+            .unwrap_or_default()
+    };
+    let archive = t.join("all.tar");
+    let carried = format!("oci-archive:{}", s(&archive));
+    dh_ok(
+        t,
+        &["convert", "-q", "--all", "--referrers", s(&repo), &carried],
+    );
+    let want = referrers_section(s(&repo));
+    assert!(want.matches("\nreferrers").count() >= 5, "{want}");
+    assert_eq!(referrers_section(&carried), want);
+    for tag in ["v1", "v2", "v3"] {
+        let source = format!("oci:{}:{tag}", s(&repo));
+        let remote = fx.remote(&format!("test/repo:{tag}"));
+        dh_ok(
+            t,
+            &[
+                "convert",
+                "-q",
+                "--all",
+                "--referrers",
+                "--tls-verify=false",
+                &source,
+                &remote,
+            ],
+        );
+        let numbered = |text: String| -> String {
+            text.lines()
+                .map(|l| match l.split_once(" @") {
+                    Some((head, rest)) => {
+                        format!("{head} @N{}", rest.trim_start_matches(char::is_numeric))
+                    }
+                    None => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let at_source = numbered(dh_ok(t, &["inspect", "--all", &source]));
+        let at_registry = numbered(dh_ok(
+            t,
+            &["inspect", "--all", "--tls-verify=false", &remote],
+        ));
+        let section = |text: &str| text.find("\nreferrers").map(|at| text[at..].to_string());
+        assert!(section(&at_source).is_some(), "{tag}: {at_source}");
+        assert_eq!(section(&at_registry), section(&at_source), "{tag}");
+        assert_eq!(
+            dh_ok(t, &["digest", "--tls-verify=false", &remote]),
+            dh_ok(t, &["digest", "--all", &source]),
+            "{tag}"
+        );
+    }
+}
