@@ -326,6 +326,8 @@ impl RegistryBlobs {
             digest: descriptor.digest.clone(),
             size: descriptor.size,
             layer_type: Some(descriptor.media_type.clone()),
+            // Nothing lists it to release it from the cache once written: it streams.
+            cached: false,
         })
     }
 
@@ -401,12 +403,14 @@ impl BlobStore for RegistryBlobs {
                 digest,
                 size: known.size,
                 layer_type: None,
+                cached: true,
             }),
             Kind::Layer(media_type) => Arc::new(RegistryBlob {
                 repo: Arc::clone(&self.repo),
                 digest,
                 size: known.size,
                 layer_type: Some(media_type),
+                cached: true,
             }),
         };
         Ok(Some(FileRef {
@@ -536,6 +540,8 @@ pub(crate) struct RegistryBlob {
     size: u64,
     /// The media type, for a layer (empty when the manifest gives none: schema 1).
     layer_type: Option<String>,
+    /// Whether a layer is read through the blob cache (a referrer's blob is not).
+    cached: bool,
 }
 
 impl RegistryBlob {
@@ -577,7 +583,7 @@ impl Blob for RegistryBlob {
             )));
         }
         if start == 0 && self.layer_type.is_some() {
-            if self.repo.streaming.load(Ordering::Relaxed) {
+            if !self.cached || self.repo.streaming.load(Ordering::Relaxed) {
                 let fetch = Fetch::new(Arc::clone(&self.repo), self.digest.clone(), self.size, 0);
                 return Ok(Box::new(fetch.remembering()));
             }

@@ -642,6 +642,12 @@ fn the_air_gap_copy_works_between_a_registry_with_the_api_and_one_without() {
             &carried,
         ],
     );
+    // Nothing of the pull stays in the blob cache, the referrers' blobs included.
+    let cache = t.join("xdg-cache/dockhand/blobs/sha256");
+    let left: Vec<_> = fs::read_dir(&cache)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
     let without_api = plain.remote("mirror/app:1");
     dh_ok(
         t,
