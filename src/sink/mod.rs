@@ -307,6 +307,11 @@ impl<'a> ImageSink<'a> {
         attached: &[AttachedManifest],
         progress: &dyn Progress,
     ) -> Result<Vec<String>> {
+        if images.is_empty() && !attached.is_empty() {
+            return Err(crate::Error::Unsupported(
+                "referrers were given without the images they refer to".into(),
+            ));
+        }
         let warnings = self.destination.prepare(images)?;
         let destination = &mut *self.destination;
         let mut written = Vec::with_capacity(images.len());
