@@ -12,7 +12,7 @@ use crate::model::digest::Digest;
 use crate::model::image::{Image, Platform};
 use crate::model::reference::{valid_tag, Reference};
 use crate::progress::{NoProgress, Progress};
-use crate::select::{candidates, select, selectors, with_selected_names};
+use crate::select::{candidates, select, selectors, with_selected_names, Selector};
 use crate::text::shown;
 use crate::transport::{
     DockerLayout, Format, Location, ReadOptions, RegistryOptions, SinkOptions, WriteOptions,
@@ -155,8 +155,11 @@ pub struct ConvertReport {
     pub to: Option<Format>,
     /// The images written, with the names they were written under.
     pub images: Vec<Image>,
-    /// For each written image, its position in the source (what `inspect` numbers).
+    /// For each written image, its position in its source (what `inspect` numbers).
     pub source_indices: Vec<usize>,
+    /// For each written image, which source it came from (its position among the
+    /// sources given to [`convert_sources`]; always 0 with one source).
+    pub source_of: Vec<usize>,
     /// How the destination was written (`None` for stdout): as planned, or
     /// [`Plan::AddToOciLayout`] when a new OCI layout found one that concurrent runs
     /// had created there meanwhile, and added to it.
@@ -298,8 +301,52 @@ pub fn convert_between(
     options: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
-    check_agreement(options.from, src, Setting::From)?;
+    convert_sources(std::slice::from_ref(src), dst, options, progress)
+}
+
+/// [`convert_between`] from several sources into one destination, as `cp` takes
+/// several files: every image of every source (or those `options.images` selects in
+/// each) goes into the one output, each blob once, every name kept; an image two
+/// sources hold (the same config and layers) is written once with the names of both.
+/// Options that name one image (`tags`, a destination reference, `digest_file`) need
+/// one image in all; at most one source may be stdin, and none may be the
+/// destination. [`ConvertReport::source_of`] says which source each image came from.
+///
+/// ```
+/// use dockhand::{convert_sources, ConvertOptions, Location, NoProgress};
+///
+/// let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+/// let a = Location::parse(&format!("{fixtures}/docker-save-basic/input.tar"))?;
+/// let b = Location::parse(&format!("{fixtures}/skopeo-oci/input"))?;
+/// let out = tempfile::tempdir().unwrap();
+/// let dst = Location::parse(out.path().join("both.tar").to_str().unwrap())?;
+/// let report = convert_sources(&[a, b], &dst, &ConvertOptions::default(), &NoProgress)?;
+/// assert_eq!((report.images.len(), report.source_of.clone()), (2, vec![0, 1]));
+/// # Ok::<(), dockhand::Error>(())
+/// ```
+pub fn convert_sources(
+    srcs: &[Location],
+    dst: &Location,
+    options: &ConvertOptions,
+    progress: &dyn Progress,
+) -> Result<ConvertReport> {
+    let Some(first) = srcs.first() else {
+        return Err(Error::Usage("no source to convert from".into()));
+    };
+    for src in srcs {
+        check_agreement(options.from, src, Setting::From)?;
+    }
     check_agreement(options.to, dst, Setting::To)?;
+    if srcs
+        .iter()
+        .filter(|s| s.path == "-" && s.transport.is_none())
+        .count()
+        > 1
+    {
+        return Err(Error::Usage(
+            "stdin (-) can be read as one source only".into(),
+        ));
+    }
     let to = options
         .to
         .or(dst.transport)
@@ -335,12 +382,15 @@ pub fn convert_between(
             Setting::DockerLayout
         )));
     }
-    let selectors = selectors(src, &options.images)?;
+    let selectors: Vec<Vec<Selector>> = srcs
+        .iter()
+        .map(|src| selectors(src, &options.images))
+        .collect::<Result<_>>()?;
     let mut names: Vec<String> = options.tags.clone();
     names.extend(dst.reference.clone());
     let names = parse_names(&names, to)?;
-    // The destination is checked (and its staging made) before the source is read, so
-    // a refused destination costs nothing.
+    // The destination is checked (and its staging made) before the sources are read,
+    // so a refused destination costs nothing.
     let read = ReadOptions {
         platform: options.platform.clone(),
         format: options.from,
@@ -348,43 +398,84 @@ pub fn convert_between(
         registry: options.source_registry.clone(),
         all_platforms: options.all_platforms,
     };
-    let from = src.transport.or(options.from);
+    let from = first.transport.or(options.from);
     let dst = Location {
         transport: Some(to),
         ..dst.clone()
     };
+    // No source may be the destination (the first is checked as the plan is made).
+    if let Some(out) = dst.local_path().and_then(|p| std::fs::canonicalize(p).ok()) {
+        for src in &srcs[1..] {
+            let same = src
+                .local_path()
+                .and_then(|p| std::fs::canonicalize(p).ok())
+                .is_some_and(|p| p == out);
+            if same {
+                return Err(Error::Usage(format!(
+                    "{} is both a source and the destination",
+                    shown(&dst.path)
+                )));
+            }
+        }
+    }
     let mut sink = to.transport().create_sink(
         &dst,
         &SinkOptions {
             force: options.force,
-            source: src.local_path().map(PathBuf::from),
+            source: first.local_path().map(PathBuf::from),
             write,
             registry: options.dest_registry.clone(),
             jobs: from.and_then(|f| f.transport().parallel_reads(&read)),
         },
     )?;
-    let source = open_source(
-        src,
-        &ReadOptions {
-            spool_dir: sink.spool_dir(),
-            ..read
-        },
-    )?;
-    if to.transport().skips_blobs_it_holds() {
-        source.stream_blobs();
+    let mut sources: Vec<crate::transport::Source> = Vec::with_capacity(srcs.len());
+    for src in srcs {
+        let source = open_source(
+            src,
+            &ReadOptions {
+                spool_dir: sink.spool_dir(),
+                ..read.clone()
+            },
+        )?;
+        if to.transport().skips_blobs_it_holds() {
+            source.stream_blobs();
+        }
+        sources.push(source);
     }
-    let picked = select(&source.images, &selectors)?;
-    if !to.holds_many() && picked.len() != 1 {
+    // Each source's selection, then all of them together.
+    let mut picked_all: Vec<(usize, usize)> = Vec::new();
+    let mut images: Vec<Image> = Vec::new();
+    let mut per_source: Vec<std::ops::Range<usize>> = Vec::new();
+    for (n, (source, selectors)) in sources.iter().zip(&selectors).enumerate() {
+        let picked = select(&source.images, selectors)?;
+        let start = images.len();
+        for (image, at) in with_selected_names(&source.images, &picked, selectors)
+            .into_iter()
+            .zip(&picked)
+        {
+            // The same image from another source: written once, with every name.
+            let same = images.iter_mut().find(|held| same_image(held, &image));
+            match same {
+                Some(held) => merge_names(held, &image),
+                None => {
+                    images.push(image);
+                    picked_all.push((n, *at));
+                }
+            }
+        }
+        per_source.push(start..images.len());
+    }
+    let listed = |images: &[Image]| candidates_across(&sources, &picked_all, images);
+    if !to.holds_many() && images.len() != 1 {
         return Err(Error::Selection(format!(
             "{} holds one image but {} are selected: {}; pick one with {image} @N or {image} NAME (or SRC:NAME), e.g. {image} @{}",
             to.name(),
-            picked.len(),
-            candidates(&source.images, &picked),
-            picked.first().copied().unwrap_or(0),
+            images.len(),
+            listed(&images),
+            picked_all.first().map_or(0, |p| p.1),
             image = Setting::Image
         )));
     }
-    let mut images = with_selected_names(&source.images, &picked, &selectors);
     // What the destination lists: one image, or the one index kept whole with
     // `all_platforms`, which is named as its images are.
     let index_of = |image: &Image| image.index.as_ref().map(|i| i.descriptor.digest.clone());
@@ -398,8 +489,8 @@ pub fn convert_between(
             Setting::DigestFile,
             Setting::AllPlatforms,
             images.len(),
-            candidates(&source.images, &picked),
-            picked.first().copied().unwrap_or(0),
+            listed(&images),
+            picked_all.first().map_or(0, |p| p.1),
             image = Setting::Image
         )));
     }
@@ -409,8 +500,8 @@ pub fn convert_between(
                 "{} (or a destination reference) names one image but {} are selected: {}; pick one with {image} @N or {image} NAME, e.g. {image} @{}",
                 Setting::Tag,
                 images.len(),
-                candidates(&source.images, &picked),
-                picked.first().copied().unwrap_or(0),
+                listed(&images),
+                picked_all.first().map_or(0, |p| p.1),
                 image = Setting::Image
             )));
         }
@@ -421,24 +512,38 @@ pub fn convert_between(
         }
     }
     // What is attached to the images (and, with --all, to their indexes), found from
-    // manifests before anything is written.
-    let attached = if carry {
-        let mut subjects: Vec<Digest> = Vec::new();
-        for image in &images {
-            let index = image.index.as_ref().map(|i| &i.descriptor.digest);
-            let manifest = image.manifest.as_ref().map(|m| &m.digest);
-            for digest in index.into_iter().chain(manifest) {
-                if !subjects.contains(digest) {
-                    subjects.push(digest.clone());
+    // manifests before anything is written, from the source each came from.
+    let mut attached = Vec::new();
+    if carry {
+        for (source, range) in sources.iter().zip(&per_source) {
+            let mine = &images[range.clone()];
+            let mut subjects: Vec<Digest> = Vec::new();
+            for image in mine {
+                let index = image.index.as_ref().map(|i| &i.descriptor.digest);
+                let manifest = image.manifest.as_ref().map(|m| &m.digest);
+                for digest in index.into_iter().chain(manifest) {
+                    if !subjects.contains(digest) {
+                        subjects.push(digest.clone());
+                    }
+                }
+            }
+            let found = source.attachments(&subjects, &options.referrer_types)?;
+            for item in without_unlisted_attestations(found, mine) {
+                if !attached
+                    .iter()
+                    .any(|a: &crate::referrers::AttachedManifest| {
+                        a.descriptor.digest == item.descriptor.digest && a.by == item.by
+                    })
+                {
+                    attached.push(item);
                 }
             }
         }
-        let found = source.attachments(&subjects, &options.referrer_types)?;
-        without_unlisted_attestations(found, &images)
-    } else {
-        Vec::new()
-    };
-    let mut warnings = source.warnings.clone();
+    }
+    let mut warnings: Vec<String> = sources
+        .iter()
+        .flat_map(|s| s.warnings.iter().cloned())
+        .collect();
     let (layers, bytes) = crate::progress::plan_of(&images);
     progress.planned(layers, bytes);
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -446,7 +551,10 @@ pub fn convert_between(
         // A destination that takes layers one after another lets a source that can
         // fetch ahead (a registry) do so meanwhile.
         if to.transport().writes_in_order() {
-            scope.spawn(|| source.read_ahead(&images, &stop));
+            for (source, range) in sources.iter().zip(&per_source) {
+                let (mine, stop) = (&images[range.clone()], &stop);
+                scope.spawn(move || source.read_ahead(mine, stop));
+            }
         }
         let written = sink.put_images_with(&images, &attached, progress);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -456,23 +564,85 @@ pub fn convert_between(
     // The plan carried out: a new OCI layout that found one created meanwhile was
     // added to it.
     let committed = sink.commit_with_report()?;
-    warnings.extend(source.finished());
+    for source in &sources {
+        warnings.extend(source.finished());
+    }
     if let Some(path) = &options.digest_file {
         write_digest_file(path, &committed.manifests)?;
     }
     Ok(ConvertReport {
-        from: Some(source.format),
+        from: Some(sources[0].format),
         to: Some(to),
         images,
-        source_indices: picked,
+        source_indices: picked_all.iter().map(|p| p.1).collect(),
+        source_of: picked_all.iter().map(|p| p.0).collect(),
         plan: committed.plan,
         warnings,
         notes: committed.notes,
         stored: committed.stored,
         manifests: committed.manifests,
-        details: source.details.clone(),
+        details: sources
+            .iter()
+            .flat_map(|s| s.details.iter().cloned())
+            .collect(),
         referrers: attached,
     })
+}
+
+/// Whether `a` and `b` are the same image (one config, the same layers), read from two
+/// sources.
+fn same_image(a: &Image, b: &Image) -> bool {
+    let layers = |i: &Image| -> Vec<Option<Digest>> {
+        i.layers
+            .iter()
+            .map(|l| l.diff_id.clone().or(l.digest.clone()))
+            .collect()
+    };
+    a.config.digest == b.config.digest
+        && a.platform == b.platform
+        && a.index.as_ref().map(|i| &i.descriptor.digest)
+            == b.index.as_ref().map(|i| &i.descriptor.digest)
+        && layers(a) == layers(b)
+}
+
+/// Give `held` the names `other` has that it lacks.
+fn merge_names(held: &mut Image, other: &Image) {
+    for tag in &other.tags {
+        if !held.tags.contains(tag) {
+            held.tags.push(tag.clone());
+        }
+    }
+    for name in &other.ref_names {
+        if !held.ref_names.contains(name) {
+            held.ref_names.push(name.clone());
+        }
+    }
+}
+
+/// The selected images, as messages list them: `@N NAME`, with the source's number
+/// when there are several (`2:@0 NAME`).
+fn candidates_across(
+    sources: &[crate::transport::Source],
+    picked: &[(usize, usize)],
+    images: &[Image],
+) -> String {
+    if sources.len() == 1 {
+        return candidates(
+            &sources[0].images,
+            &picked.iter().map(|p| p.1).collect::<Vec<_>>(),
+        );
+    }
+    const SHOWN: usize = 5;
+    let mut listed: Vec<String> = picked
+        .iter()
+        .zip(images)
+        .take(SHOWN)
+        .map(|((n, at), image)| format!("{}:@{at} {}", n + 1, image.display_name()))
+        .collect();
+    if picked.len() > SHOWN {
+        listed.push(format!("and {} more", picked.len() - SHOWN));
+    }
+    listed.join(", ")
 }
 
 /// Write the one digest in `manifests` to `path` (`sha256:HEX`, no newline), through a

@@ -211,7 +211,9 @@ pub mod text;
 mod transport;
 
 // Converting, in one call.
-pub use convert::{convert, convert_between, convert_with_progress, ConvertOptions, ConvertReport};
+pub use convert::{
+    convert, convert_between, convert_sources, convert_with_progress, ConvertOptions, ConvertReport,
+};
 pub use destination::Plan;
 // Reading: open a source, list and select its images, read their layers verified.
 pub use layer::{open_layer, Digests, LayerForm, LayerReader};

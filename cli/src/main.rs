@@ -120,10 +120,13 @@ enum Command {
         registry: RegistryArgs,
         #[command(flatten)]
         ends: Box<EndArgs>,
-        /// The input.
-        src: String,
-        /// The output.
-        dst: String,
+        /// Read the sources from FILE too, one per line (any transport; blank lines and
+        /// lines starting with # are skipped), before those given as arguments.
+        #[arg(long, value_name = "FILE")]
+        images_from: Option<std::path::PathBuf>,
+        /// The inputs (one or more, as cp takes them), then the output: SRC... DST.
+        #[arg(value_name = "SRC... DST", required = true, num_args = 1..)]
+        paths: Vec<String>,
     },
     /// Show the images in SRC (reads only headers and metadata from a tar file).
     #[command(after_help = examples::INSPECT)]
@@ -780,6 +783,40 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// Archives do not go to or come from a terminal: a forgotten redirection would print
 /// binary data, or wait for typed input.
+/// The sources `--images-from` lists: one per line, blank lines and `#` comments
+/// skipped, surrounding spaces trimmed.
+fn sources_from(file: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    const MAX_SOURCES: usize = 100_000;
+    let shown_file = file.display().to_string();
+    const MAX_BYTES: u64 = 16 << 20;
+    let mut text = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| io::Read::read_to_end(&mut io::Read::take(f, MAX_BYTES + 1), &mut text))
+        .with_context(|| format!("reading {shown_file}"))?;
+    if text.len() as u64 > MAX_BYTES {
+        return Err(dockhand::Error::Usage(format!(
+            "{shown_file}: over {MAX_BYTES} bytes; a list of sources is a few lines"
+        ))
+        .into());
+    }
+    let text = String::from_utf8(text)
+        .map_err(|_| dockhand::Error::Usage(format!("{shown_file}: not UTF-8 text")))?;
+    let sources: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    if sources.len() > MAX_SOURCES {
+        return Err(dockhand::Error::Usage(format!(
+            "{shown_file}: lists {} sources, over the limit of {MAX_SOURCES}",
+            sources.len()
+        ))
+        .into());
+    }
+    Ok(sources)
+}
+
 fn check_terminals(src: Option<&str>, dst: Option<&str>) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     if src == Some("-") && io::stdin().is_terminal() {
@@ -825,9 +862,22 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             referrers_type,
             registry,
             ends,
-            src,
-            dst,
+            images_from,
+            mut paths,
         } => {
+            let dst = paths.pop().expect("clap requires one path");
+            let mut srcs = match &images_from {
+                Some(file) => sources_from(file)?,
+                None => Vec::new(),
+            };
+            srcs.extend(paths);
+            if srcs.is_empty() {
+                return Err(dockhand::Error::Usage(format!(
+                    "convert needs a source and a destination (SRC... DST), or {} FILE and DST",
+                    "--images-from"
+                ))
+                .into());
+            }
             let options = ConvertOptions {
                 from,
                 to,
@@ -863,9 +913,18 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 referrer_types: referrers_type,
             };
             let path = |s: &str| Location::parse(s).map(|l| l.path).ok();
-            check_terminals(path(&src).as_deref(), path(&dst).as_deref())?;
+            for src in &srcs {
+                check_terminals(path(src).as_deref(), None)?;
+            }
+            check_terminals(None, path(&dst).as_deref())?;
+            let locations = srcs
+                .iter()
+                .map(|s| Location::parse(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let several = locations.len() > 1;
             let tally = Tally::new(quiet);
-            let report = dockhand::convert_with_progress(&src, &dst, &options, &tally);
+            let report =
+                dockhand::convert_sources(&locations, &Location::parse(&dst)?, &options, &tally);
             tally.clear();
             if let Some(&at) = tally.first_layer.get() {
                 clock.mark_at("open and read metadata", at);
@@ -896,9 +955,20 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                     report.to.map_or("?", Format::name),
                     tally.summary()
                 ));
-                for (image, index) in report.images.iter().zip(&report.source_indices) {
+                for ((image, index), source) in report
+                    .images
+                    .iter()
+                    .zip(&report.source_indices)
+                    .zip(&report.source_of)
+                {
+                    // With several sources, which one: its number, from 1.
+                    let from = if several {
+                        format!("{}:", source + 1)
+                    } else {
+                        String::new()
+                    };
                     say(&format!(
-                        "  @{index} {} {}",
+                        "  {from}@{index} {} {}",
                         image.config.digest.short(),
                         names_line(image, SUMMARY_NAMES)
                     ));

@@ -37,6 +37,9 @@ pub struct LayerPolicy {
     /// Keep a source's Docker v2 manifest too, when it describes what is written (a
     /// registry holds them; an OCI layout lists OCI manifests).
     keep_docker_manifests: bool,
+    /// Keep a source's Docker v2 manifest even where OCI manifests are built otherwise
+    /// (an OCI layout carrying referrers, which name that manifest's digest).
+    keep_source_manifests: bool,
 }
 
 /// A manifest format to write: [`crate::WriteOptions::manifest_format`], skopeo's
@@ -80,6 +83,7 @@ impl Default for LayerPolicy {
             level: 0,
             gzip_uncompressed: false,
             keep_docker_manifests: false,
+            keep_source_manifests: false,
         }
     }
 }
@@ -92,6 +96,7 @@ impl LayerPolicy {
         level: 0,
         gzip_uncompressed: false,
         keep_docker_manifests: false,
+        keep_source_manifests: false,
     };
 
     /// Layers with `compression`, at `level` (gzip 1-9, zstd 1-19; `None` for the
@@ -148,10 +153,15 @@ impl LayerPolicy {
     /// The policy, with `keep` keeping every layer as stored even where it would
     /// compress an uncompressed one (a push): an image whose referrers name its
     /// manifest keeps that manifest.
+    ///
+    /// A source's Docker v2 manifest is kept too where OCI manifests are built
+    /// otherwise (an OCI layout holds one as well: its index lists it by media type).
     pub fn keeping_manifests(mut self) -> LayerPolicy {
         if self.compression == LayerCompression::Keep {
             self.gzip_uncompressed = false;
         }
+        self.keep_docker_manifests = true;
+        self.keep_source_manifests = true;
         self
     }
 
@@ -165,7 +175,20 @@ impl LayerPolicy {
             };
             compression == Compression::Zstd
         });
+        let docker_source = image
+            .manifest
+            .as_ref()
+            .is_some_and(|m| m.media_type == media::DOCKER_MANIFEST);
         Ok(match self.manifests {
+            Manifests::Always(ManifestFormat::Oci)
+                if self.keep_source_manifests
+                    && docker_source
+                    && !image.artifact
+                    && !zstd
+                    && image.config.media_type == media::DOCKER_CONFIG =>
+            {
+                Family::Docker
+            }
             Manifests::Always(ManifestFormat::Oci) => Family::Oci,
             Manifests::Always(ManifestFormat::DockerV2) => {
                 if image.artifact || zstd {

@@ -19,7 +19,9 @@ Examples:
   dockhand convert --force --layer-compression zstd image.tar layout/
   docker save busybox | dockhand convert -q - - --to oci-archive > busybox-oci.tar
   dockhand convert docker://registry.example.com/team/app:1.4 app.tar
-  dockhand convert --all --referrers docker://registry.example.com/team/app:1.4 oci-archive:app.tar";
+  dockhand convert --all --referrers docker://registry.example.com/team/app:1.4 oci-archive:app.tar
+  dockhand convert app.tar base.tar oci-archive:bundle.tar  several sources, one output
+  dockhand convert --images-from list.txt oci:mirror/";
 
 pub const INSPECT: &str = "\
 Examples:

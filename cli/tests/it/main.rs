@@ -37,6 +37,7 @@ mod registry_commands;
 mod registry_harness;
 mod registry_to_registry;
 mod select_by_id;
+mod several_sources;
 mod signatures;
 mod stdin_spool;
 mod tls;

@@ -45,7 +45,10 @@ fn writer(options: &WriteOptions) -> Result<(Box<dyn LayoutWriter>, LayerPolicy)
             Setting::ManifestFormat
         )));
     }
-    let layers = options.layer_policy()?;
+    let mut layers = options.layer_policy()?;
+    if options.keep_manifests {
+        layers = layers.keeping_manifests();
+    }
     Ok((Box::new(OciWriter::new()), layers))
 }
 
