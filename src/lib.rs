@@ -204,6 +204,7 @@ mod progress;
 mod referrers;
 mod registry;
 mod select;
+mod shard;
 mod signatures;
 mod sink;
 mod sys;
@@ -223,6 +224,7 @@ pub use referrers::{
     MAX_REFERRERS_PER_INDEX, MAX_REFERRERS_TOTAL, MAX_REFERRER_DEPTH,
 };
 pub use select::{select, selectors, with_selected_names, ByDigest, Selector, MIN_ID_PREFIX};
+pub use shard::{Shard, MAX_SHARDS};
 pub use signatures::{
     verify_signatures, ImageSignatures, KeyAlgorithm, PublicKey, RejectedSignature,
     SignatureProblem, Unsigned, VerifiedSignature, COSIGN_SIGNATURE_ANNOTATION,
