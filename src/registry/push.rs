@@ -54,6 +54,9 @@ impl Pending {
     }
 }
 
+/// Refuses a repository (one the registries configuration blocks).
+pub(crate) type RepositoryCheck = dyn Fn(&RegistryRef) -> Result<()> + Send + Sync;
+
 /// Where a push puts its images.
 pub(crate) enum PushTarget {
     /// One repository: under the tag given, or each image under its own tags
@@ -67,7 +70,7 @@ pub(crate) enum PushTarget {
         /// Keep each image's source registry in its path.
         scoped: bool,
         /// Refuses a repository the registries configuration blocks.
-        check: Box<dyn Fn(&RegistryRef) -> Result<()> + Send + Sync>,
+        check: Box<RepositoryCheck>,
     },
 }
 
