@@ -264,6 +264,68 @@ pub enum Error {
     /// image, and the most telling reason ([`crate::verify_signatures`]).
     #[error("{0}")]
     Unsigned(Box<crate::signatures::Unsigned>),
+    /// Two images of a push would land on the same repository and tag; refused before
+    /// anything was pushed.
+    ///
+    /// ```
+    /// use dockhand::Error;
+    ///
+    /// let err = Error::PushCollision {
+    ///     first: "docker.io/team/app:1".into(),
+    ///     second: "quay.io/team/app:1".into(),
+    ///     target: "mirror.internal/team/app:1".into(),
+    /// };
+    /// assert!(err.naming(|_| "--image").starts_with(
+    ///     "images docker.io/team/app:1 and quay.io/team/app:1 would both be pushed to \
+    ///      docker://mirror.internal/team/app:1; nothing was pushed"
+    /// ));
+    /// ```
+    #[error(
+        "images {first} and {second} would both be pushed to docker://{target}; nothing was pushed{}",
+        worded(&format!(" (pick one with {}, or keep each source registry in the path with {})", Setting::Image, Setting::Scoped))
+    )]
+    PushCollision {
+        /// The first image, as messages name it.
+        first: String,
+        /// The other image.
+        second: String,
+        /// Where both would go: `HOST/REPO:TAG`.
+        target: String,
+    },
+    /// An image of a push to a registry prefix (`HOST/PREFIX/`) has no place there: no
+    /// name at all, or a name that makes no repository path; refused before anything
+    /// was pushed.
+    #[error("{}", unplaced(.image, .destination, .name.as_deref(), .problem.as_deref()))]
+    PushUnplaced {
+        /// The image, as messages name it.
+        image: String,
+        /// The destination: `HOST/PREFIX/`.
+        destination: String,
+        /// The name that makes no repository path there; `None` when the image has none.
+        name: Option<String>,
+        /// Why that name makes none.
+        problem: Option<String>,
+    },
+}
+
+/// The words of [`Error::PushUnplaced`].
+fn unplaced(image: &str, destination: &str, name: Option<&str>, problem: Option<&str>) -> String {
+    let what = match name {
+        None => format!(
+            "image {image} has no name, so it has no repository under docker://{destination}"
+        ),
+        Some(name) => format!(
+            "image {image}: {name} makes no repository under docker://{destination} ({})",
+            problem.unwrap_or("invalid")
+        ),
+    };
+    worded(&format!(
+        "{what}; nothing was pushed: name it in the source (a tag in a docker-save archive, \
+         a ref name in an OCI layout) or with {}, leave it out with {}, or push it alone \
+         to docker://HOST/REPO:TAG",
+        Setting::Tag,
+        Setting::Image
+    ))
 }
 
 /// Why a TLS handshake with a registry failed, in terms a user can act on.
@@ -432,10 +494,13 @@ pub enum Setting {
     Referrers,
     /// The artifact types of referrers carried (`ConvertOptions::referrer_types`).
     ReferrerTypes,
+    /// Keep each image's source registry in its path when pushing to a registry
+    /// prefix (`RegistryOptions::scoped`).
+    Scoped,
 }
 
 /// Every setting, in the order of their marks.
-const SETTINGS: [Setting; 21] = [
+const SETTINGS: [Setting; 22] = [
     Setting::Force,
     Setting::Image,
     Setting::Tag,
@@ -457,6 +522,7 @@ const SETTINGS: [Setting; 21] = [
     Setting::DigestFile,
     Setting::Referrers,
     Setting::ReferrerTypes,
+    Setting::Scoped,
 ];
 
 impl Setting {
@@ -484,6 +550,7 @@ impl Setting {
             Setting::DigestFile => "digest_file",
             Setting::Referrers => "referrers",
             Setting::ReferrerTypes => "referrer_types",
+            Setting::Scoped => "scoped",
         }
     }
 }

@@ -262,6 +262,10 @@ pub struct RegistryOptions {
     /// (its drop-in directories are read too, as podman does): mirrors, `location`,
     /// `insecure` and `blocked` per registry, as containers-registries.conf(5) says.
     pub registries_conf: Option<PathBuf>,
+    /// For a push of several images to a registry prefix (`docker://HOST/PREFIX/`):
+    /// keep each image's source registry in its path (`HOST/PREFIX/docker.io/team/app`),
+    /// as skopeo sync's `--scoped` does. Not read otherwise.
+    pub scoped: bool,
 }
 
 impl Default for RegistryOptions {
@@ -279,6 +283,7 @@ impl Default for RegistryOptions {
             read_timeout: Duration::from_secs(60),
             min_rate: 1024,
             registries_conf: None,
+            scoped: false,
         }
     }
 }

@@ -376,6 +376,11 @@ struct EndArgs {
     /// The certificates directory for a registry DST (overrides --cert-dir there).
     #[arg(long, value_name = "DIR")]
     dest_cert_dir: Option<std::path::PathBuf>,
+    /// With a registry prefix DST (docker://HOST/ or docker://HOST/PREFIX/), keep
+    /// each image's source registry in its path (HOST/PREFIX/docker.io/team/app), as
+    /// skopeo sync's --scoped does.
+    #[arg(long)]
+    scoped: bool,
 }
 
 impl RegistryArgs {
@@ -755,6 +760,7 @@ fn flag_of(setting: dockhand::Setting) -> &'static str {
         Setting::DigestFile => "--digestfile",
         Setting::Referrers => "--referrers",
         Setting::ReferrerTypes => "--referrers-type",
+        Setting::Scoped => "--scoped",
         _ => "an option",
     }
 }
@@ -901,12 +907,15 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                     ends.src_tls_verify,
                     &ends.src_cert_dir,
                 ),
-                dest_registry: registry.end_options(
-                    &ends.dest_creds,
-                    &ends.dest_authfile,
-                    ends.dest_tls_verify,
-                    &ends.dest_cert_dir,
-                ),
+                dest_registry: RegistryOptions {
+                    scoped: ends.scoped,
+                    ..registry.end_options(
+                        &ends.dest_creds,
+                        &ends.dest_authfile,
+                        ends.dest_tls_verify,
+                        &ends.dest_cert_dir,
+                    )
+                },
                 digest_file: digestfile,
                 all_platforms: all,
                 referrers,

@@ -383,7 +383,7 @@ fn resolve(location: &str, options: &RegistryOptions, command: &str) -> Result<(
     // Tags are set and deleted at the registry itself, never at a mirror.
     let endpoint = super::conf::RegistriesConf::load(options)?.direct_endpoint(&reference)?;
     let repo = Repo {
-        client: super::connect(&endpoint, options)?,
+        client: std::sync::Arc::new(super::connect(&endpoint, options)?),
         repository: reference.repository.clone(),
         cache: None,
         streaming: Default::default(),

@@ -17,18 +17,28 @@ use crate::model::digest::Digest;
 /// One repository of a registry, and where its blobs are cached.
 #[derive(Debug)]
 pub(crate) struct Repo {
-    /// The client for its registry.
-    pub client: Client,
+    /// The client for its registry (shared by the repositories of one push).
+    pub client: Arc<Client>,
     /// The repository path.
     pub repository: String,
     /// The blob cache, if any.
-    pub cache: Option<BlobCache>,
+    pub cache: Option<Arc<BlobCache>>,
     /// Layers stream past the cache (set when the destination skips what it holds on
     /// a re-run, as a registry does, so that a copy kept to resume from is not needed).
     pub streaming: AtomicBool,
 }
 
 impl Repo {
+    /// Another repository of the same registry, through the same client and cache.
+    pub(crate) fn sibling(&self, repository: &str) -> Repo {
+        Repo {
+            client: Arc::clone(&self.client),
+            repository: repository.to_string(),
+            cache: self.cache.clone(),
+            streaming: Default::default(),
+        }
+    }
+
     /// `/v2/<repository>/<rest>`.
     pub(crate) fn url(&self, rest: &str) -> String {
         self.client.url(&format!("/v2/{}/{rest}", self.repository))

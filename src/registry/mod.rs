@@ -43,7 +43,7 @@ pub use commands::{
 };
 use credentials::{CredentialOptions, Environment};
 use fetch::Repo;
-pub use reference::RegistryRef;
+pub use reference::{RegistryPrefix, RegistryRef};
 
 /// The prefix of registry references on the command line.
 pub const PREFIX: &str = "docker://";
@@ -82,7 +82,9 @@ impl Transport for RegistryTransport {
                 shown(rest)
             )));
         };
-        RegistryRef::parse(text, true)?;
+        if RegistryPrefix::parse(text)?.is_none() {
+            RegistryRef::parse(text, true)?;
+        }
         Ok((text.to_string(), None))
     }
     fn holds_many(&self) -> bool {
@@ -108,16 +110,66 @@ impl Transport for RegistryTransport {
         location: &Location,
         options: &SinkOptions,
     ) -> Result<ImageSink<'static>> {
-        let reference = RegistryRef::parse(&location.path, true)?;
+        let conf = conf::RegistriesConf::load(&options.registry)?;
+        let (reference, target) = match RegistryPrefix::parse(&location.path)? {
+            // Each image at its own repository path: the client is the prefix's, and
+            // each repository is checked against the configuration once known.
+            Some(prefix) => {
+                let reference = RegistryRef {
+                    registry: prefix.registry.clone(),
+                    repository: prefix.prefix.trim_end_matches('/').to_string(),
+                    tag: None,
+                    digest: None,
+                };
+                let check = move |r: &RegistryRef| conf.direct_endpoint(r).map(drop);
+                let target = push::PushTarget::Paths {
+                    prefix,
+                    scoped: options.registry.scoped,
+                    check: Box::new(check),
+                };
+                (reference, target)
+            }
+            None => {
+                refuse_hub_by_mistake(&location.path)?;
+                let reference = RegistryRef::parse(&location.path, true)?;
+                (reference.clone(), push::PushTarget::Repository(reference))
+            }
+        };
         // A push never goes to a mirror nor to a `location`, as in containers/image;
         // the blob cache's record of where blobs were seen gives it mounts.
         let endpoint =
             conf::RegistriesConf::load(&options.registry)?.direct_endpoint(&reference)?;
         let repo = repo(&endpoint, &options.registry, true)?;
         let (destination, layers) =
-            push::RegistryDestination::new(repo, reference, &options.write, options.registry.jobs)?;
+            push::RegistryDestination::new(repo, target, &options.write, options.registry.jobs)?;
         Ok(ImageSink::new(Box::new(destination), layers))
     }
+}
+
+/// A push destination that Docker reads as a repository of Docker Hub but that
+/// names a registry host (`mirror.internal`, `localhost:5000`, `10.0.0.1:5000`): a
+/// user who meant that registry would push to Docker Hub. Refused, saying how to
+/// write the registry.
+fn refuse_hub_by_mistake(text: &str) -> Result<()> {
+    if text.contains('/') || text.contains('@') {
+        return Ok(());
+    }
+    let (name, port) = match text.split_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (text, None),
+    };
+    let hostlike = name == "localhost" || name.contains('.');
+    if hostlike && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(Error::Usage(format!(
+            "{PREFIX}{}: as Docker reads it, this is a repository of Docker Hub, not a registry; \
+             write {PREFIX}{}/ to push each image to its own repository there, or \
+             {PREFIX}{}/REPO for one repository (and {PREFIX}docker.io/library/... for Docker Hub)",
+            shown(text),
+            shown(text),
+            shown(text)
+        )));
+    }
+    Ok(())
 }
 
 /// A client for `endpoint`: the credentials of its own host (a mirror never gets
@@ -166,12 +218,12 @@ fn repo(endpoint: &conf::Endpoint, options: &RegistryOptions, cache: bool) -> Re
             .cache
             .clone()
             .or_else(fetch::default_cache_dir)
-            .map(cache::BlobCache::new)
+            .map(|dir| Arc::new(cache::BlobCache::new(dir)))
     } else {
         None
     };
     Ok(Arc::new(Repo {
-        client,
+        client: Arc::new(client),
         repository: reference.repository.clone(),
         cache,
         streaming: Default::default(),

@@ -11,7 +11,7 @@ use ureq::http::Method;
 
 use super::client::{header, Payload, Scope};
 use super::fetch::Repo;
-use super::reference::RegistryRef;
+use super::reference::{RegistryPrefix, RegistryRef};
 use super::seen::Seen;
 use crate::container::Staged;
 use crate::error::Setting;
@@ -34,28 +34,74 @@ struct Pending {
     bytes: Vec<u8>,
     media_type: String,
     digest: Digest,
+    /// What it is put as in every repository it goes to: its digest (an index's
+    /// image, a referrer), a referrer's cosign tag.
     references: Vec<String>,
+    /// Its tags, by repository (an index into the destination's uploaders).
+    tags: Vec<(usize, String)>,
+    /// The repositories it goes to, in order.
+    repositories: Vec<usize>,
     /// For an OCI referrer: its subject, and the entry a referrers index lists it with
     /// (for the fallback tag, when the registry has no referrers API).
     referrer: Option<(Digest, serde_json::Value)>,
 }
 
-/// Where images are pushed: a repository (and a tag, or each image's own tags). Blobs
-/// go up as they are put; manifests wait for the commit, which puts each after the
-/// blobs (and, for an index, the manifests) it names.
+impl Pending {
+    fn lands_in(&mut self, repository: usize) {
+        if !self.repositories.contains(&repository) {
+            self.repositories.push(repository);
+        }
+    }
+}
+
+/// Refuses a repository (one the registries configuration blocks).
+pub(crate) type RepositoryCheck = dyn Fn(&RegistryRef) -> Result<()> + Send + Sync;
+
+/// Where a push puts its images.
+pub(crate) enum PushTarget {
+    /// One repository: under the tag given, or each image under its own tags
+    /// (`docker://HOST/REPO[:TAG]`).
+    Repository(RegistryRef),
+    /// Each image at its own repository path under a registry prefix
+    /// (`docker://HOST/[PREFIX/]`), after its source registry when `scoped`.
+    Paths {
+        /// The registry and the prefix.
+        prefix: RegistryPrefix,
+        /// Keep each image's source registry in its path.
+        scoped: bool,
+        /// Refuses a repository the registries configuration blocks.
+        check: Box<RepositoryCheck>,
+    },
+}
+
+/// Where images are pushed: a repository (and a tag, or each image's own tags), or
+/// each image at its own repository path under a registry prefix. Blobs go up as they
+/// are put, each once, into the repository of the first image that has it; manifests
+/// wait for the commit, which mounts each blob into the other repositories whose
+/// images name it and then puts each manifest after the blobs (and, for an index, the
+/// manifests) it names.
 pub(crate) struct RegistryDestination {
-    uploader: Uploader,
-    target: RegistryRef,
+    /// The registry's client and cache (its repository is the target's, or the
+    /// prefix's).
+    base: Arc<Repo>,
+    /// One per repository pushed to: the target repository's is the first.
+    uploaders: Vec<Uploader>,
+    target: PushTarget,
     pending: Vec<Pending>,
-    /// The tags of each image or index listed, in the order they are named.
-    references: std::collections::VecDeque<Vec<String>>,
+    /// The repository and tags of each image or index listed, in the order they are
+    /// named.
+    references: std::collections::VecDeque<Vec<(usize, String)>>,
+    /// For a push by paths: the repository the blobs of each index's images go to.
+    index_homes: HashMap<Digest, usize>,
+    jobs: usize,
+    seen: Arc<Seen>,
 }
 
 impl RegistryDestination {
     /// A destination pushing to `target` through `repo`, and how it takes layers.
     pub(crate) fn new(
         repo: Arc<Repo>,
-        target: RegistryRef,
+        target: PushTarget,
         options: &WriteOptions,
         jobs: usize,
     ) -> Result<(RegistryDestination, LayerPolicy)> {
@@ -65,11 +111,13 @@ impl RegistryDestination {
                 Setting::DockerLayout
             )));
         }
-        if target.digest.is_some() {
-            return Err(Error::Usage(format!(
-                "docker://{}: a push names a tag or only a repository, not a digest",
-                shown(&target.to_string())
-            )));
+        if let PushTarget::Repository(target) = &target {
+            if target.digest.is_some() {
+                return Err(Error::Usage(format!(
+                    "docker://{}: a push names a tag or only a repository, not a digest",
+                    shown(&target.to_string())
+                )));
+            }
         }
         let mut layers = LayerPolicy::for_registry(
             options.layer_compression,
@@ -79,76 +127,299 @@ impl RegistryDestination {
         if options.keep_manifests {
             layers = layers.keeping_manifests();
         }
-        let scope = Scope::push(&repo.repository);
-        repo.client.authenticate(&scope)?;
-        let seen = repo
-            .cache
-            .as_ref()
-            .map(|cache| cache.seen(repo.client.registry()))
-            .unwrap_or_default();
-        let destination = RegistryDestination {
-            uploader: Uploader {
-                repo,
-                scope,
-                origins: HashMap::new(),
-                seen,
-                sources: HashMap::new(),
-                held: Mutex::default(),
-                absent: Mutex::default(),
-                jobs: jobs.max(1),
-            },
+        let seen = Arc::new(
+            repo.cache
+                .as_ref()
+                .map(|cache| cache.seen(repo.client.registry()))
+                .unwrap_or_default(),
+        );
+        let mut destination = RegistryDestination {
+            base: Arc::clone(&repo),
+            uploaders: Vec::new(),
             target,
             pending: Vec::new(),
             references: Default::default(),
+            index_homes: HashMap::new(),
+            jobs: jobs.max(1),
+            seen,
         };
+        match &destination.target {
+            PushTarget::Repository(_) => {
+                let repository = repo.repository.clone();
+                destination.uploader_for(&repository)?;
+            }
+            PushTarget::Paths { .. } => {
+                repo.client.authenticate(&Scope::catalog())?;
+            }
+        }
         Ok((destination, layers))
     }
 
-    /// The tags each image is pushed under: the destination's tag for a single image,
-    /// else each image's own tags (`latest` for a single image that has none).
-    fn references(&self, images: &[&Image]) -> Result<Vec<Vec<String>>> {
-        if let Some(tag) = &self.target.tag {
-            if images.len() != 1 {
-                return Err(Error::Selection(format!(
-                    "docker://{} names one image but {} are selected; name only the repository to push each image to its own tags",
-                    shown(&self.target.to_string()),
-                    images.len()
-                )));
-            }
-            return Ok(vec![vec![tag.clone()]]);
+    /// The uploader of `repository` (made, and its push rights asked for, the first
+    /// time).
+    fn uploader_for(&mut self, repository: &str) -> Result<usize> {
+        if let Some(i) = self
+            .uploaders
+            .iter()
+            .position(|u| u.repo.repository == repository)
+        {
+            return Ok(i);
         }
-        let mut all = Vec::with_capacity(images.len());
-        for (i, image) in images.iter().enumerate() {
-            let mut tags: Vec<String> = Vec::new();
-            for r in &image.tags {
-                if !tags.iter().any(|t| t == r.tag()) {
-                    tags.push(r.tag().to_string());
+        let repo = if repository == self.base.repository {
+            Arc::clone(&self.base)
+        } else {
+            Arc::new(self.base.sibling(repository))
+        };
+        let scope = Scope::push(repository);
+        repo.client.authenticate(&scope)?;
+        self.uploaders.push(Uploader {
+            repo,
+            scope,
+            origins: HashMap::new(),
+            seen: Arc::clone(&self.seen),
+            sources: Default::default(),
+            held: Mutex::default(),
+            absent: Mutex::default(),
+        });
+        Ok(self.uploaders.len() - 1)
+    }
+
+    /// The repository and tags each image is pushed under: the destination's tag for
+    /// a single image, else each image's own tags (`latest` for a single image that
+    /// has none), in the target repository or, by paths, each in its own.
+    fn references(&mut self, images: &[&Image]) -> Result<Vec<Vec<(usize, String)>>> {
+        let mut all: Vec<Vec<(usize, String)>> = Vec::with_capacity(images.len());
+        match &self.target {
+            PushTarget::Repository(target) => {
+                if let Some(tag) = &target.tag {
+                    if images.len() != 1 {
+                        return Err(Error::Selection(format!(
+                            "docker://{} names one image but {} are selected; name only the repository (docker://HOST/REPO) to push each image to its own tag there, or end the destination with / (docker://HOST/ or docker://HOST/PREFIX/) to push each to its own repository",
+                            shown(&target.to_string()),
+                            images.len()
+                        )));
+                    }
+                    return Ok(vec![vec![(0, tag.clone())]]);
+                }
+                for (i, image) in images.iter().enumerate() {
+                    let mut tags: Vec<(usize, String)> = Vec::new();
+                    for r in &image.tags {
+                        if !tags.iter().any(|(_, t)| t == r.tag()) {
+                            tags.push((0, r.tag().to_string()));
+                        }
+                    }
+                    if tags.is_empty() {
+                        if images.len() > 1 {
+                            return Err(Error::Selection(format!(
+                                "image @{i} has no tag to push it under; pick it with {} and name a tag in the destination",
+                                Setting::Image
+                            )));
+                        }
+                        tags.push((0, "latest".into()));
+                    }
+                    all.push(tags);
                 }
             }
-            if tags.is_empty() {
-                if images.len() > 1 {
-                    return Err(Error::Selection(format!(
-                        "image @{i} has no tag to push it under; pick it with {} and name a tag in the destination",
-                        Setting::Image
-                    )));
+            PushTarget::Paths { prefix, scoped, .. } => {
+                let (prefix, scoped) = (prefix.clone(), *scoped);
+                // Every name placed first, so that nothing is asked of the registry
+                // for a push that is refused.
+                let mut placed: Vec<Vec<(String, String)>> = Vec::with_capacity(images.len());
+                for image in images {
+                    if image.tags.is_empty() {
+                        return Err(Error::PushUnplaced {
+                            image: shown(&image.display_name()),
+                            destination: shown(&prefix.to_string()),
+                            name: None,
+                            problem: None,
+                        });
+                    }
+                    let mut names = Vec::new();
+                    for name in &image.tags {
+                        let repository = prefix.repository_for(name, scoped).map_err(|why| {
+                            Error::PushUnplaced {
+                                image: shown(&image.display_name()),
+                                destination: shown(&prefix.to_string()),
+                                name: Some(shown(&name.to_string())),
+                                problem: Some(why.to_string()),
+                            }
+                        })?;
+                        let entry = (repository, name.tag().to_string());
+                        if !names.contains(&entry) {
+                            names.push(entry);
+                        }
+                    }
+                    placed.push(names);
                 }
-                tags.push("latest".into());
+                for (i, names) in placed.iter().enumerate() {
+                    for name in names {
+                        if let Some(j) = placed[..i].iter().position(|n| n.contains(name)) {
+                            return Err(Error::PushCollision {
+                                first: shown(&images[j].display_name()),
+                                second: shown(&images[i].display_name()),
+                                target: shown(&format!(
+                                    "{}/{}:{}",
+                                    prefix.registry, name.0, name.1
+                                )),
+                            });
+                        }
+                    }
+                }
+                if let PushTarget::Paths { check, .. } = &self.target {
+                    for (repository, _) in placed.iter().flatten() {
+                        check(&RegistryRef {
+                            registry: prefix.registry.clone(),
+                            repository: repository.clone(),
+                            tag: None,
+                            digest: None,
+                        })?;
+                    }
+                }
+                for names in placed {
+                    let mut tags = Vec::with_capacity(names.len());
+                    for (repository, tag) in names {
+                        tags.push((self.uploader_for(&repository)?, tag));
+                    }
+                    all.push(tags);
+                }
+                return Ok(all);
             }
-            all.push(tags);
         }
         for (i, tags) in all.iter().enumerate() {
             for tag in tags {
                 if let Some(j) = all[..i].iter().position(|t| t.contains(tag)) {
-                    return Err(Error::Selection(format!(
-                        "images @{j} and @{i} would both be pushed as {}:{}; pick one with {}",
-                        shown(&self.target.repository),
-                        shown(tag),
-                        Setting::Image
-                    )));
+                    let PushTarget::Repository(target) = &self.target else {
+                        unreachable!("checked above")
+                    };
+                    return Err(Error::PushCollision {
+                        first: format!("@{j} ({})", shown(&images[j].display_name())),
+                        second: format!("@{i} ({})", shown(&images[i].display_name())),
+                        target: format!(
+                            "{}/{}:{}",
+                            target.registry,
+                            shown(&target.repository),
+                            shown(&tag.1)
+                        ),
+                    });
                 }
             }
         }
         Ok(all)
+    }
+
+    /// The uploader the blobs of `image` go to: the repository of its first name (of
+    /// its index's, for an image of an index), the target's when there is one.
+    fn home(&self, image: &Image) -> usize {
+        let PushTarget::Paths { prefix, scoped, .. } = &self.target else {
+            return 0;
+        };
+        let by_name = image
+            .tags
+            .first()
+            .and_then(|name| prefix.repository_for(name, *scoped).ok())
+            .and_then(|r| self.uploaders.iter().position(|u| u.repo.repository == r));
+        by_name
+            .or_else(|| {
+                let index = image.index.as_ref()?;
+                self.index_homes.get(&index.descriptor.digest).copied()
+            })
+            .unwrap_or(0)
+    }
+
+    /// The size of `digest` when this push already has it in some repository of the
+    /// registry (the commit mounts it where else it is needed), or the registry has
+    /// it in `home`'s.
+    fn existing(&self, home: usize, digest: &Digest, size: Option<u64>) -> Result<Option<u64>> {
+        for uploader in &self.uploaders {
+            if let Some(have) = lock(&uploader.held).get(digest).copied() {
+                if size.is_none_or(|want| want == have) {
+                    return Ok(Some(have));
+                }
+            }
+        }
+        self.uploaders[home].existing(digest, size)
+    }
+
+    /// Put each blob the manifests name into each repository they go to that lacks
+    /// it: mounted from the repository this push put it in (or found it in), or, when
+    /// the registry does not mount, copied from there.
+    fn mount_across(&self) -> Result<()> {
+        if self.uploaders.len() < 2 {
+            return Ok(());
+        }
+        let mut done: HashSet<(usize, Digest)> = HashSet::new();
+        for pending in &self.pending {
+            let blobs = manifest_blobs(&pending.bytes);
+            for &r in &pending.repositories {
+                for digest in &blobs {
+                    if !done.insert((r, digest.clone())) {
+                        continue;
+                    }
+                    let into = &self.uploaders[r];
+                    if lock(&into.held).contains_key(digest) {
+                        continue;
+                    }
+                    let Some((from, size)) = self.uploaders.iter().find_map(|u| {
+                        lock(&u.held)
+                            .get(digest)
+                            .map(|size| (Arc::clone(&u.repo), *size))
+                    }) else {
+                        // Not put by this push (a foreign layer): the registry says.
+                        continue;
+                    };
+                    into.mount_from(digest, size, from)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The blobs a manifest names (config, layers, an artifact's blobs); none for an
+/// index or what does not parse.
+fn manifest_blobs(bytes: &[u8]) -> Vec<Digest> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let config = std::iter::once(&value["config"]);
+    let listed = ["layers", "blobs"]
+        .iter()
+        .filter_map(|k| value[*k].as_array())
+        .flatten();
+    for entry in config.chain(listed) {
+        if let Some(digest) = entry["digest"].as_str().and_then(|d| Digest::parse(d).ok()) {
+            if !out.contains(&digest) {
+                out.push(digest);
+            }
+        }
+    }
+    out
+}
+
+/// The manifests an index lists.
+fn index_members(bytes: &[u8]) -> Vec<Digest> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Vec::new();
+    };
+    value["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["digest"].as_str().and_then(|d| Digest::parse(d).ok()))
+        .collect()
+}
+
+/// Blobs put concurrently, each into the repository of the image it is put for.
+struct Routed<'a>(&'a RegistryDestination);
+
+impl ConcurrentBlobs for Routed<'_> {
+    fn put_blob_shared(&self, blob: &BlobInfo, data: &mut dyn Read) -> Result<u64> {
+        let digest = blob.digest.ok_or_else(crate::formats::blobs::no_digest)?;
+        self.0.uploaders[self.0.home(blob.image)].put_from_source(digest, blob.size, data)
+    }
+    fn jobs(&self) -> usize {
+        self.0.jobs
     }
 }
 
@@ -164,25 +435,30 @@ impl ImageDestination for RegistryDestination {
                 None => true,
             })
             .collect();
-        self.references.extend(self.references(&listed)?);
+        let references = self.references(&listed)?;
+        for (image, tags) in listed.iter().zip(&references) {
+            if let (Some(index), Some((home, _))) = (&image.index, tags.first()) {
+                self.index_homes
+                    .insert(index.descriptor.digest.clone(), *home);
+            }
+        }
+        self.references.extend(references);
+        let registry = self.base.client.registry().to_string();
+        let mut sources: HashMap<Digest, Arc<dyn Blob>> = HashMap::new();
+        // Blobs another repository of this registry holds, by the repository.
+        let mut origins: Vec<(Digest, String)> = Vec::new();
         for image in images {
             let mut image_origin = None;
             for layer in &image.layers {
                 let (Some(digest), Some(blob)) = (&layer.digest, &layer.blob) else {
                     continue;
                 };
-                self.uploader
-                    .sources
-                    .insert(digest.clone(), Arc::clone(blob));
-                if let Some((registry, repository)) =
+                sources.insert(digest.clone(), Arc::clone(blob));
+                if let Some((from, repository)) =
                     super::tree::RegistryBlob::of(blob.as_ref()).map(|b| b.origin())
                 {
-                    if registry == self.uploader.repo.client.registry()
-                        && repository != self.uploader.repo.repository
-                    {
-                        self.uploader
-                            .origins
-                            .insert(digest.clone(), repository.to_string());
+                    if from == registry {
+                        origins.push((digest.clone(), repository.to_string()));
                         image_origin = Some(repository.to_string());
                     }
                 }
@@ -190,9 +466,16 @@ impl ImageDestination for RegistryDestination {
             // The config came from the repository its layers did: mounted from there
             // too (a registry that lacks it there answers with an upload session).
             if let Some(repository) = image_origin {
-                self.uploader
-                    .origins
-                    .insert(image.config.digest.clone(), repository);
+                origins.push((image.config.digest.clone(), repository));
+            }
+        }
+        let sources = Arc::new(sources);
+        for uploader in &mut self.uploaders {
+            uploader.sources = Arc::clone(&sources);
+            for (digest, repository) in &origins {
+                if *repository != uploader.repo.repository {
+                    uploader.origins.insert(digest.clone(), repository.clone());
+                }
             }
         }
         Ok(Vec::new())
@@ -200,23 +483,39 @@ impl ImageDestination for RegistryDestination {
 
     fn try_reusing_blob(&mut self, blob: &BlobInfo) -> Result<Option<u64>> {
         match blob.digest {
-            Some(digest) => self.uploader.existing(digest, blob.size),
+            Some(digest) => self.existing(self.home(blob.image), digest, blob.size),
             None => Ok(None),
         }
     }
 
     fn put_blob(&mut self, blob: &BlobInfo, data: &mut dyn Read) -> Result<(Digest, u64)> {
+        let home = self.home(blob.image);
         match blob.digest {
             Some(digest) => {
-                let size = self.uploader.put_from_source(digest, blob.size, data)?;
+                let size = self.uploaders[home].put_from_source(digest, blob.size, data)?;
                 Ok((digest.clone(), size))
             }
-            None => self.uploader.put_hashing(data),
+            None => {
+                // A layer compressed anew: staged in a temp file, which gives its
+                // digest (to skip it when the registry has it) and a copy to start
+                // again from.
+                let (staged, digest) = Staged::hashing(data, "a layer")?;
+                let size = staged.size();
+                if self.existing(home, &digest, Some(size))?.is_some() {
+                    return Ok((digest, size));
+                }
+                let uploader = &self.uploaders[home];
+                let reopen = || -> Result<Box<dyn Read + Send>> { Ok(Box::new(staged.reader()?)) };
+                let mut first = reopen()?;
+                uploader.upload(&digest, Some(size), &mut first, Some(&reopen))?;
+                uploader.uploaded(&digest, size);
+                Ok((digest, size))
+            }
         }
     }
 
     fn concurrent(&self) -> Option<Box<dyn ConcurrentBlobs + '_>> {
-        Some(Box::new(&self.uploader))
+        Some(Box::new(Routed(self)))
     }
 
     fn put_manifest(&mut self, manifest: &ManifestInfo) -> Result<()> {
@@ -224,7 +523,7 @@ impl ImageDestination for RegistryDestination {
         // its names.
         let digest = &manifest.descriptor.digest;
         // A referrer goes in under its cosign tag, or by digest (its subject then lists
-        // it, through the referrers API or the fallback tag).
+        // it, through the referrers API or the fallback tag), wherever its subject is.
         let (references, referrer) = match &manifest.attached {
             Some(attached) => match attached.tag {
                 Some(tag) => (vec![tag.to_string()], None),
@@ -239,11 +538,23 @@ impl ImageDestination for RegistryDestination {
             None if manifest.listed_by_index => (vec![digest.to_string()], None),
             None => (Vec::new(), None),
         };
+        let repositories = match &manifest.attached {
+            Some(attached) => self
+                .pending
+                .iter()
+                .rev()
+                .find(|p| p.digest == *attached.subject)
+                .map(|p| p.repositories.clone())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         self.pending.push(Pending {
             bytes: manifest.bytes.to_vec(),
             media_type: manifest.descriptor.media_type.clone(),
             digest: digest.clone(),
             references,
+            tags: Vec::new(),
+            repositories,
             referrer,
         });
         Ok(())
@@ -253,62 +564,89 @@ impl ImageDestination for RegistryDestination {
         let references = self.references.pop_front().ok_or_else(|| {
             Error::Unsupported("more images named than prepared for the push".into())
         })?;
-        let pending = self
+        let at = self
             .pending
-            .iter_mut()
-            .rev()
-            .find(|p| p.digest == manifest.digest)
+            .iter()
+            .rposition(|p| p.digest == manifest.digest)
             .ok_or_else(|| {
                 Error::Unsupported(format!("{}: named before it was put", manifest.digest))
             })?;
+        let pending = &mut self.pending[at];
         for reference in references {
-            if !pending.references.contains(&reference) {
-                pending.references.push(reference);
+            pending.lands_in(reference.0);
+            if !pending.tags.contains(&reference) {
+                pending.tags.push(reference);
+            }
+        }
+        // What an index lists goes wherever the index does.
+        let repositories = pending.repositories.clone();
+        let members = index_members(&pending.bytes);
+        for p in &mut self.pending[..at] {
+            if members.contains(&p.digest) {
+                for &r in &repositories {
+                    p.lands_in(r);
+                }
             }
         }
         Ok(())
     }
 
-    fn commit(self: Box<Self>) -> Result<CommitReport> {
-        let repo = &self.uploader.repo;
+    fn commit(mut self: Box<Self>) -> Result<CommitReport> {
+        for pending in &mut self.pending {
+            if pending.repositories.is_empty() {
+                pending.lands_in(0);
+            }
+        }
+        self.mount_across()?;
+        let registry = self.base.client.registry().to_string();
         let mut report = CommitReport::default();
         // Referrers the registry did not index itself (no `OCI-Subject` in its answer),
-        // by subject: the fallback tag lists them.
-        let mut unindexed: Vec<(Digest, Vec<serde_json::Value>)> = Vec::new();
+        // by repository and subject: the fallback tag lists them.
+        let mut unindexed: Vec<(usize, Digest, Vec<serde_json::Value>)> = Vec::new();
         for pending in &self.pending {
-            for reference in &pending.references {
-                let indexed = put_manifest(repo, &self.uploader.scope, reference, pending)?;
-                if let (Some((subject, entry)), false) = (&pending.referrer, indexed) {
-                    match unindexed.iter_mut().find(|(s, _)| s == subject) {
-                        Some((_, entries)) => entries.push(entry.clone()),
-                        None => unindexed.push((subject.clone(), vec![entry.clone()])),
+            for &r in &pending.repositories {
+                let uploader = &self.uploaders[r];
+                let repo = &uploader.repo;
+                let tags = pending
+                    .tags
+                    .iter()
+                    .filter(|(at, _)| *at == r)
+                    .map(|(_, t)| t);
+                for reference in pending.references.iter().chain(tags) {
+                    let indexed = put_manifest(repo, &uploader.scope, reference, pending)?;
+                    if let (Some((subject, entry)), false) = (&pending.referrer, indexed) {
+                        match unindexed
+                            .iter_mut()
+                            .find(|(at, s, _)| *at == r && s == subject)
+                        {
+                            Some((_, _, entries)) => entries.push(entry.clone()),
+                            None => unindexed.push((r, subject.clone(), vec![entry.clone()])),
+                        }
                     }
-                }
-                // Each tag, as the destination now holds it: its manifest digest.
-                if *reference != pending.digest.to_string() {
-                    report.notes.push(format!(
-                        "pushed docker://{}/{}:{}@{}",
-                        self.target.registry,
-                        shown(&self.target.repository),
-                        shown(reference),
-                        pending.digest
-                    ));
-                    report.stored.push((
-                        format!(
-                            "docker://{}/{}:{reference}",
-                            self.target.registry, self.target.repository
-                        ),
-                        pending.digest.clone(),
-                    ));
+                    // Each tag, as the destination now holds it: its manifest digest.
+                    if *reference != pending.digest.to_string() {
+                        report.notes.push(format!(
+                            "pushed docker://{registry}/{}:{}@{}",
+                            shown(&repo.repository),
+                            shown(reference),
+                            pending.digest
+                        ));
+                        report.stored.push((
+                            format!("docker://{registry}/{}:{reference}", repo.repository),
+                            pending.digest.clone(),
+                        ));
+                    }
                 }
             }
         }
-        for (subject, entries) in &unindexed {
-            if let Some(note) = update_fallback_tag(repo, &self.uploader.scope, subject, entries)? {
+        for (r, subject, entries) in &unindexed {
+            let uploader = &self.uploaders[*r];
+            if let Some(note) =
+                update_fallback_tag(&uploader.repo, &uploader.scope, subject, entries)?
+            {
                 report.notes.push(format!(
-                    "{note} docker://{}/{}:{}",
-                    self.target.registry,
-                    shown(&self.target.repository),
+                    "{note} docker://{registry}/{}:{}",
+                    shown(&uploader.repo.repository),
                     crate::referrers::fallback_tag(subject)
                 ));
             }
@@ -376,6 +714,8 @@ fn update_fallback_tag(
         bytes,
         media_type: crate::model::media::OCI_INDEX.to_string(),
         references: vec![tag.clone()],
+        tags: Vec::new(),
+        repositories: Vec::new(),
         referrer: None,
     };
     put_manifest(repo, scope, &tag, &pending)?;
@@ -453,15 +793,13 @@ struct Uploader {
     origins: HashMap<Digest, String>,
     /// Where earlier runs saw blobs in this registry: other repositories to try a
     /// mount from.
-    seen: Seen,
+    seen: Arc<Seen>,
     /// Where each layer pushed as stored can be read again from the start.
-    sources: HashMap<Digest, Arc<dyn Blob>>,
+    sources: Arc<HashMap<Digest, Arc<dyn Blob>>>,
     /// Blobs the registry holds (found, or put by this push), with their sizes.
     held: Mutex<HashMap<Digest, u64>>,
     /// Blobs the registry was asked for and lacks, so that it is not asked again.
     absent: Mutex<HashSet<Digest>>,
-    /// Uploads at once.
-    jobs: usize,
 }
 
 impl Uploader {
@@ -494,6 +832,18 @@ impl Uploader {
         data: &mut dyn Read,
         reopen: Option<&Reopen<'_>>,
     ) -> Result<u64> {
+        self.upload_mounting(digest, size, data, reopen, None)
+    }
+
+    /// [`Uploader::upload`], trying a mount from the repository `from` first.
+    fn upload_mounting(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        data: &mut dyn Read,
+        reopen: Option<&Reopen<'_>>,
+        from: Option<&str>,
+    ) -> Result<u64> {
         let mut owned: Option<Box<dyn Read + Send>> = None;
         // A lost session is one more attempt of the upload, under the one retry policy.
         let mut attempts = self.repo.client.retry_policy().attempts();
@@ -502,7 +852,7 @@ impl Uploader {
                 Some(r) => r.as_mut(),
                 None => &mut *data,
             };
-            match self.upload_once(digest, size, reader) {
+            match self.upload_once(digest, size, reader, from) {
                 Ok(n) => return Ok(n),
                 Err(Failure::Lost(e)) => match reopen {
                     Some(reopen) if attempts.wait_for_another(None) => {
@@ -520,8 +870,8 @@ impl Uploader {
     /// registry is mounted from there; one an earlier run saw in another repository is
     /// tried from there, and uploaded when that fails (a hint may be stale, or name a
     /// repository these credentials cannot read).
-    fn start(&self, digest: &Digest, what: &str) -> Result<Option<String>> {
-        if let Some(from) = self.origins.get(digest) {
+    fn start(&self, digest: &Digest, what: &str, from: Option<&str>) -> Result<Option<String>> {
+        if let Some(from) = from.or(self.origins.get(digest).map(String::as_str)) {
             return self.start_from(digest, what, Some(from));
         }
         if let Some(from) = self.seen.elsewhere(digest, &self.repo.repository) {
@@ -571,9 +921,10 @@ impl Uploader {
         digest: &Digest,
         size: Option<u64>,
         data: &mut dyn Read,
+        from: Option<&str>,
     ) -> std::result::Result<u64, Failure> {
         let what = self.repo.describe(digest);
-        let Some(mut location) = self.start(digest, &what)? else {
+        let Some(mut location) = self.start(digest, &what, from)? else {
             // Mounted: the registry had it in the other repository.
             return match size {
                 Some(size) => Ok(size),
@@ -653,7 +1004,7 @@ impl Uploader {
             if sent > 0 || !attempts.wait_for_another(None) {
                 return Err(Failure::Lost(error));
             }
-            match self.start(digest, &what)? {
+            match self.start(digest, &what, from)? {
                 Some(next) => location = next,
                 None => return Ok(total),
             }
@@ -808,21 +1159,6 @@ impl Uploader {
         Ok(have.filter(|have| size.is_none_or(|want| want == *have)))
     }
 
-    /// A layer compressed anew: staged in a temp file, which gives its digest (to
-    /// skip it when the registry has it) and a copy to start again from.
-    fn put_hashing(&mut self, data: &mut dyn Read) -> Result<(Digest, u64)> {
-        let (staged, digest) = Staged::hashing(data, "a layer")?;
-        let size = staged.size();
-        if self.existing(&digest, Some(size))?.is_some() {
-            return Ok((digest, size));
-        }
-        let reopen = || -> Result<Box<dyn Read + Send>> { Ok(Box::new(staged.reader()?)) };
-        let mut first = reopen()?;
-        self.upload(&digest, Some(size), &mut first, Some(&reopen))?;
-        self.uploaded(&digest, size);
-        Ok((digest, size))
-    }
-
     /// Remember that the registry now holds `digest`: for this push, and in the
     /// cache's record for later ones.
     fn uploaded(&self, digest: &Digest, size: u64) {
@@ -866,12 +1202,47 @@ impl Uploader {
     }
 }
 
-impl ConcurrentBlobs for &Uploader {
-    fn put_blob_shared(&self, blob: &BlobInfo, data: &mut dyn Read) -> Result<u64> {
-        let digest = blob.digest.ok_or_else(crate::formats::blobs::no_digest)?;
-        self.put_from_source(digest, blob.size, data)
+impl Uploader {
+    /// Put `digest` (of `size` bytes), which the repository of `from` (of this
+    /// registry) holds: mounted from there, or copied from there when the registry
+    /// answers the mount with an upload session instead.
+    fn mount_from(&self, digest: &Digest, size: u64, from: Arc<Repo>) -> Result<()> {
+        let repository = from.repository.clone();
+        let open = move || -> Result<Box<dyn Read + Send>> {
+            Ok(Box::new(super::fetch::Fetch::new(
+                Arc::clone(&from),
+                digest.clone(),
+                size,
+                0,
+            )))
+        };
+        let mut first = Lazy {
+            open: &open,
+            inner: None,
+        };
+        self.upload_mounting(
+            digest,
+            Some(size),
+            &mut first,
+            Some(&open),
+            Some(&repository),
+        )?;
+        self.uploaded(digest, size);
+        Ok(())
     }
-    fn jobs(&self) -> usize {
-        self.jobs
+}
+
+/// A reader opened on its first read: a mount that succeeds reads nothing.
+struct Lazy<'a> {
+    open: &'a Reopen<'a>,
+    inner: Option<Box<dyn Read + Send>>,
+}
+
+impl Read for Lazy<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.inner.is_none() {
+            self.inner = Some((self.open)().map_err(Error::into_io)?);
+        }
+        self.inner.as_mut().expect("opened above").read(buf)
     }
 }

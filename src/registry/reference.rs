@@ -105,6 +105,85 @@ impl RegistryRef {
     }
 }
 
+/// A push destination that names a registry and a path prefix, not a repository:
+/// `HOST/` (each image at its own repository path on HOST) or `HOST/PREFIX/` (under
+/// PREFIX). The trailing `/` is what says so: `HOST/REPO` is one repository, and a
+/// bare `HOST` is, as Docker reads it, a repository of Docker Hub.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryPrefix {
+    /// The registry as references name it (`127.0.0.1:5000`, `mirror.internal`).
+    pub registry: String,
+    /// The path every repository starts with: empty, or components ending in `/`
+    /// (`mirror/hub/`).
+    pub prefix: String,
+}
+
+impl RegistryPrefix {
+    /// Parse what follows `docker://` when it ends with `/` (`None` otherwise):
+    /// `HOST[:PORT]/[PREFIX/]`, the host and the prefix checked as a reference's are
+    /// (a first component without `.` or `:` that is not `localhost` is a path on
+    /// Docker Hub, as Docker reads it).
+    pub fn parse(text: &str) -> Result<Option<RegistryPrefix>> {
+        let Some(written) = text.strip_suffix('/') else {
+            return Ok(None);
+        };
+        let bad = |why: &str| {
+            Error::Usage(format!(
+                "docker://{}: {why}; a registry prefix is written docker://HOST/ (each image at its own repository path) or docker://HOST/PREFIX/ (under PREFIX)",
+                shown(text)
+            ))
+        };
+        if written.is_empty() || written.ends_with('/') || written.contains('@') {
+            return Err(bad("not a registry and prefix"));
+        }
+        // Two components after it, so that Docker Hub's `library/` is never added.
+        let probe = RegistryRef::parse(&format!("{written}/x/y"), true)?;
+        if probe.tag.is_some() || probe.digest.is_some() {
+            return Err(bad("a prefix has no tag nor digest"));
+        }
+        let prefix = probe
+            .repository
+            .strip_suffix("x/y")
+            .ok_or_else(|| bad("not a registry and prefix"))?
+            .to_string();
+        Ok(Some(RegistryPrefix {
+            registry: probe.registry,
+            prefix,
+        }))
+    }
+
+    /// The repository an image named `name` is pushed to: the prefix and `name`'s
+    /// repository path (`team/app` of `docker.io/team/app:1`, `library/busybox` of
+    /// `busybox`), after `name`'s registry when `scoped`. `Err` with the reason when
+    /// that is no valid repository on this registry (a registry with a port cannot be
+    /// a path component).
+    pub fn repository_for(
+        &self,
+        name: &Reference,
+        scoped: bool,
+    ) -> std::result::Result<String, &'static str> {
+        let full = name.repository();
+        let (registry, path) = full.split_once('/').expect("a repository has a registry");
+        let repository = if scoped {
+            format!("{}{registry}/{path}", self.prefix)
+        } else {
+            format!("{}{path}", self.prefix)
+        };
+        // Read back as a reference: the same registry and the same path, or refused.
+        let parsed = Reference::parse_why(&format!("{}/{repository}", self.registry))?;
+        if parsed.repository() != format!("{}/{repository}", self.registry) {
+            return Err("it would not read back as a repository of this registry");
+        }
+        Ok(repository)
+    }
+}
+
+impl std::fmt::Display for RegistryPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.prefix)
+    }
+}
+
 /// When `text` starts with `USER[:PASSWORD]@`, what follows the `@`. A digest's `@`
 /// comes after the repository (which has a `/` or names no host) and is followed by
 /// a digest algorithm, so `repo@sha256:...` is not taken for credentials.
@@ -211,5 +290,55 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_trailing_slash_names_a_prefix() {
+        let p = RegistryPrefix::parse("127.0.0.1:5000/").unwrap().unwrap();
+        assert_eq!(
+            (p.registry.as_str(), p.prefix.as_str()),
+            ("127.0.0.1:5000", "")
+        );
+        let p = RegistryPrefix::parse("mirror.internal/hub/x/")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (p.registry.as_str(), p.prefix.as_str()),
+            ("mirror.internal", "hub/x/")
+        );
+        // No host: Docker Hub, without `library/`.
+        let p = RegistryPrefix::parse("team/").unwrap().unwrap();
+        assert_eq!(
+            (p.registry.as_str(), p.prefix.as_str()),
+            ("docker.io", "team/")
+        );
+        assert_eq!(RegistryPrefix::parse("host.example/repo").unwrap(), None);
+        for bad in [
+            "/",
+            "h.example//",
+            "h.example/UP/",
+            "h.example/a:1/",
+            "u:p@h.example/",
+        ] {
+            assert!(RegistryPrefix::parse(bad).unwrap_err().is_usage(), "{bad}");
+        }
+        let name = |s: &str| Reference::parse(s).unwrap();
+        let p = RegistryPrefix::parse("m.example:5000/mirror/")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            p.repository_for(&name("busybox:1"), false).unwrap(),
+            "mirror/library/busybox"
+        );
+        assert_eq!(
+            p.repository_for(&name("quay.io/team/app:1"), true).unwrap(),
+            "mirror/quay.io/team/app"
+        );
+        assert!(p.repository_for(&name("localhost:5000/a:1"), true).is_err());
+        assert_eq!(
+            p.repository_for(&name("localhost:5000/a:1"), false)
+                .unwrap(),
+            "mirror/a"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod bundle_push;
 mod cli;
 mod cli_docs;
 mod compression;
