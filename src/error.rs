@@ -274,6 +274,7 @@ pub enum Error {
     ///     first: "docker.io/team/app:1".into(),
     ///     second: "quay.io/team/app:1".into(),
     ///     target: "mirror.internal/team/app:1".into(),
+    ///     scoped_would_help: true,
     /// };
     /// assert!(err.naming(|_| "--image").starts_with(
     ///     "images docker.io/team/app:1 and quay.io/team/app:1 would both be pushed to \
@@ -282,7 +283,11 @@ pub enum Error {
     /// ```
     #[error(
         "images {first} and {second} would both be pushed to docker://{target}; nothing was pushed{}",
-        worded(&format!(" (pick one with {}, or keep each source registry in the path with {})", Setting::Image, Setting::Scoped))
+        if *.scoped_would_help {
+            worded(&format!(" (pick one with {}, or keep each source registry in the path with {})", Setting::Image, Setting::Scoped))
+        } else {
+            worded(&format!(" (pick one with {})", Setting::Image))
+        }
     )]
     PushCollision {
         /// The first image, as messages name it.
@@ -291,6 +296,9 @@ pub enum Error {
         second: String,
         /// Where both would go: `HOST/REPO:TAG`.
         target: String,
+        /// Whether keeping each source registry in the path would set them apart (a
+        /// push under a prefix, not yet scoped).
+        scoped_would_help: bool,
     },
     /// An image of a push to a registry prefix (`HOST/PREFIX/`) has no place there: no
     /// name at all, or a name that makes no repository path; refused before anything

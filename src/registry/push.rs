@@ -261,6 +261,7 @@ impl RegistryDestination {
                                     "{}/{}:{}",
                                     prefix.registry, name.0, name.1
                                 )),
+                                scoped_would_help: !scoped,
                             });
                         }
                     }
@@ -300,6 +301,7 @@ impl RegistryDestination {
                             shown(&target.repository),
                             shown(&tag.1)
                         ),
+                        scoped_would_help: false,
                     });
                 }
             }
