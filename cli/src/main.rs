@@ -242,6 +242,53 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Copy every image a list names to a mirror, skipping those it already holds.
+    ///
+    /// SOURCE is skopeo sync's YAML (--src yaml) or a repository (--src docker:
+    /// docker://HOST/REPO for every tag, docker://HOST/REPO:TAG for one image).
+    /// DESTINATION is docker://MIRROR[/PREFIX] (each image at
+    /// MIRROR/PREFIX/<its repository>:<tag>) or oci:DIR (one OCI layout holding every
+    /// image under the ref name <its repository>:<tag>). An image whose manifest
+    /// digest the destination holds under that name is skipped after one request at
+    /// each end. Exit status 1 when any image failed.
+    Sync {
+        /// What SOURCE is.
+        #[arg(long, value_enum)]
+        src: SyncSrcArg,
+        /// Keep the source registry's host in the destination path, as skopeo's
+        /// --scoped (a port's `:` is written `_`).
+        #[arg(long)]
+        scoped: bool,
+        /// Copy this many images at once (each moves --jobs blobs at once).
+        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+        parallel: u32,
+        /// Try every image whatever fails (the default).
+        #[arg(long, conflicts_with = "fail_fast")]
+        keep_going: bool,
+        /// Start no other image once one failed.
+        #[arg(long)]
+        fail_fast: bool,
+        /// Copy nothing: list what would be copied.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print a JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Copy every platform of multi-platform images, their index whole.
+        #[arg(long)]
+        all: bool,
+        /// Copy what is attached to each image (signatures, attestations, SBOMs).
+        #[arg(long)]
+        referrers: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[command(flatten)]
+        ends: EndArgs,
+        /// The YAML file, or docker://HOST/REPO[:TAG].
+        source: String,
+        /// docker://MIRROR[/PREFIX] or oci:DIR.
+        destination: String,
+    },
     /// Print a shell completion script on stdout.
     #[command(after_help = examples::COMPLETIONS)]
     Completions {
@@ -417,6 +464,14 @@ impl RegistryArgs {
             ..RegistryOptions::default()
         }
     }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SyncSrcArg {
+    /// skopeo sync's YAML file.
+    Yaml,
+    /// A registry repository (every tag) or image.
+    Docker,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -1259,6 +1314,37 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             out.flush().context("writing to stdout")?;
             Ok(())
         }
+        Command::Sync {
+            src,
+            scoped,
+            parallel,
+            keep_going: _,
+            fail_fast,
+            dry_run,
+            json,
+            all,
+            referrers,
+            registry,
+            ends,
+            source,
+            destination,
+        } => run_sync(
+            SyncArgs {
+                src,
+                scoped,
+                parallel,
+                fail_fast,
+                dry_run,
+                json,
+                all,
+                referrers,
+            },
+            &registry,
+            &ends,
+            &source,
+            &destination,
+            quiet,
+        ),
         Command::Completions { shell } => {
             // Rendered in memory first: clap_complete panics on a failed write.
             let mut script = Vec::new();
@@ -1452,6 +1538,165 @@ fn open_selected(
     let source = dockhand::open_source(&location, &options)?;
     let selected = select(&source.images, &selectors)?;
     Ok((source, selected))
+}
+
+/// The switches of `sync`.
+struct SyncArgs {
+    src: SyncSrcArg,
+    scoped: bool,
+    parallel: u32,
+    fail_fast: bool,
+    dry_run: bool,
+    json: bool,
+    all: bool,
+    referrers: bool,
+}
+
+/// `dockhand sync`: the library's sync, worded.
+fn run_sync(
+    args: SyncArgs,
+    registry: &RegistryArgs,
+    ends: &EndArgs,
+    source: &str,
+    destination: &str,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    use dockhand::{SyncOptions, SyncOutcome, SyncTarget};
+    use std::io::IsTerminal;
+    let src_options = registry.end_options(
+        &ends.src_creds,
+        &ends.src_authfile,
+        ends.src_tls_verify,
+        &ends.src_cert_dir,
+    );
+    let dest_options = registry.end_options(
+        &ends.dest_creds,
+        &ends.dest_authfile,
+        ends.dest_tls_verify,
+        &ends.dest_cert_dir,
+    );
+    let sources = match args.src {
+        SyncSrcArg::Yaml => dockhand::read_sync_yaml(std::path::Path::new(source), &src_options)?,
+        SyncSrcArg::Docker => vec![dockhand::repository_source(source, &src_options)?],
+    };
+    let target = if let Some(rest) = destination.strip_prefix("docker://") {
+        SyncTarget::Registry(rest.to_string())
+    } else if let Some(dir) = destination.strip_prefix("oci:") {
+        SyncTarget::Layout(dir.into())
+    } else {
+        return Err(dockhand::Error::Usage(format!(
+            "{}: a sync destination is docker://MIRROR[/PREFIX] or oci:DIR",
+            dockhand::text::shown(destination)
+        ))
+        .into());
+    };
+    let options = SyncOptions {
+        target,
+        scoped: args.scoped,
+        images_at_once: args.parallel as usize,
+        fail_fast: args.fail_fast,
+        dry_run: args.dry_run,
+        convert: ConvertOptions {
+            all_platforms: args.all,
+            referrers: args.referrers,
+            dest_registry: dest_options,
+            ..ConvertOptions::default()
+        },
+    };
+    let live = !quiet && !args.json && io::stderr().is_terminal();
+    let report = dockhand::sync(&sources, &options, &|_, done, total| {
+        if live {
+            eprint!("\rsync: {done}/{total} images");
+        }
+    })?;
+    if live {
+        eprintln!();
+    }
+    let reason = |e: &dockhand::Error| one_line(&e.naming(flag_of));
+    let [copied, skipped, would, failed, not_started] = report.counts();
+    let mut out = stdout_buffer()?;
+    if args.json {
+        let images: Vec<serde_json::Value> = report
+            .items
+            .iter()
+            .map(|item| {
+                let (outcome, error) = match &item.outcome {
+                    SyncOutcome::Copied => ("copied", None),
+                    SyncOutcome::Skipped => ("skipped", None),
+                    SyncOutcome::WouldCopy => ("would-copy", None),
+                    SyncOutcome::Failed(e) => ("failed", Some(reason(e))),
+                    SyncOutcome::NotStarted => ("not-started", None),
+                    _ => ("unknown", None),
+                };
+                serde_json::json!({
+                    "source": item.source,
+                    "destination": item.destination,
+                    "digest": item.digest.as_ref().map(|d| d.to_string()),
+                    "outcome": outcome,
+                    "error": error,
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "copied": copied,
+            "skipped": skipped,
+            "would_copy": would,
+            "failed": failed,
+            "not_started": not_started,
+            "images": images,
+        });
+        writeln!(out, "{doc:#}").context("writing to stdout")?;
+    } else {
+        for item in &report.items {
+            let (word, why) = match &item.outcome {
+                SyncOutcome::Copied => ("copied", String::new()),
+                SyncOutcome::Skipped => ("skipped", " (up to date)".to_string()),
+                SyncOutcome::WouldCopy => ("would copy", String::new()),
+                SyncOutcome::Failed(e) => ("failed", format!(": {}", reason(e))),
+                SyncOutcome::NotStarted => ("not started", " (an image failed)".to_string()),
+                _ => ("?", String::new()),
+            };
+            writeln!(
+                out,
+                "{}",
+                one_line(&format!(
+                    "{word} {} -> {}{why}",
+                    item.source, item.destination
+                ))
+            )
+            .context("writing to stdout")?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    if !quiet && !args.json {
+        say(&format!(
+            "sync: {copied} copied, {skipped} skipped, {would} would be copied, {failed} failed, \
+             {not_started} not started, of {}",
+            report.items.len()
+        ));
+        for item in &report.items {
+            if let SyncOutcome::Failed(e) = &item.outcome {
+                say(&one_line(&format!(
+                    "failed: {}: {}",
+                    item.source,
+                    reason(e)
+                )));
+            }
+        }
+    }
+    if !report.succeeded() {
+        anyhow::bail!(
+            "{} of {} images failed{}",
+            failed,
+            report.items.len(),
+            if not_started > 0 {
+                format!(", {not_started} not started")
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -210,7 +210,11 @@ fn connect(endpoint: &conf::Endpoint, options: &RegistryOptions) -> Result<Clien
     )
 }
 
-fn repo(endpoint: &conf::Endpoint, options: &RegistryOptions, cache: bool) -> Result<Arc<Repo>> {
+pub(crate) fn repo(
+    endpoint: &conf::Endpoint,
+    options: &RegistryOptions,
+    cache: bool,
+) -> Result<Arc<Repo>> {
     let reference = &endpoint.reference;
     let client = connect(endpoint, options)?;
     let cache = if cache && !options.no_cache {

@@ -41,4 +41,5 @@ mod select_by_id;
 mod several_sources;
 mod signatures;
 mod stdin_spool;
+mod sync;
 mod tls;

@@ -1,0 +1,448 @@
+//! `dockhand sync`: skopeo sync's YAML (and `--src docker`) copied to a mirror under a
+//! prefix, between two real registries on 127.0.0.1 behind recording proxies; naming,
+//! `--scoped`, the incremental re-run and what it costs, `--dry-run`, failures and
+//! `--fail-fast`, `--json`, and where the YAML's credentials go.
+
+use crate::common::registry::*;
+use crate::common::*;
+
+use std::path::Path;
+use std::process::Output;
+
+use base64::Engine;
+use serde_json::Value;
+
+const ALICE: (&str, &str) = ("alice", "a-sync-source-secret");
+
+fn run(tmp: &Path, args: &[&str]) -> Output {
+    isolated_dockhand(tmp, args)
+        .output()
+        .expect("running dockhand")
+}
+
+/// Run dockhand, require exit `code`; stdout and stderr.
+fn dh(tmp: &Path, code: i32, args: &[&str]) -> (String, String) {
+    let out = run(tmp, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{args:?}: {stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (stdout, stderr)
+}
+
+/// Push a fixture to `dst` (`docker://...`), optionally with credentials.
+fn push(tmp: &Path, input: &str, dst: &str, creds: Option<&str>) {
+    let mut args = vec!["convert", "--tls-verify=false"];
+    if let Some(c) = creds {
+        args.extend(["--creds", c]);
+    }
+    args.extend([input, dst]);
+    dh(tmp, 0, &args);
+}
+
+/// The manifest digest `reference` names.
+fn digest(tmp: &Path, reference: &str, creds: Option<&str>) -> String {
+    let mut args = vec!["digest", "--tls-verify=false"];
+    if let Some(c) = creds {
+        args.extend(["--creds", c]);
+    }
+    args.push(reference);
+    let (out, _) = dh(tmp, 0, &args);
+    out.trim().to_string()
+}
+
+fn tags(tmp: &Path, repository: &str) -> Vec<String> {
+    let (out, _) = dh(tmp, 0, &["tags", "--tls-verify=false", repository]);
+    let mut tags: Vec<String> = out.lines().map(str::to_string).collect();
+    tags.sort();
+    tags
+}
+
+fn write(tmp: &Path, name: &str, text: &str) -> String {
+    let path = tmp.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// Requests that move a blob's bytes or start an upload.
+fn blob_moves(proxy: &Proxy) -> Vec<(String, String, u16)> {
+    proxy
+        .requests()
+        .into_iter()
+        .filter(|(m, path, _)| {
+            path.contains("/blobs/") && (m == "GET" || m == "POST" || m == "PATCH" || m == "PUT")
+        })
+        .collect()
+}
+
+#[test]
+fn a_yaml_list_lands_under_the_prefix_and_a_rerun_copies_nothing() {
+    let Some(src) = RegistryFixture::builder().proxy().start() else {
+        return;
+    };
+    let Some(dst) = RegistryFixture::builder().proxy().start() else {
+        return;
+    };
+    let t = src.dir();
+    let basic = fixture("docker-save-basic");
+    let multi = fixture("docker-save-multi");
+    let oci = fixture("skopeo-oci");
+    for tag in ["1.0", "2.0", "unlisted"] {
+        push(
+            t,
+            basic.input(),
+            &src.remote(&format!("team/app:{tag}")),
+            None,
+        );
+    }
+    for (n, tag) in ["a", "b"].iter().enumerate() {
+        let (image, dst) = (format!("@{n}"), src.remote(&format!("team/multi:{tag}")));
+        let args = [
+            "convert",
+            "--tls-verify=false",
+            "--image",
+            &image,
+            multi.input(),
+            &dst,
+        ];
+        dh(t, 0, &args);
+    }
+    for tag in ["v1", "v10", "x1"] {
+        push(
+            t,
+            oci.input(),
+            &src.remote(&format!("other/oci:{tag}")),
+            None,
+        );
+    }
+    for tag in ["1.1", "1.2", "1.3.1", "2.0", "latest"] {
+        push(
+            t,
+            basic.input(),
+            &src.remote(&format!("semver/app:{tag}")),
+            None,
+        );
+    }
+    let multi_tags = tags(t, &src.remote("team/multi"));
+    assert_eq!(multi_tags, ["a", "b"]);
+    let host = src.addr();
+    let yaml = write(
+        t,
+        "sync.yaml",
+        &format!(
+            "{host}:\n  images:\n    team/app: ['1.0', '2.0']\n    team/multi: []\n  \
+             images-by-tag-regex:\n    other/oci: ^v1$\n  images-by-semver:\n    \
+             semver/app: '>= 1.2.0, < 2'\n  tls-verify: false\n"
+        ),
+    );
+    let mut expected: Vec<(String, String)> = vec![
+        ("team/app".into(), "1.0".into()),
+        ("team/app".into(), "2.0".into()),
+        ("other/oci".into(), "v1".into()),
+        ("semver/app".into(), "1.2".into()),
+        ("semver/app".into(), "1.3.1".into()),
+    ];
+    for tag in &multi_tags {
+        expected.push(("team/multi".into(), tag.clone()));
+    }
+    let n = expected.len();
+    let mirror = format!("docker://{}/mirror/pre", dst.addr());
+    let sync = |extra: &[&str], code: i32| {
+        let mut args = vec!["sync", "--src", "yaml", "--dest-tls-verify=false"];
+        args.extend(extra);
+        args.extend([yaml.as_str(), mirror.as_str()]);
+        dh(t, code, &args)
+    };
+
+    // A dry run lists every image and writes nothing.
+    let (out, _) = sync(&["--dry-run"], 0);
+    for (repo, tag) in &expected {
+        let line = format!("would copy docker://{host}/{repo}:{tag} -> {mirror}/{repo}:{tag}");
+        assert!(out.contains(&line), "{line} in\n{out}");
+    }
+    assert_eq!(out.lines().count(), n, "{out}");
+    assert!(!out.contains("unlisted") && !out.contains("v10") && !out.contains(":x1"));
+    assert!(!out.contains(":1.1 ") && !out.contains("latest"), "{out}");
+    assert!(blob_moves(dst.proxy()).is_empty());
+    assert_eq!(dst.proxy().count("PUT", "/manifests/", None), 0);
+
+    // The sync: every image at PREFIX/<repository>:<tag>, same digest.
+    let (out, err) = sync(&[], 0);
+    assert_eq!(out.matches("copied ").count(), n, "{out}");
+    assert!(err.contains(&format!("{n} copied, 0 skipped")), "{err}");
+    for (repo, tag) in &expected {
+        assert_eq!(
+            digest(t, &format!("docker://{host}/{repo}:{tag}"), None),
+            digest(t, &format!("{mirror}/{repo}:{tag}"), None),
+            "{repo}:{tag}"
+        );
+    }
+    assert_eq!(tags(t, &format!("{mirror}/team/app")), ["1.0", "2.0"]);
+    assert_eq!(tags(t, &format!("{mirror}/semver/app")), ["1.2", "1.3.1"]);
+
+    // A re-run: every image skipped, no blob moved, two requests per image (a HEAD of
+    // the manifest at each end) besides listing the three listed repositories' tags.
+    src.proxy().reset_counters();
+    dst.proxy().reset_counters();
+    let (out, _) = sync(&["--json"], 0);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["skipped"], n, "{report:#}");
+    assert_eq!(
+        (report["copied"].clone(), report["failed"].clone()),
+        (0.into(), 0.into())
+    );
+    let images = report["images"].as_array().unwrap();
+    assert_eq!(images.len(), n);
+    for image in images {
+        assert_eq!(image["outcome"], "skipped", "{image}");
+        assert!(image["digest"].as_str().unwrap().starts_with("sha256:"));
+        assert!(image["error"].is_null());
+        let source = image["source"].as_str().unwrap();
+        let rest = source.strip_prefix(&format!("docker://{host}/")).unwrap();
+        assert_eq!(image["destination"], format!("{mirror}/{rest}"));
+    }
+    assert!(
+        blob_moves(src.proxy()).is_empty(),
+        "{:?}",
+        src.proxy().requests()
+    );
+    assert!(
+        blob_moves(dst.proxy()).is_empty(),
+        "{:?}",
+        dst.proxy().requests()
+    );
+    let (at_src, at_dst) = (src.proxy().requests(), dst.proxy().requests());
+    let manifests = |r: &[(String, String, u16)]| {
+        r.iter()
+            .filter(|(m, p, _)| m == "HEAD" && p.contains("/manifests/"))
+            .count()
+    };
+    assert_eq!(manifests(&at_src), n, "{at_src:?}");
+    assert_eq!(manifests(&at_dst), n, "{at_dst:?}");
+    let listings = at_src
+        .iter()
+        .filter(|(_, p, _)| p.contains("/tags/list"))
+        .count();
+    assert_eq!(listings, 3, "{at_src:?}");
+    let other = at_src.len() + at_dst.len() - 2 * n - listings;
+    eprintln!(
+        "re-run of {n} unchanged images: {} requests at the source, {} at the destination \
+         ({} besides the manifest HEADs and tag lists)",
+        at_src.len(),
+        at_dst.len(),
+        other
+    );
+    // What is left is the plain-HTTP probe (`--tls-verify=false`) of the one
+    // connection to each repository at each end: 4 repositories.
+    assert_eq!(other, 2 * 4, "{at_src:?} {at_dst:?}");
+}
+
+#[test]
+fn a_failing_image_stops_no_other_unless_fail_fast() {
+    let Some(src) = RegistryFixture::builder().start() else {
+        return;
+    };
+    let Some(dst) = RegistryFixture::builder().proxy().start() else {
+        return;
+    };
+    let t = src.dir();
+    push(
+        t,
+        fixture("docker-save-basic").input(),
+        &src.remote("team/app:1.0"),
+        None,
+    );
+    let host = src.addr();
+    let yaml = write(
+        t,
+        "sync.yaml",
+        &format!("{host}:\n  images:\n    team/app: ['nope', '1.0']\n  tls-verify: false\n"),
+    );
+    let mirror = format!("docker://{}/m", dst.addr());
+    let base = [
+        "sync",
+        "--src",
+        "yaml",
+        "--dest-tls-verify=false",
+        "--parallel",
+        "1",
+    ];
+
+    // --fail-fast: the first failure leaves the next image unstarted.
+    let mut args = base.to_vec();
+    args.extend(["--fail-fast", yaml.as_str(), mirror.as_str()]);
+    let (out, err) = dh(t, 1, &args);
+    assert!(
+        out.contains(&format!("failed docker://{host}/team/app:nope")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("not started docker://{host}/team/app:1.0")),
+        "{out}"
+    );
+    assert_eq!(dst.proxy().count("PUT", "/manifests/", None), 0);
+    assert!(err.contains("1 failed, 1 not started"), "{err}");
+
+    // By default every image is tried: the good one lands, the bad one is named.
+    let mut args = base.to_vec();
+    args.extend(["--json", yaml.as_str(), mirror.as_str()]);
+    let (out, _) = dh(t, 1, &args);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (report["copied"].clone(), report["failed"].clone()),
+        (1.into(), 1.into())
+    );
+    let images = report["images"].as_array().unwrap();
+    assert_eq!(images[0]["outcome"], "failed");
+    let why = images[0]["error"].as_str().unwrap();
+    assert!(why.contains("nope") && !why.contains('\n'), "{why}");
+    assert_eq!(images[1]["outcome"], "copied");
+    assert_eq!(
+        digest(t, &format!("{mirror}/team/app:1.0"), None),
+        digest(t, &src.remote("team/app:1.0"), None)
+    );
+    // The words: the summary names the failure on stderr, one line each.
+    let mut args = base.to_vec();
+    args.extend([yaml.as_str(), mirror.as_str()]);
+    let (out, err) = dh(t, 1, &args);
+    assert!(
+        out.contains(&format!("skipped docker://{host}/team/app:1.0")),
+        "{out}"
+    );
+    assert!(err.contains("0 copied, 1 skipped"), "{err}");
+    assert!(
+        err.contains(&format!("failed: docker://{host}/team/app:nope: ")),
+        "{err}"
+    );
+    assert!(err.contains("error: 1 of 2 images failed"), "{err}");
+}
+
+#[test]
+fn yaml_credentials_reach_only_their_registry_and_scoped_keeps_the_host() {
+    let Some(src) = RegistryFixture::builder()
+        .auth(Auth::basic(ALICE.0, ALICE.1))
+        .proxy()
+        .start()
+    else {
+        return;
+    };
+    let Some(dst) = RegistryFixture::builder().proxy().start() else {
+        return;
+    };
+    let t = src.dir();
+    let alice = format!("{}:{}", ALICE.0, ALICE.1);
+    push(
+        t,
+        fixture("skopeo-oci").input(),
+        &src.remote("team/app:1"),
+        Some(&alice),
+    );
+    src.proxy().reset_counters();
+    let host = src.addr();
+    let yaml = write(
+        t,
+        "sync.yaml",
+        &format!(
+            "{host}:\n  images:\n    team/app: []\n  tls-verify: false\n  credentials:\n    \
+             username: {}\n    password: {}\n",
+            ALICE.0, ALICE.1
+        ),
+    );
+    let mirror = format!("docker://{}/m", dst.addr());
+    let (out, _) = dh(
+        t,
+        0,
+        &[
+            "sync",
+            "--src",
+            "yaml",
+            "--scoped",
+            "--dest-tls-verify=false",
+            &yaml,
+            &mirror,
+        ],
+    );
+    let scoped = format!("{mirror}/{}/team/app:1", host.replace(':', "_"));
+    assert!(
+        out.contains(&format!("copied docker://{host}/team/app:1 -> {scoped}")),
+        "{out}"
+    );
+    assert_eq!(
+        digest(t, &scoped, None),
+        digest(t, &src.remote("team/app:1"), Some(&alice))
+    );
+    let sent = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(&alice)
+    );
+    assert!(src.proxy().authorizations().contains(&sent));
+    let to_dst = dst.proxy().authorizations();
+    assert!(
+        !to_dst
+            .iter()
+            .any(|a| a.contains(&sent) || a.contains(ALICE.1)),
+        "{to_dst:?}"
+    );
+}
+
+#[test]
+fn src_docker_takes_every_tag_of_a_repository() {
+    let Some(src) = RegistryFixture::builder().start() else {
+        return;
+    };
+    let Some(dst) = RegistryFixture::builder().start() else {
+        return;
+    };
+    let t = src.dir();
+    push(
+        t,
+        fixture("docker-save-basic").input(),
+        &src.remote("a/b/app:1"),
+        None,
+    );
+    push(
+        t,
+        fixture("skopeo-oci").input(),
+        &src.remote("a/b/app:2"),
+        None,
+    );
+    let mirror = format!("docker://{}/pre", dst.addr());
+    dh(
+        t,
+        0,
+        &[
+            "sync",
+            "--src",
+            "docker",
+            "--tls-verify=false",
+            &src.remote("a/b/app"),
+            &mirror,
+        ],
+    );
+    assert_eq!(tags(t, &format!("{mirror}/a/b/app")), ["1", "2"]);
+    for tag in ["1", "2"] {
+        assert_eq!(
+            digest(t, &format!("{mirror}/a/b/app:{tag}"), None),
+            digest(t, &src.remote(&format!("a/b/app:{tag}")), None)
+        );
+    }
+    // With a tag: that image only.
+    let mirror2 = format!("docker://{}/one", dst.addr());
+    dh(
+        t,
+        0,
+        &[
+            "sync",
+            "--src",
+            "docker",
+            "--tls-verify=false",
+            &src.remote("a/b/app:2"),
+            &mirror2,
+        ],
+    );
+    assert_eq!(tags(t, &format!("{mirror2}/a/b/app")), ["2"]);
+}
