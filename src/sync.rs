@@ -94,6 +94,12 @@ pub struct SyncOptions {
     pub fail_fast: bool,
     /// Copy nothing: say what would be copied ([`SyncOutcome::WouldCopy`]).
     pub dry_run: bool,
+    /// Take only this worker's share of the images (`--shard I/N`): those whose
+    /// source reference ([`SyncItem::source`]) it owns ([`crate::Shard::owns`]), so
+    /// that N workers given the same list copy each image exactly once between them,
+    /// with no coordinator. A repository whose tags cannot be listed is reported by
+    /// the worker that owns `docker://HOST/REPO`.
+    pub shard: Option<crate::Shard>,
     /// The options of each copy: the destination's registry options, `all_platforms`,
     /// `referrers`; its `source_registry` is replaced by each source's own options.
     pub convert: ConvertOptions,
@@ -521,6 +527,12 @@ pub fn sync(
             let references = match expand(&repos, s, source, &repository, &wanted.tags) {
                 Ok(refs) => refs,
                 Err(e) => {
+                    let owned = options
+                        .shard
+                        .is_none_or(|shard| shard.owns(&format!("docker://{repository}")));
+                    if !owned {
+                        continue;
+                    }
                     items.push(Some(SyncItem {
                         source: format!("docker://{repository}"),
                         destination: destination_text(&options.target, &destination, None),
@@ -531,21 +543,24 @@ pub fn sync(
                 }
             };
             for reference in references {
+                let job = Job {
+                    source: s,
+                    repository: repository.clone(),
+                    reference,
+                    destination: destination.clone(),
+                };
+                if let Some(shard) = &options.shard {
+                    if !shard.owns(&format!("docker://{}", job.source_text())) {
+                        continue;
+                    }
+                }
                 if jobs.len() >= MAX_SYNC_IMAGES {
                     return Err(Error::Unsupported(format!(
                         "the sync names more than {MAX_SYNC_IMAGES} images"
                     )));
                 }
                 items.push(None);
-                jobs.push((
-                    items.len() - 1,
-                    Job {
-                        source: s,
-                        repository: repository.clone(),
-                        reference,
-                        destination: destination.clone(),
-                    },
-                ));
+                jobs.push((items.len() - 1, job));
             }
         }
     }

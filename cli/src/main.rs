@@ -251,14 +251,11 @@ enum Command {
     /// image under the ref name <its repository>:<tag>). An image whose manifest
     /// digest the destination holds under that name is skipped after one request at
     /// each end. Exit status 1 when any image failed.
+    #[command(after_help = examples::SYNC)]
     Sync {
         /// What SOURCE is.
         #[arg(long, value_enum)]
         src: SyncSrcArg,
-        /// Keep the source registry's host in the destination path, as skopeo's
-        /// --scoped (a port's `:` is written `_`).
-        #[arg(long)]
-        scoped: bool,
         /// Copy this many images at once (each moves --jobs blobs at once).
         #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
         parallel: u32,
@@ -280,6 +277,12 @@ enum Command {
         /// Copy what is attached to each image (signatures, attestations, SBOMs).
         #[arg(long)]
         referrers: bool,
+        /// Take only worker I's share of N (from 0), by a hash of each source
+        /// reference: N workers given the same list copy each image once, with no
+        /// coordinator. `--shard index/N` takes I from JOB_COMPLETION_INDEX (a
+        /// Kubernetes Indexed Job).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
         #[command(flatten)]
         registry: RegistryArgs,
         #[command(flatten)]
@@ -1316,7 +1319,6 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
         }
         Command::Sync {
             src,
-            scoped,
             parallel,
             keep_going: _,
             fail_fast,
@@ -1324,6 +1326,7 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             json,
             all,
             referrers,
+            shard,
             registry,
             ends,
             source,
@@ -1331,13 +1334,14 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
         } => run_sync(
             SyncArgs {
                 src,
-                scoped,
+                scoped: ends.scoped,
                 parallel,
                 fail_fast,
                 dry_run,
                 json,
                 all,
                 referrers,
+                shard: shard.as_deref().map(parse_shard).transpose()?,
             },
             &registry,
             &ends,
@@ -1550,6 +1554,21 @@ struct SyncArgs {
     json: bool,
     all: bool,
     referrers: bool,
+    shard: Option<dockhand::Shard>,
+}
+
+/// `--shard I/N`, or `index/N` for I from `JOB_COMPLETION_INDEX`.
+fn parse_shard(text: &str) -> anyhow::Result<dockhand::Shard> {
+    if let Some(count) = text.strip_prefix("index/") {
+        let count: u64 = count.trim().parse().map_err(|_| {
+            dockhand::Error::Usage(format!(
+                "--shard index/N takes a number of workers, not {}",
+                dockhand::text::shown(count)
+            ))
+        })?;
+        return Ok(dockhand::Shard::from_env("JOB_COMPLETION_INDEX", count)?);
+    }
+    Ok(dockhand::Shard::parse(text)?)
 }
 
 /// `dockhand sync`: the library's sync, worded.
@@ -1596,6 +1615,7 @@ fn run_sync(
         images_at_once: args.parallel as usize,
         fail_fast: args.fail_fast,
         dry_run: args.dry_run,
+        shard: args.shard,
         convert: ConvertOptions {
             all_platforms: args.all,
             referrers: args.referrers,

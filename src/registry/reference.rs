@@ -165,7 +165,8 @@ impl RegistryPrefix {
         let full = name.repository();
         let (registry, path) = full.split_once('/').expect("a repository has a registry");
         let repository = if scoped {
-            format!("{}{registry}/{path}", self.prefix)
+            // A port's `:` cannot be in a path: written `_`, as `dockhand sync` does.
+            format!("{}{}/{path}", self.prefix, registry.replace(':', "_"))
         } else {
             format!("{}{path}", self.prefix)
         };
@@ -334,7 +335,10 @@ mod tests {
             p.repository_for(&name("quay.io/team/app:1"), true).unwrap(),
             "mirror/quay.io/team/app"
         );
-        assert!(p.repository_for(&name("localhost:5000/a:1"), true).is_err());
+        assert_eq!(
+            p.repository_for(&name("localhost:5000/a:1"), true).unwrap(),
+            "mirror/localhost_5000/a"
+        );
         assert_eq!(
             p.repository_for(&name("localhost:5000/a:1"), false)
                 .unwrap(),

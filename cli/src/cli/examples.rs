@@ -86,3 +86,11 @@ Examples:
   dockhand man | man -l -                       dockhand(1), which lists the others
   dockhand man convert | man -l -               dockhand-convert(1)
   dockhand man convert > /usr/local/share/man/man1/dockhand-convert.1";
+
+/// `dockhand sync --help`.
+pub const SYNC: &str = "\
+Examples:
+  dockhand sync --src yaml mirror.yaml docker://mirror.internal/hub   skopeo sync's YAML
+  dockhand sync --src docker docker://registry.example.com/team/app docker://mirror.internal/
+  dockhand sync --src yaml --dry-run --json mirror.yaml docker://mirror.internal/hub
+  dockhand sync --src yaml --shard index/8 mirror.yaml docker://mirror.internal/hub";

@@ -21,6 +21,7 @@ const SUBCOMMANDS: &[&str] = &[
     "tag",
     "delete",
     "digest",
+    "sync",
     "completions",
     "man",
 ];

@@ -446,3 +446,141 @@ fn src_docker_takes_every_tag_of_a_repository() {
     );
     assert_eq!(tags(t, &format!("{mirror2}/a/b/app")), ["2"]);
 }
+
+#[test]
+fn three_shards_copy_each_image_exactly_once_sharing_one_cache() {
+    let Some(src) = RegistryFixture::builder().start() else {
+        return;
+    };
+    let Some(dst) = RegistryFixture::builder().start() else {
+        return;
+    };
+    let t = src.dir();
+    let basic = fixture("docker-save-basic");
+    let oci = fixture("skopeo-oci");
+    // Twelve images in three repositories, sharing layers.
+    let mut sources: Vec<String> = Vec::new();
+    for n in 0..6 {
+        let (a, b) = (
+            src.remote(&format!("team/app:{n}")),
+            src.remote(&format!("other/oci:{n}")),
+        );
+        push(t, basic.input(), &a, None);
+        push(t, oci.input(), &b, None);
+        sources.extend([a, b]);
+    }
+    let host = src.addr();
+    let yaml = write(
+        t,
+        "all.yaml",
+        &format!("{host}:\n  images:\n    team/app: []\n    other/oci: []\n  tls-verify: false\n"),
+    );
+    let mirror = format!("docker://{}/shards", dst.addr());
+    // Three workers at once, one shared blob cache (the same HOME for all three).
+    let workers: Vec<std::process::Child> = (0..3)
+        .map(|i| {
+            isolated_dockhand(
+                t,
+                &[
+                    "sync",
+                    "--src",
+                    "yaml",
+                    "--dest-tls-verify=false",
+                    "--shard",
+                    &format!("{i}/3"),
+                    "--json",
+                    &yaml,
+                    &mirror,
+                ],
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let mut copied: Vec<String> = Vec::new();
+    for worker in workers {
+        let out = worker.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        for image in report["images"].as_array().unwrap() {
+            assert_eq!(image["outcome"], "copied", "{image}");
+            copied.push(image["source"].as_str().unwrap().to_string());
+        }
+    }
+    // The union is the whole list, each image once.
+    copied.sort();
+    let mut want = sources.clone();
+    want.sort();
+    assert_eq!(copied, want);
+    for source in &sources {
+        let rest = source.split_once(&format!("{host}/")).unwrap().1;
+        assert_eq!(
+            digest(t, &format!("{mirror}/{rest}"), None),
+            digest(t, source, None)
+        );
+    }
+    // `index/N` takes I from JOB_COMPLETION_INDEX, as an Indexed Job sets it.
+    let out = isolated_dockhand(
+        t,
+        &[
+            "sync",
+            "--src",
+            "yaml",
+            "--dest-tls-verify=false",
+            "--shard",
+            "index/3",
+            "--dry-run",
+            "--json",
+            &yaml,
+            &mirror,
+        ],
+    )
+    .env("JOB_COMPLETION_INDEX", "7")
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (listed, _) = {
+        let out = isolated_dockhand(
+            t,
+            &[
+                "sync",
+                "--src",
+                "yaml",
+                "--dest-tls-verify=false",
+                "--shard",
+                "index/3",
+                "--json",
+                &yaml,
+                &mirror,
+            ],
+        )
+        .env("JOB_COMPLETION_INDEX", "1")
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (String::from_utf8(out.stdout).unwrap(), ())
+    };
+    // Worker 1 again: its share, all already there.
+    let report: Value = serde_json::from_str(&listed).unwrap();
+    let images = report["images"].as_array().unwrap();
+    assert!(
+        !images.is_empty() && images.len() < sources.len(),
+        "{report:#}"
+    );
+    assert!(
+        images.iter().all(|i| i["outcome"] == "skipped"),
+        "{report:#}"
+    );
+}
