@@ -130,6 +130,11 @@ pub struct ConvertOptions {
     /// With `referrers` (which it implies): only the referrers of these artifact types
     /// that refer to an image directly, with what refers to them; all when empty.
     pub referrer_types: Vec<String>,
+    /// Write each image with its source manifest wherever the layer options allow
+    /// ([`WriteOptions::keep_manifests`]: a Docker v2 manifest stays one in an OCI
+    /// layout, a push keeps uncompressed layers), so its digest does not change; set
+    /// too by `referrers`, which name that digest.
+    pub keep_manifests: bool,
 }
 
 /// What a conversion did.
@@ -372,7 +377,7 @@ pub fn convert_sources(
         layer_compression: options.layer_compression,
         compression_level: options.compression_level,
         manifest_format: options.manifest_format,
-        keep_manifests: carry,
+        keep_manifests: carry || options.keep_manifests,
     };
     if carry && !to.transport().holds_referrers(&write) {
         return Err(Error::Usage(format!(

@@ -615,9 +615,13 @@ fn destination_text(target: &SyncTarget, repository: &str, job: Option<&Job>) ->
         Some(job) => format!("{repository}{}{}", job.separator(), job.reference),
         None => repository.to_string(),
     };
-    match target {
-        SyncTarget::Registry(_) => format!("docker://{name}"),
-        SyncTarget::Layout(dir) => format!("oci:{}:{name}", dir.display()),
+    match (target, job) {
+        (SyncTarget::Registry(_), _) => format!("docker://{name}"),
+        // In a layout, an image goes under its full source name.
+        (SyncTarget::Layout(dir), Some(job)) if job.separator() == ':' => {
+            format!("oci:{}:{}", dir.display(), job.source_text())
+        }
+        (SyncTarget::Layout(dir), _) => format!("oci:{}", dir.display()),
     }
 }
 
@@ -700,10 +704,7 @@ fn copy_one(
             )?;
             held_digest(&dst, &job.reference)?
         }
-        SyncTarget::Layout(dir) => layout_digest(
-            dir,
-            &format!("{}{}{}", job.destination, job.separator(), job.reference),
-        ),
+        SyncTarget::Layout(dir) => layout_digest(dir, job, &held),
     };
     if present.as_ref() == Some(&held) {
         return Ok(SyncOutcome::Skipped);
@@ -712,6 +713,8 @@ fn copy_one(
         return Ok(SyncOutcome::WouldCopy);
     }
     let convert = ConvertOptions {
+        // A mirror keeps each image's digest: what is compared on the next run.
+        keep_manifests: true,
         source_registry: source.options.clone(),
         images: Vec::new(),
         tags: Vec::new(),
@@ -724,26 +727,42 @@ fn copy_one(
             Format::REGISTRY,
             format!("{}{}{}", job.destination, job.separator(), job.reference),
         ),
-        SyncTarget::Layout(dir) => Location::new(
-            Format::OCI,
-            format!("{}:{}:{}", dir.display(), job.destination, job.reference),
-        ),
+        // Named by its full source name (`io.containerd.image.name`, as docker and
+        // containerd name the images of a multi-image layout; its tag is the ref
+        // name); one pulled by digest is listed unnamed.
+        SyncTarget::Layout(dir) => Location {
+            reference: (job.separator() == ':').then(|| job.source_text()),
+            ..Location::new(Format::OCI, dir.display().to_string())
+        },
     };
     convert_between(&src, &dst, &convert, &NoProgress)?;
     Ok(SyncOutcome::Copied)
 }
 
-/// The manifest digest the OCI layout `dir` lists under the ref name `name`, if any.
-fn layout_digest(dir: &Path, name: &str) -> Option<Digest> {
-    let text = std::fs::read(dir.join("index.json")).ok()?;
+/// The manifest digest the OCI layout `dir` lists for `job`: under its full source
+/// name (`io.containerd.image.name`), or, for an image pulled by digest, `held` when
+/// the layout lists it at all.
+fn layout_digest(dir: &Path, job: &Job, held: &Digest) -> Option<Digest> {
+    use std::io::Read;
+    let file = std::fs::File::open(dir.join("index.json")).ok()?;
+    let mut text = Vec::new();
+    file.take(crate::model::image::MAX_JSON_SIZE + 1)
+        .read_to_end(&mut text)
+        .ok()?;
     if text.len() as u64 > crate::model::image::MAX_JSON_SIZE {
         return None;
     }
     let index: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let by_name = job.separator() == ':';
+    let name = job.source_text();
     index["manifests"].as_array()?.iter().find_map(|m| {
-        (m["annotations"]["org.opencontainers.image.ref.name"].as_str() == Some(name))
-            .then(|| Digest::parse(m["digest"].as_str()?).ok())
-            .flatten()
+        let digest = Digest::parse(m["digest"].as_str()?).ok()?;
+        let matches = if by_name {
+            m["annotations"]["io.containerd.image.name"].as_str() == Some(name.as_str())
+        } else {
+            digest == *held
+        };
+        matches.then_some(digest)
     })
 }
 

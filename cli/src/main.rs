@@ -978,6 +978,7 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 all_platforms: all,
                 referrers,
                 referrer_types: referrers_type,
+                keep_manifests: false,
             };
             let path = |s: &str| Location::parse(s).map(|l| l.path).ok();
             for src in &srcs {

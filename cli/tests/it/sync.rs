@@ -584,3 +584,64 @@ fn three_shards_copy_each_image_exactly_once_sharing_one_cache() {
         "{report:#}"
     );
 }
+
+#[test]
+fn a_sync_into_one_oci_layout_names_each_image_and_a_rerun_copies_nothing() {
+    let Some(src) = RegistryFixture::builder().start() else {
+        return;
+    };
+    let t = src.dir();
+    let basic = fixture("docker-save-basic");
+    let oci = fixture("skopeo-oci");
+    // A Docker v2 image (a docker-archive pushed) and an OCI one.
+    push(t, basic.input(), &src.remote("team/app:1"), None);
+    push(t, oci.input(), &src.remote("other/oci:2"), None);
+    let host = src.addr();
+    let yaml = write(
+        t,
+        "layout.yaml",
+        &format!(
+            "{host}:\n  images:\n    team/app: ['1']\n    other/oci: []\n  tls-verify: false\n"
+        ),
+    );
+    let layout = t.join("mirror");
+    let dest = format!("oci:{}", s(&layout));
+    let (out, _) = dh(t, 0, &["sync", "--src", "yaml", "--json", &yaml, &dest]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["copied"], 2, "{report:#}");
+    // Each image under its full source name, with the digest the registry has.
+    let doc = inspect(s(&layout));
+    let mut named: Vec<(String, String)> = images(&doc)
+        .iter()
+        .map(|i| {
+            (
+                i["tags"][0].as_str().unwrap().to_string(),
+                i["manifest"]["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    named.sort();
+    let mut want = vec![
+        (
+            format!("{host}/other/oci:2"),
+            digest(t, &src.remote("other/oci:2"), None),
+        ),
+        (
+            format!("{host}/team/app:1"),
+            digest(t, &src.remote("team/app:1"), None),
+        ),
+    ];
+    want.sort();
+    assert_eq!(named, want);
+    ok(&["verify", s(&layout)]);
+    // Nothing new: both skipped, the layout untouched.
+    let before = std::fs::read(layout.join("index.json")).unwrap();
+    let (out, _) = dh(t, 0, &["sync", "--src", "yaml", "--json", &yaml, &dest]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (report["copied"].clone(), report["skipped"].clone()),
+        (0.into(), 2.into()),
+        "{report:#}"
+    );
+    assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), before);
+}
