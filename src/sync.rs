@@ -451,6 +451,10 @@ fn destination_repository(
 struct Repos(Mutex<HashMap<String, Arc<Repo>>>);
 
 impl Repos {
+    /// The repository `repository` (`HOST/PATH`) reached with `options`, under `key`
+    /// (which says the side and the YAML block). Every repository of one registry on
+    /// one side shares its client: one connection, one probe and one login per
+    /// registry, not per repository, so that an unchanged image costs its two `HEAD`s.
     fn get(&self, key: String, repository: &str, options: &RegistryOptions) -> Result<Arc<Repo>> {
         // Held while connecting, so that two images of one repository share one
         // connection (and its probe) rather than racing to make two.
@@ -460,7 +464,27 @@ impl Repos {
         }
         let reference = RegistryRef::parse(repository, true)?;
         let endpoint = RegistriesConf::load(options)?.direct_endpoint(&reference)?;
-        let repo = crate::registry::repo(&endpoint, options, false)?;
+        // `src N ...` (the YAML block's options) or `dst ...` (the mirror's).
+        let side: Vec<&str> = key.split_whitespace().take(2).collect();
+        let side = match side.as_slice() {
+            ["src", block] => format!("src {block}"),
+            _ => "dst".to_string(),
+        };
+        let registry_key = format!("{side} @registry {}", endpoint.reference.registry);
+        let repo = match repos.get(&registry_key) {
+            // Another repository of that registry: its client, this path.
+            Some(shared) if !endpoint.elsewhere => Arc::new(Repo {
+                client: Arc::clone(&shared.client),
+                repository: endpoint.reference.repository.clone(),
+                cache: None,
+                streaming: Default::default(),
+            }),
+            _ => {
+                let repo = crate::registry::repo(&endpoint, options, false)?;
+                repos.insert(registry_key, repo.clone());
+                repo
+            }
+        };
         repos.insert(key, repo.clone());
         Ok(repo)
     }

@@ -733,13 +733,6 @@ fn update_fallback_tag(
 /// subject (an `OCI-Subject` header: it has the referrers API).
 fn put_manifest(repo: &Repo, scope: &Scope, reference: &str, pending: &Pending) -> Result<bool> {
     let url = repo.url(&format!("manifests/{reference}"));
-    let mut response = repo.client.send(
-        Method::PUT,
-        &url,
-        scope,
-        &[("Content-Type", pending.media_type.as_str())],
-        Payload::Bytes(&pending.bytes),
-    )?;
     let what = format!(
         "{}/{}:{} (manifest {})",
         repo.client.registry(),
@@ -747,9 +740,30 @@ fn put_manifest(repo: &Repo, scope: &Scope, reference: &str, pending: &Pending) 
         reference,
         pending.digest.short()
     );
-    if !response.status().is_success() {
-        return Err(repo.client.unexpected(&shown(&what), &mut response));
-    }
+    // A blob another run is committing into the same repository at this moment can
+    // read as unknown for an instant (distribution links it after its upload ends):
+    // the manifest is put again after a short wait, a few times, before that counts.
+    let mut waits = [100u64, 400, 1600].into_iter();
+    let response = loop {
+        let mut response = repo.client.send(
+            Method::PUT,
+            &url,
+            scope,
+            &[("Content-Type", pending.media_type.as_str())],
+            Payload::Bytes(&pending.bytes),
+        )?;
+        if response.status().is_success() {
+            break response;
+        }
+        let status = response.status().as_u16();
+        let error = repo.client.unexpected(&shown(&what), &mut response);
+        match waits.next() {
+            Some(ms) if status == 400 && error.to_string().contains("BLOB_UNKNOWN") => {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+            _ => return Err(error),
+        }
+    };
     if let Some(stated) = header(&response, "docker-content-digest") {
         if stated != pending.digest.to_string() {
             return Err(repo.client.error(format!(

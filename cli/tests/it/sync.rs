@@ -237,8 +237,8 @@ fn a_yaml_list_lands_under_the_prefix_and_a_rerun_copies_nothing() {
         other
     );
     // What is left is the plain-HTTP probe (`--tls-verify=false`) of the one
-    // connection to each repository at each end: 4 repositories.
-    assert_eq!(other, 2 * 4, "{at_src:?} {at_dst:?}");
+    // connection to each registry at each end, whatever the number of repositories.
+    assert_eq!(other, 2, "{at_src:?} {at_dst:?}");
 }
 
 #[test]
@@ -503,7 +503,11 @@ fn three_shards_copy_each_image_exactly_once_sharing_one_cache() {
     for worker in workers {
         let out = worker.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
+        assert!(
+            out.status.success(),
+            "{stderr}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         for image in report["images"].as_array().unwrap() {
             assert_eq!(image["outcome"], "copied", "{image}");
