@@ -19,7 +19,10 @@
 # Needs: a release build (built here), skopeo, docker.io (dockerd), docker-registry,
 # pigz, zstd, GNU time, python3; root, for dockerd. Uses about 12 GiB under
 # ${TMPDIR:-/tmp}. With DOCKHAND_BENCH_DIR set, the inputs are kept there and reused by
-# the next run. DOCKHAND_BENCH_ONLY=registry measures only the registry rows.
+# the next run. DOCKHAND_BENCH_ONLY=registry measures only the registry rows (and the
+# catalogue); DOCKHAND_BENCH_ONLY=sync only the catalogue: 50 generated images
+# (bench/make-images.py) synced between two loopback registries with dockhand sync and
+# skopeo sync, first into an empty registry and then again with nothing new.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -72,7 +75,8 @@ finish() {
 trap finish EXIT
 
 # ---------------------------------------------------------------- the inputs
-if [ ! -f "$work/zstd/index.json" ]; then
+only=${DOCKHAND_BENCH_ONLY:-}
+if [ "$only" != sync ] && [ ! -f "$work/zstd/index.json" ]; then
     echo "building the benchmark image..." >&2
     rm -rf "$work/docker" "$work/context" "$work/plain" "$work/gzip" "$work/zstd"
     dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
@@ -110,8 +114,10 @@ manifest = json.load(open(blob(index["manifests"][0]["digest"])))
 print("\n".join(blob(l["digest"]) for l in manifest["layers"]))
 EOF
 }
-mapfile -t gzip_layers < <(layers "$work/gzip")
-mapfile -t zstd_layers < <(layers "$work/zstd")
+if [ "$only" != sync ]; then
+    mapfile -t gzip_layers < <(layers "$work/gzip")
+    mapfile -t zstd_layers < <(layers "$work/zstd")
+fi
 
 # ---------------------------------------------------------------- measuring
 declare -A wall rss
@@ -182,8 +188,7 @@ row() { # label, key suffix
 echo "measuring ($runs runs each)..." >&2
 in=$work/in.tar
 d=$bin
-only=${DOCKHAND_BENCH_ONLY:-}
-if [ "$only" != registry ]; then
+if [ "$only" != registry ] && [ "$only" != sync ]; then
 measure floor-start "'$d' --version"
 measure floor-cat "cat '$in'"
 measure floor-cp-sync "cp '$in' '$work/out.tar' && sync '$work/out.tar'"
@@ -325,6 +330,7 @@ start_mirror() {
     serve_registry "$work/mirror" "$reg2"
     mirror_pid=$served_pid
 }
+if [ "$only" != sync ]; then
 for ((i = 0; i < runs; i++)); do
     start_registry
     run_once d-push "'$d' convert -q --tls-verify=false '$in' docker://$reg/bench/d:1"
@@ -361,3 +367,62 @@ row "pull → docker-archive" pull-docker
 row "pull → oci (layers kept)" pull-oci
 row "registry → registry (another, empty)" copy
 row "inspect" pull-inspect
+echo
+fi
+
+# ---------------------------------------------------------------- a catalogue
+# `dockhand sync` against `skopeo sync` on the same YAML: 50 generated images (three
+# stacks of shared base layers, one layer of each image's own) from one registry into
+# an empty one, then again with nothing new. Requests are counted from the registries'
+# access logs.
+[ -f "$work/catalogue/app49.tar" ] || python3 bench/make-images.py "$work/catalogue" 50
+serve_counting() { # DIR ADDR: a registry that logs each request
+    serve_registry "$1" "$2"
+    kill "$served_pid"; wait "$served_pid" 2>/dev/null || true
+    sed -i 's/level: error/level: info/' "$1/config.yml"
+    docker-registry serve "$1/config.yml" >"$1.log" 2>&1 &
+    served_pid=$!
+    for _ in $(seq 1 100); do
+        python3 -c "import urllib.request; urllib.request.urlopen('http://$2/v2/')" 2>/dev/null && return
+        sleep 0.1
+    done
+    exit 1
+}
+requests() { grep -c "response completed" "$1.log" || true; }
+stop_registry
+serve_counting "$work/registry" "$reg"
+registry_pid=$served_pid
+for n in $(seq 0 49); do
+    "$bin" convert -q --tls-verify=false "$work/catalogue/app$n.tar" "docker://$reg/bench/app$n:1"
+done
+{ echo "$reg:"; echo "  images:"; for n in $(seq 0 49); do echo "    bench/app$n: ['1']"; done
+  echo "  tls-verify: false"; } >"$work/sync.yaml"
+fresh_mirror() {
+    stop_mirror
+    rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb
+    serve_counting "$work/mirror" "$reg2"
+    mirror_pid=$served_pid
+}
+declare -A again
+for ((i = 0; i < runs; i++)); do
+    fresh_mirror
+    run_once d-sync "'$bin' sync -q --src yaml --dest-tls-verify=false '$work/sync.yaml' docker://$reg2/mirror"
+    before=$(( $(requests "$work/registry") + $(requests "$work/mirror") ))
+    run_once d-resync "'$bin' sync -q --src yaml --dest-tls-verify=false '$work/sync.yaml' docker://$reg2/mirror"
+    again[d]=$(( $(requests "$work/registry") + $(requests "$work/mirror") - before ))
+    fresh_mirror
+    run_once s-sync "skopeo sync --src yaml --dest docker --dest-tls-verify=false '$work/sync.yaml' $reg2/mirror"
+    before=$(( $(requests "$work/registry") + $(requests "$work/mirror") ))
+    run_once s-resync "skopeo sync --src yaml --dest docker --dest-tls-verify=false '$work/sync.yaml' $reg2/mirror"
+    again[s]=$(( $(requests "$work/registry") + $(requests "$work/mirror") - before ))
+done
+for key in d-sync s-sync d-resync s-resync; do settle "$key"; done
+stop_mirror
+stop_registry
+echo "Catalogue: 50 generated images ($(du -sh "$work/catalogue" | cut -f1) of docker-save archives, three stacks of shared 4 MiB base layers and 256 KiB of each image's own), pushed to one registry, synced into an empty one from skopeo sync's YAML; median of $runs runs. Requests of the re-run, at both registries: dockhand ${again[d]}, skopeo ${again[s]}."
+echo
+echo "| sync | dockhand | skopeo | faster | dockhand peak RSS | skopeo peak RSS |"
+echo "|---|---|---|---|---|---|"
+row "first run (an empty mirror)" sync
+row "re-run (nothing new)" resync
+
