@@ -14,6 +14,7 @@ use ureq::http::Method;
 use crate::convert::{convert_between, ConvertOptions};
 use crate::error::{Error, Result};
 use crate::model::digest::Digest;
+use crate::model::image::Platform;
 use crate::model::reference::valid_tag;
 use crate::progress::NoProgress;
 use crate::registry::client::{header, Payload, Scope, MANIFEST_ACCEPT};
@@ -733,6 +734,21 @@ fn copy_one(
     if present.as_ref() == Some(&held) {
         return Ok(SyncOutcome::Skipped);
     }
+    // A multi-platform image copied as one platform: the destination holds that
+    // platform's manifest, which the source's index lists (one more request, only
+    // when the digests differ).
+    if present.is_some() && !options.convert.all_platforms {
+        let wanted = options
+            .convert
+            .platform
+            .clone()
+            .unwrap_or_else(Platform::host);
+        if let Some(member) = platform_member(&src_repo, &job.reference, &wanted)? {
+            if present.as_ref() == Some(&member) {
+                return Ok(SyncOutcome::Skipped);
+            }
+        }
+    }
     if options.dry_run {
         return Ok(SyncOutcome::WouldCopy);
     }
@@ -761,6 +777,34 @@ fn copy_one(
     };
     convert_between(&src, &dst, &convert, &NoProgress)?;
     Ok(SyncOutcome::Copied)
+}
+
+/// The digest of the manifest for `wanted` that the index `reference` names in `repo`
+/// lists; `None` when `reference` is no index or lists no such platform.
+fn platform_member(repo: &Repo, reference: &str, wanted: &Platform) -> Result<Option<Digest>> {
+    let Some(fetched) = crate::registry::tree::fetch_manifest_if_held(repo, reference)? else {
+        return Ok(None);
+    };
+    if !crate::model::media::is_index(&crate::model::media::manifest_media_type(&fetched.bytes).0) {
+        return Ok(None);
+    }
+    let index: serde_json::Value =
+        crate::model::image::parse_json(&fetched.bytes, &shown(reference))?;
+    let member = index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|entry| {
+            let p = &entry["platform"];
+            let platform = Platform {
+                os: p["os"].as_str().unwrap_or_default().to_string(),
+                architecture: p["architecture"].as_str().unwrap_or_default().to_string(),
+                variant: p["variant"].as_str().map(str::to_string),
+            };
+            platform.satisfies(wanted)
+        })
+        .and_then(|entry| Digest::parse(entry["digest"].as_str()?).ok());
+    Ok(member)
 }
 
 /// The manifest digest the OCI layout `dir` lists for `job`: under its full source

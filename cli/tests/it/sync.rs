@@ -649,3 +649,59 @@ fn a_sync_into_one_oci_layout_names_each_image_and_a_rerun_copies_nothing() {
     );
     assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), before);
 }
+
+#[test]
+fn a_multi_platform_image_synced_as_one_platform_is_skipped_next_time() {
+    // Two platforms: linux/amd64 and linux/arm64.
+    let Some(layout) = corpus_item("stereoscope/multiplatform_oci_dir") else {
+        return;
+    };
+    let Some(src) = RegistryFixture::builder().needs("skopeo").start() else {
+        return;
+    };
+    let Some(dst) = RegistryFixture::builder().proxy().start() else {
+        return;
+    };
+    let t = src.dir();
+    skopeo(
+        t,
+        &[
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:latest", s(&layout)),
+            &src.remote("plat/multi:1"),
+        ],
+    );
+    let host = src.addr();
+    let yaml = write(
+        t,
+        "multi.yaml",
+        &format!("{host}:\n  images:\n    plat/multi: ['1']\n  tls-verify: false\n"),
+    );
+    let mirror = format!("docker://{}/m", dst.addr());
+    let args = [
+        "sync",
+        "--src",
+        "yaml",
+        "--dest-tls-verify=false",
+        "--json",
+        yaml.as_str(),
+        mirror.as_str(),
+    ];
+    let (out, _) = dh(t, 0, &args);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["copied"], 1, "{report:#}");
+    // One platform's manifest at the mirror, not the index.
+    let at_mirror = digest(t, &format!("{mirror}/plat/multi:1"), None);
+    assert_ne!(at_mirror, digest(t, &src.remote("plat/multi:1"), None));
+    dst.proxy().reset_counters();
+    let (out, _) = dh(t, 0, &args);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["skipped"], 1, "{report:#}");
+    assert!(
+        blob_moves(dst.proxy()).is_empty(),
+        "{:?}",
+        dst.proxy().requests()
+    );
+}
