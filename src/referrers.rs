@@ -371,6 +371,47 @@ impl Source {
     }
 }
 
+/// The bytes of a referrers index listing `listed` (descriptors with `artifactType` and
+/// annotations), as the referrers API answers and a fallback tag holds one.
+pub(crate) fn referrers_index(listed: &[serde_json::Value]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_INDEX,
+        "manifests": listed,
+    }))
+    .expect("serializing a JSON value cannot fail")
+}
+
+/// Add to `listed` each of `new` it does not list yet (by digest), keeping its order;
+/// whether anything was added. More than [`MAX_REFERRERS_PER_INDEX`] in all is
+/// refused, naming `what`.
+pub(crate) fn add_listed(
+    listed: &mut Vec<serde_json::Value>,
+    new: &[serde_json::Value],
+    what: &str,
+) -> Result<bool> {
+    let mut held: HashSet<String> = listed
+        .iter()
+        .filter_map(|e| e["digest"].as_str().map(String::from))
+        .collect();
+    let before = listed.len();
+    for entry in new {
+        let Some(digest) = entry["digest"].as_str() else {
+            continue;
+        };
+        if held.insert(digest.to_string()) {
+            listed.push(entry.clone());
+        }
+    }
+    if listed.len() > MAX_REFERRERS_PER_INDEX {
+        return Err(Error::malformed(
+            what,
+            format!("the referrers fallback tag would list more than {MAX_REFERRERS_PER_INDEX}"),
+        ));
+    }
+    Ok(listed.len() > before)
+}
+
 /// How a carried manifest hangs off what it refers to, at the destination.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -668,49 +668,31 @@ fn update_fallback_tag(
     subject: &Digest,
     entries: &[serde_json::Value],
 ) -> Result<Option<&'static str>> {
-    use serde_json::{json, Value};
     let tag = crate::referrers::fallback_tag(subject);
     let what = format!("{}/{}:{tag}", repo.client.registry(), repo.repository);
-    let (mut index, created) = match super::tree::fetch_manifest_if_held(repo, &tag)? {
+    let (mut listed, created) = match super::tree::fetch_manifest_if_held(repo, &tag)? {
         Some(found) => {
-            let index: Value = crate::model::image::parse_json(&found.bytes, &shown(&what))?;
-            let is_index = index["manifests"].is_array()
-                && crate::model::media::is_index(
-                    &crate::model::media::manifest_media_type(&found.bytes).0,
-                );
-            if !is_index {
-                return Err(Error::Unsupported(format!(
-                    "{}: the referrers fallback tag holds something other than an index of referrers; not replaced",
-                    shown(&what)
-                )));
+            let is_index = crate::model::media::is_index(
+                &crate::model::media::manifest_media_type(&found.bytes).0,
+            );
+            let index: serde_json::Value =
+                crate::model::image::parse_json(&found.bytes, &shown(&what))?;
+            match index["manifests"].as_array() {
+                Some(listed) if is_index => (listed.clone(), false),
+                _ => {
+                    return Err(Error::Unsupported(format!(
+                        "{}: the referrers fallback tag holds something other than an index of referrers; not replaced",
+                        shown(&what)
+                    )))
+                }
             }
-            let listed = index["manifests"].as_array().map_or(0, Vec::len);
-            if listed + entries.len() > crate::referrers::MAX_REFERRERS_PER_INDEX {
-                return Err(Error::Unsupported(format!(
-                    "{}: the referrers fallback tag would list more than {} referrers",
-                    shown(&what),
-                    crate::referrers::MAX_REFERRERS_PER_INDEX
-                )));
-            }
-            (index, false)
         }
-        None => (
-            json!({"schemaVersion": 2, "mediaType": crate::model::media::OCI_INDEX, "manifests": []}),
-            true,
-        ),
+        None => (Vec::new(), true),
     };
-    let listed = index["manifests"].as_array_mut().expect("checked above");
-    let mut added = false;
-    for entry in entries {
-        if !listed.iter().any(|e| e["digest"] == entry["digest"]) {
-            listed.push(entry.clone());
-            added = true;
-        }
-    }
-    if !added {
+    if !crate::referrers::add_listed(&mut listed, entries, &shown(&what))? {
         return Ok(None);
     }
-    let bytes = serde_json::to_vec(&index).expect("serializing a JSON value cannot fail");
+    let bytes = crate::referrers::referrers_index(&listed);
     let pending = Pending {
         digest: Digest::of(&bytes),
         bytes,

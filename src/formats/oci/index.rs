@@ -260,26 +260,8 @@ fn merge_fallback_tags(existing: &[u8], new: &[u8], root: &Path) -> Result<Optio
             continue;
         };
         let mut listed = old_list;
-        for referrer in new_list {
-            if !listed.iter().any(|l| l["digest"] == referrer["digest"]) {
-                listed.push(referrer);
-            }
-        }
-        if listed.len() > crate::referrers::MAX_REFERRERS_PER_INDEX {
-            return Err(Error::malformed(
-                &name,
-                format!(
-                    "the referrers fallback tag would list more than {}",
-                    crate::referrers::MAX_REFERRERS_PER_INDEX
-                ),
-            ));
-        }
-        let bytes = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": media::OCI_INDEX,
-            "manifests": listed,
-        }))
-        .expect("serializing a JSON value cannot fail");
+        crate::referrers::add_listed(&mut listed, &new_list, &name)?;
+        let bytes = crate::referrers::referrers_index(&listed);
         let digest = Digest::of(&bytes);
         write_layout_blob(root, &digest, &bytes)?;
         entry["digest"] = json!(digest.to_string());

@@ -46,12 +46,7 @@ impl OciWriter {
     fn referrer_entries(&mut self, tree: &mut dyn TreeWriter) -> Result<Vec<Value>> {
         let mut entries = Vec::new();
         for (subject, listed) in &self.fallback {
-            let index = serde_json::to_vec(&json!({
-                "schemaVersion": 2,
-                "mediaType": media::OCI_INDEX,
-                "manifests": listed,
-            }))
-            .expect("serializing a JSON value cannot fail");
+            let index = crate::referrers::referrers_index(listed);
             let digest = Digest::of(&index);
             self.blobs.put_bytes(tree, &digest, &index)?;
             entries.push(json!({
@@ -125,10 +120,8 @@ impl LayoutWriter for OciWriter {
                         self.fallback.len() - 1
                     }
                 };
-                let listed = &mut self.fallback[at].1;
-                if !listed.iter().any(|e| e["digest"] == entry["digest"]) {
-                    listed.push(entry);
-                }
+                let what = fallback_tag(attached.subject);
+                crate::referrers::add_listed(&mut self.fallback[at].1, &[entry], &what)?;
             }
         }
         Ok(())
