@@ -451,6 +451,8 @@ pub fn convert_sources(
     let mut picked_all: Vec<(usize, usize)> = Vec::new();
     let mut images: Vec<Image> = Vec::new();
     let mut per_source: Vec<std::ops::Range<usize>> = Vec::new();
+    // Each image written, by what makes it the same image: found in one lookup.
+    let mut seen: std::collections::HashMap<ImageIdentity, usize> = Default::default();
     for (n, (source, selectors)) in sources.iter().zip(&selectors).enumerate() {
         let picked = select(&source.images, selectors)?;
         let start = images.len();
@@ -459,10 +461,12 @@ pub fn convert_sources(
             .zip(&picked)
         {
             // The same image from another source: written once, with every name.
-            let same = images.iter_mut().find(|held| same_image(held, &image));
-            match same {
-                Some(held) => merge_names(held, &image),
-                None => {
+            match seen.entry(identity(&image)) {
+                std::collections::hash_map::Entry::Occupied(held) => {
+                    merge_names(&mut images[*held.get()], &image)
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(images.len());
                     images.push(image);
                     picked_all.push((n, *at));
                 }
@@ -519,6 +523,7 @@ pub fn convert_sources(
     // What is attached to the images (and, with --all, to their indexes), found from
     // manifests before anything is written, from the source each came from.
     let mut attached = Vec::new();
+    let mut carried = std::collections::HashSet::new();
     if carry {
         for (source, range) in sources.iter().zip(&per_source) {
             let mine = &images[range.clone()];
@@ -534,12 +539,7 @@ pub fn convert_sources(
             }
             let found = source.attachments(&subjects, &options.referrer_types)?;
             for item in without_unlisted_attestations(found, mine) {
-                if !attached
-                    .iter()
-                    .any(|a: &crate::referrers::AttachedManifest| {
-                        a.descriptor.digest == item.descriptor.digest && a.by == item.by
-                    })
-                {
+                if carried.insert((item.descriptor.digest.clone(), item.by.clone())) {
                     attached.push(item);
                 }
             }
@@ -594,20 +594,21 @@ pub fn convert_sources(
     })
 }
 
-/// Whether `a` and `b` are the same image (one config, the same layers), read from two
-/// sources.
-fn same_image(a: &Image, b: &Image) -> bool {
-    let layers = |i: &Image| -> Vec<Option<Digest>> {
-        i.layers
+/// What makes two images read from two sources the same image: one config, one
+/// platform, one index (with `all_platforms`), the same layers.
+type ImageIdentity = (Digest, Platform, Option<Digest>, Vec<Option<Digest>>);
+
+fn identity(image: &Image) -> ImageIdentity {
+    (
+        image.config.digest.clone(),
+        image.platform.clone(),
+        image.index.as_ref().map(|i| i.descriptor.digest.clone()),
+        image
+            .layers
             .iter()
             .map(|l| l.diff_id.clone().or(l.digest.clone()))
-            .collect()
-    };
-    a.config.digest == b.config.digest
-        && a.platform == b.platform
-        && a.index.as_ref().map(|i| &i.descriptor.digest)
-            == b.index.as_ref().map(|i| &i.descriptor.digest)
-        && layers(a) == layers(b)
+            .collect(),
+    )
 }
 
 /// Give `held` the names `other` has that it lacks.
