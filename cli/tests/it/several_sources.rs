@@ -11,27 +11,12 @@ use serde_json::Value;
 use crate::common::registry::{isolated_dockhand, RegistryFixture};
 use crate::common::*;
 
-/// The names `inspect --json` gives each image of `source`, by image ID.
+/// The names `inspect --json` gives each image of `source`, by image ID, sorted.
 fn names_by_id(source: &str) -> Vec<(String, Vec<String>)> {
-    let doc = inspect(source);
-    let mut out: Vec<(String, Vec<String>)> = images(&doc)
-        .iter()
-        .map(|image| {
-            let mut tags: Vec<String> = image["tags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_str().unwrap().to_string())
-                .collect();
-            tags.sort();
-            (
-                image["config"]["digest"].as_str().unwrap().to_string(),
-                tags,
-            )
-        })
-        .collect();
-    out.sort();
-    out
+    identity(&inspect(source))
+        .into_iter()
+        .map(|(id, _, tags)| (id, tags))
+        .collect()
 }
 
 fn run_in(tmp: &Path, args: &[&str]) -> Output {
