@@ -14,6 +14,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use crate::common::cosign::{desc, payload, UPLOADER};
 use crate::common::registry::*;
 use crate::common::*;
 
@@ -56,26 +57,6 @@ else:
 sys.stdout.write(base64.b64encode(sig).decode())
 "#;
 
-/// Uploads each BLOB (POST, then a monolithic PUT with its digest) to BASE's REPO, then
-/// PUTs MANIFEST under TAG with MEDIA_TYPE.
-const UPLOADER: &str = r#"
-import hashlib, sys, urllib.request
-base, repo, tag, manifest, media_type = sys.argv[1:6]
-for path in sys.argv[6:]:
-    data = open(path, "rb").read()
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    r = urllib.request.urlopen(urllib.request.Request(
-        base + "/v2/" + repo + "/blobs/uploads/", data=b"", method="POST"))
-    loc = r.headers["Location"]
-    if not loc.startswith("http"):
-        loc = base + loc
-    sep = "&" if "?" in loc else "?"
-    urllib.request.urlopen(urllib.request.Request(loc + sep + "digest=" + digest, data=data,
-        method="PUT", headers={"Content-Type": "application/octet-stream"}))
-urllib.request.urlopen(urllib.request.Request(base + "/v2/" + repo + "/manifests/" + tag,
-    data=open(manifest, "rb").read(), method="PUT", headers={"Content-Type": media_type}))
-"#;
-
 /// A key pair made for one test.
 struct Key {
     kind: &'static str,
@@ -110,20 +91,6 @@ impl Key {
         cmd.args(["-c", SIGNER, self.kind, s(&self.dir), s(&file)]);
         String::from_utf8(run_cmd(cmd)).unwrap()
     }
-}
-
-/// A simple-signing payload as cosign writes it, naming `digest`.
-fn payload(digest: &str) -> Vec<u8> {
-    format!(
-        "{{\"critical\":{{\"identity\":{{\"docker-reference\":\"registry.example/app\"}},\
-         \"image\":{{\"docker-manifest-digest\":\"{digest}\"}},\
-         \"type\":\"cosign container image signature\"}},\"optional\":null}}"
-    )
-    .into_bytes()
-}
-
-fn desc(media_type: &str, bytes: &[u8]) -> Value {
-    json!({"mediaType": media_type, "size": bytes.len(), "digest": sha256(bytes)})
 }
 
 /// A signature manifest and the blobs it names.

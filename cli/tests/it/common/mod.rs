@@ -2,6 +2,7 @@
 //! fixtures, and gating on the real tools (skopeo, umoci, oci-image-tool, docker).
 
 pub mod build;
+pub mod cosign;
 pub mod hostile;
 pub mod interop;
 pub mod registry;
