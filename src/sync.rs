@@ -446,19 +446,20 @@ fn destination_repository(
     }
 }
 
-/// Connections reused across the images of one repository: the first request of
-/// each pays for the registry's probe and challenge, the others do not.
+/// Connections reused across the images of one registry: the first request of each
+/// finds out whether the registry speaks plain HTTP (with certificate checks off) and
+/// meets its challenge, the others do not.
 #[derive(Default)]
 struct Repos(Mutex<HashMap<String, Arc<Repo>>>);
 
 impl Repos {
     /// The repository `repository` (`HOST/PATH`) reached with `options`, under `key`
     /// (which says the side and the YAML block). Every repository of one registry on
-    /// one side shares its client: one connection, one probe and one login per
-    /// registry, not per repository, so that an unchanged image costs its two `HEAD`s.
+    /// one side shares its client: one connection and one login per registry, not
+    /// per repository, so that an unchanged image costs its two `HEAD`s.
     fn get(&self, key: String, repository: &str, options: &RegistryOptions) -> Result<Arc<Repo>> {
         // Held while connecting, so that two images of one repository share one
-        // connection (and its probe) rather than racing to make two.
+        // connection rather than racing to make two.
         let mut repos = self.0.lock().expect("repos lock");
         if let Some(repo) = repos.get(&key) {
             return Ok(repo.clone());

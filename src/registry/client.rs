@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -86,9 +86,13 @@ pub(crate) struct Client {
     agent_elsewhere: Agent,
     /// The registry as references name it, for messages.
     registry: String,
-    /// Where the registry's API answers: the one origin credentials and tokens go to
-    /// (besides the token realm the registry's own challenge names).
+    /// Where the registry's API answers over HTTPS: the one origin credentials and
+    /// tokens go to (besides the token realm the registry's own challenge names),
+    /// unless `plain` finds that the registry speaks plain HTTP.
     origin: Origin,
+    /// With certificate checks off: the registry's plain HTTP origin, which its first
+    /// request finds out whether to use.
+    plain: Option<PlainHttp>,
     credentials: Option<Credentials>,
     auth: Mutex<AuthState>,
     /// How requests are retried.
@@ -107,7 +111,7 @@ pub(crate) struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("origin", &self.origin.to_string())
+            .field("origin", &self.origin().to_string())
             .finish()
     }
 }
@@ -121,10 +125,31 @@ pub(crate) enum Payload<'a> {
     Bytes(&'a [u8]),
 }
 
+/// A registry reached with certificate checks off, which may speak plain HTTP (as
+/// skopeo's `--tls-verify=false` and an `insecure` registry allow). Which it speaks is
+/// found by its first request rather than by a probe of its own: that request goes
+/// over plain HTTP, without credentials (none are learnt before an answer), and an
+/// answer from a server speaking HTTP settles it (and is that request's answer);
+/// a failure or the answer a TLS server gives a plain request settles HTTPS, and
+/// the request is sent again over HTTPS. Plain HTTP goes first, as the probe did,
+/// because a plain server may wait for a request line in the middle of a TLS
+/// handshake. A first request with a body (or other than `GET`/`HEAD`) is not sent
+/// in clear to a server that may speak TLS: `/v2/` is asked first, as before.
+struct PlainHttp {
+    /// `http://HOST:PORT`.
+    origin: Origin,
+    /// Settled: `true` for plain HTTP, `false` for HTTPS.
+    spoken: OnceLock<bool>,
+    /// Held by the request that settles it, so that the others wait for its answer
+    /// rather than each asking.
+    deciding: Mutex<()>,
+}
+
 impl Client {
     /// A client for the registry at `api_host` (named `registry` in messages). With
-    /// `tls_verify` false, HTTPS without certificate checks is tried first and plain
-    /// HTTP when the registry does not speak TLS, as skopeo does.
+    /// `tls_verify` false, the registry may also be spoken to over plain HTTP, as
+    /// skopeo allows: its first request finds out which it speaks (see
+    /// [`PlainHttp`]), with no request of its own.
     pub(crate) fn connect(
         registry: &str,
         api_host: &str,
@@ -161,11 +186,21 @@ impl Client {
                 .map_err(|why| Error::Usage(format!("docker://{}: {why}", shown(registry))))
         };
         let origin = origin_over("https")?;
-        let mut client = Client {
+        let plain = if options.tls_verify {
+            None
+        } else {
+            Some(PlainHttp {
+                origin: origin_over("http")?,
+                spoken: OnceLock::new(),
+                deciding: Mutex::new(()),
+            })
+        };
+        Ok(Client {
             agent,
             agent_elsewhere,
             registry: registry.to_string(),
             origin,
+            plain,
             credentials,
             auth: Mutex::new(AuthState::default()),
             retry: RetryPolicy::new(options),
@@ -173,11 +208,26 @@ impl Client {
             min_rate: options.min_rate,
             client_cert: trust.client_cert,
             proxies,
-        };
-        if !options.tls_verify && speaks_plain_http(&client.agent, &client.proxies, api_host) {
-            client.origin = origin_over("http")?;
+        })
+    }
+
+    /// The registry's own origin: HTTPS, or plain HTTP once its first request found
+    /// that it speaks that (with certificate checks off).
+    fn origin(&self) -> &Origin {
+        match &self.plain {
+            Some(plain) if plain.spoken.get() == Some(&true) => &plain.origin,
+            _ => &self.origin,
         }
-        Ok(client)
+    }
+
+    /// `url` on the origin the registry was found to speak: a URL of the registry
+    /// built over HTTPS before its first answer is moved to plain HTTP when that is
+    /// what it speaks. Any other URL is left as it is.
+    fn settled(&self, mut url: Url) -> Url {
+        if url.origin == self.origin {
+            url.origin = self.origin().clone();
+        }
+        url
     }
 
     /// The registry as references name it.
@@ -187,14 +237,14 @@ impl Client {
 
     /// The registry's origin + `path`.
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.origin)
+        format!("{}{path}", self.origin())
     }
 
     /// The URL `link` (from an answer to `current`) names, when it is on the
     /// registry's own origin; `what` names it in the error otherwise.
     pub(crate) fn same_origin_link(&self, current: &str, link: &str, what: &str) -> Result<String> {
         let next = self.join(current, link, what)?;
-        if next.origin != self.origin {
+        if next.origin != *self.origin() {
             return Err(self.error(format!(
                 "{what} is on another host: {}",
                 shown(&next.origin.to_string())
@@ -207,7 +257,7 @@ impl Client {
     /// refused when it carries userinfo, a bad port or an odd host.
     pub(crate) fn join(&self, current: &str, reference: &str, what: &str) -> Result<Url> {
         let base = Url::parse(current).map_err(|why| self.error(format!("{what}: {why}")))?;
-        base.join(reference).map_err(|why| {
+        self.settled(base).join(reference).map_err(|why| {
             self.error(format!(
                 "{what} cannot be used: {why} ({})",
                 shown(&cut_query(reference))
@@ -268,14 +318,21 @@ impl Client {
     ) -> Result<Response<Body>> {
         let mut target = Url::parse(url)
             .map_err(|why| self.error(format!("{method} {}: {why}", shown(&cut_query(url)))))?;
+        // The registry's first request, with certificate checks off, finds out whether
+        // it speaks plain HTTP, and may come back answered already.
+        let mut answered = self.settle(&mut target, &method, headers, payload)?;
         let mut renewed = false;
         let mut redirects = 0;
         loop {
             // Credentials and tokens go to the registry's own origin only: a redirect
             // target or an upload location elsewhere gets the request without them.
-            let own = target.origin == self.origin;
+            let own = target.origin == *self.origin();
             let target_text = target.to_string();
+            let mut first = answered.take();
             let result = retry.run(|| {
+                if let Some(outcome) = first.take() {
+                    return Ok(outcome);
+                }
                 let mut builder = Request::builder()
                     .method(method.clone())
                     .uri(target_text.as_str());
@@ -359,9 +416,88 @@ impl Client {
         }
     }
 
+    /// Before a request to `target`: when the registry may speak plain HTTP and its
+    /// first answer has not yet said whether it does, send this request over plain
+    /// HTTP (see [`PlainHttp`]) and settle it. `target`, a URL of the registry, is
+    /// moved to the origin settled on. The answer this gave, when it is the
+    /// request's own (a plain registry answered it), is returned for the caller to
+    /// take as its first attempt's outcome.
+    fn settle(
+        &self,
+        target: &mut Url,
+        method: &Method,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+    ) -> Result<Option<Exchange>> {
+        let Some(plain) = &self.plain else {
+            return Ok(None);
+        };
+        if target.origin != self.origin {
+            return Ok(None);
+        }
+        if plain.spoken.get().is_none() {
+            let _deciding = plain.deciding.lock().unwrap_or_else(|e| e.into_inner());
+            if plain.spoken.get().is_none() {
+                let answered = self.ask_over_plain_http(plain, target, method, headers, payload)?;
+                if answered.is_some() {
+                    *target = self.settled(target.clone());
+                    return Ok(answered);
+                }
+            }
+        }
+        *target = self.settled(target.clone());
+        Ok(None)
+    }
+
+    /// Send the first request over plain HTTP (a `/v2/` instead when it has a body or
+    /// is no `GET` or `HEAD`), once, and settle what the registry speaks from the
+    /// outcome. Returns the answer when it is the request's own, from a plain
+    /// registry (a retryable answer too: it counts as the request's first attempt).
+    fn ask_over_plain_http(
+        &self,
+        plain: &PlainHttp,
+        target: &Url,
+        method: &Method,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+    ) -> Result<Option<Exchange>> {
+        let own_request = matches!(payload, Payload::Empty)
+            && (*method == Method::GET || *method == Method::HEAD);
+        let (method, path, headers): (Method, &str, &[(&str, &str)]) = if own_request {
+            (method.clone(), &target.path, headers)
+        } else {
+            (Method::GET, "/v2/", &[])
+        };
+        let url = Url {
+            origin: plain.origin.clone(),
+            path: path.to_string(),
+        };
+        // No credentials: none are sent before the registry's challenge.
+        let mut builder = Request::builder()
+            .method(method.clone())
+            .uri(url.to_string().as_str());
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let outcome = self.run(builder, Payload::Empty)?;
+        let speaks_plain = match &outcome {
+            Ok(answer) => answers_plain_http(answer, &url),
+            // Nothing answered: nothing is settled; the request goes over HTTPS, which
+            // may take another route (a proxy for HTTPS only), and the next request
+            // asks again.
+            Err(e) if unreachable(e) => return Ok(None),
+            Err(_) => false,
+        };
+        let _ = plain.spoken.set(speaks_plain);
+        Ok(match outcome {
+            Ok(answer) if speaks_plain && own_request => Some(Ok(answer)),
+            _ => None,
+        })
+    }
+
     /// ` (at HOST)` when `target` is not the registry's own origin, for messages.
     fn elsewhere(&self, target: &Url) -> String {
-        if target.origin == self.origin {
+        if target.origin == *self.origin() {
             String::new()
         } else {
             format!(" (at {})", shown(&target.origin.host_port()))
@@ -382,7 +518,7 @@ impl Client {
     /// credentials are), as `Authorization` does.
     fn dispatch<S: ureq::AsSendBody>(&self, request: Request<S>) -> Exchange {
         let proxy = self.proxies.for_uri(request.uri());
-        let own = Url::parse(&request.uri().to_string()).is_ok_and(|u| u.origin == self.origin);
+        let own = Url::parse(&request.uri().to_string()).is_ok_and(|u| u.origin == *self.origin());
         let agent = if own {
             &self.agent
         } else {
@@ -508,7 +644,7 @@ impl Client {
             ))
         })?;
         if self.credentials.is_some()
-            && self.origin.scheme == Scheme::Https
+            && self.origin().scheme == Scheme::Https
             && realm_url.origin.scheme == Scheme::Http
         {
             return Err(self.error(format!(
@@ -703,32 +839,50 @@ impl Client {
     }
 }
 
-/// Does the registry at `host` answer `/v2/` over plain HTTP? (Asked without
-/// credentials. A TLS server answers a plain request with an error or not at all, and
-/// is then spoken to over HTTPS, unverified.) Asking over HTTP first, rather than
-/// HTTPS first as skopeo does, keeps a plain server from waiting for a request line in
-/// a TLS handshake.
-fn speaks_plain_http(agent: &Agent, proxies: &super::proxy::Proxies, host: &str) -> bool {
-    let url = format!("http://{host}/v2/");
-    let proxy = url.parse().ok().and_then(|uri| proxies.for_uri(&uri));
-    let probe = agent
-        .get(url)
-        .config()
-        .proxy(proxy)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .max_redirects(0)
-        .build()
-        .call();
-    match probe {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            status == 200
-                || status == 401
-                || response
-                    .headers()
-                    .contains_key("docker-distribution-api-version")
+/// Does `answer`, to a request sent to `sent_to` over plain HTTP, come from a server
+/// speaking plain HTTP? A registry says `Docker-Distribution-API-Version`, or answers
+/// as any HTTP server does; a TLS server given a plain request answers 400 (Go's
+/// "Client sent an HTTP request to an HTTPS server", nginx's "The plain HTTP request
+/// was sent to HTTPS port") or a redirect to HTTPS on its own port (nginx's 497 page),
+/// when it answers at all.
+fn answers_plain_http(answer: &Response<Body>, sent_to: &Url) -> bool {
+    if answer
+        .headers()
+        .contains_key("docker-distribution-api-version")
+    {
+        return true;
+    }
+    let status = answer.status().as_u16();
+    if status == 400 {
+        return false;
+    }
+    if answer.status().is_redirection() {
+        let to_https_here = header(answer, "location")
+            .and_then(|location| sent_to.join(location).ok())
+            .is_some_and(|to| {
+                to.origin.scheme == Scheme::Https
+                    && to.origin.host == sent_to.origin.host
+                    && to.origin.port == sent_to.origin.port
+            });
+        return !to_https_here;
+    }
+    true
+}
+
+/// A failure that says nothing of which protocol the server speaks: nothing
+/// answered (no such host, no listener, no answer in time).
+fn unreachable(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) => true,
+        ureq::Error::Io(io) => {
+            matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::WouldBlock
+            ) || io.to_string().contains("failed to lookup address")
         }
-        Err(_) => false,
+        _ => false,
     }
 }
 
@@ -878,6 +1032,36 @@ mod tests {
             cut_query("http://u:secret@evil:1/x?y"),
             "http://***@evil:1/x"
         );
+    }
+
+    fn answer(status: u16, headers: &[(&str, &str)]) -> Response<Body> {
+        let mut builder = Response::builder().status(status);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::builder().data("")).unwrap()
+    }
+
+    #[test]
+    fn tells_a_plain_registry_from_a_tls_server_answering_a_plain_request() {
+        let sent_to = Url::parse("http://r.example:5000/v2/a/manifests/1").unwrap();
+        let api = ("Docker-Distribution-API-Version", "registry/2.0");
+        // A registry's answers, whatever their status.
+        for status in [200, 401, 404, 403, 503] {
+            assert!(
+                answers_plain_http(&answer(status, &[]), &sent_to),
+                "{status}"
+            );
+        }
+        assert!(answers_plain_http(&answer(400, &[api]), &sent_to));
+        let storage = ("Location", "https://storage.example/blob?sig=x");
+        assert!(answers_plain_http(&answer(307, &[storage]), &sent_to));
+        // A TLS server's: Go's and nginx's 400, and nginx's redirect to itself over
+        // HTTPS.
+        assert!(!answers_plain_http(&answer(400, &[]), &sent_to));
+        let to_tls = ("Location", "https://r.example:5000/v2/a/manifests/1");
+        assert!(!answers_plain_http(&answer(301, &[to_tls]), &sent_to));
+        assert!(answers_plain_http(&answer(301, &[to_tls, api]), &sent_to));
     }
 
     #[test]

@@ -236,9 +236,47 @@ fn a_yaml_list_lands_under_the_prefix_and_a_rerun_copies_nothing() {
         at_dst.len(),
         other
     );
-    // What is left is the plain-HTTP probe (`--tls-verify=false`) of the one
-    // connection to each registry at each end, whatever the number of repositories.
-    assert_eq!(other, 2, "{at_src:?} {at_dst:?}");
+    // Nothing else: no `/v2/` probe, although both ends may speak plain HTTP
+    // (`tls-verify: false`): the first HEAD at each end finds that out.
+    assert_eq!(other, 0, "{at_src:?} {at_dst:?}");
+    assert!(
+        !at_src.iter().chain(&at_dst).any(|(_, p, _)| p == "/v2/"),
+        "{at_src:?} {at_dst:?}"
+    );
+
+    // The same images with every tag written out (no list to read): at most two
+    // requests per image in all, at both registries.
+    let mut listed = format!("{host}:\n  images:\n");
+    for repo in ["team/app", "team/multi", "other/oci", "semver/app"] {
+        let tags: Vec<String> = expected
+            .iter()
+            .filter(|(r, _)| r == repo)
+            .map(|(_, t)| format!("'{t}'"))
+            .collect();
+        listed.push_str(&format!("    {repo}: [{}]\n", tags.join(", ")));
+    }
+    listed.push_str("  tls-verify: false\n");
+    let listed = write(t, "listed.yaml", &listed);
+    src.proxy().reset_counters();
+    dst.proxy().reset_counters();
+    let args = [
+        "sync",
+        "--src",
+        "yaml",
+        "--dest-tls-verify=false",
+        "--json",
+        listed.as_str(),
+        mirror.as_str(),
+    ];
+    let (out, _) = dh(t, 0, &args);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["skipped"], n, "{report:#}");
+    let (at_src, at_dst) = (src.proxy().requests(), dst.proxy().requests());
+    assert!(
+        at_src.len() + at_dst.len() <= 2 * n,
+        "{} requests for {n} images: {at_src:?} {at_dst:?}",
+        at_src.len() + at_dst.len()
+    );
 }
 
 #[test]
