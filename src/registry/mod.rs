@@ -121,11 +121,14 @@ impl Transport for RegistryTransport {
                     tag: None,
                     digest: None,
                 };
-                let check = move |r: &RegistryRef| conf.direct_endpoint(r).map(drop);
                 let target = push::PushTarget::Paths {
                     prefix,
                     scoped: options.registry.scoped,
-                    check: Box::new(check),
+                    access: RepositoryAccess {
+                        conf,
+                        options: options.registry.clone(),
+                        clients: Default::default(),
+                    },
                 };
                 (reference, target)
             }
@@ -176,8 +179,19 @@ fn refuse_hub_by_mistake(text: &str) -> Result<()> {
 /// `creds`, given for the registry the user named), certificate checks off when the
 /// registries configuration calls it insecure.
 fn connect(endpoint: &conf::Endpoint, options: &RegistryOptions) -> Result<Client> {
+    let credentials = endpoint_credentials(endpoint, options)?;
+    connect_with(endpoint, options, credentials)
+}
+
+/// The credentials for `endpoint`'s repository: `creds` (unless the endpoint is
+/// another host), else the auth files' most specific entry for it (`HOST/ns/repo`,
+/// then `HOST/ns`, then `HOST`), as containers/image matches them.
+fn endpoint_credentials(
+    endpoint: &conf::Endpoint,
+    options: &RegistryOptions,
+) -> Result<Option<credentials::Credentials>> {
     let reference = &endpoint.reference;
-    let credentials = credentials::lookup(
+    credentials::lookup(
         &reference.registry,
         Some(&reference.repository),
         &CredentialOptions {
@@ -189,11 +203,25 @@ fn connect(endpoint: &conf::Endpoint, options: &RegistryOptions) -> Result<Clien
             authfile: options.authfile.clone(),
         },
         &Environment::from_process(),
-    )?;
+    )
+}
+
+/// Whether `endpoint` is reached with certificate checks.
+fn verifies_tls(endpoint: &conf::Endpoint, options: &RegistryOptions) -> bool {
+    options.tls_verify && !endpoint.insecure
+}
+
+/// A client for `endpoint` with `credentials`.
+fn connect_with(
+    endpoint: &conf::Endpoint,
+    options: &RegistryOptions,
+    credentials: Option<credentials::Credentials>,
+) -> Result<Client> {
+    let reference = &endpoint.reference;
     // Another host reads its own certs.d folders, never the cert dir given for the
     // registry named (its client pair is that registry's credential).
     let options = RegistryOptions {
-        tls_verify: options.tls_verify && !endpoint.insecure,
+        tls_verify: verifies_tls(endpoint, options),
         cert_dir: if endpoint.elsewhere {
             None
         } else {
@@ -201,13 +229,52 @@ fn connect(endpoint: &conf::Endpoint, options: &RegistryOptions) -> Result<Clien
         },
         ..options.clone()
     };
-    let options = &options;
     Client::connect(
         &reference.registry,
         reference.api_host(),
         credentials,
-        options,
+        &options,
     )
+}
+
+/// How a push by paths (`docker://HOST/[PREFIX/]`) reaches each repository: as a push
+/// to that very repository would, by its own registries.conf entry (the longest
+/// prefix that matches it: `blocked`, `insecure`) and its own credentials (its auth
+/// files' most specific entry). Repositories reached the same way (the same
+/// credentials and certificate checks) share one client.
+pub(crate) struct RepositoryAccess {
+    conf: conf::RegistriesConf,
+    options: RegistryOptions,
+    /// The clients made so far.
+    clients: std::sync::Mutex<Vec<ReachedAs>>,
+}
+
+/// A client, with the credentials it sends and whether it checks certificates.
+type ReachedAs = (Option<credentials::Credentials>, bool, Arc<Client>);
+
+impl RepositoryAccess {
+    /// Refuse `reference`'s repository when the configuration blocks it; no request
+    /// is made.
+    pub(crate) fn check(&self, reference: &RegistryRef) -> Result<()> {
+        self.conf.direct_endpoint(reference).map(drop)
+    }
+
+    /// The client for `reference`'s repository.
+    pub(crate) fn client(&self, reference: &RegistryRef) -> Result<Arc<Client>> {
+        let endpoint = self.conf.direct_endpoint(reference)?;
+        let credentials = endpoint_credentials(&endpoint, &self.options)?;
+        let verify = verifies_tls(&endpoint, &self.options);
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, client)) = clients
+            .iter()
+            .find(|(c, v, _)| *c == credentials && *v == verify)
+        {
+            return Ok(Arc::clone(client));
+        }
+        let client = Arc::new(connect_with(&endpoint, &self.options, credentials.clone())?);
+        clients.push((credentials, verify, Arc::clone(&client)));
+        Ok(client)
+    }
 }
 
 pub(crate) fn repo(

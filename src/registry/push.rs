@@ -54,9 +54,6 @@ impl Pending {
     }
 }
 
-/// Refuses a repository (one the registries configuration blocks).
-pub(crate) type RepositoryCheck = dyn Fn(&RegistryRef) -> Result<()> + Send + Sync;
-
 /// Where a push puts its images.
 pub(crate) enum PushTarget {
     /// One repository: under the tag given, or each image under its own tags
@@ -69,8 +66,9 @@ pub(crate) enum PushTarget {
         prefix: RegistryPrefix,
         /// Keep each image's source registry in its path.
         scoped: bool,
-        /// Refuses a repository the registries configuration blocks.
-        check: Box<RepositoryCheck>,
+        /// How each repository is reached: its own registries.conf entry and
+        /// credentials.
+        access: super::RepositoryAccess,
     },
 }
 
@@ -82,7 +80,7 @@ pub(crate) enum PushTarget {
 /// manifests) it names.
 pub(crate) struct RegistryDestination {
     /// The registry's client and cache (its repository is the target's, or the
-    /// prefix's).
+    /// prefix's; by paths, each repository has a client of its own).
     base: Arc<Repo>,
     /// One per repository pushed to: the target repository's is the first.
     uploaders: Vec<Uploader>,
@@ -143,20 +141,18 @@ impl RegistryDestination {
             jobs: jobs.max(1),
             seen,
         };
-        match &destination.target {
-            PushTarget::Repository(_) => {
-                let repository = repo.repository.clone();
-                destination.uploader_for(&repository)?;
-            }
-            PushTarget::Paths { .. } => {
-                repo.client.authenticate(&Scope::catalog())?;
-            }
+        // A push by paths asks each repository for its rights once its images are
+        // placed (before any blob goes up), each with its own credentials.
+        if let PushTarget::Repository(_) = &destination.target {
+            let repository = repo.repository.clone();
+            destination.uploader_for(&repository)?;
         }
         Ok((destination, layers))
     }
 
     /// The uploader of `repository` (made, and its push rights asked for, the first
-    /// time).
+    /// time): by paths, through the client its own registries.conf entry and
+    /// credentials call for.
     fn uploader_for(&mut self, repository: &str) -> Result<usize> {
         if let Some(i) = self
             .uploaders
@@ -165,10 +161,25 @@ impl RegistryDestination {
         {
             return Ok(i);
         }
-        let repo = if repository == self.base.repository {
-            Arc::clone(&self.base)
-        } else {
-            Arc::new(self.base.sibling(repository))
+        let repo = match &self.target {
+            PushTarget::Paths { prefix, access, .. } => {
+                let client = access.client(&RegistryRef {
+                    registry: prefix.registry.clone(),
+                    repository: repository.to_string(),
+                    tag: None,
+                    digest: None,
+                })?;
+                Arc::new(Repo {
+                    client,
+                    repository: repository.to_string(),
+                    cache: self.base.cache.clone(),
+                    streaming: Default::default(),
+                })
+            }
+            PushTarget::Repository(_) if repository == self.base.repository => {
+                Arc::clone(&self.base)
+            }
+            PushTarget::Repository(_) => Arc::new(self.base.sibling(repository)),
         };
         let scope = Scope::push(repository);
         repo.client.authenticate(&scope)?;
@@ -266,9 +277,9 @@ impl RegistryDestination {
                         }
                     }
                 }
-                if let PushTarget::Paths { check, .. } = &self.target {
+                if let PushTarget::Paths { access, .. } = &self.target {
                     for (repository, _) in placed.iter().flatten() {
-                        check(&RegistryRef {
+                        access.check(&RegistryRef {
                             registry: prefix.registry.clone(),
                             repository: repository.clone(),
                             tag: None,

@@ -421,3 +421,169 @@ fn one_repository_still_takes_every_image_under_its_own_tags() {
     let err = fails(t, 2, &["convert", &two, &format!("docker://{addr}")]);
     assert!(err.contains(&format!("docker://{addr}/")), "{err}");
 }
+
+/// `Basic base64(user:pass)`.
+fn basic_value(user: &str, pass: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+#[test]
+fn each_repository_under_a_prefix_gets_its_own_credentials_from_the_auth_file() {
+    const USERS: [(&str, &str); 3] = [
+        ("carol", "carol-whole-registry-pw"),
+        ("alice", "alice-one-repository-pw"),
+        ("bob", "bob-namespace-pw"),
+    ];
+    let Some(fx) = RegistryFixture::builder()
+        .auth(Auth::basic_users(&USERS))
+        .proxy()
+        .start()
+    else {
+        return;
+    };
+    let t = fx.dir();
+    let addr = fx.addr().to_string();
+    let [carol, alice, bob] = USERS.map(|(u, p)| basic_value(u, p));
+    // Entries matched as containers/image matches them: HOST/ns/repo, then HOST/ns,
+    // then HOST.
+    let entry = |(u, p): (&str, &str)| {
+        use base64::Engine;
+        serde_json::json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))})
+    };
+    let auth = serde_json::json!({"auths": {
+        addr.clone(): entry(USERS[0]),
+        format!("{addr}/pre/one/app"): entry(USERS[1]),
+        format!("{addr}/pre/two"): entry(USERS[2]),
+    }});
+    let authfile = t.join("auth.json");
+    std::fs::write(&authfile, auth.to_string()).unwrap();
+    let (bundle, configs) = archive(
+        t,
+        "three.tar",
+        &[&["one/app:1"], &["two/x:1"], &["three/y:1"]],
+    );
+    ok(
+        t,
+        &[
+            "convert",
+            "--authfile",
+            s(&authfile),
+            &bundle,
+            &format!("docker://{addr}/pre/"),
+        ],
+    );
+    let requests = fx.proxy().authorized_requests();
+    let login = format!("{}:{}", USERS[0].0, USERS[0].1);
+    for (repository, config) in ["pre/one/app", "pre/two/x", "pre/three/y"]
+        .iter()
+        .zip(&configs)
+    {
+        let out = run(
+            t,
+            &[
+                "inspect",
+                "--json",
+                "--creds",
+                &login,
+                &format!("docker://{addr}/{repository}:1"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            config_digests(&doc),
+            std::slice::from_ref(config),
+            "{repository}"
+        );
+    }
+    // Each repository's requests carried its own entry's credentials, and only those.
+    for (repository, own) in [
+        ("pre/one/app", &alice),
+        ("pre/two/x", &bob),
+        ("pre/three/y", &carol),
+    ] {
+        let path = format!("/v2/{repository}/");
+        let sent: Vec<&String> = requests
+            .iter()
+            .filter(|(_, p, a)| p.starts_with(&path) && !a.is_empty())
+            .map(|(_, _, a)| a)
+            .collect();
+        assert!(sent.contains(&own), "{repository}: {requests:?}");
+        assert!(
+            sent.iter().all(|a| *a == own),
+            "{repository} got another repository's credentials: {requests:?}"
+        );
+    }
+    // No request of the prefix's own path or elsewhere carried alice's or bob's.
+    for (_, path, authorization) in &requests {
+        if *authorization == alice {
+            assert!(
+                path == "/v2/" || path.starts_with("/v2/pre/one/app/"),
+                "{path}"
+            );
+        }
+        if *authorization == bob {
+            assert!(path == "/v2/" || path.starts_with("/v2/pre/two/"), "{path}");
+        }
+    }
+}
+
+#[test]
+fn each_repository_under_a_prefix_follows_its_own_registries_conf_entry() {
+    // No recording proxy: the registry itself answers a TLS handshake at once.
+    let Some(fx) = RegistryFixture::builder().start() else {
+        return;
+    };
+    let t = fx.dir();
+    let addr = fx.addr().to_string();
+    // Plain HTTP allowed for pre/one only; the prefix itself has no entry.
+    let conf = t.join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!("[[registry]]\nprefix = \"{addr}/pre/one\"\ninsecure = true\n"),
+    )
+    .unwrap();
+    // Without --tls-verify=false (which `run` adds): the configuration alone decides.
+    let push = |bundle: &str| {
+        isolated_dockhand(
+            t,
+            &[
+                "convert",
+                "--registries-conf",
+                s(&conf),
+                bundle,
+                &format!("docker://{addr}/pre/"),
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    let (inside, configs) = archive(t, "inside.tar", &[&["one/a:1"], &["one/b:2"]]);
+    let out = push(&inside);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(catalog(&fx), ["pre/one/a", "pre/one/b"]);
+    assert_eq!(
+        config_of(t, &format!("docker://{addr}/pre/one/b:2")),
+        configs[1]
+    );
+    // An image landing outside pre/one is reached with certificate checks: this
+    // registry speaks plain HTTP, so the push fails, naming the TLS problem.
+    let (outside, _) = archive(t, "outside.tar", &[&["one/c:1"], &["two/d:1"]]);
+    let out = push(&outside);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("plain HTTP"), "{err}");
+    assert_eq!(catalog(&fx), ["pre/one/a", "pre/one/b"]);
+}

@@ -21,8 +21,13 @@ use super::{have_tool, skip_or_fail, test_name};
 pub enum Auth {
     /// Anyone may pull and push.
     None,
-    /// HTTP Basic against an htpasswd file holding one user.
-    Basic { user: String, pass: String },
+    /// HTTP Basic against an htpasswd file holding `user`, and `more` users (each of
+    /// whom may pull and push everywhere, as htpasswd has no rights per repository).
+    Basic {
+        user: String,
+        pass: String,
+        more: Vec<(String, String)>,
+    },
     /// Bearer tokens from a token server of our own. `user`/`pass` get pull and push;
     /// anonymous clients get pull when `anonymous_pull`, else nothing (the registry then
     /// answers 401 `insufficient_scope`).
@@ -36,9 +41,19 @@ pub enum Auth {
 impl Auth {
     /// Basic auth with `user`/`pass`.
     pub fn basic(user: &str, pass: &str) -> Auth {
+        Auth::basic_users(&[(user, pass)])
+    }
+
+    /// Basic auth with several users (the first is the one `Registry::creds` gives).
+    pub fn basic_users(users: &[(&str, &str)]) -> Auth {
+        let (user, pass) = users[0];
         Auth::Basic {
             user: user.into(),
             pass: pass.into(),
+            more: users[1..]
+                .iter()
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+                .collect(),
         }
     }
 
@@ -214,10 +229,17 @@ impl Registry {
         let mut creds = None;
         let auth_yaml = match &auth {
             Auth::None => String::new(),
-            Auth::Basic { user, pass } => {
-                let line = super::tool("htpasswd", &["-Bbn", user, pass]);
+            Auth::Basic { user, pass, more } => {
+                let mut lines = Vec::new();
+                for (user, pass) in
+                    std::iter::once((user, pass)).chain(more.iter().map(|(u, p)| (u, p)))
+                {
+                    let line = super::tool("htpasswd", &["-Bbn", user, pass]);
+                    lines.extend_from_slice(line.trim_ascii_end());
+                    lines.push(b'\n');
+                }
                 let htpasswd = dir.path().join("htpasswd");
-                std::fs::write(&htpasswd, line).unwrap();
+                std::fs::write(&htpasswd, lines).unwrap();
                 creds = Some((user.clone(), pass.clone()));
                 format!(
                     "auth:\n  htpasswd:\n    realm: dockhand-test-basic\n    path: {}\n",
@@ -580,6 +602,8 @@ struct ProxyState {
     requests: Vec<(String, String, u16)>,
     /// Every `Authorization` value clients sent, in order.
     authorizations: Vec<String>,
+    /// (method, path and query, `Authorization` value or "") of every request.
+    authorized: Vec<(String, String, String)>,
 }
 
 struct Rule {
@@ -642,6 +666,7 @@ impl Proxy {
         let mut state = self.shared.state.lock().unwrap();
         state.requests.clear();
         state.authorizations.clear();
+        state.authorized.clear();
     }
 
     /// (method, path and query, status sent) of every request, in the order their
@@ -655,6 +680,13 @@ impl Proxy {
     /// start or the last [`reset_counters`](Self::reset_counters).
     pub fn authorizations(&self) -> Vec<String> {
         self.shared.state.lock().unwrap().authorizations.clone()
+    }
+
+    /// (method, path and query, `Authorization` value, "" for none) of every request
+    /// since the start or the last [`reset_counters`](Self::reset_counters), in the
+    /// order they arrived.
+    pub fn authorized_requests(&self) -> Vec<(String, String, String)> {
+        self.shared.state.lock().unwrap().authorized.clone()
     }
 
     /// How many requests so far had `method`, a path (with its query) containing
@@ -988,9 +1020,15 @@ fn serve_client(shared: &Shared, client: TcpStream) -> io::Result<()> {
             )));
         };
         let (method, target) = (method.to_string(), target.to_string());
-        if let Some(value) = head.get("authorization") {
+        {
             let mut state = shared.state.lock().unwrap();
-            state.authorizations.push(value.to_string());
+            let authorization = head.get("authorization").unwrap_or_default().to_string();
+            if !authorization.is_empty() {
+                state.authorizations.push(authorization.clone());
+            }
+            state
+                .authorized
+                .push((method.clone(), target.clone(), authorization));
         }
         let framing = if head.has_token("transfer-encoding", "chunked") {
             Framing::Chunked
