@@ -251,8 +251,8 @@ pub use registry::{for_each_tag, list_tags, MAX_LISTED_TAGS};
 pub use transport::RegistryOptions;
 // Keeping a mirror up to date.
 pub use sync::{
-    parse_sync_yaml, read_sync_yaml, repository_source, sync, SyncItem, SyncOptions, SyncOutcome,
-    SyncReport, SyncRepository, SyncSource, SyncTarget, TagChoice, MAX_PATTERN_CHARS,
+    parse_sync_yaml, read_sync_yaml, repository_source, sync, ArchiveKind, SyncItem, SyncOptions,
+    SyncOutcome, SyncReport, SyncRepository, SyncSource, SyncTarget, TagChoice, MAX_PATTERN_CHARS,
     MAX_SYNC_FILE, MAX_SYNC_IMAGES,
 };
 // Transports and formats.

@@ -1,7 +1,8 @@
 //! Keeping a mirror up to date: every image a list names (skopeo sync's YAML, or
-//! every tag of a repository) copied to `MIRROR[/PREFIX]/<its repository>:<tag>`,
-//! skipping each one the mirror already holds under that tag after one request, several
-//! images at a time, one image's failure stopping no other.
+//! every tag of a repository) copied to `MIRROR[/PREFIX]/<its repository>:<tag>`, into
+//! one OCI layout, or into one archive per image under a directory, skipping each one
+//! the destination already holds under that name after one request, several images at
+//! a time, one image's failure stopping no other.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -77,6 +78,40 @@ pub enum SyncTarget {
     /// One OCI layout directory holding every image, each under the ref name
     /// `<its repository>:<tag>` (added to when it exists).
     Layout(PathBuf),
+    /// One archive per image under a directory (created when missing):
+    /// `DIR/<its repository path>/<tag>.tar`, or `DIR/<its repository
+    /// path>/@sha256-<hex>.tar` for an image named by digest (no tag holds an `@`, so
+    /// the two never meet), each holding the image under its full source name
+    /// (`HOST/team/app:1`), written atomically; an archive there that holds the image
+    /// already is left as it is. No link under `DIR` is followed.
+    Archives {
+        /// The directory.
+        dir: PathBuf,
+        /// What kind of archive.
+        kind: ArchiveKind,
+    },
+}
+
+/// The kind of archive a sync writes one of per image ([`SyncTarget::Archives`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArchiveKind {
+    /// A docker-save archive (`docker load`, `skopeo copy docker-archive:`): it holds no
+    /// manifest, so an image is found there by its config (its image ID).
+    Docker,
+    /// An OCI layout in a tar (`oci-archive:`): an image is found there by its
+    /// manifest digest, which the copy keeps.
+    Oci,
+}
+
+impl ArchiveKind {
+    /// The format written.
+    pub fn format(self) -> Format {
+        match self {
+            ArchiveKind::Docker => Format::DOCKER_ARCHIVE,
+            ArchiveKind::Oci => Format::OCI_ARCHIVE,
+        }
+    }
 }
 
 /// How a sync runs.
@@ -128,7 +163,8 @@ pub struct SyncItem {
     /// The source, `docker://HOST/REPO:TAG` (or `@sha256:...`); for a repository whose
     /// tags could not be listed, `docker://HOST/REPO`.
     pub source: String,
-    /// The destination, `docker://MIRROR/PREFIX/REPO:TAG` or `oci:DIR:REPO:TAG`.
+    /// The destination: `docker://MIRROR/PREFIX/REPO:TAG`, `oci:DIR:HOST/REPO:TAG`, or
+    /// `docker-archive:DIR/REPO/TAG.tar` (`oci-archive:...`).
     pub destination: String,
     /// The source's manifest digest, when it was found.
     pub digest: Option<Digest>,
@@ -442,7 +478,7 @@ fn destination_repository(
     };
     match target {
         SyncTarget::Registry(base) => format!("{}/{path}", base.trim_end_matches('/')),
-        SyncTarget::Layout(_) => path,
+        SyncTarget::Layout(_) | SyncTarget::Archives { .. } => path,
     }
 }
 
@@ -534,11 +570,17 @@ pub fn sync(
     options: &SyncOptions,
     on_done: &(dyn Fn(&SyncItem, usize, usize) + Sync),
 ) -> Result<SyncReport> {
-    if let SyncTarget::Registry(base) = &options.target {
-        // The destination with a repository under it must parse.
-        RegistryRef::parse(&format!("{}/x", base.trim_end_matches('/')), true)?;
+    match &options.target {
+        SyncTarget::Registry(base) => {
+            // The destination with a repository under it must parse.
+            RegistryRef::parse(&format!("{}/x", base.trim_end_matches('/')), true)?;
+        }
+        SyncTarget::Archives { kind, .. } => archives_can_hold(*kind, &options.convert)?,
+        SyncTarget::Layout(_) => {}
     }
     let repos = Repos::default();
+    // The archive each image goes to, and the first image that claimed it.
+    let mut claimed: HashMap<PathBuf, String> = HashMap::new();
     let mut items: Vec<Option<SyncItem>> = Vec::new();
     let mut jobs: Vec<(usize, Job)> = Vec::new();
     for (s, source) in sources.iter().enumerate() {
@@ -584,6 +626,33 @@ pub fn sync(
                     return Err(Error::Unsupported(format!(
                         "the sync names more than {MAX_SYNC_IMAGES} images"
                     )));
+                }
+                if let SyncTarget::Archives { dir, .. } = &options.target {
+                    // Two images on one file (two source registries, without --scoped):
+                    // the first keeps it, the others fail.
+                    if let Ok(path) = archive_path(dir, &job) {
+                        if let Some(first) = claimed.get(&path) {
+                            items.push(Some(SyncItem {
+                                source: format!("docker://{}", job.source_text()),
+                                destination: destination_text(
+                                    &options.target,
+                                    &job.destination,
+                                    Some(&job),
+                                ),
+                                digest: None,
+                                outcome: SyncOutcome::Failed(Error::DestinationRefused {
+                                    path: shown(&path.display().to_string()),
+                                    reason: format!(
+                                        "it is the archive of {} too (--scoped keeps the \
+                                         source registries apart)",
+                                        shown(first)
+                                    ),
+                                }),
+                            }));
+                            continue;
+                        }
+                        claimed.insert(path, format!("docker://{}", job.source_text()));
+                    }
                 }
                 items.push(None);
                 jobs.push((items.len() - 1, job));
@@ -648,7 +717,223 @@ fn destination_text(target: &SyncTarget, repository: &str, job: Option<&Job>) ->
             format!("oci:{}:{}", dir.display(), job.source_text())
         }
         (SyncTarget::Layout(dir), _) => format!("oci:{}", dir.display()),
+        (SyncTarget::Archives { dir, kind }, Some(job)) => {
+            let path = archive_path(dir, job)
+                .unwrap_or_else(|_| dir.join(repository).join(&job.reference));
+            format!("{}:{}", kind.format().name(), path.display())
+        }
+        (SyncTarget::Archives { dir, kind }, None) => {
+            format!(
+                "{}:{}",
+                kind.format().name(),
+                dir.join(repository).display()
+            )
+        }
     }
+}
+
+/// Refuse, before anything is listed, what an archive of `kind` cannot hold: an index
+/// kept whole (`--all`), and referrers where the layout has no place for them.
+fn archives_can_hold(kind: ArchiveKind, convert: &ConvertOptions) -> Result<()> {
+    let transport = kind.format().transport();
+    if convert.all_platforms && !transport.keeps_indexes() {
+        return Err(Error::Usage(format!(
+            "{} keeps a multi-platform index whole, which {} cannot hold (it has one \
+             platform per image); sync to oci-archive:DIR/, oci:DIR or docker://, or leave \
+             {0} out to copy one platform",
+            crate::error::Setting::AllPlatforms,
+            kind.format().name(),
+        )));
+    }
+    let write = crate::transport::WriteOptions {
+        docker_layout: convert.docker_layout,
+        keep_manifests: true,
+        ..Default::default()
+    };
+    if (convert.referrers || !convert.referrer_types.is_empty())
+        && !transport.holds_referrers(&write)
+    {
+        return Err(Error::Usage(format!(
+            "{} has no place for what is attached to images; {} needs oci-archive:DIR/, \
+             oci:DIR or docker://",
+            kind.format().name(),
+            crate::error::Setting::Referrers
+        )));
+    }
+    Ok(())
+}
+
+/// Longest name of one file or directory under an archive directory.
+const MAX_FILE_NAME: usize = 255;
+
+/// The archive `job` goes to under `dir`: `DIR/<its repository path>/<tag>.tar`, or
+/// `.../@sha256-<hex>.tar` for a digest. Every part is checked to be one plain name
+/// (no `/`, `.`, `..`, control character, nor over 255 bytes), whatever the sync list
+/// or the registry said, so that nothing lands outside `dir`.
+fn archive_path(dir: &Path, job: &Job) -> Result<PathBuf> {
+    let refuse = |why: String| Error::DestinationRefused {
+        path: shown(&format!("{}/{}", dir.display(), job.destination)),
+        reason: why,
+    };
+    let file = match Digest::parse(&job.reference) {
+        Ok(digest) => {
+            let text = digest.to_string();
+            let (algorithm, hex) = text.split_once(':').unwrap_or(("sha256", &text));
+            format!("@{algorithm}-{hex}.tar")
+        }
+        Err(_) if valid_tag(&job.reference) => format!("{}.tar", job.reference),
+        Err(_) => {
+            return Err(refuse(format!(
+                "{} is neither a tag nor a digest",
+                shown(&job.reference)
+            )))
+        }
+    };
+    let mut path = dir.to_path_buf();
+    for part in job
+        .destination
+        .split('/')
+        .chain(std::iter::once(file.as_str()))
+    {
+        let plain = !part.is_empty()
+            && part != "."
+            && part != ".."
+            && part.len() <= MAX_FILE_NAME
+            && !part.chars().any(|c| c == '\\' || c.is_control());
+        if !plain {
+            return Err(refuse(format!(
+                "{} cannot be a file name there",
+                shown(part)
+            )));
+        }
+        path.push(part);
+    }
+    Ok(path)
+}
+
+/// Make the directories between `dir` (created when missing, with its parents) and
+/// the archive `path` under it, one at a time, following no link: a link or a file
+/// where a directory must be is refused.
+fn make_archive_dirs(dir: &Path, path: &Path) -> Result<()> {
+    let io = |what: &Path, e: std::io::Error| Error::Io {
+        context: format!(
+            "creating the directory {}",
+            shown(&what.display().to_string())
+        ),
+        cause: Arc::new(e),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let Ok(below) = path.parent().unwrap_or(dir).strip_prefix(dir) else {
+        return Ok(());
+    };
+    let mut at = dir.to_path_buf();
+    for part in below.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_dir() => continue,
+            Ok(meta) => {
+                return Err(Error::DestinationRefused {
+                    path: shown(&path.display().to_string()),
+                    reason: format!(
+                        "{} is {}, where a directory of archives goes (no link is followed)",
+                        shown(&at.display().to_string()),
+                        if meta.file_type().is_symlink() {
+                            "a symbolic link"
+                        } else {
+                            "not a directory"
+                        }
+                    ),
+                })
+            }
+            Err(_) => match std::fs::create_dir(&at) {
+                Ok(()) => {}
+                // Made meanwhile by another image's copy: checked again.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let meta = std::fs::symlink_metadata(&at).map_err(|e| io(&at, e))?;
+                    if !meta.file_type().is_dir() {
+                        return Err(Error::DestinationRefused {
+                            path: shown(&path.display().to_string()),
+                            reason: format!(
+                                "{} appeared meanwhile, and is no directory",
+                                shown(&at.display().to_string())
+                            ),
+                        });
+                    }
+                }
+                Err(e) => return Err(io(&at, e)),
+            },
+        }
+    }
+    Ok(())
+}
+
+/// What an archive already at `path` holds of `job`'s image: for each image there
+/// named by the job's full source name (any image, for a job by digest), its
+/// manifest digest, the digest of the index it was read from, and its config digest.
+/// `None` when there is no archive; an error when what is there reads as no archive
+/// of `kind` (it is then not replaced).
+fn archive_holds(
+    path: &Path,
+    kind: ArchiveKind,
+    job: &Job,
+    all_platforms: bool,
+) -> Result<Option<Vec<Digest>>> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => {}
+        Ok(_) => {
+            return Err(Error::DestinationRefused {
+                path: shown(&path.display().to_string()),
+                reason: "it is there and is no regular file (no link is followed)".into(),
+            })
+        }
+        Err(_) => return Ok(None),
+    }
+    let location = Location::new(kind.format(), path.display().to_string());
+    let read = crate::transport::ReadOptions {
+        format: Some(kind.format()),
+        all_platforms,
+        ..Default::default()
+    };
+    let source = crate::location::open_source(&location, &read)?;
+    let by_name = job.separator() == ':';
+    let name = job.source_text();
+    let mut held = Vec::new();
+    for image in &source.images {
+        if by_name && !image.tags.iter().any(|t| t.to_string() == name) {
+            continue;
+        }
+        held.extend(image.manifest.as_ref().map(|m| m.digest.clone()));
+        held.extend(image.index.as_ref().map(|i| i.descriptor.digest.clone()));
+        held.push(image.config.digest.clone());
+    }
+    Ok(Some(held))
+}
+
+/// The config digest of the image `reference` names in `repo` (its bytes `fetched`),
+/// or of its `wanted` platform when it is an index (one more request); `None` when
+/// its manifest names no config (schema 1) or the index lists no such platform.
+fn source_config(
+    repo: &Repo,
+    fetched: &crate::registry::tree::Fetched,
+    wanted: &Platform,
+) -> Result<Option<Digest>> {
+    let media_type = crate::model::media::manifest_media_type(&fetched.bytes).0;
+    let manifest = if crate::model::media::is_index(&media_type) {
+        let Some(member) = member_for(&fetched.bytes, wanted, &fetched.digest)? else {
+            return Ok(None);
+        };
+        match crate::registry::tree::fetch_manifest_if_held(repo, &member.to_string())? {
+            Some(found) => found.bytes,
+            None => return Ok(None),
+        }
+    } else {
+        fetched.bytes.clone()
+    };
+    let value: serde_json::Value =
+        crate::model::image::parse_json(&manifest, &shown(&fetched.digest.to_string()))?;
+    Ok(value["config"]["digest"]
+        .as_str()
+        .and_then(|d| Digest::parse(d).ok()))
 }
 
 /// The tags or digests of `wanted` in `repository`.
@@ -703,6 +988,12 @@ fn run_one(repos: &Repos, source: &SyncSource, job: &Job, options: &SyncOptions)
     item
 }
 
+/// The error for a source image that is not there.
+fn no_such_image(repo: &Repo, job: &Job) -> Error {
+    repo.client
+        .error(format!("{}: no such image", shown(&job.source_text())))
+}
+
 fn copy_one(
     repos: &Repos,
     source: &SyncSource,
@@ -715,38 +1006,66 @@ fn copy_one(
         &job.repository,
         &source.options,
     )?;
-    let Some(held) = held_digest(&src_repo, &job.reference)? else {
-        return Err(src_repo
-            .client
-            .error(format!("{}: no such image", shown(&job.source_text()))));
-    };
-    *digest = Some(held.clone());
-    let present = match &options.target {
-        SyncTarget::Registry(_) => {
-            let dst = repos.get(
-                format!("dst {}", job.destination),
-                &job.destination,
-                &options.convert.dest_registry,
-            )?;
-            held_digest(&dst, &job.reference)?
+    let wanted = options
+        .convert
+        .platform
+        .clone()
+        .unwrap_or_else(Platform::host);
+    if let SyncTarget::Archives {
+        dir,
+        kind: ArchiveKind::Docker,
+    } = &options.target
+    {
+        // A docker-archive holds no manifest: the image is found there by its config,
+        // which the source's manifest names (one GET in place of the HEAD).
+        let path = archive_path(dir, job)?;
+        let Some(fetched) =
+            crate::registry::tree::fetch_manifest_if_held(&src_repo, &job.reference)?
+        else {
+            return Err(no_such_image(&src_repo, job));
+        };
+        *digest = Some(fetched.digest.clone());
+        if let Some(held) = archive_holds(&path, ArchiveKind::Docker, job, false)? {
+            if let Some(config) = source_config(&src_repo, &fetched, &wanted)? {
+                if held.contains(&config) {
+                    return Ok(SyncOutcome::Skipped);
+                }
+            }
         }
-        SyncTarget::Layout(dir) => layout_digest(dir, job, &held),
-    };
-    if present.as_ref() == Some(&held) {
-        return Ok(SyncOutcome::Skipped);
-    }
-    // A multi-platform image copied as one platform: the destination holds that
-    // platform's manifest, which the source's index lists (one more request, only
-    // when the digests differ).
-    if present.is_some() && !options.convert.all_platforms {
-        let wanted = options
-            .convert
-            .platform
-            .clone()
-            .unwrap_or_else(Platform::host);
-        if let Some(member) = platform_member(&src_repo, &job.reference, &wanted)? {
-            if present.as_ref() == Some(&member) {
-                return Ok(SyncOutcome::Skipped);
+    } else {
+        let Some(held) = held_digest(&src_repo, &job.reference)? else {
+            return Err(no_such_image(&src_repo, job));
+        };
+        *digest = Some(held.clone());
+        let present: Vec<Digest> = match &options.target {
+            SyncTarget::Registry(_) => {
+                let dst = repos.get(
+                    format!("dst {}", job.destination),
+                    &job.destination,
+                    &options.convert.dest_registry,
+                )?;
+                held_digest(&dst, &job.reference)?.into_iter().collect()
+            }
+            SyncTarget::Layout(dir) => layout_digest(dir, job, &held).into_iter().collect(),
+            SyncTarget::Archives { dir, kind } => archive_holds(
+                &archive_path(dir, job)?,
+                *kind,
+                job,
+                options.convert.all_platforms,
+            )?
+            .unwrap_or_default(),
+        };
+        if present.contains(&held) {
+            return Ok(SyncOutcome::Skipped);
+        }
+        // A multi-platform image copied as one platform: the destination holds that
+        // platform's manifest, which the source's index lists (one more request, only
+        // when the digests differ).
+        if !present.is_empty() && !options.convert.all_platforms {
+            if let Some(member) = platform_member(&src_repo, &job.reference, &wanted)? {
+                if present.contains(&member) {
+                    return Ok(SyncOutcome::Skipped);
+                }
             }
         }
     }
@@ -763,18 +1082,39 @@ fn copy_one(
         ..options.convert.clone()
     };
     let src = Location::new(Format::REGISTRY, job.source_text());
-    let dst = match &options.target {
-        SyncTarget::Registry(_) => Location::new(
-            Format::REGISTRY,
-            format!("{}{}{}", job.destination, job.separator(), job.reference),
+    // Named by its full source name (`io.containerd.image.name`, as docker and
+    // containerd name the images of a multi-image layout; its tag is the ref name;
+    // a docker-archive's `RepoTags`); one pulled by digest is listed unnamed.
+    let full_name = (job.separator() == ':').then(|| job.source_text());
+    let (dst, convert) = match &options.target {
+        SyncTarget::Registry(_) => (
+            Location::new(
+                Format::REGISTRY,
+                format!("{}{}{}", job.destination, job.separator(), job.reference),
+            ),
+            convert,
         ),
-        // Named by its full source name (`io.containerd.image.name`, as docker and
-        // containerd name the images of a multi-image layout; its tag is the ref
-        // name); one pulled by digest is listed unnamed.
-        SyncTarget::Layout(dir) => Location {
-            reference: (job.separator() == ':').then(|| job.source_text()),
-            ..Location::new(Format::OCI, dir.display().to_string())
-        },
+        SyncTarget::Layout(dir) => (
+            Location {
+                reference: full_name,
+                ..Location::new(Format::OCI, dir.display().to_string())
+            },
+            convert,
+        ),
+        SyncTarget::Archives { dir, kind } => {
+            let path = archive_path(dir, job)?;
+            make_archive_dirs(dir, &path)?;
+            // An archive there holds another image (or an older one): replaced, once
+            // the new one is whole.
+            let force = std::fs::symlink_metadata(&path).is_ok();
+            (
+                Location {
+                    reference: full_name,
+                    ..Location::new(kind.format(), path.display().to_string())
+                },
+                ConvertOptions { force, ..convert },
+            )
+        }
     };
     convert_between(&src, &dst, &convert, &NoProgress)?;
     Ok(SyncOutcome::Copied)
@@ -789,8 +1129,14 @@ fn platform_member(repo: &Repo, reference: &str, wanted: &Platform) -> Result<Op
     if !crate::model::media::is_index(&crate::model::media::manifest_media_type(&fetched.bytes).0) {
         return Ok(None);
     }
+    member_for(&fetched.bytes, wanted, &fetched.digest)
+}
+
+/// The digest of the manifest for `wanted` that the index `bytes` (whose digest is
+/// `digest`) lists, if it lists one.
+fn member_for(bytes: &[u8], wanted: &Platform, digest: &Digest) -> Result<Option<Digest>> {
     let index: serde_json::Value =
-        crate::model::image::parse_json(&fetched.bytes, &shown(reference))?;
+        crate::model::image::parse_json(bytes, &shown(&digest.to_string()))?;
     let member = index["manifests"]
         .as_array()
         .into_iter()
@@ -873,6 +1219,52 @@ mod tests {
         let ok = |t: &str| tag_version(t).is_some_and(|v| req.matches(&v));
         assert!(ok("3.12") && ok("v3.13.1") && ok("3.20.0"));
         assert!(!ok("3.11") && !ok("4.0") && !ok("latest") && !ok("3.12.0-rc1"));
+    }
+
+    #[test]
+    fn archives_are_plain_names_under_their_directory() {
+        let job = |destination: &str, reference: &str| Job {
+            source: 0,
+            repository: "h.io/team/app".into(),
+            reference: reference.into(),
+            destination: destination.into(),
+        };
+        let dir = Path::new("/srv/a");
+        let path = |d: &str, r: &str| archive_path(dir, &job(d, r));
+        assert_eq!(
+            path("team/app", "1.0").unwrap(),
+            Path::new("/srv/a/team/app/1.0.tar")
+        );
+        let hex = "0".repeat(64);
+        assert_eq!(
+            path("team/app", &format!("sha256:{hex}")).unwrap(),
+            Path::new(&format!("/srv/a/team/app/@sha256-{hex}.tar"))
+        );
+        // A tag that reads like a digest's file cannot be one: tags hold no `@`.
+        assert_eq!(
+            path("team/app", &format!("sha256-{hex}")).unwrap(),
+            Path::new(&format!("/srv/a/team/app/sha256-{hex}.tar"))
+        );
+        for (destination, reference) in [
+            ("../x", "1"),
+            ("team/..", "1"),
+            ("/etc", "1"),
+            ("team//app", "1"),
+            ("team/./app", "1"),
+            ("team/app", "../1"),
+            ("team/app", "a/b"),
+            ("team/app", ".."),
+            ("team/a\u{0}pp", "1"),
+            ("team/a\\pp", "1"),
+            ("team/app", ""),
+        ] {
+            assert!(
+                path(destination, reference).is_err(),
+                "{destination} {reference}"
+            );
+        }
+        let long = "a".repeat(256);
+        assert!(path(&format!("team/{long}"), "1").is_err());
     }
 
     #[test]

@@ -247,10 +247,13 @@ enum Command {
     /// SOURCE is skopeo sync's YAML (--src yaml) or a repository (--src docker:
     /// docker://HOST/REPO for every tag, docker://HOST/REPO:TAG for one image).
     /// DESTINATION is docker://MIRROR[/PREFIX] (each image at
-    /// MIRROR/PREFIX/<its repository>:<tag>) or oci:DIR (one OCI layout holding every
-    /// image under the ref name <its repository>:<tag>). An image whose manifest
-    /// digest the destination holds under that name is skipped after one request at
-    /// each end. Exit status 1 when any image failed.
+    /// MIRROR/PREFIX/<its repository>:<tag>), oci:DIR (one OCI layout holding every
+    /// image under its full source name), or docker-archive:DIR/ or oci-archive:DIR/
+    /// (one archive per image, at DIR/<its repository>/<tag>.tar, or
+    /// @sha256-<hex>.tar for a digest, named inside by its full source name). An
+    /// image the destination holds under that name is skipped after one request at
+    /// each end (a docker-archive: its config, from the source's manifest). Exit
+    /// status 1 when any image failed.
     #[command(after_help = examples::SYNC)]
     Sync {
         /// What SOURCE is.
@@ -289,7 +292,7 @@ enum Command {
         ends: EndArgs,
         /// The YAML file, or docker://HOST/REPO[:TAG].
         source: String,
-        /// docker://MIRROR[/PREFIX] or oci:DIR.
+        /// docker://MIRROR[/PREFIX], oci:DIR, docker-archive:DIR/ or oci-archive:DIR/.
         destination: String,
     },
     /// Print a shell completion script on stdout.
@@ -1572,6 +1575,43 @@ fn parse_shard(text: &str) -> anyhow::Result<dockhand::Shard> {
     Ok(dockhand::Shard::parse(text)?)
 }
 
+/// Where `sync` writes: `docker://MIRROR[/PREFIX]`, `oci:DIR`, or a directory of
+/// archives, `docker-archive:DIR/` or `oci-archive:DIR/` (the trailing `/` says
+/// "under", as `docker://HOST/PREFIX/` does for a push).
+fn sync_target(destination: &str) -> anyhow::Result<dockhand::SyncTarget> {
+    use dockhand::{ArchiveKind, SyncTarget};
+    let usage = |why: &str| -> anyhow::Error {
+        dockhand::Error::Usage(format!("{}: {why}", dockhand::text::shown(destination))).into()
+    };
+    if let Some(rest) = destination.strip_prefix("docker://") {
+        return Ok(SyncTarget::Registry(rest.to_string()));
+    }
+    if let Some(dir) = destination.strip_prefix("oci:") {
+        return Ok(SyncTarget::Layout(dir.into()));
+    }
+    for (prefix, kind) in [
+        ("docker-archive:", ArchiveKind::Docker),
+        ("oci-archive:", ArchiveKind::Oci),
+    ] {
+        if let Some(dir) = destination.strip_prefix(prefix) {
+            let Some(dir) = dir.strip_suffix('/').filter(|d| !d.is_empty()) else {
+                return Err(usage(&format!(
+                    "a sync writes one archive per image into a directory: end it with / \
+                     ({prefix}DIR/)"
+                )));
+            };
+            return Ok(SyncTarget::Archives {
+                dir: dir.into(),
+                kind,
+            });
+        }
+    }
+    Err(usage(
+        "a sync destination is docker://MIRROR[/PREFIX], oci:DIR, docker-archive:DIR/ or \
+         oci-archive:DIR/",
+    ))
+}
+
 /// `dockhand sync`: the library's sync, worded.
 fn run_sync(
     args: SyncArgs,
@@ -1581,7 +1621,7 @@ fn run_sync(
     destination: &str,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    use dockhand::{SyncOptions, SyncOutcome, SyncTarget};
+    use dockhand::{SyncOptions, SyncOutcome};
     use std::io::IsTerminal;
     let src_options = registry.end_options(
         &ends.src_creds,
@@ -1595,20 +1635,11 @@ fn run_sync(
         ends.dest_tls_verify,
         &ends.dest_cert_dir,
     );
+    // A bad destination is a usage error before the list is read.
+    let target = sync_target(destination)?;
     let sources = match args.src {
         SyncSrcArg::Yaml => dockhand::read_sync_yaml(std::path::Path::new(source), &src_options)?,
         SyncSrcArg::Docker => vec![dockhand::repository_source(source, &src_options)?],
-    };
-    let target = if let Some(rest) = destination.strip_prefix("docker://") {
-        SyncTarget::Registry(rest.to_string())
-    } else if let Some(dir) = destination.strip_prefix("oci:") {
-        SyncTarget::Layout(dir.into())
-    } else {
-        return Err(dockhand::Error::Usage(format!(
-            "{}: a sync destination is docker://MIRROR[/PREFIX] or oci:DIR",
-            dockhand::text::shown(destination)
-        ))
-        .into());
     };
     let options = SyncOptions {
         target,

@@ -93,4 +93,5 @@ Examples:
   dockhand sync --src yaml mirror.yaml docker://mirror.internal/hub   skopeo sync's YAML
   dockhand sync --src docker docker://registry.example.com/team/app docker://mirror.internal/
   dockhand sync --src yaml --dry-run --json mirror.yaml docker://mirror.internal/hub
-  dockhand sync --src yaml --shard index/8 mirror.yaml docker://mirror.internal/hub";
+  dockhand sync --src yaml --shard index/8 mirror.yaml docker://mirror.internal/hub
+  dockhand sync --src yaml mirror.yaml docker-archive:/srv/images/   one archive per image";

@@ -743,3 +743,423 @@ fn a_multi_platform_image_synced_as_one_platform_is_skipped_next_time() {
         dst.proxy().requests()
     );
 }
+
+/// Every file under `dir`, relative to it, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap();
+                out.push(rel.to_str().unwrap().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The config digest (image ID) of the one image `reference` names.
+fn config_digest(tmp: &Path, reference: &str) -> String {
+    let (out, _) = dh(
+        tmp,
+        0,
+        &["inspect", "--tls-verify=false", "--json", reference],
+    );
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let configs = config_digests(&doc);
+    assert_eq!(configs.len(), 1, "{doc}");
+    configs[0].clone()
+}
+
+/// (inode, modification time) of a file: what a replacement changes.
+fn identity(path: &Path) -> (u64, std::time::SystemTime) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).unwrap();
+    (meta.ino(), meta.modified().unwrap())
+}
+
+/// podman on a private store in `dir` (vfs, no system configuration).
+fn podman(dir: &Path, args: &[&str]) -> Vec<u8> {
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let conf = dir.join("registries.conf");
+    std::fs::write(&conf, "unqualified-search-registries = []\n").unwrap();
+    let mut cmd = std::process::Command::new("podman");
+    cmd.env("TMPDIR", dir.join("tmp"))
+        .env("CONTAINERS_REGISTRIES_CONF", &conf)
+        .arg("--root")
+        .arg(dir.join("root"))
+        .arg("--runroot")
+        .arg(dir.join("r"))
+        .args(["--storage-driver", "vfs", "--tmpdir"])
+        .arg(dir.join("libpod"))
+        .args(["--events-backend", "file", "--cgroup-manager", "cgroupfs"])
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    run_cmd(cmd)
+}
+
+#[test]
+fn a_sync_into_archives_writes_one_per_image_that_docker_skopeo_and_podman_read_back() {
+    let Some(src) = RegistryFixture::builder()
+        .proxy()
+        .needs("skopeo")
+        .needs("podman")
+        .start()
+    else {
+        return;
+    };
+    if !have_docker(&test_name()) {
+        return;
+    }
+    let _docker = docker_lock();
+    let t = src.dir();
+    let host = src.addr().to_string();
+    push(
+        t,
+        fixture("docker-save-basic").input(),
+        &src.remote("team/app:1"),
+        None,
+    );
+    push(
+        t,
+        fixture("skopeo-oci").input(),
+        &src.remote("other/oci:2"),
+        None,
+    );
+    let app = digest(t, &src.remote("team/app:1"), None);
+    let hex = app.strip_prefix("sha256:").unwrap();
+    let yaml = write(
+        t,
+        "archives.yaml",
+        &format!(
+            "{host}:\n  images:\n    team/app: ['1', '{app}']\n    other/oci: []\n  \
+             tls-verify: false\n"
+        ),
+    );
+    // Sorted as the files are: the unchanged other/oci, team/app:1, the digest.
+    let files = [
+        "other/oci/2.tar".to_string(),
+        "team/app/1.tar".to_string(),
+        format!("team/app/@sha256-{hex}.tar"),
+    ];
+    let sources = [
+        format!("docker://{host}/other/oci:2"),
+        format!("docker://{host}/team/app:1"),
+        format!("docker://{host}/team/app@{app}"),
+    ];
+    let mut loaded: Vec<String> = Vec::new();
+    for kind in ["docker-archive", "oci-archive"] {
+        let dir = t.join(kind);
+        let dest = format!("{kind}:{}/", s(&dir));
+        let sync = |extra: &[&str]| -> Value {
+            let mut args = vec!["sync", "--src", "yaml", "--json"];
+            args.extend(extra);
+            args.extend([yaml.as_str(), dest.as_str()]);
+            let (out, _) = dh(t, 0, &args);
+            serde_json::from_str(&out).unwrap()
+        };
+        let destinations = |report: &Value| -> Vec<(String, String)> {
+            let mut out: Vec<(String, String)> = report["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    (
+                        i["source"].as_str().unwrap().to_string(),
+                        i["destination"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        let mut want: Vec<(String, String)> = sources
+            .iter()
+            .zip(&files)
+            .map(|(source, file)| (source.clone(), format!("{kind}:{}/{file}", s(&dir))))
+            .collect();
+        want.sort();
+
+        // A dry run names each archive and writes nothing, not even the directory.
+        let report = sync(&["--dry-run"]);
+        assert_eq!(report["would_copy"], 3, "{report:#}");
+        assert_eq!(destinations(&report), want);
+        assert!(!dir.exists());
+        // Two shards share the list between them, each image once.
+        let mut shared: Vec<(String, String)> = Vec::new();
+        for shard in ["0/2", "1/2"] {
+            shared.extend(destinations(&sync(&["--dry-run", "--shard", shard])));
+        }
+        shared.sort();
+        assert_eq!(shared, want);
+
+        // Each image in its own archive, and nothing else there.
+        let report = sync(&[]);
+        assert_eq!(report["copied"], 3, "{report:#}");
+        assert_eq!(destinations(&report), want);
+        assert_eq!(files_under(&dir), files);
+
+        // Each archive holds the image under its full source name (none for the one
+        // named by digest), as the tools read it.
+        let named = dir.join("team/app/1.tar");
+        let config = config_digest(t, &src.remote("team/app:1"));
+        if kind == "docker-archive" {
+            // skopeo finds the image by that name, with the source's config.
+            let reference = format!("docker-archive:{}:{host}/team/app:1", s(&named));
+            let raw = skopeo(t, &["inspect", "--config", "--raw", &reference]);
+            assert_eq!(sha256(&raw), config);
+            // docker load names it so, with the same image ID.
+            let out = tool("docker", &["load", "-i", s(&named)]);
+            let name = format!("{host}/team/app:1");
+            loaded.push(name.clone());
+            assert!(
+                String::from_utf8_lossy(&out).contains(&format!("Loaded image: {name}")),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+            let id = tool(
+                "docker",
+                &["image", "inspect", "--format", "{{.Id}}", &name],
+            );
+            assert_eq!(String::from_utf8_lossy(&id).trim(), config);
+            let by_digest = dir.join(&files[2]);
+            let out = tool("docker", &["load", "-i", s(&by_digest)]);
+            assert!(
+                String::from_utf8_lossy(&out).contains(&format!("Loaded image ID: {config}")),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+        } else {
+            // The manifest kept: the source's digest (a Docker v2 manifest, which
+            // skopeo reads but does not pick by ref name: the archive's one image).
+            let raw = skopeo(
+                t,
+                &["inspect", "--raw", &format!("oci-archive:{}", s(&named))],
+            );
+            assert_eq!(sha256(&raw), app);
+            let other = dir.join("other/oci/2.tar");
+            let raw = skopeo(
+                t,
+                &["inspect", "--raw", &format!("oci-archive:{}", s(&other))],
+            );
+            assert_eq!(sha256(&raw), digest(t, &src.remote("other/oci:2"), None));
+            // podman load names it by its full source name.
+            let store = t.join("p");
+            let out = podman(&store, &["load", "-i", s(&named)]);
+            assert!(
+                String::from_utf8_lossy(&out).contains(&format!("Loaded image: {host}/team/app:1")),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+            let id = podman(
+                &store,
+                &[
+                    "image",
+                    "inspect",
+                    "--format",
+                    "{{.Id}}",
+                    &format!("{host}/team/app:1"),
+                ],
+            );
+            assert_eq!(
+                format!("sha256:{}", String::from_utf8_lossy(&id).trim()),
+                config
+            );
+        }
+
+        // Nothing new: every image skipped, no archive rewritten, no blob read, one
+        // manifest request per image at the source.
+        let before: Vec<_> = files.iter().map(|f| identity(&dir.join(f))).collect();
+        src.proxy().reset_counters();
+        let report = sync(&[]);
+        assert_eq!(report["skipped"], 3, "{report:#}");
+        let after: Vec<_> = files.iter().map(|f| identity(&dir.join(f))).collect();
+        assert_eq!(before, after);
+        let requests = src.proxy().requests();
+        assert!(blob_moves(src.proxy()).is_empty(), "{requests:?}");
+        let manifests = requests
+            .iter()
+            .filter(|(_, p, _)| p.contains("/manifests/"))
+            .count();
+        assert_eq!(manifests, 3, "{requests:?}");
+
+        // A new image under team/app:1 at the source: that archive alone is replaced.
+        dh(
+            t,
+            0,
+            &[
+                "convert",
+                "--tls-verify=false",
+                "--image",
+                "@0",
+                fixture("docker-save-multi").input(),
+                &src.remote("team/app:1"),
+            ],
+        );
+        let report = sync(&[]);
+        assert_eq!(
+            (report["copied"].clone(), report["skipped"].clone()),
+            (1.into(), 2.into()),
+            "{report:#}"
+        );
+        assert_eq!(files_under(&dir), files);
+        let changed = config_digest(t, &src.remote("team/app:1"));
+        assert_ne!(changed, config);
+        assert_eq!(config_digest(t, &format!("{kind}:{}", s(&named))), changed);
+        assert_eq!(identity(&dir.join(&files[0])), before[0]);
+        assert_eq!(identity(&dir.join(&files[2])), before[2]);
+        assert_ne!(identity(&named), before[1]);
+        // Back as it was, for the next kind.
+        push(
+            t,
+            fixture("docker-save-basic").input(),
+            &src.remote("team/app:1"),
+            None,
+        );
+    }
+    for name in loaded {
+        let _ = tool("docker", &["rmi", "-f", &name]);
+    }
+}
+
+#[test]
+fn archives_stay_inside_their_directory_whatever_the_names() {
+    use crate::common::hostile::{Answer, Image, Log, Server};
+    let t = tempfile::tempdir().unwrap();
+    let t = t.path();
+    let image = Image::new(300, 7);
+    let log = Log::default();
+    // A registry whose tag list holds names that would leave the directory, or
+    // hide in it, beside one plain tag.
+    let served = image.clone();
+    let server = Server::start("hostile", &log, move |request| {
+        if request.path() == "/v2/team/app/tags/list" {
+            let tags = serde_json::json!({
+                "name": "team/app",
+                "tags": ["../../../../escape", "..", "a/b", "ok", ".hidden", "-dash", "x\\y", ""],
+            });
+            return Answer::bytes(200, tags.to_string()).header("Content-Type", "application/json");
+        }
+        served
+            .serve("team/app", request)
+            .unwrap_or_else(|| Answer::new(404))
+    });
+    let host = server.addr.clone();
+    let yaml = write(
+        t,
+        "hostile.yaml",
+        &format!("{host}:\n  images:\n    team/app: []\n  tls-verify: false\n"),
+    );
+    let dir = t.join("out");
+    let dest = format!("docker-archive:{}/", s(&dir));
+    let (out, _) = dh(t, 0, &["sync", "--src", "yaml", "--json", &yaml, &dest]);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    // Only the plain tag is taken.
+    assert_eq!(report["copied"], 1, "{report:#}");
+    assert_eq!(report["images"].as_array().unwrap().len(), 1, "{report:#}");
+    assert_eq!(files_under(&dir), ["team/app/ok.tar"]);
+    // Nothing else was written anywhere in the test's directory (but the blob cache).
+    let written: Vec<String> = files_under(t)
+        .into_iter()
+        .filter(|f| !f.starts_with("home/") && !f.starts_with("xdg-cache/"))
+        .collect();
+    assert_eq!(written, ["hostile.yaml", "out/team/app/ok.tar"]);
+    assert_eq!(
+        config_digest(t, &format!("docker-archive:{}/team/app/ok.tar", s(&dir))),
+        image.config_digest
+    );
+
+    // A sync list naming a way out is refused before anything is asked.
+    let bad = write(
+        t,
+        "bad.yaml",
+        &format!("{host}:\n  images:\n    team/app: ['../x']\n  tls-verify: false\n"),
+    );
+    let before = log.all().len();
+    let (_, err) = dh(t, 1, &["sync", "--src", "yaml", &bad, &dest]);
+    assert!(err.contains("../x"), "{err}");
+    assert_eq!(log.all().len(), before);
+
+    // A link under the directory is not followed: the image fails, the place it
+    // points to stays empty.
+    let linked = t.join("linked");
+    let outside = t.join("outside");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, linked.join("team")).unwrap();
+    let listed = write(
+        t,
+        "listed.yaml",
+        &format!("{host}:\n  images:\n    team/app: ['ok']\n  tls-verify: false\n"),
+    );
+    let (out, _) = dh(
+        t,
+        1,
+        &[
+            "sync",
+            "--src",
+            "yaml",
+            &listed,
+            &format!("oci-archive:{}/", s(&linked)),
+        ],
+    );
+    assert!(out.contains("symbolic link"), "{out}");
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+
+    // Something that is no archive where one goes is not replaced.
+    let foreign = t.join("foreign");
+    std::fs::create_dir_all(foreign.join("team/app")).unwrap();
+    std::fs::write(foreign.join("team/app/ok.tar"), "notes, not an archive").unwrap();
+    let (out, _) = dh(
+        t,
+        1,
+        &[
+            "sync",
+            "--src",
+            "yaml",
+            &listed,
+            &format!("docker-archive:{}/", s(&foreign)),
+        ],
+    );
+    assert!(out.contains("failed"), "{out}");
+    assert_eq!(
+        std::fs::read(foreign.join("team/app/ok.tar")).unwrap(),
+        b"notes, not an archive"
+    );
+
+    // Two source registries on one archive (the same server by two names): the
+    // first keeps it, the second fails; --scoped keeps them apart.
+    let port = host.rsplit_once(':').unwrap().1;
+    let two = write(
+        t,
+        "two.yaml",
+        &format!(
+            "{host}:\n  images:\n    team/app: ['ok']\n  tls-verify: false\n\
+             localhost:{port}:\n  images:\n    team/app: ['ok']\n  tls-verify: false\n"
+        ),
+    );
+    let both = t.join("both");
+    let dest = format!("docker-archive:{}/", s(&both));
+    let (out, _) = dh(t, 1, &["sync", "--src", "yaml", &two, &dest]);
+    assert!(
+        out.contains("is the archive of") && out.contains("--scoped"),
+        "{out}"
+    );
+    assert_eq!(files_under(&both), ["team/app/ok.tar"]);
+    dh(t, 0, &["sync", "--src", "yaml", "--scoped", &two, &dest]);
+    assert_eq!(
+        files_under(&both),
+        [
+            format!("{}/team/app/ok.tar", host.replace(':', "_")),
+            format!("localhost_{port}/team/app/ok.tar"),
+            "team/app/ok.tar".to_string(),
+        ]
+    );
+    drop(server);
+}
