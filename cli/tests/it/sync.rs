@@ -742,6 +742,24 @@ fn a_multi_platform_image_synced_as_one_platform_is_skipped_next_time() {
         "{:?}",
         dst.proxy().requests()
     );
+    // The same into one archive per image: that platform's manifest (oci-archive) or
+    // config (docker-archive) is found there next time.
+    for kind in ["oci-archive", "docker-archive"] {
+        let dest = format!("{kind}:{}/", s(&t.join(kind)));
+        let args = [
+            "sync",
+            "--src",
+            "yaml",
+            "--json",
+            yaml.as_str(),
+            dest.as_str(),
+        ];
+        for want in ["copied", "skipped"] {
+            let (out, _) = dh(t, 0, &args);
+            let report: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(report[want], 1, "{kind}: {report:#}");
+        }
+    }
 }
 
 /// Every file under `dir`, relative to it, sorted.
