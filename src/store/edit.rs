@@ -628,6 +628,7 @@ impl<'s> Edit<'s> {
         let mut before_paths = BTreeSet::new();
         let mut after_paths = BTreeSet::new();
         let v1_dirs = v1_dirs(store)?;
+        let mut still_referred = Vec::new();
         if let Some(save) = &mut self.save {
             for s in 0..save.slots.len() {
                 let paths = save_paths(store, save.entry(s), &v1_dirs)?;
@@ -663,40 +664,55 @@ impl<'s> Edit<'s> {
                 }
             }
             // What refers to a removed image only goes with it: its referrers tags
-            // (the fallback tag, cosign's), and referrers listed by themselves.
+            // (the fallback tag, cosign's), and referrers listed by themselves without
+            // a name; and what refers to those in turn (a signature of an SBOM). A
+            // named artifact is the user's: it stays, whatever it refers to, and keeps
+            // what it refers to.
             let mut reach = Reach::new(&*store.tree);
+            let subjects: Vec<Option<Digest>> = (0..index.slots.len())
+                .map(|s| {
+                    let unnamed = index.slots[s].name().is_none();
+                    match index.entry(s).referrers_of() {
+                        Some(subject) => Some(subject),
+                        None if unnamed && index.slots[s].image.is_none() => {
+                            index.digest(s).and_then(|d| subject_of(store, d))
+                        }
+                        None => None,
+                    }
+                })
+                .collect();
             let kept_docs: Vec<Digest> = (0..index.slots.len())
-                .filter(|&s| !index.slots[s].gone && index.entry(s).referrers_of().is_none())
+                .filter(|&s| !index.slots[s].gone && subjects[s].is_none())
                 .filter_map(|s| index.digest(s).cloned())
                 .collect();
             let still = reach.from(kept_docs, [])?;
-            for s in 0..index.slots.len() {
-                if index.slots[s].gone {
-                    continue;
-                }
-                // A named artifact is the user's: it stays, whatever it refers to.
-                let unnamed = index.slots[s].name().is_none();
-                let subject = match index.entry(s).referrers_of() {
-                    Some(subject) => Some(subject),
-                    None if unnamed && index.slots[s].image.is_none() => match index.digest(s) {
-                        Some(d) => subject_of(store, d),
-                        None => None,
-                    },
-                    None => None,
-                };
-                if let Some(subject) = subject {
-                    if removed_digests.contains(&subject) && !still.contains(&subject) {
-                        index.slots[s].gone = true;
-                        index.changed = true;
-                        self.changes.push(StoreChange::ReferrerRemoved {
-                            subject,
-                            entry: index.slots[s]
-                                .ref_name
-                                .clone()
-                                .or_else(|| index.digest(s).map(|d| d.to_string()))
-                                .unwrap_or_default(),
-                        });
+            loop {
+                let mut more = false;
+                for (s, subject) in subjects.iter().enumerate() {
+                    let Some(subject) = subject else {
+                        continue;
+                    };
+                    if index.slots[s].gone
+                        || !removed_digests.contains(subject)
+                        || still.contains(subject)
+                    {
+                        continue;
                     }
+                    index.slots[s].gone = true;
+                    index.changed = true;
+                    removed_digests.extend(index.digest(s).cloned());
+                    more = true;
+                    self.changes.push(StoreChange::ReferrerRemoved {
+                        subject: subject.clone(),
+                        entry: index.slots[s]
+                            .ref_name
+                            .clone()
+                            .or_else(|| index.digest(s).map(|d| d.to_string()))
+                            .unwrap_or_default(),
+                    });
+                }
+                if !more {
+                    break;
                 }
             }
             let before = reach.from(before, manifest_json_blobs(store))?;
@@ -704,6 +720,12 @@ impl<'s> Edit<'s> {
                 index.digests(false),
                 manifest_json_blobs_kept(store, self.save.as_ref()),
             )?;
+            for &i in &picked {
+                let manifest = images[i].manifest.as_ref().map(|m| &m.digest);
+                if manifest.is_some_and(|m| after.contains(m)) {
+                    still_referred.push(images[i].config.digest.clone());
+                }
+            }
             for d in before.difference(&after) {
                 before_paths.insert(crate::formats::blob_path(d));
             }
@@ -727,6 +749,10 @@ impl<'s> Edit<'s> {
                     names,
                 });
             }
+        }
+        still_referred.dedup();
+        for image in still_referred {
+            self.changes.push(StoreChange::StillReferred { image });
         }
         self.dropped = before_paths.difference(&after_paths).cloned().collect();
         Ok(())

@@ -143,6 +143,12 @@ pub enum StoreChange {
         /// The names it had.
         names: Vec<String>,
     },
+    /// A removed image's blobs stay: a referrer the store keeps (an artifact with a
+    /// name of its own) refers to it, and a referrer keeps what it refers to.
+    StillReferred {
+        /// The image's ID.
+        image: Digest,
+    },
     /// What referred to a removed image only (a referrers tag, a signature) was
     /// removed with it.
     ReferrerRemoved {
@@ -350,6 +356,20 @@ pub fn store_remove(location: &Location, chosen: &[Selector]) -> Result<StoreRep
         })
         .collect();
     picked = same;
+    if picked.len() == images.len() && store.format != Format::OCI {
+        return Err(Error::Store(Box::new(StoreError::NotEditable {
+            store: store.shown.clone(),
+            reason: format!(
+                "removing every image it holds would leave {} holding none, which no tool \
+                 loads; delete it instead",
+                if store.tar.is_some() {
+                    "an archive"
+                } else {
+                    "a docker-save tree"
+                }
+            ),
+        })));
+    }
     let mut edit = Edit::new(&store).map_err(|e| e.in_input(&store.shown))?;
     edit.remove(&picked).map_err(|e| e.in_input(&store.shown))?;
     finish(&edit)

@@ -1,11 +1,10 @@
 //! Which blobs a layout's names still need: everything reachable from its
 //! `index.json` entries (and, in a docker-save tree with an OCI part, from
-//! manifest.json), through nested indexes, their members, manifests, their configs
-//! and layers. A referrer's `subject` is not followed: a referrer needs its own blobs,
-//! not its subject's (as a registry keeps a referrer whose subject is not there), and
-//! the referrers of a layout are listed in `index.json` themselves (their fallback tag
-//! index, their cosign tag). Each document is read, verified and parsed once; a loop
-//! closes on a document already seen.
+//! manifest.json), through nested indexes, their members, manifests, their configs,
+//! layers and subjects: a referrer kept keeps what it refers to, as umoci's walk of
+//! every descriptor does (umoci gc refuses a layout where a `subject` names a missing
+//! blob). Each document is read, verified and parsed once; a loop closes on a document
+//! already seen.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,7 +21,7 @@ use crate::text::shown;
 /// What a document (a manifest or an index) points at.
 #[derive(Default)]
 struct Children {
-    /// Documents: an index's members.
+    /// Documents: an index's members, a manifest's subject.
     documents: Vec<Digest>,
     /// Blobs read as they are: a config, layers, an artifact's blobs.
     leaves: Vec<Digest>,
@@ -152,6 +151,9 @@ fn read_children(tree: &dyn FileTree, digest: &Digest) -> Result<Children> {
     };
     for member in list("manifests") {
         children.documents.extend(descriptor_digest(member)?);
+    }
+    if let Some(subject) = value.get("subject").filter(|s| s.is_object()) {
+        children.documents.extend(descriptor_digest(subject)?);
     }
     if let Some(config) = value.get("config").filter(|c| c.is_object()) {
         children.leaves.extend(descriptor_digest(config)?);
