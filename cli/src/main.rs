@@ -237,7 +237,7 @@ enum Command {
         #[command(flatten)]
         registry: RegistryArgs,
         /// The image: docker://HOST/REPO:TAG or docker://HOST/REPO@sha256:..., or
-        /// SRC[:REF] (oci:DIR:1.0, app.tar:app:1, layout/:@0).
+        /// SRC[:REF] (oci:DIR:1.0, docker-archive:app.tar:app:1, oci:layout:@0).
         #[arg(value_name = "IMAGE")]
         image: String,
         /// The names to add (a registry's: tags; in an OCI layout a bare tag is a ref
@@ -1149,7 +1149,8 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             if let Some(template) = template {
                 let rows = dockhand::image_rows(&source.images, &selected);
                 let text = template.render(&rows, no_trunc, std::time::SystemTime::now());
-                out.write_all(one_line_each(&text).as_bytes())
+                // Each value is escaped already; the template is the caller's own.
+                out.write_all(text.as_bytes())
                     .context("writing to stdout")?;
             } else if tree {
                 out.write_all(family_tree(&source, &selected, no_trunc).as_bytes())
@@ -1568,6 +1569,10 @@ fn say_store_report(report: &dockhand::StoreReport) {
                 };
                 say(&format!("removed image {} ({names})", image.short()))
             }
+            StoreChange::StillReferred { image } => say(&format!(
+                "the blobs of image {} stay: an artifact kept in the layout refers to it",
+                image.short()
+            )),
             StoreChange::ReferrerRemoved { subject, entry } => say(&format!(
                 "removed {entry}, which referred to {} only",
                 subject.short()
@@ -1582,11 +1587,6 @@ fn say_store_report(report: &dockhand::StoreReport) {
             human_size(report.bytes_removed)
         ));
     }
-}
-
-/// `text` with each line escaped on its own (an input's names reach it).
-fn one_line_each(text: &str) -> String {
-    text.lines().map(|l| one_line(l) + "\n").collect()
 }
 
 /// How many platforms a note lists before it counts the rest.

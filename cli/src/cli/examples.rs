@@ -65,8 +65,8 @@ Examples:
   dockhand tag docker://registry.example.com/team/app:1.4.2 1.4 1 latest
   dockhand tag docker://localhost:5000/app@sha256:4c5e... stable
   dockhand tag oci:layout:1.4.2 1.4 latest         in place: two more ref names
-  dockhand tag app.tar:app:1.4.2 registry.example.com/team/app:1.4
-  dockhand tag images.tar:@1 app:stable            the second image of the archive";
+  dockhand tag docker-archive:app.tar:app:1.4.2 registry.example.com/team/app:1.4
+  dockhand tag docker-archive:images.tar:@1 app:stable   the second image of the archive";
 
 /// `dockhand untag --help`.
 pub const UNTAG: &str = "\
