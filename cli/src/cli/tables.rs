@@ -573,7 +573,15 @@ mod tests {
         let table = inspect_table(&source, &[2], false);
         assert!(table.starts_with("format: docker-archive\n"));
         assert!(table.contains("image @2 51914c0e66d5"));
-        assert!(!table.contains("@0 60aab187e084"));
+        // No row or block for the others; the base image names them as its children.
+        assert!(
+            !table.contains("\n@0 ") && !table.contains("image @0"),
+            "{table}"
+        );
+        assert!(
+            table.contains("  children:   @0 60aab187e084, @1 8f7ee306570d\n"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -661,6 +661,15 @@ fn rm_removes_the_image_and_only_what_no_other_image_uses() {
         .unwrap();
     let manifest = app_doc["manifest"]["digest"].as_str().unwrap().to_string();
     let own_layer = app_doc["layers"][1]["digest"].as_str().unwrap().to_string();
+    let oci_tar = tmp.path().join("layout.tar");
+    ok(&[
+        "convert",
+        "-q",
+        "--to",
+        "oci-archive",
+        s(&archive),
+        s(&oci_tar),
+    ]);
     let before = blob_files(&layout);
     ok(&["rm", "--image", "dockhand-store24/app:latest", s(&layout)]);
     // Exactly its manifest, config and own layer went; the layer base shares stayed.
@@ -687,6 +696,23 @@ fn rm_removes_the_image_and_only_what_no_other_image_uses() {
         let listed = String::from_utf8(tool("umoci", &["ls", "--layout", s(&layout)])).unwrap();
         // base's name only (its tag "1" app's image had too: the whole name).
         assert_eq!(listed.trim(), "docker.io/dockhand-store24/base:1");
+    }
+    // In an oci-archive, the same blobs go.
+    let entries_before = members(&oci_tar);
+    ok(&["rm", &format!("oci-archive:{}:@0", s(&oci_tar))]);
+    let gone: BTreeSet<String> = entries_before
+        .difference(&members(&oci_tar))
+        .cloned()
+        .collect();
+    let blobs: BTreeSet<String> = expected
+        .iter()
+        .map(|h| format!("blobs/sha256/{h}"))
+        .collect();
+    assert_eq!(gone, blobs);
+    ok(&["verify", "-q", s(&oci_tar)]);
+    if have_tool(test, "skopeo") {
+        let location = format!("oci-archive:{}", s(&oci_tar));
+        assert_eq!(skopeo_config(tmp.path(), &location), base.id());
     }
     // In an archive, its files go and nothing else.
     let entries_before = members(&archive);
