@@ -54,6 +54,10 @@ fn remove_files(root: &Path, shown_root: &str, dropped: &BTreeSet<String>) -> Re
     let mut parents = BTreeSet::new();
     for rel in dropped {
         let path = output_path(root, rel)?;
+        // Never through a link to a directory: what it leads to is not the tree's.
+        if !within(root, rel) {
+            continue;
+        }
         let Ok(meta) = fs::symlink_metadata(&path) else {
             continue;
         };
@@ -80,6 +84,20 @@ fn remove_files(root: &Path, shown_root: &str, dropped: &BTreeSet<String>) -> Re
         sys::sync_filesystem(root).ctx(|| format!("flushing {shown_root}"))?;
     }
     Ok(removed)
+}
+
+/// Whether every directory on the way from `root` to `rel` is a directory of its own,
+/// not a link: removing `rel` then removes a file of the tree, never one elsewhere.
+fn within(root: &Path, rel: &str) -> bool {
+    let mut dir = root.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        dir.push(part);
+        if !fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Write the archive anew beside it, without the entries `edit` drops and with its

@@ -326,6 +326,7 @@ impl<'s> Edit<'s> {
         let save = match &store.manifest {
             Some(bytes) if store.format.name().starts_with("docker") => {
                 let doc = SaveDoc::parse(bytes)?;
+                let by_id = images_by_id(images);
                 let slots = doc
                     .entries
                     .iter()
@@ -333,7 +334,7 @@ impl<'s> Edit<'s> {
                         gone: false,
                         tags: e.tags.iter().map(|(t, _)| t.clone()).collect(),
                         changed: false,
-                        image: image_of_save_entry(store, e),
+                        image: image_of_save_entry(store, &by_id, e),
                     })
                     .collect();
                 Some(SaveEdit { doc, slots })
@@ -773,26 +774,38 @@ fn repo_tag(text: &str) -> Option<Name> {
     Reference::parse(text).ok().map(Name::Full)
 }
 
-/// The image (its position) a manifest.json entry holds: the one with its config and
-/// layer files, as the reader merged them; else the first with its config.
-fn image_of_save_entry(store: &Store, entry: &SaveEntry) -> Option<usize> {
+/// The images of the store by image ID, in the source's order.
+fn images_by_id(images: &[Image]) -> HashMap<&Digest, Vec<usize>> {
+    let mut map: HashMap<&Digest, Vec<usize>> = HashMap::new();
+    for (n, image) in images.iter().enumerate() {
+        map.entry(&image.config.digest).or_default().push(n);
+    }
+    map
+}
+
+/// The image (its position) a manifest.json entry holds: of the images with its config
+/// (read once), the one with its layer files, as the reader merged them; else the first.
+fn image_of_save_entry(
+    store: &Store,
+    by_id: &HashMap<&Digest, Vec<usize>>,
+    entry: &SaveEntry,
+) -> Option<usize> {
     let tree = &*store.tree;
     let config = entry.config.as_deref()?;
     let file = tree.find(config).ok()??;
+    let bytes = crate::container::read_limited(
+        file.open().ok()?,
+        crate::model::image::MAX_JSON_SIZE,
+        config,
+    )
+    .ok()?;
+    let candidates = by_id.get(&Digest::of(&bytes))?;
     let layers: Vec<Option<String>> = entry
         .layers
         .iter()
         .map(|l| tree.find(l).ok().flatten().map(|f| f.path))
         .collect();
     let images = &store.source.images;
-    let same_config = |i: &Image| {
-        i.config_path == file.path || {
-            let bytes = file.open().ok().and_then(|r| {
-                crate::container::read_limited(r, crate::model::image::MAX_JSON_SIZE, config).ok()
-            });
-            bytes.is_some_and(|b| Digest::of(&b) == i.config.digest)
-        }
-    };
     let same_layers = |i: &Image| {
         i.layers.len() == layers.len()
             && i.layers
@@ -800,10 +813,11 @@ fn image_of_save_entry(store: &Store, entry: &SaveEntry) -> Option<usize> {
                 .zip(&layers)
                 .all(|(l, p)| p.as_deref() == Some(l.path.as_str()))
     };
-    images
+    candidates
         .iter()
-        .position(|i| same_config(i) && same_layers(i))
-        .or_else(|| images.iter().position(same_config))
+        .copied()
+        .find(|&i| same_layers(&images[i]))
+        .or(candidates.first().copied())
 }
 
 /// The id `repositories` gives an image's top layer, from its last layer's path:

@@ -44,6 +44,15 @@ pub(crate) fn collect(path: &Path, dry_run: bool) -> Result<GcReport> {
             "it is not an OCI layout (no index.json, no blobs/)",
         ));
     }
+    // A blobs directory that is a link may be shared with other layouts (as
+    // containers/image can share one): what they use is not known here.
+    for dir in ["blobs", "blobs/sha256"] {
+        if fs::symlink_metadata(path.join(dir)).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(not_a_layout(&format!(
+                "its {dir} is a link, maybe to blobs other layouts share too, so gc removes nothing"
+            )));
+        }
+    }
     let _writers = blob_writers_lock(path, "blobs", true)?;
     let _index = DirLock::exclusive(path).ctx(|| format!("locking {given}"))?;
     let tree: &dyn FileTree = &DirTree::new(path, &given);

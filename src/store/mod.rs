@@ -344,6 +344,21 @@ pub fn store_remove(location: &Location, chosen: &[Selector]) -> Result<StoreRep
         )));
     }
     let store = open::open(location, Access::Blobs)?;
+    if store.tar.is_none() {
+        for dir in ["blobs", "blobs/sha256"] {
+            let link = std::fs::symlink_metadata(store.path.join(dir))
+                .is_ok_and(|m| m.file_type().is_symlink());
+            if link {
+                return Err(Error::Store(Box::new(StoreError::NotEditable {
+                    store: store.shown.clone(),
+                    reason: format!(
+                        "its {dir} is a link, maybe to blobs other layouts share too, so no \
+                         blob is removed from it; untag the image instead"
+                    ),
+                })));
+            }
+        }
+    }
     let images = &store.source.images;
     let mut picked = select(images, &all).map_err(|e| e.in_input(&store.shown))?;
     // Entries repeating one image are one image to remove.

@@ -1302,6 +1302,21 @@ fn what_cannot_be_changed_in_place_says_so() {
     assert!(err.contains("--image"), "{err}");
     let err = usage_error(&["tag", &format!("docker-archive:{a}:@0"), "x@sha256:abc"]);
     assert!(err.contains("not a digest"), "{err}");
+    // A blobs directory that is a link may be other layouts' too: nothing is collected
+    // or removed from it.
+    let layout = tmp.path().join("layout");
+    ok(&["convert", "-q", a, s(&layout)]);
+    let shared = tmp.path().join("shared-blobs");
+    fs::rename(layout.join("blobs"), &shared).unwrap();
+    std::os::unix::fs::symlink(&shared, layout.join("blobs")).unwrap();
+    let junk = shared.join("sha256").join(&sha256(b"junk")[7..]);
+    fs::write(&junk, b"junk").unwrap();
+    let held = blob_files(&layout);
+    let err = fails(&["gc", s(&layout)]);
+    assert!(err.contains("blobs is a link"), "{err}");
+    // (dockhand reads no link leaving the layout: rm fails reading it.)
+    fails(&["rm", "--image", "@0", s(&layout)]);
+    assert_eq!(blob_files(&layout), held);
 }
 
 #[test]
