@@ -253,6 +253,11 @@ pub enum Error {
     /// reported a failure; the error says where, which image, and what it said.
     #[error("{0}")]
     Daemon(Box<crate::daemon::problem::DaemonError>),
+    /// A store (an OCI layout or a docker-save archive) could not be changed in place
+    /// as asked: a name it does not hold, a layout that cannot be edited; the error
+    /// says which and what to do ([`crate::StoreError`]).
+    #[error("{0}")]
+    Store(Box<crate::store::StoreError>),
     /// Credentials could not be found or read (a bad `--creds`, an unreadable auth
     /// file, a failing credential helper).
     #[error("credentials: {}", worded(.0))]

@@ -143,6 +143,8 @@ impl Serialize for InspectDoc<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("format", self.source.format.name())?;
+        // How the source's images relate, whichever are shown.
+        let family = crate::store::image_family(&self.source.images);
         let images: Vec<ImageDoc> = self
             .selected
             .iter()
@@ -150,6 +152,8 @@ impl Serialize for InspectDoc<'_> {
                 index,
                 image: &self.source.images[index],
                 referrers: self.referrers,
+                images: &self.source.images,
+                family: &family,
             })
             .collect();
         map.serialize_entry("images", &images)?;
@@ -249,6 +253,8 @@ struct ImageDoc<'a> {
     index: usize,
     image: &'a Image,
     referrers: Option<&'a BTreeMap<Digest, Vec<Referrer>>>,
+    images: &'a [Image],
+    family: &'a crate::store::Family,
 }
 
 impl Serialize for ImageDoc<'_> {
@@ -304,6 +310,19 @@ impl Serialize for ImageDoc<'_> {
         let summary = ConfigSummary::of(image);
         map.serialize_entry("created", &summary.created)?;
         map.serialize_entry("config_summary", &summary)?;
+        // The image whose layers start this one's (the nearest), those this one's
+        // start, by image ID; a head has no children.
+        let id = |i: usize| self.images[i].config.digest.to_string();
+        map.serialize_entry("parent", &self.family.parent[self.index].map(id))?;
+        let mut children: Vec<String> = Vec::new();
+        for &child in &self.family.children[self.index] {
+            let child = id(child);
+            if !children.contains(&child) {
+                children.push(child);
+            }
+        }
+        map.serialize_entry("children", &children)?;
+        map.serialize_entry("head", &self.family.is_head(self.index))?;
         map.end()
     }
 }

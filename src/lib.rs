@@ -207,6 +207,7 @@ mod select;
 mod shard;
 mod signatures;
 mod sink;
+mod store;
 mod sync;
 mod sys;
 pub mod text;
@@ -262,6 +263,11 @@ pub use transport::{Format, Transport};
 // History and config summaries.
 pub use history::{
     image_histories, image_history, ConfigSummary, HistoryEntry, HistoryRow, ImageHistory,
+};
+// A layout or archive as an image store: names, removal, garbage, listing, families.
+pub use store::{
+    created_at, image_family, image_rows, store_gc, store_remove, store_tag, store_untag, Family,
+    GcReport, ImageFilter, ImageFilters, ImageRow, StoreChange, StoreError, StoreReport,
 };
 // Inspecting and verifying.
 pub use inspect::{

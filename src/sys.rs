@@ -89,15 +89,40 @@ pub(crate) fn link_unnamed(file: &File, dest: &Path) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
-/// An exclusive flock(2) on a directory, released on drop.
+/// A flock(2) on a directory, exclusive or shared, released on drop.
 pub(crate) struct DirLock(File);
 
 impl DirLock {
     /// Wait for, then hold, the exclusive lock of `dir`.
     pub(crate) fn exclusive(dir: &Path) -> io::Result<DirLock> {
+        DirLock::take(dir, FlockOperation::LockExclusive)
+    }
+
+    /// Wait for, then hold, a shared lock of `dir`: any number of holders at once, none
+    /// while an exclusive one is held.
+    pub(crate) fn shared(dir: &Path) -> io::Result<DirLock> {
+        DirLock::take(dir, FlockOperation::LockShared)
+    }
+
+    /// Wait for, then hold, the exclusive lock of the file `path` names once the lock
+    /// is held: a file renamed over it meanwhile (by the holder before) is locked in
+    /// turn, so that the holder reads what the path names and no other run edits it.
+    pub(crate) fn exclusive_current(path: &Path) -> io::Result<DirLock> {
+        use std::os::unix::fs::MetadataExt;
+        loop {
+            let lock = DirLock::take(path, FlockOperation::LockExclusive)?;
+            let held = lock.0.metadata()?;
+            let now = std::fs::metadata(path)?;
+            if (held.dev(), held.ino()) == (now.dev(), now.ino()) {
+                return Ok(lock);
+            }
+        }
+    }
+
+    fn take(dir: &Path, operation: FlockOperation) -> io::Result<DirLock> {
         let handle = File::open(dir)?;
         loop {
-            match flock(&handle, FlockOperation::LockExclusive) {
+            match flock(&handle, operation) {
                 Ok(()) => return Ok(DirLock(handle)),
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),

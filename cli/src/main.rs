@@ -26,7 +26,8 @@ use dockhand::{DockerLayout, LayerCompression, ManifestFormat};
 mod cli;
 use cli::examples;
 use cli::tables::{
-    history_table, human_size, inspect_table, names_line, platforms_table, referrers_table,
+    family_tree, history_table, human_size, inspect_table, names_line, platforms_table,
+    referrers_table,
 };
 use cli::verbose::{causes, Clock};
 
@@ -139,8 +140,24 @@ enum Command {
         no_trunc: bool,
         /// List every platform the source's multi-platform indexes hold, present or
         /// absent, instead of the images.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["filter", "format", "tree"])]
         platforms: bool,
+        /// Show only the images that pass, as docker images --filter: reference=PATTERN
+        /// (a glob on the name, with or without its tag), label=KEY[=VALUE],
+        /// before=IMAGE, since=IMAGE (by creation time), dangling=true|false (no name);
+        /// repeatable: different keys all pass, several references any.
+        #[arg(long, value_name = "KEY=VALUE")]
+        filter: Vec<String>,
+        /// Print a line per image name, newest image first, as docker images --format:
+        /// {{.ID}} {{.Repository}} {{.Tag}} {{.Digest}} {{.CreatedAt}}
+        /// {{.CreatedSince}} {{.Size}} {{.Index}}, \t and \n; `table` in front adds a
+        /// header and aligns the columns (`--format table` alone: docker's table).
+        #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["json", "tree"])]
+        format: Option<String>,
+        /// Draw the images as trees: each image under its parent (the image whose
+        /// layers start its own), as docker's old images --tree drew them.
+        #[arg(long, conflicts_with = "json")]
+        tree: bool,
         #[command(flatten)]
         source: SourceArgs,
     },
@@ -205,18 +222,70 @@ enum Command {
         /// The registry.
         host: String,
     },
-    /// Put a registry image's manifest under more tags of its repository.
+    /// Give an image more names: in a registry, or in a layout or archive, in place.
     ///
-    /// The same bytes, with the same media type, so the same digest; no blob moves.
+    /// docker://HOST/REPO:TAG NEWTAG...: the manifest is put under more tags of its
+    /// repository, the same bytes, so the same digest; no blob moves.
+    ///
+    /// SRC[:REF] NEWREF...: the image REF names (a name, an ID, @N; the only image
+    /// without REF) in an OCI layout, oci-archive, docker-archive or docker-dir gets
+    /// the names, as docker tag gives them: a name another image has moves. The
+    /// index.json or manifest.json is changed in place (an archive is written anew
+    /// beside it and renamed over it); every other entry keeps its bytes.
     #[command(after_help = examples::TAG)]
     Tag {
         #[command(flatten)]
         registry: RegistryArgs,
-        /// The image: docker://HOST/REPO:TAG or docker://HOST/REPO@sha256:...
+        /// The image: docker://HOST/REPO:TAG or docker://HOST/REPO@sha256:..., or
+        /// SRC[:REF] (oci:DIR:1.0, docker-archive:app.tar:app:1, oci:layout:@0).
+        #[arg(value_name = "IMAGE")]
         image: String,
-        /// The tags to add.
-        #[arg(required = true, value_name = "NEWTAG")]
+        /// The names to add (a registry's: tags; in an OCI layout a bare tag is a ref
+        /// name).
+        #[arg(required = true, value_name = "NEWREF")]
         new_tags: Vec<String>,
+    },
+    /// Remove names from an OCI layout, oci-archive, docker-archive or docker-dir.
+    ///
+    /// Each REF must be a name SRC holds (nothing changes otherwise). An image that
+    /// loses its last name stays in SRC without one, as docker keeps it (<none>);
+    /// `dockhand rm` removes it.
+    #[command(after_help = examples::UNTAG)]
+    Untag {
+        /// The layout or archive.
+        src: String,
+        /// The names to remove.
+        #[arg(required = true, value_name = "REF")]
+        names: Vec<String>,
+    },
+    /// Remove images from an OCI layout, oci-archive, docker-archive or docker-dir.
+    ///
+    /// Each image goes with all its names, what refers to it only (signatures, its
+    /// referrers tags), and the blobs no other image, index or referrer uses: a
+    /// layout loses those files, an archive is written anew without them.
+    #[command(after_help = examples::RM)]
+    Rm {
+        /// The images to remove (a name, an image ID or 12+ hex characters of one, a
+        /// manifest digest, @N); repeatable.
+        #[arg(long = "image", value_name = "REF|@N")]
+        images: Vec<String>,
+        /// The layout or archive (SRC:REF names one image too).
+        src: String,
+    },
+    /// Remove the blobs of a layout directory that nothing it names uses, as umoci gc.
+    ///
+    /// What index.json lists is followed down through indexes, manifests, configs,
+    /// layers, subjects, referrers tags and cosign tags (and manifest.json's names in a
+    /// docker-save tree); every other blob goes. Files of blobs/ not named by a digest
+    /// are left alone and listed. Safe beside conversions adding to the layout: none
+    /// loses a blob.
+    #[command(after_help = examples::GC)]
+    Gc {
+        /// List what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The layout directory.
+        layout: String,
     },
     /// Delete a manifest from a registry, as `skopeo delete`.
     ///
@@ -1057,12 +1126,22 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             json,
             no_trunc,
             platforms,
+            filter,
+            format,
+            tree,
             source,
         } => {
+            let filters = dockhand::ImageFilters::parse(&filter)?;
+            let template = format
+                .as_deref()
+                .map(cli::format::Template::parse)
+                .transpose()
+                .map_err(dockhand::Error::Usage)?;
             // Listing platforms walks every platform, so that none is an error.
             let all = platforms && source.platform.is_none();
             let source_all = source.all;
-            let (source, selected) = open_selected(&source, all)?;
+            let (mut source, selected) = open_selected(&source, all)?;
+            let selected = filters.apply(&mut source.images, &selected)?;
             clock.mark("open and read metadata");
             if !quiet {
                 for w in &source.warnings {
@@ -1070,7 +1149,16 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 }
             }
             let mut out = stdout_buffer()?;
-            if platforms {
+            if let Some(template) = template {
+                let rows = dockhand::image_rows(&source.images, &selected);
+                let text = template.render(&rows, no_trunc, std::time::SystemTime::now());
+                // Each value is escaped already; the template is the caller's own.
+                out.write_all(text.as_bytes())
+                    .context("writing to stdout")?;
+            } else if tree {
+                out.write_all(family_tree(&source, &selected, no_trunc).as_bytes())
+                    .context("writing to stdout")?;
+            } else if platforms {
                 let text = if json {
                     serde_json::to_string_pretty(&dockhand::platforms_json(&source))
                         .context("writing to stdout")?
@@ -1266,6 +1354,65 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tag {
+            registry: _,
+            image,
+            new_tags,
+        } if !image.starts_with("docker://") => {
+            let report = dockhand::store_tag(&Location::parse(&image)?, &new_tags)?;
+            clock.mark("tag");
+            if !quiet {
+                say_store_report(&report);
+            }
+            Ok(())
+        }
+        Command::Untag { src, names } => {
+            let report = dockhand::store_untag(&Location::parse(&src)?, &names)?;
+            clock.mark("untag");
+            if !quiet {
+                say_store_report(&report);
+            }
+            Ok(())
+        }
+        Command::Rm { images, src } => {
+            let location = Location::parse(&src)?;
+            let chosen = images
+                .iter()
+                .map(|i| dockhand::Selector::parse(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let report = dockhand::store_remove(&location, &chosen)?;
+            clock.mark("remove");
+            if !quiet {
+                say_store_report(&report);
+            }
+            Ok(())
+        }
+        Command::Gc { dry_run, layout } => {
+            let report = dockhand::store_gc(std::path::Path::new(&layout), dry_run)?;
+            clock.mark("collect");
+            let mut text = String::new();
+            for (digest, _) in &report.removed {
+                text += &format!("{digest}\n");
+            }
+            write_stdout(text.as_bytes())?;
+            if !quiet {
+                for unknown in &report.unknown {
+                    say(&format!(
+                        "left alone: {} (not a blob named by its digest)",
+                        dockhand::text::shown(unknown)
+                    ));
+                }
+                let bytes: u64 = report.removed.iter().map(|(_, size)| size).sum();
+                say(&format!(
+                    "{} {} blob(s), {}; {} blob(s) in use kept",
+                    if dry_run { "would remove" } else { "removed" },
+                    report.removed.len(),
+                    human_size(bytes),
+                    report.kept
+                ));
+            }
+            Ok(())
+        }
+        Command::Tag {
             registry,
             image,
             new_tags,
@@ -1392,6 +1539,57 @@ fn man_page(command: Option<&str>) -> anyhow::Result<Vec<u8>> {
         .render(&mut page)
         .context("rendering the man page")?;
     Ok(page)
+}
+
+/// What an edit of a store did, a line each on stderr, as docker's `Untagged:` and
+/// `Deleted:` lines say it.
+fn say_store_report(report: &dockhand::StoreReport) {
+    use dockhand::StoreChange;
+    for change in &report.changes {
+        match change {
+            StoreChange::Tagged { name, image } => {
+                say(&format!("tagged {name} ({})", image.short()))
+            }
+            StoreChange::AlreadyTagged { name, image } => {
+                say(&format!("{name} already names {}", image.short()))
+            }
+            StoreChange::Moved { name, from } => {
+                say(&format!("{name} no longer names {}", from.short()))
+            }
+            StoreChange::Untagged { name, image } => match image {
+                Some(image) => say(&format!("untagged {name} ({})", image.short())),
+                None => say(&format!("untagged {name}")),
+            },
+            StoreChange::LeftUnnamed { image } => say(&format!(
+                "image {} has no name left and stays, as <none> (dockhand rm --image {0} removes it)",
+                image.short()
+            )),
+            StoreChange::Removed { image, names } => {
+                let names = if names.is_empty() {
+                    "no name".to_string()
+                } else {
+                    names.join(", ")
+                };
+                say(&format!("removed image {} ({names})", image.short()))
+            }
+            StoreChange::StillReferred { image } => say(&format!(
+                "the blobs of image {} stay: an artifact kept in the layout refers to it",
+                image.short()
+            )),
+            StoreChange::ReferrerRemoved { subject, entry } => say(&format!(
+                "removed {entry}, which referred to {} only",
+                subject.short()
+            )),
+            _ => {}
+        }
+    }
+    if report.files_removed > 0 {
+        say(&format!(
+            "removed {} file(s) no image uses any more, {}",
+            report.files_removed,
+            human_size(report.bytes_removed)
+        ));
+    }
 }
 
 /// How many platforms a note lists before it counts the rest.

@@ -35,6 +35,29 @@ pub(crate) struct AppendSpec {
     /// Why the layout at this path cannot be added to, checked before anything is
     /// written to it.
     pub check: CheckAddable,
+    /// The directory blobs go into, whose lock runs adding to the layout share
+    /// ([`blob_writers_lock`]).
+    pub blobs: &'static str,
+}
+
+/// The lock on the layout at `root` that every run putting blobs into it holds, shared,
+/// from before its first blob until its index is in; a collector of unreferenced blobs
+/// (`gc`, `rm`) holds it exclusive. A collector therefore never takes a blob written
+/// but not yet named by the index for garbage, nor removes one that a run found there
+/// and decided to reuse. It is the lock of the blobs directory `blobs` (made when
+/// missing), not of the layout's own directory, whose exclusive lock guards the index:
+/// both kinds of holder take that one after this one, so neither waits for the other
+/// in the opposite order.
+pub(crate) fn blob_writers_lock(root: &Path, blobs: &str, exclusive: bool) -> Result<sys::DirLock> {
+    let dir = root.join(blobs);
+    let shown = || format!("locking {}", dir.display());
+    fs::create_dir_all(&dir)
+        .map_err(|e| Error::creating_output(&root.display().to_string(), root, shown, e))?;
+    if exclusive {
+        sys::DirLock::exclusive(&dir).ctx(shown)
+    } else {
+        sys::DirLock::shared(&dir).ctx(shown)
+    }
 }
 
 /// Writes into an existing directory without removing anything from it.
@@ -54,28 +77,27 @@ pub struct AppendWriter {
     keep_existing: &'static [&'static str],
     new_index: Option<Vec<u8>>,
     merge: MergeIndex,
+    /// Held from the start to the end: no collector runs meanwhile.
+    _writing: sys::DirLock,
 }
 
 impl AppendWriter {
-    /// Add to the directory `root`, merging the file `index_name` with `merge`. Files
-    /// named in `keep_existing` (a layout marker) are written only when absent.
-    pub fn open(
-        root: &Path,
-        index_name: &'static str,
-        keep_existing: &'static [&'static str],
-        merge: MergeIndex,
-    ) -> Result<AppendWriter> {
+    /// Add to the directory `root` as `spec` says: its index file merged last, its
+    /// markers written only when absent, the blob writers' lock held meanwhile.
+    pub(crate) fn open(root: &Path, spec: &AppendSpec) -> Result<AppendWriter> {
         let shown = root.display().to_string();
         if !fs::symlink_metadata(root).is_ok_and(|m| m.is_dir()) {
             return Err(Error::Unsupported(format!("{shown}: not a directory")));
         }
+        let writing = blob_writers_lock(root, spec.blobs, false)?;
         Ok(AppendWriter {
             root: root.to_path_buf(),
             shown,
-            index_name,
-            keep_existing,
+            index_name: spec.index,
+            keep_existing: spec.keep_existing,
             new_index: None,
-            merge,
+            merge: spec.merge,
+            _writing: writing,
         })
     }
 
@@ -257,21 +279,30 @@ fn merge_index_into(
         Err(e) => return Err(Error::io(format!("reading {}", index_path.display()), e)),
     };
     let merged = merge(existing.as_deref(), new_index, root)?;
-    let temp = temp_file_in(root, index_name).map_err(|e| {
+    replace_file(root, shown, index_name, &merged)
+}
+
+/// Put `bytes` at `root/name` in one step: written to a temp file beside it, flushed,
+/// renamed over it, and the directory flushed, so that a reader sees the old file or
+/// the new one, and an interruption leaves the old one. The caller holds whatever lock
+/// guards that file. `shown` names the directory in errors.
+pub(crate) fn replace_file(root: &Path, shown: &str, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = root.join(name);
+    let temp = temp_file_in(root, name).map_err(|e| {
         let context = || format!("creating a temp file in {shown}");
         Error::creating_output(shown, root, context, e)
     })?;
     cleanup::register(temp.path());
     let written = (|| -> io::Result<()> {
         let mut f = temp.as_file();
-        f.write_all(&merged)?;
+        f.write_all(bytes)?;
         f.sync_all()
     })();
     let temp_path = temp.path().to_path_buf();
     cleanup::unregister_with(&temp_path, || -> Result<()> {
-        written.ctx(|| format!("writing {}", index_path.display()))?;
-        temp.persist(&index_path)
-            .map_err(|e| Error::io(format!("renaming into {}", index_path.display()), e.error))?;
+        written.ctx(|| format!("writing {}", path.display()))?;
+        temp.persist(&path)
+            .map_err(|e| Error::io(format!("renaming into {}", path.display()), e.error))?;
         Ok(())
     })?;
     sync_dir(root).ctx(|| format!("flushing {shown}"))
@@ -294,6 +325,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 /// unreferenced.
 pub(crate) fn add_staged_layout(staging: &Path, dest: &Path, spec: &AppendSpec) -> Result<()> {
     let shown = crate::text::shown(&dest.to_string_lossy());
+    let _writing = blob_writers_lock(dest, spec.blobs, false)?;
     // Every staged file is sorted out before anything is moved, so that one this
     // cannot add fails with the layout untouched.
     let mut dirs = Vec::new();
@@ -402,6 +434,7 @@ mod tests {
         keep_existing: &["oci-layout"],
         merge: joined,
         check: always_addable,
+        blobs: "blobs",
     };
 
     fn put(root: &Path, rel: &str, bytes: &[u8]) {
@@ -464,6 +497,6 @@ mod tests {
         let err = add_staged_layout(&staging, &dest, &SPEC).unwrap_err();
         assert!(err.to_string().contains("notes.txt"), "{err}");
         assert_eq!(fs::read(dest.join("index.json")).unwrap(), b"old");
-        assert!(!dest.join("blobs").exists());
+        assert!(!dest.join(blob(b"a")).exists());
     }
 }

@@ -300,6 +300,7 @@ mod tests {
         keep_existing: &["oci-layout"],
         merge: joined,
         check: |_| Ok(()),
+        blobs: "blobs",
     };
 
     /// A writer for a new layout at `dest` holding `index` and one blob.

@@ -9,8 +9,8 @@ mod spool;
 mod tar_index;
 mod tar_writer;
 
-pub(crate) use append_writer::AppendSpec;
 pub use append_writer::AppendWriter;
+pub(crate) use append_writer::{blob_writers_lock, replace_file, AppendSpec};
 pub use dir::DirTree;
 pub use dir_writer::DirWriter;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -503,6 +503,22 @@ impl TarIndex {
         self.entries.is_empty()
     }
 
+    /// Every name of the archive, sorted, with what it names (the last entry of that
+    /// name, links not followed), as [`FileTree::node`] gives it: what an archive
+    /// rewritten in place copies.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, Node)> + '_ {
+        self.entries.iter().map(|(path, slot)| {
+            let node = match &slot.node {
+                Node::File(f) => Node::File(FileRef {
+                    path: path.clone(),
+                    ..f.clone()
+                }),
+                other => other.clone(),
+            };
+            (path.as_str(), node)
+        })
+    }
+
     /// How many entries were shadowed by a later entry of the same name.
     #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub fn duplicates(&self) -> usize {

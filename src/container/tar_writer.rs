@@ -198,6 +198,14 @@ impl TarFileWriter {
         })
     }
 
+    /// Give the output the permission bits `mode` instead of 0666 less the umask: an
+    /// archive rewritten in place keeps the old one's.
+    pub(crate) fn set_mode(&self, mode: u32) -> Result<()> {
+        let temp = self.temp.as_ref().expect("set before commit");
+        std::fs::set_permissions(temp, std::fs::Permissions::from_mode(mode & 0o7777))
+            .ctx(|| format!("writing {}", self.dest.display()))
+    }
+
     fn stream(&mut self) -> &mut TarStreamWriter<PipelinedFile> {
         self.stream.as_mut().expect("used after commit")
     }

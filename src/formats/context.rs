@@ -86,6 +86,10 @@ pub(crate) struct Meta<'t> {
     pub warnings: RefCell<Vec<String>>,
     /// Every platform the indexes read list, present or not.
     pub platforms: RefCell<Vec<crate::model::image::ListedPlatform>>,
+    /// For an OCI layout, the manifest each top-level `index.json` entry resolved to,
+    /// in the index's order (`None`: no image for the platform read): which entries
+    /// hold an image, for an edit of the layout in place.
+    pub roots: RefCell<Vec<Option<Digest>>>,
 }
 
 impl<'t> Meta<'t> {
@@ -101,6 +105,7 @@ impl<'t> Meta<'t> {
             hashed_both: RefCell::default(),
             warnings: RefCell::default(),
             platforms: RefCell::default(),
+            roots: RefCell::default(),
         }
     }
 

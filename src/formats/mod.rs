@@ -258,10 +258,34 @@ pub(crate) struct LayoutOps {
 
 /// Detect the layout of `tree` and read its images.
 pub fn read_tree(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Source> {
-    let tree: Arc<dyn FileTree> = Arc::from(tree);
+    read_shared_tree(Arc::from(tree), options).map(|read| read.source)
+}
+
+/// A local input read to be edited in place (a tag added, an image removed): its
+/// images as [`read_tree`] reads them, and for an OCI layout (not the OCI part of a
+/// docker-save archive, whose image list is manifest.json) the manifest each top-level
+/// `index.json` entry resolved to, in the index's order.
+pub(crate) struct ReadForEdit {
+    /// The images, as `inspect` numbers them.
+    pub source: Source,
+    /// Which layout was found.
+    pub layout: Layout,
+    /// Per `index.json` entry of an OCI layout, the image manifest it names.
+    pub roots: Vec<Option<Digest>>,
+}
+
+/// Read `tree` as [`read_tree`] does, keeping what an edit of it in place needs.
+pub(crate) fn read_shared_tree(
+    tree: Arc<dyn FileTree>,
+    options: &ReadOptions,
+) -> Result<ReadForEdit> {
     let meta = Meta::new(&*tree);
     let mut warnings = Vec::new();
     let (local, images) = read_with(&meta, options, &mut warnings)?;
+    let roots = match local.layout {
+        Layout::Oci => meta.roots.take(),
+        _ => Vec::new(),
+    };
     let read = finish(meta, images, warnings)?;
     let source = read
         .into_source(local.format(), "")
@@ -294,11 +318,16 @@ pub fn read_tree(tree: Box<dyn FileTree>, options: &ReadOptions) -> Result<Sourc
         let hybrid = local.layout == Layout::DockerSave && tree.exists("index.json");
         hybrid.then_some(blob_path as fn(&Digest) -> String)
     });
-    Ok(match manifest_path {
+    let source = match manifest_path {
         Some(path_of) => source.answering_manifests(Box::new(move |digest| {
             manifest_in_tree(&*tree, &path_of(digest), digest).map_err(|e| e.in_input(tree.name()))
         })),
         None => source,
+    };
+    Ok(ReadForEdit {
+        source,
+        layout: local.layout,
+        roots,
     })
 }
 
@@ -563,12 +592,7 @@ fn create_local_sink(
     let writer: Box<dyn TreeWriter> = match (plan, &ops.append, local.container) {
         (Plan::AddToOciLayout, Some(append), _) => {
             (append.check)(dest).map_err(|reason| destination::not_addable(dest, &reason))?;
-            Box::new(AppendWriter::open(
-                dest,
-                append.index,
-                append.keep_existing,
-                append.merge,
-            )?)
+            Box::new(AppendWriter::open(dest, append)?)
         }
         (plan, _, Container::Tar) => Box::new(TarFileWriter::create(dest, plan, options.force)?),
         (plan, append, _) => {

@@ -28,7 +28,10 @@ Examples:
   dockhand inspect image.tar                    a table: @N, image ID, platform, tags
   dockhand inspect --json image.tar | jq '.images[].tags'
   dockhand inspect --image @0 oci:layout/
-  dockhand inspect --all docker://docker.io/library/busybox:latest";
+  dockhand inspect --all docker://docker.io/library/busybox:latest
+  dockhand inspect --format table --filter 'reference=app:*' layout/   as docker images
+  dockhand inspect --format '{{.ID}}\\t{{.Repository}}:{{.Tag}}' --filter dangling=false images.tar
+  dockhand inspect --tree images.tar            parents and children";
 
 /// `dockhand history --help`.
 pub const HISTORY: &str = "\
@@ -60,7 +63,29 @@ Examples:
 pub const TAG: &str = "\
 Examples:
   dockhand tag docker://registry.example.com/team/app:1.4.2 1.4 1 latest
-  dockhand tag docker://localhost:5000/app@sha256:4c5e... stable";
+  dockhand tag docker://localhost:5000/app@sha256:4c5e... stable
+  dockhand tag oci:layout:1.4.2 1.4 latest         in place: two more ref names
+  dockhand tag docker-archive:app.tar:app:1.4.2 registry.example.com/team/app:1.4
+  dockhand tag docker-archive:images.tar:@1 app:stable   the second image of the archive";
+
+/// `dockhand untag --help`.
+pub const UNTAG: &str = "\
+Examples:
+  dockhand untag app.tar app:old                   as docker rmi removes a name
+  dockhand untag oci:layout 1.3 1.3.9              two ref names";
+
+/// `dockhand rm --help`.
+pub const RM: &str = "\
+Examples:
+  dockhand rm --image app:old layout/              the image, its names and its blobs
+  dockhand rm --image 6f2d02a983f5 --image @3 images.tar
+  dockhand rm oci-archive:bundle.tar:app:1.3";
+
+/// `dockhand gc --help`.
+pub const GC: &str = "\
+Examples:
+  dockhand gc layout/                              as umoci gc
+  dockhand gc --dry-run layout/                    list what would go";
 
 pub const DELETE: &str = "\
 Examples:

@@ -4,5 +4,6 @@
 
 pub mod bar_layout;
 pub mod examples;
+pub mod format;
 pub mod tables;
 pub mod verbose;

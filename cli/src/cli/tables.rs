@@ -142,6 +142,24 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
         "",
         2,
     ));
+    // How the images relate: each block names its parent and children.
+    let family = dockhand::image_family(&source.images);
+    let related = |list: &[usize]| -> String {
+        let mut shown_ids: Vec<String> = list
+            .iter()
+            .take(SHARED_SHOWN)
+            .map(|&j| {
+                format!(
+                    "@{j} {}",
+                    whole_or_short(&source.images[j].config.digest, no_trunc)
+                )
+            })
+            .collect();
+        if list.len() > SHARED_SHOWN {
+            shown_ids.push(format!("and {} more", list.len() - SHARED_SHOWN));
+        }
+        shown_ids.join(", ")
+    };
     // Which images hold each layer, to say which others share it.
     let mut holders: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, im) in source.images.iter().enumerate() {
@@ -189,6 +207,14 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
         if im.layers.is_empty() {
             continue;
         }
+        if let Some(parent) = family.parent[i] {
+            out.push_str(&field("parent:", &related(&[parent])));
+        }
+        if family.is_head(i) {
+            out.push_str(&field("children:", "none (a head)"));
+        } else {
+            out.push_str(&field("children:", &related(&family.children[i])));
+        }
         let mut table = vec![["DIGEST", "SIZE", "COMPRESSION", "SHARED WITH"].map(String::from)];
         for layer in &im.layers {
             let digest = match &layer.digest {
@@ -225,6 +251,52 @@ pub fn inspect_table(source: &Source, selected: &[usize], no_trunc: bool) -> Str
         }
         out.push_str("  layers:\n");
         out.push_str(&columns(table, "    ", 2));
+    }
+    out
+}
+
+/// The images at `selected` as trees of parents and children, as docker's old
+/// `images --tree` drew them: a line per image, its children below it, indented; an
+/// image whose parent is not among `selected` starts a tree.
+pub fn family_tree(source: &Source, selected: &[usize], no_trunc: bool) -> String {
+    let family = dockhand::image_family(&source.images);
+    let shown_set: HashSet<usize> = selected.iter().copied().collect();
+    let roots: Vec<usize> = selected
+        .iter()
+        .copied()
+        .filter(|&i| family.parent[i].is_none_or(|p| !shown_set.contains(&p)))
+        .collect();
+    let mut out = String::new();
+    // Depth-first without recursion (a chain can be as long as an image's layers):
+    // each image with the prefix its line starts with and whether it is the last of
+    // its siblings.
+    let mut stack: Vec<(usize, String, bool)> = Vec::new();
+    for (n, &root) in roots.iter().enumerate().rev() {
+        stack.push((root, String::new(), n + 1 == roots.len()));
+    }
+    while let Some((i, prefix, last)) = stack.pop() {
+        let im = &source.images[i];
+        let size: u64 = im.layers.iter().map(|l| l.size).sum();
+        let mut line = format!(
+            "{prefix}{}{} @{i} Size: {}",
+            if last { "└─" } else { "├─" },
+            whole_or_short(&im.config.digest, no_trunc),
+            human_size(size)
+        );
+        if !im.tags.is_empty() || !im.ref_names.is_empty() {
+            line.push_str(&format!(" Tags: {}", names_line(im, TABLE_NAMES)));
+        }
+        out.push_str(&line);
+        out.push('\n');
+        let below = format!("{prefix}{}", if last { "  " } else { "│ " });
+        let children: Vec<usize> = family.children[i]
+            .iter()
+            .copied()
+            .filter(|c| shown_set.contains(c))
+            .collect();
+        for (n, &child) in children.iter().enumerate().rev() {
+            stack.push((child, below.clone(), n + 1 == children.len()));
+        }
     }
     out
 }
@@ -366,7 +438,7 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
 
 /// How long before `now` the time `then` (Unix seconds) was, in docker's words:
 /// `3 days ago`, `About an hour ago`, `2 years ago`.
-fn relative_time(then: i64, now: SystemTime) -> String {
+pub fn relative_time(then: i64, now: SystemTime) -> String {
     let now = match now.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
         Err(_) => 0,
@@ -415,7 +487,7 @@ pub fn human_size(bytes: u64) -> String {
 /// decimal units, three significant digits, no space: `0B`, `55B`, `2.56kB`, `4.1kB`,
 /// `1.23MB`. The `history` table uses it so that its SIZE column reads as docker's does;
 /// [`human_size`] (binary units) is dockhand's own.
-fn docker_size(bytes: u64) -> String {
+pub fn docker_size(bytes: u64) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
     let mut v = bytes as f64;
     let mut unit = 0;
@@ -501,7 +573,15 @@ mod tests {
         let table = inspect_table(&source, &[2], false);
         assert!(table.starts_with("format: docker-archive\n"));
         assert!(table.contains("image @2 51914c0e66d5"));
-        assert!(!table.contains("@0 60aab187e084"));
+        // No row or block for the others; the base image names them as its children.
+        assert!(
+            !table.contains("\n@0 ") && !table.contains("image @0"),
+            "{table}"
+        );
+        assert!(
+            table.contains("  children:   @0 60aab187e084, @1 8f7ee306570d\n"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -19,9 +19,10 @@ fn every_fixture_behaves_as_expected() {
 }
 
 /// An inspect document without the fields added after expected.json was fixed
-/// (`by_id`, `index_referrers`, per image `created`, `config_summary` and `referrers`
-/// (which no fixture has: checked here), per layer `chain_id`): every other field must
-/// stay exactly as expected.json has it, and no other field appear.
+/// (`by_id`, `index_referrers`, per image `created`, `config_summary`, `referrers`
+/// (which no fixture has: checked here), `parent`, `children` and `head` (checked by
+/// store.rs), per layer `chain_id`): every other field must stay exactly as
+/// expected.json has it, and no other field appear.
 fn without_additions(mut doc: serde_json::Value) -> serde_json::Value {
     doc.as_object_mut().unwrap().remove("by_id");
     let index_referrers = doc.as_object_mut().unwrap().remove("index_referrers");
@@ -36,6 +37,9 @@ fn without_additions(mut doc: serde_json::Value) -> serde_json::Value {
         let image = image.as_object_mut().unwrap();
         image.remove("created");
         image.remove("config_summary");
+        for family in ["parent", "children", "head"] {
+            assert!(image.remove(family).is_some(), "no {family}");
+        }
         let referrers = image.remove("referrers");
         assert!(
             referrers

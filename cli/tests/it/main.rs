@@ -41,5 +41,6 @@ mod select_by_id;
 mod several_sources;
 mod signatures;
 mod stdin_spool;
+mod store;
 mod sync;
 mod tls;

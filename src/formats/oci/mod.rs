@@ -34,6 +34,7 @@ pub(crate) const OPS: LayoutOps = LayoutOps {
         keep_existing: &["oci-layout"],
         merge: index::merge_index,
         check: check_addable,
+        blobs: "blobs",
     }),
     manifest_path: Some(crate::formats::manifest::blob_path),
 };

@@ -90,7 +90,8 @@ pub(crate) fn read(
     let mut walker = Walker::new(meta, &store, options, true, warnings);
     for desc in index.iter() {
         let names = names_of(desc, walker.warnings);
-        walker.walk(desc, &names, 0, true, "index.json")?;
+        let root = walker.walk(desc, &names, 0, true, "index.json")?;
+        meta.roots.borrow_mut().push(root);
     }
     images_walked(walker, options)
 }
