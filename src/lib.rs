@@ -192,6 +192,7 @@ mod container;
 mod convert;
 mod daemon;
 mod destination;
+mod edit;
 mod error;
 mod formats;
 mod history;
@@ -214,9 +215,15 @@ mod transport;
 
 // Converting, in one call.
 pub use convert::{
-    convert, convert_between, convert_sources, convert_with_progress, ConvertOptions, ConvertReport,
+    convert, convert_between, convert_editing, convert_sources, convert_with_progress,
+    ConvertOptions, ConvertReport, EditContext, EditImages,
 };
+// Making and changing images: import, append, mutate.
 pub use destination::Plan;
+pub use edit::{
+    edit_images, import_rootfs, ConfigChange, EditOptions, HistoryNote, ImageEdit, Instruction,
+    LayerOptions, NewLayer, CHANGE_INSTRUCTIONS,
+};
 // Reading: open a source, list and select its images, read their layers verified.
 pub use layer::{open_layer, Digests, LayerForm, LayerReader};
 pub use location::open_source;
