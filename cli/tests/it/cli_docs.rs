@@ -22,6 +22,9 @@ const SUBCOMMANDS: &[&str] = &[
     "delete",
     "digest",
     "sync",
+    "import",
+    "append",
+    "mutate",
     "completions",
     "man",
 ];
