@@ -318,9 +318,9 @@ enum Command {
         #[arg(long, short = 'm', value_name = "TEXT")]
         message: Option<String>,
         #[command(flatten)]
-        write: WriteArgs,
+        write: Box<WriteArgs>,
         #[command(flatten)]
-        registry: RegistryArgs,
+        registry: Box<RegistryArgs>,
         #[command(flatten)]
         ends: Box<EndArgs>,
         /// The root filesystem: a tar, `-`, or a directory.
@@ -352,9 +352,9 @@ enum Command {
         #[arg(long = "change", short = 'c', value_name = "INSTRUCTION")]
         changes: Vec<String>,
         #[command(flatten)]
-        write: WriteArgs,
+        write: Box<WriteArgs>,
         #[command(flatten)]
-        registry: RegistryArgs,
+        registry: Box<RegistryArgs>,
         #[command(flatten)]
         ends: Box<EndArgs>,
         /// The base image, the layers, then where the new image goes: SRC LAYER... DST.
@@ -429,9 +429,9 @@ enum Command {
         #[arg(long, value_name = "NAME=VALUE", value_parser = parse_pair)]
         index_annotation: Vec<(String, String)>,
         #[command(flatten)]
-        write: WriteArgs,
+        write: Box<WriteArgs>,
         #[command(flatten)]
-        registry: RegistryArgs,
+        registry: Box<RegistryArgs>,
         #[command(flatten)]
         ends: Box<EndArgs>,
         /// The image to change.
