@@ -10,6 +10,7 @@ mod compression;
 mod corpus;
 mod daemon;
 mod destinations;
+mod edit_append;
 mod edit_import;
 mod errors;
 mod faults;
