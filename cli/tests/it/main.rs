@@ -12,6 +12,7 @@ mod daemon;
 mod destinations;
 mod edit_append;
 mod edit_import;
+mod edit_mutate;
 mod errors;
 mod faults;
 mod fixtures;
