@@ -416,6 +416,13 @@ fn run(
             "nothing to change: give a change, a layer or an annotation".into(),
         ));
     }
+    // A layer is read after the destination is made: it must not be, hold or
+    // contain the destination (a directory rootfs would take the output in).
+    if let Some(out) = dst.local_path() {
+        for input in options.layers.iter().filter(|l| *l != "-") {
+            crate::destination::refuse_touching_input(out, std::path::Path::new(input))?;
+        }
+    }
     if !options.convert.referrer_types.is_empty() || options.convert.referrers {
         return Err(Error::Usage(format!(
             "an edited image has a new manifest, which what refers to the one it was made from cannot follow; drop {}",

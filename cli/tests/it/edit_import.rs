@@ -582,6 +582,34 @@ fn a_rootfs_that_is_no_tar_or_leaves_the_root_is_refused_and_nothing_is_written(
 }
 
 #[test]
+fn the_output_is_never_inside_the_rootfs_it_reads_nor_the_rootfs_itself() {
+    let tmp = tempdir();
+    let root = tmp.path().join("rootfs");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/motd"), "hi\n").unwrap();
+    let before = tree_snapshot(&root);
+    for dst in [
+        format!("oci:{}", s(&root.join("out"))),
+        s(&root.join("image.tar")).to_string(),
+        format!("oci:{}", s(&root)),
+    ] {
+        let line = one_line_failure(&["import", "--force", s(&root), &dst]);
+        assert!(
+            line.contains("refusing to write") && line.contains("input"),
+            "{line}"
+        );
+        assert_eq!(tree_snapshot(&root), before, "{dst}");
+    }
+    let tar = put(
+        tmp.path(),
+        "rootfs.tar",
+        &tar_of(&[file("f", b"x".to_vec())]),
+    );
+    let line = one_line_failure(&["import", "--force", &tar, &tar]);
+    assert!(line.contains("it is an input"), "{line}");
+}
+
+#[test]
 fn bad_changes_and_times_are_usage_errors_before_anything_is_read() {
     let tmp = tempdir();
     let dst = tmp.path().join("image.tar");
