@@ -500,7 +500,6 @@ fn docker_sees_the_edits_once_it_loads_the_image() {
         return;
     }
     let _lock = docker_lock();
-    let tmp = tempdir();
     let name = format!("dockhand-edit-test/mutated-{}:1", std::process::id());
     let _cleanup = DockerImages(vec![name.clone()]);
     let base = fixture("docker-save-basic").input().to_string();
