@@ -1590,12 +1590,6 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 author,
                 comment: message,
             };
-            if paths.iter().filter(|p| *p == "-").count() + usize::from(src == "-") > 1 {
-                return Err(dockhand::Error::Usage(
-                    "stdin (-) can be read once: give it as one input only".into(),
-                )
-                .into());
-            }
             check_terminals(
                 location_path(&src).as_deref(),
                 location_path(&dst).as_deref(),

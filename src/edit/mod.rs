@@ -416,6 +416,12 @@ fn run(
             "nothing to change: give a change, a layer or an annotation".into(),
         ));
     }
+    let stdin_source = matches!(&origin, Origin::At(l) if l.path == "-" && l.transport.is_none());
+    if options.layers.iter().filter(|l| *l == "-").count() + usize::from(stdin_source) > 1 {
+        return Err(Error::Usage(
+            "stdin (-) can be read once: give it as one input only".into(),
+        ));
+    }
     // A layer is read after the destination is made: it must not be, hold or
     // contain the destination (a directory rootfs would take the output in).
     if let Some(out) = dst.local_path() {
