@@ -48,7 +48,9 @@
 //!
 //! # Invariants
 //!
-//! - Config bytes are copied verbatim, so the image ID (the config digest) never changes.
+//! - Config bytes are copied verbatim, so the image ID (the config digest) never changes;
+//!   only an edit ([`ImageEdit`]: `import`, `append`, `mutate`) makes a new config, on
+//!   purpose, keeping every field it does not change.
 //! - Every blob is verified as it streams: stored size and digest, and the uncompressed
 //!   digest against the config's `rootfs.diff_ids`.
 //! - Memory stays bounded whatever the layer size: data is streamed through fixed buffers.
