@@ -128,6 +128,43 @@ impl NewLayer {
         tar_dir(dir, options).map_err(|e| e.in_input(name))
     }
 
+    /// The layer whose tar `write` writes (uncompressed), named `name` in messages: for
+    /// a tar made here (a flattened image's filesystem), spooled as it is written,
+    /// then checked as [`NewLayer::from_reader`] checks a tar, by reading it back.
+    ///
+    /// ```
+    /// use dockhand::{LayerOptions, NewLayer};
+    ///
+    /// let layer = NewLayer::from_writer("made here", &LayerOptions::default(), |out| {
+    ///     let mut tar = tar::Builder::new(out);
+    ///     let mut header = tar::Header::new_gnu();
+    ///     header.set_size(2);
+    ///     header.set_mode(0o644);
+    ///     tar.append_data(&mut header, "hi", &b"hi"[..])?;
+    ///     tar.finish()
+    /// })?;
+    /// assert_eq!(layer.size(), 2048); // a header, a data block, the end marker
+    /// # Ok::<(), dockhand::Error>(())
+    /// ```
+    pub fn from_writer(
+        name: &str,
+        options: &LayerOptions,
+        write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    ) -> Result<NewLayer> {
+        let mut out = spooling(spool_file(options)?);
+        write(&mut out)
+            .map_err(|e| Error::io("writing the layer", e))
+            .map_err(|e| e.in_input(name))?;
+        let layer = finish(out, name)?;
+        let mut check = Tee {
+            input: layer.blob.open()?,
+            out: io::sink(),
+            total: 0,
+        };
+        walk_entries(&mut check, &mut LayerCheck).map_err(|e| e.in_input(name))?;
+        Ok(layer)
+    }
+
     /// The layer's diff_id: the sha256 of its tar.
     pub fn diff_id(&self) -> &Digest {
         &self.blob.digest
@@ -307,13 +344,13 @@ fn spool_tar<'a>(
 
 /// A tar stream walked once, every byte of it (headers, data, padding, and what
 /// follows the end marker) copied into the spool file as it passes.
-struct Tee<R> {
+struct Tee<R, W> {
     input: R,
-    out: Spooling,
+    out: W,
     total: u64,
 }
 
-impl<R: Read> Source for Tee<R> {
+impl<R: Read, W: Write> Source for Tee<R, W> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = read_full(&mut self.input, buf)?;
         self.out.write_all(&buf[..n])?;
@@ -594,6 +631,27 @@ mod tests {
 
     fn entry(name: &str, kind: tar::EntryType, link: &str) -> Result<()> {
         check_entry(name, kind, link)
+    }
+
+    #[test]
+    fn a_written_layer_is_checked_as_a_read_one() {
+        let bad = |out: &mut dyn Write| -> io::Result<()> {
+            let mut tar = tar::Builder::new(out);
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Link);
+            header.set_size(0);
+            tar.append_link(&mut header, "x", "/etc/shadow")?;
+            tar.finish()
+        };
+        let err = NewLayer::from_writer("flat", &LayerOptions::default(), bad).unwrap_err();
+        assert!(
+            err.to_string().starts_with("flat: entry x: a hard link"),
+            "{err}"
+        );
+        let mut bytes = Vec::new();
+        bad(&mut bytes).unwrap();
+        let err = NewLayer::from_reader(&bytes[..], "flat", &LayerOptions::default());
+        assert!(err.is_err());
     }
 
     #[test]
