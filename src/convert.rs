@@ -335,10 +335,111 @@ pub fn convert_sources(
     options: &ConvertOptions,
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
-    let Some(first) = srcs.first() else {
+    convert_from(
+        srcs.iter().map(Origin::At).collect(),
+        dst,
+        options,
+        None,
+        progress,
+    )
+}
+
+/// What [`convert_editing`] tells the edit it runs: where the destination wants new
+/// blobs spooled, and what it is.
+///
+/// Fields may be added in later versions.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct EditContext {
+    /// Where a new layer is best spooled ([`crate::LayerOptions::spool_dir`]): the
+    /// output's staging directory, from which a directory output links it in.
+    pub spool_dir: Option<PathBuf>,
+    /// The format written.
+    pub to: Format,
+    /// How it is written.
+    pub write: WriteOptions,
+}
+
+/// What [`convert_editing`] does to the images selected before they are written: the
+/// images to write instead, one for each, in order (an [`crate::ImageEdit`] applied
+/// to each, say). It runs once the destination is ready and the sources are open,
+/// before any blob is written.
+pub type EditImages<'a> = dyn Fn(Vec<Image>, &EditContext) -> Result<Vec<Image>> + 'a;
+
+/// [`convert_sources`], each selected image replaced by what `edit` makes of it before
+/// it is written: how `dockhand append`, `mutate` and `import` write what they make,
+/// through the same pipeline, to any destination, with every option of `options`
+/// but `referrers` (what refers to an image names its manifest, which an edit
+/// changes: a usage error).
+///
+/// ```
+/// use dockhand::{convert_editing, open_source, ConfigChange, ConvertOptions, ImageEdit};
+/// use dockhand::{Location, NoProgress, ReadOptions};
+///
+/// let input = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/docker-save-basic/input.tar");
+/// let out = tempfile::tempdir().unwrap();
+/// let dst = format!("oci:{}:labelled", out.path().join("layout").display());
+/// let edit = ImageEdit {
+///     changes: vec![ConfigChange::Label { name: "team".into(), value: "core".into() }],
+///     ..Default::default()
+/// };
+/// let apply = |images: Vec<dockhand::Image>, _: &dockhand::EditContext| {
+///     images.iter().map(|image| edit.apply(image)).collect()
+/// };
+/// let src = [Location::parse(input)?];
+/// convert_editing(&src, &Location::parse(&dst)?, &ConvertOptions::default(), &apply, &NoProgress)?;
+/// let written = open_source(&Location::parse(&dst)?, &ReadOptions::default())?;
+/// let config: serde_json::Value = serde_json::from_slice(&written.images[0].config_bytes).unwrap();
+/// assert_eq!(config["config"]["Labels"]["team"], "core");
+/// # Ok::<(), dockhand::Error>(())
+/// ```
+pub fn convert_editing(
+    srcs: &[Location],
+    dst: &Location,
+    options: &ConvertOptions,
+    edit: &EditImages,
+    progress: &dyn Progress,
+) -> Result<ConvertReport> {
+    convert_from(
+        srcs.iter().map(Origin::At).collect(),
+        dst,
+        options,
+        Some(edit),
+        progress,
+    )
+}
+
+/// Where a conversion's images come from.
+pub(crate) enum Origin<'a> {
+    /// A location, opened once the destination is ready.
+    At(&'a Location),
+    /// A source made in memory (an import's base image).
+    Made(Box<crate::transport::Source>),
+}
+
+impl Origin<'_> {
+    fn location(&self) -> Option<&Location> {
+        match self {
+            Origin::At(location) => Some(location),
+            Origin::Made(_) => None,
+        }
+    }
+}
+
+/// The conversion pipeline: check, create the destination, open the sources, select,
+/// edit, name, write, commit.
+pub(crate) fn convert_from(
+    origins: Vec<Origin>,
+    dst: &Location,
+    options: &ConvertOptions,
+    edit: Option<&EditImages>,
+    progress: &dyn Progress,
+) -> Result<ConvertReport> {
+    if origins.is_empty() {
         return Err(Error::Usage("no source to convert from".into()));
-    };
-    for src in srcs {
+    }
+    let srcs: Vec<&Location> = origins.iter().filter_map(Origin::location).collect();
+    for src in &srcs {
         check_agreement(options.from, src, Setting::From)?;
     }
     check_agreement(options.to, dst, Setting::To)?;
@@ -372,6 +473,12 @@ pub fn convert_sources(
         )));
     }
     let carry = options.referrers || !options.referrer_types.is_empty();
+    if carry && edit.is_some() {
+        return Err(Error::Usage(format!(
+            "an edited image has a new manifest, which what refers to the one it was made from (signatures, attestations, SBOMs) cannot follow; drop {}",
+            Setting::Referrers
+        )));
+    }
     let write = WriteOptions {
         docker_layout: options.docker_layout,
         layer_compression: options.layer_compression,
@@ -387,9 +494,12 @@ pub fn convert_sources(
             Setting::DockerLayout
         )));
     }
-    let selectors: Vec<Vec<Selector>> = srcs
+    let selectors: Vec<Vec<Selector>> = origins
         .iter()
-        .map(|src| selectors(src, &options.images))
+        .map(|origin| match origin {
+            Origin::At(src) => selectors(src, &options.images),
+            Origin::Made(_) => Ok(Vec::new()),
+        })
         .collect::<Result<_>>()?;
     let mut names: Vec<String> = options.tags.clone();
     names.extend(dst.reference.clone());
@@ -403,14 +513,15 @@ pub fn convert_sources(
         registry: options.source_registry.clone(),
         all_platforms: options.all_platforms,
     };
-    let from = first.transport.or(options.from);
+    let first = srcs.first();
+    let from = first.and_then(|f| f.transport).or(options.from);
     let dst = Location {
         transport: Some(to),
         ..dst.clone()
     };
     // No source may be the destination (the first is checked as the plan is made).
     if let Some(out) = dst.local_path().and_then(|p| std::fs::canonicalize(p).ok()) {
-        for src in &srcs[1..] {
+        for src in srcs.iter().skip(1) {
             let same = src
                 .local_path()
                 .and_then(|p| std::fs::canonicalize(p).ok())
@@ -427,21 +538,28 @@ pub fn convert_sources(
         &dst,
         &SinkOptions {
             force: options.force,
-            source: first.local_path().map(PathBuf::from),
-            write,
+            source: first.and_then(|f| f.local_path()).map(PathBuf::from),
+            write: write.clone(),
             registry: options.dest_registry.clone(),
             jobs: from.and_then(|f| f.transport().parallel_reads(&read)),
         },
     )?;
-    let mut sources: Vec<crate::transport::Source> = Vec::with_capacity(srcs.len());
-    for src in srcs {
-        let source = open_source(
-            src,
-            &ReadOptions {
-                spool_dir: sink.spool_dir(),
-                ..read.clone()
-            },
-        )?;
+    let mut sources: Vec<crate::transport::Source> = Vec::with_capacity(origins.len());
+    let mut made = false;
+    for origin in origins {
+        let source = match origin {
+            Origin::At(src) => open_source(
+                src,
+                &ReadOptions {
+                    spool_dir: sink.spool_dir(),
+                    ..read.clone()
+                },
+            )?,
+            Origin::Made(source) => {
+                made = true;
+                *source
+            }
+        };
         if to.transport().skips_blobs_it_holds() {
             source.stream_blobs();
         }
@@ -502,6 +620,21 @@ pub fn convert_sources(
             picked_all.first().map_or(0, |p| p.1),
             image = Setting::Image
         )));
+    }
+    if let Some(edit) = edit {
+        let context = EditContext {
+            spool_dir: sink.spool_dir(),
+            to,
+            write: write.clone(),
+        };
+        let count = images.len();
+        images = edit(images, &context)?;
+        if images.len() != count {
+            return Err(Error::Unsupported(format!(
+                "an edit made {} image(s) of {count}: it makes one of each",
+                images.len()
+            )));
+        }
     }
     if let Some((tags, ref_names)) = names {
         if !one_listed {
@@ -576,7 +709,7 @@ pub fn convert_sources(
         write_digest_file(path, &committed.manifests)?;
     }
     Ok(ConvertReport {
-        from: Some(sources[0].format),
+        from: (!made).then(|| sources[0].format),
         to: Some(to),
         images,
         source_indices: picked_all.iter().map(|p| p.1).collect(),

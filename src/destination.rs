@@ -168,6 +168,29 @@ pub fn plan(dest: &Path, output: Output, force: bool, source: Option<&Path>) -> 
     plan_for(&existing, contents.as_ref(), output, force).map_err(refuse)
 }
 
+/// Refuse a destination `dest` that is `input`, contains it, or lies inside it (an
+/// input that is read, and not the source `plan` checks: the layers of an edit).
+/// Nothing is refused for an input or destination that cannot be resolved: `plan`
+/// and the reading of the input say what is wrong with those.
+pub(crate) fn refuse_touching_input(dest: &Path, input: &Path) -> Result<()> {
+    let (Ok(absolute), Ok(input)) = (absolute_unfollowed(dest), fs::canonicalize(input)) else {
+        return Ok(());
+    };
+    let reason = if input == absolute {
+        "it is an input"
+    } else if input.starts_with(&absolute) {
+        "it contains an input"
+    } else if absolute.starts_with(&input) {
+        "it is inside an input directory"
+    } else {
+        return Ok(());
+    };
+    Err(Error::DestinationRefused {
+        path: shown(&dest.to_string_lossy()),
+        reason: format!("{reason}, {}", shown(&input.to_string_lossy())),
+    })
+}
+
 fn plan_for(
     existing: &Option<fs::Metadata>,
     contents: Option<&Contents>,

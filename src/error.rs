@@ -510,10 +510,17 @@ pub enum Setting {
     /// Keep each image's source registry in its path when pushing to a registry
     /// prefix (`RegistryOptions::scoped`).
     Scoped,
+    /// A change to an image config (`ImageEdit::changes`).
+    Change,
+    /// Annotations of an edited image's manifest (`ImageEdit::annotations`).
+    Annotation,
+    /// Annotations of the index edited images are written in
+    /// (`ImageEdit::index_annotations`).
+    IndexAnnotation,
 }
 
 /// Every setting, in the order of their marks.
-const SETTINGS: [Setting; 22] = [
+const SETTINGS: [Setting; 25] = [
     Setting::Force,
     Setting::Image,
     Setting::Tag,
@@ -536,6 +543,9 @@ const SETTINGS: [Setting; 22] = [
     Setting::Referrers,
     Setting::ReferrerTypes,
     Setting::Scoped,
+    Setting::Change,
+    Setting::Annotation,
+    Setting::IndexAnnotation,
 ];
 
 impl Setting {
@@ -564,6 +574,9 @@ impl Setting {
             Setting::Referrers => "referrers",
             Setting::ReferrerTypes => "referrer_types",
             Setting::Scoped => "scoped",
+            Setting::Change => "changes",
+            Setting::Annotation => "annotations",
+            Setting::IndexAnnotation => "index_annotations",
         }
     }
 }

@@ -48,7 +48,9 @@
 //!
 //! # Invariants
 //!
-//! - Config bytes are copied verbatim, so the image ID (the config digest) never changes.
+//! - Config bytes are copied verbatim, so the image ID (the config digest) never changes;
+//!   only an edit ([`ImageEdit`]: `import`, `append`, `mutate`) makes a new config, on
+//!   purpose, keeping every field it does not change.
 //! - Every blob is verified as it streams: stored size and digest, and the uncompressed
 //!   digest against the config's `rootfs.diff_ids`.
 //! - Memory stays bounded whatever the layer size: data is streamed through fixed buffers.
@@ -192,6 +194,7 @@ mod container;
 mod convert;
 mod daemon;
 mod destination;
+mod edit;
 mod error;
 mod formats;
 mod history;
@@ -215,9 +218,15 @@ mod transport;
 
 // Converting, in one call.
 pub use convert::{
-    convert, convert_between, convert_sources, convert_with_progress, ConvertOptions, ConvertReport,
+    convert, convert_between, convert_editing, convert_sources, convert_with_progress,
+    ConvertOptions, ConvertReport, EditContext, EditImages,
 };
+// Making and changing images: import, append, mutate.
 pub use destination::Plan;
+pub use edit::{
+    edit_images, import_rootfs, ConfigChange, EditOptions, HistoryNote, ImageEdit, Instruction,
+    LayerOptions, NewLayer, CHANGE_INSTRUCTIONS,
+};
 // Reading: open a source, list and select its images, read their layers verified.
 pub use layer::{open_layer, Digests, LayerForm, LayerReader};
 pub use location::open_source;

@@ -554,6 +554,7 @@ mod tests {
             artifact: false,
             index: None,
             input: Arc::from("test"),
+            annotations: Default::default(),
         }
     }
 

@@ -79,6 +79,12 @@ pub trait Transport: Send + Sync {
     fn holds_referrers(&self, _options: &WriteOptions) -> bool {
         false
     }
+    /// Whether a destination of it, written with `options`, keeps the manifests
+    /// dockhand builds, so that their annotations ([`crate::Image::annotations`])
+    /// are held: OCI manifests, not a docker-save's `manifest.json`.
+    fn holds_annotations(&self, _options: &WriteOptions) -> bool {
+        false
+    }
     /// Whether a destination of it keeps each blob once it is whole and skips it on a
     /// re-run (a registry): a source then streams blobs to it, keeping no copy for an
     /// interrupted run to resume from.

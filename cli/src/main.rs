@@ -364,6 +364,153 @@ enum Command {
         /// docker://MIRROR[/PREFIX], oci:DIR, docker-archive:DIR/ or oci-archive:DIR/.
         destination: String,
     },
+    /// Make a one-layer image of a root filesystem, as `docker import` does.
+    ///
+    /// ROOTFS is a tar (gzip, zstd, xz or bzip2-compressed, or not), `-` for stdin, or
+    /// a directory (tarred sorted by name, owners, modes and links kept, modification
+    /// times at most SOURCE_DATE_EPOCH when it is set). A tar's bytes are the layer as
+    /// given, so its diff_id is what docker import computes. The config's created time
+    /// and history are SOURCE_DATE_EPOCH when it is set (two runs, one image ID), now
+    /// otherwise.
+    #[command(after_help = examples::IMPORT)]
+    Import {
+        /// Name the image REF; repeatable.
+        #[arg(long = "tag", value_name = "REF")]
+        tags: Vec<String>,
+        /// The image's platform [default: linux/<host arch>].
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
+        platform: Option<Platform>,
+        /// A Dockerfile instruction applied to the config, as docker import --change:
+        /// CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, USER, VOLUME,
+        /// WORKDIR; repeatable, in order.
+        #[arg(long = "change", short = 'c', value_name = "INSTRUCTION")]
+        changes: Vec<String>,
+        /// The history entry's comment (docker inspect's Comment) [default: Imported
+        /// from -].
+        #[arg(long, short = 'm', value_name = "TEXT")]
+        message: Option<String>,
+        #[command(flatten)]
+        write: Box<WriteArgs>,
+        #[command(flatten)]
+        registry: Box<RegistryArgs>,
+        #[command(flatten)]
+        ends: Box<EndArgs>,
+        /// The root filesystem: a tar, `-`, or a directory.
+        rootfs: String,
+        /// Where the image goes (any transport).
+        dst: String,
+    },
+    /// Put layers on top of an image: each LAYER a new top layer (the last is the top).
+    ///
+    /// Each LAYER is a tar (compressed or not, `-` for stdin) or a directory, with a
+    /// history entry; the base's config is otherwise kept, its diff_ids extended, and
+    /// its layers are not written again where DST holds them (a registry skips or
+    /// mounts them). A layer whose entries leave the root is refused.
+    #[command(after_help = examples::APPEND)]
+    Append {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// The history entries' comment (also the config's).
+        #[arg(long, short = 'm', value_name = "TEXT")]
+        message: Option<String>,
+        /// The history entries' author (also the config's).
+        #[arg(long, value_name = "NAME")]
+        author: Option<String>,
+        /// The history entries' created_by.
+        #[arg(long, value_name = "TEXT")]
+        created_by: Option<String>,
+        /// A Dockerfile instruction applied to the config, as docker import --change
+        /// takes them; repeatable, in order.
+        #[arg(long = "change", short = 'c', value_name = "INSTRUCTION")]
+        changes: Vec<String>,
+        #[command(flatten)]
+        write: Box<WriteArgs>,
+        #[command(flatten)]
+        registry: Box<RegistryArgs>,
+        #[command(flatten)]
+        ends: Box<EndArgs>,
+        /// The base image, the layers, then where the new image goes: SRC LAYER... DST.
+        #[arg(value_name = "SRC LAYER... DST", required = true, num_args = 3..)]
+        paths: Vec<String>,
+    },
+    /// Change an image's config (and annotations) without adding layers.
+    ///
+    /// Every edit gives a new config, so a new image ID; fields not edited are kept
+    /// as they are, fields dockhand does not know included. The edits apply in this
+    /// order: --change (in order), --cmd, --entrypoint (as a Dockerfile's ENTRYPOINT,
+    /// it clears a CMD the base sets unless --cmd is given too), --env, --unset-env,
+    /// --label, --unset-label, --user, --workdir, --expose, --unset-expose, --volume,
+    /// --unset-volume, --clear-cmd, --clear-entrypoint.
+    #[command(after_help = examples::MUTATE)]
+    Mutate {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// A Dockerfile instruction applied to the config, as docker import --change
+        /// takes them; repeatable, in order.
+        #[arg(long = "change", short = 'c', value_name = "INSTRUCTION")]
+        changes: Vec<String>,
+        /// Set Cmd: a JSON array, or a shell command run by /bin/sh -c, as CMD.
+        #[arg(long, value_name = "JSON|COMMAND")]
+        cmd: Option<String>,
+        /// Set Entrypoint: a JSON array, or a shell command run by /bin/sh -c, as
+        /// ENTRYPOINT.
+        #[arg(long, value_name = "JSON|COMMAND")]
+        entrypoint: Option<String>,
+        /// Set an environment variable (in its place when set, else last); repeatable.
+        #[arg(long, value_name = "NAME=VALUE", value_parser = parse_pair)]
+        env: Vec<(String, String)>,
+        /// Remove an environment variable; repeatable.
+        #[arg(long, value_name = "NAME")]
+        unset_env: Vec<String>,
+        /// Set a label; repeatable.
+        #[arg(long, value_name = "NAME=VALUE", value_parser = parse_pair)]
+        label: Vec<(String, String)>,
+        /// Remove a label; repeatable.
+        #[arg(long, value_name = "NAME")]
+        unset_label: Vec<String>,
+        /// Set User.
+        #[arg(long, value_name = "USER[:GROUP]")]
+        user: Option<String>,
+        /// Set WorkingDir (a relative path is taken from the one set, as WORKDIR).
+        #[arg(long, value_name = "DIR")]
+        workdir: Option<String>,
+        /// Expose a port (tcp unless PROTO says udp or sctp); repeatable.
+        #[arg(long, value_name = "PORT[-PORT][/PROTO]")]
+        expose: Vec<String>,
+        /// Stop exposing a port; repeatable.
+        #[arg(long, value_name = "PORT[/PROTO]")]
+        unset_expose: Vec<String>,
+        /// Add a volume; repeatable.
+        #[arg(long, value_name = "PATH")]
+        volume: Vec<String>,
+        /// Remove a volume; repeatable.
+        #[arg(long, value_name = "PATH")]
+        unset_volume: Vec<String>,
+        /// Clear Cmd.
+        #[arg(long, conflicts_with = "cmd")]
+        clear_cmd: bool,
+        /// Clear Entrypoint.
+        #[arg(long, conflicts_with = "entrypoint")]
+        clear_entrypoint: bool,
+        /// Annotate the manifest written (oci, oci-archive, dir and docker:// outputs);
+        /// repeatable.
+        #[arg(long, value_name = "NAME=VALUE", value_parser = parse_pair)]
+        annotation: Vec<(String, String)>,
+        /// Annotate the index written with --all (oci, oci-archive, docker://);
+        /// repeatable.
+        #[arg(long, value_name = "NAME=VALUE", value_parser = parse_pair)]
+        index_annotation: Vec<(String, String)>,
+        #[command(flatten)]
+        write: Box<WriteArgs>,
+        #[command(flatten)]
+        registry: Box<RegistryArgs>,
+        #[command(flatten)]
+        ends: Box<EndArgs>,
+        /// The image to change.
+        src: String,
+        /// Where the new image goes (any transport).
+        dst: String,
+    },
     /// Print a shell completion script on stdout.
     #[command(after_help = examples::COMPLETIONS)]
     Completions {
@@ -421,6 +568,53 @@ struct SourceArgs {
     registry: RegistryArgs,
     /// The input.
     src: String,
+}
+
+/// Which images of SRC an edit takes.
+#[derive(clap::Args, Clone, Debug)]
+struct SelectArgs {
+    /// Take only this image of SRC (REF, image ID, digest or @N); repeatable.
+    #[arg(long = "image", value_name = "REF|@N")]
+    images: Vec<String>,
+    /// Pick this platform from a multi-platform index (default: linux/<host arch>).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
+    platform: Option<Platform>,
+    /// Take every platform of a multi-platform index, each edited, the index rebuilt
+    /// over them (OCI outputs and registries).
+    #[arg(long, conflicts_with = "platform")]
+    all: bool,
+    /// Name the new image REF (the base's names are not its names); repeatable.
+    #[arg(long = "tag", value_name = "REF")]
+    tags: Vec<String>,
+}
+
+/// How an edit's output is written: convert's options for a destination.
+#[derive(clap::Args, Clone)]
+struct WriteArgs {
+    /// Write DST in this format (default: docker-archive for a DST ending in .tar or
+    /// `-`, an OCI layout directory otherwise).
+    #[arg(long, value_name = "FORMAT", value_parser = format_parser())]
+    to: Option<Format>,
+    /// Shape of docker-archive and docker-dir outputs [default: legacy].
+    #[arg(long, value_enum)]
+    docker_layout: Option<DockerLayoutArg>,
+    /// What OCI and dir outputs do with layers: keep them as stored (a new layer is
+    /// an uncompressed tar), none, gzip or zstd; a push gzips uncompressed layers.
+    #[arg(long, value_name = "keep|none|gzip|zstd", value_parser = parse_layer_compression)]
+    layer_compression: Option<LayerCompression>,
+    /// gzip level 1-9 [default: 1] or zstd level 1-19 [default: 3].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    compression_level: Option<i32>,
+    /// The manifests written to a registry or a dir layout, as skopeo's --format.
+    #[arg(long, value_enum, value_name = "oci|v2s2")]
+    format: Option<ManifestFormatArg>,
+    /// Replace DST when it is something dockhand could have written.
+    #[arg(long)]
+    force: bool,
+    /// Once DST holds everything, write the manifest digest of what was written to
+    /// FILE.
+    #[arg(long, value_name = "FILE")]
+    digestfile: Option<std::path::PathBuf>,
 }
 
 /// How to reach registries (`docker://` sources and destinations).
@@ -891,6 +1085,9 @@ fn flag_of(setting: dockhand::Setting) -> &'static str {
         Setting::Referrers => "--referrers",
         Setting::ReferrerTypes => "--referrers-type",
         Setting::Scoped => "--scoped",
+        Setting::Change => "--change",
+        Setting::Annotation => "--annotation",
+        Setting::IndexAnnotation => "--index-annotation",
         _ => "an option",
     }
 }
@@ -1500,6 +1697,140 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             &destination,
             quiet,
         ),
+        Command::Import {
+            tags,
+            platform,
+            changes,
+            message,
+            write,
+            registry,
+            ends,
+            rootfs,
+            dst,
+        } => {
+            let mut options = edit_options(&write, &registry, &ends)?;
+            options.convert.tags = tags;
+            options.convert.platform = platform;
+            options.edit.changes = instructions(&changes)?;
+            options.edit.history.comment = message;
+            check_terminals(Some(&rootfs), location_path(&dst).as_deref())?;
+            let tally = Tally::new(quiet);
+            let report =
+                dockhand::import_rootfs(&rootfs, &Location::parse(&dst)?, &options, &tally);
+            edit_summary("imported", report, &tally, quiet, clock)
+        }
+        Command::Append {
+            select,
+            message,
+            author,
+            created_by,
+            changes,
+            write,
+            registry,
+            ends,
+            mut paths,
+        } => {
+            let dst = paths.pop().expect("clap requires three paths");
+            let src = paths.remove(0);
+            let mut options = edit_options(&write, &registry, &ends)?;
+            select.apply(&mut options.convert);
+            options.edit.changes = instructions(&changes)?;
+            options.edit.history = dockhand::HistoryNote {
+                created_by,
+                author,
+                comment: message,
+            };
+            check_terminals(
+                location_path(&src).as_deref(),
+                location_path(&dst).as_deref(),
+            )?;
+            for layer in &paths {
+                check_terminals(Some(layer), None)?;
+            }
+            options.layers = paths;
+            let tally = Tally::new(quiet);
+            let report = dockhand::edit_images(
+                &Location::parse(&src)?,
+                &Location::parse(&dst)?,
+                &options,
+                &tally,
+            );
+            edit_summary("appended to", report, &tally, quiet, clock)
+        }
+        Command::Mutate {
+            select,
+            changes,
+            cmd,
+            entrypoint,
+            env,
+            unset_env,
+            label,
+            unset_label,
+            user,
+            workdir,
+            expose,
+            unset_expose,
+            volume,
+            unset_volume,
+            clear_cmd,
+            clear_entrypoint,
+            annotation,
+            index_annotation,
+            write,
+            registry,
+            ends,
+            src,
+            dst,
+        } => {
+            use dockhand::ConfigChange as C;
+            let mut options = edit_options(&write, &registry, &ends)?;
+            select.apply(&mut options.convert);
+            let mut all = instructions(&changes)?;
+            for (keyword, value) in [("CMD", &cmd), ("ENTRYPOINT", &entrypoint)] {
+                if let Some(value) = value {
+                    all.extend(flag_instruction(keyword, value)?);
+                }
+            }
+            all.extend(env.into_iter().map(|(name, value)| C::Env { name, value }));
+            all.extend(unset_env.into_iter().map(C::UnsetEnv));
+            all.extend(
+                label
+                    .into_iter()
+                    .map(|(name, value)| C::Label { name, value }),
+            );
+            all.extend(unset_label.into_iter().map(C::UnsetLabel));
+            all.extend(user.map(C::User));
+            all.extend(workdir.map(C::WorkingDir));
+            all.extend(expose.into_iter().map(C::Expose));
+            all.extend(unset_expose.into_iter().map(C::UnsetExpose));
+            all.extend(volume.into_iter().map(C::Volume));
+            all.extend(unset_volume.into_iter().map(C::UnsetVolume));
+            if clear_cmd {
+                all.push(C::ClearCmd);
+            }
+            if clear_entrypoint {
+                all.push(C::ClearEntrypoint);
+            }
+            // The history entry says what changed.
+            let described: Vec<String> = all.iter().map(ToString::to_string).collect();
+            options.edit.history.created_by = (!described.is_empty())
+                .then(|| format!("dockhand mutate: {}", described.join("; ")));
+            options.edit.changes = all;
+            options.edit.annotations = annotation.into_iter().collect();
+            options.edit.index_annotations = index_annotation.into_iter().collect();
+            check_terminals(
+                location_path(&src).as_deref(),
+                location_path(&dst).as_deref(),
+            )?;
+            let tally = Tally::new(quiet);
+            let report = dockhand::edit_images(
+                &Location::parse(&src)?,
+                &Location::parse(&dst)?,
+                &options,
+                &tally,
+            );
+            edit_summary("changed", report, &tally, quiet, clock)
+        }
         Command::Completions { shell } => {
             // Rendered in memory first: clap_complete panics on a failed write.
             let mut script = Vec::new();
@@ -1508,6 +1839,164 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
         }
         Command::Man { command } => write_stdout(&man_page(command.as_deref())?),
     }
+}
+
+impl SelectArgs {
+    /// Set the selection of `options` from these flags.
+    fn apply(self, options: &mut ConvertOptions) {
+        options.images = self.images;
+        options.platform = self.platform;
+        options.all_platforms = self.all;
+        options.tags = self.tags;
+    }
+}
+
+/// The library's options for an edit command: its destination flags, its registries,
+/// and SOURCE_DATE_EPOCH for the times it writes.
+fn edit_options(
+    write: &WriteArgs,
+    registry: &RegistryArgs,
+    ends: &EndArgs,
+) -> anyhow::Result<dockhand::EditOptions> {
+    let epoch = source_date_epoch()?;
+    Ok(dockhand::EditOptions {
+        convert: ConvertOptions {
+            to: write.to,
+            force: write.force,
+            docker_layout: write.docker_layout.map(|l| match l {
+                DockerLayoutArg::Legacy => DockerLayout::Legacy,
+                DockerLayoutArg::Hybrid => DockerLayout::Hybrid,
+            }),
+            layer_compression: write.layer_compression.unwrap_or_default(),
+            compression_level: write.compression_level,
+            manifest_format: write.format.map(|f| match f {
+                ManifestFormatArg::Oci => ManifestFormat::Oci,
+                ManifestFormatArg::V2s2 => ManifestFormat::DockerV2,
+            }),
+            source_registry: registry.end_options(
+                &ends.src_creds,
+                &ends.src_authfile,
+                ends.src_tls_verify,
+                &ends.src_cert_dir,
+            ),
+            dest_registry: RegistryOptions {
+                scoped: ends.scoped,
+                ..registry.end_options(
+                    &ends.dest_creds,
+                    &ends.dest_authfile,
+                    ends.dest_tls_verify,
+                    &ends.dest_cert_dir,
+                )
+            },
+            digest_file: write.digestfile.clone(),
+            ..ConvertOptions::default()
+        },
+        edit: dockhand::ImageEdit {
+            created: epoch.map(|secs| {
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64)
+            }),
+            ..Default::default()
+        },
+        clamp_mtime: epoch,
+        ..Default::default()
+    })
+}
+
+/// `SOURCE_DATE_EPOCH`, when set: seconds since the epoch, as reproducible builds
+/// define it.
+fn source_date_epoch() -> anyhow::Result<Option<i64>> {
+    let Some(value) = std::env::var_os("SOURCE_DATE_EPOCH") else {
+        return Ok(None);
+    };
+    let text = value.to_string_lossy();
+    match text.trim().parse::<i64>() {
+        Ok(secs) if secs >= 0 => Ok(Some(secs)),
+        _ => Err(dockhand::Error::Usage(format!(
+            "SOURCE_DATE_EPOCH={} is not a number of seconds since 1970",
+            dockhand::text::shown(&text)
+        ))
+        .into()),
+    }
+}
+
+/// The instructions of every `--change`.
+fn instructions(changes: &[String]) -> anyhow::Result<Vec<dockhand::ConfigChange>> {
+    let mut all = Vec::new();
+    for change in changes {
+        all.extend(dockhand::ConfigChange::instructions(change)?);
+    }
+    Ok(all)
+}
+
+/// `--cmd` or `--entrypoint` as the Dockerfile instruction `KEYWORD VALUE`; words of
+/// the error name the flag.
+fn flag_instruction(keyword: &str, value: &str) -> anyhow::Result<Vec<dockhand::ConfigChange>> {
+    if value.contains(['\n', '\r']) {
+        return Err(dockhand::Error::Usage(format!(
+            "--{}: one line, a JSON array or a command",
+            keyword.to_ascii_lowercase()
+        ))
+        .into());
+    }
+    Ok(dockhand::ConfigChange::instructions(&format!(
+        "{keyword} {value}"
+    ))?)
+}
+
+/// `NAME=VALUE`.
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected NAME=VALUE, not {}", one_line(text))),
+    }
+}
+
+/// The path of a location as given (`-` for stdio), for the terminal checks.
+fn location_path(text: &str) -> Option<String> {
+    Location::parse(text).map(|l| l.path).ok()
+}
+
+/// What an edit command says when it is done: the images it wrote, by their new IDs.
+fn edit_summary(
+    verb: &str,
+    report: dockhand::Result<dockhand::ConvertReport>,
+    tally: &Tally,
+    quiet: bool,
+    clock: &mut Clock,
+) -> anyhow::Result<()> {
+    tally.clear();
+    if let Some(&at) = tally.first_layer.get() {
+        clock.mark_at("open, read metadata and make layers", at);
+        clock.mark("write layers and commit");
+    }
+    let report = report?;
+    if !quiet {
+        for w in &report.warnings {
+            say(&format!("warning: {w}"));
+        }
+        for note in &report.notes {
+            say(note);
+        }
+        let how = match report.plan {
+            Some(Plan::AddToOciLayout) => " (added to the existing layout)",
+            Some(Plan::Replace) => " (replaced the destination)",
+            _ => "",
+        };
+        say(&format!(
+            "{verb} {} image(s), written to {}{how}, {}:",
+            report.images.len(),
+            report.to.map_or("?", Format::name),
+            tally.summary()
+        ));
+        for image in &report.images {
+            say(&format!(
+                "  {} {}",
+                image.config.digest,
+                names_line(image, SUMMARY_NAMES)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The man page of dockhand (`command` None) or of one of its subcommands, named as

@@ -244,208 +244,26 @@ impl TarIndex {
     /// Walk the headers of the archive `src` reads, whose kept entry data ends up in
     /// `file`. Stops at the end-of-archive marker.
     pub(crate) fn walk<S: Source>(src: &mut S, file: Arc<File>, name: &str) -> Result<TarIndex> {
-        let mut index = TarIndex {
-            name: name.to_string(),
-            entries: BTreeMap::new(),
-            top: BTreeSet::new(),
-            duplicates: 0,
-            count: 0,
-            name_bytes: 0,
+        let mut indexer = Indexer {
+            index: TarIndex {
+                name: name.to_string(),
+                entries: BTreeMap::new(),
+                top: BTreeSet::new(),
+                duplicates: 0,
+                count: 0,
+                name_bytes: 0,
+            },
+            file,
+            archive: Arc::from(name),
         };
-        let archive: Arc<str> = Arc::from(name);
-        let mut pending = Pending::default();
-        let mut block = [0u8; BLOCK];
-        // Where `block` starts in the archive, for messages.
-        let mut offset: u64 = 0;
-        loop {
-            let n = src.read(&mut block).map_err(|e| src.fail(e))?;
-            if n == 0 && pending.is_empty() {
-                // The data ends where a header would start: as good as an end marker.
-                break;
-            }
-            if n < BLOCK {
-                if offset == 0 && !block[..n].windows(5).any(|w| w == b"ustar") {
-                    return Err(not_a_tar(&block[..n]));
-                }
-                return Err(Error::Truncated {
-                    file: String::new(),
-                    detail: "the archive ends inside a header".into(),
-                });
-            }
-            if block.iter().all(|&b| b == 0) {
-                // The end marker is two zero blocks. A lone zero block followed by
-                // anything else ends the archive too, as in GNU tar; nothing after the
-                // marker is read.
-                let mut second = [0u8; BLOCK];
-                src.read(&mut second).map_err(|e| src.fail(e))?;
-                break;
-            }
-            if !checksum_ok(&block) {
-                if offset == 0 && &block[257..262] != b"ustar" {
-                    return Err(not_a_tar(&block));
-                }
-                return Err(Error::malformed(
-                    "",
-                    format!("corrupt tar header at byte {offset} (bad checksum)"),
-                ));
-            }
-            let header = Header::from_byte_slice(&block);
-            let kind = header.entry_type();
-            // Never use the tar crate's message here: it quotes the entry name.
-            let size = header.entry_size().map_err(|_| {
-                Error::malformed(
-                    "",
-                    format!("tar header at byte {offset} has an invalid size field"),
-                )
-            })?;
-            let extension = match kind {
-                EntryType::GNULongName => Some("GNU long name"),
-                EntryType::GNULongLink => Some("GNU long link name"),
-                EntryType::XHeader => Some("PAX extended header"),
-                EntryType::XGlobalHeader => Some("PAX global header"),
-                _ => None,
-            };
-            if let Some(what) = extension {
-                let data = read_extension(src, what, size, offset)?;
-                match kind {
-                    EntryType::GNULongName => pending.long_name = Some(until_nul(data)),
-                    EntryType::GNULongLink => pending.long_link = Some(until_nul(data)),
-                    EntryType::XHeader => parse_pax(&data, &mut pending).map_err(|()| {
-                        Error::malformed(
-                            "",
-                            format!("malformed PAX record in the {what} at byte {offset}"),
-                        )
-                    })?,
-                    // Global records (git archive's commit id) change nothing dockhand reads.
-                    _ => {}
-                }
-                offset += BLOCK as u64 + padded(size);
-                continue;
-            }
-
-            index.count += 1;
-            if index.count > MAX_ENTRIES {
-                return Err(Error::malformed(
-                    "",
-                    format!("more than {MAX_ENTRIES} entries, the limit for one archive"),
-                ));
-            }
-            let pending_now = std::mem::take(&mut pending);
-            let raw_path = pending_now
-                .long_name
-                .or(pending_now.pax_path)
-                .unwrap_or_else(|| header.path_bytes().into_owned());
-            let raw_link = pending_now
-                .long_link
-                .or(pending_now.pax_link)
-                .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
-            let size = pending_now.pax_size.unwrap_or(size);
-            let sparse = pending_now.pax_sparse || kind == EntryType::GNUSparse;
-            // The old regular type with a trailing slash is a directory (pre-POSIX tars).
-            let old_dir = block[156] == 0 && raw_path.ends_with(b"/");
-            let extended_sparse =
-                kind == EntryType::GNUSparse && header.as_gnu().is_some_and(|g| g.is_extended());
-            offset += BLOCK as u64;
-
-            let path = String::from_utf8_lossy(&raw_path).into_owned();
-            check_name("entry name", &path, raw_path.len())?;
-            let link = match raw_link {
-                Some(raw) => {
-                    let link = String::from_utf8_lossy(&raw).into_owned();
-                    if raw.len() > MAX_PATH_BYTES {
-                        return Err(Error::malformed(
-                            "",
-                            format!(
-                                "entry {}: its link target is {} bytes long, over the limit of {MAX_PATH_BYTES} bytes",
-                                shown(&path),
-                                raw.len()
-                            ),
-                        ));
-                    }
-                    link
-                }
-                None => String::new(),
-            };
-
-            if extended_sparse {
-                // Old GNU sparse files continue their map in extra header blocks, each
-                // saying whether another follows (byte 504).
-                loop {
-                    let n = src.read(&mut block).map_err(|e| src.fail(e))?;
-                    if n < BLOCK {
-                        return Err(Error::Truncated {
-                            file: String::new(),
-                            detail: "the archive ends inside a sparse file's header".into(),
-                        });
-                    }
-                    offset += BLOCK as u64;
-                    if block[504] == 0 {
-                        break;
-                    }
-                }
-            }
-
-            let is_file =
-                matches!(kind, EntryType::Regular | EntryType::Continuous) && !sparse && !old_dir;
-            // Names that are empty, absolute or climb above the root are never looked up.
-            let normalized = normalize_path(&path, Parents::Applied).filter(|key| !key.is_empty());
-            let (kept, passed) = src
-                .data(size, is_file && normalized.is_some())
-                .map_err(|e| src.fail(e))?;
-            if passed < size {
-                return Err(Error::Truncated {
-                    file: String::new(),
-                    detail: format!(
-                        "entry {} claims {size} bytes but the archive ends first",
-                        shown(&path)
-                    ),
-                });
-            }
-            // Padding may be cut short at the very end: the next read sees the end.
-            src.data(padded(size) - size, false)
-                .map_err(|e| src.fail(e))?;
-            offset += padded(size);
-
-            // Entries whose names leave the root can never be referenced: skip them.
-            let Some(path) = normalized else {
-                continue;
-            };
-            let node = if is_file {
-                let (file, offset, whole) = match kept {
-                    Kept::At(at) => (Arc::clone(&file), at, None),
-                    Kept::Own(own, digest) => (own, 0, Some(digest)),
-                };
-                Node::File(FileRef {
-                    path: String::new(),
-                    size,
-                    blob: Arc::new(TarRange {
-                        file,
-                        offset,
-                        size,
-                        whole,
-                        archive: Arc::clone(&archive),
-                    }),
-                })
-            } else {
-                match kind {
-                    _ if sparse => Node::Other("sparse file"),
-                    _ if old_dir => Node::Dir,
-                    EntryType::Directory => Node::Dir,
-                    EntryType::Symlink => Node::Symlink(link),
-                    EntryType::Link => Node::Hardlink(link),
-                    _ => Node::Other("special file"),
-                }
-            };
-            index.insert(path, node)?;
-        }
-        src.end().map_err(|e| src.fail(e))?;
-        if index.count == 0 {
+        let count = walk_entries(src, &mut indexer)?;
+        if count == 0 {
             return Err(Error::NotAnImage {
                 file: String::new(),
                 reason: "the archive has no entries".into(),
             });
         }
-        Ok(index)
+        Ok(indexer.index)
     }
 
     fn insert(&mut self, path: String, node: Node) -> Result<()> {
@@ -524,6 +342,273 @@ impl TarIndex {
     pub fn duplicates(&self) -> usize {
         self.duplicates
     }
+}
+
+/// One entry of an archive as the walker read its header, extension headers applied.
+pub(crate) struct EntryHead {
+    /// Its name as the archive gives it (lossy UTF-8), not normalized.
+    pub name: String,
+    /// Its link target (empty for an entry that is no link).
+    pub link: String,
+    /// Its type.
+    pub kind: EntryType,
+    /// How many bytes of data follow its header.
+    pub size: u64,
+    /// A sparse file: its data is a map of holes, not its bytes.
+    pub sparse: bool,
+    /// A regular-type entry whose name ends in `/`: a directory to pre-POSIX tars.
+    pub old_dir: bool,
+}
+
+impl EntryHead {
+    /// Whether the entry is a regular file whose data is its bytes.
+    pub(crate) fn is_file(&self) -> bool {
+        matches!(self.kind, EntryType::Regular | EntryType::Continuous)
+            && !self.sparse
+            && !self.old_dir
+    }
+}
+
+/// What a walk over an archive's headers does with each entry.
+pub(crate) trait Visitor {
+    /// Whether the data of `entry` (a regular file) is kept; asked once per entry,
+    /// before its data is passed.
+    fn keep(&mut self, entry: &EntryHead) -> Result<bool>;
+    /// The entry, once its data was passed: where it was kept, if it was.
+    fn entry(&mut self, entry: EntryHead, kept: Kept) -> Result<()>;
+    /// The error for an input whose first block is no tar header; `looks_like` says
+    /// what it looks like, when that is cheap to tell.
+    fn not_a_tar(&self, looks_like: Option<&'static str>) -> Error {
+        let problem = match looks_like {
+            Some(what) => format!("not a tar archive (it looks like {what})"),
+            None => "not a tar archive".to_string(),
+        };
+        Error::malformed(
+            "",
+            format!("{problem}; {}", crate::error::WHAT_DOCKHAND_READS),
+        )
+    }
+}
+
+/// Builds a [`TarIndex`] from the entries walked.
+struct Indexer {
+    index: TarIndex,
+    file: Arc<File>,
+    archive: Arc<str>,
+}
+
+impl Visitor for Indexer {
+    fn keep(&mut self, entry: &EntryHead) -> Result<bool> {
+        self.index.count += 1;
+        if self.index.count > MAX_ENTRIES {
+            return Err(Error::malformed(
+                "",
+                format!("more than {MAX_ENTRIES} entries, the limit for one archive"),
+            ));
+        }
+        Ok(entry.is_file() && indexed_name(&entry.name).is_some())
+    }
+
+    fn entry(&mut self, entry: EntryHead, kept: Kept) -> Result<()> {
+        // Entries whose names leave the root can never be referenced: skip them.
+        let Some(path) = indexed_name(&entry.name) else {
+            return Ok(());
+        };
+        let node = if entry.is_file() {
+            let (file, offset, whole) = match kept {
+                Kept::At(at) => (Arc::clone(&self.file), at, None),
+                Kept::Own(own, digest) => (own, 0, Some(digest)),
+            };
+            Node::File(FileRef {
+                path: String::new(),
+                size: entry.size,
+                blob: Arc::new(TarRange {
+                    file,
+                    offset,
+                    size: entry.size,
+                    whole,
+                    archive: Arc::clone(&self.archive),
+                }),
+            })
+        } else {
+            match entry.kind {
+                _ if entry.sparse => Node::Other("sparse file"),
+                _ if entry.old_dir => Node::Dir,
+                EntryType::Directory => Node::Dir,
+                EntryType::Symlink => Node::Symlink(entry.link),
+                EntryType::Link => Node::Hardlink(entry.link),
+                _ => Node::Other("special file"),
+            }
+        };
+        self.index.insert(path, node)
+    }
+}
+
+/// The key an entry named `name` is indexed under: `None` for a name that is empty,
+/// absolute or climbs above the root, which is never looked up.
+fn indexed_name(name: &str) -> Option<String> {
+    normalize_path(name, Parents::Applied).filter(|key| !key.is_empty())
+}
+
+/// Walk the headers of the archive `src` reads, handing each entry to `visitor`, up to
+/// the end-of-archive marker (then [`Source::end`]); returns how many entries there
+/// were. Every size a header claims is checked against a cap or the data left before
+/// anything is read or allocated for it: memory is bounded whatever the archive.
+pub(crate) fn walk_entries<S: Source>(src: &mut S, visitor: &mut dyn Visitor) -> Result<u64> {
+    let mut count = 0u64;
+    let mut pending = Pending::default();
+    let mut block = [0u8; BLOCK];
+    // Where `block` starts in the archive, for messages.
+    let mut offset: u64 = 0;
+    loop {
+        let n = src.read(&mut block).map_err(|e| src.fail(e))?;
+        if n == 0 && pending.is_empty() {
+            // The data ends where a header would start: as good as an end marker.
+            break;
+        }
+        if n < BLOCK {
+            if offset == 0 && !block[..n].windows(5).any(|w| w == b"ustar") {
+                return Err(visitor.not_a_tar(sniff(&block[..n])));
+            }
+            return Err(Error::Truncated {
+                file: String::new(),
+                detail: "the archive ends inside a header".into(),
+            });
+        }
+        if block.iter().all(|&b| b == 0) {
+            // The end marker is two zero blocks. A lone zero block followed by
+            // anything else ends the archive too, as in GNU tar; nothing after the
+            // marker is read.
+            let mut second = [0u8; BLOCK];
+            src.read(&mut second).map_err(|e| src.fail(e))?;
+            break;
+        }
+        if !checksum_ok(&block) {
+            if offset == 0 && &block[257..262] != b"ustar" {
+                return Err(visitor.not_a_tar(sniff(&block)));
+            }
+            return Err(Error::malformed(
+                "",
+                format!("corrupt tar header at byte {offset} (bad checksum)"),
+            ));
+        }
+        let header = Header::from_byte_slice(&block);
+        let kind = header.entry_type();
+        // Never use the tar crate's message here: it quotes the entry name.
+        let size = header.entry_size().map_err(|_| {
+            Error::malformed(
+                "",
+                format!("tar header at byte {offset} has an invalid size field"),
+            )
+        })?;
+        let extension = match kind {
+            EntryType::GNULongName => Some("GNU long name"),
+            EntryType::GNULongLink => Some("GNU long link name"),
+            EntryType::XHeader => Some("PAX extended header"),
+            EntryType::XGlobalHeader => Some("PAX global header"),
+            _ => None,
+        };
+        if let Some(what) = extension {
+            let data = read_extension(src, what, size, offset)?;
+            match kind {
+                EntryType::GNULongName => pending.long_name = Some(until_nul(data)),
+                EntryType::GNULongLink => pending.long_link = Some(until_nul(data)),
+                EntryType::XHeader => parse_pax(&data, &mut pending).map_err(|()| {
+                    Error::malformed(
+                        "",
+                        format!("malformed PAX record in the {what} at byte {offset}"),
+                    )
+                })?,
+                // Global records (git archive's commit id) change nothing dockhand reads.
+                _ => {}
+            }
+            offset += BLOCK as u64 + padded(size);
+            continue;
+        }
+
+        count += 1;
+        let pending_now = std::mem::take(&mut pending);
+        let raw_path = pending_now
+            .long_name
+            .or(pending_now.pax_path)
+            .unwrap_or_else(|| header.path_bytes().into_owned());
+        let raw_link = pending_now
+            .long_link
+            .or(pending_now.pax_link)
+            .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
+        let size = pending_now.pax_size.unwrap_or(size);
+        let sparse = pending_now.pax_sparse || kind == EntryType::GNUSparse;
+        // The old regular type with a trailing slash is a directory (pre-POSIX tars).
+        let old_dir = block[156] == 0 && raw_path.ends_with(b"/");
+        let extended_sparse =
+            kind == EntryType::GNUSparse && header.as_gnu().is_some_and(|g| g.is_extended());
+        offset += BLOCK as u64;
+
+        let path = String::from_utf8_lossy(&raw_path).into_owned();
+        check_name("entry name", &path, raw_path.len())?;
+        let link = match raw_link {
+            Some(raw) => {
+                let link = String::from_utf8_lossy(&raw).into_owned();
+                if raw.len() > MAX_PATH_BYTES {
+                    return Err(Error::malformed(
+                        "",
+                        format!(
+                            "entry {}: its link target is {} bytes long, over the limit of {MAX_PATH_BYTES} bytes",
+                            shown(&path),
+                            raw.len()
+                        ),
+                    ));
+                }
+                link
+            }
+            None => String::new(),
+        };
+
+        if extended_sparse {
+            // Old GNU sparse files continue their map in extra header blocks, each
+            // saying whether another follows (byte 504).
+            loop {
+                let n = src.read(&mut block).map_err(|e| src.fail(e))?;
+                if n < BLOCK {
+                    return Err(Error::Truncated {
+                        file: String::new(),
+                        detail: "the archive ends inside a sparse file's header".into(),
+                    });
+                }
+                offset += BLOCK as u64;
+                if block[504] == 0 {
+                    break;
+                }
+            }
+        }
+
+        let entry = EntryHead {
+            name: path,
+            link,
+            kind,
+            size,
+            sparse,
+            old_dir,
+        };
+        let keep = visitor.keep(&entry)?;
+        let (kept, passed) = src.data(size, keep).map_err(|e| src.fail(e))?;
+        if passed < size {
+            return Err(Error::Truncated {
+                file: String::new(),
+                detail: format!(
+                    "entry {} claims {size} bytes but the archive ends first",
+                    shown(&entry.name)
+                ),
+            });
+        }
+        // Padding may be cut short at the very end: the next read sees the end.
+        src.data(padded(size) - size, false)
+            .map_err(|e| src.fail(e))?;
+        offset += padded(size);
+        visitor.entry(entry, kept)?;
+    }
+    src.end().map_err(|e| src.fail(e))?;
+    Ok(count)
 }
 
 /// `size` rounded up to whole blocks, without overflow for any `u64`.
@@ -653,21 +738,8 @@ fn check_name(what: &str, path: &str, raw_len: usize) -> Result<()> {
     Ok(())
 }
 
-/// The error for input whose first block is no tar header, saying what it looks like
-/// when that is cheap to tell, and never quoting its bytes.
-fn not_a_tar(head: &[u8]) -> Error {
-    let problem = match sniff(head) {
-        Some(what) => format!("not a tar archive (it looks like {what})"),
-        None => "not a tar archive".to_string(),
-    };
-    Error::malformed(
-        "",
-        format!("{problem}; {}", crate::error::WHAT_DOCKHAND_READS),
-    )
-}
-
 /// What the first bytes of a file say it is, by magic numbers and a text check.
-fn sniff(head: &[u8]) -> Option<&'static str> {
+pub(crate) fn sniff(head: &[u8]) -> Option<&'static str> {
     const MAGIC: &[(&[u8], &str)] = &[
         (b"PK\x03\x04", "a zip archive"),
         (b"PK\x05\x06", "an empty zip archive"),

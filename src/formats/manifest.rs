@@ -242,5 +242,6 @@ pub(crate) fn image_from_manifest(
         artifact: facts.is_none(),
         index: None,
         input: std::sync::Arc::clone(&meta.input),
+        annotations: Default::default(),
     })
 }

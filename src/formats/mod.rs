@@ -189,6 +189,12 @@ impl Transport for LocalTransport {
             || (self.ops.takes_docker_layout
                 && options.docker_layout.unwrap_or_default() == DockerLayout::Hybrid)
     }
+    fn holds_annotations(&self, options: &WriteOptions) -> bool {
+        // A `dir:` layout keeps the manifest built, unless it is a Docker v2 one.
+        self.holds_referrers(options)
+            || (self.layout == Layout::Dir
+                && options.manifest_format != Some(crate::sink::ManifestFormat::DockerV2))
+    }
     fn bare_names_are_ref_names(&self) -> bool {
         self.ops.bare_names_are_ref_names
     }

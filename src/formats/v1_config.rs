@@ -127,5 +127,6 @@ pub(crate) fn synthesize(meta: &Meta, chain: Vec<V1Layer>, family: Family) -> Re
         artifact: false,
         index: None,
         input: std::sync::Arc::clone(&meta.input),
+        annotations: Default::default(),
     })
 }

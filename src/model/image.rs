@@ -247,6 +247,10 @@ pub struct Image {
     /// The input the image was read from, as the user named it (a path, `stdin`): an
     /// error about its blobs concerns that input.
     pub input: Arc<str>,
+    /// Annotations of a manifest dockhand builds for the image (OCI manifests only):
+    /// an edit's ([`crate::ImageEdit::annotations`]). Readers leave it empty: a source
+    /// manifest kept byte for byte has its own.
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// One platform a multi-platform index lists, as [`crate::Source::platforms`] holds them
@@ -376,6 +380,10 @@ pub struct IndexOf {
     pub descriptor: Descriptor,
     /// Its bytes, exactly as stored.
     pub bytes: Arc<Vec<u8>>,
+    /// The annotations of an index dockhand rebuilds over the images written (when one
+    /// of them changed): an edit's. Readers leave it empty; the source's bytes, when
+    /// kept, have their own.
+    pub annotations: BTreeMap<String, String>,
 }
 
 impl Image {

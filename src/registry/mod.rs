@@ -102,6 +102,9 @@ impl Transport for RegistryTransport {
     fn holds_referrers(&self, _options: &WriteOptions) -> bool {
         true
     }
+    fn holds_annotations(&self, options: &WriteOptions) -> bool {
+        options.manifest_format != Some(crate::sink::ManifestFormat::DockerV2)
+    }
     fn open_source(&self, location: &Location, options: &ReadOptions) -> Result<Source> {
         open_source(&location.path, options)
     }

@@ -191,22 +191,28 @@ impl LayerPolicy {
             }
             Manifests::Always(ManifestFormat::Oci) => Family::Oci,
             Manifests::Always(ManifestFormat::DockerV2) => {
-                if image.artifact || zstd {
+                if image.artifact || zstd || annotated(image) {
                     return Err(Error::Unsupported(format!(
                         "{}: {} in a Docker v2 manifest; write it with {} oci",
                         image.display_name(),
                         if zstd {
                             "zstd layers cannot be named"
-                        } else {
+                        } else if image.artifact {
                             "an artifact cannot be held"
+                        } else {
+                            "annotations cannot be held"
                         },
                         Setting::ManifestFormat
                     )));
                 }
                 Family::Docker
             }
+            // Annotations need an OCI manifest.
             Manifests::AsSource
-                if !image.artifact && !zstd && image.config.media_type == media::DOCKER_CONFIG =>
+                if !image.artifact
+                    && !zstd
+                    && !annotated(image)
+                    && image.config.media_type == media::DOCKER_CONFIG =>
             {
                 Family::Docker
             }
@@ -239,6 +245,16 @@ impl LayerPolicy {
             },
         }
     }
+}
+
+/// Whether `image`'s manifest, or the index rebuilt over it, gets annotations, which
+/// only OCI manifests and indexes hold.
+fn annotated(image: &Image) -> bool {
+    !image.annotations.is_empty()
+        || image
+            .index
+            .as_ref()
+            .is_some_and(|index| !index.annotations.is_empty())
 }
 
 /// The bytes a layer blob holds.
@@ -333,12 +349,15 @@ pub(crate) fn put_image_blobs(
             });
         }
     }
-    let manifest = json!({
+    let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": manifest_type,
         "config": {"mediaType": config_type, "digest": config.digest.to_string(), "size": config.size},
         "layers": layer_descs,
     });
+    if !image.annotations.is_empty() {
+        manifest["annotations"] = json!(image.annotations);
+    }
     let bytes = serde_json::to_vec(&manifest).expect("serializing a JSON value cannot fail");
     Ok(WrittenImage {
         manifest: Descriptor {
@@ -446,7 +465,7 @@ pub(crate) fn list_written(
             l.retain(|d| !Digest::parse(d).is_ok_and(|d| carried.contains(&d)));
             l == written_digests
         });
-        if unchanged && same_set {
+        if unchanged && same_set && source.annotations.is_empty() {
             *bytes = source.bytes.to_vec();
             continue;
         }
@@ -471,12 +490,16 @@ pub(crate) fn list_written(
         } else {
             media::OCI_INDEX
         };
-        let rebuilt = serde_json::to_vec(&json!({
+        let mut rebuilt = json!({
             "schemaVersion": 2,
             "mediaType": list_type,
             "manifests": manifests,
-        }))
-        .expect("serializing a JSON value cannot fail");
+        });
+        // Annotations need an OCI index (an edit gives them for OCI outputs only).
+        if !source.annotations.is_empty() && list_type == media::OCI_INDEX {
+            rebuilt["annotations"] = json!(source.annotations);
+        }
+        let rebuilt = serde_json::to_vec(&rebuilt).expect("serializing a JSON value cannot fail");
         *descriptor = Descriptor {
             media_type: list_type.to_string(),
             digest: Digest::of(&rebuilt),

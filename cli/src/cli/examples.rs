@@ -120,3 +120,27 @@ Examples:
   dockhand sync --src yaml --dry-run --json mirror.yaml docker://mirror.internal/hub
   dockhand sync --src yaml --shard index/8 mirror.yaml docker://mirror.internal/hub
   dockhand sync --src yaml mirror.yaml docker-archive:/srv/images/   one archive per image";
+
+/// `dockhand import --help`.
+pub const IMPORT: &str = "\
+Examples:
+  dockhand import rootfs.tar image.tar --tag myapp:1          as docker import, to a docker-archive
+  dockhand import --change 'CMD [\"/bin/app\"]' --change 'ENV MODE=prod' rootfs/ oci:layout:1
+  docker export c1 | dockhand import -q - docker-daemon:myapp:exported
+  SOURCE_DATE_EPOCH=0 dockhand import --platform linux/arm64 rootfs.tar.zst oci-archive:out.tar";
+
+/// `dockhand append --help`.
+pub const APPEND: &str = "\
+Examples:
+  dockhand append base.tar certs.tar app.tar --tag myapp:1   a layer on top of each image
+  dockhand append docker://registry.example.com/base:1 build/out/ docker://registry.example.com/app:1
+  dockhand append --change 'ENTRYPOINT [\"/app\"]' -m 'add the app' oci:layout:base app.tar.gz oci:layout:app
+  dockhand append docker-daemon:alpine:3 extra/ docker-daemon:alpine:extra";
+
+/// `dockhand mutate --help`.
+pub const MUTATE: &str = "\
+Examples:
+  dockhand mutate --label team=core --env MODE=prod app.tar app-labelled.tar
+  dockhand mutate --entrypoint '[\"/tini\",\"--\"]' --cmd '[\"/app\"]' oci:layout:1 oci:layout:2
+  dockhand mutate --change 'EXPOSE 8080' --unset-label maintainer docker://registry.example.com/app:1 docker://registry.example.com/app:2
+  dockhand mutate --annotation org.opencontainers.image.source=https://git.example.com/app oci:layout:1 oci:layout:1";

@@ -25,6 +25,9 @@ const SUBCOMMANDS: &[&str] = &[
     "delete",
     "digest",
     "sync",
+    "import",
+    "append",
+    "mutate",
     "completions",
     "man",
 ];

@@ -64,6 +64,7 @@ fn image_in_memory() -> Image {
         artifact: false,
         index: None,
         input: Arc::from("memory"),
+        annotations: Default::default(),
     }
 }
 

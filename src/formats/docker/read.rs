@@ -173,6 +173,7 @@ pub(crate) fn read(
             artifact: false,
             index: None,
             input: std::sync::Arc::clone(&meta.input),
+            annotations: Default::default(),
         };
         let mut list = NameList::default();
         list.add(tags.into_iter().chain(extra_tags), extra_names);

@@ -528,6 +528,7 @@ impl<'a, 'w> Walker<'a, 'w> {
             self.within = Some(Arc::new(IndexOf {
                 descriptor: descriptor.clone(),
                 bytes,
+                annotations: Default::default(),
             }));
         }
         let mut keys = Vec::new();

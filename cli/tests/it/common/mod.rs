@@ -6,6 +6,7 @@ pub mod cosign;
 pub mod hostile;
 pub mod interop;
 pub mod registry;
+pub mod rootfs;
 pub mod table;
 
 use std::path::{Path, PathBuf};
