@@ -20,6 +20,7 @@ pub(crate) use spool::{open_input_spooling_in, open_stream_spooling_in};
 pub use tar_index::{
     TarIndex, MAX_ENTRIES, MAX_EXTENSION_SIZE, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
 };
+pub(crate) use tar_writer::StagedFile;
 pub use tar_writer::{TarFileWriter, TarStreamWriter};
 
 use std::collections::VecDeque;
