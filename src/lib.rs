@@ -328,4 +328,5 @@ pub mod fuzzing {
     pub use crate::container::{open_input, FileTree, TarIndex};
     pub use crate::formats::read_tree;
     pub use crate::registry::fuzzing::*;
+    pub use crate::rootfs::check::check as check_layers;
 }

@@ -25,7 +25,7 @@
 //! the position of the file's data: the file itself when it is visible, else its first
 //! visible link carrying its data, the other visible links linking to that one.
 
-use std::collections::{btree_map, BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -58,8 +58,6 @@ struct PathState {
     flags: u8,
     /// The winning entry (index into `winners`), once one is found.
     winner: Option<u32>,
-    /// The last layer (plus one) whose entries imply a directory here.
-    implied_in: u32,
     /// Some layer implies a directory here and nothing above it hides it: the path is
     /// a directory even when no layer has an entry for it.
     implied_visible: bool,
@@ -204,11 +202,47 @@ struct LayerScan {
     /// Its links to files below it (indices into the engine's pending requests), but
     /// for links to such links, which follow those.
     below: Vec<u32>,
+    /// Every path it held a non-directory at, even one a later entry of it made a
+    /// directory again: extracting it deleted what the layers below had under them.
+    non_dirs: HashSet<Box<[u8]>>,
+}
+
+impl LayerScan {
+    /// The directories it implies: the parents of its entries and whiteouts, and the
+    /// directories of its markers (but those under a path it made a non-directory,
+    /// deleted with it, markers applying before every entry), each once.
+    fn implied_dirs(&self) -> Vec<&[u8]> {
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        let mut out = Vec::new();
+        // (start, the start itself is a directory, it is a whiteout or marker)
+        let starts = self
+            .view
+            .keys()
+            .map(|k| (&**k, false, false))
+            .chain(self.whiteouts.iter().map(|w| (&**w, false, true)))
+            .chain(self.opaques.iter().map(|o| (&**o, true, true)));
+        for (start, itself, marker) in starts {
+            let first = (itself && !start.is_empty()).then_some(start);
+            let dirs = || first.into_iter().chain(ancestors(start));
+            if marker && dirs().any(|d| self.non_dirs.contains(d)) {
+                continue;
+            }
+            for dir in dirs() {
+                if !seen.insert(dir) {
+                    break;
+                }
+                out.push(dir);
+            }
+        }
+        out
+    }
 }
 
 /// The first pass over an image's layers, fed from the top layer down.
 pub(crate) struct Engine {
     digests: bool,
+    /// The most paths it holds ([`MAX_FILESYSTEM_PATHS`], less in tests).
+    max_paths: usize,
     paths: HashMap<PathKey, PathState>,
     name_bytes: usize,
     /// An opaque marker at the top of a layer above hides every layer below it.
@@ -230,6 +264,7 @@ impl Engine {
     pub fn new(layers: usize, digests: bool) -> Engine {
         Engine {
             digests,
+            max_paths: MAX_FILESYSTEM_PATHS,
             paths: HashMap::new(),
             name_bytes: 0,
             all_hidden: false,
@@ -240,6 +275,13 @@ impl Engine {
             group_of: HashMap::new(),
             steps: (0..layers).map(|_| Vec::new()).collect(),
         }
+    }
+
+    /// The same engine holding at most `max` paths.
+    #[cfg(test)]
+    pub fn with_max_paths(mut self, max: usize) -> Engine {
+        self.max_paths = max;
+        self
     }
 
     /// Read layer `index` (the layers above it already read) from `entries` and apply it.
@@ -312,6 +354,9 @@ impl Engine {
             } else {
                 Link::None
             };
+            if meta.kind != FsKind::Dir {
+                scan.non_dirs.insert(Box::from(&path[..]));
+            }
             let slot = Slot {
                 ordinal: entry.ordinal,
                 meta,
@@ -372,13 +417,32 @@ impl Engine {
                 }
             };
         }
-        if let Some(parent) = non_dir_parent(&scan.view, &target) {
+        if let Some(parent) = ancestors(&target).find(|a| scan.non_dirs.contains(*a)) {
             return Err(Refusal::at(
                 &entry.name,
                 format!(
-                    "it is a hard link to {}, which cannot exist: an earlier entry of its layer made {} no directory",
+                    "it is a hard link to {}, which an earlier entry of its layer deleted, making {} no directory",
                     shown_bytes(&target),
                     shown_bytes(parent)
+                ),
+            ));
+        }
+        // Entries of its layer under the target (the link itself among them) make it a
+        // directory, hiding what the layers below have there.
+        let mut prefix = target.clone();
+        prefix.push(b'/');
+        let under = path.starts_with(&prefix)
+            || scan
+                .view
+                .range::<[u8], _>((Bound::Included(&prefix[..]), Bound::Unbounded))
+                .next()
+                .is_some_and(|(k, _)| k.starts_with(&prefix));
+        if under {
+            return Err(Refusal::at(
+                &entry.name,
+                format!(
+                    "it is a hard link to {}, which its own layer makes a directory",
+                    shown_bytes(&target)
                 ),
             ));
         }
@@ -418,25 +482,38 @@ impl Engine {
     /// resolve the links above that point into it, then add what it does to the
     /// layers below.
     fn merge(&mut self, layer: u32, mut scan: LayerScan) -> Result<(), Refusal> {
-        // This layer's own links to files below: its whiteouts apply first.
+        // This layer's own links to files below: its whiteouts and markers apply
+        // first, deleting what they name and making directories of their parents.
         if !scan.below.is_empty() {
             let deleted: HashSet<&[u8]> = scan.whiteouts.iter().map(|w| &**w).collect();
             let cleared: HashSet<&[u8]> = scan.opaques.iter().map(|o| &**o).collect();
+            let dirs: HashSet<&[u8]> = scan
+                .whiteouts
+                .iter()
+                .flat_map(|w| ancestors(w))
+                .chain(
+                    scan.opaques
+                        .iter()
+                        .flat_map(|o| std::iter::once(&**o).chain(ancestors(o))),
+                )
+                .collect();
             for &id in &scan.below {
                 let p = &self.pending[id as usize];
                 let target = &p.target;
                 let gone = deleted.contains(&target[..])
                     || cleared.contains(&b""[..])
                     || ancestors(target).any(|a| deleted.contains(a) || cleared.contains(a));
-                if gone {
-                    return Err(Refusal::at(
-                        &p.name,
-                        format!(
-                            "it is a hard link to {}, which its own layer deletes",
-                            shown_bytes(target)
-                        ),
-                    ));
-                }
+                let problem = if gone {
+                    "which its own layer deletes"
+                } else if dirs.contains(&target[..]) {
+                    "which its own layer's whiteouts make a directory"
+                } else {
+                    continue;
+                };
+                return Err(Refusal::at(
+                    &p.name,
+                    format!("it is a hard link to {}, {problem}", shown_bytes(target)),
+                ));
             }
         }
         // Links of the layers above whose file is in this layer, or is gone here.
@@ -449,7 +526,7 @@ impl Engine {
             let target: Box<[u8]> = Box::from(&self.pending[id as usize].target[..]);
             self.open.entry(target).or_default().push(id);
         }
-        self.hide_below(layer, &scan)
+        self.hide_below(&scan)
     }
 
     /// Resolve the pending links of the layers above against this layer: found in its
@@ -493,15 +570,27 @@ impl Engine {
                 }
             }
         }
+        // A directory this layer only implies hides a file below it: a link to it
+        // from above is a link to a directory.
+        for dir in scan.implied_dirs() {
+            if let Some(ids) = self.open.get(dir) {
+                let p = &self.pending[ids[0] as usize];
+                return Err(Refusal::at(
+                    &p.name,
+                    format!(
+                        "it is a hard link to {}, a directory in layer {}",
+                        shown_bytes(dir),
+                        layer + 1
+                    ),
+                )
+                .in_layer(p.layer));
+            }
+        }
         // What this layer deletes below it (whiteouts: the path and all under it;
         // opaque markers and non-directories: all under the path) is no link's file.
         let deleted = scan.whiteouts.iter().map(|w| (&**w, true));
         let cleared = scan.opaques.iter().map(|o| (&**o, false));
-        let shadowing = scan
-            .view
-            .iter()
-            .filter(|(_, s)| s.meta.kind != FsKind::Dir)
-            .map(|(k, _)| (&**k, false));
+        let shadowing = scan.non_dirs.iter().map(|k| (&**k, false));
         for (path, itself) in deleted.chain(cleared).chain(shadowing) {
             if itself && self.open.contains_key(path) {
                 return Err(self.unreachable(path, layer));
@@ -643,9 +732,10 @@ impl Engine {
         if let Some((key, _)) = self.paths.get_key_value(path) {
             return Ok(Arc::clone(key));
         }
-        let problem = if self.paths.len() >= MAX_FILESYSTEM_PATHS {
+        let problem = if self.paths.len() >= self.max_paths {
             Some(format!(
-                "the layers name more than {MAX_FILESYSTEM_PATHS} paths, the limit for one image"
+                "the layers name more than {} paths, the limit for one image",
+                self.max_paths
             ))
         } else if self.name_bytes + path.len() > MAX_FILESYSTEM_NAME_BYTES {
             Some(format!(
@@ -669,41 +759,26 @@ impl Engine {
     }
 
     /// Add what a merged layer does to the layers below it.
-    fn hide_below(&mut self, layer: u32, scan: &LayerScan) -> Result<(), Refusal> {
-        let stamp = layer + 1;
-        // The directories its entries, whiteouts and markers imply, each visible
-        // unless the layers above hide it; their flags are set once all are found.
-        let starts = scan
-            .view
-            .keys()
-            .map(|k| (&**k, false))
-            .chain(scan.whiteouts.iter().map(|w| (&**w, false)))
-            .chain(scan.opaques.iter().map(|o| (&**o, true)));
+    fn hide_below(&mut self, scan: &LayerScan) -> Result<(), Refusal> {
+        // The directories it implies, each visible unless the layers above hide it;
+        // their flags are set once all are found.
         let mut implied: Vec<(PathKey, bool)> = Vec::new();
-        for (start, itself) in starts {
-            let first = (itself && !start.is_empty()).then_some(start);
-            for dir in first.into_iter().chain(ancestors(start)) {
-                if self.paths.get(dir).is_some_and(|s| s.implied_in == stamp) {
-                    break;
-                }
-                let visible = !self.hidden(dir, true);
-                let key = self.key(dir)?;
-                self.paths.get_mut(&key[..]).expect("just added").implied_in = stamp;
-                implied.push((key, visible));
-            }
+        for dir in scan.implied_dirs() {
+            let visible = !self.hidden(dir, true);
+            implied.push((self.key(dir)?, visible));
         }
         for (key, visible) in implied {
             let state = self.paths.get_mut(&key[..]).expect("added above");
             state.flags |= DIR_ABOVE;
             state.implied_visible |= visible;
         }
-        for (path, slot) in &scan.view {
+        for path in scan.view.keys() {
             let key = self.key(path)?;
-            let state = self.paths.get_mut(&key[..]).expect("just added");
-            state.flags |= CLAIMED;
-            if slot.meta.kind != FsKind::Dir {
-                state.flags |= HIDES_BELOW;
-            }
+            self.paths.get_mut(&key[..]).expect("just added").flags |= CLAIMED;
+        }
+        for path in &scan.non_dirs {
+            let key = self.key(path)?;
+            self.paths.get_mut(&key[..]).expect("just added").flags |= HIDES_BELOW;
         }
         for path in &scan.whiteouts {
             let key = self.key(path)?;
@@ -818,31 +893,23 @@ pub(crate) fn name_hash(path: &[u8]) -> u64 {
 }
 
 /// Put `slot` at `path` of a layer's view, as extracting it would: a directory over a
-/// directory replaces its attributes, anything else replaces the path and all under it.
+/// directory replaces its attributes, anything else replaces the path and all under it
+/// (entries under a path only implied so far too).
 fn insert(view: &mut BTreeMap<Box<[u8]>, Slot>, path: Box<[u8]>, slot: Slot) {
-    let both_dirs = slot.meta.kind == FsKind::Dir;
-    match view.entry(path) {
-        btree_map::Entry::Vacant(v) => {
-            v.insert(slot);
-        }
-        btree_map::Entry::Occupied(mut o) => {
-            let was_dir = o.get().meta.kind == FsKind::Dir;
-            let path = o.key().clone();
-            o.insert(slot);
-            if was_dir && !both_dirs {
-                let mut prefix = path.to_vec();
-                prefix.push(b'/');
-                let under: Vec<Box<[u8]>> = view
-                    .range::<[u8], _>((Bound::Included(&prefix[..]), Bound::Unbounded))
-                    .take_while(|(k, _)| k.starts_with(&prefix))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in under {
-                    view.remove(&k);
-                }
-            }
+    // A directory keeps what is under its path (a non-directory there has nothing).
+    if slot.meta.kind != FsKind::Dir {
+        let mut prefix = path.to_vec();
+        prefix.push(b'/');
+        let under: Vec<Box<[u8]>> = view
+            .range::<[u8], _>((Bound::Included(&prefix[..]), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in under {
+            view.remove(&k);
         }
     }
+    view.insert(path, slot);
 }
 
 /// Refuse an entry lying under a path its own layer made a non-directory (extracting it

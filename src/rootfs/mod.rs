@@ -22,8 +22,12 @@
 //! ([`crate::Error::BadLayer`]).
 
 mod apply;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod check;
 mod emit;
 mod tar_stream;
+#[cfg(test)]
+mod tests;
 
 use std::borrow::Cow;
 use std::io::{self, Write};
@@ -99,14 +103,17 @@ impl Meta {
     /// An entry's attributes (PAX records over header fields); a hard link's own are
     /// a placeholder (a regular file of size 0) until its file is known.
     fn of(entry: &TarEntry) -> std::result::Result<Meta, String> {
-        let h = &entry.header;
-        let bad = |what: &str| format!("its header has an invalid {what} field");
-        let number = |key: &[u8], field: io::Result<u64>, what: &str| match entry.pax(key) {
+        let raw = entry.header.as_bytes();
+        let field = |range: std::ops::Range<usize>, what: &str| {
+            tar_stream::numeric(&raw[range])
+                .ok_or_else(|| format!("its header has an invalid {what} field"))
+        };
+        let number = |key: &[u8], range, what: &str| match entry.pax(key) {
             Some(text) => std::str::from_utf8(text)
                 .ok()
                 .and_then(|t| t.parse::<u64>().ok())
                 .ok_or_else(|| format!("its PAX {what} is not a number")),
-            None => field.map_err(|_| bad(what)),
+            None => field(range, what),
         };
         let kind = match entry.flag {
             b'5' => FsKind::Dir,
@@ -122,20 +129,24 @@ impl Meta {
                 .and_then(|t| t.split('.').next())
                 .and_then(|t| t.parse::<i64>().ok())
                 .ok_or_else(|| "its PAX mtime is not a time".to_string())?,
-            None => h.mtime().map_err(|_| bad("mtime"))? as i64,
+            None => i64::try_from(field(136..148, "mtime")?).unwrap_or(i64::MAX),
         };
         let device = match kind {
-            FsKind::CharDevice | FsKind::BlockDevice => Some((
-                h.device_major().ok().flatten().unwrap_or(0),
-                h.device_minor().ok().flatten().unwrap_or(0),
-            )),
+            FsKind::CharDevice | FsKind::BlockDevice => {
+                let number = |range: std::ops::Range<usize>| {
+                    tar_stream::numeric(&raw[range])
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0)
+                };
+                Some((number(329..337), number(337..345)))
+            }
             _ => None,
         };
         Ok(Meta {
             kind,
-            mode: h.mode().map_err(|_| bad("mode"))? & 0o7777,
-            uid: number(b"uid", h.uid(), "uid")?,
-            gid: number(b"gid", h.gid(), "gid")?,
+            mode: (field(100..108, "mode")? & 0o7777) as u32,
+            uid: number(b"uid", 108..116, "uid")?,
+            gid: number(b"gid", 116..124, "gid")?,
             mtime,
             size: if entry.flag == b'0' { entry.size } else { 0 },
             target: (kind == FsKind::Symlink).then(|| entry.link.clone().into_boxed_slice()),

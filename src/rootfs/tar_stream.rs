@@ -322,6 +322,46 @@ impl<R: Read> TarEntries<R> {
     }
 }
 
+/// A numeric header field as Go's archive/tar (and so Docker) reads it: octal digits
+/// between optional spaces and NULs (none at all is 0), or base-256 (GNU, for values
+/// octal cannot hold) when the first byte's high bit is set. `None` for anything else,
+/// a negative base-256 value, or one over 64 bits.
+pub(crate) fn numeric(field: &[u8]) -> Option<u64> {
+    if let Some((&first, rest)) = field.split_first() {
+        if first & 0x80 != 0 {
+            if first & 0x40 != 0 {
+                return None;
+            }
+            let mut value = u64::from(first & 0x3f);
+            for &b in rest {
+                if value >> 56 != 0 {
+                    return None;
+                }
+                value = (value << 8) | u64::from(b);
+            }
+            return Some(value);
+        }
+    }
+    let trim = |b: &u8| *b == 0 || *b == b' ';
+    let start = field.iter().position(|b| !trim(b)).unwrap_or(field.len());
+    let end = field
+        .iter()
+        .rposition(|b| !trim(b))
+        .map_or(start, |e| e + 1);
+    let digits = &field[start..end];
+    if digits.is_empty() {
+        return Some(0);
+    }
+    let mut value: u64 = 0;
+    for &d in digits {
+        if !(b'0'..=b'7').contains(&d) {
+            return None;
+        }
+        value = value.checked_mul(8)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(value)
+}
+
 /// `size` rounded up to whole blocks, without overflow for any `u64`.
 fn padded(size: u64) -> u64 {
     size + (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
@@ -418,6 +458,17 @@ fn check_name(entry: &[u8], what: &str, name: &[u8]) -> Result<(), TarProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_fields_read_as_go_reads_them() {
+        assert_eq!(numeric(b"0000644\0"), Some(0o644));
+        assert_eq!(numeric(b"  755 \0"), Some(0o755));
+        assert_eq!(numeric(&[0u8; 8]), Some(0));
+        assert_eq!(numeric(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]), Some(256));
+        assert_eq!(numeric(&[0xff; 8]), None);
+        assert_eq!(numeric(b"12x4\0"), None);
+        assert_eq!(numeric(b"7777777777777777777777\0"), None);
+    }
 
     #[test]
     fn pax_records_round_trip() {
