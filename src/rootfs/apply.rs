@@ -31,7 +31,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use super::tar_stream::{TarEntries, TarEntry};
-use super::{FsEntry, FsKind, Meta, MAX_FILESYSTEM_NAME_BYTES, MAX_FILESYSTEM_PATHS};
+use super::{Attrs, FsEntry, FsKind, Meta, MAX_FILESYSTEM_NAME_BYTES, MAX_FILESYSTEM_PATHS};
 use crate::model::digest::Hasher;
 
 /// A normalized path: relative, no empty, `.` or `..` components, no trailing `/`.
@@ -92,9 +92,12 @@ enum Link {
 
 /// A hard link whose target is in the layers below its own, not found yet.
 struct Pending {
-    /// The link's layer and name, for messages.
+    /// The link's layer, position and name.
     layer: u32,
+    ordinal: u32,
     name: PathKey,
+    /// What extracting the link does to its file's owner, mode and times.
+    attrs: Attrs,
     target: PathKey,
     /// The link's winner, when it is visible.
     winner: Option<u32>,
@@ -135,6 +138,9 @@ pub(crate) struct Step {
     pub ordinal: u32,
     pub name_hash: u64,
     pub act: Act,
+    /// The owner, mode and times the file takes from the last hard link to it
+    /// extracted (an index into [`Plan::attrs`]), when one is.
+    pub attrs: Option<u32>,
 }
 
 /// The export's plan: for each layer (base first), its steps in entry order.
@@ -142,6 +148,7 @@ pub(crate) struct Step {
 pub(crate) struct Plan {
     pub layers: Vec<Vec<Step>>,
     pub groups: Vec<GroupPlan>,
+    pub attrs: Vec<Attrs>,
 }
 
 /// Why a layer cannot be applied, before the image and layer are named.
@@ -199,6 +206,9 @@ struct LayerScan {
     aufs: HashMap<Box<[u8]>, Slot>,
     /// The entries links point to, by ordinal: their metadata and name's hash.
     roots: HashMap<u32, (Meta, u64)>,
+    /// For each entry links of this layer point to, the last of those links (its
+    /// ordinal) and what it applies to the file.
+    last_link: HashMap<u32, (u32, Attrs)>,
     /// Its links to files below it (indices into the engine's pending requests), but
     /// for links to such links, which follow those.
     below: Vec<u32>,
@@ -254,6 +264,11 @@ pub(crate) struct Engine {
     groups: Vec<GroupBuild>,
     /// Each group by its file: (layer, ordinal).
     group_of: HashMap<(u32, u32), u32>,
+    /// For each file links point to, by (layer, ordinal): the last link extracted, by
+    /// (layer, ordinal), and what it applies to the file.
+    last_link: HashMap<(u32, u32), ((u32, u32), Attrs)>,
+    /// The attributes the export's steps name.
+    attrs: Vec<Attrs>,
     /// For each layer (base first), its steps, acts naming winners and groups.
     steps: Vec<Vec<Step>>,
 }
@@ -273,6 +288,8 @@ impl Engine {
             open: BTreeMap::new(),
             groups: Vec::new(),
             group_of: HashMap::new(),
+            last_link: HashMap::new(),
+            attrs: Vec::new(),
             steps: (0..layers).map(|_| Vec::new()).collect(),
         }
     }
@@ -394,12 +411,16 @@ impl Engine {
             .get(&target[..])
             .or_else(|| scan.aufs.get(&target[..]))
             .cloned();
+        let attrs = Attrs::of(entry);
         if let Some(slot) = found {
             return match slot.link {
-                Link::Root(root) => Ok(Link::Root(root)),
+                Link::Root(root) => {
+                    scan.last_link.insert(root, (entry.ordinal, attrs));
+                    Ok(Link::Root(root))
+                }
                 Link::Below(pending) => {
                     // A link to a link to a file below: both share that file.
-                    let id = self.new_pending(layer, path, &target);
+                    let id = self.new_pending(layer, entry.ordinal, path, &target, attrs);
                     self.pending[pending as usize].followers.push(id);
                     Ok(Link::Below(id))
                 }
@@ -413,6 +434,7 @@ impl Engine {
                 Link::None => {
                     let hash = name_hash(&target);
                     scan.roots.entry(slot.ordinal).or_insert((slot.meta, hash));
+                    scan.last_link.insert(slot.ordinal, (entry.ordinal, attrs));
                     Ok(Link::Root(slot.ordinal))
                 }
             };
@@ -446,15 +468,24 @@ impl Engine {
                 ),
             ));
         }
-        let id = self.new_pending(layer, path, &target);
+        let id = self.new_pending(layer, entry.ordinal, path, &target, attrs);
         scan.below.push(id);
         Ok(Link::Below(id))
     }
 
-    fn new_pending(&mut self, layer: u32, path: &[u8], target: &[u8]) -> u32 {
+    fn new_pending(
+        &mut self,
+        layer: u32,
+        ordinal: u32,
+        path: &[u8],
+        target: &[u8],
+        attrs: Attrs,
+    ) -> u32 {
         let id = self.pending.len() as u32;
         self.pending.push(Pending {
             layer,
+            ordinal,
+            attrs,
             name: Arc::from(path),
             target: Arc::from(target),
             winner: None,
@@ -520,7 +551,7 @@ impl Engine {
         if !self.open.is_empty() {
             self.resolve_into(layer, &mut scan)?;
         }
-        self.decide(layer, &scan)?;
+        self.decide(layer, &mut scan)?;
         // This layer's own links to files below it wait for the layers below.
         for &id in &scan.below {
             let target: Box<[u8]> = Box::from(&self.pending[id as usize].target[..]);
@@ -632,10 +663,45 @@ impl Engine {
         while let Some(id) = todo.pop() {
             let followers = std::mem::take(&mut self.pending[id as usize].followers);
             todo.extend(followers);
+            let p = &self.pending[id as usize];
+            let at = (p.layer, p.ordinal);
+            let attrs = p.attrs.clone();
+            self.note_link(layer, root, at, attrs);
             if let Some(winner) = self.pending[id as usize].winner {
                 self.join_group(winner, layer, root, meta);
             }
         }
+    }
+
+    /// A link extracted at `at` (layer, ordinal) applies `attrs` to the file `root` of
+    /// `layer`: the last one extracted decides.
+    fn note_link(&mut self, layer: u32, root: u32, at: (u32, u32), attrs: Attrs) {
+        match self.last_link.get(&(layer, root)) {
+            Some((last, _)) if *last > at => {}
+            _ => {
+                self.last_link.insert((layer, root), (at, attrs));
+            }
+        }
+    }
+
+    /// The attributes the file `ordinal` of `layer` takes from its last link, as an
+    /// index into the plan's attributes, and the file's metadata with them.
+    fn linked_attrs(
+        &mut self,
+        layer: u32,
+        ordinal: u32,
+        meta: &Meta,
+    ) -> Result<Option<(u32, Meta)>, Refusal> {
+        let Some((_, attrs)) = self.last_link.remove(&(layer, ordinal)) else {
+            return Ok(None);
+        };
+        let meta = meta.clone().with(&attrs).map_err(|problem| Refusal {
+            layer: Some(layer),
+            entry: None,
+            problem,
+        })?;
+        self.attrs.push(attrs);
+        Ok(Some((self.attrs.len() as u32 - 1, meta)))
     }
 
     /// Make `winner` a member of the group of the file `root` of `layer`.
@@ -656,7 +722,7 @@ impl Engine {
 
     /// Decide which of this layer's entries the final filesystem shows, and what the
     /// export writes at each of this layer's entries.
-    fn decide(&mut self, layer: u32, scan: &LayerScan) -> Result<(), Refusal> {
+    fn decide(&mut self, layer: u32, scan: &mut LayerScan) -> Result<(), Refusal> {
         let mut shown: Vec<(u32, u64, u32)> = Vec::new(); // (ordinal, name hash, winner)
         for (path, slot) in &scan.view {
             if self.hidden(path, slot.meta.kind == FsKind::Dir) {
@@ -680,27 +746,51 @@ impl Engine {
             }
         }
         // The groups whose file is in this layer are complete: links come from above
-        // it or from it, never from below.
+        // it or from it, never from below; so is what the links did to each file.
+        for (root, (ordinal, attrs)) in std::mem::take(&mut scan.last_link) {
+            self.note_link(layer, root, (layer, ordinal), attrs);
+        }
         let mut steps: Vec<Step> = Vec::new();
         for (ordinal, hash, winner) in shown {
             match self.group_of.get(&(layer, ordinal)) {
                 Some(&g) => self.groups[g as usize].root_winner = Some(winner),
-                None => steps.push(Step {
-                    ordinal,
-                    name_hash: hash,
-                    act: Act::Emit(winner),
-                }),
+                None => {
+                    let meta = self.winners[winner as usize].meta.clone();
+                    let linked = self.linked_attrs(layer, ordinal, &meta)?;
+                    let attrs = linked.map(|(attrs, meta)| {
+                        self.winners[winner as usize].meta = meta;
+                        attrs
+                    });
+                    steps.push(Step {
+                        ordinal,
+                        name_hash: hash,
+                        act: Act::Emit(winner),
+                        attrs,
+                    });
+                }
             }
         }
-        for (&root, (_, hash)) in &scan.roots {
-            if let Some(&g) = self.group_of.get(&(layer, root)) {
-                steps.push(Step {
-                    ordinal: root,
-                    name_hash: *hash,
-                    act: Act::Group(g),
-                });
-            }
+        for (&root, (meta, hash)) in &scan.roots {
+            let Some(&g) = self.group_of.get(&(layer, root)) else {
+                continue;
+            };
+            let linked = self.linked_attrs(layer, root, meta)?;
+            let attrs = linked.map(|(attrs, meta)| {
+                let group = &self.groups[g as usize];
+                for &w in group.members.iter().chain(&group.root_winner) {
+                    self.winners[w as usize].meta = meta.clone();
+                }
+                attrs
+            });
+            steps.push(Step {
+                ordinal: root,
+                name_hash: *hash,
+                act: Act::Group(g),
+                attrs,
+            });
         }
+        // What links did to files nothing of shows is of no use any more.
+        self.last_link.retain(|(l, _), _| *l != layer);
         steps.sort_by_key(|s| s.ordinal);
         self.steps[layer as usize] = steps;
         Ok(())
@@ -880,7 +970,14 @@ impl Engine {
                     .collect()
             })
             .collect();
-        Ok((entries, Plan { layers, groups }))
+        Ok((
+            entries,
+            Plan {
+                layers,
+                groups,
+                attrs: self.attrs,
+            },
+        ))
     }
 }
 

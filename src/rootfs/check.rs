@@ -235,10 +235,16 @@ fn model(layers: &[Vec<Gen>]) -> Option<BTreeMap<String, Desc>> {
                 let inode = match g.op {
                     Op::Hardlink => {
                         let target = norm(g.target)?;
-                        match tree.get(&target) {
+                        let inode = match tree.get(&target) {
                             Some(Node::Other { inode, .. }) if !target.is_empty() => *inode,
                             _ => return None,
+                        };
+                        // Extracting a link applies its mode to the file (not to a
+                        // symlink), as Docker and containerd do.
+                        if let Desc::File(_, mode) = &mut inodes[inode] {
+                            *mode = g.mode;
                         }
+                        inode
                     }
                     Op::Symlink => {
                         inodes.push(Desc::Symlink(g.target.to_string()));

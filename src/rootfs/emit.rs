@@ -6,8 +6,8 @@
 use std::io::{self, Write};
 
 use super::apply::{ancestors, name_hash, normalize, Act, ScanError};
-use super::tar_stream::{pax_record, TarEntries, TarEntry, TarProblem};
-use super::{read_layer, Filesystem, FsEntry, FsKind, IMPLIED_DIR_MODE};
+use super::tar_stream::{pax_record, PaxRecord, TarEntries, TarEntry, TarProblem};
+use super::{read_layer, Attrs, Filesystem, FsEntry, FsKind, IMPLIED_DIR_MODE};
 use crate::error::{Error, Result};
 use crate::model::image::Image;
 use crate::progress::Progress;
@@ -47,14 +47,15 @@ pub(super) fn write(
                         problem: "the layer read differently the second time".into(),
                     }));
                 }
+                let attrs = step.attrs.map(|a| &fs.plan.attrs[a as usize]);
                 match step.act {
-                    Act::Emit(i) => tar.entry(fs, i as usize, &entry, entries)?,
+                    Act::Emit(i) => tar.entry(fs, i as usize, &entry, attrs, entries)?,
                     Act::Group(g) => {
                         let group = &fs.plan.groups[g as usize];
-                        tar.entry(fs, group.carrier as usize, &entry, entries)?;
+                        tar.entry(fs, group.carrier as usize, &entry, attrs, entries)?;
                         let carrier = &fs.entries[group.carrier as usize];
                         for &link in &group.links {
-                            tar.link(fs, link as usize, &entry, carrier.path_bytes())
+                            tar.link(fs, link as usize, &entry, attrs, carrier.path_bytes())
                                 .map_err(|e| ScanError::Tar(TarProblem::Io(e)))?;
                         }
                     }
@@ -134,19 +135,21 @@ impl<W: Write> TarOut<W> {
             &dir_name(fs.entries[i].path_bytes()),
             None,
             0,
-            &[],
+            Vec::new(),
         )?;
         self.emitted[i] = true;
         Ok(())
     }
 
     /// Write final entry `i` from the layer's `entry` (its own, or, for a file with
-    /// several names, the file's entry under the name it is written as), with its data.
+    /// several names, the file's entry under the name it is written as), with its data
+    /// and the attributes its last hard link gave it.
     fn entry<R: io::Read>(
         &mut self,
         fs: &Filesystem,
         i: usize,
         entry: &TarEntry,
+        attrs: Option<&Attrs>,
         entries: &mut TarEntries<R>,
     ) -> std::result::Result<(), ScanError> {
         let io = |e: io::Error| ScanError::Tar(TarProblem::Io(e));
@@ -158,8 +161,8 @@ impl<W: Write> TarOut<W> {
         };
         let link = (entry.flag == b'2').then_some(&entry.link[..]);
         let size = if entry.flag == b'0' { entry.size } else { 0 };
-        let h = Block::fields_of(entry);
-        self.header(&h, entry.flag, &name, link, size, &entry.pax)
+        let (h, pax) = Block::fields_of(entry, final_entry.kind(), attrs);
+        self.header(&h, entry.flag, &name, link, size, pax)
             .map_err(io)?;
         self.emitted[i] = true;
         if size > 0 {
@@ -186,24 +189,18 @@ impl<W: Write> TarOut<W> {
     }
 
     /// Write final entry `i` as a hard link to `carrier`, with the attributes of the
-    /// file's `entry`.
+    /// file's `entry` (and of its last hard link).
     fn link(
         &mut self,
         fs: &Filesystem,
         i: usize,
         entry: &TarEntry,
+        attrs: Option<&Attrs>,
         carrier: &[u8],
     ) -> io::Result<()> {
         self.parents(fs, i)?;
-        let h = Block::fields_of(entry);
-        self.header(
-            &h,
-            b'1',
-            fs.entries[i].path_bytes(),
-            Some(carrier),
-            0,
-            &entry.pax,
-        )?;
+        let (h, pax) = Block::fields_of(entry, fs.entries[i].kind(), attrs);
+        self.header(&h, b'1', fs.entries[i].path_bytes(), Some(carrier), 0, pax)?;
         self.emitted[i] = true;
         Ok(())
     }
@@ -219,7 +216,7 @@ impl<W: Write> TarOut<W> {
         name: &[u8],
         link: Option<&[u8]>,
         size: u64,
-        pax: &[(Vec<u8>, Vec<u8>)],
+        pax: Vec<&PaxRecord>,
     ) -> io::Result<()> {
         let mut records = Vec::new();
         if name.len() > 100 {
@@ -280,14 +277,25 @@ impl Block {
 
     /// A header holding the attribute fields of `entry`'s header as they are (mode,
     /// owner IDs, time, owner names, device numbers: octal or base-256, whatever its
-    /// writer chose), and nothing else.
-    fn fields_of(entry: &TarEntry) -> Block {
+    /// writer chose), those a hard link gave the file, of `kind`, over them; and the
+    /// PAX records to write with it.
+    fn fields_of<'e>(
+        entry: &'e TarEntry,
+        kind: FsKind,
+        attrs: Option<&'e Attrs>,
+    ) -> (Block, Vec<&'e PaxRecord>) {
         let raw = entry.header.as_bytes();
         let mut h = Block::new();
         for range in [100..124, 136..148, 265..345] {
             h.0[range.clone()].copy_from_slice(&raw[range]);
         }
-        h
+        match attrs {
+            Some(attrs) => {
+                attrs.overlay(kind, &mut h.0);
+                (h, attrs.records(kind, &entry.pax))
+            }
+            None => (h, entry.pax.iter().collect()),
+        }
     }
 
     /// `value` as an octal field filling `range` (NUL-terminated).

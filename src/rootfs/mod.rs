@@ -42,7 +42,7 @@ use crate::text::shown;
 use crate::transport::{Format, Location, ReadOptions, RegistryOptions};
 
 use apply::{Engine, PathKey, Plan, Refusal, ScanError};
-use tar_stream::{TarEntries, TarEntry, TarProblem};
+use tar_stream::{PaxRecord, TarEntries, TarEntry, TarProblem};
 
 /// The most distinct paths the layers of one image may name in all: their entries,
 /// their whiteouts, and the directories those imply. Each costs about a hundred bytes
@@ -104,17 +104,6 @@ impl Meta {
     /// a placeholder (a regular file of size 0) until its file is known.
     fn of(entry: &TarEntry) -> std::result::Result<Meta, String> {
         let raw = entry.header.as_bytes();
-        let field = |range: std::ops::Range<usize>, what: &str| {
-            tar_stream::numeric(&raw[range])
-                .ok_or_else(|| format!("its header has an invalid {what} field"))
-        };
-        let number = |key: &[u8], range, what: &str| match entry.pax(key) {
-            Some(text) => std::str::from_utf8(text)
-                .ok()
-                .and_then(|t| t.parse::<u64>().ok())
-                .ok_or_else(|| format!("its PAX {what} is not a number")),
-            None => field(range, what),
-        };
         let kind = match entry.flag {
             b'5' => FsKind::Dir,
             b'2' => FsKind::Symlink,
@@ -123,14 +112,7 @@ impl Meta {
             b'6' => FsKind::Fifo,
             _ => FsKind::File,
         };
-        let mtime = match entry.pax(b"mtime") {
-            Some(text) => std::str::from_utf8(text)
-                .ok()
-                .and_then(|t| t.split('.').next())
-                .and_then(|t| t.parse::<i64>().ok())
-                .ok_or_else(|| "its PAX mtime is not a time".to_string())?,
-            None => i64::try_from(field(136..148, "mtime")?).unwrap_or(i64::MAX),
-        };
+        let (mode, uid, gid, mtime) = attr_values(raw, &entry.pax)?;
         let device = match kind {
             FsKind::CharDevice | FsKind::BlockDevice => {
                 let number = |range: std::ops::Range<usize>| {
@@ -144,15 +126,131 @@ impl Meta {
         };
         Ok(Meta {
             kind,
-            mode: (field(100..108, "mode")? & 0o7777) as u32,
-            uid: number(b"uid", 108..116, "uid")?,
-            gid: number(b"gid", 116..124, "gid")?,
+            mode,
+            uid,
+            gid,
             mtime,
             size: if entry.flag == b'0' { entry.size } else { 0 },
             target: (kind == FsKind::Symlink).then(|| entry.link.clone().into_boxed_slice()),
             device,
             digest: None,
         })
+    }
+
+    /// The same file after a hard link's header `attrs` were applied to it.
+    fn with(mut self, attrs: &Attrs) -> std::result::Result<Meta, String> {
+        let mut block = [0u8; 512];
+        attrs.overlay(self.kind, &mut block);
+        let (mode, uid, gid, mtime) = attr_values(&block, &attrs.pax)?;
+        self.uid = uid;
+        self.gid = gid;
+        if self.kind != FsKind::Symlink {
+            self.mode = mode;
+            self.mtime = mtime;
+        }
+        Ok(self)
+    }
+}
+
+/// The mode, owner and time a header gives (PAX records over its fields).
+fn attr_values(
+    raw: &[u8; 512],
+    pax: &[PaxRecord],
+) -> std::result::Result<(u32, u64, u64, i64), String> {
+    let record = |key: &[u8]| {
+        pax.iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    };
+    let field = |range: std::ops::Range<usize>, what: &str| {
+        tar_stream::numeric(&raw[range])
+            .ok_or_else(|| format!("its header has an invalid {what} field"))
+    };
+    let number = |key: &[u8], range, what: &str| match record(key) {
+        Some(text) => std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+            .ok_or_else(|| format!("its PAX {what} is not a number")),
+        None => field(range, what),
+    };
+    let mtime = match record(b"mtime") {
+        Some(text) => std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.split('.').next())
+            .and_then(|t| t.parse::<i64>().ok())
+            .ok_or_else(|| "its PAX mtime is not a time".to_string())?,
+        None => i64::try_from(field(136..148, "mtime")?).unwrap_or(i64::MAX),
+    };
+    Ok((
+        (field(100..108, "mode")? & 0o7777) as u32,
+        number(b"uid", 108..116, "uid")?,
+        number(b"gid", 116..124, "gid")?,
+        mtime,
+    ))
+}
+
+/// What extracting a hard link entry does to the file it links to: Docker and
+/// containerd apply the link's own owner, mode and times to it (only the owner when it
+/// is a symlink), so the last link extracted decides them. The header fields and the
+/// PAX records that set them; nothing else of the link (a hostile record over
+/// [`MAX_ATTR_RECORD`] bytes is left out, keeping this small).
+#[derive(Clone, Debug)]
+pub(crate) struct Attrs {
+    /// Header bytes 100..124 (mode, uid, gid), 136..148 (mtime), 265..329 (owner names).
+    fields: [u8; 100],
+    pax: Vec<PaxRecord>,
+}
+
+/// The PAX records that set what [`Attrs`] holds.
+const ATTR_KEYS: [&[u8]; 7] = [
+    b"uid", b"gid", b"uname", b"gname", b"mtime", b"atime", b"ctime",
+];
+/// The PAX records that set the owner.
+const OWNER_KEYS: [&[u8]; 4] = [b"uid", b"gid", b"uname", b"gname"];
+/// The longest attribute record kept.
+const MAX_ATTR_RECORD: usize = 256;
+
+impl Attrs {
+    /// What the hard link `entry` applies to its file.
+    fn of(entry: &TarEntry) -> Attrs {
+        let raw = entry.header.as_bytes();
+        let mut fields = [0u8; 100];
+        fields[..24].copy_from_slice(&raw[100..124]);
+        fields[24..36].copy_from_slice(&raw[136..148]);
+        fields[36..].copy_from_slice(&raw[265..329]);
+        let pax = entry
+            .pax
+            .iter()
+            .filter(|(k, v)| ATTR_KEYS.contains(&&k[..]) && v.len() <= MAX_ATTR_RECORD)
+            .cloned()
+            .collect();
+        Attrs { fields, pax }
+    }
+
+    /// Put these attributes in the header of a file of `kind` (only the owner's for a
+    /// symlink).
+    pub(crate) fn overlay(&self, kind: FsKind, block: &mut [u8; 512]) {
+        if kind != FsKind::Symlink {
+            block[100..108].copy_from_slice(&self.fields[..8]);
+            block[136..148].copy_from_slice(&self.fields[24..36]);
+        }
+        block[108..124].copy_from_slice(&self.fields[8..24]);
+        block[265..329].copy_from_slice(&self.fields[36..]);
+    }
+
+    /// The PAX records of a file of `kind` written with these attributes: its own but
+    /// those these replace, then these.
+    pub(crate) fn records<'a>(&'a self, kind: FsKind, own: &'a [PaxRecord]) -> Vec<&'a PaxRecord> {
+        let replaced: &[&[u8]] = if kind == FsKind::Symlink {
+            &OWNER_KEYS
+        } else {
+            &ATTR_KEYS
+        };
+        own.iter()
+            .filter(|(k, _)| !replaced.contains(&&k[..]))
+            .chain(self.pax.iter().filter(|(k, _)| replaced.contains(&&k[..])))
+            .collect()
     }
 }
 

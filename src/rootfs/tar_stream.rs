@@ -41,6 +41,9 @@ impl TarProblem {
     }
 }
 
+/// One record of a PAX extended header: its key and value.
+pub(crate) type PaxRecord = (Vec<u8>, Vec<u8>);
+
 /// One entry of a layer, as its headers say.
 pub(crate) struct TarEntry {
     /// Its position among the layer's entries (extension headers not counted), from 0.
@@ -56,20 +59,9 @@ pub(crate) struct TarEntry {
     /// The header block.
     pub header: Box<Header>,
     /// Every record of the PAX header before it, in order.
-    pub pax: Vec<(Vec<u8>, Vec<u8>)>,
+    pub pax: Vec<PaxRecord>,
     /// The data's size (PAX `size` applied).
     pub size: u64,
-}
-
-impl TarEntry {
-    /// The value of the last PAX record `key`, if any.
-    pub fn pax(&self, key: &[u8]) -> Option<&[u8]> {
-        self.pax
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_slice())
-    }
 }
 
 /// The entries of a tar stream.
@@ -110,7 +102,7 @@ impl<R: Read> TarEntries<R> {
         }
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
-        let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut pax: Vec<PaxRecord> = Vec::new();
         let mut pending_extension = false;
         let mut block = Box::new([0u8; BLOCK]);
         loop {
@@ -377,7 +369,7 @@ fn until_nul(mut data: Vec<u8>) -> Vec<u8> {
 
 /// The records of a PAX extended header (`"<len> <key>=<value>\n"`, where `len` counts
 /// the whole record, so values may hold newlines); `None` when malformed.
-pub(crate) fn pax_records(mut data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+pub(crate) fn pax_records(mut data: &[u8]) -> Option<Vec<PaxRecord>> {
     let mut records = Vec::new();
     // Some writers pad the data with NULs.
     while !data.is_empty() && data[0] != 0 {

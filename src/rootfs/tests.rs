@@ -517,13 +517,19 @@ fn root_entries_and_dot_slash_names_are_normalized() {
 
 #[test]
 fn entries_carry_their_metadata_and_digests() {
-    let base = tar(&[
+    let xattr_and_owner = || {
         Pax(vec![
             ("SCHILY.xattr.user.note", b"kept".to_vec()),
             ("uid", b"4242".to_vec()),
-        ]),
+        ])
+    };
+    let base = tar(&[
+        xattr_and_owner(),
         Fm("f", b"content", 0o4755),
-        H("g", "f"),
+        xattr_and_owner(),
+        Fm("t", b"linked", 0o4755),
+        // Its own header: mode 0644, owner 1000:100.
+        H("g", "t"),
         Raw(b'3', "dev/null", 0),
         Raw(b'6', "fifo", 0),
         S("s", "target"),
@@ -532,23 +538,28 @@ fn entries_carry_their_metadata_and_digests() {
         content_digests: true,
     };
     let fs = apply_layers(
-        &image(&[base.clone(), tar(&[F(".wh.f", b"")])]),
+        &image(&[base.clone(), tar(&[F(".wh.t", b"")])]),
         &options,
         &NoProgress,
     )
     .unwrap();
+    let f = fs.get("f").unwrap();
+    assert_eq!(f.kind(), FsKind::File);
+    assert_eq!(
+        (f.mode(), f.uid(), f.gid(), f.size(), f.mtime()),
+        (0o4755, 4242, 100, 7, 1_700_000_000)
+    );
+    assert_eq!(f.digest(), Some(&Digest::of(b"content")));
+    // A hard link's own header sets its file's mode and owner when it is extracted
+    // (Docker's and containerd's extraction do so): g, its file's last link.
     let g = fs.get("g").unwrap();
-    assert_eq!(g.kind(), FsKind::File);
     assert_eq!(
-        (g.mode(), g.uid(), g.gid(), g.size()),
-        (0o4755, 4242, 100, 7)
+        (g.kind(), g.mode(), g.uid(), g.gid(), g.size()),
+        (FsKind::File, 0o644, 1000, 100, 6)
     );
-    assert_eq!(g.digest(), Some(&Digest::of(b"content")));
-    assert_eq!(
-        (g.hard_link(), g.layer(), g.mtime()),
-        (None, Some(0), 1_700_000_000)
-    );
-    assert!(fs.get("f").is_none());
+    assert_eq!(g.digest(), Some(&Digest::of(b"linked")));
+    assert_eq!((g.hard_link(), g.layer()), (None, Some(0)));
+    assert!(fs.get("t").is_none());
     assert_eq!(fs.get("dev/null").unwrap().kind(), FsKind::CharDevice);
     assert_eq!(fs.get("fifo").unwrap().kind(), FsKind::Fifo);
     assert_eq!(
@@ -556,24 +567,30 @@ fn entries_carry_their_metadata_and_digests() {
         Some("target")
     );
     assert_eq!(fs.get("dev").unwrap().layer(), None);
-    // The export keeps the PAX records (the extended attribute, the uid).
+    // The export keeps the PAX records: f's extended attribute and uid; t's extended
+    // attribute, its uid replaced by its link's header.
     let mut out = Vec::new();
     export_image(&image(&[base]), &mut out, &NoProgress).unwrap();
     let mut archive = tar::Archive::new(&out[..]);
-    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
-    assert_eq!(&*entry.path_bytes(), b"f");
-    let pax: Vec<(String, Vec<u8>)> = entry
-        .pax_extensions()
-        .unwrap()
-        .unwrap()
-        .map(|r| r.unwrap())
-        .map(|r| (r.key().unwrap().to_string(), r.value_bytes().to_vec()))
-        .collect();
-    assert!(
-        pax.contains(&("SCHILY.xattr.user.note".into(), b"kept".to_vec())),
-        "{pax:?}"
-    );
-    assert!(pax.contains(&("uid".into(), b"4242".to_vec())), "{pax:?}");
+    let mut records = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let uid = entry.header().uid().unwrap();
+        let pax: Vec<(String, Vec<u8>)> = match entry.pax_extensions().unwrap() {
+            Some(pax) => pax
+                .map(|r| r.unwrap())
+                .map(|r| (r.key().unwrap().to_string(), r.value_bytes().to_vec()))
+                .collect(),
+            None => Vec::new(),
+        };
+        records.insert(name, (uid, pax));
+    }
+    let note = ("SCHILY.xattr.user.note".to_string(), b"kept".to_vec());
+    let owner = ("uid".to_string(), b"4242".to_vec());
+    assert_eq!(records["f"].1, vec![note.clone(), owner]);
+    assert_eq!(records["t"], (1000, vec![note.clone()]));
+    assert_eq!(records["g"], (1000, vec![note]));
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod corpus;
 mod daemon;
 mod destinations;
 mod errors;
+mod export;
 mod faults;
 mod fixtures;
 mod golden;
