@@ -12,7 +12,7 @@ repo=$(dirname "$fuzz_dir")
 shared_corpus=${SHARED_CORPUS:-$repo/../shared/corpus}
 max_seed=${MAX_SEED_BYTES:-131072}
 corpus=$fuzz_dir/corpus
-mkdir -p "$corpus"/{tar_index,docker_manifest,oci_index,whole_input,challenge,link,retry_after,manifest}
+mkdir -p "$corpus"/{tar_index,docker_manifest,oci_index,whole_input,challenge,link,retry_after,manifest,whiteouts}
 
 # A readable name for a seed from its path: fixtures/a/b -> a-b.
 seed_name() { echo "$1" | sed -e 's|^\./||' -e 's|/|-|g'; }
@@ -47,6 +47,18 @@ for input in */input*; do
         [ -f "$input/index.json" ] && cp "$input/index.json" "$corpus/oci_index/fixture-$fixture.json"
     fi
 done
+
+# whiteouts: the uncompressed layers of the docker-save fixtures, each after a 0x80
+# byte (the target's raw-layer mode), and a few generated images (three bytes an entry).
+for input in */input*.tar; do
+    tar -tf "$input" 2>/dev/null | grep '/layer.tar$' | while read -r member; do
+        out=$corpus/whiteouts/layer-${input%%/*}-$(seed_name "$member")
+        { printf '\x80'; tar -xOf "$input" "$member"; } >"$out"
+        small "$out" || rm -f "$out"
+    done
+done
+printf '\x00\x00\x00\x02\x03\x00\x07\x00\x00\x05\x00\x00\x04\x01\x00' >"$corpus/whiteouts/gen-whiteout-link"
+printf '\x00\x02\x05\x00\x04\x06\x07\x00\x00\x06\x00\x00\x00\x03\x02' >"$corpus/whiteouts/gen-opaque"
 
 # The acceptance corpus: small archives whole, and every index.json / manifest.json.
 if [ -d "$shared_corpus" ]; then

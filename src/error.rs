@@ -59,6 +59,39 @@ pub enum Error {
         /// What is wrong with it.
         problem: String,
     },
+    /// A layer cannot be applied to the layers below it (exporting an image's
+    /// filesystem): its tar is malformed, or an entry is named outside the root, is a
+    /// whiteout of no nameable file, a hard link to what its layer cannot reach, or
+    /// goes over a limit.
+    ///
+    /// ```
+    /// use dockhand::Error;
+    ///
+    /// let err = Error::BadLayer {
+    ///     image: "example.com/app:1".into(),
+    ///     layer: 2,
+    ///     path: "blobs/sha256/ab12".into(),
+    ///     entry: Some("etc/.wh...".into()),
+    ///     problem: "a whiteout of `..`".into(),
+    /// };
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "image example.com/app:1: layer 2 (blobs/sha256/ab12): entry etc/.wh...: a whiteout of `..`"
+    /// );
+    /// ```
+    #[error("image {image}: layer {layer} ({path}): {}{problem}", .entry.as_ref().map(|e| format!("entry {e}: ")).unwrap_or_default())]
+    BadLayer {
+        /// The image, as messages name it.
+        image: String,
+        /// The layer's position, from 1 (the base).
+        layer: usize,
+        /// The layer's path in its source, escaped.
+        path: String,
+        /// The entry at fault (its name as stored, escaped), when one is.
+        entry: Option<String>,
+        /// What is wrong.
+        problem: String,
+    },
     /// A file the image needs is absent.
     #[error("{file}: {what} is missing")]
     Missing {

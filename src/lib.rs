@@ -206,6 +206,7 @@ mod pool;
 mod progress;
 mod referrers;
 mod registry;
+mod rootfs;
 mod select;
 mod shard;
 mod signatures;
@@ -269,6 +270,12 @@ pub use sync::{
 pub use formats::Layout;
 pub use location::transport_names;
 pub use transport::{Format, Transport};
+// An image's final filesystem: its layers applied (whiteouts, hard links), and
+// exported as one tar, as `docker export` of a container created from it.
+pub use rootfs::{
+    apply_layers, export, export_filesystem, export_image, ApplyOptions, ExportOptions,
+    ExportReport, Filesystem, FsEntry, FsKind,
+};
 // History and config summaries.
 pub use history::{
     image_histories, image_history, ConfigSummary, HistoryEntry, HistoryRow, ImageHistory,
@@ -324,6 +331,7 @@ pub mod limits {
     pub use crate::formats::{MAX_LAYERS_TOTAL, MAX_METADATA_TOTAL, MAX_WARNINGS};
     pub use crate::model::image::{MAX_JSON_DEPTH, MAX_JSON_SIZE};
     pub use crate::model::media::{XZ_MEMORY_LIMIT, ZSTD_WINDOW_LOG_MAX};
+    pub use crate::rootfs::{MAX_FILESYSTEM_NAME_BYTES, MAX_FILESYSTEM_PATHS};
     pub use crate::text::{MAX_LINE_CHARS, MAX_SHOWN_CHARS};
 }
 
@@ -335,4 +343,5 @@ pub mod fuzzing {
     pub use crate::container::{open_input, FileTree, TarIndex};
     pub use crate::formats::read_tree;
     pub use crate::registry::fuzzing::*;
+    pub use crate::rootfs::check::check as check_layers;
 }

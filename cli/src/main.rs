@@ -177,6 +177,36 @@ enum Command {
         #[command(flatten)]
         source: SourceArgs,
     },
+    /// Write an image's final filesystem as one tar, as `docker export` of a container
+    /// created from it.
+    ///
+    /// The layers are applied in order, with their whiteouts (a `.wh.NAME` entry
+    /// deletes NAME from the layers below, a `.wh..wh..opq` entry what they put in its
+    /// directory) and hard links; each is read twice and verified both times, and
+    /// memory grows with the number of paths, not their bytes. OUT is written beside
+    /// itself and renamed into place once whole; `-` writes to stdout.
+    #[command(after_help = examples::EXPORT)]
+    Export {
+        /// Read SRC as this format (default: detect from the content).
+        #[arg(long, value_name = "FORMAT", value_parser = format_parser())]
+        from: Option<Format>,
+        /// The image to export (REF, image ID, digest or @N), when SRC holds several.
+        #[arg(long = "image", value_name = "REF|@N")]
+        images: Vec<String>,
+        /// Pick this platform from multi-platform indexes (default: linux/<host arch>).
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
+        platform: Option<Platform>,
+        /// Replace OUT when it is a regular file or a symlink.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// The input.
+        src: String,
+        /// The tar to write, or `-` for stdout.
+        #[arg(value_name = "OUT|-")]
+        out: String,
+    },
     /// Check every digest, size and diff_id in SRC; exit 0 only if all match.
     #[command(after_help = examples::VERIFY)]
     Verify {
@@ -1433,6 +1463,43 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 }
             }
             out.flush().context("writing to stdout")?;
+            Ok(())
+        }
+        Command::Export {
+            from,
+            images,
+            platform,
+            force,
+            registry,
+            src,
+            out,
+        } => {
+            let location = Location::parse(&src)?;
+            check_terminals(Some(&location.path), Some(&out))?;
+            let options = dockhand::ExportOptions {
+                from,
+                images,
+                platform,
+                registry: registry.options(),
+                force,
+            };
+            let tally = Tally::new(quiet);
+            let report = dockhand::export(&location, &out, &options, &tally);
+            tally.clear();
+            let report = report?;
+            clock.mark("export");
+            if !quiet {
+                let to = if out == "-" { "stdout" } else { out.as_str() };
+                say(&format!(
+                    "exported image @{} {} {}: {} path(s), {} to {}",
+                    report.index,
+                    report.image_id.short(),
+                    one_line(&report.image),
+                    report.entries,
+                    human_size(report.bytes),
+                    one_line(to)
+                ));
+            }
             Ok(())
         }
         Command::Verify { keys, source } => {

@@ -21,6 +21,7 @@ pub(crate) use tar_index::{walk_entries, EntryHead, Kept, Source as TarSource, V
 pub use tar_index::{
     TarIndex, MAX_ENTRIES, MAX_EXTENSION_SIZE, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
 };
+pub(crate) use tar_writer::StagedFile;
 pub use tar_writer::{TarFileWriter, TarStreamWriter};
 
 use std::collections::VecDeque;

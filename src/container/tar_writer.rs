@@ -152,22 +152,23 @@ impl<W: Write> TreeWriter for TarStreamWriter<W> {
     }
 }
 
-/// A tar written to a sibling temp file and renamed over the destination on commit.
-/// File data is read and hashed straight into the buffers of a writing thread.
-pub struct TarFileWriter {
-    stream: Option<TarStreamWriter<PipelinedFile>>,
+/// A file written beside its destination (`.<name>.dockhand-tmp-*`, removed on a
+/// failure, an interruption or a drop) and renamed over it on commit, through a
+/// writing thread of its own: any output dockhand writes as one file.
+pub(crate) struct StagedFile {
+    file: Option<PipelinedFile>,
     temp: Option<tempfile::TempPath>,
     dest: PathBuf,
     replace: bool,
     force: bool,
 }
 
-impl TarFileWriter {
+impl StagedFile {
     /// Start writing `dest`. With the plan [`Plan::Replace`], a regular file or symlink
     /// there is replaced on commit (the crate docs' `# Security` section says what it
     /// may); otherwise commit fails if anything is there by then, with an error that
     /// mentions `--force` only when `force` (whether it was given) is false.
-    pub fn create(dest: &Path, plan: Plan, force: bool) -> Result<TarFileWriter> {
+    pub(crate) fn create(dest: &Path, plan: Plan, force: bool) -> Result<StagedFile> {
         if cleanup::interrupted() {
             return Err(Error::Interrupted);
         }
@@ -189,8 +190,8 @@ impl TarFileWriter {
         cleanup::register(named.path());
         let (file, temp) = named.into_parts();
         let file = PipelinedFile::new(file).ctx(|| "starting a writing thread".into())?;
-        Ok(TarFileWriter {
-            stream: Some(TarStreamWriter::new(file, &shown)),
+        Ok(StagedFile {
+            file: Some(file),
             temp: Some(temp),
             dest: dest.to_path_buf(),
             replace: plan == Plan::Replace,
@@ -206,13 +207,113 @@ impl TarFileWriter {
             .ctx(|| format!("writing {}", self.dest.display()))
     }
 
-    fn stream(&mut self) -> &mut TarStreamWriter<PipelinedFile> {
+    /// The file being written.
+    fn file(&mut self) -> &mut PipelinedFile {
+        self.file.as_mut().expect("used after commit")
+    }
+
+    /// Flush the file to disk and rename it over the destination.
+    pub(crate) fn commit(mut self) -> Result<Committed> {
+        let shown = self.dest.display().to_string();
+        let file = self
+            .file
+            .take()
+            .expect("committed twice")
+            .finish()
+            .ctx(|| format!("writing {shown}"))?;
+        file.sync_all().ctx(|| format!("writing {shown}"))?;
+        let temp = self.temp.take().expect("committed twice");
+        let temp_path = temp.to_path_buf();
+        let dest = self.dest.clone();
+        let (replace, force) = (self.replace, self.force);
+        cleanup::unregister_with(&temp_path, move || {
+            if !replace {
+                // rename without replace: a file that appeared since the destination
+                // was checked is kept, and of two runs only one can succeed.
+                return temp
+                    .persist_noclobber(&dest)
+                    .map(|_| Committed::AsPlanned)
+                    .map_err(|e| {
+                        if e.error.kind() == io::ErrorKind::AlreadyExists {
+                            destination::appeared(&dest, Output::File, force, None)
+                                .expect_err("a file output adds to nothing")
+                        } else {
+                            Error::io(format!("renaming into {shown}"), e.error)
+                        }
+                    });
+            }
+            let replaceable = match dest.symlink_metadata() {
+                Err(_) => true,
+                Ok(m) => m.file_type().is_file() || m.file_type().is_symlink(),
+            };
+            if !replaceable {
+                drop(temp);
+                return Err(Error::DestinationRefused {
+                    path: shown,
+                    reason: "it changed while dockhand was writing and is no longer a file dockhand may replace".into(),
+                });
+            }
+            temp.persist(&dest)
+                .map(|_| Committed::AsPlanned)
+                .map_err(|e| Error::io(format!("renaming into {shown}"), e.error))
+        })
+    }
+}
+
+impl Write for StagedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file().write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file().write_all(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file().flush()
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            let path = temp.to_path_buf();
+            cleanup::unregister_with(&path, || drop(temp));
+        }
+    }
+}
+
+/// A tar written to a sibling temp file and renamed over the destination on commit.
+/// File data is read and hashed straight into the buffers of a writing thread.
+pub struct TarFileWriter {
+    stream: Option<TarStreamWriter<StagedFile>>,
+    dest: PathBuf,
+}
+
+impl TarFileWriter {
+    /// Start writing `dest`. With the plan [`Plan::Replace`], a regular file or symlink
+    /// there is replaced on commit (the crate docs' `# Security` section says what it
+    /// may); otherwise commit fails if anything is there by then, with an error that
+    /// mentions `--force` only when `force` (whether it was given) is false.
+    pub fn create(dest: &Path, plan: Plan, force: bool) -> Result<TarFileWriter> {
+        let file = StagedFile::create(dest, plan, force)?;
+        Ok(TarFileWriter {
+            stream: Some(TarStreamWriter::new(file, &dest.display().to_string())),
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    /// Give the output the permission bits `mode` instead of 0666 less the umask: an
+    /// archive rewritten in place keeps the old one's.
+    pub(crate) fn set_mode(&mut self, mode: u32) -> Result<()> {
+        self.stream().builder().get_mut().inner.set_mode(mode)
+    }
+
+    fn stream(&mut self) -> &mut TarStreamWriter<StagedFile> {
         self.stream.as_mut().expect("used after commit")
     }
 
     /// The file under the tar stream (which buffers nothing itself).
     fn out(&mut self) -> &mut PipelinedFile {
-        &mut self.stream().builder().get_mut().inner
+        self.stream().builder().get_mut().inner.file()
     }
 
     /// A file can be patched: write a placeholder header, stream the data (hashing it
@@ -246,15 +347,6 @@ impl TarFileWriter {
         h.set_cksum();
         self.out().patch(start, h.as_bytes()).map_err(werr)?;
         Ok((digest, size))
-    }
-}
-
-impl Drop for TarFileWriter {
-    fn drop(&mut self) {
-        if let Some(temp) = self.temp.take() {
-            let path = temp.to_path_buf();
-            cleanup::unregister_with(&path, || drop(temp));
-        }
     }
 }
 
@@ -312,48 +404,8 @@ impl TreeWriter for TarFileWriter {
         self.stream().symlink(path, target)
     }
     fn commit(mut self: Box<Self>) -> Result<Committed> {
-        let shown = self.dest.display().to_string();
         let stream = self.stream.take().expect("committed twice");
-        let file = stream
-            .finish()?
-            .finish()
-            .ctx(|| format!("writing {shown}"))?;
-        file.sync_all().ctx(|| format!("writing {shown}"))?;
-        let temp = self.temp.take().expect("committed twice");
-        let temp_path = temp.to_path_buf();
-        let dest = self.dest.clone();
-        let (replace, force) = (self.replace, self.force);
-        cleanup::unregister_with(&temp_path, move || {
-            if !replace {
-                // rename without replace: a file that appeared since the destination
-                // was checked is kept, and of two runs only one can succeed.
-                return temp
-                    .persist_noclobber(&dest)
-                    .map(|_| Committed::AsPlanned)
-                    .map_err(|e| {
-                        if e.error.kind() == io::ErrorKind::AlreadyExists {
-                            destination::appeared(&dest, Output::File, force, None)
-                                .expect_err("a file output adds to nothing")
-                        } else {
-                            Error::io(format!("renaming into {shown}"), e.error)
-                        }
-                    });
-            }
-            let replaceable = match dest.symlink_metadata() {
-                Err(_) => true,
-                Ok(m) => m.file_type().is_file() || m.file_type().is_symlink(),
-            };
-            if !replaceable {
-                drop(temp);
-                return Err(Error::DestinationRefused {
-                    path: shown,
-                    reason: "it changed while dockhand was writing and is no longer a file dockhand may replace".into(),
-                });
-            }
-            temp.persist(&dest)
-                .map(|_| Committed::AsPlanned)
-                .map_err(|e| Error::io(format!("renaming into {shown}"), e.error))
-        })
+        stream.finish()?.commit()
     }
 }
 

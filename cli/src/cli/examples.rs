@@ -41,6 +41,14 @@ Examples:
   dockhand history --json oci:layout/ | jq '.images[0].history[].created_by'
   dockhand history docker://docker.io/library/busybox:latest";
 
+/// `dockhand export --help`.
+pub const EXPORT: &str = "\
+Examples:
+  dockhand export image.tar rootfs.tar          the filesystem, as docker export writes it
+  dockhand export --image @1 multi.tar - | tar -tvf -
+  dockhand export docker://docker.io/library/busybox:latest busybox-rootfs.tar
+  dockhand export docker-daemon:app:1.4 - | docker import - app-flat:1.4";
+
 pub const VERIFY: &str = "\
 Examples:
   dockhand verify image.tar                     every blob of every image

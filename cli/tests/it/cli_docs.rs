@@ -15,6 +15,7 @@ const SUBCOMMANDS: &[&str] = &[
     "convert",
     "inspect",
     "history",
+    "export",
     "verify",
     "tags",
     "catalog",

@@ -14,6 +14,7 @@ mod edit_append;
 mod edit_import;
 mod edit_mutate;
 mod errors;
+mod export;
 mod faults;
 mod fixtures;
 mod golden;
