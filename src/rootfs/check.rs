@@ -288,6 +288,7 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 fn image_of(layers: &[Vec<u8>]) -> Image {
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     Image {
+        annotations: Default::default(),
         tags: vec![],
         ref_names: vec![],
         oci_ref_names: Default::default(),

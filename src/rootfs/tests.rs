@@ -113,6 +113,7 @@ fn image(layers: &[Vec<u8>]) -> Image {
     }))
     .unwrap();
     Image {
+        annotations: Default::default(),
         tags: vec![],
         ref_names: vec![],
         oci_ref_names: Default::default(),

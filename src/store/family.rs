@@ -100,6 +100,7 @@ mod tests {
     fn image(layers: &str) -> Image {
         let digest = |s: &str| Digest::of(s.as_bytes());
         Image {
+            annotations: Default::default(),
             tags: Vec::new(),
             ref_names: Vec::new(),
             oci_ref_names: BTreeMap::new(),
