@@ -541,6 +541,40 @@ enum Command {
         /// Where the new image goes (any transport).
         dst: String,
     },
+    /// Squash an image into one layer: its final filesystem, as crane flatten does.
+    ///
+    /// The layers are applied in order (whiteouts, opaque directories, hard links, as
+    /// export writes them) into one new layer; the config is kept but for
+    /// rootfs.diff_ids (one) and history (one entry naming the image flattened), so
+    /// the image ID changes. --change edits the config in the same step.
+    #[command(after_help = examples::FLATTEN)]
+    Flatten {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// The history entry's comment (also the config's).
+        #[arg(long, short = 'm', value_name = "TEXT")]
+        message: Option<String>,
+        /// The history entry's author (also the config's).
+        #[arg(long, value_name = "NAME")]
+        author: Option<String>,
+        /// The history entry's created_by (default: dockhand flatten ID (N layers)).
+        #[arg(long, value_name = "TEXT")]
+        created_by: Option<String>,
+        /// A Dockerfile instruction applied to the config, as docker import --change
+        /// takes them; repeatable, in order.
+        #[arg(long = "change", short = 'c', value_name = "INSTRUCTION")]
+        changes: Vec<String>,
+        #[command(flatten)]
+        write: Box<WriteArgs>,
+        #[command(flatten)]
+        registry: Box<RegistryArgs>,
+        #[command(flatten)]
+        ends: Box<EndArgs>,
+        /// The image to flatten.
+        src: String,
+        /// Where the flattened image goes (any transport).
+        dst: String,
+    },
     /// Print a shell completion script on stdout.
     #[command(after_help = examples::COMPLETIONS)]
     Completions {
@@ -1823,6 +1857,40 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 &tally,
             );
             edit_summary("appended to", report, &tally, quiet, clock)
+        }
+        Command::Flatten {
+            select,
+            message,
+            author,
+            created_by,
+            changes,
+            write,
+            registry,
+            ends,
+            src,
+            dst,
+        } => {
+            let mut options = edit_options(&write, &registry, &ends)?;
+            select.apply(&mut options.convert);
+            options.edit.changes = instructions(&changes)?;
+            options.edit.history = dockhand::HistoryNote {
+                created_by,
+                author,
+                comment: message,
+            };
+            options.flatten = true;
+            check_terminals(
+                location_path(&src).as_deref(),
+                location_path(&dst).as_deref(),
+            )?;
+            let tally = Tally::new(quiet);
+            let report = dockhand::edit_images(
+                &Location::parse(&src)?,
+                &Location::parse(&dst)?,
+                &options,
+                &tally,
+            );
+            edit_summary("flattened", report, &tally, quiet, clock)
         }
         Command::Mutate {
             select,

@@ -472,8 +472,12 @@ fn check_entry(name: &str, kind: tar::EntryType, link: &str) -> Result<()> {
             }
         }
         tar::EntryType::Symlink if !link.starts_with('/') => {
-            let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-            if normalize_path(&format!("{dir}/{link}"), Parents::Applied).is_none() {
+            // From the entry's directory (none at the top: the target as it is).
+            let from = match path.rsplit_once('/') {
+                Some((dir, _)) => format!("{dir}/{link}"),
+                None => link.to_string(),
+            };
+            if normalize_path(&from, Parents::Applied).is_none() {
                 return refuse(format!(
                     "a symlink to {}, out of the root from where it is",
                     shown(link)
@@ -664,6 +668,8 @@ mod tests {
             ("./", Directory, ""),
             ("bin/sh", Symlink, "/bin/busybox"),
             ("bin/sh", Symlink, "busybox"),
+            ("link", Symlink, "usr/bin/tool"),
+            ("./link", Symlink, "etc"),
             ("usr/bin/x", Symlink, "../../bin/x"),
             ("usr/lib/x", Link, "usr/lib/y"),
             ("etc/.wh.passwd", Regular, ""),
@@ -678,6 +684,7 @@ mod tests {
             ("x", Link, "../etc/shadow"),
             ("x", Link, "a/../.."),
             ("bin/x", Symlink, "../../etc"),
+            ("link", Symlink, "../etc"),
         ] {
             let err = entry(bad.0, bad.1, bad.2).unwrap_err();
             assert!(

@@ -318,6 +318,11 @@ pub struct EditOptions {
     /// For a directory layer: no modification time after this one
     /// ([`LayerOptions::clamp_mtime`]).
     pub clamp_mtime: Option<i64>,
+    /// Replace each image's layers with one: its final filesystem, as
+    /// [`crate::export_image`] writes it (whiteouts applied, hard links resolved), as
+    /// `crane flatten` does: `dockhand flatten`. The history starts anew with one entry
+    /// naming the image flattened (unless the note gives its own `created_by`).
+    pub flatten: bool,
 }
 
 /// Write the images of `src` that `options.convert` selects to `dst`, each edited as
@@ -411,7 +416,7 @@ fn run(
     progress: &dyn Progress,
 ) -> Result<ConvertReport> {
     let edit = &options.edit;
-    if edit.is_empty_with(&options.layers) {
+    if edit.is_empty_with(&options.layers) && !options.flatten {
         return Err(Error::Usage(
             "nothing to change: give a change, a layer or an annotation".into(),
         ));
@@ -462,6 +467,17 @@ fn run(
             spool_dir: context.spool_dir.clone(),
             clamp_mtime: options.clamp_mtime,
         };
+        if options.flatten {
+            if !options.layers.is_empty() {
+                return Err(Error::Usage(
+                    "a flattened image is its own filesystem as one layer: add layers with dockhand append afterwards".into(),
+                ));
+            }
+            return images
+                .iter()
+                .map(|image| flattened(image, edit, &layer_options))
+                .collect();
+        }
         let mut layers = Vec::with_capacity(options.layers.len());
         for input in &options.layers {
             layers.push(NewLayer::read(input, &layer_options)?);
@@ -473,6 +489,40 @@ fn run(
         images.iter().map(|image| edit.apply(image)).collect()
     };
     convert_from(vec![origin], dst, &options.convert, Some(&apply), progress)
+}
+
+/// `image` as one layer, its final filesystem, with `edit` applied on top: the layers
+/// (and the history) replaced by that layer and one entry naming what was flattened.
+fn flattened(image: &Image, edit: &ImageEdit, layer_options: &LayerOptions) -> Result<Image> {
+    let name = format!("the filesystem of {}", image.display_name());
+    // The export's own error (a hostile layer, a digest mismatch) is the one to tell.
+    let mut failure = None;
+    let layer = NewLayer::from_writer(&name, layer_options, |out| {
+        crate::rootfs::export_image(image, out, &crate::NoProgress)
+            .map(drop)
+            .map_err(|e| {
+                failure = Some(e);
+                std::io::Error::other("the export failed")
+            })
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let mut history = edit.history.clone();
+    if history.created_by.is_none() {
+        history.created_by = Some(format!(
+            "dockhand flatten {} ({} layers)",
+            image.config.digest,
+            image.layers.len()
+        ));
+    }
+    ImageEdit {
+        layers: vec![layer?],
+        replace_layers: true,
+        history,
+        ..edit.clone()
+    }
+    .apply(image)
 }
 
 impl ImageEdit {

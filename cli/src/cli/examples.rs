@@ -145,6 +145,13 @@ Examples:
   dockhand append --change 'ENTRYPOINT [\"/app\"]' -m 'add the app' oci:layout:base app.tar.gz oci:layout:app
   dockhand append docker-daemon:alpine:3 extra/ docker-daemon:alpine:extra";
 
+/// `dockhand flatten --help`.
+pub const FLATTEN: &str = "\
+Examples:
+  dockhand flatten app.tar app-flat.tar --tag myapp:flat      one layer, as crane flatten
+  dockhand flatten docker://registry.example.com/app:1 docker://registry.example.com/app:1-flat
+  SOURCE_DATE_EPOCH=0 dockhand flatten -m 'squashed' --change 'LABEL flat=yes' oci:layout:1 oci:layout:flat";
+
 /// `dockhand mutate --help`.
 pub const MUTATE: &str = "\
 Examples:

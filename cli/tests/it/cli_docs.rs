@@ -29,6 +29,7 @@ const SUBCOMMANDS: &[&str] = &[
     "import",
     "append",
     "mutate",
+    "flatten",
     "completions",
     "man",
 ];

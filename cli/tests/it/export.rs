@@ -696,3 +696,122 @@ fn memory_grows_with_paths_not_bytes() {
         );
     }
 }
+
+/// The config of the only image of a docker-archive.
+fn archive_config(path: &Path) -> serde_json::Value {
+    let doc = inspect(s(path));
+    let images = images(&doc);
+    assert_eq!(images.len(), 1, "{doc:#}");
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let manifest: serde_json::Value = {
+        let mut found = None;
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap().to_str() == Some("manifest.json") {
+                let mut text = Vec::new();
+                entry.read_to_end(&mut text).unwrap();
+                found = Some(serde_json::from_slice(&text).unwrap());
+            }
+        }
+        found.expect("manifest.json")
+    };
+    let config_name = manifest[0]["Config"].as_str().unwrap().to_string();
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().to_str() == Some(config_name.as_str()) {
+            let mut text = Vec::new();
+            entry.read_to_end(&mut text).unwrap();
+            return serde_json::from_slice(&text).unwrap();
+        }
+    }
+    panic!("no config {config_name}");
+}
+
+#[test]
+fn flatten_makes_one_layer_of_the_export_with_one_history_entry() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let (name, archive) = sample_archive(t);
+    let source_config = archive_config(Path::new(&archive));
+    let source_id = config_digests(&inspect(&archive))[0].clone();
+    let exported = t.join("exported.tar");
+    ok(&["export", "-q", &archive, s(&exported)]);
+    let exported = std::fs::read(&exported).unwrap();
+
+    let flat = t.join("flat.tar");
+    let flatten = |out: &Path| {
+        let status = dockhand()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["flatten", "-q", "--tag", &format!("{name}-flat")])
+            .args(["--change", "LABEL flat=yes", &archive, s(out)])
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{status:?}");
+    };
+    flatten(&flat);
+    let config = archive_config(&flat);
+    // One layer: the export's bytes, so its diff_id is their sha256.
+    assert_eq!(
+        config["rootfs"]["diff_ids"],
+        json!([sha256(&exported)]),
+        "{config:#}"
+    );
+    let history = config["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "{config:#}");
+    let created_by = history[0]["created_by"].as_str().unwrap();
+    assert!(
+        created_by.contains(&source_id) && created_by.contains("flatten"),
+        "{created_by}"
+    );
+    assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+    assert_eq!(config["config"]["Labels"]["flat"], "yes", "{config:#}");
+    // Everything else is the source's.
+    for field in ["architecture", "os"] {
+        assert_eq!(config[field], source_config[field], "{field}");
+    }
+    // The flattened image's filesystem is the source's.
+    let again = t.join("flat-export.tar");
+    ok(&["export", "-q", s(&flat), s(&again)]);
+    assert_eq!(
+        read_export(&std::fs::read(&again).unwrap()),
+        read_export(&exported)
+    );
+    // The same run at the same time gives the same image.
+    let twice = t.join("twice.tar");
+    flatten(&twice);
+    assert_eq!(
+        config_digests(&inspect(s(&twice))),
+        config_digests(&inspect(s(&flat)))
+    );
+    assert_ne!(config_digests(&inspect(s(&flat)))[0], source_id);
+
+    // Docker loads it as one layer, with the ID dockhand gave it.
+    if have_docker("flatten") {
+        let _lock = docker_lock();
+        let flat_name = format!("{name}-flat");
+        docker(&["load", "-i", s(&flat)]);
+        let _loaded = Loaded(flat_name.clone());
+        let seen: serde_json::Value =
+            serde_json::from_slice(&docker(&["image", "inspect", &flat_name])).unwrap();
+        assert_eq!(seen[0]["Id"], json!(config_digests(&inspect(s(&flat)))[0]));
+        assert_eq!(seen[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    }
+
+    // Without any change, into an OCI layout: still one layer (flattening is the edit).
+    let layout = t.join("layout");
+    ok(&[
+        "flatten",
+        "-q",
+        &archive,
+        &format!("oci:{}:flat", s(&layout)),
+    ]);
+    let doc = inspect(&format!("oci:{}", s(&layout)));
+    let diff_ids: Vec<&serde_json::Value> = images(&doc)[0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["diff_id"])
+        .collect();
+    assert_eq!(diff_ids, [&json!(sha256(&exported))], "{doc:#}");
+}
