@@ -166,7 +166,7 @@
 //!   holds a few hundred bytes per path, never an entry's data; the layers of one image
 //!   may name at most [`limits::MAX_FILESYSTEM_PATHS`] paths and
 //!   [`limits::MAX_FILESYSTEM_NAME_BYTES`] of names, and a layer naming anything
-//!   outside the root (an absolute or climbing name, a whiteout of `..`, a hard link
+//!   outside the root (a name climbing out with `..`, a whiteout of `..`, a hard link
 //!   out of the root or to nothing it can reach) is refused before anything is written.
 //! - **Decompression**: layers and whole archives stream through fixed buffers, so a
 //!   decompression bomb costs time, not memory. xz streams asking for more than

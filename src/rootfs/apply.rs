@@ -339,11 +339,7 @@ impl Engine {
         let mut scan = LayerScan::default();
         while let Some(entry) = entries.next_entry()? {
             let Some(path) = normalize(&entry.name) else {
-                let problem = if entry.name.starts_with(b"/") {
-                    "its name is absolute; a layer's names are relative to its root"
-                } else {
-                    "its name climbs out of the root with `..`"
-                };
+                let problem = "its name climbs out of the root with `..`";
                 return Err(Refusal::at(&entry.name, problem).into());
             };
             if path.is_empty() {
@@ -416,11 +412,7 @@ impl Engine {
         path: &[u8],
     ) -> Result<Link, Refusal> {
         let Some(target) = normalize(&entry.link) else {
-            let problem = if entry.link.starts_with(b"/") {
-                "it is a hard link to an absolute path; links within a layer are relative to its root"
-            } else {
-                "it is a hard link climbing out of the root with `..`"
-            };
+            let problem = "it is a hard link climbing out of the root with `..`";
             return Err(Refusal::at(&entry.name, problem));
         };
         if target.is_empty() {
@@ -1088,12 +1080,11 @@ fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An entry's name or link target as a relative path without `.` or empty components,
-/// `..` applied; empty for the root. `None` when it is absolute or climbs out.
+/// An entry's name or hard link target as a relative path without `.` or empty
+/// components, `..` applied; empty for the root. A leading `/` is the root, as Docker,
+/// containerd and GNU tar read it (kaniko names the root `/`). `None` when it climbs
+/// out of the root.
 pub(crate) fn normalize(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.starts_with(b"/") {
-        return None;
-    }
     let mut parts: Vec<&[u8]> = Vec::new();
     for c in raw.split(|&b| b == b'/') {
         match c {
@@ -1124,7 +1115,9 @@ mod tests {
         assert_eq!(n("./"), Some(String::new()));
         assert_eq!(n("../a"), None);
         assert_eq!(n("a/../../b"), None);
-        assert_eq!(n("/etc/passwd"), None);
+        assert_eq!(n("/etc/passwd"), Some("etc/passwd".into()));
+        assert_eq!(n("/"), Some(String::new()));
+        assert_eq!(n("/../x"), None);
     }
 
     #[test]

@@ -14,9 +14,10 @@
 //! [`export_image`] does both; [`export`] opens a source, picks one image and writes
 //! its filesystem to a file (atomically) or stdout.
 //!
-//! Layers are untrusted: an entry named outside the root (absolute, or climbing out
-//! with `..`), a whiteout of `.`, `..` or nothing, a hard link out of the root, to a
-//! directory or to nothing its layer can reach, a sparse or unknown entry type, and
+//! Layers are untrusted: an entry named outside the root (climbing out with `..`; an
+//! absolute name is read from the root, as Docker reads it), a whiteout of `.`, `..`
+//! or nothing, a hard link out of the root, to a directory or to nothing its layer can
+//! reach, a sparse or unknown entry type, and
 //! more than [`MAX_FILESYSTEM_PATHS`] paths or [`MAX_FILESYSTEM_NAME_BYTES`] of names
 //! are refused with an error naming the image, the layer and the entry
 //! ([`crate::Error::BadLayer`]).
