@@ -51,10 +51,11 @@ done
 # whiteouts: the uncompressed layers of the docker-save fixtures, each after a 0x80
 # byte (the target's raw-layer mode), and a few generated images (three bytes an entry).
 for input in */input*.tar; do
-    tar -tf "$input" 2>/dev/null | grep '/layer.tar$' | while read -r member; do
+    members=$(tar -tf "$input" 2>/dev/null | grep '/layer.tar$' || true)
+    for member in $members; do
         out=$corpus/whiteouts/layer-${input%%/*}-$(seed_name "$member")
-        { printf '\x80'; tar -xOf "$input" "$member"; } >"$out"
-        small "$out" || rm -f "$out"
+        { printf '\x80'; tar -xOf "$input" "$member"; } >"$out" || rm -f "$out"
+        [ -f "$out" ] && { small "$out" || rm -f "$out"; }
     done
 done
 printf '\x00\x00\x00\x02\x03\x00\x07\x00\x00\x05\x00\x00\x04\x01\x00' >"$corpus/whiteouts/gen-whiteout-link"
@@ -109,6 +110,6 @@ seed retry_after '0000000099999999999999999999' huge
 
 # Empty seeds make no sense for any target.
 find "$corpus" -type f -empty -delete
-for t in tar_index docker_manifest oci_index whole_input challenge link retry_after manifest; do
+for t in tar_index docker_manifest oci_index whole_input challenge link retry_after manifest whiteouts; do
     echo "$t: $(find "$corpus/$t" -type f | wc -l) seeds"
 done

@@ -164,6 +164,12 @@
 //!   referenced, layers whose digests must be computed are hashed once, and one input
 //!   may hold at most [`limits::MAX_METADATA_TOTAL`] of metadata and
 //!   [`limits::MAX_LAYERS_TOTAL`] layers.
+//! - **Filesystems**: applying an image's layers ([`apply_layers`], [`export_image`])
+//!   holds a few hundred bytes per path, never an entry's data; the layers of one image
+//!   may name at most [`limits::MAX_FILESYSTEM_PATHS`] paths and
+//!   [`limits::MAX_FILESYSTEM_NAME_BYTES`] of names, and a layer naming anything
+//!   outside the root (a name climbing out with `..`, a whiteout of `..`, a hard link
+//!   out of the root or to nothing it can reach) is refused before anything is written.
 //! - **Decompression**: layers and whole archives stream through fixed buffers, so a
 //!   decompression bomb costs time, not memory. xz streams asking for more than
 //!   [`limits::XZ_MEMORY_LIMIT`] and zstd frames with windows over
@@ -322,6 +328,8 @@ pub use progress::{NoProgress, Progress};
 /// assert_eq!((XZ_MEMORY_LIMIT, 1u64 << ZSTD_WINDOW_LOG_MAX), (128 << 20, 128 << 20));
 /// // Archive text shown in one message, and one message line.
 /// assert_eq!((MAX_SHOWN_CHARS, MAX_LINE_CHARS), (200, 4000));
+/// // An image's filesystem (export): the paths its layers name, and their names' bytes.
+/// assert_eq!((MAX_FILESYSTEM_PATHS, MAX_FILESYSTEM_NAME_BYTES), (1 << 20, 128 << 20));
 /// ```
 pub mod limits {
     pub use crate::container::{

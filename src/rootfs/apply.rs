@@ -212,12 +212,30 @@ struct LayerScan {
     /// Its links to files below it (indices into the engine's pending requests), but
     /// for links to such links, which follow those.
     below: Vec<u32>,
-    /// Every path it held a non-directory at, even one a later entry of it made a
-    /// directory again: extracting it deleted what the layers below had under them.
-    non_dirs: HashSet<Box<[u8]>>,
+    /// The paths where a later entry of it put a directory over a non-directory (which
+    /// its view no longer shows): extracting it deleted what the layers below had
+    /// under them all the same.
+    was_non_dir: HashSet<Box<[u8]>>,
 }
 
 impl LayerScan {
+    /// Did it hold a non-directory at `path` at any time?
+    fn ever_non_dir(&self, path: &[u8]) -> bool {
+        self.view
+            .get(path)
+            .is_some_and(|s| s.meta.kind != FsKind::Dir)
+            || self.was_non_dir.contains(path)
+    }
+
+    /// Every path it held a non-directory at.
+    fn non_dirs(&self) -> impl Iterator<Item = &[u8]> {
+        self.view
+            .iter()
+            .filter(|(_, s)| s.meta.kind != FsKind::Dir)
+            .map(|(k, _)| &**k)
+            .chain(self.was_non_dir.iter().map(|k| &**k))
+    }
+
     /// The directories it implies: the parents of its entries and whiteouts, and the
     /// directories of its markers (but those under a path it made a non-directory,
     /// deleted with it, markers applying before every entry), each once.
@@ -234,7 +252,7 @@ impl LayerScan {
         for (start, itself, marker) in starts {
             let first = (itself && !start.is_empty()).then_some(start);
             let dirs = || first.into_iter().chain(ancestors(start));
-            if marker && dirs().any(|d| self.non_dirs.contains(d)) {
+            if marker && dirs().any(|d| self.ever_non_dir(d)) {
                 continue;
             }
             for dir in dirs() {
@@ -321,11 +339,7 @@ impl Engine {
         let mut scan = LayerScan::default();
         while let Some(entry) = entries.next_entry()? {
             let Some(path) = normalize(&entry.name) else {
-                let problem = if entry.name.starts_with(b"/") {
-                    "its name is absolute; a layer's names are relative to its root"
-                } else {
-                    "its name climbs out of the root with `..`"
-                };
+                let problem = "its name climbs out of the root with `..`";
                 return Err(Refusal::at(&entry.name, problem).into());
             };
             if path.is_empty() {
@@ -371,8 +385,13 @@ impl Engine {
             } else {
                 Link::None
             };
-            if meta.kind != FsKind::Dir {
-                scan.non_dirs.insert(Box::from(&path[..]));
+            let over_non_dir = meta.kind == FsKind::Dir
+                && scan
+                    .view
+                    .get(&path[..])
+                    .is_some_and(|s| s.meta.kind != FsKind::Dir);
+            if over_non_dir {
+                scan.was_non_dir.insert(Box::from(&path[..]));
             }
             let slot = Slot {
                 ordinal: entry.ordinal,
@@ -393,11 +412,7 @@ impl Engine {
         path: &[u8],
     ) -> Result<Link, Refusal> {
         let Some(target) = normalize(&entry.link) else {
-            let problem = if entry.link.starts_with(b"/") {
-                "it is a hard link to an absolute path; links within a layer are relative to its root"
-            } else {
-                "it is a hard link climbing out of the root with `..`"
-            };
+            let problem = "it is a hard link climbing out of the root with `..`";
             return Err(Refusal::at(&entry.name, problem));
         };
         if target.is_empty() {
@@ -439,7 +454,7 @@ impl Engine {
                 }
             };
         }
-        if let Some(parent) = ancestors(&target).find(|a| scan.non_dirs.contains(*a)) {
+        if let Some(parent) = ancestors(&target).find(|a| scan.ever_non_dir(a)) {
             return Err(Refusal::at(
                 &entry.name,
                 format!(
@@ -504,7 +519,7 @@ impl Engine {
         if self.digests && meta.kind == FsKind::File {
             let mut hasher = Hasher::new();
             entries.skip_data(Some(&mut hasher))?;
-            meta.digest = Some(hasher.finish().0);
+            meta.set_digest(hasher.finish().0);
         }
         Ok(meta)
     }
@@ -621,7 +636,7 @@ impl Engine {
         // opaque markers and non-directories: all under the path) is no link's file.
         let deleted = scan.whiteouts.iter().map(|w| (&**w, true));
         let cleared = scan.opaques.iter().map(|o| (&**o, false));
-        let shadowing = scan.non_dirs.iter().map(|k| (&**k, false));
+        let shadowing = scan.non_dirs().map(|k| (k, false));
         for (path, itself) in deleted.chain(cleared).chain(shadowing) {
             if itself && self.open.contains_key(path) {
                 return Err(self.unreachable(path, layer));
@@ -866,7 +881,7 @@ impl Engine {
             let key = self.key(path)?;
             self.paths.get_mut(&key[..]).expect("just added").flags |= CLAIMED;
         }
-        for path in &scan.non_dirs {
+        for path in scan.non_dirs() {
             let key = self.key(path)?;
             self.paths.get_mut(&key[..]).expect("just added").flags |= HIDES_BELOW;
         }
@@ -934,12 +949,16 @@ impl Engine {
             })
             .collect();
         let paths: Vec<PathKey> = rows.iter().map(|(k, _)| Arc::clone(k)).collect();
+        let mut winners: Vec<Option<Winner>> = std::mem::take(&mut self.winners)
+            .into_iter()
+            .map(Some)
+            .collect();
         let entries: Vec<FsEntry> = rows
             .into_iter()
             .map(|(path, winner)| match winner {
                 None => FsEntry::implied_dir(path),
                 Some(w) => {
-                    let winner = &self.winners[w as usize];
+                    let winner = winners[w as usize].take().expect("one path a winner");
                     let hard_link = winner
                         .group
                         .map(|g| groups[g as usize].carrier)
@@ -947,7 +966,7 @@ impl Engine {
                         .map(|c| Arc::clone(&paths[c as usize]));
                     FsEntry {
                         path,
-                        meta: winner.meta.clone(),
+                        meta: winner.meta,
                         hard_link,
                         layer: Some(winner.layer as usize),
                     }
@@ -1061,12 +1080,11 @@ fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An entry's name or link target as a relative path without `.` or empty components,
-/// `..` applied; empty for the root. `None` when it is absolute or climbs out.
+/// An entry's name or hard link target as a relative path without `.` or empty
+/// components, `..` applied; empty for the root. A leading `/` is the root, as Docker,
+/// containerd and GNU tar read it (kaniko names the root `/`). `None` when it climbs
+/// out of the root.
 pub(crate) fn normalize(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.starts_with(b"/") {
-        return None;
-    }
     let mut parts: Vec<&[u8]> = Vec::new();
     for c in raw.split(|&b| b == b'/') {
         match c {
@@ -1097,7 +1115,9 @@ mod tests {
         assert_eq!(n("./"), Some(String::new()));
         assert_eq!(n("../a"), None);
         assert_eq!(n("a/../../b"), None);
-        assert_eq!(n("/etc/passwd"), None);
+        assert_eq!(n("/etc/passwd"), Some("etc/passwd".into()));
+        assert_eq!(n("/"), Some(String::new()));
+        assert_eq!(n("/../x"), None);
     }
 
     #[test]

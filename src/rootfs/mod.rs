@@ -14,9 +14,10 @@
 //! [`export_image`] does both; [`export`] opens a source, picks one image and writes
 //! its filesystem to a file (atomically) or stdout.
 //!
-//! Layers are untrusted: an entry named outside the root (absolute, or climbing out
-//! with `..`), a whiteout of `.`, `..` or nothing, a hard link out of the root, to a
-//! directory or to nothing its layer can reach, a sparse or unknown entry type, and
+//! Layers are untrusted: an entry named outside the root (climbing out with `..`; an
+//! absolute name is read from the root, as Docker reads it), a whiteout of `.`, `..`
+//! or nothing, a hard link out of the root, to a directory or to nothing its layer can
+//! reach, a sparse or unknown entry type, and
 //! more than [`MAX_FILESYSTEM_PATHS`] paths or [`MAX_FILESYSTEM_NAME_BYTES`] of names
 //! are refused with an error naming the image, the layer and the entry
 //! ([`crate::Error::BadLayer`]).
@@ -45,8 +46,9 @@ use apply::{Engine, PathKey, Plan, Refusal, ScanError};
 use tar_stream::{PaxRecord, TarEntries, TarEntry, TarProblem};
 
 /// The most distinct paths the layers of one image may name in all: their entries,
-/// their whiteouts, and the directories those imply. Each costs about a hundred bytes
-/// of memory plus its name, so a hostile image cannot grow memory without limit.
+/// their whiteouts, and the directories those imply. Each costs a few hundred bytes of
+/// memory (about 500 measured, its name included), so a hostile image cannot grow
+/// memory without limit.
 pub const MAX_FILESYSTEM_PATHS: usize = 1 << 20;
 
 /// The most bytes those paths' names may add up to (128 MiB).
@@ -94,12 +96,24 @@ pub(crate) struct Meta {
     gid: u64,
     mtime: i64,
     size: u64,
+    /// What few entries have, boxed so that the others pay one pointer for it.
+    extra: Option<Box<Extra>>,
+}
+
+/// The attributes of a symlink, a device or a hashed file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Extra {
     target: Option<Box<[u8]>>,
     device: Option<(u32, u32)>,
     digest: Option<Digest>,
 }
 
 impl Meta {
+    /// Set the digest of a regular file's content.
+    fn set_digest(&mut self, digest: Digest) {
+        self.extra.get_or_insert_with(Default::default).digest = Some(digest);
+    }
+
     /// An entry's attributes (PAX records over header fields); a hard link's own are
     /// a placeholder (a regular file of size 0) until its file is known.
     fn of(entry: &TarEntry) -> std::result::Result<Meta, String> {
@@ -131,9 +145,14 @@ impl Meta {
             gid,
             mtime,
             size: if entry.flag == b'0' { entry.size } else { 0 },
-            target: (kind == FsKind::Symlink).then(|| entry.link.clone().into_boxed_slice()),
-            device,
-            digest: None,
+            extra: (kind == FsKind::Symlink || device.is_some()).then(|| {
+                Box::new(Extra {
+                    target: (kind == FsKind::Symlink)
+                        .then(|| entry.link.clone().into_boxed_slice()),
+                    device,
+                    digest: None,
+                })
+            }),
         })
     }
 
@@ -290,9 +309,7 @@ impl FsEntry {
                 gid: 0,
                 mtime: 0,
                 size: 0,
-                target: None,
-                device: None,
-                digest: None,
+                extra: None,
             },
             hard_link: None,
             layer: None,
@@ -343,19 +360,20 @@ impl FsEntry {
     /// A symbolic link's target, as stored (never followed).
     pub fn symlink_target(&self) -> Option<Cow<'_, str>> {
         self.meta
-            .target
-            .as_deref()
+            .extra
+            .as_ref()
+            .and_then(|e| e.target.as_deref())
             .map(|t| String::from_utf8_lossy(t))
     }
 
     /// A symbolic link's target's bytes.
     pub fn symlink_target_bytes(&self) -> Option<&[u8]> {
-        self.meta.target.as_deref()
+        self.meta.extra.as_ref().and_then(|e| e.target.as_deref())
     }
 
     /// A device's major and minor numbers.
     pub fn device(&self) -> Option<(u32, u32)> {
-        self.meta.device
+        self.meta.extra.as_ref().and_then(|e| e.device)
     }
 
     /// For one of several names of a file: the name the export writes the file under,
@@ -370,7 +388,7 @@ impl FsEntry {
     /// The sha256 of a regular file's content, when [`ApplyOptions::content_digests`]
     /// asked for it.
     pub fn digest(&self) -> Option<&Digest> {
-        self.meta.digest.as_ref()
+        self.meta.extra.as_ref().and_then(|e| e.digest.as_ref())
     }
 
     /// Which layer (from 0, the base) shows this entry; `None` for a directory no
