@@ -17,7 +17,9 @@ pub use dir_writer::DirWriter;
 pub use spool::open_input;
 pub use spool::MAX_TRAILING_BYTES;
 pub(crate) use spool::{open_input_spooling_in, open_stream_spooling_in};
-pub(crate) use tar_index::{walk_entries, EntryHead, Kept, Source as TarSource, Visitor};
+pub(crate) use tar_index::{
+    walk_entries, EntryHead, Kept, RegionReader, Source as TarSource, Visitor,
+};
 pub use tar_index::{
     TarIndex, MAX_ENTRIES, MAX_EXTENSION_SIZE, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
 };

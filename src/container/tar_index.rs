@@ -152,11 +152,22 @@ impl Blob for TarRange {
     }
 }
 
-/// A `Read` over a byte range of a file.
-struct RegionReader {
+/// A `Read` over a byte range of a file, by positioned reads.
+pub(crate) struct RegionReader {
     file: Arc<File>,
     pos: u64,
     end: u64,
+}
+
+impl RegionReader {
+    /// The bytes of `file` from `start` (at most `end`) to `end`.
+    pub(crate) fn new(file: Arc<File>, start: u64, end: u64) -> RegionReader {
+        RegionReader {
+            file,
+            pos: start.min(end),
+            end,
+        }
+    }
 }
 
 impl io::Read for RegionReader {

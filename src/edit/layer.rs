@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::container::read_full;
 use crate::container::{normalize_path, Parents, MAX_TRAILING_BYTES};
-use crate::container::{walk_entries, EntryHead, Kept, TarSource as Source, Visitor};
+use crate::container::{walk_entries, EntryHead, Kept, RegionReader, TarSource as Source, Visitor};
 use crate::error::{Error, Result};
 use crate::model::blob::Blob;
 use crate::model::digest::{Digest, Hasher};
@@ -203,11 +203,11 @@ impl Blob for SpooledLayer {
                 e,
             )
         })?;
-        Ok(Box::new(FileRange {
-            file,
-            pos: start.min(self.size),
-            end: self.size,
-        }))
+        Ok(Box::new(RegionReader::new(
+            Arc::new(file),
+            start,
+            self.size,
+        )))
     }
     fn size(&self) -> u64 {
         self.size
@@ -220,32 +220,6 @@ impl Blob for SpooledLayer {
     }
     fn whole_file_digest(&self) -> Option<Digest> {
         Some(self.digest.clone())
-    }
-}
-
-/// Positioned reads over a byte range of a file.
-struct FileRange {
-    file: File,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for FileRange {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.end - self.pos;
-        if left == 0 || buf.is_empty() {
-            return Ok(0);
-        }
-        let want = buf.len().min(left.min(usize::MAX as u64) as usize);
-        let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the spooled layer is shorter than written",
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
     }
 }
 
