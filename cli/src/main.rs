@@ -1526,7 +1526,7 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 let to = if out == "-" { "stdout" } else { out.as_str() };
                 say(&format!(
                     "exported image @{} {} {}: {} path(s), {} to {}",
-                    report.index,
+                    report.index.unwrap_or(0),
                     report.image_id.short(),
                     one_line(&report.image),
                     report.entries,

@@ -24,6 +24,15 @@
 //! filesystem makes it. Links sharing one file form a group, written by the export at
 //! the position of the file's data: the file itself when it is visible, else its first
 //! visible link carrying its data, the other visible links linking to that one.
+//! Extracting a link also sets its file's owner, mode and times from the link's own
+//! header (Docker and containerd do so), so the last link extracted, shown or not,
+//! decides them.
+//!
+//! Whiteouts and markers are applied before their layer's entries, so a marker under a
+//! path its layer makes a file implies no directory, and a link to what they delete or
+//! make a directory is refused; a non-directory a later entry of its layer makes a
+//! directory again still deleted what lay below it. `check.rs` holds a naive model of
+//! all this that the engine must agree with.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;

@@ -461,8 +461,8 @@ pub struct ExportReport {
     pub image: String,
     /// Its ID (config digest).
     pub image_id: Digest,
-    /// Its position in its source (`@N`).
-    pub index: usize,
+    /// Its position in its source (`@N`), when [`export`] picked it there.
+    pub index: Option<usize>,
     /// How many entries the tar holds.
     pub entries: usize,
     /// How many bytes it holds.
@@ -578,7 +578,7 @@ pub fn export_filesystem(
     Ok(ExportReport {
         image: image.display_name(),
         image_id: image.config.digest.clone(),
-        index: 0,
+        index: None,
         entries: fs.len(),
         bytes,
     })
@@ -677,7 +677,10 @@ pub fn export(
         file.commit()?;
     }
     let _ = source.finished();
-    Ok(ExportReport { index, ..report })
+    Ok(ExportReport {
+        index: Some(index),
+        ..report
+    })
 }
 
 /// Read layer `index` of `image` through `apply` (which reads its entries), verifying
