@@ -39,9 +39,9 @@ use std::io::Read;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::tar_stream::{TarEntries, TarEntry};
+use super::tar_stream::{TarEntries, TarEntry, TarProblem};
 use super::{Attrs, FsEntry, FsKind, Meta, MAX_FILESYSTEM_NAME_BYTES, MAX_FILESYSTEM_PATHS};
-use crate::model::digest::Hasher;
+use crate::model::digest::{Digest, Hasher};
 
 /// A normalized path: relative, no empty, `.` or `..` components, no trailing `/`.
 pub(crate) type PathKey = Arc<[u8]>;
@@ -275,6 +275,27 @@ impl LayerScan {
     }
 }
 
+/// The data of the entry just read: hashed when an engine first asks, the digest
+/// kept for every other engine reading the same layer.
+pub(crate) struct EntryData<'a, R> {
+    entries: &'a mut TarEntries<R>,
+    digest: Option<Digest>,
+}
+
+impl<R: Read> EntryData<'_, R> {
+    /// The sha256 of the entry's data, read (once) to compute it.
+    fn digest(&mut self) -> Result<Digest, TarProblem> {
+        if let Some(digest) = &self.digest {
+            return Ok(digest.clone());
+        }
+        let mut hasher = Hasher::new();
+        self.entries.skip_data(Some(&mut hasher))?;
+        let digest = hasher.finish().0;
+        self.digest = Some(digest.clone());
+        Ok(digest)
+    }
+}
+
 /// The first pass over an image's layers, fed from the top layer down.
 pub(crate) struct Engine {
     digests: bool,
@@ -334,82 +355,113 @@ impl Engine {
         index: usize,
         entries: &mut TarEntries<R>,
     ) -> Result<(), ScanError> {
-        let layer = index as u32;
-        let scan = self.scan(layer, entries)?;
-        self.merge(layer, scan).map_err(ScanError::Refused)
+        Engine::shared_layer(&mut [(self, index)], entries).map_err(|(_, e)| e)
     }
 
-    /// Resolve a layer on its own, reading all of it.
-    fn scan<R: Read>(
+    /// Read one layer that several engines hold (each at its own index, the layers
+    /// above it already read) from `entries`, once, and apply it to each: the entries
+    /// pass through every engine as they are read, a file's data hashed at most once.
+    /// An error says which engine it is about (the first for a tar that cannot be
+    /// read).
+    pub fn shared_layer<R: Read>(
+        users: &mut [(&mut Engine, usize)],
+        entries: &mut TarEntries<R>,
+    ) -> Result<(), (usize, ScanError)> {
+        let mut scans: Vec<LayerScan> = users.iter().map(|_| LayerScan::default()).collect();
+        loop {
+            let entry = match entries.next_entry() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(e) => return Err((0, e.into())),
+            };
+            let mut data = EntryData {
+                entries: &mut *entries,
+                digest: None,
+            };
+            for (which, ((engine, index), scan)) in users.iter_mut().zip(&mut scans).enumerate() {
+                engine
+                    .scan_entry(*index as u32, scan, &entry, &mut data)
+                    .map_err(|e| (which, e))?;
+            }
+        }
+        for (which, ((engine, index), scan)) in users.iter_mut().zip(scans).enumerate() {
+            engine
+                .merge(*index as u32, scan)
+                .map_err(|r| (which, ScanError::Refused(r)))?;
+        }
+        Ok(())
+    }
+
+    /// Add one entry of layer `layer` to the layer's own view.
+    fn scan_entry<R: Read>(
         &mut self,
         layer: u32,
-        entries: &mut TarEntries<R>,
-    ) -> Result<LayerScan, ScanError> {
-        let mut scan = LayerScan::default();
-        while let Some(entry) = entries.next_entry()? {
-            let Some(path) = normalize(&entry.name) else {
-                let problem = "its name climbs out of the root with `..`";
-                return Err(Refusal::at(&entry.name, problem).into());
-            };
-            if path.is_empty() {
-                // The root itself: `docker export` shows no entry for it either.
-                continue;
-            }
-            if path.starts_with(AUFS_META) {
-                if &*path == OPAQUE {
-                    scan.opaques.push(Box::from(&b""[..]));
-                } else if entry.flag == b'0' {
-                    let meta = self.meta_of(&entry, entries)?;
-                    let slot = Slot {
-                        ordinal: entry.ordinal,
-                        meta,
-                        link: Link::None,
-                    };
-                    scan.aufs.insert(path.into_boxed_slice(), slot);
-                }
-                continue;
-            }
-            let (parent, base) = split_last(&path);
-            if base.starts_with(WHITEOUT) {
-                check_parents(&scan.view, &entry.name, &path)?;
-                if base == OPAQUE {
-                    scan.opaques.push(Box::from(parent));
-                } else {
-                    let name = &base[WHITEOUT.len()..];
-                    if name.is_empty() || name == b"." || name == b".." {
-                        return Err(Refusal::at(
-                            &entry.name,
-                            "a whiteout of no nameable file (`.wh.` followed by nothing, `.` or `..`) would delete its own directory or one above it",
-                        )
-                        .into());
-                    }
-                    scan.whiteouts.push(join(parent, name).into_boxed_slice());
-                }
-                continue;
-            }
-            check_parents(&scan.view, &entry.name, &path)?;
-            let meta = self.meta_of(&entry, entries)?;
-            let link = if entry.flag == b'1' {
-                self.link_of(layer, &mut scan, &entry, &path)?
-            } else {
-                Link::None
-            };
-            let over_non_dir = meta.kind == FsKind::Dir
-                && scan
-                    .view
-                    .get(&path[..])
-                    .is_some_and(|s| s.meta.kind != FsKind::Dir);
-            if over_non_dir {
-                scan.was_non_dir.insert(Box::from(&path[..]));
-            }
-            let slot = Slot {
-                ordinal: entry.ordinal,
-                meta,
-                link,
-            };
-            insert(&mut scan.view, path.into_boxed_slice(), slot);
+        scan: &mut LayerScan,
+        entry: &TarEntry,
+        data: &mut EntryData<'_, R>,
+    ) -> Result<(), ScanError> {
+        let Some(path) = normalize(&entry.name) else {
+            let problem = "its name climbs out of the root with `..`";
+            return Err(Refusal::at(&entry.name, problem).into());
+        };
+        if path.is_empty() {
+            // The root itself: `docker export` shows no entry for it either.
+            return Ok(());
         }
-        Ok(scan)
+        if path.starts_with(AUFS_META) {
+            if &*path == OPAQUE {
+                scan.opaques.push(Box::from(&b""[..]));
+            } else if entry.flag == b'0' {
+                let meta = self.meta_of(entry, data)?;
+                let slot = Slot {
+                    ordinal: entry.ordinal,
+                    meta,
+                    link: Link::None,
+                };
+                scan.aufs.insert(path.into_boxed_slice(), slot);
+            }
+            return Ok(());
+        }
+        let (parent, base) = split_last(&path);
+        if base.starts_with(WHITEOUT) {
+            check_parents(&scan.view, &entry.name, &path)?;
+            if base == OPAQUE {
+                scan.opaques.push(Box::from(parent));
+            } else {
+                let name = &base[WHITEOUT.len()..];
+                if name.is_empty() || name == b"." || name == b".." {
+                    return Err(Refusal::at(
+                        &entry.name,
+                        "a whiteout of no nameable file (`.wh.` followed by nothing, `.` or `..`) would delete its own directory or one above it",
+                    )
+                    .into());
+                }
+                scan.whiteouts.push(join(parent, name).into_boxed_slice());
+            }
+            return Ok(());
+        }
+        check_parents(&scan.view, &entry.name, &path)?;
+        let meta = self.meta_of(entry, data)?;
+        let link = if entry.flag == b'1' {
+            self.link_of(layer, scan, entry, &path)?
+        } else {
+            Link::None
+        };
+        let over_non_dir = meta.kind == FsKind::Dir
+            && scan
+                .view
+                .get(&path[..])
+                .is_some_and(|s| s.meta.kind != FsKind::Dir);
+        if over_non_dir {
+            scan.was_non_dir.insert(Box::from(&path[..]));
+        }
+        let slot = Slot {
+            ordinal: entry.ordinal,
+            meta,
+            link,
+        };
+        insert(&mut scan.view, path.into_boxed_slice(), slot);
+        Ok(())
     }
 
     /// What a hard link entry named `path` links to.
@@ -522,13 +574,11 @@ impl Engine {
     fn meta_of<R: Read>(
         &self,
         entry: &TarEntry,
-        entries: &mut TarEntries<R>,
+        data: &mut EntryData<'_, R>,
     ) -> Result<Meta, ScanError> {
         let mut meta = Meta::of(entry).map_err(|p| Refusal::at(&entry.name, p))?;
         if self.digests && meta.kind == FsKind::File {
-            let mut hasher = Hasher::new();
-            entries.skip_data(Some(&mut hasher))?;
-            meta.set_digest(hasher.finish().0);
+            meta.set_digest(data.digest()?);
         }
         Ok(meta)
     }
