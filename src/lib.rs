@@ -282,6 +282,11 @@ pub use rootfs::{
     apply_layers, export, export_filesystem, export_image, ApplyOptions, ExportOptions,
     ExportReport, Filesystem, FsEntry, FsKind,
 };
+// Two images' final filesystems compared, and the layers they share.
+pub use rootfs::{
+    diff, diff_images, Changes, CompareOptions, DiffLayer, DiffOptions, DiffSide, DiffSummary,
+    Difference, Differences, ImageDiff, PathChange,
+};
 // History and config summaries.
 pub use history::{
     image_histories, image_history, ConfigSummary, HistoryEntry, HistoryRow, ImageHistory,

@@ -11,7 +11,9 @@ use std::io::Read;
 use std::sync::Arc;
 
 use super::apply::normalize;
-use super::{export_image, Digest, Image, Platform};
+use super::{
+    apply_layers, diff_images, export_image, ApplyOptions, DiffOptions, Digest, Image, Platform,
+};
 use crate::model::blob::MemoryBlob;
 use crate::model::image::{Descriptor, Layer};
 use crate::model::media::Compression;
@@ -418,5 +420,40 @@ pub fn check(data: &[u8]) {
         (Err(e), Some(_)) => {
             panic!("the engine refuses what the model applies: {e}\nlayers: {gens:?}")
         }
+    }
+    check_diff(&tars);
+}
+
+/// A diff of the image without its top layer and the image reads the layers both
+/// hold once for both: each side must get what applying its own layers alone gives,
+/// and an image compared with itself must show no change.
+fn check_diff(tars: &[Vec<u8>]) {
+    let Some((_, below)) = tars.split_last() else {
+        return;
+    };
+    let (base, full) = (image_of(below), image_of(tars));
+    let options = ApplyOptions {
+        content_digests: true,
+    };
+    let alone =
+        |image: &Image| apply_layers(image, &options, &NoProgress).map(|fs| fs.entries().to_vec());
+    let compared = diff_images(&base, &full, &DiffOptions::default(), &NoProgress);
+    match (alone(&base), alone(&full), compared) {
+        (Ok(a), Ok(b), Ok(diff)) => {
+            let (fs_a, fs_b) = diff.filesystems();
+            assert_eq!(fs_a.entries(), &a[..], "the base's side");
+            assert_eq!(fs_b.entries(), &b[..], "the image's side");
+            assert_eq!(diff.layers_read, tars.len());
+            let same = diff_images(&full, &full, &DiffOptions::default(), &NoProgress)
+                .expect("the image applied alone");
+            assert!(same.is_empty() && same.layers_read == tars.len());
+        }
+        (Err(_), _, Err(_)) | (_, Err(_), Err(_)) => {}
+        (a, b, diff) => panic!(
+            "diff and apply disagree: base {:?}, image {:?}, diff {:?}",
+            a.err(),
+            b.err(),
+            diff.err()
+        ),
     }
 }

@@ -25,6 +25,7 @@
 mod apply;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod check;
+mod diff;
 mod emit;
 mod tar_stream;
 #[cfg(test)]
@@ -44,6 +45,11 @@ use crate::transport::{Format, Location, ReadOptions, RegistryOptions};
 
 use apply::{Engine, PathKey, Plan, Refusal, ScanError};
 use tar_stream::{PaxRecord, TarEntries, TarEntry, TarProblem};
+
+pub use diff::{
+    diff, diff_images, Changes, CompareOptions, DiffLayer, DiffOptions, DiffSide, DiffSummary,
+    Difference, Differences, ImageDiff, PathChange,
+};
 
 /// The most distinct paths the layers of one image may name in all: their entries,
 /// their whiteouts, and the directories those imply. Each costs a few hundred bytes of
@@ -693,6 +699,22 @@ fn read_layer(
         &mut TarEntries<io::BufReader<Reporting<'_, crate::LayerReader>>>,
     ) -> std::result::Result<(), ScanError>,
 ) -> Result<()> {
+    read_shared_layer(&[(image, index)], progress, |entries| {
+        apply(entries).map_err(|e| (0, e))
+    })
+}
+
+/// Read a layer several images hold (`readers`: each image and the layer's index in
+/// it) once, from the first image's blob, through `apply`, which says which reader an
+/// error is about; errors name that image and its layer.
+fn read_shared_layer(
+    readers: &[(&Image, usize)],
+    progress: &dyn Progress,
+    apply: impl FnOnce(
+        &mut TarEntries<io::BufReader<Reporting<'_, crate::LayerReader>>>,
+    ) -> std::result::Result<(), (usize, ScanError)>,
+) -> Result<()> {
+    let (image, index) = readers[0];
     let layer = &image.layers[index];
     let reader = open_layer(image, layer, LayerForm::Uncompressed)?;
     let reader = Reporting::new(reader, progress, &layer.path, layer.size);
@@ -700,10 +722,14 @@ fn read_layer(
         io::BufReader::with_capacity(1 << 18, reader),
         MAX_FILESYSTEM_PATHS as u32,
     );
-    let result = apply(&mut entries).and_then(|()| entries.finish().map_err(ScanError::Tar));
-    result.map_err(|e| match e {
-        ScanError::Refused(r) => refused(image, index, r),
-        ScanError::Tar(p) => tar_problem(image, index, p),
+    let result =
+        apply(&mut entries).and_then(|()| entries.finish().map_err(|p| (0, ScanError::Tar(p))));
+    result.map_err(|(which, e)| {
+        let (image, index) = readers.get(which).copied().unwrap_or(readers[0]);
+        match e {
+            ScanError::Refused(r) => refused(image, index, r),
+            ScanError::Tar(p) => tar_problem(image, index, p),
+        }
     })
 }
 
