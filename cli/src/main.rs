@@ -207,6 +207,41 @@ enum Command {
         #[arg(value_name = "OUT|-")]
         out: String,
     },
+    /// Compare two images' final filesystems: paths added, removed and changed, and
+    /// the layers the two share.
+    ///
+    /// A and B are any two sources (`dockhand diff old.tar new.tar`), or one source
+    /// holding both images (`dockhand diff multi.tar --image @0 --image @1`). The
+    /// layers are applied with their whiteouts as `export` applies them; each is read
+    /// once, verified (a layer both images hold is read once for both), and memory
+    /// grows with the number of paths, not their bytes. Each change is one line as
+    /// `docker diff` prints it, `A`, `D` or `C` and the path, a changed path followed
+    /// by what differs: type, size, mode, owner, link target, device, content
+    /// (sha256) and, with --times, the modification time.
+    #[command(after_help = examples::DIFF)]
+    Diff {
+        /// Which images: with one source, twice (A then B); with two, once (for both)
+        /// or twice (A's, then B's). REF, image ID, digest or @N.
+        #[arg(long = "image", value_name = "REF|@N")]
+        images: Vec<String>,
+        /// Pick this platform from multi-platform indexes (default: linux/<host arch>).
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform)]
+        platform: Option<Platform>,
+        /// Also compare modification times (a directory's changes with what is added
+        /// to it or removed from it, as `docker diff` counts it).
+        #[arg(long)]
+        times: bool,
+        /// Print the comparison as JSON: both images and their layers, a summary,
+        /// and the `added`, `removed` and `changed` paths.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// The image before (a source; `-` reads stdin).
+        a: String,
+        /// The image after, when it is in another source than A.
+        b: Option<String>,
+    },
     /// Check every digest, size and diff_id in SRC; exit 0 only if all match.
     #[command(after_help = examples::VERIFY)]
     Verify {
@@ -1214,6 +1249,33 @@ fn sources_from(file: &std::path::Path) -> anyhow::Result<Vec<String>> {
     Ok(sources)
 }
 
+/// The line `diff` ends with on stderr: the two images, their layers, the counts.
+fn diff_summary(diff: &dockhand::ImageDiff) -> String {
+    let side = |s: &dockhand::DiffSide| {
+        format!(
+            "{}{} {} {}",
+            s.input,
+            s.index.map(|i| format!(" @{i}")).unwrap_or_default(),
+            s.image_id.short(),
+            s.image
+        )
+    };
+    let summary = diff.summary();
+    format!(
+        "diff of A {} and B {}: {} layer(s) shared, {} of A's own ({}), {} of B's own ({}); {} added, {} removed, {} changed",
+        side(&diff.a),
+        side(&diff.b),
+        diff.b.shared_layers(),
+        diff.a.layers.len() - diff.a.shared_layers(),
+        human_size(diff.a.own_bytes()),
+        diff.b.layers.len() - diff.b.shared_layers(),
+        human_size(diff.b.own_bytes()),
+        summary.added,
+        summary.removed,
+        summary.changed
+    )
+}
+
 fn check_terminals(src: Option<&str>, dst: Option<&str>) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     if src == Some("-") && io::stdin().is_terminal() {
@@ -1533,6 +1595,43 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                     human_size(report.bytes),
                     one_line(to)
                 ));
+            }
+            Ok(())
+        }
+        Command::Diff {
+            images,
+            platform,
+            times,
+            json,
+            registry,
+            a,
+            b,
+        } => {
+            let a = Location::parse(&a)?;
+            let b = b.as_deref().map(Location::parse).transpose()?;
+            for side in std::iter::once(&a).chain(&b) {
+                check_terminals(Some(&side.path), None)?;
+            }
+            let options = dockhand::DiffOptions {
+                images,
+                platform,
+                registry: registry.options(),
+                compare: dockhand::CompareOptions { times },
+            };
+            let tally = Tally::new(quiet);
+            let diff = dockhand::diff(&a, b.as_ref(), &options, &tally);
+            tally.clear();
+            let diff = diff?;
+            clock.mark("diff");
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            if json {
+                diff.write_json(&mut out).context("writing to stdout")?;
+            } else {
+                diff.write_lines(&mut out).context("writing to stdout")?;
+            }
+            out.flush().context("writing to stdout")?;
+            if !quiet && !json {
+                say(&diff_summary(&diff));
             }
             Ok(())
         }

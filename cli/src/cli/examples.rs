@@ -49,6 +49,13 @@ Examples:
   dockhand export docker://docker.io/library/busybox:latest busybox-rootfs.tar
   dockhand export docker-daemon:app:1.4 - | docker import - app-flat:1.4";
 
+pub const DIFF: &str = "\
+Examples:
+  dockhand diff app-1.3.tar app-1.4.tar          A, D and C lines, as docker diff prints
+  dockhand diff --image @0 --image @1 multi.tar  two images of one source
+  dockhand diff --json oci:layout:1.3 oci:layout:1.4 | jq -r '.changed[].path'
+  dockhand diff docker-daemon:app:1.4 docker://registry.example.com/app:1.4";
+
 pub const VERIFY: &str = "\
 Examples:
   dockhand verify image.tar                     every blob of every image

@@ -16,6 +16,7 @@ const SUBCOMMANDS: &[&str] = &[
     "inspect",
     "history",
     "export",
+    "diff",
     "verify",
     "tags",
     "catalog",

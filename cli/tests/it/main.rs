@@ -10,6 +10,7 @@ mod compression;
 mod corpus;
 mod daemon;
 mod destinations;
+mod diff;
 mod edit_append;
 mod edit_import;
 mod edit_mutate;

@@ -3,8 +3,10 @@
 
 pub mod build;
 pub mod cosign;
+pub mod docker;
 pub mod hostile;
 pub mod interop;
+pub mod layer_tar;
 pub mod registry;
 pub mod rootfs;
 pub mod table;

@@ -1,0 +1,453 @@
+//! `dockhand diff`: two images' final filesystems compared, checked against what
+//! `docker diff` lists for a container committed as the second image, and against
+//! exact expectations on images built here for the purpose (a file changed, one
+//! deleted through a whiteout, an opaque directory, a symlink retargeted, a mode or
+//! owner change only, a file made a directory and the reverse, a new hard link); the
+//! layers two images share, each read once; usage errors, hostile layers, and memory
+//! bounded by paths.
+
+use crate::common::build::{put, Save};
+use crate::common::docker::DockerImages;
+use crate::common::layer_tar::LayerTar;
+use crate::common::*;
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+/// A docker-save archive of `layers` (base first) tagged `name`.
+fn save_of(layers: Vec<Vec<u8>>, name: &str) -> Vec<u8> {
+    let mut save = Save::with_layers(layers, "2024-01-01T00:00:00Z");
+    save.manifest[0]["RepoTags"] = json!([name]);
+    save.tar()
+}
+
+/// The base layer of the built images.
+fn base_layer() -> Vec<u8> {
+    LayerTar::new(100)
+        .dir("etc/")
+        .file("etc/motd", b"hello\n")
+        .file("etc/keep", b"same")
+        .file("etc/mode", b"same")
+        .file("etc/owned", b"o")
+        .symlink("etc/link", "motd")
+        .file("gone", b"bye")
+        .dir("opt/")
+        .dir("opt/cache/")
+        .file("opt/cache/a", b"a")
+        .file("opt/cache/b", b"b")
+        .file("todir", b"x")
+        .dir("tofile/")
+        .done()
+}
+
+/// The layer on top of it: one case of each kind.
+fn top_layer() -> Vec<u8> {
+    LayerTar::new(200)
+        .file("etc/motd", b"hello, world\n")
+        .file_owned("etc/mode", b"same", 0o755, 0)
+        .file_owned("etc/owned", b"o", 0o644, 1000)
+        .symlink("etc/link", "keep")
+        .hardlink("etc/hard", "etc/keep")
+        .whiteout(".wh.gone")
+        .whiteout("opt/cache/.wh..wh..opq")
+        .file("opt/cache/b", b"b")
+        .file("opt/cache/c", b"c")
+        .dir("todir/")
+        .file("todir/inside", b"i")
+        .file("tofile", b"now a file")
+        .done()
+}
+
+/// Two archives: A the base alone, B the base and the top layer.
+fn built_pair(dir: &std::path::Path) -> (String, String) {
+    let a = put(dir, "a.tar", &save_of(vec![base_layer()], "diff/a:1"));
+    let b = put(
+        dir,
+        "b.tar",
+        &save_of(vec![base_layer(), top_layer()], "diff/b:1"),
+    );
+    (a, b)
+}
+
+/// The short form of the sha256 of `bytes`, as the change lines show it.
+fn short(bytes: &[u8]) -> String {
+    sha256(bytes)[7..19].to_string()
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn built_images_differ_exactly_as_their_layers_say() {
+    let tmp = tempdir();
+    let (a, b) = built_pair(tmp.path());
+    let lines = text(ok(&["diff", &a, &b]));
+    let expected = [
+        "A /etc/hard".to_string(),
+        "C /etc/link  link_target motd->keep".into(),
+        "C /etc/mode  mode 0644->0755".into(),
+        format!(
+            "C /etc/motd  size 6->13, content {}->{}",
+            short(b"hello\n"),
+            short(b"hello, world\n")
+        ),
+        "C /etc/owned  owner 0:0->1000:1000".into(),
+        "D /gone".into(),
+        // The opaque directory hides the base's a and b; b comes back the same.
+        "D /opt/cache/a".into(),
+        "A /opt/cache/c".into(),
+        "C /todir  type file->dir, mode 0644->0755".into(),
+        "A /todir/inside".into(),
+        "C /tofile  type dir->file, mode 0755->0644".into(),
+    ];
+    assert_eq!(lines.lines().collect::<Vec<_>>(), expected, "{lines}");
+
+    // The other way round: what was added is removed, and each change reversed.
+    let reverse = text(ok(&["diff", &b, &a]));
+    let reverse: Vec<&str> = reverse.lines().collect();
+    for line in ["D /etc/hard", "A /gone", "A /opt/cache/a", "D /opt/cache/c"] {
+        assert!(reverse.contains(&line), "{line} not in {reverse:?}");
+    }
+    assert!(
+        reverse.contains(&"C /etc/mode  mode 0755->0644"),
+        "{reverse:?}"
+    );
+    assert_eq!(reverse.len(), expected.len(), "{reverse:?}");
+}
+
+#[test]
+fn the_json_form_lists_entries_layers_and_counts() {
+    let tmp = tempdir();
+    let (a, b) = built_pair(tmp.path());
+    let doc: Value = serde_json::from_slice(&ok(&["diff", "--json", &a, &b])).unwrap();
+    let paths = |key: &str| -> Vec<String> {
+        doc[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        paths("added"),
+        ["/etc/hard", "/opt/cache/c", "/todir/inside"]
+    );
+    assert_eq!(paths("removed"), ["/gone", "/opt/cache/a"]);
+    assert_eq!(
+        paths("changed"),
+        [
+            "/etc/link",
+            "/etc/mode",
+            "/etc/motd",
+            "/etc/owned",
+            "/todir",
+            "/tofile"
+        ]
+    );
+    // A new name of a base file: its content is that file's.
+    let hard = &doc["added"][0];
+    assert_eq!(
+        (hard["type"].as_str(), hard["size"].as_u64()),
+        (Some("file"), Some(4))
+    );
+    assert_eq!(hard["digest"], sha256(b"same"));
+    let motd = &doc["changed"][2];
+    assert_eq!(motd["changes"], json!(["size", "content"]));
+    assert_eq!(motd["a"]["digest"], sha256(b"hello\n"));
+    assert_eq!(motd["b"]["digest"], sha256(b"hello, world\n"));
+    assert_eq!(doc["changed"][0]["b"]["link_target"], "keep");
+    assert_eq!(doc["changed"][1]["b"]["mode"], "0755");
+    assert_eq!(doc["changed"][3]["b"]["uid"], 1000);
+    assert_eq!(
+        doc["changed"][4]["changes"],
+        json!(["type", "mode"]),
+        "{}",
+        doc["changed"][4]
+    );
+    let summary = &doc["summary"];
+    assert_eq!(
+        (&summary["added"], &summary["removed"], &summary["changed"]),
+        (&json!(3), &json!(2), &json!(6))
+    );
+    // "same" (4) + "c" (1) + "i" (1); "bye" (3) + "a" (1).
+    assert_eq!(summary["added_bytes"], 6);
+    assert_eq!(summary["removed_bytes"], 4);
+    // The base layer both hold is read once for both: 2 reads for 3 layers.
+    let layers = &doc["layers"];
+    assert_eq!(
+        (
+            &layers["shared"],
+            &layers["a_only"],
+            &layers["b_only"],
+            &layers["read"]
+        ),
+        (&json!(1), &json!(0), &json!(1), &json!(2))
+    );
+    assert_eq!(layers["b_only_bytes"], top_layer().len());
+    assert_eq!(doc["a"]["layers"][0]["diff_id"], sha256(&base_layer()));
+    assert_eq!(doc["a"]["layers"][0]["shared"], true);
+    assert_eq!(doc["b"]["layers"][1]["shared"], false);
+    assert_eq!(
+        (doc["a"]["image"].as_str(), doc["b"]["index"].as_u64()),
+        (Some("docker.io/diff/a:1"), Some(0))
+    );
+}
+
+#[test]
+fn two_images_of_one_source_the_same_image_and_other_transports() {
+    let multi = fixture("docker-save-multi").input;
+    let multi = multi.to_str().unwrap();
+    // @0 is @2 (the base) with a layer adding /opt/app/app.txt.
+    let lines = text(ok(&["diff", "--image", "@2", "--image", "@0", multi]));
+    assert_eq!(lines, "A /opt/app\nA /opt/app/app.txt\n");
+    // An image compared with itself: nothing differs, each layer read once.
+    let same: Value = serde_json::from_slice(&ok(&[
+        "diff", "--json", "--image", "@1", "--image", "@1", multi,
+    ]))
+    .unwrap();
+    for key in ["added", "removed", "changed"] {
+        assert_eq!(same[key], json!([]), "{key}");
+    }
+    let layers = same["a"]["layers"].as_array().unwrap().len();
+    assert_eq!(same["layers"]["read"], layers);
+    assert_eq!(same["layers"]["shared"], layers);
+    // The same image in an OCI layout: one --image picks in both sources.
+    let tmp = tempdir();
+    let layout = tmp.path().join("layout");
+    ok(&["convert", "-q", multi, s(&layout)]);
+    let across = text(ok(&["diff", "--image", "@0", multi, s(&layout)]));
+    assert_eq!(across, "");
+    let across = text(ok(&[
+        "diff",
+        "--image",
+        "@2",
+        "--image",
+        "@0",
+        multi,
+        s(&layout),
+    ]));
+    assert_eq!(across, lines);
+    // Through a pipe: A read from stdin.
+    let piped = pipe(
+        &["diff", "--image", "@2", "--image", "@0", "-", s(&layout)],
+        &std::fs::read(multi).unwrap(),
+    );
+    assert!(piped.status.success(), "{piped:?}");
+    assert_eq!(text(piped.stdout), lines);
+}
+
+#[test]
+fn images_that_cannot_be_told_apart_are_usage_errors() {
+    let multi = fixture("docker-save-multi").input;
+    let multi = multi.to_str().unwrap();
+    let basic = fixture("docker-save-basic").input;
+    let basic = basic.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["diff", multi], "--image"),
+        (&["diff", "--image", "@0", multi], "1 given"),
+        (&["diff", multi, basic], "holds 3 images"),
+        (
+            &[
+                "diff", "--image", "@0", "--image", "@0", "--image", "@0", multi, basic,
+            ],
+            "not 3 times",
+        ),
+    ];
+    for (args, needle) in cases {
+        let run = run(args);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {run:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+    }
+    let run = run(&["diff", "-", "-"]);
+    assert_eq!(run.status.code(), Some(2), "{run:?}");
+}
+
+#[test]
+fn a_hostile_layer_fails_with_one_line_naming_it() {
+    let tmp = tempdir();
+    let a = put(
+        tmp.path(),
+        "a.tar",
+        &save_of(vec![base_layer()], "diff/a:1"),
+    );
+    let escaping = LayerTar::new(300).file("../escape", b"x").done();
+    let b = put(
+        tmp.path(),
+        "b.tar",
+        &save_of(vec![base_layer(), escaping], "hostile/diff:1"),
+    );
+    let run = run(&["diff", &a, &b]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(run.stdout.is_empty(), "{run:?}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    for part in ["b.tar: image docker.io/hostile/diff:1: layer 2 ", "escape"] {
+        assert!(stderr.contains(part), "{part:?} not in {stderr}");
+    }
+}
+
+#[test]
+fn memory_grows_with_paths_not_bytes() {
+    // Two 160 MiB files differing in their last byte, each in a gzip layer.
+    let tmp = tempdir();
+    let t = tmp.path();
+    let size = 160usize << 20;
+    let archive = |name: &str, last: u8| {
+        let mut layer = LayerTar::new(5).dir("big/");
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_path("big/file").unwrap();
+        h.set_size(size as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        layer.bytes.extend_from_slice(h.as_bytes());
+        layer.bytes.resize(layer.bytes.len() + size - 1, 7);
+        layer.bytes.push(last);
+        let layer = layer.done();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &layer).unwrap();
+        let save = crate::common::build::save_with_stored_layer(gz.finish().unwrap(), &layer);
+        put(t, name, &save.tar())
+    };
+    let (a, b) = (archive("a.tar", 1), archive("b.tar", 2));
+    let (run, rss) = run_measured(&["diff", "-q", &a, &b], t);
+    assert!(run.status.success(), "{run:?}");
+    let out = text(run.stdout);
+    assert!(out.starts_with("C /big/file  content "), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    if let Some(kb) = rss {
+        assert!(
+            kb < RSS_LIMIT_KB,
+            "peak RSS {kb} KiB for two {size}-byte files"
+        );
+    }
+}
+
+/// A name of this test's own in the daemon.
+fn unique(label: &str) -> String {
+    format!("dockhand-diff-test/{label}:{}", std::process::id())
+}
+
+/// `docker run` `script` (busybox sh) in a container of `image`, commit the
+/// container as `committed`, and return what `docker diff` listed for it, as
+/// `LETTER /path` lines.
+fn run_and_commit(
+    image: &str,
+    script: &str,
+    committed: &str,
+    guard: &mut DockerImages,
+) -> BTreeSet<String> {
+    let name = format!(
+        "dockhand-diff-{}-{}",
+        std::process::id(),
+        guard.containers.len()
+    );
+    guard.containers.push(name.clone());
+    tool(
+        "docker",
+        &[
+            "run",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            image,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let listed = text(tool("docker", &["diff", &name]));
+    tool("docker", &["commit", &name, committed]);
+    guard.images.push(committed.to_string());
+    listed.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn a_committed_container_differs_from_its_image_as_docker_diff_says() {
+    if !have_docker(&test_name()) {
+        return;
+    }
+    let Some(busybox) = corpus_item("imgutil/busybox") else {
+        return;
+    };
+    let _lock = docker_lock();
+    let mut guard = DockerImages::default();
+    let base = unique("base");
+    guard.images.push(base.clone());
+    ok(&[
+        "convert",
+        "-q",
+        s(&busybox),
+        &format!("docker-daemon:{base}"),
+    ]);
+    // The first commit makes what the second changes; the pause puts the changes a
+    // second later than what they change (times are compared to the second).
+    let before = unique("before");
+    run_and_commit(
+        &base,
+        "mkdir -p /opt/d && echo old > /opt/d/old && echo same > /opt/mode-only \
+         && echo keep > /opt/file && echo gone > /opt/gone && echo own > /opt/owned \
+         && ln -s a /opt/link && mkdir /opt/tofile && echo x > /opt/todir",
+        &before,
+        &mut guard,
+    );
+    let after = unique("after");
+    let listed = run_and_commit(
+        &before,
+        "sleep 1.1 && ln -sfn b /opt/link && chmod 600 /opt/mode-only && rm /opt/gone \
+         && rm -rf /opt/d && mkdir /opt/d && echo new > /opt/d/new \
+         && echo changed >> /opt/file && chown 1:1 /opt/owned \
+         && rm -rf /opt/tofile && echo now-a-file > /opt/tofile \
+         && rm /opt/todir && mkdir /opt/todir",
+        &after,
+        &mut guard,
+    );
+    for line in ["D /opt/gone", "D /opt/d/old", "A /opt/d/new", "C /opt/link"] {
+        assert!(
+            listed.contains(line),
+            "docker diff lists no {line}: {listed:?}"
+        );
+    }
+    let (a, b) = (
+        format!("docker-daemon:{before}"),
+        format!("docker-daemon:{after}"),
+    );
+    // With times compared, exactly the paths docker diff lists, with its letters.
+    let timed: BTreeSet<String> = text(ok(&["diff", "--times", &a, &b]))
+        .lines()
+        .map(|l| l.split("  ").next().unwrap().to_string())
+        .collect();
+    assert_eq!(timed, listed);
+    // Without: what docker lists but directories whose time alone changed.
+    let lines = text(ok(&["diff", &a, &b]));
+    let lines: Vec<&str> = lines.lines().collect();
+    let expected = [
+        "D /opt/d/old",
+        "A /opt/d/new",
+        "C /opt/file  size 5->13, content ",
+        "D /opt/gone",
+        "C /opt/link  link_target a->b",
+        "C /opt/mode-only  mode 0644->0600",
+        "C /opt/owned  owner 0:0->1:1",
+        "C /opt/todir  type file->dir, mode 0644->0755",
+        "C /opt/tofile  type dir->file, mode 0755->0644",
+    ];
+    assert_eq!(lines.len(), expected.len(), "{lines:?}");
+    for want in expected {
+        assert!(
+            lines.iter().any(|l| l.starts_with(want)),
+            "{want:?} not in {lines:?}"
+        );
+    }
+    // The layers of `before` are `after`'s but its last, each read once.
+    let doc: Value = serde_json::from_slice(&ok(&["diff", "--json", &a, &b])).unwrap();
+    let shared = doc["a"]["layers"].as_array().unwrap().len();
+    assert_eq!(doc["layers"]["shared"], shared);
+    assert_eq!(doc["layers"]["b_only"], 1);
+    assert_eq!(doc["layers"]["read"], shared + 1);
+}
