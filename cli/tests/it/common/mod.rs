@@ -4,6 +4,7 @@
 pub mod build;
 pub mod cosign;
 pub mod hostile;
+pub mod images;
 pub mod interop;
 pub mod registry;
 pub mod rootfs;
