@@ -455,11 +455,7 @@ enum Command {
         #[arg(long, short = 'm', value_name = "TEXT")]
         message: Option<String>,
         #[command(flatten)]
-        write: Box<WriteArgs>,
-        #[command(flatten)]
-        registry: Box<RegistryArgs>,
-        #[command(flatten)]
-        ends: Box<EndArgs>,
+        edit: Box<EditArgs>,
         /// The root filesystem: a tar, `-`, or a directory.
         rootfs: String,
         /// Where the image goes (any transport).
@@ -475,25 +471,14 @@ enum Command {
     Append {
         #[command(flatten)]
         select: SelectArgs,
-        /// The history entries' comment (also the config's).
-        #[arg(long, short = 'm', value_name = "TEXT")]
-        message: Option<String>,
-        /// The history entries' author (also the config's).
-        #[arg(long, value_name = "NAME")]
-        author: Option<String>,
-        /// The history entries' created_by.
-        #[arg(long, value_name = "TEXT")]
-        created_by: Option<String>,
+        #[command(flatten)]
+        history: HistoryArgs,
         /// A Dockerfile instruction applied to the config, as docker import --change
         /// takes them; repeatable, in order.
         #[arg(long = "change", short = 'c', value_name = "INSTRUCTION")]
         changes: Vec<String>,
         #[command(flatten)]
-        write: Box<WriteArgs>,
-        #[command(flatten)]
-        registry: Box<RegistryArgs>,
-        #[command(flatten)]
-        ends: Box<EndArgs>,
+        edit: Box<EditArgs>,
         /// The base image, the layers, then where the new image goes: SRC LAYER... DST.
         #[arg(value_name = "SRC LAYER... DST", required = true, num_args = 3..)]
         paths: Vec<String>,
@@ -566,11 +551,7 @@ enum Command {
         #[arg(long, value_name = "NAME=VALUE", value_parser = parse_pair)]
         index_annotation: Vec<(String, String)>,
         #[command(flatten)]
-        write: Box<WriteArgs>,
-        #[command(flatten)]
-        registry: Box<RegistryArgs>,
-        #[command(flatten)]
-        ends: Box<EndArgs>,
+        edit: Box<EditArgs>,
         /// The image to change.
         src: String,
         /// Where the new image goes (any transport).
@@ -583,28 +564,18 @@ enum Command {
     /// rootfs.diff_ids (one) and history (one entry naming the image flattened), so
     /// the image ID changes. --change edits the config in the same step.
     #[command(after_help = examples::FLATTEN)]
+    #[command(mut_args(flatten_history_help))]
     Flatten {
         #[command(flatten)]
         select: SelectArgs,
-        /// The history entry's comment (also the config's).
-        #[arg(long, short = 'm', value_name = "TEXT")]
-        message: Option<String>,
-        /// The history entry's author (also the config's).
-        #[arg(long, value_name = "NAME")]
-        author: Option<String>,
-        /// The history entry's created_by (default: dockhand flatten ID (N layers)).
-        #[arg(long, value_name = "TEXT")]
-        created_by: Option<String>,
+        #[command(flatten)]
+        history: HistoryArgs,
         /// A Dockerfile instruction applied to the config, as docker import --change
         /// takes them; repeatable, in order.
         #[arg(long = "change", short = 'c', value_name = "INSTRUCTION")]
         changes: Vec<String>,
         #[command(flatten)]
-        write: Box<WriteArgs>,
-        #[command(flatten)]
-        registry: Box<RegistryArgs>,
-        #[command(flatten)]
-        ends: Box<EndArgs>,
+        edit: Box<EditArgs>,
         /// The image to flatten.
         src: String,
         /// Where the flattened image goes (any transport).
@@ -685,6 +656,45 @@ struct SelectArgs {
     /// Name the new image REF (the base's names are not its names); repeatable.
     #[arg(long = "tag", value_name = "REF")]
     tags: Vec<String>,
+}
+
+/// The history entries of the layers an edit adds (append) or makes (flatten).
+#[derive(clap::Args, Clone, Debug)]
+struct HistoryArgs {
+    /// The history entries' comment (also the config's).
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    message: Option<String>,
+    /// The history entries' author (also the config's).
+    #[arg(long, value_name = "NAME")]
+    author: Option<String>,
+    /// The history entries' created_by.
+    #[arg(long, value_name = "TEXT")]
+    created_by: Option<String>,
+}
+
+/// The help of `HistoryArgs`' flags worded for flatten's one entry; every other flag
+/// as it is. Arguments keep their place (`mut_arg` would move them last, reordering
+/// completions).
+fn flatten_history_help(arg: clap::Arg) -> clap::Arg {
+    let help = match arg.get_id().as_str() {
+        "message" => "The history entry's comment (also the config's)",
+        "author" => "The history entry's author (also the config's)",
+        "created_by" => "The history entry's created_by (default: dockhand flatten ID (N layers))",
+        _ => return arg,
+    };
+    arg.help(help)
+}
+
+/// The flags every edit command (import, append, mutate, flatten) ends with: how its
+/// output is written and how the registries at either end are reached.
+#[derive(clap::Args, Clone)]
+struct EditArgs {
+    #[command(flatten)]
+    write: WriteArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    ends: EndArgs,
 }
 
 /// How an edit's output is written: convert's options for a destination.
@@ -1902,13 +1912,11 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             platform,
             changes,
             message,
-            write,
-            registry,
-            ends,
+            edit,
             rootfs,
             dst,
         } => {
-            let mut options = edit_options(&write, &registry, &ends)?;
+            let mut options = edit.options()?;
             options.convert.tags = tags;
             options.convert.platform = platform;
             options.edit.changes = instructions(&changes)?;
@@ -1921,25 +1929,17 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
         }
         Command::Append {
             select,
-            message,
-            author,
-            created_by,
+            history,
             changes,
-            write,
-            registry,
-            ends,
+            edit,
             mut paths,
         } => {
             let dst = paths.pop().expect("clap requires three paths");
             let src = paths.remove(0);
-            let mut options = edit_options(&write, &registry, &ends)?;
+            let mut options = edit.options()?;
             select.apply(&mut options.convert);
             options.edit.changes = instructions(&changes)?;
-            options.edit.history = dockhand::HistoryNote {
-                created_by,
-                author,
-                comment: message,
-            };
+            options.edit.history = history.note();
             check_terminals(
                 location_path(&src).as_deref(),
                 location_path(&dst).as_deref(),
@@ -1959,24 +1959,16 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
         }
         Command::Flatten {
             select,
-            message,
-            author,
-            created_by,
+            history,
             changes,
-            write,
-            registry,
-            ends,
+            edit,
             src,
             dst,
         } => {
-            let mut options = edit_options(&write, &registry, &ends)?;
+            let mut options = edit.options()?;
             select.apply(&mut options.convert);
             options.edit.changes = instructions(&changes)?;
-            options.edit.history = dockhand::HistoryNote {
-                created_by,
-                author,
-                comment: message,
-            };
+            options.edit.history = history.note();
             options.flatten = true;
             check_terminals(
                 location_path(&src).as_deref(),
@@ -2010,14 +2002,12 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
             clear_entrypoint,
             annotation,
             index_annotation,
-            write,
-            registry,
-            ends,
+            edit,
             src,
             dst,
         } => {
             use dockhand::ConfigChange as C;
-            let mut options = edit_options(&write, &registry, &ends)?;
+            let mut options = edit.options()?;
             select.apply(&mut options.convert);
             let mut all = instructions(&changes)?;
             for (keyword, value) in [("CMD", &cmd), ("ENTRYPOINT", &entrypoint)] {
@@ -2085,55 +2075,69 @@ impl SelectArgs {
     }
 }
 
-/// The library's options for an edit command: its destination flags, its registries,
-/// and SOURCE_DATE_EPOCH for the times it writes.
-fn edit_options(
-    write: &WriteArgs,
-    registry: &RegistryArgs,
-    ends: &EndArgs,
-) -> anyhow::Result<dockhand::EditOptions> {
-    let epoch = source_date_epoch()?;
-    Ok(dockhand::EditOptions {
-        convert: ConvertOptions {
-            to: write.to,
-            force: write.force,
-            docker_layout: write.docker_layout.map(|l| match l {
-                DockerLayoutArg::Legacy => DockerLayout::Legacy,
-                DockerLayoutArg::Hybrid => DockerLayout::Hybrid,
-            }),
-            layer_compression: write.layer_compression.unwrap_or_default(),
-            compression_level: write.compression_level,
-            manifest_format: write.format.map(|f| match f {
-                ManifestFormatArg::Oci => ManifestFormat::Oci,
-                ManifestFormatArg::V2s2 => ManifestFormat::DockerV2,
-            }),
-            source_registry: registry.end_options(
-                &ends.src_creds,
-                &ends.src_authfile,
-                ends.src_tls_verify,
-                &ends.src_cert_dir,
-            ),
-            dest_registry: RegistryOptions {
-                scoped: ends.scoped,
-                ..registry.end_options(
-                    &ends.dest_creds,
-                    &ends.dest_authfile,
-                    ends.dest_tls_verify,
-                    &ends.dest_cert_dir,
-                )
+impl HistoryArgs {
+    /// The history entry these flags describe.
+    fn note(self) -> dockhand::HistoryNote {
+        dockhand::HistoryNote {
+            created_by: self.created_by,
+            author: self.author,
+            comment: self.message,
+        }
+    }
+}
+
+impl EditArgs {
+    /// The library's options for an edit command: its destination flags, its
+    /// registries, and SOURCE_DATE_EPOCH for the times it writes.
+    fn options(&self) -> anyhow::Result<dockhand::EditOptions> {
+        let EditArgs {
+            write,
+            registry,
+            ends,
+        } = self;
+        let epoch = source_date_epoch()?;
+        Ok(dockhand::EditOptions {
+            convert: ConvertOptions {
+                to: write.to,
+                force: write.force,
+                docker_layout: write.docker_layout.map(|l| match l {
+                    DockerLayoutArg::Legacy => DockerLayout::Legacy,
+                    DockerLayoutArg::Hybrid => DockerLayout::Hybrid,
+                }),
+                layer_compression: write.layer_compression.unwrap_or_default(),
+                compression_level: write.compression_level,
+                manifest_format: write.format.map(|f| match f {
+                    ManifestFormatArg::Oci => ManifestFormat::Oci,
+                    ManifestFormatArg::V2s2 => ManifestFormat::DockerV2,
+                }),
+                source_registry: registry.end_options(
+                    &ends.src_creds,
+                    &ends.src_authfile,
+                    ends.src_tls_verify,
+                    &ends.src_cert_dir,
+                ),
+                dest_registry: RegistryOptions {
+                    scoped: ends.scoped,
+                    ..registry.end_options(
+                        &ends.dest_creds,
+                        &ends.dest_authfile,
+                        ends.dest_tls_verify,
+                        &ends.dest_cert_dir,
+                    )
+                },
+                digest_file: write.digestfile.clone(),
+                ..ConvertOptions::default()
             },
-            digest_file: write.digestfile.clone(),
-            ..ConvertOptions::default()
-        },
-        edit: dockhand::ImageEdit {
-            created: epoch.map(|secs| {
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64)
-            }),
+            edit: dockhand::ImageEdit {
+                created: epoch.map(|secs| {
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64)
+                }),
+                ..Default::default()
+            },
+            clamp_mtime: epoch,
             ..Default::default()
-        },
-        clamp_mtime: epoch,
-        ..Default::default()
-    })
+        })
+    }
 }
 
 /// `SOURCE_DATE_EPOCH`, when set: seconds since the epoch, as reproducible builds

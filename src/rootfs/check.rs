@@ -286,9 +286,16 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
     path.match_indices('/').map(move |(i, _)| &path[..i])
 }
 
-/// An image of these layer tars (base first), stored uncompressed in memory.
-fn image_of(layers: &[Vec<u8>]) -> Image {
-    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+/// An image of these layer tars (base first), each stored uncompressed in memory, its
+/// config listing their diff_ids, its errors naming `input`: what the check here and
+/// the unit tests of `tests.rs` give the engine.
+pub(crate) fn image_of(layers: &[Vec<u8>], input: &str) -> Image {
+    let diff_ids: Vec<String> = layers.iter().map(|l| Digest::of(l).to_string()).collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .expect("a JSON value serializes");
     Image {
         annotations: Default::default(),
         tags: vec![],
@@ -310,7 +317,7 @@ fn image_of(layers: &[Vec<u8>]) -> Image {
             .map(|(i, l)| Layer {
                 digest: Some(Digest::of(l)),
                 size: l.len() as u64,
-                media_type: String::new(),
+                media_type: "application/vnd.oci.image.layer.v1.tar".into(),
                 compression: Compression::None,
                 diff_id: Some(Digest::of(l)),
                 blob: Some(Arc::new(MemoryBlob::new(
@@ -322,7 +329,7 @@ fn image_of(layers: &[Vec<u8>]) -> Image {
             .collect(),
         artifact: false,
         index: None,
-        input: Arc::from("check"),
+        input: Arc::from(input),
     }
 }
 
@@ -389,7 +396,7 @@ pub fn check(data: &[u8]) {
         return;
     };
     if first & 0x80 != 0 {
-        let image = image_of(&[rest.to_vec()]);
+        let image = image_of(&[rest.to_vec()], "check");
         let mut tar = Vec::new();
         if export_image(&image, &mut tar, &NoProgress).is_ok() {
             read_export(&tar);
@@ -398,7 +405,7 @@ pub fn check(data: &[u8]) {
     }
     let gens = decode(rest);
     let tars: Vec<Vec<u8>> = gens.iter().enumerate().map(|(i, g)| tar_of(i, g)).collect();
-    let image = image_of(&tars);
+    let image = image_of(&tars, "check");
     let mut tar = Vec::new();
     let engine = export_image(&image, &mut tar, &NoProgress);
     let expected = model(&gens);

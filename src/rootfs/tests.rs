@@ -3,13 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::sync::Arc;
 
 use super::tar_stream::pax_record;
 use super::*;
-use crate::model::blob::MemoryBlob;
-use crate::model::image::{Descriptor, Layer};
-use crate::model::media::Compression;
 use crate::progress::NoProgress;
 
 /// One entry of a hand-made layer: names and link targets written as given.
@@ -104,49 +100,10 @@ fn tar(entries: &[E]) -> Vec<u8> {
     out
 }
 
-/// An image of these layers (base first), each stored uncompressed in memory.
+/// An image of these layers (base first), each stored uncompressed in memory, its
+/// errors naming `test.tar`.
 fn image(layers: &[Vec<u8>]) -> Image {
-    let diff_ids: Vec<String> = layers.iter().map(|l| Digest::of(l).to_string()).collect();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    }))
-    .unwrap();
-    Image {
-        annotations: Default::default(),
-        tags: vec![],
-        ref_names: vec![],
-        oci_ref_names: Default::default(),
-        config: Descriptor {
-            media_type: String::new(),
-            digest: Digest::of(&config),
-            size: config.len() as u64,
-        },
-        config_bytes: Arc::new(config),
-        config_path: "config".into(),
-        manifest: None,
-        manifest_bytes: None,
-        platform: Platform::default(),
-        layers: layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| Layer {
-                digest: Some(Digest::of(l)),
-                size: l.len() as u64,
-                media_type: "application/vnd.oci.image.layer.v1.tar".into(),
-                compression: Compression::None,
-                diff_id: Some(Digest::of(l)),
-                blob: Some(Arc::new(MemoryBlob::new(
-                    Arc::new(l.clone()),
-                    format!("l{i}"),
-                ))),
-                path: format!("l{i}"),
-            })
-            .collect(),
-        artifact: false,
-        index: None,
-        input: Arc::from("test.tar"),
-    }
+    check::image_of(layers, "test.tar")
 }
 
 /// What an export tar holds: name -> (type, link name, data, mode), in its order.

@@ -255,6 +255,55 @@ fn every_subcommand_help_shows_its_examples() {
     }
 }
 
+/// append and flatten share their history flags; flatten's help speaks of its one
+/// entry, append's of one per layer, and flatten's completions keep the flags in their
+/// place (between --tag and --change).
+#[test]
+fn the_history_flags_are_worded_for_each_command() {
+    let wordings = [
+        ("append", "The history entries' comment (also the config's)"),
+        ("append", "The history entries' created_by\n"),
+        ("flatten", "The history entry's comment (also the config's)"),
+        ("flatten", "The history entry's author (also the config's)"),
+        (
+            "flatten",
+            "The history entry's created_by (default: dockhand flatten ID (N layers))",
+        ),
+    ];
+    for (sub, wording) in wordings {
+        let help = String::from_utf8(ok(&[sub, "--help"])).unwrap();
+        assert!(
+            help.contains(wording),
+            "{sub} --help lacks {wording:?}: {help}"
+        );
+    }
+    let fish = String::from_utf8(ok(&["completions", "fish"])).unwrap();
+    let flatten: Vec<&str> = fish
+        .lines()
+        .filter(|l| l.contains("__fish_dockhand_using_subcommand flatten\" -"))
+        .collect();
+    let at = |flag: &str| {
+        flatten
+            .iter()
+            .position(|l| l.contains(flag))
+            .unwrap_or_else(|| panic!("no {flag} in {flatten:#?}"))
+    };
+    let places: Vec<usize> = [
+        "-l tag ",
+        "-l message ",
+        "-l author ",
+        "-l created-by ",
+        "-l change ",
+    ]
+    .into_iter()
+    .map(at)
+    .collect();
+    assert!(
+        places.windows(2).all(|w| w[1] == w[0] + 1),
+        "flatten's history flags moved: {places:?}"
+    );
+}
+
 #[test]
 fn version_is_the_crate_version() {
     for flag in ["--version", "-V"] {

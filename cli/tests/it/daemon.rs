@@ -4,6 +4,7 @@
 //! produce on demand. Images get names unique to the test and the process, so that
 //! other tests using the same daemon never see them.
 
+use crate::common::images::DockerImages;
 use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,21 +17,6 @@ use std::time::{Duration, Instant};
 /// A name no other test or run uses.
 fn unique(label: &str) -> String {
     format!("dockhand-daemon-test/{label}-{}", std::process::id())
-}
-
-/// `docker rmi -f` of these references when dropped (also when the test fails).
-struct DockerImages(Vec<String>);
-
-impl Drop for DockerImages {
-    fn drop(&mut self) {
-        for r in &self.0 {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f", r])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
 }
 
 /// An image of its own in docker, named `name`: `docker import` of a one-file layer

@@ -4,53 +4,17 @@
 //! read what it writes.
 
 use crate::common::build::{file, hardlink, put, symlink, tar_of};
+use crate::common::images::{
+    ok_at_epoch, only_image, read_config, unique_edit_name, DockerImages, EPOCH,
+};
 use crate::common::registry::{isolated_dockhand, RegistryFixture};
 use crate::common::rootfs::{echo_rootfs, gnu_tar};
 use crate::common::*;
 
-use std::process::{Command, Stdio};
-
 use serde_json::{json, Value};
-
-const EPOCH: &str = "1700000000";
 
 fn basic() -> String {
     fixture("docker-save-basic").input().to_string()
-}
-
-/// dockhand `args` with SOURCE_DATE_EPOCH, required to succeed.
-fn dh(args: &[&str]) -> Vec<u8> {
-    let out = dockhand()
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dockhand {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn only_image(src: &str) -> Value {
-    let doc = inspect(src);
-    assert_eq!(images(&doc).len(), 1, "{src}");
-    images(&doc)[0].clone()
-}
-
-/// The config of the single image of `src`, as bytes and parsed.
-fn config_of(src: &str) -> Value {
-    let tmp = tempdir();
-    let dir = tmp.path().join("d");
-    ok(&["convert", "-q", src, &format!("dir:{}", s(&dir))]);
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    let digest = manifest["config"]["digest"].as_str().unwrap();
-    let bytes = std::fs::read(dir.join(&digest[7..])).unwrap();
-    assert_eq!(sha256(&bytes), digest);
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 fn column(image: &Value, field: &str) -> Vec<String> {
@@ -84,7 +48,7 @@ fn an_append_extends_the_base_and_keeps_the_rest_of_its_config() {
     std::fs::create_dir_all(dir.join("opt/app")).unwrap();
     std::fs::write(dir.join("opt/app/run"), "#!/bin/sh\n").unwrap();
     let out = tmp.path().join("appended.tar");
-    dh(&[
+    ok_at_epoch(&[
         "append",
         "-q",
         "-m",
@@ -110,7 +74,7 @@ fn an_append_extends_the_base_and_keeps_the_rest_of_its_config() {
     let (old_chain, new_chain) = (column(&old, "chain_id"), column(&new, "chain_id"));
     assert_eq!(new_chain[..old_chain.len()], old_chain[..]);
     // The base's config otherwise identical, field by field, its unknown fields too.
-    let (old_config, new_config) = (config_of(&base), config_of(s(&out)));
+    let (old_config, new_config) = (read_config(&base).1, read_config(s(&out)).1);
     assert_eq!(unchanged_part(&new_config), unchanged_part(&old_config));
     assert!(new_config["container_config"].is_object());
     let old_history = old_config["history"].as_array().unwrap();
@@ -142,7 +106,7 @@ fn new_layers_follow_the_destination_s_compression() {
     );
     for (compression, want) in [("keep", "none"), ("gzip", "gzip"), ("zstd", "zstd")] {
         let out = format!("oci:{}", s(&tmp.path().join(compression)));
-        dh(&[
+        ok_at_epoch(&[
             "append",
             "-q",
             "--layer-compression",
@@ -245,26 +209,6 @@ fn into_a_registry_only_the_new_layer_and_config_are_uploaded() {
     assert_eq!(column(&new, "diff_id")[..3], column(&old, "diff_id")[..]);
 }
 
-/// A name no other test or run uses.
-fn unique(label: &str) -> String {
-    format!("dockhand-edit-test/{label}-{}:1", std::process::id())
-}
-
-/// `docker rmi -f` of these references when dropped.
-struct DockerImages(Vec<String>);
-
-impl Drop for DockerImages {
-    fn drop(&mut self) {
-        for r in &self.0 {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f", r])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
 #[test]
 fn from_a_daemon_to_a_daemon_and_docker_runs_the_result() {
     let test = "from_a_daemon_to_a_daemon_and_docker_runs_the_result";
@@ -276,7 +220,10 @@ fn from_a_daemon_to_a_daemon_and_docker_runs_the_result() {
     let root = echo_rootfs(tmp.path());
     let tar = tmp.path().join("rootfs.tar");
     gnu_tar(&root, &tar);
-    let (base, appended) = (unique("append-base"), unique("append-new"));
+    let (base, appended) = (
+        unique_edit_name("append-base"),
+        unique_edit_name("append-new"),
+    );
     let _cleanup = DockerImages(vec![base.clone(), appended.clone()]);
     tool(
         "docker",
@@ -291,7 +238,7 @@ fn from_a_daemon_to_a_daemon_and_docker_runs_the_result() {
     let extra = tmp.path().join("extra");
     std::fs::create_dir_all(extra.join("etc")).unwrap();
     std::fs::write(extra.join("etc/extra"), "appended\n").unwrap();
-    dh(&[
+    ok_at_epoch(&[
         "append",
         "-q",
         "-m",
@@ -392,7 +339,7 @@ fn a_hostile_layer_is_refused_with_one_line_and_nothing_is_written() {
         "links.tar",
         &tar_of(&[symlink("bin/sh", "/bin/busybox")]),
     );
-    dh(&[
+    ok_at_epoch(&[
         "append",
         "-q",
         &base,
@@ -441,7 +388,7 @@ fn umoci_and_skopeo_read_what_append_writes() {
         "l.tar",
         &tar_of(&[file("etc/appended", b"yes\n".to_vec())]),
     );
-    dh(&[
+    ok_at_epoch(&[
         "append",
         "-q",
         "--layer-compression",

@@ -4,6 +4,9 @@
 //! image twice with SOURCE_DATE_EPOCH, and hostile root filesystems refused.
 
 use crate::common::build::{file, hardlink, put, symlink, tar_of};
+use crate::common::images::{
+    ok_at, ok_at_epoch, only_image, read_config, unique_edit_name, DockerImages, EPOCH,
+};
 use crate::common::registry::{isolated_dockhand, RegistryFixture};
 use crate::common::rootfs::{echo_rootfs, gnu_tar};
 use crate::common::*;
@@ -12,29 +15,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-
-/// A fixed time, as SOURCE_DATE_EPOCH: 2023-11-14T22:13:20Z.
-const EPOCH: &str = "1700000000";
-
-/// A name no other test or run uses.
-fn unique(label: &str) -> String {
-    format!("dockhand-edit-test/{label}-{}:1", std::process::id())
-}
-
-/// `docker rmi -f` of these references when dropped (also when the test fails).
-struct DockerImages(Vec<String>);
-
-impl Drop for DockerImages {
-    fn drop(&mut self) {
-        for r in &self.0 {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f", r])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
 
 fn docker_inspect(reference: &str) -> Value {
     let out = tool("docker", &["image", "inspect", reference]);
@@ -74,45 +54,8 @@ fn user_visible(inspect: &Value) -> Value {
     Value::Object(seen)
 }
 
-/// dockhand with SOURCE_DATE_EPOCH set; stdout, after requiring success.
-fn dh_at(epoch: Option<&str>, args: &[&str]) -> Vec<u8> {
-    let mut cmd = dockhand();
-    cmd.args(args).stdin(Stdio::null());
-    match epoch {
-        Some(epoch) => cmd.env("SOURCE_DATE_EPOCH", epoch),
-        None => cmd.env_remove("SOURCE_DATE_EPOCH"),
-    };
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "dockhand {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// The single image of `src`, as `inspect --json` shows it.
-fn only_image(src: &str) -> Value {
-    let doc = inspect(src);
-    let images = images(&doc);
-    assert_eq!(images.len(), 1, "{src}: {doc}");
-    images[0].clone()
-}
-
 fn diff_ids(image: &Value) -> Vec<String> {
     crate::common::interop::diff_ids_of(image)
-}
-
-/// The config bytes of the single image of `src`, parsed.
-fn config_of(src: &str) -> Value {
-    let image = only_image(src);
-    let id = image["config"]["digest"].as_str().unwrap().to_string();
-    let out = tempdir();
-    let dir = out.path().join("d");
-    ok(&["convert", "-q", src, &format!("dir:{}", s(&dir))]);
-    let bytes = std::fs::read(dir.join(id.strip_prefix("sha256:").unwrap())).unwrap();
-    assert_eq!(sha256(&bytes), id);
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// The changes compared with docker import: every instruction it takes, in its JSON
@@ -156,8 +99,8 @@ fn import_gives_what_docker_import_gives_and_docker_runs_it() {
     gnu_tar(&root, &tar);
     let bytes = std::fs::read(&tar).unwrap();
     for (n, changes) in CHANGES.iter().enumerate() {
-        let theirs = unique(&format!("docker-import-{n}"));
-        let ours = unique(&format!("dockhand-import-{n}"));
+        let theirs = unique_edit_name(&format!("docker-import-{n}"));
+        let ours = unique_edit_name(&format!("dockhand-import-{n}"));
         let _cleanup = DockerImages(vec![theirs.clone(), ours.clone()]);
         let message: &[&str] = if n == 0 { &["-m", "the message"] } else { &[] };
         let mut docker_args = vec!["import"];
@@ -172,7 +115,7 @@ fn import_gives_what_docker_import_gives_and_docker_runs_it() {
         tool("docker", &docker_args);
         let archive = tmp.path().join(format!("ours-{n}.tar"));
         dh_args.extend([s(&tar), s(&archive)]);
-        dh_at(Some(EPOCH), &dh_args);
+        ok_at_epoch(&dh_args);
         tool("docker", &["load", "-q", "-i", s(&archive)]);
         let (theirs_seen, ours_seen) = (docker_inspect(&theirs), docker_inspect(&ours));
         assert_eq!(
@@ -213,8 +156,8 @@ fn the_same_rootfs_twice_gives_the_same_image() {
     let out = |name: &str| tmp.path().join(name);
     // A tar, twice, and a directory, twice with a modification time moved between
     // the runs: clamped to SOURCE_DATE_EPOCH, the same image each time.
-    dh_at(Some(EPOCH), &["import", "-q", s(&tar), s(&out("t1.tar"))]);
-    dh_at(Some(EPOCH), &["import", "-q", s(&tar), s(&out("t2.tar"))]);
+    ok_at_epoch(&["import", "-q", s(&tar), s(&out("t1.tar"))]);
+    ok_at_epoch(&["import", "-q", s(&tar), s(&out("t2.tar"))]);
     assert_eq!(
         std::fs::read(out("t1.tar")).unwrap(),
         std::fs::read(out("t2.tar")).unwrap()
@@ -223,9 +166,9 @@ fn the_same_rootfs_twice_gives_the_same_image() {
         tool("touch", &["-h", "-d", when, s(&root.join("etc/motd"))]);
     };
     touch("@1800000000");
-    dh_at(Some(EPOCH), &["import", "-q", s(&root), s(&out("d1.tar"))]);
+    ok_at_epoch(&["import", "-q", s(&root), s(&out("d1.tar"))]);
     touch("@1900000000");
-    dh_at(Some(EPOCH), &["import", "-q", s(&root), s(&out("d2.tar"))]);
+    ok_at_epoch(&["import", "-q", s(&root), s(&out("d2.tar"))]);
     let d1 = only_image(s(&out("d1.tar")));
     assert_eq!(d1, only_image(s(&out("d2.tar"))));
     assert_eq!(
@@ -233,11 +176,11 @@ fn the_same_rootfs_twice_gives_the_same_image() {
         std::fs::read(out("d2.tar")).unwrap()
     );
     assert_eq!(
-        config_of(s(&out("d1.tar")))["created"],
+        read_config(s(&out("d1.tar"))).1["created"],
         "2023-11-14T22:13:20Z"
     );
     // Without the clamp, the moved time is in the layer: another diff_id.
-    dh_at(None, &["import", "-q", s(&root), s(&out("d3.tar"))]);
+    ok_at(None, &["import", "-q", s(&root), s(&out("d3.tar"))]);
     assert_ne!(diff_ids(&only_image(s(&out("d3.tar")))), diff_ids(&d1));
 }
 
@@ -283,7 +226,7 @@ fn a_rootfs_from_stdin_compressed_or_a_directory() {
     let want = vec![sha256(&plain)];
     let imported = |input: &str, label: &str| -> Value {
         let dst = tmp.path().join(format!("{label}.tar"));
-        dh_at(Some(EPOCH), &["import", "-q", input, s(&dst)]);
+        ok_at_epoch(&["import", "-q", input, s(&dst)]);
         only_image(s(&dst))
     };
     let plain_image = imported(s(&tar), "plain");
@@ -325,10 +268,7 @@ fn a_rootfs_from_stdin_compressed_or_a_directory() {
     )
     .unwrap();
     let layout = tmp.path().join("from-dir");
-    dh_at(
-        Some(EPOCH),
-        &["import", "-q", s(&root), &format!("dir:{}", s(&layout))],
-    );
+    ok_at_epoch(&["import", "-q", s(&root), &format!("dir:{}", s(&layout))]);
     let entries = layer_entries(&layout);
     let names: Vec<&str> = entries.iter().map(|e| e.0.as_str()).collect();
     let mut sorted = names.clone();
@@ -401,8 +341,7 @@ fn an_import_goes_to_every_local_transport_and_stdout_as_one_image() {
         .to_vec()
     };
     let reference = tmp.path().join("reference.tar");
-    dh_at(
-        Some(EPOCH),
+    ok_at_epoch(
         &args(s(&reference))
             .iter()
             .map(String::as_str)
@@ -416,20 +355,14 @@ fn an_import_goes_to_every_local_transport_and_stdout_as_one_image() {
         format!("dir:{}", s(&tmp.path().join("dir"))),
         format!("docker-dir:{}", s(&tmp.path().join("docker-dir"))),
     ] {
-        dh_at(
-            Some(EPOCH),
-            &args(&dst).iter().map(String::as_str).collect::<Vec<_>>(),
-        );
+        ok_at_epoch(&args(&dst).iter().map(String::as_str).collect::<Vec<_>>());
         let image = only_image(&dst);
         assert_eq!(image["config"]["digest"], want["config"]["digest"], "{dst}");
         assert_eq!(diff_ids(&image), diff_ids(&want), "{dst}");
         ok(&["verify", "-q", &dst]);
     }
     // To stdout: a docker-archive, the same bytes as the file.
-    let stdout = dh_at(
-        Some(EPOCH),
-        &args("-").iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let stdout = ok_at_epoch(&args("-").iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(stdout, std::fs::read(&reference).unwrap());
 }
 
@@ -486,7 +419,7 @@ fn an_import_goes_to_a_registry_and_a_daemon() {
     assert_eq!(sha256(&config), want["config"]["digest"].as_str().unwrap());
     // docker pulls it from the registry on loopback and runs it.
     let pulled = format!("{}/imported/echo:1", fx.addr());
-    let name = unique("daemon-import");
+    let name = unique_edit_name("daemon-import");
     let _cleanup = DockerImages(vec![pulled.clone(), name.clone()]);
     tool("docker", &["pull", "-q", &pulled]);
     let out = tool("docker", &["run", "--rm", "--network", "none", &pulled]);

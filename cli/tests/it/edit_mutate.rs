@@ -4,31 +4,13 @@
 //! the edits once it loads the image.
 
 use crate::common::build::{put, Save};
+use crate::common::images::{ok_at_epoch, read_config, DockerImages};
 use crate::common::registry::{isolated_dockhand, RegistryFixture};
 use crate::common::*;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
-
-const EPOCH: &str = "1700000000";
-
-/// dockhand `args` with SOURCE_DATE_EPOCH, required to succeed.
-fn dh(args: &[&str]) -> Vec<u8> {
-    let out = dockhand()
-        .env("SOURCE_DATE_EPOCH", EPOCH)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dockhand {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 /// A docker-archive whose config has fields of every kind an edit touches, and
 /// fields no spec defines, at the top and inside `config`.
@@ -52,24 +34,11 @@ fn crafted(dir: &Path) -> String {
     put(dir, "crafted.tar", &save.tar())
 }
 
-/// The config of the single image of `src`, checked against its digest.
-fn config_of(src: &str) -> (String, Value) {
-    let tmp = tempdir();
-    let dir = tmp.path().join("d");
-    ok(&["convert", "-q", src, &format!("dir:{}", s(&dir))]);
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    let digest = manifest["config"]["digest"].as_str().unwrap().to_string();
-    let bytes = std::fs::read(dir.join(&digest[7..])).unwrap();
-    assert_eq!(sha256(&bytes), digest);
-    (digest, serde_json::from_slice(&bytes).unwrap())
-}
-
 #[test]
 fn each_edit_changes_its_field_only_and_gives_a_new_image_id() {
     let tmp = tempdir();
     let base = crafted(tmp.path());
-    let (base_id, base_config) = config_of(&base);
+    let (base_id, base_config) = read_config(&base);
     // (flags, what becomes of `config` (the object), created_by of the entry)
     let cases: Vec<(Vec<&str>, Value, &str)> = vec![
         (
@@ -165,8 +134,8 @@ fn each_edit_changes_its_field_only_and_gives_a_new_image_id() {
         let mut args = vec!["mutate", "-q"];
         args.extend(&flags);
         args.extend([base.as_str(), s(&dst)]);
-        dh(&args);
-        let (id, config) = config_of(s(&dst));
+        ok_at_epoch(&args);
+        let (id, config) = read_config(s(&dst));
         assert_ne!(id, base_id, "{flags:?}");
         // What should be: the base's, with the field changed, a history entry, a time.
         let mut want = base_config.clone();
@@ -245,10 +214,10 @@ fn listed(layout: &Path, index: bool) -> Value {
 fn annotations_land_in_the_oci_manifest_and_the_config_stays_without_other_edits() {
     let tmp = tempdir();
     let base = crafted(tmp.path());
-    let (base_id, _) = config_of(&base);
+    let (base_id, _) = read_config(&base);
     let layout = tmp.path().join("layout");
     let dst = format!("oci:{}:1", s(&layout));
-    dh(&[
+    ok_at_epoch(&[
         "mutate",
         "-q",
         "--annotation",
@@ -261,10 +230,10 @@ fn annotations_land_in_the_oci_manifest_and_the_config_stays_without_other_edits
         json!({"org.example/a": "1"})
     );
     // Annotations alone: the config, so the image ID, is the base's.
-    assert_eq!(config_of(&dst).0, base_id);
+    assert_eq!(read_config(&dst).0, base_id);
     // The layout edited in place: its own annotations kept, one more, the ref moved.
     let again = format!("oci:{}:1", s(&layout));
-    dh(&[
+    ok_at_epoch(&[
         "mutate",
         "-q",
         "--annotation",
@@ -294,7 +263,7 @@ fn annotations_land_in_the_oci_manifest_and_the_config_stays_without_other_edits
         json!({"org.example/a": "1", "org.example/b": "2"}),
         "{manifest}"
     );
-    assert_ne!(config_of(&again).0, base_id);
+    assert_ne!(read_config(&again).0, base_id);
     // umoci and skopeo read it.
     if have_tool("annotations_land_in_the_oci_manifest", "skopeo") {
         let raw = skopeo(tmp.path(), &["inspect", "--raw", &again]);
@@ -369,7 +338,7 @@ fn every_platform_is_edited_and_the_index_annotated() {
     let src = two_platforms(tmp.path());
     let out = tmp.path().join("out");
     let dst = format!("oci:{}:edited", s(&out));
-    dh(&[
+    ok_at_epoch(&[
         "mutate",
         "-q",
         "--all",
@@ -478,21 +447,6 @@ fn annotations_go_to_a_registry_in_an_oci_manifest() {
     );
 }
 
-/// `docker rmi -f` of these references when dropped.
-struct DockerImages(Vec<String>);
-
-impl Drop for DockerImages {
-    fn drop(&mut self) {
-        for r in &self.0 {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f", r])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
 #[test]
 fn docker_sees_the_edits_once_it_loads_the_image() {
     let test = "docker_sees_the_edits_once_it_loads_the_image";
@@ -503,7 +457,7 @@ fn docker_sees_the_edits_once_it_loads_the_image() {
     let name = format!("dockhand-edit-test/mutated-{}:1", std::process::id());
     let _cleanup = DockerImages(vec![name.clone()]);
     let base = fixture("docker-save-basic").input().to_string();
-    dh(&[
+    ok_at_epoch(&[
         "mutate",
         "-q",
         "--tag",
@@ -546,6 +500,6 @@ fn docker_sees_the_edits_once_it_loads_the_image() {
     assert_eq!(config["Volumes"], json!({"/data": {}}));
     assert_eq!(config["Entrypoint"], json!(["/bin/hello.sh"]));
     assert_eq!(config["Cmd"], json!(["/bin/sh", "-c", "--verbose"]));
-    let (id, _) = config_of(&base);
+    let (id, _) = read_config(&base);
     assert_ne!(inspect["Id"], id);
 }

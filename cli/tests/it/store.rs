@@ -8,6 +8,7 @@
 //! loaded, all named under `dockhand-store24*`.
 
 use crate::common::build::{file, tar_of, Entry, Noise};
+use crate::common::images::{DockerImages, Podman};
 use crate::common::interop::skopeo_config;
 use crate::common::*;
 
@@ -165,21 +166,6 @@ fn names_by_id(path: &str) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// Images docker loaded, removed (with `docker rmi -f`) when dropped.
-struct Loaded(Vec<String>);
-
-impl Drop for Loaded {
-    fn drop(&mut self) {
-        for r in &self.0 {
-            let _ = Command::new("docker")
-                .args(["rmi", "-f", r])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
 /// `docker load -i archive`: the `Loaded image:` names and `Loaded image ID:` ids.
 fn docker_load(archive: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
     let out = tool("docker", &["load", "-i", s(archive)]);
@@ -198,50 +184,6 @@ fn docker_load(archive: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
 fn docker_id(name: &str) -> String {
     let out = tool("docker", &["image", "inspect", "--format", "{{.Id}}", name]);
     String::from_utf8(out).unwrap().trim().to_string()
-}
-
-/// podman on private storage in `dir` (nothing global read or written).
-struct Podman {
-    root: PathBuf,
-}
-
-impl Podman {
-    fn new(dir: &Path) -> Podman {
-        let root = dir.join("pm");
-        fs::create_dir_all(root.join("tmp")).unwrap();
-        fs::write(
-            root.join("registries.conf"),
-            "unqualified-search-registries = []\n",
-        )
-        .unwrap();
-        Podman { root }
-    }
-
-    fn run(&self, args: &[&str]) -> Vec<u8> {
-        let mut cmd = Command::new("podman");
-        cmd.env("TMPDIR", self.root.join("tmp"))
-            .env(
-                "CONTAINERS_REGISTRIES_CONF",
-                self.root.join("registries.conf"),
-            )
-            .arg("--root")
-            .arg(self.root.join("root"))
-            .arg("--runroot")
-            .arg(self.root.join("r"))
-            .args(["--storage-driver", "vfs", "--events-backend", "file"])
-            .arg("--tmpdir")
-            .arg(self.root.join("libpod"))
-            .args(["--cgroup-manager", "cgroupfs"])
-            .args(args)
-            .stdin(Stdio::null());
-        run_cmd(cmd)
-    }
-
-    /// The image ID podman gives a name, `sha256:`-prefixed.
-    fn id_of(&self, name: &str) -> String {
-        let id = self.run(&["image", "inspect", "--format", "{{.Id}}", name]);
-        format!("sha256:{}", String::from_utf8(id).unwrap().trim())
-    }
 }
 
 /// The stderr of a dockhand run that must fail with exit code 2 (a usage error).
@@ -306,7 +248,7 @@ fn names_added_to_a_docker_archive_are_what_docker_skopeo_and_podman_load() {
         }
     }
     if have_tool(test, "podman") {
-        let podman = Podman::new(tmp.path());
+        let podman = Podman::new(&tmp.path().join("pm"));
         podman.run(&["load", "-q", "-i", s(&archive)]);
         for name in [
             "docker.io/dockhand-store24/app:2",
@@ -317,7 +259,7 @@ fn names_added_to_a_docker_archive_are_what_docker_skopeo_and_podman_load() {
     }
     if have_docker(test) {
         let _lock = docker_lock();
-        let _loaded = Loaded(vec![app.id(), base.id()]);
+        let _loaded = DockerImages(vec![app.id(), base.id()]);
         let (loaded, _) = docker_load(&archive);
         for name in [
             "dockhand-store24/app:2",
@@ -471,7 +413,7 @@ fn names_added_to_oci_layouts_are_ref_names_skopeo_umoci_and_podman_find() {
         }
     }
     if have_tool(test, "podman") {
-        let podman = Podman::new(tmp.path());
+        let podman = Podman::new(&tmp.path().join("pm"));
         let pulled = podman.run(&["pull", "-q", &format!("oci-archive:{}:2", s(&oci_tar))]);
         let id = String::from_utf8(pulled).unwrap();
         assert_eq!(format!("sha256:{}", id.trim()), app.id());
@@ -514,7 +456,7 @@ fn names_added_to_a_docker_dir_are_what_docker_loads_from_it() {
         let packed = tmp.path().join("packed.tar");
         tool("tar", &["-C", s(&tree), "-cf", s(&packed), "."]);
         let _lock = docker_lock();
-        let _loaded = Loaded(vec![app.id(), base.id()]);
+        let _loaded = DockerImages(vec![app.id(), base.id()]);
         let (names, ids) = docker_load(&packed);
         assert!(names.contains("dockhand-store24/app:dir"), "{names:?}");
         assert!(ids.contains(&base.id()), "base loads unnamed: {ids:?}");
@@ -561,7 +503,7 @@ fn an_image_untagged_last_stays_unnamed_and_an_unknown_name_changes_nothing() {
     );
     if have_docker(test) {
         let _lock = docker_lock();
-        let _loaded = Loaded(vec![app.id(), base.id()]);
+        let _loaded = DockerImages(vec![app.id(), base.id()]);
         let (names, ids) = docker_load(&archive);
         assert!(ids.contains(&base.id()), "{ids:?}");
         assert!(!names.iter().any(|n| n.contains("base")), "{names:?}");
@@ -635,7 +577,7 @@ fn a_name_given_to_another_image_moves_to_it() {
     }
     if have_docker(test) {
         let _lock = docker_lock();
-        let _loaded = Loaded(vec![app.id(), base.id()]);
+        let _loaded = DockerImages(vec![app.id(), base.id()]);
         docker_load(&archive);
         assert_eq!(docker_id("dockhand-store24/app:latest"), base.id());
         assert_eq!(docker_id("dockhand-store24/app:1"), app.id());
@@ -739,7 +681,7 @@ fn rm_removes_the_image_and_only_what_no_other_image_uses() {
     }
     if have_docker(test) {
         let _lock = docker_lock();
-        let _loaded = Loaded(vec![app.id(), base.id()]);
+        let _loaded = DockerImages(vec![app.id(), base.id()]);
         let (names, ids) = docker_load(&archive);
         assert_eq!(
             names,
@@ -1076,7 +1018,7 @@ fn inspect_filters_and_lists_as_docker_images_does() {
     let list = listed_images();
     let archive = write(tmp.path(), "listed.tar", &save_archive(&list));
     let _lock = docker_lock();
-    let _loaded = Loaded(list.iter().map(Img::id).collect());
+    let _loaded = DockerImages(list.iter().map(Img::id).collect());
     docker_load(&archive);
     let label = "label=dockhand.test=store24";
     let format = "{{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.CreatedAt}}";

@@ -3,6 +3,7 @@
 //! `--scoped`, the incremental re-run and what it costs, `--dry-run`, failures and
 //! `--fail-fast`, `--json`, and where the YAML's credentials go.
 
+use crate::common::images::Podman;
 use crate::common::registry::*;
 use crate::common::*;
 
@@ -802,26 +803,6 @@ fn identity(path: &Path) -> (u64, std::time::SystemTime) {
     (meta.ino(), meta.modified().unwrap())
 }
 
-/// podman on a private store in `dir` (vfs, no system configuration).
-fn podman(dir: &Path, args: &[&str]) -> Vec<u8> {
-    std::fs::create_dir_all(dir.join("tmp")).unwrap();
-    let conf = dir.join("registries.conf");
-    std::fs::write(&conf, "unqualified-search-registries = []\n").unwrap();
-    let mut cmd = std::process::Command::new("podman");
-    cmd.env("TMPDIR", dir.join("tmp"))
-        .env("CONTAINERS_REGISTRIES_CONF", &conf)
-        .arg("--root")
-        .arg(dir.join("root"))
-        .arg("--runroot")
-        .arg(dir.join("r"))
-        .args(["--storage-driver", "vfs", "--tmpdir"])
-        .arg(dir.join("libpod"))
-        .args(["--events-backend", "file", "--cgroup-manager", "cgroupfs"])
-        .args(args)
-        .stdin(std::process::Stdio::null());
-    run_cmd(cmd)
-}
-
 #[test]
 fn a_sync_into_archives_writes_one_per_image_that_docker_skopeo_and_podman_read_back() {
     let Some(src) = RegistryFixture::builder()
@@ -968,27 +949,14 @@ fn a_sync_into_archives_writes_one_per_image_that_docker_skopeo_and_podman_read_
             );
             assert_eq!(sha256(&raw), digest(t, &src.remote("other/oci:2"), None));
             // podman load names it by its full source name.
-            let store = t.join("p");
-            let out = podman(&store, &["load", "-i", s(&named)]);
+            let podman = Podman::new(&t.join("p"));
+            let out = podman.run(&["load", "-i", s(&named)]);
             assert!(
                 String::from_utf8_lossy(&out).contains(&format!("Loaded image: {host}/team/app:1")),
                 "{}",
                 String::from_utf8_lossy(&out)
             );
-            let id = podman(
-                &store,
-                &[
-                    "image",
-                    "inspect",
-                    "--format",
-                    "{{.Id}}",
-                    &format!("{host}/team/app:1"),
-                ],
-            );
-            assert_eq!(
-                format!("sha256:{}", String::from_utf8_lossy(&id).trim()),
-                config
-            );
+            assert_eq!(podman.id_of(&format!("{host}/team/app:1")), config);
         }
 
         // Nothing new: every image skipped, no archive rewritten, no blob read, one

@@ -5,6 +5,7 @@ pub mod build;
 pub mod cosign;
 pub mod docker;
 pub mod hostile;
+pub mod images;
 pub mod interop;
 pub mod layer_tar;
 pub mod registry;
