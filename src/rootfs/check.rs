@@ -438,7 +438,7 @@ fn check_diff(tars: &[Vec<u8>]) {
     let Some((_, below)) = tars.split_last() else {
         return;
     };
-    let (base, full) = (image_of(below), image_of(tars));
+    let (base, full) = (image_of(below, "check"), image_of(tars, "check"));
     let options = ApplyOptions {
         content_digests: true,
     };

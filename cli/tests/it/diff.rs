@@ -7,7 +7,7 @@
 //! bounded by paths.
 
 use crate::common::build::{put, Save};
-use crate::common::docker::DockerImages;
+use crate::common::images::{DockerContainers, DockerImages};
 use crate::common::layer_tar::LayerTar;
 use crate::common::*;
 
@@ -332,21 +332,23 @@ fn unique(label: &str) -> String {
     format!("dockhand-diff-test/{label}:{}", std::process::id())
 }
 
+/// The containers and images a test made, removed when it ends (fields drop in
+/// their order: the containers before their images).
+struct Made {
+    containers: DockerContainers,
+    images: DockerImages,
+}
+
 /// `docker run` `script` (busybox sh) in a container of `image`, commit the
 /// container as `committed`, and return what `docker diff` listed for it, as
 /// `LETTER /path` lines.
-fn run_and_commit(
-    image: &str,
-    script: &str,
-    committed: &str,
-    guard: &mut DockerImages,
-) -> BTreeSet<String> {
+fn run_and_commit(image: &str, script: &str, committed: &str, made: &mut Made) -> BTreeSet<String> {
     let name = format!(
         "dockhand-diff-{}-{}",
         std::process::id(),
-        guard.containers.len()
+        made.containers.0.len()
     );
-    guard.containers.push(name.clone());
+    made.containers.0.push(name.clone());
     tool(
         "docker",
         &[
@@ -363,7 +365,7 @@ fn run_and_commit(
     );
     let listed = text(tool("docker", &["diff", &name]));
     tool("docker", &["commit", &name, committed]);
-    guard.images.push(committed.to_string());
+    made.images.0.push(committed.to_string());
     listed.lines().map(str::to_string).collect()
 }
 
@@ -376,9 +378,11 @@ fn a_committed_container_differs_from_its_image_as_docker_diff_says() {
         return;
     };
     let _lock = docker_lock();
-    let mut guard = DockerImages::default();
     let base = unique("base");
-    guard.images.push(base.clone());
+    let mut made = Made {
+        containers: DockerContainers(Vec::new()),
+        images: DockerImages(vec![base.clone()]),
+    };
     ok(&[
         "convert",
         "-q",
@@ -394,7 +398,7 @@ fn a_committed_container_differs_from_its_image_as_docker_diff_says() {
          && echo keep > /opt/file && echo gone > /opt/gone && echo own > /opt/owned \
          && ln -s a /opt/link && mkdir /opt/tofile && echo x > /opt/todir",
         &before,
-        &mut guard,
+        &mut made,
     );
     let after = unique("after");
     let listed = run_and_commit(
@@ -405,7 +409,7 @@ fn a_committed_container_differs_from_its_image_as_docker_diff_says() {
          && rm -rf /opt/tofile && echo now-a-file > /opt/tofile \
          && rm /opt/todir && mkdir /opt/todir",
         &after,
-        &mut guard,
+        &mut made,
     );
     for line in ["D /opt/gone", "D /opt/d/old", "A /opt/d/new", "C /opt/link"] {
         assert!(

@@ -79,6 +79,22 @@ impl Drop for DockerImages {
     }
 }
 
+/// `docker rm -f` of these containers when dropped (also when the test fails); drop
+/// it before the [`DockerImages`] of their images.
+pub struct DockerContainers(pub Vec<String>);
+
+impl Drop for DockerContainers {
+    fn drop(&mut self) {
+        for c in &self.0 {
+            let _ = Command::new("docker")
+                .args(["rm", "-f", c])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 /// podman on a private store under `root` (vfs, no system configuration, nothing
 /// global read or written).
 pub struct Podman {

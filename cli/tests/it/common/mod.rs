@@ -3,7 +3,6 @@
 
 pub mod build;
 pub mod cosign;
-pub mod docker;
 pub mod hostile;
 pub mod images;
 pub mod interop;
