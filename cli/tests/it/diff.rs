@@ -9,6 +9,7 @@
 use crate::common::build::{put, Save};
 use crate::common::images::{DockerContainers, DockerImages};
 use crate::common::layer_tar::LayerTar;
+use crate::common::registry::{isolated_dockhand, Auth, Registry};
 use crate::common::*;
 
 use std::collections::BTreeSet;
@@ -193,6 +194,42 @@ fn the_json_form_lists_entries_layers_and_counts() {
         (doc["a"]["image"].as_str(), doc["b"]["index"].as_u64()),
         (Some("docker.io/diff/a:1"), Some(0))
     );
+}
+
+#[test]
+fn layers_are_shared_by_diff_id_whatever_their_compression() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let (a, b) = built_pair(t);
+    let local = ok(&["diff", &a, &b]);
+    // B in a registry: its layers gzipped by the push, A's stored uncompressed.
+    let Some(reg) = Registry::start(Auth::None) else {
+        return;
+    };
+    let remote = format!("docker://{}/diff/b:1", reg.addr);
+    let push = isolated_dockhand(t, &["convert", "-q", "--tls-verify=false", &b, &remote])
+        .output()
+        .unwrap();
+    assert!(push.status.success(), "{push:?}");
+    let run = isolated_dockhand(t, &["diff", "--tls-verify=false", &a, &remote])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(text(run.stdout), text(local));
+    let run = isolated_dockhand(t, &["diff", "--json", "--tls-verify=false", &a, &remote])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        (&doc["layers"]["shared"], &doc["layers"]["read"]),
+        (&json!(1), &json!(2))
+    );
+    // The shared layer is stored smaller (gzip) in the registry than in A.
+    let (in_a, in_b) = (
+        &doc["a"]["layers"][0]["size"],
+        &doc["b"]["layers"][0]["size"],
+    );
+    assert!(in_b.as_u64() < in_a.as_u64(), "{in_a} {in_b}");
 }
 
 #[test]
