@@ -492,3 +492,32 @@ fn a_committed_container_differs_from_its_image_as_docker_diff_says() {
     assert_eq!(doc["layers"]["b_only"], 1);
     assert_eq!(doc["layers"]["read"], shared + 1);
 }
+
+#[test]
+fn an_image_and_its_flattening_have_the_same_filesystem() {
+    // dive's real 14-layer image: whiteouts, opaque directories, files replaced.
+    let Some(dive) = corpus_item("dive/test-docker-image.tar") else {
+        return;
+    };
+    let tmp = tempdir();
+    let flat = tmp.path().join("flat.tar");
+    ok(&["flatten", "-q", s(&dive), s(&flat)]);
+    let doc: Value = serde_json::from_slice(&ok(&["diff", "--json", s(&dive), s(&flat)])).unwrap();
+    for key in ["added", "removed", "changed"] {
+        assert_eq!(doc[key], json!([]), "{key}");
+    }
+    assert_eq!(doc["a"]["layers"].as_array().unwrap().len(), 14);
+    assert_eq!(
+        (&doc["layers"]["shared"], &doc["layers"]["read"]),
+        (&json!(0), &json!(15))
+    );
+    // The export keeps each entry's own time: with times compared, still nothing.
+    let timed = text(ok(&["diff", "-q", "--times", s(&dive), s(&flat)]));
+    assert_eq!(timed, "");
+    // While a different build of the same Dockerfile (kaniko's) differs.
+    let Some(kaniko) = corpus_item("dive/test-kaniko-image.tar") else {
+        return;
+    };
+    let other = text(ok(&["diff", "-q", s(&dive), s(&kaniko)]));
+    assert!(other.contains("\nD /root/.data/test.sh\n"), "{other}");
+}
