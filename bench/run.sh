@@ -23,6 +23,9 @@
 # catalogue); DOCKHAND_BENCH_ONLY=sync only the catalogue: 50 generated images
 # (bench/make-images.py) synced between two loopback registries with dockhand sync and
 # skopeo sync, first into an empty registry and then again with nothing new.
+# DOCKHAND_BENCH_ONLY=diff only the comparison of two images (the benchmark image and
+# the same with one more layer, bench/make-extra-layer.py) with `dockhand diff`,
+# against unpacking both with umoci and comparing the trees with `diff -r`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -188,7 +191,7 @@ row() { # label, key suffix
 echo "measuring ($runs runs each)..." >&2
 in=$work/in.tar
 d=$bin
-if [ "$only" != registry ] && [ "$only" != sync ]; then
+if [ -z "$only" ]; then
 measure floor-start "'$d' --version"
 measure floor-cat "cat '$in'"
 measure floor-cp-sync "cp '$in' '$work/out.tar' && sync '$work/out.tar'"
@@ -295,6 +298,29 @@ target "peak RSS (MiB), compressing" "$(( rss[d-gzip] > rss[d-zstd] ? rss[d-gzip
 echo
 fi
 
+# ---------------------------------------------------------------- two images compared
+# B is the benchmark image with one more layer (a file of its top layer changed,
+# another deleted by a whiteout, one added), both as gzip OCI layouts. dockhand diff
+# reads each layer once (the 8 B shares with A once for both); the baseline unpacks
+# both images with umoci and compares the two trees with diff -r (exit 1: they differ).
+if [ -z "$only" ] || [ "$only" = diff ]; then
+    command -v umoci >/dev/null || { echo "the diff rows need umoci" >&2; exit 1; }
+    if [ ! -f "$work/b-gzip/index.json" ]; then
+        python3 bench/make-extra-layer.py "$in" "$work/extra.tar"
+        "$d" append -q "$in" "$work/extra.tar" "$work/b.tar"
+        skopeo copy -q docker-archive:"$work/b.tar" oci:"$work/b-gzip:latest"
+    fi
+    pair diff "'$d' diff -q oci:'$work/gzip:latest' oci:'$work/b-gzip:latest'" \
+        "umoci unpack --image '$work/gzip:latest' '$work/out-a' >/dev/null && umoci unpack --image '$work/b-gzip:latest' '$work/out-b' >/dev/null && { diff -rq --no-dereference '$work/out-a/rootfs' '$work/out-b/rootfs'; [ \$? -eq 1 ]; }"
+    echo "Two images compared: the benchmark image (8 gzip layers) and the same with a 9th."
+    echo
+    echo "| comparison | dockhand diff | umoci unpack of both + diff -r | faster | dockhand peak RSS | umoci + diff peak RSS |"
+    echo "|---|---|---|---|---|---|"
+    row "A and B, gzip OCI layouts" diff
+    echo
+    if [ "$only" = diff ]; then exit 0; fi
+fi
+
 # ---------------------------------------------------------------- a registry
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 reg=127.0.0.1:$port
@@ -330,7 +356,7 @@ start_mirror() {
     serve_registry "$work/mirror" "$reg2"
     mirror_pid=$served_pid
 }
-if [ "$only" != sync ]; then
+if [ -z "$only" ] || [ "$only" = registry ]; then
 for ((i = 0; i < runs; i++)); do
     start_registry
     run_once d-push "'$d' convert -q --tls-verify=false '$in' docker://$reg/bench/d:1"
