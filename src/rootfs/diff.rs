@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::collections::HashSet;
 use std::io::{self, Write};
 use std::iter::Peekable;
 use std::slice::Iter;
@@ -190,16 +191,18 @@ pub struct DiffSide {
 
 impl DiffSide {
     fn of(image: &Image, other: &Image) -> DiffSide {
+        let theirs: HashSet<&Digest> = other
+            .layers
+            .iter()
+            .filter_map(|l| l.diff_id.as_ref())
+            .collect();
         let layers = image
             .layers
             .iter()
             .map(|l| DiffLayer {
                 diff_id: l.diff_id.clone(),
                 size: l.size,
-                shared: l
-                    .diff_id
-                    .as_ref()
-                    .is_some_and(|d| other.layers.iter().any(|o| o.diff_id.as_ref() == Some(d))),
+                shared: l.diff_id.as_ref().is_some_and(|d| theirs.contains(d)),
             })
             .collect();
         DiffSide {
