@@ -23,7 +23,7 @@ use crate::error::{Error, Result, Setting};
 use crate::model::digest::Digest;
 use crate::model::image::{Image, Platform};
 use crate::progress::Progress;
-use crate::text::shown;
+use crate::text::{escape, escape_json_text, shown};
 use crate::transport::{Location, ReadOptions, RegistryOptions, Source};
 
 /// One attribute of a path that differs between the two filesystems.
@@ -307,11 +307,13 @@ impl ImageDiff {
 
     /// Write the changes as `docker diff` shows them, one line each: `A /path`,
     /// `D /path`, `C /path` followed by what differs (`size 12->30, content
-    /// 3f2a1b9c8d7e->9c8d7e3f2a1b`). Paths are escaped as messages escape them, so
-    /// that each change is one line.
+    /// 3f2a1b9c8d7e->9c8d7e3f2a1b`). Paths and link targets are escaped
+    /// ([`crate::text::escape`]: control characters, line separators, bidirectional
+    /// overrides and the backslash), never cut, so that each change is one line that
+    /// reads back to its path.
     pub fn write_lines(&self, mut out: impl Write) -> io::Result<()> {
         for change in self.changes() {
-            let path = shown(&format!("/{}", change.path()));
+            let path = escape(&format!("/{}", change.path()));
             match change {
                 PathChange::Changed {
                     before,
@@ -337,7 +339,8 @@ impl ImageDiff {
     /// `mode` as an octal string, `uid`, `gid`, and as they apply `size`, `digest`,
     /// `link_target`, `device`) and `changed` (`path`, `changes` naming what differs,
     /// and the entries `a` and `b`). Written as the changes are walked: memory does
-    /// not grow with their number.
+    /// not grow with their number. Characters a terminal would act on are escaped
+    /// inside the strings ([`crate::text::escape_json_text`]); the values are the same.
     pub fn write_json(&self, mut out: impl Write) -> io::Result<()> {
         let summary = self.summary();
         let head = json!({
@@ -367,7 +370,7 @@ impl ImageDiff {
             .strip_suffix('}')
             .unwrap_or(&head)
             .trim_end();
-        out.write_all(head.as_bytes())?;
+        out.write_all(escape_json_text(head).as_bytes())?;
         let arrays: [(&str, JsonOf); 3] = [
             ("added", |c| match c {
                 PathChange::Added(e) => Some(entry_json(e)),
@@ -396,7 +399,8 @@ impl ImageDiff {
             let mut first = true;
             for value in self.changes().filter_map(|c| pick(&c)) {
                 out.write_all(if first { b"\n    " } else { b",\n    " })?;
-                serde_json::to_writer(&mut out, &value).map_err(io::Error::other)?;
+                let value = serde_json::to_string(&value).map_err(io::Error::other)?;
+                out.write_all(escape_json_text(&value).as_bytes())?;
                 first = false;
             }
             out.write_all(if first { b"]" } else { b"\n  ]" })?;
@@ -484,8 +488,8 @@ fn describe(difference: Difference, a: &FsEntry, b: &FsEntry) -> String {
             format!("{}:{}", b.uid(), b.gid()),
         ),
         Difference::LinkTarget => (
-            shown(&a.symlink_target().unwrap_or_default()),
-            shown(&b.symlink_target().unwrap_or_default()),
+            escape(&a.symlink_target().unwrap_or_default()),
+            escape(&b.symlink_target().unwrap_or_default()),
         ),
         Difference::Device => {
             let device = |e: &FsEntry| {

@@ -6,7 +6,7 @@
 //! layers two images share, each read once; usage errors, hostile layers, and memory
 //! bounded by paths.
 
-use crate::common::build::{put, Save};
+use crate::common::build::{pax_header, put, Save};
 use crate::common::images::{DockerContainers, DockerImages};
 use crate::common::layer_tar::LayerTar;
 use crate::common::registry::{isolated_dockhand, Auth, Registry};
@@ -520,4 +520,44 @@ fn an_image_and_its_flattening_have_the_same_filesystem() {
     };
     let other = text(ok(&["diff", "-q", s(&dive), s(&kaniko)]));
     assert!(other.contains("\nD /root/.data/test.sh\n"), "{other}");
+}
+
+#[test]
+fn names_a_terminal_would_act_on_are_escaped_and_never_cut() {
+    let tmp = tempdir();
+    // A name longer than a message shows (a PAX path record).
+    let long = format!("d/{}", "x".repeat(300));
+    let mut top = LayerTar::new(300)
+        .file("evil\nD passwd", b"x")
+        .file("right\u{202e}left", b"y");
+    top.bytes.extend(pax_header(&[("path", long.as_bytes())]));
+    let top = top.file("short", b"z").done();
+    let a = put(
+        tmp.path(),
+        "a.tar",
+        &save_of(vec![base_layer()], "diff/a:1"),
+    );
+    let b = put(
+        tmp.path(),
+        "b.tar",
+        &save_of(vec![base_layer(), top], "diff/names:1"),
+    );
+    let lines = text(ok(&["diff", &a, &b]));
+    let lines: Vec<&str> = lines.lines().collect();
+    assert!(lines.contains(&"A /evil\\nD passwd"), "{lines:?}");
+    assert!(lines.contains(&"A /right\\u{202e}left"), "{lines:?}");
+    assert!(lines.contains(&format!("A /{long}").as_str()), "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}"); // and the implied /d
+                                             // The JSON form: the same values, escaped inside the strings.
+    let raw = ok(&["diff", "--json", &a, &b]);
+    assert!(!String::from_utf8_lossy(&raw).contains('\u{202e}'));
+    let doc: Value = serde_json::from_slice(&raw).unwrap();
+    let added: Vec<&str> = doc["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert!(added.contains(&"/evil\nD passwd"), "{added:?}");
+    assert!(added.contains(&"/right\u{202e}left"), "{added:?}");
 }
