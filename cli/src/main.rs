@@ -808,6 +808,50 @@ struct EndArgs {
     scoped: bool,
 }
 
+impl EndArgs {
+    /// The options for a registry SRC: the plain ones, each overridden by --src-*.
+    fn source(&self, registry: &RegistryArgs) -> RegistryOptions {
+        registry.end_options(
+            &self.src_creds,
+            &self.src_authfile,
+            self.src_tls_verify,
+            &self.src_cert_dir,
+        )
+    }
+
+    /// The options for a registry DST: the plain ones, each overridden by --dest-*,
+    /// and --scoped.
+    fn destination(&self, registry: &RegistryArgs) -> RegistryOptions {
+        RegistryOptions {
+            scoped: self.scoped,
+            ..registry.end_options(
+                &self.dest_creds,
+                &self.dest_authfile,
+                self.dest_tls_verify,
+                &self.dest_cert_dir,
+            )
+        }
+    }
+}
+
+impl From<DockerLayoutArg> for DockerLayout {
+    fn from(arg: DockerLayoutArg) -> DockerLayout {
+        match arg {
+            DockerLayoutArg::Legacy => DockerLayout::Legacy,
+            DockerLayoutArg::Hybrid => DockerLayout::Hybrid,
+        }
+    }
+}
+
+impl From<ManifestFormatArg> for ManifestFormat {
+    fn from(arg: ManifestFormatArg) -> ManifestFormat {
+        match arg {
+            ManifestFormatArg::Oci => ManifestFormat::Oci,
+            ManifestFormatArg::V2s2 => ManifestFormat::DockerV2,
+        }
+    }
+}
+
 impl RegistryArgs {
     /// The options of one end: the plain ones, each overridden by the end's own.
     fn end_options(
@@ -1354,31 +1398,12 @@ fn run(cli: Cli, clock: &mut Clock) -> anyhow::Result<()> {
                 tags,
                 force,
                 platform,
-                docker_layout: docker_layout.map(|l| match l {
-                    DockerLayoutArg::Legacy => DockerLayout::Legacy,
-                    DockerLayoutArg::Hybrid => DockerLayout::Hybrid,
-                }),
+                docker_layout: docker_layout.map(Into::into),
                 layer_compression: layer_compression.unwrap_or_default(),
                 compression_level,
-                manifest_format: format.map(|f| match f {
-                    ManifestFormatArg::Oci => ManifestFormat::Oci,
-                    ManifestFormatArg::V2s2 => ManifestFormat::DockerV2,
-                }),
-                source_registry: registry.end_options(
-                    &ends.src_creds,
-                    &ends.src_authfile,
-                    ends.src_tls_verify,
-                    &ends.src_cert_dir,
-                ),
-                dest_registry: RegistryOptions {
-                    scoped: ends.scoped,
-                    ..registry.end_options(
-                        &ends.dest_creds,
-                        &ends.dest_authfile,
-                        ends.dest_tls_verify,
-                        &ends.dest_cert_dir,
-                    )
-                },
+                manifest_format: format.map(Into::into),
+                source_registry: ends.source(&registry),
+                dest_registry: ends.destination(&registry),
                 digest_file: digestfile,
                 all_platforms: all,
                 referrers,
@@ -2100,31 +2125,12 @@ impl EditArgs {
             convert: ConvertOptions {
                 to: write.to,
                 force: write.force,
-                docker_layout: write.docker_layout.map(|l| match l {
-                    DockerLayoutArg::Legacy => DockerLayout::Legacy,
-                    DockerLayoutArg::Hybrid => DockerLayout::Hybrid,
-                }),
+                docker_layout: write.docker_layout.map(Into::into),
                 layer_compression: write.layer_compression.unwrap_or_default(),
                 compression_level: write.compression_level,
-                manifest_format: write.format.map(|f| match f {
-                    ManifestFormatArg::Oci => ManifestFormat::Oci,
-                    ManifestFormatArg::V2s2 => ManifestFormat::DockerV2,
-                }),
-                source_registry: registry.end_options(
-                    &ends.src_creds,
-                    &ends.src_authfile,
-                    ends.src_tls_verify,
-                    &ends.src_cert_dir,
-                ),
-                dest_registry: RegistryOptions {
-                    scoped: ends.scoped,
-                    ..registry.end_options(
-                        &ends.dest_creds,
-                        &ends.dest_authfile,
-                        ends.dest_tls_verify,
-                        &ends.dest_cert_dir,
-                    )
-                },
+                manifest_format: write.format.map(Into::into),
+                source_registry: ends.source(registry),
+                dest_registry: ends.destination(registry),
                 digest_file: write.digestfile.clone(),
                 ..ConvertOptions::default()
             },
@@ -2548,18 +2554,8 @@ fn run_sync(
 ) -> anyhow::Result<()> {
     use dockhand::{SyncOptions, SyncOutcome};
     use std::io::IsTerminal;
-    let src_options = registry.end_options(
-        &ends.src_creds,
-        &ends.src_authfile,
-        ends.src_tls_verify,
-        &ends.src_cert_dir,
-    );
-    let dest_options = registry.end_options(
-        &ends.dest_creds,
-        &ends.dest_authfile,
-        ends.dest_tls_verify,
-        &ends.dest_cert_dir,
-    );
+    let src_options = ends.source(registry);
+    let dest_options = ends.destination(registry);
     // A bad destination is a usage error before the list is read.
     let target = sync_target(destination)?;
     let sources = match args.src {

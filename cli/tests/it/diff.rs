@@ -6,22 +6,15 @@
 //! layers two images share, each read once; usage errors, hostile layers, and memory
 //! bounded by paths.
 
-use crate::common::build::{pax_header, put, Save};
+use crate::common::build::{pax_header, put};
 use crate::common::images::{DockerContainers, DockerImages};
-use crate::common::layer_tar::LayerTar;
+use crate::common::layer_tar::{gzip_archive, save_of, LayerTar};
 use crate::common::registry::{isolated_dockhand, Auth, Registry};
 use crate::common::*;
 
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-
-/// A docker-save archive of `layers` (base first) tagged `name`.
-fn save_of(layers: Vec<Vec<u8>>, name: &str) -> Vec<u8> {
-    let mut save = Save::with_layers(layers, "2024-01-01T00:00:00Z");
-    save.manifest[0]["RepoTags"] = json!([name]);
-    save.tar()
-}
 
 /// The base layer of the built images.
 fn base_layer() -> Vec<u8> {
@@ -334,21 +327,11 @@ fn memory_grows_with_paths_not_bytes() {
     let t = tmp.path();
     let size = 160usize << 20;
     let archive = |name: &str, last: u8| {
-        let mut layer = LayerTar::new(5).dir("big/");
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_path("big/file").unwrap();
-        h.set_size(size as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        layer.bytes.extend_from_slice(h.as_bytes());
-        layer.bytes.resize(layer.bytes.len() + size - 1, 7);
-        layer.bytes.push(last);
-        let layer = layer.done();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &layer).unwrap();
-        let save = crate::common::build::save_with_stored_layer(gz.finish().unwrap(), &layer);
-        put(t, name, &save.tar())
+        let layer = LayerTar::new(5)
+            .dir("big/")
+            .big_file("big/file", size, 7, last)
+            .done();
+        gzip_archive(t, name, &layer)
     };
     let (a, b) = (archive("a.tar", 1), archive("b.tar", 2));
     let (run, rss) = run_measured(&["diff", "-q", &a, &b], t);

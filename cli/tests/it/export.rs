@@ -5,8 +5,8 @@
 //! replaced by a directory and a directory by a file, a symlink retargeted, a mode
 //! change), from every transport, to stdout; hostile layers; memory bounded by paths.
 
-use crate::common::build::{put, Save};
-use crate::common::layer_tar::LayerTar;
+use crate::common::build::put;
+use crate::common::layer_tar::{gzip_archive, save_of, LayerTar};
 use crate::common::registry::{isolated_dockhand, Auth, Registry};
 use crate::common::*;
 
@@ -16,13 +16,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::json;
-
-/// A docker-save archive of `layers` (base first) tagged `name`.
-fn save_of(layers: Vec<Vec<u8>>, name: &str) -> Vec<u8> {
-    let mut save = Save::with_layers(layers, "2024-01-01T00:00:00Z");
-    save.manifest[0]["RepoTags"] = json!([name]);
-    save.tar()
-}
 
 /// A name no other test (nor another run on the same daemon) uses.
 fn unique(label: &str) -> String {
@@ -596,26 +589,15 @@ fn memory_grows_with_paths_not_bytes() {
     // A 192 MiB file (a gzip layer of a few hundred KiB) and many small ones.
     let tmp = tempdir();
     let t = tmp.path();
-    let mut big = LayerTar::new(5);
-    big = big.dir("big/");
     let size = 192usize << 20;
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_path("big/file").unwrap();
-    h.set_size(size as u64);
-    h.set_mode(0o644);
-    h.set_cksum();
-    big.bytes.extend_from_slice(h.as_bytes());
-    big.bytes.resize(big.bytes.len() + size, 7);
+    let mut big = LayerTar::new(5)
+        .dir("big/")
+        .big_file("big/file", size, 7, 7);
     for i in 0..2000 {
         big = big.file(&format!("small/{i:04}"), format!("{i}").as_bytes());
     }
     let layer = big.done();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &layer).unwrap();
-    let stored = gz.finish().unwrap();
-    let save = crate::common::build::save_with_stored_layer(stored, &layer);
-    let archive = put(t, "big.tar", &save.tar());
+    let archive = gzip_archive(t, "big.tar", &layer);
     drop(layer);
     let out = t.join("rootfs.tar");
     let (run, rss) = run_measured(&["export", "-q", &archive, s(&out)], t);

@@ -77,9 +77,44 @@ impl LayerTar {
         self.entry(b'0', name, "", b"", 0o644, 0)
     }
 
+    /// A regular file of `size` bytes, all `fill` but the last, which is `last`
+    /// (its name set by the tar crate, so it may be long).
+    pub fn big_file(mut self, name: &str, size: usize, fill: u8, last: u8) -> Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_path(name).unwrap();
+        h.set_size(size as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        self.bytes.extend_from_slice(h.as_bytes());
+        self.bytes
+            .resize(self.bytes.len() + size.saturating_sub(1), fill);
+        if size > 0 {
+            self.bytes.push(last);
+        }
+        self.bytes.resize(self.bytes.len().div_ceil(512) * 512, 0);
+        self
+    }
+
     /// The tar, with its end-of-archive marker.
     pub fn done(mut self) -> Vec<u8> {
         self.bytes.extend_from_slice(&[0u8; 1024]);
         self.bytes
     }
+}
+
+/// A docker-save archive of one image whose only layer is `layer`, stored gzipped
+/// (fast), written to `dir/name`; its path.
+pub fn gzip_archive(dir: &std::path::Path, name: &str, layer: &[u8]) -> String {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, layer).unwrap();
+    let save = super::build::save_with_stored_layer(gz.finish().unwrap(), layer);
+    super::build::put(dir, name, &save.tar())
+}
+
+/// A docker-save archive of `layers` (base first) tagged `name`.
+pub fn save_of(layers: Vec<Vec<u8>>, name: &str) -> Vec<u8> {
+    let mut save = super::build::Save::with_layers(layers, "2024-01-01T00:00:00Z");
+    save.manifest[0]["RepoTags"] = serde_json::json!([name]);
+    save.tar()
 }
