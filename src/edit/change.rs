@@ -691,40 +691,62 @@ fn clean_path(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// The ports `PORT[-PORT][/PROTO]` names, each `PORT/proto` (Docker's `nat.ParsePortSpecs`
-/// for a container port: tcp by default; tcp, udp or sctp).
+/// The ports a spec `[[IP:]HOST_PORT:]PORT[-PORT][/PROTO]` exposes, each `PORT/proto`,
+/// as Docker's `nat.ParsePortSpec` reads it for `EXPOSE`: the container port (tcp by
+/// default; tcp, udp or sctp), a host part checked (an IP address, bracketed for IPv6,
+/// and a port or range) and dropped, as an image exposes container ports only.
 fn port_specs(spec: &str) -> Result<Vec<String>, String> {
-    let (ports, proto) = match spec.split_once('/') {
-        Some((ports, "")) => (ports, "tcp".to_string()),
-        Some((ports, proto)) => (ports, proto.to_ascii_lowercase()),
-        None => (spec, "tcp".to_string()),
+    let parts: Vec<&str> = spec.split(':').collect();
+    let container = parts[parts.len() - 1];
+    let (ip, host_port) = match parts.len() {
+        1 => ("".to_string(), ""),
+        2 => ("".to_string(), parts[0]),
+        n => (parts[..n - 2].join(":"), parts[n - 2]),
     };
-    if ports.contains(':') {
-        return Err(format!(
-            "{}: an exposed port is PORT[-PORT][/PROTO], without a host part",
-            shown(spec)
-        ));
+    // The protocol follows the container port: `80/udp`, or `80` (tcp).
+    let (ports, proto) = match container.split('/').collect::<Vec<_>>()[..] {
+        [ports] => (ports, "tcp".to_string()),
+        [ports, ""] => (ports, "tcp".to_string()),
+        [ports, proto, ..] => (ports, proto.to_ascii_lowercase()),
+        [] => ("", String::new()),
+    };
+    let ip = ip
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(&ip);
+    if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("invalid IP address: {}", shown(ip)));
     }
-    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
-        return Err(format!("invalid proto: {}", shown(&proto)));
+    if ports.is_empty() {
+        return Err(format!("no port specified: {}<empty>", shown(spec)));
     }
     let number = |text: &str| text.parse::<u16>().ok();
-    let invalid = || format!("invalid containerPort: {}", shown(ports));
-    let (start, end) = match ports.split_once('-') {
-        Some((a, b)) => (
-            number(a).ok_or_else(invalid)?,
-            number(b).ok_or_else(invalid)?,
-        ),
-        None => {
-            let port = number(ports).ok_or_else(invalid)?;
-            (port, port)
-        }
+    let range = |text: &str| match text.split_once('-') {
+        Some((a, b)) => number(a).zip(number(b)),
+        None => number(text).map(|p| (p, p)),
     };
+    let (start, end) =
+        range(ports).ok_or_else(|| format!("invalid containerPort: {}", shown(ports)))?;
     if end < start {
         return Err(format!(
             "invalid range specified for the port: {}",
             shown(ports)
         ));
+    }
+    if !host_port.is_empty() {
+        let (host_start, host_end) = range(host_port)
+            .filter(|(a, b)| a <= b)
+            .ok_or_else(|| format!("invalid hostPort: {}", shown(host_port)))?;
+        if end != start && end - start != host_end - host_start {
+            return Err(format!(
+                "invalid ranges specified for container and host Ports: {} and {}",
+                shown(ports),
+                shown(host_port)
+            ));
+        }
+    }
+    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        return Err(format!("invalid proto: {}", shown(&proto)));
     }
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
 }
@@ -816,6 +838,13 @@ mod tests {
             (vec!["ENTRYPOINT []"], json!({})),
             (vec!["ENV A=1 B=$A"], json!({"Env": ["A=1", "B="]})),
             (vec!["EXPOSE 80/TCP"], json!({"ExposedPorts": {"80/tcp": {}}})),
+            // A host part is checked and dropped, as Docker does (tried on 20.10).
+            (
+                vec!["EXPOSE 1.2.3.4:80:80 8080:81 :82 1.2.3.4::83/udp [::1]:8080:84"],
+                json!({"ExposedPorts": {
+                    "80/tcp": {}, "81/tcp": {}, "82/tcp": {}, "83/udp": {}, "84/tcp": {}
+                }}),
+            ),
             (
                 vec!["ENV A=1", "LABEL l=$A", "EXPOSE $A", "WORKDIR /x/../$A", "USER $A", "VOLUME $A"],
                 json!({
@@ -856,7 +885,17 @@ mod tests {
             assert!(err.is_usage(), "{change}: {err}");
             assert!(err.to_string().contains(words), "{change}: {err}");
         }
-        for change in ["EXPOSE abc", "EXPOSE 80/xyz", "EXPOSE 9-1", "EXPOSE 70000"] {
+        for change in [
+            "EXPOSE abc",
+            "EXPOSE 80/xyz",
+            "EXPOSE 9-1",
+            "EXPOSE 70000",
+            "EXPOSE 1.2.3:80:80",
+            "EXPOSE x:80",
+            "EXPOSE 1.2.3.4:80:",
+            "EXPOSE 8080-8081:80-85",
+            "EXPOSE 9-8:80",
+        ] {
             let err = after(&[change]).unwrap_err();
             assert!(err.is_usage(), "{change}: {err}");
         }

@@ -68,6 +68,8 @@ const CHANGES: &[&[&str]] = &[
         r#"LABEL a=b "c d"="e f""#,
         "LABEL legacy v w",
         "EXPOSE 80 53/udp 8000-8001",
+        // A host part: checked, then only the container port kept.
+        "EXPOSE 1.2.3.4:81:81 8080:82 [::1]:8443:443/udp",
         "USER 1000:1000",
         r#"VOLUME ["/data"]"#,
         "VOLUME /v1 /v2",
