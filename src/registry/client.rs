@@ -97,6 +97,11 @@ pub(crate) struct Client {
     auth: Mutex<AuthState>,
     /// How requests are retried.
     retry: RetryPolicy,
+    /// A mirror: until it has answered once, its requests get one attempt, so that a
+    /// dead mirror costs one connection and the pull goes on to the next endpoint.
+    fail_fast_until_answered: bool,
+    /// Some request got an HTTP answer (any status).
+    answered: std::sync::atomic::AtomicBool,
     /// How long a read may make no progress, and the stretch over which a body must
     /// keep up `min_rate` (zero: wait forever, no floor).
     read_timeout: Duration,
@@ -204,6 +209,8 @@ impl Client {
             credentials,
             auth: Mutex::new(AuthState::default()),
             retry: RetryPolicy::new(options),
+            fail_fast_until_answered: false,
+            answered: std::sync::atomic::AtomicBool::new(false),
             read_timeout: options.read_timeout,
             min_rate: options.min_rate,
             client_cert: trust.client_cert,
@@ -284,7 +291,7 @@ impl Client {
         headers: &[(&str, &str)],
         payload: Payload<'_>,
     ) -> Result<Response<Body>> {
-        self.send_with(method, url, scope, headers, payload, self.retry)
+        self.send_with(method, url, scope, headers, payload, self.policy())
     }
 
     /// [`Client::send`] without retries (a request whose repetition the caller
@@ -525,7 +532,12 @@ impl Client {
             &self.agent_elsewhere
         };
         let request = agent.configure_request(request).proxy(proxy).build();
-        agent.run(request)
+        let exchange = agent.run(request);
+        if exchange.is_ok() {
+            self.answered
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        exchange
     }
 
     /// Learn how the registry authenticates and get a token for `scope` now, so that
@@ -580,7 +592,25 @@ impl Client {
 
     /// How this client's requests are retried.
     pub(crate) fn retry_policy(&self) -> RetryPolicy {
-        self.retry
+        self.policy()
+    }
+
+    /// The same client for a mirror: until the mirror has answered once, each request
+    /// gets one attempt (containers/image tries each endpoint once), so that a mirror
+    /// nothing answers at is left for the next endpoint without the retries' backoff.
+    pub(crate) fn for_mirror(mut self) -> Client {
+        self.fail_fast_until_answered = true;
+        self
+    }
+
+    /// The retry policy of the next request: none for a mirror that never answered.
+    fn policy(&self) -> RetryPolicy {
+        let unanswered = !self.answered.load(std::sync::atomic::Ordering::Relaxed);
+        if self.fail_fast_until_answered && unanswered {
+            self.retry.without_retries()
+        } else {
+            self.retry
+        }
     }
 
     /// The `Authorization` value for a request in `scope` to the registry's own
@@ -683,7 +713,7 @@ impl Client {
                 (Method::GET, url, None)
             }
         };
-        let result = self.retry.run(|| {
+        let result = self.policy().run(|| {
             let mut builder = Request::builder().method(method.clone()).uri(&url);
             if let Some(Credentials::Basic { username, password }) = &self.credentials {
                 builder = builder.header("Authorization", basic(username, password));

@@ -232,12 +232,17 @@ fn connect_with(
         },
         ..options.clone()
     };
-    Client::connect(
+    let client = Client::connect(
         &reference.registry,
         reference.api_host(),
         credentials,
         &options,
-    )
+    )?;
+    Ok(if endpoint.mirror {
+        client.for_mirror()
+    } else {
+        client
+    })
 }
 
 /// How a push by paths (`docker://HOST/[PREFIX/]`) reaches each repository: as a push

@@ -74,6 +74,22 @@ fn asked(fx: &RegistryFixture) -> usize {
     fx.proxy().requests().len()
 }
 
+/// A port that accepts connections and closes each at once, and the count of them.
+fn closing_listener() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+    let addr = listener.local_addr().unwrap().to_string();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stream.is_ok() {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    (addr, count)
+}
+
 #[test]
 fn a_pull_is_served_by_the_mirror_and_falls_back_to_the_registry() {
     let Some(origin) = RegistryFixture::builder().proxy().start() else {
@@ -87,14 +103,18 @@ fn a_pull_is_served_by_the_mirror_and_falls_back_to_the_registry() {
     // holds only team/other:1.
     push(t, mirror.addr(), "hub/team/app:1");
     push(t, origin.addr(), "team/other:1");
-    // A mirror first that nothing answers at: it is skipped.
+    // Mirrors first that nothing answers at: one refuses connections, one closes
+    // each at once (counting them). Both are skipped, each after one attempt (two
+    // connections: plain HTTP, then HTTPS), not the retries' (3 by default).
     let dead = format!("127.0.0.1:{}", free_port());
+    let (closing, closed) = closing_listener();
     let conf = write_conf(
         t,
         "registries.conf",
         &format!(
             "unqualified-search-registries = []\n\
              [[registry]]\nprefix = \"{o}/team\"\nlocation = \"{o}/team\"\ninsecure = true\n\
+             [[registry.mirror]]\nlocation = \"{closing}/team\"\ninsecure = true\n\
              [[registry.mirror]]\nlocation = \"{dead}/team\"\ninsecure = true\n\
              [[registry.mirror]]\nlocation = \"{m}/hub/team\"\ninsecure = true\n",
             o = origin.addr(),
@@ -135,6 +155,12 @@ fn a_pull_is_served_by_the_mirror_and_falls_back_to_the_registry() {
     assert!(
         stderr.contains("mirror skipped: docker://") && stderr.contains(&dead),
         "{stderr}"
+    );
+    assert!(stderr.contains(&closing), "{stderr}");
+    let connections = closed.swap(0, Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&connections),
+        "{connections} connections to a mirror that never answers"
     );
     ok(&["verify", s(&out)]);
     assert_eq!(
