@@ -284,8 +284,8 @@ pub use rootfs::{
 };
 // Two images' final filesystems compared, and the layers they share.
 pub use rootfs::{
-    diff, diff_images, Changes, CompareOptions, DiffLayer, DiffOptions, DiffSide, DiffSummary,
-    Difference, Differences, ImageDiff, PathChange,
+    diff, diff_images, Changes, CompareOptions, ConfigDifference, DiffLayer, DiffOptions, DiffSide,
+    DiffSummary, Difference, Differences, ImageDiff, PathChange,
 };
 // History and config summaries.
 pub use history::{

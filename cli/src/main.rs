@@ -207,8 +207,8 @@ enum Command {
         #[arg(value_name = "OUT|-")]
         out: String,
     },
-    /// Compare two images' final filesystems: paths added, removed and changed, and
-    /// the layers the two share.
+    /// Compare two images' final filesystems: paths added, removed and changed, the
+    /// layers the two share, and the config fields that differ.
     ///
     /// A and B are any two sources (`dockhand diff old.tar new.tar`), or one source
     /// holding both images (`dockhand diff multi.tar --image @0 --image @1`). The
@@ -1316,7 +1316,7 @@ fn diff_summary(diff: &dockhand::ImageDiff) -> String {
     };
     let summary = diff.summary();
     format!(
-        "diff of A {} and B {}: {} layer(s) shared, {} of A's own ({}), {} of B's own ({}); {} added, {} removed, {} changed",
+        "diff of A {} and B {}: {} layer(s) shared, {} of A's own ({}), {} of B's own ({}); {} added, {} removed, {} changed; {}",
         side(&diff.a),
         side(&diff.b),
         diff.b.shared_layers(),
@@ -1326,7 +1326,13 @@ fn diff_summary(diff: &dockhand::ImageDiff) -> String {
         human_size(diff.b.own_bytes()),
         summary.added,
         summary.removed,
-        summary.changed
+        summary.changed,
+        if diff.config.is_empty() {
+            "the same config".to_string()
+        } else {
+            let keys: Vec<&str> = diff.config.iter().map(|c| c.key.as_str()).collect();
+            format!("config differs in {}", one_line(&keys.join(", ")))
+        }
     )
 }
 

@@ -229,6 +229,68 @@ impl DiffSide {
     }
 }
 
+/// A field of the image config that differs: one of the container config's
+/// (`config.Env`, `config.Cmd`, `config.Labels`, ...) or the platform and author at
+/// the top (`architecture`, `os`, `variant`, `author`). `created`, `history` and
+/// `rootfs` are left out: the layers and paths say what they would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfigDifference {
+    /// The field: `config.NAME` or a top-level name.
+    pub key: String,
+    /// A's value, `None` when A has none.
+    pub a: Option<Value>,
+    /// B's value, `None` when B has none.
+    pub b: Option<Value>,
+}
+
+/// The top-level config fields compared besides the container config.
+const TOP_FIELDS: [&str; 4] = ["architecture", "os", "variant", "author"];
+
+/// The config fields that differ between `a` and `b` (raw config bytes), in key
+/// order: the top-level fields, then the container config's; a field absent, null or
+/// empty on one side and absent, null or empty on the other is no difference. A
+/// config that does not parse compares as an empty one (reading the image already
+/// checked it).
+fn config_differences(a: &[u8], b: &[u8]) -> Vec<ConfigDifference> {
+    let parse = |bytes: &[u8]| -> Value {
+        crate::model::image::parse_json::<Value>(bytes, "config").unwrap_or(Value::Null)
+    };
+    let (a, b) = (parse(a), parse(b));
+    let mut out = Vec::new();
+    let mut compare = |key: String, x: Option<&Value>, y: Option<&Value>| {
+        // Absent, null and empty (`"Labels": {}`, `"Cmd": []`) mean the same to a
+        // runtime.
+        let present = |v: &&Value| match v {
+            Value::Null => false,
+            Value::Object(map) => !map.is_empty(),
+            Value::Array(list) => !list.is_empty(),
+            _ => true,
+        };
+        let (x, y) = (x.filter(present), y.filter(present));
+        if x != y {
+            out.push(ConfigDifference {
+                key,
+                a: x.cloned(),
+                b: y.cloned(),
+            });
+        }
+    };
+    for key in TOP_FIELDS {
+        compare(key.to_string(), a.get(key), b.get(key));
+    }
+    let container = |v: &Value| v.get("config").and_then(Value::as_object).cloned();
+    let (x, y) = (
+        container(&a).unwrap_or_default(),
+        container(&b).unwrap_or_default(),
+    );
+    let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+    for key in keys {
+        compare(format!("config.{key}"), x.get(key), y.get(key));
+    }
+    out
+}
+
 /// The counts of a comparison.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -257,6 +319,8 @@ pub struct ImageDiff {
     pub b: DiffSide,
     /// How many layer reads the comparison made (a layer both hold read once).
     pub layers_read: usize,
+    /// The config fields that differ.
+    pub config: Vec<ConfigDifference>,
     fs_a: Filesystem,
     fs_b: Filesystem,
     compare: CompareOptions,
@@ -334,7 +398,9 @@ impl ImageDiff {
 
     /// Write the comparison as one JSON document: `a` and `b` (each image's input,
     /// name, ID, position and layers, each layer with `shared`), `layers` (how many
-    /// are shared, and each image's own layers' bytes), `summary` (counts and bytes),
+    /// are shared, and each image's own layers' bytes), `config` (each config field
+    /// that differs: `key`, and its values `a` and `b`, `null` where absent),
+    /// `summary` (counts and bytes),
     /// then `added` and `removed` (each an entry: `path` from the root, `type`,
     /// `mode` as an octal string, `uid`, `gid`, and as they apply `size`, `digest`,
     /// `link_target`, `device`) and `changed` (`path`, `changes` naming what differs,
@@ -354,6 +420,11 @@ impl ImageDiff {
                 "b_only_bytes": self.b.own_bytes(),
                 "read": self.layers_read,
             },
+            "config": self.config.iter().map(|c| json!({
+                "key": c.key,
+                "a": c.a,
+                "b": c.b,
+            })).collect::<Vec<_>>(),
             "summary": {
                 "added": summary.added,
                 "removed": summary.removed,
@@ -624,6 +695,7 @@ pub fn diff_images(
         a: DiffSide::of(a, b),
         b: DiffSide::of(b, a),
         layers_read,
+        config: config_differences(&a.config_bytes, &b.config_bytes),
         fs_a: finish(engine_a, a)?,
         fs_b: finish(engine_b, b)?,
         compare: options.compare.clone(),
@@ -863,6 +935,29 @@ mod tests {
         let down = |n: usize| (0..n).rev().collect::<Vec<_>>();
         assert_eq!(seen_a, down(a.len()), "{steps:?}");
         assert_eq!(seen_b, down(b.len()), "{steps:?}");
+    }
+
+    #[test]
+    fn config_fields_differ_unless_both_are_absent_null_or_empty() {
+        let a = br#"{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"],"Labels":{},"Env":null,"User":"1"}}"#;
+        let b = br#"{"architecture":"arm64","os":"linux","created":"x","config":{"Cmd":["sh"],"Entrypoint":[],"User":"2","WorkingDir":"/w"}}"#;
+        let found: Vec<(String, Option<Value>, Option<Value>)> = config_differences(a, b)
+            .into_iter()
+            .map(|c| (c.key, c.a, c.b))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "architecture".into(),
+                    Some(json!("amd64")),
+                    Some(json!("arm64"))
+                ),
+                ("config.User".into(), Some(json!("1")), Some(json!("2"))),
+                ("config.WorkingDir".into(), None, Some(json!("/w"))),
+            ]
+        );
+        assert!(config_differences(a, a).is_empty());
     }
 
     #[test]

@@ -47,8 +47,8 @@ use apply::{Engine, PathKey, Plan, Refusal, ScanError};
 use tar_stream::{PaxRecord, TarEntries, TarEntry, TarProblem};
 
 pub use diff::{
-    diff, diff_images, Changes, CompareOptions, DiffLayer, DiffOptions, DiffSide, DiffSummary,
-    Difference, Differences, ImageDiff, PathChange,
+    diff, diff_images, Changes, CompareOptions, ConfigDifference, DiffLayer, DiffOptions, DiffSide,
+    DiffSummary, Difference, Differences, ImageDiff, PathChange,
 };
 
 /// The most distinct paths the layers of one image may name in all: their entries,

@@ -544,3 +544,49 @@ fn names_a_terminal_would_act_on_are_escaped_and_never_cut() {
     assert!(added.contains(&"/evil\nD passwd"), "{added:?}");
     assert!(added.contains(&"/right\u{202e}left"), "{added:?}");
 }
+
+#[test]
+fn a_config_change_alone_shows_in_the_summary_and_the_json() {
+    let tmp = tempdir();
+    let basic = fixture("docker-save-basic").input;
+    let basic = basic.to_str().unwrap();
+    let mutated = tmp.path().join("mutated.tar");
+    ok(&[
+        "mutate",
+        "-q",
+        "--env",
+        "X=1",
+        "--cmd",
+        r#"["/bin/true"]"#,
+        basic,
+        s(&mutated),
+    ]);
+    let changed = run(&["diff", basic, s(&mutated)]);
+    assert!(changed.status.success(), "{changed:?}");
+    // The same files: no change line, every layer shared.
+    assert!(changed.stdout.is_empty(), "{changed:?}");
+    let stderr = String::from_utf8_lossy(&changed.stderr);
+    assert!(
+        stderr.contains("3 layer(s) shared")
+            && stderr.ends_with("; config differs in config.Cmd, config.Env\n"),
+        "{stderr}"
+    );
+    let doc: Value = serde_json::from_slice(&ok(&["diff", "--json", basic, s(&mutated)])).unwrap();
+    assert_eq!(
+        doc["config"],
+        json!([
+            {"key": "config.Cmd", "a": ["/bin/hello.sh"], "b": ["/bin/true"]},
+            {
+                "key": "config.Env",
+                "a": ["PATH=/bin", "DOCKHAND_FIXTURE=basic"],
+                "b": ["PATH=/bin", "DOCKHAND_FIXTURE=basic", "X=1"]
+            },
+        ])
+    );
+    // An image and itself: the same config.
+    let same = run(&["diff", basic, basic]);
+    assert!(
+        String::from_utf8_lossy(&same.stderr).ends_with("; the same config\n"),
+        "{same:?}"
+    );
+}
