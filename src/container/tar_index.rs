@@ -512,13 +512,7 @@ pub(crate) fn walk_entries<S: Source>(src: &mut S, visitor: &mut dyn Visitor) ->
                 format!("tar header at byte {offset} has an invalid size field"),
             )
         })?;
-        let extension = match kind {
-            EntryType::GNULongName => Some("GNU long name"),
-            EntryType::GNULongLink => Some("GNU long link name"),
-            EntryType::XHeader => Some("PAX extended header"),
-            EntryType::XGlobalHeader => Some("PAX global header"),
-            _ => None,
-        };
+        let extension = extension_name(kind);
         if let Some(what) = extension {
             let data = read_extension(src, what, size, offset)?;
             match kind {
@@ -623,7 +617,7 @@ pub(crate) fn walk_entries<S: Source>(src: &mut S, visitor: &mut dyn Visitor) ->
 }
 
 /// `size` rounded up to whole blocks, without overflow for any `u64`.
-fn padded(size: u64) -> u64 {
+pub(crate) fn padded(size: u64) -> u64 {
     size + (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
 }
 
@@ -653,34 +647,21 @@ fn read_extension<S: Source>(src: &mut S, what: &str, size: u64, offset: u64) ->
 }
 
 /// A GNU long name is NUL-terminated inside its data.
-fn until_nul(mut data: Vec<u8>) -> Vec<u8> {
+pub(crate) fn until_nul(mut data: Vec<u8>) -> Vec<u8> {
     if let Some(end) = data.iter().position(|&b| b == 0) {
         data.truncate(end);
     }
     data
 }
 
-/// Apply the records of a PAX extended header (`"<len> <key>=<value>\n"`, where `len`
-/// counts the whole record, so values may hold newlines) to `pending`.
-fn parse_pax(mut data: &[u8], pending: &mut Pending) -> std::result::Result<(), ()> {
-    // Some writers pad the data with NULs.
-    while !data.is_empty() && data[0] != 0 {
-        let space = data.iter().position(|&b| b == b' ').ok_or(())?;
-        let len: usize = std::str::from_utf8(&data[..space])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or(())?;
-        if len <= space + 1 || len > data.len() || data[len - 1] != b'\n' {
-            return Err(());
-        }
-        let record = &data[space + 1..len - 1];
-        let eq = record.iter().position(|&b| b == b'=').ok_or(())?;
-        let (key, value) = (&record[..eq], &record[eq + 1..]);
-        match key {
-            b"path" => pending.pax_path = Some(value.to_vec()),
-            b"linkpath" => pending.pax_link = Some(value.to_vec()),
+/// Apply the records of a PAX extended header ([`pax_records`]) to `pending`.
+fn parse_pax(data: &[u8], pending: &mut Pending) -> std::result::Result<(), ()> {
+    for (key, value) in pax_records(data).ok_or(())? {
+        match &key[..] {
+            b"path" => pending.pax_path = Some(value),
+            b"linkpath" => pending.pax_link = Some(value),
             b"size" => {
-                let size = std::str::from_utf8(value)
+                let size = std::str::from_utf8(&value)
                     .ok()
                     .and_then(|s| s.parse::<u64>().ok())
                     .ok_or(())?;
@@ -689,20 +670,53 @@ fn parse_pax(mut data: &[u8], pending: &mut Pending) -> std::result::Result<(), 
             // GNU sparse formats 0.1 and 1.0 keep the real name here; the data is a
             // sparse map, not the file's bytes.
             b"GNU.sparse.name" => {
-                pending.pax_path = Some(value.to_vec());
+                pending.pax_path = Some(value);
                 pending.pax_sparse = true;
             }
             k if k.starts_with(b"GNU.sparse.") => pending.pax_sparse = true,
             _ => {}
         }
-        data = &data[len..];
     }
     Ok(())
 }
 
+/// One record of a PAX extended header: its key and value.
+pub(crate) type PaxRecord = (Vec<u8>, Vec<u8>);
+
+/// The records of a PAX extended header (`"<len> <key>=<value>\n"`, where `len` counts
+/// the whole record, so values may hold newlines); `None` when malformed.
+pub(crate) fn pax_records(mut data: &[u8]) -> Option<Vec<PaxRecord>> {
+    let mut records = Vec::new();
+    // Some writers pad the data with NULs.
+    while !data.is_empty() && data[0] != 0 {
+        let space = data.iter().position(|&b| b == b' ')?;
+        let len: usize = std::str::from_utf8(&data[..space]).ok()?.parse().ok()?;
+        if len <= space + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return None;
+        }
+        let record = &data[space + 1..len - 1];
+        let eq = record.iter().position(|&b| b == b'=')?;
+        records.push((record[..eq].to_vec(), record[eq + 1..].to_vec()));
+        data = &data[len..];
+    }
+    Some(records)
+}
+
+/// What an extension entry of type `kind` is (for messages), or `None` for an entry
+/// that is not one.
+pub(crate) fn extension_name(kind: EntryType) -> Option<&'static str> {
+    match kind {
+        EntryType::GNULongName => Some("GNU long name"),
+        EntryType::GNULongLink => Some("GNU long link name"),
+        EntryType::XHeader => Some("PAX extended header"),
+        EntryType::XGlobalHeader => Some("PAX global header"),
+        _ => None,
+    }
+}
+
 /// Does the header's checksum field match its bytes (summed as unsigned, or as signed
 /// bytes like some old tars did)?
-fn checksum_ok(block: &[u8; BLOCK]) -> bool {
+pub(crate) fn checksum_ok(block: &[u8; BLOCK]) -> bool {
     let field = &block[148..156];
     let text = field
         .iter()

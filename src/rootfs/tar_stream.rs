@@ -7,11 +7,12 @@ use std::io::{self, Read};
 
 use tar::{EntryType, Header};
 
-use crate::container::{read_full, MAX_EXTENSION_SIZE, MAX_PATH_BYTES, MAX_PATH_DEPTH};
+pub(crate) use crate::container::PaxRecord;
+use crate::container::{
+    checksum_ok, extension_name, padded, pax_records, read_full, until_nul, BLOCK,
+    MAX_EXTENSION_SIZE, MAX_PATH_BYTES, MAX_PATH_DEPTH,
+};
 use crate::model::digest::Hasher;
-
-/// The size of a tar header and the unit entry data is padded to.
-const BLOCK: usize = 512;
 
 /// What is wrong with a layer's tar, before the layer and image are named.
 #[derive(Debug)]
@@ -40,9 +41,6 @@ impl TarProblem {
         }
     }
 }
-
-/// One record of a PAX extended header: its key and value.
-pub(crate) type PaxRecord = (Vec<u8>, Vec<u8>);
 
 /// One entry of a layer, as its headers say.
 pub(crate) struct TarEntry {
@@ -140,13 +138,7 @@ impl<R: Read> TarEntries<R> {
             let size = header.entry_size().map_err(|_| {
                 TarProblem::whole(format!("tar header at byte {at} has an invalid size field"))
             })?;
-            let extension = match kind {
-                EntryType::GNULongName => Some("GNU long name"),
-                EntryType::GNULongLink => Some("GNU long link name"),
-                EntryType::XHeader => Some("PAX extended header"),
-                EntryType::XGlobalHeader => Some("PAX global header"),
-                _ => None,
-            };
+            let extension = extension_name(kind);
             if let Some(what) = extension {
                 if size > MAX_EXTENSION_SIZE {
                     return Err(TarProblem::whole(format!(
@@ -354,38 +346,6 @@ pub(crate) fn numeric(field: &[u8]) -> Option<u64> {
     Some(value)
 }
 
-/// `size` rounded up to whole blocks, without overflow for any `u64`.
-fn padded(size: u64) -> u64 {
-    size + (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
-}
-
-/// A GNU long name is NUL-terminated inside its data.
-fn until_nul(mut data: Vec<u8>) -> Vec<u8> {
-    if let Some(end) = data.iter().position(|&b| b == 0) {
-        data.truncate(end);
-    }
-    data
-}
-
-/// The records of a PAX extended header (`"<len> <key>=<value>\n"`, where `len` counts
-/// the whole record, so values may hold newlines); `None` when malformed.
-pub(crate) fn pax_records(mut data: &[u8]) -> Option<Vec<PaxRecord>> {
-    let mut records = Vec::new();
-    // Some writers pad the data with NULs.
-    while !data.is_empty() && data[0] != 0 {
-        let space = data.iter().position(|&b| b == b' ')?;
-        let len: usize = std::str::from_utf8(&data[..space]).ok()?.parse().ok()?;
-        if len <= space + 1 || len > data.len() || data[len - 1] != b'\n' {
-            return None;
-        }
-        let record = &data[space + 1..len - 1];
-        let eq = record.iter().position(|&b| b == b'=')?;
-        records.push((record[..eq].to_vec(), record[eq + 1..].to_vec()));
-        data = &data[len..];
-    }
-    Some(records)
-}
-
 /// One PAX record, `"<len> <key>=<value>\n"`, its length counting itself.
 pub(crate) fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
     let body = key.len() + value.len() + 3; // the space, `=` and newline
@@ -399,24 +359,6 @@ pub(crate) fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
     out.extend_from_slice(value);
     out.push(b'\n');
     out
-}
-
-/// Does the header's checksum field match its bytes (summed as unsigned, or as signed
-/// bytes like some old tars did)?
-fn checksum_ok(block: &[u8; BLOCK]) -> bool {
-    let field = &block[148..156];
-    let text: String = field.iter().map(|&b| b as char).collect();
-    let text = text.trim_matches(|c| c == '\0' || c == ' ');
-    let Ok(want) = u64::from_str_radix(text, 8) else {
-        return false;
-    };
-    let (mut unsigned, mut signed) = (0u64, 0i64);
-    for (i, &b) in block.iter().enumerate() {
-        let b = if (148..156).contains(&i) { b' ' } else { b };
-        unsigned += u64::from(b);
-        signed += i64::from(b as i8);
-    }
-    want == unsigned || want as i64 == signed
 }
 
 /// Refuse a name or link target over [`MAX_PATH_BYTES`] or [`MAX_PATH_DEPTH`], or
