@@ -16,7 +16,7 @@ pub use dir_writer::DirWriter;
 #[cfg(any(test, feature = "fuzzing"))]
 pub use spool::open_input;
 pub use spool::MAX_TRAILING_BYTES;
-pub(crate) use spool::{open_input_spooling_in, open_stream_spooling_in};
+pub(crate) use spool::{open_input_spooling_in, open_stream_spooling_in, Decoded};
 pub(crate) use tar_index::{
     checksum_ok, extension_name, padded, pax_records, until_nul, walk_entries, EntryHead, Kept,
     PaxRecord, RegionReader, Source as TarSource, Visitor, BLOCK,

@@ -377,16 +377,21 @@ fn hash_entries(todo: Receiver<HashWork>) {
     }
 }
 
-/// A decompressing reader whose errors name the input and the compression.
-struct Decoded<'a> {
-    inner: Box<dyn Read + Send + 'a>,
-    compression: Compression,
+/// A decompressing reader whose errors say what is wrong with the stream (truncated,
+/// not valid data of its compression); errors of an uncompressed stream, and those
+/// already worded, pass as they are.
+pub(crate) struct Decoded<'a> {
+    /// The decoder.
+    pub inner: Box<dyn Read + Send + 'a>,
+    /// What it decodes.
+    pub compression: Compression,
 }
 
 impl Read for Decoded<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).map_err(|e| {
-            if e.get_ref().is_some_and(|i| i.is::<Error>()) {
+            if self.compression == Compression::None || e.get_ref().is_some_and(|i| i.is::<Error>())
+            {
                 return e;
             }
             let (file, kind) = (String::new(), self.compression.name());

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::container::read_full;
-use crate::container::{normalize_path, Parents, MAX_TRAILING_BYTES};
+use crate::container::{normalize_path, Decoded, ExactReader, Parents, MAX_TRAILING_BYTES};
 use crate::container::{walk_entries, EntryHead, Kept, RegionReader, TarSource as Source, Visitor};
 use crate::error::{Error, Result};
 use crate::model::blob::Blob;
@@ -364,33 +364,6 @@ impl<R: Read, W: Write> Source for Tee<R, W> {
     }
 }
 
-/// A decompressing reader whose errors say what is wrong with the stream.
-struct Decoded<'a> {
-    inner: Box<dyn Read + Send + 'a>,
-    compression: Compression,
-}
-
-impl Read for Decoded<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).map_err(|e| {
-            if self.compression == Compression::None || e.get_ref().is_some_and(|i| i.is::<Error>())
-            {
-                return e;
-            }
-            let kind = self.compression.name();
-            match e.kind() {
-                io::ErrorKind::UnexpectedEof => Error::Truncated {
-                    file: String::new(),
-                    detail: format!("the {kind} stream ends early"),
-                },
-                io::ErrorKind::OutOfMemory => Error::Unsupported(e.to_string()),
-                _ => Error::malformed("", format!("not valid {kind} data: {e}")),
-            }
-            .into_io()
-        })
-    }
-}
-
 /// Checks each entry of a layer: names and hard links inside the root, relative
 /// symlinks too.
 struct LayerCheck;
@@ -533,20 +506,16 @@ fn tar_dir(dir: &Path, options: &LayerOptions) -> Result<NewLayer> {
             }
             header.set_entry_type(tar::EntryType::Regular);
             header.set_size(meta.len());
-            let file = File::open(entry.path())
+            let mut file = File::open(entry.path())
                 .map_err(|e| Error::io(format!("reading {}", shown_path()), e))?;
-            let mut exact = Exact {
-                inner: file,
-                left: meta.len(),
-            };
+            // Exactly the size the header says: a file that shrinks or grows while it
+            // is read fails the layer.
+            let shown = shown_path();
+            let mut exact = ExactReader::new(&mut file, meta.len(), &shown);
             builder
                 .append_data(&mut header, &rel, &mut exact)
                 .map_err(failed)?;
-            // More bytes than it had: the file grew while it was read.
-            let mut probe = [0u8; 1];
-            if exact.inner.read(&mut probe).map_err(failed)? != 0 {
-                return Err(failed(changed()));
-            }
+            exact.finish()?;
         } else if file_type.is_char_device() || file_type.is_block_device() {
             header.set_entry_type(if file_type.is_char_device() {
                 tar::EntryType::Char
@@ -575,32 +544,6 @@ fn tar_dir(dir: &Path, options: &LayerOptions) -> Result<NewLayer> {
         .into_inner()
         .map_err(|e| Error::io("writing the layer", e))?;
     finish(out, &dir.display().to_string())
-}
-
-/// The error for a file whose size changed while it was tarred.
-fn changed() -> io::Error {
-    io::Error::other("the file changed size while it was read")
-}
-
-/// Exactly `left` bytes of a file, or an error when it has fewer.
-struct Exact {
-    inner: File,
-    left: u64,
-}
-
-impl Read for Exact {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.left == 0 {
-            return Ok(0);
-        }
-        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(changed());
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]
