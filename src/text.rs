@@ -9,6 +9,29 @@ pub const MAX_SHOWN_CHARS: usize = 200;
 /// How many characters one printed line (an error, a warning) holds at most.
 pub const MAX_LINE_CHARS: usize = 4000;
 
+/// The proleptic Gregorian date (year, month, day) of a day counted from 1970-01-01,
+/// for writing times in UTC (Howard Hinnant's `civil_from_days`).
+///
+/// ```
+/// use dockhand::text::civil_date;
+///
+/// assert_eq!(civil_date(0), (1970, 1, 1));
+/// assert_eq!(civil_date(19_782), (2024, 2, 29));
+/// assert_eq!(civil_date(-1), (1969, 12, 31));
+/// ```
+pub fn civil_date(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// `text` escaped (see [`escape`]) and cut to [`MAX_SHOWN_CHARS`] characters, for
 /// putting input-derived text into a message.
 ///
