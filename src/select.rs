@@ -319,6 +319,29 @@ pub fn select(images: &[Image], selectors: &[Selector]) -> Result<Vec<usize>> {
     Ok(out)
 }
 
+/// The one image `selectors` pick from `images` (the only image when there are no
+/// selectors), read from `input`; several is a usage error listing them, worded for
+/// `task` (`export writes one`).
+pub(crate) fn select_one(
+    images: &[Image],
+    selectors: &[Selector],
+    input: &str,
+    task: &str,
+) -> Result<usize> {
+    let picked = select(images, selectors)?;
+    match picked[..] {
+        [one] => Ok(one),
+        _ => Err(Error::Usage(format!(
+            "{} holds {} images: {}; {task}: pick it with {image} @N or {image} NAME, e.g. {image} @{}",
+            shown(input),
+            picked.len(),
+            candidates(images, &picked),
+            picked.first().copied().unwrap_or(0),
+            image = Setting::Image
+        ))),
+    }
+}
+
 /// The images at `picked` (from [`select`]) with the names a conversion carries: only
 /// those each was selected by, as `docker save name:tag` writes only the name it was
 /// asked for; every name for an image picked by `@N`, or when there are no selectors;

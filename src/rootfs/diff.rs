@@ -874,18 +874,12 @@ fn pick_one(
     location: &Location,
     picks: &[crate::select::Selector],
 ) -> Result<usize> {
-    let picked = crate::select::select(&source.images, picks)?;
-    match picked[..] {
-        [one] => Ok(one),
-        _ => Err(Error::Usage(format!(
-            "{} holds {} images: {}; diff compares one of it: pick it with {image} @N or {image} NAME, e.g. {image} @{}",
-            shown(&location.path),
-            picked.len(),
-            crate::select::candidates(&source.images, &picked),
-            picked.first().copied().unwrap_or(0),
-            image = Setting::Image
-        ))),
-    }
+    crate::select::select_one(
+        &source.images,
+        picks,
+        &location.path,
+        "diff compares one of it",
+    )
 }
 
 #[cfg(test)]

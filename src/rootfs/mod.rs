@@ -653,20 +653,8 @@ pub fn export(
         ..ReadOptions::default()
     };
     let source = crate::location::open_source(src, &read)?;
-    let picked = crate::select::select(&source.images, &selectors)?;
-    let index = match picked[..] {
-        [one] => one,
-        _ => {
-            return Err(Error::Usage(format!(
-                "{} holds {} images: {}; export writes one: pick it with {image} @N or {image} NAME, e.g. {image} @{}",
-                shown(&src.path),
-                picked.len(),
-                crate::select::candidates(&source.images, &picked),
-                picked.first().copied().unwrap_or(0),
-                image = Setting::Image
-            )))
-        }
-    };
+    let index =
+        crate::select::select_one(&source.images, &selectors, &src.path, "export writes one")?;
     let image = &source.images[index];
     let report = match &mut output {
         None => {
