@@ -126,6 +126,17 @@ fn app_and_base() -> (Img, Img) {
     (app, base)
 }
 
+/// `dir/images.tar`: a docker-save archive of [`app_and_base`]'s two images.
+fn archive_of_app_and_base(dir: &Path) -> (Img, Img, PathBuf) {
+    let (app, base) = app_and_base();
+    let archive = write(
+        dir,
+        "images.tar",
+        &save_archive(&[app.clone(), base.clone()]),
+    );
+    (app, base, archive)
+}
+
 /// `bytes` written to `dir/name`.
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
@@ -199,12 +210,7 @@ fn usage_error(args: &[&str]) -> String {
 fn names_added_to_a_docker_archive_are_what_docker_skopeo_and_podman_load() {
     let test = "names_added_to_a_docker_archive_are_what_docker_skopeo_and_podman_load";
     let tmp = tempdir();
-    let (app, base) = app_and_base();
-    let archive = write(
-        tmp.path(),
-        "images.tar",
-        &save_archive(&[app.clone(), base.clone()]),
-    );
+    let (app, base, archive) = archive_of_app_and_base(tmp.path());
     let before = member(&archive, "manifest.json");
     ok(&[
         "tag",
@@ -312,12 +318,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn names_added_to_oci_layouts_are_ref_names_skopeo_umoci_and_podman_find() {
     let test = "names_added_to_oci_layouts_are_ref_names_skopeo_umoci_and_podman_find";
     let tmp = tempdir();
-    let (app, base) = app_and_base();
-    let archive = write(
-        tmp.path(),
-        "images.tar",
-        &save_archive(&[app.clone(), base.clone()]),
-    );
+    let (app, base, archive) = archive_of_app_and_base(tmp.path());
     let layout = tmp.path().join("layout");
     let oci_tar = tmp.path().join("layout.tar");
     ok(&["convert", "-q", s(&archive), s(&layout)]);
@@ -424,12 +425,7 @@ fn names_added_to_oci_layouts_are_ref_names_skopeo_umoci_and_podman_find() {
 fn names_added_to_a_docker_dir_are_what_docker_loads_from_it() {
     let test = "names_added_to_a_docker_dir_are_what_docker_loads_from_it";
     let tmp = tempdir();
-    let (app, base) = app_and_base();
-    let archive = write(
-        tmp.path(),
-        "images.tar",
-        &save_archive(&[app.clone(), base.clone()]),
-    );
+    let (app, base, archive) = archive_of_app_and_base(tmp.path());
     let tree = tmp.path().join("tree");
     ok(&["convert", "-q", "--to", "docker-dir", s(&archive), s(&tree)]);
     let repositories = |tree: &Path| -> Value {
@@ -468,12 +464,7 @@ fn names_added_to_a_docker_dir_are_what_docker_loads_from_it() {
 fn an_image_untagged_last_stays_unnamed_and_an_unknown_name_changes_nothing() {
     let test = "an_image_untagged_last_stays_unnamed_and_an_unknown_name_changes_nothing";
     let tmp = tempdir();
-    let (app, base) = app_and_base();
-    let archive = write(
-        tmp.path(),
-        "images.tar",
-        &save_archive(&[app.clone(), base.clone()]),
-    );
+    let (app, base, archive) = archive_of_app_and_base(tmp.path());
     let before = fs::read(&archive).unwrap();
     let err = fails(&["untag", s(&archive), "dockhand-store24/base:1", "nosuch:1"]);
     assert!(
@@ -536,12 +527,7 @@ fn an_image_untagged_last_stays_unnamed_and_an_unknown_name_changes_nothing() {
 fn a_name_given_to_another_image_moves_to_it() {
     let test = "a_name_given_to_another_image_moves_to_it";
     let tmp = tempdir();
-    let (app, base) = app_and_base();
-    let archive = write(
-        tmp.path(),
-        "images.tar",
-        &save_archive(&[app.clone(), base.clone()]),
-    );
+    let (app, base, archive) = archive_of_app_and_base(tmp.path());
     let layout = tmp.path().join("layout");
     ok(&["convert", "-q", s(&archive), s(&layout)]);
     for src in [
@@ -588,12 +574,7 @@ fn a_name_given_to_another_image_moves_to_it() {
 fn rm_removes_the_image_and_only_what_no_other_image_uses() {
     let test = "rm_removes_the_image_and_only_what_no_other_image_uses";
     let tmp = tempdir();
-    let (app, base) = app_and_base();
-    let archive = write(
-        tmp.path(),
-        "images.tar",
-        &save_archive(&[app.clone(), base.clone()]),
-    );
+    let (app, base, archive) = archive_of_app_and_base(tmp.path());
     let layout = tmp.path().join("layout");
     ok(&["convert", "-q", s(&archive), s(&layout)]);
     let doc = inspect(s(&layout));
