@@ -18,8 +18,8 @@ pub use spool::open_input;
 pub use spool::MAX_TRAILING_BYTES;
 pub(crate) use spool::{open_input_spooling_in, open_stream_spooling_in, Decoded};
 pub(crate) use tar_index::{
-    checksum_ok, extension_name, padded, pax_records, until_nul, walk_entries, EntryHead, Kept,
-    PaxRecord, RegionReader, Source as TarSource, Visitor, BLOCK,
+    checksum_ok, extension_name, oversized_extension, padded, pax_records, until_nul, walk_entries,
+    EntryHead, Kept, PaxRecord, RegionReader, Source as TarSource, Visitor, BLOCK,
 };
 pub use tar_index::{
     TarIndex, MAX_ENTRIES, MAX_EXTENSION_SIZE, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,

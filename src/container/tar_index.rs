@@ -624,14 +624,8 @@ pub(crate) fn padded(size: u64) -> u64 {
 /// Read the data of an extension entry, refusing it before reading when it claims more
 /// than [`MAX_EXTENSION_SIZE`].
 fn read_extension<S: Source>(src: &mut S, what: &str, size: u64, offset: u64) -> Result<Vec<u8>> {
-    if size > MAX_EXTENSION_SIZE {
-        return Err(Error::malformed(
-            "",
-            format!(
-                "the {what} at byte {offset} claims {size} bytes, over the limit of {} MiB for a tar extension header",
-                MAX_EXTENSION_SIZE >> 20
-            ),
-        ));
+    if let Some(problem) = oversized_extension(what, size, offset) {
+        return Err(Error::malformed("", problem));
     }
     let mut data = vec![0u8; size as usize];
     let got = src.read(&mut data).map_err(|e| src.fail(e))?;
@@ -700,6 +694,17 @@ pub(crate) fn pax_records(mut data: &[u8]) -> Option<Vec<PaxRecord>> {
         data = &data[len..];
     }
     Some(records)
+}
+
+/// The problem with an extension entry (`what`, at byte `offset`) whose data claims
+/// `size` bytes, over [`MAX_EXTENSION_SIZE`]; `None` when it is within it.
+pub(crate) fn oversized_extension(what: &str, size: u64, offset: u64) -> Option<String> {
+    (size > MAX_EXTENSION_SIZE).then(|| {
+        format!(
+            "the {what} at byte {offset} claims {size} bytes, over the limit of {} MiB for a tar extension header",
+            MAX_EXTENSION_SIZE >> 20
+        )
+    })
 }
 
 /// What an extension entry of type `kind` is (for messages), or `None` for an entry

@@ -9,8 +9,8 @@ use tar::{EntryType, Header};
 
 pub(crate) use crate::container::PaxRecord;
 use crate::container::{
-    checksum_ok, extension_name, padded, pax_records, read_full, until_nul, BLOCK,
-    MAX_EXTENSION_SIZE, MAX_PATH_BYTES, MAX_PATH_DEPTH,
+    checksum_ok, extension_name, oversized_extension, padded, pax_records, read_full, until_nul,
+    BLOCK, MAX_PATH_BYTES, MAX_PATH_DEPTH,
 };
 use crate::model::digest::Hasher;
 
@@ -140,11 +140,8 @@ impl<R: Read> TarEntries<R> {
             })?;
             let extension = extension_name(kind);
             if let Some(what) = extension {
-                if size > MAX_EXTENSION_SIZE {
-                    return Err(TarProblem::whole(format!(
-                        "the {what} at byte {at} claims {size} bytes, over the limit of {} MiB for a tar extension header",
-                        MAX_EXTENSION_SIZE >> 20
-                    )));
+                if let Some(problem) = oversized_extension(what, size, at) {
+                    return Err(TarProblem::whole(problem));
                 }
                 let mut data = vec![0u8; size as usize];
                 let got = read_full(&mut self.inner, &mut data).map_err(TarProblem::Io)?;
